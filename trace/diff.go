@@ -1,0 +1,121 @@
+package trace
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Divergence is one place where two runs of a trace disagree.
+type Divergence struct {
+	Index  int    // op index; -1 for a difference in length alone
+	Line   int    // trace line of the op
+	Op     string // canonical op text
+	A, B   string // the two rendered results; "" when that side has no observation
+	Reason string // what differs, for a human
+}
+
+func (d Divergence) String() string {
+	return fmt.Sprintf("%d: %s: %s\n  a: %s\n  b: %s", d.Line, d.Op, d.Reason, orMissing(d.A), orMissing(d.B))
+}
+
+func orMissing(s string) string {
+	if s == "" {
+		return "(no observation)"
+	}
+	return s
+}
+
+// Diff compares two runs of one trace byte for byte: the rendered results
+// and the full data, not only its digest. It returns every divergence, in
+// trace order.
+func Diff(a, b []Observation) []Divergence {
+	var out []Divergence
+	for i := 0; i < len(a) || i < len(b); i++ {
+		switch {
+		case i >= len(a):
+			out = append(out, Divergence{Index: i, Line: b[i].Line, Op: b[i].Op, B: b[i].Result.String(), Reason: "only in b"})
+			continue
+		case i >= len(b):
+			out = append(out, Divergence{Index: i, Line: a[i].Line, Op: a[i].Op, A: a[i].Result.String(), Reason: "only in a"})
+			continue
+		}
+		x, y := a[i], b[i]
+		d := Divergence{Index: i, Line: x.Line, Op: x.Op, A: x.Result.String(), B: y.Result.String()}
+		switch {
+		case x.Op != y.Op || x.Line != y.Line:
+			d.Reason = fmt.Sprintf("different ops (%d: %s vs %d: %s)", x.Line, x.Op, y.Line, y.Op)
+		case d.A != d.B:
+			d.Reason = "results differ"
+		case !bytes.Equal(x.Result.Data, y.Result.Data):
+			d.Reason = dataReason(x.Result.Data, y.Result.Data)
+		default:
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// dataReason describes the first differing byte of two equal-length buffers
+// whose renderings agree (a digest prefix collision, or a rendering bug).
+func dataReason(a, b []byte) string {
+	for k := 0; k < len(a) && k < len(b); k++ {
+		if a[k] != b[k] {
+			return fmt.Sprintf("data differs at byte %d: a=%#02x b=%#02x", k, a[k], b[k])
+		}
+	}
+	return fmt.Sprintf("data lengths differ: %d vs %d", len(a), len(b))
+}
+
+// WriteGolden writes observations in the golden format: one GoldenString
+// line per op.
+func WriteGolden(w io.Writer, obs []Observation) error {
+	bw := bufio.NewWriter(w)
+	for _, o := range obs {
+		if _, err := fmt.Fprintln(bw, o.GoldenString()); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// ReadGolden reads a golden file written by WriteGolden.
+func ReadGolden(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read golden: %w", err)
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	if s == "" {
+		return nil, nil
+	}
+	return strings.Split(s, "\n"), nil
+}
+
+// DiffGolden compares a run (a) against golden lines (b). Long data is
+// compared through its full SHA-256, so the comparison is exact.
+func DiffGolden(obs []Observation, golden []string) []Divergence {
+	var out []Divergence
+	for i := 0; i < len(obs) || i < len(golden); i++ {
+		var got, want string
+		if i < len(obs) {
+			got = obs[i].GoldenString()
+		}
+		if i < len(golden) {
+			want = golden[i]
+		}
+		if got == want {
+			continue
+		}
+		d := Divergence{Index: i, A: got, B: want, Reason: "differs from golden"}
+		if i < len(obs) {
+			d.Line, d.Op = obs[i].Line, obs[i].Op
+		}
+		out = append(out, d)
+	}
+	return out
+}

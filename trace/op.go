@@ -1,0 +1,297 @@
+package trace
+
+import "fmt"
+
+// Kind is the kind of an op.
+type Kind uint8
+
+// The op kinds of the trace language. Operand use per kind is documented on Op.
+const (
+	OpInvalid Kind = iota
+	OpConn         // conn A B
+	OpMap          // map M sockmap|sockhash N
+	OpProg         // prog M sk_msg|sk_skb VERDICT [apply N] [cork N] [parser N|all]
+	OpInsert       // insert M KEY S
+	OpDelete       // delete M KEY
+	OpPair         // pair A B
+	OpSend         // send S DATA [dontwait]
+	OpRecv         // recv S N [peek] [dontwait] [waitall]
+	OpSplice       // splice S N [nonblock]
+	OpPipe         // pipe S N
+	OpIOCopy       // iocopy SRC DST
+	OpFIONREAD     // fionread S
+	OpPoll         // poll S
+	OpState        // state S
+	OpShutdown     // shutdown S wr|rd|rdwr
+	OpClose        // close S [rst]
+	OpSet          // set S OPT VALUE
+	OpSleep        // sleep MS
+	OpJoin         // join T
+	numKinds
+)
+
+var kindNames = [numKinds]string{
+	OpConn: "conn", OpMap: "map", OpProg: "prog", OpInsert: "insert",
+	OpDelete: "delete", OpPair: "pair", OpSend: "send", OpRecv: "recv",
+	OpSplice: "splice", OpPipe: "pipe", OpIOCopy: "iocopy",
+	OpFIONREAD: "fionread", OpPoll: "poll", OpState: "state",
+	OpShutdown: "shutdown", OpClose: "close", OpSet: "set",
+	OpSleep: "sleep", OpJoin: "join",
+}
+
+// Kinds returns every valid op kind, in declaration order.
+func Kinds() []Kind {
+	ks := make([]Kind, 0, numKinds-1)
+	for k := OpConn; k < numKinds; k++ {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func (k Kind) String() string {
+	if k > OpInvalid && k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+func kindByName(s string) (Kind, bool) {
+	for k := OpConn; k < numKinds; k++ {
+		if kindNames[k] == s {
+			return k, true
+		}
+	}
+	return OpInvalid, false
+}
+
+// Flags are the optional words of recv, send, splice and close.
+type Flags uint8
+
+const (
+	FlagDontwait Flags = 1 << iota // send, recv: MSG_DONTWAIT
+	FlagPeek                       // recv: MSG_PEEK
+	FlagWaitall                    // recv: MSG_WAITALL
+	FlagNonblock                   // splice: SPLICE_F_NONBLOCK
+	FlagRST                        // close: SO_LINGER{1,0} first, so close sends RST
+)
+
+// flagWords lists flag words in canonical print order.
+var flagWords = []struct {
+	f    Flags
+	word string
+}{
+	{FlagPeek, "peek"}, {FlagDontwait, "dontwait"}, {FlagWaitall, "waitall"},
+	{FlagNonblock, "nonblock"}, {FlagRST, "rst"},
+}
+
+// allowedFlags is which flags each op accepts.
+var allowedFlags = map[Kind]Flags{
+	OpSend:   FlagDontwait,
+	OpRecv:   FlagPeek | FlagDontwait | FlagWaitall,
+	OpSplice: FlagNonblock,
+	OpClose:  FlagRST,
+}
+
+// MapType is a BPF map type usable in a trace.
+type MapType uint8
+
+const (
+	SockMap  MapType = iota + 1 // BPF_MAP_TYPE_SOCKMAP
+	SockHash                    // BPF_MAP_TYPE_SOCKHASH
+)
+
+func (m MapType) String() string {
+	switch m {
+	case SockMap:
+		return "sockmap"
+	case SockHash:
+		return "sockhash"
+	}
+	return fmt.Sprintf("MapType(%d)", uint8(m))
+}
+
+// ProgType is the attach type of a canned verdict program.
+type ProgType uint8
+
+const (
+	SkMsg ProgType = iota + 1 // BPF_PROG_TYPE_SK_MSG, attached as BPF_SK_MSG_VERDICT
+	SkSkb                     // BPF_PROG_TYPE_SK_SKB, attached as BPF_SK_SKB_STREAM_VERDICT
+)
+
+func (p ProgType) String() string {
+	switch p {
+	case SkMsg:
+		return "sk_msg"
+	case SkSkb:
+		return "sk_skb"
+	}
+	return fmt.Sprintf("ProgType(%d)", uint8(p))
+}
+
+// Verdict is what a canned program returns.
+type Verdict uint8
+
+const (
+	VerdictPass     Verdict = iota + 1 // SK_PASS
+	VerdictDrop                        // SK_DROP
+	VerdictRedirect                    // bpf_{msg,sk}_redirect_map/hash(KEY, flags)
+)
+
+// ParserAll is Prog.Parser for `parser all`: the stream parser returns the
+// whole skb's length.
+const ParserAll = -1
+
+// Prog is the program of an OpProg.
+type Prog struct {
+	Type    ProgType
+	Verdict Verdict
+	Key     int64 // redirect target key (VerdictRedirect only)
+	Ingress bool  // redirect with BPF_F_INGRESS (VerdictRedirect only)
+
+	HasApply bool  // sk_msg: call bpf_msg_apply_bytes(Apply)
+	Apply    int64 //
+	HasCork  bool  // sk_msg: call bpf_msg_cork_bytes(Cork)
+	Cork     int64 //
+	Parser   int64 // sk_skb: 0 none, N > 0 frames of N bytes, ParserAll
+}
+
+// Shutdown is the how of `shutdown`.
+type Shutdown uint8
+
+const (
+	ShutRD   Shutdown = iota + 1 // SHUT_RD
+	ShutWR                       // SHUT_WR
+	ShutRDWR                     // SHUT_RDWR
+)
+
+func (s Shutdown) String() string {
+	switch s {
+	case ShutRD:
+		return "rd"
+	case ShutWR:
+		return "wr"
+	case ShutRDWR:
+		return "rdwr"
+	}
+	return fmt.Sprintf("Shutdown(%d)", uint8(s))
+}
+
+// SockOpt is the option of `set`.
+type SockOpt uint8
+
+const (
+	OptRcvtimeo SockOpt = iota + 1 // SO_RCVTIMEO, value in milliseconds
+	OptNonblock                    // O_NONBLOCK on the fd, value 1 (on) or 0 (off)
+	OptBusypoll                    // SO_BUSY_POLL, value in microseconds
+	OptRcvbuf                      // SO_RCVBUF, bytes
+	OptSndbuf                      // SO_SNDBUF, bytes
+)
+
+var sockOptNames = map[SockOpt]string{
+	OptRcvtimeo: "rcvtimeo", OptNonblock: "nonblock", OptBusypoll: "busypoll",
+	OptRcvbuf: "rcvbuf", OptSndbuf: "sndbuf",
+}
+
+func (o SockOpt) String() string {
+	if s, ok := sockOptNames[o]; ok {
+		return s
+	}
+	return fmt.Sprintf("SockOpt(%d)", uint8(o))
+}
+
+// DataForm is how a send's payload was written.
+type DataForm uint8
+
+const (
+	DataText    DataForm = iota + 1 // "text" with Go escapes
+	DataHex                         // x"0a0b"
+	DataPattern                     // N: N pattern bytes (see Pattern)
+)
+
+// Pos is a position in a trace file; Line and Col are 1-based.
+type Pos struct {
+	Line, Col int
+}
+
+// Op is one trace op. Which operands are meaningful depends on Kind:
+//
+//	conn A B              A, B
+//	map M T N             Map, MapType, Size (entries)
+//	prog M ...            Map, Prog
+//	insert M KEY S        Map, Key, A
+//	delete M KEY          Map, Key
+//	pair A B              A, B
+//	send S DATA           A, Form, Data (text, hex) or Size (pattern), Flags
+//	recv S N              A, Size, Flags
+//	splice S N            A, Size, Flags
+//	pipe S N              A, Size
+//	iocopy SRC DST        A (source), B (destination)
+//	fionread|poll|state S A
+//	shutdown S HOW        A, How
+//	close S               A, Flags
+//	set S OPT V           A, Opt, Size (the value)
+//	sleep MS              Size (milliseconds)
+//	join T                Target
+//
+// Unused operands are zero. Thread is the empty string for thread main.
+type Op struct {
+	Pos    Pos
+	Thread string
+	Kind   Kind
+
+	A, B    string
+	Map     string
+	MapType MapType
+	Key     int64
+	Size    int64
+	Form    DataForm
+	Data    []byte
+	Flags   Flags
+	Prog    *Prog
+	How     Shutdown
+	Opt     SockOpt
+	Target  string
+}
+
+// ThreadName returns the op's thread, "main" for the unprefixed ones.
+func (o *Op) ThreadName() string {
+	if o.Thread == "" {
+		return MainThread
+	}
+	return o.Thread
+}
+
+// MainThread is the thread unprefixed ops run in.
+const MainThread = "main"
+
+// Sockets returns the socket names the op uses, in operand order.
+func (o *Op) Sockets() []string {
+	switch o.Kind {
+	case OpConn, OpPair, OpIOCopy:
+		return []string{o.A, o.B}
+	case OpMap, OpProg, OpDelete, OpSleep, OpJoin:
+		return nil
+	}
+	return []string{o.A}
+}
+
+// Schedule is the `schedule` directive: either a seed for the model's
+// scheduler or an explicit order of thread names.
+type Schedule struct {
+	Pos     Pos
+	HasSeed bool
+	Seed    uint64
+	Threads []string
+}
+
+// Trace is a parsed trace file.
+type Trace struct {
+	File        string
+	Profile     string // from `profile P`; "" when absent
+	ProfilePos  Pos
+	Schedule    *Schedule // nil when absent
+	Ops         []Op
+	SocketNames []string // in order of definition by conn
+	MapNames    []string // in order of definition by map
+	ThreadNames []string // "main" first, then in order of first use
+}

@@ -1,0 +1,85 @@
+package trace
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ProfileInfo describes a base kernel or a patch series a profile can name.
+type ProfileInfo struct {
+	Name    string
+	Patch   bool   // a patch series applied on a base, not a base kernel
+	Summary string // one line
+}
+
+// Bases and patches a profile may name (../shared/DESIGN.md, "Profiles").
+var profileInfos = []ProfileInfo{
+	{"linux-6.18", false, "mainline 6.18 as measured on the host: splice never sees psock ingress data; FIONREAD counts it"},
+	{"linux-6.1", false, "mainline 6.1 as measured in a Debian guest: like 6.18, but FIONREAD ignores psock ingress data"},
+	{"splice-copy", true, "splice_read for sockmap that copies (Whitchurch v3 / Jiayuan Chen patch 4)"},
+	{"splice-zerocopy", true, "Jiayuan Chen patch 5: fragment pages passed to the pipe with a shared reference"},
+	{"loopback-splice", true, "Cong Wang's RFC: per-direction 16 KiB ring for BPF-paired loopback sockets, as posted"},
+	{"loopback-splice-seq", true, "loopback-splice with the ordering fix of the out-of-tree tcp_splice module"},
+}
+
+// DefaultBase is the base a bare patch name is applied to.
+const DefaultBase = "linux-6.18"
+
+// Profiles lists every base and patch, bases first.
+func Profiles() []ProfileInfo { return append([]ProfileInfo(nil), profileInfos...) }
+
+// Profile is a parsed profile name: a base kernel plus patch series.
+type Profile struct {
+	Base    string
+	Patches []string
+}
+
+// String renders the profile as base+patch+patch.
+func (p Profile) String() string {
+	return strings.Join(append([]string{p.Base}, p.Patches...), "+")
+}
+
+// Has reports whether patch is applied.
+func (p Profile) Has(patch string) bool {
+	for _, q := range p.Patches {
+		if q == patch {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseProfile parses `base+patch+patch`. A name that is only a patch
+// ("splice-copy") means DefaultBase plus that patch.
+func ParseProfile(s string) (Profile, error) {
+	parts := strings.Split(s, "+")
+	var p Profile
+	for i, name := range parts {
+		info, ok := lookupProfile(name)
+		switch {
+		case !ok:
+			return Profile{}, fmt.Errorf("%w %q", ErrUnknownProfile, name)
+		case !info.Patch && i > 0:
+			return Profile{}, fmt.Errorf("%w %q: base %q must come first", ErrUnknownProfile, s, name)
+		case !info.Patch:
+			p.Base = name
+		case p.Has(name):
+			return Profile{}, fmt.Errorf("%w %q: patch %q twice", ErrUnknownProfile, s, name)
+		default:
+			p.Patches = append(p.Patches, name)
+		}
+	}
+	if p.Base == "" {
+		p.Base = DefaultBase
+	}
+	return p, nil
+}
+
+func lookupProfile(name string) (ProfileInfo, bool) {
+	for _, info := range profileInfos {
+		if info.Name == name {
+			return info, true
+		}
+	}
+	return ProfileInfo{}, false
+}

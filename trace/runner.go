@@ -1,0 +1,317 @@
+package trace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// abandonGrace is how long past an op's timeout the runner waits for the
+// executor to return before declaring the backend stuck.
+const abandonGrace = 10 * time.Second
+
+// Run executes t on backend b and returns one observation per op, in trace
+// order. Opts.Profile is resolved first: the explicit value, else the
+// trace's `profile` directive, else DefaultBase.
+//
+// Thread semantics: ops are dispatched in trace order to their threads; each
+// thread runs its ops in order on its own locked OS thread. After each
+// dispatch Run waits until every thread is idle or blocked (Executor.Blocked),
+// so an op blocks only its own thread. At the end every thread is joined.
+// The runner handles `join` itself; every other op goes to the Executor.
+func Run(ctx context.Context, b Backend, t *Trace, opts Options) ([]Observation, error) {
+	var err error
+	if opts, err = ResolveOptions(t, opts); err != nil {
+		return nil, err
+	}
+	if tr, ok := b.(TraceRunner); ok {
+		return tr.RunTrace(ctx, t, opts)
+	}
+	ex, err := b.Open(ctx, t, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open backend %s: %w", b.Name(), err)
+	}
+	r := newRunner(t, ex, opts)
+	obs, runErr := r.run(ctx)
+	if cerr := ex.Close(); cerr != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close backend %s: %w", b.Name(), cerr))
+	}
+	if runErr != nil {
+		return nil, runErr
+	}
+	return obs, nil
+}
+
+// ResolveOptions fills in the profile and timeout defaults and validates the
+// profile name.
+func ResolveOptions(t *Trace, opts Options) (Options, error) {
+	if opts.Profile == "" {
+		opts.Profile = t.Profile
+	}
+	if opts.Profile == "" {
+		opts.Profile = DefaultBase
+	}
+	p, err := ParseProfile(opts.Profile)
+	if err != nil {
+		return opts, err
+	}
+	opts.Profile = p.String()
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = DefaultOpTimeout
+	}
+	return opts, nil
+}
+
+type thread struct {
+	name  string
+	queue chan int
+
+	// LOCKING: fields below are guarded by runner.mu.
+	dispatched int       // ops handed to this thread so far
+	completed  int       // ops finished so far
+	running    bool      // inside Exec or a join
+	joining    bool      // waiting in a join (blocked by definition)
+	started    time.Time // when the current op began
+}
+
+type runner struct {
+	t    *Trace
+	ex   Executor
+	opts Options
+	obs  []Observation
+	done []chan struct{} // closed when op i completes
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	threads map[string]*thread // LOCKING: the map is written only by the dispatcher
+	sent    map[string]int64   // LOCKING: mu; bytes each socket has sent
+	fatal   error              // LOCKING: mu; first backend failure
+}
+
+func newRunner(t *Trace, ex Executor, opts Options) *runner {
+	r := &runner{
+		t: t, ex: ex, opts: opts,
+		obs:     make([]Observation, len(t.Ops)),
+		done:    make([]chan struct{}, len(t.Ops)),
+		threads: map[string]*thread{},
+		sent:    map[string]int64{},
+	}
+	for i := range r.done {
+		r.done[i] = make(chan struct{})
+	}
+	return r
+}
+
+func (r *runner) run(ctx context.Context) ([]Observation, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for i := range r.t.Ops {
+		op := &r.t.Ops[i]
+		th := r.thread(ctx, op.ThreadName())
+		r.mu.Lock()
+		th.dispatched++
+		r.mu.Unlock()
+		th.queue <- i
+		if err := r.wait(ctx, false); err != nil {
+			return nil, r.abandon(cancel, err)
+		}
+	}
+	if err := r.wait(ctx, true); err != nil {
+		return nil, r.abandon(cancel, err)
+	}
+	r.shutdown()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fatal != nil {
+		return nil, r.fatal
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("run %s: %w", r.t.File, err)
+	}
+	return r.obs, nil
+}
+
+// abandon ends a failed run: it cancels every op and waits for the threads
+// unless one is stuck in the backend, whose Close must then unblock it.
+func (r *runner) abandon(cancel context.CancelFunc, err error) error {
+	cancel()
+	if !errors.Is(err, errStuck) {
+		r.shutdown()
+	}
+	return err
+}
+
+// errStuck marks an executor that ignored an op's cancellation.
+var errStuck = errors.New("backend did not return after the op timeout")
+
+// shutdown closes every queue and waits for the threads to drain them.
+func (r *runner) shutdown() {
+	for _, th := range r.threads {
+		close(th.queue)
+	}
+	r.wg.Wait()
+}
+
+// thread returns the named thread, starting it on first use.
+func (r *runner) thread(ctx context.Context, name string) *thread {
+	if th, ok := r.threads[name]; ok {
+		return th
+	}
+	th := &thread{name: name, queue: make(chan int, len(r.t.Ops))}
+	r.threads[name] = th
+	r.wg.Add(1)
+	go r.loop(ctx, th)
+	return th
+}
+
+func (r *runner) setFatal(err error) {
+	r.mu.Lock()
+	if r.fatal == nil {
+		r.fatal = err
+	}
+	r.mu.Unlock()
+}
+
+// loop is a trace thread. It never unlocks its OS thread, so the thread is
+// destroyed when loop returns and a backend may leave it changed (a
+// different network namespace, say) without restoring it.
+func (r *runner) loop(ctx context.Context, th *thread) {
+	defer r.wg.Done()
+	runtime.LockOSThread()
+	startErr := r.ex.StartThread(th.name)
+	if startErr != nil {
+		r.setFatal(fmt.Errorf("start thread %s: %w", th.name, startErr))
+	}
+	for i := range th.queue {
+		if startErr != nil {
+			r.finish(th, i, RunnerTimeout())
+			continue
+		}
+		r.finish(th, i, r.exec(ctx, th, i))
+	}
+}
+
+func (r *runner) finish(th *thread, i int, res Result) {
+	op := &r.t.Ops[i]
+	r.mu.Lock()
+	r.obs[i] = Observation{Line: op.Pos.Line, Op: op.String(), Result: res}
+	th.running, th.joining = false, false
+	th.completed++
+	r.mu.Unlock()
+	close(r.done[i])
+}
+
+// exec runs op i on th, recovering a backend panic into a fatal error.
+func (r *runner) exec(ctx context.Context, th *thread, i int) (res Result) {
+	op := &r.t.Ops[i]
+	defer func() {
+		if p := recover(); p != nil {
+			r.setFatal(fmt.Errorf("%s:%d: backend panicked in %q: %v\n%s", r.t.File, op.Pos.Line, op.String(), p, debug.Stack()))
+			res = RunnerTimeout()
+		}
+	}()
+	opCtx, cancel := context.WithTimeout(ctx, r.opts.OpTimeout)
+	defer cancel()
+
+	r.mu.Lock()
+	th.running, th.started = true, time.Now()
+	th.joining = op.Kind == OpJoin
+	c := &Call{Thread: th.name, Index: i, Op: op}
+	if op.Kind == OpSend {
+		c.Data = op.Data
+		if op.Form == DataPattern {
+			c.Data = Pattern(r.sent[op.A], op.Size)
+		}
+	}
+	var joinOn chan struct{}
+	if op.Kind == OpJoin {
+		joinOn = r.lastDispatchedLocked(op.Target, i)
+	}
+	r.mu.Unlock()
+
+	if op.Kind == OpJoin {
+		if joinOn != nil {
+			select {
+			case <-joinOn:
+			case <-opCtx.Done():
+				return RunnerTimeout()
+			}
+		}
+		return OK()
+	}
+	res = r.ex.Exec(opCtx, c)
+	if opCtx.Err() != nil {
+		return RunnerTimeout()
+	}
+	if res.N > 0 && res.Word == "" {
+		switch op.Kind {
+		case OpSend:
+			r.mu.Lock()
+			r.sent[op.A] += res.N
+			r.mu.Unlock()
+		case OpIOCopy:
+			r.mu.Lock()
+			r.sent[op.B] += res.N
+			r.mu.Unlock()
+		}
+	}
+	return res
+}
+
+// lastDispatchedLocked returns the done channel of the last op of thread
+// name that precedes op index before in trace order, or nil if none.
+func (r *runner) lastDispatchedLocked(name string, before int) chan struct{} {
+	for j := before - 1; j >= 0; j-- {
+		if r.t.Ops[j].ThreadName() == name {
+			return r.done[j]
+		}
+	}
+	return nil
+}
+
+// wait waits until every thread is settled (idle or blocked) or, with
+// all, until every dispatched op has completed. It polls the executor's
+// Blocked with a short backoff: blocking inside a backend (a kernel
+// syscall) has no event to wait on.
+func (r *runner) wait(ctx context.Context, all bool) error {
+	backoff := 5 * time.Microsecond
+	for {
+		ok, err := r.settled(all)
+		if err != nil || ok {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("run %s: %w", r.t.File, err)
+		}
+		time.Sleep(backoff)
+		if backoff < time.Millisecond {
+			backoff *= 2
+		}
+	}
+}
+
+func (r *runner) settled(all bool) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fatal != nil {
+		return false, r.fatal
+	}
+	ok := true
+	for _, th := range r.threads {
+		if th.completed == th.dispatched {
+			continue
+		}
+		if th.running && time.Since(th.started) > r.opts.OpTimeout+abandonGrace {
+			return false, fmt.Errorf("thread %s: %w (%v)", th.name, errStuck, abandonGrace)
+		}
+		if !all && th.running && (th.joining || r.ex.Blocked(th.name)) {
+			continue
+		}
+		ok = false
+	}
+	return ok, nil
+}
