@@ -48,10 +48,10 @@ func Diff(a, b []Observation) []Divergence {
 		switch {
 		case x.Op != y.Op || x.Line != y.Line:
 			d.Reason = fmt.Sprintf("different ops (%d: %s vs %d: %s)", x.Line, x.Op, y.Line, y.Op)
+		case x.Result.HasData && y.Result.HasData && !bytes.Equal(x.Result.Data, y.Result.Data):
+			d.Reason = dataReason(x.Result.Data, y.Result.Data)
 		case d.A != d.B:
 			d.Reason = "results differ"
-		case !bytes.Equal(x.Result.Data, y.Result.Data):
-			d.Reason = dataReason(x.Result.Data, y.Result.Data)
 		default:
 			continue
 		}
@@ -60,8 +60,7 @@ func Diff(a, b []Observation) []Divergence {
 	return out
 }
 
-// dataReason describes the first differing byte of two equal-length buffers
-// whose renderings agree (a digest prefix collision, or a rendering bug).
+// dataReason describes where two buffers first differ.
 func dataReason(a, b []byte) string {
 	for k := 0; k < len(a) && k < len(b); k++ {
 		if a[k] != b[k] {

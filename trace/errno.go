@@ -24,7 +24,7 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.ESHUTDOWN: "ESHUTDOWN", syscall.ETIMEDOUT: "ETIMEDOUT",
 	syscall.ECONNREFUSED: "ECONNREFUSED", syscall.EALREADY: "EALREADY",
 	syscall.EINPROGRESS: "EINPROGRESS",
-	syscall.ELOOP: "ELOOP", syscall.ENAMETOOLONG: "ENAMETOOLONG",
+	syscall.ELOOP:       "ELOOP", syscall.ENAMETOOLONG: "ENAMETOOLONG",
 	524: "ENOTSUPP", // kernel-internal, leaks from some BPF paths
 }
 

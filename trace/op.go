@@ -7,26 +7,26 @@ type Kind uint8
 
 // The op kinds of the trace language. Operand use per kind is documented on Op.
 const (
-	OpInvalid Kind = iota
-	OpConn         // conn A B
-	OpMap          // map M sockmap|sockhash N
-	OpProg         // prog M sk_msg|sk_skb VERDICT [apply N] [cork N] [parser N|all]
-	OpInsert       // insert M KEY S
-	OpDelete       // delete M KEY
-	OpPair         // pair A B
-	OpSend         // send S DATA [dontwait]
-	OpRecv         // recv S N [peek] [dontwait] [waitall]
-	OpSplice       // splice S N [nonblock]
-	OpPipe         // pipe S N
-	OpIOCopy       // iocopy SRC DST
-	OpFIONREAD     // fionread S
-	OpPoll         // poll S
-	OpState        // state S
-	OpShutdown     // shutdown S wr|rd|rdwr
-	OpClose        // close S [rst]
-	OpSet          // set S OPT VALUE
-	OpSleep        // sleep MS
-	OpJoin         // join T
+	OpInvalid  Kind = iota
+	OpConn          // conn A B
+	OpMap           // map M sockmap|sockhash N
+	OpProg          // prog M sk_msg|sk_skb VERDICT [apply N] [cork N] [parser N|all]
+	OpInsert        // insert M KEY S
+	OpDelete        // delete M KEY
+	OpPair          // pair A B
+	OpSend          // send S DATA [dontwait]
+	OpRecv          // recv S N [peek] [dontwait] [waitall]
+	OpSplice        // splice S N [nonblock]
+	OpPipe          // pipe S N
+	OpIOCopy        // iocopy SRC DST
+	OpFIONREAD      // fionread S
+	OpPoll          // poll S
+	OpState         // state S
+	OpShutdown      // shutdown S wr|rd|rdwr
+	OpClose         // close S [rst]
+	OpSet           // set S OPT VALUE
+	OpSleep         // sleep MS
+	OpJoin          // join T
 	numKinds
 )
 

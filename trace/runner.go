@@ -11,8 +11,9 @@ import (
 )
 
 // abandonGrace is how long past an op's timeout the runner waits for the
-// executor to return before declaring the backend stuck.
-const abandonGrace = 10 * time.Second
+// executor to return before declaring the backend stuck. A variable only so
+// that tests can shorten it.
+var abandonGrace = 10 * time.Second
 
 // Run executes t on backend b and returns one observation per op, in trace
 // order. Opts.Profile is resolved first: the explicit value, else the

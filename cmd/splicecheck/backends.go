@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// backendInfo is one backend the project names (../shared/DESIGN.md,
+// "Backends"). open is nil while the backend is not built yet.
+type backendInfo struct {
+	name    string
+	summary string
+	open    func(cfg backendConfig) (trace.Backend, error)
+}
+
+// backendConfig carries the flags a backend may need.
+type backendConfig struct{}
+
+// goldenBackend names the recorded observations of a kernel
+// (testdata/golden/PROFILE/NAME.out), usable as one side of diff.
+const goldenBackend = "golden"
+
+var backends = []backendInfo{
+	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", nil},
+	{"netstack", "the model with gVisor netstack as its TCP layer", nil},
+	{"kernel", "the live kernel of this machine (root; a fresh network namespace per trace)", nil},
+	{"vm", "the kernel backend inside a VM booted from a kernel image", nil},
+}
+
+func builtBackends() []string {
+	var out []string
+	for _, b := range backends {
+		if b.open != nil {
+			out = append(out, b.name)
+		}
+	}
+	return out
+}
+
+// openBackend returns the named backend; flag names the flag for errors.
+func openBackend(flag, name string, cfg backendConfig) (trace.Backend, error) {
+	var known []string
+	for _, b := range backends {
+		known = append(known, b.name)
+		if b.name != name {
+			continue
+		}
+		if b.open == nil {
+			built := strings.Join(builtBackends(), ", ")
+			if built == "" {
+				built = "none yet"
+			}
+			return nil, fmt.Errorf("%s %s: %w (built: %s)", flag, name, trace.ErrNotBuilt, built)
+		}
+		be, err := b.open(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", flag, name, err)
+		}
+		return be, nil
+	}
+	return nil, fmt.Errorf("%s: %w %q (known: %s)", flag, trace.ErrUnknownBackend, name, strings.Join(known, ", "))
+}
+
+// badInput are the sentinels that make an error the user's input: exit 2.
+var badInput = []error{
+	trace.ErrSyntax, trace.ErrNotBuilt, trace.ErrUnknownBackend,
+	trace.ErrUnknownProfile, trace.ErrUnsupported, os.ErrNotExist, os.ErrPermission,
+}
+
+func isBadInput(err error) bool {
+	for _, s := range badInput {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " ..."
+	}
+	return s
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+type jsonDiff struct {
+	Trace       string             `json:"trace"`
+	A           string             `json:"a"`
+	B           string             `json:"b"`
+	Profile     string             `json:"profile"`
+	Agree       bool               `json:"agree"`
+	Divergences []trace.Divergence `json:"divergences,omitempty"`
+}
+
+func cmdDiff(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "diff", "--a BACKEND --b BACKEND [flags] TRACE...",
+		"Run each trace on two backends and compare the runs byte for byte (full data,\n"+
+			"not only digests). BACKEND may be \"golden\": the observations recorded in\n"+
+			"--golden-dir/PROFILE/NAME.out. Exit status 1 when any trace diverges.")
+	var rf runFlags
+	rf.register(fs)
+	a := fs.String("a", "model", "first backend: "+backendNames()+", or golden")
+	b := fs.String("b", "kernel", "second backend (same choices)")
+	goldenDir := fs.String("golden-dir", "testdata/golden", "directory of golden observations, by profile")
+	paths, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	opts, err := rf.options()
+	if err != nil {
+		return err
+	}
+	if *a == *b {
+		return usagef("--a and --b are both %q", *a)
+	}
+	traces, err := parseTraces(paths)
+	if err != nil {
+		return err
+	}
+	sides := []*side{{flag: "--a", name: *a}, {flag: "--b", name: *b}}
+	for _, s := range sides {
+		if s.name == goldenBackend {
+			continue
+		}
+		if s.backend, err = openBackend(s.flag, s.name, backendConfig{}); err != nil {
+			return err
+		}
+	}
+	var out []jsonDiff
+	diverged := 0
+	for _, t := range traces {
+		o, err := trace.ResolveOptions(t, opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.File, err)
+		}
+		d, err := diffOne(ctx, t, o, sides, *goldenDir)
+		if err != nil {
+			return err
+		}
+		jd := jsonDiff{Trace: t.File, A: *a, B: *b, Profile: o.Profile, Agree: len(d) == 0, Divergences: d}
+		out = append(out, jd)
+		if len(d) > 0 {
+			diverged++
+		}
+		if rf.json {
+			continue
+		}
+		if len(d) == 0 {
+			fmt.Fprintf(e.stdout, "agree    %s (%s vs %s, profile %s, %d ops)\n", t.File, *a, *b, o.Profile, len(t.Ops))
+			continue
+		}
+		fmt.Fprintf(e.stdout, "DIVERGE  %s (%s vs %s, profile %s)\n", t.File, *a, *b, o.Profile)
+		for _, dv := range d {
+			fmt.Fprintf(e.stdout, "  %s:%d: %s: %s\n    a (%s): %s\n    b (%s): %s\n",
+				t.File, dv.Line, dv.Op, dv.Reason, *a, orNone(dv.A), *b, orNone(dv.B))
+		}
+	}
+	if rf.json {
+		if err := writeJSON(e, out); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge\n", len(traces), len(traces)-diverged, diverged)
+	}
+	if diverged > 0 {
+		return errDiverged
+	}
+	return nil
+}
+
+// side is one of the two things diff compares.
+type side struct {
+	flag, name string
+	backend    trace.Backend // nil for golden
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no observation)"
+	}
+	return s
+}
+
+// diffOne runs t on both sides. A golden side is compared through
+// DiffGolden (full SHA-256 of long data); two live sides through Diff (full
+// bytes).
+func diffOne(ctx context.Context, t *trace.Trace, o trace.Options, sides []*side, goldenDir string) ([]trace.Divergence, error) {
+	var runs [2][]trace.Observation
+	var golden []string
+	goldenIdx := -1
+	for i, s := range sides {
+		if s.backend == nil {
+			g, err := trace.ReadGolden(goldenPath(goldenDir, o.Profile, t))
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", s.flag, s.name, err)
+			}
+			golden, goldenIdx = g, i
+			continue
+		}
+		obs, err := trace.Run(ctx, s.backend, t, o)
+		if err != nil {
+			return nil, fmt.Errorf("run %s on %s: %w", t.File, s.name, err)
+		}
+		runs[i] = obs
+	}
+	switch goldenIdx {
+	case 0:
+		d := trace.DiffGolden(runs[1], golden)
+		for i := range d {
+			d[i].A, d[i].B = d[i].B, d[i].A
+		}
+		return d, nil
+	case 1:
+		return trace.DiffGolden(runs[0], golden), nil
+	}
+	return trace.Diff(runs[0], runs[1]), nil
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// runFlags are the flags run and diff share.
+type runFlags struct {
+	profile string
+	timeout time.Duration
+	seed    uint64
+	json    bool
+}
+
+func (f *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.profile, "profile", "", "kernel behaviour to reproduce (see 'splicecheck profiles'); overrides the trace's profile directive")
+	fs.DurationVar(&f.timeout, "timeout", trace.DefaultOpTimeout, "per-op timeout; an op still running then is reported as -ETIMEDOUT (runner)")
+	fs.Uint64Var(&f.seed, "seed", 0, "seed for the backend's scheduler (model backends)")
+	fs.BoolVar(&f.json, "json", false, "print JSON instead of text")
+}
+
+func (f *runFlags) options() (trace.Options, error) {
+	if f.profile != "" {
+		if _, err := trace.ParseProfile(f.profile); err != nil {
+			return trace.Options{}, usagef("--profile: %v", err)
+		}
+	}
+	if f.timeout <= 0 {
+		return trace.Options{}, usagef("--timeout: must be positive, got %v", f.timeout)
+	}
+	return trace.Options{Profile: f.profile, OpTimeout: f.timeout, Seed: f.seed}, nil
+}
+
+// parseTraces parses every trace before anything runs, so a syntax error
+// anywhere is reported before any backend is touched.
+func parseTraces(paths []string) ([]*trace.Trace, error) {
+	if len(paths) == 0 {
+		return nil, usagef("no trace files given")
+	}
+	var out []*trace.Trace
+	for _, p := range paths {
+		t, err := trace.ParseFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// jsonRun is one trace's run in --json output.
+type jsonRun struct {
+	Trace        string    `json:"trace"`
+	Backend      string    `json:"backend"`
+	Profile      string    `json:"profile"`
+	Observations []jsonObs `json:"observations"`
+}
+
+type jsonObs struct {
+	Line   int    `json:"line"`
+	Op     string `json:"op"`
+	Result string `json:"result"`
+	Data   []byte `json:"data,omitempty"` // full data, base64
+}
+
+func toJSONObs(obs []trace.Observation) []jsonObs {
+	out := make([]jsonObs, len(obs))
+	for i, o := range obs {
+		out[i] = jsonObs{Line: o.Line, Op: o.Op, Result: o.Result.String(), Data: o.Result.Data}
+	}
+	return out
+}
+
+func cmdRun(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "run", "[flags] TRACE...", "Run each trace on a backend and print one observation per op:\n\n    LINE: OP => RESULT")
+	var rf runFlags
+	rf.register(fs)
+	backend := fs.String("backend", "model", "backend to run on: "+backendNames())
+	paths, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	opts, err := rf.options()
+	if err != nil {
+		return err
+	}
+	traces, err := parseTraces(paths)
+	if err != nil {
+		return err
+	}
+	b, err := openBackend("--backend", *backend, backendConfig{})
+	if err != nil {
+		return err
+	}
+	var runs []jsonRun
+	for _, t := range traces {
+		o, err := trace.ResolveOptions(t, opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.File, err)
+		}
+		obs, err := trace.Run(ctx, b, t, o)
+		if err != nil {
+			return fmt.Errorf("run %s on %s: %w", t.File, b.Name(), err)
+		}
+		if rf.json {
+			runs = append(runs, jsonRun{t.File, b.Name(), o.Profile, toJSONObs(obs)})
+			continue
+		}
+		if len(traces) > 1 {
+			fmt.Fprintf(e.stdout, "== %s (backend %s, profile %s)\n", t.File, b.Name(), o.Profile)
+		}
+		for _, ob := range obs {
+			fmt.Fprintln(e.stdout, ob)
+		}
+	}
+	if rf.json {
+		return writeJSON(e, runs)
+	}
+	return nil
+}
+
+func writeJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func backendNames() string {
+	var names []string
+	for _, b := range backends {
+		n := b.name
+		if b.open == nil {
+			n += " (not built yet)"
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ", ")
+}
+
+// goldenPath is where the golden observations of t for profile live.
+func goldenPath(dir, profile string, t *trace.Trace) string {
+	name := strings.TrimSuffix(filepath.Base(t.File), filepath.Ext(t.File))
+	return filepath.Join(dir, profile, name+".out")
+}

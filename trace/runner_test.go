@@ -1,0 +1,184 @@
+package trace
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustParse(t *testing.T, src string) *Trace {
+	t.Helper()
+	tr, err := Parse("test.trace", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func runFake(t *testing.T, f *fakeBackend, src string, opts Options) ([]Observation, error) {
+	t.Helper()
+	return Run(context.Background(), f, mustParse(t, src), opts)
+}
+
+func render(obs []Observation) string {
+	var b strings.Builder
+	for _, o := range obs {
+		b.WriteString(o.String() + "\n")
+	}
+	return b.String()
+}
+
+// A blocked op blocks only its own thread: main goes on and wakes it.
+func TestRunnerThreadBlocksOnlyItself(t *testing.T) {
+	f := &fakeBackend{}
+	obs, err := runFake(t, f, `conn a b
+@t1 recv b 5
+fionread b
+send a "hello"
+join t1
+fionread b
+`, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `1: conn a b => ok
+2: @t1 recv b 5 => 5 "hello"
+3: fionread b => 0
+4: send a "hello" => 5
+5: join t1 => ok
+6: fionread b => 0
+`
+	if got := render(obs); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	if f.closed != 1 {
+		t.Errorf("Close called %d times", f.closed)
+	}
+	if strings.Join(f.threads, ",") != "main,t1" {
+		t.Errorf("threads started: %v", f.threads)
+	}
+}
+
+// The same trace with the recv in main blocks main, so the send behind it
+// never runs and the recv times out.
+func TestRunnerMainBlocks(t *testing.T) {
+	obs, err := runFake(t, &fakeBackend{}, "conn a b\nrecv b 5\nsend a \"x\"\n", Options{OpTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := obs[1].String(); got != "2: recv b 5 => -ETIMEDOUT (runner)" {
+		t.Errorf("got %s", got)
+	}
+	if got := obs[2].String(); got != "3: send a \"x\" => 1" {
+		t.Errorf("got %s", got)
+	}
+}
+
+// join waits for every op dispatched to the target before it, and a thread
+// blocked in join lets the dispatcher go on.
+func TestRunnerJoin(t *testing.T) {
+	obs, err := runFake(t, &fakeBackend{}, `conn a b
+@t1 sleep 30
+@t1 send a "late"
+@t2 join t1
+@t2 fionread b
+fionread b
+join t2
+`, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// main's fionread runs while t1 sleeps: nothing yet. t2 joined t1 first.
+	if got := obs[5].Result.String(); got != "0" {
+		t.Errorf("main fionread = %s, want 0 (t1 still asleep)", got)
+	}
+	if got := obs[4].Result.String(); got != "4" {
+		t.Errorf("t2 fionread after join = %s, want 4", got)
+	}
+}
+
+// Pattern data continues at each socket's own stream offset.
+func TestRunnerPatternOffsets(t *testing.T) {
+	obs, err := runFake(t, &fakeBackend{}, `conn a b
+send a "xy"
+send a 3
+send b 2
+recv b 10
+recv a 10
+`, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(obs[4].Result.Data); got != "xy\x02\x03\x04" {
+		t.Errorf("b received %q", got)
+	}
+	if got := string(obs[5].Result.Data); got != "\x00\x01" {
+		t.Errorf("a received %q", got)
+	}
+}
+
+func TestRunnerPanicIsAnErrorAndCloses(t *testing.T) {
+	f := &fakeBackend{panicOn: OpPoll}
+	_, err := runFake(t, f, "conn a b\n@t1 poll a\nfionread a\n", Options{})
+	if err == nil || !strings.Contains(err.Error(), "planted panic") || !strings.Contains(err.Error(), "test.trace:2") {
+		t.Fatalf("err = %v", err)
+	}
+	if f.closed != 1 {
+		t.Errorf("Close called %d times after a panic", f.closed)
+	}
+}
+
+func TestRunnerCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fakeBackend{onBlock: cancel}
+	_, err := Run(ctx, f, mustParse(t, "conn a b\n@t1 recv b 1\nsleep 5000\n"), Options{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if f.closed != 1 {
+		t.Errorf("Close called %d times", f.closed)
+	}
+}
+
+func TestRunnerStuckBackend(t *testing.T) {
+	defer func(g time.Duration) { abandonGrace = g }(abandonGrace)
+	abandonGrace = 50 * time.Millisecond
+	f := &fakeBackend{ignoreCtx: true, release: make(chan struct{})}
+	defer close(f.release)
+	start := time.Now()
+	_, err := runFake(t, f, "conn a b\nrecv b 1\n", Options{OpTimeout: 10 * time.Millisecond})
+	if !errors.Is(err, errStuck) {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("took %v to give up", time.Since(start))
+	}
+	if f.closed != 1 {
+		t.Errorf("Close called %d times", f.closed)
+	}
+}
+
+func TestRunnerBadProfile(t *testing.T) {
+	_, err := runFake(t, &fakeBackend{}, "conn a b\n", Options{Profile: "linux-9.9"})
+	if !errors.Is(err, ErrUnknownProfile) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestResolveOptions(t *testing.T) {
+	tr := mustParse(t, "profile linux-6.1\nconn a b\n")
+	o, _ := ResolveOptions(tr, Options{})
+	if o.Profile != "linux-6.1" || o.OpTimeout != DefaultOpTimeout {
+		t.Errorf("from trace: %+v", o)
+	}
+	o, _ = ResolveOptions(tr, Options{Profile: "splice-copy"})
+	if o.Profile != "linux-6.18+splice-copy" {
+		t.Errorf("flag must override the directive: %+v", o)
+	}
+	o, _ = ResolveOptions(mustParse(t, "conn a b\n"), Options{})
+	if o.Profile != DefaultBase {
+		t.Errorf("default: %+v", o)
+	}
+}
