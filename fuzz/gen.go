@@ -1,0 +1,243 @@
+package fuzz
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/splicecheck/splicecheck/trace"
+	"pgregory.net/rapid"
+)
+
+// GenConfig shapes generated traces.
+type GenConfig struct {
+	MinConns, MaxConns int // connections (2 sockets each); default 2..4
+	MinMaps, MaxMaps   int // maps; default 1..2
+	MaxOps             int // data and control ops after setup; default 24
+	// Threads allows ops in threads other than main (blocking recv with an
+	// SO_RCVTIMEO bound, joined before the trace ends).
+	Threads bool
+	// Pair allows `pair` (loopback-splice profiles).
+	Pair bool
+	// KernelSafe keeps to ops whose outcome does not depend on timing on a
+	// real kernel: every blocking read is bounded by SO_RCVTIMEO, iocopy
+	// sources carry an SO_RCVTIMEO, and no op races the psock backlog work
+	// without a settling sleep.
+	KernelSafe bool
+}
+
+func (c GenConfig) withDefaults() GenConfig {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MinConns, 2)
+	def(&c.MaxConns, 4)
+	def(&c.MinMaps, 1)
+	def(&c.MaxMaps, 2)
+	def(&c.MaxOps, 24)
+	if c.MaxConns < c.MinConns {
+		c.MaxConns = c.MinConns
+	}
+	if c.MaxMaps < c.MinMaps {
+		c.MaxMaps = c.MinMaps
+	}
+	return c
+}
+
+// Trace returns a generator of valid random traces: 2-4 connections, 1-2
+// maps with random canned programs, random inserts, then a random mix of
+// every data and control op.
+func Trace(cfg GenConfig) *rapid.Generator[*trace.Trace] {
+	cfg = cfg.withDefaults()
+	return rapid.Custom(func(t *rapid.T) *trace.Trace {
+		src := genSource(t, cfg)
+		tr, err := trace.Parse("generated.trace", []byte(src))
+		if err != nil {
+			// A generator bug, never an input error: fail loudly.
+			panic(fmt.Sprintf("generated trace does not parse: %v\n%s", err, src))
+		}
+		return tr
+	})
+}
+
+type genState struct {
+	t       *rapid.T
+	cfg     GenConfig
+	b       strings.Builder
+	socks   []string
+	maps    []genMap
+	threads []string
+	timeo   map[string]bool // sockets with an SO_RCVTIMEO set
+}
+
+type genMap struct {
+	name string
+	size int
+}
+
+func (g *genState) line(format string, args ...any) {
+	fmt.Fprintf(&g.b, format+"\n", args...)
+}
+
+func (g *genState) sock(label string) string {
+	return rapid.SampledFrom(g.socks).Draw(g.t, label)
+}
+
+func genSource(t *rapid.T, cfg GenConfig) string {
+	g := &genState{t: t, cfg: cfg, timeo: map[string]bool{}}
+	nconn := rapid.IntRange(cfg.MinConns, cfg.MaxConns).Draw(t, "conns")
+	for i := 0; i < nconn; i++ {
+		a, b := fmt.Sprintf("%c1", 'a'+i), fmt.Sprintf("%c2", 'a'+i)
+		g.socks = append(g.socks, a, b)
+		g.line("conn %s %s", a, b)
+	}
+	nmap := rapid.IntRange(cfg.MinMaps, cfg.MaxMaps).Draw(t, "maps")
+	for i := 0; i < nmap; i++ {
+		m := genMap{fmt.Sprintf("m%d", i), rapid.IntRange(1, 2*nconn).Draw(t, "mapsize")}
+		g.maps = append(g.maps, m)
+		g.line("map %s %s %d", m.name, rapid.SampledFrom([]string{"sockmap", "sockhash"}).Draw(t, "maptype"), m.size)
+		nprog := rapid.IntRange(0, 2).Draw(t, "progs")
+		for j := 0; j < nprog; j++ {
+			g.line("prog %s %s", m.name, g.prog(m))
+		}
+		ninsert := rapid.IntRange(0, m.size+1).Draw(t, "inserts")
+		for j := 0; j < ninsert; j++ {
+			g.line("insert %s %d %s", m.name, rapid.IntRange(0, m.size).Draw(t, "key"), g.sock("insertsock"))
+		}
+	}
+	if cfg.KernelSafe {
+		// Bound every blocking read so timing never decides an outcome.
+		for _, s := range g.socks {
+			g.line("set %s rcvtimeo 20", s)
+			g.timeo[s] = true
+		}
+	}
+	nops := rapid.IntRange(1, cfg.MaxOps).Draw(t, "ops")
+	for i := 0; i < nops; i++ {
+		g.op()
+	}
+	for _, th := range g.threads {
+		g.line("join %s", th)
+	}
+	return g.b.String()
+}
+
+// prog draws the words after `prog M`.
+func (g *genState) prog(m genMap) string {
+	t := g.t
+	typ := rapid.SampledFrom([]string{"sk_msg", "sk_skb"}).Draw(t, "progtype")
+	var w []string
+	w = append(w, typ)
+	switch rapid.IntRange(0, 3).Draw(t, "verdict") {
+	case 0:
+		w = append(w, "pass")
+	case 1:
+		w = append(w, "drop")
+	default:
+		w = append(w, fmt.Sprintf("redirect %d %s", rapid.IntRange(0, m.size).Draw(t, "redirkey"),
+			rapid.SampledFrom([]string{"ingress", "egress"}).Draw(t, "dir")))
+	}
+	if typ == "sk_msg" {
+		if rapid.IntRange(0, 3).Draw(t, "hasapply") == 0 {
+			w = append(w, fmt.Sprintf("apply %d", rapid.SampledFrom([]int{1, 10, 100, 1000, 4096}).Draw(t, "apply")))
+		}
+		if rapid.IntRange(0, 3).Draw(t, "hascork") == 0 {
+			w = append(w, fmt.Sprintf("cork %d", rapid.SampledFrom([]int{1, 10, 100, 1000, 4096}).Draw(t, "cork")))
+		}
+	} else if rapid.IntRange(0, 3).Draw(t, "hasparser") == 0 {
+		w = append(w, "parser "+rapid.SampledFrom([]string{"all", "1", "10", "100"}).Draw(t, "parser"))
+	}
+	return strings.Join(w, " ")
+}
+
+var sizes = []int{0, 1, 7, 64, 100, 1000, 4096, 65536}
+
+// op draws one data or control op, weighted toward sends and reads.
+func (g *genState) op() {
+	t := g.t
+	s := g.sock("sock")
+	kind := rapid.SampledFrom([]string{
+		"send", "send", "send", "send", "recv", "recv", "recv", "splice", "splice", "pipe",
+		"fionread", "fionread", "poll", "state", "shutdown", "close", "set", "insert", "delete",
+		"sleep", "iocopy", "thread", "pair",
+	}).Draw(t, "op")
+	switch kind {
+	case "send":
+		var data string
+		switch rapid.IntRange(0, 2).Draw(t, "form") {
+		case 0:
+			data = fmt.Sprintf("%d", rapid.SampledFrom(sizes).Draw(t, "sendsize"))
+		case 1:
+			data = fmt.Sprintf("%q", rapid.SampledFrom([]string{"MSG1", "TCP1", "x", "hello\n", ""}).Draw(t, "text"))
+		default:
+			data = `x"00ff0a"`
+		}
+		g.line("send %s %s%s", s, data, g.flag("dontwait"))
+	case "recv":
+		fl := g.flag("peek")
+		if !g.timeo[s] || rapid.Bool().Draw(t, "dw") {
+			fl += " dontwait"
+		}
+		g.line("recv %s %d%s", s, rapid.SampledFrom(sizes[1:]).Draw(t, "recvsize"), fl)
+	case "splice":
+		g.line("splice %s %d nonblock", s, rapid.SampledFrom(sizes[1:]).Draw(t, "splicesize"))
+	case "pipe":
+		g.line("pipe %s %d", s, rapid.SampledFrom(sizes[1:]).Draw(t, "pipesize"))
+	case "fionread", "poll", "state":
+		g.line("%s %s", kind, s)
+	case "shutdown":
+		g.line("shutdown %s %s", s, rapid.SampledFrom([]string{"wr", "rd", "rdwr"}).Draw(t, "how"))
+	case "close":
+		g.line("close %s%s", s, g.flag("rst"))
+	case "set":
+		switch rapid.IntRange(0, 3).Draw(t, "opt") {
+		case 0:
+			g.line("set %s rcvtimeo %d", s, rapid.IntRange(1, 50).Draw(t, "timeo"))
+			g.timeo[s] = true
+		case 1:
+			g.line("set %s nonblock %s", s, rapid.SampledFrom([]string{"on", "off"}).Draw(t, "nb"))
+		case 2:
+			g.line("set %s rcvbuf %d", s, rapid.SampledFrom([]int{1024, 4096, 65536}).Draw(t, "rcvbuf"))
+		default:
+			g.line("set %s sndbuf %d", s, rapid.SampledFrom([]int{1024, 4096, 65536}).Draw(t, "sndbuf"))
+		}
+	case "insert":
+		m := rapid.SampledFrom(g.maps).Draw(t, "map")
+		g.line("insert %s %d %s", m.name, rapid.IntRange(0, m.size).Draw(t, "key"), s)
+	case "delete":
+		m := rapid.SampledFrom(g.maps).Draw(t, "map")
+		g.line("delete %s %d", m.name, rapid.IntRange(0, m.size).Draw(t, "key"))
+	case "sleep":
+		g.line("sleep %d", rapid.IntRange(1, 20).Draw(t, "ms"))
+	case "iocopy":
+		d := g.sock("dst")
+		if d == s || !g.timeo[s] {
+			g.line("fionread %s", s)
+			return
+		}
+		g.line("iocopy %s %s", s, d)
+	case "thread":
+		if !g.cfg.Threads || !g.timeo[s] {
+			g.line("poll %s", s)
+			return
+		}
+		th := fmt.Sprintf("t%d", len(g.threads)+1)
+		g.threads = append(g.threads, th)
+		g.line("@%s recv %s %d", th, s, rapid.SampledFrom(sizes[1:]).Draw(t, "trecvsize"))
+	case "pair":
+		if !g.cfg.Pair {
+			g.line("state %s", s)
+			return
+		}
+		g.line("pair %s %s", s, g.sock("pairsock"))
+	}
+}
+
+// flag returns " word" half the time.
+func (g *genState) flag(word string) string {
+	if rapid.Bool().Draw(g.t, word) {
+		return " " + word
+	}
+	return ""
+}
