@@ -1,0 +1,112 @@
+// Package crosscheck runs traces on two backends, reports where they
+// diverge, and shrinks a diverging trace to a minimal one. It is the
+// engine of the model-vs-kernel differential campaign: the kernel is the
+// authority, so a divergence is first re-run on backend B to make sure B
+// agrees with itself (a live kernel's timing can decide an outcome; such a
+// trace is counted as flaky, not as a model bug).
+package crosscheck
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// Finding is one trace on which the backends diverged.
+type Finding struct {
+	Seed        int
+	Trace       *trace.Trace
+	Divergences []trace.Divergence
+}
+
+// Report summarises a campaign.
+type Report struct {
+	Runs     int
+	Agree    int
+	Flaky    int // B disagreed with itself: not counted as a divergence
+	Findings []Finding
+}
+
+// Compare runs t on a and b. It returns the divergences, or flaky=true
+// when b, run a second time, disagreed with its first run.
+func Compare(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.Options) (divs []trace.Divergence, flaky bool, err error) {
+	ra, err := trace.Run(ctx, a, t, opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("run on %s: %w", a.Name(), err)
+	}
+	rb, err := trace.Run(ctx, b, t, opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("run on %s: %w", b.Name(), err)
+	}
+	divs = trace.Diff(ra, rb)
+	if len(divs) == 0 {
+		return nil, false, nil
+	}
+	rb2, err := trace.Run(ctx, b, t, opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("re-run on %s: %w", b.Name(), err)
+	}
+	if len(trace.Diff(rb, rb2)) > 0 {
+		return nil, true, nil
+	}
+	return divs, false, nil
+}
+
+// Campaign runs next(seed) for count seeds starting at first on a and b.
+// stop, if not nil, is called after each trace and ends the campaign early
+// when it returns true.
+func Campaign(ctx context.Context, a, b trace.Backend, next func(seed int) *trace.Trace, first, count int, opts trace.Options, stop func(Report) bool) (Report, error) {
+	var r Report
+	for seed := first; seed < first+count; seed++ {
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
+		t := next(seed)
+		divs, flaky, err := Compare(ctx, a, b, t, opts)
+		if err != nil {
+			return r, fmt.Errorf("seed %d: %w", seed, err)
+		}
+		r.Runs++
+		switch {
+		case flaky:
+			r.Flaky++
+		case len(divs) == 0:
+			r.Agree++
+		default:
+			r.Findings = append(r.Findings, Finding{Seed: seed, Trace: t, Divergences: divs})
+		}
+		if stop != nil && stop(r) {
+			break
+		}
+	}
+	return r, nil
+}
+
+// Shrink removes ops from t, one at a time and repeatedly, as long as the
+// trace still parses and a and b still diverge stably. It returns the
+// smallest trace found (delta debugging at single-op granularity, to a
+// fixpoint). Setup ops are candidates too: removing `conn a b` makes every
+// later use of a unparsable, so such a removal is simply rejected.
+func Shrink(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.Options) (*trace.Trace, error) {
+	lines := strings.Split(strings.TrimSuffix(t.Format(), "\n"), "\n")
+	for changed := true; changed; {
+		changed = false
+		for i := len(lines) - 1; i >= 0; i-- {
+			cand := append(append([]string(nil), lines[:i]...), lines[i+1:]...)
+			ct, err := trace.Parse(t.File, []byte(strings.Join(cand, "\n")+"\n"))
+			if err != nil || len(ct.Ops) == 0 {
+				continue
+			}
+			divs, _, err := Compare(ctx, a, b, ct, opts)
+			if err != nil {
+				return nil, err
+			}
+			if len(divs) > 0 {
+				lines, changed = cand, true
+			}
+		}
+	}
+	return trace.Parse(t.File, []byte(strings.Join(lines, "\n")+"\n"))
+}

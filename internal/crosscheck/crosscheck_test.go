@@ -1,0 +1,119 @@
+package crosscheck
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// countBackend answers every op with ok, except fionread, which returns the
+// number of sends so far plus bias. flip makes every second run of it add
+// one more (a backend that disagrees with itself).
+type countBackend struct {
+	name string
+	bias int64
+	flip bool
+	runs *atomic.Int64
+}
+
+func (b countBackend) Name() string { return b.name }
+func (b countBackend) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
+	extra := int64(0)
+	if b.flip && b.runs.Add(1)%2 == 0 {
+		extra = 1
+	}
+	return &countExec{bias: b.bias + extra}, nil
+}
+
+type countExec struct {
+	bias, sends int64
+}
+
+func (*countExec) StartThread(string) error { return nil }
+func (*countExec) Blocked(string) bool      { return false }
+func (*countExec) Close() error             { return nil }
+func (e *countExec) Exec(_ context.Context, c *trace.Call) trace.Result {
+	switch c.Op.Kind {
+	case trace.OpSend:
+		e.sends++
+		return trace.Count(int64(len(c.Data)))
+	case trace.OpFIONREAD:
+		if e.sends == 0 {
+			return trace.Count(0)
+		}
+		return trace.Count(e.sends + e.bias)
+	}
+	return trace.OK()
+}
+
+func parse(t *testing.T, src string) *trace.Trace {
+	tr, err := trace.Parse("t.trace", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+const divergent = `conn a b
+conn c d
+poll a
+send a 10
+state c
+fionread b
+send c 1
+poll d
+`
+
+func TestCompareAndShrink(t *testing.T) {
+	ctx := context.Background()
+	good, bad := countBackend{name: "good"}, countBackend{name: "bad", bias: 1}
+	tr := parse(t, divergent)
+	divs, flaky, err := Compare(ctx, good, bad, tr, trace.Options{})
+	if err != nil || flaky || len(divs) != 1 || divs[0].Op != "fionread b" {
+		t.Fatalf("divs %+v flaky %v err %v", divs, flaky, err)
+	}
+	if d, _, _ := Compare(ctx, good, good, tr, trace.Options{}); len(d) != 0 {
+		t.Fatalf("a backend diverges from itself: %+v", d)
+	}
+	small, err := Shrink(ctx, good, bad, tr, trace.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := small.Format(); got != "conn a b\nsend a 10\nfionread b\n" {
+		t.Fatalf("shrunk to\n%s", got)
+	}
+}
+
+func TestFlakyReferenceIsNotAFinding(t *testing.T) {
+	var runs atomic.Int64
+	runs.Store(1) // flaky's next run adds one (diverges); its re-run does not
+	good, flaky := countBackend{name: "good"}, countBackend{name: "flaky", flip: true, runs: &runs}
+	divs, isFlaky, err := Compare(context.Background(), good, flaky, parse(t, divergent), trace.Options{})
+	if err != nil || !isFlaky || len(divs) != 0 {
+		t.Fatalf("divs %+v flaky %v err %v", divs, isFlaky, err)
+	}
+}
+
+func TestCampaign(t *testing.T) {
+	good, bad := countBackend{name: "good"}, countBackend{name: "bad", bias: 1}
+	next := func(seed int) *trace.Trace {
+		if seed%3 == 0 {
+			return parse(t, divergent)
+		}
+		return parse(t, "conn a b\nfionread a\n")
+	}
+	r, err := Campaign(context.Background(), good, bad, next, 0, 9, trace.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Runs != 9 || r.Agree != 6 || len(r.Findings) != 3 || r.Findings[1].Seed != 3 {
+		t.Fatalf("%+v", r)
+	}
+	r, _ = Campaign(context.Background(), good, bad, next, 0, 9, trace.Options{}, func(r Report) bool { return len(r.Findings) > 0 })
+	if r.Runs != 1 || !strings.Contains(r.Findings[0].Trace.Format(), "fionread b") {
+		t.Fatalf("stop not honoured: %+v", r)
+	}
+}
