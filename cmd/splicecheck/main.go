@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/splicecheck/splicecheck/kernelshim/vm"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -55,10 +56,15 @@ var commands = []command{
 	{"run", "run traces on a backend and print the observations", cmdRun},
 	{"diff", "run traces on two backends and compare them byte for byte", cmdDiff},
 	{"profiles", "list the kernel behaviours (profiles) and the backends that implement them", cmdProfiles},
+	{"vm", "boot a kernel image in a VM, run traces there, compare with the model or goldens", cmdVM},
+	{"guest", "the guest side of vm under virtme-ng (writes framed results)", cmdGuest},
 	{"version", "print the version", cmdVersion},
 }
 
 func main() {
+	if vm.IsGuestInit() {
+		os.Exit(guestInit())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := mainWithArgs(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
