@@ -9,19 +9,42 @@ KERNEL_TRACES = $(sort $(wildcard testdata/traces/kernel/*.trace))
 FUZZTIME ?= 60s
 BENCHCOUNT ?= 1
 
-.PHONY: build run test lint bench fuzz clean
+VM_KERNEL = $(lastword $(sort $(wildcard /boot/vmlinuz-6.1.*)))
 
+.PHONY: build run test lint bench fuzz clean vm-deps vm-test
+
+# A static binary: it is also /init in the VM guests of `splicecheck vm`.
 build:
-	$(GO) build -o $(BIN) ./cmd/splicecheck
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/splicecheck
 
 # The main job: run the kernel corpus on this machine's kernel and compare
 # it byte for byte with the goldens recorded on Linux 6.18.
 run: build
 	./$(BIN) diff --a kernel --b golden $(KERNEL_TRACES)
 
-# The whole suite: formatting, vet, every test with the race detector.
-test: lint
+# The whole suite: formatting, vet, every test with the race detector
+# (the VM boot tests included), then the kernel corpus in a Debian 6.1 guest.
+test: lint vm-deps
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory vm-test
+
+# QEMU and Debian's 6.1 kernel for the VM tests, installed when root and
+# missing. Unprivileged, it only says what is missing (the tests then skip).
+vm-deps:
+	@if ! command -v qemu-system-x86_64 >/dev/null || [ -z "$(VM_KERNEL)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "vm-deps: installing qemu-system-x86 and linux-image-amd64"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 linux-image-amd64 >/dev/null; \
+	  else echo "vm-deps: qemu-system-x86 and linux-image-amd64 are missing; run as root to install them"; fi; \
+	fi
+
+# The kernel corpus in one boot of a Debian 6.1 guest, compared with the
+# goldens recorded on 6.1.
+vm-test: vm-deps build
+	@kernel=$$(ls /boot/vmlinuz-6.1.* 2>/dev/null | sort | tail -1); \
+	if [ -z "$$kernel" ]; then echo "vm-test: no Debian 6.1 kernel in /boot"; \
+	  if [ "$${SPLICECHECK_REQUIRE_KERNEL:-}" = 1 ]; then exit 1; fi; exit 0; fi; \
+	./$(BIN) vm --kernel $$kernel --against golden --profile linux-6.1 $(KERNEL_TRACES)
 
 lint:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \

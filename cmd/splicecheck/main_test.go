@@ -235,3 +235,31 @@ func TestDiffAgainstGolden(t *testing.T) {
 		t.Fatalf("code %d\n%s", code, out)
 	}
 }
+
+func TestVMFlags(t *testing.T) {
+	p := writeTrace(t, "ok.trace", "conn a b\n")
+	for _, args := range [][]string{
+		{"vm", p},
+		{"vm", "--kernel", "/boot/x", "--against", "nothing", p},
+		{"vm", "--kernel", "/boot/x", "--against", "none", p},
+		{"vm", "--kernel", "/nonexistent/vmlinuz", "--against", "golden", p},
+	} {
+		code, _, errOut := runCLI(t, args...)
+		if code != exitBadInput || strings.Count(strings.TrimSuffix(errOut, "\n"), "\n") != 0 {
+			t.Errorf("%v: code %d stderr %q", args, code, errOut)
+		}
+	}
+}
+
+func TestProfileForRelease(t *testing.T) {
+	for rel, want := range map[string]string{"6.1.0-56-amd64": "linux-6.1", "6.18.44-fc-v657": "linux-6.18", "6.18": "linux-6.18"} {
+		if got, err := profileForRelease(rel); err != nil || got != want {
+			t.Errorf("%s: %s %v", rel, got, err)
+		}
+	}
+	for _, rel := range []string{"6.10.2", "6.181.0", "5.15.0"} {
+		if got, err := profileForRelease(rel); err == nil {
+			t.Errorf("%s mapped to %s", rel, got)
+		}
+	}
+}

@@ -22,7 +22,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	rf.register(fs)
 	kernel := fs.String("kernel", "", "kernel image to boot (bzImage or vmlinuz)")
 	runner := fs.String("runner", vm.RunnerQEMU, "how to start the VM: qemu, or vng (virtme-ng)")
-	against := fs.String("against", "model", "what to compare the guest's runs with: model, or golden")
+	against := fs.String("against", "model", "what to compare the guest's runs with: model, golden, or none (with --record)")
 	goldenDir := fs.String("golden-dir", "testdata/golden", "directory of golden observations, by profile")
 	record := fs.String("record", "", "also write the guest's observations as goldens under DIR/PROFILE/")
 	guestBin := fs.String("guest-binary", "", "static splicecheck binary for the guest (default: this one)")
@@ -37,8 +37,11 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	if *kernel == "" {
 		return usagef("--kernel: required")
 	}
-	if *against != "model" && *against != goldenBackend {
-		return usagef("--against: want model or golden, got %q", *against)
+	switch {
+	case *against == "none" && *record == "":
+		return usagef("--against none: only with --record")
+	case *against != "model" && *against != goldenBackend && *against != "none":
+		return usagef("--against: want model, golden or none, got %q", *against)
 	}
 	traces, err := parseTraces(paths)
 	if err != nil {
@@ -81,7 +84,11 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		var d []trace.Divergence
-		if model != nil {
+		switch {
+		case *against == "none":
+			fmt.Fprintf(e.stdout, "recorded %s (guest %s, profile %s)\n", t.File, res.Release, profile)
+			continue
+		case model != nil:
 			o, err := trace.ResolveOptions(t, opts)
 			if err != nil {
 				return err
@@ -91,7 +98,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 				return fmt.Errorf("run %s on model: %w", t.File, err)
 			}
 			d = trace.Diff(want, run.Obs)
-		} else {
+		default:
 			g, err := trace.ReadGolden(goldenPath(*goldenDir, profile, t))
 			if err != nil {
 				return fmt.Errorf("--against golden: %w", err)
