@@ -184,6 +184,7 @@ func cmdGuest(ctx context.Context, e *env, args []string) error {
 
 // guestInit runs /init in a splicecheck VM.
 func guestInit() int {
-	b, err := openBackend("--backend", "kernel", backendConfig{})
-	return vm.GuestInit(b, err)
+	return vm.GuestInit(func() (trace.Backend, error) {
+		return openBackend("--backend", "kernel", backendConfig{})
+	})
 }

@@ -24,8 +24,12 @@ func IsGuestInit() bool {
 // the initramfs on backend and powers off. PID 1 must never exit (the
 // kernel would panic), so every failure, backendErr included, is reported
 // as a fatal frame before powering off. It returns only outside PID 1.
-func GuestInit(backend trace.Backend, backendErr error) int {
-	setupErr := errors.Join(mountAll(), backendErr)
+// open is called after /proc is mounted: backends probe the kernel through
+// it and may cache what they find.
+func GuestInit(open func() (trace.Backend, error)) int {
+	setupErr := mountAll()
+	backend, err := open()
+	setupErr = errors.Join(setupErr, err)
 	out, err := os.OpenFile("/dev/ttyS1", os.O_WRONLY|syscall.O_NOCTTY, 0)
 	if err != nil {
 		// Without the data port nothing can be reported; the host sees a
