@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/splicecheck/splicecheck/kernelshim"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -27,8 +28,17 @@ const goldenBackend = "golden"
 var backends = []backendInfo{
 	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", nil},
 	{"netstack", "the model with gVisor netstack as its TCP layer", nil},
-	{"kernel", "the live kernel of this machine (root; a fresh network namespace per trace)", nil},
+	{"kernel", "the live kernel of this machine (root; a fresh network namespace per trace)", openKernel},
 	{"vm", "the kernel backend inside a VM booted from a kernel image", nil},
+}
+
+// openKernel checks privileges first, so a missing one is reported before
+// any trace runs.
+func openKernel(backendConfig) (trace.Backend, error) {
+	if err := kernelshim.Available(); err != nil {
+		return nil, err
+	}
+	return kernelshim.New(kernelshim.Config{}), nil
 }
 
 func builtBackends() []string {
@@ -69,6 +79,7 @@ func openBackend(flag, name string, cfg backendConfig) (trace.Backend, error) {
 var badInput = []error{
 	trace.ErrSyntax, trace.ErrNotBuilt, trace.ErrUnknownBackend,
 	trace.ErrUnknownProfile, trace.ErrUnsupported, os.ErrNotExist, os.ErrPermission,
+	kernelshim.ErrNoPrivilege, kernelshim.ErrNoBPF,
 }
 
 func isBadInput(err error) bool {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/splicecheck/splicecheck/internal/testenv"
 )
 
 // Booting tests need QEMU and a kernel image: the Debian 6.1 kernel that
@@ -19,10 +21,7 @@ import (
 func requireVM(t *testing.T) (kernel string) {
 	t.Helper()
 	miss := func(why string) {
-		if os.Getenv("SPLICECHECK_REQUIRE_KERNEL") == "1" {
-			t.Fatalf("VM test cannot run: %s (SPLICECHECK_REQUIRE_KERNEL=1)", why)
-		}
-		t.Skipf("VM test skipped: %s (make vm-test installs it)", why)
+		testenv.Unavailable(t, "VM test: "+why+" (make vm-deps installs it)")
 	}
 	if testing.Short() {
 		t.Skip("boots a VM")

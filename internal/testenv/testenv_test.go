@@ -1,0 +1,45 @@
+package testenv
+
+import (
+	"errors"
+	"testing"
+)
+
+// fakeTB records what RequireKernel does to a test.
+type fakeTB struct {
+	testing.TB
+	skipped, failed bool
+	msg             string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Skip(args ...any) {
+	f.skipped = true
+	f.msg = args[0].(string)
+}
+func (f *fakeTB) Fatalf(format string, args ...any) { f.failed = true }
+
+func TestRequireKernel(t *testing.T) {
+	noPriv := errors.New("kernel backend: need root: running as uid 1000")
+	for _, tc := range []struct {
+		env           string
+		probe         error
+		skip, failure bool
+	}{
+		{"", nil, false, false},
+		{"1", nil, false, false},
+		{"", noPriv, true, false},
+		{"0", noPriv, true, false},
+		{"1", noPriv, false, true},
+	} {
+		t.Setenv(RequireKernelEnv, tc.env)
+		f := &fakeTB{}
+		RequireKernel(f, func() error { return tc.probe })
+		if f.skipped != tc.skip || f.failed != tc.failure {
+			t.Errorf("env %q probe %v: skipped=%v failed=%v, want %v %v", tc.env, tc.probe, f.skipped, f.failed, tc.skip, tc.failure)
+		}
+		if f.skipped && f.msg != noPriv.Error() {
+			t.Errorf("skip message %q, want the probe's one line", f.msg)
+		}
+	}
+}

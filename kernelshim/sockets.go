@@ -1,0 +1,521 @@
+package kernelshim
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// fail turns a syscall error into the op's -ERRNO observation. Every error
+// of x/sys/unix is a syscall.Errno.
+func fail(err error) trace.Result {
+	if e, ok := errnoOf(err); ok {
+		return trace.Fail(e)
+	}
+	return trace.Fail(syscall.EIO)
+}
+
+// sockFD returns the open fd of socket name, or EBADF for a socket the
+// trace closed (or whose conn failed).
+func (e *executor) sockFD(name string) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.socks[name]; s != nil && s.fd >= 0 {
+		return s.fd, nil
+	}
+	return -1, syscall.EBADF
+}
+
+// dupFD returns a duplicate of socket name's fd (F_DUPFD_CLOEXEC) for a
+// cancel watcher: shutdown(2) on it reaches the op's socket even if the
+// trace closes the original fd and its number is reused meanwhile. Holding
+// it keeps the socket's file open exactly as long as the op's own syscall
+// does, so it changes no kernel behaviour.
+func (e *executor) dupFD(name string) (fd, dup int, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.socks[name]
+	if s == nil || s.fd < 0 {
+		return -1, -1, syscall.EBADF
+	}
+	dup, err = unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, fmt.Errorf("%w: dup socket %s: %w", ErrSocket, name, err)
+	}
+	return s.fd, dup, nil
+}
+
+// conn is `conn A B`: socket(AF_INET, SOCK_STREAM), a listener on
+// 127.0.0.1 at a port the kernel chooses (bind to port 0, listen), a
+// blocking connect(2) from A, accept4(2) giving B, then the listener is
+// closed. Both sockets are blocking, as in the selftests.
+func (e *executor) conn(th *thread, op *trace.Op) trace.Result {
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	defer unix.Close(lfd)
+	lo := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	if err := unix.Bind(lfd, lo); err != nil {
+		return fail(err)
+	}
+	if err := unix.Listen(lfd, 1); err != nil {
+		return fail(err)
+	}
+	sa, err := unix.Getsockname(lfd)
+	if err != nil {
+		return fail(err)
+	}
+	afd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	th.enterSyscall(unix.SYS_CONNECT)
+	err = retryEINTR(func() error { return unix.Connect(afd, sa) })
+	th.set(phaseBusy)
+	if err != nil {
+		unix.Close(afd)
+		return fail(err)
+	}
+	var bfd int
+	th.enterSyscall(unix.SYS_ACCEPT4)
+	err = retryEINTR(func() (err error) {
+		bfd, _, err = unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+		return err
+	})
+	th.set(phaseBusy)
+	if err != nil {
+		unix.Close(afd)
+		return fail(err)
+	}
+	e.mu.Lock()
+	e.socks[op.A] = &sock{name: op.A, fd: afd, pipeR: -1, pipeW: -1}
+	e.socks[op.B] = &sock{name: op.B, fd: bfd, pipeR: -1, pipeW: -1}
+	e.mu.Unlock()
+	return trace.OK()
+}
+
+// guard runs the abort steps, one every abortStep, once ctx is done,
+// until the returned stop is called; stop waits for a step in progress.
+// Each step is meant to make the op's blocked syscall return; later steps
+// are stronger.
+func guard(ctx context.Context, steps ...func()) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		for i, step := range steps {
+			step()
+			if i == len(steps)-1 {
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(abortStep):
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
+
+// abortStep is how long a cancel watcher waits between escalating steps.
+const abortStep = 50 * time.Millisecond
+
+// shutdownStep returns an abort step that calls shutdown(fd, how).
+// shutdown(2) wakes every waiter on the socket (inet_shutdown calls
+// sk_state_change): a recv returns 0 or -EAGAIN, a send -EPIPE. A run whose
+// op timed out has no meaningful observations left for that socket.
+func shutdownStep(fd, how int) func() {
+	return func() { unix.Shutdown(fd, how) }
+}
+
+// send is `send S DATA [dontwait]`: sendto(2) with MSG_NOSIGNAL (and
+// MSG_DONTWAIT), once (a short count is the observation), retrying EINTR.
+// On timeout, the watcher shuts S down for writing, then both ways.
+func (e *executor) send(ctx context.Context, th *thread, op *trace.Op, data []byte) trace.Result {
+	fd, dup, err := e.dupFD(op.A)
+	if err != nil {
+		return fail(err)
+	}
+	defer unix.Close(dup)
+	stop := guard(ctx, shutdownStep(dup, unix.SHUT_WR), shutdownStep(dup, unix.SHUT_RDWR))
+	defer stop()
+	flags := unix.MSG_NOSIGNAL
+	if op.Flags&trace.FlagDontwait != 0 {
+		flags |= unix.MSG_DONTWAIT
+	}
+	var n int
+	th.enterSyscall(unix.SYS_SENDTO)
+	err = retryEINTR(func() (err error) {
+		n, err = sendto(fd, data, flags)
+		return err
+	})
+	th.set(phaseBusy)
+	if err != nil {
+		return fail(err)
+	}
+	return trace.Count(int64(n))
+}
+
+// recv is `recv S N [peek] [dontwait] [waitall]`: one recvfrom(2) into an
+// N-byte buffer with MSG_PEEK/MSG_DONTWAIT/MSG_WAITALL, retrying EINTR. At
+// EOF it returns 0 with empty data. On timeout, the watcher shuts S down
+// for reading (local only: nothing is sent), then both ways.
+func (e *executor) recv(ctx context.Context, th *thread, op *trace.Op) trace.Result {
+	fd, dup, err := e.dupFD(op.A)
+	if err != nil {
+		return fail(err)
+	}
+	defer unix.Close(dup)
+	stop := guard(ctx, shutdownStep(dup, unix.SHUT_RD), shutdownStep(dup, unix.SHUT_RDWR))
+	defer stop()
+	var flags int
+	if op.Flags&trace.FlagPeek != 0 {
+		flags |= unix.MSG_PEEK
+	}
+	if op.Flags&trace.FlagDontwait != 0 {
+		flags |= unix.MSG_DONTWAIT
+	}
+	if op.Flags&trace.FlagWaitall != 0 {
+		flags |= unix.MSG_WAITALL
+	}
+	buf := make([]byte, op.Size)
+	var n int
+	th.enterSyscall(unix.SYS_RECVFROM)
+	err = retryEINTR(func() (err error) {
+		n, err = recvfrom(fd, buf, flags)
+		return err
+	})
+	th.set(phaseBusy)
+	if err != nil {
+		return fail(err)
+	}
+	return trace.Count(int64(n)).WithData(buf[:n])
+}
+
+// sendto and recvfrom are the raw syscalls with no address: unix.Sendto
+// and unix.Recvfrom insist on a sockaddr.
+func sendto(fd int, b []byte, flags int) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(b)), uintptr(flags), 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+func recvfrom(fd int, b []byte, flags int) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(p), uintptr(len(b)), uintptr(flags), 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// ensurePipe creates socket s's splice pipe on first use: pipe2(O_CLOEXEC)
+// with a blocking write end (so a splice into a full pipe blocks, unless
+// SPLICE_F_NONBLOCK) and an O_NONBLOCK read end (so `pipe S N` never
+// blocks). The caller holds e.mu.
+func (s *sock) ensurePipe() error {
+	if s.pipeR >= 0 {
+		return nil
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	if err := unix.SetNonblock(p[0], true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return err
+	}
+	s.pipeR, s.pipeW = p[0], p[1]
+	return nil
+}
+
+// splice is `splice S N [nonblock]`: splice(2) of up to N bytes from S into
+// S's own pipe (SPLICE_F_NONBLOCK with nonblock), retrying EINTR. On
+// timeout the watcher shuts S down for reading, then closes the pipe's
+// read end (a splice waiting for pipe space gets -EPIPE; the pipe is
+// discarded and a later op starts a new one), then shuts S down both ways.
+func (e *executor) splice(ctx context.Context, th *thread, op *trace.Op) trace.Result {
+	fd, dup, err := e.dupFD(op.A)
+	if err != nil {
+		return fail(err)
+	}
+	defer unix.Close(dup)
+	e.mu.Lock()
+	s := e.socks[op.A]
+	err = s.ensurePipe()
+	pw := -1
+	if err == nil {
+		pw, err = unix.FcntlInt(uintptr(s.pipeW), unix.F_DUPFD_CLOEXEC, 0)
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	defer unix.Close(pw)
+	stop := guard(ctx,
+		shutdownStep(dup, unix.SHUT_RD),
+		func() { e.discardPipe(op.A) },
+		shutdownStep(dup, unix.SHUT_RDWR))
+	defer stop()
+	flags := 0
+	if op.Flags&trace.FlagNonblock != 0 {
+		flags |= unix.SPLICE_F_NONBLOCK
+	}
+	var n int64
+	th.enterSyscall(unix.SYS_SPLICE)
+	err = retryEINTR(func() (err error) {
+		n, err = unix.Splice(fd, nil, pw, nil, int(op.Size), flags)
+		return err
+	})
+	th.set(phaseBusy)
+	if err != nil {
+		return fail(err)
+	}
+	return trace.Count(n)
+}
+
+// discardPipe closes socket name's pipe; the next splice or pipe op
+// creates a new one.
+func (e *executor) discardPipe(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.socks[name]; s != nil {
+		s.closePipe()
+	}
+}
+
+func (s *sock) closePipe() error {
+	var err error
+	if s.pipeR >= 0 {
+		err = unix.Close(s.pipeR)
+		if e2 := unix.Close(s.pipeW); err == nil {
+			err = e2
+		}
+	}
+	s.pipeR, s.pipeW = -1, -1
+	return err
+}
+
+// readPipe is `pipe S N`: read(2) of up to N bytes from S's pipe, whose
+// read end is O_NONBLOCK: -EAGAIN when it is empty. EINTR is retried.
+func (e *executor) readPipe(op *trace.Op) trace.Result {
+	e.mu.Lock()
+	s := e.socks[op.A]
+	if s == nil || s.fd < 0 {
+		e.mu.Unlock()
+		return trace.Fail(syscall.EBADF)
+	}
+	err := s.ensurePipe()
+	pr := s.pipeR
+	if err != nil {
+		e.mu.Unlock()
+		return fail(err)
+	}
+	buf := make([]byte, op.Size)
+	var n int
+	err = retryEINTR(func() (err error) {
+		n, err = unix.Read(pr, buf)
+		return err
+	})
+	e.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	return trace.Count(int64(n)).WithData(buf[:n])
+}
+
+// fionread is `fionread S`: ioctl(FIONREAD) (SIOCINQ). On 6.18 a socket in
+// a sockmap answers from tcp_bpf_ioctl, counting its psock ingress queue.
+func (e *executor) fionread(op *trace.Op) trace.Result {
+	fd, err := e.sockFD(op.A)
+	if err != nil {
+		return fail(err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ) // SIOCINQ == FIONREAD
+	if err != nil {
+		return fail(err)
+	}
+	return trace.Count(int64(n))
+}
+
+// pollEvents is what `poll` asks for; pollBits is how it renders revents.
+const pollEvents = unix.POLLIN | unix.POLLOUT | unix.POLLRDHUP
+
+var pollBits = []struct {
+	bit  int16
+	name string
+}{
+	{unix.POLLIN, "IN"}, {unix.POLLOUT, "OUT"}, {unix.POLLRDHUP, "RDHUP"},
+	{unix.POLLHUP, "HUP"}, {unix.POLLERR, "ERR"},
+}
+
+// pollMask renders revents as IN|OUT|RDHUP|HUP|ERR (set bits in that
+// order), or "0".
+func pollMask(revents int16) string {
+	var s string
+	for _, b := range pollBits {
+		if revents&b.bit != 0 {
+			if s != "" {
+				s += "|"
+			}
+			s += b.name
+		}
+	}
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+// poll is `poll S`: poll(2) for POLLIN|POLLOUT|POLLRDHUP with timeout 0.
+// It has no side effect on the socket (unlike getsockopt(SO_ERROR), which
+// consumes a pending error and is never called).
+func (e *executor) poll(op *trace.Op) trace.Result {
+	fd, err := e.sockFD(op.A)
+	if err != nil {
+		return fail(err)
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: pollEvents}}
+	err = retryEINTR(func() error {
+		_, err := unix.Poll(fds, 0)
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return trace.Word(pollMask(fds[0].Revents))
+}
+
+// tcpStates names tcpi_state values as include/net/tcp_states.h does.
+var tcpStates = map[uint8]string{
+	1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1",
+	5: "FIN_WAIT2", 6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT",
+	9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING", 12: "NEW_SYN_RECV",
+	13: "BOUND_INACTIVE",
+}
+
+// state is `state S`: getsockopt(TCP_INFO)'s tcpi_state by its kernel name.
+func (e *executor) state(op *trace.Op) trace.Result {
+	fd, err := e.sockFD(op.A)
+	if err != nil {
+		return fail(err)
+	}
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return fail(err)
+	}
+	if name, ok := tcpStates[info.State]; ok {
+		return trace.Word(name)
+	}
+	return trace.Word(fmt.Sprintf("STATE_%d", info.State))
+}
+
+// shutdown is `shutdown S wr|rd|rdwr`: shutdown(2).
+func (e *executor) shutdown(op *trace.Op) trace.Result {
+	fd, err := e.sockFD(op.A)
+	if err != nil {
+		return fail(err)
+	}
+	how := map[trace.Shutdown]int{trace.ShutRD: unix.SHUT_RD, trace.ShutWR: unix.SHUT_WR, trace.ShutRDWR: unix.SHUT_RDWR}[op.How]
+	if err := unix.Shutdown(fd, how); err != nil {
+		return fail(err)
+	}
+	return trace.OK()
+}
+
+// close is `close S [rst]`: with rst, setsockopt(SO_LINGER, {1, 0}) first,
+// so that close(2) sends a RST and frees the socket at once; then close(2)
+// of the socket and its pipe. Every later op on S returns -EBADF.
+func (e *executor) close(op *trace.Op) trace.Result {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.socks[op.A]
+	if s == nil || s.fd < 0 {
+		return trace.Fail(syscall.EBADF)
+	}
+	if err := s.closeAll(op.Flags&trace.FlagRST != 0); err != nil {
+		return fail(err)
+	}
+	return trace.OK()
+}
+
+// closeAll closes the socket (with SO_LINGER{1,0} first if rst) and its
+// pipe. The caller holds e.mu. The first error is returned; everything is
+// closed regardless.
+func (s *sock) closeAll(rst bool) error {
+	var first error
+	if s.fd >= 0 {
+		if rst {
+			first = unix.SetsockoptLinger(s.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		}
+		if err := unix.Close(s.fd); err != nil && first == nil {
+			first = err
+		}
+		s.fd = -1
+	}
+	if err := s.closePipe(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// set is `set S OPT V`: SO_RCVTIMEO (V ms; 0 clears it), O_NONBLOCK through
+// fcntl(F_SETFL), SO_BUSY_POLL (V µs), SO_RCVBUF and SO_SNDBUF (V bytes;
+// the kernel doubles them).
+func (e *executor) set(op *trace.Op) trace.Result {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.socks[op.A]
+	if s == nil || s.fd < 0 {
+		return trace.Fail(syscall.EBADF)
+	}
+	var err error
+	switch op.Opt {
+	case trace.OptRcvtimeo:
+		d := time.Duration(op.Size) * time.Millisecond
+		tv := unix.NsecToTimeval(d.Nanoseconds())
+		if err = unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err == nil {
+			s.rcvtimeo = d
+		}
+	case trace.OptNonblock:
+		err = unix.SetNonblock(s.fd, op.Size != 0)
+	case trace.OptBusypoll:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, int(op.Size))
+	case trace.OptRcvbuf:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, int(op.Size))
+	case trace.OptSndbuf:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, int(op.Size))
+	default:
+		return trace.Fail(syscall.ENOPROTOOPT)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return trace.OK()
+}
