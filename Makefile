@@ -11,7 +11,7 @@ BENCHCOUNT ?= 1
 
 VM_KERNEL = $(lastword $(sort $(wildcard /boot/vmlinuz-6.1.*)))
 
-.PHONY: build run test lint bench fuzz clean vm-deps vm-test
+.PHONY: build run test lint bench fuzz clean vm-deps vm-test crosscheck
 
 # A static binary: it is also /init in the VM guests of `splicecheck vm`.
 build:
@@ -56,6 +56,11 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./trace
+
+# The model-vs-kernel differential campaign (root): N random traces.
+N ?= 1000
+crosscheck:
+	SPLICECHECK_CROSSCHECK_N=$(N) $(GO) test -tags crosscheck -count=1 -timeout 0 -run ModelVsKernel -v ./internal/crosscheck
 
 clean:
 	rm -rf bin out

@@ -18,10 +18,11 @@ type GenConfig struct {
 	Threads bool
 	// Pair allows `pair` (loopback-splice profiles).
 	Pair bool
-	// KernelSafe keeps to ops whose outcome does not depend on timing on a
-	// real kernel: every blocking read is bounded by SO_RCVTIMEO, iocopy
-	// sources carry an SO_RCVTIMEO, and no op races the psock backlog work
-	// without a settling sleep.
+	// KernelSafe keeps to ops that cannot block forever on a real kernel,
+	// where the runner would have to force them out: every read is bounded
+	// by SO_RCVTIMEO, every send is MSG_DONTWAIT, every splice is
+	// SPLICE_F_NONBLOCK (a full pipe) on a socket with SO_RCVTIMEO, and
+	// iocopy sources carry an SO_RCVTIMEO.
 	KernelSafe bool
 }
 
@@ -173,7 +174,11 @@ func (g *genState) op() {
 		default:
 			data = `x"00ff0a"`
 		}
-		g.line("send %s %s%s", s, data, g.flag("dontwait"))
+		fl := g.flag("dontwait")
+		if g.cfg.KernelSafe {
+			fl = " dontwait"
+		}
+		g.line("send %s %s%s", s, data, fl)
 	case "recv":
 		fl := g.flag("peek")
 		if !g.timeo[s] || rapid.Bool().Draw(t, "dw") {
@@ -181,7 +186,11 @@ func (g *genState) op() {
 		}
 		g.line("recv %s %d%s", s, rapid.SampledFrom(sizes[1:]).Draw(t, "recvsize"), fl)
 	case "splice":
-		g.line("splice %s %d nonblock", s, rapid.SampledFrom(sizes[1:]).Draw(t, "splicesize"))
+		fl := g.flag("nonblock")
+		if g.cfg.KernelSafe {
+			fl = " nonblock"
+		}
+		g.line("splice %s %d%s", s, rapid.SampledFrom(sizes[1:]).Draw(t, "splicesize"), fl)
 	case "pipe":
 		g.line("pipe %s %d", s, rapid.SampledFrom(sizes[1:]).Draw(t, "pipesize"))
 	case "fionread", "poll", "state":
@@ -195,6 +204,9 @@ func (g *genState) op() {
 		case 0:
 			g.line("set %s rcvtimeo %d", s, rapid.IntRange(1, 50).Draw(t, "timeo"))
 			g.timeo[s] = true
+			if g.cfg.KernelSafe {
+				break
+			}
 		case 1:
 			g.line("set %s nonblock %s", s, rapid.SampledFrom([]string{"on", "off"}).Draw(t, "nb"))
 		case 2:

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/splicecheck/splicecheck/kernelshim"
+	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -26,7 +27,7 @@ type backendConfig struct{}
 const goldenBackend = "golden"
 
 var backends = []backendInfo{
-	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", nil},
+	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", func(backendConfig) (trace.Backend, error) { return model.New(), nil }},
 	{"netstack", "the model with gVisor netstack as its TCP layer", nil},
 	{"kernel", "the live kernel of this machine (root; a fresh network namespace per trace)", openKernel},
 	{"vm", "the kernel backend inside a VM booted from a kernel image", nil},

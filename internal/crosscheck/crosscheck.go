@@ -25,12 +25,13 @@ type Finding struct {
 type Report struct {
 	Runs     int
 	Agree    int
-	Flaky    int // B disagreed with itself: not counted as a divergence
+	Flaky    int // B disagreed with itself, or had to be forced out of an op: not a divergence
 	Findings []Finding
 }
 
 // Compare runs t on a and b. It returns the divergences, or flaky=true
-// when b, run a second time, disagreed with its first run.
+// when b's answer is not its own: it hit the runner's op timeout, or, run
+// a second time, it disagreed with its first run.
 func Compare(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.Options) (divs []trace.Divergence, flaky bool, err error) {
 	ra, err := trace.Run(ctx, a, t, opts)
 	if err != nil {
@@ -43,6 +44,11 @@ func Compare(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace
 	divs = trace.Diff(ra, rb)
 	if len(divs) == 0 {
 		return nil, false, nil
+	}
+	if hasRunnerTimeout(rb) {
+		// b had to be forced out of an op (a live kernel is unblocked by
+		// shutting the socket down), so what follows is not b's own answer.
+		return nil, true, nil
 	}
 	rb2, err := trace.Run(ctx, b, t, opts)
 	if err != nil {
@@ -109,4 +115,13 @@ func Shrink(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.
 		}
 	}
 	return trace.Parse(t.File, []byte(strings.Join(lines, "\n")+"\n"))
+}
+
+func hasRunnerTimeout(obs []trace.Observation) bool {
+	for _, o := range obs {
+		if o.Result.Note == "runner" {
+			return true
+		}
+	}
+	return false
 }

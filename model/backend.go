@@ -1,0 +1,255 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// Backend is the `model` backend: the faithful model on the in-model
+// reference TCP, run by the deterministic scheduler. It implements
+// trace.TraceRunner, so trace.Run hands it whole traces. It is safe for
+// concurrent use; runs share nothing.
+type Backend struct{}
+
+var (
+	_ trace.Backend     = (*Backend)(nil)
+	_ trace.TraceRunner = (*Backend)(nil)
+)
+
+// New returns the model backend.
+func New() *Backend { return &Backend{} }
+
+// Name returns "model".
+func (b *Backend) Name() string { return "model" }
+
+// Open always fails: the model runs whole traces (RunTrace); trace.Run
+// calls RunTrace for it.
+func (b *Backend) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
+	return nil, fmt.Errorf("%w: %w", ErrNoExecutor, trace.ErrUnsupported)
+}
+
+// RunTrace runs t on a fresh model and returns one observation per op, in
+// trace order. The scheduling policy is the trace's `schedule` directive
+// if any (a thread order, or a seed), else FIFO; a non-zero opts.Seed
+// without a directive selects the seeded policy. Same trace, options and
+// seed: same observations.
+func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, error) {
+	opts, err := trace.ResolveOptions(t, opts)
+	if err != nil {
+		return nil, err
+	}
+	prof, err := ParseProfile(opts.Profile)
+	if err != nil {
+		return nil, err
+	}
+	var policy Policy
+	switch {
+	case t.Schedule != nil && t.Schedule.HasSeed:
+		policy = NewSeededPolicy(t.Schedule.Seed)
+	case t.Schedule != nil:
+		policy = PriorityPolicy{Order: t.Schedule.Threads}
+	case opts.Seed != 0:
+		policy = NewSeededPolicy(opts.Seed)
+	}
+	r := newRun(t, opts, prof, policy)
+	return r.execute(ctx)
+}
+
+// run is one execution of a trace.
+type run struct {
+	t    *trace.Trace
+	opts trace.Options
+	k    *kernel
+	s    *Sched
+
+	obs     []trace.Observation
+	done    []bool
+	doneWq  map[*Task]*WaitQueue
+	sent    map[string]int64
+	tasks   map[string]*Task
+	failed  map[string]bool // maps whose creation failed
+	started bool
+}
+
+// newKernel returns an empty machine running prof on the reference TCP.
+func newKernel(prof Profile, policy Policy) *kernel {
+	k := &kernel{s: newSched(policy), prof: prof, socks: map[string]*Sock{}, maps: map[string]*BpfMap{}}
+	k.tcp = &RefTCP{k: k}
+	return k
+}
+
+func newRun(t *trace.Trace, opts trace.Options, prof Profile, policy Policy) *run {
+	k := newKernel(prof, policy)
+	return &run{
+		t: t, opts: opts, k: k, s: k.s,
+		obs:    make([]trace.Observation, len(t.Ops)),
+		done:   make([]bool, len(t.Ops)),
+		doneWq: map[*Task]*WaitQueue{},
+		sent:   map[string]int64{},
+		tasks:  map[string]*Task{},
+		failed: map[string]bool{},
+	}
+}
+
+// errTaskKilled unwinds a task goroutine at the end of a failed run.
+var errTaskKilled = errors.New("model: task killed")
+
+// execute dispatches the ops in trace order, as trace.Run does, and joins
+// every thread at the end.
+func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) {
+	defer r.killTasks()
+	for i := range r.t.Ops {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("run %s: %w", r.t.File, err)
+		}
+		op := &r.t.Ops[i]
+		t := r.task(op.ThreadName())
+		t.queue = append(t.queue, i)
+		if !t.running {
+			r.s.makeReady(t)
+		}
+		r.s.settle()
+		if r.s.fatal != nil {
+			return nil, r.s.fatal
+		}
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("run %s: %w", r.t.File, err)
+		}
+		r.s.settle()
+		if r.s.fatal != nil {
+			return nil, r.s.fatal
+		}
+		if r.allDone() {
+			break
+		}
+		if !r.s.advance() {
+			return nil, fmt.Errorf("%w: %s: every thread is blocked and no deadline is pending (model deadlock)", ErrInternal, r.t.File)
+		}
+	}
+	return r.obs, nil
+}
+
+func (r *run) allDone() bool {
+	for _, d := range r.done {
+		if !d {
+			return false
+		}
+	}
+	return true
+}
+
+// task returns the named task, starting its goroutine on first use.
+func (r *run) task(name string) *Task {
+	if t, ok := r.tasks[name]; ok {
+		return t
+	}
+	t := &Task{Name: name, s: r.s, resume: make(chan struct{}), abortAt: noDeadline}
+	r.tasks[name] = t
+	r.s.tasks = append(r.s.tasks, t)
+	r.doneWq[t] = &WaitQueue{}
+	go r.taskLoop(t)
+	return t
+}
+
+// killTasks ends every task goroutine: idle ones return, parked ones
+// unwind (errTaskKilled).
+func (r *run) killTasks() {
+	for _, t := range r.s.tasks {
+		if t.dead {
+			continue
+		}
+		t.exit = true
+		t.resume <- struct{}{}
+		<-r.s.yield
+	}
+}
+
+// taskLoop is a task's goroutine: run the queued ops one at a time, giving
+// control back after each one.
+func (r *run) taskLoop(t *Task) {
+	defer func() {
+		if p := recover(); p != nil && p != errTaskKilled {
+			r.s.setFatal(fmt.Errorf("%w: thread %s panicked: %v\n%s", ErrInternal, t.Name, p, debug.Stack()))
+		}
+		t.dead = true
+		r.s.yield <- struct{}{}
+	}()
+	<-t.resume
+	for !t.exit {
+		if len(t.queue) > 0 {
+			i := t.queue[0]
+			t.queue = t.queue[1:]
+			r.runOp(t, i)
+		}
+		r.s.releaseDeferred()
+		if len(t.queue) > 0 {
+			r.s.makeReady(t)
+		}
+		r.s.yield <- struct{}{}
+		<-t.resume
+	}
+}
+
+// runOp executes op i on t and records its observation.
+func (r *run) runOp(t *Task, i int) {
+	op := &r.t.Ops[i]
+	t.running = true
+	t.timedOut = false
+	t.abortAt = r.s.now + vtime(r.opts.OpTimeout)
+	t.abortSteps = r.abortSteps(op)
+	res := r.exec(t, i)
+	if t.timedOut {
+		res = trace.RunnerTimeout()
+	} else if res.N > 0 && res.Word == "" {
+		switch op.Kind {
+		case trace.OpSend:
+			r.sent[op.A] += res.N
+		case trace.OpIOCopy:
+			r.sent[op.B] += res.N
+		}
+	}
+	t.running = false
+	t.abortAt = noDeadline
+	t.abortSteps = nil
+	r.obs[i] = trace.Observation{Line: op.Pos.Line, Op: op.String(), Result: res}
+	r.done[i] = true
+	r.doneWq[t].wakeUp()
+}
+
+// abortSteps returns the kernel backend watcher's escalation for op: what
+// it does to make a blocked syscall return when the runner's per-op
+// timeout expires (kernelshim: guard and shutdownStep).
+func (r *run) abortSteps(op *trace.Op) []func() {
+	sk := r.k.socks[op.A]
+	shut := func(how int) func() {
+		return func() {
+			if sk != nil && !sk.released {
+				r.k.inetShutdown(r.s.kernelTask, sk, how)
+			}
+		}
+	}
+	switch op.Kind {
+	case trace.OpRecv:
+		return []func(){shut(0), shut(2)}
+	case trace.OpSend:
+		return []func(){shut(1), shut(2)}
+	case trace.OpSplice:
+		return []func(){shut(0), func() {
+			if sk != nil && sk.pipe != nil {
+				r.k.pipeRelease(sk.pipe)
+				sk.pipe = nil
+			}
+		}, shut(2)}
+	}
+	return nil
+}
+
+// OpTimeout is the per-op timeout trace.Run uses by default; the model
+// applies opts.OpTimeout in virtual time.
+const OpTimeout = trace.DefaultOpTimeout

@@ -1,0 +1,77 @@
+package model
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// corpusDir and goldenDir are the kernel trace corpus and its goldens,
+// relative to this package.
+const (
+	corpusDir = "../testdata/traces/kernel"
+	goldenDir = "../testdata/golden"
+)
+
+// corpus returns the corpus traces that have a golden for profile.
+func corpus(t testing.TB, profile string) (traces []*trace.Trace, goldens [][]string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(corpusDir, "*.trace"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".trace")
+		gpath := filepath.Join(goldenDir, profile, name+".out")
+		if _, err := os.Stat(gpath); err != nil {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := trace.Parse(f, src)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		g, err := trace.ReadGolden(gpath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		traces = append(traces, tr)
+		goldens = append(goldens, g)
+	}
+	return traces, goldens
+}
+
+// TestCorpus runs every kernel corpus trace with a golden on the model and
+// compares the observations byte for byte (trace.DiffGolden).
+func TestCorpus(t *testing.T) {
+	for _, profile := range []string{"linux-6.18", "linux-6.1"} {
+		traces, goldens := corpus(t, profile)
+		if len(traces) == 0 {
+			t.Fatalf("no corpus traces with %s goldens", profile)
+		}
+		agree := 0
+		for i, tr := range traces {
+			obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
+			if err != nil {
+				t.Errorf("%s %s: %v", profile, tr.File, err)
+				continue
+			}
+			divs := trace.DiffGolden(obs, goldens[i])
+			if len(divs) == 0 {
+				agree++
+				continue
+			}
+			for _, d := range divs {
+				t.Errorf("%s %s:%s", profile, filepath.Base(tr.File), "\n"+d.String())
+			}
+		}
+		t.Logf("%s: %d/%d corpus traces agree with the goldens", profile, agree, len(traces))
+	}
+}

@@ -1,0 +1,43 @@
+package model
+
+import (
+	"errors"
+	"syscall"
+)
+
+// Sentinel errors of the model backend; match them with errors.Is.
+var (
+	// ErrInternal marks a model bug: a panic in a model thread or kernel
+	// context, a violated invariant, or a deadlock of the scheduler. A run
+	// that hits it returns an error instead of observations.
+	ErrInternal = errors.New("model: internal error")
+	// ErrProfile marks a profile the model does not implement. It wraps
+	// trace.ErrUnsupported where returned to the runner.
+	ErrProfile = errors.New("model: profile not implemented")
+	// ErrNoExecutor is returned by Open: the model runs whole traces
+	// (trace.TraceRunner) and has no op-by-op executor.
+	ErrNoExecutor = errors.New("model: no op-by-op executor; use trace.Run")
+)
+
+// Kernel error numbers the model returns. A zero errno means success.
+const (
+	errOK          syscall.Errno = 0
+	errEAGAIN                    = syscall.EAGAIN
+	errEBADF                     = syscall.EBADF
+	errEINVAL                    = syscall.EINVAL
+	errENOENT                    = syscall.ENOENT
+	errENOSPC                    = syscall.ENOSPC
+	errENOMEM                    = syscall.ENOMEM
+	errEPIPE                     = syscall.EPIPE
+	errEACCES                    = syscall.EACCES
+	errE2BIG                     = syscall.E2BIG
+	errEBUSY                     = syscall.EBUSY
+	errEIO                       = syscall.EIO
+	errEFAULT                    = syscall.EFAULT
+	errENOTCONN                  = syscall.ENOTCONN
+	errEOPNOTSUPP                = syscall.EOPNOTSUPP
+	errECONNRESET                = syscall.ECONNRESET
+	errETIMEDOUT                 = syscall.ETIMEDOUT
+	errENOPROTOOPT               = syscall.ENOPROTOOPT
+	errESPIPE                    = syscall.ESPIPE
+)

@@ -1,0 +1,338 @@
+package model
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// Socket option limits (net/core/sock.c: sysctl_rmem_max, sysctl_wmem_max
+// default 212992; SOCK_MIN_RCVBUF and SOCK_MIN_SNDBUF are twice
+// TCP_SKB_MIN_TRUESIZE = 2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff))).
+const (
+	sysctlRmemMax = 212992
+	sysctlWmemMax = 212992
+	sockMinRcvbuf = 2 * (2048 + 256)
+	sockMinSndbuf = 2 * (2048 + 256)
+)
+
+// exec runs op i on task t: the system calls the kernel backend makes for
+// the op, in the same order, with the same flags.
+func (r *run) exec(t *Task, i int) trace.Result {
+	op := &r.t.Ops[i]
+	k := r.k
+	switch op.Kind {
+	case trace.OpConn:
+		return r.conn(op)
+	case trace.OpMap:
+		m, err := mapCreate(op.Map, op.MapType, op.Size)
+		if err != 0 {
+			r.failed[op.Map] = true
+			return trace.Fail(err)
+		}
+		k.maps[op.Map] = m
+		return trace.OK()
+	case trace.OpProg:
+		return r.prog(op)
+	case trace.OpInsert:
+		m := k.maps[op.Map]
+		if m == nil {
+			return trace.Fail(errEBADF)
+		}
+		sk := k.socks[op.A]
+		if err := sk.fget(); err != 0 {
+			return trace.Fail(err)
+		}
+		defer sk.fput(t)
+		return result(k.mapUpdate(t, m, op.Key, sk))
+	case trace.OpDelete:
+		m := k.maps[op.Map]
+		if m == nil {
+			return trace.Fail(errEBADF)
+		}
+		return result(k.mapDelete(m, op.Key))
+	case trace.OpPair:
+		// bpf_sock_splice_pair exists only with the loopback-splice RFC.
+		return trace.Fail(errEOPNOTSUPP)
+	case trace.OpSend:
+		return r.send(t, op)
+	case trace.OpRecv:
+		return r.recv(t, op)
+	case trace.OpSplice:
+		return r.splice(t, op)
+	case trace.OpPipe:
+		sk := k.socks[op.A]
+		if sk == nil || !sk.fdOpen {
+			return trace.Fail(errEBADF)
+		}
+		pipe := r.pipeOf(sk)
+		dst := newIovIter(int(op.Size))
+		if err := k.pipeRead(pipe, dst); err != 0 {
+			return trace.Fail(err)
+		}
+		return trace.Count(int64(len(dst.buf))).WithData(dst.buf)
+	case trace.OpIOCopy:
+		return r.iocopy(t, op)
+	case trace.OpFIONREAD:
+		sk := k.socks[op.A]
+		if err := sk.fget(); err != 0 {
+			return trace.Fail(err)
+		}
+		defer sk.fput(t)
+		n, err := sk.SkProt.Ioctl(t, sk, siocinq)
+		if err != 0 {
+			return trace.Fail(err)
+		}
+		return trace.Count(int64(n))
+	case trace.OpPoll:
+		sk := k.socks[op.A]
+		if err := sk.fget(); err != 0 {
+			return trace.Fail(err)
+		}
+		defer sk.fput(t)
+		return trace.Word(pollWord(k.sockPoll(sk)))
+	case trace.OpState:
+		sk := k.socks[op.A]
+		if err := sk.fget(); err != 0 {
+			return trace.Fail(err)
+		}
+		defer sk.fput(t)
+		return trace.Word(sk.State.String())
+	case trace.OpShutdown:
+		sk := k.socks[op.A]
+		if err := sk.fget(); err != 0 {
+			return trace.Fail(err)
+		}
+		defer sk.fput(t)
+		how := map[trace.Shutdown]int{trace.ShutRD: 0, trace.ShutWR: 1, trace.ShutRDWR: 2}[op.How]
+		return result(k.inetShutdown(t, sk, how))
+	case trace.OpClose:
+		return r.close(t, op)
+	case trace.OpSet:
+		return r.set(t, op)
+	case trace.OpSleep:
+		if op.Size == 0 {
+			return trace.OK()
+		}
+		t.sleepOn(nil, r.s.now+vtime(time.Duration(op.Size)*time.Millisecond))
+		return trace.OK()
+	case trace.OpJoin:
+		return r.join(t, i)
+	}
+	return trace.Fail(errEINVAL)
+}
+
+func result(err syscall.Errno) trace.Result {
+	if err != 0 {
+		return trace.Fail(err)
+	}
+	return trace.OK()
+}
+
+// conn creates a connected pair: A connects, B is accepted.
+func (r *run) conn(op *trace.Op) trace.Result {
+	k := r.k
+	a, b := k.newSock(op.A), k.newSock(op.B)
+	a.SkProt, b.SkProt = k.tcpProt(), k.tcpProt()
+	k.tcp.Connect(a, b)
+	k.socks[op.A], k.socks[op.B] = a, b
+	k.sockSeq = append(k.sockSeq, a, b)
+	return trace.OK()
+}
+
+// prog loads and attaches the canned programs: the parser first, then the
+// verdict (kernelshim attachProgs).
+func (r *run) prog(op *trace.Op) trace.Result {
+	m := r.k.maps[op.Map]
+	if m == nil {
+		return trace.Fail(errEBADF)
+	}
+	spec := *op.Prog
+	if spec.Type == trace.SkMsg {
+		return result(m.progAttach(&Prog{Kind: ProgMsgVerdict, Spec: spec, Map: m}))
+	}
+	if spec.Parser != 0 {
+		if err := m.progAttach(&Prog{Kind: ProgStreamParser, Spec: spec, Map: m}); err != 0 {
+			return trace.Fail(err)
+		}
+	}
+	return result(m.progAttach(&Prog{Kind: ProgStreamVerdict, Spec: spec, Map: m}))
+}
+
+// sendFlags returns the msg flags of a send or recv: MSG_DONTWAIT when
+// asked or when the file is O_NONBLOCK (__sys_sendto, __sys_recvfrom).
+func sendFlags(sk *Sock, dontwait bool) int {
+	f := 0
+	if dontwait || sk.ONonblock {
+		f |= msgDontwait
+	}
+	return f
+}
+
+// send is sendto(2) with MSG_NOSIGNAL: sock_sendmsg → sk_prot->sendmsg.
+func (r *run) send(t *Task, op *trace.Op) trace.Result {
+	sk := r.k.socks[op.A]
+	if err := sk.fget(); err != 0 {
+		return trace.Fail(err)
+	}
+	defer sk.fput(t)
+	var src *srcIter
+	if op.Form == trace.DataPattern {
+		src = newSrcPattern(r.sent[op.A], int(op.Size))
+	} else {
+		src = newSrcBytes(op.Data)
+	}
+	flags := sendFlags(sk, op.Flags&trace.FlagDontwait != 0) | msgNosignal
+	n, err := sk.SkProt.Sendmsg(t, sk, src, flags)
+	if err != 0 {
+		return trace.Fail(err)
+	}
+	return trace.Count(int64(n))
+}
+
+// recv is recvfrom(2) into an N-byte buffer: sock_recvmsg → sk_prot->recvmsg.
+func (r *run) recv(t *Task, op *trace.Op) trace.Result {
+	sk := r.k.socks[op.A]
+	if err := sk.fget(); err != 0 {
+		return trace.Fail(err)
+	}
+	defer sk.fput(t)
+	flags := sendFlags(sk, op.Flags&trace.FlagDontwait != 0)
+	if op.Flags&trace.FlagPeek != 0 {
+		flags |= msgPeek
+	}
+	if op.Flags&trace.FlagWaitall != 0 {
+		flags |= msgWaitall
+	}
+	dst := newIovIter(int(op.Size))
+	n, err := sk.SkProt.Recvmsg(t, sk, dst, flags)
+	if err != 0 {
+		return trace.Fail(err)
+	}
+	return trace.Count(int64(n)).WithData(dst.buf[:n])
+}
+
+// pipeOf returns the socket's splice pipe, creating it on first use.
+func (r *run) pipeOf(sk *Sock) *Pipe {
+	if sk.pipe == nil {
+		sk.pipe = newPipe(pipeDefBuffers)
+	}
+	return sk.pipe
+}
+
+// splice is splice(2) from the socket into its own pipe.
+func (r *run) splice(t *Task, op *trace.Op) trace.Result {
+	sk := r.k.socks[op.A]
+	if err := sk.fget(); err != 0 {
+		return trace.Fail(err)
+	}
+	defer sk.fput(t)
+	pipe := r.pipeOf(sk)
+	n, err := r.k.spliceSockToPipe(t, sk, pipe, int(op.Size), op.Flags&trace.FlagNonblock != 0, sk.ONonblock)
+	if err != 0 {
+		return trace.Fail(err)
+	}
+	return trace.Count(int64(n))
+}
+
+// iocopy is Go's io.Copy(dst, src) on the two sockets.
+func (r *run) iocopy(t *Task, op *trace.Op) trace.Result {
+	src, dst := r.k.socks[op.A], r.k.socks[op.B]
+	if src == nil || !src.fdOpen || dst == nil || !dst.fdOpen {
+		return trace.Fail(errEBADF)
+	}
+	src.fget()
+	dst.fget()
+	defer src.fput(t)
+	defer dst.fput(t)
+	res := r.k.ioCopy(t, src, dst)
+	out := trace.Count(res.n)
+	switch {
+	case res.deadline:
+		out.Err = errETIMEDOUT
+	case res.err != 0:
+		out.Err = res.err
+	}
+	return out
+}
+
+// close is close(2), with SO_LINGER{1,0} first for `rst`. The socket's
+// pipe goes with it; the socket itself is released when the last file
+// reference is dropped.
+func (r *run) close(t *Task, op *trace.Op) trace.Result {
+	sk := r.k.socks[op.A]
+	if sk == nil || !sk.fdOpen {
+		return trace.Fail(errEBADF)
+	}
+	if op.Flags&trace.FlagRST != 0 {
+		sk.SockLinger, sk.Lingertime = true, 0
+	}
+	sk.fdOpen = false
+	if sk.pipe != nil {
+		r.k.pipeRelease(sk.pipe)
+		sk.pipe = nil
+	}
+	sk.fput(t)
+	return trace.OK()
+}
+
+// set is setsockopt(2) (or fcntl(F_SETFL) for nonblock).
+func (r *run) set(t *Task, op *trace.Op) trace.Result {
+	sk := r.k.socks[op.A]
+	if err := sk.fget(); err != 0 {
+		return trace.Fail(err)
+	}
+	defer sk.fput(t)
+	v := op.Size
+	switch op.Opt {
+	case trace.OptRcvtimeo:
+		// sock_set_timeout: zero means MAX_SCHEDULE_TIMEOUT.
+		if v == 0 {
+			sk.SkRcvtimeo, sk.rcvtimeo = maxTimeout, maxTimeout
+		} else {
+			d := timeo(time.Duration(v) * time.Millisecond)
+			sk.SkRcvtimeo, sk.rcvtimeo = d, d
+		}
+	case trace.OptNonblock:
+		sk.ONonblock = v != 0
+	case trace.OptBusypoll:
+		// sk_ll_usec: no effect on the mainline TCP paths modelled.
+	case trace.OptRcvbuf:
+		if v > sysctlRmemMax {
+			v = sysctlRmemMax
+		}
+		sk.SkRcvbuf = max(int(v)*2, sockMinRcvbuf)
+	case trace.OptSndbuf:
+		if v > sysctlWmemMax {
+			v = sysctlWmemMax
+		}
+		sk.SkSndbuf = max(int(v)*2, sockMinSndbuf)
+	default:
+		return trace.Fail(errENOPROTOOPT)
+	}
+	return trace.OK()
+}
+
+// join waits for the target thread's ops dispatched before op i.
+func (r *run) join(t *Task, i int) trace.Result {
+	target := r.t.Ops[i].Target
+	j := -1
+	for x := i - 1; x >= 0; x-- {
+		if r.t.Ops[x].ThreadName() == target {
+			j = x
+			break
+		}
+	}
+	if j < 0 {
+		return trace.OK()
+	}
+	tt := r.tasks[target]
+	for !r.done[j] {
+		t.sleepOn([]*WaitQueue{r.doneWq[tt]}, noDeadline)
+		if t.timedOut {
+			return trace.RunnerTimeout()
+		}
+	}
+	return trace.OK()
+}

@@ -1,0 +1,676 @@
+package model
+
+import (
+	"syscall"
+	"time"
+)
+
+// Verdicts of the kernel's enum __sk_action.
+const (
+	skDropV     = 0 // __SK_DROP
+	skPassV     = 1 // __SK_PASS
+	skRedirectV = 2 // __SK_REDIRECT
+	skNoneV     = 3 // __SK_NONE
+)
+
+// psock state bits (enum sk_psock_state_bits).
+const (
+	skPsockTxEnabled     = 1 << 0 // SK_PSOCK_TX_ENABLED
+	skPsockRxStrpEnabled = 1 << 1 // SK_PSOCK_RX_STRP_ENABLED
+)
+
+// SkPsockProgs mirrors struct sk_psock_progs.
+type SkPsockProgs struct {
+	MsgParser     *Prog // BPF_SK_MSG_VERDICT
+	StreamParser  *Prog // BPF_SK_SKB_STREAM_PARSER
+	StreamVerdict *Prog // BPF_SK_SKB_STREAM_VERDICT
+	SkbVerdict    *Prog // BPF_SK_SKB_VERDICT
+}
+
+// sockMapLink mirrors struct sk_psock_link: the psock is in Map at Key,
+// in the slot or element identified by Raw (link_raw).
+type sockMapLink struct {
+	Map *BpfMap
+	Key int64
+	Raw int64
+}
+
+// SkPsock mirrors struct sk_psock (include/linux/skmsg.h, v6.18).
+//
+// Ownership: the psock is referenced (Refcnt) by each map link and,
+// transiently, by every path that took sk_psock_get; when Refcnt drops to
+// zero sk_psock_drop detaches it from the socket (SkUserData = nil, proto
+// restored) and queues sk_psock_destroy, which frees IngressMsg,
+// IngressSkb and Cork and puts SkRedir and the socket. The psock holds a
+// reference on Sk (sock_hold) and on SkRedir.
+//
+// Invariants (CheckQueues): MsgTotLen equals the sum of the Sg.Size of
+// the messages on IngressMsg; a psock without skPsockTxEnabled accepts no
+// new message.
+type SkPsock struct {
+	Sk           *Sock
+	SkRedir      *Sock
+	ApplyBytes   int
+	CorkBytes    int
+	Eval         int
+	RedirIngress bool
+	Cork         *SkMsg
+	Progs        SkPsockProgs
+	IngressSkb   skbQueue
+	IngressMsg   []*SkMsg
+	// MsgTotLen is msg_tot_len: bytes queued on IngressMsg (the field
+	// tcp_bpf_ioctl reports; 6.18.y backport of "bpf, sockmap: Fix
+	// FIONREAD for sockmap").
+	MsgTotLen int
+	State     int
+	Refcnt    int
+	Links     []sockMapLink
+
+	SkProto         *Proto
+	SavedDataReady  func(*Sock)
+	SavedWriteSpace func(*Sock)
+
+	// WorkState mirrors psock->work_state: a partially handled skb.
+	WorkLen, WorkOff int
+	workQueued       bool
+	destroyed        bool
+
+	strp *strparser
+}
+
+// skPsock mirrors sk_psock(): the psock attached to sk, if any.
+func skPsock(sk *Sock) *SkPsock { return sk.SkUserData }
+
+// skPsockGet mirrors sk_psock_get(): take a reference unless the psock is
+// gone or dying.
+func skPsockGet(sk *Sock) *SkPsock {
+	p := sk.SkUserData
+	if p == nil || p.Refcnt == 0 {
+		return nil
+	}
+	p.Refcnt++
+	return p
+}
+
+// skPsockPut mirrors sk_psock_put(): the last reference drops the psock.
+func (k *kernel) skPsockPut(sk *Sock, p *SkPsock) {
+	p.Refcnt--
+	if p.Refcnt == 0 {
+		k.skPsockDrop(sk, p)
+	}
+}
+
+func (p *SkPsock) testState(bit int) bool { return p.State&bit != 0 }
+
+// skPsockInit mirrors sk_psock_init() (net/core/skmsg.c, v6.18).
+func (k *kernel) skPsockInit(sk *Sock) *SkPsock {
+	p := &SkPsock{
+		Sk: sk, Eval: skNoneV, SkProto: sk.SkProt,
+		SavedWriteSpace: sk.SkWriteSpace, State: skPsockTxEnabled, Refcnt: 1,
+	}
+	sk.SkUserData = p
+	sockHold(sk)
+	return p
+}
+
+// skPsockQueueMsg mirrors sk_psock_queue_msg(): append msg to ingress_msg
+// if the psock still transmits, else free it. It reports whether msg was
+// queued.
+func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
+	if p.testState(skPsockTxEnabled) {
+		p.IngressMsg = append(p.IngressMsg, msg)
+		p.MsgTotLen += msg.Sg.Size
+		return true
+	}
+	k.skMsgFree(msg)
+	return false
+}
+
+// skPsockDequeueMsg mirrors sk_psock_dequeue_msg().
+func (p *SkPsock) skPsockDequeueMsg() *SkMsg {
+	if len(p.IngressMsg) == 0 {
+		return nil
+	}
+	msg := p.IngressMsg[0]
+	p.IngressMsg[0] = nil
+	p.IngressMsg = p.IngressMsg[1:]
+	p.MsgTotLen -= msg.Sg.Size
+	return msg
+}
+
+// skPsockPeekMsg mirrors sk_psock_peek_msg().
+func (p *SkPsock) skPsockPeekMsg() *SkMsg {
+	if len(p.IngressMsg) == 0 {
+		return nil
+	}
+	return p.IngressMsg[0]
+}
+
+// skPsockNextMsg mirrors sk_psock_next_msg().
+func (p *SkPsock) skPsockNextMsg(msg *SkMsg) *SkMsg {
+	for i, m := range p.IngressMsg {
+		if m == msg && i+1 < len(p.IngressMsg) {
+			return p.IngressMsg[i+1]
+		}
+	}
+	return nil
+}
+
+// skPsockQueueEmpty mirrors sk_psock_queue_empty().
+func skPsockQueueEmpty(p *SkPsock) bool { return p == nil || len(p.IngressMsg) == 0 }
+
+// skPsockDataReady mirrors sk_psock_data_ready(): wake readers through the
+// socket's original data_ready.
+func skPsockDataReady(sk *Sock, p *SkPsock) {
+	if p.SavedDataReady != nil {
+		p.SavedDataReady(sk)
+	} else {
+		sk.SkDataReady(sk)
+	}
+}
+
+// kfreeSkMsg mirrors kfree_sk_msg(): consume the message's skb.
+func (k *kernel) kfreeSkMsg(msg *SkMsg) {
+	if msg.Skb != nil {
+		k.freeSkb(msg.Skb)
+		msg.Skb = nil
+	}
+}
+
+// skMsgRecvmsg mirrors __sk_msg_recvmsg() (net/core/skmsg.c, v6.18 with
+// the copied_from_self and msg_tot_len fixes): copy from the ingress
+// messages into dst, consuming unless MSG_PEEK. It returns the bytes
+// copied, or -EFAULT when the first element holds nothing (a FIN
+// message), and the bytes that came from sk's own stream.
+func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst *iovIter, flags int) (copied int, err syscall.Errno, fromSelf int) {
+	peek := flags&msgPeek != 0
+	length := dst.left()
+	msgRx := p.skPsockPeekMsg()
+	for copied != length {
+		if msgRx == nil {
+			break
+		}
+		self := msgRx.Sk == sk
+		i := msgRx.Sg.Start
+		var sge *Scatterlist
+		for {
+			sge = msgRx.elem(i)
+			n := sge.Length
+			if copied+n > length {
+				n = length - copied
+			}
+			if n > 0 {
+				n = dst.copyIn(sge.Page.bytes(sge.Offset, n))
+			}
+			if n == 0 {
+				if copied == 0 {
+					return 0, errEFAULT, fromSelf
+				}
+				return copied, errOK, fromSelf
+			}
+			copied += n
+			if self {
+				fromSelf += n
+			}
+			if !peek {
+				page := sge.Page
+				sge.Offset += n
+				sge.Length -= n
+				msgRx.Sg.Size -= n
+				p.MsgTotLen -= n
+				if sge.Length == 0 {
+					i = skMsgIterVarNext(i)
+					if msgRx.Skb == nil {
+						k.pages.putPage(page)
+					}
+				}
+			} else {
+				if n != sge.Length {
+					return copied, errOK, fromSelf
+				}
+				i = skMsgIterVarNext(i)
+			}
+			if copied == length {
+				break
+			}
+			if i == msgRx.Sg.End || sge.Last {
+				break
+			}
+		}
+		if peek {
+			msgRx = p.skPsockNextMsg(msgRx)
+			if msgRx == nil {
+				break
+			}
+			continue
+		}
+		msgRx.Sg.Start = i
+		if sge.Length == 0 && (i == msgRx.Sg.End || sge.Last) {
+			m := p.skPsockDequeueMsg()
+			k.kfreeSkMsg(m)
+		}
+		msgRx = p.skPsockPeekMsg()
+	}
+	return copied, errOK, fromSelf
+}
+
+// skMsgIsReadable mirrors sk_msg_is_readable(): poll's view of ingress_msg.
+func skMsgIsReadable(sk *Sock) bool {
+	p := skPsock(sk)
+	return p != nil && len(p.IngressMsg) > 0
+}
+
+// skPsockStop mirrors sk_psock_stop(): no more transmission, free the cork.
+func (k *kernel) skPsockStop(p *SkPsock) {
+	p.State &^= skPsockTxEnabled
+	k.skPsockCorkFree(p)
+}
+
+// skPsockCorkFree mirrors sk_psock_cork_free().
+func (k *kernel) skPsockCorkFree(p *SkPsock) {
+	if p.Cork != nil {
+		k.skMsgFree(p.Cork)
+		p.Cork = nil
+	}
+}
+
+// skPsockDrop mirrors sk_psock_drop(): detach the psock from the socket
+// and queue its destruction (an RCU work on system_wq).
+func (k *kernel) skPsockDrop(sk *Sock, p *SkPsock) {
+	k.skPsockRestoreProto(sk, p)
+	sk.SkUserData = nil
+	if p.Progs.StreamParser != nil {
+		k.skPsockStopStrp(sk, p)
+	} else if p.Progs.StreamVerdict != nil || p.Progs.SkbVerdict != nil {
+		k.skPsockStopVerdict(sk, p)
+	}
+	k.skPsockStop(p)
+	k.s.queueWork("sk_psock_destroy", func() { k.skPsockDestroy(p) })
+}
+
+// skPsockRestoreProto mirrors sk_psock_restore_proto() → tcp_bpf_update_proto(restore).
+func (k *kernel) skPsockRestoreProto(sk *Sock, p *SkPsock) {
+	sk.SkWriteSpace = p.SavedWriteSpace
+	sk.SkProt = p.SkProto
+}
+
+// skPsockDestroy mirrors sk_psock_destroy(): free what the psock holds.
+func (k *kernel) skPsockDestroy(p *SkPsock) {
+	p.destroyed = true
+	if p.strp != nil {
+		k.strpDone(p.strp)
+	}
+	k.skPsockZapIngress(p)
+	p.Progs = SkPsockProgs{}
+	p.Links = nil
+	k.skPsockCorkFree(p)
+	if p.SkRedir != nil {
+		sockPut(p.SkRedir)
+		p.SkRedir = nil
+	}
+	sockPut(p.Sk)
+}
+
+// skPsockZapIngress mirrors __sk_psock_zap_ingress(): drop ingress_skb and
+// purge ingress_msg.
+func (k *kernel) skPsockZapIngress(p *SkPsock) {
+	for skb := p.IngressSkb.dequeue(); skb != nil; skb = p.IngressSkb.dequeue() {
+		skb.BpfRedir = nil
+		k.freeSkb(skb)
+	}
+	for _, msg := range p.IngressMsg {
+		p.MsgTotLen -= msg.Sg.Size
+		k.skMsgFree(msg)
+	}
+	p.IngressMsg = nil
+}
+
+// skPsockMapVerd mirrors sk_psock_map_verd().
+func skPsockMapVerd(verdict int, redir bool) int {
+	if verdict == skPass {
+		if redir {
+			return skRedirectV
+		}
+		return skPassV
+	}
+	return skDropV
+}
+
+// skPsockStartVerdict mirrors sk_psock_start_verdict().
+func (k *kernel) skPsockStartVerdict(sk *Sock, p *SkPsock) {
+	if p.SavedDataReady != nil {
+		return
+	}
+	p.SavedDataReady = sk.SkDataReady
+	sk.SkDataReady = k.skPsockVerdictDataReady
+	sk.SkWriteSpace = k.skPsockWriteSpace
+}
+
+// skPsockStopVerdict mirrors sk_psock_stop_verdict().
+func (k *kernel) skPsockStopVerdict(sk *Sock, p *SkPsock) {
+	p.Progs.StreamVerdict = nil
+	p.Progs.SkbVerdict = nil
+	if p.SavedDataReady == nil {
+		return
+	}
+	sk.SkDataReady = p.SavedDataReady
+	p.SavedDataReady = nil
+}
+
+// skPsockWriteSpace mirrors sk_psock_write_space(): kick the backlog work,
+// then the original write_space.
+func (k *kernel) skPsockWriteSpace(sk *Sock) {
+	p := skPsock(sk)
+	var ws func(*Sock)
+	if p != nil {
+		if p.testState(skPsockTxEnabled) {
+			k.scheduleWork(p, 0)
+		}
+		ws = p.SavedWriteSpace
+	}
+	if ws != nil {
+		ws(sk)
+	}
+}
+
+// skPsockVerdictDataReady mirrors sk_psock_verdict_data_ready(): run the
+// verdict on every queued skb (tcp_read_skb), then wake readers.
+func (k *kernel) skPsockVerdictDataReady(sk *Sock) {
+	if sk.released {
+		return // sk->sk_socket is NULL once the file is released
+	}
+	copied := k.tcp.ReadSkb(sk, k.skPsockVerdictRecv)
+	if copied >= 0 {
+		if p := skPsock(sk); p != nil {
+			skPsockDataReady(sk, p)
+		}
+	}
+}
+
+// skPsockVerdictRecv mirrors sk_psock_verdict_recv(): run the stream (or
+// skb) verdict program on skb and apply the verdict. It takes ownership
+// of skb and returns its length, or a negative errno.
+func (k *kernel) skPsockVerdictRecv(sk *Sock, skb *SkBuff) int {
+	n := skb.Len
+	p := skPsock(sk)
+	if p == nil {
+		k.tcp.EatSkb(sk, skb)
+		k.freeSkb(skb)
+		return 0
+	}
+	ret := skDropV
+	prog := p.Progs.StreamVerdict
+	if prog == nil {
+		prog = p.Progs.SkbVerdict
+	}
+	if prog != nil {
+		skb.BpfRedir, skb.BpfIngress = nil, false
+		v := prog.runSkb(k, skb)
+		ret = skPsockMapVerd(v, skb.BpfRedir != nil)
+	}
+	if err := k.skPsockVerdictApply(p, skb, ret); err < 0 {
+		n = err
+	}
+	return n
+}
+
+// skPsockVerdictApply mirrors sk_psock_verdict_apply() (net/core/skmsg.c,
+// v6.18). It takes ownership of skb.
+func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
+	err := 0
+	switch verdict {
+	case skPassV:
+		err = -int(errEIO)
+		skOther := p.Sk
+		if skOther.SockDead || !p.testState(skPsockTxEnabled) {
+			break // out_free
+		}
+		skb.BpfIngress = true
+		if p.IngressSkb.empty() {
+			off, n := 0, skb.Len
+			if skb.BpfStrparser {
+				off, n = skb.StrpOffset, skb.StrpFullLen
+			}
+			err = k.skPsockSkbIngressSelf(p, skb, off, n)
+		}
+		if err < 0 {
+			if p.testState(skPsockTxEnabled) {
+				p.IngressSkb.tail(skb)
+				k.scheduleWork(p, 0)
+				err = 0
+			}
+			if err < 0 {
+				break // out_free
+			}
+		}
+		return err
+	case skRedirectV:
+		k.tcp.EatSkb(p.Sk, skb)
+		return k.skPsockSkbRedirect(p, skb)
+	}
+	// __SK_DROP, out_free.
+	skb.BpfRedir = nil
+	k.tcp.EatSkb(p.Sk, skb)
+	k.freeSkb(skb)
+	return err
+}
+
+// skPsockSkbRedirect mirrors sk_psock_skb_redirect(): queue skb on the
+// target's ingress_skb and kick its backlog work.
+func (k *kernel) skPsockSkbRedirect(from *SkPsock, skb *SkBuff) int {
+	other := skb.BpfRedir
+	if other == nil {
+		k.freeSkb(skb)
+		return -int(errEIO)
+	}
+	po := skPsock(other)
+	if po == nil || other.SockDead || !po.testState(skPsockTxEnabled) {
+		skb.BpfRedir = nil
+		k.freeSkb(skb)
+		return -int(errEIO)
+	}
+	po.IngressSkb.tail(skb)
+	k.scheduleWork(po, 0)
+	return 0
+}
+
+// scheduleWork mirrors schedule_delayed_work(&psock->work, delay): the
+// backlog work runs as a kernel context (at once, or after the next op for
+// a delay of a jiffy or more). A work already queued is not queued twice.
+func (k *kernel) scheduleWork(p *SkPsock, jiffies int) {
+	if p.workQueued {
+		return
+	}
+	p.workQueued = true
+	run := func() {
+		p.workQueued = false
+		k.skPsockBacklog(p)
+	}
+	if jiffies == 0 {
+		k.s.queueWork("sk_psock_backlog", run)
+	} else {
+		k.s.deferWork("sk_psock_backlog", time.Duration(jiffies)*time.Millisecond, run)
+	}
+}
+
+// skPsockSkbIngressSelf mirrors sk_psock_skb_ingress_self(): put an skb
+// from sk's own stream on its ingress_msg (no memory check: the skb is
+// already charged to sk). It takes ownership of skb on success.
+func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int) int {
+	msg := newSkMsg()
+	sk := p.Sk
+	skSetOwnerR(skb, sk)
+	msg.Sk = sk
+	if skb.BpfStrparser && p.strp != nil {
+		p.strp.ingressBytes += n // psock->ingress_bytes
+	}
+	return k.skPsockSkbIngressEnqueue(skb, off, n, p, sk, msg)
+}
+
+// skPsockSkbIngress mirrors sk_psock_skb_ingress(): like the self variant
+// for an skb of another socket, after checking the receive memory.
+func (k *kernel) skPsockSkbIngress(p *SkPsock, skb *SkBuff, off, n int) int {
+	sk := p.Sk
+	if skb.Sk == sk {
+		return k.skPsockSkbIngressSelf(p, skb, off, n)
+	}
+	// sk_psock_create_ingress_msg.
+	if sk.SkRmemAlloc > sk.SkRcvbuf {
+		return -int(errEAGAIN)
+	}
+	msg := newSkMsg()
+	skSetOwnerR(skb, sk)
+	return k.skPsockSkbIngressEnqueue(skb, off, n, p, sk, msg)
+}
+
+// skPsockSkbIngressEnqueue mirrors sk_psock_skb_ingress_enqueue(): map
+// the skb's bytes [off, off+n) into the message (skb_to_sgvec), hand the
+// skb to the message, queue it and wake readers.
+func (k *kernel) skPsockSkbIngressEnqueue(skb *SkBuff, off, n int, p *SkPsock, sk *Sock, msg *SkMsg) int {
+	num := skbToSgvec(skb, msg, off, n)
+	msg.Sg.Start = 0
+	msg.Sg.Size = n
+	msg.Sg.End = num
+	msg.Skb = skb
+	k.skPsockQueueMsg(p, msg)
+	skPsockDataReady(sk, p)
+	return n
+}
+
+// skbToSgvec mirrors skb_to_sgvec(): one scatterlist element per fragment
+// piece of [off, off+n), the last one marked. It returns the number of
+// elements.
+func skbToSgvec(skb *SkBuff, msg *SkMsg, off, n int) int {
+	num := 0
+	for _, f := range skb.Frags {
+		if n == 0 {
+			break
+		}
+		if off >= f.Size {
+			off -= f.Size
+			continue
+		}
+		m := f.Size - off
+		if m > n {
+			m = n
+		}
+		msg.Sg.Data[num] = Scatterlist{Page: f.Page, Offset: f.Off + off, Length: m}
+		num++
+		n -= m
+		off = 0
+	}
+	if num > 0 {
+		msg.Sg.Data[num-1].Last = true
+	}
+	return num
+}
+
+// skPsockBacklog mirrors sk_psock_backlog() (net/core/skmsg.c, v6.18): the
+// work that moves redirected skbs into a psock's socket, ingress or egress.
+func (k *kernel) skPsockBacklog(p *SkPsock) {
+	if p.destroyed || skPsock(p.Sk) != p {
+		return
+	}
+	if skPsockGet(p.Sk) == nil {
+		return
+	}
+	defer k.skPsockPut(p.Sk, p)
+	for {
+		skb := p.IngressSkb.peek()
+		if skb == nil {
+			break
+		}
+		off, n := 0, skb.Len
+		if skb.BpfStrparser {
+			off, n = skb.StrpOffset, skb.StrpFullLen
+		}
+		if p.WorkLen != 0 {
+			n, off = p.WorkLen, p.WorkOff
+		}
+		ingress := skb.BpfIngress
+		skb.BpfRedir, skb.BpfIngress = nil, false
+		for {
+			ret := -int(errEIO)
+			if !p.Sk.SockDead {
+				ret = k.skPsockHandleSkb(p, skb, off, n, ingress)
+			}
+			if ret <= 0 {
+				if ret == -int(errEAGAIN) {
+					if p.testState(skPsockTxEnabled) {
+						p.WorkLen, p.WorkOff = n, off
+						skb.BpfIngress = ingress
+						k.scheduleWork(p, 1)
+					}
+					return
+				}
+				// Hard errors break the pipe (sk_psock_report_error).
+				e := syscall.Errno(-ret)
+				if ret == 0 {
+					e = errEPIPE
+				}
+				p.Sk.SkErr = e
+				p.Sk.SkErrorReport(p.Sk)
+				p.State &^= skPsockTxEnabled
+				return
+			}
+			off += ret
+			n -= ret
+			if n == 0 {
+				break
+			}
+		}
+		p.WorkLen, p.WorkOff = 0, 0
+		p.IngressSkb.dequeue()
+		if !ingress {
+			k.freeSkb(skb)
+		}
+	}
+}
+
+// skPsockHandleSkb mirrors sk_psock_handle_skb(): egress sends the bytes
+// out of the psock's socket (skb_send_sock), ingress queues them on its
+// ingress_msg.
+func (k *kernel) skPsockHandleSkb(p *SkPsock, skb *SkBuff, off, n int, ingress bool) int {
+	if !ingress {
+		sk := p.Sk
+		if !k.tcp.StreamIsWriteable(sk) {
+			return -int(errEAGAIN)
+		}
+		return k.skbSendSock(sk, skb, off, n)
+	}
+	return k.skPsockSkbIngress(p, skb, off, n)
+}
+
+// skbSendSock mirrors skb_send_sock(): sendmsg through the socket's proto
+// (MSG_DONTWAIT|MSG_SPLICE_PAGES) from the kworker, fragment by fragment.
+func (k *kernel) skbSendSock(sk *Sock, skb *SkBuff, off, n int) int {
+	if sk.released {
+		return -int(errEINVAL)
+	}
+	buf := make([]byte, n)
+	skb.copyBits(off, buf)
+	sent, err := sk.SkProt.Sendmsg(k.s.kernelTask, sk, newSrcBytes(buf), msgDontwait|msgNosignal)
+	if err != 0 {
+		if sent > 0 {
+			return sent
+		}
+		return -int(err)
+	}
+	return sent
+}
+
+// CheckQueues verifies the psock queue invariants and returns a
+// description of the first violation, or "".
+func (p *SkPsock) CheckQueues() string {
+	total := 0
+	for _, m := range p.IngressMsg {
+		if s := m.CheckRing(); s != "" {
+			return "ingress msg: " + s
+		}
+		total += m.Sg.Size
+	}
+	if total != p.MsgTotLen {
+		return "msg_tot_len differs from the bytes on ingress_msg"
+	}
+	return ""
+}

@@ -1,0 +1,485 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"runtime/debug"
+	"time"
+)
+
+// vtime is virtual time in nanoseconds since the start of a run.
+type vtime int64
+
+// timeo is a kernel timeout ("long timeo" in jiffies in the kernel; here in
+// virtual nanoseconds). maxTimeout is MAX_SCHEDULE_TIMEOUT: wait forever.
+type timeo int64
+
+const maxTimeout timeo = math.MaxInt64
+
+// noDeadline marks a wait without a deadline.
+const noDeadline vtime = math.MaxInt64
+
+// Sched is the cooperative deterministic scheduler of one run.
+//
+// Model threads (Task) are goroutines, but exactly one of them runs at a
+// time: the scheduler hands control to a task and waits until the task
+// parks (blocks in a wait) or finishes its current op. Kernel contexts
+// (softirq delivery of in-flight segments, the psock backlog work, the RCU
+// work that destroys a psock, ...) are closures queued on the scheduler and
+// run on the scheduler's own goroutine between two task slices; they never
+// block. Because every switch is a channel hand-off, all model state is
+// accessed by one goroutine at a time and no lock is needed; the
+// happens-before edges of the hand-off make the race detector agree.
+//
+// Time is virtual. The clock advances only when no task can run, no kernel
+// context is pending and the caller asks for it (see advance): it jumps to
+// the earliest deadline (a sleep's end, an SO_RCVTIMEO expiry, a delayed
+// work, the runner's per-op timeout).
+//
+// Policy: kernel contexts run first, in FIFO order; then the ready task
+// chosen by the Policy runs. The default policy is FIFO in the order tasks
+// became ready, which is the order of wake-ups (wait queue order) and of
+// op dispatch. Issue 7 replaces it with seeded random, PCT and exhaustive
+// policies and adds yield points inside ops.
+type Sched struct {
+	now vtime
+
+	tasks []*Task
+
+	kwork    []kwork // pending kernel contexts, FIFO
+	deferred []kwork // delayed kernel work (see deferWork)
+
+	yield chan struct{} // a task gives control back to the scheduler
+	cur   *Task         // the task running now, nil on the scheduler
+
+	readySeq uint64
+	policy   Policy
+
+	// kernelTask is `current` for kernel contexts (a kworker): it has its
+	// own task_frag and never parks.
+	kernelTask *Task
+
+	fatal error // first internal failure (a model panic)
+}
+
+// kwork is one kernel context: a named closure run on the scheduler.
+type kwork struct {
+	name string
+	due  vtime // for deferred work: not before this time
+	// boundary: the work may also run at the next op boundary (a delay
+	// of a jiffy); a timer runs only at due.
+	boundary bool
+	fn       func()
+}
+
+// Policy chooses which of the ready tasks runs next. ready is never empty
+// and is sorted by the order in which the tasks became ready.
+type Policy interface {
+	Pick(ready []*Task) int
+}
+
+// FIFOPolicy runs ready tasks in the order they became ready.
+type FIFOPolicy struct{}
+
+// Pick returns 0: the task that became ready first.
+func (FIFOPolicy) Pick([]*Task) int { return 0 }
+
+// PriorityPolicy runs the ready task that comes first in Order (a
+// `schedule T1 T2 main` directive); tasks not named come last, FIFO.
+type PriorityPolicy struct{ Order []string }
+
+// Pick returns the ready task named earliest in p.Order.
+func (p PriorityPolicy) Pick(ready []*Task) int {
+	best, bestRank := 0, len(p.Order)
+	for i, t := range ready {
+		for r, name := range p.Order {
+			if name == t.Name && r < bestRank {
+				best, bestRank = i, r
+			}
+		}
+	}
+	return best
+}
+
+// SeededPolicy picks a ready task pseudo-randomly from a seed (a `schedule
+// SEED` directive or Options.Seed); the same seed gives the same choices.
+type SeededPolicy struct{ state uint64 }
+
+// NewSeededPolicy returns a SeededPolicy for seed.
+func NewSeededPolicy(seed uint64) *SeededPolicy {
+	return &SeededPolicy{state: seed*0x9E3779B97F4A7C15 + 1}
+}
+
+// Pick returns a pseudo-random index (splitmix64).
+func (p *SeededPolicy) Pick(ready []*Task) int {
+	p.state += 0x9E3779B97F4A7C15
+	z := p.state
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	z ^= z >> 31
+	return int(z % uint64(len(ready)))
+}
+
+// newSched returns a scheduler using policy (FIFO when nil).
+func newSched(policy Policy) *Sched {
+	if policy == nil {
+		policy = FIFOPolicy{}
+	}
+	s := &Sched{yield: make(chan struct{}), policy: policy}
+	s.kernelTask = &Task{Name: "kworker", s: s, kernel: true}
+	return s
+}
+
+// Now returns the virtual time.
+func (s *Sched) Now() time.Duration { return time.Duration(s.now) }
+
+// queueWork queues a kernel context to run before the next task slice.
+func (s *Sched) queueWork(name string, fn func()) {
+	s.kwork = append(s.kwork, kwork{name: name, fn: fn})
+}
+
+// deferWork queues a kernel context that must not run at once: a delayed
+// work (schedule_delayed_work with a delay of jiffies). It runs at the next
+// op boundary or when virtual time reaches due, whichever comes first.
+//
+// Unlike Linux, a delay is not measured in jiffies of real time: the
+// kernel backend spends at least a settle window (1 ms) after every op,
+// so "after the next op" is the closest deterministic equivalent.
+func (s *Sched) deferWork(name string, delay time.Duration, fn func()) {
+	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), boundary: true, fn: fn})
+}
+
+// addTimer queues a kernel context to run when virtual time reaches
+// now+delay (a timer or a delayed work whose delay matters).
+func (s *Sched) addTimer(name string, delay time.Duration, fn func()) {
+	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), fn: fn})
+}
+
+// releaseDeferred moves the deferred works that may run at an op
+// boundary to the run queue.
+func (s *Sched) releaseDeferred() {
+	var keep []kwork
+	for _, w := range s.deferred {
+		if w.boundary {
+			s.kwork = append(s.kwork, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	s.deferred = keep
+}
+
+// kernelBudget bounds the kernel contexts one settle runs. Kernel work
+// can feed itself forever (an sk_skb egress redirect between the two ends
+// of one connection bounces every byte back and forth, as it does on a
+// real kernel, where kworkers and softirqs then spin beside the user's
+// threads); past the budget the pending contexts wait and the threads
+// run, so that a run always ends.
+const kernelBudget = 10000
+
+// drainKernel runs kernel contexts until none is pending or the budget is
+// spent, and returns the budget left.
+func (s *Sched) drainKernel(budget int) int {
+	for len(s.kwork) > 0 && s.fatal == nil && budget > 0 {
+		w := s.kwork[0]
+		s.kwork = s.kwork[1:]
+		s.runKernel(w)
+		budget--
+	}
+	return budget
+}
+
+func (s *Sched) runKernel(w kwork) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.setFatal(fmt.Errorf("%w: kernel context %s panicked: %v\n%s", ErrInternal, w.name, p, debug.Stack()))
+		}
+	}()
+	w.fn()
+}
+
+func (s *Sched) setFatal(err error) {
+	if s.fatal == nil {
+		s.fatal = err
+	}
+}
+
+// makeReady marks t runnable (its op to start, or its wait to end).
+func (s *Sched) makeReady(t *Task) {
+	if t.ready {
+		return
+	}
+	t.ready = true
+	s.readySeq++
+	t.readyAt = s.readySeq
+}
+
+// readyTasks returns the ready tasks in the order they became ready.
+func (s *Sched) readyTasks() []*Task {
+	var out []*Task
+	for _, t := range s.tasks {
+		if t.ready {
+			out = append(out, t)
+		}
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].readyAt < out[j-1].readyAt; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// settle runs kernel contexts and ready tasks until nothing can run
+// without time passing.
+func (s *Sched) settle() {
+	budget := kernelBudget
+	for s.fatal == nil {
+		budget = s.drainKernel(budget)
+		ready := s.readyTasks()
+		if len(ready) == 0 || s.fatal != nil {
+			return
+		}
+		t := ready[s.policy.Pick(ready)]
+		s.run(t)
+	}
+}
+
+// run gives control to t until it parks or finishes its op.
+func (s *Sched) run(t *Task) {
+	t.ready = false
+	s.cur = t
+	t.resume <- struct{}{}
+	<-s.yield
+	s.cur = nil
+}
+
+// nextEvent returns the earliest future deadline of a blocked task, an
+// op timeout step or a deferred work, or noDeadline.
+func (s *Sched) nextEvent() vtime {
+	next := noDeadline
+	for _, t := range s.tasks {
+		if t.w != nil && t.w.deadline < next {
+			next = t.w.deadline
+		}
+		if t.running && t.abortAt < next {
+			next = t.abortAt
+		}
+	}
+	for _, w := range s.deferred {
+		if w.due < next {
+			next = w.due
+		}
+	}
+	return next
+}
+
+// advance moves virtual time to the next event and makes what is due
+// ready. It returns false when there is no future event.
+func (s *Sched) advance() bool {
+	next := s.nextEvent()
+	if next == noDeadline {
+		return false
+	}
+	if next > s.now {
+		s.now = next
+	}
+	var keep []kwork
+	for _, w := range s.deferred {
+		if w.due <= s.now {
+			s.kwork = append(s.kwork, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	s.deferred = keep
+	for _, t := range s.tasks {
+		if t.w != nil && t.w.deadline <= s.now {
+			t.w.timedOut = true
+			s.makeReady(t)
+		}
+	}
+	for _, t := range s.tasks {
+		if t.running && t.abortAt <= s.now {
+			t.abortStep()
+		}
+	}
+	return true
+}
+
+// Task is a model thread: the kernel's `current` while it runs an op of
+// one trace thread. It owns a task_frag (the page_frag of struct
+// task_struct that sk_page_frag returns for process-context sends).
+//
+// LOCKING: a Task's fields are touched only by the goroutine that holds
+// control (the task itself, or the scheduler while the task is parked).
+type Task struct {
+	Name string
+	s    *Sched
+	// kernel is set on the scheduler's kworker task, which never parks.
+	kernel bool
+
+	frag PageFrag // current->task_frag
+
+	resume chan struct{}
+	ready  bool
+	// readyAt orders ready tasks (FIFO policy).
+	readyAt uint64
+
+	queue   []int   // dispatched op indices not yet started
+	running bool    // between the start and the end of an op
+	w       *waiter // the wait the task is parked in, nil when not parked
+
+	// The runner's per-op timeout: when the virtual clock reaches abortAt
+	// while the op runs, abortSteps[0] runs, then the next one 50 ms later
+	// (the kernel backend's watcher escalation).
+	abortAt    vtime
+	abortSteps []func()
+	timedOut   bool
+
+	exit bool
+	dead bool
+}
+
+// waiter is an entry on a wait queue (wait_queue_entry with
+// woken_wake_function semantics): a wake-up marks it woken once; the
+// waiting task then re-evaluates its condition.
+type waiter struct {
+	task     *Task
+	woken    bool
+	timedOut bool
+	deadline vtime
+}
+
+// WaitQueue mirrors wait_queue_head_t: the tasks waiting on an object.
+type WaitQueue struct {
+	waiters []*waiter
+}
+
+// Len returns the number of waiters.
+func (wq *WaitQueue) Len() int { return len(wq.waiters) }
+
+// wakeUp wakes every waiter (wake_up_interruptible_all and friends; the
+// poll key does not matter to woken_wake_function and autoremove waiters
+// alike).
+func (wq *WaitQueue) wakeUp() {
+	for _, w := range wq.waiters {
+		if !w.woken {
+			w.woken = true
+			if w.task != nil && w.task.s != nil {
+				w.task.s.makeReady(w.task)
+			}
+		}
+	}
+}
+
+func (wq *WaitQueue) add(w *waiter) { wq.waiters = append(wq.waiters, w) }
+
+func (wq *WaitQueue) remove(w *waiter) {
+	for i, x := range wq.waiters {
+		if x == w {
+			wq.waiters = append(wq.waiters[:i], wq.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// park gives control back to the scheduler until the task is resumed.
+func (t *Task) park() {
+	if t.kernel {
+		panic("model: a kernel context tried to sleep")
+	}
+	t.s.yield <- struct{}{}
+	<-t.resume
+	if t.exit {
+		panic(errTaskKilled)
+	}
+}
+
+// waitWoken mirrors wait_woken(): the task sleeps on wq until a wake-up or
+// until timeo passes, and returns the time left (0 when it timed out;
+// maxTimeout stays maxTimeout). The caller re-evaluates its condition, as
+// sk_wait_event does.
+//
+// Precondition: the caller released every model socket lock it holds.
+func (t *Task) waitWoken(wq *WaitQueue, to timeo) timeo {
+	if to <= 0 {
+		return 0
+	}
+	w := &waiter{task: t, deadline: noDeadline}
+	if to != maxTimeout {
+		w.deadline = t.s.now + vtime(to)
+	}
+	if wq != nil {
+		wq.add(w)
+	}
+	t.w = w
+	t.park()
+	t.w = nil
+	if wq != nil {
+		wq.remove(w)
+	}
+	if to == maxTimeout {
+		return maxTimeout
+	}
+	left := timeo(w.deadline - t.s.now)
+	if left < 0 || w.timedOut && !w.woken {
+		left = 0
+	}
+	return left
+}
+
+// sleepUntilWoken waits on several wait queues at once (poll-style) until
+// a wake-up on any of them or the deadline; it reports whether it timed
+// out.
+func (t *Task) sleepOn(wqs []*WaitQueue, deadline vtime) (timedOut bool) {
+	w := &waiter{task: t, deadline: deadline}
+	for _, wq := range wqs {
+		wq.add(w)
+	}
+	t.w = w
+	t.park()
+	t.w = nil
+	for _, wq := range wqs {
+		wq.remove(w)
+	}
+	return !w.woken && w.timedOut
+}
+
+// spin charges cost of virtual time to the running task: an op that loops
+// through system calls (iocopy) spends real time in a kernel, and a loop
+// that feeds itself (io.Copy from a socket into its own peer) must still
+// reach its deadline. The task's op timeout fires when it passes.
+func (t *Task) spin(cost time.Duration) {
+	t.s.now += vtime(cost)
+	if t.running && t.abortAt <= t.s.now {
+		t.abortStep()
+	}
+}
+
+// abortStep runs the next step of the runner's op-timeout escalation.
+func (t *Task) abortStep() {
+	t.timedOut = true
+	if len(t.abortSteps) == 0 {
+		// Nothing left to try: the wait itself ends (join, sleep and
+		// iocopy waits carry the op deadline).
+		t.abortAt = noDeadline
+		if t.w != nil {
+			t.w.timedOut = true
+			t.s.makeReady(t)
+		}
+		return
+	}
+	step := t.abortSteps[0]
+	t.abortSteps = t.abortSteps[1:]
+	t.abortAt = t.s.now + vtime(abortEscalation)
+	step()
+	if len(t.abortSteps) == 0 && t.w != nil {
+		// The last step: make sure the op ends.
+		t.abortAt = t.s.now + vtime(abortEscalation)
+	}
+}
+
+// abortEscalation is the kernel backend watcher's delay between escalating
+// steps (kernelshim abortStep).
+const abortEscalation = 50 * time.Millisecond

@@ -1,0 +1,281 @@
+package model
+
+import "fmt"
+
+// PageSize is PAGE_SIZE.
+const PageSize = 4096
+
+// fragPageSize is the size of a task_frag page: PAGE_SIZE <<
+// SKB_FRAG_PAGE_ORDER (order 3, 32 KiB), which skb_page_frag_refill
+// allocates when it can.
+const fragPageSize = PageSize << 3
+
+// MaxSkbFrags is MAX_SKB_FRAGS (17 on 4 KiB pages).
+const MaxSkbFrags = 17
+
+// Page is a (possibly compound) page with a reference count (struct page,
+// page_ref_count). Data is its memory. A page is freed when its last
+// reference is put; the model then poisons it so that a later access is a
+// model bug that panics instead of reading stale bytes.
+type Page struct {
+	ID       uint64
+	Data     []byte
+	Refcount int
+	Freed    bool
+}
+
+// pageIDs numbers pages for debugging; it is per run (see pageAlloc).
+type pageAlloc struct {
+	next  uint64
+	live  int // pages allocated and not freed
+	total int // pages ever allocated
+}
+
+// allocPage mirrors alloc_pages(): a page of size bytes with one reference.
+func (a *pageAlloc) allocPage(size int) *Page {
+	a.next++
+	a.live++
+	a.total++
+	return &Page{ID: a.next, Data: make([]byte, size), Refcount: 1}
+}
+
+// getPage mirrors get_page().
+func getPage(p *Page) {
+	if p.Freed || p.Refcount <= 0 {
+		panic(fmt.Sprintf("model: get_page on freed page %d", p.ID))
+	}
+	p.Refcount++
+}
+
+// putPage mirrors put_page(): the last reference frees the page.
+func (a *pageAlloc) putPage(p *Page) {
+	if p.Freed || p.Refcount <= 0 {
+		panic(fmt.Sprintf("model: put_page on freed page %d", p.ID))
+	}
+	p.Refcount--
+	if p.Refcount == 0 {
+		p.Freed = true
+		p.Data = nil
+		a.live--
+	}
+}
+
+// bytes returns p's memory [off, off+n). It panics on a freed page.
+func (p *Page) bytes(off, n int) []byte {
+	if p.Freed {
+		panic(fmt.Sprintf("model: access to freed page %d", p.ID))
+	}
+	return p.Data[off : off+n]
+}
+
+// PageFrag mirrors struct page_frag: the page a task (or socket) carves
+// small allocations out of.
+type PageFrag struct {
+	Page   *Page
+	Offset int
+	Size   int
+}
+
+// refill mirrors skb_page_frag_refill(32, pfrag, gfp) as called by
+// sk_page_frag_refill (net/core/sock.c, v6.18): reuse the page from its
+// start when the frag holds the only reference, keep it while 32 bytes
+// still fit, else drop it and allocate a fresh 32 KiB page.
+func (a *pageAlloc) refill(pf *PageFrag) {
+	if pf.Page != nil {
+		if pf.Page.Refcount == 1 {
+			pf.Offset = 0
+			return
+		}
+		if pf.Offset+32 <= pf.Size {
+			return
+		}
+		a.putPage(pf.Page)
+	}
+	pf.Offset = 0
+	pf.Page = a.allocPage(fragPageSize)
+	pf.Size = fragPageSize
+}
+
+// SkbFrag mirrors skb_frag_t: a range of a page.
+type SkbFrag struct {
+	Page *Page
+	Off  int
+	Size int
+}
+
+// TCPHDR_FIN and friends: the TCP flags an skb carries (TCP_SKB_CB(skb)->tcp_flags).
+const (
+	tcphdrFIN = 0x01
+	tcphdrRST = 0x04
+)
+
+// SkBuff mirrors struct sk_buff as the model needs it: TCP data lives in
+// page fragments (loopback TCP never has linear payload), with the
+// control block of TCP (seq, end_seq, flags) and of BPF (the redirect
+// target, ingress and strparser bits of skb_bpf_*).
+//
+// Ownership: an skb holds one page reference per fragment. It is owned by
+// exactly one queue at a time (a socket's receive queue, a psock's
+// ingress_skb, an sk_msg's skb pointer, or an in-flight segment); freeing
+// it (kfreeSkb) puts its page references.
+type SkBuff struct {
+	Seq, EndSeq uint32
+	TCPFlags    uint8
+	Frags       []SkbFrag
+	Len         int
+	Truesize    int
+
+	// Sk is the owning socket (skb->sk after skb_set_owner_r).
+	Sk *Sock
+
+	// BPF control block (skb_bpf_set_redir, skb_bpf_set_ingress,
+	// skb_bpf_set_strparser).
+	BpfRedir     *Sock
+	BpfIngress   bool
+	BpfStrparser bool
+	// Strp is strp_msg(skb) for strparser messages: the message's offset
+	// and full length within the skb.
+	StrpOffset, StrpFullLen int
+
+	freed bool
+}
+
+// copyBits mirrors skb_copy_bits(): it copies n bytes from offset off of
+// skb into dst.
+func (skb *SkBuff) copyBits(off int, dst []byte) {
+	for _, f := range skb.Frags {
+		if len(dst) == 0 {
+			return
+		}
+		if off >= f.Size {
+			off -= f.Size
+			continue
+		}
+		n := copy(dst, f.Page.bytes(f.Off+off, f.Size-off))
+		dst = dst[n:]
+		off = 0
+	}
+}
+
+// kfreeSkb mirrors kfree_skb()/consume_skb(): it drops the skb's page
+// references. Freeing twice is a model bug.
+func (a *pageAlloc) kfreeSkb(skb *SkBuff) {
+	if skb == nil {
+		return
+	}
+	if skb.freed {
+		panic("model: double free of skb")
+	}
+	skb.freed = true
+	for _, f := range skb.Frags {
+		a.putPage(f.Page)
+	}
+	skb.Frags = nil
+}
+
+// appendFrag adds a page range to skb, merging with the last fragment when
+// contiguous in the same page (skb_can_coalesce). It takes one page
+// reference when it adds a fragment.
+func (skb *SkBuff) appendFrag(p *Page, off, n int) {
+	if k := len(skb.Frags); k > 0 {
+		last := &skb.Frags[k-1]
+		if last.Page == p && last.Off+last.Size == off {
+			last.Size += n
+			skb.Len += n
+			skb.Truesize += n
+			return
+		}
+	}
+	getPage(p)
+	skb.Frags = append(skb.Frags, SkbFrag{Page: p, Off: off, Size: n})
+	skb.Len += n
+	skb.Truesize += n
+}
+
+// canAppendFrag reports whether appendFrag would fit MAX_SKB_FRAGS.
+func (skb *SkBuff) canAppendFrag(p *Page, off int) bool {
+	if k := len(skb.Frags); k > 0 {
+		last := skb.Frags[k-1]
+		if last.Page == p && last.Off+last.Size == off {
+			return true
+		}
+	}
+	return len(skb.Frags) < MaxSkbFrags
+}
+
+// cloneRange returns a new skb referencing bytes [off, off+n) of skb's
+// fragments (each with its own page reference), as strparser's message
+// skbs and skb_clone do. The clone has no owner (it is not charged to any
+// socket's receive memory) and no flags.
+func (skb *SkBuff) cloneRange(off, n int) *SkBuff {
+	c := &SkBuff{Seq: skb.Seq}
+	for _, f := range skb.Frags {
+		if n == 0 {
+			break
+		}
+		if off >= f.Size {
+			off -= f.Size
+			continue
+		}
+		m := f.Size - off
+		if m > n {
+			m = n
+		}
+		getPage(f.Page)
+		c.Frags = append(c.Frags, SkbFrag{Page: f.Page, Off: f.Off + off, Size: m})
+		c.Len += m
+		c.Truesize += m
+		n -= m
+		off = 0
+	}
+	c.EndSeq = c.Seq + uint32(c.Len)
+	return c
+}
+
+// skbQueue mirrors struct sk_buff_head.
+type skbQueue struct {
+	skbs []*SkBuff
+}
+
+func (q *skbQueue) empty() bool       { return len(q.skbs) == 0 }
+func (q *skbQueue) len() int          { return len(q.skbs) }
+func (q *skbQueue) tail(skb *SkBuff)  { q.skbs = append(q.skbs, skb) }
+func (q *skbQueue) peek() *SkBuff     { return q.at(0) }
+func (q *skbQueue) peekTail() *SkBuff { return q.at(len(q.skbs) - 1) }
+func (q *skbQueue) all() []*SkBuff    { return q.skbs }
+func (q *skbQueue) at(i int) *SkBuff {
+	if i < 0 || i >= len(q.skbs) {
+		return nil
+	}
+	return q.skbs[i]
+}
+
+// dequeue removes and returns the head, or nil.
+func (q *skbQueue) dequeue() *SkBuff {
+	if len(q.skbs) == 0 {
+		return nil
+	}
+	skb := q.skbs[0]
+	q.skbs[0] = nil
+	q.skbs = q.skbs[1:]
+	return skb
+}
+
+// unlink removes skb from the queue.
+func (q *skbQueue) unlink(skb *SkBuff) {
+	for i, x := range q.skbs {
+		if x == skb {
+			q.skbs = append(q.skbs[:i], q.skbs[i+1:]...)
+			return
+		}
+	}
+}
+
+// bytes returns the number of payload bytes queued.
+func (q *skbQueue) bytes() int {
+	n := 0
+	for _, skb := range q.skbs {
+		n += skb.Len
+	}
+	return n
+}

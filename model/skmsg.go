@@ -1,0 +1,329 @@
+package model
+
+import "syscall"
+
+// MaxMsgFrags is MAX_MSG_FRAGS (include/linux/skmsg.h): MAX_SKB_FRAGS.
+const MaxMsgFrags = MaxSkbFrags
+
+// NrMsgFragIDs is NR_MSG_FRAG_IDS: the ring has one slot more than
+// MAX_MSG_FRAGS so that start == end means empty, never full.
+const NrMsgFragIDs = MaxMsgFrags + 1
+
+// Scatterlist mirrors struct scatterlist as sk_msg uses it: a page range
+// and the end marker of sg_mark_end()/sg_is_last().
+type Scatterlist struct {
+	Page   *Page
+	Offset int
+	Length int
+	Last   bool
+}
+
+// SkMsgSg mirrors struct sk_msg_sg: a ring of scatterlist elements.
+//
+// Invariants (checked by CheckRing): Start, End and Curr are in
+// [0, NrMsgFragIDs); the used elements are Start, next(Start), ..., up to
+// but excluding End, at most MaxMsgFrags of them; Size is the sum of their
+// Length. Data has NrMsgFragIDs+1 entries like the kernel's (the last one
+// is for chaining and never used here).
+type SkMsgSg struct {
+	Start     int
+	Curr      int
+	End       int
+	Size      int
+	Copybreak int
+	Data      [NrMsgFragIDs + 1]Scatterlist
+}
+
+// SkMsg mirrors struct sk_msg: a message of the sk_msg layer, either being
+// sent (tcp_bpf_sendmsg), corked (psock->cork) or queued on a psock's
+// ingress_msg.
+//
+// Ownership: the elements' pages are referenced by the message (one
+// reference per element) unless Skb is set, in which case the skb owns
+// the pages and the message owns the skb. A message on ingress_msg is
+// owned by the psock until a reader dequeues and frees it.
+type SkMsg struct {
+	Sg         SkMsgSg
+	ApplyBytes int
+	CorkBytes  int
+	Flags      uint64
+	Skb        *SkBuff
+	SkRedir    *Sock
+	// Sk is msg->sk: the socket whose own TCP stream this message came
+	// from (set by sk_psock_skb_ingress_self), nil otherwise.
+	Sk *Sock
+}
+
+// skMsgIterVarNext mirrors sk_msg_iter_var_next().
+func skMsgIterVarNext(i int) int {
+	i++
+	if i == NrMsgFragIDs {
+		i = 0
+	}
+	return i
+}
+
+// skMsgIterVarPrev mirrors sk_msg_iter_var_prev().
+func skMsgIterVarPrev(i int) int {
+	if i == 0 {
+		return NrMsgFragIDs - 1
+	}
+	return i - 1
+}
+
+// skMsgIterDist mirrors sk_msg_iter_dist(): the number of elements from
+// start up to (excluding) end.
+func skMsgIterDist(start, end int) int {
+	if end >= start {
+		return end - start
+	}
+	return end + (NrMsgFragIDs - start)
+}
+
+// elemUsed mirrors sk_msg_elem_used().
+func (m *SkMsg) elemUsed() int { return skMsgIterDist(m.Sg.Start, m.Sg.End) }
+
+// full mirrors sk_msg_full().
+func (m *SkMsg) full() bool { return skMsgIterDist(m.Sg.Start, m.Sg.End) == MaxMsgFrags }
+
+// elem mirrors sk_msg_elem().
+func (m *SkMsg) elem(i int) *Scatterlist { return &m.Sg.Data[i] }
+
+// init mirrors sk_msg_init(): everything zero, and the end marker on the
+// last ring slot (sg_init_marker(data, NR_MSG_FRAG_IDS)).
+func (m *SkMsg) init() {
+	*m = SkMsg{}
+	m.Sg.Data[NrMsgFragIDs-1].Last = true
+}
+
+// newSkMsg mirrors alloc_sk_msg(): a zeroed, initialised message.
+func newSkMsg() *SkMsg {
+	m := &SkMsg{}
+	m.init()
+	return m
+}
+
+// skMsgXfer mirrors sk_msg_xfer(): move size bytes of element which from
+// src to dst (the page reference stays with the element; the caller takes
+// another one if src keeps bytes of the page).
+func skMsgXfer(dst, src *SkMsg, which, size int) {
+	dst.Sg.Data[which] = src.Sg.Data[which]
+	dst.Sg.Data[which].Length = size
+	dst.Sg.Size += size
+	src.Sg.Size -= size
+	src.Sg.Data[which].Length -= size
+	src.Sg.Data[which].Offset += size
+}
+
+// pageAdd mirrors sk_msg_page_add(): append a page range as a new element
+// and take a reference on the page.
+func (m *SkMsg) pageAdd(p *Page, length, offset int) {
+	getPage(p)
+	sge := m.elem(m.Sg.End)
+	*sge = Scatterlist{Page: p, Offset: offset, Length: length}
+	m.Sg.Size += length
+	m.Sg.End = skMsgIterVarNext(m.Sg.End)
+}
+
+// tryCoalesceOK mirrors sk_msg_try_coalesce_ok(). As in C, the int
+// elem_first_coalesce is compared with the u32 ring indices as unsigned:
+// tcp_bpf_sendmsg passes sg.end - 1, which is UINT_MAX when end is 0.
+func (m *SkMsg) tryCoalesceOK(elemFirstCoalesce int) bool {
+	first := uint32(int32(elemFirstCoalesce))
+	start, end := uint32(m.Sg.Start), uint32(m.Sg.End)
+	if end > start && first < end {
+		return true
+	}
+	if end < start && (first > start || first < end) {
+		return true
+	}
+	return false
+}
+
+// skMsgAlloc mirrors sk_msg_alloc() (net/core/skmsg.c, v6.18): grow msg to
+// len bytes with memory from the task's page frag, coalescing with the
+// last element when the new memory follows it in the same page. It returns
+// errENOSPC when the ring is full (msg keeps what was allocated).
+//
+// Unlike Linux, memory accounting (sk_wmem_schedule) never fails.
+func (k *kernel) skMsgAlloc(t *Task, msg *SkMsg, length, elemFirstCoalesce int) syscall.Errno {
+	pf := &t.frag
+	length -= msg.Sg.Size
+	for length > 0 {
+		k.pages.refill(pf)
+		origOffset := pf.Offset
+		use := length
+		if r := pf.Size - origOffset; r < use {
+			use = r
+		}
+		i := skMsgIterVarPrev(msg.Sg.End)
+		sge := msg.elem(i)
+		if msg.tryCoalesceOK(elemFirstCoalesce) && sge.Page == pf.Page && sge.Offset+sge.Length == origOffset {
+			sge.Length += use
+		} else {
+			if msg.full() {
+				return errENOSPC
+			}
+			sge = msg.elem(msg.Sg.End)
+			*sge = Scatterlist{Page: pf.Page, Offset: origOffset, Length: use}
+			getPage(pf.Page)
+			msg.Sg.End = skMsgIterVarNext(msg.Sg.End)
+		}
+		msg.Sg.Size += use
+		pf.Offset += use
+		length -= use
+	}
+	return errOK
+}
+
+// memcopyFromIter mirrors sk_msg_memcopy_from_iter(): copy bytes from the
+// user's buffer into the message's allocated space starting at
+// (Curr, Copybreak). It returns the bytes copied of the last chunk, like
+// the kernel (or errENOSPC if nothing was to copy).
+func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno) {
+	ret, i := -1, msg.Sg.Curr
+	for {
+		sge := msg.elem(i)
+		if msg.Sg.Copybreak >= sge.Length {
+			msg.Sg.Copybreak = 0
+			i = skMsgIterVarNext(i)
+			if i == msg.Sg.End {
+				break
+			}
+			sge = msg.elem(i)
+		}
+		bufSize := sge.Length - msg.Sg.Copybreak
+		copyN := bytes
+		if bufSize < copyN {
+			copyN = bufSize
+		}
+		if copyN > 0 {
+			from.copyTo(sge.Page.bytes(sge.Offset+msg.Sg.Copybreak, copyN))
+		}
+		msg.Sg.Copybreak += copyN
+		ret = copyN
+		bytes -= copyN
+		if bytes == 0 {
+			break
+		}
+		msg.Sg.Copybreak = 0
+		i = skMsgIterVarNext(i)
+		if i == msg.Sg.End {
+			break
+		}
+	}
+	msg.Sg.Curr = i
+	if ret < 0 {
+		return 0, errENOSPC
+	}
+	return ret, errOK
+}
+
+// freeElem mirrors sk_msg_free_elem(): drop the element's page reference
+// (unless an skb owns the pages) and clear it. It returns its length.
+func (k *kernel) skMsgFreeElem(msg *SkMsg, i int) int {
+	sge := msg.elem(i)
+	n := sge.Length
+	if msg.Skb == nil && sge.Page != nil {
+		k.pages.putPage(sge.Page)
+	}
+	*sge = Scatterlist{}
+	return n
+}
+
+// skMsgFree mirrors sk_msg_free() / __sk_msg_free(): free every element,
+// consume the skb, re-initialise the message. It returns the bytes freed.
+func (k *kernel) skMsgFree(msg *SkMsg) int {
+	i := msg.Sg.Start
+	freed := 0
+	for msg.Sg.Size > 0 {
+		msg.Sg.Size -= msg.elem(i).Length
+		freed += k.skMsgFreeElem(msg, i)
+		i = skMsgIterVarNext(i)
+	}
+	if msg.Skb != nil {
+		k.freeSkb(msg.Skb)
+	}
+	msg.init()
+	return freed
+}
+
+// skMsgFreePartial mirrors sk_msg_free_partial(): free bytes from the
+// front of the message.
+func (k *kernel) skMsgFreePartial(msg *SkMsg, bytes int) {
+	i := msg.Sg.Start
+	for bytes > 0 {
+		sge := msg.elem(i)
+		if sge.Length == 0 {
+			break
+		}
+		if bytes < sge.Length {
+			sge.Length -= bytes
+			sge.Offset += bytes
+			msg.Sg.Size -= bytes
+			break
+		}
+		msg.Sg.Size -= sge.Length
+		bytes -= sge.Length
+		k.skMsgFreeElem(msg, i)
+		i = skMsgIterVarNext(i)
+	}
+	msg.Sg.Start = i
+}
+
+// skMsgTrim mirrors sk_msg_trim(): shrink the message to length bytes,
+// freeing elements from the end.
+func (k *kernel) skMsgTrim(msg *SkMsg, length int) {
+	trim := msg.Sg.Size - length
+	if trim <= 0 {
+		return
+	}
+	i := skMsgIterVarPrev(msg.Sg.End)
+	msg.Sg.Size = length
+	out := false
+	for msg.Sg.Data[i].Length > 0 && trim >= msg.Sg.Data[i].Length {
+		trim -= msg.Sg.Data[i].Length
+		k.skMsgFreeElem(msg, i)
+		i = skMsgIterVarPrev(i)
+		if trim == 0 {
+			out = true
+			break
+		}
+	}
+	if !out {
+		msg.Sg.Data[i].Length -= trim
+		if msg.Sg.Curr == i && msg.Sg.Copybreak > msg.Sg.Data[i].Length {
+			msg.Sg.Copybreak = msg.Sg.Data[i].Length
+		}
+	}
+	i = skMsgIterVarNext(i)
+	msg.Sg.End = i
+	if msg.Sg.Size == 0 {
+		msg.Sg.Curr = msg.Sg.Start
+		msg.Sg.Copybreak = 0
+	} else if skMsgIterDist(msg.Sg.Start, msg.Sg.Curr) >= skMsgIterDist(msg.Sg.Start, msg.Sg.End) {
+		i = skMsgIterVarPrev(i)
+		msg.Sg.Curr = i
+		msg.Sg.Copybreak = msg.Sg.Data[i].Length
+	}
+}
+
+// CheckRing verifies the SkMsgSg invariants and returns a description of
+// the first violation, or "".
+func (m *SkMsg) CheckRing() string {
+	sg := &m.Sg
+	if sg.Start < 0 || sg.Start >= NrMsgFragIDs || sg.End < 0 || sg.End >= NrMsgFragIDs || sg.Curr < 0 || sg.Curr >= NrMsgFragIDs {
+		return "index out of ring"
+	}
+	if m.elemUsed() > MaxMsgFrags {
+		return "more than MAX_MSG_FRAGS elements"
+	}
+	size := 0
+	for i := sg.Start; i != sg.End; i = skMsgIterVarNext(i) {
+		size += sg.Data[i].Length
+	}
+	if size != sg.Size {
+		return "size is not the sum of the used elements' lengths"
+	}
+	return ""
+}

@@ -1,0 +1,408 @@
+package model
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// TCPState is sk_state with the values of include/net/tcp_states.h.
+type TCPState uint8
+
+// The TCP states.
+const (
+	TCPEstablished TCPState = iota + 1
+	TCPSynSent
+	TCPSynRecv
+	TCPFinWait1
+	TCPFinWait2
+	TCPTimeWait
+	TCPClose
+	TCPCloseWait
+	TCPLastAck
+	TCPListen
+	TCPClosing
+)
+
+var tcpStateNames = map[TCPState]string{
+	TCPEstablished: "ESTABLISHED", TCPSynSent: "SYN_SENT", TCPSynRecv: "SYN_RECV",
+	TCPFinWait1: "FIN_WAIT1", TCPFinWait2: "FIN_WAIT2", TCPTimeWait: "TIME_WAIT",
+	TCPClose: "CLOSE", TCPCloseWait: "CLOSE_WAIT", TCPLastAck: "LAST_ACK",
+	TCPListen: "LISTEN", TCPClosing: "CLOSING",
+}
+
+// String returns the kernel's name of the state.
+func (s TCPState) String() string {
+	if n, ok := tcpStateNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("STATE_%d", uint8(s))
+}
+
+// sk_shutdown bits.
+const (
+	rcvShutdown  = 1 // RCV_SHUTDOWN
+	sendShutdown = 2 // SEND_SHUTDOWN
+	shutdownMask = 3 // SHUTDOWN_MASK
+)
+
+// msg flags the model honours.
+const (
+	msgPeek     = 0x2     // MSG_PEEK
+	msgDontwait = 0x40    // MSG_DONTWAIT
+	msgWaitall  = 0x100   // MSG_WAITALL
+	msgNosignal = 0x4000  // MSG_NOSIGNAL
+	msgMore     = 0x8000  // MSG_MORE
+	msgSplice   = 0x80000 // MSG_SPLICE_PAGES (internal)
+)
+
+// kernel is the state of one run: the simulated machine.
+type kernel struct {
+	s     *Sched
+	prof  Profile
+	tcp   TCP
+	pages pageAlloc
+
+	socks   map[string]*Sock
+	sockSeq []*Sock
+	maps    map[string]*BpfMap
+}
+
+// Sock mirrors struct sock together with the struct socket and struct
+// file of its descriptor (the model has one descriptor per socket, as the
+// trace language has one name per socket).
+//
+// Ownership: the trace's descriptor holds one file reference; every
+// syscall in flight on the socket holds another (fdget). The socket is
+// released (sock_close → sk_prot->close) when the last file reference is
+// dropped. sk_refcnt (SkRefcnt) counts struct sock references: the file,
+// a psock (sock_hold in sk_psock_init), a psock's sk_redir, in-flight
+// skbs' owners are not counted (the model never frees a struct sock).
+//
+// LOCKING: the model socket lock (lock_sock) is Owned; functions named
+// ...Locked require it held by the calling task. Kernel contexts that
+// find the socket owned queue their work on Backlog, which release_sock
+// runs (tcp_v4_rcv → sk_add_backlog).
+type Sock struct {
+	Name string
+	k    *kernel
+
+	// struct sock.
+	State      TCPState
+	SkShutdown uint8
+	SkErr      syscall.Errno
+	SockDone   bool // SOCK_DONE
+	SockDead   bool // SOCK_DEAD (orphaned)
+	SockLinger bool // SOCK_LINGER
+	Lingertime int
+
+	SkReceiveQueue skbQueue
+	SkRcvbuf       int
+	SkSndbuf       int
+	SkRmemAlloc    int
+	SkRcvtimeo     timeo
+	SkRcvlowat     int
+	SkRefcnt       int
+	nospace        bool // SOCK_NOSPACE
+
+	// Wq is sk_sleep(sk): the wait queue of the socket's readers,
+	// writers and pollers.
+	Wq WaitQueue
+
+	// SkUserData is the psock (sk_psock(sk)).
+	SkUserData *SkPsock
+	// SkProt is sk->sk_prot: the TCP proto or a tcp_bpf proto.
+	SkProt *Proto
+
+	// Callbacks (sk_data_ready, sk_state_change, sk_write_space,
+	// sk_error_report).
+	SkDataReady   func(*Sock)
+	SkStateChange func(*Sock)
+	SkWriteSpace  func(*Sock)
+	SkErrorReport func(*Sock)
+
+	Owned   bool
+	owner   *Task
+	Backlog []func()
+	// releaseCb is the transport's work at release_sock (tcp_release_cb
+	// and the backlog's ACKs).
+	releaseCb func()
+
+	// TCP is the transport's per-socket state (struct tcp_sock for the
+	// reference TCP).
+	TCP any
+
+	// File and descriptor.
+	fdOpen    bool // the trace's descriptor is open
+	fileRefs  int
+	released  bool
+	ONonblock bool
+	rcvtimeo  timeo // for iocopy's read deadline (Go's SetReadDeadline)
+	pipe      *Pipe // the socket's own splice pipe (kernel backend: one per socket)
+}
+
+// Proto mirrors the struct proto entries the model dispatches through
+// sk->sk_prot: the base TCP proto, or one of the tcp_bpf_prots that
+// tcp_bpf_update_proto installs.
+type Proto struct {
+	Name           string
+	Recvmsg        func(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno)
+	Sendmsg        func(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno)
+	Ioctl          func(t *Task, sk *Sock, cmd int) (int, syscall.Errno)
+	Close          func(t *Task, sk *Sock)
+	SockIsReadable func(sk *Sock) bool
+}
+
+// siocinq is SIOCINQ (FIONREAD).
+const siocinq = 0x541B
+
+// newSock allocates a socket in state CLOSE with the default callbacks.
+func (k *kernel) newSock(name string) *Sock {
+	sk := &Sock{
+		Name: name, k: k, State: TCPClose, SkRefcnt: 1,
+		SkRcvbuf: tcpRmemDefault, SkSndbuf: tcpWmemDefault,
+		SkRcvtimeo: maxTimeout, SkRcvlowat: 1,
+		fdOpen: true, fileRefs: 1,
+	}
+	sk.SkDataReady = sockDefReadable
+	sk.SkStateChange = sockDefWakeup
+	sk.SkWriteSpace = skStreamWriteSpace
+	sk.SkErrorReport = sockDefErrorReport
+	return sk
+}
+
+// sockDefReadable mirrors sock_def_readable(): wake the readers.
+func sockDefReadable(sk *Sock) { sk.Wq.wakeUp() }
+
+// sockDefWakeup mirrors sock_def_wakeup() (sk_state_change).
+func sockDefWakeup(sk *Sock) { sk.Wq.wakeUp() }
+
+// sockDefErrorReport mirrors sock_def_error_report().
+func sockDefErrorReport(sk *Sock) { sk.Wq.wakeUp() }
+
+// skStreamWriteSpace mirrors sk_stream_write_space(): wake writers when
+// the socket had run out of send space.
+func skStreamWriteSpace(sk *Sock) {
+	if sk.nospace && sk.k.tcp.StreamIsWriteable(sk) {
+		sk.nospace = false
+		sk.Wq.wakeUp()
+	}
+}
+
+// lockSock mirrors lock_sock(). The model never contends: a task takes
+// the lock only while it runs, and it releases it before parking.
+func (sk *Sock) lockSock(t *Task) {
+	if sk.Owned {
+		panic(fmt.Sprintf("model: lock_sock(%s) by %s while owned by %s", sk.Name, t.Name, sk.owner.Name))
+	}
+	sk.Owned, sk.owner = true, t
+}
+
+// releaseSock mirrors release_sock(): run the backlog queued while the
+// socket was owned, then drop ownership.
+func (sk *Sock) releaseSock() {
+	for len(sk.Backlog) > 0 {
+		fn := sk.Backlog[0]
+		sk.Backlog = sk.Backlog[1:]
+		fn()
+	}
+	if sk.releaseCb != nil {
+		sk.releaseCb()
+	}
+	sk.Owned, sk.owner = false, nil
+}
+
+// bhRun runs fn in softirq context on sk: at once if the socket is not
+// owned by a task, else on its backlog (bh_lock_sock + sock_owned_by_user).
+func (sk *Sock) bhRun(fn func()) {
+	if sk.Owned {
+		sk.Backlog = append(sk.Backlog, fn)
+		return
+	}
+	fn()
+}
+
+// sockError mirrors sock_error(): return and clear sk_err.
+func (sk *Sock) sockError() syscall.Errno {
+	e := sk.SkErr
+	sk.SkErr = 0
+	return e
+}
+
+// sockRcvtimeo mirrors sock_rcvtimeo().
+func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
+	if noblock {
+		return 0
+	}
+	return sk.SkRcvtimeo
+}
+
+// skWaitEvent mirrors sk_wait_event(): release the socket lock, sleep on
+// the socket's wait queue once (unless cond already holds), re-take the
+// lock and return cond's value. *to is updated with the time left.
+//
+// Precondition: the caller owns sk.
+func (sk *Sock) skWaitEvent(t *Task, to *timeo, cond func() bool) bool {
+	sk.releaseSock()
+	if !cond() {
+		*to = t.waitWoken(&sk.Wq, *to)
+	}
+	sk.lockSock(t)
+	return cond()
+}
+
+// skWaitData mirrors sk_wait_data(): wait until the receive queue's tail
+// is not last.
+func (sk *Sock) skWaitData(t *Task, to *timeo, last *SkBuff) bool {
+	return sk.skWaitEvent(t, to, func() bool { return sk.SkReceiveQueue.peekTail() != last })
+}
+
+// skSetOwnerR mirrors skb_set_owner_r(): charge the skb's truesize to the
+// socket's receive memory.
+func skSetOwnerR(skb *SkBuff, sk *Sock) {
+	if skb.Sk != nil && skb.Sk != sk {
+		skb.Sk.SkRmemAlloc -= skb.Truesize
+	} else if skb.Sk == sk {
+		return
+	}
+	skb.Sk = sk
+	sk.SkRmemAlloc += skb.Truesize
+}
+
+// freeSkb frees an skb, uncharging its owner (sock_rfree) first.
+func (k *kernel) freeSkb(skb *SkBuff) {
+	if skb.Sk != nil {
+		skb.Sk.SkRmemAlloc -= skb.Truesize
+		skb.Sk = nil
+	}
+	k.pages.kfreeSkb(skb)
+}
+
+// sockHold and sockPut mirror sock_hold()/sock_put().
+func sockHold(sk *Sock) { sk.SkRefcnt++ }
+func sockPut(sk *Sock)  { sk.SkRefcnt-- }
+
+// fget takes a file reference for a syscall on the descriptor (fdget):
+// it fails with EBADF once the trace closed the descriptor.
+func (sk *Sock) fget() syscall.Errno {
+	if sk == nil || !sk.fdOpen {
+		return errEBADF
+	}
+	sk.fileRefs++
+	return errOK
+}
+
+// fput drops a file reference; the last one releases the socket
+// (__fput → sock_close → inet_release → sk_prot->close).
+func (sk *Sock) fput(t *Task) {
+	sk.fileRefs--
+	if sk.fileRefs == 0 && !sk.released {
+		sk.released = true
+		sk.inetRelease(t)
+	}
+}
+
+// inetRelease mirrors inet_release(): with SO_LINGER the close timeout is
+// the linger time (zero here), then sk_prot->close.
+func (sk *Sock) inetRelease(t *Task) {
+	if sk.pipe != nil {
+		sk.k.pipeRelease(sk.pipe)
+		sk.pipe = nil
+	}
+	sk.SkProt.Close(t, sk)
+}
+
+// inetShutdown mirrors inet_shutdown() (net/ipv4/af_inet.c): set the
+// shutdown bits, let TCP send a FIN for SEND_SHUTDOWN, wake everyone.
+func (k *kernel) inetShutdown(t *Task, sk *Sock, how int) syscall.Errno {
+	how++ // maps 0,1,2 to RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK
+	if how&^shutdownMask != 0 || how == 0 {
+		return errEINVAL
+	}
+	sk.lockSock(t)
+	var err syscall.Errno
+	switch sk.State {
+	case TCPClose:
+		err = errENOTCONN
+		sk.SkShutdown |= uint8(how)
+	case TCPListen:
+		if how&rcvShutdown == 0 {
+			break
+		}
+		fallthrough
+	case TCPSynSent:
+		err = errENOTCONN
+	default:
+		sk.SkShutdown |= uint8(how)
+		k.tcp.Shutdown(t, sk, how)
+	}
+	sk.SkStateChange(sk)
+	sk.releaseSock()
+	return err
+}
+
+// iovIter is the destination of a read: the user's buffer of cap bytes.
+type iovIter struct {
+	buf []byte
+	cap int
+}
+
+func newIovIter(n int) *iovIter { return &iovIter{cap: n} }
+
+// left returns the room left in the buffer.
+func (it *iovIter) left() int { return it.cap - len(it.buf) }
+
+// copyIn mirrors copy_to_iter / copy_page_to_iter: append up to left()
+// bytes of p and return how many were copied.
+func (it *iovIter) copyIn(p []byte) int {
+	if n := it.left(); len(p) > n {
+		p = p[:n]
+	}
+	it.buf = append(it.buf, p...)
+	return len(p)
+}
+
+// srcIter is the source of a write: explicit bytes, or pattern bytes at a
+// stream offset (trace.Pattern), generated lazily so that a 1 GiB send
+// does not allocate 1 GiB up front.
+type srcIter struct {
+	data    []byte // explicit data; nil for pattern data
+	pattern bool
+	patOff  int64 // stream offset of the next pattern byte
+	pos     int   // bytes consumed
+	n       int   // total bytes
+}
+
+func newSrcBytes(b []byte) *srcIter { return &srcIter{data: b, n: len(b)} }
+
+func newSrcPattern(off int64, n int) *srcIter {
+	return &srcIter{pattern: true, patOff: off, n: n}
+}
+
+// left mirrors msg_data_left().
+func (s *srcIter) left() int { return s.n - s.pos }
+
+// copyTo fills dst with the next len(dst) bytes (copy_from_iter).
+func (s *srcIter) copyTo(dst []byte) {
+	if s.pattern {
+		v := s.patOff % 251
+		for i := range dst {
+			dst[i] = byte(v)
+			v++
+			if v == 251 {
+				v = 0
+			}
+		}
+		s.patOff += int64(len(dst))
+	} else {
+		copy(dst, s.data[s.pos:s.pos+len(dst)])
+	}
+	s.pos += len(dst)
+}
+
+// revert mirrors iov_iter_revert().
+func (s *srcIter) revert(n int) {
+	s.pos -= n
+	if s.pattern {
+		s.patOff -= int64(n)
+	}
+}

@@ -1,0 +1,273 @@
+package model
+
+import (
+	"syscall"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// BpfMap mirrors a BPF_MAP_TYPE_SOCKMAP (struct bpf_stab) or
+// BPF_MAP_TYPE_SOCKHASH (struct bpf_shtab) with u32 keys, and the programs
+// attached to it (sock_map_progs).
+//
+// A sockmap slot or a sockhash element holds the socket; the socket's
+// psock holds a link back (SkPsock.Links), and each link holds one psock
+// reference.
+type BpfMap struct {
+	Name       string
+	Type       trace.MapType
+	MaxEntries int64
+	Progs      SkPsockProgs
+
+	// sockmap: slots by index; sockhash: elements by key. Both are sparse.
+	slots map[int64]mapSlot
+	// order keeps keys in insertion order for deterministic walks.
+	order   []int64
+	nextRaw int64
+}
+
+// mapSlot is a sockmap slot or sockhash element. Raw identifies it the
+// way link_raw does: a sockmap slot's address (the key), or a sockhash
+// element's address (a fresh number per element).
+type mapSlot struct {
+	Sk  *Sock
+	Raw int64
+}
+
+// mapCreate mirrors sock_map_alloc() / sock_hash_alloc() for a u32 key and
+// u32 value: max_entries 0 is -EINVAL; a sockhash whose bucket array would
+// overflow is -EINVAL too.
+func mapCreate(name string, typ trace.MapType, n int64) (*BpfMap, syscall.Errno) {
+	if n == 0 {
+		return nil, errEINVAL
+	}
+	if typ == trace.SockHash {
+		b := int64(1)
+		for b < n {
+			b <<= 1
+		}
+		if b > (1<<32-1)/16 {
+			return nil, errEINVAL
+		}
+	}
+	return &BpfMap{Name: name, Type: typ, MaxEntries: n, slots: map[int64]mapSlot{}}, errOK
+}
+
+// lookup mirrors __sock_map_lookup_elem / __sock_hash_lookup_elem.
+func (m *BpfMap) lookup(key int64) *Sock {
+	key = int64(uint32(key))
+	if m.Type == trace.SockMap && key >= m.MaxEntries {
+		return nil
+	}
+	return m.slots[key].Sk
+}
+
+// progAttach mirrors sock_map_prog_update() through sock_map_prog_lookup():
+// the program replaces the one of its attach type.
+func (m *BpfMap) progAttach(p *Prog) syscall.Errno {
+	switch p.Kind {
+	case ProgMsgVerdict:
+		m.Progs.MsgParser = p
+	case ProgStreamParser:
+		m.Progs.StreamParser = p
+	case ProgStreamVerdict:
+		if m.Progs.SkbVerdict != nil {
+			return errEBUSY
+		}
+		m.Progs.StreamVerdict = p
+	default:
+		return errEOPNOTSUPP
+	}
+	return errOK
+}
+
+// mapUpdate mirrors sock_map_update_elem_sys() with BPF_ANY: the state
+// check, then sock_map_update_common / sock_hash_update_common.
+func (k *kernel) mapUpdate(t *Task, m *BpfMap, key int64, sk *Sock) syscall.Errno {
+	sk.lockSock(t)
+	defer sk.releaseSock()
+	// sock_map_sk_state_allowed.
+	if sk.State != TCPEstablished && sk.State != TCPListen {
+		return errEOPNOTSUPP
+	}
+	key = int64(uint32(key))
+	if m.Type == trace.SockMap && key >= m.MaxEntries {
+		return errE2BIG
+	}
+	if err := k.sockMapLink(m, sk); err != 0 {
+		return err
+	}
+	p := skPsock(sk)
+	old, exists := m.slots[key]
+	raw := key
+	if m.Type == trace.SockHash {
+		if !exists && int64(len(m.slots)) >= m.MaxEntries {
+			// sock_hash_alloc_elem: -E2BIG; the link's psock reference goes.
+			k.skPsockPut(sk, p)
+			return errE2BIG
+		}
+		m.nextRaw++
+		raw = -m.nextRaw
+	}
+	p.Links = append(p.Links, sockMapLink{Map: m, Key: key, Raw: raw})
+	m.slots[key] = mapSlot{Sk: sk, Raw: raw}
+	if !exists {
+		m.order = append(m.order, key)
+	} else {
+		k.sockMapUnref(old.Sk, m, old.Raw)
+	}
+	return errOK
+}
+
+// mapDelete mirrors sock_map_delete_elem (-EINVAL for a key out of range
+// or an empty slot) and sock_hash_delete_elem (-ENOENT).
+func (k *kernel) mapDelete(m *BpfMap, key int64) syscall.Errno {
+	key = int64(uint32(key))
+	slot, ok := m.slots[key]
+	if m.Type == trace.SockMap {
+		if key >= m.MaxEntries || !ok {
+			return errEINVAL
+		}
+	} else if !ok {
+		return errENOENT
+	}
+	k.removeSlot(m, key)
+	k.sockMapUnref(slot.Sk, m, slot.Raw)
+	return errOK
+}
+
+func (k *kernel) removeSlot(m *BpfMap, key int64) {
+	delete(m.slots, key)
+	for i, x := range m.order {
+		if x == key {
+			m.order = append(m.order[:i], m.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// sockMapLink mirrors sock_map_link() (net/core/sock_map.c, v6.18): find
+// or create the socket's psock, refuse a program type it already has
+// (-EBUSY), install the map's programs, switch the proto and start the
+// strparser or the verdict.
+func (k *kernel) sockMapLink(m *BpfMap, sk *Sock) syscall.Errno {
+	progs := m.Progs
+	p := skPsock(sk)
+	if p != nil {
+		if p.Refcnt == 0 {
+			return errEBUSY
+		}
+		p.Refcnt++
+		if (progs.MsgParser != nil && p.Progs.MsgParser != nil) ||
+			(progs.StreamParser != nil && p.Progs.StreamParser != nil) ||
+			(progs.SkbVerdict != nil && p.Progs.SkbVerdict != nil) ||
+			(progs.SkbVerdict != nil && p.Progs.StreamVerdict != nil) ||
+			(progs.StreamVerdict != nil && p.Progs.SkbVerdict != nil) ||
+			(progs.StreamVerdict != nil && p.Progs.StreamVerdict != nil) {
+			k.skPsockPut(sk, p)
+			return errEBUSY
+		}
+	} else {
+		p = k.skPsockInit(sk)
+	}
+	if progs.MsgParser != nil {
+		p.Progs.MsgParser = progs.MsgParser
+	}
+	if progs.StreamParser != nil {
+		p.Progs.StreamParser = progs.StreamParser
+	}
+	if progs.StreamVerdict != nil {
+		p.Progs.StreamVerdict = progs.StreamVerdict
+	}
+	if progs.SkbVerdict != nil {
+		p.Progs.SkbVerdict = progs.SkbVerdict
+	}
+	k.tcpBpfUpdateProto(sk, p)
+	switch {
+	case progs.StreamParser != nil && progs.StreamVerdict != nil && p.SavedDataReady == nil:
+		k.skPsockInitStrp(sk, p)
+		k.skPsockStartStrp(sk, p)
+	case progs.StreamParser == nil && progs.StreamVerdict != nil && p.SavedDataReady == nil:
+		k.skPsockStartVerdict(sk, p)
+	case progs.StreamVerdict == nil && progs.SkbVerdict != nil && p.SavedDataReady == nil:
+		k.skPsockStartVerdict(sk, p)
+	}
+	return errOK
+}
+
+// sockMapUnref mirrors sock_map_unref(): remove the links of slot raw and
+// drop one psock reference.
+func (k *kernel) sockMapUnref(sk *Sock, m *BpfMap, raw int64) {
+	p := skPsock(sk)
+	if p == nil {
+		return
+	}
+	k.sockMapDelLink(sk, p, m, raw)
+	k.skPsockPut(sk, p)
+}
+
+// sockMapDelLink mirrors sock_map_del_link(): drop the links of slot raw,
+// and stop the strparser or verdict the map had started.
+func (k *kernel) sockMapDelLink(sk *Sock, p *SkPsock, m *BpfMap, raw int64) {
+	strpStop, verdictStop := false, false
+	for i := 0; i < len(p.Links); i++ {
+		l := p.Links[i]
+		if l.Map == m && l.Raw == raw {
+			if p.SavedDataReady != nil && m.Progs.StreamParser != nil {
+				strpStop = true
+			}
+			if p.SavedDataReady != nil && (m.Progs.StreamVerdict != nil || m.Progs.SkbVerdict != nil) {
+				verdictStop = true
+			}
+			p.Links = append(p.Links[:i], p.Links[i+1:]...)
+			i--
+		}
+	}
+	if strpStop || verdictStop {
+		if strpStop {
+			k.skPsockStopStrp(sk, p)
+		}
+		if verdictStop {
+			k.skPsockStopVerdict(sk, p)
+		}
+		k.tcpBpfUpdateProto(sk, p)
+	}
+}
+
+// sockMapRemoveLinks mirrors sock_map_remove_links(): pop every link and
+// delete the socket from that slot if it still holds it
+// (sock_map_delete_from_link / sock_hash_delete_from_link).
+func (k *kernel) sockMapRemoveLinks(sk *Sock, p *SkPsock) {
+	for len(p.Links) > 0 && skPsock(sk) == p {
+		l := p.Links[0]
+		p.Links = p.Links[1:]
+		if slot, ok := l.Map.slots[l.Key]; ok && slot.Sk == sk && slot.Raw == l.Raw {
+			k.removeSlot(l.Map, l.Key)
+			k.sockMapUnref(sk, l.Map, l.Raw)
+		}
+	}
+}
+
+// sockMapClose mirrors sock_map_close(): leave every map, stop the psock,
+// then the saved close (tcp_close).
+func (k *kernel) sockMapClose(t *Task, sk *Sock) {
+	sk.lockSock(t)
+	p := skPsock(sk)
+	saved := sk.SkProt
+	if p != nil {
+		saved = p.SkProto
+		k.sockMapRemoveLinks(sk, p)
+		if p2 := skPsockGet(sk); p2 != nil {
+			k.skPsockStop(p2)
+			sk.releaseSock()
+			// cancel_delayed_work_sync: the model's backlog work checks
+			// the psock state when it runs.
+			k.skPsockPut(sk, p2)
+		} else {
+			sk.releaseSock()
+		}
+	} else {
+		sk.releaseSock()
+	}
+	saved.Close(t, sk)
+}

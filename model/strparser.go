@@ -1,0 +1,209 @@
+package model
+
+import (
+	"syscall"
+	"time"
+)
+
+// strparser mirrors the parts of struct strparser (net/strparser) a psock
+// uses: the message being assembled and the parser state.
+//
+// Ownership: head holds page references to the bytes of the incomplete
+// message (strp->skb_head); a complete message becomes its own skb (with
+// its own references) handed to the verdict.
+type strparser struct {
+	psock   *SkPsock
+	sk      *Sock
+	head    *SkBuff
+	fullLen int // the parser's answer for the message being assembled; 0 before
+	stopped bool
+	// timerGen invalidates the message timer when the message completes.
+	timerGen int
+	// ingressBytes counts the bytes of this read passed to sk's own
+	// ingress queue (psock->ingress_bytes).
+	ingressBytes int
+	workQueued   bool
+}
+
+// skPsockInitStrp mirrors sk_psock_init_strp() → strp_init().
+func (k *kernel) skPsockInitStrp(sk *Sock, p *SkPsock) {
+	p.strp = &strparser{psock: p, sk: sk}
+	p.State |= skPsockRxStrpEnabled
+}
+
+// skPsockStartStrp mirrors sk_psock_start_strp().
+func (k *kernel) skPsockStartStrp(sk *Sock, p *SkPsock) {
+	if p.SavedDataReady != nil {
+		return
+	}
+	p.SavedDataReady = sk.SkDataReady
+	sk.SkDataReady = k.skPsockStrpDataReady
+	sk.SkWriteSpace = k.skPsockWriteSpace
+}
+
+// skPsockStopStrp mirrors sk_psock_stop_strp().
+func (k *kernel) skPsockStopStrp(sk *Sock, p *SkPsock) {
+	p.Progs.StreamParser = nil
+	if p.SavedDataReady == nil {
+		return
+	}
+	sk.SkDataReady = p.SavedDataReady
+	p.SavedDataReady = nil
+	if p.strp != nil {
+		p.strp.stopped = true // strp_stop
+	}
+}
+
+// strpDone mirrors strp_done(): free the message being assembled.
+func (k *kernel) strpDone(s *strparser) {
+	s.stopped = true
+	if s.head != nil {
+		k.freeSkb(s.head)
+		s.head = nil
+	}
+	s.timerGen++
+}
+
+// skPsockStrpDataReady mirrors sk_psock_strp_data_ready() →
+// strp_data_ready(): parse at once, or from the strparser work when a
+// task owns the socket.
+func (k *kernel) skPsockStrpDataReady(sk *Sock) {
+	p := skPsock(sk)
+	if p == nil || p.strp == nil {
+		return
+	}
+	s := p.strp
+	if s.stopped {
+		return
+	}
+	if sk.Owned {
+		if !s.workQueued {
+			s.workQueued = true
+			k.s.deferWork("strp_work", time.Millisecond, func() {
+				s.workQueued = false
+				if s.stopped || sk.Owned {
+					return
+				}
+				k.strpReadSock(s)
+			})
+		}
+		return
+	}
+	k.strpReadSock(s)
+}
+
+// strpReadSock mirrors strp_read_sock() → tcp_bpf_strp_read_sock(): feed
+// the receive queue to the parser; copied_seq advances except for the
+// bytes passed to sk's own ingress queue, which tcp_bpf_recvmsg_parser
+// accounts when it reads them.
+func (k *kernel) strpReadSock(s *strparser) {
+	sk := s.sk
+	s.ingressBytes = 0
+	desc := &ReadDesc{Count: 1 << 30}
+	k.tcp.ReadSock(sk, desc, func(desc *ReadDesc, skb *SkBuff, off, n int) int {
+		return k.strpRecv(s, desc, skb, off, n)
+	})
+	if s.ingressBytes > 0 {
+		k.tcp.SetCopiedSeq(sk, k.tcp.CopiedSeq(sk)-uint32(s.ingressBytes))
+	}
+}
+
+// strpRecv mirrors __strp_recv(): append the bytes to the message being
+// assembled, ask the parser for its length, and hand every complete
+// message to the verdict. It consumes everything it is given.
+func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int) int {
+	if s.stopped {
+		return 0
+	}
+	chunk := skb.cloneRange(off, n)
+	if s.head == nil {
+		s.head = chunk
+		s.startTimer()
+	} else {
+		s.head.Frags = append(s.head.Frags, chunk.Frags...)
+		s.head.Len += chunk.Len
+		s.head.Truesize += chunk.Len
+		chunk.Frags = nil
+	}
+	desc.Count -= n
+	for s.head != nil && !s.stopped {
+		if s.fullLen == 0 {
+			parser := s.psock.Progs.StreamParser
+			l := s.head.Len
+			if parser != nil {
+				l = parser.runParser(s.head.Len)
+			}
+			if l == 0 {
+				break // need more header
+			}
+			if l > s.sk.SkRcvbuf {
+				k.strpAbort(s, syscall.EMSGSIZE)
+				break
+			}
+			s.fullLen = l
+		}
+		if s.head.Len < s.fullLen {
+			break // message not complete yet
+		}
+		msg := s.head.cloneRange(0, s.fullLen)
+		msg.BpfStrparser = true
+		msg.StrpOffset, msg.StrpFullLen = 0, s.fullLen
+		var rest *SkBuff
+		if r := s.head.Len - s.fullLen; r > 0 {
+			rest = s.head.cloneRange(s.fullLen, r)
+		}
+		k.freeSkb(s.head)
+		s.head, s.fullLen = rest, 0
+		s.timerGen++
+		if rest != nil {
+			s.startTimer()
+		}
+		k.skPsockStrpRead(s, msg)
+	}
+	return n
+}
+
+// startTimer mirrors strp_start_timer(): a message that is not complete
+// within the socket's SO_RCVTIMEO aborts the parser.
+func (s *strparser) startTimer() {
+	to := s.sk.SkRcvtimeo
+	if to == 0 || to == maxTimeout {
+		return
+	}
+	s.timerGen++
+	gen := s.timerGen
+	k := s.sk.k
+	k.s.addTimer("strp_msg_timeout", time.Duration(to), func() {
+		if s.timerGen == gen && !s.stopped && s.head != nil {
+			k.strpAbort(s, errETIMEDOUT)
+		}
+	})
+}
+
+// strpAbort mirrors strp_abort_strp(): stop parsing and report the error
+// on the socket.
+func (k *kernel) strpAbort(s *strparser, err syscall.Errno) {
+	s.stopped = true
+	s.sk.SkErr = err
+	s.sk.SkErrorReport(s.sk)
+}
+
+// skPsockStrpRead mirrors sk_psock_strp_read(): the verdict for one parsed
+// message.
+func (k *kernel) skPsockStrpRead(s *strparser, skb *SkBuff) {
+	sk := s.sk
+	p := skPsock(sk)
+	if p == nil {
+		k.freeSkb(skb)
+		return
+	}
+	ret := skDropV
+	if prog := p.Progs.StreamVerdict; prog != nil {
+		skb.BpfRedir, skb.BpfIngress = nil, false
+		v := prog.runSkb(k, skb)
+		skb.BpfStrparser = true
+		ret = skPsockMapVerd(v, skb.BpfRedir != nil)
+	}
+	skb.Sk = nil // skb->sk = NULL: not charged to anyone yet
+	k.skPsockVerdictApply(p, skb, ret)
+}

@@ -1,0 +1,1135 @@
+package model
+
+import "syscall"
+
+// TCP is the model's transport: the operations of net/ipv4/tcp*.c that
+// the socket layer, the sk_msg layer (skmsg.go, tcp_bpf.go) and splice
+// call. The in-model reference TCP (RefTCP) implements it; issue 8 puts
+// gVisor netstack behind the same interface.
+//
+// Contract: the transport owns the per-socket TCP state (Sock.TCP), moves
+// segments between the two sockets of a connection, and on arrival puts
+// in-order data on Sock.SkReceiveQueue (as skbs whose pages it
+// references) and calls the socket's callbacks (SkDataReady on data or
+// FIN, SkStateChange on state changes, SkErrorReport on errors) from
+// kernel contexts queued on the scheduler. Every method runs either on a
+// task (with the socket lock held where the name says Locked) or in a
+// kernel context; none blocks except where it takes a *Task and says so.
+type TCP interface {
+	// Connect makes a an active and b a passive endpoint of one
+	// established loopback connection.
+	Connect(a, b *Sock)
+	// SendmsgLocked mirrors tcp_sendmsg_locked(): copy src into the send
+	// queue and transmit. It may block (sk_stream_wait_memory).
+	SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno)
+	// SendPageLocked mirrors tcp_sendmsg_locked() with MSG_SPLICE_PAGES:
+	// queue a reference to a page range instead of copying.
+	SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags int) (int, syscall.Errno)
+	// Recvmsg mirrors tcp_recvmsg(). It may block.
+	Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno)
+	// ReadSock mirrors tcp_read_sock(): feed queued data to actor (which
+	// returns how much it used, or a negative errno, and decrements
+	// desc.Count by what it used).
+	ReadSock(sk *Sock, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int
+	// ReadSkb mirrors tcp_read_skb(): unlink every queued skb and hand it
+	// to actor, which takes ownership.
+	ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
+	// Inq mirrors tcp_inq(): unread bytes by sequence numbers.
+	Inq(sk *Sock) int
+	// EpollinReady mirrors tcp_epollin_ready().
+	EpollinReady(sk *Sock, target int) bool
+	// StreamIsWriteable mirrors __sk_stream_is_writeable(sk, 1).
+	StreamIsWriteable(sk *Sock) bool
+	// EatSkb mirrors the sequence update of tcp_eat_skb(): count skb as
+	// consumed (copied_seq) and let the window open.
+	EatSkb(sk *Sock, skb *SkBuff)
+	// AdjustCopiedSeq sets copied_seq (tcp_bpf_recvmsg_parser's write of
+	// the sequence it computed, or strparser's).
+	CopiedSeq(sk *Sock) uint32
+	SetCopiedSeq(sk *Sock, seq uint32)
+	// CleanupRbuf mirrors tcp_cleanup_rbuf(): after a read, announce the
+	// freed receive space to the peer.
+	CleanupRbuf(sk *Sock)
+	// DataReady mirrors tcp_data_ready().
+	DataReady(sk *Sock)
+	// Shutdown mirrors tcp_shutdown().
+	Shutdown(t *Task, sk *Sock, how int)
+	// Close mirrors tcp_close() (the base proto's close).
+	Close(t *Task, sk *Sock)
+}
+
+// Empirical constants of loopback TCP on the project's 6.18 host (see
+// the package documentation, "Unlike Linux"): the receive window a fresh
+// connection fills before the sender keeps data queued, the bytes a
+// sender accepts beyond that before it blocks, and the size_goal of
+// tcp_sendmsg (the payload of one loopback skb).
+const (
+	tcpRcvWindow   = 113152
+	tcpSndLimit    = 3806315
+	tcpSizeGoal    = 65483
+	tcpRmemDefault = 131072 // tcp_rmem[1]
+	tcpWmemDefault = 16384  // tcp_wmem[1]
+	tcpISN         = 1      // initial sequence number of both directions
+)
+
+// RefTCP is the in-model reference TCP: byte streams with explicit
+// in-flight segments delivered by kernel contexts, FIN, RST,
+// SO_LINGER{1,0} and the socket states, fully deterministic.
+type RefTCP struct {
+	k *kernel
+}
+
+// ReadDesc mirrors read_descriptor_t: Count is what the reader still
+// wants; the actor decrements it.
+type ReadDesc struct {
+	Count int
+	Error int
+}
+
+// tcpSock is the reference TCP's struct tcp_sock.
+type tcpSock struct {
+	sk   *Sock
+	peer *tcpSock
+
+	RcvNxt    uint32
+	CopiedSeq uint32
+	SndUna    uint32
+	SndNxt    uint32
+	WriteSeq  uint32
+
+	// writeQueue holds skbs not yet transmitted (tcp_send_head onwards);
+	// transmitted data is not retained (the model has no loss, so no
+	// retransmission queue is needed). A FIN is the last skb's flag and
+	// counts one in WriteSeq, as in the kernel.
+	writeQueue []*SkBuff
+	finQueued  bool
+	// deferPush: data is held until release_sock (Nagle, autocorking or
+	// MSG_MORE); see tcpPush.
+	deferPush bool
+
+	// unhashed: tcp_set_state(TCP_CLOSE) removed the socket from the
+	// lookup tables; arriving segments find no socket.
+	unhashed bool
+	// tw is set when the socket became a timewait socket (tcp_time_wait);
+	// twSubstate is FIN_WAIT2 or TIME_WAIT.
+	tw         bool
+	twSubstate TCPState
+}
+
+func tcpSk(sk *Sock) *tcpSock { return sk.TCP.(*tcpSock) }
+
+// segment is one TCP segment in flight.
+type segment struct {
+	skb *SkBuff // payload and flags; nil for a pure ACK
+	seq uint32
+	ack uint32
+	fin bool
+	rst bool
+}
+
+// Connect implements TCP.
+func (r *RefTCP) Connect(a, b *Sock) {
+	ta := &tcpSock{sk: a}
+	tb := &tcpSock{sk: b}
+	ta.peer, tb.peer = tb, ta
+	for _, tp := range []*tcpSock{ta, tb} {
+		tp.RcvNxt, tp.CopiedSeq = tcpISN, tcpISN
+		tp.SndUna, tp.SndNxt, tp.WriteSeq = tcpISN, tcpISN, tcpISN
+		tp.sk.TCP = tp
+		tp.sk.State = TCPEstablished
+		tp := tp
+		tp.sk.releaseCb = func() { r.releaseCb(tp) }
+	}
+}
+
+// releaseCb runs at release_sock: on loopback the ACKs of what the
+// syscall sent were queued on the socket's backlog, and processing them
+// (tcp_ack → tcp_data_snd_check) sends what Nagle or autocorking held.
+func (r *RefTCP) releaseCb(tp *tcpSock) {
+	if tp.deferPush {
+		tp.deferPush = false
+		r.xmitPending(tp)
+	}
+}
+
+// tcpPush mirrors tcp_push() at the end of tcp_sendmsg_locked on a
+// loopback connection: with MSG_MORE (TCP_NAGLE_CORK), or when a segment
+// of this syscall is already in flight (so Nagle's check and autocorking
+// hold a partial segment), the data waits for release_sock; otherwise it
+// goes now.
+func (r *RefTCP) tcpPush(tp *tcpSock, flags int) {
+	if len(tp.writeQueue) == 0 {
+		return
+	}
+	tail := tp.writeQueue[len(tp.writeQueue)-1]
+	if flags&msgMore != 0 || (tp.SndNxt != tp.SndUna && tail.Len < tcpSizeGoal) {
+		tp.deferPush = true
+		return
+	}
+	r.xmitPending(tp)
+}
+
+// xmit queues seg from tp to its peer: a kernel context delivers it
+// (loopback: the softirq of the sending CPU runs the receive path).
+func (r *RefTCP) xmit(tp *tcpSock, seg segment) {
+	to := tp.peer
+	r.k.s.queueWork("tcp_v4_rcv", func() { r.rcv(to, seg) })
+}
+
+// rcvWindow returns the receive window tp advertises: what fits before
+// the receive memory reaches tcpRcvWindow.
+func (r *RefTCP) rcvWindow(tp *tcpSock) int {
+	w := tcpRcvWindow - tp.sk.SkRmemAlloc
+	if w < 0 {
+		w = 0
+	}
+	return w
+}
+
+// queuedBytes is the data accepted by sendmsg and not yet acknowledged.
+func (tp *tcpSock) queuedBytes() int { return int(tp.WriteSeq - tp.SndUna) }
+
+// xmitPending mirrors __tcp_push_pending_frames / tcp_write_xmit:
+// transmit queued skbs while the peer's window allows, splitting the
+// first skb that does not fit (tso_fragment), then the FIN.
+func (r *RefTCP) xmitPending(tp *tcpSock) {
+	if tp.peer == nil {
+		return
+	}
+	for len(tp.writeQueue) > 0 {
+		skb := tp.writeQueue[0]
+		win := r.peerWindow(tp)
+		if win <= 0 && skb.Len > 0 {
+			return
+		}
+		if skb.Len > win {
+			rest := skb.cloneRange(win, skb.Len-win)
+			rest.Seq = skb.Seq + uint32(win)
+			rest.EndSeq = skb.EndSeq
+			rest.TCPFlags = skb.TCPFlags
+			head := skb.cloneRange(0, win)
+			head.Seq = skb.Seq
+			head.EndSeq = skb.Seq + uint32(win)
+			r.k.pages.kfreeSkb(skb)
+			tp.writeQueue[0] = rest
+			skb = head
+		} else {
+			tp.writeQueue = tp.writeQueue[1:]
+		}
+		fin := skb.TCPFlags&tcphdrFIN != 0
+		tp.SndNxt = skb.EndSeq
+		r.xmit(tp, segment{skb: skb, seq: skb.Seq, fin: fin})
+	}
+}
+
+// peerWindow is the window the peer last advertised, less what is in
+// flight. The model's ACKs carry no window: the sender reads the peer's
+// receive memory directly, which is what the next ACK would say.
+func (r *RefTCP) peerWindow(tp *tcpSock) int {
+	p := tp.peer
+	if p == nil || p.unhashed || p.tw {
+		return 1 << 30 // segments to a dead peer draw a RST; window irrelevant
+	}
+	inflight := int(tp.SndNxt - tp.SndUna)
+	return r.rcvWindow(p) - inflight
+}
+
+// sendAck sends a pure ACK from tp.
+func (r *RefTCP) sendAck(tp *tcpSock) {
+	if tp.peer == nil {
+		return
+	}
+	r.xmit(tp, segment{ack: tp.RcvNxt})
+}
+
+// sendReset mirrors tcp_send_active_reset(): a RST at snd_nxt.
+func (r *RefTCP) sendReset(tp *tcpSock) {
+	if tp.peer == nil {
+		return
+	}
+	r.xmit(tp, segment{rst: true, seq: tp.SndNxt})
+}
+
+// rcv mirrors tcp_v4_rcv → tcp_v4_do_rcv → tcp_rcv_state_process /
+// tcp_rcv_established, in softirq context. A segment for a socket that is
+// unhashed draws a RST (tcp_v4_send_reset), unless it is one.
+func (r *RefTCP) rcv(tp *tcpSock, seg segment) {
+	sk := tp.sk
+	if tp.unhashed {
+		if seg.skb != nil {
+			r.k.freeSkb(seg.skb)
+		}
+		if !seg.rst && tp.peer != nil {
+			r.xmit(tp, segment{rst: true, seq: tp.SndNxt})
+		}
+		return
+	}
+	if tp.tw {
+		r.rcvTimewait(tp, seg)
+		return
+	}
+	sk.bhRun(func() { r.rcvStateProcess(tp, seg) })
+}
+
+// rcvTimewait mirrors tcp_timewait_state_process().
+func (r *RefTCP) rcvTimewait(tp *tcpSock, seg segment) {
+	if seg.skb != nil {
+		defer r.k.freeSkb(seg.skb)
+	}
+	if seg.rst {
+		tp.unhashed = true // inet_twsk_deschedule_put: the tw socket dies
+		return
+	}
+	if seg.skb == nil {
+		return // a pure ACK
+	}
+	if tp.twSubstate == TCPFinWait2 {
+		if seg.skb.Len == 0 && seg.fin && seg.skb.EndSeq == tp.RcvNxt+1 {
+			tp.twSubstate = TCPTimeWait
+			tp.RcvNxt = seg.skb.EndSeq
+			r.sendAck(tp)
+			return
+		}
+		if seg.skb.Len > 0 || seg.fin {
+			r.xmit(tp, segment{rst: true, seq: tp.SndNxt}) // TCP_TW_RST
+		}
+		return
+	}
+	// TIME_WAIT: a retransmitted FIN is acked; new data draws a RST.
+	if seg.skb.Len > 0 {
+		r.xmit(tp, segment{rst: true, seq: tp.SndNxt})
+		return
+	}
+	r.sendAck(tp)
+}
+
+// rcvStateProcess mirrors the parts of tcp_rcv_state_process() and
+// tcp_rcv_established() a loopback connection exercises: RST, ACK
+// processing with the FIN_WAIT1/CLOSING/LAST_ACK transitions, then the
+// segment text (tcp_data_queue), then the FIN.
+func (r *RefTCP) rcvStateProcess(tp *tcpSock, seg segment) {
+	sk := tp.sk
+	if seg.rst {
+		if sk.State == TCPClose {
+			return
+		}
+		r.tcpReset(tp)
+		return
+	}
+	if seg.skb == nil {
+		r.tcpAck(tp, seg.ack)
+		return
+	}
+	skb := seg.skb
+	// Step 7 of tcp_rcv_state_process: the segment text.
+	switch sk.State {
+	case TCPCloseWait, TCPClosing, TCPLastAck:
+		// Data after the peer's FIN: not queued.
+		r.k.freeSkb(skb)
+		return
+	case TCPFinWait1, TCPFinWait2:
+		if sk.SkShutdown&rcvShutdown != 0 && skb.Len > 0 {
+			// RFC 1122: data after a close or shutdown(RD): reset.
+			r.k.freeSkb(skb)
+			r.tcpReset(tp)
+			r.xmit(tp, segment{rst: true, seq: tp.SndNxt})
+			return
+		}
+	case TCPEstablished:
+	default:
+		r.k.freeSkb(skb)
+		return
+	}
+	r.dataQueue(tp, skb)
+	r.sendAck(tp)
+}
+
+// dataQueue mirrors tcp_data_queue() for in-order segments:
+// tcp_queue_rcv (coalescing with the tail), rcv_nxt, tcp_fin, then
+// tcp_data_ready.
+func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
+	sk := tp.sk
+	if skb.Seq != tp.RcvNxt {
+		// Cannot happen on the model's in-order wire.
+		r.k.freeSkb(skb)
+		return
+	}
+	fin := skb.TCPFlags&tcphdrFIN != 0
+	tp.RcvNxt = skb.EndSeq
+	r.queueRcv(sk, skb)
+	if fin {
+		r.tcpFin(tp)
+	}
+	if !sk.SockDead {
+		r.DataReady(sk)
+	}
+}
+
+// queueRcv mirrors tcp_queue_rcv(): coalesce into the tail skb when
+// tcp_try_coalesce allows (contiguous, no FIN on the tail, the fragments
+// fit MAX_SKB_FRAGS), else queue the skb.
+func (r *RefTCP) queueRcv(sk *Sock, skb *SkBuff) {
+	if tail := sk.SkReceiveQueue.peekTail(); tail != nil &&
+		tail.EndSeq == skb.Seq && tail.TCPFlags&tcphdrFIN == 0 &&
+		!tail.BpfStrparser && len(tail.Frags)+len(skb.Frags) <= MaxSkbFrags {
+		tail.Frags = append(tail.Frags, skb.Frags...)
+		tail.Len += skb.Len
+		tail.Truesize += skb.Truesize
+		sk.SkRmemAlloc += skb.Truesize
+		tail.EndSeq = skb.EndSeq
+		tail.TCPFlags |= skb.TCPFlags
+		skb.Frags = nil // the page references moved to the tail
+		skb.freed = true
+		return
+	}
+	skSetOwnerR(skb, sk)
+	sk.SkReceiveQueue.tail(skb)
+}
+
+// DataReady implements TCP: tcp_data_ready() calls sk_data_ready when
+// there is data to read or a FIN.
+func (r *RefTCP) DataReady(sk *Sock) {
+	if r.EpollinReady(sk, sk.SkRcvlowat) || sk.SockDone {
+		sk.SkDataReady(sk)
+	}
+}
+
+// tcpFin mirrors tcp_fin().
+func (r *RefTCP) tcpFin(tp *tcpSock) {
+	sk := tp.sk
+	sk.SkShutdown |= rcvShutdown
+	sk.SockDone = true
+	switch sk.State {
+	case TCPSynRecv, TCPEstablished:
+		sk.State = TCPCloseWait
+	case TCPCloseWait, TCPClosing, TCPLastAck:
+	case TCPFinWait1:
+		sk.State = TCPClosing
+	case TCPFinWait2:
+		r.timeWait(tp, TCPTimeWait)
+	}
+	if !sk.SockDead {
+		sk.SkStateChange(sk)
+	}
+}
+
+// tcpAck mirrors the parts of tcp_ack() and tcp_rcv_state_process()
+// step 5 that a loopback connection exercises.
+func (r *RefTCP) tcpAck(tp *tcpSock, ack uint32) {
+	sk := tp.sk
+	if int32(ack-tp.SndUna) > 0 && int32(ack-tp.SndNxt) <= 0 {
+		tp.SndUna = ack
+	}
+	switch sk.State {
+	case TCPFinWait1:
+		if tp.finQueued && tp.SndUna == tp.WriteSeq {
+			sk.State = TCPFinWait2
+			sk.SkShutdown |= sendShutdown
+			if !sk.SockDead {
+				sk.SkStateChange(sk)
+			} else {
+				// An orphan: tcp_time_wait(sk, TCP_FIN_WAIT2, tmo).
+				r.timeWait(tp, TCPFinWait2)
+				return
+			}
+		}
+	case TCPClosing:
+		if tp.finQueued && tp.SndUna == tp.WriteSeq {
+			r.timeWait(tp, TCPTimeWait)
+			return
+		}
+	case TCPLastAck:
+		if tp.finQueued && tp.SndUna == tp.WriteSeq {
+			r.tcpDone(tp)
+			return
+		}
+	}
+	// The window may have opened: send what is queued (tcp_data_snd_check)
+	// and tell writers (tcp_check_space).
+	r.xmitPending(tp)
+	if sk.nospace {
+		sk.SkWriteSpace(sk)
+	}
+}
+
+// timeWait mirrors tcp_time_wait(): a timewait socket takes over the
+// connection and the full socket is done (a user still holding it sees
+// CLOSE).
+func (r *RefTCP) timeWait(tp *tcpSock, substate TCPState) {
+	tw := &tcpSock{sk: tp.sk, peer: tp.peer, RcvNxt: tp.RcvNxt, SndNxt: tp.SndNxt,
+		SndUna: tp.SndUna, WriteSeq: tp.WriteSeq, tw: true, twSubstate: substate}
+	if tp.peer != nil {
+		tp.peer.peer = tw
+	}
+	r.tcpDone(tp)
+}
+
+// tcpDone mirrors tcp_done(): CLOSE, SHUTDOWN_MASK, wake the user (or
+// destroy an orphan).
+func (r *RefTCP) tcpDone(tp *tcpSock) {
+	sk := tp.sk
+	sk.State = TCPClose
+	tp.unhashed = true
+	sk.SkShutdown = shutdownMask
+	if !sk.SockDead {
+		sk.SkStateChange(sk)
+	} else {
+		r.destroy(tp)
+	}
+}
+
+// destroy mirrors inet_csk_destroy_sock(): free what the socket holds.
+func (r *RefTCP) destroy(tp *tcpSock) {
+	sk := tp.sk
+	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
+		r.k.freeSkb(skb)
+	}
+	r.writeQueuePurge(tp)
+}
+
+// tcpReset mirrors tcp_reset() and tcp_done_with_error().
+func (r *RefTCP) tcpReset(tp *tcpSock) {
+	sk := tp.sk
+	var err syscall.Errno
+	switch sk.State {
+	case TCPSynSent:
+		err = syscall.ECONNREFUSED
+	case TCPCloseWait:
+		err = errEPIPE
+	case TCPClose:
+		return
+	default:
+		err = errECONNRESET
+	}
+	sk.SkErr = err
+	r.writeQueuePurge(tp)
+	r.tcpDone(tp)
+	if !sk.SockDead {
+		sk.SkErrorReport(sk)
+	}
+}
+
+// writeQueuePurge mirrors tcp_write_queue_purge().
+func (r *RefTCP) writeQueuePurge(tp *tcpSock) {
+	for _, skb := range tp.writeQueue {
+		r.k.pages.kfreeSkb(skb)
+	}
+	tp.writeQueue = nil
+	tp.SndUna, tp.SndNxt = tp.WriteSeq, tp.WriteSeq
+}
+
+// EpollinReady implements TCP (tcp_epollin_ready with rcvlowat target).
+func (r *RefTCP) EpollinReady(sk *Sock, target int) bool {
+	tp := tcpSk(sk)
+	avail := int32(tp.RcvNxt - tp.CopiedSeq)
+	if avail <= 0 {
+		return false
+	}
+	return int(avail) >= target || r.rcvWindow(tp) == 0
+}
+
+// Inq implements TCP (tcp_inq).
+func (r *RefTCP) Inq(sk *Sock) int {
+	tp := tcpSk(sk)
+	answ := int(int32(tp.RcvNxt - tp.CopiedSeq))
+	if answ != 0 && sk.SockDone {
+		answ--
+	}
+	return answ
+}
+
+// StreamIsWriteable implements TCP.
+func (r *RefTCP) StreamIsWriteable(sk *Sock) bool {
+	return tcpSk(sk).queuedBytes() < tcpSndLimit
+}
+
+// CopiedSeq implements TCP.
+func (r *RefTCP) CopiedSeq(sk *Sock) uint32 { return tcpSk(sk).CopiedSeq }
+
+// SetCopiedSeq implements TCP.
+func (r *RefTCP) SetCopiedSeq(sk *Sock, seq uint32) { tcpSk(sk).CopiedSeq = seq }
+
+// EatSkb implements TCP: the copied_seq part of tcp_eat_skb() (6.4+).
+func (r *RefTCP) EatSkb(sk *Sock, skb *SkBuff) {
+	if skb == nil || skb.Len == 0 || skb.BpfStrparser {
+		return
+	}
+	tp := tcpSk(sk)
+	tp.CopiedSeq += uint32(skb.Len)
+	r.CleanupRbuf(sk)
+}
+
+// CleanupRbuf implements TCP: after reading, the freed window lets the
+// peer send what it has queued (the window update of tcp_cleanup_rbuf).
+func (r *RefTCP) CleanupRbuf(sk *Sock) {
+	tp := tcpSk(sk)
+	if p := tp.peer; p != nil && !p.tw && len(p.writeQueue) > 0 {
+		r.k.s.queueWork("tcp_window_update", func() {
+			p.sk.bhRun(func() { r.tcpAck(p, p.SndUna) })
+		})
+	}
+}
+
+// skStreamWaitMemory mirrors sk_stream_wait_memory(): sleep until the send
+// queue has room, an error, a shutdown or the timeout.
+func (r *RefTCP) skStreamWaitMemory(t *Task, sk *Sock, to *timeo) syscall.Errno {
+	tp := tcpSk(sk)
+	for {
+		if sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 {
+			return errEPIPE
+		}
+		if *to == 0 {
+			return errEAGAIN
+		}
+		if r.StreamIsWriteable(sk) && tp.queuedBytes() < tcpSndLimit {
+			return errOK
+		}
+		sk.nospace = true
+		sk.releaseSock()
+		*to = t.waitWoken(&sk.Wq, *to)
+		sk.lockSock(t)
+	}
+}
+
+// skStreamError mirrors sk_stream_error().
+func skStreamError(sk *Sock, err syscall.Errno) syscall.Errno {
+	if err == errEPIPE {
+		if e := sk.sockError(); e != 0 {
+			return e
+		}
+	}
+	return err
+}
+
+// sendPrologue mirrors the checks at the top of tcp_sendmsg_locked():
+// sk_stream_wait_connect for states other than ESTABLISHED and
+// CLOSE_WAIT, then sk_err and SEND_SHUTDOWN.
+func (r *RefTCP) sendPrologue(sk *Sock) syscall.Errno {
+	if sk.State != TCPEstablished && sk.State != TCPCloseWait {
+		// sk_stream_wait_connect.
+		if sk.SkErr != 0 {
+			return sk.sockError()
+		}
+		return errEPIPE
+	}
+	if sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 {
+		return errEPIPE
+	}
+	return errOK
+}
+
+// tailSkb returns the last untransmitted skb if more data may go in it.
+func (tp *tcpSock) tailSkb() *SkBuff {
+	if n := len(tp.writeQueue); n > 0 {
+		skb := tp.writeQueue[n-1]
+		if skb.Len < tcpSizeGoal && skb.TCPFlags&tcphdrFIN == 0 {
+			return skb
+		}
+	}
+	return nil
+}
+
+func (tp *tcpSock) newSkb() *SkBuff {
+	skb := &SkBuff{Seq: tp.WriteSeq, EndSeq: tp.WriteSeq}
+	tp.writeQueue = append(tp.writeQueue, skb)
+	return skb
+}
+
+// SendmsgLocked implements TCP (tcp_sendmsg_locked, net/ipv4/tcp.c,
+// v6.18): copy into the task's page frag, filling the tail skb up to
+// size_goal and MAX_SKB_FRAGS, then push.
+func (r *RefTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+	return r.sendLocked(t, sk, flags, src.left(), func(skb *SkBuff, max int) (int, bool) {
+		pf := &t.frag
+		r.k.pages.refill(pf)
+		if !skb.canAppendFrag(pf.Page, pf.Offset) {
+			return 0, false
+		}
+		n := max
+		if room := pf.Size - pf.Offset; room < n {
+			n = room
+		}
+		src.copyTo(pf.Page.bytes(pf.Offset, n))
+		skb.appendFrag(pf.Page, pf.Offset, n)
+		pf.Offset += n
+		return n, true
+	})
+}
+
+// SendPageLocked implements TCP (tcp_sendmsg_locked with
+// MSG_SPLICE_PAGES: skb_splice_from_iter takes page references).
+func (r *RefTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags int) (int, syscall.Errno) {
+	done := 0
+	return r.sendLocked(t, sk, flags, n, func(skb *SkBuff, max int) (int, bool) {
+		if !skb.canAppendFrag(p, off+done) {
+			return 0, false
+		}
+		skb.appendFrag(p, off+done, max)
+		done += max
+		return max, true
+	})
+}
+
+// sendLocked is the loop of tcp_sendmsg_locked with fill as the copy step.
+func (r *RefTCP) sendLocked(t *Task, sk *Sock, flags, size int, fill func(skb *SkBuff, max int) (int, bool)) (int, syscall.Errno) {
+	tp := tcpSk(sk)
+	to := maxTimeout
+	if flags&msgDontwait != 0 {
+		to = 0
+	}
+	copied := 0
+	var err syscall.Errno
+	if err = r.sendPrologue(sk); err != 0 {
+		goto doError
+	}
+	for copied < size {
+		if tp.queuedBytes() >= tcpSndLimit {
+			r.xmitPending(tp)
+			if err = r.skStreamWaitMemory(t, sk, &to); err != 0 {
+				goto doError
+			}
+			continue
+		}
+		skb := tp.tailSkb()
+		if skb == nil {
+			// A full skb goes out at once (tcp_push_one).
+			if n := len(tp.writeQueue); n > 0 && tp.writeQueue[n-1].Len >= tcpSizeGoal {
+				r.xmitPending(tp)
+			}
+			skb = tp.newSkb()
+		}
+		max := size - copied
+		if room := tcpSizeGoal - skb.Len; room < max {
+			max = room
+		}
+		if room := tcpSndLimit - tp.queuedBytes(); room < max {
+			max = room
+		}
+		n, ok := fill(skb, max)
+		if !ok {
+			tp.newSkb()
+			continue
+		}
+		skb.EndSeq += uint32(n)
+		tp.WriteSeq += uint32(n)
+		copied += n
+	}
+	r.tcpPush(tp, flags)
+	return copied, errOK
+doError:
+	if copied > 0 {
+		r.tcpPush(tp, flags)
+		return copied, errOK
+	}
+	return 0, skStreamError(sk, err)
+}
+
+// Recvmsg implements TCP (tcp_recvmsg → tcp_recvmsg_locked, v6.18).
+func (r *RefTCP) Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+	sk.lockSock(t)
+	n, err := r.recvmsgLocked(t, sk, dst, flags)
+	sk.releaseSock()
+	return n, err
+}
+
+func (r *RefTCP) recvmsgLocked(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+	tp := tcpSk(sk)
+	length := dst.left()
+	peek := flags&msgPeek != 0
+	to := sk.sockRcvtimeo(flags&msgDontwait != 0)
+	// sock_rcvlowat().
+	target := sk.SkRcvlowat
+	if flags&msgWaitall != 0 {
+		target = length
+	} else if target > length {
+		target = length
+	}
+	if target == 0 {
+		target = 1
+	}
+	seq := &tp.CopiedSeq
+	peekSeq := tp.CopiedSeq
+	if peek {
+		seq = &peekSeq
+	}
+	copied := 0
+	for first := true; first || length > 0; first = false {
+		var found *SkBuff
+		var offset int
+		fin := false
+		last := sk.SkReceiveQueue.peekTail()
+		for _, skb := range sk.SkReceiveQueue.all() {
+			offset = int(int32(*seq - skb.Seq))
+			if offset < 0 {
+				break
+			}
+			if offset < skb.Len {
+				found = skb
+				break
+			}
+			if skb.TCPFlags&tcphdrFIN != 0 {
+				found, fin = skb, true
+				break
+			}
+		}
+		if found != nil && fin {
+			*seq++
+			if !peek {
+				r.eatRecvSkb(sk, found)
+			}
+			break
+		}
+		if found != nil {
+			used := found.Len - offset
+			if used > length {
+				used = length
+			}
+			buf := make([]byte, used)
+			found.copyBits(offset, buf)
+			dst.copyIn(buf)
+			*seq += uint32(used)
+			copied += used
+			length -= used
+			if used+offset < found.Len {
+				continue
+			}
+			if found.TCPFlags&tcphdrFIN != 0 {
+				*seq++
+				if !peek {
+					r.eatRecvSkb(sk, found)
+				}
+				break
+			}
+			if !peek {
+				r.eatRecvSkb(sk, found)
+			}
+			continue
+		}
+		if copied >= target {
+			break
+		}
+		if copied > 0 {
+			if to == 0 || sk.SkErr != 0 || sk.State == TCPClose || sk.SkShutdown&rcvShutdown != 0 {
+				break
+			}
+		} else {
+			if sk.SockDone {
+				break
+			}
+			if sk.SkErr != 0 {
+				return 0, sk.sockError()
+			}
+			if sk.SkShutdown&rcvShutdown != 0 {
+				break
+			}
+			if sk.State == TCPClose {
+				return 0, errENOTCONN
+			}
+			if to == 0 {
+				return 0, errEAGAIN
+			}
+		}
+		if copied > 0 {
+			r.CleanupRbuf(sk)
+		}
+		sk.skWaitData(t, &to, last)
+		if peek && peekSeq-uint32(copied) != tp.CopiedSeq {
+			peekSeq = tp.CopiedSeq + uint32(copied)
+		}
+	}
+	if copied > 0 && !peek {
+		r.CleanupRbuf(sk)
+	}
+	return copied, errOK
+}
+
+// eatRecvSkb mirrors tcp_eat_recv_skb(): unlink and free a consumed skb.
+func (r *RefTCP) eatRecvSkb(sk *Sock, skb *SkBuff) {
+	sk.SkReceiveQueue.unlink(skb)
+	r.k.freeSkb(skb)
+}
+
+// ReadSock implements TCP (tcp_read_sock, v6.18).
+func (r *RefTCP) ReadSock(sk *Sock, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
+	tp := tcpSk(sk)
+	seq := tp.CopiedSeq
+	copied := 0
+	if sk.State == TCPListen {
+		return -int(errENOTCONN)
+	}
+	for {
+		skb, offset := r.recvSkb(sk, seq)
+		if skb == nil {
+			break
+		}
+		if offset < skb.Len {
+			n := skb.Len - offset
+			used := actor(desc, skb, offset, n)
+			if used <= 0 {
+				if copied == 0 {
+					copied = used
+				}
+				break
+			}
+			if used > n {
+				used = n
+			}
+			seq += uint32(used)
+			copied += used
+			offset += used
+			skb2, off2 := r.recvSkb(sk, seq-1)
+			if skb2 == nil {
+				break
+			}
+			if off2+1 != skb2.Len {
+				continue
+			}
+			skb = skb2
+		}
+		if skb.TCPFlags&tcphdrFIN != 0 {
+			r.eatRecvSkb(sk, skb)
+			seq++
+			break
+		}
+		r.eatRecvSkb(sk, skb)
+		if desc.Count <= 0 {
+			break
+		}
+		tp.CopiedSeq = seq
+	}
+	tp.CopiedSeq = seq
+	if copied > 0 {
+		r.CleanupRbuf(sk)
+	}
+	return copied
+}
+
+// recvSkb mirrors tcp_recv_skb(): the skb holding seq, eating skbs that
+// were fully consumed (or hold nothing but a FIN before it).
+func (r *RefTCP) recvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
+	for {
+		skb := sk.SkReceiveQueue.peek()
+		if skb == nil {
+			return nil, 0
+		}
+		offset := int(int32(seq - skb.Seq))
+		if offset < skb.Len || skb.TCPFlags&tcphdrFIN != 0 {
+			return skb, offset
+		}
+		r.eatRecvSkb(sk, skb)
+	}
+}
+
+// ReadSkb implements TCP (tcp_read_skb, v6.18): it unlinks every queued
+// skb (charged to sk) and hands it to actor, stopping after a FIN.
+func (r *RefTCP) ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
+	if sk.State == TCPListen {
+		return -int(errENOTCONN)
+	}
+	copied := 0
+	for {
+		skb := sk.SkReceiveQueue.peek()
+		if skb == nil {
+			break
+		}
+		sk.SkReceiveQueue.unlink(skb)
+		fin := skb.TCPFlags&tcphdrFIN != 0
+		used := actor(sk, skb)
+		if used < 0 {
+			if copied == 0 {
+				copied = used
+			}
+			break
+		}
+		copied += used
+		if fin {
+			break
+		}
+	}
+	return copied
+}
+
+// Shutdown implements TCP (tcp_shutdown): send a FIN for SEND_SHUTDOWN in
+// the states that allow it.
+func (r *RefTCP) Shutdown(t *Task, sk *Sock, how int) {
+	if how&sendShutdown == 0 {
+		return
+	}
+	switch sk.State {
+	case TCPEstablished, TCPSynSent, TCPSynRecv, TCPCloseWait:
+		if r.closeState(sk) {
+			r.sendFin(tcpSk(sk))
+		}
+	}
+}
+
+// closeState mirrors tcp_close_state(): the state after a close, and
+// whether a FIN must be sent.
+func (r *RefTCP) closeState(sk *Sock) bool {
+	switch sk.State {
+	case TCPEstablished, TCPSynRecv:
+		sk.State = TCPFinWait1
+		return true
+	case TCPCloseWait:
+		sk.State = TCPLastAck
+		return true
+	case TCPSynSent, TCPTimeWait, TCPListen:
+		sk.State = TCPClose
+		tcpSk(sk).unhashed = true
+	}
+	return false
+}
+
+// sendFin mirrors tcp_send_fin(): the FIN rides on the last untransmitted
+// skb, or goes alone.
+func (r *RefTCP) sendFin(tp *tcpSock) {
+	tp.finQueued = true
+	if n := len(tp.writeQueue); n > 0 {
+		tail := tp.writeQueue[n-1]
+		tail.TCPFlags |= tcphdrFIN
+		tail.EndSeq++
+	} else {
+		tp.writeQueue = append(tp.writeQueue, &SkBuff{Seq: tp.WriteSeq, EndSeq: tp.WriteSeq + 1, TCPFlags: tcphdrFIN})
+	}
+	tp.WriteSeq++
+	r.xmitPending(tp)
+}
+
+// Close implements TCP (tcp_close → __tcp_close, v6.18).
+func (r *RefTCP) Close(t *Task, sk *Sock) {
+	tp := tcpSk(sk)
+	sk.lockSock(t)
+	sk.SkShutdown = shutdownMask
+	dataWasUnread := 0
+	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
+		n := int(skb.EndSeq - skb.Seq)
+		if skb.TCPFlags&tcphdrFIN != 0 {
+			n--
+		}
+		dataWasUnread += n
+		r.k.freeSkb(skb)
+	}
+	state := sk.State
+	if sk.State != TCPClose {
+		switch {
+		case dataWasUnread > 0:
+			sk.State = TCPClose
+			tp.unhashed = true
+			r.sendReset(tp)
+			r.writeQueuePurge(tp)
+		case sk.SockLinger && sk.Lingertime == 0:
+			r.disconnect(tp)
+		default:
+			if r.closeState(sk) {
+				r.sendFin(tp)
+			}
+		}
+	}
+	// adjudge_to_death: orphan the socket.
+	sk.SockDead = true
+	sk.releaseSock()
+	if state != TCPClose && sk.State == TCPClose {
+		r.destroy(tp)
+		return
+	}
+	if sk.State == TCPFinWait2 {
+		r.timeWait(tp, TCPFinWait2)
+		return
+	}
+	if sk.State == TCPClose {
+		r.destroy(tp)
+	}
+}
+
+// disconnect mirrors tcp_disconnect() as SO_LINGER{1,0} close uses it.
+func (r *RefTCP) disconnect(tp *tcpSock) {
+	sk := tp.sk
+	old := sk.State
+	sk.State = TCPClose
+	tp.unhashed = true
+	switch old {
+	case TCPEstablished, TCPCloseWait, TCPFinWait1, TCPFinWait2, TCPSynRecv:
+		r.sendReset(tp)
+		sk.SkErr = errECONNRESET
+	case TCPClosing, TCPLastAck:
+		if tp.SndNxt != tp.WriteSeq {
+			r.sendReset(tp)
+			sk.SkErr = errECONNRESET
+		}
+	}
+	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
+		r.k.freeSkb(skb)
+	}
+	tp.CopiedSeq = tp.RcvNxt
+	r.writeQueuePurge(tp)
+	sk.SkShutdown = 0
+	sk.SockDone = false
+}
+
+// tcpIoctl mirrors tcp_ioctl() for SIOCINQ.
+func (k *kernel) tcpIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
+	if cmd != siocinq {
+		return 0, errENOPROTOOPT
+	}
+	if sk.State == TCPListen {
+		return 0, errEINVAL
+	}
+	return k.tcp.Inq(sk), errOK
+}
+
+// tcpPoll mirrors tcp_poll() (net/ipv4/tcp.c, v6.18).
+func (k *kernel) tcpPoll(sk *Sock) uint32 {
+	var mask uint32
+	state := sk.State
+	shutdown := sk.SkShutdown
+	if shutdown == shutdownMask || state == TCPClose {
+		mask |= pollHUP
+	}
+	if shutdown&rcvShutdown != 0 {
+		mask |= pollIN | pollRDHUP
+	}
+	if state != TCPSynSent && state != TCPSynRecv {
+		if k.tcpStreamIsReadable(sk, sk.SkRcvlowat) {
+			mask |= pollIN
+		}
+		if shutdown&sendShutdown == 0 {
+			if k.tcp.StreamIsWriteable(sk) {
+				mask |= pollOUT
+			} else {
+				sk.nospace = true
+			}
+		} else {
+			mask |= pollOUT
+		}
+	}
+	if sk.SkErr != 0 {
+		mask |= pollERR
+	}
+	return mask
+}
+
+// tcpStreamIsReadable mirrors tcp_stream_is_readable().
+func (k *kernel) tcpStreamIsReadable(sk *Sock, target int) bool {
+	if k.tcp.EpollinReady(sk, target) {
+		return true
+	}
+	return sk.SkProt.SockIsReadable != nil && sk.SkProt.SockIsReadable(sk)
+}
+
+// tcpProt returns the base TCP proto (tcp_prot).
+func (k *kernel) tcpProt() *Proto {
+	return &Proto{
+		Name: "tcp",
+		Recvmsg: func(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+			return k.tcp.Recvmsg(t, sk, dst, flags)
+		},
+		Sendmsg: func(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+			sk.lockSock(t)
+			n, err := k.tcp.SendmsgLocked(t, sk, src, flags)
+			sk.releaseSock()
+			return n, err
+		},
+		Ioctl: k.tcpIoctl,
+		Close: func(t *Task, sk *Sock) { k.tcp.Close(t, sk) },
+	}
+}

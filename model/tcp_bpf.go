@@ -1,0 +1,525 @@
+package model
+
+import "syscall"
+
+// tcp_bpf_prots configurations.
+const (
+	tcpBpfBase = iota // TCP_BPF_BASE
+	tcpBpfTx          // TCP_BPF_TX
+	tcpBpfRx          // TCP_BPF_RX
+	tcpBpfTxRx        // TCP_BPF_TXRX
+)
+
+var tcpBpfConfigNames = [...]string{"tcp_bpf_base", "tcp_bpf_tx", "tcp_bpf_rx", "tcp_bpf_txrx"}
+
+// tcpBpfProto mirrors tcp_bpf_rebuild_protos() (net/ipv4/tcp_bpf.c,
+// v6.18): the base proto with close, recvmsg, sock_is_readable and (6.18)
+// ioctl replaced; TX adds sendmsg; RX and TXRX read through the parser
+// variant of recvmsg.
+func (k *kernel) tcpBpfProto(base *Proto, config int) *Proto {
+	p := *base
+	p.Name = tcpBpfConfigNames[config]
+	p.Close = k.sockMapClose
+	p.Recvmsg = k.tcpBpfRecvmsg
+	p.SockIsReadable = skMsgIsReadable
+	if k.prof.TCPBpfIoctl {
+		p.Ioctl = k.tcpBpfIoctl
+	}
+	if config == tcpBpfTx || config == tcpBpfTxRx {
+		p.Sendmsg = k.tcpBpfSendmsg
+	}
+	if config == tcpBpfRx || config == tcpBpfTxRx {
+		p.Recvmsg = k.tcpBpfRecvmsgParser
+	}
+	return &p
+}
+
+// tcpBpfUpdateProto mirrors tcp_bpf_update_proto(sk, psock, false): pick
+// the proto by the psock's programs.
+func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
+	config := tcpBpfBase
+	if p.Progs.MsgParser != nil {
+		config = tcpBpfTx
+	}
+	if p.Progs.StreamVerdict != nil || p.Progs.SkbVerdict != nil {
+		if config == tcpBpfTx {
+			config = tcpBpfTxRx
+		} else {
+			config = tcpBpfRx
+		}
+	}
+	sk.SkProt = k.tcpBpfProto(p.SkProto, config)
+}
+
+// tcpBpfIoctl mirrors tcp_bpf_ioctl() as the 6.18.y host runs it (the
+// backport of "bpf, sockmap: Fix FIONREAD for sockmap"): SIOCINQ reports
+// the bytes on the psock's ingress_msg (msg_tot_len) and nothing of
+// sk_receive_queue.
+func (k *kernel) tcpBpfIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
+	if cmd != siocinq {
+		return k.tcpIoctl(t, sk, cmd)
+	}
+	if sk.State == TCPListen {
+		return 0, errEINVAL
+	}
+	inq := 0
+	if p := skPsockGet(sk); p != nil {
+		inq = p.MsgTotLen
+		k.skPsockPut(sk, p)
+	}
+	return inq, errOK
+}
+
+// bpfTCPIngress mirrors bpf_tcp_ingress() (v6.18): move apply_bytes (or
+// all) of msg into a new message on sk's ingress_msg and wake sk's
+// readers. The pages move with the elements; an element split between
+// the two messages gets a second page reference.
+func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyBytes int) syscall.Errno {
+	apply := applyBytes != 0
+	tmp := &SkMsg{} // kzalloc: no end marker
+	sk.lockSock(t)
+	tmp.Sg.Start = msg.Sg.Start
+	i := msg.Sg.Start
+	for {
+		sge := msg.elem(i)
+		size := sge.Length
+		if apply && applyBytes < size {
+			size = applyBytes
+		}
+		skMsgXfer(tmp, msg, i, size)
+		if sge.Length != 0 {
+			getPage(tmp.elem(i).Page)
+		}
+		i = skMsgIterVarNext(i)
+		tmp.Sg.End = i
+		if apply {
+			applyBytes -= size
+			if applyBytes == 0 {
+				if sge.Length != 0 {
+					i = skMsgIterVarPrev(i)
+				}
+				break
+			}
+		}
+		if i == msg.Sg.End {
+			break
+		}
+	}
+	msg.Sg.Start = i
+	k.skPsockQueueMsg(p, tmp)
+	skPsockDataReady(sk, p)
+	sk.releaseSock()
+	return errOK
+}
+
+// tcpBpfPush mirrors tcp_bpf_push(): send apply_bytes (or all) of msg out
+// of sk with MSG_SPLICE_PAGES, element by element.
+//
+// Precondition: the caller owns sk.
+func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, flags int) syscall.Errno {
+	apply := applyBytes != 0
+	for {
+		sge := msg.elem(msg.Sg.Start)
+		size := sge.Length
+		if apply && applyBytes < size {
+			size = applyBytes
+		}
+		off := sge.Offset
+		page := sge.Page
+		for {
+			f := flags
+			if size < sge.Length && msg.Sg.Start != msg.Sg.End {
+				f |= msgMore
+			}
+			ret, err := k.tcp.SendPageLocked(t, sk, page, off, size, f)
+			if ret <= 0 {
+				return err
+			}
+			if apply {
+				applyBytes -= ret
+			}
+			msg.Sg.Size -= ret
+			sge.Offset += ret
+			sge.Length -= ret
+			if ret == size {
+				break
+			}
+			size -= ret
+			off += ret
+		}
+		if sge.Length == 0 {
+			k.pages.putPage(page)
+			msg.Sg.Start = skMsgIterVarNext(msg.Sg.Start)
+			*sge = Scatterlist{}
+			if msg.Sg.Start == msg.Sg.End {
+				break
+			}
+		}
+		if apply && applyBytes == 0 {
+			break
+		}
+	}
+	return errOK
+}
+
+// tcpBpfSendmsgRedir mirrors tcp_bpf_sendmsg_redir(): ingress into the
+// target's psock, or push out of the target.
+func (k *kernel) tcpBpfSendmsgRedir(t *Task, sk *Sock, ingress bool, msg *SkMsg, bytes, flags int) syscall.Errno {
+	p := skPsockGet(sk)
+	if p == nil {
+		return errEPIPE
+	}
+	var err syscall.Errno
+	if ingress {
+		err = k.bpfTCPIngress(t, sk, p, msg, bytes)
+	} else {
+		sk.lockSock(t)
+		err = k.tcpBpfPushLocked(t, sk, msg, bytes, flags)
+		sk.releaseSock()
+	}
+	k.skPsockPut(sk, p)
+	return err
+}
+
+// skPsockMsgVerdict mirrors sk_psock_msg_verdict(): run the sk_msg verdict
+// and record apply_bytes and the redirect target in the psock.
+func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
+	prog := p.Progs.MsgParser
+	if prog == nil {
+		return skPassV
+	}
+	ret := skPsockMapVerd(prog.runMsg(msg), msg.SkRedir != nil)
+	p.ApplyBytes = msg.ApplyBytes
+	if ret == skRedirectV {
+		if p.SkRedir != nil {
+			sockPut(p.SkRedir)
+			p.SkRedir = nil
+		}
+		if msg.SkRedir == nil {
+			return skDropV
+		}
+		p.RedirIngress = msg.Flags&bpfFIngress != 0
+		p.SkRedir = msg.SkRedir
+		sockHold(p.SkRedir)
+	}
+	return ret
+}
+
+// skMsgApplyBytes mirrors sk_msg_apply_bytes().
+func skMsgApplyBytes(p *SkPsock, bytes int) {
+	if p.ApplyBytes != 0 {
+		if bytes > p.ApplyBytes {
+			p.ApplyBytes = 0
+		} else {
+			p.ApplyBytes -= bytes
+		}
+	}
+}
+
+// tcpBpfSendVerdict mirrors tcp_bpf_send_verdict() (net/ipv4/tcp_bpf.c,
+// v6.18): run the verdict (once per apply_bytes window), cork, then pass,
+// redirect or drop tosend bytes, looping while the message has data.
+//
+// Precondition: the caller owns sk. The socket lock is dropped around a
+// redirect, as in the kernel.
+func (k *kernel) tcpBpfSendVerdict(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, copied *int, flags int) syscall.Errno {
+	enospc := msg.full()
+	delta := 0
+	for {
+		if p.Eval == skNoneV {
+			delta = msg.Sg.Size
+			p.Eval = k.skPsockMsgVerdict(sk, p, msg)
+			delta -= msg.Sg.Size
+		}
+		if msg.CorkBytes != 0 && msg.CorkBytes > msg.Sg.Size && !enospc {
+			p.CorkBytes = msg.CorkBytes - msg.Sg.Size
+			if p.Cork == nil {
+				p.Cork = &SkMsg{}
+			}
+			if p.Cork != msg {
+				*p.Cork = *msg // memcpy(psock->cork, msg, sizeof(*msg))
+			}
+			return errOK
+		}
+		tosend := msg.Sg.Size
+		if p.ApplyBytes != 0 && p.ApplyBytes < tosend {
+			tosend = p.ApplyBytes
+		}
+		eval := skNoneV
+		var ret syscall.Errno
+		cork := false
+		switch p.Eval {
+		case skPassV:
+			ret = k.tcpBpfPushLocked(t, sk, msg, tosend, flags)
+			if ret != 0 {
+				*copied -= k.skMsgFree(msg)
+				break
+			}
+			skMsgApplyBytes(p, tosend)
+		case skRedirectV:
+			redirIngress := p.RedirIngress
+			skRedir := p.SkRedir
+			skMsgApplyBytes(p, tosend)
+			if p.ApplyBytes == 0 {
+				eval = p.Eval
+				p.Eval = skNoneV
+				p.SkRedir = nil
+			}
+			if p.Cork != nil {
+				cork = true
+				p.Cork = nil
+			}
+			sk.releaseSock()
+			ret = k.tcpBpfSendmsgRedir(t, skRedir, redirIngress, msg, tosend, flags)
+			if eval == skRedirectV {
+				sockPut(skRedir)
+			}
+			sk.lockSock(t)
+			if ret != 0 {
+				free := k.skMsgFree(msg)
+				if !cork {
+					*copied -= free
+				}
+			}
+			if cork {
+				k.skMsgFree(msg)
+				msg = nil
+				ret = 0
+			}
+		default: // __SK_DROP
+			k.skMsgFreePartial(msg, tosend)
+			skMsgApplyBytes(p, tosend)
+			*copied -= tosend + delta
+			return errEACCES
+		}
+		if ret != 0 {
+			return ret
+		}
+		if p.ApplyBytes == 0 {
+			p.Eval = skNoneV
+			if p.SkRedir != nil {
+				sockPut(p.SkRedir)
+				p.SkRedir = nil
+			}
+		}
+		if msg != nil && msg.Sg.Data[msg.Sg.Start].Page != nil && msg.Sg.Data[msg.Sg.Start].Length != 0 {
+			continue // more_data
+		}
+		return errOK
+	}
+}
+
+// tcpBpfSendmsg mirrors tcp_bpf_sendmsg() (net/ipv4/tcp_bpf.c, v6.18):
+// copy the user's data into an sk_msg (or the cork), account cork_bytes,
+// and hand it to the verdict.
+func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+	p := skPsockGet(sk)
+	if p == nil {
+		return k.tcpProt().Sendmsg(t, sk, src, flags)
+	}
+	size := src.left()
+	copied := 0
+	var err syscall.Errno
+	sk.lockSock(t)
+	for src.left() > 0 {
+		enospc := false
+		if sk.SkErr != 0 {
+			err = sk.SkErr
+			break
+		}
+		cp := src.left()
+		var msgTx *SkMsg
+		if p.Cork != nil {
+			msgTx = p.Cork
+		} else {
+			msgTx = newSkMsg()
+		}
+		osize := msgTx.Sg.Size
+		if e := k.skMsgAlloc(t, msgTx, msgTx.Sg.Size+cp, msgTx.Sg.End-1); e != 0 {
+			enospc = true
+			cp = msgTx.Sg.Size - osize
+		}
+		if _, e := msgTx.memcopyFromIter(src, cp); e != 0 {
+			k.skMsgTrim(msgTx, osize)
+			err = e
+			break
+		}
+		copied += cp
+		if p.CorkBytes != 0 {
+			if size > p.CorkBytes {
+				p.CorkBytes = 0
+			} else {
+				p.CorkBytes -= size
+			}
+			if p.CorkBytes != 0 && !enospc {
+				break
+			}
+			// All cork bytes are accounted: rerun the program.
+			p.Eval = skNoneV
+			p.CorkBytes = 0
+		}
+		if e := k.tcpBpfSendVerdict(t, sk, p, msgTx, &copied, flags); e != 0 {
+			err = e
+			break
+		}
+	}
+	if err != 0 {
+		err = skStreamError(sk, err)
+	}
+	sk.releaseSock()
+	k.skPsockPut(sk, p)
+	if copied > 0 {
+		return copied, errOK
+	}
+	return 0, err
+}
+
+// tcpMsgWaitData mirrors tcp_msg_wait_data(): one wait on the socket until
+// ingress_msg or sk_receive_queue is non-empty (or a wake-up, or the
+// timeout). It returns the condition after the wait (1 at once when the
+// socket is shut down for reading).
+//
+// Precondition: the caller owns sk.
+func (k *kernel) tcpMsgWaitData(t *Task, sk *Sock, p *SkPsock, to timeo) bool {
+	if sk.SkShutdown&rcvShutdown != 0 {
+		return true
+	}
+	if to == 0 {
+		return false
+	}
+	return sk.skWaitEvent(t, &to, func() bool {
+		return len(p.IngressMsg) > 0 || !sk.SkReceiveQueue.empty()
+	})
+}
+
+// isNextMsgFin mirrors is_next_msg_fin(): the next ingress message is the
+// empty message of a FIN skb.
+func isNextMsgFin(p *SkPsock) bool {
+	m := p.skPsockPeekMsg()
+	if m == nil {
+		return false
+	}
+	sge := m.elem(m.Sg.Start)
+	return sge.Length == 0 && m.Skb != nil && m.Skb.TCPFlags&tcphdrFIN != 0
+}
+
+// tcpBpfRecvmsgParser mirrors tcp_bpf_recvmsg_parser() (net/ipv4/tcp_bpf.c,
+// v6.18.y): the recvmsg of sockets with a stream verdict. It reads only
+// ingress_msg; a wait that ends without a message returns -EAGAIN even
+// when it ended because sk_receive_queue became non-empty (the skb is yet
+// to be verdicted), and copied_seq is written back from the value read at
+// entry plus the bytes that came from sk's own stream.
+func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+	peek := flags&msgPeek != 0
+	if dst.left() == 0 {
+		return 0, errOK
+	}
+	p := skPsockGet(sk)
+	if p == nil {
+		return k.tcp.Recvmsg(t, sk, dst, flags)
+	}
+	sk.lockSock(t)
+	seq := k.tcp.CopiedSeq(sk)
+	copied := 0
+	var err syscall.Errno
+	// Data queued before the verdict ran (pre-accept data, or data that
+	// arrived while the socket had no verdict): run it now.
+	if !sk.SkReceiveQueue.empty() {
+		k.tcp.DataReady(sk)
+		if !sk.SkReceiveQueue.empty() {
+			err = errEAGAIN
+			goto out
+		}
+	}
+	for {
+		var fromSelf int
+		copied, err, fromSelf = k.skMsgRecvmsg(sk, p, dst, flags)
+		if err == errEFAULT {
+			if isNextMsgFin(p) {
+				copied, err = 0, errOK
+				seq++
+				goto out
+			}
+			// Unlike Linux, a copy fault cannot happen otherwise.
+			goto out
+		}
+		seq += uint32(fromSelf)
+		if copied != 0 {
+			goto out
+		}
+		if sk.SockDone {
+			goto out
+		}
+		if sk.SkErr != 0 {
+			err = sk.sockError()
+			goto out
+		}
+		if sk.SkShutdown&rcvShutdown != 0 {
+			goto out
+		}
+		if sk.State == TCPClose {
+			err = errENOTCONN
+			goto out
+		}
+		to := sk.sockRcvtimeo(flags&msgDontwait != 0)
+		if to == 0 {
+			err = errEAGAIN
+			goto out
+		}
+		data := k.tcpMsgWaitData(t, sk, p, to)
+		if data && !skPsockQueueEmpty(p) {
+			continue // msg_bytes_ready
+		}
+		err = errEAGAIN
+		goto out
+	}
+out:
+	if !peek {
+		k.tcp.SetCopiedSeq(sk, seq)
+	}
+	if copied > 0 {
+		k.tcp.CleanupRbuf(sk)
+	}
+	sk.releaseSock()
+	k.skPsockPut(sk, p)
+	return copied, err
+}
+
+// tcpBpfRecvmsg mirrors tcp_bpf_recvmsg() (v6.18): the recvmsg of sockets
+// whose psock has no stream verdict. Ingress messages come first; plain
+// TCP data is read through tcp_recvmsg when ingress_msg is empty.
+func (k *kernel) tcpBpfRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+	if dst.left() == 0 {
+		return 0, errOK
+	}
+	p := skPsockGet(sk)
+	if p == nil {
+		return k.tcp.Recvmsg(t, sk, dst, flags)
+	}
+	if !sk.SkReceiveQueue.empty() && skPsockQueueEmpty(p) {
+		k.skPsockPut(sk, p)
+		return k.tcp.Recvmsg(t, sk, dst, flags)
+	}
+	sk.lockSock(t)
+	for {
+		copied, err, _ := k.skMsgRecvmsg(sk, p, dst, flags)
+		if err == 0 && copied == 0 {
+			to := sk.sockRcvtimeo(flags&msgDontwait != 0)
+			data := k.tcpMsgWaitData(t, sk, p, to)
+			if data {
+				if !skPsockQueueEmpty(p) {
+					continue // msg_bytes_ready
+				}
+				sk.releaseSock()
+				k.skPsockPut(sk, p)
+				return k.tcp.Recvmsg(t, sk, dst, flags)
+			}
+			sk.releaseSock()
+			k.skPsockPut(sk, p)
+			return 0, errEAGAIN
+		}
+		sk.releaseSock()
+		k.skPsockPut(sk, p)
+		return copied, err
+	}
+}
