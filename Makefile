@@ -17,10 +17,10 @@ VM_KERNEL = $(lastword $(sort $(wildcard /boot/vmlinuz-6.1.*)))
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/splicecheck
 
-# The main job: run the kernel corpus on this machine's kernel and compare
-# it byte for byte with the goldens recorded on Linux 6.18.
+# The main job: run the kernel corpus on the model and on this machine's
+# kernel and compare them byte for byte (the model profile of the host).
 run: build
-	./$(BIN) diff --a kernel --b golden $(KERNEL_TRACES)
+	./$(BIN) diff --a model --b kernel $(KERNEL_TRACES)
 
 # The whole suite: formatting, vet, every test with the race detector
 # (the VM boot tests included), then the kernel corpus in a Debian 6.1 guest.
@@ -39,12 +39,13 @@ vm-deps:
 	fi
 
 # The kernel corpus in one boot of a Debian 6.1 guest, compared with the
-# goldens recorded on 6.1.
+# model's linux-6.1 profile (the goldens of testdata/golden/linux-6.1 are
+# compared by `vm --against golden`).
 vm-test: vm-deps build
 	@kernel=$$(ls /boot/vmlinuz-6.1.* 2>/dev/null | sort | tail -1); \
 	if [ -z "$$kernel" ]; then echo "vm-test: no Debian 6.1 kernel in /boot"; \
 	  if [ "$${SPLICECHECK_REQUIRE_KERNEL:-}" = 1 ]; then exit 1; fi; exit 0; fi; \
-	./$(BIN) vm --kernel $$kernel --against golden --profile linux-6.1 $(KERNEL_TRACES)
+	./$(BIN) vm --kernel $$kernel --against model --profile linux-6.1 $(KERNEL_TRACES)
 
 lint:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
