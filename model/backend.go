@@ -66,13 +66,13 @@ type run struct {
 	k    *kernel
 	s    *Sched
 
-	obs     []trace.Observation
-	done    []bool
-	doneWq  map[*Task]*WaitQueue
-	sent    map[string]int64
-	tasks   map[string]*Task
-	failed  map[string]bool // maps whose creation failed
-	started bool
+	obs    []trace.Observation
+	done   []bool
+	doneWq map[*Task]*WaitQueue
+	sent   map[string]int64
+	tasks  map[string]*Task
+	failed map[string]bool // maps whose creation failed
+	opCost vtime
 }
 
 // newKernel returns an empty machine running prof on the reference TCP.
@@ -202,6 +202,7 @@ func (r *run) runOp(t *Task, i int) {
 	t.running = true
 	t.timedOut = false
 	t.abortAt = r.s.now + vtime(r.opts.OpTimeout)
+	t.abortSeq = r.s.nextSeq()
 	t.abortSteps = r.abortSteps(op)
 	res := r.exec(t, i)
 	if t.timedOut {

@@ -38,19 +38,32 @@
 // a time (a goroutine hand-off), so the model needs no locks and its
 // results do not depend on the Go scheduler.
 //
-// Kernel contexts are explicit: softirq delivery of a TCP segment
-// (tcp_v4_rcv), the psock backlog work (sk_psock_backlog), the RCU work
-// that destroys a psock, the strparser work, window updates, timers. They
-// are closures queued on the scheduler and run, FIFO, whenever the
-// running thread gives control back (it blocks or finishes its op): a
-// loopback send is therefore delivered before any other thread runs, as
-// on a real loopback where the sending CPU runs the receive softirq. A
-// work the kernel delays by a jiffy runs at the next op boundary. Time is
-// virtual: it advances only when nothing can run and every op has been
-// dispatched, to the earliest deadline (a sleep, an SO_RCVTIMEO, a timer,
-// the runner's per-op timeout opts.OpTimeout, which reports
-// -ETIMEDOUT (runner) after the kernel backend's watcher steps:
-// shutdown(SHUT_RD or SHUT_WR), then SHUT_RDWR 50 ms later).
+// Kernel contexts are explicit. The NET_RX softirq (delivery of a TCP
+// segment, tcp_v4_rcv) is raised by the transmitting code and runs inline
+// at once, as on loopback, where the sending task runs the receive path
+// when it re-enables bottom halves; a delivery raised while a softirq
+// runs is queued and handled by the same loop (net_rx_action), and a
+// segment for a socket a task owns goes to that socket's backlog, run at
+// release_sock (which is how a sender sees the ACKs of its own syscall
+// only when the syscall ends). Workqueue contexts (the psock backlog work
+// sk_psock_backlog, the strparser work, the RCU work that destroys a
+// psock) and timers are closures queued on the scheduler; queued works
+// run, FIFO, whenever the running thread gives control back (it blocks
+// or finishes its op) or ends a system call inside a multi-syscall op
+// (iocopy). A work the kernel delays by a jiffy runs at the next op
+// boundary. Kernel work that feeds itself forever (an sk_skb egress
+// redirect bouncing bytes between the two ends of a connection) is
+// bounded per settle (kernelBudget, backlogBatch) so that every run ends.
+//
+// Time is virtual: it advances only when nothing can run and every op has
+// been dispatched, to the earliest pending event (a sleep, an
+// SO_RCVTIMEO, a timer, the runner's per-op timeout opts.OpTimeout, which
+// reports -ETIMEDOUT (runner) after the kernel backend's watcher steps:
+// shutdown(SHUT_RD or SHUT_WR), then SHUT_RDWR 50 ms later). Events due at
+// the same instant fire one at a time in the order they were armed, so a
+// wait that began earlier times out first. An op that loops through system calls
+// (iocopy) charges a few microseconds per call so that a copy that feeds
+// itself still reaches its deadline.
 //
 // The socket lock is modelled (Sock.Owned, lockSock/releaseSock, the
 // ...Locked functions); kernel contexts that find a socket owned go to

@@ -48,9 +48,15 @@ func (k *kernel) ioCopy(t *Task, src, dst *Sock) ioCopyResult {
 		if t.timedOut {
 			return res
 		}
+		// pd.prepareRead: an expired read deadline ends the copy.
+		if k.s.now >= deadline {
+			res.deadline = true
+			return res
+		}
 		// spliceDrain: splice(src → pipe, 1 MiB, SPLICE_F_NONBLOCK) on
 		// a non-blocking socket, waiting for readability on EAGAIN.
 		n, err := k.spliceSockToPipe(t, src, pipe, goMaxSpliceSize, true, true)
+		t.syscallEnd()
 		if err == errEAGAIN {
 			if k.goWait(t, src, deadline) {
 				res.deadline = true
@@ -102,6 +108,7 @@ func (k *kernel) goWriteAll(t *Task, dst *Sock, b []byte) (int, syscall.Errno) {
 	done := 0
 	for done < len(b) {
 		n, err := dst.SkProt.Sendmsg(t, dst, newSrcBytes(b[done:]), msgDontwait|msgNosignal)
+		t.syscallEnd()
 		done += n
 		if err == errEAGAIN {
 			t.sleepOn([]*WaitQueue{&dst.Wq}, noDeadline)
@@ -126,8 +133,13 @@ func (k *kernel) genericCopy(t *Task, src, dst *Sock, deadline vtime) ioCopyResu
 		if t.timedOut {
 			return res
 		}
+		if k.s.now >= deadline {
+			res.deadline = true
+			return res
+		}
 		buf := newIovIter(goCopyBuf)
 		n, err := src.SkProt.Recvmsg(t, src, buf, msgDontwait)
+		t.syscallEnd()
 		if err == errEAGAIN {
 			if k.goWait(t, src, deadline) {
 				res.deadline = true

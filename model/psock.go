@@ -146,16 +146,6 @@ func (p *SkPsock) skPsockPeekMsg() *SkMsg {
 	return p.IngressMsg[0]
 }
 
-// skPsockNextMsg mirrors sk_psock_next_msg().
-func (p *SkPsock) skPsockNextMsg(msg *SkMsg) *SkMsg {
-	for i, m := range p.IngressMsg {
-		if m == msg && i+1 < len(p.IngressMsg) {
-			return p.IngressMsg[i+1]
-		}
-	}
-	return nil
-}
-
 // skPsockQueueEmpty mirrors sk_psock_queue_empty().
 func skPsockQueueEmpty(p *SkPsock) bool { return p == nil || len(p.IngressMsg) == 0 }
 
@@ -186,6 +176,7 @@ func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst *iovIter, flags int) (co
 	peek := flags&msgPeek != 0
 	length := dst.left()
 	msgRx := p.skPsockPeekMsg()
+	idx := 0 // msgRx's position on IngressMsg (the list walk of sk_psock_next_msg)
 	for copied != length {
 		if msgRx == nil {
 			break
@@ -238,10 +229,12 @@ func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst *iovIter, flags int) (co
 			}
 		}
 		if peek {
-			msgRx = p.skPsockNextMsg(msgRx)
-			if msgRx == nil {
+			// sk_psock_next_msg.
+			idx++
+			if idx >= len(p.IngressMsg) {
 				break
 			}
+			msgRx = p.IngressMsg[idx]
 			continue
 		}
 		msgRx.Sg.Start = i
@@ -575,10 +568,17 @@ func (k *kernel) skPsockBacklog(p *SkPsock) {
 		return
 	}
 	defer k.skPsockPut(p.Sk, p)
-	for {
+	for handled := 0; ; handled++ {
 		skb := p.IngressSkb.peek()
 		if skb == nil {
 			break
+		}
+		if handled == backlogBatch {
+			// Unlike Linux, which keeps looping while redirects feed
+			// the queue (a kworker spinning on a redirect loop), the
+			// model requeues the work so that time and threads go on.
+			k.scheduleWork(p, 0)
+			return
 		}
 		off, n := 0, skb.Len
 		if skb.BpfStrparser {
@@ -626,6 +626,9 @@ func (k *kernel) skPsockBacklog(p *SkPsock) {
 		}
 	}
 }
+
+// backlogBatch bounds the skbs one run of the backlog work handles.
+const backlogBatch = 64
 
 // skPsockHandleSkb mirrors sk_psock_handle_skb(): egress sends the bytes
 // out of the psock's socket (skb_send_sock), ingress queues them on its

@@ -48,12 +48,26 @@ type Sched struct {
 
 	kwork    []kwork // pending kernel contexts, FIFO
 	deferred []kwork // delayed kernel work (see deferWork)
+	// softirq holds raised NET_RX work (segment deliveries); inSoftirq is
+	// set while it runs, so that a delivery raising another one queues it
+	// instead of nesting (net_rx_action processes its backlog in a loop).
+	softirq   []kwork
+	inSoftirq bool
 
 	yield chan struct{} // a task gives control back to the scheduler
 	cur   *Task         // the task running now, nil on the scheduler
 
 	readySeq uint64
+	eventSeq uint64
 	policy   Policy
+	// holdSoftirq leaves raised softirq work queued instead of running it
+	// inline (a receive path running later, on another CPU).
+	holdSoftirq bool
+	// tasksFirst runs ready tasks before pending kernel contexts (see
+	// settle). The default (false) runs kernel contexts first, which is
+	// what a loopback run on an idle machine does; issue 7's schedule
+	// exploration turns interleavings like this into policies.
+	tasksFirst bool
 
 	// kernelTask is `current` for kernel contexts (a kworker): it has its
 	// own task_frag and never parks.
@@ -69,6 +83,7 @@ type kwork struct {
 	// boundary: the work may also run at the next op boundary (a delay
 	// of a jiffy); a timer runs only at due.
 	boundary bool
+	seq      uint64
 	fn       func()
 }
 
@@ -133,6 +148,36 @@ func newSched(policy Policy) *Sched {
 // Now returns the virtual time.
 func (s *Sched) Now() time.Duration { return time.Duration(s.now) }
 
+// raiseSoftirq queues NET_RX softirq work and, unless a softirq is
+// already running, runs it at once: on loopback the transmitting task
+// runs the receive path when it re-enables bottom halves (dev_queue_xmit
+// → netif_rx → do_softirq), inside its own system call.
+func (s *Sched) raiseSoftirq(name string, fn func()) {
+	s.softirq = append(s.softirq, kwork{name: name, fn: fn})
+	if s.inSoftirq || s.holdSoftirq {
+		return
+	}
+	s.runSoftirq(softirqBudget)
+}
+
+// softirqBudget bounds one run of the softirq loop (net_rx_action's
+// budget); what is left runs with the next kernel contexts.
+const softirqBudget = 100000
+
+// runSoftirq runs raised softirq work until none is left or the budget
+// is spent, and returns the budget left.
+func (s *Sched) runSoftirq(budget int) int {
+	s.inSoftirq = true
+	defer func() { s.inSoftirq = false }()
+	for len(s.softirq) > 0 && s.fatal == nil && budget > 0 {
+		w := s.softirq[0]
+		s.softirq = s.softirq[1:]
+		s.runKernel(w)
+		budget--
+	}
+	return budget
+}
+
 // queueWork queues a kernel context to run before the next task slice.
 func (s *Sched) queueWork(name string, fn func()) {
 	s.kwork = append(s.kwork, kwork{name: name, fn: fn})
@@ -146,13 +191,13 @@ func (s *Sched) queueWork(name string, fn func()) {
 // kernel backend spends at least a settle window (1 ms) after every op,
 // so "after the next op" is the closest deterministic equivalent.
 func (s *Sched) deferWork(name string, delay time.Duration, fn func()) {
-	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), boundary: true, fn: fn})
+	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), boundary: true, seq: s.nextSeq(), fn: fn})
 }
 
 // addTimer queues a kernel context to run when virtual time reaches
 // now+delay (a timer or a delayed work whose delay matters).
 func (s *Sched) addTimer(name string, delay time.Duration, fn func()) {
-	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), fn: fn})
+	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), seq: s.nextSeq(), fn: fn})
 }
 
 // releaseDeferred moves the deferred works that may run at an op
@@ -175,12 +220,20 @@ func (s *Sched) releaseDeferred() {
 // real kernel, where kworkers and softirqs then spin beside the user's
 // threads); past the budget the pending contexts wait and the threads
 // run, so that a run always ends.
-const kernelBudget = 10000
+const kernelBudget = 1000
 
 // drainKernel runs kernel contexts until none is pending or the budget is
 // spent, and returns the budget left.
 func (s *Sched) drainKernel(budget int) int {
-	for len(s.kwork) > 0 && s.fatal == nil && budget > 0 {
+	for (len(s.kwork) > 0 || len(s.softirq) > 0) && s.fatal == nil && budget > 0 {
+		if len(s.softirq) > 0 && !s.inSoftirq {
+			s.runSoftirq(softirqBudget)
+			budget--
+			continue
+		}
+		if len(s.kwork) == 0 {
+			break
+		}
 		w := s.kwork[0]
 		s.kwork = s.kwork[1:]
 		s.runKernel(w)
@@ -235,6 +288,20 @@ func (s *Sched) readyTasks() []*Task {
 func (s *Sched) settle() {
 	budget := kernelBudget
 	for s.fatal == nil {
+		if s.tasksFirst {
+			// Ready tasks run before pending kernel contexts: a woken
+			// reader runs while the softirq or work that woke it is
+			// still to finish (another CPU's view).
+			if ready := s.readyTasks(); len(ready) > 0 {
+				s.run(ready[s.policy.Pick(ready)])
+				continue
+			}
+			if (len(s.kwork) == 0 && len(s.softirq) == 0) || budget == 0 {
+				return
+			}
+			budget = s.drainOne(budget)
+			continue
+		}
 		budget = s.drainKernel(budget)
 		ready := s.readyTasks()
 		if len(ready) == 0 || s.fatal != nil {
@@ -243,6 +310,18 @@ func (s *Sched) settle() {
 		t := ready[s.policy.Pick(ready)]
 		s.run(t)
 	}
+}
+
+// drainOne runs one pending kernel context (softirq work first).
+func (s *Sched) drainOne(budget int) int {
+	q := &s.kwork
+	if len(s.softirq) > 0 {
+		q = &s.softirq
+	}
+	w := (*q)[0]
+	*q = (*q)[1:]
+	s.runKernel(w)
+	return budget - 1
 }
 
 // run gives control to t until it parks or finishes its op.
@@ -254,56 +333,64 @@ func (s *Sched) run(t *Task) {
 	s.cur = nil
 }
 
-// nextEvent returns the earliest future deadline of a blocked task, an
-// op timeout step or a deferred work, or noDeadline.
-func (s *Sched) nextEvent() vtime {
-	next := noDeadline
-	for _, t := range s.tasks {
-		if t.w != nil && t.w.deadline < next {
-			next = t.w.deadline
-		}
-		if t.running && t.abortAt < next {
-			next = t.abortAt
-		}
-	}
-	for _, w := range s.deferred {
-		if w.due < next {
-			next = w.due
-		}
-	}
-	return next
+// event is one timed event: a wait's deadline, an op's timeout step or a
+// deferred work. Events at the same virtual time happen in the order
+// they were armed (seq): a wait that began earlier times out earlier,
+// as it would in real time, where no two things start at once.
+type event struct {
+	at   vtime
+	seq  uint64
+	fire func()
 }
 
-// advance moves virtual time to the next event and makes what is due
-// ready. It returns false when there is no future event.
+// nextEvent returns the earliest pending event.
+func (s *Sched) nextEvent() (event, bool) {
+	var best event
+	found := false
+	better := func(at vtime, seq uint64) bool {
+		return !found || at < best.at || at == best.at && seq < best.seq
+	}
+	for _, t := range s.tasks {
+		t := t
+		if w := t.w; w != nil && !w.timedOut && !w.woken && w.deadline != noDeadline && better(w.deadline, w.seq) {
+			best, found = event{w.deadline, w.seq, func() {
+				w.timedOut = true
+				s.makeReady(t)
+			}}, true
+		}
+		if t.running && t.abortAt != noDeadline && better(t.abortAt, t.abortSeq) {
+			best, found = event{t.abortAt, t.abortSeq, t.abortStep}, true
+		}
+	}
+	for i, w := range s.deferred {
+		i, w := i, w
+		if better(w.due, w.seq) {
+			best, found = event{w.due, w.seq, func() {
+				s.deferred = append(s.deferred[:i:i], s.deferred[i+1:]...)
+				s.kwork = append(s.kwork, w)
+			}}, true
+		}
+	}
+	return best, found
+}
+
+// nextSeq returns a fresh arming sequence number.
+func (s *Sched) nextSeq() uint64 {
+	s.eventSeq++
+	return s.eventSeq
+}
+
+// advance moves virtual time to the next event and fires it. It returns
+// false when there is no pending event.
 func (s *Sched) advance() bool {
-	next := s.nextEvent()
-	if next == noDeadline {
+	ev, ok := s.nextEvent()
+	if !ok {
 		return false
 	}
-	if next > s.now {
-		s.now = next
+	if ev.at > s.now {
+		s.now = ev.at
 	}
-	var keep []kwork
-	for _, w := range s.deferred {
-		if w.due <= s.now {
-			s.kwork = append(s.kwork, w)
-		} else {
-			keep = append(keep, w)
-		}
-	}
-	s.deferred = keep
-	for _, t := range s.tasks {
-		if t.w != nil && t.w.deadline <= s.now {
-			t.w.timedOut = true
-			s.makeReady(t)
-		}
-	}
-	for _, t := range s.tasks {
-		if t.running && t.abortAt <= s.now {
-			t.abortStep()
-		}
-	}
+	ev.fire()
 	return true
 }
 
@@ -334,6 +421,7 @@ type Task struct {
 	// while the op runs, abortSteps[0] runs, then the next one 50 ms later
 	// (the kernel backend's watcher escalation).
 	abortAt    vtime
+	abortSeq   uint64
 	abortSteps []func()
 	timedOut   bool
 
@@ -349,6 +437,7 @@ type waiter struct {
 	woken    bool
 	timedOut bool
 	deadline vtime
+	seq      uint64 // when the wait began (event order)
 }
 
 // WaitQueue mirrors wait_queue_head_t: the tasks waiting on an object.
@@ -406,7 +495,7 @@ func (t *Task) waitWoken(wq *WaitQueue, to timeo) timeo {
 	if to <= 0 {
 		return 0
 	}
-	w := &waiter{task: t, deadline: noDeadline}
+	w := &waiter{task: t, deadline: noDeadline, seq: t.s.nextSeq()}
 	if to != maxTimeout {
 		w.deadline = t.s.now + vtime(to)
 	}
@@ -433,7 +522,7 @@ func (t *Task) waitWoken(wq *WaitQueue, to timeo) timeo {
 // a wake-up on any of them or the deadline; it reports whether it timed
 // out.
 func (t *Task) sleepOn(wqs []*WaitQueue, deadline vtime) (timedOut bool) {
-	w := &waiter{task: t, deadline: deadline}
+	w := &waiter{task: t, deadline: deadline, seq: t.s.nextSeq()}
 	for _, wq := range wqs {
 		wq.add(w)
 	}
@@ -457,13 +546,22 @@ func (t *Task) spin(cost time.Duration) {
 	}
 }
 
+// syscallEnd runs the kernel contexts a system call set off, before the
+// task's next system call of the same op (iocopy makes many): on loopback
+// the sending CPU runs the receive softirq inside the call.
+func (t *Task) syscallEnd() {
+	t.s.drainKernel(kernelBudget)
+}
+
 // abortStep runs the next step of the runner's op-timeout escalation.
 func (t *Task) abortStep() {
 	t.timedOut = true
 	if len(t.abortSteps) == 0 {
 		// Nothing left to try: the wait itself ends (join, sleep and
-		// iocopy waits carry the op deadline).
-		t.abortAt = noDeadline
+		// iocopy waits carry the op deadline) and, should the op wait
+		// again, it is cut short once more after the escalation delay.
+		t.abortAt = t.s.now + vtime(abortEscalation)
+		t.abortSeq = t.s.nextSeq()
 		if t.w != nil {
 			t.w.timedOut = true
 			t.s.makeReady(t)
@@ -473,11 +571,8 @@ func (t *Task) abortStep() {
 	step := t.abortSteps[0]
 	t.abortSteps = t.abortSteps[1:]
 	t.abortAt = t.s.now + vtime(abortEscalation)
+	t.abortSeq = t.s.nextSeq()
 	step()
-	if len(t.abortSteps) == 0 && t.w != nil {
-		// The last step: make sure the op ends.
-		t.abortAt = t.s.now + vtime(abortEscalation)
-	}
 }
 
 // abortEscalation is the kernel backend watcher's delay between escalating

@@ -159,7 +159,7 @@ const siocinq = 0x541B
 func (k *kernel) newSock(name string) *Sock {
 	sk := &Sock{
 		Name: name, k: k, State: TCPClose, SkRefcnt: 1,
-		SkRcvbuf: tcpRmemDefault, SkSndbuf: tcpWmemDefault,
+		SkRcvbuf: tcpRmemDefault, SkSndbuf: tcpSndLimit,
 		SkRcvtimeo: maxTimeout, SkRcvlowat: 1,
 		fdOpen: true, fileRefs: 1,
 	}
@@ -236,12 +236,12 @@ func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
 	return sk.SkRcvtimeo
 }
 
-// skWaitEvent mirrors sk_wait_event(): release the socket lock, sleep on
+// skWaitEventLocked mirrors sk_wait_event(): release the socket lock, sleep on
 // the socket's wait queue once (unless cond already holds), re-take the
 // lock and return cond's value. *to is updated with the time left.
 //
 // Precondition: the caller owns sk.
-func (sk *Sock) skWaitEvent(t *Task, to *timeo, cond func() bool) bool {
+func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, cond func() bool) bool {
 	sk.releaseSock()
 	if !cond() {
 		*to = t.waitWoken(&sk.Wq, *to)
@@ -250,10 +250,10 @@ func (sk *Sock) skWaitEvent(t *Task, to *timeo, cond func() bool) bool {
 	return cond()
 }
 
-// skWaitData mirrors sk_wait_data(): wait until the receive queue's tail
+// skWaitDataLocked mirrors sk_wait_data(): wait until the receive queue's tail
 // is not last.
-func (sk *Sock) skWaitData(t *Task, to *timeo, last *SkBuff) bool {
-	return sk.skWaitEvent(t, to, func() bool { return sk.SkReceiveQueue.peekTail() != last })
+func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, last *SkBuff) bool {
+	return sk.skWaitEventLocked(t, to, func() bool { return sk.SkReceiveQueue.peekTail() != last })
 }
 
 // skSetOwnerR mirrors skb_set_owner_r(): charge the skb's truesize to the
@@ -404,5 +404,25 @@ func (s *srcIter) revert(n int) {
 	s.pos -= n
 	if s.pattern {
 		s.patOff -= int64(n)
+	}
+}
+
+// skStreamWaitMemoryLocked mirrors sk_stream_wait_memory() (net/core/stream.c): sleep until the send
+// queue has room, an error, a shutdown or the timeout.
+func (k *kernel) skStreamWaitMemoryLocked(t *Task, sk *Sock, to *timeo) syscall.Errno {
+	for {
+		if sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 {
+			return errEPIPE
+		}
+		if *to == 0 {
+			return errEAGAIN
+		}
+		if k.tcp.StreamMemoryFree(sk) {
+			return errOK
+		}
+		sk.nospace = true
+		sk.releaseSock()
+		*to = t.waitWoken(&sk.Wq, *to)
+		sk.lockSock(t)
 	}
 }

@@ -142,7 +142,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 	for length > 0 {
 		// __tcp_splice_read.
 		desc := &ReadDesc{Count: length}
-		ret = k.tcp.ReadSock(sk, desc, func(desc *ReadDesc, skb *SkBuff, off, n int) int {
+		ret = k.tcp.ReadSock(sk, nil, desc, func(desc *ReadDesc, skb *SkBuff, off, n int) int {
 			if desc.Count < n {
 				n = desc.Count
 			}
@@ -180,7 +180,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 			if !sk.SkReceiveQueue.empty() {
 				break
 			}
-			sk.skWaitData(t, &to, nil)
+			sk.skWaitDataLocked(t, &to, nil)
 			continue
 		}
 		length -= ret

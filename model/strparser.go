@@ -22,12 +22,19 @@ type strparser struct {
 	// ingressBytes counts the bytes of this read passed to sk's own
 	// ingress queue (psock->ingress_bytes).
 	ingressBytes int
-	workQueued   bool
+	// copiedSeq is psock->copied_seq: the parser's read cursor in the
+	// socket's stream (tcp_read_sock_noack), separate from copied_seq.
+	copiedSeq uint32
+	// needBytes is strp->need_bytes: the bytes still missing from a
+	// message whose length is known; until the socket holds that many,
+	// arriving data stays on sk_receive_queue.
+	needBytes  int
+	workQueued bool
 }
 
 // skPsockInitStrp mirrors sk_psock_init_strp() → strp_init().
 func (k *kernel) skPsockInitStrp(sk *Sock, p *SkPsock) {
-	p.strp = &strparser{psock: p, sk: sk}
+	p.strp = &strparser{psock: p, sk: sk, copiedSeq: k.tcp.CopiedSeq(sk)}
 	p.State |= skPsockRxStrpEnabled
 }
 
@@ -79,7 +86,7 @@ func (k *kernel) skPsockStrpDataReady(sk *Sock) {
 	if sk.Owned {
 		if !s.workQueued {
 			s.workQueued = true
-			k.s.deferWork("strp_work", time.Millisecond, func() {
+			k.s.queueWork("strp_work", func() {
 				s.workQueued = false
 				if s.stopped || sk.Owned {
 					return
@@ -88,6 +95,9 @@ func (k *kernel) skPsockStrpDataReady(sk *Sock) {
 			})
 		}
 		return
+	}
+	if s.needBytes > 0 && k.tcp.Inq(sk) < s.needBytes {
+		return // strp_peek_len < need_bytes: wait for the whole message
 	}
 	k.strpReadSock(s)
 }
@@ -99,13 +109,15 @@ func (k *kernel) skPsockStrpDataReady(sk *Sock) {
 func (k *kernel) strpReadSock(s *strparser) {
 	sk := s.sk
 	s.ingressBytes = 0
-	desc := &ReadDesc{Count: 1 << 30}
-	k.tcp.ReadSock(sk, desc, func(desc *ReadDesc, skb *SkBuff, off, n int) int {
+	desc := &ReadDesc{Count: 1} // "give more than one skb per call"
+	copied := k.tcp.ReadSock(sk, &s.copiedSeq, desc, func(desc *ReadDesc, skb *SkBuff, off, n int) int {
 		return k.strpRecv(s, desc, skb, off, n)
 	})
-	if s.ingressBytes > 0 {
-		k.tcp.SetCopiedSeq(sk, k.tcp.CopiedSeq(sk)-uint32(s.ingressBytes))
+	if copied < 0 {
+		return
 	}
+	k.tcp.SetCopiedSeq(sk, s.copiedSeq-uint32(s.ingressBytes))
+	k.tcp.CleanupRbuf(sk)
 }
 
 // strpRecv mirrors __strp_recv(): append the bytes to the message being
@@ -115,17 +127,20 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 	if s.stopped {
 		return 0
 	}
+	// The message skbs are clones of the TCP skbs (skb_clone): each
+	// carries the truesize of the skb it was cloned from, so a large skb
+	// cut into small messages charges its truesize once per message.
 	chunk := skb.cloneRange(off, n)
 	if s.head == nil {
 		s.head = chunk
-		s.startTimer()
+		s.head.Truesize = skb.Truesize
 	} else {
 		s.head.Frags = append(s.head.Frags, chunk.Frags...)
 		s.head.Len += chunk.Len
-		s.head.Truesize += chunk.Len
+		s.head.Truesize += skb.Truesize
 		chunk.Frags = nil
 	}
-	desc.Count -= n
+	accum := s.head.Len - n // bytes of the message before this chunk
 	for s.head != nil && !s.stopped {
 		if s.fullLen == 0 {
 			parser := s.psock.Progs.StreamParser
@@ -134,7 +149,11 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 				l = parser.runParser(s.head.Len)
 			}
 			if l == 0 {
-				break // need more header
+				// Need more header to determine the length.
+				if accum == 0 {
+					s.startTimer()
+				}
+				break
 			}
 			if l > s.sk.SkRcvbuf {
 				k.strpAbort(s, syscall.EMSGSIZE)
@@ -143,21 +162,31 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 			s.fullLen = l
 		}
 		if s.head.Len < s.fullLen {
-			break // message not complete yet
+			// Message not complete yet. If the socket does not hold
+			// the rest, wait for it (need_bytes) and stop reading.
+			if s.fullLen-accum > k.tcp.Inq(s.sk) {
+				if accum == 0 {
+					s.startTimer()
+				}
+				s.needBytes = s.fullLen - s.head.Len
+				desc.Count = 0
+			}
+			break
 		}
+		s.needBytes = 0
 		msg := s.head.cloneRange(0, s.fullLen)
+		msg.Truesize = s.head.Truesize
 		msg.BpfStrparser = true
 		msg.StrpOffset, msg.StrpFullLen = 0, s.fullLen
 		var rest *SkBuff
 		if r := s.head.Len - s.fullLen; r > 0 {
 			rest = s.head.cloneRange(s.fullLen, r)
+			rest.Truesize = skb.Truesize // a clone of the last skb
 		}
 		k.freeSkb(s.head)
 		s.head, s.fullLen = rest, 0
-		s.timerGen++
-		if rest != nil {
-			s.startTimer()
-		}
+		s.timerGen++ // cancel_delayed_work(&strp->msg_timer_work)
+		accum = 0
 		k.skPsockStrpRead(s, msg)
 	}
 	return n

@@ -29,8 +29,10 @@ type TCP interface {
 	Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno)
 	// ReadSock mirrors tcp_read_sock(): feed queued data to actor (which
 	// returns how much it used, or a negative errno, and decrements
-	// desc.Count by what it used).
-	ReadSock(sk *Sock, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int
+	// desc.Count by what it used). With a non-nil seq it mirrors
+	// tcp_read_sock_noack(): seq is the reader's own cursor and
+	// copied_seq is left alone.
+	ReadSock(sk *Sock, seq *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int
 	// ReadSkb mirrors tcp_read_skb(): unlink every queued skb and hand it
 	// to actor, which takes ownership.
 	ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
@@ -40,6 +42,8 @@ type TCP interface {
 	EpollinReady(sk *Sock, target int) bool
 	// StreamIsWriteable mirrors __sk_stream_is_writeable(sk, 1).
 	StreamIsWriteable(sk *Sock) bool
+	// StreamMemoryFree mirrors sk_stream_memory_free().
+	StreamMemoryFree(sk *Sock) bool
 	// EatSkb mirrors the sequence update of tcp_eat_skb(): count skb as
 	// consumed (copied_seq) and let the window open.
 	EatSkb(sk *Sock, skb *SkBuff)
@@ -60,9 +64,10 @@ type TCP interface {
 
 // Empirical constants of loopback TCP on the project's 6.18 host (see
 // the package documentation, "Unlike Linux"): the receive window a fresh
-// connection fills before the sender keeps data queued, the bytes a
-// sender accepts beyond that before it blocks, and the size_goal of
-// tcp_sendmsg (the payload of one loopback skb).
+// connection fills before the sender keeps data queued, the send buffer
+// an autotuned socket has (the bytes a sender accepts beyond the window
+// before it blocks), and the size_goal of tcp_sendmsg (the payload of one
+// loopback skb).
 const (
 	tcpRcvWindow   = 113152
 	tcpSndLimit    = 3806315
@@ -77,6 +82,10 @@ const (
 // SO_LINGER{1,0} and the socket states, fully deterministic.
 type RefTCP struct {
 	k *kernel
+	// splitDataReady runs tcp_data_ready as its own kernel context after
+	// the rest of the segment's processing (as when the receiving task
+	// runs on another CPU between tcp_fin's wake-up and sk_data_ready).
+	splitDataReady bool
 }
 
 // ReadDesc mirrors read_descriptor_t: Count is what the reader still
@@ -169,11 +178,11 @@ func (r *RefTCP) tcpPush(tp *tcpSock, flags int) {
 	r.xmitPending(tp)
 }
 
-// xmit queues seg from tp to its peer: a kernel context delivers it
-// (loopback: the softirq of the sending CPU runs the receive path).
+// xmit sends seg from tp to its peer through loopback: the NET_RX softirq
+// delivers it (tcp_v4_rcv), inline unless a softirq is already running.
 func (r *RefTCP) xmit(tp *tcpSock, seg segment) {
 	to := tp.peer
-	r.k.s.queueWork("tcp_v4_rcv", func() { r.rcv(to, seg) })
+	r.k.s.raiseSoftirq("tcp_v4_rcv", func() { r.rcv(to, seg) })
 }
 
 // rcvWindow returns the receive window tp advertises: what fits before
@@ -361,7 +370,11 @@ func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
 		r.tcpFin(tp)
 	}
 	if !sk.SockDead {
-		r.DataReady(sk)
+		if r.splitDataReady {
+			r.k.s.queueWork("tcp_data_ready", func() { sk.bhRun(func() { r.DataReady(sk) }) })
+		} else {
+			r.DataReady(sk)
+		}
 	}
 }
 
@@ -538,9 +551,17 @@ func (r *RefTCP) Inq(sk *Sock) int {
 	return answ
 }
 
-// StreamIsWriteable implements TCP.
+// StreamMemoryFree implements TCP: sk_wmem_queued < sk_sndbuf, with the
+// queue counted in payload bytes accepted and not yet acknowledged.
+func (r *RefTCP) StreamMemoryFree(sk *Sock) bool {
+	return tcpSk(sk).queuedBytes() < sk.SkSndbuf
+}
+
+// StreamIsWriteable implements TCP: sk_stream_wspace >=
+// sk_stream_min_wspace and the memory is free.
 func (r *RefTCP) StreamIsWriteable(sk *Sock) bool {
-	return tcpSk(sk).queuedBytes() < tcpSndLimit
+	q := tcpSk(sk).queuedBytes()
+	return sk.SkSndbuf-q >= q/2 && r.StreamMemoryFree(sk)
 }
 
 // CopiedSeq implements TCP.
@@ -563,31 +584,8 @@ func (r *RefTCP) EatSkb(sk *Sock, skb *SkBuff) {
 // peer send what it has queued (the window update of tcp_cleanup_rbuf).
 func (r *RefTCP) CleanupRbuf(sk *Sock) {
 	tp := tcpSk(sk)
-	if p := tp.peer; p != nil && !p.tw && len(p.writeQueue) > 0 {
-		r.k.s.queueWork("tcp_window_update", func() {
-			p.sk.bhRun(func() { r.tcpAck(p, p.SndUna) })
-		})
-	}
-}
-
-// skStreamWaitMemory mirrors sk_stream_wait_memory(): sleep until the send
-// queue has room, an error, a shutdown or the timeout.
-func (r *RefTCP) skStreamWaitMemory(t *Task, sk *Sock, to *timeo) syscall.Errno {
-	tp := tcpSk(sk)
-	for {
-		if sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 {
-			return errEPIPE
-		}
-		if *to == 0 {
-			return errEAGAIN
-		}
-		if r.StreamIsWriteable(sk) && tp.queuedBytes() < tcpSndLimit {
-			return errOK
-		}
-		sk.nospace = true
-		sk.releaseSock()
-		*to = t.waitWoken(&sk.Wq, *to)
-		sk.lockSock(t)
+	if p := tp.peer; p != nil && !p.tw && len(p.writeQueue) > 0 && !tp.unhashed {
+		r.sendAck(tp) // the window update
 	}
 }
 
@@ -683,9 +681,9 @@ func (r *RefTCP) sendLocked(t *Task, sk *Sock, flags, size int, fill func(skb *S
 		goto doError
 	}
 	for copied < size {
-		if tp.queuedBytes() >= tcpSndLimit {
+		if !r.StreamMemoryFree(sk) {
 			r.xmitPending(tp)
-			if err = r.skStreamWaitMemory(t, sk, &to); err != 0 {
+			if err = r.k.skStreamWaitMemoryLocked(t, sk, &to); err != 0 {
 				goto doError
 			}
 			continue
@@ -700,9 +698,6 @@ func (r *RefTCP) sendLocked(t *Task, sk *Sock, flags, size int, fill func(skb *S
 		}
 		max := size - copied
 		if room := tcpSizeGoal - skb.Len; room < max {
-			max = room
-		}
-		if room := tcpSndLimit - tp.queuedBytes(); room < max {
 			max = room
 		}
 		n, ok := fill(skb, max)
@@ -832,7 +827,7 @@ func (r *RefTCP) recvmsgLocked(t *Task, sk *Sock, dst *iovIter, flags int) (int,
 		if copied > 0 {
 			r.CleanupRbuf(sk)
 		}
-		sk.skWaitData(t, &to, last)
+		sk.skWaitDataLocked(t, &to, last)
 		if peek && peekSeq-uint32(copied) != tp.CopiedSeq {
 			peekSeq = tp.CopiedSeq + uint32(copied)
 		}
@@ -850,9 +845,13 @@ func (r *RefTCP) eatRecvSkb(sk *Sock, skb *SkBuff) {
 }
 
 // ReadSock implements TCP (tcp_read_sock, v6.18).
-func (r *RefTCP) ReadSock(sk *Sock, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
+func (r *RefTCP) ReadSock(sk *Sock, cursor *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
 	tp := tcpSk(sk)
-	seq := tp.CopiedSeq
+	noack := cursor != nil
+	if cursor == nil {
+		cursor = &tp.CopiedSeq
+	}
+	seq := *cursor
 	copied := 0
 	if sk.State == TCPListen {
 		return -int(errENOTCONN)
@@ -895,10 +894,10 @@ func (r *RefTCP) ReadSock(sk *Sock, desc *ReadDesc, actor func(desc *ReadDesc, s
 		if desc.Count <= 0 {
 			break
 		}
-		tp.CopiedSeq = seq
+		*cursor = seq
 	}
-	tp.CopiedSeq = seq
-	if copied > 0 {
+	*cursor = seq
+	if copied > 0 && !noack {
 		r.CleanupRbuf(sk)
 	}
 	return copied

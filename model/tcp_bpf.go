@@ -216,13 +216,13 @@ func skMsgApplyBytes(p *SkPsock, bytes int) {
 	}
 }
 
-// tcpBpfSendVerdict mirrors tcp_bpf_send_verdict() (net/ipv4/tcp_bpf.c,
+// tcpBpfSendVerdictLocked mirrors tcp_bpf_send_verdict() (net/ipv4/tcp_bpf.c,
 // v6.18): run the verdict (once per apply_bytes window), cork, then pass,
 // redirect or drop tosend bytes, looping while the message has data.
 //
 // Precondition: the caller owns sk. The socket lock is dropped around a
 // redirect, as in the kernel.
-func (k *kernel) tcpBpfSendVerdict(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, copied *int, flags int) syscall.Errno {
+func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, copied *int, flags int) syscall.Errno {
 	enospc := msg.full()
 	delta := 0
 	for {
@@ -287,7 +287,10 @@ func (k *kernel) tcpBpfSendVerdict(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, co
 				ret = 0
 			}
 		default: // __SK_DROP
-			k.skMsgFreePartial(msg, tosend)
+			// The whole message goes, not only tosend bytes
+			// (sk_msg_free since the memleak fix; measured on 6.18:
+			// a cork left holding the rest would be sent later).
+			k.skMsgFree(msg)
 			skMsgApplyBytes(p, tosend)
 			*copied -= tosend + delta
 			return errEACCES
@@ -321,6 +324,10 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 	copied := 0
 	var err syscall.Errno
 	sk.lockSock(t)
+	to := maxTimeout
+	if flags&msgDontwait != 0 {
+		to = 0
+	}
 	for src.left() > 0 {
 		enospc := false
 		if sk.SkErr != 0 {
@@ -328,6 +335,15 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 			break
 		}
 		cp := src.left()
+		if !k.tcp.StreamMemoryFree(sk) {
+			// wait_for_sndbuf.
+			sk.nospace = true
+			if e := k.skStreamWaitMemoryLocked(t, sk, &to); e != 0 {
+				err = e
+				break
+			}
+			continue
+		}
 		var msgTx *SkMsg
 		if p.Cork != nil {
 			msgTx = p.Cork
@@ -358,7 +374,7 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 			p.Eval = skNoneV
 			p.CorkBytes = 0
 		}
-		if e := k.tcpBpfSendVerdict(t, sk, p, msgTx, &copied, flags); e != 0 {
+		if e := k.tcpBpfSendVerdictLocked(t, sk, p, msgTx, &copied, flags); e != 0 {
 			err = e
 			break
 		}
@@ -374,20 +390,20 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 	return 0, err
 }
 
-// tcpMsgWaitData mirrors tcp_msg_wait_data(): one wait on the socket until
+// tcpMsgWaitDataLocked mirrors tcp_msg_wait_data(): one wait on the socket until
 // ingress_msg or sk_receive_queue is non-empty (or a wake-up, or the
 // timeout). It returns the condition after the wait (1 at once when the
 // socket is shut down for reading).
 //
 // Precondition: the caller owns sk.
-func (k *kernel) tcpMsgWaitData(t *Task, sk *Sock, p *SkPsock, to timeo) bool {
+func (k *kernel) tcpMsgWaitDataLocked(t *Task, sk *Sock, p *SkPsock, to timeo) bool {
 	if sk.SkShutdown&rcvShutdown != 0 {
 		return true
 	}
 	if to == 0 {
 		return false
 	}
-	return sk.skWaitEvent(t, &to, func() bool {
+	return sk.skWaitEventLocked(t, &to, func() bool {
 		return len(p.IngressMsg) > 0 || !sk.SkReceiveQueue.empty()
 	})
 }
@@ -466,7 +482,7 @@ func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int)
 			err = errEAGAIN
 			goto out
 		}
-		data := k.tcpMsgWaitData(t, sk, p, to)
+		data := k.tcpMsgWaitDataLocked(t, sk, p, to)
 		if data && !skPsockQueueEmpty(p) {
 			continue // msg_bytes_ready
 		}
@@ -505,7 +521,7 @@ func (k *kernel) tcpBpfRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int,
 		copied, err, _ := k.skMsgRecvmsg(sk, p, dst, flags)
 		if err == 0 && copied == 0 {
 			to := sk.sockRcvtimeo(flags&msgDontwait != 0)
-			data := k.tcpMsgWaitData(t, sk, p, to)
+			data := k.tcpMsgWaitDataLocked(t, sk, p, to)
 			if data {
 				if !skPsockQueueEmpty(p) {
 					continue // msg_bytes_ready

@@ -1,0 +1,255 @@
+package model
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/splicecheck/splicecheck/trace"
+	"pgregory.net/rapid"
+)
+
+// psockMachine is a rapid state machine over one psock's ingress queue:
+// sk_msg redirects into it (bpf_tcp_ingress, with or without apply
+// bytes), reads (sk_msg_recvmsg, peek or not), and the observers
+// (FIONREAD through tcp_bpf_ioctl, poll, tcp_bpf_recvmsg). The reference
+// is the byte stream the queue must hold.
+type psockMachine struct {
+	k    *kernel
+	task *Task
+	sk   *Sock
+	p    *SkPsock
+	ref  []byte
+	next int64
+}
+
+func (m *psockMachine) Redirect(t *rapid.T) {
+	n := rapid.IntRange(1, 20000).Draw(t, "n")
+	apply := rapid.SampledFrom([]int{0, 1, 7, 100, 4096}).Draw(t, "apply")
+	msg := newSkMsg()
+	cp := n
+	if err := m.k.skMsgAlloc(m.task, msg, n, msg.Sg.End-1); err != 0 {
+		cp = msg.Sg.Size
+	}
+	if _, err := msg.memcopyFromIter(newSrcPattern(m.next, cp), cp); err != 0 {
+		t.Fatalf("memcopy: %v", err)
+	}
+	// The verdict loop of tcp_bpf_send_verdict: apply_bytes at a time.
+	for msg.Sg.Size > 0 {
+		if err := m.k.bpfTCPIngress(m.task, m.sk, m.p, msg, apply); err != 0 {
+			t.Fatalf("bpf_tcp_ingress: %v", err)
+		}
+	}
+	m.k.skMsgFree(msg)
+	m.ref = append(m.ref, patternBytes(m.next, cp)...)
+	m.next += int64(cp)
+}
+
+func (m *psockMachine) Read(t *rapid.T) {
+	n := rapid.IntRange(1, 30000).Draw(t, "n")
+	peek := rapid.Bool().Draw(t, "peek")
+	flags := 0
+	if peek {
+		flags = msgPeek
+	}
+	dst := newIovIter(n)
+	copied, err, _ := m.k.skMsgRecvmsg(m.sk, m.p, dst, flags)
+	if err != 0 {
+		t.Fatalf("sk_msg_recvmsg: %v", err)
+	}
+	want := m.ref[:min(n, len(m.ref))]
+	if copied != len(want) || !bytes.Equal(dst.buf, want) {
+		t.Fatalf("read %d bytes (peek %v), want %d", copied, peek, len(want))
+	}
+	if !peek {
+		m.ref = m.ref[copied:]
+	}
+}
+
+// RecvDontwait reads through the proto's recvmsg (tcp_bpf_recvmsg) with
+// MSG_DONTWAIT: -EAGAIN exactly when the queue is empty.
+func (m *psockMachine) RecvDontwait(t *rapid.T) {
+	n := rapid.IntRange(1, 30000).Draw(t, "n")
+	dst := newIovIter(n)
+	copied, err := m.sk.SkProt.Recvmsg(m.task, m.sk, dst, msgDontwait)
+	if len(m.ref) == 0 {
+		if err != errEAGAIN {
+			t.Fatalf("recv on an empty queue: %d, %v; want EAGAIN", copied, err)
+		}
+		return
+	}
+	want := m.ref[:min(n, len(m.ref))]
+	if err != 0 || !bytes.Equal(dst.buf, want) {
+		t.Fatalf("recv: %d, %v; want %d bytes", copied, err, len(want))
+	}
+	m.ref = m.ref[copied:]
+}
+
+func (m *psockMachine) check(t *rapid.T) {
+	if s := m.p.CheckQueues(); s != "" {
+		t.Fatalf("psock invariant: %s", s)
+	}
+	if m.p.MsgTotLen != len(m.ref) {
+		t.Fatalf("msg_tot_len %d, want %d", m.p.MsgTotLen, len(m.ref))
+	}
+	// 6.18: FIONREAD equals what a read can return.
+	n, err := m.sk.SkProt.Ioctl(m.task, m.sk, siocinq)
+	if err != 0 || n != len(m.ref) {
+		t.Fatalf("FIONREAD %d, %v; want %d", n, err, len(m.ref))
+	}
+	peek := newIovIter(len(m.ref) + 1)
+	if c, _, _ := m.k.skMsgRecvmsg(m.sk, m.p, peek, msgPeek); c != n {
+		t.Fatalf("a peek of everything returns %d bytes, FIONREAD says %d", c, n)
+	}
+	if readable := m.k.sockPoll(m.sk)&pollIN != 0; readable != (len(m.ref) > 0) {
+		t.Fatalf("poll IN %v with %d bytes queued", readable, len(m.ref))
+	}
+}
+
+// TestPsockQueue is the rapid state machine of the psock ingress queue.
+func TestPsockQueue(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		k, task, _, b := testKernel(t)
+		p := k.skPsockInit(b)
+		k.tcpBpfUpdateProto(b, p)
+		m := &psockMachine{k: k, task: task, sk: b, p: p}
+		t.Repeat(map[string]func(*rapid.T){
+			"Redirect":     m.Redirect,
+			"Read":         m.Read,
+			"RecvDontwait": m.RecvDontwait,
+			"":             m.check,
+		})
+		k.skPsockZapIngress(p)
+		if task.frag.Page != nil {
+			k.pages.putPage(task.frag.Page)
+		}
+		if k.pages.live != 0 {
+			t.Fatalf("%d pages leaked", k.pages.live)
+		}
+	})
+}
+
+// TestPsockLifecycle checks the psock's references through map links: a
+// socket in two maps keeps its psock until the last link goes, and the
+// drop frees what the ingress queue held.
+func TestPsockLifecycle(t *testing.T) {
+	k, task, _, b := testKernel(t)
+	m1, _ := mapCreate("m1", trace.SockMap, 2)
+	m2, _ := mapCreate("m2", trace.SockHash, 2)
+	if err := k.mapUpdate(task, m1, 0, b); err != 0 {
+		t.Fatalf("insert m1: %v", err)
+	}
+	if err := k.mapUpdate(task, m2, 7, b); err != 0 {
+		t.Fatalf("insert m2: %v", err)
+	}
+	p := skPsock(b)
+	if p == nil || p.Refcnt != 2 || len(p.Links) != 2 {
+		t.Fatalf("psock after two inserts: %+v", p)
+	}
+	msg := newSkMsg()
+	k.skMsgAlloc(task, msg, 100, msg.Sg.End-1)
+	msg.memcopyFromIter(newSrcPattern(0, 100), 100)
+	k.bpfTCPIngress(task, b, p, msg, 0)
+	if err := k.mapDelete(m1, 0); err != 0 {
+		t.Fatalf("delete m1: %v", err)
+	}
+	if skPsock(b) != p || p.Refcnt != 1 {
+		t.Fatalf("psock gone after the first delete (refcnt %d)", p.Refcnt)
+	}
+	if err := k.mapDelete(m2, 7); err != 0 {
+		t.Fatalf("delete m2: %v", err)
+	}
+	if skPsock(b) != nil || b.SkProt.Name != "tcp" {
+		t.Fatalf("psock still attached after the last delete (proto %s)", b.SkProt.Name)
+	}
+	k.s.drainKernel(kernelBudget) // sk_psock_destroy
+	if !p.destroyed || len(p.IngressMsg) != 0 || p.MsgTotLen != 0 {
+		t.Fatalf("psock not destroyed: %d messages, %d bytes", len(p.IngressMsg), p.MsgTotLen)
+	}
+	k.pages.putPage(task.frag.Page)
+	if k.pages.live != 0 {
+		t.Fatalf("%d pages leaked", k.pages.live)
+	}
+}
+
+// TestRecvmsgParserEAGAIN reproduces the "blocking read returns EAGAIN"
+// fact: a reader blocked in tcp_bpf_recvmsg_parser is woken by tcp_fin's
+// sk_state_change while the FIN skb sits on sk_receive_queue, before
+// sk_data_ready runs the verdict. tcp_msg_wait_data then reports data,
+// ingress_msg is empty, and the read returns -EAGAIN. With the default
+// schedule the verdict runs first and the read sees the FIN (0).
+func TestRecvmsgParserEAGAIN(t *testing.T) {
+	src := `conn a1 a2
+map m sockmap 2
+prog m sk_skb pass
+insert m 0 a2
+@t1 recv a2 100
+shutdown a1 wr
+join t1
+`
+	for _, c := range []struct {
+		name  string
+		racy  bool
+		want  string
+		state string
+	}{
+		{"default", false, `0 ""`, "CLOSE_WAIT"},
+		{"woken-before-verdict", true, "-EAGAIN", "CLOSE_WAIT"},
+	} {
+		tr, err := trace.Parse("race.trace", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, _ := trace.ResolveOptions(tr, trace.Options{Profile: "linux-6.18"})
+		r := newRun(tr, opts, Linux618, nil)
+		r.s.tasksFirst = c.racy
+		r.k.tcp.(*RefTCP).splitDataReady = c.racy
+		obs, err := r.execute(context.Background())
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := obs[4].Result.String(); got != c.want {
+			t.Errorf("%s: blocked recv returned %s, want %s", c.name, got, c.want)
+		}
+		if st := r.k.socks["a2"].State.String(); st != c.state {
+			t.Errorf("%s: a2 is %s, want %s", c.name, st, c.state)
+		}
+	}
+}
+
+// TestDeterminism runs every corpus trace several times, with the default
+// policy and with seeds, and requires identical observations (and data).
+func TestDeterminism(t *testing.T) {
+	traces, _ := corpus(t, "linux-6.18")
+	for _, tr := range traces {
+		for _, seed := range []uint64{0, 1, 42} {
+			opts := trace.Options{Profile: "linux-6.18", Seed: seed}
+			a, err := trace.Run(context.Background(), New(), tr, opts)
+			if err != nil {
+				t.Fatalf("%s: %v", tr.File, err)
+			}
+			b, err := trace.Run(context.Background(), New(), tr, opts)
+			if err != nil {
+				t.Fatalf("%s: %v", tr.File, err)
+			}
+			if d := trace.Diff(a, b); len(d) > 0 {
+				t.Errorf("%s seed %d: two runs differ: %v", tr.File, seed, d[0])
+			}
+		}
+	}
+}
+
+// TestProfiles checks which profiles the model runs.
+func TestProfiles(t *testing.T) {
+	for _, name := range []string{"linux-6.18", "linux-6.1"} {
+		if p, err := ParseProfile(name); err != nil || p.Name != name {
+			t.Errorf("ParseProfile(%q) = %v, %v", name, p, err)
+		}
+	}
+	for _, name := range []string{"splice-copy", "linux-6.1+loopback-splice"} {
+		if _, err := ParseProfile(name); err == nil || !strings.Contains(err.Error(), "not implemented") {
+			t.Errorf("ParseProfile(%q): %v, want not implemented", name, err)
+		}
+	}
+}
