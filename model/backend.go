@@ -13,15 +13,34 @@ import (
 // reference TCP, run by the deterministic scheduler. It implements
 // trace.TraceRunner, so trace.Run hands it whole traces. It is safe for
 // concurrent use; runs share nothing.
-type Backend struct{}
+type Backend struct {
+	cfg Config
+	mut map[*Mutation]bool
+}
+
+// Config selects what a model backend runs beyond the profile.
+type Config struct {
+	// Mutations names planted bugs to run with (see Mutations).
+	Mutations []string
+}
 
 var (
 	_ trace.Backend     = (*Backend)(nil)
 	_ trace.TraceRunner = (*Backend)(nil)
 )
 
-// New returns the model backend.
-func New() *Backend { return &Backend{} }
+// New returns the model backend, with no mutation.
+func New() *Backend { return &Backend{mut: map[*Mutation]bool{}} }
+
+// NewWithConfig returns a model backend for cfg; an unknown mutation name
+// gives an error wrapping ErrMutation.
+func NewWithConfig(cfg Config) (*Backend, error) {
+	mut, err := lookupMutations(cfg.Mutations)
+	if err != nil {
+		return nil, fmt.Errorf("model config: %w", err)
+	}
+	return &Backend{cfg: cfg, mut: mut}, nil
+}
 
 // Name returns "model".
 func (b *Backend) Name() string { return "model" }
@@ -56,6 +75,7 @@ func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Optio
 		policy = NewSeededPolicy(opts.Seed)
 	}
 	r := newRun(t, opts, prof, policy)
+	r.k.mut = b.mut
 	return r.execute(ctx)
 }
 

@@ -17,6 +17,8 @@ var (
 	// ErrNoExecutor is returned by Open: the model runs whole traces
 	// (trace.TraceRunner) and has no op-by-op executor.
 	ErrNoExecutor = errors.New("model: no op-by-op executor; use trace.Run")
+	// ErrMutation marks an unknown mutation name (Config.Mutations).
+	ErrMutation = errors.New("model: unknown mutation")
 )
 
 // Kernel error numbers the model returns. A zero errno means success.

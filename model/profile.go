@@ -8,8 +8,9 @@ import (
 
 // Profile is the kernel behaviour the model reproduces: a mainline base
 // (linux-6.18, linux-6.1) whose differences are switches, each citing the
-// source of the difference. Patch series (splice-copy, splice-zerocopy,
-// loopback-splice...) are later issues: ParseProfile refuses them.
+// source of the difference, plus the patch series applied on it
+// (splice-copy, splice-zerocopy, loopback-splice...), each registered in
+// patches by the file that implements it.
 type Profile struct {
 	Name string
 
@@ -34,22 +35,36 @@ var (
 	Linux61 = Profile{Name: "linux-6.1", TCPBpfIoctl: false}
 )
 
+// patches applies each patch series the model implements to a base
+// profile, in the order the profile names them. A patch trace knows but
+// this table lacks is refused (ErrProfile).
+var patches = map[string]func(*Profile){}
+
 // ParseProfile returns the model profile for a profile name as
-// trace.ParseProfile accepts it. Patch series are not implemented yet: the
-// error wraps ErrProfile and trace.ErrUnsupported.
+// trace.ParseProfile accepts it: the base's switches, then each patch's.
+// A base or patch the model does not implement gives an error wrapping
+// ErrProfile and trace.ErrUnsupported.
 func ParseProfile(name string) (Profile, error) {
 	p, err := trace.ParseProfile(name)
 	if err != nil {
 		return Profile{}, err
 	}
-	if len(p.Patches) > 0 {
-		return Profile{}, fmt.Errorf("%w %q: %w", ErrProfile, p.String(), trace.ErrUnsupported)
-	}
+	var prof Profile
 	switch p.Base {
 	case Linux618.Name:
-		return Linux618, nil
+		prof = Linux618
 	case Linux61.Name:
-		return Linux61, nil
+		prof = Linux61
+	default:
+		return Profile{}, fmt.Errorf("%w %q: %w", ErrProfile, p.Base, trace.ErrUnsupported)
 	}
-	return Profile{}, fmt.Errorf("%w %q: %w", ErrProfile, p.Base, trace.ErrUnsupported)
+	for _, patch := range p.Patches {
+		apply, ok := patches[patch]
+		if !ok {
+			return Profile{}, fmt.Errorf("%w %q: %w", ErrProfile, p.String(), trace.ErrUnsupported)
+		}
+		apply(&prof)
+	}
+	prof.Name = p.String()
+	return prof, nil
 }

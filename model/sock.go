@@ -61,6 +61,7 @@ type kernel struct {
 	prof  Profile
 	tcp   TCP
 	pages pageAlloc
+	mut   map[*Mutation]bool // planted bugs (mutation.go)
 
 	socks   map[string]*Sock
 	sockSeq []*Sock
