@@ -35,7 +35,8 @@
 // releases everything on every exit path: iocopy connections, sockets
 // (with SO_LINGER{1,0}, so no orphan keeps the namespace alive), pipes,
 // programs (detached, then closed), maps and the namespace fd. Maps and
-// programs are named sc_*, which the leak test uses to find them by id.
+// programs are named sc<pid>_* (objName), which the leak test uses to
+// find this process's objects by id.
 //
 // # Blocked detection and settling
 //

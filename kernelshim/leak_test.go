@@ -23,8 +23,8 @@ import (
 type resources struct {
 	fds   int      // entries of /proc/self/fd
 	what  []string // their targets, for the failure message
-	progs int      // BPF programs named sc_* (ours), by BPF_PROG_GET_NEXT_ID
-	maps  int      // BPF maps named sc_*, by BPF_MAP_GET_NEXT_ID
+	progs int      // BPF programs named objPrefix* (this process's), by BPF_PROG_GET_NEXT_ID
+	maps  int      // BPF maps named objPrefix*, by BPF_MAP_GET_NEXT_ID
 	netns []string // distinct network namespaces of our threads and fds
 }
 
@@ -38,7 +38,7 @@ func (r resources) equal(o resources) bool {
 
 // measure counts the process's resources. BPF objects are found by
 // iterating every id in the kernel and keeping those whose name has the
-// backend's "sc_" prefix (another process's objects do not count).
+// process's objPrefix (another process's objects do not count).
 //
 // Go's splice pipe pool (used by iocopy's io.Copy) keeps pipes until a
 // garbage collection clears the pool and their cleanups run, so measure
@@ -83,7 +83,7 @@ func measure(t testing.TB) resources {
 		}
 		id = next
 		if p, err := ebpf.NewProgramFromID(id); err == nil {
-			if info, err := p.Info(); err == nil && strings.HasPrefix(info.Name, "sc_") {
+			if info, err := p.Info(); err == nil && strings.HasPrefix(info.Name, objPrefix) {
 				r.progs++
 			}
 			p.Close()
@@ -98,7 +98,7 @@ func measure(t testing.TB) resources {
 		}
 		id = next
 		if m, err := ebpf.NewMapFromID(id); err == nil {
-			if info, err := m.Info(); err == nil && strings.HasPrefix(info.Name, "sc_") {
+			if info, err := m.Info(); err == nil && strings.HasPrefix(info.Name, objPrefix) {
 				r.maps++
 			}
 			m.Close()
@@ -247,11 +247,11 @@ func TestNoLeaks(t *testing.T) {
 func TestLeakCheckSeesLeaks(t *testing.T) {
 	testenv.RequireKernel(t, Available)
 	base := stableBaseline(t)
-	mfd, err := bpfMapCreate(15 /* BPF_MAP_TYPE_SOCKMAP */, 4, 4, 1, "sc_planted")
+	mfd, err := bpfMapCreate(15 /* BPF_MAP_TYPE_SOCKMAP */, 4, 4, 1, objName("planted"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := loadProgram("sc_planted", ebpf.SkMsg, parserInsns(1))
+	p, err := loadProgram(objName("planted"), ebpf.SkMsg, parserInsns(1))
 	if err != nil {
 		t.Fatal(err)
 	}

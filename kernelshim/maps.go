@@ -1,6 +1,8 @@
 package kernelshim
 
 import (
+	"os"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -13,10 +15,17 @@ import (
 // but 4 bytes works on every kernel with sockhash).
 const mapValueSize = 4
 
-// objName is the BPF object name of trace map name: "sc_" and the name,
-// truncated to 15 bytes. The leak test finds the run's objects by it.
+// objPrefix starts the name of every BPF object this process creates:
+// "sc", the pid in base 36, "_" (at most 8 bytes). The leak test finds
+// this process's objects by it, so another process running the kernel
+// backend at the same time does not disturb it.
+var objPrefix = "sc" + strconv.FormatInt(int64(os.Getpid()), 36) + "_"
+
+// objName is the BPF object name of name (a trace map name, or a program
+// role): objPrefix and name, truncated to 15 bytes
+// (BPF_OBJ_NAME_LEN - 1).
 func objName(name string) string {
-	n := "sc_" + name
+	n := objPrefix + name
 	if len(n) > unix.BPF_OBJ_NAME_LEN-1 {
 		n = n[:unix.BPF_OBJ_NAME_LEN-1]
 	}

@@ -68,7 +68,7 @@ func probe() error {
 			ErrNoPrivilege, strings.Join(missing, ", "), os.Geteuid())
 	}
 	raiseMemlock()
-	fd, err := bpfMapCreate(unix.BPF_MAP_TYPE_SOCKMAP, 4, 4, 1, "sc_probe")
+	fd, err := bpfMapCreate(unix.BPF_MAP_TYPE_SOCKMAP, 4, 4, 1, objName("probe"))
 	if err != nil {
 		return fmt.Errorf("%w: create a BPF_MAP_TYPE_SOCKMAP: %w", ErrNoBPF, err)
 	}

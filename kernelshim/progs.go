@@ -140,12 +140,12 @@ func attachProgs(p *trace.Prog, mapFD int, mt trace.MapType) ([]attached, error)
 	}
 	var specs []spec
 	if p.Type == trace.SkMsg {
-		specs = append(specs, spec{"sc_msg_verdict", ebpf.SkMsg, ebpf.AttachSkMsgVerdict, verdictInsns(p, mapFD, mt)})
+		specs = append(specs, spec{objName("msg_verdict"), ebpf.SkMsg, ebpf.AttachSkMsgVerdict, verdictInsns(p, mapFD, mt)})
 	} else {
 		if p.Parser != 0 {
-			specs = append(specs, spec{"sc_skb_parser", ebpf.SkSKB, ebpf.AttachSkSKBStreamParser, parserInsns(p.Parser)})
+			specs = append(specs, spec{objName("parser"), ebpf.SkSKB, ebpf.AttachSkSKBStreamParser, parserInsns(p.Parser)})
 		}
-		specs = append(specs, spec{"sc_skb_verdict", ebpf.SkSKB, ebpf.AttachSkSKBStreamVerdict, verdictInsns(p, mapFD, mt)})
+		specs = append(specs, spec{objName("skb_verdict"), ebpf.SkSKB, ebpf.AttachSkSKBStreamVerdict, verdictInsns(p, mapFD, mt)})
 	}
 	var out []attached
 	for _, s := range specs {
