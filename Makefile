@@ -39,13 +39,13 @@ vm-deps:
 	fi
 
 # The kernel corpus in one boot of a Debian 6.1 guest, compared with the
-# model's linux-6.1 profile (the goldens of testdata/golden/linux-6.1 are
-# compared by `vm --against golden`).
+# recorded goldens of testdata/golden/linux-6.1 (the model's linux-6.1
+# profile is compared with the same goldens by model.TestCorpus).
 vm-test: vm-deps build
 	@kernel=$$(ls /boot/vmlinuz-6.1.* 2>/dev/null | sort | tail -1); \
 	if [ -z "$$kernel" ]; then echo "vm-test: no Debian 6.1 kernel in /boot"; \
 	  if [ "$${SPLICECHECK_REQUIRE_KERNEL:-}" = 1 ]; then exit 1; fi; exit 0; fi; \
-	./$(BIN) vm --kernel $$kernel --against model --profile linux-6.1 $(KERNEL_TRACES)
+	./$(BIN) vm --kernel $$kernel --against golden --profile linux-6.1 $(KERNEL_TRACES)
 
 lint:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \

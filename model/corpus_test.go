@@ -48,6 +48,16 @@ func corpus(t testing.TB, profile string) (traces []*trace.Trace, goldens [][]st
 	return traces, goldens
 }
 
+// knownGaps are the corpus traces the model is known to get wrong, per
+// profile, each with the reason: a named gap with an open follow-up. The
+// test requires them to still diverge, so a fix must also remove its entry.
+var knownGaps = map[string]map[string]string{
+	"linux-6.1": {
+		"kf_cork_apply_stale_bytes": "6.1's tcp_bpf_push (do_tcp_sendpages, MSG_SENDPAGE_NOTLAST) holds and coalesces " +
+			"differently: the guest sends no stale bytes and leaves 8 bytes corked; the model has only 6.18's push",
+	},
+}
+
 // TestCorpus runs every kernel corpus trace with a golden on the model and
 // compares the observations byte for byte (trace.DiffGolden).
 func TestCorpus(t *testing.T) {
@@ -64,6 +74,13 @@ func TestCorpus(t *testing.T) {
 				continue
 			}
 			divs := trace.DiffGolden(obs, goldens[i])
+			name := strings.TrimSuffix(filepath.Base(tr.File), ".trace")
+			if why, gap := knownGaps[profile][name]; gap {
+				if len(divs) == 0 {
+					t.Errorf("%s %s agrees now: remove it from knownGaps (%s)", profile, name, why)
+				}
+				continue
+			}
 			if len(divs) == 0 {
 				agree++
 				continue
@@ -72,6 +89,6 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("%s %s:%s", profile, filepath.Base(tr.File), "\n"+d.String())
 			}
 		}
-		t.Logf("%s: %d/%d corpus traces agree with the goldens", profile, agree, len(traces))
+		t.Logf("%s: %d/%d corpus traces agree with the goldens, %d known gaps", profile, agree, len(traces), len(knownGaps[profile]))
 	}
 }

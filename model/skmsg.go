@@ -176,12 +176,20 @@ func (k *kernel) skMsgAlloc(t *Task, msg *SkMsg, length, elemFirstCoalesce int) 
 	return errOK
 }
 
-// memcopyFromIter mirrors sk_msg_memcopy_from_iter(): copy bytes from the
-// user's buffer into the message's allocated space starting at
-// (Curr, Copybreak). It returns the bytes copied of the last chunk, like
-// the kernel (or errENOSPC if nothing was to copy).
+// memcopyFromIter mirrors sk_msg_memcopy_from_iter() (net/core/skmsg.c,
+// v6.18, with "skmsg: return copied bytes in sk_msg_memcopy_from_iter",
+// Levi Zim, v6.13): copy up to bytes from the user's buffer into the
+// message's allocated space starting at (Curr, Copybreak), and return the
+// total copied (errENOSPC if there was no space to copy into).
+//
+// The copy starts at Copybreak within element Curr, which tcp_bpf_push
+// does not adjust when it advances that element's Offset: after a partial
+// push of the element Copybreak points into, the copy skips bytes the
+// allocation just added and returns less than bytes. Those skipped bytes
+// are sent as they are (stale page-frag contents); corpus trace
+// kf_cork_apply_stale_bytes pins that on the 6.18 host.
 func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno) {
-	ret, i := -1, msg.Sg.Curr
+	ret, copied, i := -1, 0, msg.Sg.Curr
 	for {
 		sge := msg.elem(i)
 		if msg.Sg.Copybreak >= sge.Length {
@@ -202,6 +210,7 @@ func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno)
 		}
 		msg.Sg.Copybreak += copyN
 		ret = copyN
+		copied += copyN
 		bytes -= copyN
 		if bytes == 0 {
 			break
@@ -216,7 +225,7 @@ func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno)
 	if ret < 0 {
 		return 0, errENOSPC
 	}
-	return ret, errOK
+	return copied, errOK
 }
 
 // freeElem mirrors sk_msg_free_elem(): drop the element's page reference

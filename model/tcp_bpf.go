@@ -355,12 +355,17 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 			enospc = true
 			cp = msgTx.Sg.Size - osize
 		}
-		if _, e := msgTx.memcopyFromIter(src, cp); e != 0 {
+		n, e := msgTx.memcopyFromIter(src, cp)
+		if e != 0 {
+			// The kernel jumps to out_err with err still 0 (the copy's
+			// error is in ret): a send whose copy found no space (see
+			// memcopyFromIter) returns what was copied before, or 0.
 			k.skMsgTrim(msgTx, osize)
-			err = e
 			break
 		}
-		copied += cp
+		// copied counts what was copied, not what was asked for ("tcp_bpf:
+		// fix copied value in tcp_bpf_sendmsg", Levi Zim, v6.13).
+		copied += n
 		if p.CorkBytes != 0 {
 			if size > p.CorkBytes {
 				p.CorkBytes = 0

@@ -8,17 +8,25 @@ package crosscheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// Finding is one trace on which the backends diverged.
+// ErrRunA marks a trace that backend A (the backend under test) could not
+// run at all: for the model, an internal error. A campaign records it as
+// a finding and goes on; an error of B (the authority) ends the campaign.
+var ErrRunA = errors.New("crosscheck: backend A failed")
+
+// Finding is one trace on which the backends diverged, or on which A
+// failed (Err wraps ErrRunA).
 type Finding struct {
 	Seed        int
 	Trace       *trace.Trace
 	Divergences []trace.Divergence
+	Err         error
 }
 
 // Report summarises a campaign.
@@ -35,7 +43,10 @@ type Report struct {
 func Compare(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.Options) (divs []trace.Divergence, flaky bool, err error) {
 	ra, err := trace.Run(ctx, a, t, opts)
 	if err != nil {
-		return nil, false, fmt.Errorf("run on %s: %w", a.Name(), err)
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		return nil, false, fmt.Errorf("%w: run on %s: %w", ErrRunA, a.Name(), err)
 	}
 	rb, err := trace.Run(ctx, b, t, opts)
 	if err != nil {
@@ -71,11 +82,12 @@ func Campaign(ctx context.Context, a, b trace.Backend, next func(seed int) *trac
 		}
 		t := next(seed)
 		divs, flaky, err := Compare(ctx, a, b, t, opts)
-		if err != nil {
-			return r, fmt.Errorf("seed %d: %w", seed, err)
-		}
 		r.Runs++
 		switch {
+		case errors.Is(err, ErrRunA):
+			r.Findings = append(r.Findings, Finding{Seed: seed, Trace: t, Err: err})
+		case err != nil:
+			return r, fmt.Errorf("seed %d: %w", seed, err)
 		case flaky:
 			r.Flaky++
 		case len(divs) == 0:
@@ -93,7 +105,8 @@ func Campaign(ctx context.Context, a, b trace.Backend, next func(seed int) *trac
 // Shrink removes ops from t, one at a time and repeatedly, as long as the
 // trace still parses and a and b still diverge stably. It returns the
 // smallest trace found (delta debugging at single-op granularity, to a
-// fixpoint). Setup ops are candidates too: removing `conn a b` makes every
+// fixpoint). A trace A cannot run (ErrRunA) shrinks to a smallest trace
+// A still cannot run. Setup ops are candidates too: removing `conn a b` makes every
 // later use of a unparsable, so such a removal is simply rejected.
 func Shrink(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.Options) (*trace.Trace, error) {
 	lines := strings.Split(strings.TrimSuffix(t.Format(), "\n"), "\n")
@@ -106,10 +119,10 @@ func Shrink(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.
 				continue
 			}
 			divs, _, err := Compare(ctx, a, b, ct, opts)
-			if err != nil {
+			if err != nil && !errors.Is(err, ErrRunA) {
 				return nil, err
 			}
-			if len(divs) > 0 {
+			if len(divs) > 0 || err != nil {
 				lines, changed = cand, true
 			}
 		}

@@ -2,6 +2,7 @@ package crosscheck
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -115,5 +116,42 @@ func TestCampaign(t *testing.T) {
 	r, _ = Campaign(context.Background(), good, bad, next, 0, 9, trace.Options{}, func(r Report) bool { return len(r.Findings) > 0 })
 	if r.Runs != 1 || !strings.Contains(r.Findings[0].Trace.Format(), "fionread b") {
 		t.Fatalf("stop not honoured: %+v", r)
+	}
+}
+
+// failBackend cannot run a trace that has a poll op (a model bug, say).
+type failBackend struct{ countBackend }
+
+var errPlanted = errors.New("planted failure")
+
+func (b failBackend) Open(ctx context.Context, t *trace.Trace, o trace.Options) (trace.Executor, error) {
+	for _, op := range t.Ops {
+		if op.Kind == trace.OpPoll {
+			return nil, errPlanted
+		}
+	}
+	return b.countBackend.Open(ctx, t, o)
+}
+
+// TestCampaignRecordsFailuresOfA checks that a trace backend A cannot run
+// is a finding (not the end of the campaign) and shrinks to the op that
+// breaks A.
+func TestCampaignRecordsFailuresOfA(t *testing.T) {
+	ctx := context.Background()
+	a, b := failBackend{countBackend{name: "a"}}, countBackend{name: "b"}
+	traces := []*trace.Trace{parse(t, "conn a b\nsend a 1\n"), parse(t, divergent), parse(t, "conn a b\nfionread a\n")}
+	r, err := Campaign(ctx, a, b, func(seed int) *trace.Trace { return traces[seed] }, 0, len(traces), trace.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Runs != 3 || r.Agree != 2 || len(r.Findings) != 1 || !errors.Is(r.Findings[0].Err, ErrRunA) || !errors.Is(r.Findings[0].Err, errPlanted) {
+		t.Fatalf("report %+v", r)
+	}
+	small, err := Shrink(ctx, a, b, r.Findings[0].Trace, trace.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := small.Format(); got != "conn a b\npoll a\n" {
+		t.Fatalf("shrunk to:\n%s", got)
 	}
 }

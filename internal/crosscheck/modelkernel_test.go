@@ -36,7 +36,13 @@ func TestModelVsKernel(t *testing.T) {
 	m, k := model.New(), kernelshim.New(kernelshim.Config{})
 	gen := fuzz.Trace(fuzz.GenConfig{KernelSafe: true, Threads: true})
 	opts := trace.Options{Profile: "linux-6.18", OpTimeout: 500 * time.Millisecond}
-	r, err := Campaign(t.Context(), m, k, func(seed int) *trace.Trace { return gen.Example(seed) }, first, n, opts, nil)
+	progress := func(r Report) bool {
+		if r.Runs%1000 == 0 {
+			t.Logf("%d traces: %d agree, %d findings, %d flaky", r.Runs, r.Agree, len(r.Findings), r.Flaky)
+		}
+		return false
+	}
+	r, err := Campaign(t.Context(), m, k, func(seed int) *trace.Trace { return gen.Example(seed) }, first, n, opts, progress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +57,11 @@ func TestModelVsKernel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		divs, _, _ := Compare(t.Context(), m, k, small, opts)
+		divs, _, err := Compare(t.Context(), m, k, small, opts)
 		var why []string
+		if err != nil {
+			why = append(why, err.Error())
+		}
 		for _, d := range divs {
 			why = append(why, fmt.Sprintf("%d: %s: model %s, kernel %s", d.Line, d.Op, d.A, d.B))
 		}
