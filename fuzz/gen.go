@@ -108,9 +108,12 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 		}
 	}
 	if cfg.KernelSafe {
-		// Bound every blocking read so timing never decides an outcome.
-		for _, s := range g.socks {
-			g.line("set %s rcvtimeo 20", s)
+		// Bound every blocking read so timing never decides an outcome,
+		// with a different timeout per socket (20, 35, 50, ... ms): two
+		// reads that start together never time out at the same instant,
+		// which a live kernel would settle either way.
+		for i, s := range g.socks {
+			g.line("set %s rcvtimeo %d", s, kernelSafeTimeo(i))
 			g.timeo[s] = true
 		}
 	}
@@ -202,11 +205,12 @@ func (g *genState) op() {
 	case "set":
 		switch rapid.IntRange(0, 3).Draw(t, "opt") {
 		case 0:
-			g.line("set %s rcvtimeo %d", s, rapid.IntRange(1, 50).Draw(t, "timeo"))
-			g.timeo[s] = true
 			if g.cfg.KernelSafe {
+				// Keep the socket's own timeout (see Trace).
 				break
 			}
+			g.line("set %s rcvtimeo %d", s, rapid.IntRange(1, 50).Draw(t, "timeo"))
+			g.timeo[s] = true
 		case 1:
 			g.line("set %s nonblock %s", s, rapid.SampledFrom([]string{"on", "off"}).Draw(t, "nb"))
 		case 2:
@@ -253,3 +257,7 @@ func (g *genState) flag(word string) string {
 	}
 	return ""
 }
+
+// kernelSafeTimeo is the SO_RCVTIMEO (ms) of the i-th socket of a
+// KernelSafe trace.
+func kernelSafeTimeo(i int) int { return 20 + 15*i }

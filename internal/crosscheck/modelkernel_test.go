@@ -25,7 +25,8 @@ import (
 // is shrunk and printed as a trace. SPLICECHECK_CROSSCHECK_N sets the
 // number of traces (default 150, what CI runs; the campaign is
 // 10,000); SPLICECHECK_CROSSCHECK_SEED the first seed;
-// SPLICECHECK_CROSSCHECK_OUT a directory to write shrunk divergences to.
+// SPLICECHECK_CROSSCHECK_OUT a directory to write shrunk divergences, and
+// traces during which the kernel logged a warning, to.
 func TestModelVsKernel(t *testing.T) {
 	testenv.RequireKernel(t, kernelshim.Available)
 	n := envInt(t, "SPLICECHECK_CROSSCHECK_N", 150)
@@ -42,12 +43,43 @@ func TestModelVsKernel(t *testing.T) {
 		}
 		return false
 	}
-	r, err := Campaign(t.Context(), m, k, func(seed int) *trace.Trace { return gen.Example(seed) }, first, n, opts, progress)
+	out := os.Getenv("SPLICECHECK_CROSSCHECK_OUT")
+	// The kernel log is read between traces: a warning logged while seed
+	// s ran (on either backend; only the kernel's can warn) is reported
+	// when seed s+1 is generated, and at the end.
+	kmsg, err := kernelshim.OpenKmsg()
+	if err != nil {
+		t.Logf("kernel warnings not watched: %v", err)
+	}
+	var last *trace.Trace
+	lastSeed := -1
+	checkKmsg := func() {
+		if kmsg == nil || last == nil {
+			return
+		}
+		w, err := kmsg.Warnings()
+		if err != nil {
+			t.Errorf("kernel log: %v", err)
+		}
+		if len(w) > 0 {
+			t.Errorf("the kernel warned while seed %d ran: %s\n%s", lastSeed, strings.Join(w, "; "), last.Format())
+			save(t, out, fmt.Sprintf("kwarn_seed_%d.trace", lastSeed), last)
+		}
+	}
+	next := func(seed int) *trace.Trace {
+		checkKmsg()
+		last, lastSeed = gen.Example(seed), seed
+		return last
+	}
+	r, err := Campaign(t.Context(), m, k, next, first, n, opts, progress)
+	checkKmsg()
+	if kmsg != nil {
+		kmsg.Close()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("seeds %d..%d: %d traces: %d agree, %d diverge, %d with a kernel that disagreed with itself", first, first+n-1, r.Runs, r.Agree, len(r.Findings), r.Flaky)
-	out := os.Getenv("SPLICECHECK_CROSSCHECK_OUT")
 	for i, f := range r.Findings {
 		if i >= 5 {
 			t.Errorf("... and %d more divergences", len(r.Findings)-i)
@@ -66,13 +98,23 @@ func TestModelVsKernel(t *testing.T) {
 			why = append(why, fmt.Sprintf("%d: %s: model %s, kernel %s", d.Line, d.Op, d.A, d.B))
 		}
 		t.Errorf("seed %d diverges; shrunk:\n%s%s", f.Seed, small.Format(), strings.Join(why, "\n"))
-		if out != "" {
-			os.MkdirAll(out, 0o755)
-			os.WriteFile(filepath.Join(out, fmt.Sprintf("seed_%d.trace", f.Seed)), []byte(small.Format()), 0o644)
-		}
+		save(t, out, fmt.Sprintf("seed_%d.trace", f.Seed), small)
 	}
 	if r.Flaky > r.Runs/10 {
 		t.Errorf("%d of %d traces gave two answers on the kernel: the generator is not kernel-safe", r.Flaky, r.Runs)
+	}
+}
+
+// save writes tr as dir/name, when dir is set.
+func save(t *testing.T, dir, name string, tr *trace.Trace) {
+	if dir == "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(tr.Format()), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
