@@ -162,16 +162,25 @@ func (r *RefTCP) releaseCb(tp *tcpSock) {
 }
 
 // tcpPush mirrors tcp_push() at the end of tcp_sendmsg_locked on a
-// loopback connection: with MSG_MORE (TCP_NAGLE_CORK), or when a segment
-// of this syscall is already in flight (so Nagle's check and autocorking
-// hold a partial segment), the data waits for release_sock; otherwise it
-// goes now.
+// loopback connection. With MSG_MORE (TCP_NAGLE_CORK) and nothing in
+// flight, tcp_nagle_check holds a partial segment until a later push
+// without MSG_MORE. With MSG_MORE, or when a segment of this syscall is
+// already in flight (so Nagle's check and autocorking hold a partial
+// segment), the ACK processed at release_sock (tcp_data_snd_check with
+// tp->nonagle) sends it; otherwise it goes now.
 func (r *RefTCP) tcpPush(tp *tcpSock, flags int) {
 	if len(tp.writeQueue) == 0 {
 		return
 	}
 	tail := tp.writeQueue[len(tp.writeQueue)-1]
-	if flags&msgMore != 0 || (tp.SndNxt != tp.SndUna && tail.Len < tcpSizeGoal) {
+	inFlight := tp.SndNxt != tp.SndUna
+	if flags&msgMore != 0 && !inFlight {
+		// TCP_NAGLE_CORK with nothing in flight: tcp_nagle_check holds
+		// the partial segment and no ACK will come to release it; it
+		// waits for a push without MSG_MORE.
+		return
+	}
+	if flags&msgMore != 0 || (inFlight && tail.Len < tcpSizeGoal) {
 		tp.deferPush = true
 		return
 	}

@@ -112,8 +112,14 @@ func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyB
 	return errOK
 }
 
-// tcpBpfPush mirrors tcp_bpf_push(): send apply_bytes (or all) of msg out
-// of sk with MSG_SPLICE_PAGES, element by element.
+// tcpBpfPush mirrors tcp_bpf_push() (net/ipv4/tcp_bpf.c, v6.18): send
+// apply_bytes (or all) of msg out of sk with MSG_SPLICE_PAGES, element by
+// element, each but an element's last piece with MSG_MORE.
+//
+// Unlike Linux 6.1, whose tcp_bpf_push sends through do_tcp_sendpages
+// without MSG_MORE (so every piece is pushed), the linux-6.1 profile
+// also holds MSG_MORE pieces; the corpus names the traces where that
+// shows (knownGaps in corpus_test.go).
 //
 // Precondition: the caller owns sk.
 func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, flags int) syscall.Errno {
