@@ -217,21 +217,12 @@ func TestLinearizable(t *testing.T) {
 	}
 	for round := range rounds {
 		size := []int{2, 4, 8, 16}[round%4]
-		// Scheduling decides how much the goroutines overlap; record
-		// again until at least a tenth of the operations do and a tenth
-		// of the reads return bytes.
-		var h []porcupine.Operation
-		for attempt := 0; ; attempt++ {
-			h = recordHistory(size, ops, uint64(round*100+attempt))
-			o, reads := overlapping(h), nonEmptyReads(h)
-			if o >= len(h)/10 && reads >= ops/10 {
-				break
-			}
-			if attempt == 50 {
-				t.Fatalf("round %d: after %d attempts only %d of %d operations overlap another goroutine's and %d reads returned bytes",
-					round, attempt, o, len(h), reads)
-			}
-		}
+		// Scheduling decides how much the goroutines overlap: on a busy
+		// machine they may barely do. TestLinearizableInterleaved forces
+		// the overlap through the hooks; here it is only reported.
+		h := recordHistory(size, ops, uint64(round))
+		t.Logf("round %d (size %d): %d of %d operations overlap another goroutine's, %d reads returned bytes",
+			round, size, overlapping(h), len(h), nonEmptyReads(h))
 		res, info := porcupine.CheckOperationsVerbose(linModel(size-1), h, 20*time.Second)
 		if res != porcupine.Ok {
 			t.Errorf("round %d (size %d): history of %d operations is %s", round, size, len(h), res)
@@ -246,24 +237,149 @@ func TestLinearizable(t *testing.T) {
 			}
 			continue
 		}
-		// Corrupt the first read that returned bytes: flip its first byte.
-		bad := append([]porcupine.Operation(nil), h...)
-		corrupted := false
-		for i, op := range bad {
-			if out := op.Output.(linOutput); op.Input.(linInput).op == linRead && len(out.data) > 0 {
-				b := []byte(out.data)
-				b[0] ^= 0xff
-				out.data = string(b)
-				bad[i].Output = out
-				corrupted = true
-				break
-			}
-		}
-		if !corrupted {
-			t.Fatalf("round %d: no read to corrupt", round)
+		bad, ok := corruptFirstRead(h)
+		if !ok {
+			continue // nothing was read: nothing to corrupt
 		}
 		if res := porcupine.CheckOperationsTimeout(linModel(size-1), bad, 20*time.Second); res == porcupine.Ok {
 			t.Fatalf("round %d: porcupine accepted a history with a corrupted read", round)
+		}
+	}
+}
+
+// corruptFirstRead returns a copy of h whose first read that returned
+// bytes has its first byte flipped, and whether there was one.
+func corruptFirstRead(h []porcupine.Operation) ([]porcupine.Operation, bool) {
+	bad := append([]porcupine.Operation(nil), h...)
+	for i, op := range bad {
+		if out := op.Output.(linOutput); op.Input.(linInput).op == linRead && len(out.data) > 0 {
+			b := []byte(out.data)
+			b[0] ^= 0xff
+			out.data = string(b)
+			bad[i].Output = out
+			return bad, true
+		}
+	}
+	return nil, false
+}
+
+// interleaver drives a producer, a consumer and an observer on one
+// goroutine, and uses the ring's hooks to run operations of the other
+// side (and Buffered) inside an operation, at its interleaving points:
+// between copying bytes and publishing the cursor, and before a load of
+// the other side's cursor. Every operation run from a hook overlaps the
+// one that hit the hook, whatever the machine's scheduling, so the
+// histories always contain the interleavings a linearizability check is
+// for; and the run is reproducible from its seed. At most one operation
+// per side is in progress (SPSC): a hook runs only the side that is idle.
+type interleaver struct {
+	r      *Ring
+	size   int
+	rng    *rand.Rand
+	clock  int64
+	hist   []porcupine.Operation
+	busy   [2]bool // producer, consumer in an operation
+	next   byte    // the producer's next byte value
+	nested int     // operations run from hooks
+}
+
+func newInterleaver(size int, seed uint64) *interleaver {
+	it := &interleaver{size: size, rng: rand.New(rand.NewPCG(seed, 7))}
+	hook := func() {
+		for it.rng.IntN(3) != 0 {
+			switch side := it.rng.IntN(3); {
+			case side < 2 && !it.busy[side]:
+				it.nested++
+				it.op(side)
+			case side == 2:
+				it.nested++
+				it.record(2, linInput{op: linBuffered}, func() linOutput { return linOutput{n: it.r.Buffered()} })
+			}
+		}
+	}
+	r, err := NewWithHooks(size, &Hooks{
+		BeforePublishHead: func(uint64, uint64) { hook() },
+		BeforePublishTail: func(uint64, uint64) { hook() },
+		BeforeLoadTail:    hook,
+		BeforeLoadHead:    hook,
+	})
+	if err != nil {
+		panic(err)
+	}
+	it.r = r
+	return it
+}
+
+func (it *interleaver) record(client int, in linInput, do func() linOutput) {
+	it.clock++
+	call := it.clock
+	if client < 2 {
+		it.busy[client] = true
+	}
+	out := do()
+	if client < 2 {
+		it.busy[client] = false
+	}
+	it.clock++
+	it.hist = append(it.hist, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: it.clock})
+}
+
+// op runs one random operation of side 0 (producer) or 1 (consumer).
+func (it *interleaver) op(side int) {
+	r := it.r
+	if side == 0 {
+		if it.rng.IntN(5) == 0 {
+			it.record(0, linInput{op: linSpace}, func() linOutput { return linOutput{n: r.Space()} })
+			return
+		}
+		p := make([]byte, it.rng.IntN(it.size+1))
+		for i := range p {
+			p[i] = it.next + byte(i)
+		}
+		it.next += byte(len(p))
+		it.record(0, linInput{op: linWrite, data: string(p)}, func() linOutput {
+			n, err := r.Write(p)
+			return linOutput{n: n, err: err}
+		})
+		return
+	}
+	if it.rng.IntN(5) == 0 {
+		it.record(1, linInput{op: linLen}, func() linOutput { return linOutput{n: r.Len()} })
+		return
+	}
+	k := it.rng.IntN(it.size + 1)
+	it.record(1, linInput{op: linRead, k: k}, func() linOutput {
+		b := make([]byte, k)
+		n, err := r.Read(b)
+		return linOutput{data: string(b[:n]), err: err}
+	})
+}
+
+// TestLinearizableInterleaved checks, with porcupine, histories in which
+// operations of the two sides overlap at every interleaving point the
+// hooks expose (see interleaver), on rings of 2 to 64 bytes, and that a
+// corrupted copy of each history is rejected.
+func TestLinearizableInterleaved(t *testing.T) {
+	for seed := range uint64(16) {
+		size := 2 << (seed % 6)
+		it := newInterleaver(size, seed)
+		for range 150 {
+			it.op(it.rng.IntN(2))
+		}
+		h := it.hist
+		if o := overlapping(h); it.nested == 0 || o == 0 {
+			t.Fatalf("seed %d: %d operations ran from hooks, %d overlap: the hooks did not interleave", seed, it.nested, o)
+		}
+		t.Logf("seed %d (size %d): %d operations, %d from hooks, %d overlapping", seed, size, len(h), it.nested, overlapping(h))
+		if res := porcupine.CheckOperationsTimeout(linModel(size-1), h, 20*time.Second); res != porcupine.Ok {
+			t.Fatalf("seed %d (size %d): history of %d operations (%d from hooks) is %s", seed, size, len(h), it.nested, res)
+		}
+		bad, ok := corruptFirstRead(h)
+		if !ok {
+			t.Fatalf("seed %d: no read returned bytes", seed)
+		}
+		if res := porcupine.CheckOperationsTimeout(linModel(size-1), bad, 20*time.Second); res == porcupine.Ok {
+			t.Fatalf("seed %d: porcupine accepted a history with a corrupted read", seed)
 		}
 	}
 }
