@@ -117,6 +117,16 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 			g.timeo[s] = true
 		}
 	}
+	if cfg.Threads && !cfg.KernelSafe {
+		// Reader threads need a bounded wait; give half the sockets one
+		// up front, so that blocked readers (and their wake-ups) are common.
+		for _, s := range g.socks {
+			if rapid.Bool().Draw(t, "timeo") {
+				g.line("set %s rcvtimeo %d", s, rapid.IntRange(5, 50).Draw(t, "timeoms"))
+				g.timeo[s] = true
+			}
+		}
+	}
 	nops := rapid.IntRange(1, cfg.MaxOps).Draw(t, "ops")
 	for i := 0; i < nops; i++ {
 		g.op()
@@ -164,9 +174,15 @@ func (g *genState) op() {
 	kind := rapid.SampledFrom([]string{
 		"send", "send", "send", "send", "recv", "recv", "recv", "splice", "splice", "pipe",
 		"fionread", "fionread", "poll", "state", "shutdown", "close", "set", "insert", "delete",
-		"sleep", "iocopy", "thread", "pair",
+		"sleep", "iocopy", "thread", "thread", "pair", "fill",
 	}).Draw(t, "op")
 	switch kind {
+	case "fill":
+		// Fill the path: windows, send buffers, a redirect target's
+		// queue (full buffers and partial sends).
+		for range 3 {
+			g.line("send %s 65536 dontwait", s)
+		}
 	case "send":
 		var data string
 		switch rapid.IntRange(0, 2).Draw(t, "form") {

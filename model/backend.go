@@ -136,6 +136,9 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		if r.s.fatal != nil {
 			return nil, r.s.fatal
 		}
+		if err := r.checkLocked(); err != nil {
+			return nil, fmt.Errorf("%s: after line %d: %w", r.t.File, op.Pos.Line, err)
+		}
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -145,6 +148,9 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		if r.s.fatal != nil {
 			return nil, r.s.fatal
 		}
+		if err := r.checkLocked(); err != nil {
+			return nil, fmt.Errorf("%s: at the end: %w", r.t.File, err)
+		}
 		if r.allDone() {
 			break
 		}
@@ -153,6 +159,17 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		}
 	}
 	return r.obs, nil
+}
+
+// checkLocked runs the checks that hold whenever the model is quiescent:
+// the kernel's invariants and the absence of lost wakeups.
+//
+// Precondition: no model thread is running (after a settle).
+func (r *run) checkLocked() error {
+	if err := r.k.checkInvariants(); err != nil {
+		return err
+	}
+	return r.s.checkLostWakeups()
 }
 
 func (r *run) allDone() bool {

@@ -11,6 +11,9 @@ var (
 	// context, a violated invariant, or a deadlock of the scheduler. A run
 	// that hits it returns an error instead of observations.
 	ErrInternal = errors.New("model: internal error")
+	// ErrInvariant marks a run that broke an invariant the kernel keeps
+	// (see checkInvariants): a model bug, or a planted one (a mutation).
+	ErrInvariant = errors.New("model: invariant violated")
 	// ErrProfile marks a profile the model does not implement. It wraps
 	// trace.ErrUnsupported where returned to the runner.
 	ErrProfile = errors.New("model: profile not implemented")

@@ -167,6 +167,9 @@ func (k *kernel) kfreeSkMsg(msg *SkMsg) {
 	}
 }
 
+var mutPeekConsumes = registerMutation("peek-consumes",
+	"__sk_msg_recvmsg consumes the bytes it copies even under MSG_PEEK")
+
 // skMsgRecvmsg mirrors __sk_msg_recvmsg() (net/core/skmsg.c, v6.18 with
 // the copied_from_self and msg_tot_len fixes): copy from the ingress
 // messages into dst, consuming unless MSG_PEEK. It returns the bytes
@@ -203,7 +206,7 @@ func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst *iovIter, flags int) (co
 			if self {
 				fromSelf += n
 			}
-			if !peek {
+			if !peek || k.mutated(mutPeekConsumes) {
 				page := sge.Page
 				sge.Offset += n
 				sge.Length -= n
@@ -247,10 +250,13 @@ func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst *iovIter, flags int) (co
 	return copied, errOK, fromSelf
 }
 
+var mutPollMissesIngress = registerMutation("poll-misses-ingress",
+	"the proto has no sock_is_readable (as before \"skmsg: Extract and reuse sk_msg_is_readable()\", v5.16): poll ignores ingress_msg")
+
 // skMsgIsReadable mirrors sk_msg_is_readable(): poll's view of ingress_msg.
 func skMsgIsReadable(sk *Sock) bool {
 	p := skPsock(sk)
-	return p != nil && len(p.IngressMsg) > 0
+	return p != nil && len(p.IngressMsg) > 0 && !sk.k.mutated(mutPollMissesIngress)
 }
 
 // skPsockStop mirrors sk_psock_stop(): no more transmission, free the cork.

@@ -333,6 +333,28 @@ func (s *Sched) run(t *Task) {
 	s.cur = nil
 }
 
+// checkLostWakeups reports a lost wakeup: with nothing left to run at
+// this instant (no kernel context, no ready task, no work waiting for an
+// op boundary), a task still sleeps although the condition it waits for
+// holds, so only a timeout or an unrelated wake-up can end its sleep.
+// The error wraps ErrInvariant.
+func (s *Sched) checkLostWakeups() error {
+	if len(s.kwork) > 0 || len(s.softirq) > 0 || len(s.readyTasks()) > 0 {
+		return nil
+	}
+	for _, w := range s.deferred {
+		if w.boundary || w.due <= s.now {
+			return nil
+		}
+	}
+	for _, t := range s.tasks {
+		if w := t.w; w != nil && w.cond != nil && !w.woken && !w.timedOut && w.cond() {
+			return fmt.Errorf("%w: lost wakeup: thread %s sleeps while the condition it waits for holds", ErrInvariant, t.Name)
+		}
+	}
+	return nil
+}
+
 // event is one timed event: a wait's deadline, an op's timeout step or a
 // deferred work. Events at the same virtual time happen in the order
 // they were armed (seq): a wait that began earlier times out earlier,
@@ -438,6 +460,9 @@ type waiter struct {
 	timedOut bool
 	deadline vtime
 	seq      uint64 // when the wait began (event order)
+	// cond is the condition the sleeper waits for (sk_wait_event's), or
+	// nil; checkLostWakeups evaluates it.
+	cond func() bool
 }
 
 // WaitQueue mirrors wait_queue_head_t: the tasks waiting on an object.
@@ -492,10 +517,16 @@ func (t *Task) park() {
 //
 // Precondition: the caller released every model socket lock it holds.
 func (t *Task) waitWoken(wq *WaitQueue, to timeo) timeo {
+	return t.waitWokenCond(wq, to, nil)
+}
+
+// waitWokenCond is waitWoken for a sleeper whose wake condition is cond,
+// so that a wake-up that never comes is reported (checkLostWakeups).
+func (t *Task) waitWokenCond(wq *WaitQueue, to timeo, cond func() bool) timeo {
 	if to <= 0 {
 		return 0
 	}
-	w := &waiter{task: t, deadline: noDeadline, seq: t.s.nextSeq()}
+	w := &waiter{task: t, deadline: noDeadline, seq: t.s.nextSeq(), cond: cond}
 	if to != maxTimeout {
 		w.deadline = t.s.now + vtime(to)
 	}

@@ -245,7 +245,7 @@ func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
 func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, cond func() bool) bool {
 	sk.releaseSock()
 	if !cond() {
-		*to = t.waitWoken(&sk.Wq, *to)
+		*to = t.waitWokenCond(&sk.Wq, *to, cond)
 	}
 	sk.lockSock(t)
 	return cond()

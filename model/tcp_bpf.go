@@ -70,6 +70,18 @@ func (k *kernel) tcpBpfIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
 	return inq, errOK
 }
 
+// The bug zoo's mutations of this file (mutation.go).
+var (
+	mutApplyIngressLoss = registerMutation("apply-ingress-loss",
+		"bpf_tcp_ingress: apply_bytes ends mid-element without stepping back, losing the element's rest (fixed in v6.2 by \"bpf, sockmap: Fix data loss caused by using apply_bytes on ingress redirect\")")
+	mutIngressNoWakeup = registerMutation("ingress-no-wakeup",
+		"bpf_tcp_ingress queues the message without sk_psock_data_ready: a blocked reader sleeps through it")
+	mutSenderNoPsockRef = registerMutation("sender-no-psock-ref",
+		"tcp_bpf_sendmsg uses the psock without holding a reference: a map delete racing the sender frees it under it")
+	mutCopiedSeqDrift = registerMutation("copied-seq-drift",
+		"tcp_bpf_recvmsg_parser does not advance copied_seq by the bytes read from its own stream: FIONREAD (tcp_inq) and the window drift")
+)
+
 // bpfTCPIngress mirrors bpf_tcp_ingress() (v6.18): move apply_bytes (or
 // all) of msg into a new message on sk's ingress_msg and wake sk's
 // readers. The pages move with the elements; an element split between
@@ -95,7 +107,7 @@ func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyB
 		if apply {
 			applyBytes -= size
 			if applyBytes == 0 {
-				if sge.Length != 0 {
+				if sge.Length != 0 && !k.mutated(mutApplyIngressLoss) {
 					i = skMsgIterVarPrev(i)
 				}
 				break
@@ -107,7 +119,9 @@ func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyB
 	}
 	msg.Sg.Start = i
 	k.skPsockQueueMsg(p, tmp)
-	skPsockDataReady(sk, p)
+	if !k.mutated(mutIngressNoWakeup) {
+		skPsockDataReady(sk, p)
+	}
 	sk.releaseSock()
 	return errOK
 }
@@ -323,6 +337,9 @@ func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkM
 // and hand it to the verdict.
 func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
 	p := skPsockGet(sk)
+	if p != nil && k.mutated(mutSenderNoPsockRef) {
+		p.Refcnt-- // as if sk_psock(sk) had been used without a reference
+	}
 	if p == nil {
 		return k.tcpProt().Sendmsg(t, sk, src, flags)
 	}
@@ -470,7 +487,9 @@ func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int)
 			// Unlike Linux, a copy fault cannot happen otherwise.
 			goto out
 		}
-		seq += uint32(fromSelf)
+		if !k.mutated(mutCopiedSeqDrift) {
+			seq += uint32(fromSelf)
+		}
 		if copied != 0 {
 			goto out
 		}

@@ -20,17 +20,27 @@ type backendInfo struct {
 }
 
 // backendConfig carries the flags a backend may need.
-type backendConfig struct{}
+type backendConfig struct {
+	mutations []string // model: the bug zoo's mutations to plant (--mutate)
+}
 
 // goldenBackend names the recorded observations of a kernel
 // (testdata/golden/PROFILE/NAME.out), usable as one side of diff.
 const goldenBackend = "golden"
 
 var backends = []backendInfo{
-	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", func(backendConfig) (trace.Backend, error) { return model.New(), nil }},
+	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", openModel},
 	{"netstack", "the model with gVisor netstack as its TCP layer", nil},
 	{"kernel", "the live kernel of this machine (root; a fresh network namespace per trace)", openKernel},
 	{"vm", "the kernel backend inside a VM booted from a kernel image", nil},
+}
+
+func openModel(cfg backendConfig) (trace.Backend, error) {
+	b, err := model.NewWithConfig(model.Config{Mutations: cfg.mutations})
+	if err != nil {
+		return nil, usagef("--mutate: %v", err)
+	}
+	return b, nil
 }
 
 // openKernel checks privileges first, so a missing one is reported before

@@ -55,6 +55,7 @@ type env struct {
 var commands = []command{
 	{"run", "run traces on a backend and print the observations", cmdRun},
 	{"diff", "run traces on two backends and compare them byte for byte", cmdDiff},
+	{"check", "attack profiles with generated traces; a table of properties x profiles, shrunk counterexamples", cmdCheck},
 	{"profiles", "list the kernel behaviours (profiles) and the backends that implement them", cmdProfiles},
 	{"vm", "boot a kernel image in a VM, run traces there, compare with the model or goldens", cmdVM},
 	{"guest", "the guest side of vm under virtme-ng (writes framed results)", cmdGuest},

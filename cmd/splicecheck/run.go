@@ -84,6 +84,8 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	var rf runFlags
 	rf.register(fs)
 	backend := fs.String("backend", "model", "backend to run on: "+backendNames())
+	var mutations listFlag
+	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see 'splicecheck check --mutate list'")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -96,7 +98,10 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := openBackend("--backend", *backend, backendConfig{})
+	if len(mutations) > 0 && *backend != "model" {
+		return usagef("--mutate: mutations are of the model backend, not %q", *backend)
+	}
+	b, err := openBackend("--backend", *backend, backendConfig{mutations: mutations})
 	if err != nil {
 		return err
 	}

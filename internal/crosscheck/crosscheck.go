@@ -10,8 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
+	"github.com/splicecheck/splicecheck/fuzz"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -109,32 +109,26 @@ func Campaign(ctx context.Context, a, b trace.Backend, next func(seed int) *trac
 	return r, nil
 }
 
-// Shrink removes ops from t, one at a time and repeatedly, as long as the
-// trace still parses and a and b still diverge stably. It returns the
-// smallest trace found (delta debugging at single-op granularity, to a
-// fixpoint). A trace A cannot run (ErrRunA) shrinks to a smallest trace
-// A still cannot run. Setup ops are candidates too: removing `conn a b` makes every
-// later use of a unparsable, so such a removal is simply rejected.
+// Shrink minimises t (fuzz.Minimize) while a and b still diverge stably
+// on it, or while A still cannot run it (ErrRunA). An error other than
+// ErrRunA stops the shrink and is returned.
 func Shrink(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.Options) (*trace.Trace, error) {
-	lines := strings.Split(strings.TrimSuffix(t.Format(), "\n"), "\n")
-	for changed := true; changed; {
-		changed = false
-		for i := len(lines) - 1; i >= 0; i-- {
-			cand := append(append([]string(nil), lines[:i]...), lines[i+1:]...)
-			ct, err := trace.Parse(t.File, []byte(strings.Join(cand, "\n")+"\n"))
-			if err != nil || len(ct.Ops) == 0 {
-				continue
-			}
-			divs, _, err := Compare(ctx, a, b, ct, opts)
-			if err != nil && !errors.Is(err, ErrRunA) {
-				return nil, err
-			}
-			if len(divs) > 0 || err != nil {
-				lines, changed = cand, true
-			}
+	var firstErr error
+	small := fuzz.Minimize(t, func(ct *trace.Trace) bool {
+		if firstErr != nil {
+			return false
 		}
+		divs, _, err := Compare(ctx, a, b, ct, opts)
+		if err != nil && !errors.Is(err, ErrRunA) {
+			firstErr = err
+			return false
+		}
+		return len(divs) > 0 || err != nil
+	})
+	if firstErr != nil {
+		return nil, firstErr
 	}
-	return trace.Parse(t.File, []byte(strings.Join(lines, "\n")+"\n"))
+	return small, nil
 }
 
 func hasRunnerTimeout(obs []trace.Observation) bool {

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/splicecheck/splicecheck/fuzz"
+	"github.com/splicecheck/splicecheck/model"
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// listFlag is a repeatable flag that also takes comma-separated lists.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+// modelProfiles returns every profile the model implements: each base,
+// and each patch on linux-6.18.
+func modelProfiles() []string {
+	var out []string
+	for _, p := range trace.Profiles() {
+		name := p.Name
+		if p.Patch {
+			name = trace.DefaultBase + "+" + name
+		}
+		if _, err := model.ParseProfile(name); err == nil {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func cmdCheck(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "check", "[flags]",
+		"Attack profiles with generated traces for a time budget and check the properties of\n"+
+			"DESIGN.md on every run; print a table of properties x profiles and write each\n"+
+			"counterexample, shrunk, as a trace that `splicecheck run` replays. Exit status 1\n"+
+			"when a property fails on a profile expected to pass it.")
+	var profiles, mutations listFlag
+	fs.Var(&profiles, "profile", "profile to attack (repeatable, or comma-separated; default: every profile the model implements)")
+	budget := fs.Duration("time", 20*time.Second, "time budget per profile")
+	maxTraces := fs.Int("traces", 0, "stop a profile after this many traces (0: only the time budget)")
+	backendName := fs.String("backend", "model", "backend under test: model or netstack")
+	seed := fs.Uint64("seed", 1, "seed of the first trace (trace i uses seed+i)")
+	outDir := fs.String("out", "out/check", "directory for counterexample traces")
+	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see --mutate list")
+	diff := fs.String("diff", "", "also run every trace on this backend (kernel) and check that it agrees")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q (check generates its traces)", rest[0])
+	}
+	if len(mutations) == 1 && mutations[0] == "list" {
+		for _, m := range model.Mutations() {
+			fmt.Fprintf(e.stdout, "%-28s %s\n", m.Name, m.Doc)
+		}
+		return nil
+	}
+	if *budget <= 0 && *maxTraces <= 0 {
+		return usagef("--time: must be positive (or give --traces), got %v", *budget)
+	}
+	if *maxTraces < 0 {
+		return usagef("--traces: must not be negative, got %d", *maxTraces)
+	}
+	if len(profiles) == 0 {
+		profiles = modelProfiles()
+	}
+	for _, p := range profiles {
+		if _, err := model.ParseProfile(p); err != nil {
+			return usagef("--profile: %v", err)
+		}
+	}
+	c := fuzz.Campaign{
+		Profiles: profiles, Budget: *budget, MaxTraces: *maxTraces, Seed: *seed,
+		Mutations: mutations, OutDir: *outDir,
+	}
+	if len(mutations) > 0 && *backendName != "model" {
+		return usagef("--mutate: mutations are of the model backend, not %q", *backendName)
+	}
+	b, err := openBackend("--backend", *backendName, backendConfig{mutations: mutations})
+	if err != nil {
+		return err
+	}
+	if *backendName != "model" {
+		c.Backend = b
+	}
+	if *diff != "" {
+		b, err := openBackend("--diff", *diff, backendConfig{})
+		if err != nil {
+			return err
+		}
+		c.Reference = b
+	}
+	c.Progress = progressLine(e, *budget)
+	outs, err := fuzz.Check(ctx, c)
+	fmt.Fprint(e.stderr, "\r\033[K")
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return printCheckTable(e, profiles, outs, len(mutations) > 0 || c.Reference != nil)
+}
+
+// progressLine returns a Progress callback that redraws one status line
+// on stderr when it is a terminal, at most ten times a second.
+func progressLine(e *env, budget time.Duration) func(string, int, time.Duration) {
+	f, ok := e.stderr.(*os.File)
+	if !ok {
+		return nil
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	var last time.Time
+	return func(profile string, n int, elapsed time.Duration) {
+		if time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		bar := ""
+		if budget > 0 {
+			done := min(int(20*elapsed/budget), 20)
+			bar = "[" + strings.Repeat("#", done) + strings.Repeat(".", 20-done) + "] "
+		}
+		fmt.Fprintf(f, "\r\033[K%s%s: %d traces, %s", bar, profile, n, elapsed.Round(time.Second))
+	}
+}
+
+// printCheckTable prints properties x profiles and returns errDiverged
+// if a property failed where it was expected to pass.
+func printCheckTable(e *env, profiles []string, outs []fuzz.Outcome, withRef bool) error {
+	cell := map[[2]string]fuzz.Outcome{}
+	var canon []string
+	for _, o := range outs {
+		if _, seen := cell[[2]string{o.Profile, ""}]; !seen {
+			canon = append(canon, o.Profile)
+			cell[[2]string{o.Profile, ""}] = o
+		}
+		cell[[2]string{o.Profile, o.Property}] = o
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "property")
+	for _, p := range canon {
+		fmt.Fprintf(tw, "\t%s", p)
+	}
+	fmt.Fprintln(tw)
+	unexpected := 0
+	var notes []string
+	for _, pr := range fuzz.Properties {
+		if pr.Name == "agrees-with-reference" && !withRef {
+			continue
+		}
+		fmt.Fprint(tw, pr.Name)
+		for _, p := range canon {
+			o := cell[[2]string{p, pr.Name}]
+			why, known := fuzz.KnownFailure(p, pr.Name)
+			switch {
+			case !o.Failed:
+				fmt.Fprintf(tw, "\tpass (%d traces)", o.Traces)
+			case known && !withRef:
+				fmt.Fprintf(tw, "\tfails as Linux does: %s", orInline(o))
+				notes = append(notes, fmt.Sprintf("%s, %s: %s", p, pr.Name, why))
+			default:
+				unexpected++
+				fmt.Fprintf(tw, "\tFAIL %s (%s)", orInline(o), o.Detect.Round(time.Millisecond))
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		fmt.Fprintln(e.stdout, "  "+n)
+	}
+	if unexpected > 0 {
+		fmt.Fprintf(e.stdout, "%d properties failed where expected to pass\n", unexpected)
+		return errDiverged
+	}
+	return nil
+}
+
+// orInline is where a counterexample is: its file, or its detail.
+func orInline(o fuzz.Outcome) string {
+	if o.File != "" {
+		return o.File
+	}
+	return o.Detail
+}

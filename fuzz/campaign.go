@@ -1,0 +1,191 @@
+package fuzz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/splicecheck/splicecheck/model"
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// ErrCampaign marks a campaign that could not run (a bad profile, an
+// unknown mutation, an output directory it cannot write).
+var ErrCampaign = errors.New("campaign")
+
+// Campaign configures Check.
+type Campaign struct {
+	// Profiles to attack, as trace.ParseProfile accepts them.
+	Profiles []string
+	// Budget is the time spent on each profile; the campaign on a profile
+	// also ends once every property has failed on it. MaxTraces, when
+	// non-zero, bounds the traces per profile instead of (or as well as)
+	// the budget.
+	Budget    time.Duration
+	MaxTraces int
+	// Seed is the first trace's seed; trace i of a profile uses Seed+i,
+	// both to generate it and as its `schedule` seed.
+	Seed uint64
+	// Mutations are the model mutations (the bug zoo) under test; when
+	// set, each trace also runs on the unmutated model, the reference of
+	// the agrees-with-reference property.
+	Mutations []string
+	// Backend runs the traces under test; nil is the model with
+	// Mutations. Reference, when set, runs each trace as the reference
+	// (the live kernel under `check --diff kernel`) instead of the
+	// unmutated model.
+	Backend, Reference trace.Backend
+	// Properties to check; nil is all of Properties.
+	Properties []Property
+	// FirstOnly ends each profile's campaign at its first failing property
+	// (the bug zoo's time-to-detect), and skips shrinking.
+	FirstOnly bool
+	// OutDir receives one trace file per counterexample; "" writes none.
+	OutDir string
+	// Progress, if set, is called after every trace.
+	Progress func(profile string, traces int, elapsed time.Duration)
+}
+
+// Outcome is one cell of the properties × profiles table.
+type Outcome struct {
+	Profile, Property string
+	Traces            int           // traces checked against this property
+	Failed            bool          // a counterexample was found
+	Detect            time.Duration // time from the profile's start to the first failure
+	Counterexample    *trace.Trace  // shrunk, with profile and schedule directives
+	File              string        // where it was written, if OutDir was set
+	Detail            string        // the shrunk counterexample's violation
+}
+
+// Check runs the campaign and returns one Outcome per profile and
+// property, in order. A counterexample is shrunk with Minimize against the
+// same property and written to OutDir as PROFILE_PROPERTY.trace, carrying
+// `profile` and `schedule` directives so that `splicecheck run FILE`
+// replays it.
+func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
+	props := c.Properties
+	if props == nil {
+		props = Properties
+	}
+	sut := c.Backend
+	ref := c.Reference
+	if sut == nil {
+		mb, err := model.NewWithConfig(model.Config{Mutations: c.Mutations})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCampaign, err)
+		}
+		sut = mb
+		if ref == nil && len(c.Mutations) > 0 {
+			ref = model.New()
+		}
+	}
+	if c.OutDir != "" {
+		if err := os.MkdirAll(c.OutDir, 0o755); err != nil {
+			return nil, fmt.Errorf("%w: output directory: %w", ErrCampaign, err)
+		}
+	}
+	var out []Outcome
+	for _, profile := range c.Profiles {
+		p, err := trace.ParseProfile(profile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: profile %q: %w", ErrCampaign, profile, err)
+		}
+		res, err := checkProfile(ctx, c, p, sut, ref, props)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
+}
+
+// runOne runs t on sut and, if set, on ref.
+func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
+	r := &Run{Trace: t}
+	r.Obs, r.Err = trace.Run(ctx, sut, t, trace.Options{})
+	if ref != nil {
+		r.Ref, r.RefErr = trace.Run(ctx, ref, t, trace.Options{})
+		if r.Ref == nil && r.RefErr == nil {
+			r.Ref = []trace.Observation{}
+		}
+	}
+	return r
+}
+
+func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref trace.Backend, props []Property) ([]Outcome, error) {
+	gen := Trace(GenConfig{Threads: true, Pair: p.Has("loopback-splice") || p.Has("loopback-splice-seq")})
+	outs := make([]Outcome, len(props))
+	for i, pr := range props {
+		outs[i] = Outcome{Profile: p.String(), Property: pr.Name}
+	}
+	start := time.Now()
+	open := len(props)
+	for n := 0; open > 0 && ctx.Err() == nil; n++ {
+		if (c.MaxTraces > 0 && n >= c.MaxTraces) || (c.Budget > 0 && time.Since(start) >= c.Budget) {
+			break
+		}
+		seed := c.Seed + uint64(n)
+		t := gen.Example(int(seed))
+		t.Profile = p.String()
+		t.Schedule = &trace.Schedule{HasSeed: true, Seed: seed}
+		r := runOne(ctx, sut, ref, t)
+		if ctx.Err() != nil {
+			break
+		}
+		for i, pr := range props {
+			o := &outs[i]
+			if o.Failed {
+				continue
+			}
+			o.Traces++
+			err := pr.Check(r)
+			if err == nil {
+				continue
+			}
+			o.Failed, o.Detect, o.Detail, o.Counterexample = true, time.Since(start), err.Error(), t
+			open--
+			if c.FirstOnly {
+				open = 0
+				continue
+			}
+			o.Counterexample = Minimize(t, func(ct *trace.Trace) bool {
+				return pr.Check(runOne(ctx, sut, ref, ct)) != nil
+			})
+			if err := pr.Check(runOne(ctx, sut, ref, o.Counterexample)); err != nil {
+				o.Detail = err.Error()
+			}
+			if c.OutDir != "" {
+				o.File = filepath.Join(c.OutDir, fileName(p.String(), pr.Name))
+				if err := writeCounterexample(o, c.Mutations); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if c.Progress != nil {
+			c.Progress(p.String(), n+1, time.Since(start))
+		}
+	}
+	return outs, nil
+}
+
+func fileName(profile, property string) string {
+	return strings.NewReplacer("+", "_", "-", "_").Replace(profile+"_"+property) + ".trace"
+}
+
+func writeCounterexample(o *Outcome, mutations []string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Counterexample of %s on %s, found by `splicecheck check`", o.Property, o.Profile)
+	if len(mutations) > 0 {
+		fmt.Fprintf(&b, " with --mutate %s", strings.Join(mutations, ","))
+	}
+	fmt.Fprintf(&b, ".\n# %s\n", strings.ReplaceAll(o.Detail, "\n", "\n# "))
+	b.WriteString(o.Counterexample.Format())
+	if err := os.WriteFile(o.File, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("%w: write counterexample: %w", ErrCampaign, err)
+	}
+	return nil
+}

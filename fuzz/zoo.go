@@ -1,0 +1,64 @@
+package fuzz
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// ZooEntry is one mutation of the bug zoo and the profile it is attacked
+// on (the profile whose code it changes).
+type ZooEntry struct {
+	Mutation string
+	Profile  string
+}
+
+// Zoo lists every model mutation with its profile; a test keeps it equal
+// to model.Mutations().
+var Zoo = []ZooEntry{
+	{"apply-ingress-loss", "linux-6.18"},
+	{"copied-seq-drift", "linux-6.1"},
+	{"ingress-no-wakeup", "linux-6.18"},
+	{"peek-consumes", "linux-6.18"},
+	{"poll-misses-ingress", "linux-6.18"},
+	{"sender-no-psock-ref", "linux-6.18"},
+}
+
+// Detection is the result of attacking one mutation.
+type Detection struct {
+	ZooEntry
+	Detected bool
+	Time     time.Duration // to the first failure, shrinking excluded
+	Traces   int           // traces run until then
+	Outcome  Outcome       // the first property that failed
+}
+
+// Detect attacks e's mutation with a campaign from seed until a property
+// fails that the unmutated profile is not known to fail, within budget
+// and at most maxTraces traces (0: no bound).
+func Detect(ctx context.Context, e ZooEntry, seed uint64, budget time.Duration, maxTraces int) (Detection, error) {
+	d := Detection{ZooEntry: e}
+	var props []Property
+	for _, p := range Properties {
+		if _, known := KnownFailure(e.Profile, p.Name); !known || p.Name == "agrees-with-reference" {
+			props = append(props, p)
+		}
+	}
+	// One property failing is enough: stop the campaign at the first.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	outs, err := Check(ctx, Campaign{
+		Profiles: []string{e.Profile}, Budget: budget, MaxTraces: maxTraces, Seed: seed,
+		Mutations: []string{e.Mutation}, Properties: props, FirstOnly: true,
+	})
+	if err != nil {
+		return d, fmt.Errorf("detect %s: %w", e.Mutation, err)
+	}
+	for _, o := range outs {
+		d.Traces = max(d.Traces, o.Traces)
+		if o.Failed && (!d.Detected || o.Detect < d.Time) {
+			d.Detected, d.Time, d.Outcome = true, o.Detect, o
+		}
+	}
+	return d, nil
+}
