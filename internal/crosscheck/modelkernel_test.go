@@ -80,9 +80,13 @@ func TestModelVsKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("seeds %d..%d: %d traces: %d agree, %d diverge, %d with a kernel that disagreed with itself", first, first+n-1, r.Runs, r.Agree, len(r.Findings), r.Flaky)
+	// Every finding is shrunk when there is a directory to save it to,
+	// else the first five; the divergences are grouped by the first
+	// diverging op's kind and result shapes, for triage.
+	classes := map[string][]int{}
 	for i, f := range r.Findings {
-		if i >= 5 {
-			t.Errorf("... and %d more divergences", len(r.Findings)-i)
+		if i >= 5 && out == "" {
+			t.Errorf("... and %d more divergences (set SPLICECHECK_CROSSCHECK_OUT to shrink and save them all)", len(r.Findings)-i)
 			break
 		}
 		small, err := Shrink(t.Context(), m, k, f.Trace, opts)
@@ -91,14 +95,22 @@ func TestModelVsKernel(t *testing.T) {
 		}
 		divs, _, err := Compare(t.Context(), m, k, small, opts)
 		var why []string
+		class := "model failed"
 		if err != nil {
 			why = append(why, err.Error())
 		}
-		for _, d := range divs {
+		for j, d := range divs {
 			why = append(why, fmt.Sprintf("%d: %s: model %s, kernel %s", d.Line, d.Op, d.A, d.B))
+			if j == 0 {
+				class = fmt.Sprintf("%s: model %s, kernel %s", opKind(d.Op), shape(d.A), shape(d.B))
+			}
 		}
+		classes[class] = append(classes[class], f.Seed)
 		t.Errorf("seed %d diverges; shrunk:\n%s%s", f.Seed, small.Format(), strings.Join(why, "\n"))
 		save(t, out, fmt.Sprintf("seed_%d.trace", f.Seed), small)
+	}
+	for c, seeds := range classes {
+		t.Logf("class %q: %d seeds %v", c, len(seeds), seeds)
 	}
 	if r.Flaky > r.Runs/10 {
 		t.Errorf("%d of %d traces gave two answers on the kernel: the generator is not kernel-safe", r.Flaky, r.Runs)
@@ -128,4 +140,32 @@ func envInt(t *testing.T, name string, def int) int {
 		t.Fatalf("%s=%q: %v", name, v, err)
 	}
 	return n
+}
+
+// shape reduces a rendered result to its kind: an errno, a count with
+// data, a bare count, or a word, for grouping divergences.
+func shape(r string) string {
+	f := strings.Fields(r)
+	switch {
+	case len(f) == 0:
+		return "nothing"
+	case strings.HasPrefix(f[0], "-E"):
+		return f[0]
+	case len(f) > 1:
+		return "N+data"
+	}
+	if _, err := strconv.Atoi(f[0]); err == nil {
+		return "N"
+	}
+	return f[0]
+}
+
+// opKind is the op word of a rendered op ("@t1 recv a2 1" → "recv").
+func opKind(op string) string {
+	for _, w := range strings.Fields(op) {
+		if !strings.HasPrefix(w, "@") {
+			return w
+		}
+	}
+	return op
 }
