@@ -112,6 +112,11 @@ type tcpSock struct {
 	// counts one in WriteSeq, as in the kernel.
 	writeQueue []*SkBuff
 	finQueued  bool
+	// RcvWndEdge is the right edge of the window tp last advertised
+	// (rcv_wup + rcv_wnd). tcp_select_window never moves it left (RFC
+	// 7323 2.4: a window is not shrunk), so the peer may fill it even
+	// after tp's receive memory grew (strparser clones, psock messages).
+	RcvWndEdge uint32
 	// deferPush: data is held until release_sock (Nagle, autocorking or
 	// MSG_MORE); see tcpPush.
 	deferPush bool
@@ -143,6 +148,7 @@ func (r *RefTCP) Connect(a, b *Sock) {
 	ta.peer, tb.peer = tb, ta
 	for _, tp := range []*tcpSock{ta, tb} {
 		tp.RcvNxt, tp.CopiedSeq = tcpISN, tcpISN
+		tp.RcvWndEdge = tcpISN + tcpRcvWindow
 		tp.SndUna, tp.SndNxt, tp.WriteSeq = tcpISN, tcpISN, tcpISN
 		tp.sk.TCP = tp
 		tp.sk.State = TCPEstablished
@@ -240,22 +246,27 @@ func (r *RefTCP) xmitPending(tp *tcpSock) {
 	}
 }
 
-// peerWindow is the window the peer last advertised, less what is in
-// flight. The model's ACKs carry no window: the sender reads the peer's
-// receive memory directly, which is what the next ACK would say.
+// peerWindow is the window the peer advertises, less what is in flight.
+// The model's ACKs carry no window: the sender reads the peer's receive
+// memory directly, which is what the next ACK would say, but never less
+// than what the peer already advertised (RcvWndEdge).
 func (r *RefTCP) peerWindow(tp *tcpSock) int {
 	p := tp.peer
 	if p == nil || p.unhashed || p.tw {
 		return 1 << 30 // segments to a dead peer draw a RST; window irrelevant
 	}
 	inflight := int(tp.SndNxt - tp.SndUna)
-	return r.rcvWindow(p) - inflight
+	return max(r.rcvWindow(p)-inflight, int(int32(p.RcvWndEdge-tp.SndNxt)))
 }
 
-// sendAck sends a pure ACK from tp.
+// sendAck sends a pure ACK from tp, advertising its window: the right
+// edge moves right only (tcp_select_window).
 func (r *RefTCP) sendAck(tp *tcpSock) {
 	if tp.peer == nil {
 		return
+	}
+	if edge := tp.RcvNxt + uint32(r.rcvWindow(tp)); int32(edge-tp.RcvWndEdge) > 0 {
+		tp.RcvWndEdge = edge
 	}
 	r.xmit(tp, segment{ack: tp.RcvNxt})
 }
