@@ -18,9 +18,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/splicecheck
 
 # The main job: run the kernel corpus on the model and on this machine's
-# kernel and compare them byte for byte (the model profile of the host).
+# kernel and compare them byte for byte (the model profile of the host),
+# then attack every profile the model implements for CHECKTIME each and
+# print the table of properties x profiles (counterexamples in out/check).
+CHECKTIME ?= 15s
 run: build
 	./$(BIN) diff --a model --b kernel $(KERNEL_TRACES)
+	./$(BIN) check --time $(CHECKTIME) --out out/check
 
 # The whole suite: formatting, vet, every test with the race detector
 # (the VM boot tests included), then the kernel corpus in a Debian 6.1 guest.

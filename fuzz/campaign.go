@@ -32,7 +32,8 @@ type Campaign struct {
 	Seed uint64
 	// Mutations are the model mutations (the bug zoo) under test; when
 	// set, each trace also runs on the unmutated model, the reference of
-	// the agrees-with-reference property.
+	// the agrees-with-reference property. The model runs with
+	// Config.Liveness, so a lost wakeup stops the run.
 	Mutations []string
 	// Backend runs the traces under test; nil is the model with
 	// Mutations. Reference, when set, runs each trace as the reference
@@ -74,13 +75,13 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 	sut := c.Backend
 	ref := c.Reference
 	if sut == nil {
-		mb, err := model.NewWithConfig(model.Config{Mutations: c.Mutations})
+		mb, err := model.NewWithConfig(model.Config{Mutations: c.Mutations, Liveness: true})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCampaign, err)
 		}
 		sut = mb
 		if ref == nil && len(c.Mutations) > 0 {
-			ref = model.New()
+			ref, _ = model.NewWithConfig(model.Config{Liveness: true})
 		}
 	}
 	if c.OutDir != "" {

@@ -14,6 +14,8 @@ var KnownFailures = map[string]map[string]string{
 var mainlineFailures = map[string]string{
 	"eof-after-data": "splice(2) on a socket with a psock never sees its ingress queue: " +
 		"tcp_splice_read returns 0 as if at EOF (KERNEL-FACTS.md; the splice-copy and splice-zerocopy series fix it)",
+	"no-lost-wakeup": "a reader blocked in tcp_bpf_recvmsg_parser waits for ingress_msg or sk_receive_queue, but a " +
+		"stream parser waiting for the rest of a frame leaves bytes on sk_receive_queue without waking it: it sleeps to its timeout",
 	"eagain-when-empty": "after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock " +
 		"took off sk_receive_queue and freed with it, while recv finds nothing",
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -38,7 +39,8 @@ type Property struct {
 
 // Properties are the checkers campaigns run, in table order.
 var Properties = []Property{
-	{"model-sound", "the run ends without a model invariant failure, leak, lost wakeup or deadlock", checkSound},
+	{"model-sound", "the run ends without a model invariant failure, leak or deadlock", checkSound},
+	{"no-lost-wakeup", "no thread sleeps while the condition it waits for holds", checkWakeups},
 	{"stream-integrity", "bytes read from a plain stream are its sent bytes, in order, never duplicated or invented", checkIntegrity},
 	{"eof-after-data", "a reader sees EOF only after every byte sent before the FIN (unless there was a reset)", checkEOF},
 	{"eagain-when-empty", "recv reports EAGAIN only when nothing is readable: not right after FIONREAD or poll said there was", checkEAGAIN},
@@ -60,10 +62,18 @@ func violation(op *trace.Op, format string, args ...any) error {
 }
 
 // checkSound fails a run that returned an error (the model reports its
-// invariant checks, leaks and liveness failures that way).
+// invariant checks, leaks and deadlocks that way), except a lost wakeup.
 func checkSound(r *Run) error {
-	if r.Err != nil {
+	if r.Err != nil && !errors.Is(r.Err, model.ErrLostWakeup) {
 		return fmt.Errorf("%w: the run failed: %w", ErrProperty, r.Err)
+	}
+	return nil
+}
+
+// checkWakeups fails a run the model stopped at a lost wakeup.
+func checkWakeups(r *Run) error {
+	if errors.Is(r.Err, model.ErrLostWakeup) {
+		return fmt.Errorf("%w: %w", ErrProperty, r.Err)
 	}
 	return nil
 }

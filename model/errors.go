@@ -14,6 +14,8 @@ var (
 	// ErrInvariant marks a run that broke an invariant the kernel keeps
 	// (see checkInvariants): a model bug, or a planted one (a mutation).
 	ErrInvariant = errors.New("model: invariant violated")
+	// ErrLostWakeup marks a run stopped at a lost wakeup (Config.Liveness).
+	ErrLostWakeup = errors.New("model: lost wakeup")
 	// ErrProfile marks a profile the model does not implement. It wraps
 	// trace.ErrUnsupported where returned to the runner.
 	ErrProfile = errors.New("model: profile not implemented")
