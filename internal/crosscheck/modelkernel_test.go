@@ -84,10 +84,20 @@ func TestModelVsKernel(t *testing.T) {
 	// else the first five; the divergences are grouped by the first
 	// diverging op's kind and result shapes, for triage.
 	classes := map[string][]int{}
+	shrinkN := 5
+	if out != "" {
+		shrinkN = envInt(t, "SPLICECHECK_CROSSCHECK_SHRINK", 40)
+	}
 	for i, f := range r.Findings {
-		if i >= 5 && out == "" {
-			t.Errorf("... and %d more divergences (set SPLICECHECK_CROSSCHECK_OUT to shrink and save them all)", len(r.Findings)-i)
-			break
+		if i >= shrinkN {
+			class := "model failed"
+			if len(f.Divergences) > 0 {
+				d := f.Divergences[0]
+				class = fmt.Sprintf("%s: model %s, kernel %s", opKind(d.Op), shape(d.A), shape(d.B))
+			}
+			classes[class] = append(classes[class], f.Seed)
+			save(t, out, fmt.Sprintf("seed_%d_unshrunk.trace", f.Seed), f.Trace)
+			continue
 		}
 		small, err := Shrink(t.Context(), m, k, f.Trace, opts)
 		if err != nil {
@@ -108,6 +118,9 @@ func TestModelVsKernel(t *testing.T) {
 		classes[class] = append(classes[class], f.Seed)
 		t.Errorf("seed %d diverges; shrunk:\n%s%s", f.Seed, small.Format(), strings.Join(why, "\n"))
 		save(t, out, fmt.Sprintf("seed_%d.trace", f.Seed), small)
+	}
+	if len(r.Findings) > shrinkN {
+		t.Errorf("... and %d more divergences, classified unshrunk (SPLICECHECK_CROSSCHECK_SHRINK)", len(r.Findings)-shrinkN)
 	}
 	for c, seeds := range classes {
 		t.Logf("class %q: %d seeds %v", c, len(seeds), seeds)
