@@ -58,6 +58,7 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./...
+	RINGBUF_REPORT=1 $(GO) test -run '^TestReport$$' -count=1 -v ./ringbuf
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./trace

@@ -171,11 +171,7 @@ func (r *Ring) Write(p []byte) (int, error) {
 		}
 		return 0, ErrFull
 	}
-	r.copyIn(head, p[:n])
-	if r.hooks != nil {
-		r.hookPublishHead(head, head+n)
-	}
-	r.publishHead(head + n)
+	r.produce(head, p[:n])
 	if n < want {
 		return int(n), ErrFull
 	}
@@ -235,6 +231,31 @@ func (r *Ring) writeFrom(src io.Reader, head, want uint64) (int, error) {
 		r.publishHead(head + uint64(done))
 	}
 	return done, err
+}
+
+// produce copies p into the ring at head and publishes it: the copy, the
+// BeforePublishHead hook, the release of Head. The caller checked the
+// space.
+func (r *Ring) produce(head uint64, p []byte) {
+	n := uint64(len(p))
+	r.copyIn(head, p)
+	if r.hooks != nil {
+		r.hookPublishHead(head, head+n)
+	}
+	r.publishHead(head + n)
+}
+
+// consume copies len(p) bytes at tail out of the ring and releases their
+// space: the copy, the BeforePublishTail hook, the release of Tail. The
+// caller checked the count. It returns len(p).
+func (r *Ring) consume(tail uint64, p []byte) int {
+	n := uint64(len(p))
+	r.copyOut(tail, p)
+	if r.hooks != nil {
+		r.hookPublishTail(tail, tail+n)
+	}
+	r.publishTail(tail + n)
+	return len(p)
 }
 
 // copyIn copies p to the ring at head: the part up to the end of the
@@ -329,13 +350,7 @@ func (r *Ring) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	n := min(uint64(len(p)), cnt)
-	r.copyOut(tail, p[:n])
-	if r.hooks != nil {
-		r.hookPublishTail(tail, tail+n)
-	}
-	r.publishTail(tail + n)
-	return int(n), nil
+	return r.consume(tail, p[:min(uint64(len(p)), cnt)]), nil
 }
 
 // afterEmpty runs after a load of Head found the ring empty and says why

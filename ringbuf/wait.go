@@ -142,13 +142,7 @@ func (rd Reader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n := min(uint64(len(p)), cnt)
-	r.copyOut(tail, p[:n])
-	if r.hooks != nil {
-		r.hookPublishTail(tail, tail+n)
-	}
-	r.publishTail(tail + n)
-	return int(n), nil
+	return r.consume(tail, p[:min(uint64(len(p)), cnt)]), nil
 }
 
 // WriteTo hands every byte to dst, straight from the ring, until the
@@ -286,11 +280,7 @@ func (wr Writer) Write(p []byte) (int, error) {
 			}
 		}
 		n := min(uint64(len(p)), space)
-		r.copyIn(head, p[:n])
-		if r.hooks != nil {
-			r.hookPublishHead(head, head+n)
-		}
-		r.publishHead(head + n)
+		r.produce(head, p[:n])
 		total += int(n)
 		if p = p[n:]; len(p) == 0 {
 			return total, nil
