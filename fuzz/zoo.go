@@ -18,9 +18,11 @@ type ZooEntry struct {
 var Zoo = []ZooEntry{
 	{"apply-ingress-loss", "linux-6.18"},
 	{"copied-seq-drift", "linux-6.1"},
+	{"fin-msg-efault", "linux-6.18"},
 	{"ingress-no-wakeup", "linux-6.18"},
 	{"peek-consumes", "linux-6.18"},
 	{"poll-misses-ingress", "linux-6.18"},
+	{"redirect-sock-put-twice", "linux-6.18"},
 	{"sender-no-psock-ref", "linux-6.18"},
 }
 

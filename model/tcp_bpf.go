@@ -78,6 +78,10 @@ var (
 		"bpf_tcp_ingress queues the message without sk_psock_data_ready: a blocked reader sleeps through it")
 	mutSenderNoPsockRef = registerMutation("sender-no-psock-ref",
 		"tcp_bpf_sendmsg uses the psock without holding a reference: a map delete racing the sender frees it under it")
+	mutRedirectSockPutTwice = registerMutation("redirect-sock-put-twice",
+		"tcp_bpf_send_verdict keeps eval across more_data iterations, so a redirect puts sk_redir again on each (fixed in v6.1 by \"bpf, sockmap: Fix repeated calls to sock_put() when msg has more_data\")")
+	mutFinMsgEfault = registerMutation("fin-msg-efault",
+		"tcp_bpf_recvmsg_parser returns sk_msg_recvmsg's -EFAULT for the FIN message instead of EOF (as before \"bpf, sockmap: Handle fin correctly\", v6.4)")
 	mutCopiedSeqDrift = registerMutation("copied-seq-drift",
 		"tcp_bpf_recvmsg_parser does not advance copied_seq by the bytes read from its own stream: FIONREAD (tcp_inq) and the window drift")
 )
@@ -245,6 +249,7 @@ func skMsgApplyBytes(p *SkPsock, bytes int) {
 func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, copied *int, flags int) syscall.Errno {
 	enospc := msg.full()
 	delta := 0
+	eval := skNoneV
 	for {
 		if p.Eval == skNoneV {
 			delta = msg.Sg.Size
@@ -265,7 +270,9 @@ func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkM
 		if p.ApplyBytes != 0 && p.ApplyBytes < tosend {
 			tosend = p.ApplyBytes
 		}
-		eval := skNoneV
+		if !k.mutated(mutRedirectSockPutTwice) {
+			eval = skNoneV
+		}
 		var ret syscall.Errno
 		cork := false
 		switch p.Eval {
@@ -479,7 +486,7 @@ func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int)
 		var fromSelf int
 		copied, err, fromSelf = k.skMsgRecvmsg(sk, p, dst, flags)
 		if err == errEFAULT {
-			if isNextMsgFin(p) {
+			if isNextMsgFin(p) && !k.mutated(mutFinMsgEfault) {
 				copied, err = 0, errOK
 				seq++
 				goto out
