@@ -107,7 +107,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	}
 	c.Progress = progressLine(e, *budget)
 	outs, err := fuzz.Check(ctx, c)
-	fmt.Fprint(e.stderr, "\r\033[K")
+	if c.Progress != nil {
+		fmt.Fprint(e.stderr, "\r\033[K") // clear the progress line
+	}
 	if err != nil {
 		return err
 	}

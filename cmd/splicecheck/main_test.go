@@ -60,6 +60,12 @@ func TestBadFlagsExit2(t *testing.T) {
 		{"run"},
 		{"diff", "--a", "kernel", "--b", "kernel", p},
 		{"diff", "--a", "nope", "--b", "kernel", p},
+		{"run", "--mutate", "nosuch", p},
+		{"run", "--backend", "kernel", "--mutate", "peek-consumes", p},
+		{"check", "--profile", "linux-1.0"},
+		{"check", "--time", "0s"},
+		{"check", "--mutate", "nosuch"},
+		{"check", "stray.trace"},
 		{"frobnicate"},
 		{},
 	} {
@@ -261,5 +267,35 @@ func TestProfileForRelease(t *testing.T) {
 		if got, err := profileForRelease(rel); err == nil {
 			t.Errorf("%s mapped to %s", rel, got)
 		}
+	}
+}
+
+// check prints the table of properties x profiles, writes counterexamples
+// under --out, and exits 1 when a property fails where it should pass (a
+// planted mutation).
+func TestCheck(t *testing.T) {
+	code, out, errOut := runCLI(t, "check", "--profile", "linux-6.18", "--traces", "30", "--out", t.TempDir())
+	if code != exitOK || !strings.Contains(out, "stream-integrity") || !strings.Contains(out, "pass (30 traces)") {
+		t.Fatalf("code %d\n%s%s", code, out, errOut)
+	}
+	dir := t.TempDir()
+	code, out, _ = runCLI(t, "check", "--profile", "linux-6.18", "--traces", "3000", "--mutate", "sender-no-psock-ref", "--out", dir)
+	if code != exitDivergence || !strings.Contains(out, "FAIL") {
+		t.Fatalf("a planted bug passed: code %d\n%s", code, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.trace"))
+	if len(files) == 0 {
+		t.Fatal("no counterexample written")
+	}
+	// Replaying the counterexample with the mutation reproduces the
+	// difference from the clean model.
+	code, mutOut, mutErr := runCLI(t, "run", "--mutate", "sender-no-psock-ref", files[0])
+	code2, cleanOut, _ := runCLI(t, "run", files[0])
+	if code == code2 && mutOut+mutErr == cleanOut {
+		t.Fatalf("replaying %s: the mutated run equals the clean one:\n%s", files[0], cleanOut)
+	}
+	code, out, _ = runCLI(t, "check", "--mutate", "list")
+	if code != exitOK || !strings.Contains(out, "apply-ingress-loss") {
+		t.Fatalf("--mutate list: code %d\n%s", code, out)
 	}
 }
