@@ -62,6 +62,7 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./trace
+	$(GO) test -run '^$$' -fuzz FuzzModelProperties -fuzztime $(FUZZTIME) ./fuzz
 
 # The model-vs-kernel differential campaign (root): N random traces.
 N ?= 1000
