@@ -71,6 +71,8 @@ func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Optio
 	}
 	var policy Policy
 	switch {
+	case t.Schedule != nil && t.Schedule.Strategy != "":
+		policy = schedulePolicy(t.Schedule)
 	case t.Schedule != nil && t.Schedule.HasSeed:
 		policy = NewSeededPolicy(t.Schedule.Seed)
 	case t.Schedule != nil:
@@ -80,7 +82,8 @@ func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Optio
 	}
 	r := newRun(t, opts, prof, policy)
 	r.k.mut = b.mut
-	r.liveness = b.cfg.Liveness
+	// An exploring schedule always checks liveness (explore.go).
+	r.liveness = b.cfg.Liveness || r.s.explore
 	return r.execute(ctx)
 }
 
@@ -92,13 +95,14 @@ type run struct {
 	k        *kernel
 	s        *Sched
 
-	obs    []trace.Observation
-	done   []bool
-	doneWq map[*Task]*WaitQueue
-	sent   map[string]int64
-	tasks  map[string]*Task
-	failed map[string]bool // maps whose creation failed
-	opCost vtime
+	obs       []trace.Observation
+	done      []bool
+	doneOrder []int // op indices in the order they completed
+	doneWq    map[*Task]*WaitQueue
+	sent      map[string]int64
+	tasks     map[string]*Task
+	failed    map[string]bool // maps whose creation failed
+	opCost    vtime
 }
 
 // newKernel returns an empty machine running prof on the reference TCP.
@@ -161,7 +165,7 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 			break
 		}
 		if !r.s.advance() {
-			return nil, fmt.Errorf("%w: %s: every thread is blocked and no deadline is pending (model deadlock)", ErrInternal, r.t.File)
+			return nil, fmt.Errorf("%w (%w): %s: every thread is blocked and no deadline is pending", ErrInternal, ErrDeadlock, r.t.File)
 		}
 	}
 	return r.obs, nil
@@ -266,6 +270,7 @@ func (r *run) runOp(t *Task, i int) {
 	t.abortSteps = nil
 	r.obs[i] = trace.Observation{Line: op.Pos.Line, Op: op.String(), Result: res}
 	r.done[i] = true
+	r.doneOrder = append(r.doneOrder, i)
 	r.doneWq[t].wakeUp()
 }
 

@@ -24,6 +24,9 @@ var (
 	ErrNoExecutor = errors.New("model: no op-by-op executor; use trace.Run")
 	// ErrMutation marks an unknown mutation name (Config.Mutations).
 	ErrMutation = errors.New("model: unknown mutation")
+	// ErrDeadlock marks a run in which every thread is asleep and no
+	// deadline is pending. It comes wrapped together with ErrInternal.
+	ErrDeadlock = errors.New("model: deadlock")
 )
 
 // Kernel error numbers the model returns. A zero errno means success.

@@ -54,7 +54,7 @@ func (r *run) exec(t *Task, i int) trace.Result {
 		return result(k.mapDelete(m, op.Key))
 	case trace.OpPair:
 		// bpf_sock_splice_pair exists only with the loopback-splice RFC.
-		return trace.Fail(errEOPNOTSUPP)
+		return result(r.pair(t, op.A, op.B))
 	case trace.OpSend:
 		return r.send(t, op)
 	case trace.OpRecv:
@@ -297,7 +297,9 @@ func (r *run) set(t *Task, op *trace.Op) trace.Result {
 	case trace.OptNonblock:
 		sk.ONonblock = v != 0
 	case trace.OptBusypoll:
-		// sk_ll_usec: no effect on the mainline TCP paths modelled.
+		// sk_ll_usec: no effect on the mainline TCP paths modelled; the
+		// loopback splice receiver busy-polls its ring for it.
+		sk.SkLlUsec = int(v)
 	case trace.OptRcvbuf:
 		if v > sysctlRmemMax {
 			v = sysctlRmemMax

@@ -25,6 +25,13 @@ type Profile struct {
 	// tcp_bpf_recvmsg_parser rolled copied_seq back over (the goldens
 	// kf_peer_fionread and kf_skb_drop_blocking_read_eagain).
 	TCPBpfIoctl bool
+
+	// LoopbackSplice: Cong Wang's RFC "tcp: opportunistic loopback splice
+	// for BPF-paired sockets" (bpf-next, 2026-06), patches 1-2 and 4, as
+	// posted (splice_loopback.go). SpliceSeq adds the ordering fix of the
+	// out-of-tree multikernel/tcp_splice module (splice_seq.go).
+	LoopbackSplice bool
+	SpliceSeq      bool
 }
 
 // Profiles the model implements.

@@ -76,6 +76,10 @@ type SkPsock struct {
 	destroyed        bool
 
 	strp *strparser
+
+	// Splice is the loopback splice state (psock->splice, profile
+	// loopback-splice, splice_loopback.go); nil until the first pair.
+	Splice *SkPsockSplice
 }
 
 // skPsock mirrors sk_psock(): the psock attached to sk, if any.
@@ -276,6 +280,9 @@ func (k *kernel) skPsockCorkFree(p *SkPsock) {
 // skPsockDrop mirrors sk_psock_drop(): detach the psock from the socket
 // and queue its destruction (an RCU work on system_wq).
 func (k *kernel) skPsockDrop(sk *Sock, p *SkPsock) {
+	if k.prof.LoopbackSplice {
+		k.tcpBpfSpliceUnpair(p) // RFC bpf-next 2026-06, net/core/skmsg.c
+	}
 	k.skPsockRestoreProto(sk, p)
 	sk.SkUserData = nil
 	if p.Progs.StreamParser != nil {
@@ -306,6 +313,9 @@ func (k *kernel) skPsockDestroy(p *SkPsock) {
 	if p.SkRedir != nil {
 		sockPut(p.SkRedir)
 		p.SkRedir = nil
+	}
+	if k.prof.LoopbackSplice {
+		k.tcpBpfSpliceDestroy(p) // RFC bpf-next 2026-06, net/core/skmsg.c
 	}
 	sockPut(p.Sk)
 }

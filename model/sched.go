@@ -74,6 +74,13 @@ type Sched struct {
 	kernelTask *Task
 
 	fatal error // first internal failure (a model panic)
+
+	// explore is set for the exploring policies (explore.go): yield
+	// points inside ops are live and pending kernel contexts are one more
+	// candidate of every scheduling decision instead of running first.
+	explore   bool
+	decisions int // scheduling decisions with more than one candidate
+	yields    int // yield points reached
 }
 
 // kwork is one kernel context: a named closure run on the scheduler.
@@ -141,6 +148,9 @@ func newSched(policy Policy) *Sched {
 		policy = FIFOPolicy{}
 	}
 	s := &Sched{yield: make(chan struct{}), policy: policy}
+	if _, ok := policy.(exploringPolicy); ok {
+		s.explore, s.holdSoftirq = true, true
+	}
 	s.kernelTask = &Task{Name: "kworker", s: s, kernel: true}
 	return s
 }
@@ -286,6 +296,10 @@ func (s *Sched) readyTasks() []*Task {
 // settle runs kernel contexts and ready tasks until nothing can run
 // without time passing.
 func (s *Sched) settle() {
+	if s.explore {
+		s.settleExplore()
+		return
+	}
 	budget := kernelBudget
 	for s.fatal == nil {
 		if s.tasksFirst {
@@ -350,7 +364,11 @@ func (s *Sched) checkLostWakeups() error {
 	}
 	for _, t := range s.tasks {
 		if w := t.w; w != nil && w.cond != nil && !w.woken && !w.timedOut && w.cond() {
-			return fmt.Errorf("%w: thread %s sleeps while the condition it waits for holds", ErrLostWakeup, t.Name)
+			where := ""
+			if w.what != "" {
+				where = " in " + w.what
+			}
+			return fmt.Errorf("%w: thread %s sleeps%s while the condition it waits for holds", ErrLostWakeup, t.Name, where)
 		}
 	}
 	return nil
@@ -461,9 +479,11 @@ type waiter struct {
 	timedOut bool
 	deadline vtime
 	seq      uint64 // when the wait began (event order)
-	// cond is the condition the sleeper waits for (sk_wait_event's), or
-	// nil; checkLostWakeups evaluates it.
+	// cond is the condition the sleeper waits for (sk_wait_event's, or
+	// a waitEvent's, explore.go), or nil; checkLostWakeups evaluates it.
+	// what names the wait in the report.
 	cond func() bool
+	what string
 }
 
 // WaitQueue mirrors wait_queue_head_t: the tasks waiting on an object.

@@ -66,6 +66,7 @@ type kernel struct {
 	socks   map[string]*Sock
 	sockSeq []*Sock
 	maps    map[string]*BpfMap
+	splice  spliceStates // loopback splice states (splice_loopback.go)
 }
 
 // Sock mirrors struct sock together with the struct socket and struct
@@ -102,6 +103,7 @@ type Sock struct {
 	SkRmemAlloc    int
 	SkRcvtimeo     timeo
 	SkRcvlowat     int
+	SkLlUsec       int // SO_BUSY_POLL (sk_ll_usec), microseconds
 	SkRefcnt       int
 	nospace        bool // SOCK_NOSPACE
 

@@ -22,6 +22,16 @@ func (k *kernel) tcpBpfProto(base *Proto, config int) *Proto {
 	p.Close = k.sockMapClose
 	p.Recvmsg = k.tcpBpfRecvmsg
 	p.SockIsReadable = skMsgIsReadable
+	if k.prof.LoopbackSplice {
+		// RFC bpf-next 2026-06: TCP_BPF_BASE gets the splice sendmsg
+		// (TX and TXRX override it below) and tcp_bpf_is_readable.
+		p.Sendmsg = k.tcpBpfSpliceSendmsg
+		p.SockIsReadable = tcpBpfIsReadable
+		if k.prof.SpliceSeq {
+			p.SockIsReadable = spliceSeqIsReadable
+			p.Close = k.spliceSeqClose
+		}
+	}
 	if k.prof.TCPBpfIoctl {
 		p.Ioctl = k.tcpBpfIoctl
 	}
@@ -548,6 +558,10 @@ func (k *kernel) tcpBpfRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int,
 	p := skPsockGet(sk)
 	if p == nil {
 		return k.tcp.Recvmsg(t, sk, dst, flags)
+	}
+	if n, err, done := k.tcpBpfSpliceRecvDispatch(t, sk, p, dst, flags); done {
+		k.skPsockPut(sk, p)
+		return n, err
 	}
 	if !sk.SkReceiveQueue.empty() && skPsockQueueEmpty(p) {
 		k.skPsockPut(sk, p)

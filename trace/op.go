@@ -275,14 +275,32 @@ func (o *Op) Sockets() []string {
 	return []string{o.A}
 }
 
-// Schedule is the `schedule` directive: either a seed for the model's
-// scheduler or an explicit order of thread names.
+// Schedule is the `schedule` directive: a seed for the model's scheduler,
+// an explicit order of thread names, or one of the exploring strategies of
+// the model's scheduler (Strategy non-empty):
+//
+//	schedule random SEED     seeded random choice at every decision point
+//	schedule pct D SEED      PCT (probabilistic concurrency testing), depth D
+//	schedule picks I I ...   explicit choices, one index per decision point
+//
+// A thread name never starts with a digit, so these forms are unambiguous.
 type Schedule struct {
 	Pos     Pos
 	HasSeed bool
 	Seed    uint64
 	Threads []string
+
+	Strategy string // "", StrategyRandom, StrategyPCT or StrategyPicks
+	Depth    int    // StrategyPCT: the bug depth d
+	Picks    []int  // StrategyPicks: the choice at each decision point
 }
+
+// The exploring strategies of a `schedule` directive.
+const (
+	StrategyRandom = "random"
+	StrategyPCT    = "pct"
+	StrategyPicks  = "picks"
+)
 
 // Trace is a parsed trace file.
 type Trace struct {

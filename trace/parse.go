@@ -211,7 +211,11 @@ func (p *parser) header(word token) error {
 		if err != nil {
 			return err
 		}
-		if isDigit(t.text[0]) {
+		if len(p.toks) > p.i && !p.toks[p.i].quoted && isDigit(p.toks[p.i].text[0]) && (t.text == StrategyRandom || t.text == StrategyPCT || t.text == StrategyPicks) {
+			if err := p.strategy(s, t); err != nil {
+				return err
+			}
+		} else if isDigit(t.text[0]) {
 			seed, err := strconv.ParseUint(t.text, 10, 64)
 			if err != nil {
 				return p.errTok(t, "bad schedule seed %q", t.text)
@@ -658,4 +662,54 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func allDigits(s string) bool {
 	return bytes.IndexFunc([]byte(s), func(r rune) bool { return r < '0' || r > '9' }) < 0
+}
+
+// strategy parses the rest of `schedule random SEED`, `schedule pct D SEED`
+// or `schedule picks I I ...` after the strategy word w.
+func (p *parser) strategy(s *Schedule, w token) error {
+	s.Strategy = w.text
+	num := func(what string) (uint64, error) {
+		t, err := p.next(what)
+		if err != nil {
+			return 0, err
+		}
+		v, err := strconv.ParseUint(t.text, 10, 64)
+		if err != nil || t.quoted {
+			return 0, p.errTok(t, "bad schedule %s %q", what, t.text)
+		}
+		return v, nil
+	}
+	switch w.text {
+	case StrategyRandom:
+		seed, err := num("seed")
+		if err != nil {
+			return err
+		}
+		s.Seed = seed
+	case StrategyPCT:
+		d, err := num("depth")
+		if err != nil {
+			return err
+		}
+		if d < 1 || d > 64 {
+			return p.errAt(Pos{p.line0, p.toks[p.i-1].col}, "schedule pct depth %d outside [1, 64]", d)
+		}
+		seed, err := num("seed")
+		if err != nil {
+			return err
+		}
+		s.Depth, s.Seed = int(d), seed
+	case StrategyPicks:
+		for p.i < len(p.toks) {
+			v, err := num("pick")
+			if err != nil {
+				return err
+			}
+			if v > 1<<16 {
+				return p.errAt(Pos{p.line0, p.toks[p.i-1].col}, "schedule pick %d too large", v)
+			}
+			s.Picks = append(s.Picks, int(v))
+		}
+	}
+	return nil
 }

@@ -105,9 +105,20 @@ func (t *Trace) Format() string {
 		fmt.Fprintf(&b, "profile %s\n", t.Profile)
 	}
 	if s := t.Schedule; s != nil {
-		if s.HasSeed {
+		switch {
+		case s.Strategy == StrategyRandom:
+			fmt.Fprintf(&b, "schedule random %d\n", s.Seed)
+		case s.Strategy == StrategyPCT:
+			fmt.Fprintf(&b, "schedule pct %d %d\n", s.Depth, s.Seed)
+		case s.Strategy == StrategyPicks:
+			b.WriteString("schedule picks")
+			for _, v := range s.Picks {
+				fmt.Fprintf(&b, " %d", v)
+			}
+			b.WriteByte('\n')
+		case s.HasSeed:
 			fmt.Fprintf(&b, "schedule %d\n", s.Seed)
-		} else {
+		default:
 			fmt.Fprintf(&b, "schedule %s\n", strings.Join(s.Threads, " "))
 		}
 	}
@@ -129,7 +140,8 @@ func Equal(a, b *Trace) bool {
 	}
 	if a.Schedule != nil {
 		sa, sb := a.Schedule, b.Schedule
-		if sa.HasSeed != sb.HasSeed || sa.Seed != sb.Seed || strings.Join(sa.Threads, " ") != strings.Join(sb.Threads, " ") {
+		if sa.HasSeed != sb.HasSeed || sa.Seed != sb.Seed || strings.Join(sa.Threads, " ") != strings.Join(sb.Threads, " ") ||
+			sa.Strategy != sb.Strategy || sa.Depth != sb.Depth || fmt.Sprint(sa.Picks) != fmt.Sprint(sb.Picks) {
 			return false
 		}
 	}

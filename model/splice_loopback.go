@@ -1,0 +1,545 @@
+package model
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/splicecheck/splicecheck/ringbuf"
+)
+
+// This file is profile loopback-splice: Cong Wang's RFC "tcp: opportunistic
+// loopback splice for BPF-paired sockets" (bpf-next, 2026-06-12), patches 1
+// (bpf_sock_splice_pair, the per-direction ring, splice_send_ring,
+// tcp_bpf_splice_recvmsg, teardown), 2 (busy-poll of the ring) and 4
+// (SO_BUSY_POLL from BPF: the trace's `set S busypoll US` stands for it),
+// exactly as posted, bugs included. Functions cite "(net/ipv4/tcp_bpf.c,
+// RFC bpf-next 2026-06)" or net/core/skmsg.c of the same series.
+//
+// The model's pair op is the sock_ops program of patch 3 reduced to its
+// kfunc call: `pair A B` is bpf_sock_splice_pair(peer = B, skops->sk = A).
+
+func init() {
+	patches["loopback-splice"] = func(p *Profile) { p.LoopbackSplice = true }
+	patches["loopback-splice-seq"] = func(p *Profile) { p.LoopbackSplice, p.SpliceSeq = true, true }
+}
+
+// spliceRingSize is SPLICE_RING_SIZE: 16 KiB per direction (a ring holds
+// at most spliceRingSize-1 bytes, CIRC_SPACE keeping one byte free).
+const spliceRingSize = 16 * 1024
+
+// mutSpliceWakeNoBarrier removes the smp_mb() of splice_wake_sync(): the
+// producer's load of waitqueue_active() is satisfied before its store of
+// ring_head is visible (the store-buffer reordering x86 allows), so a
+// receiver that queues itself and tests the ring in between sleeps with
+// data in the ring and nobody wakes it.
+var mutSpliceWakeNoBarrier = registerMutation("splice-wake-no-barrier",
+	"loopback splice: splice_wake_sync without smp_mb, waitqueue_active read before the ring_head publish (lost wakeup)")
+
+// SkPsockSplice mirrors struct sk_psock_splice: the splice state of one
+// psock. Ring is the ring this socket reads (ring_buf); the paired
+// sender writes into it.
+//
+// Ownership: allocated lazily by the first bpf_sock_splice_pair on the
+// psock and kept for the psock's lifetime; tcp_bpf_splice_destroy kills
+// RingRef and the release (a kernel context) frees the ring and the
+// state once no sender holds a reference. Peer holds a psock reference
+// (sk_psock_get) on the peer while paired.
+//
+// LOCKING: the kernel's ->lock serialises only allocation and teardown;
+// the model runs one context at a time, so the pair lock is implicit.
+// The data path is lock-free: Ring's cursors are published with release
+// stores (ringbuf).
+type SkPsockSplice struct {
+	Psock   *SkPsock
+	Peer    *SkPsock // NULL after unpair
+	Ring    *ringbuf.Ring
+	RingRef percpuRef
+	freed   bool // splice_ring_ref_release ran: ring and state are gone
+
+	// SpliceSeq only (splice_seq.go): the sender's frozen TCP->ring
+	// boundary, published before the first ring byte.
+	RingActive bool
+	RingSeq    uint32
+}
+
+// percpuRef mirrors struct percpu_ref as the RFC uses it (ring_ref): a
+// count that starts at one, tryget_live fails once killed, and the
+// release runs (after an RCU grace period, here a kernel context) when
+// the count reaches zero after kill.
+type percpuRef struct {
+	count   int
+	dead    bool
+	release func()
+}
+
+// tryGetLive mirrors percpu_ref_tryget_live().
+func (r *percpuRef) tryGetLive() bool {
+	if r.dead {
+		return false
+	}
+	r.count++
+	return true
+}
+
+// put mirrors percpu_ref_put().
+func (r *percpuRef) put() {
+	r.count--
+	if r.count == 0 && r.release != nil {
+		r.release()
+	}
+	if r.count < 0 {
+		panic("model: percpu_ref put below zero")
+	}
+}
+
+// kill mirrors percpu_ref_kill(): drop the initial reference.
+func (r *percpuRef) kill() {
+	if r.dead {
+		panic("model: percpu_ref_kill twice")
+	}
+	r.dead = true
+	r.put()
+}
+
+// spliceStates is the kernel's list of every splice state allocated in a
+// run, for the teardown properties (explore.go). Unlike Linux, which
+// keeps no such list.
+type spliceStates struct {
+	all []*SkPsockSplice
+}
+
+// skPsockIsSpliced mirrors sk_psock_is_spliced().
+func skPsockIsSpliced(p *SkPsock) bool {
+	return p.Splice != nil && p.Splice.Peer != nil
+}
+
+// spliceRingRefRelease mirrors splice_ring_ref_release(): the ring_ref
+// reached zero after kill; free the ring and the state. It runs as a
+// kernel context (percpu_ref's release after the RCU grace period).
+func (k *kernel) spliceRingRefRelease(s *SkPsockSplice) {
+	k.s.queueWork("splice_ring_ref_release", func() {
+		k.spliceRingFree(s)
+		s.freed = true
+	})
+}
+
+// spliceGetOrAlloc mirrors splice_get_or_alloc(): the psock's splice
+// state, allocated on first use. Unlike Linux, allocation never fails.
+func (k *kernel) spliceGetOrAlloc(p *SkPsock) *SkPsockSplice {
+	if p.Splice != nil {
+		return p.Splice
+	}
+	s := &SkPsockSplice{Psock: p}
+	s.RingRef = percpuRef{count: 1, release: func() { k.spliceRingRefRelease(s) }}
+	p.Splice = s
+	k.splice.all = append(k.splice.all, s)
+	return s
+}
+
+// spliceRingAlloc mirrors splice_ring_alloc(): the 16 KiB ring, once.
+// The ring's hooks are the model's yield points between copying bytes
+// and publishing a cursor.
+func (k *kernel) spliceRingAlloc(s *SkPsockSplice) syscall.Errno {
+	if s.Ring != nil {
+		return errOK
+	}
+	r, err := ringbuf.NewWithHooks(spliceRingSize, &ringbuf.Hooks{
+		BeforePublishHead: func(head, next uint64) {
+			k.yieldCur("splice_ring_write: bytes copied, ring_head not yet published")
+		},
+		BeforePublishTail: func(tail, next uint64) {
+			k.yieldCur("splice_ring_read: bytes copied out, ring_tail not yet published")
+		},
+	})
+	if err != nil {
+		panic(fmt.Sprintf("model: splice ring: %v", err))
+	}
+	s.Ring = r
+	return errOK
+}
+
+// spliceRingFree mirrors splice_ring_free().
+func (k *kernel) spliceRingFree(s *SkPsockSplice) {
+	s.Ring = nil
+}
+
+// spliceWake mirrors splice_wake(): smp_mb(), then wake every waiter if
+// the wait queue is active (teardown).
+func (k *kernel) spliceWake(sk *Sock) {
+	k.yieldCur("splice_wake: after smp_mb, before waitqueue_active")
+	if sk.Wq.Len() > 0 {
+		sk.Wq.wakeUp()
+	}
+}
+
+// spliceWakeSync mirrors splice_wake_sync(): after a producer's ring
+// write, smp_mb() orders the ring_head publish before the
+// waitqueue_active() load, pairing with set_current_state() in the
+// receiver's wait; then wake with EPOLLIN. active, when not nil, is a
+// waitqueue_active() value loaded earlier (mutSpliceWakeNoBarrier).
+func (k *kernel) spliceWakeSync(sk *Sock, active *bool) {
+	if active == nil {
+		k.yieldCur("splice_wake_sync: after smp_mb, before waitqueue_active")
+		a := sk.Wq.Len() > 0
+		active = &a
+	}
+	if *active {
+		sk.Wq.wakeUp()
+	}
+}
+
+// tcpBpfSpliceSendmsg mirrors tcp_bpf_splice_sendmsg() (net/ipv4/tcp_bpf.c,
+// RFC bpf-next 2026-06): the sendmsg of TCP_BPF_BASE (and RX) sockets.
+// Bytes splice_send_ring did not take go through tcp_sendmsg.
+func (k *kernel) tcpBpfSpliceSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+	if k.prof.SpliceSeq {
+		return k.spliceSeqSendmsg(t, sk, src, flags)
+	}
+	size := src.left()
+	spliced := 0
+	if p := skPsockGet(sk); p != nil {
+		if skPsockIsSpliced(p) {
+			spliced = k.spliceSendRing(t, sk, p, src, flags)
+		}
+		k.skPsockPut(sk, p)
+	}
+	if spliced < size {
+		ret, err := k.tcpProt().Sendmsg(t, sk, src, flags)
+		if err != 0 {
+			if spliced > 0 {
+				return spliced, errOK
+			}
+			return 0, err
+		}
+		return spliced + ret, errOK
+	}
+	return spliced, errOK
+}
+
+// spliceSendRing mirrors splice_send_ring() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06): copy into the peer's ring while the peer is paired,
+// this socket has no error and no SEND_SHUTDOWN, the peer's
+// sk_receive_queue is empty and the ring has space; wake the peer once
+// at the end. It returns the bytes it took (the rest goes to TCP).
+func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, flags int) int {
+	_ = flags // unused in the RFC too (the CI bot's review of patch 1)
+	self := p.Splice
+	if self == nil {
+		return 0
+	}
+	var active *bool // mutSpliceWakeNoBarrier: waitqueue_active loaded early
+	total := 0
+	for size := src.left(); size > 0; {
+		var peerS *SkPsockSplice
+		space := 0
+		if peer := self.Peer; peer != nil {
+			ps := peer.Splice
+			if ps != nil && ps.Ring != nil && sk.SkErr == 0 && sk.SkShutdown&sendShutdown == 0 &&
+				peer.Sk.SkReceiveQueue.empty() {
+				space = ps.Ring.Space()
+				if space > 0 && ps.RingRef.tryGetLive() {
+					peerS = ps
+				}
+			}
+			if peerS != nil && k.mutated(mutSpliceWakeNoBarrier) && active == nil {
+				a := peer.Sk.Wq.Len() > 0
+				active = &a
+			}
+		}
+		if peerS == nil {
+			break
+		}
+		// The defect (a) window: the peer's receive queue was empty when
+		// checked, TCP bytes of an earlier send may still be in flight.
+		k.yieldCur("splice_send_ring: peer rcv_queue checked empty, before splice_ring_write")
+		done := k.spliceRingWrite(peerS, src, min(size, space))
+		peerS.RingRef.put()
+		if done == 0 {
+			break
+		}
+		total += done
+		size -= done
+	}
+	if total > 0 {
+		if peer := self.Peer; peer != nil {
+			k.spliceWakeSync(peer.Sk, active)
+		}
+	}
+	return total
+}
+
+// spliceRingWrite mirrors splice_ring_write(): copy up to size bytes of
+// src at ring_head and publish the new head (ringbuf.Ring.Write, whose
+// BeforePublishHead hook is a yield point). size never exceeds the space
+// splice_ring_space found, so the write uses the cached tail only, as
+// the RFC's does.
+//
+// Precondition: the caller holds s.RingRef.
+func (k *kernel) spliceRingWrite(s *SkPsockSplice, src *srcIter, size int) int {
+	if s.freed || s.Ring == nil {
+		panic("model: splice_ring_write into a freed ring")
+	}
+	buf := make([]byte, size)
+	src.copyTo(buf)
+	n, _ := s.Ring.Write(buf)
+	if n < size {
+		src.revert(size - n)
+	}
+	return n
+}
+
+// spliceRingRead mirrors splice_ring_read(): copy up to size bytes out at
+// ring_tail and publish the new tail. Unlike the RFC, whose consumer
+// loads ring_head on every call, ringbuf's consumer caches Head and a
+// read may stop at the cached head: a second read then loads Head, so a
+// call returns every byte published before it, as the RFC's does.
+func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
+	r := s.Ring
+	if r == nil || size <= 0 {
+		return 0
+	}
+	buf := make([]byte, size)
+	n, _ := r.Read(buf)
+	if n > 0 && n < size {
+		m, _ := r.Read(buf[n:])
+		n += m
+	}
+	dst.copyIn(buf[:n])
+	return n
+}
+
+// spliceRingHasData mirrors splice_ring_has_data().
+func spliceRingHasData(s *SkPsockSplice) bool {
+	return s.Ring != nil && s.Ring.HasData()
+}
+
+// spliceRecvReady mirrors splice_recv_ready(): the receiver's wake
+// condition.
+func spliceRecvReady(sk *Sock, s *SkPsockSplice) bool {
+	return spliceRingHasData(s) || !sk.SkReceiveQueue.empty() || sk.SkErr != 0 ||
+		sk.SkShutdown&rcvShutdown != 0 || s.Peer == nil
+}
+
+// spliceBusyLoop mirrors splice_busy_loop() (patch 2): spin on the ring
+// for the socket's SO_BUSY_POLL budget (sk_ll_usec) before parking. Each
+// cpu_relax() is a yield point and costs a microsecond of virtual time.
+// Unlike Linux, there are no signals.
+func (k *kernel) spliceBusyLoop(t *Task, sk *Sock, ready func() bool) {
+	if sk.SkLlUsec <= 0 {
+		return
+	}
+	for i := 0; i < sk.SkLlUsec; i++ {
+		t.yieldPoint("splice_busy_loop: cpu_relax")
+		t.spin(time.Microsecond)
+		if ready() {
+			return
+		}
+	}
+}
+
+// tcpBpfIsReadable mirrors tcp_bpf_is_readable(): poll's view of a paired
+// socket: ring data (splice_ring_has_data), else ingress_msg.
+func tcpBpfIsReadable(sk *Sock) bool {
+	p := skPsock(sk)
+	if p == nil {
+		return false
+	}
+	if p.Splice != nil && spliceRingHasData(p.Splice) {
+		return true
+	}
+	return len(p.IngressMsg) > 0
+}
+
+// tcpBpfSpliceRecvDispatch is the splice dispatch the RFC adds at the top
+// of tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c, RFC bpf-next 2026-06): on a
+// paired psock, tcp_bpf_splice_recvmsg runs first; bytes or an error end
+// the call (done), otherwise the mainline path follows.
+func (k *kernel) tcpBpfSpliceRecvDispatch(t *Task, sk *Sock, p *SkPsock, dst *iovIter, flags int) (n int, err syscall.Errno, done bool) {
+	if !k.prof.LoopbackSplice || !skPsockIsSpliced(p) {
+		return 0, errOK, false
+	}
+	if k.prof.SpliceSeq {
+		n, err = k.spliceSeqRecvmsg(t, sk, p, dst, flags)
+		return n, err, true
+	}
+	n, err = k.tcpBpfSpliceRecvmsg(t, sk, p, dst, flags)
+	if n > 0 || err != 0 {
+		return n, err, true
+	}
+	return 0, errOK, false
+}
+
+// tcpBpfSpliceRecvmsg mirrors tcp_bpf_splice_recvmsg() (net/ipv4/tcp_bpf.c,
+// RFC bpf-next 2026-06, with patch 2's busy-poll): drain the ring, or
+// defer to TCP (0) when sk_receive_queue has bytes, or report EOF, a gone
+// pair (0), sk_err (not cleared: -sk->sk_err) or EAGAIN, or sleep until
+// the sender publishes. MSG_PEEK returns 0 at once (ring bytes are
+// invisible to it). Unlike Linux, there are no signals.
+func (k *kernel) tcpBpfSpliceRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, flags int) (int, syscall.Errno) {
+	if flags&msgPeek != 0 {
+		return 0, errOK
+	}
+	s := p.Splice
+	if s == nil {
+		return 0, errOK
+	}
+	to := sk.sockRcvtimeo(flags&msgDontwait != 0)
+	for {
+		if n := k.spliceRingRead(s, dst, dst.left()); n > 0 {
+			return n, errOK
+		}
+		// Between the empty ring and the checks that end the call: a
+		// sender may publish and a FIN land here (defect (b)).
+		t.yieldPoint("tcp_bpf_splice_recvmsg: ring empty, before the rcv_queue/shutdown checks")
+		if !sk.SkReceiveQueue.empty() {
+			return 0, errOK
+		}
+		if sk.SkErr != 0 {
+			return 0, sk.SkErr
+		}
+		if sk.SkShutdown&rcvShutdown != 0 {
+			return 0, errOK // EOF
+		}
+		if s.Peer == nil {
+			return 0, errOK // pair gone
+		}
+		if to == 0 {
+			return 0, errEAGAIN
+		}
+		k.spliceBusyLoop(t, sk, func() bool { return spliceRecvReady(sk, s) })
+		if spliceRingHasData(s) {
+			continue
+		}
+		to = t.waitEvent(&sk.Wq, to, "splice_recv_wait", func() bool { return spliceRecvReady(sk, s) })
+	}
+}
+
+// bpfSockSplicePair mirrors bpf_sock_splice_pair() (net/ipv4/tcp_bpf.c,
+// RFC bpf-next 2026-06): validate both sockets (splice_validate), take
+// both psocks (-ENOENT), allocate both splice states and rings, and
+// install the pair under both locks (-EEXIST if either side is paired);
+// each side keeps a psock reference on the other. The KF_RELEASE
+// reference on peer (the sockhash lookup's) is consumed on every path.
+func (k *kernel) bpfSockSplicePair(sk, peer *Sock) syscall.Errno {
+	if sk == nil || peer == nil || sk == peer {
+		return errEINVAL
+	}
+	sockHold(peer) // the sockhash lookup's reference, consumed below
+	defer sockPut(peer)
+	if err := spliceValidate(sk, peer); err != 0 {
+		return err
+	}
+	pSelf := skPsockGet(sk)
+	if pSelf == nil {
+		return errENOENT
+	}
+	defer k.skPsockPut(sk, pSelf)
+	pPeer := skPsockGet(peer)
+	if pPeer == nil {
+		return errENOENT
+	}
+	defer k.skPsockPut(peer, pPeer)
+	selfS := k.spliceGetOrAlloc(pSelf)
+	peerS := k.spliceGetOrAlloc(pPeer)
+	if err := k.spliceRingAlloc(selfS); err != 0 {
+		return err
+	}
+	if err := k.spliceRingAlloc(peerS); err != 0 {
+		return err
+	}
+	if selfS.Peer != nil || peerS.Peer != nil {
+		return syscall.EEXIST
+	}
+	if skPsockGet(sk) == nil {
+		return errENOENT
+	}
+	if skPsockGet(peer) == nil {
+		k.skPsockPut(sk, pSelf)
+		return errENOENT
+	}
+	selfS.Peer, peerS.Peer = pPeer, pSelf
+	return errOK
+}
+
+// spliceValidate mirrors splice_validate() with splice_state_ok(): both
+// TCP (always, in the model), ESTABLISHED or SYN_RECV. Unlike Linux, the
+// model has no TCP repair mode and no urgent data, so those checks never
+// fail.
+func spliceValidate(a, b *Sock) syscall.Errno {
+	ok := func(st TCPState) bool { return st == TCPEstablished || st == TCPSynRecv }
+	if !ok(a.State) || !ok(b.State) {
+		return errEINVAL
+	}
+	return errOK
+}
+
+// tcpBpfSpliceUnpair mirrors tcp_bpf_splice_unpair() (net/ipv4/tcp_bpf.c,
+// RFC bpf-next 2026-06), which the RFC calls only from sk_psock_drop():
+// clear both peers under both locks, wake both sockets, drop the pair's
+// two psock references. Since each side's reference keeps the other
+// psock alive, sk_psock_drop never runs on a paired psock and this finds
+// was_paired false (defect (b), the leak); should it ever find it true,
+// the put of the psock being dropped would underflow its refcount, which
+// the model reports.
+func (k *kernel) tcpBpfSpliceUnpair(p *SkPsock) {
+	self := p.Splice
+	if self == nil {
+		return
+	}
+	peer := self.Peer
+	if peer == nil {
+		return
+	}
+	got := skPsockGet(peer.Sk)
+	if got == nil {
+		return
+	}
+	peerS := peer.Splice
+	if peerS == nil {
+		k.skPsockPut(peer.Sk, got)
+		return
+	}
+	wasPaired := false
+	if self.Peer == peer && peerS.Peer == p {
+		self.Peer, peerS.Peer = nil, nil
+		wasPaired = true
+	}
+	k.spliceWake(p.Sk)
+	k.spliceWake(peer.Sk)
+	if wasPaired {
+		k.skPsockPut(peer.Sk, peer)
+		if p.Refcnt <= 0 {
+			panic(fmt.Sprintf("model: tcp_bpf_splice_unpair: psock of %s refcount underflow", p.Sk.Name))
+		}
+		k.skPsockPut(p.Sk, p)
+	}
+	k.skPsockPut(peer.Sk, got)
+}
+
+// tcpBpfSpliceDestroy mirrors tcp_bpf_splice_destroy(), called from
+// sk_psock_destroy(): kill the ring_ref; the release frees the ring once
+// no sender holds it.
+func (k *kernel) tcpBpfSpliceDestroy(p *SkPsock) {
+	if s := p.Splice; s != nil && !s.RingRef.dead {
+		s.RingRef.kill()
+	}
+}
+
+// pair is the trace's `pair A B`: bpf_sock_splice_pair(B, skops of A),
+// EOPNOTSUPP without the loopback-splice profile.
+func (r *run) pair(t *Task, a, b string) syscall.Errno {
+	if !r.k.prof.LoopbackSplice {
+		return errEOPNOTSUPP
+	}
+	sa, sb := r.k.socks[a], r.k.socks[b]
+	if err := sa.fget(); err != 0 {
+		return err
+	}
+	defer sa.fput(t)
+	if err := sb.fget(); err != 0 {
+		return err
+	}
+	defer sb.fput(t)
+	return r.k.bpfSockSplicePair(sa, sb)
+}
