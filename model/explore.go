@@ -429,6 +429,9 @@ type SearchConfig struct {
 	// MaxBranch bounds exhaustive search: only the first MaxBranch
 	// decisions of a run branch (default 24).
 	MaxBranch int
+	// Accept, when set, narrows what counts as a violation: a run whose
+	// CheckProperties error it rejects does not end the search.
+	Accept func(o *Outcome, violation error) bool
 }
 
 // StrategyExhaustive is SearchConfig.Strategy for bounded exhaustive
@@ -487,7 +490,7 @@ func (b *Backend) Search(ctx context.Context, t *trace.Trace, opts trace.Options
 		if sched == nil {
 			sched = &trace.Schedule{Strategy: trace.StrategyPicks, Picks: o.Picks}
 		}
-		if v := o.CheckProperties(); v != nil {
+		if v := o.CheckProperties(); v != nil && (cfg.Accept == nil || cfg.Accept(o, v)) {
 			res.Violation, res.Schedule = v, sched
 			ce := *t
 			ce.Schedule = sched
@@ -519,4 +522,37 @@ func nextPrefix(o *Outcome, maxBranch int) ([]int, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Shrink removes ops from a counterexample while a search with cfg still
+// finds a violation that errors.Is the same property error (kind), one op
+// at a time from the end, until no single removal keeps it. It returns
+// the shrunk trace with the schedule of its violating run.
+func (b *Backend) Shrink(ctx context.Context, t *trace.Trace, opts trace.Options, cfg SearchConfig, kind error) (*SearchResult, error) {
+	best, err := b.Search(ctx, t, opts, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if best.Violation == nil || !errors.Is(best.Violation, kind) {
+		return nil, fmt.Errorf("shrink %s: no %v found in %d runs: %w", t.File, kind, best.Runs, ErrInternal)
+	}
+	cur := t
+	for changed := true; changed; {
+		changed = false
+		for i := len(cur.Ops) - 1; i >= 0; i-- {
+			cand := *cur
+			cand.Schedule = nil
+			cand.Ops = append(append([]trace.Op(nil), cur.Ops[:i]...), cur.Ops[i+1:]...)
+			parsed, err := trace.Parse(t.File, []byte(cand.Format()))
+			if err != nil {
+				continue // the removal broke the trace (a join of a gone thread)
+			}
+			res, err := b.Search(ctx, parsed, opts, cfg)
+			if err != nil || res.Violation == nil || !errors.Is(res.Violation, kind) {
+				continue
+			}
+			cur, best, changed = parsed, res, true
+		}
+	}
+	return best, nil
 }
