@@ -24,6 +24,9 @@
 //	iocopy.go    Go's io.Copy (splice, then the generic copy on EINVAL)
 //	poll.go      poll masks
 //	profile.go   linux-6.18 and linux-6.1
+//	splice_loopback.go  profile loopback-splice (Cong Wang's RFC, as posted)
+//	splice_seq.go       profile loopback-splice-seq (multikernel/tcp_splice's ordering fix)
+//	explore.go   exploring policies, yield points, lost wakeups, properties, search, shrink
 //
 // Every function that mirrors kernel code names it, with file and
 // version; deliberate differences are marked "Unlike Linux".
@@ -76,6 +79,11 @@
 // they became ready: op dispatch order, wait-queue wake order). A trace's
 // `schedule T1 T2 ...` gives thread priorities, `schedule SEED` (or
 // Options.Seed) a seeded random choice; same trace and seed, same output.
+// `schedule random SEED`, `schedule pct D SEED` and `schedule picks I ...`
+// select the exploring policies (explore.go): yield points inside ops
+// become live and pending kernel contexts (softirq delivery, works) are
+// scheduled like threads, so segments can stay in flight; each such run
+// replays exactly from its directive.
 //
 // # Ownership and lifetimes
 //

@@ -96,7 +96,7 @@ func TestRFCDefects(t *testing.T) {
 	for _, c := range rfcDefects {
 		t.Run(c.name, func(t *testing.T) {
 			tr := loadTrace(t, scenarioDir+c.scenario+".trace")
-			cfg := SearchConfig{Strategy: c.strategy, Runs: 500, Accept: c.accept}
+			cfg := SearchConfig{Strategy: c.strategy, Runs: 150, Accept: c.accept}
 			start := time.Now()
 			found, err := New().Search(context.Background(), tr, trace.Options{}, cfg)
 			if err != nil {

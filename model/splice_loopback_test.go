@@ -1,0 +1,157 @@
+package model
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// runLines runs src on the model (default FIFO policy) and returns the
+// observation lines.
+func runLines(t *testing.T, src string) []string {
+	t.Helper()
+	tr, err := trace.Parse("t.trace", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := trace.Run(context.Background(), New(), tr, trace.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range obs {
+		out = append(out, o.String())
+	}
+	return out
+}
+
+const pairedSetup = `profile loopback-splice
+conn a b
+map m sockhash 2
+insert m 0 a
+insert m 1 b
+`
+
+// TestSplicePair checks bpf_sock_splice_pair's validation and errnos as
+// posted, and that the op is refused without the RFC.
+func TestSplicePair(t *testing.T) {
+	got := runLines(t, `profile loopback-splice
+conn a b
+conn c d
+map m sockhash 4
+insert m 0 a
+pair a b
+insert m 1 b
+pair a a
+pair a b
+pair b a
+insert m 2 c
+insert m 3 d
+shutdown c wr
+pair c d
+close d
+pair c d
+`)
+	check := func(prefix, res string) {
+		t.Helper()
+		for _, g := range got {
+			if strings.HasPrefix(g, prefix) {
+				if !strings.HasSuffix(g, "=> "+res) {
+					t.Errorf("%s, want %s", g, res)
+				}
+				return
+			}
+		}
+		t.Errorf("no line %q in %q", prefix, got)
+	}
+	check("6: pair a b", "-ENOENT")
+	check("8: pair a a", "-EINVAL")
+	check("9: pair a b", "ok")
+	check("10: pair b a", "-EEXIST")
+	check("14: pair c d", "-EINVAL") // c is FIN_WAIT, d CLOSE_WAIT: splice_state_ok fails
+	check("16: pair c d", "-EBADF")
+
+	plain := runLines(t, "profile linux-6.18\nconn a b\npair a b\n")
+	if plain[1] != "3: pair a b => -EOPNOTSUPP" {
+		t.Errorf("linux-6.18: %s", plain[1])
+	}
+}
+
+// TestSpliceDataPath checks the posted data path without races: ring
+// capacity and the TCP fallback on a full ring, the fallback while the
+// peer's receive queue holds bytes, ring-first draining, FIONREAD (ring
+// bytes invisible), poll (tcp_bpf_is_readable), MSG_PEEK (ring
+// invisible: the sk_msg path waits, then -EAGAIN), EAGAIN and EOF.
+func TestSpliceDataPath(t *testing.T) {
+	got := runLines(t, pairedSetup+`pair a b
+send a 20000
+fionread b
+poll b
+recv b 100 peek dontwait
+recv b 20000
+poll b
+recv b 20000
+send a "tcp"
+recv b 1
+send a "more"
+recv b 100
+set b nonblock on
+recv b 10
+set b nonblock off
+set b busypoll 50
+@t1 recv b 10
+send a "wake"
+join t1
+shutdown a wr
+recv b 10
+`)
+	want := []string{
+		"7: send a 20000 => 20000",
+		"8: fionread b => 0",
+		"9: poll b => IN|OUT",
+		// MSG_PEEK skips the ring and peeks the TCP tail: it shows bytes
+		// 16383.. while the next recv returns bytes 0.. from the ring.
+		"10: recv b 100 peek dontwait => 100 ",
+		"11: recv b 20000 => 16383 ", // the ring (CIRC_SPACE leaves a byte)
+		"12: poll b => IN|OUT",       // the 3617 TCP bytes
+		"13: recv b 20000 => 3617 ",
+		"14: send a \"tcp\" => 3",
+		"15: recv b 1 => 1 \"t\"", // "tcp" went to the ring: the queue was empty
+		"16: send a \"more\" => 4",
+		"17: recv b 100 => 6 \"cpmore\"",
+		"18: set b nonblock on => ok",
+		"19: recv b 10 => -EAGAIN",
+		"22: @t1 recv b 10 => 4 \"wake\"",
+		"26: recv b 10 => 0 \"\"",
+	}
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			if strings.HasPrefix(g, w) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("missing %q in\n%s", w, strings.Join(got, "\n"))
+		}
+	}
+}
+
+// TestSpliceFallbackOnQueuedTCP: while b's receive queue holds TCP bytes
+// the sender stays on TCP; the receiver reads them through tcp_recvmsg.
+func TestSpliceFallbackOnQueuedTCP(t *testing.T) {
+	got := runLines(t, pairedSetup+`send a "early"
+pair a b
+send a "late"
+fionread b
+recv b 100
+`)
+	// "early" went by TCP before the pair; "late" finds the queue
+	// non-empty and follows it by TCP (FIONREAD counts neither: 6.18's
+	// tcp_bpf_ioctl reports msg_tot_len).
+	if got[len(got)-1] != `10: recv b 100 => 9 "earlylate"` {
+		t.Errorf("got %q", got)
+	}
+}
