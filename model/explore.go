@@ -333,7 +333,9 @@ func (o *Outcome) CheckProperties() error {
 	r := o.r
 	sent := map[string][]byte{}
 	got := map[string][]byte{}
-	eof := map[string]int{}
+	eof := map[string]int{}      // first EOF read per socket
+	gotAtEOF := map[string]int{} // bytes received before it
+	errSeen := map[string]bool{} // a read failed (ECONNRESET: Linux loses data too)
 	for _, i := range r.doneOrder {
 		op := &r.t.Ops[i]
 		res := r.obs[i].Result
@@ -350,12 +352,17 @@ func (o *Outcome) CheckProperties() error {
 			}
 			sent[op.A] = append(sent[op.A], b...)
 		case trace.OpRecv:
-			if op.Flags&trace.FlagPeek != 0 || res.N < 0 || res.Err != 0 {
+			if op.Flags&trace.FlagPeek != 0 {
+				continue
+			}
+			if res.N < 0 || res.Err != 0 {
+				errSeen[op.A] = true
 				continue
 			}
 			if res.N == 0 && op.Size > 0 {
 				if _, seen := eof[op.A]; !seen {
 					eof[op.A] = i
+					gotAtEOF[op.A] = len(got[op.A])
 				}
 				continue
 			}
@@ -379,6 +386,20 @@ func (o *Outcome) CheckProperties() error {
 			}
 			return fmt.Errorf("%w: %s received %d bytes from %s (which sent %d); they differ from offset %d",
 				ErrStreamOrder, sk.Name, len(g), peer.Name, len(s), n)
+		}
+	}
+	// A socket saw EOF: every byte its peer sent (all before its FIN: a
+	// send after SEND_SHUTDOWN fails) must have been read before it,
+	// unless a read failed (a reset, where Linux drops data too).
+	for _, sk := range r.k.sockSeq {
+		i, seen := eof[sk.Name]
+		peer := r.k.peerOf(sk)
+		if !seen || peer == nil || errSeen[sk.Name] || r.obs[i].Result.Note != "" {
+			continue
+		}
+		if n := len(sent[peer.Name]); gotAtEOF[sk.Name] < n {
+			return fmt.Errorf("%w: %s: line %d returned EOF after %d of the %d bytes %s sent",
+				ErrDataAfterEOF, sk.Name, r.t.Ops[i].Pos.Line, gotAtEOF[sk.Name], n, peer.Name)
 		}
 	}
 	for _, s := range r.k.splice.all {
@@ -494,6 +515,9 @@ func (b *Backend) Search(ctx context.Context, t *trace.Trace, opts trace.Options
 			res.Violation, res.Schedule = v, sched
 			ce := *t
 			ce.Schedule = sched
+			if opts.Profile != "" {
+				ce.Profile = opts.Profile
+			}
 			res.Counterexample = &ce
 			return res, nil
 		}
