@@ -93,13 +93,16 @@ func (r *percpuRef) put() {
 	}
 }
 
-// kill mirrors percpu_ref_kill(): drop the initial reference.
-func (r *percpuRef) kill() {
+// kill mirrors percpu_ref_kill(): drop the initial reference. It reports
+// whether a holder was still in flight (the release waits for it).
+func (r *percpuRef) kill() (inFlight bool) {
 	if r.dead {
 		panic("model: percpu_ref_kill twice")
 	}
 	r.dead = true
+	inFlight = r.count > 1
 	r.put()
+	return inFlight
 }
 
 // spliceStates is the kernel's list of every splice state allocated in a
@@ -107,6 +110,9 @@ func (r *percpuRef) kill() {
 // keeps no such list.
 type spliceStates struct {
 	all []*SkPsockSplice
+	// killedInFlight counts ring_ref kills that found a sender holding
+	// the ring (the release then waited for its put).
+	killedInFlight int
 }
 
 // skPsockIsSpliced mirrors sk_psock_is_spliced().
@@ -283,6 +289,9 @@ func (k *kernel) spliceRingWrite(s *SkPsockSplice, src *srcIter, size int) int {
 	buf := make([]byte, size)
 	src.copyTo(buf)
 	n, _ := s.Ring.Write(buf)
+	if s.freed {
+		panic("model: splice ring freed while a sender held ring_ref")
+	}
 	if n < size {
 		src.revert(size - n)
 	}
@@ -522,7 +531,9 @@ func (k *kernel) tcpBpfSpliceUnpair(p *SkPsock) {
 // no sender holds it.
 func (k *kernel) tcpBpfSpliceDestroy(p *SkPsock) {
 	if s := p.Splice; s != nil && !s.RingRef.dead {
-		s.RingRef.kill()
+		if s.RingRef.kill() {
+			k.splice.killedInFlight++
+		}
 	}
 }
 

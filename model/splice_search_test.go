@@ -280,3 +280,32 @@ func TestReplayCounterexamples100(t *testing.T) {
 		}
 	}
 }
+
+// TestRingRefKeepsRingAlive: a receiver's close races a sender's ring
+// copy on loopback-splice-seq (whose close tears the pair down). Some
+// schedules kill ring_ref while the sender holds it; none frees the ring
+// under the sender (spliceRingWrite panics if it does) or leaks it.
+func TestRingRefKeepsRingAlive(t *testing.T) {
+	tr := loadTrace(t, scenarioDir+"close_during_send.trace")
+	b := New()
+	inFlight := 0
+	for seed := uint64(0); seed < 300; seed++ {
+		o, err := b.ExploreRun(context.Background(), tr, trace.Options{}, NewRandomPolicy(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Err != nil {
+			t.Fatalf("seed %d: %v", seed, o.Err)
+		}
+		inFlight += o.r.k.splice.killedInFlight
+		for _, s := range o.r.k.splice.all {
+			if s.Psock.Sk.Name == "b" && !s.freed {
+				t.Fatalf("seed %d: b's ring not released after its close", seed)
+			}
+		}
+	}
+	if inFlight == 0 {
+		t.Fatal("no schedule killed ring_ref with a sender in flight")
+	}
+	t.Logf("%d of 300 schedules killed ring_ref under an in-flight sender", inFlight)
+}
