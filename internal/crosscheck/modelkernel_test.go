@@ -105,8 +105,9 @@ func TestModelVsKernel(t *testing.T) {
 		}
 		divs, _, err := Compare(t.Context(), m, k, small, opts)
 		var why []string
-		class := "model failed"
+		class := "no stable divergence after shrinking"
 		if err != nil {
+			class = "model failed"
 			why = append(why, err.Error())
 		}
 		for j, d := range divs {
