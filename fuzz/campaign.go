@@ -118,7 +118,8 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 }
 
 func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref trace.Backend, props []Property) ([]Outcome, error) {
-	gen := Trace(GenConfig{Threads: true, Pair: p.Has("loopback-splice") || p.Has("loopback-splice-seq")})
+	pair := p.Has("loopback-splice") || p.Has("loopback-splice-seq")
+	gen := Trace(GenConfig{Threads: true, Pair: pair})
 	outs := make([]Outcome, len(props))
 	for i, pr := range props {
 		outs[i] = Outcome{Profile: p.String(), Property: pr.Name}
@@ -133,6 +134,14 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 		t := gen.Example(int(seed))
 		t.Profile = p.String()
 		t.Schedule = &trace.Schedule{HasSeed: true, Seed: seed}
+		if pair {
+			// Explore the interleavings where the ring races live:
+			// seeded random and PCT (depth 3) by turns.
+			t.Schedule.Strategy = trace.StrategyRandom
+			if seed%2 == 1 {
+				t.Schedule.Strategy, t.Schedule.Depth = trace.StrategyPCT, 3
+			}
+		}
 		r := runOne(ctx, sut, ref, t)
 		if ctx.Err() != nil {
 			break

@@ -9,6 +9,30 @@ package fuzz
 var KnownFailures = map[string]map[string]string{
 	"linux-6.18": mainlineFailures,
 	"linux-6.1":  mainlineFailures,
+	"linux-6.18+loopback-splice": with(mainlineFailures, map[string]string{
+		"stream-integrity": "the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older " +
+			"TCP bytes are in flight, and its ring bytes overtake them; and tcp_bpf_splice_recvmsg's ring-then-queue read lets TCP bytes overtake ring bytes",
+		"eof-after-data": "the posted RFC's defect (b): tcp_bpf_splice_recvmsg returns EOF on RCV_SHUTDOWN after an empty " +
+			"ring read, with bytes sent before the FIN landing in the ring meanwhile",
+		"no-teardown-leak": "the posted RFC's defect (b): each side holds a psock reference on the other and only " +
+			"sk_psock_drop unpairs, so a closed pair is never released",
+	}),
+	"linux-6.18+loopback-splice-seq": with(mainlineFailures, map[string]string{
+		"eof-after-data": "the multikernel/tcp_splice module's close clears the pair, and its receiver then reports EOF " +
+			"with bytes still in the ring",
+	}),
+}
+
+// with returns base with extra added (extra wins).
+func with(base, extra map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range base {
+		m[k] = v
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
 }
 
 var mainlineFailures = map[string]string{

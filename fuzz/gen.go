@@ -117,6 +117,14 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 			g.timeo[s] = true
 		}
 	}
+	if cfg.Pair {
+		// A loopback-splice pair on the first connection: both ends in a
+		// map of their own (pairing needs psocks), then paired.
+		g.line("map mp sockhash 2")
+		g.line("insert mp 0 a1")
+		g.line("insert mp 1 a2")
+		g.line("pair a1 a2")
+	}
 	if cfg.Threads && !cfg.KernelSafe {
 		// Reader threads need a bounded wait; give half the sockets one
 		// up front, so that blocked readers (and their wake-ups) are common.
@@ -174,9 +182,9 @@ func (g *genState) op() {
 	kind := rapid.SampledFrom([]string{
 		"send", "send", "send", "send", "recv", "recv", "recv", "splice", "splice", "pipe",
 		"fionread", "fionread", "poll", "state", "shutdown", "close", "set", "insert", "delete",
-		"sleep", "iocopy", "thread", "thread", "pair", "fill",
+		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend",
 	}).Draw(t, "op")
-	if g.cfg.KernelSafe && (kind == "fill" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
+	if g.cfg.KernelSafe && (kind == "fill" || kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
 		// Kernel-safe traces keep the cross-check's weights: one thread
 		// op in about 25 and no fills, whose full windows and buffers
 		// the model does not time as the kernel does (see README, Known
@@ -184,6 +192,16 @@ func (g *genState) op() {
 		kind = "poll"
 	}
 	switch kind {
+	case "tsend":
+		// A sender thread: with a reader thread on the peer, the sends
+		// and reads interleave under an exploring schedule.
+		if !g.cfg.Threads || g.cfg.KernelSafe {
+			g.line("fionread %s", s)
+			return
+		}
+		th := fmt.Sprintf("t%d", len(g.threads)+1)
+		g.threads = append(g.threads, th)
+		g.line("@%s send %s %d", th, s, rapid.SampledFrom([]int{1, 100, 16383, 16400}).Draw(t, "tsendsize"))
 	case "fill":
 		// Fill the path: windows, send buffers, a redirect target's
 		// queue (full buffers and partial sends).

@@ -41,6 +41,7 @@ type Property struct {
 var Properties = []Property{
 	{"model-sound", "the run ends without a model invariant failure, leak or deadlock", checkSound},
 	{"no-lost-wakeup", "no thread sleeps while the condition it waits for holds", checkWakeups},
+	{"no-teardown-leak", "once both sockets of a pair are closed, their psocks and ring are released", checkLeaks},
 	{"stream-integrity", "bytes read from a plain stream are its sent bytes, in order, never duplicated or invented", checkIntegrity},
 	{"eof-after-data", "a reader sees EOF only after every byte sent before the FIN (unless there was a reset)", checkEOF},
 	{"eagain-when-empty", "recv reports EAGAIN only when nothing is readable: not right after FIONREAD or poll said there was", checkEAGAIN},
@@ -62,9 +63,10 @@ func violation(op *trace.Op, format string, args ...any) error {
 }
 
 // checkSound fails a run that returned an error (the model reports its
-// invariant checks, leaks and deadlocks that way), except a lost wakeup.
+// invariant checks and deadlocks that way), except the lost wakeups and
+// leaks that properties of their own report.
 func checkSound(r *Run) error {
-	if r.Err != nil && !errors.Is(r.Err, model.ErrLostWakeup) {
+	if r.Err != nil && !errors.Is(r.Err, model.ErrLostWakeup) && !errors.Is(r.Err, model.ErrLeak) {
 		return fmt.Errorf("%w: the run failed: %w", ErrProperty, r.Err)
 	}
 	return nil
@@ -73,6 +75,14 @@ func checkSound(r *Run) error {
 // checkWakeups fails a run the model stopped at a lost wakeup.
 func checkWakeups(r *Run) error {
 	if errors.Is(r.Err, model.ErrLostWakeup) {
+		return fmt.Errorf("%w: %w", ErrProperty, r.Err)
+	}
+	return nil
+}
+
+// checkLeaks fails a run that ended with a closed pair not released.
+func checkLeaks(r *Run) error {
+	if errors.Is(r.Err, model.ErrLeak) {
 		return fmt.Errorf("%w: %w", ErrProperty, r.Err)
 	}
 	return nil
@@ -96,9 +106,12 @@ func checkReference(r *Run) error {
 // excluded when it or its peer was ever in a map with a program that does
 // not pass (drop and redirect move or discard bytes), when it is an iocopy
 // source (iocopy reads it) or its peer an iocopy destination (the bytes
-// written are the source's), or when its
-// reads come from more than one thread (their order is not trace order).
-func plainStreams(t *trace.Trace) map[string]string {
+// written are the source's), when its peer sends from more than one thread
+// or it reads from more than one (their order is not trace order), or when
+// a send of its peer was cut short by the runner's timeout (how much it
+// moved is unknown).
+func plainStreams(r *Run) map[string]string {
+	t := r.Trace
 	peer := map[string]string{}
 	for _, op := range t.Ops {
 		if op.Kind == trace.OpConn {
@@ -113,8 +126,18 @@ func plainStreams(t *trace.Trace) map[string]string {
 	}
 	bad := map[string]bool{}
 	reader := map[string]string{}
-	for _, op := range t.Ops {
+	sender := map[string]string{}
+	for i, op := range t.Ops {
 		switch op.Kind {
+		case trace.OpSend:
+			if th, ok := sender[op.A]; ok && th != op.ThreadName() {
+				bad[peer[op.A]] = true
+			}
+			if i < len(r.Obs) && r.Obs[i].Result.Note == "runner" {
+				// Cut short by the runner: what it moved is unknown.
+				bad[peer[op.A]] = true
+			}
+			sender[op.A] = op.ThreadName()
 		case trace.OpInsert:
 			if notPass[op.Map] {
 				bad[op.A], bad[peer[op.A]] = true, true
@@ -170,7 +193,7 @@ func checkIntegrity(r *Run) error {
 	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
 	}
-	plain := plainStreams(r.Trace)
+	plain := plainStreams(r)
 	sent := sentStreams(r)
 	read := map[string]int{}    // stream offset of the next byte to read
 	pipe := map[string][]byte{} // bytes spliced and not yet piped out
@@ -248,7 +271,7 @@ func checkEOF(r *Run) error {
 	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
 	}
-	plain := plainStreams(r.Trace)
+	plain := plainStreams(r)
 	reset := map[string]bool{}
 	for i, op := range r.Trace.Ops {
 		e := r.Obs[i].Result.Err

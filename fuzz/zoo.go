@@ -24,6 +24,7 @@ var Zoo = []ZooEntry{
 	{"poll-misses-ingress", "linux-6.18"},
 	{"redirect-sock-put-twice", "linux-6.18"},
 	{"sender-no-psock-ref", "linux-6.18"},
+	{"splice-wake-no-barrier", "linux-6.18+loopback-splice"},
 }
 
 // Detection is the result of attacking one mutation.

@@ -23,7 +23,8 @@ type Config struct {
 	// Mutations names planted bugs to run with (see Mutations).
 	Mutations []string
 	// Liveness stops a run at the first lost wakeup, with an error
-	// wrapping ErrLostWakeup (see Sched.checkLostWakeups). Off, the run
+	// wrapping ErrLostWakeup (see Sched.checkLostWakeups), and fails a run
+	// that ends with a closed pair not released (ErrLeak). Off, the run
 	// goes on as the kernel does: the sleeper waits for its timeout.
 	Liveness bool
 }
@@ -84,12 +85,14 @@ func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Optio
 	r.k.mut = b.mut
 	// An exploring schedule always checks liveness (explore.go).
 	r.liveness = b.cfg.Liveness || r.s.explore
+	r.leaks = b.cfg.Liveness
 	return r.execute(ctx)
 }
 
 // run is one execution of a trace.
 type run struct {
-	liveness bool // Config.Liveness
+	liveness bool // Config.Liveness, or an exploring search: lost wakeups stop the run
+	leaks    bool // Config.Liveness: a leak at the end fails the run (Search checks its own)
 	t        *trace.Trace
 	opts     trace.Options
 	k        *kernel
@@ -166,6 +169,12 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		}
 		if !r.s.advance() {
 			return nil, fmt.Errorf("%w (%w): %s: every thread is blocked and no deadline is pending", ErrInternal, ErrDeadlock, r.t.File)
+		}
+	}
+	if r.leaks {
+		// Teardown: every pair whose two sockets were closed is released.
+		if err := r.k.spliceLeaks(); err != nil {
+			return nil, fmt.Errorf("%s: at the end: %w", r.t.File, err)
 		}
 	}
 	return r.obs, nil
