@@ -23,6 +23,7 @@ var Zoo = []ZooEntry{
 	{"peek-consumes", "linux-6.18"},
 	{"poll-misses-ingress", "linux-6.18"},
 	{"redirect-sock-put-twice", "linux-6.18"},
+	{"ring-cached-head-stale", "linux-6.18+loopback-splice"},
 	{"sender-no-psock-ref", "linux-6.18"},
 	{"splice-wake-no-barrier", "linux-6.18+loopback-splice"},
 }

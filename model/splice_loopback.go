@@ -298,6 +298,9 @@ func (k *kernel) spliceRingWrite(s *SkPsockSplice, src *srcIter, size int) int {
 	return n
 }
 
+var mutRingCachedHeadStale = registerMutation("ring-cached-head-stale",
+	"the ring's consumer never refreshes its cached head (ringbuf's CachedHead): bytes published after it stay unread")
+
 // spliceRingRead mirrors splice_ring_read(): copy up to size bytes out at
 // ring_tail and publish the new tail. Unlike the RFC, whose consumer
 // loads ring_head on every call, ringbuf's consumer caches Head and a
@@ -308,9 +311,18 @@ func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 	if r == nil || size <= 0 {
 		return 0
 	}
+	if k.mutated(mutRingCachedHeadStale) {
+		// Read only what the cached head allows: Read refreshes Head
+		// when its cache shows nothing, so stop before that.
+		c := r.Cursors()
+		size = min(size, int(ringbuf.CircCnt(c.CachedHead, c.Tail, uint64(r.Size()))))
+		if size == 0 {
+			return 0
+		}
+	}
 	buf := make([]byte, size)
 	n, _ := r.Read(buf)
-	if n > 0 && n < size {
+	if n > 0 && n < size && !k.mutated(mutRingCachedHeadStale) {
 		m, _ := r.Read(buf[n:])
 		n += m
 	}
