@@ -104,9 +104,18 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 	return out, nil
 }
 
-// runOne runs t on sut and, if set, on ref.
+// runTimeout bounds one run of a campaign: a generated trace that keeps
+// the model busy longer (megabytes through 1-byte stream-parser frames)
+// is skipped, not judged.
+const runTimeout = 2 * time.Second
+
+// runOne runs t on sut and, if set, on ref, each for at most runTimeout.
+// A run cut short has Skipped set.
 func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
+	ctx, cancel := context.WithTimeout(ctx, runTimeout)
+	defer cancel()
 	r := &Run{Trace: t}
+	defer func() { r.Skipped = ctx.Err() != nil }()
 	r.Obs, r.Err = trace.Run(ctx, sut, t, trace.Options{})
 	if ref != nil {
 		r.Ref, r.RefErr = trace.Run(ctx, ref, t, trace.Options{})
@@ -146,6 +155,9 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 		if ctx.Err() != nil {
 			break
 		}
+		if r.Skipped {
+			continue
+		}
 		for i, pr := range props {
 			o := &outs[i]
 			if o.Failed {
@@ -163,7 +175,8 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 				continue
 			}
 			o.Counterexample = Minimize(t, func(ct *trace.Trace) bool {
-				return pr.Check(runOne(ctx, sut, ref, ct)) != nil
+				cr := runOne(ctx, sut, ref, ct)
+				return !cr.Skipped && pr.Check(cr) != nil
 			})
 			if err := pr.Check(runOne(ctx, sut, ref, o.Counterexample)); err != nil {
 				o.Detail = err.Error()

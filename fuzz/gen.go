@@ -205,8 +205,8 @@ func (g *genState) op() {
 	case "fill":
 		// Fill the path: windows, send buffers, a redirect target's
 		// queue (full buffers and partial sends).
-		for range 3 {
-			g.line("send %s 65536 dontwait", s)
+		for range 2 {
+			g.line("send %s 16400 dontwait", s)
 		}
 	case "send":
 		var data string

@@ -26,6 +26,9 @@ type Run struct {
 	// nil when there is none.
 	Ref    []trace.Observation
 	RefErr error
+	// Skipped: a run took longer than the campaign allows; it is not
+	// judged.
+	Skipped bool
 }
 
 // Property is one checker of ../shared/DESIGN.md's properties. Check

@@ -259,6 +259,7 @@ func (r *run) taskLoop(t *Task) {
 func (r *run) runOp(t *Task, i int) {
 	op := &r.t.Ops[i]
 	t.running = true
+	t.opYields = 0
 	t.timedOut = false
 	t.abortAt = r.s.now + vtime(r.opts.OpTimeout)
 	t.abortSeq = r.s.nextSeq()

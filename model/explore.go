@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/splicecheck/splicecheck/trace"
 )
@@ -204,9 +205,23 @@ func (t *Task) yieldPoint(where string) {
 		return
 	}
 	s.yields++
+	// A yield costs time, as the spinning it stands for does: a loop of
+	// yields (a busy-poll whose data never comes) reaches its op's
+	// timeout instead of running forever.
+	t.spin(yieldCost)
+	if t.opYields++; t.opYields > maxOpYields {
+		panic(fmt.Sprintf("model: livelock: thread %s yielded %d times in one op (last at %s) without finishing it, its timeout passed", t.Name, maxOpYields, where))
+	}
 	s.makeReady(t)
 	t.park()
 }
+
+// maxOpYields bounds the yields of one op: past it (and far past the op's
+// timeout, at yieldCost each) the op is a livelock, a model bug.
+const maxOpYields = 400_000
+
+// yieldCost is the virtual time a yield point charges.
+const yieldCost = 10 * time.Microsecond
 
 // yieldCur is a yield point of whichever task is running (code without a
 // task at hand: ring hooks, wakes). Kernel contexts never yield.

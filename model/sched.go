@@ -468,6 +468,8 @@ type Task struct {
 
 	exit bool
 	dead bool
+
+	opYields int // yield points passed in the current op (explore.go)
 }
 
 // waiter is an entry on a wait queue (wait_queue_entry with
