@@ -45,6 +45,11 @@ type Campaign struct {
 	// FirstOnly ends each profile's campaign at its first failing property
 	// (the bug zoo's time-to-detect), and skips shrinking.
 	FirstOnly bool
+	// RunTimeout, when non-zero, skips a trace whose run takes longer (a
+	// generated trace can keep the model busy for long: megabytes through
+	// 1-byte stream-parser frames). It makes a campaign depend on the
+	// machine's speed, so tests leave it zero.
+	RunTimeout time.Duration
 	// OutDir receives one trace file per counterexample; "" writes none.
 	OutDir string
 	// Progress, if set, is called after every trace.
@@ -104,16 +109,9 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 	return out, nil
 }
 
-// runTimeout bounds one run of a campaign: a generated trace that keeps
-// the model busy longer (megabytes through 1-byte stream-parser frames)
-// is skipped, not judged.
-const runTimeout = 2 * time.Second
-
-// runOne runs t on sut and, if set, on ref, each for at most runTimeout.
-// A run cut short has Skipped set.
+// runOne runs t on sut and, if set, on ref. A run cut short by ctx has
+// Skipped set.
 func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
-	ctx, cancel := context.WithTimeout(ctx, runTimeout)
-	defer cancel()
 	r := &Run{Trace: t}
 	defer func() { r.Skipped = ctx.Err() != nil }()
 	r.Obs, r.Err = trace.Run(ctx, sut, t, trace.Options{})
@@ -151,7 +149,7 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 				t.Schedule.Strategy, t.Schedule.Depth = trace.StrategyPCT, 3
 			}
 		}
-		r := runOne(ctx, sut, ref, t)
+		r := c.runOne(ctx, sut, ref, t)
 		if ctx.Err() != nil {
 			break
 		}
@@ -175,10 +173,10 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 				continue
 			}
 			o.Counterexample = Minimize(t, func(ct *trace.Trace) bool {
-				cr := runOne(ctx, sut, ref, ct)
+				cr := c.runOne(ctx, sut, ref, ct)
 				return !cr.Skipped && pr.Check(cr) != nil
 			})
-			if err := pr.Check(runOne(ctx, sut, ref, o.Counterexample)); err != nil {
+			if err := pr.Check(c.runOne(ctx, sut, ref, o.Counterexample)); err != nil {
 				o.Detail = err.Error()
 			}
 			if c.OutDir != "" {
@@ -193,6 +191,16 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 		}
 	}
 	return outs, nil
+}
+
+// runOne is runOne within c.RunTimeout.
+func (c *Campaign) runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
+	if c.RunTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.RunTimeout)
+		defer cancel()
+	}
+	return runOne(ctx, sut, ref, t)
 }
 
 func fileName(profile, property string) string {
