@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -193,8 +194,11 @@ func TestTimeout(t *testing.T) {
 		}},
 		{"splice-socket", "conn a b\nsplice b 10\nsend a \"x\"\n", 2, nil},
 		{"splice-full-pipe", "conn a b\nsend a 1m\n" + strings.Repeat("splice b 1m\n", 16), -1, nil},
-		// The watcher shut a down for writing: its FIN waits behind the data.
-		{"send-full", "conn a b\nset a sndbuf 4k\nset b rcvbuf 4k\nsend a 16m\nstate a\n", 4, map[int]string{5: "FIN_WAIT1"}},
+		// The watcher shut a down for writing: its FIN goes after the
+		// data. It waits behind it (FIN_WAIT1), unless b's buffer took all
+		// that was queued when the watcher struck and acked the FIN too
+		// (FIN_WAIT2): how much was queued depends on timing, so either.
+		{"send-full", "conn a b\nset a sndbuf 4k\nset b rcvbuf 4k\nsend a 16m\nstate a\n", 4, map[int]string{5: "FIN_WAIT1|FIN_WAIT2"}},
 		{"iocopy-no-fin", "conn a b\nconn c d\nsend a \"x\"\niocopy b c\nrecv d 10 dontwait\n", 4, map[int]string{5: `1 "x"`}},
 		{"sockmap-recv", "conn a b\nmap m sockmap 1\nprog m sk_msg pass\ninsert m 0 b\n@t1 recv b 10\nsleep 1\n", 5, nil},
 	} {
@@ -225,7 +229,7 @@ func TestTimeout(t *testing.T) {
 					if o.Result.String() != "-ETIMEDOUT (runner)" {
 						t.Errorf("line %d: %s, want a runner timeout", o.Line, o)
 					}
-				case ok && o.Result.String() != want:
+				case ok && !slices.Contains(strings.Split(want, "|"), o.Result.String()):
 					t.Errorf("line %d: %s, want %s", o.Line, o, want)
 				case !ok && strings.Contains(o.Result.String(), "runner"):
 					t.Errorf("line %d timed out too: %s", o.Line, o)
