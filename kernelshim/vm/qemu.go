@@ -181,7 +181,9 @@ func supervise(ctx context.Context, cfg Config, cmd *exec.Cmd, ntraces int, cons
 		case <-idle.C:
 			return nil, fmt.Errorf("%w: no output for %v; console: %s", ErrHung, cfg.Idle, tail())
 		case err := <-readErr:
-			if !errors.Is(err, io.EOF) {
+			// EOF, or os.ErrClosed when cmd.Wait (which closes the pipe
+			// once QEMU exits) won the race against the last read.
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
 				return nil, err
 			}
 			// The guest's channel closed: QEMU is exiting. Classify below.
