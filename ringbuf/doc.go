@@ -107,13 +107,14 @@
 // Write, WriteFrom, Read and ReadTo never block: they return ErrFull or
 // ErrEmpty (the ring's EAGAIN). Ring.Writer and Ring.Reader wrap them in an
 // io.Writer/io.ReaderFrom and an io.Reader/io.WriterTo that block. A
-// blocked side polls the other side's cursor with pauses that track the
-// other side's progress. Whenever a poll shows no progress at all it calls
-// runtime.Gosched first, so two goroutines that share one P hand it over
-// instead of spinning against each other (the collapse of naive
-// spinning); after about 25 microseconds of this it yields a few more
-// times and parks on a channel until the other side publishes or a side
-// closes.
+// blocked side polls the other side's cursor while the other side is
+// visibly making progress. As soon as a poll finds nothing to take and no
+// progress since the last one, it parks on a channel until the other side
+// publishes or a side closes. It does not spin or yield against a side
+// that is not moving: two goroutines sharing one P hand it over at once.
+// A producer that fills the ring then wakes a consumer that drains it from
+// the same core's cache. On this project's 2-core machine that hand-off
+// moves 4 KiB writes faster than any cross-core stream does.
 //
 // The polls batch. A reader that found nothing in its cache waits, while
 // the producer is visibly writing, until it can fill its buffer or a

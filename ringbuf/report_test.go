@@ -151,7 +151,9 @@ func TestReport(t *testing.T) {
 	fmt.Fprintf(&b, "  ring max/min over %d runs (worst)   = %.2f (<= 1.5: %s)\n", runs, worst, verdict(worst <= 1.5))
 	fmt.Fprintf(&b, "  cross-core loads per 64B write      = %.4f (< 0.1: %s; max %.4f)\n", lm, verdict(lm < 0.1), slices.Max(loads))
 	fmt.Fprintf(&b, "  unhooked/bare time (hook nil checks) = %.3f (median; 1.0 = free)\n", median(hookRatio))
-	fmt.Fprintf(&b, "  for reference: ring-1P/4KiB / memmove = %.3f, condring/4KiB / memmove = %.3f\n",
+	fmt.Fprintf(&b, "  for reference: ring-1P/4KiB / memmove = %.3f, condring/4KiB / memmove = %.3f,\n",
 		median(oneP.rates)*4096/1e6/mb("memmove"), mb("condring/4KiB")/mb("memmove"))
+	fmt.Fprintf(&b, "    spinring/4KiB / memmove = %.3f (a bare cross-core stream: the hardware's bound for two cores)\n",
+		mb("spinring/4KiB")/mb("memmove"))
 	fmt.Print(b.String())
 }
