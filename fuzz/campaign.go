@@ -126,7 +126,8 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 
 func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref trace.Backend, props []Property) ([]Outcome, error) {
 	pair := p.Has("loopback-splice") || p.Has("loopback-splice-seq")
-	gen := Trace(GenConfig{Threads: true, Pair: pair})
+	splice := p.Has("splice-copy") || p.Has("splice-zerocopy")
+	gen := Trace(GenConfig{Threads: true, Pair: pair, Splice: splice})
 	outs := make([]Outcome, len(props))
 	for i, pr := range props {
 		outs[i] = Outcome{Profile: p.String(), Property: pr.Name}

@@ -18,6 +18,12 @@ type GenConfig struct {
 	Threads bool
 	// Pair allows `pair` (loopback-splice profiles).
 	Pair bool
+	// Splice weights the traces toward the splice_read paths (the
+	// splice-copy and splice-zerocopy profiles): ingress redirects and
+	// sk_skb verdicts feeding a socket that splices into its pipe, pipe
+	// reads, pipe resizes, and receivers with rx copybreak, whose bytes
+	// sit in slab memory.
+	Splice bool
 	// KernelSafe keeps to ops that cannot block forever on a real kernel,
 	// where the runner would have to force them out: every read is bounded
 	// by SO_RCVTIMEO, every send is MSG_DONTWAIT, every splice is
@@ -107,6 +113,9 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 			g.line("insert %s %d %s", m.name, rapid.IntRange(0, m.size).Draw(t, "key"), g.sock("insertsock"))
 		}
 	}
+	if cfg.Splice {
+		g.spliceSetup()
+	}
 	if cfg.KernelSafe {
 		// Bound every blocking read so timing never decides an outcome,
 		// with a different timeout per socket (20, 35, 50, ... ms): two
@@ -137,6 +146,10 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 	}
 	nops := rapid.IntRange(1, cfg.MaxOps).Draw(t, "ops")
 	for i := 0; i < nops; i++ {
+		if cfg.Splice && rapid.IntRange(0, 2).Draw(t, "spliceop") == 0 {
+			g.spliceOp()
+			continue
+		}
 		g.op()
 	}
 	for _, th := range g.threads {
@@ -288,6 +301,57 @@ func (g *genState) op() {
 			return
 		}
 		g.line("pair %s %s", s, g.sock("pairsock"))
+	}
+}
+
+// spliceSetup adds, most of the time, a map ms that feeds a2's ingress
+// queue from a1 (the KERNEL-FACTS "peer" topology, an sk_msg redirect)
+// or from a2's own stream (an sk_skb pass or self redirect), and gives a2
+// rx copybreak half the time.
+func (g *genState) spliceSetup() {
+	t := g.t
+	switch rapid.IntRange(0, 3).Draw(t, "splicetopo") {
+	case 0:
+		return
+	case 1:
+		g.line("map ms sockmap 2")
+		g.line("prog ms sk_msg redirect 1 ingress")
+		g.line("insert ms 0 a1")
+		g.line("insert ms 1 a2")
+	case 2:
+		g.line("map ms sockmap 1")
+		g.line("prog ms sk_skb pass%s", rapid.SampledFrom([]string{"", "", " parser all", " parser 100"}).Draw(t, "spliceparser"))
+		g.line("insert ms 0 a2")
+	default:
+		g.line("map ms sockmap 1")
+		g.line("prog ms sk_skb redirect 0 ingress")
+		g.line("insert ms 0 a2")
+	}
+	if rapid.Bool().Draw(t, "copybreak") {
+		g.line("set a2 rxcopybreak %d", rapid.SampledFrom([]int{64, 1000, 65536}).Draw(t, "copybreaksize"))
+	}
+}
+
+// spliceOp draws an op of the splice path on a2, the socket spliceSetup
+// feeds, or a send into it from a1.
+func (g *genState) spliceOp() {
+	t := g.t
+	switch rapid.IntRange(0, 5).Draw(t, "spliceopkind") {
+	case 0, 1:
+		fl := " nonblock"
+		if !g.cfg.KernelSafe && rapid.Bool().Draw(t, "splicenb") {
+			fl = ""
+			if !g.timeo["a2"] {
+				g.line("set a2 nonblock on")
+			}
+		}
+		g.line("splice a2 %d%s", rapid.SampledFrom(sizes[1:]).Draw(t, "splicesize"), fl)
+	case 2:
+		g.line("pipe a2 %d", rapid.SampledFrom(sizes[1:]).Draw(t, "pipereadsize"))
+	case 3:
+		g.line("set a2 pipesize %d", rapid.SampledFrom([]int{1, 4096, 8192, 65536, 1 << 20}).Draw(t, "pipesz"))
+	default:
+		g.line("send a1 %d dontwait", rapid.SampledFrom(sizes[1:]).Draw(t, "splicesend"))
 	}
 }
 

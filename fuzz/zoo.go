@@ -26,6 +26,8 @@ var Zoo = []ZooEntry{
 	{"ring-cached-head-stale", "linux-6.18+loopback-splice"},
 	{"sender-no-psock-ref", "linux-6.18"},
 	{"splice-wake-no-barrier", "linux-6.18+loopback-splice"},
+	{"zerocopy-no-get-page", "linux-6.18+splice-zerocopy"},
+	{"zerocopy-slab-to-pipe", "linux-6.18+splice-zerocopy"},
 }
 
 // Detection is the result of attacking one mutation.

@@ -487,7 +487,9 @@ func (s *sock) closeAll(rst bool) error {
 
 // set is `set S OPT V`: SO_RCVTIMEO (V ms; 0 clears it), O_NONBLOCK through
 // fcntl(F_SETFL), SO_BUSY_POLL (V µs), SO_RCVBUF and SO_SNDBUF (V bytes;
-// the kernel doubles them).
+// the kernel doubles them), fcntl(F_SETPIPE_SZ) on S's pipe (returning
+// the new capacity), and rxcopybreak, which loopback has no driver for:
+// accepted and ignored (see trace.OptRxcopybreak).
 func (e *executor) set(op *trace.Op) trace.Result {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -511,6 +513,16 @@ func (e *executor) set(op *trace.Op) trace.Result {
 		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, int(op.Size))
 	case trace.OptSndbuf:
 		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, int(op.Size))
+	case trace.OptPipesize:
+		if err = s.ensurePipe(); err != nil {
+			return fail(err)
+		}
+		n, err := unix.FcntlInt(uintptr(s.pipeW), unix.F_SETPIPE_SZ, int(op.Size))
+		if err != nil {
+			return fail(err)
+		}
+		return trace.Count(int64(n))
+	case trace.OptRxcopybreak:
 	default:
 		return trace.Fail(syscall.ENOPROTOOPT)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 
 	"github.com/splicecheck/splicecheck/trace"
 )
@@ -62,13 +61,20 @@ func (b *Backend) Open(context.Context, *trace.Trace, trace.Options) (trace.Exec
 // without a directive selects the seeded policy. Same trace, options and
 // seed: same observations.
 func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, error) {
+	obs, _, err := b.RunTraceStats(ctx, t, opts)
+	return obs, err
+}
+
+// RunTraceStats is RunTrace that also returns the run's copy accounting
+// (Stats), for `splicecheck run --stats`.
+func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, *Stats, error) {
 	opts, err := trace.ResolveOptions(t, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	prof, err := ParseProfile(opts.Profile)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var policy Policy
 	switch {
@@ -86,7 +92,14 @@ func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Optio
 	// An exploring schedule always checks liveness (explore.go).
 	r.liveness = b.cfg.Liveness || r.s.explore
 	r.leaks = b.cfg.Liveness
-	return r.execute(ctx)
+	obs, err := r.execute(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.teardown(); err != nil {
+		return nil, nil, fmt.Errorf("%s: at teardown: %w", t.File, err)
+	}
+	return obs, r.k.stats, nil
 }
 
 // run is one execution of a trace.
@@ -110,7 +123,7 @@ type run struct {
 
 // newKernel returns an empty machine running prof on the reference TCP.
 func newKernel(prof Profile, policy Policy) *kernel {
-	k := &kernel{s: newSched(policy), prof: prof, socks: map[string]*Sock{}, maps: map[string]*BpfMap{}}
+	k := &kernel{s: newSched(policy), prof: prof, socks: map[string]*Sock{}, maps: map[string]*BpfMap{}, stats: newStats()}
 	k.tcp = &RefTCP{k: k}
 	return k
 }
@@ -180,6 +193,76 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 	return r.obs, nil
 }
 
+// teardownSteps bounds the timer events teardown lets fire.
+const teardownSteps = 10000
+
+// teardown releases what the trace left, as the kernel backend's cleanup
+// does after every trace, and then checks that no memory is left: every
+// descriptor still open is closed (close(2), no linger), every pipe freed,
+// the kernel work this queues run (psock destruction, deliveries) and the
+// clock advanced until nothing is pending; the connections left orphaned
+// are expired (TCP.ExpireOrphans: the timers the model lacks); then every
+// thread exits
+// (do_exit puts its task_frag page). After that every page and slab
+// object must be free, or the run fails with a leak wrapping
+// ErrPageOwnership. A psock still attached is a leak of its own (the
+// loopback splice RFC's pairs, see spliceLeaks) that holds pages; the
+// page check is then skipped.
+//
+// The observations are final before teardown starts: nothing it does is
+// observable to the trace. RunTrace tears down every run; ExploreRun
+// does not, because its properties (Outcome.CheckProperties) judge the
+// state the trace left.
+func (r *run) teardown() (err error) {
+	k := r.k
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError("teardown", p)
+		}
+	}()
+	for _, sk := range k.sockSeq {
+		if !sk.fdOpen {
+			continue
+		}
+		sk.fdOpen = false
+		if sk.pipe != nil {
+			k.pipeRelease(sk.pipe)
+			sk.pipe = nil
+		}
+		sk.fput(r.s.kernelTask)
+	}
+	quiesce := func() error {
+		for steps := 0; ; steps++ {
+			r.s.settle()
+			if r.s.fatal != nil {
+				return r.s.fatal
+			}
+			if steps == teardownSteps || !r.s.advance() {
+				return nil
+			}
+		}
+	}
+	if err := quiesce(); err != nil {
+		return err
+	}
+	k.tcp.ExpireOrphans()
+	if err := quiesce(); err != nil {
+		return err
+	}
+	for _, sk := range k.sockSeq {
+		if sk.SkUserData != nil {
+			return nil
+		}
+	}
+	for _, t := range append(r.s.tasks, r.s.kernelTask) {
+		k.pages.release(&t.frag)
+	}
+	if s := k.pages.leaked(); s != "" {
+		return fmt.Errorf("%w: %s", ErrPageOwnership, s)
+	}
+	return nil
+}
+
 // checkLocked runs the checks that hold whenever the model is quiescent:
 // the kernel's invariants and, with liveness, the absence of lost wakeups.
 //
@@ -234,7 +317,7 @@ func (r *run) killTasks() {
 func (r *run) taskLoop(t *Task) {
 	defer func() {
 		if p := recover(); p != nil && p != errTaskKilled {
-			r.s.setFatal(fmt.Errorf("%w: thread %s panicked: %v\n%s", ErrInternal, t.Name, p, debug.Stack()))
+			r.s.setFatal(panicError("thread "+t.Name, p))
 		}
 		t.dead = true
 		r.s.yield <- struct{}{}
@@ -264,6 +347,7 @@ func (r *run) runOp(t *Task, i int) {
 	t.abortAt = r.s.now + vtime(r.opts.OpTimeout)
 	t.abortSeq = r.s.nextSeq()
 	t.abortSteps = r.abortSteps(op)
+	t.acct = r.k.stats.opAcct(op.Kind)
 	res := r.exec(t, i)
 	if t.timedOut {
 		res = trace.RunnerTimeout()
@@ -274,6 +358,10 @@ func (r *run) runOp(t *Task, i int) {
 		case trace.OpIOCopy:
 			r.sent[op.B] += res.N
 		}
+	}
+	if t.acct != nil {
+		r.k.stats.endOp(t.acct, op.Kind, res)
+		t.acct = nil
 	}
 	t.running = false
 	t.abortAt = noDeadline

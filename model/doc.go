@@ -13,14 +13,19 @@
 //	sched.go     the cooperative deterministic scheduler, wait queues, virtual time
 //	sock.go      struct sock/socket/file: states, locks, callbacks, shutdown
 //	tcp.go       the TCP interface and RefTCP, the reference TCP
-//	skbuff.go    pages (refcounted), page frags, skbs
+//	page.go      pages and slab objects (refcounted), page frags, the ownership faults
+//	skbuff.go    skbs (fragments; a slab head under rx copybreak)
 //	skmsg.go     struct sk_msg and its scatterlist ring
 //	psock.go     struct sk_psock: ingress queues, sk_skb verdict, backlog work
 //	strparser.go the stream parser of a psock
 //	tcp_bpf.go   tcp_bpf protos: sendmsg/verdict, recvmsg, ioctl
 //	sockmap.go   sockmap and sockhash: update, delete, links, close
 //	progs.go     the canned BPF programs
-//	splice.go    pipes, skb_splice_bits, tcp_splice_read, do_splice
+//	pipe.go      pipes, pipe buffers and their ops, F_SETPIPE_SZ, pipe_read
+//	splice.go    skb_splice_bits (linear_to_page), tcp_splice_read, do_splice
+//	splice_read.go  profiles splice-copy (copy_splice_read) and splice-zerocopy
+//	             (tcp_bpf_splice_read with the page-passing actor)
+//	stats.go     copy accounting per op kind (splicecheck run --stats)
 //	iocopy.go    Go's io.Copy (splice, then the generic copy on EINVAL)
 //	poll.go      poll masks
 //	profile.go   linux-6.18 and linux-6.1
@@ -107,9 +112,18 @@
 //     fragment; freeing it (kernel.freeSkb) uncharges the owning socket's
 //     receive memory and puts its pages.
 //   - Pages are refcounted (get_page/put_page); the last put frees and
-//     poisons the page, so a use after free panics as a model bug. A
-//     task's page frag (task_frag) holds a reference on its current page.
-//     Pipe buffers hold one reference each.
+//     poisons the page. A task's page frag (task_frag) holds a reference
+//     on its current page. Pipe buffers hold one reference each, released
+//     through their ops (anon, default: stealable; nosteal: shared with an
+//     skb or a psock message). An skb's linear head, under rx copybreak,
+//     is a slab object: its references are the skbs sharing it, never
+//     get_page, and it never reaches a pipe. An access to or put of freed
+//     memory, get_page on slab memory and a slab object in a pipe are
+//     page-ownership faults: the run stops with ErrPageOwnership.
+//   - Every run (RunTrace) ends with a teardown: what the trace left
+//     open is closed, pipes freed, orphaned connections expired, threads
+//     exited; then every page and slab object must be free, else the run
+//     fails with a leak (ErrPageOwnership).
 //
 // # The TCP layer
 //
@@ -148,6 +162,11 @@
 //     copy the bytes through the destination's sendmsg instead of handing
 //     pages over (MSG_SPLICE_PAGES): same bytes, different pages.
 //   - Sequence numbers start at 1 in both directions.
+//   - An orphaned connection is never left to its timers (zero-window
+//     probes, FIN_WAIT2, TIME_WAIT): teardown expires it at once
+//     (TCP.ExpireOrphans).
+//   - Receive coalescing never copies into an skb's tailroom or steals a
+//     head: skbs with a slab head are queued as they are.
 //
 // The package imports only the standard library, trace and ringbuf.
 package model

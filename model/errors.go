@@ -14,6 +14,11 @@ var (
 	// ErrInvariant marks a run that broke an invariant the kernel keeps
 	// (see checkInvariants): a model bug, or a planted one (a mutation).
 	ErrInvariant = errors.New("model: invariant violated")
+	// ErrPageOwnership marks a run that broke the page-ownership
+	// invariants (page.go): an access to or put of freed memory, get_page
+	// on a slab object, a slab object in a pipe, or memory still live
+	// after every socket and pipe was released (a leak).
+	ErrPageOwnership = errors.New("model: page ownership violated")
 	// ErrLostWakeup marks a run stopped at a lost wakeup (Config.Liveness).
 	ErrLostWakeup = errors.New("model: lost wakeup")
 	// ErrProfile marks a profile the model does not implement. It wraps

@@ -277,7 +277,9 @@ func (r *run) close(t *Task, op *trace.Op) trace.Result {
 	return trace.OK()
 }
 
-// set is setsockopt(2) (or fcntl(F_SETFL) for nonblock).
+// set is setsockopt(2) (or fcntl(F_SETFL) for nonblock, F_SETPIPE_SZ
+// for pipesize); rxcopybreak sets the receive memory of the model's
+// segments (trace.OptRxcopybreak).
 func (r *run) set(t *Task, op *trace.Op) trace.Result {
 	sk := r.k.socks[op.A]
 	if err := sk.fget(); err != 0 {
@@ -310,6 +312,15 @@ func (r *run) set(t *Task, op *trace.Op) trace.Result {
 			v = sysctlWmemMax
 		}
 		sk.SkSndbuf = max(int(v)*2, sockMinSndbuf)
+	case trace.OptPipesize:
+		// fcntl(F_SETPIPE_SZ) → pipe_fcntl's unsigned int argument.
+		n, err := r.pipeOf(sk).pipeSetSize(uint64(uint32(v)))
+		if err != 0 {
+			return trace.Fail(err)
+		}
+		return trace.Count(int64(n))
+	case trace.OptRxcopybreak:
+		sk.rxCopybreak = int(v)
 	default:
 		return trace.Fail(errENOPROTOOPT)
 	}

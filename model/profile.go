@@ -32,6 +32,12 @@ type Profile struct {
 	// out-of-tree multikernel/tcp_splice module (splice_seq.go).
 	LoopbackSplice bool
 	SpliceSeq      bool
+
+	// SpliceRead is the splice_read of the tcp_bpf protos: none on
+	// mainline (tcp_splice_read, blind to ingress_msg), or one of the
+	// posted fixes, profiles splice-copy and splice-zerocopy
+	// (splice_read.go).
+	SpliceRead spliceReadKind
 }
 
 // Profiles the model implements.

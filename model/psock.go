@@ -174,12 +174,26 @@ func (k *kernel) kfreeSkMsg(msg *SkMsg) {
 var mutPeekConsumes = registerMutation("peek-consumes",
 	"__sk_msg_recvmsg consumes the bytes it copies even under MSG_PEEK")
 
+// msgReader is where __sk_msg_recvmsg moves the bytes of each
+// scatterlist element: the read actor abstraction of Jiayuan Chen's
+// "tcp_bpf: refactor recvmsg with read actor abstraction" (bpf-next v1
+// 3/7, March 2026). recvmsg's actor copies to the user's iov (iovIter);
+// the zero-copy splice_read's hands pages to a pipe (spliceActor). On
+// mainline the actor is always the copy (copy_page_to_iter).
+type msgReader interface {
+	// left is the room left: bytes the reader still takes.
+	left() int
+	// actor moves up to n bytes at p[off:] and returns how many it took;
+	// 0 means no room.
+	actor(p *Page, off, n int) int
+}
+
 // skMsgRecvmsg mirrors __sk_msg_recvmsg() (net/core/skmsg.c, v6.18 with
-// the copied_from_self and msg_tot_len fixes): copy from the ingress
-// messages into dst, consuming unless MSG_PEEK. It returns the bytes
-// copied, or -EFAULT when the first element holds nothing (a FIN
-// message), and the bytes that came from sk's own stream.
-func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst *iovIter, flags int) (copied int, err syscall.Errno, fromSelf int) {
+// the copied_from_self and msg_tot_len fixes): move bytes from the
+// ingress messages through dst's actor, consuming unless MSG_PEEK. It
+// returns the bytes moved, or -EFAULT when the first element holds
+// nothing (a FIN message), and the bytes that came from sk's own stream.
+func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst msgReader, flags int) (copied int, err syscall.Errno, fromSelf int) {
 	peek := flags&msgPeek != 0
 	length := dst.left()
 	msgRx := p.skPsockPeekMsg()
@@ -198,7 +212,7 @@ func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst *iovIter, flags int) (co
 				n = length - copied
 			}
 			if n > 0 {
-				n = dst.copyIn(sge.Page.bytes(sge.Offset, n))
+				n = dst.actor(sge.Page, sge.Offset, n)
 			}
 			if n == 0 {
 				if copied == 0 {
@@ -619,7 +633,13 @@ func (k *kernel) skPsockBacklog(p *SkPsock) {
 					}
 					return
 				}
-				// Hard errors break the pipe (sk_psock_report_error).
+				// Hard errors break the pipe (sk_psock_report_error)
+				// and drop the skb: skb_dequeue, then kfree_skb of the
+				// backlog's reference. An ingress that returned 0 had
+				// queued a message for a zero-length skb (a redirected
+				// FIN), which took a reference of its own (take_ref:
+				// skb_get): in the model, whose skbs have one owner, the
+				// message owns it now.
 				e := syscall.Errno(-ret)
 				if ret == 0 {
 					e = errEPIPE
@@ -627,6 +647,11 @@ func (k *kernel) skPsockBacklog(p *SkPsock) {
 				p.Sk.SkErr = e
 				p.Sk.SkErrorReport(p.Sk)
 				p.State &^= skPsockTxEnabled
+				p.WorkLen, p.WorkOff = 0, 0
+				p.IngressSkb.dequeue()
+				if ret < 0 || !ingress {
+					k.freeSkb(skb)
+				}
 				return
 			}
 			off += ret

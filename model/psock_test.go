@@ -3,7 +3,6 @@ package model
 import (
 	"bytes"
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/splicecheck/splicecheck/trace"
@@ -240,16 +239,26 @@ func TestDeterminism(t *testing.T) {
 	}
 }
 
-// TestProfiles checks which profiles the model runs.
+// TestProfiles checks which profiles the model runs: both bases, and
+// every patch of DESIGN.md setting its switch.
 func TestProfiles(t *testing.T) {
 	for _, name := range []string{"linux-6.18", "linux-6.1"} {
 		if p, err := ParseProfile(name); err != nil || p.Name != name {
 			t.Errorf("ParseProfile(%q) = %v, %v", name, p, err)
 		}
 	}
-	for _, name := range []string{"splice-copy"} {
-		if _, err := ParseProfile(name); err == nil || !strings.Contains(err.Error(), "not implemented") {
-			t.Errorf("ParseProfile(%q): %v, want not implemented", name, err)
+	for _, c := range []struct {
+		name string
+		ok   func(Profile) bool
+	}{
+		{"splice-copy", func(p Profile) bool { return p.SpliceRead == spliceReadCopy }},
+		{"splice-zerocopy", func(p Profile) bool { return p.SpliceRead == spliceReadZerocopy }},
+		{"linux-6.1+splice-zerocopy", func(p Profile) bool { return p.SpliceRead == spliceReadZerocopy && !p.TCPBpfIoctl }},
+		{"loopback-splice", func(p Profile) bool { return p.LoopbackSplice && !p.SpliceSeq }},
+		{"loopback-splice-seq", func(p Profile) bool { return p.LoopbackSplice && p.SpliceSeq }},
+	} {
+		if p, err := ParseProfile(c.name); err != nil || !c.ok(p) {
+			t.Errorf("ParseProfile(%q) = %+v, %v", c.name, p, err)
 		}
 	}
 }

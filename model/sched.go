@@ -255,10 +255,20 @@ func (s *Sched) drainKernel(budget int) int {
 func (s *Sched) runKernel(w kwork) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.setFatal(fmt.Errorf("%w: kernel context %s panicked: %v\n%s", ErrInternal, w.name, p, debug.Stack()))
+			s.setFatal(panicError("kernel context "+w.name, p))
 		}
 	}()
 	w.fn()
+}
+
+// panicError turns a panic of a model context into the run's error: a
+// page-ownership fault wraps ErrPageOwnership, anything else is a model
+// bug (ErrInternal) with its stack.
+func panicError(who string, p any) error {
+	if f, ok := p.(pageFault); ok {
+		return fmt.Errorf("%w: %s: %s", ErrPageOwnership, who, f.msg)
+	}
+	return fmt.Errorf("%w: %s panicked: %v\n%s", ErrInternal, who, p, debug.Stack())
 }
 
 func (s *Sched) setFatal(err error) {
@@ -448,6 +458,9 @@ type Task struct {
 	kernel bool
 
 	frag PageFrag // current->task_frag
+	// acct is the copy accounting of the op running, nil for ops that
+	// move no payload (stats.go).
+	acct *OpStats
 
 	resume chan struct{}
 	ready  bool

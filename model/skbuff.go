@@ -1,100 +1,7 @@
 package model
 
-import "fmt"
-
-// PageSize is PAGE_SIZE.
-const PageSize = 4096
-
-// fragPageSize is the size of a task_frag page: PAGE_SIZE <<
-// SKB_FRAG_PAGE_ORDER (order 3, 32 KiB), which skb_page_frag_refill
-// allocates when it can.
-const fragPageSize = PageSize << 3
-
 // MaxSkbFrags is MAX_SKB_FRAGS (17 on 4 KiB pages).
 const MaxSkbFrags = 17
-
-// Page is a (possibly compound) page with a reference count (struct page,
-// page_ref_count). Data is its memory. A page is freed when its last
-// reference is put; the model then poisons it so that a later access is a
-// model bug that panics instead of reading stale bytes.
-type Page struct {
-	ID       uint64
-	Data     []byte
-	Refcount int
-	Freed    bool
-}
-
-// pageIDs numbers pages for debugging; it is per run (see pageAlloc).
-type pageAlloc struct {
-	next  uint64
-	live  int // pages allocated and not freed
-	total int // pages ever allocated
-}
-
-// allocPage mirrors alloc_pages(): a page of size bytes with one reference.
-func (a *pageAlloc) allocPage(size int) *Page {
-	a.next++
-	a.live++
-	a.total++
-	return &Page{ID: a.next, Data: make([]byte, size), Refcount: 1}
-}
-
-// getPage mirrors get_page().
-func getPage(p *Page) {
-	if p.Freed || p.Refcount <= 0 {
-		panic(fmt.Sprintf("model: get_page on freed page %d", p.ID))
-	}
-	p.Refcount++
-}
-
-// putPage mirrors put_page(): the last reference frees the page.
-func (a *pageAlloc) putPage(p *Page) {
-	if p.Freed || p.Refcount <= 0 {
-		panic(fmt.Sprintf("model: put_page on freed page %d", p.ID))
-	}
-	p.Refcount--
-	if p.Refcount == 0 {
-		p.Freed = true
-		p.Data = nil
-		a.live--
-	}
-}
-
-// bytes returns p's memory [off, off+n). It panics on a freed page.
-func (p *Page) bytes(off, n int) []byte {
-	if p.Freed {
-		panic(fmt.Sprintf("model: access to freed page %d", p.ID))
-	}
-	return p.Data[off : off+n]
-}
-
-// PageFrag mirrors struct page_frag: the page a task (or socket) carves
-// small allocations out of.
-type PageFrag struct {
-	Page   *Page
-	Offset int
-	Size   int
-}
-
-// refill mirrors skb_page_frag_refill(32, pfrag, gfp) as called by
-// sk_page_frag_refill (net/core/sock.c, v6.18): reuse the page from its
-// start when the frag holds the only reference, keep it while 32 bytes
-// still fit, else drop it and allocate a fresh 32 KiB page.
-func (a *pageAlloc) refill(pf *PageFrag) {
-	if pf.Page != nil {
-		if pf.Page.Refcount == 1 {
-			pf.Offset = 0
-			return
-		}
-		if pf.Offset+32 <= pf.Size {
-			return
-		}
-		a.putPage(pf.Page)
-	}
-	pf.Offset = 0
-	pf.Page = a.allocPage(fragPageSize)
-	pf.Size = fragPageSize
-}
 
 // SkbFrag mirrors skb_frag_t: a range of a page.
 type SkbFrag struct {
@@ -112,9 +19,16 @@ const (
 // SkBuff mirrors struct sk_buff as the model needs it: TCP data lives in
 // page fragments (loopback TCP never has linear payload), with the
 // control block of TCP (seq, end_seq, flags) and of BPF (the redirect
-// target, ingress and strparser bits of skb_bpf_*).
+// target, ingress and strparser bits of skb_bpf_*). A segment that a
+// receiver took in with rx copybreak (`set S rxcopybreak N`) has its
+// payload in a linear head: a slab object (kmalloc), modelled as its
+// first fragment with a Slab page. Code that walks Frags sees the head's
+// bytes first, as skb_copy_bits and skb_splice_bits walk the linear part
+// first; a Slab page marks the linear part wherever it matters
+// (skb_splice_bits' linear_to_page, the zero-copy splice actor).
 //
-// Ownership: an skb holds one page reference per fragment. It is owned by
+// Ownership: an skb holds one page reference per fragment (for a slab
+// head, one dataref: clones share the head). It is owned by
 // exactly one queue at a time (a socket's receive queue, a psock's
 // ingress_skb, an sk_msg's skb pointer, or an in-flight segment); freeing
 // it (kfreeSkb) puts its page references.
@@ -155,6 +69,28 @@ func (skb *SkBuff) copyBits(off int, dst []byte) {
 		dst = dst[n:]
 		off = 0
 	}
+}
+
+// hasLinear reports whether the skb has payload in a slab head.
+func (skb *SkBuff) hasLinear() bool { return len(skb.Frags) > 0 && skb.Frags[0].Page.Slab }
+
+// rxCopybreak mirrors what a NIC driver's rx copybreak does to a small
+// frame (for example the copy into a napi_alloc_skb/netdev_alloc_skb head
+// that __netdev_alloc_skb takes from kmalloc for small lengths,
+// net/core/skbuff.c, v6.18): the payload is copied into a slab-backed
+// linear head and the fragments are released. The copy is charged to
+// kernel context.
+//
+// Unlike Linux, which does this in the driver before TCP sees the frame,
+// the model applies it as the segment reaches the receiving socket.
+func (k *kernel) rxCopybreak(skb *SkBuff) {
+	head := k.pages.kmalloc(skb.Len)
+	skb.copyBits(0, head.Data)
+	k.stats.Kernel.Copied += int64(skb.Len)
+	for _, f := range skb.Frags {
+		k.pages.putPage(f.Page)
+	}
+	skb.Frags = []SkbFrag{{Page: head, Off: 0, Size: skb.Len}}
 }
 
 // kfreeSkb mirrors kfree_skb()/consume_skb(): it drops the skb's page
@@ -204,8 +140,8 @@ func (skb *SkBuff) canAppendFrag(p *Page, off int) bool {
 }
 
 // cloneRange returns a new skb referencing bytes [off, off+n) of skb's
-// fragments (each with its own page reference), as strparser's message
-// skbs and skb_clone do. The clone has no owner (it is not charged to any
+// fragments (each with its own page reference, or dataref for a slab
+// head), as strparser's message skbs and skb_clone do. The clone has no owner (it is not charged to any
 // socket's receive memory) and no flags.
 func (skb *SkBuff) cloneRange(off, n int) *SkBuff {
 	c := &SkBuff{Seq: skb.Seq}
@@ -221,7 +157,7 @@ func (skb *SkBuff) cloneRange(off, n int) *SkBuff {
 		if m > n {
 			m = n
 		}
-		getPage(f.Page)
+		skbHeadGet(f.Page)
 		c.Frags = append(c.Frags, SkbFrag{Page: f.Page, Off: f.Off + off, Size: m})
 		c.Len += m
 		c.Truesize += m

@@ -61,6 +61,7 @@ type kernel struct {
 	prof  Profile
 	tcp   TCP
 	pages pageAlloc
+	stats *Stats             // copy accounting (stats.go)
 	mut   map[*Mutation]bool // planted bugs (mutation.go)
 
 	socks   map[string]*Sock
@@ -141,6 +142,9 @@ type Sock struct {
 	ONonblock bool
 	rcvtimeo  timeo // for iocopy's read deadline (Go's SetReadDeadline)
 	pipe      *Pipe // the socket's own splice pipe (kernel backend: one per socket)
+	// rxCopybreak: segments of at most this many payload bytes arrive
+	// with a slab-backed linear head (`set S rxcopybreak N`; 0: never).
+	rxCopybreak int
 }
 
 // Proto mirrors the struct proto entries the model dispatches through
@@ -153,6 +157,12 @@ type Proto struct {
 	Ioctl          func(t *Task, sk *Sock, cmd int) (int, syscall.Errno)
 	Close          func(t *Task, sk *Sock)
 	SockIsReadable func(sk *Sock) bool
+	// SpliceRead is splice_read: from the socket into pipe, at most
+	// length bytes (the caller capped it at the pipe's free slots);
+	// nonblock is the file's O_NONBLOCK. tcp_splice_read on mainline,
+	// where struct proto has no splice_read (inet_stream_ops calls
+	// tcp_splice_read directly, so a psock cannot replace it).
+	SpliceRead func(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno)
 }
 
 // siocinq is SIOCINQ (FIONREAD).
@@ -363,6 +373,9 @@ func (it *iovIter) copyIn(p []byte) int {
 	it.buf = append(it.buf, p...)
 	return len(p)
 }
+
+// actor is iovIter's msgReader actor: copy_page_to_iter.
+func (it *iovIter) actor(p *Page, off, n int) int { return it.copyIn(p.bytes(off, n)) }
 
 // srcIter is the source of a write: explicit bytes, or pattern bytes at a
 // stream offset (trace.Pattern), generated lazily so that a 1 GiB send

@@ -2,86 +2,59 @@ package model
 
 import "syscall"
 
-// pipeDefBuffers is PIPE_DEF_BUFFERS: a pipe's ring has 16 slots.
-const pipeDefBuffers = 16
-
-// PipeBuffer mirrors struct pipe_buffer: a page range the pipe holds one
-// reference to.
-type PipeBuffer struct {
-	Page   *Page
-	Offset int
-	Len    int
-}
-
-// Pipe mirrors struct pipe_inode_info: a ring of MaxUsage buffers between
-// Tail (the next to read) and Head (the next to fill).
-//
-// Ownership: every buffer between Tail and Head holds one page reference,
-// dropped when a read consumes the buffer (anon_pipe_buf_release /
-// sock_pipe_buf ops) or the pipe is released.
-type Pipe struct {
-	Bufs     []PipeBuffer
-	Head     uint
-	Tail     uint
-	MaxUsage int
-	Readers  int
-	Wq       WaitQueue // rd_wait and wr_wait
-}
-
-// newPipe mirrors alloc_pipe_info() with slots buffers.
-func newPipe(slots int) *Pipe {
-	return &Pipe{Bufs: make([]PipeBuffer, slots), MaxUsage: slots, Readers: 1}
-}
-
-// occupancy mirrors pipe_occupancy().
-func (p *Pipe) occupancy() int { return int(p.Head - p.Tail) }
-
-// full mirrors pipe_full().
-func (p *Pipe) full() bool { return p.occupancy() >= p.MaxUsage }
-
-// empty mirrors pipe_empty().
-func (p *Pipe) empty() bool { return p.Head == p.Tail }
-
-func (p *Pipe) buf(i uint) *PipeBuffer { return &p.Bufs[i%uint(len(p.Bufs))] }
-
-// Bytes returns the bytes buffered in the pipe.
-func (p *Pipe) Bytes() int {
-	n := 0
-	for i := p.Tail; i != p.Head; i++ {
-		n += p.buf(i).Len
-	}
-	return n
-}
-
 // splicePipeDesc mirrors struct splice_pipe_desc: at most MAX_SKB_FRAGS
 // page ranges, each holding a page reference until spliced or released.
 type splicePipeDesc struct {
 	pages []PipeBuffer
 }
 
-// spdFillPage mirrors spd_fill_page(): coalesce with the previous range
-// when contiguous in the same page, else add a range (get_page). It
-// reports true when the descriptor is full.
-func (spd *splicePipeDesc) fillPage(p *Page, off, n int) bool {
+// fillPage mirrors spd_fill_page() (net/core/skbuff.c, v6.18): for the
+// linear part (a slab head) first copy the range into the task's page
+// frag (linear_to_page), which may take fewer than n bytes; then coalesce
+// with the previous range when contiguous in the same page, else add a
+// range (get_page). It returns the bytes taken and whether the descriptor
+// was full (nothing taken).
+func (k *kernel) fillPage(t *Task, spd *splicePipeDesc, p *Page, off, n int) (int, bool) {
 	if len(spd.pages) == MaxSkbFrags {
-		return true
+		return 0, true
+	}
+	if p.Slab {
+		p, off, n = k.linearToPage(t, p, off, n)
 	}
 	if k := len(spd.pages); k > 0 {
 		last := &spd.pages[k-1]
 		if last.Page == p && last.Offset+last.Len == off {
 			last.Len += n
-			return false
+			return n, false
 		}
 	}
 	getPage(p)
-	spd.pages = append(spd.pages, PipeBuffer{Page: p, Offset: off, Len: n})
-	return false
+	spd.pages = append(spd.pages, PipeBuffer{Page: p, Offset: off, Len: n, Ops: nostealPipeBufOps})
+	return n, false
 }
 
-// skbSpliceBits mirrors skb_splice_bits() → __skb_splice_bits(): map n
-// bytes of skb from offset into a splice_pipe_desc, then splice_to_pipe.
-func (k *kernel) skbSpliceBits(skb *SkBuff, offset int, pipe *Pipe, n int) int {
+// linearToPage mirrors linear_to_page() (net/core/skbuff.c, v6.18): copy
+// up to n bytes of linear data into the page frag of sk_page_frag (the
+// splicing task's task_frag) and return the frag page range that now
+// holds them. Unlike Linux, the refill never fails (no memory pressure).
+func (k *kernel) linearToPage(t *Task, p *Page, off, n int) (*Page, int, int) {
+	pf := &t.frag
+	k.pages.refill(pf)
+	n = min(n, pf.Size-pf.Offset)
+	copy(pf.Page.bytes(pf.Offset, n), p.bytes(off, n))
+	k.chargeCopy(n)
+	off = pf.Offset
+	pf.Offset += n
+	return pf.Page, off, n
+}
+
+// skbSpliceBits mirrors skb_splice_bits() → __skb_splice_bits() →
+// __splice_segment() (net/core/skbuff.c, v6.18): map n bytes of skb from
+// offset into a splice_pipe_desc with nosteal_pipe_buf_ops, the linear
+// part copied (see fillPage), then splice_to_pipe.
+func (k *kernel) skbSpliceBits(t *Task, skb *SkBuff, offset int, pipe *Pipe, n int) int {
 	spd := &splicePipeDesc{}
+frags:
 	for _, f := range skb.Frags {
 		if n == 0 {
 			break
@@ -90,14 +63,16 @@ func (k *kernel) skbSpliceBits(skb *SkBuff, offset int, pipe *Pipe, n int) int {
 			offset -= f.Size
 			continue
 		}
-		m := f.Size - offset
-		if m > n {
-			m = n
+		poff, plen := f.Off+offset, f.Size-offset
+		for n > 0 && plen > 0 {
+			took, full := k.fillPage(t, spd, f.Page, poff, min(n, plen))
+			if full {
+				break frags
+			}
+			poff += took
+			plen -= took
+			n -= took
 		}
-		if spd.fillPage(f.Page, f.Off+offset, m) {
-			break
-		}
-		n -= m
 		offset = 0
 	}
 	return k.spliceToPipe(pipe, spd)
@@ -116,8 +91,7 @@ func (k *kernel) spliceToPipe(pipe *Pipe, spd *splicePipeDesc) int {
 		ret = -int(errEPIPE)
 	} else {
 		for !pipe.full() && i < len(spd.pages) {
-			*pipe.buf(pipe.Head) = spd.pages[i]
-			pipe.Head++
+			pipe.push(spd.pages[i])
 			ret += spd.pages[i].Len
 			i++
 		}
@@ -126,7 +100,7 @@ func (k *kernel) spliceToPipe(pipe *Pipe, spd *splicePipeDesc) int {
 		}
 	}
 	for ; i < len(spd.pages); i++ {
-		k.pages.putPage(spd.pages[i].Page)
+		k.pipeBufRelease(spd.pages[i]) // spd_release: sock_spd_release → put_page
 	}
 	return ret
 }
@@ -146,7 +120,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 			if desc.Count < n {
 				n = desc.Count
 			}
-			r := k.skbSpliceBits(skb, off, pipe, n)
+			r := k.skbSpliceBits(t, skb, off, pipe, n)
 			if r > 0 {
 				desc.Count -= r
 			}
@@ -207,7 +181,10 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 // spliceSockToPipe mirrors do_splice() for a socket → pipe splice:
 // wait_for_space (blocking unless SPLICE_F_NONBLOCK), then do_splice_read,
 // which caps the length at the free slots times PAGE_SIZE, then the
-// socket's splice_read (sock_splice_read → tcp_splice_read).
+// socket's splice_read: sock_splice_read → inet_stream_ops' tcp_splice_read
+// on mainline, or, with the splice patches, inet_splice_read → the
+// proto's splice_read (Proto.SpliceRead), which the tcp_bpf protos
+// replace (splice_read.go).
 func (k *kernel) spliceSockToPipe(t *Task, sk *Sock, pipe *Pipe, length int, nonblock, fileNonblock bool) (int, syscall.Errno) {
 	if length == 0 {
 		return 0, errOK
@@ -231,45 +208,9 @@ func (k *kernel) spliceSockToPipe(t *Task, sk *Sock, pipe *Pipe, length int, non
 	if c := space * PageSize; length > c {
 		length = c
 	}
-	n, err := k.tcpSpliceRead(t, sk, pipe, length, fileNonblock)
+	n, err := sk.SkProt.SpliceRead(t, sk, pipe, length, fileNonblock)
 	if n > 0 {
 		pipe.Wq.wakeUp() // wakeup_pipe_readers
 	}
 	return n, err
-}
-
-// pipeRead mirrors pipe_read() on an O_NONBLOCK read end: up to n bytes
-// across buffers, -EAGAIN when empty (a writer exists).
-func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
-	if dst.left() == 0 {
-		return errOK
-	}
-	if pipe.empty() {
-		return errEAGAIN
-	}
-	for !pipe.empty() && dst.left() > 0 {
-		b := pipe.buf(pipe.Tail)
-		c := dst.copyIn(b.Page.bytes(b.Offset, b.Len))
-		b.Offset += c
-		b.Len -= c
-		if b.Len == 0 {
-			k.pages.putPage(b.Page)
-			*b = PipeBuffer{}
-			pipe.Tail++
-		}
-	}
-	pipe.Wq.wakeUp() // wake writers waiting for space
-	return errOK
-}
-
-// pipeRelease mirrors free_pipe_info(): drop every buffer.
-func (k *kernel) pipeRelease(pipe *Pipe) {
-	for !pipe.empty() {
-		b := pipe.buf(pipe.Tail)
-		k.pages.putPage(b.Page)
-		*b = PipeBuffer{}
-		pipe.Tail++
-	}
-	pipe.Readers = 0
-	pipe.Wq.wakeUp()
 }

@@ -60,6 +60,13 @@ type TCP interface {
 	Shutdown(t *Task, sk *Sock, how int)
 	// Close mirrors tcp_close() (the base proto's close).
 	Close(t *Task, sk *Sock)
+	// ExpireOrphans does what the kernel's TCP timers eventually do to
+	// connections nobody holds any more: every orphaned socket (closed by
+	// its owner) that is not yet CLOSE is done with and its queues freed,
+	// as the zero-window probe's orphan retries (tcp_probe_timer,
+	// tcp_orphan_retries), the FIN_WAIT2 timeout and TIME_WAIT expiry
+	// would. Teardown calls it after the last descriptor is closed.
+	ExpireOrphans()
 }
 
 // Empirical constants of loopback TCP on the project's 6.18 host (see
@@ -385,6 +392,9 @@ func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
 	}
 	fin := skb.TCPFlags&tcphdrFIN != 0
 	tp.RcvNxt = skb.EndSeq
+	if skb.Len > 0 && skb.Len <= sk.rxCopybreak {
+		r.k.rxCopybreak(skb)
+	}
 	r.queueRcv(sk, skb)
 	if fin {
 		r.tcpFin(tp)
@@ -401,10 +411,16 @@ func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
 // queueRcv mirrors tcp_queue_rcv(): coalesce into the tail skb when
 // tcp_try_coalesce allows (contiguous, no FIN on the tail, the fragments
 // fit MAX_SKB_FRAGS), else queue the skb.
+//
+// Unlike Linux, an skb with a slab head (rx copybreak) is never coalesced
+// and nothing is coalesced into one: skb_try_coalesce would copy a small
+// segment into the tail's linear tailroom, or steal a page-backed head,
+// neither of which the model has.
 func (r *RefTCP) queueRcv(sk *Sock, skb *SkBuff) {
 	if tail := sk.SkReceiveQueue.peekTail(); tail != nil &&
 		tail.EndSeq == skb.Seq && tail.TCPFlags&tcphdrFIN == 0 &&
-		!tail.BpfStrparser && len(tail.Frags)+len(skb.Frags) <= MaxSkbFrags {
+		!tail.BpfStrparser && !tail.hasLinear() && !skb.hasLinear() &&
+		len(tail.Frags)+len(skb.Frags) <= MaxSkbFrags {
 		tail.Frags = append(tail.Frags, skb.Frags...)
 		tail.Len += skb.Len
 		tail.Truesize += skb.Truesize
@@ -495,6 +511,18 @@ func (r *RefTCP) timeWait(tp *tcpSock, substate TCPState) {
 		tp.peer.peer = tw
 	}
 	r.tcpDone(tp)
+}
+
+// ExpireOrphans implements TCP.
+//
+// Unlike Linux, which gets there through timers the model lacks, it acts
+// at once.
+func (r *RefTCP) ExpireOrphans() {
+	for _, sk := range r.k.sockSeq {
+		if tp, ok := sk.TCP.(*tcpSock); ok && sk.SockDead && sk.State != TCPClose {
+			r.tcpDone(tp)
+		}
+	}
 }
 
 // tcpDone mirrors tcp_done(): CLOSE, SHUTDOWN_MASK, wake the user (or
@@ -931,9 +959,13 @@ func (r *RefTCP) recvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
 		if skb == nil {
 			return nil, 0
 		}
-		offset := int(int32(seq - skb.Seq))
-		if offset < skb.Len || skb.TCPFlags&tcphdrFIN != 0 {
-			return skb, offset
+		// u32 arithmetic, as in C: a seq before the skb (a reader whose
+		// cursor lags the queue, like a stream parser's after
+		// tcp_splice_read consumed the skbs it had not seen) is a huge
+		// offset, and the skb is eaten unless it carries a FIN.
+		offset := seq - skb.Seq
+		if offset < uint32(skb.Len) || skb.TCPFlags&tcphdrFIN != 0 {
+			return skb, int(offset)
 		}
 		r.eatRecvSkb(sk, skb)
 	}
@@ -1148,7 +1180,8 @@ func (k *kernel) tcpProt() *Proto {
 			sk.releaseSock()
 			return n, err
 		},
-		Ioctl: k.tcpIoctl,
-		Close: func(t *Task, sk *Sock) { k.tcp.Close(t, sk) },
+		Ioctl:      k.tcpIoctl,
+		Close:      func(t *Task, sk *Sock) { k.tcp.Close(t, sk) },
+		SpliceRead: k.tcpSpliceRead,
 	}
 }

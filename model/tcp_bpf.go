@@ -41,6 +41,9 @@ func (k *kernel) tcpBpfProto(base *Proto, config int) *Proto {
 	if config == tcpBpfRx || config == tcpBpfTxRx {
 		p.Recvmsg = k.tcpBpfRecvmsgParser
 	}
+	if f := k.tcpBpfSpliceReadFor(config); f != nil {
+		p.SpliceRead = f
+	}
 	return &p
 }
 
@@ -465,19 +468,30 @@ func isNextMsgFin(p *SkPsock) bool {
 }
 
 // tcpBpfRecvmsgParser mirrors tcp_bpf_recvmsg_parser() (net/ipv4/tcp_bpf.c,
-// v6.18.y): the recvmsg of sockets with a stream verdict. It reads only
-// ingress_msg; a wait that ends without a message returns -EAGAIN even
-// when it ended because sk_receive_queue became non-empty (the skb is yet
-// to be verdicted), and copied_seq is written back from the value read at
-// entry plus the bytes that came from sk's own stream.
+// v6.18.y): the recvmsg of sockets with a stream verdict (tcpBpfReadParser
+// with the copy actor).
 func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+	return k.tcpBpfReadParser(t, sk, dst, flags, flags&msgDontwait != 0, func() (int, syscall.Errno) {
+		return k.tcp.Recvmsg(t, sk, dst, flags)
+	})
+}
+
+// tcpBpfReadParser is the body of tcp_bpf_recvmsg_parser() (net/ipv4/tcp_bpf.c,
+// v6.18.y) with its actor abstracted (msgReader, as Jiayuan Chen's series
+// does it): it reads only ingress_msg; a wait that ends without a message
+// returns -EAGAIN even when it ended because sk_receive_queue became
+// non-empty (the skb is yet to be verdicted), and copied_seq is written
+// back from the value read at entry plus the bytes that came from sk's
+// own stream. nonblock selects the timeout (sock_rcvtimeo); noPsock reads
+// a socket whose psock went away.
+func (k *kernel) tcpBpfReadParser(t *Task, sk *Sock, dst msgReader, flags int, nonblock bool, noPsock func() (int, syscall.Errno)) (int, syscall.Errno) {
 	peek := flags&msgPeek != 0
 	if dst.left() == 0 {
 		return 0, errOK
 	}
 	p := skPsockGet(sk)
 	if p == nil {
-		return k.tcp.Recvmsg(t, sk, dst, flags)
+		return noPsock()
 	}
 	sk.lockSock(t)
 	seq := k.tcp.CopiedSeq(sk)
@@ -524,7 +538,7 @@ func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int)
 			err = errENOTCONN
 			goto out
 		}
-		to := sk.sockRcvtimeo(flags&msgDontwait != 0)
+		to := sk.sockRcvtimeo(nonblock)
 		if to == 0 {
 			err = errEAGAIN
 			goto out
@@ -549,29 +563,40 @@ out:
 }
 
 // tcpBpfRecvmsg mirrors tcp_bpf_recvmsg() (v6.18): the recvmsg of sockets
-// whose psock has no stream verdict. Ingress messages come first; plain
-// TCP data is read through tcp_recvmsg when ingress_msg is empty.
+// whose psock has no stream verdict (tcpBpfRead with the copy actor, after
+// the loopback splice RFC's receive path where that profile applies).
 func (k *kernel) tcpBpfRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	if dst.left() == 0 {
 		return 0, errOK
 	}
+	tcpRead := func() (int, syscall.Errno) { return k.tcp.Recvmsg(t, sk, dst, flags) }
 	p := skPsockGet(sk)
 	if p == nil {
-		return k.tcp.Recvmsg(t, sk, dst, flags)
+		return tcpRead()
 	}
 	if n, err, done := k.tcpBpfSpliceRecvDispatch(t, sk, p, dst, flags); done {
 		k.skPsockPut(sk, p)
 		return n, err
 	}
+	return k.tcpBpfRead(t, sk, p, dst, flags, flags&msgDontwait != 0, tcpRead)
+}
+
+// tcpBpfRead is the body of tcp_bpf_recvmsg() (v6.18) with its actor
+// abstracted (msgReader, as Jiayuan Chen's series does it): ingress
+// messages come first; plain TCP data is read through tcpRead (tcp_recvmsg,
+// or tcp_splice_read for splice) when ingress_msg is empty. It takes over
+// the caller's reference on p. nonblock selects the timeout
+// (sock_rcvtimeo).
+func (k *kernel) tcpBpfRead(t *Task, sk *Sock, p *SkPsock, dst msgReader, flags int, nonblock bool, tcpRead func() (int, syscall.Errno)) (int, syscall.Errno) {
 	if !sk.SkReceiveQueue.empty() && skPsockQueueEmpty(p) {
 		k.skPsockPut(sk, p)
-		return k.tcp.Recvmsg(t, sk, dst, flags)
+		return tcpRead()
 	}
 	sk.lockSock(t)
 	for {
 		copied, err, _ := k.skMsgRecvmsg(sk, p, dst, flags)
 		if err == 0 && copied == 0 {
-			to := sk.sockRcvtimeo(flags&msgDontwait != 0)
+			to := sk.sockRcvtimeo(nonblock)
 			data := k.tcpMsgWaitDataLocked(t, sk, p, to)
 			if data {
 				if !skPsockQueueEmpty(p) {
@@ -579,7 +604,7 @@ func (k *kernel) tcpBpfRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int,
 				}
 				sk.releaseSock()
 				k.skPsockPut(sk, p)
-				return k.tcp.Recvmsg(t, sk, dst, flags)
+				return tcpRead()
 			}
 			sk.releaseSock()
 			k.skPsockPut(sk, p)

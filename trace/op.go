@@ -185,11 +185,22 @@ const (
 	OptBusypoll                    // SO_BUSY_POLL, value in microseconds
 	OptRcvbuf                      // SO_RCVBUF, bytes
 	OptSndbuf                      // SO_SNDBUF, bytes
+	// OptPipesize is fcntl(F_SETPIPE_SZ) on S's splice pipe, bytes; the
+	// op returns the pipe's new capacity.
+	OptPipesize
+	// OptRxcopybreak: segments of at most V payload bytes reach S with
+	// their payload in a slab-backed linear head, as a NIC driver's rx
+	// copybreak leaves small frames (0: never). It changes no byte a
+	// trace observes, only the memory the model's pages come from; the
+	// kernel backend, on loopback, has no driver to set and accepts it
+	// as a no-op.
+	OptRxcopybreak
 )
 
 var sockOptNames = map[SockOpt]string{
 	OptRcvtimeo: "rcvtimeo", OptNonblock: "nonblock", OptBusypoll: "busypoll",
-	OptRcvbuf: "rcvbuf", OptSndbuf: "sndbuf",
+	OptRcvbuf: "rcvbuf", OptSndbuf: "sndbuf", OptPipesize: "pipesize",
+	OptRxcopybreak: "rxcopybreak",
 }
 
 func (o SockOpt) String() string {

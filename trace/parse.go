@@ -512,7 +512,7 @@ func (p *parser) set(op *Op) error {
 	}
 	switch op.Opt {
 	case 0:
-		return p.errTok(t, "unknown socket option %q (want rcvtimeo, nonblock, busypoll, rcvbuf or sndbuf)", t.text)
+		return p.errTok(t, "unknown socket option %q (want rcvtimeo, nonblock, busypoll, rcvbuf, sndbuf, pipesize or rxcopybreak)", t.text)
 	case OptNonblock:
 		v, err := p.word("on or off")
 		if err != nil {

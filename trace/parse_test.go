@@ -200,7 +200,7 @@ func TestParseErrors(t *testing.T) {
 		{"join unknown", "join t1\n", "x.trace:1:6: unknown thread \"t1\""},
 		{"join main", "conn a b\n@t1 poll a\njoin main\n", "x.trace:3:6: cannot join thread main"},
 		{"join self", "conn a b\n@t1 join t1\n", "x.trace:2:10: thread \"t1\" cannot join itself"},
-		{"bad set", "conn a b\nset a nodelay 1\n", "x.trace:2:7: unknown socket option \"nodelay\" (want rcvtimeo, nonblock, busypoll, rcvbuf or sndbuf)"},
+		{"bad set", "conn a b\nset a nodelay 1\n", "x.trace:2:7: unknown socket option \"nodelay\" (want rcvtimeo, nonblock, busypoll, rcvbuf, sndbuf, pipesize or rxcopybreak)"},
 		{"bad nonblock", "conn a b\nset a nonblock yes\n", "x.trace:2:16: want on or off, found \"yes\""},
 		{"bad shutdown", "conn a b\nshutdown a both\n", "x.trace:2:12: unknown shutdown \"both\" (want wr, rd or rdwr)"},
 		{"junk after quote", "conn a b\nsend a \"x\"y\n", "x.trace:2:11: unexpected 'y' after closing quote"},

@@ -299,3 +299,33 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("--mutate list: code %d\n%s", code, out)
 	}
 }
+
+// run --stats prints the copy accounting after the observations, on the
+// model only; on a backend without it the flag is refused (exit 2).
+func TestRunStats(t *testing.T) {
+	p := writeTrace(t, "s.trace", `profile splice-zerocopy
+conn a1 a2
+map m sockmap 2
+prog m sk_msg redirect 1 ingress
+insert m 0 a1
+insert m 1 a2
+send a1 5000
+set a2 nonblock on
+splice a2 8000
+pipe a2 8000
+`)
+	code, out, errOut := runCLI(t, "run", "--stats", p)
+	if code != exitOK || !strings.Contains(out, "9: splice a2 8000 => 5000") {
+		t.Fatalf("code %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+	// splice moved 5000 bytes by reference (0 copies); the pipe read copied them once.
+	for _, row := range []string{"splice          1         5000            0         0.00", "pipe            1         5000         5000         1.00"} {
+		if !strings.Contains(out, row) {
+			t.Errorf("no row %q in:\n%s", row, out)
+		}
+	}
+	code, _, errOut = runCLI(t, "run", "--stats", "--backend", "kernel", p)
+	if code != exitBadInput || !strings.Contains(errOut, "--stats") {
+		t.Errorf("--stats on the kernel backend: code %d, stderr %q", code, errOut)
+	}
+}

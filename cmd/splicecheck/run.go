@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -58,10 +59,16 @@ func parseTraces(paths []string) ([]*trace.Trace, error) {
 
 // jsonRun is one trace's run in --json output.
 type jsonRun struct {
-	Trace        string    `json:"trace"`
-	Backend      string    `json:"backend"`
-	Profile      string    `json:"profile"`
-	Observations []jsonObs `json:"observations"`
+	Trace        string       `json:"trace"`
+	Backend      string       `json:"backend"`
+	Profile      string       `json:"profile"`
+	Observations []jsonObs    `json:"observations"`
+	Stats        *model.Stats `json:"stats,omitempty"`
+}
+
+// statsBackend is a backend with copy accounting (the model).
+type statsBackend interface {
+	RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, *model.Stats, error)
 }
 
 type jsonObs struct {
@@ -86,6 +93,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	backend := fs.String("backend", "model", "backend to run on: "+backendNames())
 	var mutations listFlag
 	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see 'splicecheck check --mutate list'")
+	stats := fs.Bool("stats", false, "after each trace, print the model's copy accounting: per op kind, bytes moved, bytes the kernel copied, copies per byte")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -105,18 +113,28 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	sb, hasStats := b.(statsBackend)
+	if *stats && !hasStats {
+		return usagef("--stats: copy accounting is the model's; backend %q has none", *backend)
+	}
 	var runs []jsonRun
 	for _, t := range traces {
 		o, err := trace.ResolveOptions(t, opts)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.File, err)
 		}
-		obs, err := trace.Run(ctx, b, t, o)
+		var obs []trace.Observation
+		var st *model.Stats
+		if *stats {
+			obs, st, err = sb.RunTraceStats(ctx, t, o)
+		} else {
+			obs, err = trace.Run(ctx, b, t, o)
+		}
 		if err != nil {
 			return fmt.Errorf("run %s on %s: %w", t.File, b.Name(), err)
 		}
 		if rf.json {
-			runs = append(runs, jsonRun{t.File, b.Name(), o.Profile, toJSONObs(obs)})
+			runs = append(runs, jsonRun{t.File, b.Name(), o.Profile, toJSONObs(obs), st})
 			continue
 		}
 		if len(traces) > 1 {
@@ -124,6 +142,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		}
 		for _, ob := range obs {
 			fmt.Fprintln(e.stdout, ob)
+		}
+		if st != nil {
+			fmt.Fprintf(e.stdout, "-- copies (profile %s)\n%s", o.Profile, st)
 		}
 	}
 	if rf.json {

@@ -1,0 +1,191 @@
+package model
+
+import (
+	"fmt"
+	"slices"
+)
+
+// PageSize is PAGE_SIZE.
+const PageSize = 4096
+
+// fragPageSize is the size of a task_frag page: PAGE_SIZE <<
+// SKB_FRAG_PAGE_ORDER (order 3, 32 KiB), which skb_page_frag_refill
+// allocates when it can.
+const fragPageSize = PageSize << 3
+
+// Page is memory with a reference count: either a (possibly compound)
+// page of the page allocator (struct page, page_ref_count), or, with Slab
+// set, a kmalloc object of the slab allocator (PageSlab), which is how an
+// skb's linear head is allocated.
+//
+// Invariants, checked where they can break (a violation is a pageFault):
+//   - Refcount > 0 exactly while the page is live; the last put frees it
+//     and poisons Data, so that no later access reads stale bytes;
+//   - get_page is never called on a slab object: get_page() is invalid on
+//     slab pages (Jiayuan Chen, "tcp_bpf: optimize splice_read with
+//     zero-copy for non-slab pages", bpf-next v1 5/7, March 2026). The
+//     references of a slab object are the skbs sharing it as their head
+//     (skb_shared_info dataref), taken with skbHeadGet;
+//   - a slab object never reaches a pipe buffer (addToPipe).
+type Page struct {
+	ID       uint64
+	Data     []byte
+	Refcount int
+	Freed    bool
+	// Slab: the memory is a kmalloc object (PageSlab), not page
+	// allocator memory.
+	Slab bool
+}
+
+// pageFault is a violation of the page-ownership invariants. It is raised
+// as a panic, because the path that hit it cannot go on (the memory is
+// gone); the task or kernel context running it is stopped and the run
+// fails with an error wrapping ErrPageOwnership (see recoverFault).
+type pageFault struct{ msg string }
+
+func (f pageFault) Error() string { return f.msg }
+
+func fault(format string, args ...any) {
+	panic(pageFault{fmt.Sprintf(format, args...)})
+}
+
+// pageAlloc is the page and slab allocator of one run. It knows every
+// live page, so that a run can be checked for leaks at its end.
+type pageAlloc struct {
+	next  uint64
+	live  int // pages and slab objects allocated and not freed
+	total int // ever allocated
+	byID  map[uint64]*Page
+}
+
+func (a *pageAlloc) alloc(size int, slab bool) *Page {
+	a.next++
+	a.live++
+	a.total++
+	p := &Page{ID: a.next, Data: make([]byte, size), Refcount: 1, Slab: slab}
+	if a.byID == nil {
+		a.byID = map[uint64]*Page{}
+	}
+	a.byID[p.ID] = p
+	return p
+}
+
+// allocPage mirrors alloc_pages(): a page of size bytes (a compound page
+// when larger than PageSize) with one reference.
+func (a *pageAlloc) allocPage(size int) *Page { return a.alloc(size, false) }
+
+// kmalloc mirrors kmalloc(): a slab object of size bytes, owned by the
+// caller (one reference: kfree drops it).
+func (a *pageAlloc) kmalloc(size int) *Page { return a.alloc(size, true) }
+
+// getPage mirrors get_page().
+func getPage(p *Page) {
+	if p.Freed || p.Refcount <= 0 {
+		fault("get_page on freed page %d", p.ID)
+	}
+	if p.Slab {
+		fault("get_page on slab object %d (PageSlab): get_page() is invalid on slab pages", p.ID)
+	}
+	p.Refcount++
+}
+
+// skbHeadGet takes a reference on memory an skb clone shares: a page
+// fragment (get_page), or a slab head, whose reference is the skb's
+// dataref (skb_clone → atomic_inc(&skb_shinfo(skb)->dataref)).
+func skbHeadGet(p *Page) {
+	if !p.Slab {
+		getPage(p)
+		return
+	}
+	if p.Freed || p.Refcount <= 0 {
+		fault("skb_clone of freed head %d", p.ID)
+	}
+	p.Refcount++
+}
+
+// putPage mirrors put_page() (and, for a slab object, the skb_free_head →
+// kfree of the last dataref): the last reference frees the memory.
+func (a *pageAlloc) putPage(p *Page) {
+	if p.Freed || p.Refcount <= 0 {
+		fault("put_page on freed page %d: a reference dropped twice, or one never taken", p.ID)
+	}
+	p.Refcount--
+	if p.Refcount == 0 {
+		p.Freed = true
+		p.Data = nil
+		a.live--
+		delete(a.byID, p.ID)
+	}
+}
+
+// bytes returns p's memory [off, off+n). An access to freed memory is a
+// fault.
+func (p *Page) bytes(off, n int) []byte {
+	if p.Freed {
+		fault("access to freed page %d", p.ID)
+	}
+	return p.Data[off : off+n]
+}
+
+// leaked describes the pages still live, or "" when there are none.
+func (a *pageAlloc) leaked() string {
+	if a.live == 0 {
+		return ""
+	}
+	ids := make([]uint64, 0, len(a.byID))
+	for id := range a.byID {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	s := fmt.Sprintf("%d pages leaked:", a.live)
+	for i, id := range ids {
+		if i == 8 {
+			s += " ..."
+			break
+		}
+		p := a.byID[id]
+		kind := "page"
+		if p.Slab {
+			kind = "slab"
+		}
+		s += fmt.Sprintf(" %s %d (refcount %d)", kind, id, p.Refcount)
+	}
+	return s
+}
+
+// PageFrag mirrors struct page_frag: the page a task (or socket) carves
+// small allocations out of.
+type PageFrag struct {
+	Page   *Page
+	Offset int
+	Size   int
+}
+
+// refill mirrors skb_page_frag_refill(32, pfrag, gfp) as called by
+// sk_page_frag_refill (net/core/sock.c, v6.18): reuse the page from its
+// start when the frag holds the only reference, keep it while 32 bytes
+// still fit, else drop it and allocate a fresh 32 KiB page.
+func (a *pageAlloc) refill(pf *PageFrag) {
+	if pf.Page != nil {
+		if pf.Page.Refcount == 1 {
+			pf.Offset = 0
+			return
+		}
+		if pf.Offset+32 <= pf.Size {
+			return
+		}
+		a.putPage(pf.Page)
+	}
+	pf.Offset = 0
+	pf.Page = a.allocPage(fragPageSize)
+	pf.Size = fragPageSize
+}
+
+// release drops the frag's page, as do_exit() does with
+// current->task_frag.page (kernel/exit.c, v6.18).
+func (a *pageAlloc) release(pf *PageFrag) {
+	if pf.Page != nil {
+		a.putPage(pf.Page)
+		*pf = PageFrag{}
+	}
+}

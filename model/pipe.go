@@ -1,0 +1,191 @@
+package model
+
+import (
+	"math/bits"
+	"syscall"
+)
+
+// pipeDefBuffers is PIPE_DEF_BUFFERS: a pipe's ring has 16 slots.
+const pipeDefBuffers = 16
+
+// pipeMaxSize is the default of /proc/sys/fs/pipe-max-size (1 MiB): the
+// largest F_SETPIPE_SZ an unprivileged user may ask for. The kernel
+// backend runs as root (CAP_SYS_RESOURCE), which may ask for more.
+const pipeMaxSize = 1 << 20
+
+// PipeBufOps mirrors struct pipe_buf_operations: how a buffer's page is
+// released and whether it may be stolen (try_steal: handed over to the
+// reader as its own page, as SPLICE_F_MOVE into a file does). Every kind
+// releases with put_page.
+type PipeBufOps struct {
+	Name string
+	// CanSteal: the ops have a try_steal. A nosteal buffer shares its
+	// page with someone else (an skb, a psock's message), who may still
+	// read or reuse it.
+	CanSteal bool
+}
+
+// The buffer ops the modelled paths use (fs/pipe.c, fs/splice.c, v6.18).
+var (
+	// anonPipeBufOps: pages a write(2) into the pipe allocated.
+	anonPipeBufOps = &PipeBufOps{Name: "anon_pipe_buf_ops", CanSteal: true}
+	// defaultPipeBufOps: pages copy_splice_read allocated and filled.
+	defaultPipeBufOps = &PipeBufOps{Name: "default_pipe_buf_ops", CanSteal: true}
+	// nostealPipeBufOps: pages shared with their source (skb_splice_bits,
+	// the zero-copy sockmap actor).
+	nostealPipeBufOps = &PipeBufOps{Name: "nosteal_pipe_buf_ops"}
+)
+
+// PipeBuffer mirrors struct pipe_buffer: a page range the pipe holds one
+// reference to, released through Ops.
+type PipeBuffer struct {
+	Page   *Page
+	Offset int
+	Len    int
+	Ops    *PipeBufOps
+}
+
+// Pipe mirrors struct pipe_inode_info: a ring of MaxUsage buffers between
+// Tail (the next to read) and Head (the next to fill).
+//
+// Ownership: every buffer between Tail and Head holds one page reference,
+// dropped when a read consumes the buffer (pipe_buf_release) or the pipe is
+// released (free_pipe_info). A buffer never holds a slab object.
+type Pipe struct {
+	Bufs     []PipeBuffer
+	Head     uint
+	Tail     uint
+	MaxUsage int
+	Readers  int
+	Wq       WaitQueue // rd_wait and wr_wait
+}
+
+// newPipe mirrors alloc_pipe_info() with slots buffers.
+func newPipe(slots int) *Pipe {
+	return &Pipe{Bufs: make([]PipeBuffer, slots), MaxUsage: slots, Readers: 1}
+}
+
+// occupancy mirrors pipe_occupancy().
+func (p *Pipe) occupancy() int { return int(p.Head - p.Tail) }
+
+// full mirrors pipe_full().
+func (p *Pipe) full() bool { return p.occupancy() >= p.MaxUsage }
+
+// empty mirrors pipe_empty().
+func (p *Pipe) empty() bool { return p.Head == p.Tail }
+
+func (p *Pipe) buf(i uint) *PipeBuffer { return &p.Bufs[i%uint(len(p.Bufs))] }
+
+// Bytes returns the bytes buffered in the pipe.
+func (p *Pipe) Bytes() int {
+	n := 0
+	for i := p.Tail; i != p.Head; i++ {
+		n += p.buf(i).Len
+	}
+	return n
+}
+
+// push stores buf in the next slot; the caller checked that the pipe is
+// not full and has readers. The pipe takes over buf's page reference.
+// A slab object reaching a pipe is a fault.
+func (p *Pipe) push(buf PipeBuffer) {
+	if buf.Page.Slab {
+		fault("slab object %d in a pipe buffer (%s)", buf.Page.ID, buf.Ops.Name)
+	}
+	*p.buf(p.Head) = buf
+	p.Head++
+}
+
+// addToPipe mirrors add_to_pipe() (fs/splice.c, v6.18): queue one buffer,
+// whose reference the caller owns. It returns the bytes queued, or
+// -EPIPE without readers, -EAGAIN when the pipe is full; on failure the
+// buffer is released.
+func (k *kernel) addToPipe(p *Pipe, buf PipeBuffer) int {
+	ret := buf.Len
+	switch {
+	case p.Readers == 0:
+		ret = -int(errEPIPE)
+	case p.full():
+		ret = -int(errEAGAIN)
+	default:
+		p.push(buf)
+		return ret
+	}
+	k.pipeBufRelease(buf)
+	return ret
+}
+
+// pipeBufRelease mirrors pipe_buf_release(): the ops' release, put_page
+// for every kind modelled.
+func (k *kernel) pipeBufRelease(buf PipeBuffer) { k.pages.putPage(buf.Page) }
+
+// roundPipeSize mirrors round_pipe_size() (fs/pipe.c, v6.18): at least a
+// page, a power of two, 0 when out of range.
+func roundPipeSize(size uint64) uint64 {
+	if size > 1<<31 {
+		return 0
+	}
+	if size < PageSize {
+		return PageSize
+	}
+	return 1 << bits.Len64(size-1)
+}
+
+// pipeSetSize mirrors pipe_set_size() → pipe_resize_ring() (fs/pipe.c,
+// v6.18) for F_SETPIPE_SZ by root: the new capacity in bytes, -EINVAL for
+// a size out of range, -EBUSY when fewer slots than buffers in use.
+func (p *Pipe) pipeSetSize(arg uint64) (int, syscall.Errno) {
+	size := roundPipeSize(arg)
+	slots := int(size / PageSize)
+	if slots == 0 {
+		return 0, errEINVAL
+	}
+	n := p.occupancy()
+	if slots < n {
+		return 0, errEBUSY
+	}
+	bufs := make([]PipeBuffer, slots)
+	for i := 0; i < n; i++ {
+		bufs[i] = *p.buf(p.Tail + uint(i))
+	}
+	p.Bufs, p.Tail, p.Head, p.MaxUsage = bufs, 0, uint(n), slots
+	p.Wq.wakeUp() // wake_up_interruptible_all(&pipe->wr_wait)
+	return slots * PageSize, errOK
+}
+
+// pipeRead mirrors pipe_read() on an O_NONBLOCK read end: up to n bytes
+// across buffers, copied out (copy_page_to_iter), each emptied buffer
+// released; -EAGAIN when empty (a writer exists).
+func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
+	if dst.left() == 0 {
+		return errOK
+	}
+	if pipe.empty() {
+		return errEAGAIN
+	}
+	for !pipe.empty() && dst.left() > 0 {
+		b := pipe.buf(pipe.Tail)
+		c := dst.copyIn(b.Page.bytes(b.Offset, b.Len))
+		b.Offset += c
+		b.Len -= c
+		if b.Len == 0 {
+			k.pipeBufRelease(*b)
+			*b = PipeBuffer{}
+			pipe.Tail++
+		}
+	}
+	pipe.Wq.wakeUp() // wake writers waiting for space
+	return errOK
+}
+
+// pipeRelease mirrors free_pipe_info(): drop every buffer.
+func (k *kernel) pipeRelease(pipe *Pipe) {
+	for !pipe.empty() {
+		b := pipe.buf(pipe.Tail)
+		k.pipeBufRelease(*b)
+		*b = PipeBuffer{}
+		pipe.Tail++
+	}
+	pipe.Readers = 0
+	pipe.Wq.wakeUp()
+}

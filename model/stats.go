@@ -1,0 +1,105 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// Stats is the copy accounting of one run: for each kind of data op, the
+// payload bytes the ops moved and the bytes the modelled kernel copied
+// (memcpy) to move them. A page reference handed from one owner to
+// another (a fragment spliced into a pipe, an sk_msg element moved to
+// another psock) is not a copy.
+//
+// What counts as a copy is what Linux copies on the modelled path, not
+// what the model does internally: copy_from_iter of a send and
+// copy_to_iter of a recv or a pipe read (one per byte), linear_to_page in
+// skb_splice_bits, the reads of copy_splice_read into fresh pages, the
+// zero-copy splice actor's copy of slab-backed data, the read(2)/write(2)
+// pair of io.Copy's generic fallback, a driver's rx copybreak (kernel
+// context). splice(pipe → socket) and skb_send_sock hand pages over in
+// Linux (MSG_SPLICE_PAGES) and count nothing, although the model copies
+// there (see the package documentation, "Unlike Linux").
+type Stats struct {
+	// Ops is keyed by op name: send, recv, splice, pipe, iocopy.
+	Ops map[string]*OpStats
+	// Kernel counts copies made in kernel context, on nobody's behalf
+	// (rx copybreak). Its Moved is zero.
+	Kernel OpStats
+}
+
+// OpStats is the accounting of one op kind.
+type OpStats struct {
+	Calls  int64 // ops run
+	Moved  int64 // bytes they returned (sent, received, spliced, read, copied)
+	Copied int64 // payload bytes copied on their behalf
+}
+
+// PerByte is Copied/Moved: copies per byte moved (0 when nothing moved).
+func (o OpStats) PerByte() float64 {
+	if o.Moved == 0 {
+		return 0
+	}
+	return float64(o.Copied) / float64(o.Moved)
+}
+
+// statOps are the op kinds that move payload, in table order.
+var statOps = []trace.Kind{trace.OpSend, trace.OpRecv, trace.OpSplice, trace.OpPipe, trace.OpIOCopy}
+
+// userCopies: the ops whose every byte moved is one copy between user
+// memory and the kernel.
+var userCopies = map[trace.Kind]bool{trace.OpSend: true, trace.OpRecv: true, trace.OpPipe: true}
+
+func newStats() *Stats {
+	s := &Stats{Ops: map[string]*OpStats{}}
+	for _, k := range statOps {
+		s.Ops[k.String()] = &OpStats{}
+	}
+	return s
+}
+
+// opAcct returns the accounting of op kind k, or nil for ops that move no
+// payload.
+func (s *Stats) opAcct(k trace.Kind) *OpStats { return s.Ops[k.String()] }
+
+// chargeCopy counts n bytes copied on behalf of the op the running task
+// is executing, or of kernel context when no task runs one.
+func (k *kernel) chargeCopy(n int) {
+	if t := k.s.cur; t != nil && t.acct != nil {
+		t.acct.Copied += int64(n)
+		return
+	}
+	k.stats.Kernel.Copied += int64(n)
+}
+
+// endOp accounts a finished op of kind kind that returned res.
+func (s *Stats) endOp(acct *OpStats, kind trace.Kind, res trace.Result) {
+	acct.Calls++
+	if res.Err != 0 || res.Word != "" || res.N <= 0 {
+		return
+	}
+	acct.Moved += res.N
+	if userCopies[kind] {
+		acct.Copied += res.N
+	}
+}
+
+// String renders the table `splicecheck run --stats` prints.
+func (s *Stats) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-8s %8s %12s %12s %12s\n", "op", "calls", "bytes", "copied", "copies/byte")
+	row := func(name string, o OpStats) {
+		fmt.Fprintf(&b, "%-8s %8d %12d %12d %12.2f\n", name, o.Calls, o.Moved, o.Copied, o.PerByte())
+	}
+	for _, k := range statOps {
+		if o := s.Ops[k.String()]; o.Calls > 0 {
+			row(k.String(), *o)
+		}
+	}
+	if s.Kernel.Copied > 0 {
+		fmt.Fprintf(&b, "%-8s %8s %12s %12d %12s\n", "kernel", "-", "-", s.Kernel.Copied, "-")
+	}
+	return b.String()
+}
