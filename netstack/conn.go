@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -275,6 +276,34 @@ func (c *Conn) SetLinger(on bool, secs int) error {
 // State returns the protocol state by its Linux name (ESTABLISHED,
 // FIN_WAIT1, CLOSE_WAIT, TIME_WAIT, CLOSE, ...), as `state S` prints it.
 func (c *Conn) State() string { return stateName(c.ep.State()) }
+
+// WaitState blocks until the connection is in one of states (Linux
+// names, as State returns them) and returns it, or returns ctx's error.
+// gVisor signals no event for some transitions (FIN_WAIT1 to FIN_WAIT2
+// on an ACK, the end of TIME_WAIT), so besides waking on every endpoint
+// event WaitState re-checks on a backoff from 20 µs to 2 ms.
+func (c *Conn) WaitState(ctx context.Context, states ...string) (string, error) {
+	entry, ch := waiter.NewChannelEntry(waiter.AllEvents)
+	c.wq.EventRegister(&entry)
+	defer c.wq.EventUnregister(&entry)
+	backoff := 20 * time.Microsecond
+	t := time.NewTimer(backoff)
+	defer t.Stop()
+	for {
+		st := c.State()
+		if slices.Contains(states, st) {
+			return st, nil
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			backoff = min(2*backoff, 2*time.Millisecond)
+			t.Reset(backoff)
+		case <-ctx.Done():
+			return st, fmt.Errorf("wait for state %v (now %s): %w", states, st, ctx.Err())
+		}
+	}
+}
 
 // Readiness returns the poll mask of the endpoint now (gVisor's view; a
 // closed or reset endpoint is ready for everything, as gVisor reports).

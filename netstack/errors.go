@@ -56,5 +56,3 @@ func (e *OpError) Unwrap() error { return e.Errno }
 func opError(op string, err tcpip.Error) error {
 	return &OpError{Op: op, Errno: errnoOf(err), Netstack: err.String()}
 }
-
-

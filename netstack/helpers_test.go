@@ -80,13 +80,11 @@ func (e *env) dial(t testing.TB) (a, b *Conn) {
 	return a, b
 }
 
-// waitState waits until c reaches state, re-checking on every event c
-// signals.
+// waitState waits until c reaches state.
 func waitState(t testing.TB, c *Conn, state string) {
 	t.Helper()
-	ctx := testCtx(t)
-	if _, err := c.waitFor(ctx, AllEvents, func(Events) bool { return c.State() == state }); err != nil {
-		t.Fatalf("waiting for %s (now %s): %v", state, c.State(), err)
+	if _, err := c.WaitState(testCtx(t), state); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -54,7 +55,9 @@ type Link struct {
 	nh    *channel.NotificationHandle
 
 	mu   sync.Mutex
-	cond *sync.Cond // broadcast when ready grows, delivery ends, or closed
+	cond *sync.Cond // broadcast on every change (see signalLocked)
+	// changed, if not nil, is closed on the next change (for WaitStats).
+	changed chan struct{}
 
 	closed     bool
 	hold       bool
@@ -75,20 +78,25 @@ type Link struct {
 // linkPacket is one packet owned by a link: buf holds the IPv4 packet;
 // the link releases it when it delivers or discards the packet.
 type linkPacket struct {
-	buf buffer.Buffer
-	seg Segment // valid if tcp
-	tcp bool
+	buf   buffer.Buffer
+	seg   Segment // valid if tcp
+	tcp   bool
 	due   time.Time
 	timer tcpip.Timer // the delay's timer, stopped if the link closes first
 	n     uint64      // arrival number
 }
 
-// LinkStats counts what a link did with the segments it got.
+// LinkStats counts what a link did with the packets it got, and what it
+// holds now.
 type LinkStats struct {
 	Arrived   uint64 // written by the sender
 	Dropped   uint64 // by DropNext, DropIf or DropHeld
 	Delivered uint64 // injected into the receiver
 	Discarded uint64 // freed undelivered because the link closed
+
+	Held    int // in the held queue
+	Delayed int // waiting for their delay to end
+	Ready   int // waiting for the pump, or being injected
 }
 
 // LinkAction says what happened to a segment, for Observe.
@@ -170,6 +178,7 @@ func (l *Link) arrive(buf buffer.Buffer) {
 		p.buf.Release()
 		return
 	}
+	defer l.signalLocked()
 	l.arrivals++
 	p.n = l.arrivals
 	l.stats.Arrived++
@@ -224,7 +233,17 @@ func (l *Link) readyLocked(ps ...*linkPacket) {
 		return
 	}
 	l.ready = append(l.ready, ps...)
+	l.signalLocked()
+}
+
+// signalLocked wakes everything waiting for a change of the link: the
+// pump, Flush and WaitStats.
+func (l *Link) signalLocked() {
 	l.cond.Broadcast()
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 }
 
 // releaseDue runs from the clock when a delay ends: every delayed packet
@@ -270,7 +289,7 @@ func (l *Link) pump() {
 			p.buf.Release()
 		}
 		l.delivering = false
-		l.cond.Broadcast()
+		l.signalLocked()
 	}
 }
 
@@ -390,6 +409,7 @@ func (l *Link) DropHeld(i int) error {
 	p := l.held[i]
 	l.held = slices.Delete(l.held, i, i+1)
 	l.dropLocked(p)
+	l.signalLocked()
 	return nil
 }
 
@@ -457,7 +477,45 @@ func (l *Link) Observe(f func(LinkEvent)) error {
 func (l *Link) Stats() LinkStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.stats
+	return l.statsLocked()
+}
+
+func (l *Link) statsLocked() LinkStats {
+	st := l.stats
+	st.Held, st.Delayed, st.Ready = len(l.held), len(l.delayed), len(l.ready)
+	if l.delivering {
+		st.Ready++
+	}
+	return st
+}
+
+// WaitStats blocks until cond holds for the link's stats, re-evaluating
+// it on every change of the link, and returns those stats; or returns
+// ctx's error, or ErrClosed if the link closes first. cond runs with the
+// link's lock held and must not call the Link.
+func (l *Link) WaitStats(ctx context.Context, cond func(LinkStats) bool) (LinkStats, error) {
+	for {
+		l.mu.Lock()
+		st := l.statsLocked()
+		if cond(st) {
+			l.mu.Unlock()
+			return st, nil
+		}
+		if l.closed {
+			l.mu.Unlock()
+			return st, ErrClosed
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return st, fmt.Errorf("link %s: %w", l.name, ctx.Err())
+		}
+	}
 }
 
 // Flush blocks until every ready segment has been injected into the
@@ -494,7 +552,7 @@ func (l *Link) close() {
 		}
 	}
 	l.held, l.delayed, l.ready = nil, nil, nil
-	l.cond.Broadcast()
+	l.signalLocked()
 }
 
 // wait blocks until the pump has returned, then detaches the link from
