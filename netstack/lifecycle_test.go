@@ -165,7 +165,7 @@ func TestEventsAndStates(t *testing.T) {
 	if got := stateName(99); got != "UNKNOWN" {
 		t.Errorf("stateName(99) = %q", got)
 	}
-	if FlagSYN|FlagACK != 0x12 || (FlagSYN | FlagACK).String() != "S." {
+	if FlagSYN|FlagACK != 0x12 || (FlagSYN|FlagACK).String() != "S." {
 		t.Errorf("flags: %#x %s", uint8(FlagSYN|FlagACK), FlagSYN|FlagACK)
 	}
 }

@@ -31,19 +31,23 @@ import (
 //     manual clock: during the Advance that passes it);
 //  5. otherwise it joins the ready queue at once.
 //
-// One pump goroutine injects the ready queue into the receiver in FIFO
-// order, so the delivery order on a link is exactly the order in which
-// segments joined the ready queue, which depends only on the order of
-// arrivals and of the harness's calls. (Which segments the stacks send,
+// The ready queue is injected into the receiver in FIFO order by one
+// deliverer at a time: whichever goroutine made a segment ready (the
+// sender's, in its WriteNotify; the harness's, in Release; the clock's,
+// when a delay ends) drains the queue inline unless another is already
+// draining it, as gVisor's loopback link delivers inline. So the
+// delivery order on a link is exactly the order in which segments joined
+// the ready queue, which depends only on the order of arrivals and of the
+// harness's calls. (Which segments the stacks send,
 // and when, depends on their own goroutines; the link adds no
 // nondeterminism of its own.) Segments whose delays end at the same time
 // become ready in arrival order.
 //
-// Injection into the receiving stack is asynchronous with respect to the
-// harness: Release returns once the segments are ready; Flush waits until
-// the pump has handed them to the receiver; the receiver's TCP processes
-// them on its own goroutines, so a test waits for the effect it expects
-// (Conn.Wait, Conn.WaitReadable).
+// Injection hands a segment to the receiving stack, whose TCP processes
+// it on its own goroutines: Release returns once its segments are
+// injected, or are being injected by another deliverer (Flush waits for
+// that); a test then waits for the effect it expects (Conn.Wait,
+// Conn.WaitReadable, Conn.WaitState). A Link starts no goroutine.
 //
 // All methods are safe for concurrent use. After Close every method
 // returns ErrClosed or does nothing.
@@ -71,8 +75,6 @@ type Link struct {
 	observe    func(LinkEvent)
 	stats      LinkStats
 	arrivals   uint64
-
-	done chan struct{} // closed when the pump returns
 }
 
 // linkPacket is one packet owned by a link: buf holds the IPv4 packet;
@@ -96,7 +98,7 @@ type LinkStats struct {
 
 	Held    int // in the held queue
 	Delayed int // waiting for their delay to end
-	Ready   int // waiting for the pump, or being injected
+	Ready   int // waiting to be injected, or being injected
 }
 
 // LinkAction says what happened to a segment, for Observe.
@@ -136,10 +138,9 @@ type LinkEvent struct {
 }
 
 func newLink(name string, clock tcpip.Clock, from, to *channel.Endpoint) *Link {
-	l := &Link{name: name, clock: clock, from: from, to: to, done: make(chan struct{})}
+	l := &Link{name: name, clock: clock, from: from, to: to}
 	l.cond = sync.NewCond(&l.mu)
 	l.nh = from.AddNotify(l)
-	go l.pump()
 	return l
 }
 
@@ -170,6 +171,7 @@ func (l *Link) arrive(buf buffer.Buffer) {
 	// The headers are enough to route the packet; the payload is copied
 	// only for an observer or a predicate.
 	p.seg, p.tcp = parseSegment(hdr[:n], int(buf.Size()), false)
+	defer l.drain()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -236,8 +238,8 @@ func (l *Link) readyLocked(ps ...*linkPacket) {
 	l.signalLocked()
 }
 
-// signalLocked wakes everything waiting for a change of the link: the
-// pump, Flush and WaitStats.
+// signalLocked wakes everything waiting for a change of the link: Flush,
+// wait and WaitStats.
 func (l *Link) signalLocked() {
 	l.cond.Broadcast()
 	if l.changed != nil {
@@ -249,6 +251,7 @@ func (l *Link) signalLocked() {
 // releaseDue runs from the clock when a delay ends: every delayed packet
 // whose time has come becomes ready, in (due, arrival) order.
 func (l *Link) releaseDue() {
+	defer l.drain()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -263,21 +266,20 @@ func (l *Link) releaseDue() {
 	l.delayed = slices.Delete(l.delayed, 0, i)
 }
 
-// pump injects ready packets into the receiver, in order, until close.
-func (l *Link) pump() {
-	defer close(l.done)
+// drain injects the ready queue into the receiver, in order, unless
+// another goroutine is doing so (it will inject what this one added). It
+// must be called without l.mu held, after anything that may have made a
+// packet ready.
+func (l *Link) drain() {
 	l.mu.Lock()
-	for {
-		for len(l.ready) == 0 && !l.closed {
-			l.cond.Wait()
-		}
-		if l.closed {
-			l.mu.Unlock()
-			return
-		}
+	defer l.mu.Unlock()
+	if l.delivering {
+		return
+	}
+	l.delivering = true
+	for len(l.ready) > 0 {
 		batch := l.ready
 		l.ready = nil
-		l.delivering = true
 		l.mu.Unlock()
 		for _, p := range batch {
 			l.inject(p)
@@ -288,9 +290,9 @@ func (l *Link) pump() {
 			l.emit(ActDeliver, p)
 			p.buf.Release()
 		}
-		l.delivering = false
-		l.signalLocked()
 	}
+	l.delivering = false
+	l.signalLocked()
 }
 
 // inject hands a copy of p to the receiving stack, as a fresh inbound
@@ -316,6 +318,7 @@ func (l *Link) Hold() error {
 // Release turns Hold off and makes every held segment ready, in held
 // order. It returns how many it released.
 func (l *Link) Release() (int, error) {
+	defer l.drain()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -331,6 +334,7 @@ func (l *Link) Release() (int, error) {
 // ReleaseN makes the first n held segments ready, in order, and leaves
 // Hold on. It fails with ErrNoSegment if fewer than n are held.
 func (l *Link) ReleaseN(n int) error {
+	defer l.drain()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -533,8 +537,8 @@ func (l *Link) Flush() error {
 	return nil
 }
 
-// close stops the link: queued packets are freed, the pump is told to
-// end, and later arrivals are discarded.
+// close stops the link: queued packets are freed and later arrivals
+// discarded (a delivery under way finishes its batch).
 func (l *Link) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -555,9 +559,13 @@ func (l *Link) close() {
 	l.signalLocked()
 }
 
-// wait blocks until the pump has returned, then detaches the link from
-// the sender's channel endpoint.
+// wait blocks until no delivery is under way, then detaches the link
+// from the sender's channel endpoint. Call it after close.
 func (l *Link) wait() {
-	<-l.done
+	l.mu.Lock()
+	for l.delivering {
+		l.cond.Wait()
+	}
+	l.mu.Unlock()
 	l.from.RemoveNotify(l.nh)
 }

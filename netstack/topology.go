@@ -192,7 +192,8 @@ func (t *topology) close() error {
 }
 
 // wait blocks until every goroutine of the topology has ended (the
-// links' pumps, the stacks' protocol workers) and the NICs are removed.
+// stacks' protocol workers, any link delivery under way) and the NICs
+// are removed.
 // It returns ErrNotClosed before close, else the capture's error if any.
 func (t *topology) wait() error {
 	t.mu.Lock()

@@ -93,7 +93,7 @@ func (th *TwoHost) Now() time.Time { return th.t.now() }
 func (th *TwoHost) Close() error { return th.t.close() }
 
 // Wait blocks until every goroutine the topology started has ended (the
-// links' pumps, the stacks' workers). It returns ErrNotClosed if Close
+// stacks' workers, any link delivery under way). It returns ErrNotClosed if Close
 // was not called, and the capture's error (wrapping ErrCapture) if
 // writing the pcap failed.
 func (th *TwoHost) Wait() error { return th.t.wait() }
