@@ -160,12 +160,16 @@ func TestPcap(t *testing.T) {
 			if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command(tcpdump, "-nn", "-r", path).CombinedOutput()
+			// -vv makes tcpdump verify the checksums ("incorrect" if bad).
+			out, err := exec.Command(tcpdump, "-nn", "-vv", "-r", path).CombinedOutput()
 			if err != nil {
 				t.Fatalf("tcpdump -r: %v\n%s", err, out)
 			}
-			if lines := bytes.Count(out, []byte("\n")); lines < len(recs) {
-				t.Errorf("tcpdump printed %d lines for %d records:\n%s", lines, len(recs), out)
+			if n := bytes.Count(out, []byte(" IP ")); n != len(recs) {
+				t.Errorf("tcpdump printed %d packets for %d records:\n%s", n, len(recs), out)
+			}
+			if bytes.Contains(out, []byte("incorrect")) {
+				t.Errorf("tcpdump found bad checksums:\n%s", out)
 			}
 		})
 	}
