@@ -140,18 +140,23 @@ type LinkEvent struct {
 func newLink(name string, clock tcpip.Clock, from, to *channel.Endpoint) *Link {
 	l := &Link{name: name, clock: clock, from: from, to: to}
 	l.cond = sync.NewCond(&l.mu)
-	l.nh = from.AddNotify(l)
+	l.nh = from.AddNotify(notifier{l})
 	return l
 }
 
 // Name returns "a>b" or "b>a".
 func (l *Link) Name() string { return l.name }
 
+// notifier is the link's channel.Notification (unexported, so that the
+// hook is not part of Link's API).
+type notifier struct{ l *Link }
+
 // WriteNotify implements channel.Notification: the sending stack wrote a
 // packet to its channel endpoint. It runs on the writer's goroutine and
 // empties the endpoint's queue, so the queue never fills (see
 // channelQueue).
-func (l *Link) WriteNotify() {
+func (n notifier) WriteNotify() {
+	l := n.l
 	for {
 		pkt := l.from.Read()
 		if pkt == nil {

@@ -20,7 +20,7 @@ type TwoHost struct {
 
 // channelQueue is the capacity of each channel endpoint's outbound
 // queue. A full channel endpoint drops silently, so the Link empties it
-// from the writer's own notification (Link.WriteNotify) before the
+// from the writer's own notification (notifier.WriteNotify) before the
 // writer returns: the queue only ever holds the packets of writers that
 // are between their write and their notification, at most one per
 // concurrent writer. TestTwoHostNoSilentDrop checks the NIC drop counter.
