@@ -1,0 +1,79 @@
+// Package netstack runs gVisor's TCP (gvisor.dev/gvisor/pkg/tcpip) as the
+// TCP layer under splicecheck's model: real segments, real state
+// machines, timers on a clock the harness moves, and a wire the harness
+// can hold, drop, delay and reorder. It is the only package of the
+// project that imports gVisor (internal/layout enforces it); its API
+// names no gVisor type, so that fuzz/ and cmd/ can use it.
+//
+// # Topologies
+//
+// NewLoopback builds one stack with a loopback NIC (127.0.0.1/8): both
+// ends of a connection share the stack, and gVisor's loopback link
+// delivers each segment inline as it is sent. NewTwoHost builds two
+// stacks, A (10.0.0.1) and B (10.0.0.2), joined by channel endpoints like
+// a container's veth pair; every segment crosses a Link (AtoB, BtoA) that
+// the harness controls. Dial(ctx, a, b) makes one established connection
+// the way the trace language's `conn A B` does (a connects, b accepts).
+//
+// # Time and determinism
+//
+// By default both topologies run on gVisor's manual clock
+// (faketime.ManualClock): no timer fires (retransmission, TIME_WAIT,
+// keepalive, a Link delay) until the harness calls Advance, which runs
+// the due timers in time order before it returns. Every random choice of
+// the stacks (initial sequence numbers, ephemeral ports, hash secrets)
+// comes from Options.Seed. Given the same calls, a Link delivers the same
+// segments in the same order; the stacks' own goroutines decide how data
+// is cut into segments and when ACKs go out, so a harness that needs a
+// fixed sequence holds the link and releases segments one at a time.
+// gVisor signals no event for some state changes; Conn.WaitState
+// re-checks on a short backoff for them.
+//
+// # Ownership and lifetimes
+//
+//   - The caller owns a topology and must end every path, including
+//     error paths after a successful constructor, with Close then Wait.
+//     Close is idempotent; Wait before Close returns ErrNotClosed.
+//     A constructor that fails has already torn down what it built.
+//   - The topology owns its stacks (one or two *stack.Stack), their NICs,
+//     the channel endpoints and the Links, and the clock. Hosts are views
+//     of a stack and live as long as the topology.
+//   - Goroutines: the stacks' TCP protocol workers (started by stack.New,
+//     stopped by the stack's Close and Wait) and short-lived timer
+//     goroutines of the clocks. A Link starts none: the goroutine that
+//     makes a segment ready (the sender's, in its channel write
+//     notification; the harness's, in Release; the clock's, when a delay
+//     ends) injects it into the receiver, one deliverer per link at a
+//     time. After Wait returns none of them is left
+//     (TestNoGoroutineSurvives).
+//   - A Conn or Listener owns its gVisor endpoint until the caller's
+//     Close or Abort; the topology's Close aborts whatever is still open
+//     (peers see a RST). After either, data operations fail (EBADF, or
+//     ErrClosed) while State and Readiness keep observing the endpoint.
+//   - Close order: the Links stop first (held, delayed and ready segments
+//     are freed, later ones discarded), then the stacks abort their
+//     endpoints; Wait waits for any delivery under way, then for the
+//     stacks' workers, and removes the NICs.
+//   - The pcap writer (Options.Pcap) belongs to the caller; the topology
+//     writes to it under a mutex from the stacks' goroutines until Wait
+//     returns, and never closes it. The first write error stops the
+//     capture and is returned by Wait (wrapping ErrCapture).
+//
+// # Errors
+//
+// gVisor's errors are translated to Linux errnos by type (errno.go),
+// wrapped in *OpError: match them with errors.Is(err, syscall.EAGAIN).
+// The package's own conditions are the sentinels in errors.go (ErrClosed,
+// ErrBadOption, ...), always wrapped with %w.
+//
+// # Unlike Linux
+//
+// gVisor is not Linux, and this package does not hide the differences;
+// the cross-check against the kernel backend is there to find them. Seen
+// so far: a reset endpoint is ready for every event (Linux reports
+// IN|OUT|RDHUP|HUP|ERR until the error is read, then without ERR);
+// SO_LINGER with a positive timeout does not make Close block; shrinking
+// SO_RCVBUF below the window already advertised makes gVisor drop
+// segments (Linux never shrinks the window), which on the manual clock
+// are retransmitted only when the harness advances time.
+package netstack

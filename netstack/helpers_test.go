@@ -1,0 +1,98 @@
+package netstack
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// testTimeout bounds every blocking call of a test; nothing here should
+// take more than a fraction of it.
+const testTimeout = 20 * time.Second
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// topo is what the tests need of either topology.
+type topo interface {
+	Advance(time.Duration) error
+	Close() error
+	Wait() error
+}
+
+// env is a topology under test with the two hosts a connection runs
+// between (the same host on loopback).
+type env struct {
+	name string
+	top  topo
+	a, b *Host
+	th   *TwoHost // nil on loopback
+}
+
+func newLoopbackEnv(t testing.TB, opts Options) *env {
+	t.Helper()
+	lo, err := NewLoopback(opts)
+	if err != nil {
+		t.Fatalf("NewLoopback: %v", err)
+	}
+	e := &env{name: "loopback", top: lo, a: lo.Host(), b: lo.Host()}
+	t.Cleanup(func() { e.shutdown(t) })
+	return e
+}
+
+func newTwoHostEnv(t testing.TB, opts Options) *env {
+	t.Helper()
+	th, err := NewTwoHost(opts)
+	if err != nil {
+		t.Fatalf("NewTwoHost: %v", err)
+	}
+	e := &env{name: "twohost", top: th, a: th.A(), b: th.B(), th: th}
+	t.Cleanup(func() { e.shutdown(t) })
+	return e
+}
+
+// shutdown is every test's last step: Close then Wait.
+func (e *env) shutdown(t testing.TB) {
+	t.Helper()
+	if err := e.top.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := e.top.Wait(); err != nil {
+		t.Errorf("Wait: %v", err)
+	}
+}
+
+// both runs f as a subtest on each topology.
+func both(t *testing.T, opts Options, f func(t *testing.T, e *env)) {
+	t.Run("loopback", func(t *testing.T) { f(t, newLoopbackEnv(t, opts)) })
+	t.Run("twohost", func(t *testing.T) { f(t, newTwoHostEnv(t, opts)) })
+}
+
+func (e *env) dial(t testing.TB) (a, b *Conn) {
+	t.Helper()
+	a, b, err := Dial(testCtx(t), e.a, e.b)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	return a, b
+}
+
+// waitState waits until c reaches state.
+func waitState(t testing.TB, c *Conn, state string) {
+	t.Helper()
+	if _, err := c.WaitState(testCtx(t), state); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pattern returns n bytes of the trace language's pattern (i % 251).
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
+}

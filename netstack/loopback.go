@@ -1,0 +1,65 @@
+package netstack
+
+import (
+	"fmt"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
+)
+
+// Loopback is one stack with a loopback NIC holding 127.0.0.1/8: both
+// ends of every connection live in the same stack, and segments are
+// delivered inline by gVisor's loopback link as they are sent (there is
+// no Link to control). It is the model's `conn A B` over lo.
+type Loopback struct {
+	t    *topology
+	host *Host
+}
+
+// NewLoopback builds the loopback topology. On error nothing is left
+// running. The caller owns the result and must end with Close then Wait.
+func NewLoopback(opts Options) (*Loopback, error) {
+	t, mtu, err := newTopology(opts, loopbackMTU)
+	if err != nil {
+		return nil, err
+	}
+	ep := loopback.New()
+	ep.SetMTU(mtu)
+	addr := tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4([4]byte{127, 0, 0, 1}), PrefixLen: 8}
+	h, err := t.newHost("lo", 0, ep, addr)
+	if err != nil {
+		return nil, teardown(t, fmt.Errorf("loopback: %w", err))
+	}
+	return &Loopback{t: t, host: h}, nil
+}
+
+// teardown closes and waits for a topology a constructor failed to
+// finish, and returns err.
+func teardown(t *topology, err error) error {
+	t.close()
+	t.wait()
+	return err
+}
+
+// Host returns the topology's only host, 127.0.0.1.
+func (l *Loopback) Host() *Host { return l.host }
+
+// Advance moves the manual clock forward by d, running the timers that
+// fall due (retransmissions, TIME_WAIT, ...) in time order. It returns
+// ErrRealClock with Options.RealClock and ErrClosed after Close.
+func (l *Loopback) Advance(d time.Duration) error { return l.t.advance(d) }
+
+// Now returns the topology's clock reading (the manual clock starts at
+// the Unix epoch).
+func (l *Loopback) Now() time.Time { return l.t.now() }
+
+// Close aborts every endpoint (peers see a RST) and stops the stack. It
+// does not wait for the stack's goroutines; call Wait. Close is
+// idempotent and always returns nil.
+func (l *Loopback) Close() error { return l.t.close() }
+
+// Wait blocks until every goroutine the topology started has ended. It
+// returns ErrNotClosed if Close was not called, and the capture's error
+// (wrapping ErrCapture) if writing the pcap failed.
+func (l *Loopback) Wait() error { return l.t.wait() }

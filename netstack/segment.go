@@ -1,0 +1,105 @@
+package netstack
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+// Flags are the TCP header flags of a segment (the header's bit values).
+type Flags uint8
+
+// The TCP flags (RFC 9293 3.1).
+const (
+	FlagFIN Flags = 1 << iota
+	FlagSYN
+	FlagRST
+	FlagPSH
+	FlagACK
+	FlagURG
+)
+
+var flagNames = []struct {
+	f    Flags
+	name string
+}{
+	{FlagSYN, "S"}, {FlagFIN, "F"}, {FlagRST, "R"}, {FlagPSH, "P"}, {FlagURG, "U"}, {FlagACK, "."},
+}
+
+// String renders the flags as tcpdump does ("S", "S.", "P.", "F.", "R").
+func (f Flags) String() string {
+	var b strings.Builder
+	for _, n := range flagNames {
+		if f&n.f != 0 {
+			b.WriteString(n.name)
+		}
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
+}
+
+// Segment describes one IPv4 TCP segment on a link: its header fields
+// and payload length. Payload holds a copy of the payload only where a
+// method says so (Link.Held, Link.Observe); it is never shared with the
+// stack.
+type Segment struct {
+	Src, Dst netip.AddrPort
+	Seq, Ack uint32
+	Flags    Flags
+	Window   uint16
+	Len      int // payload bytes
+	Payload  []byte
+}
+
+// String renders the segment in tcpdump's style.
+func (s Segment) String() string {
+	return fmt.Sprintf("%s > %s [%s] seq %d ack %d win %d len %d", s.Src, s.Dst, s.Flags, s.Seq, s.Ack, s.Window, s.Len)
+}
+
+// parseSegment decodes an IPv4 packet holding a TCP segment from b, a
+// prefix of the packet at least as long as its headers; size is the
+// whole packet's length. With withPayload, b must be the whole packet
+// and the payload is copied. ok is false for anything but an
+// unfragmented IPv4 TCP segment (which the links still carry, unparsed).
+func parseSegment(b []byte, size int, withPayload bool) (seg Segment, ok bool) {
+	if len(b) < header.IPv4MinimumSize {
+		return Segment{}, false
+	}
+	ip := header.IPv4(b)
+	hl, total := int(ip.HeaderLength()), int(ip.TotalLength())
+	if header.IPVersion(b) != header.IPv4Version || hl < header.IPv4MinimumSize || total > size || total < hl || hl > len(b) ||
+		ip.TransportProtocol() != header.TCPProtocolNumber || ip.FragmentOffset() != 0 || ip.More() {
+		return Segment{}, false
+	}
+	tl := b[hl:]
+	if len(tl) < header.TCPMinimumSize {
+		return Segment{}, false
+	}
+	t := header.TCP(tl)
+	off := int(t.DataOffset())
+	if off < header.TCPMinimumSize || off > len(tl) || hl+off > total {
+		return Segment{}, false
+	}
+	src, _ := netip.AddrFromSlice(ip.SourceAddressSlice())
+	dst, _ := netip.AddrFromSlice(ip.DestinationAddressSlice())
+	seg = Segment{
+		Src:    netip.AddrPortFrom(src, t.SourcePort()),
+		Dst:    netip.AddrPortFrom(dst, t.DestinationPort()),
+		Seq:    t.SequenceNumber(),
+		Ack:    t.AckNumber(),
+		Flags:  Flags(t.Flags()),
+		Window: t.WindowSize(),
+		Len:    total - hl - off,
+	}
+	if withPayload {
+		if total > len(b) {
+			return Segment{}, false
+		}
+		seg.Payload = append([]byte{}, b[hl+off:total]...)
+	}
+	return seg, true
+}

@@ -1,0 +1,115 @@
+package netstack
+
+import (
+	"strings"
+
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// stateNames maps gVisor's endpoint states to the names Linux uses
+// (include/net/tcp_states.h), which are the words the trace language's
+// `state S` op prints. gVisor numbers the protocol states as Linux does;
+// its internal states are shown as what a Linux socket in the same
+// situation reports: a socket that is neither connected nor listening is
+// CLOSE, a connect() that has not sent its SYN yet is SYN_SENT.
+var stateNames = map[tcp.EndpointState]string{
+	tcp.StateEstablished: "ESTABLISHED",
+	tcp.StateSynSent:     "SYN_SENT",
+	tcp.StateSynRecv:     "SYN_RECV",
+	tcp.StateFinWait1:    "FIN_WAIT1",
+	tcp.StateFinWait2:    "FIN_WAIT2",
+	tcp.StateTimeWait:    "TIME_WAIT",
+	tcp.StateClose:       "CLOSE",
+	tcp.StateCloseWait:   "CLOSE_WAIT",
+	tcp.StateLastAck:     "LAST_ACK",
+	tcp.StateListen:      "LISTEN",
+	tcp.StateClosing:     "CLOSING",
+	tcp.StateInitial:     "CLOSE",
+	tcp.StateBound:       "CLOSE",
+	tcp.StateConnecting:  "SYN_SENT",
+	tcp.StateError:       "CLOSE",
+}
+
+// stateName returns the Linux name of a gVisor endpoint state
+// (tcpip.Endpoint.State's value), or "UNKNOWN" for a state this
+// package does not know.
+func stateName(s uint32) string {
+	if n, ok := stateNames[tcp.EndpointState(s)]; ok {
+		return n
+	}
+	return "UNKNOWN"
+}
+
+// Events is a poll(2) mask with Linux's bit values: what Conn.Readiness
+// reports and Conn.Wait waits for.
+type Events uint32
+
+// The poll bits the trace language's `poll S` op prints (Linux values).
+const (
+	EventIn    Events = 0x0001 // POLLIN
+	EventOut   Events = 0x0004 // POLLOUT
+	EventErr   Events = 0x0008 // POLLERR
+	EventHup   Events = 0x0010 // POLLHUP
+	EventRdHup Events = 0x2000 // POLLRDHUP
+
+	// AllEvents is every bit above.
+	AllEvents = EventIn | EventOut | EventErr | EventHup | EventRdHup
+)
+
+// eventBits lists the bits in the order the trace language prints them.
+var eventBits = []struct {
+	ev   Events
+	w    waiter.EventMask
+	name string
+}{
+	{EventIn, waiter.EventIn, "IN"},
+	{EventOut, waiter.EventOut, "OUT"},
+	{EventRdHup, waiter.EventRdHUp, "RDHUP"},
+	{EventHup, waiter.EventHUp, "HUP"},
+	{EventErr, waiter.EventErr, "ERR"},
+}
+
+// String renders the mask as the trace language does ("IN|OUT"), or "0"
+// when no bit is set.
+func (e Events) String() string {
+	var parts []string
+	for _, b := range eventBits {
+		if e&b.ev != 0 {
+			parts = append(parts, b.name)
+		}
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return strings.Join(parts, "|")
+}
+
+// fromWaiter translates gVisor's waiter mask to Events (gVisor's
+// EventRdNorm/EventWrNorm count as IN/OUT).
+func fromWaiter(m waiter.EventMask) Events {
+	var e Events
+	for _, b := range eventBits {
+		if m&b.w != 0 {
+			e |= b.ev
+		}
+	}
+	if m&waiter.EventRdNorm != 0 {
+		e |= EventIn
+	}
+	if m&waiter.EventWrNorm != 0 {
+		e |= EventOut
+	}
+	return e
+}
+
+// toWaiter translates Events to gVisor's waiter mask.
+func toWaiter(e Events) waiter.EventMask {
+	var m waiter.EventMask
+	for _, b := range eventBits {
+		if e&b.ev != 0 {
+			m |= b.w
+		}
+	}
+	return m
+}

@@ -1,0 +1,99 @@
+package netstack
+
+import (
+	"fmt"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+)
+
+// TwoHost is two stacks, A (10.0.0.1/24) and B (10.0.0.2/24), each with
+// one NIC, joined by a pair of channel endpoints the way a veth pair
+// joins a container to its host. Every segment crosses a Link the harness
+// controls: AtoB carries what A sends, BtoA what B sends.
+type TwoHost struct {
+	t      *topology
+	a, b   *Host
+	ab, ba *Link
+}
+
+// channelQueue is the capacity of each channel endpoint's outbound
+// queue. A full channel endpoint drops silently, so the Link empties it
+// from the writer's own notification (notifier.WriteNotify) before the
+// writer returns: the queue only ever holds the packets of writers that
+// are between their write and their notification, at most one per
+// concurrent writer. TestTwoHostNoSilentDrop checks the NIC drop counter.
+const channelQueue = 1024
+
+// NewTwoHost builds the two-host topology. On error nothing is left
+// running. The caller owns the result and must end with Close then Wait.
+func NewTwoHost(opts Options) (*TwoHost, error) {
+	t, mtu, err := newTopology(opts, twoHostMTU)
+	if err != nil {
+		return nil, err
+	}
+	chA := channel.New(channelQueue, mtu, "\x02\x00\x00\x00\x00\x01")
+	chB := channel.New(channelQueue, mtu, "\x02\x00\x00\x00\x00\x02")
+	addrA := tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4([4]byte{10, 0, 0, 1}), PrefixLen: 24}
+	addrB := tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4([4]byte{10, 0, 0, 2}), PrefixLen: 24}
+	a, err := t.newHost("a", 0, chA, addrA)
+	if err != nil {
+		return nil, teardown(t, fmt.Errorf("two-host: %w", err))
+	}
+	b, err := t.newHost("b", 1, chB, addrB)
+	if err != nil {
+		return nil, teardown(t, fmt.Errorf("two-host: %w", err))
+	}
+	th := &TwoHost{t: t, a: a, b: b}
+	th.ab = newLink("a>b", t.clock, chA, chB)
+	t.addLink(th.ab)
+	th.ba = newLink("b>a", t.clock, chB, chA)
+	t.addLink(th.ba)
+	return th, nil
+}
+
+// A returns host A (10.0.0.1), the side that connects in Dial(ctx, A, B).
+func (th *TwoHost) A() *Host { return th.a }
+
+// B returns host B (10.0.0.2).
+func (th *TwoHost) B() *Host { return th.b }
+
+// AtoB returns the link carrying the segments A sends to B.
+func (th *TwoHost) AtoB() *Link { return th.ab }
+
+// BtoA returns the link carrying the segments B sends to A.
+func (th *TwoHost) BtoA() *Link { return th.ba }
+
+// LinkFrom returns the link carrying what h sends, or nil if h is not a
+// host of th.
+func (th *TwoHost) LinkFrom(h *Host) *Link {
+	switch h {
+	case th.a:
+		return th.ab
+	case th.b:
+		return th.ba
+	}
+	return nil
+}
+
+// Advance moves the manual clock, shared by both stacks and both links,
+// forward by d, running the timers that fall due (retransmissions,
+// TIME_WAIT, delayed link deliveries) in time order. It returns
+// ErrRealClock with Options.RealClock and ErrClosed after Close.
+func (th *TwoHost) Advance(d time.Duration) error { return th.t.advance(d) }
+
+// Now returns the topology's clock reading (the manual clock starts at
+// the Unix epoch).
+func (th *TwoHost) Now() time.Time { return th.t.now() }
+
+// Close stops both links (held and delayed segments are discarded),
+// aborts every endpoint and stops both stacks. It does not wait; call
+// Wait. Close is idempotent and always returns nil.
+func (th *TwoHost) Close() error { return th.t.close() }
+
+// Wait blocks until every goroutine the topology started has ended (the
+// stacks' workers, any link delivery under way). It returns ErrNotClosed if Close
+// was not called, and the capture's error (wrapping ErrCapture) if
+// writing the pcap failed.
+func (th *TwoHost) Wait() error { return th.t.wait() }
