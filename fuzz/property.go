@@ -45,6 +45,7 @@ var Properties = []Property{
 	{"model-sound", "the run ends without a model invariant failure, leak or deadlock", checkSound},
 	{"page-ownership", "no page is used or put after it was freed, get_page never touches slab memory, no slab object reaches a pipe, nothing is left after teardown", checkPages},
 	{"no-lost-wakeup", "no thread sleeps while the condition it waits for holds", checkWakeups},
+	{"no-livelock", "no op loops forever without making progress or sleeping", checkLivelock},
 	{"no-teardown-leak", "once both sockets of a pair are closed, their psocks and ring are released", checkLeaks},
 	{"stream-integrity", "bytes read from a plain stream are its sent bytes, in order, never duplicated or invented", checkIntegrity},
 	{"eof-after-data", "a reader sees EOF only after every byte sent before the FIN (unless there was a reset)", checkEOF},
@@ -68,9 +69,10 @@ func violation(op *trace.Op, format string, args ...any) error {
 
 // checkSound fails a run that returned an error (the model reports its
 // invariant checks and deadlocks that way), except the lost wakeups,
-// leaks and page faults that properties of their own report.
+// livelocks, leaks and page faults that properties of their own report.
 func checkSound(r *Run) error {
-	if r.Err != nil && !errors.Is(r.Err, model.ErrLostWakeup) && !errors.Is(r.Err, model.ErrLeak) && !errors.Is(r.Err, model.ErrPageOwnership) {
+	if r.Err != nil && !errors.Is(r.Err, model.ErrLostWakeup) && !errors.Is(r.Err, model.ErrLeak) &&
+		!errors.Is(r.Err, model.ErrPageOwnership) && !errors.Is(r.Err, model.ErrLivelock) {
 		return fmt.Errorf("%w: the run failed: %w", ErrProperty, r.Err)
 	}
 	return nil
@@ -80,6 +82,14 @@ func checkSound(r *Run) error {
 // that left memory allocated after teardown.
 func checkPages(r *Run) error {
 	if errors.Is(r.Err, model.ErrPageOwnership) {
+		return fmt.Errorf("%w: %w", ErrProperty, r.Err)
+	}
+	return nil
+}
+
+// checkLivelock fails a run the model stopped in a livelock.
+func checkLivelock(r *Run) error {
+	if errors.Is(r.Err, model.ErrLivelock) {
 		return fmt.Errorf("%w: %w", ErrProperty, r.Err)
 	}
 	return nil

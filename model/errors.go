@@ -19,6 +19,10 @@ var (
 	// on a slab object, a slab object in a pipe, or memory still live
 	// after every socket and pipe was released (a leak).
 	ErrPageOwnership = errors.New("model: page ownership violated")
+	// ErrLivelock marks a run stopped in an op that looped without end:
+	// it went round a yield point maxOpYields times, neither making
+	// progress nor sleeping.
+	ErrLivelock = errors.New("model: livelock")
 	// ErrLostWakeup marks a run stopped at a lost wakeup (Config.Liveness).
 	ErrLostWakeup = errors.New("model: lost wakeup")
 	// ErrProfile marks a profile the model does not implement. It wraps

@@ -201,7 +201,16 @@ func (s *Sched) settleExplore() {
 // Precondition: the task holds no model socket lock.
 func (t *Task) yieldPoint(where string) {
 	s := t.s
-	if !s.explore || t.kernel || s.cur != t {
+	if t.kernel || s.cur != t {
+		return
+	}
+	// Every policy counts the yields of an op, so that a loop that
+	// never gives up (a model bug) ends in a livelock report instead of
+	// running forever; only exploring policies switch threads here.
+	if t.opYields++; t.opYields > maxOpYields {
+		panic(livelock{fmt.Sprintf("thread %s yielded %d times in one op (last at %s) without finishing it", t.Name, maxOpYields, where)})
+	}
+	if !s.explore {
 		return
 	}
 	s.yields++
@@ -209,15 +218,16 @@ func (t *Task) yieldPoint(where string) {
 	// yields (a busy-poll whose data never comes) reaches its op's
 	// timeout instead of running forever.
 	t.spin(yieldCost)
-	if t.opYields++; t.opYields > maxOpYields {
-		panic(fmt.Sprintf("model: livelock: thread %s yielded %d times in one op (last at %s) without finishing it, its timeout passed", t.Name, maxOpYields, where))
-	}
 	s.makeReady(t)
 	t.park()
 }
 
-// maxOpYields bounds the yields of one op: past it (and far past the op's
-// timeout, at yieldCost each) the op is a livelock, a model bug.
+// livelock is the panic of an op that went round a loop maxOpYields
+// times: it neither made progress nor slept (ErrLivelock).
+type livelock struct{ msg string }
+
+// maxOpYields bounds the yields of one op: past it (and, when exploring,
+// far past the op's timeout, at yieldCost each) the op is a livelock.
 const maxOpYields = 400_000
 
 // yieldCost is the virtual time a yield point charges.

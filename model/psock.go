@@ -454,7 +454,7 @@ func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
 			if skb.BpfStrparser {
 				off, n = skb.StrpOffset, skb.StrpFullLen
 			}
-			err = k.skPsockSkbIngressSelf(p, skb, off, n)
+			err = k.skPsockSkbIngressSelf(p, skb, off, n, false)
 		}
 		if err < 0 {
 			if p.testState(skPsockTxEnabled) {
@@ -518,8 +518,10 @@ func (k *kernel) scheduleWork(p *SkPsock, jiffies int) {
 
 // skPsockSkbIngressSelf mirrors sk_psock_skb_ingress_self(): put an skb
 // from sk's own stream on its ingress_msg (no memory check: the skb is
-// already charged to sk). It takes ownership of skb on success.
-func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int) int {
+// already charged to sk). With takeRef the message takes a reference of
+// its own (skb_get) and the caller keeps its; without, the message takes
+// over the caller's. On failure the caller keeps the skb.
+func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int, takeRef bool) int {
 	msg := newSkMsg()
 	sk := p.Sk
 	skSetOwnerR(skb, sk)
@@ -527,15 +529,16 @@ func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int) int 
 	if skb.BpfStrparser && p.strp != nil {
 		p.strp.ingressBytes += n // psock->ingress_bytes
 	}
-	return k.skPsockSkbIngressEnqueue(skb, off, n, p, sk, msg)
+	return k.skPsockSkbIngressEnqueue(skb, off, n, p, sk, msg, takeRef)
 }
 
 // skPsockSkbIngress mirrors sk_psock_skb_ingress(): like the self variant
-// for an skb of another socket, after checking the receive memory.
+// for an skb of another socket, after checking the receive memory. The
+// backlog calls it: the message always takes its own reference.
 func (k *kernel) skPsockSkbIngress(p *SkPsock, skb *SkBuff, off, n int) int {
 	sk := p.Sk
 	if skb.Sk == sk {
-		return k.skPsockSkbIngressSelf(p, skb, off, n)
+		return k.skPsockSkbIngressSelf(p, skb, off, n, true)
 	}
 	// sk_psock_create_ingress_msg.
 	if sk.SkRmemAlloc > sk.SkRcvbuf {
@@ -543,21 +546,51 @@ func (k *kernel) skPsockSkbIngress(p *SkPsock, skb *SkBuff, off, n int) int {
 	}
 	msg := newSkMsg()
 	skSetOwnerR(skb, sk)
-	return k.skPsockSkbIngressEnqueue(skb, off, n, p, sk, msg)
+	return k.skPsockSkbIngressEnqueue(skb, off, n, p, sk, msg, true)
 }
 
 // skPsockSkbIngressEnqueue mirrors sk_psock_skb_ingress_enqueue(): map
 // the skb's bytes [off, off+n) into the message (skb_to_sgvec), hand the
-// skb to the message, queue it and wake readers.
-func (k *kernel) skPsockSkbIngressEnqueue(skb *SkBuff, off, n int, p *SkPsock, sk *Sock, msg *SkMsg) int {
+// skb to the message (msg->skb = take_ref ? skb_get(skb) : skb), queue it
+// and wake readers.
+func (k *kernel) skPsockSkbIngressEnqueue(skb *SkBuff, off, n int, p *SkPsock, sk *Sock, msg *SkMsg, takeRef bool) int {
+	if sgvecElems(skb, off, n) > MaxMsgFrags {
+		// skb_to_sgvec fails when the fragments (frags and frag_list:
+		// a stream parser's message aggregates skbs) outnumber
+		// MAX_MSG_FRAGS; the skb is linearized and mapped again
+		// (net/core/skmsg.c, as in gregkh/linux 1861d369).
+		k.skbLinearize(skb)
+	}
 	num := skbToSgvec(skb, msg, off, n)
 	msg.Sg.Start = 0
 	msg.Sg.Size = n
 	msg.Sg.End = num
+	if takeRef {
+		skb.skbGet()
+	}
 	msg.Skb = skb
 	k.skPsockQueueMsg(p, msg)
 	skPsockDataReady(sk, p)
 	return n
+}
+
+// sgvecElems is the number of scatterlist elements skb_to_sgvec needs
+// for the bytes [off, off+n) of skb.
+func sgvecElems(skb *SkBuff, off, n int) int {
+	num := 0
+	for _, f := range skb.Frags {
+		if n <= 0 {
+			break
+		}
+		if off >= f.Size {
+			off -= f.Size
+			continue
+		}
+		num++
+		n -= f.Size - off
+		off = 0
+	}
+	return num
 }
 
 // skbToSgvec mirrors skb_to_sgvec(): one scatterlist element per fragment
@@ -634,12 +667,11 @@ func (k *kernel) skPsockBacklog(p *SkPsock) {
 					return
 				}
 				// Hard errors break the pipe (sk_psock_report_error)
-				// and drop the skb: skb_dequeue, then kfree_skb of the
-				// backlog's reference. An ingress that returned 0 had
+				// and stop: the skb stays on ingress_skb until
+				// sk_psock_destroy drops it. An ingress that returned 0
 				// queued a message for a zero-length skb (a redirected
-				// FIN), which took a reference of its own (take_ref:
-				// skb_get): in the model, whose skbs have one owner, the
-				// message owns it now.
+				// FIN) with a reference of its own (take_ref), so both
+				// hold it.
 				e := syscall.Errno(-ret)
 				if ret == 0 {
 					e = errEPIPE
@@ -647,11 +679,6 @@ func (k *kernel) skPsockBacklog(p *SkPsock) {
 				p.Sk.SkErr = e
 				p.Sk.SkErrorReport(p.Sk)
 				p.State &^= skPsockTxEnabled
-				p.WorkLen, p.WorkOff = 0, 0
-				p.IngressSkb.dequeue()
-				if ret < 0 || !ingress {
-					k.freeSkb(skb)
-				}
 				return
 			}
 			off += ret
@@ -661,10 +688,10 @@ func (k *kernel) skPsockBacklog(p *SkPsock) {
 			}
 		}
 		p.WorkLen, p.WorkOff = 0, 0
+		// The entire skb is sent: dequeue it and drop the backlog's
+		// reference (an ingress message holds its own).
 		p.IngressSkb.dequeue()
-		if !ingress {
-			k.freeSkb(skb)
-		}
+		k.freeSkb(skb)
 	}
 }
 

@@ -262,11 +262,14 @@ func (s *Sched) runKernel(w kwork) {
 }
 
 // panicError turns a panic of a model context into the run's error: a
-// page-ownership fault wraps ErrPageOwnership, anything else is a model
-// bug (ErrInternal) with its stack.
+// page-ownership fault wraps ErrPageOwnership, a livelock ErrLivelock,
+// anything else is a model bug (ErrInternal) with its stack.
 func panicError(who string, p any) error {
-	if f, ok := p.(pageFault); ok {
+	switch f := p.(type) {
+	case pageFault:
 		return fmt.Errorf("%w: %s: %s", ErrPageOwnership, who, f.msg)
+	case livelock:
+		return fmt.Errorf("%w: %s: %s", ErrLivelock, who, f.msg)
 	}
 	return fmt.Errorf("%w: %s panicked: %v\n%s", ErrInternal, who, p, debug.Stack())
 }

@@ -51,7 +51,19 @@ type SkBuff struct {
 	// and full length within the skb.
 	StrpOffset, StrpFullLen int
 
+	// users counts the references beyond the first (skb->users - 1):
+	// skb_get takes one; kfree_skb drops one, and frees the skb with the
+	// last.
+	users int
 	freed bool
+}
+
+// skbGet mirrors skb_get(): one more reference to skb.
+func (skb *SkBuff) skbGet() {
+	if skb.freed {
+		fault("skb_get of a freed skb")
+	}
+	skb.users++
 }
 
 // copyBits mirrors skb_copy_bits(): it copies n bytes from offset off of
@@ -74,16 +86,12 @@ func (skb *SkBuff) copyBits(off int, dst []byte) {
 // hasLinear reports whether the skb has payload in a slab head.
 func (skb *SkBuff) hasLinear() bool { return len(skb.Frags) > 0 && skb.Frags[0].Page.Slab }
 
-// rxCopybreak mirrors what a NIC driver's rx copybreak does to a small
-// frame (for example the copy into a napi_alloc_skb/netdev_alloc_skb head
-// that __netdev_alloc_skb takes from kmalloc for small lengths,
-// net/core/skbuff.c, v6.18): the payload is copied into a slab-backed
-// linear head and the fragments are released. The copy is charged to
-// kernel context.
-//
-// Unlike Linux, which does this in the driver before TCP sees the frame,
-// the model applies it as the segment reaches the receiving socket.
-func (k *kernel) rxCopybreak(skb *SkBuff) {
+// skbLinearize mirrors skb_linearize() → __pskb_pull_tail(): the whole
+// payload is copied into a linear head, a slab object (pskb_expand_head
+// kmallocs it), and the fragments are released. The copy is kernel
+// context's (the driver, softirq or the psock backlog), whatever task
+// the softirq runs on.
+func (k *kernel) skbLinearize(skb *SkBuff) {
 	head := k.pages.kmalloc(skb.Len)
 	skb.copyBits(0, head.Data)
 	k.stats.Kernel.Copied += int64(skb.Len)
@@ -93,14 +101,27 @@ func (k *kernel) rxCopybreak(skb *SkBuff) {
 	skb.Frags = []SkbFrag{{Page: head, Off: 0, Size: skb.Len}}
 }
 
-// kfreeSkb mirrors kfree_skb()/consume_skb(): it drops the skb's page
-// references. Freeing twice is a model bug.
+// rxCopybreak mirrors what a NIC driver's rx copybreak does to a small
+// frame (for example the copy into a napi_alloc_skb/netdev_alloc_skb head
+// that __netdev_alloc_skb takes from kmalloc for small lengths,
+// net/core/skbuff.c, v6.18): the payload ends in a slab-backed linear
+// head (skbLinearize).
+//
+// Unlike Linux, which does this in the driver before TCP sees the frame,
+// the model applies it as the segment reaches the receiving socket.
+func (k *kernel) rxCopybreak(skb *SkBuff) { k.skbLinearize(skb) }
+
+// kfreeSkb frees an skb with no other reference (see kernel.freeSkb): it
+// drops the skb's page references. Freeing twice is a model bug.
 func (a *pageAlloc) kfreeSkb(skb *SkBuff) {
 	if skb == nil {
 		return
 	}
 	if skb.freed {
 		panic("model: double free of skb")
+	}
+	if skb.users > 0 {
+		panic("model: page-level free of an skb that still has references")
 	}
 	skb.freed = true
 	for _, f := range skb.Frags {

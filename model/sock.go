@@ -281,8 +281,13 @@ func skSetOwnerR(skb *SkBuff, sk *Sock) {
 	sk.SkRmemAlloc += skb.Truesize
 }
 
-// freeSkb frees an skb, uncharging its owner (sock_rfree) first.
+// freeSkb mirrors kfree_skb()/consume_skb(): it drops one reference and,
+// with the last, uncharges the owner (sock_rfree) and frees the skb.
 func (k *kernel) freeSkb(skb *SkBuff) {
+	if skb.users > 0 {
+		skb.users-- // another reference remains (skb_get)
+		return
+	}
 	if skb.Sk != nil {
 		skb.Sk.SkRmemAlloc -= skb.Truesize
 		skb.Sk = nil

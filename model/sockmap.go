@@ -206,8 +206,9 @@ func (k *kernel) sockMapUnref(sk *Sock, m *BpfMap, raw int64) {
 	k.skPsockPut(sk, p)
 }
 
-// sockMapDelLink mirrors sock_map_del_link(): drop the links of slot raw,
-// and stop the strparser or verdict the map had started.
+// sockMapDelLink mirrors sock_map_del_link() (net/core/sock_map.c,
+// v6.18): drop the first link of slot raw, and stop the strparser or
+// verdict the map had started.
 func (k *kernel) sockMapDelLink(sk *Sock, p *SkPsock, m *BpfMap, raw int64) {
 	strpStop, verdictStop := false, false
 	for i := 0; i < len(p.Links); i++ {
@@ -220,7 +221,12 @@ func (k *kernel) sockMapDelLink(sk *Sock, p *SkPsock, m *BpfMap, raw int64) {
 				verdictStop = true
 			}
 			p.Links = append(p.Links[:i], p.Links[i+1:]...)
-			i--
+			// Only the first match: an update that puts a socket
+			// where it already is holds two links to the slot for a
+			// moment, and deleting both leaked the psock (Michal
+			// Luczaj's fix, bpf 2024: "Stop tearing the links when a
+			// matching link_raw is found").
+			break
 		}
 	}
 	if strpStop || verdictStop {

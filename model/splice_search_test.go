@@ -154,7 +154,7 @@ func TestSeqHoldsOrdering(t *testing.T) {
 		}
 		runs = n
 	}
-	for _, sc := range []string{"order_inflight", "eof_race", "close_leak", "wake_race"} {
+	for _, sc := range []string{"order_inflight", "eof_race", "close_leak", "wake_race", "close_rst_during_send", "map_delete_live"} {
 		tr := loadTrace(t, scenarioDir+sc+".trace")
 		for _, cfg := range []SearchConfig{
 			{Strategy: trace.StrategyRandom, Runs: runs, Accept: orderingOrLiveness},
@@ -171,6 +171,62 @@ func TestSeqHoldsOrdering(t *testing.T) {
 			if res.Runs == 0 {
 				t.Errorf("%s %s: no run", sc, cfg.Strategy)
 			}
+		}
+	}
+}
+
+// TestTeardownScenarios searches the SO_LINGER{1,0} and map-delete
+// teardown scenarios on both loopback profiles for every property of
+// CheckProperties. loopback-splice-seq keeps its streams in order, loses
+// no wakeup and releases everything; its unpair, reached here from a
+// reset or from the map delete too, ends a read with bytes still in the
+// ring, the module's known loss. The posted RFC also keeps order and
+// liveness there; it leaks the pair in both, as on every close (defect
+// (b), close_leaks_pair: neither a reset nor leaving the map reaches
+// sk_psock_drop while the peer holds its reference), and the map delete
+// scenario meets its EOF race (defect (b), eof_before_ring_bytes).
+func TestTeardownScenarios(t *testing.T) {
+	// known holds each profile's known defects, excluded from the search
+	// so that it goes on looking for anything else: the module's unpair
+	// loss on loopback-splice-seq; on the RFC, the pair leak and its
+	// EOF-before-ring-bytes race (eof_before_ring_bytes), which the map
+	// delete scenario reaches as EOF, then the ring's last byte.
+	known := map[string][]error{
+		"loopback-splice-seq": {ErrDataAfterEOF},
+		"loopback-splice":     {ErrLeak, ErrDataAfterEOF},
+	}
+	isKnown := func(prof string, v error) bool {
+		for _, k := range known[prof] {
+			if errors.Is(v, k) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, sc := range []string{"close_rst_during_send", "map_delete_live"} {
+		tr := loadTrace(t, scenarioDir+sc+".trace")
+		for prof := range known {
+			for _, strategy := range []string{trace.StrategyRandom, trace.StrategyPCT} {
+				cfg := SearchConfig{Strategy: strategy, Depth: 3, Runs: 300,
+					Accept: func(_ *Outcome, v error) bool { return !isKnown(prof, v) }}
+				res, err := New().Search(context.Background(), tr, trace.Options{Profile: prof}, cfg)
+				if err != nil {
+					t.Fatalf("%s %s %s: %v", sc, prof, strategy, err)
+				}
+				if res.Violation != nil {
+					t.Errorf("%s on %s (%s): %v\n%s", sc, prof, strategy, res.Violation, res.Counterexample.Format())
+				}
+			}
+		}
+		// The RFC leaks the pair on every schedule.
+		cfg := SearchConfig{Strategy: trace.StrategyRandom, Runs: 50,
+			Accept: func(_ *Outcome, v error) bool { return errors.Is(v, ErrLeak) }}
+		res, err := New().Search(context.Background(), tr, trace.Options{Profile: "loopback-splice"}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(res.Violation, ErrLeak) || res.Runs != 1 {
+			t.Errorf("%s on the RFC: %v after %d runs, want the pair leak on the first", sc, res.Violation, res.Runs)
 		}
 	}
 }
@@ -308,4 +364,22 @@ func TestRingRefKeepsRingAlive(t *testing.T) {
 		t.Fatal("no schedule killed ring_ref with a sender in flight")
 	}
 	t.Logf("%d of 300 schedules killed ring_ref under an in-flight sender", inFlight)
+}
+
+// TestSeqMergeSpinsOnTCPHole replays the campaign's livelock on
+// loopback-splice-seq: the module's merge loop spins on a copied_seq hole
+// in sk_receive_queue. The posted RFC, whose receive path ends with
+// -EAGAIN there, and mainline do not spin.
+func TestSeqMergeSpinsOnTCPHole(t *testing.T) {
+	tr := loadTrace(t, ceDir+"seq_merge_spins_on_tcp_hole.trace")
+	if _, err := trace.Run(context.Background(), New(), tr, trace.Options{}); !errors.Is(err, ErrLivelock) {
+		t.Fatalf("loopback-splice-seq: %v, want a livelock", err)
+	}
+	obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: "loopback-splice"})
+	if err != nil {
+		t.Fatalf("loopback-splice: %v", err)
+	}
+	if got := obs[len(obs)-1].Result.String(); got != "-EAGAIN" {
+		t.Errorf("loopback-splice: last recv %s, want -EAGAIN", got)
+	}
 }

@@ -131,10 +131,22 @@ func (k *kernel) spliceSeqDeliverable(sk *Sock, s *SkPsockSplice) bool {
 // spliceSeqRecvmsg mirrors splice_recvmsg_merge() (multikernel/tcp_splice
 // module/splice_proto.c): the ordered merge of TCP and ring bytes. It
 // fills the buffer from both paths in stream order and blocks only when
-// nothing is deliverable. MSG_PEEK goes to TCP.
+// nothing is deliverable. MSG_PEEK, and the TCP path, go to the base
+// proto's recvmsg (tcp_bpf_recvmsg: the psock's ingress_msg, then TCP).
 func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, flags int) (int, syscall.Errno) {
+	// splice_base_recvmsg: the recvmsg of the proto the module cloned,
+	// the socket's tcp_bpf proto (a pair needs psocks): ingress_msg
+	// first, then TCP.
+	baseRecv := func(flags int) (int, syscall.Errno) {
+		tcpRead := func() (int, syscall.Errno) { return k.tcp.Recvmsg(t, sk, dst, flags) }
+		bp := skPsockGet(sk)
+		if bp == nil {
+			return tcpRead()
+		}
+		return k.tcpBpfRead(t, sk, bp, dst, flags, flags&msgDontwait != 0, tcpRead)
+	}
 	if flags&msgPeek != 0 {
-		return k.tcp.Recvmsg(t, sk, dst, flags)
+		return baseRecv(flags)
 	}
 	s := p.Splice
 	to := sk.sockRcvtimeo(flags&msgDontwait != 0)
@@ -152,7 +164,7 @@ func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, f
 			}
 		}
 		if !sk.SkReceiveQueue.empty() {
-			n, e := k.tcp.Recvmsg(t, sk, dst, flags|msgDontwait)
+			n, e := baseRecv(flags | msgDontwait)
 			if n > 0 {
 				total += n
 				continue
