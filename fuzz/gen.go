@@ -115,6 +115,15 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 	}
 	if cfg.Splice {
 		g.spliceSetup()
+	} else if !cfg.KernelSafe && !cfg.Pair && rapid.IntRange(0, 3).Draw(t, "peer") == 0 {
+		// A quarter of the traces get the KERNEL-FACTS "peer" topology:
+		// a1's sends go to a2's ingress queue (in apply_bytes pieces, some
+		// of the time), so readers of a2, threads among them, wait on
+		// psock data.
+		g.line("map mr sockmap 2")
+		g.line("prog mr sk_msg redirect 1 ingress%s", rapid.SampledFrom([]string{"", " apply 10", " apply 100", " apply 1000"}).Draw(t, "peerapply"))
+		g.line("insert mr 0 a1")
+		g.line("insert mr 1 a2")
 	}
 	if cfg.KernelSafe {
 		// Bound every blocking read so timing never decides an outcome,

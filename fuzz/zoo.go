@@ -39,10 +39,18 @@ type Detection struct {
 	Outcome  Outcome       // the first property that failed
 }
 
+// DetectLimits bound a Detect: the campaign's time and traces (0: no
+// bound), and RunTimeout, which skips a trace whose run takes longer
+// (Campaign.RunTimeout: machine-dependent, so tests leave it zero).
+type DetectLimits struct {
+	Budget     time.Duration
+	MaxTraces  int
+	RunTimeout time.Duration
+}
+
 // Detect attacks e's mutation with a campaign from seed until a property
-// fails that the unmutated profile is not known to fail, within budget
-// and at most maxTraces traces (0: no bound).
-func Detect(ctx context.Context, e ZooEntry, seed uint64, budget time.Duration, maxTraces int) (Detection, error) {
+// fails that the unmutated profile is not known to fail, within lim.
+func Detect(ctx context.Context, e ZooEntry, seed uint64, lim DetectLimits) (Detection, error) {
 	d := Detection{ZooEntry: e}
 	var props []Property
 	for _, p := range Properties {
@@ -54,7 +62,7 @@ func Detect(ctx context.Context, e ZooEntry, seed uint64, budget time.Duration, 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	outs, err := Check(ctx, Campaign{
-		Profiles: []string{e.Profile}, Budget: budget, MaxTraces: maxTraces, Seed: seed,
+		Profiles: []string{e.Profile}, Budget: lim.Budget, MaxTraces: lim.MaxTraces, RunTimeout: lim.RunTimeout, Seed: seed,
 		Mutations: []string{e.Mutation}, Properties: props, FirstOnly: true,
 	})
 	if err != nil {
