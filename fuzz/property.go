@@ -67,49 +67,46 @@ func violation(op *trace.Op, format string, args ...any) error {
 	return fmt.Errorf("%w: line %d: %s", ErrProperty, op.Pos.Line, fmt.Sprintf(format, args...))
 }
 
+// runErrors are the model's run errors that properties of their own
+// report; checkSound reports every other.
+var runErrors = []error{model.ErrLostWakeup, model.ErrLivelock, model.ErrLeak, model.ErrPageOwnership}
+
 // checkSound fails a run that returned an error (the model reports its
 // invariant checks and deadlocks that way), except the lost wakeups,
 // livelocks, leaks and page faults that properties of their own report.
 func checkSound(r *Run) error {
-	if r.Err != nil && !errors.Is(r.Err, model.ErrLostWakeup) && !errors.Is(r.Err, model.ErrLeak) &&
-		!errors.Is(r.Err, model.ErrPageOwnership) && !errors.Is(r.Err, model.ErrLivelock) {
-		return fmt.Errorf("%w: the run failed: %w", ErrProperty, r.Err)
+	if r.Err == nil {
+		return nil
 	}
-	return nil
+	for _, e := range runErrors {
+		if errors.Is(r.Err, e) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the run failed: %w", ErrProperty, r.Err)
 }
 
-// checkPages fails a run the model stopped at a page-ownership fault, or
-// that left memory allocated after teardown.
-func checkPages(r *Run) error {
-	if errors.Is(r.Err, model.ErrPageOwnership) {
-		return fmt.Errorf("%w: %w", ErrProperty, r.Err)
+// failsWith returns a check that fails a run the model stopped with an
+// error wrapping target.
+func failsWith(target error) func(*Run) error {
+	return func(r *Run) error {
+		if errors.Is(r.Err, target) {
+			return fmt.Errorf("%w: %w", ErrProperty, r.Err)
+		}
+		return nil
 	}
-	return nil
 }
 
-// checkLivelock fails a run the model stopped in a livelock.
-func checkLivelock(r *Run) error {
-	if errors.Is(r.Err, model.ErrLivelock) {
-		return fmt.Errorf("%w: %w", ErrProperty, r.Err)
-	}
-	return nil
-}
-
-// checkWakeups fails a run the model stopped at a lost wakeup.
-func checkWakeups(r *Run) error {
-	if errors.Is(r.Err, model.ErrLostWakeup) {
-		return fmt.Errorf("%w: %w", ErrProperty, r.Err)
-	}
-	return nil
-}
-
-// checkLeaks fails a run that ended with a closed pair not released.
-func checkLeaks(r *Run) error {
-	if errors.Is(r.Err, model.ErrLeak) {
-		return fmt.Errorf("%w: %w", ErrProperty, r.Err)
-	}
-	return nil
-}
+var (
+	// checkPages: a page-ownership fault, or memory left after teardown.
+	checkPages = failsWith(model.ErrPageOwnership)
+	// checkLivelock: an op that looped without end.
+	checkLivelock = failsWith(model.ErrLivelock)
+	// checkWakeups: a lost wakeup.
+	checkWakeups = failsWith(model.ErrLostWakeup)
+	// checkLeaks: a closed pair, or a psock, not released.
+	checkLeaks = failsWith(model.ErrLeak)
+)
 
 func checkReference(r *Run) error {
 	if r.Ref == nil && r.RefErr == nil {
