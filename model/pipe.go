@@ -8,11 +8,6 @@ import (
 // pipeDefBuffers is PIPE_DEF_BUFFERS: a pipe's ring has 16 slots.
 const pipeDefBuffers = 16
 
-// pipeMaxSize is the default of /proc/sys/fs/pipe-max-size (1 MiB): the
-// largest F_SETPIPE_SZ an unprivileged user may ask for. The kernel
-// backend runs as root (CAP_SYS_RESOURCE), which may ask for more.
-const pipeMaxSize = 1 << 20
-
 // PipeBufOps mirrors struct pipe_buf_operations: how a buffer's page is
 // released and whether it may be stolen (try_steal: handed over to the
 // reader as its own page, as SPLICE_F_MOVE into a file does). Every kind
@@ -134,6 +129,9 @@ func roundPipeSize(size uint64) uint64 {
 // pipeSetSize mirrors pipe_set_size() → pipe_resize_ring() (fs/pipe.c,
 // v6.18) for F_SETPIPE_SZ by root: the new capacity in bytes, -EINVAL for
 // a size out of range, -EBUSY when fewer slots than buffers in use.
+// Root holds CAP_SYS_RESOURCE, so /proc/sys/fs/pipe-max-size (1 MiB) and
+// the per-user pipe limits, which give others -EPERM, do not apply; the
+// kernel backend runs as root too.
 func (p *Pipe) pipeSetSize(arg uint64) (int, syscall.Errno) {
 	size := roundPipeSize(arg)
 	slots := int(size / PageSize)
