@@ -242,4 +242,3 @@ func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
 	}
 	return copied
 }
-
