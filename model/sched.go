@@ -75,6 +75,10 @@ type Sched struct {
 
 	fatal error // first internal failure (a model panic)
 
+	// onClock, if set, is called after virtual time moved forward by d
+	// (an external transport's clock follows the model's: extTCP).
+	onClock func(d time.Duration)
+
 	// explore is set for the exploring policies (explore.go): yield
 	// points inside ops are live and pending kernel contexts are one more
 	// candidate of every scheduling decision instead of running first.
@@ -434,6 +438,15 @@ func (s *Sched) nextSeq() uint64 {
 	return s.eventSeq
 }
 
+// moveClock moves virtual time forward by d and tells the transport
+// (onClock), whose timers run on the same clock (tcp_ext.go).
+func (s *Sched) moveClock(d vtime) {
+	s.now += d
+	if s.onClock != nil {
+		s.onClock(time.Duration(d))
+	}
+}
+
 // advance moves virtual time to the next event and fires it. It returns
 // false when there is no pending event.
 func (s *Sched) advance() bool {
@@ -442,7 +455,7 @@ func (s *Sched) advance() bool {
 		return false
 	}
 	if ev.at > s.now {
-		s.now = ev.at
+		s.moveClock(ev.at - s.now)
 	}
 	ev.fire()
 	return true
@@ -610,7 +623,7 @@ func (t *Task) sleepOn(wqs []*WaitQueue, deadline vtime) (timedOut bool) {
 // that feeds itself (io.Copy from a socket into its own peer) must still
 // reach its deadline. The task's op timeout fires when it passes.
 func (t *Task) spin(cost time.Duration) {
-	t.s.now += vtime(cost)
+	t.s.moveClock(vtime(cost))
 	if t.running && t.abortAt <= t.s.now {
 		t.abortStep()
 	}
