@@ -50,10 +50,12 @@ import (
 //     endpoint: gVisor has no page-passing send. The receiver's skbs are
 //     always fresh pages, never the sender's (loopback Linux hands the
 //     sender's skb over).
-//   - MSG_MORE corks the endpoint (TCP_CORK) for the write and a write
-//     without it uncorks: Linux's TCP_NAGLE_CORK of tcp_push holds a
-//     partial segment until a push without MSG_MORE; gVisor's cork
-//     also lets it go when its cork timer (200 ms) fires.
+//   - MSG_MORE corks the endpoint (TCP_CORK) for the write; a write
+//     without it uncorks, and so does release_sock when bytes of the
+//     same system call went out before (their ACK, processed there,
+//     sends the held tail on Linux). Linux's TCP_NAGLE_CORK holds a
+//     partial segment forever when nothing is in flight; gVisor's cork
+//     lets it go when its cork timer (200 ms of virtual time) fires.
 //   - shutdown(SHUT_RD) is not passed to gVisor, which resets a
 //     connection shut for reading with unread data; Linux only sets
 //     RCV_SHUTDOWN, which the model does.
@@ -87,6 +89,13 @@ type extSock struct {
 	closed   bool // the model closed the endpoint (tcp_close)
 	finSent  bool // shutdown(SHUT_WR) or close sent a FIN
 	rxQueued bool // an rx context is raised and has not run yet
+
+	// MSG_MORE (see SendmsgLocked): sentOwned is set when bytes went
+	// out uncorked while the current owner holds the socket lock (their
+	// ACK is on the backlog at release_sock); uncorkAtRelease when a
+	// MSG_MORE write followed, which that ACK's tcp_data_snd_check sends.
+	sentOwned       bool
+	uncorkAtRelease bool
 }
 
 func extSk(sk *Sock) *extSock { return sk.TCP.(*extSock) }
@@ -406,6 +415,7 @@ func (x *extTCP) Connect(a, b *Sock) {
 	for _, xs := range []*extSock{xa, xb} {
 		xs.RcvNxt, xs.CopiedSeq, xs.WriteSeq = tcpISN, tcpISN, tcpISN
 		xs.sk.TCP = xs
+		xs.sk.releaseCb = func() { x.releaseCb(xs) }
 	}
 	if x.broken {
 		return
@@ -467,9 +477,21 @@ func (x *extTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int,
 		n := min(src.left(), extSendChunk)
 		buf := x.scratch(n)
 		src.copyTo(buf)
-		w, werr := xs.ep.Write(buf, flags&msgMore != 0)
+		more := flags&msgMore != 0
+		w, werr := xs.ep.Write(buf, more)
 		if w < n {
 			src.revert(n - w)
+		}
+		if w > 0 {
+			// tcp_push: without MSG_MORE the bytes go out; with it,
+			// TCP_NAGLE_CORK holds the partial segment, until the ACK
+			// of what already went out in this system call, which
+			// release_sock processes (RefTCP.tcpPush).
+			if !more {
+				xs.sentOwned = true
+			} else if xs.sentOwned {
+				xs.uncorkAtRelease = true
+			}
 		}
 		copied += w
 		xs.WriteSeq += uint32(w)
@@ -494,6 +516,44 @@ func (x *extTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int,
 		return copied, errOK
 	}
 	return 0, skStreamError(sk, err)
+}
+
+// releaseCb runs at release_sock (tcp_release_cb and the backlog's
+// ACKs): a MSG_MORE tail held while bytes of the same system call were
+// in flight goes out now (a zero-length write without more uncorks).
+// The receive processing it sets off for this socket runs as a kernel
+// context, once the socket is no longer owned (the softirq that waited
+// on the socket's spinlock).
+func (x *extTCP) releaseCb(xs *extSock) {
+	xs.sentOwned = false
+	if !xs.uncorkAtRelease {
+		return
+	}
+	xs.uncorkAtRelease = false
+	if x.broken || xs.closed {
+		return
+	}
+	if _, err := xs.ep.Write(nil, false); err != nil {
+		return // shut or reset meanwhile: rx reports it
+	}
+	if err := x.tr.Settle(); err != nil {
+		x.fail("settle", err)
+		return
+	}
+	for _, o := range x.socks {
+		if o != xs {
+			x.raiseRx(o)
+		}
+	}
+	if !xs.rxQueued {
+		xs.rxQueued = true
+		x.k.s.queueWork("netstack_rcv", func() {
+			xs.sk.bhRun(func() {
+				xs.rxQueued = false
+				x.rx(xs)
+			})
+		})
+	}
 }
 
 // SendPageLocked implements TCP for MSG_SPLICE_PAGES.

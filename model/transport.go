@@ -38,7 +38,8 @@ type Transport interface {
 type Endpoint interface {
 	// Write queues as much of p as the send buffer takes; EAGAIN when it
 	// takes nothing. more is MSG_MORE: hold a partial segment back for
-	// the next write (TCP_CORK until a write without more).
+	// the next write (TCP_CORK until a write without more). A
+	// zero-length write without more sends what is held.
 	Write(p []byte, more bool) (int, error)
 	// Read moves (peek: copies) up to len(p) received bytes into p:
 	// io.EOF at the end of the stream, EAGAIN with nothing to read,
