@@ -89,6 +89,7 @@ type extSock struct {
 	closed   bool // the model closed the endpoint (tcp_close)
 	finSent  bool // shutdown(SHUT_WR) or close sent a FIN
 	rxQueued bool // an rx context is raised and has not run yet
+	inRx     bool // rx runs (a callback it made must not re-enter it)
 
 	// MSG_MORE (see SendmsgLocked): sentOwned is set when bytes went
 	// out uncorked while the current owner holds the socket lock (their
@@ -204,30 +205,64 @@ func peerDone(state string) bool {
 // endpoint made readable become skbs on sk_receive_queue), tcp_fin,
 // tcp_reset, the state changes of tcp_rcv_state_process and tcp_done,
 // then tcp_data_ready and tcp_check_space.
-func (x *extTCP) rx(xs *extSock) {
+func (x *extTCP) rx(xs *extSock) { x.rxLimit(xs, false) }
+
+// rxLimit is rx; with all it takes every byte the endpoint holds, whatever
+// the receive memory (readers top the queue up: rcvTopUp).
+func (x *extTCP) rxLimit(xs *extSock, all bool) {
 	sk := xs.sk
-	if x.broken || xs.ep == nil {
+	if x.broken || xs.ep == nil || xs.inRx {
 		return
 	}
+	xs.inRx = true
+	defer func() { xs.inRx = false }()
 	queued, pulled := false, false
 	// Once the peer has sent its last byte (its FIN or a reset reached
 	// the endpoint), holding bytes back pushes back on no one: Linux has
 	// them all queued (they came within a window it advertised, which
 	// tcp_select_window never takes back), so rx takes everything.
-	drain := !xs.closed && peerDone(xs.ep.State())
-	for !xs.closed && !xs.eof && !xs.reset {
+	state := xs.ep.State()
+	// A reader's top-up takes what the endpoint holds now, not what a
+	// window it opens brings in while it reads.
+	budget := -1
+	if all {
+		budget = xs.ep.ReadableBytes()
+	}
+	if peerDone(state) {
+		budget = -1
+		all = true
+	}
+	// After the end of the stream only a reset can still come (data
+	// sent to a peer that closed draws one): the endpoint tells when it
+	// ends.
+	for !xs.closed && !xs.reset && (!xs.eof || state == "CLOSE") {
 		room := tcpSizeGoal
-		if !drain {
+		if !all && !xs.eof {
 			room = min(room, extRcvLimit(sk)-sk.SkRmemAlloc)
 		}
-		if room <= 0 {
+		if budget >= 0 {
+			room = min(room, budget)
+		}
+		if room <= 0 && !xs.eof {
 			break
 		}
+		room = max(room, 1) // after the end: one byte, to see a reset
 		buf := x.scratch(room)
 		n, err := xs.ep.Read(buf, false)
 		if n > 0 {
 			x.queueData(xs, buf[:n])
 			queued, pulled = true, true
+			if budget > 0 {
+				budget = max(budget-n, 0)
+			}
+			// The read may have opened the window (a window update
+			// goes out): let the transport settle before looking at
+			// the endpoint again.
+			if serr := x.tr.Settle(); serr != nil {
+				x.fail("settle", serr)
+				return
+			}
+			state = xs.ep.State()
 		}
 		if err == nil {
 			if n == 0 {
@@ -236,8 +271,10 @@ func (x *extTCP) rx(xs *extSock) {
 			continue
 		}
 		if errors.Is(err, io.EOF) {
-			x.tcpFin(xs)
-			queued = true
+			if !xs.eof {
+				x.tcpFin(xs)
+				queued = true
+			}
 			break
 		}
 		e := errnoOf(err)
@@ -246,6 +283,15 @@ func (x *extTCP) rx(xs *extSock) {
 		}
 		x.tcpReset(xs, e)
 		break
+	}
+	if state == "CLOSE" && !xs.closed && !xs.reset {
+		// An endpoint that ended without a reset error on read may
+		// still hold one as its socket error: a reset after the end of
+		// the stream was read (gVisor: the RST of a CLOSE_WAIT
+		// connection is ErrAborted, EPIPE, as Linux's tcp_reset).
+		if err := xs.ep.Err(); err != nil {
+			x.tcpReset(xs, errnoOf(err))
+		}
 	}
 	x.syncState(xs)
 	if queued && !sk.SockDead {
@@ -257,9 +303,12 @@ func (x *extTCP) rx(xs *extSock) {
 	}
 	if pulled {
 		// Taking bytes off the endpoint opened its window: the peer
-		// may send what it holds (the window update of
-		// tcp_cleanup_rbuf, on the transport's side).
-		x.step()
+		// may have sent what it held (the window update of
+		// tcp_cleanup_rbuf, on the transport's side); the transport
+		// settled after each read.
+		for _, o := range x.socks {
+			x.raiseRx(o)
+		}
 	}
 }
 
@@ -570,6 +619,7 @@ func (x *extTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags in
 // shared receive path).
 func (x *extTCP) Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	sk.lockSock(t)
+	x.rcvTopUp(sk)
 	n, err := x.k.tcpRecvmsgLocked(x, t, sk, dst, flags)
 	sk.releaseSock()
 	return n, err
@@ -577,12 +627,24 @@ func (x *extTCP) Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, sysca
 
 // ReadSock implements TCP (tcp_read_sock, v6.18).
 func (x *extTCP) ReadSock(sk *Sock, cursor *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
+	x.rcvTopUp(sk)
 	return x.k.tcpReadSock(x, sk, cursor, desc, actor)
 }
 
 // ReadSkb implements TCP (tcp_read_skb, v6.18).
 func (x *extTCP) ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
 	return x.k.tcpReadSkb(sk, actor)
+}
+
+// rcvTopUp runs before a reader looks at the queue: every byte the
+// endpoint has received joins it (rx with no limit), so that a read sees
+// all that FIONREAD and poll count, as on Linux, where everything
+// received is on sk_receive_queue. The limit of rx only keeps bytes in
+// the endpoint, so that its window closes, while nobody reads.
+func (x *extTCP) rcvTopUp(sk *Sock) {
+	if xs := extSk(sk); x.pending(xs) > 0 {
+		x.rxLimit(xs, true)
+	}
 }
 
 // copiedSeqPtr implements rcvTransport.

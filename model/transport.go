@@ -56,6 +56,9 @@ type Endpoint interface {
 	// Close closes the endpoint (close(2)); rst closes it with
 	// SO_LINGER{1, 0}: a RST instead of a FIN.
 	Close(rst bool) error
+	// Err returns and clears the pending socket error (SO_ERROR), nil if
+	// none.
+	Err() error
 	// State is the protocol state by its Linux name (ESTABLISHED,
 	// FIN_WAIT2, TIME_WAIT, CLOSE, ...).
 	State() string

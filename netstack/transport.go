@@ -162,6 +162,7 @@ func (e endpoint) Close(rst bool) error {
 	return e.c.Close()
 }
 
+func (e endpoint) Err() error            { return e.c.Err() }
 func (e endpoint) State() string         { return e.c.State() }
 func (e endpoint) SetRcvBuf(n int) error { return e.c.SetRcvBuf(n) }
 func (e endpoint) SetSndBuf(n int) error { return e.c.SetSndBuf(n) }
