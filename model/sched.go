@@ -78,6 +78,10 @@ type Sched struct {
 	// onClock, if set, is called after virtual time moved forward by d
 	// (an external transport's clock follows the model's: extTCP).
 	onClock func(d time.Duration)
+	// extTimer, if set, returns how long until the external
+	// transport's next timer is due: an event of nextEvent's, which
+	// onClock fires by moving the transport's clock.
+	extTimer func() (time.Duration, bool)
 
 	// explore is set for the exploring policies (explore.go): yield
 	// points inside ops are live and pending kernel contexts are one more
@@ -418,6 +422,13 @@ func (s *Sched) nextEvent() (event, bool) {
 		}
 		if t.running && t.abortAt != noDeadline && better(t.abortAt, t.abortSeq) {
 			best, found = event{t.abortAt, t.abortSeq, t.abortStep}, true
+		}
+	}
+	if s.extTimer != nil {
+		// Seq 0: a transport timer due with a model event fires first
+		// (a segment retransmitted at a reader's deadline arrives).
+		if d, ok := s.extTimer(); ok && better(s.now+vtime(max(d, 0)), 0) {
+			best, found = event{s.now + vtime(max(d, 0)), 0, func() {}}, true
 		}
 	}
 	for i, w := range s.deferred {

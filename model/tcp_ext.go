@@ -111,6 +111,7 @@ func newExtTCP(k *kernel, tr Transport) *extTCP {
 	x := &extTCP{k: k, tr: tr}
 	k.tcp = x
 	k.s.onClock = x.onClock
+	k.s.extTimer = x.nextTimer
 	return x
 }
 
@@ -166,6 +167,14 @@ func (x *extTCP) onClock(d time.Duration) {
 		return
 	}
 	x.step()
+}
+
+// nextTimer is the transport's next timer (Sched.extTimer).
+func (x *extTCP) nextTimer() (time.Duration, bool) {
+	if x.broken || len(x.socks) == 0 {
+		return 0, false
+	}
+	return x.tr.NextTimer()
 }
 
 // raiseRx raises the NET_RX context of xs unless one is pending: like

@@ -26,6 +26,11 @@ type Transport interface {
 	// Advance moves the transport's clock forward by d, running the
 	// timers that fall due (retransmissions, delayed ACKs, TIME_WAIT).
 	Advance(d time.Duration) error
+	// NextTimer returns how long until the transport's next timer is
+	// due, and false if none is pending. The model's scheduler treats
+	// it as one of its events: when nothing can run, virtual time
+	// passes to it (and Advance fires it).
+	NextTimer() (time.Duration, bool)
 	// Close tears everything down; when it returns, no goroutine of the
 	// transport is left. It reports a failure of the transport's own
 	// (for example of a packet capture) that did not stop the run.

@@ -59,6 +59,12 @@ func (l *Loopback) Advance(d time.Duration) error { return l.t.advance(d) }
 // calls into the topology.
 func (l *Loopback) Settle() error { return l.t.settle() }
 
+// NextTimer returns how long until the next timer of the manual clock
+// is due (a retransmission, a delayed ACK, TIME_WAIT's end, a Link
+// delay), and false if none is pending, on the real clock, or after
+// Close.
+func (l *Loopback) NextTimer() (time.Duration, bool) { return l.t.nextTimer() }
+
 // Now returns the topology's clock reading (the manual clock starts at
 // the Unix epoch).
 func (l *Loopback) Now() time.Time { return l.t.now() }

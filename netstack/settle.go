@@ -26,7 +26,8 @@ import (
 // nothing will until the caller acts or the clock moves. Before each
 // round the manual clock runs what it has scheduled for "now" (timers
 // armed with no delay run on goroutines of their own, which
-// ManualClock.Advance(0) waits for).
+// manualClock.Advance(0) waits for; the count of callbacks started is
+// part of the counters, so that one started during a round is seen).
 
 // maxSettleRounds bounds one settle: a stack that keeps delivering
 // segments without the clock moving (which TCP never does on its own)
@@ -38,6 +39,7 @@ type fingerprint struct {
 	tcpValid, tcpInvalid, tcpSent, tcpRsts, tcpSendErrs uint64
 	ipReceived, ipSent                                  uint64
 	linkArrived, linkDelivered, linkDropped             uint64
+	timersFired                                         uint64
 }
 
 func (t *topology) fingerprint() fingerprint {
@@ -54,6 +56,9 @@ func (t *topology) fingerprint() fingerprint {
 		f.tcpSendErrs += st.TCP.SegmentSendErrors.Value()
 		f.ipReceived += st.IP.PacketsReceived.Value()
 		f.ipSent += st.IP.PacketsSent.Value()
+	}
+	if t.manual != nil {
+		f.timersFired = t.manual.fired.Load()
 	}
 	for _, l := range links {
 		ls := l.Stats()

@@ -28,6 +28,7 @@ type Transport struct {
 // topologyCtl is what Transport needs of a topology.
 type topologyCtl interface {
 	Settle() error
+	NextTimer() (time.Duration, bool)
 	Advance(d time.Duration) error
 	Close() error
 	Wait() error
@@ -104,6 +105,9 @@ func (t *Transport) Advance(d time.Duration) error {
 	}
 	return t.topo.Settle()
 }
+
+// NextTimer implements model.Transport: the manual clock's next timer.
+func (t *Transport) NextTimer() (time.Duration, bool) { return t.topo.NextTimer() }
 
 // Close implements model.Transport: it closes the topology (open
 // endpoints are aborted) and waits for every goroutine of it.

@@ -92,6 +92,12 @@ func (th *TwoHost) Advance(d time.Duration) error { return th.t.advance(d) }
 // calls into the topology.
 func (th *TwoHost) Settle() error { return th.t.settle() }
 
+// NextTimer returns how long until the next timer of the manual clock
+// is due (a retransmission, a delayed ACK, TIME_WAIT's end, a Link
+// delay), and false if none is pending, on the real clock, or after
+// Close.
+func (th *TwoHost) NextTimer() (time.Duration, bool) { return th.t.nextTimer() }
+
 // Now returns the topology's clock reading (the manual clock starts at
 // the Unix epoch).
 func (th *TwoHost) Now() time.Time { return th.t.now() }
