@@ -53,12 +53,3 @@ func benchTraceStream(b *testing.B, be trace.Backend) {
 		}
 	}
 }
-
-func netstackBackend(tb testing.TB, opts TransportOptions) *model.Backend {
-	tb.Helper()
-	be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: TransportFactory(opts)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return be
-}
