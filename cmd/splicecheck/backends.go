@@ -27,6 +27,9 @@ type backendConfig struct {
 	// pcap, if not nil, receives a capture of the netstack backend's
 	// segments (--pcap).
 	pcap io.Writer
+	// twoHost puts the netstack backend's connections between two
+	// stacks over a Link instead of on one loopback stack (--two-host).
+	twoHost bool
 }
 
 // goldenBackend names the recorded observations of a kernel
@@ -49,9 +52,10 @@ func openModel(cfg backendConfig) (trace.Backend, error) {
 }
 
 // openNetstack returns the model on gVisor's TCP: a fresh loopback stack
-// per trace, on the manual clock the model's virtual time moves.
+// (or pair of stacks) per trace, on the manual clock the model's virtual
+// time moves.
 func openNetstack(cfg backendConfig) (trace.Backend, error) {
-	opts := netstack.TransportOptions{Options: netstack.Options{Pcap: cfg.pcap}}
+	opts := netstack.TransportOptions{Options: netstack.Options{Pcap: cfg.pcap}, TwoHost: cfg.twoHost}
 	return model.NewWithConfig(model.Config{Name: "netstack", Transport: netstack.TransportFactory(opts)})
 }
 
