@@ -31,7 +31,12 @@ import (
 // receive memory is under sk_rcvbuf (extRcvLimit): the rest waits in
 // gVisor's receive buffer, whose window then closes, so that a sender
 // blocks the way it does on Linux, through the transport's own flow
-// control. FIONREAD and readability count both parts.
+// control. FIONREAD and readability count both parts, and a reader
+// (tcp_recvmsg, tcp_read_sock) first tops the queue up with what the
+// endpoint holds (rcvTopUp), so that it reads what FIONREAD counted;
+// once the peer's FIN or a reset reached the endpoint, rx takes
+// everything. After every read that took bytes the transport settles
+// again (the read may have opened the window).
 //
 // Send. sendmsg copies from the model's source into Endpoint.Write in
 // chunks of at most tcpSizeGoal bytes and steps the transport after each,
@@ -42,7 +47,11 @@ import (
 //
 // Time. The model's virtual clock drives the transport's clock
 // (Sched.onClock → Transport.Advance), so retransmission, delayed-ACK and
-// TIME_WAIT timers fire when virtual time passes them.
+// TIME_WAIT timers fire when virtual time passes them; and the
+// transport's next timer is an event of the scheduler (Sched.extTimer),
+// so that when nothing else can happen virtual time passes to it (gVisor
+// defers a sub-MSS send to a peer's small window to its retransmission
+// timer, where loopback Linux sends at once).
 //
 // Unlike Linux (and unlike RefTCP):
 //   - MSG_SPLICE_PAGES sends (SendPageLocked: splice into a socket, the
@@ -57,8 +66,16 @@ import (
 //     partial segment forever when nothing is in flight; gVisor's cork
 //     lets it go when its cork timer (200 ms of virtual time) fires.
 //   - shutdown(SHUT_RD) is not passed to gVisor, which resets a
-//     connection shut for reading with unread data; Linux only sets
-//     RCV_SHUTDOWN, which the model does.
+//     connection shut for reading with unread data and then reads as at
+//     EOF; Linux only sets RCV_SHUTDOWN, which the model does. The one
+//     rule of Linux's that needs the transport, data reaching a
+//     FIN_WAIT1/2 socket shut for reading, the bridge applies itself
+//     (abortOnData).
+//   - Sequence numbers are the bridge's (from tcpISN), not the wire's.
+//   - gVisor frees send buffer as ACKs come in during a system call (the
+//     bridge settles after every chunk); Linux processes the ACKs of a
+//     task's own sends at release_sock, so a small SO_SNDBUF stops a
+//     Linux sender sooner.
 //   - A reset that arrives while the socket's receive memory is full is
 //     seen only once the bytes before it are taken off the endpoint.
 //   - Window selection, segment sizes, ACK timing and buffer autotuning
@@ -258,6 +275,10 @@ func (x *extTCP) rxLimit(xs *extSock, all bool) {
 		room = max(room, 1) // after the end: one byte, to see a reset
 		buf := x.scratch(room)
 		n, err := xs.ep.Read(buf, false)
+		if n > 0 && sk.SkShutdown&rcvShutdown != 0 && (sk.State == TCPFinWait1 || sk.State == TCPFinWait2) {
+			x.abortOnData(xs)
+			return
+		}
 		if n > 0 {
 			x.queueData(xs, buf[:n])
 			queued, pulled = true, true
@@ -319,6 +340,23 @@ func (x *extTCP) rxLimit(xs *extSock, all bool) {
 			x.raiseRx(o)
 		}
 	}
+}
+
+// abortOnData mirrors step 7 of tcp_rcv_state_process()
+// (net/ipv4/tcp_input.c, v6.18) for data reaching a FIN_WAIT1/FIN_WAIT2
+// socket shut for reading (RFC 1122; LINUX_MIB_TCPABORTONDATA): the data
+// is dropped, the socket reset (tcp_reset) and a RST sent, here by
+// aborting the endpoint (SO_LINGER{1,0} close). gVisor applies the same
+// rule only to endpoints it was told are shut for reading, which the
+// bridge never does (see extTCP).
+func (x *extTCP) abortOnData(xs *extSock) {
+	x.tcpReset(xs, errECONNRESET)
+	xs.closed = true
+	if err := xs.ep.Close(true); err != nil {
+		x.fail("close", fmt.Errorf("%s: %w", xs.sk.Name, err))
+		return
+	}
+	x.step()
 }
 
 // queueData mirrors the receive half of tcp_data_queue for the bytes p,

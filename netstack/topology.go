@@ -209,6 +209,9 @@ func (t *topology) wait() error {
 		for _, s := range stacks {
 			s.Wait()
 		}
+		if t.manual != nil {
+			t.manual.running.Wait() // callbacks of timers armed with no delay
+		}
 		if t.capture != nil {
 			t.waitErr = t.capture.error()
 		}
