@@ -602,6 +602,19 @@ func (x *extTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int,
 				x.fail("write", fmt.Errorf("%s: endpoint writable but Write returns EAGAIN: %w", sk.Name, werr))
 				err = errEIO
 			}
+		case copied > 0:
+			// The endpoint was reset by what this system call sent
+			// (a peer that closed answers data with a RST). On
+			// Linux that RST waits on the backlog of the socket the
+			// sender owns until release_sock, and sendmsg goes on
+			// queueing, up to the send buffer, bytes the reset then
+			// purges: the bridge counts them as accepted and drops
+			// them. Unlike gVisor, which sees the reset at once.
+			n := min(src.left(), max(sk.SkSndbuf-copied, 0))
+			src.copyTo(x.scratch(n))
+			copied += n
+			xs.WriteSeq += uint32(n)
+			err = errEPIPE
 		default:
 			// The endpoint is shut or reset; rx reports why
 			// (sk_err), as sk_stream_error does.
