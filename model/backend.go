@@ -26,6 +26,13 @@ type Config struct {
 	// that ends with a closed pair not released (ErrLeak). Off, the run
 	// goes on as the kernel does: the sleeper waits for its timeout.
 	Liveness bool
+	// Transport, if set, makes a fresh external TCP for every run, which
+	// the run uses instead of the reference TCP (tcp_ext.go); the run
+	// closes it at its end. Schedule exploration (ExploreRun, Search)
+	// always runs on the reference TCP.
+	Transport func() (Transport, error)
+	// Name is the backend's name; "" means "model".
+	Name string
 }
 
 var (
@@ -46,8 +53,13 @@ func NewWithConfig(cfg Config) (*Backend, error) {
 	return &Backend{cfg: cfg, mut: mut}, nil
 }
 
-// Name returns "model".
-func (b *Backend) Name() string { return "model" }
+// Name returns the configured name, "model" by default.
+func (b *Backend) Name() string {
+	if b.cfg.Name != "" {
+		return b.cfg.Name
+	}
+	return "model"
+}
 
 // Open always fails: the model runs whole traces (RunTrace); trace.Run
 // calls RunTrace for it.
@@ -67,8 +79,8 @@ func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Optio
 
 // RunTraceStats is RunTrace that also returns the run's copy accounting
 // (Stats), for `splicecheck run --stats`.
-func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, *Stats, error) {
-	opts, err := trace.ResolveOptions(t, opts)
+func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.Options) (_ []trace.Observation, _ *Stats, err error) {
+	opts, err = trace.ResolveOptions(t, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,6 +101,18 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 	}
 	r := newRun(t, opts, prof, policy)
 	r.k.mut = b.mut
+	if b.cfg.Transport != nil {
+		tr, terr := b.cfg.Transport()
+		if terr != nil {
+			return nil, nil, fmt.Errorf("%s: %w: %w", t.File, ErrTransport, terr)
+		}
+		x := newExtTCP(r.k, tr)
+		defer func() {
+			if cerr := x.closeTransport(); cerr != nil && err == nil {
+				err = fmt.Errorf("%s: %w", t.File, cerr)
+			}
+		}()
+	}
 	// An exploring schedule always checks liveness (explore.go).
 	r.liveness = b.cfg.Liveness || r.s.explore
 	r.leaks = b.cfg.Liveness

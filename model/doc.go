@@ -13,6 +13,9 @@
 //	sched.go     the cooperative deterministic scheduler, wait queues, virtual time
 //	sock.go      struct sock/socket/file: states, locks, callbacks, shutdown
 //	tcp.go       the TCP interface and RefTCP, the reference TCP
+//	tcp_rcv.go   the receive paths both transports share (tcp_recvmsg, tcp_read_sock, tcp_read_skb)
+//	transport.go Transport and Endpoint: an external TCP the model can run on (Config.Transport)
+//	tcp_ext.go   extTCP, the TCP interface on a Transport (the netstack backend's bridge)
 //	page.go      pages and slab objects (refcounted), page frags, the ownership faults
 //	skbuff.go    skbs (fragments; a slab head under rx copybreak)
 //	skmsg.go     struct sk_msg and its scatterlist ring
@@ -133,8 +136,25 @@
 // contexts (data, pure ACKs, FIN, RST), the TCP states (ESTABLISHED,
 // FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT via a timewait
 // socket, CLOSE), SO_LINGER{1,0} (tcp_disconnect), RST on close with
-// unread data, RST for data after a close or to a dead socket. Issue 8
-// implements the same interface on gVisor netstack.
+// unread data, RST for data after a close or to a dead socket.
+//
+// Config.Transport puts a run on an external TCP instead: package
+// netstack implements Transport with gVisor (the `netstack` backend).
+// Transport and Endpoint (transport.go) are a small byte-stream
+// interface naming no model type; extTCP (tcp_ext.go) implements TCP on
+// them and owns the model's side: after every call that touched the
+// transport it settles it (Transport.Settle) and raises, per socket, a
+// NET_RX kernel context that takes the bytes the endpoint made readable
+// into skbs on sk_receive_queue, with sequence numbers the bridge keeps
+// (gVisor exposes neither seq nor copied_seq), turns the end of the
+// stream and resets into tcp_fin and tcp_reset, follows the endpoint's
+// state and calls the socket's callbacks; the receive paths of
+// tcp_rcv.go read the queue as on RefTCP. The model's virtual clock
+// drives the transport's (Sched.onClock → Transport.Advance) and the
+// transport's next timer is one of the scheduler's events
+// (Sched.extTimer), so a run stays deterministic though gVisor has
+// goroutines. Schedule exploration always runs on RefTCP. What the
+// bridge does not do as Linux does is listed at extTCP.
 //
 // # Unlike Linux (deliberate, named gaps)
 //

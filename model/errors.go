@@ -36,6 +36,10 @@ var (
 	// ErrDeadlock marks a run in which every thread is asleep and no
 	// deadline is pending. It comes wrapped together with ErrInternal.
 	ErrDeadlock = errors.New("model: deadlock")
+	// ErrTransport marks a run on an external Transport (Config.Transport)
+	// that the transport failed: it could not be made, dial, settle,
+	// advance its clock, or close cleanly.
+	ErrTransport = errors.New("model: transport failed")
 )
 
 // Kernel error numbers the model returns. A zero errno means success.

@@ -307,11 +307,17 @@ func (r *run) set(t *Task, op *trace.Op) trace.Result {
 			v = sysctlRmemMax
 		}
 		sk.SkRcvbuf = max(int(v)*2, sockMinRcvbuf)
+		if x, ok := r.k.tcp.(*extTCP); ok {
+			x.setBuf(sk, true, int(op.Size))
+		}
 	case trace.OptSndbuf:
 		if v > sysctlWmemMax {
 			v = sysctlWmemMax
 		}
 		sk.SkSndbuf = max(int(v)*2, sockMinSndbuf)
+		if x, ok := r.k.tcp.(*extTCP); ok {
+			x.setBuf(sk, false, int(op.Size))
+		}
 	case trace.OptPipesize:
 		// fcntl(F_SETPIPE_SZ) → pipe_fcntl's unsigned int argument.
 		n, err := r.pipeOf(sk).pipeSetSize(uint64(uint32(v)))

@@ -75,6 +75,14 @@ type Sched struct {
 
 	fatal error // first internal failure (a model panic)
 
+	// onClock, if set, is called after virtual time moved forward by d
+	// (an external transport's clock follows the model's: extTCP).
+	onClock func(d time.Duration)
+	// extTimer, if set, returns how long until the external
+	// transport's next timer is due: an event of nextEvent's, which
+	// onClock fires by moving the transport's clock.
+	extTimer func() (time.Duration, bool)
+
 	// explore is set for the exploring policies (explore.go): yield
 	// points inside ops are live and pending kernel contexts are one more
 	// candidate of every scheduling decision instead of running first.
@@ -416,6 +424,13 @@ func (s *Sched) nextEvent() (event, bool) {
 			best, found = event{t.abortAt, t.abortSeq, t.abortStep}, true
 		}
 	}
+	if s.extTimer != nil {
+		// Seq 0: a transport timer due with a model event fires first
+		// (a segment retransmitted at a reader's deadline arrives).
+		if d, ok := s.extTimer(); ok && better(s.now+vtime(max(d, 0)), 0) {
+			best, found = event{s.now + vtime(max(d, 0)), 0, func() {}}, true
+		}
+	}
 	for i, w := range s.deferred {
 		i, w := i, w
 		if better(w.due, w.seq) {
@@ -434,6 +449,15 @@ func (s *Sched) nextSeq() uint64 {
 	return s.eventSeq
 }
 
+// moveClock moves virtual time forward by d and tells the transport
+// (onClock), whose timers run on the same clock (tcp_ext.go).
+func (s *Sched) moveClock(d vtime) {
+	s.now += d
+	if s.onClock != nil {
+		s.onClock(time.Duration(d))
+	}
+}
+
 // advance moves virtual time to the next event and fires it. It returns
 // false when there is no pending event.
 func (s *Sched) advance() bool {
@@ -442,7 +466,7 @@ func (s *Sched) advance() bool {
 		return false
 	}
 	if ev.at > s.now {
-		s.now = ev.at
+		s.moveClock(ev.at - s.now)
 	}
 	ev.fire()
 	return true
@@ -610,7 +634,7 @@ func (t *Task) sleepOn(wqs []*WaitQueue, deadline vtime) (timedOut bool) {
 // that feeds itself (io.Copy from a socket into its own peer) must still
 // reach its deadline. The task's op timeout fires when it passes.
 func (t *Task) spin(cost time.Duration) {
-	t.s.now += vtime(cost)
+	t.s.moveClock(vtime(cost))
 	if t.running && t.abortAt <= t.s.now {
 		t.abortStep()
 	}

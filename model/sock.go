@@ -436,6 +436,9 @@ func (k *kernel) skStreamWaitMemoryLocked(t *Task, sk *Sock, to *timeo) syscall.
 			return errEPIPE
 		}
 		if *to == 0 {
+			// do_eagain: SOCK_NOSPACE, so that the ACK that makes
+			// room (tcp_check_space → tcp_new_space) wakes a poller.
+			sk.nospace = true
 			return errEAGAIN
 		}
 		if k.tcp.StreamMemoryFree(sk) {

@@ -395,7 +395,7 @@ func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
 	if skb.Len > 0 && skb.Len <= sk.rxCopybreak {
 		r.k.rxCopybreak(skb)
 	}
-	r.queueRcv(sk, skb)
+	r.k.tcpQueueRcv(sk, skb)
 	if fin {
 		r.tcpFin(tp)
 	}
@@ -408,7 +408,7 @@ func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
 	}
 }
 
-// queueRcv mirrors tcp_queue_rcv(): coalesce into the tail skb when
+// tcpQueueRcv mirrors tcp_queue_rcv(): coalesce into the tail skb when
 // tcp_try_coalesce allows (contiguous, no FIN on the tail, the fragments
 // fit MAX_SKB_FRAGS), else queue the skb.
 //
@@ -416,7 +416,7 @@ func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
 // and nothing is coalesced into one: skb_try_coalesce would copy a small
 // segment into the tail's linear tailroom, or steal a page-backed head,
 // neither of which the model has.
-func (r *RefTCP) queueRcv(sk *Sock, skb *SkBuff) {
+func (k *kernel) tcpQueueRcv(sk *Sock, skb *SkBuff) {
 	if tail := sk.SkReceiveQueue.peekTail(); tail != nil &&
 		tail.EndSeq == skb.Seq && tail.TCPFlags&tcphdrFIN == 0 &&
 		!tail.BpfStrparser && !tail.hasLinear() && !skb.hasLinear() &&
@@ -770,235 +770,23 @@ doError:
 // Recvmsg implements TCP (tcp_recvmsg → tcp_recvmsg_locked, v6.18).
 func (r *RefTCP) Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	sk.lockSock(t)
-	n, err := r.recvmsgLocked(t, sk, dst, flags)
+	n, err := r.k.tcpRecvmsgLocked(r, t, sk, dst, flags)
 	sk.releaseSock()
 	return n, err
 }
 
-func (r *RefTCP) recvmsgLocked(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
-	tp := tcpSk(sk)
-	length := dst.left()
-	peek := flags&msgPeek != 0
-	to := sk.sockRcvtimeo(flags&msgDontwait != 0)
-	// sock_rcvlowat().
-	target := sk.SkRcvlowat
-	if flags&msgWaitall != 0 {
-		target = length
-	} else if target > length {
-		target = length
-	}
-	if target == 0 {
-		target = 1
-	}
-	seq := &tp.CopiedSeq
-	peekSeq := tp.CopiedSeq
-	if peek {
-		seq = &peekSeq
-	}
-	copied := 0
-	for first := true; first || length > 0; first = false {
-		var found *SkBuff
-		var offset int
-		fin := false
-		last := sk.SkReceiveQueue.peekTail()
-		for _, skb := range sk.SkReceiveQueue.all() {
-			offset = int(int32(*seq - skb.Seq))
-			if offset < 0 {
-				break
-			}
-			if offset < skb.Len {
-				found = skb
-				break
-			}
-			if skb.TCPFlags&tcphdrFIN != 0 {
-				found, fin = skb, true
-				break
-			}
-		}
-		if found != nil && fin {
-			*seq++
-			if !peek {
-				r.eatRecvSkb(sk, found)
-			}
-			break
-		}
-		if found != nil {
-			used := found.Len - offset
-			if used > length {
-				used = length
-			}
-			buf := make([]byte, used)
-			found.copyBits(offset, buf)
-			dst.copyIn(buf)
-			*seq += uint32(used)
-			copied += used
-			length -= used
-			if used+offset < found.Len {
-				continue
-			}
-			if found.TCPFlags&tcphdrFIN != 0 {
-				*seq++
-				if !peek {
-					r.eatRecvSkb(sk, found)
-				}
-				break
-			}
-			if !peek {
-				r.eatRecvSkb(sk, found)
-			}
-			continue
-		}
-		if copied >= target {
-			break
-		}
-		if copied > 0 {
-			if to == 0 || sk.SkErr != 0 || sk.State == TCPClose || sk.SkShutdown&rcvShutdown != 0 {
-				break
-			}
-		} else {
-			if sk.SockDone {
-				break
-			}
-			if sk.SkErr != 0 {
-				return 0, sk.sockError()
-			}
-			if sk.SkShutdown&rcvShutdown != 0 {
-				break
-			}
-			if sk.State == TCPClose {
-				return 0, errENOTCONN
-			}
-			if to == 0 {
-				return 0, errEAGAIN
-			}
-		}
-		if copied > 0 {
-			r.CleanupRbuf(sk)
-		}
-		sk.skWaitDataLocked(t, &to, last)
-		if peek && peekSeq-uint32(copied) != tp.CopiedSeq {
-			peekSeq = tp.CopiedSeq + uint32(copied)
-		}
-	}
-	if copied > 0 && !peek {
-		r.CleanupRbuf(sk)
-	}
-	return copied, errOK
-}
-
-// eatRecvSkb mirrors tcp_eat_recv_skb(): unlink and free a consumed skb.
-func (r *RefTCP) eatRecvSkb(sk *Sock, skb *SkBuff) {
-	sk.SkReceiveQueue.unlink(skb)
-	r.k.freeSkb(skb)
-}
-
 // ReadSock implements TCP (tcp_read_sock, v6.18).
 func (r *RefTCP) ReadSock(sk *Sock, cursor *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
-	tp := tcpSk(sk)
-	noack := cursor != nil
-	if cursor == nil {
-		cursor = &tp.CopiedSeq
-	}
-	seq := *cursor
-	copied := 0
-	if sk.State == TCPListen {
-		return -int(errENOTCONN)
-	}
-	for {
-		skb, offset := r.recvSkb(sk, seq)
-		if skb == nil {
-			break
-		}
-		if offset < skb.Len {
-			n := skb.Len - offset
-			used := actor(desc, skb, offset, n)
-			if used <= 0 {
-				if copied == 0 {
-					copied = used
-				}
-				break
-			}
-			if used > n {
-				used = n
-			}
-			seq += uint32(used)
-			copied += used
-			offset += used
-			skb2, off2 := r.recvSkb(sk, seq-1)
-			if skb2 == nil {
-				break
-			}
-			if off2+1 != skb2.Len {
-				continue
-			}
-			skb = skb2
-		}
-		if skb.TCPFlags&tcphdrFIN != 0 {
-			r.eatRecvSkb(sk, skb)
-			seq++
-			break
-		}
-		r.eatRecvSkb(sk, skb)
-		if desc.Count <= 0 {
-			break
-		}
-		*cursor = seq
-	}
-	*cursor = seq
-	if copied > 0 && !noack {
-		r.CleanupRbuf(sk)
-	}
-	return copied
+	return r.k.tcpReadSock(r, sk, cursor, desc, actor)
 }
 
-// recvSkb mirrors tcp_recv_skb(): the skb holding seq, eating skbs that
-// were fully consumed (or hold nothing but a FIN before it).
-func (r *RefTCP) recvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
-	for {
-		skb := sk.SkReceiveQueue.peek()
-		if skb == nil {
-			return nil, 0
-		}
-		// u32 arithmetic, as in C: a seq before the skb (a reader whose
-		// cursor lags the queue, like a stream parser's after
-		// tcp_splice_read consumed the skbs it had not seen) is a huge
-		// offset, and the skb is eaten unless it carries a FIN.
-		offset := seq - skb.Seq
-		if offset < uint32(skb.Len) || skb.TCPFlags&tcphdrFIN != 0 {
-			return skb, int(offset)
-		}
-		r.eatRecvSkb(sk, skb)
-	}
-}
-
-// ReadSkb implements TCP (tcp_read_skb, v6.18): it unlinks every queued
-// skb (charged to sk) and hands it to actor, stopping after a FIN.
+// ReadSkb implements TCP (tcp_read_skb, v6.18).
 func (r *RefTCP) ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
-	if sk.State == TCPListen {
-		return -int(errENOTCONN)
-	}
-	copied := 0
-	for {
-		skb := sk.SkReceiveQueue.peek()
-		if skb == nil {
-			break
-		}
-		sk.SkReceiveQueue.unlink(skb)
-		fin := skb.TCPFlags&tcphdrFIN != 0
-		used := actor(sk, skb)
-		if used < 0 {
-			if copied == 0 {
-				copied = used
-			}
-			break
-		}
-		copied += used
-		if fin {
-			break
-		}
-	}
-	return copied
+	return r.k.tcpReadSkb(sk, actor)
 }
+
+// copiedSeqPtr implements rcvTransport.
+func (r *RefTCP) copiedSeqPtr(sk *Sock) *uint32 { return &tcpSk(sk).CopiedSeq }
 
 // Shutdown implements TCP (tcp_shutdown): send a FIN for SEND_SHUTDOWN in
 // the states that allow it.

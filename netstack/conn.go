@@ -273,6 +273,20 @@ func (c *Conn) SetLinger(on bool, secs int) error {
 	return nil
 }
 
+// SetCork sets TCP_CORK: while on, partial segments are held back (until
+// a full segment's worth is queued, or gVisor's cork timer, 200 ms on the
+// topology's clock, fires); turning it off sends what was held.
+func (c *Conn) SetCork(on bool) error {
+	if err := c.check("setsockopt"); err != nil {
+		return err
+	}
+	c.ep.SocketOptions().SetCorkOption(on)
+	return nil
+}
+
+// Corked reports whether TCP_CORK is on.
+func (c *Conn) Corked() bool { return c.ep.SocketOptions().GetCorkOption() }
+
 // State returns the protocol state by its Linux name (ESTABLISHED,
 // FIN_WAIT1, CLOSE_WAIT, TIME_WAIT, CLOSE, ...), as `state S` prints it.
 func (c *Conn) State() string { return stateName(c.ep.State()) }

@@ -17,10 +17,12 @@
 //
 // # Time and determinism
 //
-// By default both topologies run on gVisor's manual clock
-// (faketime.ManualClock): no timer fires (retransmission, TIME_WAIT,
-// keepalive, a Link delay) until the harness calls Advance, which runs
-// the due timers in time order before it returns. Every random choice of
+// By default both topologies run on a manual clock (clock.go, gVisor's
+// faketime.ManualClock made deterministic): no timer fires
+// (retransmission, TIME_WAIT, keepalive, a Link delay) until the harness
+// calls Advance, which runs the due timers in time order, those due at
+// the same instant in the order they were armed, before it returns;
+// NextTimer says when the next one is due. Every random choice of
 // the stacks (initial sequence numbers, ephemeral ports, hash secrets)
 // comes from Options.Seed. Given the same calls, a Link delivers the same
 // segments in the same order; the stacks' own goroutines decide how data
@@ -28,6 +30,22 @@
 // fixed sequence holds the link and releases segments one at a time.
 // gVisor signals no event for some state changes; Conn.WaitState
 // re-checks on a short backoff for them.
+//
+// Settle (settle.go) waits, on a condition, until the stacks are at
+// rest: gVisor queues every arriving segment for a processor goroutine,
+// so a call returns before its effects are complete; Settle pauses the
+// stacks and compares their counters until two pauses in a row agree.
+//
+// # The model's transport
+//
+// Transport (transport.go) is model.Transport on a topology: the
+// `netstack` backend, the model with gVisor's TCP under it. The model
+// dials one connection per `conn A B`, calls Settle after every call
+// that may have moved segments, moves the manual clock with its virtual
+// time and lets time pass to NextTimer when nothing else can happen. A
+// Transport always runs on the manual clock. backend_test.go runs the
+// kernel corpus and testdata/traces/plaintcp on it against the kernels'
+// goldens and names every divergence with its cause.
 //
 // # Ownership and lifetimes
 //

@@ -31,6 +31,9 @@ var (
 	ErrCapture = errors.New("netstack: pcap capture failed")
 	// ErrNoSegment: a link index names no held segment.
 	ErrNoSegment = errors.New("netstack: no such held segment")
+	// ErrNotQuiescent: Settle gave up because the stacks kept exchanging
+	// segments without the clock moving.
+	ErrNotQuiescent = errors.New("netstack: stacks do not come to rest")
 )
 
 // OpError is the error of a socket operation that gVisor failed: Op is

@@ -50,6 +50,21 @@ func (l *Loopback) Host() *Host { return l.host }
 // ErrRealClock with Options.RealClock and ErrClosed after Close.
 func (l *Loopback) Advance(d time.Duration) error { return l.t.advance(d) }
 
+// Settle blocks until the stacks are quiescent: every segment sent has
+// been processed by its receiver, with every reply it drew, so that
+// nothing happens until the caller acts or the clock moves (settle.go).
+// Held and delayed segments of a Link stay where they are. It returns
+// ErrClosed after Close, and an error wrapping ErrNotQuiescent if the
+// stacks do not come to rest. It must not run concurrently with other
+// calls into the topology.
+func (l *Loopback) Settle() error { return l.t.settle() }
+
+// NextTimer returns how long until the next timer of the manual clock
+// is due (a retransmission, a delayed ACK, TIME_WAIT's end, a Link
+// delay), and false if none is pending, on the real clock, or after
+// Close.
+func (l *Loopback) NextTimer() (time.Duration, bool) { return l.t.nextTimer() }
+
 // Now returns the topology's clock reading (the manual clock starts at
 // the Unix epoch).
 func (l *Loopback) Now() time.Time { return l.t.now() }

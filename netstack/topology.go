@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/faketime"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -56,8 +55,8 @@ const (
 // teardown runs once (waitOnce) and its result is kept in waitErr.
 type topology struct {
 	clock   tcpip.Clock
-	manual  *faketime.ManualClock // nil with Options.RealClock
-	capture *capture              // nil without Options.Pcap
+	manual  *manualClock // nil with Options.RealClock
+	capture *capture     // nil without Options.Pcap
 	seed    uint64
 
 	mu     sync.Mutex
@@ -81,7 +80,7 @@ func newTopology(opts Options, defaultMTU uint32) (*topology, uint32, error) {
 	if opts.RealClock {
 		t.clock = tcpip.NewStdClock()
 	} else {
-		t.manual = faketime.NewManualClock()
+		t.manual = newManualClock()
 		t.clock = t.manual
 	}
 	if opts.Pcap != nil {
@@ -210,11 +209,23 @@ func (t *topology) wait() error {
 		for _, s := range stacks {
 			s.Wait()
 		}
+		if t.manual != nil {
+			t.manual.running.Wait() // callbacks of timers armed with no delay
+		}
 		if t.capture != nil {
 			t.waitErr = t.capture.error()
 		}
 	})
 	return t.waitErr
+}
+
+// nextTimer returns how long until the manual clock's next timer is
+// due; false with none pending or on the real clock.
+func (t *topology) nextTimer() (time.Duration, bool) {
+	if t.manual == nil || t.isClosed() {
+		return 0, false
+	}
+	return t.manual.NextTimer()
 }
 
 // now is the topology's clock reading.

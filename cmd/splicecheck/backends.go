@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/splicecheck/splicecheck/kernelshim"
 	"github.com/splicecheck/splicecheck/model"
+	"github.com/splicecheck/splicecheck/netstack"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -22,6 +24,12 @@ type backendInfo struct {
 // backendConfig carries the flags a backend may need.
 type backendConfig struct {
 	mutations []string // model: the bug zoo's mutations to plant (--mutate)
+	// pcap, if not nil, receives a capture of the netstack backend's
+	// segments (--pcap).
+	pcap io.Writer
+	// twoHost puts the netstack backend's connections between two
+	// stacks over a Link instead of on one loopback stack (--two-host).
+	twoHost bool
 }
 
 // goldenBackend names the recorded observations of a kernel
@@ -30,7 +38,7 @@ const goldenBackend = "golden"
 
 var backends = []backendInfo{
 	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", openModel},
-	{"netstack", "the model with gVisor netstack as its TCP layer", nil},
+	{"netstack", "the model with gVisor netstack as its TCP layer (loopback stack, manual clock)", openNetstack},
 	{"kernel", "the live kernel of this machine (root; a fresh network namespace per trace)", openKernel},
 	{"vm", "the kernel backend inside a VM booted from a kernel image", nil},
 }
@@ -41,6 +49,14 @@ func openModel(cfg backendConfig) (trace.Backend, error) {
 		return nil, usagef("--mutate: %v", err)
 	}
 	return b, nil
+}
+
+// openNetstack returns the model on gVisor's TCP: a fresh loopback stack
+// (or pair of stacks) per trace, on the manual clock the model's virtual
+// time moves.
+func openNetstack(cfg backendConfig) (trace.Backend, error) {
+	opts := netstack.TransportOptions{Options: netstack.Options{Pcap: cfg.pcap}, TwoHost: cfg.twoHost}
+	return model.NewWithConfig(model.Config{Name: "netstack", Transport: netstack.TransportFactory(opts)})
 }
 
 // openKernel checks privileges first, so a missing one is reported before

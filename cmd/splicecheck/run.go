@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -94,6 +95,8 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	var mutations listFlag
 	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see 'splicecheck check --mutate list'")
 	stats := fs.Bool("stats", false, "after each trace, print the model's copy accounting: per op kind, bytes moved, bytes the kernel copied, copies per byte")
+	pcap := fs.String("pcap", "", "netstack backend: write a pcap capture of the run's TCP segments to `FILE` (one trace only)")
+	twoHost := fs.Bool("two-host", false, "netstack backend: connections between two stacks over a 1500-byte link instead of one loopback stack")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -109,7 +112,22 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if len(mutations) > 0 && *backend != "model" {
 		return usagef("--mutate: mutations are of the model backend, not %q", *backend)
 	}
-	b, err := openBackend("--backend", *backend, backendConfig{mutations: mutations})
+	cfg := backendConfig{mutations: mutations, twoHost: *twoHost}
+	if (*pcap != "" || *twoHost) && *backend != "netstack" {
+		return usagef("--pcap and --two-host are options of the netstack backend, not %q", *backend)
+	}
+	if *pcap != "" {
+		if len(traces) != 1 {
+			return usagef("--pcap: one trace at a time (got %d)", len(traces))
+		}
+		f, err := os.Create(*pcap)
+		if err != nil {
+			return fmt.Errorf("--pcap: %w", err)
+		}
+		defer f.Close()
+		cfg.pcap = f
+	}
+	b, err := openBackend("--backend", *backend, cfg)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,244 @@
+package model
+
+import "syscall"
+
+// The receive side of TCP that works on the socket's sk_receive_queue
+// alone: tcp_recvmsg, tcp_read_sock, tcp_recv_skb and tcp_read_skb
+// (net/ipv4/tcp.c, v6.18). Both transports (RefTCP and the bridge to an
+// external TCP, tcp_ext.go) queue in-order skbs on Sock.SkReceiveQueue
+// with their own rcv_nxt and copied_seq, so the code that consumes the
+// queue is shared: the transports differ only in where copied_seq lives
+// and in what tcp_cleanup_rbuf does.
+
+// rcvTransport is what the shared receive paths need from a transport.
+type rcvTransport interface {
+	// copiedSeqPtr returns the socket's copied_seq.
+	copiedSeqPtr(sk *Sock) *uint32
+	// CleanupRbuf mirrors tcp_cleanup_rbuf() (see TCP).
+	CleanupRbuf(sk *Sock)
+}
+
+func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+	cs := tr.copiedSeqPtr(sk)
+	length := dst.left()
+	peek := flags&msgPeek != 0
+	to := sk.sockRcvtimeo(flags&msgDontwait != 0)
+	// sock_rcvlowat().
+	target := sk.SkRcvlowat
+	if flags&msgWaitall != 0 {
+		target = length
+	} else if target > length {
+		target = length
+	}
+	if target == 0 {
+		target = 1
+	}
+	seq := cs
+	peekSeq := *cs
+	if peek {
+		seq = &peekSeq
+	}
+	copied := 0
+	for first := true; first || length > 0; first = false {
+		var found *SkBuff
+		var offset int
+		fin := false
+		last := sk.SkReceiveQueue.peekTail()
+		for _, skb := range sk.SkReceiveQueue.all() {
+			offset = int(int32(*seq - skb.Seq))
+			if offset < 0 {
+				break
+			}
+			if offset < skb.Len {
+				found = skb
+				break
+			}
+			if skb.TCPFlags&tcphdrFIN != 0 {
+				found, fin = skb, true
+				break
+			}
+		}
+		if found != nil && fin {
+			*seq++
+			if !peek {
+				k.tcpEatRecvSkb(sk, found)
+			}
+			break
+		}
+		if found != nil {
+			used := found.Len - offset
+			if used > length {
+				used = length
+			}
+			buf := make([]byte, used)
+			found.copyBits(offset, buf)
+			dst.copyIn(buf)
+			*seq += uint32(used)
+			copied += used
+			length -= used
+			if used+offset < found.Len {
+				continue
+			}
+			if found.TCPFlags&tcphdrFIN != 0 {
+				*seq++
+				if !peek {
+					k.tcpEatRecvSkb(sk, found)
+				}
+				break
+			}
+			if !peek {
+				k.tcpEatRecvSkb(sk, found)
+			}
+			continue
+		}
+		if copied >= target {
+			break
+		}
+		if copied > 0 {
+			if to == 0 || sk.SkErr != 0 || sk.State == TCPClose || sk.SkShutdown&rcvShutdown != 0 {
+				break
+			}
+		} else {
+			if sk.SockDone {
+				break
+			}
+			if sk.SkErr != 0 {
+				return 0, sk.sockError()
+			}
+			if sk.SkShutdown&rcvShutdown != 0 {
+				break
+			}
+			if sk.State == TCPClose {
+				return 0, errENOTCONN
+			}
+			if to == 0 {
+				return 0, errEAGAIN
+			}
+		}
+		if copied > 0 {
+			tr.CleanupRbuf(sk)
+		}
+		sk.skWaitDataLocked(t, &to, last)
+		if peek && peekSeq-uint32(copied) != *cs {
+			peekSeq = *cs + uint32(copied)
+		}
+	}
+	if copied > 0 && !peek {
+		tr.CleanupRbuf(sk)
+	}
+	return copied, errOK
+}
+
+// tcpEatRecvSkb mirrors tcp_eat_recv_skb(): unlink and free a consumed skb.
+func (k *kernel) tcpEatRecvSkb(sk *Sock, skb *SkBuff) {
+	sk.SkReceiveQueue.unlink(skb)
+	k.freeSkb(skb)
+}
+
+// tcpReadSock mirrors tcp_read_sock() (net/ipv4/tcp.c, v6.18) for
+// TCP.ReadSock.
+func (k *kernel) tcpReadSock(tr rcvTransport, sk *Sock, cursor *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
+	noack := cursor != nil
+	if cursor == nil {
+		cursor = tr.copiedSeqPtr(sk)
+	}
+	seq := *cursor
+	copied := 0
+	if sk.State == TCPListen {
+		return -int(errENOTCONN)
+	}
+	for {
+		skb, offset := k.tcpRecvSkb(sk, seq)
+		if skb == nil {
+			break
+		}
+		if offset < skb.Len {
+			n := skb.Len - offset
+			used := actor(desc, skb, offset, n)
+			if used <= 0 {
+				if copied == 0 {
+					copied = used
+				}
+				break
+			}
+			if used > n {
+				used = n
+			}
+			seq += uint32(used)
+			copied += used
+			offset += used
+			skb2, off2 := k.tcpRecvSkb(sk, seq-1)
+			if skb2 == nil {
+				break
+			}
+			if off2+1 != skb2.Len {
+				continue
+			}
+			skb = skb2
+		}
+		if skb.TCPFlags&tcphdrFIN != 0 {
+			k.tcpEatRecvSkb(sk, skb)
+			seq++
+			break
+		}
+		k.tcpEatRecvSkb(sk, skb)
+		if desc.Count <= 0 {
+			break
+		}
+		*cursor = seq
+	}
+	*cursor = seq
+	if copied > 0 && !noack {
+		tr.CleanupRbuf(sk)
+	}
+	return copied
+}
+
+// tcpRecvSkb mirrors tcp_recv_skb(): the skb holding seq, eating skbs that
+// were fully consumed (or hold nothing but a FIN before it).
+func (k *kernel) tcpRecvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
+	for {
+		skb := sk.SkReceiveQueue.peek()
+		if skb == nil {
+			return nil, 0
+		}
+		// u32 arithmetic, as in C: a seq before the skb (a reader whose
+		// cursor lags the queue, like a stream parser's after
+		// tcp_splice_read consumed the skbs it had not seen) is a huge
+		// offset, and the skb is eaten unless it carries a FIN.
+		offset := seq - skb.Seq
+		if offset < uint32(skb.Len) || skb.TCPFlags&tcphdrFIN != 0 {
+			return skb, int(offset)
+		}
+		k.tcpEatRecvSkb(sk, skb)
+	}
+}
+
+// tcpReadSkb mirrors tcp_read_skb() (net/ipv4/tcp.c, v6.18): it unlinks every queued
+// skb (charged to sk) and hands it to actor, stopping after a FIN.
+func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
+	if sk.State == TCPListen {
+		return -int(errENOTCONN)
+	}
+	copied := 0
+	for {
+		skb := sk.SkReceiveQueue.peek()
+		if skb == nil {
+			break
+		}
+		sk.SkReceiveQueue.unlink(skb)
+		fin := skb.TCPFlags&tcphdrFIN != 0
+		used := actor(sk, skb)
+		if used < 0 {
+			if copied == 0 {
+				copied = used
+			}
+			break
+		}
+		copied += used
+		if fin {
+			break
+		}
+	}
+	return copied
+}

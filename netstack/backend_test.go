@@ -1,0 +1,206 @@
+package netstack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/splicecheck/splicecheck/model"
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// The netstack backend (the model on gVisor's TCP, transport.go and
+// model/tcp_ext.go) against the goldens recorded on real kernels.
+
+// backendCorpus is one set of traces with goldens for one profile.
+type backendCorpus struct {
+	dir     string // under testdata/traces
+	profile string
+}
+
+var backendCorpora = []backendCorpus{
+	{"kernel", "linux-6.18"},
+	{"kernel", "linux-6.1"},
+	// Plain TCP (no map or program), recorded on the 6.18 host.
+	{"plaintcp", "linux-6.18"},
+}
+
+// backendDivergences are the traces the netstack backend is known to get
+// wrong, per corpus and profile, each with its cause: gVisor (its TCP is
+// not Linux's), the bridge, or the model. Every other trace must agree;
+// a listed trace must still diverge, so that a fix removes its entry.
+var backendDivergences = map[backendCorpus]map[string]string{
+	{"kernel", "linux-6.1"}: {
+		// The model's, not the transport's: model/corpus_test.go's
+		// knownGaps has both, and RefTCP diverges the same way.
+		"kf_cork_apply_stale_bytes":   "model: 6.1's cork and push path (do_tcp_sendpages without MSG_MORE) is not modelled",
+		"kf_cork_apply_msg_more_hold": "model: 6.1's cork and push path is not modelled (the guest releases 170 bytes at the fourth send)",
+	},
+	{"plaintcp", "linux-6.18"}: {
+		"big_nodrain": "gVisor: buffer sizes: gVisor's receive window and 1 MiB send buffer take 1603936 bytes of a " +
+			"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (RefTCP: 3832160)",
+		"rcvbuf_small": "gVisor: after SO_RCVBUF 4096 on an established connection gVisor's window still takes a " +
+			"whole segment (FIONREAD 65483 on loopback, 5792 between two hosts at MTU 1500); Linux's takes 32741",
+		"sndbuf_small": "gVisor and the bridge: gVisor frees send buffer as the receiver's ACKs come in during the " +
+			"system call (the bridge settles the stacks after every chunk it writes), so a small SO_SNDBUF " +
+			"does not stop the send (663552 bytes); Linux processes those ACKs only at release_sock and stops at 32741",
+		"splice_big": "gVisor (and RefTCP): the receive window: Linux's receiver takes 195557 of 200000 bytes " +
+			"(FIONREAD 64485 after two 64 KiB splices), gVisor's all of them (68928)",
+	},
+}
+
+func netstackBackend(tb testing.TB, opts TransportOptions) *model.Backend {
+	tb.Helper()
+	be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: TransportFactory(opts)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return be
+}
+
+// corpusTraces parses the traces of c that have a golden.
+func corpusTraces(t testing.TB, c backendCorpus) (traces []*trace.Trace, goldens [][]string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("../testdata/traces", c.dir, "*.trace"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no traces in %s: %v", c.dir, err)
+	}
+	for _, f := range files {
+		tr, err := trace.ParseFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := trace.ReadGolden(filepath.Join("../testdata/golden", c.profile, traceName(tr)+".out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		traces = append(traces, tr)
+		goldens = append(goldens, g)
+	}
+	return traces, goldens
+}
+
+func traceName(tr *trace.Trace) string {
+	return strings.TrimSuffix(filepath.Base(tr.File), ".trace")
+}
+
+// TestBackendCorpus runs the kernel corpus and the plain-TCP corpus on
+// the netstack backend, on both topologies, and compares every trace
+// with its golden: the agreeing set must be exactly the corpus less the
+// named divergences.
+func TestBackendCorpus(t *testing.T) {
+	for _, topo := range []struct {
+		name string
+		opts TransportOptions
+	}{{"loopback", TransportOptions{}}, {"twohost", TransportOptions{TwoHost: true}}} {
+		be := netstackBackend(t, topo.opts)
+		for _, c := range backendCorpora {
+			traces, goldens := corpusTraces(t, c)
+			known := backendDivergences[c]
+			var agree []string
+			for i, tr := range traces {
+				name := traceName(tr)
+				obs, err := trace.Run(context.Background(), be, tr, trace.Options{Profile: c.profile})
+				if err != nil {
+					t.Errorf("%s %s/%s %s: %v", topo.name, c.dir, c.profile, name, err)
+					continue
+				}
+				divs := trace.DiffGolden(obs, goldens[i])
+				why, listed := known[name]
+				switch {
+				case len(divs) == 0 && listed:
+					t.Errorf("%s %s/%s %s agrees now: remove it from backendDivergences (%s)", topo.name, c.dir, c.profile, name, why)
+				case len(divs) == 0:
+					agree = append(agree, name)
+				case !listed:
+					for _, d := range divs {
+						t.Errorf("%s %s/%s %s:\n%s", topo.name, c.dir, c.profile, name, d)
+					}
+				}
+			}
+			for name := range known {
+				if !slices.ContainsFunc(traces, func(tr *trace.Trace) bool { return traceName(tr) == name }) {
+					t.Errorf("backendDivergences names %s, which is not in %s", name, c.dir)
+				}
+			}
+			t.Logf("%s %s/%s: %d/%d agree, %d named divergences", topo.name, c.dir, c.profile, len(agree), len(traces), len(known))
+		}
+	}
+}
+
+// TestBackendDeterministic: the same trace gives the same observations,
+// data included, run after run, although gVisor processes segments on
+// goroutines of its own.
+func TestBackendDeterministic(t *testing.T) {
+	be := netstackBackend(t, TransportOptions{})
+	for _, c := range []backendCorpus{{"kernel", "linux-6.18"}, {"plaintcp", "linux-6.18"}} {
+		traces, _ := corpusTraces(t, c)
+		for _, tr := range traces {
+			var first []trace.Observation
+			for run := 0; run < 3; run++ {
+				obs, err := trace.Run(context.Background(), be, tr, trace.Options{Profile: c.profile})
+				if err != nil {
+					t.Fatalf("%s: %v", tr.File, err)
+				}
+				if run == 0 {
+					first = obs
+					continue
+				}
+				for i := range obs {
+					a, b := first[i], obs[i]
+					if a.String() != b.String() || !bytes.Equal(a.Result.Data, b.Result.Data) {
+						t.Errorf("%s run %d: %s, first run: %s", tr.File, run, b, a)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestBackendNoGoroutineSurvives: after a run on the netstack backend,
+// whatever it left open or failed with, no goroutine is left: not the
+// stacks' processors, nor timer callbacks, nor the model's threads.
+func TestBackendNoGoroutineSurvives(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for _, opts := range []TransportOptions{{}, {TwoHost: true}} {
+		be := netstackBackend(t, opts)
+		traces, _ := corpusTraces(t, backendCorpus{"plaintcp", "linux-6.18"})
+		for _, tr := range traces {
+			if _, err := trace.Run(context.Background(), be, tr, trace.Options{Profile: "linux-6.18"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A run cut short: its context is already done.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := trace.Run(ctx, be, traces[0], trace.Options{Profile: "linux-6.18"}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("run with a cancelled context: %v", err)
+		}
+	}
+	if after := settleGoroutines(before); after > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines before, %d after the runs:\n%s", before, after, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestBackendTransportFailure: a transport that cannot be built fails
+// the run with model.ErrTransport wrapping its cause.
+func TestBackendTransportFailure(t *testing.T) {
+	be := netstackBackend(t, TransportOptions{Options: Options{MTU: 100}})
+	tr, err := trace.Parse("t.trace", []byte("conn a b\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = trace.Run(context.Background(), be, tr, trace.Options{})
+	if !errors.Is(err, model.ErrTransport) || !errors.Is(err, ErrBadOption) {
+		t.Fatalf("run on a transport with MTU 100: %v, want ErrTransport wrapping ErrBadOption", err)
+	}
+	if _, err := NewTransport(TransportOptions{Options: Options{RealClock: true}}); !errors.Is(err, ErrBadOption) {
+		t.Fatalf("NewTransport(RealClock) = %v, want ErrBadOption", err)
+	}
+}

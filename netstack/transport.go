@@ -1,0 +1,172 @@
+package netstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/splicecheck/splicecheck/model"
+)
+
+// Transport is gVisor as the model's TCP layer: the model.Transport of
+// splicecheck's `netstack` backend. Each `conn A B` of a trace is one
+// Dial on the topology; the model drives everything from its scheduler
+// (one call at a time), settles the stacks after every call that may
+// have moved segments, and moves the manual clock with its virtual time.
+//
+// Life cycle: NewTransport builds the topology; Close closes it and
+// waits until no goroutine of it is left. The model's backend closes the
+// transport at the end of every run (model.Config.Transport).
+type Transport struct {
+	topo  topologyCtl
+	a, b  *Host
+	two   *TwoHost // nil on loopback
+	conns []*Conn
+}
+
+// topologyCtl is what Transport needs of a topology.
+type topologyCtl interface {
+	Settle() error
+	NextTimer() (time.Duration, bool)
+	Advance(d time.Duration) error
+	Close() error
+	Wait() error
+}
+
+// TransportOptions configure a Transport.
+type TransportOptions struct {
+	// Options configure the topology (MTU, seed, pcap). The transport
+	// always runs on the manual clock: Options.RealClock is refused.
+	Options
+	// TwoHost puts the connections between two stacks joined by Links
+	// (NewTwoHost) instead of on one loopback stack (NewLoopback).
+	TwoHost bool
+}
+
+// dialTimeout bounds a handshake in wall time. It is not a
+// synchronisation: Dial waits for the handshake's completion; the bound
+// turns a handshake that cannot complete (a held link) into an error
+// instead of a hang.
+const dialTimeout = 10 * time.Second
+
+var _ model.Transport = (*Transport)(nil)
+
+// NewTransport builds the topology opts selects. The caller owns the
+// result and must Close it.
+func NewTransport(opts TransportOptions) (*Transport, error) {
+	if opts.RealClock {
+		return nil, fmt.Errorf("%w: the model's transport runs on the manual clock", ErrBadOption)
+	}
+	if opts.TwoHost {
+		th, err := NewTwoHost(opts.Options)
+		if err != nil {
+			return nil, err
+		}
+		return &Transport{topo: th, a: th.A(), b: th.B(), two: th}, nil
+	}
+	lo, err := NewLoopback(opts.Options)
+	if err != nil {
+		return nil, err
+	}
+	return &Transport{topo: lo, a: lo.Host(), b: lo.Host()}, nil
+}
+
+// TransportFactory returns a model.Config.Transport that builds a fresh
+// Transport for every run.
+func TransportFactory(opts TransportOptions) func() (model.Transport, error) {
+	return func() (model.Transport, error) { return NewTransport(opts) }
+}
+
+// TwoHost returns the two-host topology (for its Links), or nil on
+// loopback.
+func (t *Transport) TwoHost() *TwoHost { return t.two }
+
+// Dial implements model.Transport: a connects, b is accepted.
+func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	a, b, err := Dial(ctx, t.a, t.b)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.conns = append(t.conns, a, b)
+	return endpoint{a}, endpoint{b}, nil
+}
+
+// Settle implements model.Transport (Loopback.Settle, TwoHost.Settle).
+func (t *Transport) Settle() error { return t.topo.Settle() }
+
+// Advance implements model.Transport: the manual clock moves by d, its
+// due timers run, then the stacks settle.
+func (t *Transport) Advance(d time.Duration) error {
+	if err := t.topo.Advance(d); err != nil {
+		return err
+	}
+	return t.topo.Settle()
+}
+
+// NextTimer implements model.Transport: the manual clock's next timer.
+func (t *Transport) NextTimer() (time.Duration, bool) { return t.topo.NextTimer() }
+
+// Close implements model.Transport: it closes the topology (open
+// endpoints are aborted) and waits for every goroutine of it.
+func (t *Transport) Close() error {
+	return errors.Join(t.topo.Close(), t.topo.Wait())
+}
+
+// endpoint is a Conn as a model.Endpoint.
+type endpoint struct{ c *Conn }
+
+// Write corks the endpoint for a write with more (MSG_MORE) and uncorks
+// it, which sends what the cork held, for a write without.
+func (e endpoint) Write(p []byte, more bool) (int, error) {
+	if more != e.c.Corked() {
+		if err := e.c.SetCork(more); err != nil {
+			return 0, err
+		}
+	}
+	return e.c.Write(p)
+}
+
+func (e endpoint) Read(p []byte, peek bool) (int, error) {
+	if peek {
+		return e.c.Peek(p)
+	}
+	return e.c.Read(p)
+}
+
+func (e endpoint) ReadableBytes() int {
+	n, err := e.c.ReadableBytes()
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func (e endpoint) Writable() bool { return e.c.Readiness()&EventOut != 0 }
+
+func (e endpoint) Shutdown(how int) error {
+	var h How
+	if how&model.ShutdownRead != 0 {
+		h |= ShutRd
+	}
+	if how&model.ShutdownWrite != 0 {
+		h |= ShutWr
+	}
+	return e.c.Shutdown(h)
+}
+
+func (e endpoint) Close(rst bool) error {
+	if rst {
+		if err := e.c.SetLinger(true, 0); err != nil {
+			return err
+		}
+	}
+	return e.c.Close()
+}
+
+func (e endpoint) Err() error            { return e.c.Err() }
+func (e endpoint) State() string         { return e.c.State() }
+func (e endpoint) SetRcvBuf(n int) error { return e.c.SetRcvBuf(n) }
+func (e endpoint) SetSndBuf(n int) error { return e.c.SetSndBuf(n) }
