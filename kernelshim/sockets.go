@@ -364,34 +364,8 @@ func (e *executor) fionread(op *trace.Op) trace.Result {
 	return trace.Count(int64(n))
 }
 
-// pollEvents is what `poll` asks for; pollBits is how it renders revents.
+// pollEvents is what `poll` asks for.
 const pollEvents = unix.POLLIN | unix.POLLOUT | unix.POLLRDHUP
-
-var pollBits = []struct {
-	bit  int16
-	name string
-}{
-	{unix.POLLIN, "IN"}, {unix.POLLOUT, "OUT"}, {unix.POLLRDHUP, "RDHUP"},
-	{unix.POLLHUP, "HUP"}, {unix.POLLERR, "ERR"},
-}
-
-// pollMask renders revents as IN|OUT|RDHUP|HUP|ERR (set bits in that
-// order), or "0".
-func pollMask(revents int16) string {
-	var s string
-	for _, b := range pollBits {
-		if revents&b.bit != 0 {
-			if s != "" {
-				s += "|"
-			}
-			s += b.name
-		}
-	}
-	if s == "" {
-		return "0"
-	}
-	return s
-}
 
 // poll is `poll S`: poll(2) for POLLIN|POLLOUT|POLLRDHUP with timeout 0.
 // It has no side effect on the socket (unlike getsockopt(SO_ERROR), which
@@ -409,7 +383,7 @@ func (e *executor) poll(op *trace.Op) trace.Result {
 	if err != nil {
 		return fail(err)
 	}
-	return trace.Word(pollMask(fds[0].Revents))
+	return trace.Word(trace.PollWord(uint32(uint16(fds[0].Revents))))
 }
 
 // tcpStates names tcpi_state values as include/net/tcp_states.h does.

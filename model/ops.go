@@ -91,7 +91,7 @@ func (r *run) exec(t *Task, i int) trace.Result {
 			return trace.Fail(err)
 		}
 		defer sk.fput(t)
-		return trace.Word(pollWord(k.sockPoll(sk)))
+		return trace.Word(trace.PollWord(k.sockPoll(sk)))
 	case trace.OpState:
 		sk := k.socks[op.A]
 		if err := sk.fget(); err != 0 {

@@ -1,8 +1,7 @@
 package netstack
 
 import (
-	"strings"
-
+	"github.com/splicecheck/splicecheck/trace"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -47,43 +46,31 @@ type Events uint32
 
 // The poll bits the trace language's `poll S` op prints (Linux values).
 const (
-	EventIn    Events = 0x0001 // POLLIN
-	EventOut   Events = 0x0004 // POLLOUT
-	EventErr   Events = 0x0008 // POLLERR
-	EventHup   Events = 0x0010 // POLLHUP
-	EventRdHup Events = 0x2000 // POLLRDHUP
+	EventIn    Events = trace.PollIn
+	EventOut   Events = trace.PollOut
+	EventErr   Events = trace.PollErr
+	EventHup   Events = trace.PollHup
+	EventRdHup Events = trace.PollRdHup
 
 	// AllEvents is every bit above.
 	AllEvents = EventIn | EventOut | EventErr | EventHup | EventRdHup
 )
 
-// eventBits lists the bits in the order the trace language prints them.
+// eventBits pairs each bit with gVisor's.
 var eventBits = []struct {
-	ev   Events
-	w    waiter.EventMask
-	name string
+	ev Events
+	w  waiter.EventMask
 }{
-	{EventIn, waiter.EventIn, "IN"},
-	{EventOut, waiter.EventOut, "OUT"},
-	{EventRdHup, waiter.EventRdHUp, "RDHUP"},
-	{EventHup, waiter.EventHUp, "HUP"},
-	{EventErr, waiter.EventErr, "ERR"},
+	{EventIn, waiter.EventIn},
+	{EventOut, waiter.EventOut},
+	{EventRdHup, waiter.EventRdHUp},
+	{EventHup, waiter.EventHUp},
+	{EventErr, waiter.EventErr},
 }
 
 // String renders the mask as the trace language does ("IN|OUT"), or "0"
-// when no bit is set.
-func (e Events) String() string {
-	var parts []string
-	for _, b := range eventBits {
-		if e&b.ev != 0 {
-			parts = append(parts, b.name)
-		}
-	}
-	if len(parts) == 0 {
-		return "0"
-	}
-	return strings.Join(parts, "|")
-}
+// when no bit is set (trace.PollWord).
+func (e Events) String() string { return trace.PollWord(uint32(e)) }
 
 // fromWaiter translates gVisor's waiter mask to Events (gVisor's
 // EventRdNorm/EventWrNorm count as IN/OUT).
