@@ -528,39 +528,24 @@ func (r *RefTCP) ExpireOrphans() {
 // tcpDone mirrors tcp_done(): CLOSE, SHUTDOWN_MASK, wake the user (or
 // destroy an orphan).
 func (r *RefTCP) tcpDone(tp *tcpSock) {
-	sk := tp.sk
-	sk.State = TCPClose
 	tp.unhashed = true
-	sk.SkShutdown = shutdownMask
-	if !sk.SockDead {
-		sk.SkStateChange(sk)
-	} else {
+	if tcpDoneSock(tp.sk) {
 		r.destroy(tp)
 	}
 }
 
 // destroy mirrors inet_csk_destroy_sock(): free what the socket holds.
 func (r *RefTCP) destroy(tp *tcpSock) {
-	sk := tp.sk
-	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
-		r.k.freeSkb(skb)
-	}
+	r.k.purgeReceiveQueue(tp.sk)
 	r.writeQueuePurge(tp)
 }
 
 // tcpReset mirrors tcp_reset() and tcp_done_with_error().
 func (r *RefTCP) tcpReset(tp *tcpSock) {
 	sk := tp.sk
-	var err syscall.Errno
-	switch sk.State {
-	case TCPSynSent:
-		err = syscall.ECONNREFUSED
-	case TCPCloseWait:
-		err = errEPIPE
-	case TCPClose:
+	err, ok := tcpResetErr(sk.State, errECONNRESET)
+	if !ok {
 		return
-	default:
-		err = errECONNRESET
 	}
 	sk.SkErr = err
 	r.writeQueuePurge(tp)
@@ -805,18 +790,12 @@ func (r *RefTCP) Shutdown(t *Task, sk *Sock, how int) {
 // closeState mirrors tcp_close_state(): the state after a close, and
 // whether a FIN must be sent.
 func (r *RefTCP) closeState(sk *Sock) bool {
-	switch sk.State {
-	case TCPEstablished, TCPSynRecv:
-		sk.State = TCPFinWait1
-		return true
-	case TCPCloseWait:
-		sk.State = TCPLastAck
-		return true
-	case TCPSynSent, TCPTimeWait, TCPListen:
-		sk.State = TCPClose
+	old := sk.State
+	fin := tcpCloseState(sk)
+	if sk.State == TCPClose && old != TCPClose {
 		tcpSk(sk).unhashed = true
 	}
-	return false
+	return fin
 }
 
 // sendFin mirrors tcp_send_fin(): the FIN rides on the last untransmitted
@@ -839,15 +818,7 @@ func (r *RefTCP) Close(t *Task, sk *Sock) {
 	tp := tcpSk(sk)
 	sk.lockSock(t)
 	sk.SkShutdown = shutdownMask
-	dataWasUnread := 0
-	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
-		n := int(skb.EndSeq - skb.Seq)
-		if skb.TCPFlags&tcphdrFIN != 0 {
-			n--
-		}
-		dataWasUnread += n
-		r.k.freeSkb(skb)
-	}
+	dataWasUnread := r.k.purgeReceiveQueue(sk)
 	state := sk.State
 	if sk.State != TCPClose {
 		switch {

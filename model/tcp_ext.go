@@ -407,19 +407,12 @@ func (x *extTCP) tcpFin(xs *extSock) {
 func (x *extTCP) tcpReset(xs *extSock, e syscall.Errno) {
 	sk := xs.sk
 	xs.reset = true
-	var err syscall.Errno
-	switch sk.State {
-	case TCPSynSent:
-		err = syscall.ECONNREFUSED
-	case TCPCloseWait:
-		err = errEPIPE
-	case TCPClose:
+	if e != errECONNRESET && e != errEPIPE && e != errETIMEDOUT {
+		e = errECONNRESET
+	}
+	err, ok := tcpResetErr(sk.State, e)
+	if !ok {
 		return
-	default:
-		err = e
-		if err != errECONNRESET && err != errEPIPE && err != errETIMEDOUT {
-			err = errECONNRESET
-		}
 	}
 	sk.SkErr = err
 	x.tcpDone(xs)
@@ -431,23 +424,13 @@ func (x *extTCP) tcpReset(xs *extSock, e syscall.Errno) {
 // tcpDone mirrors tcp_done(): CLOSE, SHUTDOWN_MASK, sk_state_change (or,
 // for an orphan, inet_csk_destroy_sock).
 func (x *extTCP) tcpDone(xs *extSock) {
-	sk := xs.sk
-	sk.State = TCPClose
-	sk.SkShutdown = shutdownMask
-	if !sk.SockDead {
-		sk.SkStateChange(sk)
-	} else {
+	if tcpDoneSock(xs.sk) {
 		x.destroy(xs)
 	}
 }
 
 // destroy mirrors inet_csk_destroy_sock(): free what the socket holds.
-func (x *extTCP) destroy(xs *extSock) {
-	sk := xs.sk
-	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
-		x.k.freeSkb(skb)
-	}
-}
+func (x *extTCP) destroy(xs *extSock) { x.k.purgeReceiveQueue(xs.sk) }
 
 // linuxState is the model state for the endpoint's state name.
 //
@@ -807,7 +790,7 @@ func (x *extTCP) Shutdown(t *Task, sk *Sock, how int) {
 	default:
 		return
 	}
-	if x.closeState(sk) {
+	if tcpCloseState(sk) {
 		if err := xs.ep.Shutdown(ShutdownWrite); err != nil && !resetUnderneath(err) {
 			x.fail("shutdown", fmt.Errorf("%s: %w", sk.Name, err))
 			return
@@ -826,22 +809,6 @@ func resetUnderneath(err error) bool {
 	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// closeState mirrors tcp_close_state(): the state after a close or
-// shutdown(SHUT_WR), and whether a FIN goes out.
-func (x *extTCP) closeState(sk *Sock) bool {
-	switch sk.State {
-	case TCPEstablished, TCPSynRecv:
-		sk.State = TCPFinWait1
-		return true
-	case TCPCloseWait:
-		sk.State = TCPLastAck
-		return true
-	case TCPSynSent, TCPTimeWait, TCPListen:
-		sk.State = TCPClose
-	}
-	return false
-}
-
 // Close implements TCP (tcp_close → __tcp_close, v6.18): unread data
 // makes it a reset, as does SO_LINGER{1,0} (tcp_disconnect); else a FIN
 // after the queued data. The endpoint is closed in the same way.
@@ -849,15 +816,7 @@ func (x *extTCP) Close(t *Task, sk *Sock) {
 	xs := extSk(sk)
 	sk.lockSock(t)
 	sk.SkShutdown = shutdownMask
-	unread := x.pending(xs)
-	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
-		n := int(skb.EndSeq - skb.Seq)
-		if skb.TCPFlags&tcphdrFIN != 0 {
-			n--
-		}
-		unread += n
-		x.k.freeSkb(skb)
-	}
+	unread := x.pending(xs) + x.k.purgeReceiveQueue(sk)
 	rst := false
 	if sk.State != TCPClose {
 		switch {
@@ -879,7 +838,7 @@ func (x *extTCP) Close(t *Task, sk *Sock) {
 			sk.SkShutdown = 0
 			sk.SockDone = false
 		default:
-			if x.closeState(sk) {
+			if tcpCloseState(sk) {
 				xs.finSent = true
 				xs.WriteSeq++
 			}
@@ -906,9 +865,7 @@ func (x *extTCP) Close(t *Task, sk *Sock) {
 func (x *extTCP) ExpireOrphans() {
 	for _, xs := range x.socks {
 		if sk := xs.sk; sk.SockDead && sk.State != TCPClose {
-			sk.State = TCPClose
-			sk.SkShutdown = shutdownMask
-			x.destroy(xs)
+			x.tcpDone(xs)
 		}
 	}
 }

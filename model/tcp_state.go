@@ -1,0 +1,68 @@
+package model
+
+import "syscall"
+
+// The socket-level halves of TCP's state changes (net/ipv4/tcp.c and
+// tcp_input.c, v6.18) that both transports (RefTCP and the bridge to an
+// external TCP, tcp_ext.go) perform the same way on the struct sock; each
+// transport adds what it keeps of its own (unhashing, write queues,
+// endpoints).
+
+// tcpResetErr mirrors the sk_err tcp_reset() sets by the state the reset
+// finds: ECONNREFUSED in SYN_SENT, EPIPE in CLOSE_WAIT, e otherwise. In
+// CLOSE a reset does nothing (ok is false).
+func tcpResetErr(state TCPState, e syscall.Errno) (err syscall.Errno, ok bool) {
+	switch state {
+	case TCPSynSent:
+		return syscall.ECONNREFUSED, true
+	case TCPCloseWait:
+		return errEPIPE, true
+	case TCPClose:
+		return 0, false
+	}
+	return e, true
+}
+
+// tcpDoneSock is tcp_done() on the socket: CLOSE, SHUTDOWN_MASK, and
+// sk_state_change for a socket someone holds. It reports an orphan, which
+// the caller destroys (inet_csk_destroy_sock).
+func tcpDoneSock(sk *Sock) (orphan bool) {
+	sk.State = TCPClose
+	sk.SkShutdown = shutdownMask
+	if sk.SockDead {
+		return true
+	}
+	sk.SkStateChange(sk)
+	return false
+}
+
+// tcpCloseState mirrors tcp_close_state(): the state after a close or
+// shutdown(SHUT_WR), and whether a FIN goes out.
+func tcpCloseState(sk *Sock) bool {
+	switch sk.State {
+	case TCPEstablished, TCPSynRecv:
+		sk.State = TCPFinWait1
+		return true
+	case TCPCloseWait:
+		sk.State = TCPLastAck
+		return true
+	case TCPSynSent, TCPTimeWait, TCPListen:
+		sk.State = TCPClose
+	}
+	return false
+}
+
+// purgeReceiveQueue frees every skb on sk_receive_queue and returns the
+// payload bytes they held unread (a FIN's sequence number excluded):
+// tcp_close's data_was_unread, and inet_csk_destroy_sock's purge.
+func (k *kernel) purgeReceiveQueue(sk *Sock) (unread int) {
+	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
+		n := int(skb.EndSeq - skb.Seq)
+		if skb.TCPFlags&tcphdrFIN != 0 {
+			n--
+		}
+		unread += n
+		k.freeSkb(skb)
+	}
+	return unread
+}
