@@ -308,49 +308,53 @@ func (l *Link) inject(p *linkPacket) {
 	pkt.DecRef()
 }
 
-// Hold makes the link queue arriving segments instead of delivering them,
-// until Release. Segments already ready or delayed are not affected.
-func (l *Link) Hold() error {
+// control runs f with the link's lock held, unless the link is closed
+// (ErrClosed): the shape of every Link control.
+func (l *Link) control(f func() error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return ErrClosed
 	}
-	l.hold = true
-	return nil
+	return f()
+}
+
+// Hold makes the link queue arriving segments instead of delivering them,
+// until Release. Segments already ready or delayed are not affected.
+func (l *Link) Hold() error {
+	return l.control(func() error {
+		l.hold = true
+		return nil
+	})
 }
 
 // Release turns Hold off and makes every held segment ready, in held
 // order. It returns how many it released.
 func (l *Link) Release() (int, error) {
 	defer l.drain()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return 0, ErrClosed
-	}
-	l.hold = false
-	n := len(l.held)
-	l.readyLocked(l.held...)
-	l.held = nil
-	return n, nil
+	n := 0
+	err := l.control(func() error {
+		l.hold = false
+		n = len(l.held)
+		l.readyLocked(l.held...)
+		l.held = nil
+		return nil
+	})
+	return n, err
 }
 
 // ReleaseN makes the first n held segments ready, in order, and leaves
 // Hold on. It fails with ErrNoSegment if fewer than n are held.
 func (l *Link) ReleaseN(n int) error {
 	defer l.drain()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	if n < 0 || n > len(l.held) {
-		return fmt.Errorf("%w: release %d of %d held", ErrNoSegment, n, len(l.held))
-	}
-	l.readyLocked(l.held[:n]...)
-	l.held = slices.Delete(l.held, 0, n)
-	return nil
+	return l.control(func() error {
+		if n < 0 || n > len(l.held) {
+			return fmt.Errorf("%w: release %d of %d held", ErrNoSegment, n, len(l.held))
+		}
+		l.readyLocked(l.held[:n]...)
+		l.held = slices.Delete(l.held, 0, n)
+		return nil
+	})
 }
 
 // Held returns the held segments, first to be released first, with
@@ -369,102 +373,84 @@ func (l *Link) Held() []Segment {
 // TCP must cope with any reordering of segments in flight: the receiver
 // queues the out-of-order one and acknowledges the gap (with SACK).
 func (l *Link) Swap(i, j int) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	if i < 0 || j < 0 || i >= len(l.held) || j >= len(l.held) {
-		return fmt.Errorf("%w: swap %d, %d of %d held", ErrNoSegment, i, j, len(l.held))
-	}
-	l.held[i], l.held[j] = l.held[j], l.held[i]
-	return nil
+	return l.control(func() error {
+		if i < 0 || j < 0 || i >= len(l.held) || j >= len(l.held) {
+			return fmt.Errorf("%w: swap %d, %d of %d held", ErrNoSegment, i, j, len(l.held))
+		}
+		l.held[i], l.held[j] = l.held[j], l.held[i]
+		return nil
+	})
 }
 
 // Reorder permutes the held queue: the segment at perm[k] moves to
 // position k. perm must be a permutation of 0..len(Held())-1.
 func (l *Link) Reorder(perm []int) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	if len(perm) != len(l.held) {
-		return fmt.Errorf("%w: permutation of %d for %d held", ErrBadOption, len(perm), len(l.held))
-	}
-	seen := make([]bool, len(perm))
-	next := make([]*linkPacket, len(perm))
-	for k, i := range perm {
-		if i < 0 || i >= len(perm) || seen[i] {
-			return fmt.Errorf("%w: %v is not a permutation", ErrBadOption, perm)
+	return l.control(func() error {
+		if len(perm) != len(l.held) {
+			return fmt.Errorf("%w: permutation of %d for %d held", ErrBadOption, len(perm), len(l.held))
 		}
-		seen[i] = true
-		next[k] = l.held[i]
-	}
-	l.held = next
-	return nil
+		seen := make([]bool, len(perm))
+		next := make([]*linkPacket, len(perm))
+		for k, i := range perm {
+			if i < 0 || i >= len(perm) || seen[i] {
+				return fmt.Errorf("%w: %v is not a permutation", ErrBadOption, perm)
+			}
+			seen[i] = true
+			next[k] = l.held[i]
+		}
+		l.held = next
+		return nil
+	})
 }
 
 // DropHeld drops held segment i (0 is the next to be released).
 func (l *Link) DropHeld(i int) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	if i < 0 || i >= len(l.held) {
-		return fmt.Errorf("%w: drop %d of %d held", ErrNoSegment, i, len(l.held))
-	}
-	p := l.held[i]
-	l.held = slices.Delete(l.held, i, i+1)
-	l.dropLocked(p)
-	l.signalLocked()
-	return nil
+	return l.control(func() error {
+		if i < 0 || i >= len(l.held) {
+			return fmt.Errorf("%w: drop %d of %d held", ErrNoSegment, i, len(l.held))
+		}
+		p := l.held[i]
+		l.held = slices.Delete(l.held, i, i+1)
+		l.dropLocked(p)
+		l.signalLocked()
+		return nil
+	})
 }
 
 // DropNext drops the next n segments that arrive (whatever they carry,
 // ACKs included), before Hold or Delay sees them. n replaces any count
 // left from an earlier call; 0 cancels.
 func (l *Link) DropNext(n int) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	if n < 0 {
-		return fmt.Errorf("%w: DropNext(%d)", ErrBadOption, n)
-	}
-	l.dropNext = n
-	return nil
+	return l.control(func() error {
+		if n < 0 {
+			return fmt.Errorf("%w: DropNext(%d)", ErrBadOption, n)
+		}
+		l.dropNext = n
+		return nil
+	})
 }
 
 // DropIf drops every arriving TCP segment for which pred returns true
 // (the Segment carries a copy of its payload); nil removes the predicate.
 // pred runs with the link's lock held and must not call the Link.
 func (l *Link) DropIf(pred func(Segment) bool) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	l.dropIf = pred
-	return nil
+	return l.control(func() error {
+		l.dropIf = pred
+		return nil
+	})
 }
 
 // SetDelay makes every segment arriving from now on wait d on the
 // topology's clock before it becomes ready (0: no delay). Changing the
 // delay may let later segments overtake earlier ones, which TCP allows.
 func (l *Link) SetDelay(d time.Duration) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	if d < 0 {
-		return fmt.Errorf("%w: negative delay %v", ErrBadOption, d)
-	}
-	l.delay = d
-	return nil
+	return l.control(func() error {
+		if d < 0 {
+			return fmt.Errorf("%w: negative delay %v", ErrBadOption, d)
+		}
+		l.delay = d
+		return nil
+	})
 }
 
 // Observe makes f see every TCP segment's arrival and fate (arrive, then
@@ -473,13 +459,10 @@ func (l *Link) SetDelay(d time.Duration) error {
 // it must be quick and must not call the Link. Payloads are copied for
 // f, which costs a copy per event.
 func (l *Link) Observe(f func(LinkEvent)) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	l.observe = f
-	return nil
+	return l.control(func() error {
+		l.observe = f
+		return nil
+	})
 }
 
 // Stats returns the link's counters.
