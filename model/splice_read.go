@@ -120,15 +120,11 @@ func (a *spliceActor) actor(p *Page, off, n int) int {
 	k := a.k
 	buf := PipeBuffer{Page: p, Offset: off, Len: n, Ops: nostealPipeBufOps}
 	if p.Slab && !k.mutated(mutZerocopySlabToPipe) {
-		// sk_page_frag(ctx->sk): the splicing task's task_frag.
-		pf := &a.t.frag
-		k.pages.refill(pf)
-		n = min(n, pf.Size-pf.Offset)
-		copy(pf.Page.bytes(pf.Offset, n), p.bytes(off, n))
-		k.chargeCopy(n)
-		getPage(pf.Page)
-		buf = PipeBuffer{Page: pf.Page, Offset: pf.Offset, Len: n, Ops: nostealPipeBufOps}
-		pf.Offset += n
+		// A copy into sk_page_frag(ctx->sk), the splicing task's
+		// task_frag, as linear_to_page() does.
+		fp, foff, fn := k.linearToPage(a.t, p, off, n)
+		getPage(fp)
+		buf = PipeBuffer{Page: fp, Offset: foff, Len: fn, Ops: nostealPipeBufOps}
 	} else if !k.mutated(mutZerocopyNoGetPage) {
 		getPage(p)
 	}
