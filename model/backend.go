@@ -226,8 +226,7 @@ const teardownSteps = 10000
 // the kernel work this queues run (psock destruction, deliveries) and the
 // clock advanced until nothing is pending; the connections left orphaned
 // are expired (TCP.ExpireOrphans: the timers the model lacks); then every
-// thread exits
-// (do_exit puts its task_frag page). After that every page and slab
+// thread exits (do_exit puts its task_frag page). After that every page and slab
 // object must be free, or the run fails with a leak wrapping
 // ErrPageOwnership. A psock still attached after teardown is a leak of
 // its own (ErrLeak), except the posted loopback splice RFC's pairs, its
@@ -247,15 +246,9 @@ func (r *run) teardown() (err error) {
 		}
 	}()
 	for _, sk := range k.sockSeq {
-		if !sk.fdOpen {
-			continue
+		if sk.fdOpen {
+			r.closeFD(r.s.kernelTask, sk)
 		}
-		sk.fdOpen = false
-		if sk.pipe != nil {
-			k.pipeRelease(sk.pipe)
-			sk.pipe = nil
-		}
-		sk.fput(r.s.kernelTask)
 	}
 	// quiesce runs queued kernel work and fires timers until nothing is
 	// pending. It reports false if that did not happen within

@@ -268,13 +268,19 @@ func (r *run) close(t *Task, op *trace.Op) trace.Result {
 	if op.Flags&trace.FlagRST != 0 {
 		sk.SockLinger, sk.Lingertime = true, 0
 	}
+	r.closeFD(t, sk)
+	return trace.OK()
+}
+
+// closeFD drops the trace's descriptor of sk: its pipe goes, and the file
+// reference (the last one releases the socket).
+func (r *run) closeFD(t *Task, sk *Sock) {
 	sk.fdOpen = false
 	if sk.pipe != nil {
 		r.k.pipeRelease(sk.pipe)
 		sk.pipe = nil
 	}
 	sk.fput(t)
-	return trace.OK()
 }
 
 // set is setsockopt(2) (or fcntl(F_SETFL) for nonblock, F_SETPIPE_SZ
