@@ -120,10 +120,7 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 		// a1's sends go to a2's ingress queue (in apply_bytes pieces, some
 		// of the time), so readers of a2, threads among them, wait on
 		// psock data.
-		g.line("map mr sockmap 2")
-		g.line("prog mr sk_msg redirect 1 ingress%s", rapid.SampledFrom([]string{"", " apply 10", " apply 100", " apply 1000"}).Draw(t, "peerapply"))
-		g.line("insert mr 0 a1")
-		g.line("insert mr 1 a2")
+		g.peer("mr", rapid.SampledFrom([]string{"", " apply 10", " apply 100", " apply 1000"}).Draw(t, "peerapply"))
 	}
 	if cfg.KernelSafe {
 		// Bound every blocking read so timing never decides an outcome,
@@ -313,6 +310,16 @@ func (g *genState) op() {
 	}
 }
 
+// peer writes the KERNEL-FACTS "peer" topology in a map of its own, m:
+// a1's sends go to a2's ingress queue (opts: the program's apply/cork
+// words, if any).
+func (g *genState) peer(m, opts string) {
+	g.line("map %s sockmap 2", m)
+	g.line("prog %s sk_msg redirect 1 ingress%s", m, opts)
+	g.line("insert %s 0 a1", m)
+	g.line("insert %s 1 a2", m)
+}
+
 // spliceSetup adds, most of the time, a map ms that feeds a2's ingress
 // queue from a1 (the KERNEL-FACTS "peer" topology, an sk_msg redirect)
 // or from a2's own stream (an sk_skb pass or self redirect), and gives a2
@@ -323,10 +330,7 @@ func (g *genState) spliceSetup() {
 	case 0:
 		return
 	case 1:
-		g.line("map ms sockmap 2")
-		g.line("prog ms sk_msg redirect 1 ingress")
-		g.line("insert ms 0 a1")
-		g.line("insert ms 1 a2")
+		g.peer("ms", "")
 	case 2:
 		g.line("map ms sockmap 1")
 		g.line("prog ms sk_skb pass%s", rapid.SampledFrom([]string{"", "", " parser all", " parser 100"}).Draw(t, "spliceparser"))
