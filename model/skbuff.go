@@ -56,6 +56,19 @@ type SkBuff struct {
 	// last.
 	users int
 	freed bool
+
+	// fragBuf holds the first fragment in the skb itself, so that the
+	// common skb of one fragment is one allocation (addFrag). An SkBuff
+	// is never copied by value: Frags may point into it.
+	fragBuf [1]SkbFrag
+}
+
+// addFrag appends f to skb.Frags, the first one into fragBuf.
+func (skb *SkBuff) addFrag(f SkbFrag) {
+	if skb.Frags == nil {
+		skb.Frags = skb.fragBuf[:0]
+	}
+	skb.Frags = append(skb.Frags, f)
 }
 
 // skbGet mirrors skb_get(): one more reference to skb.
@@ -98,7 +111,8 @@ func (k *kernel) skbLinearize(skb *SkBuff) {
 	for _, f := range skb.Frags {
 		k.pages.putPage(f.Page)
 	}
-	skb.Frags = []SkbFrag{{Page: head, Off: 0, Size: skb.Len}}
+	skb.Frags = nil
+	skb.addFrag(SkbFrag{Page: head, Off: 0, Size: skb.Len})
 }
 
 // rxCopybreak mirrors what a NIC driver's rx copybreak does to a small
@@ -144,7 +158,7 @@ func (skb *SkBuff) appendFrag(p *Page, off, n int) {
 		}
 	}
 	getPage(p)
-	skb.Frags = append(skb.Frags, SkbFrag{Page: p, Off: off, Size: n})
+	skb.addFrag(SkbFrag{Page: p, Off: off, Size: n})
 	skb.Len += n
 	skb.Truesize += n
 }
@@ -179,7 +193,7 @@ func (skb *SkBuff) cloneRange(off, n int) *SkBuff {
 			m = n
 		}
 		skbHeadGet(f.Page)
-		c.Frags = append(c.Frags, SkbFrag{Page: f.Page, Off: f.Off + off, Size: m})
+		c.addFrag(SkbFrag{Page: f.Page, Off: f.Off + off, Size: m})
 		c.Len += m
 		c.Truesize += m
 		n -= m
@@ -187,6 +201,28 @@ func (skb *SkBuff) cloneRange(off, n int) *SkBuff {
 	}
 	c.EndSeq = c.Seq + uint32(c.Len)
 	return c
+}
+
+// pullFront drops the first n bytes of skb in place, putting the page
+// reference of each fragment it consumes whole; a fragment cut in two
+// keeps its reference for the bytes that remain. Seq is unchanged, as
+// for a clone of the same skb at a later offset (strp_msg(skb)->offset).
+// Precondition: n <= skb.Len and skb is not shared (users == 0).
+func (a *pageAlloc) pullFront(skb *SkBuff, n int) {
+	skb.Len -= n
+	i := 0
+	for ; i < len(skb.Frags) && n > 0; i++ {
+		f := &skb.Frags[i]
+		if n < f.Size {
+			f.Off += n
+			f.Size -= n
+			break
+		}
+		n -= f.Size
+		a.putPage(f.Page)
+	}
+	skb.Frags = skb.Frags[i:]
+	skb.EndSeq = skb.Seq + uint32(skb.Len)
 }
 
 // skbQueue mirrors struct sk_buff_head.

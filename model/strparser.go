@@ -174,17 +174,23 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 			break
 		}
 		s.needBytes = 0
-		msg := s.head.cloneRange(0, s.fullLen)
-		msg.Truesize = s.head.Truesize
+		// The message is the head itself when it holds exactly the
+		// message; else a clone of its first fullLen bytes, and the
+		// head, pulled past them, starts the next message (in Linux a
+		// fresh clone of the last skb at the next offset; pulling keeps
+		// the work linear in the messages an skb holds).
+		msg := s.head
+		s.head = nil
+		if msg.Len > s.fullLen {
+			s.head = msg
+			msg = s.head.cloneRange(0, s.fullLen)
+			msg.Truesize = s.head.Truesize
+			k.pages.pullFront(s.head, s.fullLen)
+			s.head.Truesize = skb.Truesize // a clone of the last skb
+		}
 		msg.BpfStrparser = true
 		msg.StrpOffset, msg.StrpFullLen = 0, s.fullLen
-		var rest *SkBuff
-		if r := s.head.Len - s.fullLen; r > 0 {
-			rest = s.head.cloneRange(s.fullLen, r)
-			rest.Truesize = skb.Truesize // a clone of the last skb
-		}
-		k.freeSkb(s.head)
-		s.head, s.fullLen = rest, 0
+		s.fullLen = 0
 		s.timerGen++ // cancel_delayed_work(&strp->msg_timer_work)
 		accum = 0
 		k.skPsockStrpRead(s, msg)
