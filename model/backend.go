@@ -260,7 +260,7 @@ func (r *run) teardown() (err error) {
 			if r.s.fatal != nil {
 				return false, r.s.fatal
 			}
-			if len(r.s.kwork) == 0 && len(r.s.softirq) == 0 && !r.s.advance() {
+			if r.s.kwork.len() == 0 && r.s.softirq.len() == 0 && !r.s.advance() {
 				return true, nil
 			}
 		}
@@ -316,20 +316,21 @@ func (r *run) allDone() bool {
 	return true
 }
 
-// task returns the named task, starting its goroutine on first use.
+// task returns the named task, creating its coroutine on first use (it
+// starts when the scheduler first runs it).
 func (r *run) task(name string) *Task {
 	if t, ok := r.tasks[name]; ok {
 		return t
 	}
-	t := &Task{Name: name, s: r.s, resume: make(chan struct{}), abortAt: noDeadline}
+	t := &Task{Name: name, s: r.s, abortAt: noDeadline}
 	r.tasks[name] = t
 	r.s.tasks = append(r.s.tasks, t)
 	r.doneWq[t] = &WaitQueue{}
-	go r.taskLoop(t)
+	t.start(func() { r.taskLoop(t) })
 	return t
 }
 
-// killTasks ends every task goroutine: idle ones return, parked ones
+// killTasks ends every task's coroutine: idle ones return, parked ones
 // unwind (errTaskKilled).
 func (r *run) killTasks() {
 	for _, t := range r.s.tasks {
@@ -337,22 +338,19 @@ func (r *run) killTasks() {
 			continue
 		}
 		t.exit = true
-		t.resume <- struct{}{}
-		<-r.s.yield
+		t.switchTo()
 	}
 }
 
-// taskLoop is a task's goroutine: run the queued ops one at a time, giving
-// control back after each one.
+// taskLoop is a task's coroutine: run the queued ops one at a time,
+// giving control back after each one.
 func (r *run) taskLoop(t *Task) {
 	defer func() {
 		if p := recover(); p != nil && p != errTaskKilled {
 			r.s.setFatal(panicError("thread "+t.Name, p))
 		}
 		t.dead = true
-		r.s.yield <- struct{}{}
 	}()
-	<-t.resume
 	for !t.exit {
 		if len(t.queue) > 0 {
 			i := t.queue[0]
@@ -363,8 +361,7 @@ func (r *run) taskLoop(t *Task) {
 		if len(t.queue) > 0 {
 			r.s.makeReady(t)
 		}
-		r.s.yield <- struct{}{}
-		<-t.resume
+		t.switchOut()
 	}
 }
 

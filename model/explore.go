@@ -175,7 +175,7 @@ func (s *Sched) settleExplore() {
 	budget := kernelBudget
 	for s.fatal == nil {
 		cands := s.readyTasks()
-		if (len(s.kwork) > 0 || len(s.softirq) > 0) && budget > 0 {
+		if (s.kwork.len() > 0 || s.softirq.len() > 0) && budget > 0 {
 			cands = append(cands, s.kernelTask)
 		}
 		if len(cands) == 0 {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"iter"
 	"math"
 	"runtime/debug"
 	"time"
@@ -46,16 +47,15 @@ type Sched struct {
 
 	tasks []*Task
 
-	kwork    []kwork // pending kernel contexts, FIFO
-	deferred []kwork // delayed kernel work (see deferWork)
+	kwork    kworkQueue // pending kernel contexts, FIFO
+	deferred []kwork    // delayed kernel work (see deferWork)
 	// softirq holds raised NET_RX work (segment deliveries); inSoftirq is
 	// set while it runs, so that a delivery raising another one queues it
 	// instead of nesting (net_rx_action processes its backlog in a loop).
-	softirq   []kwork
+	softirq   kworkQueue
 	inSoftirq bool
 
-	yield chan struct{} // a task gives control back to the scheduler
-	cur   *Task         // the task running now, nil on the scheduler
+	cur *Task // the task running now, nil on the scheduler
 
 	readySeq uint64
 	eventSeq uint64
@@ -100,6 +100,38 @@ type kwork struct {
 	boundary bool
 	seq      uint64
 	fn       func()
+}
+
+// kworkQueue is a FIFO of kernel contexts that reuses its array once
+// drained (the NET_RX queue of a transfer sees a push and a pop per
+// segment, and a slice advanced by q[1:] would reallocate on every lap).
+type kworkQueue struct {
+	q    []kwork
+	head int
+}
+
+func (k *kworkQueue) len() int { return len(k.q) - k.head }
+
+// push appends w. A full array that is half consumed is compacted
+// instead of grown, so that a queue that never drains stays bounded.
+func (k *kworkQueue) push(w kwork) {
+	if len(k.q) == cap(k.q) && k.head > 0 && k.head >= len(k.q)/2 {
+		n := copy(k.q, k.q[k.head:])
+		clear(k.q[n:])
+		k.q, k.head = k.q[:n], 0
+	}
+	k.q = append(k.q, w)
+}
+
+// pop removes and returns the oldest context. Precondition: len() > 0.
+func (k *kworkQueue) pop() kwork {
+	w := k.q[k.head]
+	k.q[k.head] = kwork{} // drop the closure for the collector
+	k.head++
+	if k.head == len(k.q) {
+		k.q, k.head = k.q[:0], 0
+	}
+	return w
 }
 
 // Policy chooses which of the ready tasks runs next. ready is never empty
@@ -155,7 +187,7 @@ func newSched(policy Policy) *Sched {
 	if policy == nil {
 		policy = FIFOPolicy{}
 	}
-	s := &Sched{yield: make(chan struct{}), policy: policy}
+	s := &Sched{policy: policy}
 	if _, ok := policy.(exploringPolicy); ok {
 		s.explore, s.holdSoftirq = true, true
 	}
@@ -171,7 +203,7 @@ func (s *Sched) Now() time.Duration { return time.Duration(s.now) }
 // runs the receive path when it re-enables bottom halves (dev_queue_xmit
 // → netif_rx → do_softirq), inside its own system call.
 func (s *Sched) raiseSoftirq(name string, fn func()) {
-	s.softirq = append(s.softirq, kwork{name: name, fn: fn})
+	s.softirq.push(kwork{name: name, fn: fn})
 	if s.inSoftirq || s.holdSoftirq {
 		return
 	}
@@ -187,9 +219,8 @@ const softirqBudget = 100000
 func (s *Sched) runSoftirq(budget int) int {
 	s.inSoftirq = true
 	defer func() { s.inSoftirq = false }()
-	for len(s.softirq) > 0 && s.fatal == nil && budget > 0 {
-		w := s.softirq[0]
-		s.softirq = s.softirq[1:]
+	for s.softirq.len() > 0 && s.fatal == nil && budget > 0 {
+		w := s.softirq.pop()
 		s.runKernel(w)
 		budget--
 	}
@@ -198,7 +229,7 @@ func (s *Sched) runSoftirq(budget int) int {
 
 // queueWork queues a kernel context to run before the next task slice.
 func (s *Sched) queueWork(name string, fn func()) {
-	s.kwork = append(s.kwork, kwork{name: name, fn: fn})
+	s.kwork.push(kwork{name: name, fn: fn})
 }
 
 // deferWork queues a kernel context that must not run at once: a delayed
@@ -224,7 +255,7 @@ func (s *Sched) releaseDeferred() {
 	var keep []kwork
 	for _, w := range s.deferred {
 		if w.boundary {
-			s.kwork = append(s.kwork, w)
+			s.kwork.push(w)
 		} else {
 			keep = append(keep, w)
 		}
@@ -243,17 +274,16 @@ const kernelBudget = 1000
 // drainKernel runs kernel contexts until none is pending or the budget is
 // spent, and returns the budget left.
 func (s *Sched) drainKernel(budget int) int {
-	for (len(s.kwork) > 0 || len(s.softirq) > 0) && s.fatal == nil && budget > 0 {
-		if len(s.softirq) > 0 && !s.inSoftirq {
+	for (s.kwork.len() > 0 || s.softirq.len() > 0) && s.fatal == nil && budget > 0 {
+		if s.softirq.len() > 0 && !s.inSoftirq {
 			s.runSoftirq(softirqBudget)
 			budget--
 			continue
 		}
-		if len(s.kwork) == 0 {
+		if s.kwork.len() == 0 {
 			break
 		}
-		w := s.kwork[0]
-		s.kwork = s.kwork[1:]
+		w := s.kwork.pop()
 		s.runKernel(w)
 		budget--
 	}
@@ -331,7 +361,7 @@ func (s *Sched) settle() {
 				s.run(ready[s.policy.Pick(ready)])
 				continue
 			}
-			if (len(s.kwork) == 0 && len(s.softirq) == 0) || budget == 0 {
+			if (s.kwork.len() == 0 && s.softirq.len() == 0) || budget == 0 {
 				return
 			}
 			budget = s.drainOne(budget)
@@ -350,12 +380,10 @@ func (s *Sched) settle() {
 // drainOne runs one pending kernel context (softirq work first).
 func (s *Sched) drainOne(budget int) int {
 	q := &s.kwork
-	if len(s.softirq) > 0 {
+	if s.softirq.len() > 0 {
 		q = &s.softirq
 	}
-	w := (*q)[0]
-	*q = (*q)[1:]
-	s.runKernel(w)
+	s.runKernel(q.pop())
 	return budget - 1
 }
 
@@ -363,8 +391,7 @@ func (s *Sched) drainOne(budget int) int {
 func (s *Sched) run(t *Task) {
 	t.ready = false
 	s.cur = t
-	t.resume <- struct{}{}
-	<-s.yield
+	t.switchTo()
 	s.cur = nil
 }
 
@@ -375,7 +402,7 @@ func (s *Sched) run(t *Task) {
 // The error wraps ErrLostWakeup. Linux has such sleeps of its own (see
 // fuzz.KnownFailures), so the check runs only when Config.Liveness asks.
 func (s *Sched) checkLostWakeups() error {
-	if len(s.kwork) > 0 || len(s.softirq) > 0 || len(s.readyTasks()) > 0 {
+	if s.kwork.len() > 0 || s.softirq.len() > 0 || len(s.readyTasks()) > 0 {
 		return nil
 	}
 	for _, w := range s.deferred {
@@ -436,7 +463,7 @@ func (s *Sched) nextEvent() (event, bool) {
 		if better(w.due, w.seq) {
 			best, found = event{w.due, w.seq, func() {
 				s.deferred = append(s.deferred[:i:i], s.deferred[i+1:]...)
-				s.kwork = append(s.kwork, w)
+				s.kwork.push(w)
 			}}, true
 		}
 	}
@@ -489,8 +516,14 @@ type Task struct {
 	// move no payload (stats.go).
 	acct *OpStats
 
-	resume chan struct{}
-	ready  bool
+	// next and yield switch between the scheduler and the task's
+	// coroutine (iter.Pull): only one of them runs at a time, so the
+	// model needs no locks, and a switch is a direct hand-off that no
+	// other P can steal (two channel operations cost a futex wake-up of
+	// an idle P each).
+	next  func() (struct{}, bool)
+	yield func(struct{}) bool
+	ready bool
 	// readyAt orders ready tasks (FIFO policy).
 	readyAt uint64
 
@@ -561,13 +594,43 @@ func (wq *WaitQueue) remove(w *waiter) {
 	}
 }
 
+// start makes body the task's coroutine; it first runs at switchTo.
+func (t *Task) start(body func()) {
+	t.next, _ = iter.Pull(func(yield func(struct{}) bool) {
+		t.yield = yield
+		growStack(0)
+		body()
+	})
+}
+
+// taskStack is about the stack a task's deepest call chain needs (a send
+// whose softirq delivery runs the strparser, the verdict and a redirect
+// inline). growStack makes a new coroutine's stack that large while it is
+// still empty: growing it at depth instead copies the live frames at
+// every doubling, which was a tenth of the model's time.
+const taskStack = 32 << 10
+
+//go:noinline
+func growStack(i int) byte {
+	var pad [taskStack]byte
+	pad[i] = 1
+	return pad[taskStack-1-i]
+}
+
+// switchTo runs the task's coroutine until it switches out or returns.
+// Only the scheduler calls it.
+func (t *Task) switchTo() { t.next() }
+
+// switchOut gives control back to the scheduler until the next switchTo.
+// Only the task's own coroutine calls it.
+func (t *Task) switchOut() { t.yield(struct{}{}) }
+
 // park gives control back to the scheduler until the task is resumed.
 func (t *Task) park() {
 	if t.kernel {
 		panic("model: a kernel context tried to sleep")
 	}
-	t.s.yield <- struct{}{}
-	<-t.resume
+	t.switchOut()
 	if t.exit {
 		panic(errTaskKilled)
 	}
