@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // PageSize is PAGE_SIZE.
@@ -62,12 +63,37 @@ func (a *pageAlloc) alloc(size int, slab bool) *Page {
 	a.next++
 	a.live++
 	a.total++
-	p := &Page{ID: a.next, Data: make([]byte, size), Refcount: 1, Slab: slab}
+	p := &Page{ID: a.next, Data: newPageBuf(size), Refcount: 1, Slab: slab}
 	if a.byID == nil {
 		a.byID = map[uint64]*Page{}
 	}
 	a.byID[p.ID] = p
 	return p
+}
+
+// pageBufs recycles the memory of freed pages of the sizes a run
+// allocates most (a PageSize pipe page, a fragPageSize task_frag page),
+// across runs and backends: they are most of the bytes a run allocates,
+// and recycling them saves the collector's work. It is memory management
+// of the simulator, not of the model: a freed Page is poisoned (Data nil)
+// as before, and a recycled buffer is cleared, so a new page reads as
+// zeroes whether or not its buffer was used before.
+var pageBufs = map[int]*sync.Pool{PageSize: {}, fragPageSize: {}}
+
+func newPageBuf(size int) []byte {
+	if pool := pageBufs[size]; pool != nil {
+		if b, ok := pool.Get().([]byte); ok {
+			clear(b)
+			return b
+		}
+	}
+	return make([]byte, size)
+}
+
+func freePageBuf(b []byte) {
+	if pool := pageBufs[len(b)]; pool != nil && cap(b) == len(b) {
+		pool.Put(b)
+	}
 }
 
 // allocPage mirrors alloc_pages(): a page of size bytes (a compound page
@@ -112,6 +138,7 @@ func (a *pageAlloc) putPage(p *Page) {
 	p.Refcount--
 	if p.Refcount == 0 {
 		p.Freed = true
+		freePageBuf(p.Data)
 		p.Data = nil
 		a.live--
 		delete(a.byID, p.ID)

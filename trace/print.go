@@ -15,9 +15,21 @@ func (o *Op) String() string {
 		b.WriteString("@" + o.Thread + " ")
 	}
 	b.WriteString(o.Kind.String())
+	// w writes each argument after a space, as %v would (observations
+	// render every op, so this avoids fmt on the model's hot path).
 	w := func(args ...any) {
 		for _, a := range args {
-			fmt.Fprintf(&b, " %v", a)
+			b.WriteByte(' ')
+			switch a := a.(type) {
+			case string:
+				b.WriteString(a)
+			case int64:
+				b.WriteString(strconv.FormatInt(a, 10))
+			case fmt.Stringer:
+				b.WriteString(a.String())
+			default:
+				fmt.Fprint(&b, a)
+			}
 		}
 	}
 	switch o.Kind {
