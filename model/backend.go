@@ -165,7 +165,7 @@ func newRun(t *trace.Trace, opts trace.Options, prof Profile, policy Policy) *ru
 	}
 }
 
-// errTaskKilled unwinds a task goroutine at the end of a failed run.
+// errTaskKilled unwinds a task's coroutine at the end of a failed run.
 var errTaskKilled = errors.New("model: task killed")
 
 // execute dispatches the ops in trace order, as trace.Run does, and joins

@@ -46,7 +46,7 @@
 // queue, then the scheduler runs until every thread is idle or blocked;
 // `join` waits for the target's earlier ops; `sleep` blocks only its
 // thread; every thread is joined at the end. Only one model thread runs at
-// a time (a goroutine hand-off), so the model needs no locks and its
+// a time (a coroutine switch, iter.Pull), so the model needs no locks and its
 // results do not depend on the Go scheduler.
 //
 // Kernel contexts are explicit. The NET_RX softirq (delivery of a TCP

@@ -22,15 +22,15 @@ const noDeadline vtime = math.MaxInt64
 
 // Sched is the cooperative deterministic scheduler of one run.
 //
-// Model threads (Task) are goroutines, but exactly one of them runs at a
-// time: the scheduler hands control to a task and waits until the task
-// parks (blocks in a wait) or finishes its current op. Kernel contexts
-// (softirq delivery of in-flight segments, the psock backlog work, the RCU
-// work that destroys a psock, ...) are closures queued on the scheduler and
-// run on the scheduler's own goroutine between two task slices; they never
-// block. Because every switch is a channel hand-off, all model state is
-// accessed by one goroutine at a time and no lock is needed; the
-// happens-before edges of the hand-off make the race detector agree.
+// Model threads (Task) are coroutines (iter.Pull), and exactly one of
+// them runs at a time: the scheduler switches to a task and resumes when
+// the task parks (blocks in a wait) or finishes its current op. Kernel
+// contexts (softirq delivery of in-flight segments, the psock backlog
+// work, the RCU work that destroys a psock, ...) are closures queued on
+// the scheduler and run on the scheduler's own goroutine between two task
+// slices; they never block. Because every switch is a coroutine switch,
+// all model state is accessed by one goroutine at a time and no lock is
+// needed; the switch's happens-before edges make the race detector agree.
 //
 // Time is virtual. The clock advances only when no task can run, no kernel
 // context is pending and the caller asks for it (see advance): it jumps to
@@ -503,8 +503,8 @@ func (s *Sched) advance() bool {
 // one trace thread. It owns a task_frag (the page_frag of struct
 // task_struct that sk_page_frag returns for process-context sends).
 //
-// LOCKING: a Task's fields are touched only by the goroutine that holds
-// control (the task itself, or the scheduler while the task is parked).
+// LOCKING: a Task's fields are touched only by the side that holds
+// control (the task's coroutine, or the scheduler while the task is parked).
 type Task struct {
 	Name string
 	s    *Sched
