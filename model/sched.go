@@ -603,12 +603,13 @@ func (t *Task) start(body func()) {
 	})
 }
 
-// taskStack is about the stack a task's deepest call chain needs (a send
-// whose softirq delivery runs the strparser, the verdict and a redirect
-// inline). growStack makes a new coroutine's stack that large while it is
-// still empty: growing it at depth instead copies the live frames at
-// every doubling, which was a tenth of the model's time.
-const taskStack = 32 << 10
+// taskStack is a frame that makes a new coroutine's stack 32 KiB while it
+// is still empty (growStack), about what a task's deepest call chain
+// needs (a send whose softirq delivery runs the strparser, the verdict and
+// a redirect inline): growing it at depth instead copies the live frames
+// at every doubling, which was a tenth of the model's time. 16 KiB left
+// copystack at under 1% of BenchmarkCorpus.
+const taskStack = 16 << 10
 
 //go:noinline
 func growStack(i int) byte {

@@ -11,6 +11,7 @@ import (
 // runs outside thread main. Observations use this text.
 func (o *Op) String() string {
 	var b strings.Builder
+	b.Grow(48) // most ops: one allocation
 	if o.Thread != "" {
 		b.WriteString("@" + o.Thread + " ")
 	}
