@@ -172,6 +172,7 @@ var errTaskKilled = errors.New("model: task killed")
 // every thread at the end.
 func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) {
 	defer r.killTasks()
+	r.s.ctx, r.s.done = ctx, ctx.Done()
 	for i := range r.t.Ops {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("run %s: %w", r.t.File, err)

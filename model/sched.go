@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"iter"
 	"math"
@@ -56,6 +57,11 @@ type Sched struct {
 	inSoftirq bool
 
 	cur *Task // the task running now, nil on the scheduler
+
+	// ctx is the run's context and done its Done channel, checked by
+	// checkCanceled.
+	ctx  context.Context
+	done <-chan struct{}
 
 	readySeq uint64
 	eventSeq uint64
@@ -296,6 +302,7 @@ func (s *Sched) runKernel(w kwork) {
 			s.setFatal(panicError("kernel context "+w.name, p))
 		}
 	}()
+	s.checkCanceled()
 	w.fn()
 }
 
@@ -308,6 +315,8 @@ func panicError(who string, p any) error {
 		return fmt.Errorf("%w: %s: %s", ErrPageOwnership, who, f.msg)
 	case livelock:
 		return fmt.Errorf("%w: %s: %s", ErrLivelock, who, f.msg)
+	case runCanceled:
+		return fmt.Errorf("%s stopped: %w", who, f.err)
 	}
 	return fmt.Errorf("%w: %s panicked: %v\n%s", ErrInternal, who, p, debug.Stack())
 }
@@ -699,10 +708,29 @@ func (t *Task) sleepOn(wqs []*WaitQueue, deadline vtime) (timedOut bool) {
 // reach its deadline. The task's op timeout fires when it passes.
 func (t *Task) spin(cost time.Duration) {
 	t.s.moveClock(vtime(cost))
+	t.s.checkCanceled()
 	if t.running && t.abortAt <= t.s.now {
 		t.abortStep()
 	}
 }
+
+// checkCanceled stops the run when its context is done (a campaign's
+// per-run timeout, a signal). Every loop that charges virtual time and
+// every kernel context pass here: an op whose loop feeds itself (an
+// iocopy between the two ends of one connection, each round running a
+// thousand backlog works) can take minutes of real time to reach its op
+// timeout in virtual time. The panic ends the task or kernel context like
+// a fault; the run fails with the context's error.
+func (s *Sched) checkCanceled() {
+	select {
+	case <-s.done: // nil when the run cannot be canceled: never ready
+		panic(runCanceled{s.ctx.Err()})
+	default:
+	}
+}
+
+// runCanceled is the panic of checkCanceled.
+type runCanceled struct{ err error }
 
 // syscallEnd runs the kernel contexts a system call set off, before the
 // task's next system call of the same op (iocopy makes many): on loopback
