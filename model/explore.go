@@ -154,6 +154,11 @@ func (r *recorder) Pick(c []*Task) int {
 	return v
 }
 
+// SchedulePolicy returns the policy of an exploring `schedule`
+// directive (random, pct, picks), for ExploreRun; nil for any other
+// directive.
+func SchedulePolicy(s *trace.Schedule) Policy { return schedulePolicy(s) }
+
 // schedulePolicy returns the policy of an exploring `schedule` directive.
 func schedulePolicy(s *trace.Schedule) Policy {
 	switch s.Strategy {
@@ -169,13 +174,14 @@ func schedulePolicy(s *trace.Schedule) Policy {
 
 // settleExplore is settle in explore mode: every decision among the
 // ready tasks and, while kernel work is pending, the kernel contexts
-// ("kworker": one pending context runs, softirq work first) is the
+// ("kworker": one pending context runs, softirq work first, then a
+// segment an external transport holds in flight, drainOne) is the
 // policy's. A decision with one candidate is not the policy's.
 func (s *Sched) settleExplore() {
 	budget := kernelBudget
 	for s.fatal == nil {
 		cands := s.readyTasks()
-		if (len(s.kwork) > 0 || len(s.softirq) > 0) && budget > 0 {
+		if budget > 0 && s.kernelPending() {
 			cands = append(cands, s.kernelTask)
 		}
 		if len(cands) == 0 {
@@ -302,8 +308,36 @@ type Outcome struct {
 	Picks     []int
 	Decisions int
 	Yields    int
+	// RingWrites are the run's loopback-splice ring writes, in order.
+	RingWrites []RingWrite
 
 	r *run
+}
+
+// RingWrite is one splice_ring_write of a run, with what was in flight
+// when the sender found its peer's receive queue empty and wrote: the
+// segments (and their payload bytes) an external transport held on its
+// wire (HoldingTransport; 0 on the reference TCP, whose in-flight
+// segments are raised softirq work, counted in Softirq).
+type RingWrite struct {
+	Sock      string // the sender
+	Bytes     int    // bytes written into the peer's ring
+	HeldSegs  int
+	HeldBytes int
+	Softirq   int // raised NET_RX work not yet run
+}
+
+// Received returns what sock's recv ops returned (not peeks), in the
+// order they completed.
+func (o *Outcome) Received(sock string) []byte {
+	var b []byte
+	for _, i := range o.r.doneOrder {
+		op := &o.Trace.Ops[i]
+		if res := o.Obs[i].Result; op.Kind == trace.OpRecv && op.A == sock && op.Flags&trace.FlagPeek == 0 && res.N > 0 && res.Err == 0 {
+			b = append(b, res.Data...)
+		}
+	}
+	return b
 }
 
 // ExploreRun runs t once under policy (which must be exploring: a
@@ -325,8 +359,16 @@ func (b *Backend) ExploreRun(ctx context.Context, t *trace.Trace, opts trace.Opt
 	r := newRun(t, opts, prof, rec)
 	r.k.mut = b.mut
 	r.liveness = true
+	closeTr, err := b.attachTransport(r)
+	if err != nil {
+		return nil, err
+	}
 	obs, err := r.execute(ctx)
-	return &Outcome{Trace: t, Obs: obs, Err: err, Picks: rec.picks, Decisions: r.s.decisions, Yields: r.s.yields, r: r}, nil
+	if cerr := closeTr(); cerr != nil {
+		return nil, cerr
+	}
+	return &Outcome{Trace: t, Obs: obs, Err: err, Picks: rec.picks, Decisions: r.s.decisions, Yields: r.s.yields,
+		RingWrites: r.k.splice.writes, r: r}, nil
 }
 
 // Property errors: a run that violates a property of DESIGN.md. Match

@@ -82,6 +82,13 @@ type Sched struct {
 	// transport's next timer is due: an event of nextEvent's, which
 	// onClock fires by moving the transport's clock.
 	extTimer func() (time.Duration, bool)
+	// extHeld, if set, returns the segments (and their payload bytes)
+	// the external transport holds in flight, and extDeliver hands the
+	// oldest of them to its receiver (explore mode on a
+	// HoldingTransport, tcp_ext.go). Held segments are pending kernel
+	// work: a "kworker" pick delivers one (drainOne).
+	extHeld    func() (segs, bytes int)
+	extDeliver func()
 
 	// explore is set for the exploring policies (explore.go): yield
 	// points inside ops are live and pending kernel contexts are one more
@@ -194,6 +201,25 @@ func (s *Sched) runSoftirq(budget int) int {
 		budget--
 	}
 	return budget
+}
+
+// heldSegments returns the segments the external transport holds in
+// flight and their payload bytes (0, 0 without one that holds).
+func (s *Sched) heldSegments() (segs, bytes int) {
+	if s.extHeld == nil {
+		return 0, 0
+	}
+	return s.extHeld()
+}
+
+// kernelPending reports whether kernel work is pending: a kernel
+// context, raised softirq work, or a segment held in flight.
+func (s *Sched) kernelPending() bool {
+	if len(s.kwork) > 0 || len(s.softirq) > 0 {
+		return true
+	}
+	n, _ := s.heldSegments()
+	return n > 0
 }
 
 // queueWork queues a kernel context to run before the next task slice.
@@ -347,11 +373,17 @@ func (s *Sched) settle() {
 	}
 }
 
-// drainOne runs one pending kernel context (softirq work first).
+// drainOne runs one pending kernel context: raised softirq work first,
+// then the delivery of the segment held longest in flight (its NIC
+// receive, whose NET_RX processing it raises), then the other kernel
+// contexts.
 func (s *Sched) drainOne(budget int) int {
 	q := &s.kwork
 	if len(s.softirq) > 0 {
 		q = &s.softirq
+	} else if n, _ := s.heldSegments(); n > 0 {
+		s.runKernel(kwork{name: "segment_deliver", fn: s.extDeliver})
+		return budget - 1
 	}
 	w := (*q)[0]
 	*q = (*q)[1:]
@@ -375,7 +407,7 @@ func (s *Sched) run(t *Task) {
 // The error wraps ErrLostWakeup. Linux has such sleeps of its own (see
 // fuzz.KnownFailures), so the check runs only when Config.Liveness asks.
 func (s *Sched) checkLostWakeups() error {
-	if len(s.kwork) > 0 || len(s.softirq) > 0 || len(s.readyTasks()) > 0 {
+	if s.kernelPending() || len(s.readyTasks()) > 0 {
 		return nil
 	}
 	for _, w := range s.deferred {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -75,6 +76,10 @@ type Link struct {
 	observe    func(LinkEvent)
 	stats      LinkStats
 	arrivals   uint64
+	// order, if set, stamps every segment the link holds (heldAt) from a
+	// counter shared by the links of one topology, so that the oldest
+	// held segment of the topology can be told (TwoHost.ReleaseOldest).
+	order *atomic.Uint64
 }
 
 // linkPacket is one packet owned by a link: buf holds the IPv4 packet;
@@ -86,6 +91,8 @@ type linkPacket struct {
 	due   time.Time
 	timer tcpip.Timer // the delay's timer, stopped if the link closes first
 	n     uint64      // arrival number
+	// heldAt orders the held segments of every link sharing Link.order.
+	heldAt uint64
 }
 
 // LinkStats counts what a link did with the packets it got, and what it
@@ -197,6 +204,9 @@ func (l *Link) arrive(buf buffer.Buffer) {
 	case l.dropIf != nil && p.tcp && l.dropIf(l.withPayload(p)):
 		l.dropLocked(p)
 	case l.hold:
+		if l.order != nil {
+			p.heldAt = l.order.Add(1)
+		}
 		l.held = append(l.held, p)
 		l.emit(ActHold, p)
 	case l.delay > 0:
@@ -341,6 +351,39 @@ func (l *Link) Release() (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// Unhold turns Hold off and leaves the held segments where they are:
+// segments arriving from now on pass, the held ones wait for ReleaseN or
+// Release.
+func (l *Link) Unhold() error {
+	return l.control(func() error {
+		l.hold = false
+		return nil
+	})
+}
+
+// heldHead returns the order stamp of the next held segment to be
+// released, and false if none is held.
+func (l *Link) heldHead() (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.held) == 0 {
+		return 0, false
+	}
+	return l.held[0].heldAt, true
+}
+
+// heldBytes returns the held segments and their payload bytes.
+func (l *Link) heldBytes() (segs, bytes int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.held {
+		if p.tcp {
+			bytes += p.seg.Len
+		}
+	}
+	return len(l.held), bytes
 }
 
 // ReleaseN makes the first n held segments ready, in order, and leaves

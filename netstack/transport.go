@@ -23,6 +23,9 @@ type Transport struct {
 	a, b  *Host
 	two   *TwoHost // nil on loopback
 	conns []*Conn
+	// holding is set while the two-host links hold arriving segments
+	// (HoldSegments).
+	holding bool
 }
 
 // topologyCtl is what Transport needs of a topology.
@@ -50,7 +53,7 @@ type TransportOptions struct {
 // instead of a hang.
 const dialTimeout = 10 * time.Second
 
-var _ model.Transport = (*Transport)(nil)
+var _ model.HoldingTransport = (*Transport)(nil)
 
 // NewTransport builds the topology opts selects. The caller owns the
 // result and must Close it.
@@ -83,15 +86,76 @@ func TransportFactory(opts TransportOptions) func() (model.Transport, error) {
 func (t *Transport) TwoHost() *TwoHost { return t.two }
 
 // Dial implements model.Transport: a connects, b is accepted.
+//
+// While segments are held (HoldSegments) the handshake's segments pass:
+// the links stop holding for the Dial and hold again once the stacks
+// settled after it. Segments held before stay held.
 func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
+	if t.holding {
+		if err := t.two.Unhold(); err != nil {
+			return nil, nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	a, b, err := Dial(ctx, t.a, t.b)
+	if t.holding {
+		err = errors.Join(err, t.topo.Settle(), t.two.Hold())
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	t.conns = append(t.conns, a, b)
 	return endpoint{a}, endpoint{b}, nil
+}
+
+// HoldSegments implements model.HoldingTransport: on, both Links of the
+// two-host topology hold every segment that arrives (TwoHost.Hold); off,
+// they pass segments again and keep what they hold (TwoHost.Unhold). On
+// loopback, whose segments gVisor's loopback NIC delivers inline inside
+// the sending call, there is no link to hold them on: the error wraps
+// model.ErrNoHold.
+//
+// A held segment is a segment on the wire (or in a NIC's ring) that
+// the receiver's NET_RX softirq has not processed yet: net_rx_action()
+// (net/core/dev.c, v6.18) runs later, on another CPU or from ksoftirqd.
+func (t *Transport) HoldSegments(on bool) error {
+	if t.two == nil {
+		return fmt.Errorf("%w: the loopback topology has no link", model.ErrNoHold)
+	}
+	if on == t.holding {
+		return nil
+	}
+	var err error
+	if on {
+		err = t.two.Hold()
+	} else {
+		err = t.two.Unhold()
+	}
+	if err != nil {
+		return err
+	}
+	t.holding = on
+	return nil
+}
+
+// HeldSegments implements model.HoldingTransport: the segments both
+// links hold and their payload bytes.
+func (t *Transport) HeldSegments() (segs, bytes int) {
+	if t.two == nil {
+		return 0, 0
+	}
+	return t.two.Held()
+}
+
+// DeliverOne implements model.HoldingTransport: the segment held
+// longest on either link is injected into its receiver
+// (TwoHost.ReleaseOldest); the model settles the stacks after it.
+func (t *Transport) DeliverOne() error {
+	if t.two == nil {
+		return fmt.Errorf("%w: the loopback topology has no link", model.ErrNoHold)
+	}
+	return t.two.ReleaseOldest()
 }
 
 // Settle implements model.Transport (Loopback.Settle, TwoHost.Settle).

@@ -1,0 +1,215 @@
+package netstack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/splicecheck/splicecheck/model"
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// The loopback-splice RFC's defect (a) with real TCP segments in flight:
+// the exploring scheduler holds the two-host Link's segments and
+// delivers them one per "kworker" pick (model.HoldingTransport), so the
+// 17 TCP bytes ts sends after the ring's 16383 can still be on the wire
+// when ts's "X" finds b's sk_receive_queue empty and goes into the ring.
+
+const (
+	inflightScenario = "../testdata/traces/loopback/order_inflight.trace"
+	inflightCE       = "../testdata/traces/counterexamples/netstack/ring_overtakes_held_segments.trace"
+)
+
+// ringOvertakesTCP accepts defect (a): b received the ring's "X" (sent
+// after the 16400 pattern bytes) before the last of them.
+func ringOvertakesTCP(o *model.Outcome, v error) bool {
+	if !errors.Is(v, model.ErrStreamOrder) {
+		return false
+	}
+	got := o.Received("b")
+	x := bytes.IndexByte(got, 'X')
+	want := trace.Pattern(0, 16400)
+	return x >= 0 && x < len(want) && bytes.Equal(got[:x], want[:x])
+}
+
+// xWrite returns the ring write of ts's "X" (a's 1-byte write).
+func xWrite(o *model.Outcome) (model.RingWrite, bool) {
+	for _, w := range o.RingWrites {
+		if w.Sock == "a" && w.Bytes == 1 {
+			return w, true
+		}
+	}
+	return model.RingWrite{}, false
+}
+
+// heldAtX accepts defect (a) in its in-flight form: when "X" went into
+// the ring, TCP payload was held on the link.
+func heldAtX(o *model.Outcome, v error) bool {
+	w, ok := xWrite(o)
+	return ringOvertakesTCP(o, v) && ok && w.HeldBytes > 0
+}
+
+func loadTraceFile(t *testing.T, path string) *trace.Trace {
+	t.Helper()
+	tr, err := trace.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// render is a run's observations, one line each.
+func render(obs []trace.Observation) string {
+	var b strings.Builder
+	for _, o := range obs {
+		b.WriteString(o.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func TestRingOvertakesHeldSegments(t *testing.T) {
+	tr := loadTraceFile(t, inflightScenario)
+	be := netstackBackend(t, TransportOptions{TwoHost: true})
+	ctx := context.Background()
+
+	// The search, as model.TestRFCDefects runs it on RefTCP.
+	cfg := model.SearchConfig{Strategy: trace.StrategyPCT, Runs: 150, Accept: ringOvertakesTCP}
+	start := time.Now()
+	found, err := be.Search(ctx, tr, trace.Options{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(found.Violation, model.ErrStreamOrder) {
+		t.Fatalf("no ring-overtakes-TCP violation in %d runs", found.Runs)
+	}
+	t.Logf("found after %d runs in %v: %v", found.Runs, time.Since(start), found.Violation)
+	o, err := be.ExploreRun(ctx, found.Counterexample, trace.Options{}, model.SchedulePolicy(found.Schedule))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := xWrite(o)
+	if !ok || w.HeldSegs == 0 || w.HeldBytes == 0 {
+		t.Fatalf("the violating run wrote \"X\" into the ring with no TCP payload held on the link: %+v", o.RingWrites)
+	}
+	t.Logf("at the ring write of \"X\": %d segments held on the link, %d payload bytes", w.HeldSegs, w.HeldBytes)
+
+	// Shrunk in its in-flight form, it is the saved counterexample.
+	cfg.Accept = heldAtX
+	res, err := be.Shrink(ctx, tr, trace.Options{}, cfg, model.ErrStreamOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res.Counterexample.Format()
+	if os.Getenv("SPLICECHECK_UPDATE") != "" {
+		head := "# ring_overtakes_held_segments: " + res.Violation.Error() + "\n" +
+			"# Defect (a) of the loopback-splice RFC on the netstack backend's two-host topology, with the\n" +
+			"# 17 TCP bytes held on the a>b Link while \"X\" goes into the ring (the exploring scheduler holds\n" +
+			"# segments and delivers one per kworker pick). Found by `pct` search of\n" +
+			"# testdata/traces/loopback/order_inflight.trace, shrunk (netstack.TestRingOvertakesHeldSegments).\n" +
+			"# Replay: splicecheck run --backend netstack --two-host FILE\n"
+		if err := os.MkdirAll("../testdata/traces/counterexamples/netstack", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(inflightCE, []byte(head+got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved := loadTraceFile(t, inflightCE)
+	if !trace.Equal(saved, res.Counterexample) {
+		t.Errorf("shrunk counterexample differs from %s:\n%s", inflightCE, got)
+	}
+
+	// The saved trace replays the same run twice: same observations,
+	// same violation, the same segments held at the ring write.
+	var first string
+	var firstW model.RingWrite
+	for i := 0; i < 2; i++ {
+		o, err := be.ExploreRun(ctx, saved, trace.Options{}, model.SchedulePolicy(saved.Schedule))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := o.CheckProperties()
+		if !heldAtX(o, v) {
+			t.Fatalf("replay %d of %s: %v, ring writes %+v; want ring bytes overtaking held TCP bytes", i, inflightCE, v, o.RingWrites)
+		}
+		w, _ := xWrite(o)
+		out := render(o.Obs) + v.Error()
+		if i == 0 {
+			first, firstW = out, w
+			t.Logf("replay: %v; %d segments (%d bytes) held at the ring write", v, w.HeldSegs, w.HeldBytes)
+		} else if out != first || w != firstW {
+			t.Errorf("replay %d differs:\n%s %+v\nfirst:\n%s %+v", i, out, w, first, firstW)
+		}
+	}
+	// trace.Run (`splicecheck run --backend netstack --two-host`) replays
+	// the same observations.
+	obs, err := trace.Run(ctx, be, saved, trace.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := render(obs); !strings.HasPrefix(first, out) {
+		t.Errorf("trace.Run:\n%s\nExploreRun:\n%s", out, first)
+	}
+}
+
+// countingTransport counts the HoldSegments(true) calls and the
+// deliveries the model makes.
+type countingTransport struct {
+	*Transport
+	holds, delivered *int
+}
+
+func (c countingTransport) HoldSegments(on bool) error {
+	if on {
+		*c.holds++
+	}
+	return c.Transport.HoldSegments(on)
+}
+
+func (c countingTransport) DeliverOne() error {
+	*c.delivered++
+	return c.Transport.DeliverOne()
+}
+
+// TestHoldingOnlyWhenExploring: outside explore mode the model never
+// holds segments (they flow, and Settle delivers them, as before); an
+// exploring run on two hosts holds them and delivers every one.
+func TestHoldingOnlyWhenExploring(t *testing.T) {
+	tr := loadTraceFile(t, inflightScenario)
+	ctx := context.Background()
+	var holds, delivered int
+	be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: func() (model.Transport, error) {
+		tp, err := NewTransport(TransportOptions{TwoHost: true})
+		if err != nil {
+			return nil, err
+		}
+		return countingTransport{tp, &holds, &delivered}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := *tr
+	plain.Schedule = nil
+	if _, err := trace.Run(ctx, be, &plain, trace.Options{}); err != nil {
+		t.Fatalf("FIFO run on two hosts: %v", err)
+	}
+	if holds != 0 || delivered != 0 {
+		t.Fatalf("a FIFO run held segments: %d holds, %d deliveries", holds, delivered)
+	}
+	o, err := be.ExploreRun(ctx, tr, trace.Options{}, model.NewRandomPolicy(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Err != nil {
+		t.Fatal(o.Err)
+	}
+	if holds != 1 || delivered == 0 {
+		t.Fatalf("an exploring run: %d holds, %d deliveries; want 1 and some", holds, delivered)
+	}
+	t.Logf("exploring run: %d segments delivered one by one, %d decisions", delivered, o.Decisions)
+}
