@@ -40,10 +40,6 @@ var (
 	// that the transport failed: it could not be made, dial, settle,
 	// advance its clock, or close cleanly.
 	ErrTransport = errors.New("model: transport failed")
-	// ErrNoHold is what a HoldingTransport's HoldSegments returns when
-	// its topology has no link to hold segments on (netstack's loopback
-	// stack): the exploring scheduler then runs without held segments.
-	ErrNoHold = errors.New("model: transport cannot hold segments")
 )
 
 // Kernel error numbers the model returns. A zero errno means success.

@@ -144,17 +144,12 @@ func newExtTCP(k *kernel, tr Transport) *extTCP {
 // work of the scheduler (Sched.extHeld): the in-flight segments that
 // RefTCP keeps as raised NET_RX work (Sched.holdSoftirq) are real
 // segments on the transport's wire here, delivered one per "kworker"
-// pick (deliverOne). A transport with nowhere to hold them (ErrNoHold:
-// netstack's loopback) runs as before, its rx contexts still held.
+// pick (deliverOne).
 func (x *extTCP) startHolding() {
 	if x.hold == nil || x.holding || x.broken {
 		return
 	}
 	if err := x.hold.HoldSegments(true); err != nil {
-		if errors.Is(err, ErrNoHold) {
-			x.hold = nil
-			return
-		}
 		x.fail("hold", err)
 		return
 	}

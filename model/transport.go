@@ -38,7 +38,8 @@ type Transport interface {
 }
 
 // HoldingTransport is a Transport that can keep segments in flight on
-// its wire and deliver them one at a time (netstack's two-host Link). In
+// its wire and deliver them one at a time (netstack's Links, on both of
+// its topologies). In
 // explore mode the bridge turns holding on after the first Dial, and the
 // exploring scheduler counts the held segments as pending kernel work:
 // a "kworker" pick with segments held delivers the oldest one (then the
@@ -53,9 +54,7 @@ type Transport interface {
 type HoldingTransport interface {
 	Transport
 	// HoldSegments turns holding on or off. Off, segments arriving from
-	// then on pass and the held ones stay held until DeliverOne. An
-	// error wrapping ErrNoHold says the transport has nowhere to hold
-	// segments.
+	// then on pass and the held ones stay held until DeliverOne.
 	HoldSegments(on bool) error
 	// HeldSegments returns how many segments are held in flight and
 	// how many payload bytes they carry.

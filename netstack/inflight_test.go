@@ -14,15 +14,33 @@ import (
 )
 
 // The loopback-splice RFC's defect (a) with real TCP segments in flight:
-// the exploring scheduler holds the two-host Link's segments and
+// the exploring scheduler holds the topology's Link segments and
 // delivers them one per "kworker" pick (model.HoldingTransport), so the
 // 17 TCP bytes ts sends after the ring's 16383 can still be on the wire
-// when ts's "X" finds b's sk_receive_queue empty and goes into the ring.
+// (or a loopback backlog) when ts's "X" finds b's sk_receive_queue empty
+// and goes into the ring.
 
 const (
 	inflightScenario = "../testdata/traces/loopback/order_inflight.trace"
-	inflightCE       = "../testdata/traces/counterexamples/netstack/ring_overtakes_held_segments.trace"
+	inflightCEDir    = "../testdata/traces/counterexamples/netstack/"
 )
+
+// inflightCE is the shrunk counterexample, found on two hosts.
+const inflightCE = inflightCEDir + "ring_overtakes_held_segments.trace"
+
+// inflightTopologies are the topologies the in-flight search runs on;
+// the counterexample is shrunk on the first.
+var inflightTopologies = []struct {
+	name string
+	opts TransportOptions
+}{
+	{"two-host", TransportOptions{TwoHost: true}},
+	{"loopback", TransportOptions{}},
+}
+
+// shrinkRuns bounds the search of each shrinking step: the defect
+// shows within a few runs, and a removal that loses it costs them all.
+const shrinkRuns = 30
 
 // ringOvertakesTCP accepts defect (a): b received the ring's "X" (sent
 // after the 16400 pattern bytes) before the last of them.
@@ -73,8 +91,16 @@ func render(obs []trace.Observation) string {
 }
 
 func TestRingOvertakesHeldSegments(t *testing.T) {
+	for i, topo := range inflightTopologies {
+		t.Run(topo.name, func(t *testing.T) {
+			testRingOvertakesHeldSegments(t, topo.opts, i == 0)
+		})
+	}
+}
+
+func testRingOvertakesHeldSegments(t *testing.T, opts TransportOptions, shrink bool) {
 	tr := loadTraceFile(t, inflightScenario)
-	be := netstackBackend(t, TransportOptions{TwoHost: true})
+	be := netstackBackend(t, opts)
 	ctx := context.Background()
 
 	// The search, as model.TestRFCDefects runs it on RefTCP.
@@ -98,34 +124,39 @@ func TestRingOvertakesHeldSegments(t *testing.T) {
 	}
 	t.Logf("at the ring write of \"X\": %d segments held on the link, %d payload bytes", w.HeldSegs, w.HeldBytes)
 
-	// Shrunk in its in-flight form, it is the saved counterexample.
-	cfg.Accept = heldAtX
-	res, err := be.Shrink(ctx, tr, trace.Options{}, cfg, model.ErrStreamOrder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := res.Counterexample.Format()
-	if os.Getenv("SPLICECHECK_UPDATE") != "" {
-		head := "# ring_overtakes_held_segments: " + res.Violation.Error() + "\n" +
-			"# Defect (a) of the loopback-splice RFC on the netstack backend's two-host topology, with the\n" +
-			"# 17 TCP bytes held on the a>b Link while \"X\" goes into the ring (the exploring scheduler holds\n" +
-			"# segments and delivers one per kworker pick). Found by `pct` search of\n" +
-			"# testdata/traces/loopback/order_inflight.trace, shrunk (netstack.TestRingOvertakesHeldSegments).\n" +
-			"# Replay: splicecheck run --backend netstack --two-host FILE\n"
-		if err := os.MkdirAll("../testdata/traces/counterexamples/netstack", 0o755); err != nil {
+	if shrink {
+		// Shrunk in its in-flight form, it is the saved counterexample.
+		start := time.Now()
+		scfg := model.SearchConfig{Strategy: trace.StrategyPCT, Runs: shrinkRuns, Accept: heldAtX}
+		res, err := be.Shrink(ctx, tr, trace.Options{}, scfg, model.ErrStreamOrder)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(inflightCE, []byte(head+got), 0o644); err != nil {
-			t.Fatal(err)
+		t.Logf("shrunk in %v", time.Since(start))
+		got := res.Counterexample.Format()
+		if os.Getenv("SPLICECHECK_UPDATE") != "" {
+			head := "# ring_overtakes_held_segments: " + res.Violation.Error() + "\n" +
+				"# Defect (a) of the loopback-splice RFC on the netstack backend, with the 17 TCP bytes\n" +
+				"# after the ring's 16383 held on the a>b Link while \"X\" goes into the ring (the exploring\n" +
+				"# scheduler holds segments and delivers one per kworker pick). Found by `pct` search of\n" +
+				"# testdata/traces/loopback/order_inflight.trace on two hosts, shrunk\n" +
+				"# (netstack.TestRingOvertakesHeldSegments); the same schedule holds them on loopback.\n" +
+				"# Replay: splicecheck run --backend netstack --two-host FILE (or without --two-host)\n"
+			if err := os.MkdirAll(inflightCEDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(inflightCE, []byte(head+got), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	saved := loadTraceFile(t, inflightCE)
-	if !trace.Equal(saved, res.Counterexample) {
-		t.Errorf("shrunk counterexample differs from %s:\n%s", inflightCE, got)
+		if saved := loadTraceFile(t, inflightCE); !trace.Equal(saved, res.Counterexample) {
+			t.Errorf("shrunk counterexample differs from %s:\n%s", inflightCE, got)
+		}
 	}
 
 	// The saved trace replays the same run twice: same observations,
 	// same violation, the same segments held at the ring write.
+	saved := loadTraceFile(t, inflightCE)
 	var first string
 	var firstW model.RingWrite
 	for i := 0; i < 2; i++ {
@@ -146,8 +177,8 @@ func TestRingOvertakesHeldSegments(t *testing.T) {
 			t.Errorf("replay %d differs:\n%s %+v\nfirst:\n%s %+v", i, out, w, first, firstW)
 		}
 	}
-	// trace.Run (`splicecheck run --backend netstack --two-host`) replays
-	// the same observations.
+	// trace.Run (`splicecheck run --backend netstack`) replays the same
+	// observations.
 	obs, err := trace.Run(ctx, be, saved, trace.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -178,38 +209,40 @@ func (c countingTransport) DeliverOne() error {
 
 // TestHoldingOnlyWhenExploring: outside explore mode the model never
 // holds segments (they flow, and Settle delivers them, as before); an
-// exploring run on two hosts holds them and delivers every one.
+// exploring run holds them and delivers them one by one.
 func TestHoldingOnlyWhenExploring(t *testing.T) {
 	tr := loadTraceFile(t, inflightScenario)
 	ctx := context.Background()
-	var holds, delivered int
-	be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: func() (model.Transport, error) {
-		tp, err := NewTransport(TransportOptions{TwoHost: true})
+	for _, topo := range inflightTopologies {
+		var holds, delivered int
+		be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: func() (model.Transport, error) {
+			tp, err := NewTransport(topo.opts)
+			if err != nil {
+				return nil, err
+			}
+			return countingTransport{tp, &holds, &delivered}, nil
+		}})
 		if err != nil {
-			return nil, err
+			t.Fatal(err)
 		}
-		return countingTransport{tp, &holds, &delivered}, nil
-	}})
-	if err != nil {
-		t.Fatal(err)
+		plain := *tr
+		plain.Schedule = nil
+		if _, err := trace.Run(ctx, be, &plain, trace.Options{}); err != nil {
+			t.Fatalf("%s: FIFO run: %v", topo.name, err)
+		}
+		if holds != 0 || delivered != 0 {
+			t.Fatalf("%s: a FIFO run held segments: %d holds, %d deliveries", topo.name, holds, delivered)
+		}
+		o, err := be.ExploreRun(ctx, tr, trace.Options{}, model.NewRandomPolicy(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		if holds != 1 || delivered == 0 {
+			t.Fatalf("%s: an exploring run: %d holds, %d deliveries; want 1 and some", topo.name, holds, delivered)
+		}
+		t.Logf("%s: exploring run: %d segments delivered one by one, %d decisions", topo.name, delivered, o.Decisions)
 	}
-	plain := *tr
-	plain.Schedule = nil
-	if _, err := trace.Run(ctx, be, &plain, trace.Options{}); err != nil {
-		t.Fatalf("FIFO run on two hosts: %v", err)
-	}
-	if holds != 0 || delivered != 0 {
-		t.Fatalf("a FIFO run held segments: %d holds, %d deliveries", holds, delivered)
-	}
-	o, err := be.ExploreRun(ctx, tr, trace.Options{}, model.NewRandomPolicy(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Err != nil {
-		t.Fatal(o.Err)
-	}
-	if holds != 1 || delivered == 0 {
-		t.Fatalf("an exploring run: %d holds, %d deliveries; want 1 and some", holds, delivered)
-	}
-	t.Logf("exploring run: %d segments delivered one by one, %d decisions", delivered, o.Decisions)
 }

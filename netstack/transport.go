@@ -20,12 +20,22 @@ import (
 // transport at the end of every run (model.Config.Transport).
 type Transport struct {
 	topo  topologyCtl
+	links linkHolder // the topology's Links
 	a, b  *Host
 	two   *TwoHost // nil on loopback
 	conns []*Conn
-	// holding is set while the two-host links hold arriving segments
+	// holding is set while the links hold arriving segments
 	// (HoldSegments).
 	holding bool
+}
+
+// linkHolder is what Transport needs of a topology's Links to hold
+// segments in flight (TwoHost, Loopback).
+type linkHolder interface {
+	Hold() error
+	Unhold() error
+	Held() (segs, bytes int)
+	ReleaseOldest() error
 }
 
 // topologyCtl is what Transport needs of a topology.
@@ -66,13 +76,13 @@ func NewTransport(opts TransportOptions) (*Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Transport{topo: th, a: th.A(), b: th.B(), two: th}, nil
+		return &Transport{topo: th, links: th, a: th.A(), b: th.B(), two: th}, nil
 	}
 	lo, err := NewLoopback(opts.Options)
 	if err != nil {
 		return nil, err
 	}
-	return &Transport{topo: lo, a: lo.Host(), b: lo.Host()}, nil
+	return &Transport{topo: lo, links: lo, a: lo.Host(), b: lo.Host()}, nil
 }
 
 // TransportFactory returns a model.Config.Transport that builds a fresh
@@ -92,7 +102,7 @@ func (t *Transport) TwoHost() *TwoHost { return t.two }
 // settled after it. Segments held before stay held.
 func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 	if t.holding {
-		if err := t.two.Unhold(); err != nil {
+		if err := t.links.Unhold(); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -100,7 +110,7 @@ func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 	defer cancel()
 	a, b, err := Dial(ctx, t.a, t.b)
 	if t.holding {
-		err = errors.Join(err, t.topo.Settle(), t.two.Hold())
+		err = errors.Join(err, t.topo.Settle(), t.links.Hold())
 	}
 	if err != nil {
 		return nil, nil, err
@@ -109,28 +119,25 @@ func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 	return endpoint{a}, endpoint{b}, nil
 }
 
-// HoldSegments implements model.HoldingTransport: on, both Links of the
-// two-host topology hold every segment that arrives (TwoHost.Hold); off,
-// they pass segments again and keep what they hold (TwoHost.Unhold). On
-// loopback, whose segments gVisor's loopback NIC delivers inline inside
-// the sending call, there is no link to hold them on: the error wraps
-// model.ErrNoHold.
+// HoldSegments implements model.HoldingTransport: on, the topology's
+// Links hold every segment that arrives (TwoHost.Hold, Loopback.Hold);
+// off, they pass segments again and keep what they hold (Unhold).
 //
-// A held segment is a segment on the wire (or in a NIC's ring) that
-// the receiver's NET_RX softirq has not processed yet: net_rx_action()
-// (net/core/dev.c, v6.18) runs later, on another CPU or from ksoftirqd.
+// A held segment is one that left its sender and that the receiver's
+// NET_RX softirq has not processed yet: between two hosts it is on the
+// wire or in the NIC's ring; on loopback it waits on a CPU's backlog
+// (loopback_xmit → netif_rx → enqueue_to_backlog, net/core/dev.c,
+// v6.18) for net_rx_action, which runs later, on another CPU or from
+// ksoftirqd.
 func (t *Transport) HoldSegments(on bool) error {
-	if t.two == nil {
-		return fmt.Errorf("%w: the loopback topology has no link", model.ErrNoHold)
-	}
 	if on == t.holding {
 		return nil
 	}
 	var err error
 	if on {
-		err = t.two.Hold()
+		err = t.links.Hold()
 	} else {
-		err = t.two.Unhold()
+		err = t.links.Unhold()
 	}
 	if err != nil {
 		return err
@@ -139,24 +146,14 @@ func (t *Transport) HoldSegments(on bool) error {
 	return nil
 }
 
-// HeldSegments implements model.HoldingTransport: the segments both
-// links hold and their payload bytes.
-func (t *Transport) HeldSegments() (segs, bytes int) {
-	if t.two == nil {
-		return 0, 0
-	}
-	return t.two.Held()
-}
+// HeldSegments implements model.HoldingTransport: the segments the
+// topology's Links hold and their payload bytes.
+func (t *Transport) HeldSegments() (segs, bytes int) { return t.links.Held() }
 
 // DeliverOne implements model.HoldingTransport: the segment held
-// longest on either link is injected into its receiver
-// (TwoHost.ReleaseOldest); the model settles the stacks after it.
-func (t *Transport) DeliverOne() error {
-	if t.two == nil {
-		return fmt.Errorf("%w: the loopback topology has no link", model.ErrNoHold)
-	}
-	return t.two.ReleaseOldest()
-}
+// longest (on either link, between two hosts) is injected into its
+// receiver (ReleaseOldest); the model settles the stacks after it.
+func (t *Transport) DeliverOne() error { return t.links.ReleaseOldest() }
 
 // Settle implements model.Transport (Loopback.Settle, TwoHost.Settle).
 func (t *Transport) Settle() error { return t.topo.Settle() }
