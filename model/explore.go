@@ -207,7 +207,7 @@ func (s *Sched) settleExplore() {
 // Precondition: the task holds no model socket lock.
 func (t *Task) yieldPoint(where string) {
 	s := t.s
-	if t.kernel || s.cur != t {
+	if t.kernel || s.cur != t || s.inKernel > 0 {
 		return
 	}
 	// Every policy counts the yields of an op, so that a loop that

@@ -69,6 +69,10 @@ type Sched struct {
 	// exploration turns interleavings like this into policies.
 	tasksFirst bool
 
+	// inKernel counts the kernel contexts running (runKernel), nested
+	// ones included: while it is non-zero no yield point is live.
+	inKernel int
+
 	// kernelTask is `current` for kernel contexts (a kworker): it has its
 	// own task_frag and never parks.
 	kernelTask *Task
@@ -286,8 +290,17 @@ func (s *Sched) drainKernel(budget int) int {
 	return budget
 }
 
+// runKernel runs one kernel context. A kernel context may run on a
+// task's goroutine (the softirq a task's system call runs when it
+// re-enables bottom halves, the works syscallEnd drains), where s.cur is
+// still the task; inKernel keeps its yield points dead there: a kernel
+// context runs to its end, as a softirq or a work item does (a work item
+// never runs concurrently with itself: sk_psock_backlog's psock->work
+// would otherwise run twice at once).
 func (s *Sched) runKernel(w kwork) {
+	s.inKernel++
 	defer func() {
+		s.inKernel--
 		if p := recover(); p != nil {
 			s.setFatal(panicError("kernel context "+w.name, p))
 		}

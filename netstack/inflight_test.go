@@ -246,3 +246,18 @@ func TestHoldingOnlyWhenExploring(t *testing.T) {
 		t.Logf("%s: exploring run: %d segments delivered one by one, %d decisions", topo.name, delivered, o.Decisions)
 	}
 }
+
+// TestBacklogNotReentered replays the campaign's model-sound failure: a
+// psock backlog work drained on a task's goroutine must not yield, or
+// the kworker runs the same work again under it (a double free of skb).
+func TestBacklogNotReentered(t *testing.T) {
+	tr := loadTraceFile(t, inflightCEDir+"backlog_reentered_at_yield.trace")
+	for _, topo := range inflightTopologies {
+		if _, err := trace.Run(context.Background(), netstackBackend(t, topo.opts), tr, trace.Options{}); err != nil {
+			t.Errorf("%s: %v", topo.name, err)
+		}
+	}
+	if _, err := trace.Run(context.Background(), model.New(), tr, trace.Options{}); err != nil {
+		t.Errorf("model: %v", err)
+	}
+}
