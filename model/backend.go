@@ -118,6 +118,7 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 	if err != nil {
 		return nil, nil, err
 	}
+	r.k.stats.RingWrites = r.k.splice.writes
 	if err := r.teardown(); err != nil {
 		return nil, nil, fmt.Errorf("%s: at teardown: %w", t.File, err)
 	}

@@ -315,16 +315,16 @@ type Outcome struct {
 }
 
 // RingWrite is one splice_ring_write of a run, with what was in flight
-// when the sender found its peer's receive queue empty and wrote: the
-// segments (and their payload bytes) an external transport held on its
-// wire (HoldingTransport; 0 on the reference TCP, whose in-flight
-// segments are raised softirq work, counted in Softirq).
+// to the ring's reader when the sender, having found the reader's
+// receive queue empty, wrote: the segments (and their payload bytes) to
+// it an external transport held on its wire (HoldingTransport). Both
+// are 0 on the reference TCP, whose in-flight segments are raised
+// softirq work, not held segments.
 type RingWrite struct {
 	Sock      string // the sender
 	Bytes     int    // bytes written into the peer's ring
 	HeldSegs  int
 	HeldBytes int
-	Softirq   int // raised NET_RX work not yet run
 }
 
 // Received returns what sock's recv ops returned (not peeks), in the

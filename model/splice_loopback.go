@@ -261,10 +261,9 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 		// The defect (a) window: the peer's receive queue was empty when
 		// checked, TCP bytes of an earlier send may still be in flight.
 		k.yieldCur("splice_send_ring: peer rcv_queue checked empty, before splice_ring_write")
-		segs, bytes := k.s.heldSegments()
-		softirq := len(k.s.softirq)
+		segs, bytes := k.heldFor(peerS.Psock.Sk)
 		done := k.spliceRingWrite(peerS, src, min(size, space))
-		k.splice.writes = append(k.splice.writes, RingWrite{Sock: sk.Name, Bytes: done, HeldSegs: segs, HeldBytes: bytes, Softirq: softirq})
+		k.splice.writes = append(k.splice.writes, RingWrite{Sock: sk.Name, Bytes: done, HeldSegs: segs, HeldBytes: bytes})
 		peerS.RingRef.put()
 		if done == 0 {
 			break

@@ -163,7 +163,27 @@ func (x *extTCP) heldSegments() (segs, bytes int) {
 	if x.broken {
 		return 0, 0
 	}
-	return x.hold.HeldSegments()
+	return x.hold.HeldSegments(nil)
+}
+
+// heldFor returns the TCP segments (and their payload bytes) held in
+// flight to sk: none on the reference TCP, whose in-flight segments are
+// raised softirq work.
+func (k *kernel) heldFor(sk *Sock) (segs, bytes int) {
+	if x, ok := k.tcp.(*extTCP); ok {
+		return x.heldFor(sk)
+	}
+	return 0, 0
+}
+
+// heldFor returns the segments (and their payload bytes) held in flight
+// to sk.
+func (x *extTCP) heldFor(sk *Sock) (segs, bytes int) {
+	xs, ok := sk.TCP.(*extSock)
+	if x.hold == nil || !x.holding || x.broken || !ok || xs.ep == nil {
+		return 0, 0
+	}
+	return x.hold.HeldSegments(xs.ep)
 }
 
 // deliverOne is the arrival of the segment held longest (Sched.extDeliver):

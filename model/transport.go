@@ -56,9 +56,10 @@ type HoldingTransport interface {
 	// HoldSegments turns holding on or off. Off, segments arriving from
 	// then on pass and the held ones stay held until DeliverOne.
 	HoldSegments(on bool) error
-	// HeldSegments returns how many segments are held in flight and
-	// how many payload bytes they carry.
-	HeldSegments() (segs, bytes int)
+	// HeldSegments returns how many segments are held in flight to
+	// the endpoint to (every held segment when to is nil) and how many
+	// payload bytes they carry.
+	HeldSegments(to Endpoint) (segs, bytes int)
 	// DeliverOne hands the segment held longest to its receiver. The
 	// model settles the transport after it.
 	DeliverOne() error

@@ -3,6 +3,7 @@ package netstack
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -374,16 +375,21 @@ func (l *Link) heldHead() (uint64, bool) {
 	return l.held[0].heldAt, true
 }
 
-// heldBytes returns the held segments and their payload bytes.
-func (l *Link) heldBytes() (segs, bytes int) {
+// heldBytes returns the held segments to dst (all of them when dst is
+// the zero AddrPort) and their payload bytes.
+func (l *Link) heldBytes(dst netip.AddrPort) (segs, bytes int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range l.held {
+		if dst.IsValid() && (!p.tcp || p.seg.Dst != dst) {
+			continue
+		}
+		segs++
 		if p.tcp {
 			bytes += p.seg.Len
 		}
 	}
-	return len(l.held), bytes
+	return segs, bytes
 }
 
 // ReleaseN makes the first n held segments ready, in order, and leaves

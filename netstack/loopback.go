@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -61,8 +62,9 @@ func (l *Loopback) Hold() error { return l.lo.Hold() }
 // leaves the held ones held (Link.Unhold).
 func (l *Loopback) Unhold() error { return l.lo.Unhold() }
 
-// Held returns the segments the link holds and their payload bytes.
-func (l *Loopback) Held() (segs, bytes int) { return l.lo.heldBytes() }
+// Held returns the segments the link holds to dst (all of them when dst
+// is the zero AddrPort) and their payload bytes.
+func (l *Loopback) Held(dst netip.AddrPort) (segs, bytes int) { return l.lo.heldBytes(dst) }
 
 // ReleaseOldest injects the segment held longest (Link.ReleaseN(1)); it
 // fails with ErrNoSegment when none is held.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/splicecheck/splicecheck/model"
@@ -34,7 +35,7 @@ type Transport struct {
 type linkHolder interface {
 	Hold() error
 	Unhold() error
-	Held() (segs, bytes int)
+	Held(dst netip.AddrPort) (segs, bytes int)
 	ReleaseOldest() error
 }
 
@@ -116,7 +117,7 @@ func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 		return nil, nil, err
 	}
 	t.conns = append(t.conns, a, b)
-	return endpoint{a}, endpoint{b}, nil
+	return endpoint{a, a.LocalAddr()}, endpoint{b, b.LocalAddr()}, nil
 }
 
 // HoldSegments implements model.HoldingTransport: on, the topology's
@@ -147,8 +148,19 @@ func (t *Transport) HoldSegments(on bool) error {
 }
 
 // HeldSegments implements model.HoldingTransport: the segments the
-// topology's Links hold and their payload bytes.
-func (t *Transport) HeldSegments() (segs, bytes int) { return t.links.Held() }
+// topology's Links hold to the endpoint to (all of them when to is
+// nil) and their payload bytes.
+func (t *Transport) HeldSegments(to model.Endpoint) (segs, bytes int) {
+	var dst netip.AddrPort
+	if to != nil {
+		e, ok := to.(endpoint)
+		if !ok || !e.local.IsValid() {
+			return 0, 0
+		}
+		dst = e.local
+	}
+	return t.links.Held(dst)
+}
 
 // DeliverOne implements model.HoldingTransport: the segment held
 // longest (on either link, between two hosts) is injected into its
@@ -176,8 +188,12 @@ func (t *Transport) Close() error {
 	return errors.Join(t.topo.Close(), t.topo.Wait())
 }
 
-// endpoint is a Conn as a model.Endpoint.
-type endpoint struct{ c *Conn }
+// endpoint is a Conn as a model.Endpoint; local is its address, the
+// destination of the segments to it.
+type endpoint struct {
+	c     *Conn
+	local netip.AddrPort
+}
 
 // Write corks the endpoint for a write with more (MSG_MORE) and uncorks
 // it, which sends what the cork held, for a write without.

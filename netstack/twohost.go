@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"fmt"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -99,10 +100,11 @@ func (th *TwoHost) Unhold() error {
 	return th.ba.Unhold()
 }
 
-// Held returns the segments both links hold and their payload bytes.
-func (th *TwoHost) Held() (segs, bytes int) {
-	s1, b1 := th.ab.heldBytes()
-	s2, b2 := th.ba.heldBytes()
+// Held returns the segments both links hold to dst (all of them when
+// dst is the zero AddrPort) and their payload bytes.
+func (th *TwoHost) Held(dst netip.AddrPort) (segs, bytes int) {
+	s1, b1 := th.ab.heldBytes(dst)
+	s2, b2 := th.ba.heldBytes(dst)
 	return s1 + s2, b1 + b2
 }
 

@@ -195,6 +195,16 @@ func printCheckTable(e *env, profiles []string, outs []fuzz.Outcome, withRef boo
 	for _, n := range notes {
 		fmt.Fprintln(e.stdout, "  "+n)
 	}
+	for _, o := range outs {
+		if o.InFlight == nil {
+			continue
+		}
+		where := o.InFlightFile
+		if where == "" {
+			where = o.InFlight.Format()
+		}
+		fmt.Fprintf(e.stdout, "  %s, %s, with TCP segments held in flight: %s\n    %s\n", o.Profile, o.Property, where, o.InFlightDetail)
+	}
 	if unexpected > 0 {
 		fmt.Fprintf(e.stdout, "%d properties failed where expected to pass\n", unexpected)
 		return errDiverged
