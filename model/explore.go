@@ -22,7 +22,10 @@ import (
 //     work is one more candidate, "kworker", of every decision. A raised
 //     softirq stays queued (Sched.holdSoftirq), which is a segment still
 //     in flight: the receive path runs later, as from ksoftirqd, on
-//     another CPU (RPS) or behind a veth's NAPI.
+//     another CPU (RPS) or behind a veth's NAPI. On an external
+//     transport that holds segments (HoldingTransport: netstack's
+//     Links) the segments themselves stay on the wire, and a "kworker"
+//     pick delivers the one held longest (Sched.drainOne).
 //
 // Op dispatch is unchanged (the runner settles after each op), so the
 // races explored are those among threads running at the same time.
@@ -342,7 +345,8 @@ func (o *Outcome) Received(sock string) []byte {
 
 // ExploreRun runs t once under policy (which must be exploring: a
 // RandomPolicy, PCTPolicy or PicksPolicy) with the backend's mutations,
-// and records the run's choices.
+// on its transport if it has one (Config.Transport; closed before
+// ExploreRun returns), and records the run's choices.
 func (b *Backend) ExploreRun(ctx context.Context, t *trace.Trace, opts trace.Options, policy Policy) (*Outcome, error) {
 	if _, ok := policy.(exploringPolicy); !ok {
 		return nil, fmt.Errorf("explore %s: policy %T does not explore: %w", t.File, policy, ErrInternal)

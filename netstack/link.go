@@ -17,9 +17,10 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// Link is one direction of the two-host wire: it takes every packet the
-// sending stack writes to its channel endpoint and injects it into the
-// receiving stack's, under the harness's control.
+// Link is one direction of a topology's wire (between two hosts a>b and
+// b>a; on loopback lo, from the NIC back into it): it takes every packet
+// the sending stack writes to its channel endpoint and injects it into
+// the receiving stack's, under the harness's control.
 //
 // A segment arriving at the link goes through these steps, in order:
 //  1. after Close it is discarded;
@@ -356,7 +357,8 @@ func (l *Link) Release() (int, error) {
 
 // Unhold turns Hold off and leaves the held segments where they are:
 // segments arriving from now on pass, the held ones wait for ReleaseN or
-// Release.
+// Release (Transport.Dial lets a handshake through this way while the
+// model holds segments).
 func (l *Link) Unhold() error {
 	return l.control(func() error {
 		l.hold = false
