@@ -65,7 +65,24 @@ type Outcome struct {
 	Counterexample    *trace.Trace  // shrunk, with profile and schedule directives
 	File              string        // where it was written, if OutDir was set
 	Detail            string        // the shrunk counterexample's violation
+	// InFlight is, for stream-integrity on a loopback-splice profile, a
+	// counterexample in its in-flight form (the RFC's defect (a) with
+	// real segments): a failing run one of whose ring writes was made
+	// while TCP payload was held on the transport's wire (a model
+	// backend on a HoldingTransport: netstack), shrunk keeping that.
+	// The campaign goes on looking for one after the first failure.
+	InFlight       *trace.Trace
+	InFlightFile   string
+	InFlightDetail string
 }
+
+// inFlightProperty is the property whose in-flight form a campaign on a
+// loopback-splice profile looks for (Outcome.InFlight).
+const inFlightProperty = "stream-integrity"
+
+// inFlight returns the first ring write of r made while TCP payload was
+// held in flight.
+func inFlight(r *Run) (model.RingWrite, bool) { return r.Stats.InFlightRingWrite() }
 
 // Check runs the campaign and returns one Outcome per profile and
 // property, in order. A counterexample is shrunk with Minimize against the
@@ -114,7 +131,11 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 	r := &Run{Trace: t}
 	defer func() { r.Skipped = ctx.Err() != nil }()
-	r.Obs, r.Err = trace.Run(ctx, sut, t, trace.Options{})
+	if mb, ok := sut.(*model.Backend); ok {
+		r.Obs, r.Stats, r.Err = mb.RunTraceStats(ctx, t, trace.Options{})
+	} else {
+		r.Obs, r.Err = trace.Run(ctx, sut, t, trace.Options{})
+	}
 	if ref != nil {
 		r.Ref, r.RefErr = trace.Run(ctx, ref, t, trace.Options{})
 		if r.Ref == nil && r.RefErr == nil {
@@ -159,6 +180,11 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 		}
 		for i, pr := range props {
 			o := &outs[i]
+			if pair && o.Failed && o.InFlight == nil && pr.Name == inFlightProperty && !c.FirstOnly {
+				if err := c.inFlightForm(ctx, o, p, pr, sut, ref, r); err != nil {
+					return nil, err
+				}
+			}
 			if o.Failed {
 				continue
 			}
@@ -172,6 +198,11 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 			if c.FirstOnly {
 				open = 0
 				continue
+			}
+			if pair && pr.Name == inFlightProperty {
+				if err := c.inFlightForm(ctx, o, p, pr, sut, ref, r); err != nil {
+					return nil, err
+				}
 			}
 			o.Counterexample = Minimize(t, func(ct *trace.Trace) bool {
 				cr := c.runOne(ctx, sut, ref, ct)
@@ -194,6 +225,33 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 	return outs, nil
 }
 
+// inFlightForm makes r o's in-flight counterexample if r fails pr with
+// a ring write made while TCP payload was held in flight: it is shrunk
+// keeping both, and written to OutDir as PROFILE_PROPERTY_inflight.trace.
+func (c *Campaign) inFlightForm(ctx context.Context, o *Outcome, p trace.Profile, pr Property, sut, ref trace.Backend, r *Run) error {
+	if _, ok := inFlight(r); !ok || pr.Check(r) == nil {
+		return nil
+	}
+	fails := func(cr *Run) bool {
+		_, held := inFlight(cr)
+		return !cr.Skipped && held && pr.Check(cr) != nil
+	}
+	ce := Minimize(r.Trace, func(ct *trace.Trace) bool { return fails(c.runOne(ctx, sut, ref, ct)) })
+	cr := c.runOne(ctx, sut, ref, ce)
+	if !fails(cr) {
+		return nil // ran out of time while replaying: not judged
+	}
+	w, _ := inFlight(cr)
+	o.InFlight = ce
+	o.InFlightDetail = fmt.Sprintf("%v; %s's ring write of %d bytes was made while %d TCP segments (%d payload bytes) were held in flight",
+		pr.Check(cr), w.Sock, w.Bytes, w.HeldSegs, w.HeldBytes)
+	if c.OutDir == "" {
+		return nil
+	}
+	o.InFlightFile = filepath.Join(c.OutDir, strings.TrimSuffix(fileName(p.String(), pr.Name), ".trace")+"_inflight.trace")
+	return writeTrace(o.InFlightFile, o.Property, o.Profile, o.InFlightDetail, ce, c.Mutations)
+}
+
 // runOne is runOne within c.RunTimeout.
 func (c *Campaign) runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 	if c.RunTimeout > 0 {
@@ -209,14 +267,20 @@ func fileName(profile, property string) string {
 }
 
 func writeCounterexample(o *Outcome, mutations []string) error {
+	return writeTrace(o.File, o.Property, o.Profile, o.Detail, o.Counterexample, mutations)
+}
+
+// writeTrace writes counterexample ce of property on profile to file,
+// with detail as its header comment.
+func writeTrace(file, property, profile, detail string, ce *trace.Trace, mutations []string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Counterexample of %s on %s, found by `splicecheck check`", o.Property, o.Profile)
+	fmt.Fprintf(&b, "# Counterexample of %s on %s, found by `splicecheck check`", property, profile)
 	if len(mutations) > 0 {
 		fmt.Fprintf(&b, " with --mutate %s", strings.Join(mutations, ","))
 	}
-	fmt.Fprintf(&b, ".\n# %s\n", strings.ReplaceAll(o.Detail, "\n", "\n# "))
-	b.WriteString(o.Counterexample.Format())
-	if err := os.WriteFile(o.File, []byte(b.String()), 0o644); err != nil {
+	fmt.Fprintf(&b, ".\n# %s\n", strings.ReplaceAll(detail, "\n", "\n# "))
+	b.WriteString(ce.Format())
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("%w: write counterexample: %w", ErrCampaign, err)
 	}
 	return nil

@@ -11,7 +11,8 @@ var KnownFailures = map[string]map[string]string{
 	"linux-6.1":  mainlineFailures,
 	"linux-6.18+loopback-splice": with(mainlineFailures, map[string]string{
 		"stream-integrity": "the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older " +
-			"TCP bytes are in flight, and its ring bytes overtake them; and tcp_bpf_splice_recvmsg's ring-then-queue read lets TCP bytes overtake ring bytes",
+			"TCP bytes are in flight (on netstack: segments held on the link), and its ring bytes overtake them; and " +
+			"tcp_bpf_splice_recvmsg's ring-then-queue read lets TCP bytes overtake ring bytes",
 		"eof-after-data": "the posted RFC's defect (b): tcp_bpf_splice_recvmsg returns EOF on RCV_SHUTDOWN after an empty " +
 			"ring read, with bytes sent before the FIN landing in the ring meanwhile",
 		"no-teardown-leak": "the posted RFC's defect (b): each side holds a psock reference on the other and only " +

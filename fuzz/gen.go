@@ -150,6 +150,9 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 			}
 		}
 	}
+	if cfg.Pair && cfg.Threads && !cfg.KernelSafe && rapid.IntRange(0, 3).Draw(t, "ringrace") == 0 {
+		g.ringRace()
+	}
 	nops := rapid.IntRange(1, cfg.MaxOps).Draw(t, "ops")
 	for i := 0; i < nops; i++ {
 		if cfg.Splice && rapid.IntRange(0, 2).Draw(t, "spliceop") == 0 {
@@ -307,6 +310,37 @@ func (g *genState) op() {
 			return
 		}
 		g.line("pair %s %s", s, g.sock("pairsock"))
+	}
+}
+
+// ringRace writes a sender and a reader thread on the pair a1/a2 that
+// start together (both join a thread that sleeps a millisecond, so
+// neither runs before the other is dispatched): the sender fills the
+// peer's ring and sends the rest by TCP, then sends again; the reader
+// drains the ring meanwhile. Under an exploring schedule the TCP tail
+// may still be in flight when the next send finds the reader's receive
+// queue empty (the loopback-splice RFC's defect (a)). The reader takes
+// all that the ring-only profile's sender needs, and main joins both
+// before the trace goes on: the ring has one producer and one consumer,
+// and no later op sends or reads on the pair while the race runs.
+func (g *genState) ringRace() {
+	t := g.t
+	n := len(g.threads)
+	gate, snd, rcv := fmt.Sprintf("t%d", n+1), fmt.Sprintf("t%d", n+2), fmt.Sprintf("t%d", n+3)
+	g.threads = append(g.threads, gate, snd, rcv) // no later op takes their names
+	from, to := "a1", "a2"
+	if rapid.Bool().Draw(t, "racedir") {
+		from, to = to, from
+	}
+	g.line("@%s sleep 1", gate)
+	g.line("@%s join %s", rcv, gate)
+	g.line("@%s join %s", snd, gate)
+	g.line("@%s send %s 16400", snd, from)
+	g.line("@%s send %s %q", snd, from, rapid.SampledFrom([]string{"X", "MSG1", "hello\n"}).Draw(t, "racetail"))
+	g.line("@%s recv %s 16383", rcv, to)
+	g.line("@%s recv %s 100", rcv, to)
+	for _, th := range []string{rcv, snd, gate} {
+		g.line("join %s", th)
 	}
 }
 

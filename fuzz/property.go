@@ -29,6 +29,10 @@ type Run struct {
 	// Skipped: a run took longer than the campaign allows; it is not
 	// judged.
 	Skipped bool
+	// Stats is a model backend's account of the run (its ring writes,
+	// with the segments held in flight at each); nil on other backends
+	// and for a run that failed.
+	Stats *model.Stats
 }
 
 // Property is one checker of ../shared/DESIGN.md's properties. Check
@@ -127,9 +131,10 @@ func checkReference(r *Run) error {
 // not pass (drop and redirect move or discard bytes), when it is an iocopy
 // source (iocopy reads it) or its peer an iocopy destination (the bytes
 // written are the source's), when its peer sends from more than one thread
-// or it reads from more than one (their order is not trace order), or when
+// or it reads from more than one (their order is not trace order), when
 // a send of its peer was cut short by the runner's timeout (how much it
-// moved is unknown).
+// moved is unknown), or when it was in a map with a stream parser that
+// had a delete (the psock's bytes are lost then, on Linux too).
 func plainStreams(r *Run) map[string]string {
 	t := r.Trace
 	peer := map[string]string{}
@@ -139,11 +144,16 @@ func plainStreams(r *Run) map[string]string {
 		}
 	}
 	notPass := map[string]bool{}
+	parser := map[string]bool{} // maps with a stream parser
 	for _, op := range t.Ops {
 		if op.Kind == trace.OpProg && op.Prog.Verdict != trace.VerdictPass {
 			notPass[op.Map] = true
 		}
+		if op.Kind == trace.OpProg && op.Prog.Parser != 0 {
+			parser[op.Map] = true
+		}
 	}
+	inserted := map[string][]string{} // sockets inserted in each map
 	bad := map[string]bool{}
 	reader := map[string]string{}
 	sender := map[string]string{}
@@ -161,6 +171,17 @@ func plainStreams(r *Run) map[string]string {
 		case trace.OpInsert:
 			if notPass[op.Map] {
 				bad[op.A], bad[peer[op.A]] = true, true
+			}
+			inserted[op.Map] = append(inserted[op.Map], op.A)
+		case trace.OpDelete:
+			// A socket leaving a map with a stream parser loses the
+			// bytes its psock held, as Linux does
+			// (testdata/traces/findings/psock_delete_strparser_seq_warn.trace:
+			// sk_psock_drop frees them without advancing copied_seq).
+			if parser[op.Map] {
+				for _, s := range inserted[op.Map] {
+					bad[s] = true
+				}
 			}
 		case trace.OpIOCopy:
 			bad[op.A], bad[peer[op.B]] = true, true

@@ -29,7 +29,8 @@ type Config struct {
 	// Transport, if set, makes a fresh external TCP for every run, which
 	// the run uses instead of the reference TCP (tcp_ext.go); the run
 	// closes it at its end. Schedule exploration (ExploreRun, Search)
-	// always runs on the reference TCP.
+	// runs on it too; on a HoldingTransport it holds segments in flight
+	// as scheduler decisions.
 	Transport func() (Transport, error)
 	// Name is the backend's name; "" means "model".
 	Name string
@@ -101,18 +102,15 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 	}
 	r := newRun(t, opts, prof, policy)
 	r.k.mut = b.mut
-	if b.cfg.Transport != nil {
-		tr, terr := b.cfg.Transport()
-		if terr != nil {
-			return nil, nil, fmt.Errorf("%s: %w: %w", t.File, ErrTransport, terr)
-		}
-		x := newExtTCP(r.k, tr)
-		defer func() {
-			if cerr := x.closeTransport(); cerr != nil && err == nil {
-				err = fmt.Errorf("%s: %w", t.File, cerr)
-			}
-		}()
+	closeTr, err := b.attachTransport(r)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer func() {
+		if cerr := closeTr(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
 	// An exploring schedule always checks liveness (explore.go).
 	r.liveness = b.cfg.Liveness || r.s.explore
 	r.leaks = b.cfg.Liveness
@@ -120,10 +118,31 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 	if err != nil {
 		return nil, nil, err
 	}
+	r.k.stats.RingWrites = r.k.splice.writes
 	if err := r.teardown(); err != nil {
 		return nil, nil, fmt.Errorf("%s: at teardown: %w", t.File, err)
 	}
 	return obs, r.k.stats, nil
+}
+
+// attachTransport puts r on a fresh external TCP when the backend has
+// one (Config.Transport), and returns what closes it at the end of the
+// run (a no-op on the reference TCP).
+func (b *Backend) attachTransport(r *run) (func() error, error) {
+	if b.cfg.Transport == nil {
+		return func() error { return nil }, nil
+	}
+	tr, err := b.cfg.Transport()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", r.t.File, ErrTransport, err)
+	}
+	x := newExtTCP(r.k, tr)
+	return func() error {
+		if err := x.closeTransport(); err != nil {
+			return fmt.Errorf("%s: %w", r.t.File, err)
+		}
+		return nil
+	}, nil
 }
 
 // run is one execution of a trace.
@@ -261,7 +280,7 @@ func (r *run) teardown() (err error) {
 			if r.s.fatal != nil {
 				return false, r.s.fatal
 			}
-			if r.s.kwork.len() == 0 && r.s.softirq.len() == 0 && !r.s.advance() {
+			if !r.s.kernelPending() && !r.s.advance() {
 				return true, nil
 			}
 		}

@@ -89,9 +89,11 @@
 // Options.Seed) a seeded random choice; same trace and seed, same output.
 // `schedule random SEED`, `schedule pct D SEED` and `schedule picks I ...`
 // select the exploring policies (explore.go): yield points inside ops
-// become live and pending kernel contexts (softirq delivery, works) are
-// scheduled like threads, so segments can stay in flight; each such run
-// replays exactly from its directive.
+// become live and pending kernel contexts (softirq delivery, works, and
+// on a HoldingTransport the segments held on its wire) are scheduled
+// like threads, so segments can stay in flight; each such run replays
+// exactly from its directive. Kernel contexts never yield, even when
+// one runs on a task's goroutine (Sched.inKernel).
 //
 // # Ownership and lifetimes
 //
@@ -153,8 +155,12 @@
 // drives the transport's (Sched.onClock → Transport.Advance) and the
 // transport's next timer is one of the scheduler's events
 // (Sched.extTimer), so a run stays deterministic though gVisor has
-// goroutines. Schedule exploration always runs on RefTCP. What the
-// bridge does not do as Linux does is listed at extTCP.
+// goroutines. Schedule exploration runs on the transport too: on a
+// HoldingTransport (netstack's Links) the bridge holds every segment
+// in flight and the scheduler counts them as pending kernel work, so a
+// "kworker" pick delivers the oldest one, as it runs a held softirq
+// delivery on RefTCP (Sched.extHeld, tcp_ext.go's startHolding). What
+// the bridge does not do as Linux does is listed at extTCP.
 //
 // # Unlike Linux (deliberate, named gaps)
 //

@@ -22,7 +22,10 @@ import (
 //     work is one more candidate, "kworker", of every decision. A raised
 //     softirq stays queued (Sched.holdSoftirq), which is a segment still
 //     in flight: the receive path runs later, as from ksoftirqd, on
-//     another CPU (RPS) or behind a veth's NAPI.
+//     another CPU (RPS) or behind a veth's NAPI. On an external
+//     transport that holds segments (HoldingTransport: netstack's
+//     Links) the segments themselves stay on the wire, and a "kworker"
+//     pick delivers the one held longest (Sched.drainOne).
 //
 // Op dispatch is unchanged (the runner settles after each op), so the
 // races explored are those among threads running at the same time.
@@ -154,6 +157,11 @@ func (r *recorder) Pick(c []*Task) int {
 	return v
 }
 
+// SchedulePolicy returns the policy of an exploring `schedule`
+// directive (random, pct, picks), for ExploreRun; nil for any other
+// directive.
+func SchedulePolicy(s *trace.Schedule) Policy { return schedulePolicy(s) }
+
 // schedulePolicy returns the policy of an exploring `schedule` directive.
 func schedulePolicy(s *trace.Schedule) Policy {
 	switch s.Strategy {
@@ -169,13 +177,14 @@ func schedulePolicy(s *trace.Schedule) Policy {
 
 // settleExplore is settle in explore mode: every decision among the
 // ready tasks and, while kernel work is pending, the kernel contexts
-// ("kworker": one pending context runs, softirq work first) is the
+// ("kworker": one pending context runs, softirq work first, then a
+// segment an external transport holds in flight, drainOne) is the
 // policy's. A decision with one candidate is not the policy's.
 func (s *Sched) settleExplore() {
 	budget := kernelBudget
 	for s.fatal == nil {
 		cands := s.readyTasks()
-		if (s.kwork.len() > 0 || s.softirq.len() > 0) && budget > 0 {
+		if budget > 0 && s.kernelPending() {
 			cands = append(cands, s.kernelTask)
 		}
 		if len(cands) == 0 {
@@ -201,7 +210,7 @@ func (s *Sched) settleExplore() {
 // Precondition: the task holds no model socket lock.
 func (t *Task) yieldPoint(where string) {
 	s := t.s
-	if t.kernel || s.cur != t {
+	if t.kernel || s.cur != t || s.inKernel > 0 {
 		return
 	}
 	// Every policy counts the yields of an op, so that a loop that
@@ -302,13 +311,42 @@ type Outcome struct {
 	Picks     []int
 	Decisions int
 	Yields    int
+	// RingWrites are the run's loopback-splice ring writes, in order.
+	RingWrites []RingWrite
 
 	r *run
 }
 
+// RingWrite is one splice_ring_write of a run, with what was in flight
+// to the ring's reader when the sender, having found the reader's
+// receive queue empty, wrote: the segments (and their payload bytes) to
+// it an external transport held on its wire (HoldingTransport). Both
+// are 0 on the reference TCP, whose in-flight segments are raised
+// softirq work, not held segments.
+type RingWrite struct {
+	Sock      string // the sender
+	Bytes     int    // bytes written into the peer's ring
+	HeldSegs  int
+	HeldBytes int
+}
+
+// Received returns what sock's recv ops returned (not peeks), in the
+// order they completed.
+func (o *Outcome) Received(sock string) []byte {
+	var b []byte
+	for _, i := range o.r.doneOrder {
+		op := &o.Trace.Ops[i]
+		if res := o.Obs[i].Result; op.Kind == trace.OpRecv && op.A == sock && op.Flags&trace.FlagPeek == 0 && res.N > 0 && res.Err == 0 {
+			b = append(b, res.Data...)
+		}
+	}
+	return b
+}
+
 // ExploreRun runs t once under policy (which must be exploring: a
 // RandomPolicy, PCTPolicy or PicksPolicy) with the backend's mutations,
-// and records the run's choices.
+// on its transport if it has one (Config.Transport; closed before
+// ExploreRun returns), and records the run's choices.
 func (b *Backend) ExploreRun(ctx context.Context, t *trace.Trace, opts trace.Options, policy Policy) (*Outcome, error) {
 	if _, ok := policy.(exploringPolicy); !ok {
 		return nil, fmt.Errorf("explore %s: policy %T does not explore: %w", t.File, policy, ErrInternal)
@@ -325,8 +363,16 @@ func (b *Backend) ExploreRun(ctx context.Context, t *trace.Trace, opts trace.Opt
 	r := newRun(t, opts, prof, rec)
 	r.k.mut = b.mut
 	r.liveness = true
+	closeTr, err := b.attachTransport(r)
+	if err != nil {
+		return nil, err
+	}
 	obs, err := r.execute(ctx)
-	return &Outcome{Trace: t, Obs: obs, Err: err, Picks: rec.picks, Decisions: r.s.decisions, Yields: r.s.yields, r: r}, nil
+	if cerr := closeTr(); cerr != nil {
+		return nil, cerr
+	}
+	return &Outcome{Trace: t, Obs: obs, Err: err, Picks: rec.picks, Decisions: r.s.decisions, Yields: r.s.yields,
+		RingWrites: r.k.splice.writes, r: r}, nil
 }
 
 // Property errors: a run that violates a property of DESIGN.md. Match

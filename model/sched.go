@@ -75,6 +75,10 @@ type Sched struct {
 	// exploration turns interleavings like this into policies.
 	tasksFirst bool
 
+	// inKernel counts the kernel contexts running (runKernel), nested
+	// ones included: while it is non-zero no yield point is live.
+	inKernel int
+
 	// kernelTask is `current` for kernel contexts (a kworker): it has its
 	// own task_frag and never parks.
 	kernelTask *Task
@@ -88,6 +92,13 @@ type Sched struct {
 	// transport's next timer is due: an event of nextEvent's, which
 	// onClock fires by moving the transport's clock.
 	extTimer func() (time.Duration, bool)
+	// extHeld, if set, returns the segments (and their payload bytes)
+	// the external transport holds in flight, and extDeliver hands the
+	// oldest of them to its receiver (explore mode on a
+	// HoldingTransport, tcp_ext.go). Held segments are pending kernel
+	// work: a "kworker" pick delivers one (drainOne).
+	extHeld    func() (segs, bytes int)
+	extDeliver func()
 
 	// explore is set for the exploring policies (explore.go): yield
 	// points inside ops are live and pending kernel contexts are one more
@@ -233,6 +244,25 @@ func (s *Sched) runSoftirq(budget int) int {
 	return budget
 }
 
+// heldSegments returns the segments the external transport holds in
+// flight and their payload bytes (0, 0 without one that holds).
+func (s *Sched) heldSegments() (segs, bytes int) {
+	if s.extHeld == nil {
+		return 0, 0
+	}
+	return s.extHeld()
+}
+
+// kernelPending reports whether kernel work is pending: a kernel
+// context, raised softirq work, or a segment held in flight.
+func (s *Sched) kernelPending() bool {
+	if s.kwork.len() > 0 || s.softirq.len() > 0 {
+		return true
+	}
+	n, _ := s.heldSegments()
+	return n > 0
+}
+
 // queueWork queues a kernel context to run before the next task slice.
 func (s *Sched) queueWork(name string, fn func()) {
 	s.kwork.push(kwork{name: name, fn: fn})
@@ -296,8 +326,17 @@ func (s *Sched) drainKernel(budget int) int {
 	return budget
 }
 
+// runKernel runs one kernel context. A kernel context may run on a
+// task's goroutine (the softirq a task's system call runs when it
+// re-enables bottom halves, the works syscallEnd drains), where s.cur is
+// still the task; inKernel keeps its yield points dead there: a kernel
+// context runs to its end, as a softirq or a work item does (a work item
+// never runs concurrently with itself: sk_psock_backlog's psock->work
+// would otherwise run twice at once).
 func (s *Sched) runKernel(w kwork) {
+	s.inKernel++
 	defer func() {
+		s.inKernel--
 		if p := recover(); p != nil {
 			s.setFatal(panicError("kernel context "+w.name, p))
 		}
@@ -386,11 +425,17 @@ func (s *Sched) settle() {
 	}
 }
 
-// drainOne runs one pending kernel context (softirq work first).
+// drainOne runs one pending kernel context: raised softirq work first,
+// then the delivery of the segment held longest in flight (its NIC
+// receive, whose NET_RX processing it raises), then the other kernel
+// contexts.
 func (s *Sched) drainOne(budget int) int {
 	q := &s.kwork
 	if s.softirq.len() > 0 {
 		q = &s.softirq
+	} else if n, _ := s.heldSegments(); n > 0 {
+		s.runKernel(kwork{name: "segment_deliver", fn: s.extDeliver})
+		return budget - 1
 	}
 	s.runKernel(q.pop())
 	return budget - 1
@@ -411,7 +456,7 @@ func (s *Sched) run(t *Task) {
 // The error wraps ErrLostWakeup. Linux has such sleeps of its own (see
 // fuzz.KnownFailures), so the check runs only when Config.Liveness asks.
 func (s *Sched) checkLostWakeups() error {
-	if s.kwork.len() > 0 || s.softirq.len() > 0 || len(s.readyTasks()) > 0 {
+	if s.kernelPending() || len(s.readyTasks()) > 0 {
 		return nil
 	}
 	for _, w := range s.deferred {

@@ -113,6 +113,8 @@ type spliceStates struct {
 	// killedInFlight counts ring_ref kills that found a sender holding
 	// the ring (the release then waited for its put).
 	killedInFlight int
+	// writes records every ring write (Outcome.RingWrites).
+	writes []RingWrite
 }
 
 // skPsockIsSpliced mirrors sk_psock_is_spliced().
@@ -259,7 +261,9 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 		// The defect (a) window: the peer's receive queue was empty when
 		// checked, TCP bytes of an earlier send may still be in flight.
 		k.yieldCur("splice_send_ring: peer rcv_queue checked empty, before splice_ring_write")
+		segs, bytes := k.heldFor(peerS.Psock.Sk)
 		done := k.spliceRingWrite(peerS, src, min(size, space))
+		k.splice.writes = append(k.splice.writes, RingWrite{Sock: sk.Name, Bytes: done, HeldSegs: segs, HeldBytes: bytes})
 		peerS.RingRef.put()
 		if done == 0 {
 			break

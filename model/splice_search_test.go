@@ -36,25 +36,13 @@ func loadTrace(t *testing.T, path string) *trace.Trace {
 	return tr
 }
 
-// received returns what sock received, concatenated in completion order.
-func received(o *Outcome, sock string) []byte {
-	var b []byte
-	for _, i := range o.r.doneOrder {
-		op := &o.Trace.Ops[i]
-		if res := o.Obs[i].Result; op.Kind == trace.OpRecv && op.A == sock && op.Flags&trace.FlagPeek == 0 && res.N > 0 && res.Err == 0 {
-			b = append(b, res.Data...)
-		}
-	}
-	return b
-}
-
 // ringOvertakesTCP accepts the violations of defect (a): b received "X"
 // (sent by ring after the 16400 pattern bytes) before the last of them.
 func ringOvertakesTCP(o *Outcome, v error) bool {
 	if !errors.Is(v, ErrStreamOrder) {
 		return false
 	}
-	got := received(o, "b")
+	got := o.Received("b")
 	x := bytes.IndexByte(got, 'X')
 	want := trace.Pattern(0, 16400)
 	return x >= 0 && x < len(want) && bytes.Equal(got[:x], want[:x])

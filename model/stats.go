@@ -28,6 +28,26 @@ type Stats struct {
 	// Kernel counts copies made in kernel context, on nobody's behalf
 	// (rx copybreak). Its Moved is zero.
 	Kernel OpStats
+	// RingWrites are the run's loopback-splice ring writes, in order,
+	// each with the TCP segments held in flight when it was made (as
+	// Outcome.RingWrites).
+	RingWrites []RingWrite
+}
+
+// InFlightRingWrite returns the first ring write made while TCP payload
+// was held in flight on the transport's wire, if any: the sender found
+// its peer's receive queue empty while older TCP bytes had not arrived
+// (the loopback-splice RFC's defect (a) window).
+func (s *Stats) InFlightRingWrite() (RingWrite, bool) {
+	if s == nil {
+		return RingWrite{}, false
+	}
+	for _, w := range s.RingWrites {
+		if w.HeldBytes > 0 {
+			return w, true
+		}
+	}
+	return RingWrite{}, false
 }
 
 // OpStats is the accounting of one op kind.

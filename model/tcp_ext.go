@@ -89,6 +89,10 @@ type extTCP struct {
 	// more.
 	broken bool
 	buf    []byte // scratch for reads and writes
+	// hold is the transport's segment holding, used in explore mode
+	// only (startHolding); holding is set once the transport holds.
+	hold    HoldingTransport
+	holding bool
 }
 
 // extSock is the bridge's per-socket TCP state (Sock.TCP).
@@ -129,7 +133,73 @@ func newExtTCP(k *kernel, tr Transport) *extTCP {
 	k.tcp = x
 	k.s.onClock = x.onClock
 	k.s.extTimer = x.nextTimer
+	if h, ok := tr.(HoldingTransport); ok && k.s.explore {
+		x.hold = h
+	}
 	return x
+}
+
+// startHolding makes the transport hold its segments in flight, in
+// explore mode on a HoldingTransport, and makes them pending kernel
+// work of the scheduler (Sched.extHeld): the in-flight segments that
+// RefTCP keeps as raised NET_RX work (Sched.holdSoftirq) are real
+// segments on the transport's wire here, delivered one per "kworker"
+// pick (deliverOne).
+func (x *extTCP) startHolding() {
+	if x.hold == nil || x.holding || x.broken {
+		return
+	}
+	if err := x.hold.HoldSegments(true); err != nil {
+		x.fail("hold", err)
+		return
+	}
+	x.holding = true
+	x.k.s.extHeld = x.heldSegments
+	x.k.s.extDeliver = x.deliverOne
+}
+
+// heldSegments is the transport's held segments (Sched.extHeld).
+func (x *extTCP) heldSegments() (segs, bytes int) {
+	if x.broken {
+		return 0, 0
+	}
+	return x.hold.HeldSegments(nil)
+}
+
+// heldFor returns the TCP segments (and their payload bytes) held in
+// flight to sk: none on the reference TCP, whose in-flight segments are
+// raised softirq work.
+func (k *kernel) heldFor(sk *Sock) (segs, bytes int) {
+	if x, ok := k.tcp.(*extTCP); ok {
+		return x.heldFor(sk)
+	}
+	return 0, 0
+}
+
+// heldFor returns the segments (and their payload bytes) held in flight
+// to sk.
+func (x *extTCP) heldFor(sk *Sock) (segs, bytes int) {
+	xs, ok := sk.TCP.(*extSock)
+	if x.hold == nil || !x.holding || x.broken || !ok || xs.ep == nil {
+		return 0, 0
+	}
+	return x.hold.HeldSegments(xs.ep)
+}
+
+// deliverOne is the arrival of the segment held longest (Sched.extDeliver):
+// the receiving NIC takes it, and the receive processing it sets off
+// (the socket's rx, tcp_v4_rcv) is raised as NET_RX work, which runs as
+// the next "kworker" picks. It mirrors the driver's receive and
+// napi_schedule() (net/core/dev.c, v6.18) of one segment.
+func (x *extTCP) deliverOne() {
+	if x.broken {
+		return
+	}
+	if err := x.hold.DeliverOne(); err != nil {
+		x.fail("deliver", err)
+		return
+	}
+	x.step()
 }
 
 // fail records the first transport failure as the run's fatal error.
@@ -508,6 +578,7 @@ func (x *extTCP) Connect(a, b *Sock) {
 	a.State, b.State = TCPEstablished, TCPEstablished
 	x.socks = append(x.socks, xa, xb)
 	x.step()
+	x.startHolding()
 }
 
 // extSendChunk is how much sendmsg hands the endpoint per Write: a

@@ -37,6 +37,34 @@ type Transport interface {
 	Close() error
 }
 
+// HoldingTransport is a Transport that can keep segments in flight on
+// its wire and deliver them one at a time (netstack's Links, on both of
+// its topologies). In
+// explore mode the bridge turns holding on after the first Dial, and the
+// exploring scheduler counts the held segments as pending kernel work:
+// a "kworker" pick with segments held delivers the oldest one (then the
+// receive contexts it sets off run as further picks), as a softirq
+// delivery of an in-flight segment is a candidate on RefTCP
+// (Sched.holdSoftirq). Outside explore mode holding stays off and
+// segments flow as they are sent.
+//
+// Contract, beyond Transport's: Dial completes its handshake whether or
+// not segments are held (the handshake's segments are not held);
+// Settle leaves held segments held.
+type HoldingTransport interface {
+	Transport
+	// HoldSegments turns holding on or off. Off, segments arriving from
+	// then on pass and the held ones stay held until DeliverOne.
+	HoldSegments(on bool) error
+	// HeldSegments returns how many segments are held in flight to
+	// the endpoint to (every held segment when to is nil) and how many
+	// payload bytes they carry.
+	HeldSegments(to Endpoint) (segs, bytes int)
+	// DeliverOne hands the segment held longest to its receiver. The
+	// model settles the transport after it.
+	DeliverOne() error
+}
+
 // Endpoint is one end of a Transport connection, a non-blocking socket.
 // Errors match syscall.Errno values with errors.Is (errors.As to a
 // syscall.Errno gives the errno).

@@ -8,11 +8,13 @@
 // # Topologies
 //
 // NewLoopback builds one stack with a loopback NIC (127.0.0.1/8): both
-// ends of a connection share the stack, and gVisor's loopback link
-// delivers each segment inline as it is sent. NewTwoHost builds two
-// stacks, A (10.0.0.1) and B (10.0.0.2), joined by channel endpoints like
-// a container's veth pair; every segment crosses a Link (AtoB, BtoA) that
-// the harness controls. Dial(ctx, a, b) makes one established connection
+// ends of a connection share the stack, and one Link (Lo) takes each
+// segment the NIC sends back into it, inline as it is sent unless the
+// harness holds it (the NIC is a channel endpoint with the capabilities
+// of gVisor's loopback link). NewTwoHost builds two stacks, A (10.0.0.1)
+// and B (10.0.0.2), joined by channel endpoints like a container's veth
+// pair; every segment crosses a Link (AtoB, BtoA) that the harness
+// controls. Dial(ctx, a, b) makes one established connection
 // the way the trace language's `conn A B` does (a connects, b accepts).
 //
 // # Time and determinism
@@ -46,6 +48,16 @@
 // Transport always runs on the manual clock. backend_test.go runs the
 // kernel corpus and testdata/traces/plaintcp on it against the kernels'
 // goldens and names every divergence with its cause.
+//
+// Transport is a model.HoldingTransport: under an exploring schedule
+// the model makes the topology's Links hold every segment after the
+// first Dial, and delivers the one held longest (of both links, between
+// two hosts: TwoHost.ReleaseOldest) each time its policy picks the
+// "kworker", so that a TCP segment stays in flight while threads run,
+// as a segment on the wire or on a CPU's backlog does on Linux. A Dial
+// lets its handshake pass. Outside explore mode nothing is held.
+// inflight_test.go finds the loopback-splice RFC's defect (a) that way
+// (testdata/traces/counterexamples/netstack/).
 //
 // # Ownership and lifetimes
 //

@@ -3,8 +3,10 @@ package netstack
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -15,9 +17,10 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// Link is one direction of the two-host wire: it takes every packet the
-// sending stack writes to its channel endpoint and injects it into the
-// receiving stack's, under the harness's control.
+// Link is one direction of a topology's wire (between two hosts a>b and
+// b>a; on loopback lo, from the NIC back into it): it takes every packet
+// the sending stack writes to its channel endpoint and injects it into
+// the receiving stack's, under the harness's control.
 //
 // A segment arriving at the link goes through these steps, in order:
 //  1. after Close it is discarded;
@@ -75,6 +78,10 @@ type Link struct {
 	observe    func(LinkEvent)
 	stats      LinkStats
 	arrivals   uint64
+	// order, if set, stamps every segment the link holds (heldAt) from a
+	// counter shared by the links of one topology, so that the oldest
+	// held segment of the topology can be told (TwoHost.ReleaseOldest).
+	order *atomic.Uint64
 }
 
 // linkPacket is one packet owned by a link: buf holds the IPv4 packet;
@@ -86,6 +93,8 @@ type linkPacket struct {
 	due   time.Time
 	timer tcpip.Timer // the delay's timer, stopped if the link closes first
 	n     uint64      // arrival number
+	// heldAt orders the held segments of every link sharing Link.order.
+	heldAt uint64
 }
 
 // LinkStats counts what a link did with the packets it got, and what it
@@ -197,6 +206,9 @@ func (l *Link) arrive(buf buffer.Buffer) {
 	case l.dropIf != nil && p.tcp && l.dropIf(l.withPayload(p)):
 		l.dropLocked(p)
 	case l.hold:
+		if l.order != nil {
+			p.heldAt = l.order.Add(1)
+		}
 		l.held = append(l.held, p)
 		l.emit(ActHold, p)
 	case l.delay > 0:
@@ -341,6 +353,45 @@ func (l *Link) Release() (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// Unhold turns Hold off and leaves the held segments where they are:
+// segments arriving from now on pass, the held ones wait for ReleaseN or
+// Release (Transport.Dial lets a handshake through this way while the
+// model holds segments).
+func (l *Link) Unhold() error {
+	return l.control(func() error {
+		l.hold = false
+		return nil
+	})
+}
+
+// heldHead returns the order stamp of the next held segment to be
+// released, and false if none is held.
+func (l *Link) heldHead() (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.held) == 0 {
+		return 0, false
+	}
+	return l.held[0].heldAt, true
+}
+
+// heldBytes returns the held segments to dst (all of them when dst is
+// the zero AddrPort) and their payload bytes.
+func (l *Link) heldBytes(dst netip.AddrPort) (segs, bytes int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.held {
+		if dst.IsValid() && (!p.tcp || p.seg.Dst != dst) {
+			continue
+		}
+		segs++
+		if p.tcp {
+			bytes += p.seg.Len
+		}
+	}
+	return segs, bytes
 }
 
 // ReleaseN makes the first n held segments ready, in order, and leaves

@@ -2,20 +2,35 @@ package netstack
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // Loopback is one stack with a loopback NIC holding 127.0.0.1/8: both
-// ends of every connection live in the same stack, and segments are
-// delivered inline by gVisor's loopback link as they are sent (there is
-// no Link to control). It is the model's `conn A B` over lo.
+// ends of every connection live in the same stack. It is the model's
+// `conn A B` over lo.
+//
+// The NIC is a channel endpoint with the capabilities of gVisor's
+// loopback link (link/loopback: checksum offload, loopback) whose
+// outbound packets one Link (Lo) injects back into its inbound side.
+// Unheld, the Link delivers each segment inline in the sender's write,
+// as gVisor's loopback link and Linux's loopback_xmit → netif_rx do;
+// held, a segment stays in flight until the harness releases it, as a
+// segment queued on the backlog of a CPU whose NET_RX softirq has not
+// run yet (enqueue_to_backlog, net/core/dev.c, v6.18).
 type Loopback struct {
 	t    *topology
 	host *Host
+	lo   *Link
 }
+
+// loopbackCaps are the capabilities of gVisor's loopback link endpoint
+// (link/loopback's Capabilities, without save/restore).
+const loopbackCaps = stack.CapabilityRXChecksumOffload | stack.CapabilityTXChecksumOffload | stack.CapabilityLoopback
 
 // NewLoopback builds the loopback topology. On error nothing is left
 // running. The caller owns the result and must end with Close then Wait.
@@ -24,15 +39,36 @@ func NewLoopback(opts Options) (*Loopback, error) {
 	if err != nil {
 		return nil, err
 	}
-	ep := loopback.New()
-	ep.SetMTU(mtu)
+	ep := channel.New(channelQueue, mtu, "")
+	ep.LinkEPCapabilities = loopbackCaps
 	addr := tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4([4]byte{127, 0, 0, 1}), PrefixLen: 8}
 	h, err := t.newHost("lo", 0, ep, addr)
 	if err != nil {
 		return nil, teardown(t, fmt.Errorf("loopback: %w", err))
 	}
-	return &Loopback{t: t, host: h}, nil
+	lo := newLink("lo", t.clock, ep, ep)
+	t.addLink(lo)
+	return &Loopback{t: t, host: h, lo: lo}, nil
 }
+
+// Lo returns the link that carries every segment from the stack back
+// into it.
+func (l *Loopback) Lo() *Link { return l.lo }
+
+// Hold makes the link hold the segments arriving from now on (Link.Hold).
+func (l *Loopback) Hold() error { return l.lo.Hold() }
+
+// Unhold makes the link pass the segments arriving from now on and
+// leaves the held ones held (Link.Unhold).
+func (l *Loopback) Unhold() error { return l.lo.Unhold() }
+
+// Held returns the segments the link holds to dst (all of them when dst
+// is the zero AddrPort) and their payload bytes.
+func (l *Loopback) Held(dst netip.AddrPort) (segs, bytes int) { return l.lo.heldBytes(dst) }
+
+// ReleaseOldest injects the segment held longest (Link.ReleaseN(1)); it
+// fails with ErrNoSegment when none is held.
+func (l *Loopback) ReleaseOldest() error { return l.lo.ReleaseN(1) }
 
 // teardown closes and waits for a topology a constructor failed to
 // finish, and returns err.

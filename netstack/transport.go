@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/splicecheck/splicecheck/model"
@@ -20,9 +21,22 @@ import (
 // transport at the end of every run (model.Config.Transport).
 type Transport struct {
 	topo  topologyCtl
+	links linkHolder // the topology's Links
 	a, b  *Host
 	two   *TwoHost // nil on loopback
 	conns []*Conn
+	// holding is set while the links hold arriving segments
+	// (HoldSegments).
+	holding bool
+}
+
+// linkHolder is what Transport needs of a topology's Links to hold
+// segments in flight (TwoHost, Loopback).
+type linkHolder interface {
+	Hold() error
+	Unhold() error
+	Held(dst netip.AddrPort) (segs, bytes int)
+	ReleaseOldest() error
 }
 
 // topologyCtl is what Transport needs of a topology.
@@ -50,7 +64,7 @@ type TransportOptions struct {
 // instead of a hang.
 const dialTimeout = 10 * time.Second
 
-var _ model.Transport = (*Transport)(nil)
+var _ model.HoldingTransport = (*Transport)(nil)
 
 // NewTransport builds the topology opts selects. The caller owns the
 // result and must Close it.
@@ -63,13 +77,13 @@ func NewTransport(opts TransportOptions) (*Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Transport{topo: th, a: th.A(), b: th.B(), two: th}, nil
+		return &Transport{topo: th, links: th, a: th.A(), b: th.B(), two: th}, nil
 	}
 	lo, err := NewLoopback(opts.Options)
 	if err != nil {
 		return nil, err
 	}
-	return &Transport{topo: lo, a: lo.Host(), b: lo.Host()}, nil
+	return &Transport{topo: lo, links: lo, a: lo.Host(), b: lo.Host()}, nil
 }
 
 // TransportFactory returns a model.Config.Transport that builds a fresh
@@ -83,16 +97,75 @@ func TransportFactory(opts TransportOptions) func() (model.Transport, error) {
 func (t *Transport) TwoHost() *TwoHost { return t.two }
 
 // Dial implements model.Transport: a connects, b is accepted.
+//
+// While segments are held (HoldSegments) the handshake's segments pass:
+// the links stop holding for the Dial and hold again once the stacks
+// settled after it. Segments held before stay held.
 func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
+	if t.holding {
+		if err := t.links.Unhold(); err != nil {
+			return nil, nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	a, b, err := Dial(ctx, t.a, t.b)
+	if t.holding {
+		err = errors.Join(err, t.topo.Settle(), t.links.Hold())
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	t.conns = append(t.conns, a, b)
-	return endpoint{a}, endpoint{b}, nil
+	return endpoint{a, a.LocalAddr()}, endpoint{b, b.LocalAddr()}, nil
 }
+
+// HoldSegments implements model.HoldingTransport: on, the topology's
+// Links hold every segment that arrives (TwoHost.Hold, Loopback.Hold);
+// off, they pass segments again and keep what they hold (Unhold).
+//
+// A held segment is one that left its sender and that the receiver's
+// NET_RX softirq has not processed yet: between two hosts it is on the
+// wire or in the NIC's ring; on loopback it waits on a CPU's backlog
+// (loopback_xmit → netif_rx → enqueue_to_backlog, net/core/dev.c,
+// v6.18) for net_rx_action, which runs later, on another CPU or from
+// ksoftirqd.
+func (t *Transport) HoldSegments(on bool) error {
+	if on == t.holding {
+		return nil
+	}
+	var err error
+	if on {
+		err = t.links.Hold()
+	} else {
+		err = t.links.Unhold()
+	}
+	if err != nil {
+		return err
+	}
+	t.holding = on
+	return nil
+}
+
+// HeldSegments implements model.HoldingTransport: the segments the
+// topology's Links hold to the endpoint to (all of them when to is
+// nil) and their payload bytes.
+func (t *Transport) HeldSegments(to model.Endpoint) (segs, bytes int) {
+	var dst netip.AddrPort
+	if to != nil {
+		e, ok := to.(endpoint)
+		if !ok || !e.local.IsValid() {
+			return 0, 0
+		}
+		dst = e.local
+	}
+	return t.links.Held(dst)
+}
+
+// DeliverOne implements model.HoldingTransport: the segment held
+// longest (on either link, between two hosts) is injected into its
+// receiver (ReleaseOldest); the model settles the stacks after it.
+func (t *Transport) DeliverOne() error { return t.links.ReleaseOldest() }
 
 // Settle implements model.Transport (Loopback.Settle, TwoHost.Settle).
 func (t *Transport) Settle() error { return t.topo.Settle() }
@@ -115,8 +188,12 @@ func (t *Transport) Close() error {
 	return errors.Join(t.topo.Close(), t.topo.Wait())
 }
 
-// endpoint is a Conn as a model.Endpoint.
-type endpoint struct{ c *Conn }
+// endpoint is a Conn as a model.Endpoint; local is its address, the
+// destination of the segments to it.
+type endpoint struct {
+	c     *Conn
+	local netip.AddrPort
+}
 
 // Write corks the endpoint for a write with more (MSG_MORE) and uncorks
 // it, which sends what the cork held, for a write without.

@@ -53,6 +53,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	budget := fs.Duration("time", 20*time.Second, "time budget per profile")
 	maxTraces := fs.Int("traces", 0, "stop a profile after this many traces (0: only the time budget)")
 	backendName := fs.String("backend", "model", "backend under test: model or netstack")
+	twoHost := fs.Bool("two-host", false, "netstack backend: connections between two stacks over a 1500-byte link instead of one loopback stack")
 	seed := fs.Uint64("seed", 1, "seed of the first trace (trace i uses seed+i)")
 	outDir := fs.String("out", "out/check", "directory for counterexample traces")
 	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see --mutate list")
@@ -91,7 +92,10 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	if len(mutations) > 0 && *backendName != "model" {
 		return usagef("--mutate: mutations are of the model backend, not %q", *backendName)
 	}
-	b, err := openBackend("--backend", *backendName, backendConfig{mutations: mutations})
+	if *twoHost && *backendName != "netstack" {
+		return usagef("--two-host is an option of the netstack backend, not %q", *backendName)
+	}
+	b, err := openBackend("--backend", *backendName, backendConfig{mutations: mutations, twoHost: *twoHost})
 	if err != nil {
 		return err
 	}
@@ -190,6 +194,16 @@ func printCheckTable(e *env, profiles []string, outs []fuzz.Outcome, withRef boo
 	}
 	for _, n := range notes {
 		fmt.Fprintln(e.stdout, "  "+n)
+	}
+	for _, o := range outs {
+		if o.InFlight == nil {
+			continue
+		}
+		where := o.InFlightFile
+		if where == "" {
+			where = o.InFlight.Format()
+		}
+		fmt.Fprintf(e.stdout, "  %s, %s, with TCP segments held in flight: %s\n    %s\n", o.Profile, o.Property, where, o.InFlightDetail)
 	}
 	if unexpected > 0 {
 		fmt.Fprintf(e.stdout, "%d properties failed where expected to pass\n", unexpected)

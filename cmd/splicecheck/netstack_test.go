@@ -53,9 +53,27 @@ func TestRunNetstackPcap(t *testing.T) {
 		{"run", "--pcap", out, p},                             // not the netstack backend
 		{"run", "--backend", "netstack", "--pcap", out, p, p}, // two traces
 		{"run", "--backend", "model", "--two-host", p},
+		{"check", "--two-host", "--traces", "1"}, // not the netstack backend
 	} {
 		if code, _, errOut := runCLI(t, args...); code != exitBadInput {
 			t.Errorf("%v: code %d stderr %q", args, code, errOut)
+		}
+	}
+}
+
+// TestCheckNetstackInFlight: `check --backend netstack` on the RFC
+// reports its ordering defect with TCP segments held in flight, on
+// either topology.
+func TestCheckNetstackInFlight(t *testing.T) {
+	for _, extra := range [][]string{nil, {"--two-host"}} {
+		out := t.TempDir()
+		args := append([]string{"check", "--backend", "netstack", "--profile", "loopback-splice", "--traces", "60", "--out", out}, extra...)
+		code, stdout, errOut := runCLI(t, args...)
+		if code != exitOK || !strings.Contains(stdout, "stream-integrity, with TCP segments held in flight: ") {
+			t.Errorf("%v: code %d stdout %q stderr %q", args, code, stdout, errOut)
+		}
+		if _, err := os.Stat(filepath.Join(out, "linux_6.18_loopback_splice_stream_integrity_inflight.trace")); err != nil {
+			t.Errorf("%v: %v", args, err)
 		}
 	}
 }
