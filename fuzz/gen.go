@@ -91,6 +91,14 @@ func (g *genState) sock(label string) string {
 	return rapid.SampledFrom(g.socks).Draw(g.t, label)
 }
 
+// tcpPeer is the other end of s's connection (a1 ↔ a2).
+func tcpPeer(s string) string {
+	if s[1] == '1' {
+		return s[:1] + "2"
+	}
+	return s[:1] + "1"
+}
+
 func genSource(t *rapid.T, cfg GenConfig) string {
 	g := &genState{t: t, cfg: cfg, timeo: map[string]bool{}}
 	nconn := rapid.IntRange(cfg.MinConns, cfg.MaxConns).Draw(t, "conns")
@@ -309,7 +317,11 @@ func (g *genState) op() {
 			g.line("state %s", s)
 			return
 		}
-		g.line("pair %s %s", s, g.sock("pairsock"))
+		// A sock_ops program pairs the two ends of one flow (the
+		// RFC's selftest looks the peer up by its 4-tuple); the
+		// kfunc itself does not check that they are peers, which
+		// model.TestPairCrossesConnections pins.
+		g.line("pair %s %s", s, tcpPeer(s))
 	}
 }
 

@@ -155,3 +155,53 @@ recv b 100
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestPairCrossesConnections pins what bpf_sock_splice_pair does with two
+// sockets of different connections (the kfunc checks their states, not
+// that they are peers): on both loopback-splice profiles the pair carries
+// c1's bytes into b2, whose own peer sent nothing.
+func TestPairCrossesConnections(t *testing.T) {
+	tr := loadTrace(t, ceDir+"rfc_pair_crosses_connections.trace")
+	for _, profile := range []string{"linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
+		obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
+		if err != nil {
+			t.Fatalf("%s: %v", profile, err)
+		}
+		last := obs[len(obs)-1]
+		if last.Result.N != 3 || string(last.Result.Data) != "\x00\xff\n" {
+			t.Errorf("%s: %s => %v, want c1's 3 bytes through the pair", profile, last.Op, last.Result)
+		}
+	}
+}
+
+// TestRedirectLoopClosedPair: both ends of a pair are closed while kernel
+// work feeds itself (an sk_msg egress redirect of b2 to itself). The
+// dropped psocks' destroy works wait behind it; that is not a leak.
+func TestRedirectLoopClosedPair(t *testing.T) {
+	tr := loadTrace(t, scenarioDir+"redirect_loop_closed_pair.trace")
+	b, err := NewWithConfig(Config{Liveness: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trace.Run(context.Background(), b, tr, trace.Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPairThenMsgProgReorders pins what a paired sender does once an
+// sk_msg program is attached to it: its sendmsg is tcp_bpf_sendmsg, not
+// the ring's, so its next bytes overtake the ones still in the ring, on
+// both loopback-splice profiles.
+func TestPairThenMsgProgReorders(t *testing.T) {
+	tr := loadTrace(t, ceDir+"pair_then_msg_prog_reorders.trace")
+	for _, profile := range []string{"linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
+		obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
+		if err != nil {
+			t.Fatalf("%s: %v", profile, err)
+		}
+		last := obs[len(obs)-1]
+		if string(last.Result.Data) != "\x00\xff\n" {
+			t.Errorf("%s: %s => %v, want the TCP bytes before the ring's \"TCP1\"", profile, last.Op, last.Result)
+		}
+	}
+}
