@@ -320,7 +320,7 @@ func (g *genState) op() {
 		// A sock_ops program pairs the two ends of one flow (the
 		// RFC's selftest looks the peer up by its 4-tuple); the
 		// kfunc itself does not check that they are peers, which
-		// model.TestPairCrossesConnections pins.
+		// model.TestPairedSocketBehaviours pins.
 		g.line("pair %s %s", s, tcpPeer(s))
 	}
 }

@@ -156,20 +156,28 @@ recv b 100
 	}
 }
 
-// TestPairCrossesConnections pins what bpf_sock_splice_pair does with two
-// sockets of different connections (the kfunc checks their states, not
-// that they are peers): on both loopback-splice profiles the pair carries
-// c1's bytes into b2, whose own peer sent nothing.
-func TestPairCrossesConnections(t *testing.T) {
-	tr := loadTrace(t, ceDir+"rfc_pair_crosses_connections.trace")
-	for _, profile := range []string{"linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
-		obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
-		if err != nil {
-			t.Fatalf("%s: %v", profile, err)
-		}
-		last := obs[len(obs)-1]
-		if last.Result.N != 3 || string(last.Result.Data) != "\x00\xff\n" {
-			t.Errorf("%s: %s => %v, want c1's 3 bytes through the pair", profile, last.Op, last.Result)
+// TestPairedSocketBehaviours pins two things the RFC's pairing does that
+// a sock_ops program can run into, on both loopback-splice profiles:
+//   - a pair across connections: bpf_sock_splice_pair checks the two
+//     sockets' states, not that they are peers, so c1's bytes reach b2,
+//     whose own peer sent nothing;
+//   - a paired sender that gains an sk_msg program: its sendmsg is then
+//     tcp_bpf_sendmsg, not the ring's, so its next bytes overtake the ones
+//     still in the ring.
+func TestPairedSocketBehaviours(t *testing.T) {
+	for _, c := range []struct{ file, want string }{
+		{"rfc_pair_crosses_connections", "\x00\xff\n"}, // c1's 3 bytes through the pair
+		{"pair_then_msg_prog_reorders", "\x00\xff\n"},  // the TCP bytes before the ring's "TCP1"
+	} {
+		tr := loadTrace(t, ceDir+c.file+".trace")
+		for _, profile := range []string{"linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
+			obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
+			if err != nil {
+				t.Fatalf("%s on %s: %v", c.file, profile, err)
+			}
+			if last := obs[len(obs)-1]; string(last.Result.Data) != c.want {
+				t.Errorf("%s on %s: %s => %v, want %q", c.file, profile, last.Op, last.Result, c.want)
+			}
 		}
 	}
 }
@@ -185,23 +193,5 @@ func TestRedirectLoopClosedPair(t *testing.T) {
 	}
 	if _, err := trace.Run(context.Background(), b, tr, trace.Options{}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestPairThenMsgProgReorders pins what a paired sender does once an
-// sk_msg program is attached to it: its sendmsg is tcp_bpf_sendmsg, not
-// the ring's, so its next bytes overtake the ones still in the ring, on
-// both loopback-splice profiles.
-func TestPairThenMsgProgReorders(t *testing.T) {
-	tr := loadTrace(t, ceDir+"pair_then_msg_prog_reorders.trace")
-	for _, profile := range []string{"linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
-		obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
-		if err != nil {
-			t.Fatalf("%s: %v", profile, err)
-		}
-		last := obs[len(obs)-1]
-		if string(last.Result.Data) != "\x00\xff\n" {
-			t.Errorf("%s: %s => %v, want the TCP bytes before the ring's \"TCP1\"", profile, last.Op, last.Result)
-		}
 	}
 }
