@@ -117,6 +117,15 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
+// BenchmarkStream moves a 256 MiB plain-TCP stream through the live
+// kernel per iteration, the trace netstack.BenchmarkBackendStream and
+// BenchmarkRefStream run on the model, and reports MB/s.
+func BenchmarkStream(b *testing.B) {
+	testenv.RequireKernel(b, Available)
+	tr := testenv.StreamTrace(b, testenv.StreamSize, testenv.StreamChunk, false)
+	testenv.BenchStream(b, New(Config{}), tr, trace.Options{OpTimeout: time.Minute})
+}
+
 // BenchmarkCorpus runs the whole kernel corpus per iteration and reports
 // kernel-backend traces per second.
 func BenchmarkCorpus(b *testing.B) {

@@ -1,55 +1,35 @@
 package netstack
 
 import (
-	"context"
-	"fmt"
-	"strings"
 	"testing"
 
+	"github.com/splicecheck/splicecheck/internal/testenv"
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// streamTrace is a plain-TCP trace that moves size bytes from a1 to a2:
-// a writer thread sends them in one send, main reads them back in
-// chunk-byte MSG_WAITALL reads.
-func streamTrace(tb testing.TB, size, chunk int) *trace.Trace {
-	tb.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "conn a1 a2\n@w send a1 %d\n", size)
-	for got := 0; got < size; got += chunk {
-		fmt.Fprintf(&b, "recv a2 %d waitall\n", min(chunk, size-got))
-	}
-	b.WriteString("join w\nclose a1\nrecv a2 1\n")
-	tr, err := trace.Parse("stream.trace", []byte(b.String()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return tr
-}
-
-// BenchmarkBackendStream moves a 256 MiB plain-TCP stream through the
-// model on gVisor (the netstack backend) per iteration and reports MB/s
-// (10^6 bytes per second). BenchmarkRefStream is the same trace on the
-// model's reference TCP.
+// BenchmarkBackendStream moves a 256 MiB stream through the model on
+// gVisor (the netstack backend) per iteration and reports MB/s (10^6
+// bytes per second): plain TCP (linux-6.18), and the loopback-splice
+// ring path (the pair's bytes through the RFC's ring). BenchmarkRefStream
+// is the same on the model's reference TCP; kernelshim.BenchmarkStream is
+// the plain-TCP stream on the live kernel.
 func BenchmarkBackendStream(b *testing.B) {
-	benchTraceStream(b, netstackBackend(b, TransportOptions{}))
+	benchStreams(b, func(b *testing.B) trace.Backend { return netstackBackend(b, TransportOptions{}) })
 }
 
-func BenchmarkRefStream(b *testing.B) { benchTraceStream(b, model.New()) }
+func BenchmarkRefStream(b *testing.B) {
+	benchStreams(b, func(*testing.B) trace.Backend { return model.New() })
+}
 
-func benchTraceStream(b *testing.B, be trace.Backend) {
-	tr := streamTrace(b, streamSize, 1<<20)
-	opts := trace.Options{Profile: "linux-6.18", OpTimeout: 1 << 40}
-	b.SetBytes(streamSize)
-	b.ResetTimer()
-	for b.Loop() {
-		obs, err := trace.Run(context.Background(), be, tr, opts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if got := obs[1].Result.N; got != streamSize {
-			b.Fatalf("send returned %v", obs[1].Result)
-		}
+func benchStreams(b *testing.B, be func(*testing.B) trace.Backend) {
+	for _, c := range []struct {
+		name, profile string
+		pair          bool
+	}{{"tcp", "linux-6.18", false}, {"ring", "linux-6.18+loopback-splice", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			tr := testenv.StreamTrace(b, testenv.StreamSize, testenv.StreamChunk, c.pair)
+			testenv.BenchStream(b, be(b), tr, trace.Options{Profile: c.profile, OpTimeout: 1 << 40})
+		})
 	}
 }

@@ -1,6 +1,8 @@
 package netstack
 
 import (
+	"github.com/splicecheck/splicecheck/internal/testenv"
+
 	"context"
 	"testing"
 	"time"
@@ -8,7 +10,7 @@ import (
 
 // streamSize is what one benchmark iteration moves through one
 // connection (KERNEL-FACTS.md's figures are for streams of this order).
-const streamSize = 256 << 20
+const streamSize = testenv.StreamSize
 
 // benchStream moves streamSize bytes from a to b in 64 KiB writes and
 // reports MB/s (10^6 bytes per second, as KERNEL-FACTS.md).
