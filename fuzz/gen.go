@@ -161,6 +161,11 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 	if cfg.Pair && cfg.Threads && !cfg.KernelSafe && rapid.IntRange(0, 3).Draw(t, "ringrace") == 0 {
 		g.ringRace()
 	}
+	// Rare: the module's merge then spins to the livelock bound (about
+	// 0.1 s a trace, fifty times an ordinary one).
+	if cfg.Pair && !cfg.KernelSafe && rapid.IntRange(0, 127).Draw(t, "seqhole") == 0 {
+		g.seqHole()
+	}
 	nops := rapid.IntRange(1, cfg.MaxOps).Draw(t, "ops")
 	for i := 0; i < nops; i++ {
 		if cfg.Splice && rapid.IntRange(0, 2).Draw(t, "spliceop") == 0 {
@@ -353,6 +358,33 @@ func (g *genState) ringRace() {
 	g.line("@%s recv %s 100", rcv, to)
 	for _, th := range []string{rcv, snd, gate} {
 		g.line("join %s", th)
+	}
+}
+
+// seqHole writes a paired socket whose own TCP stream gets a copied_seq
+// hole: a1 joins a map with a stream verdict (sk_skb pass) and an sk_msg
+// egress redirect to a2, so its sends come back to it by TCP and its
+// verdict queues them on ingress_msg without advancing copied_seq; then
+// a1 leaves the map (deleted, or another socket takes its key) while its
+// pair keeps the psock, sends again, and reads. The module's
+// splice_recvmsg_merge spins on such a hole (the livelock of
+// counterexamples/seq_merge_spins_on_tcp_hole.trace).
+func (g *genState) seqHole() {
+	t := g.t
+	g.line("map mh sockhash 2")
+	g.line("prog mh sk_msg redirect 0 egress")
+	g.line("prog mh sk_skb pass")
+	g.line("insert mh 1 a1")
+	g.line("insert mh 0 a2")
+	g.line("send a1 %q dontwait", rapid.SampledFrom([]string{"MSG1", "x", "hello\n"}).Draw(t, "holemsg"))
+	if other := g.sock("holeother"); other != "a1" && other != "a2" {
+		g.line("insert mh 1 %s", other)
+	} else {
+		g.line("delete mh 1")
+	}
+	g.line("send a1 %d dontwait", rapid.IntRange(1, 4096).Draw(t, "holesize"))
+	for range rapid.IntRange(1, 2).Draw(t, "holereads") {
+		g.line("recv a1 %d dontwait", rapid.SampledFrom([]int{100, 1000, 65536}).Draw(t, "holeread"))
 	}
 }
 
