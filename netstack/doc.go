@@ -52,7 +52,7 @@
 // Transport is a model.HoldingTransport: under an exploring schedule
 // the model makes the topology's Links hold every segment after the
 // first Dial, and delivers the one held longest (of both links, between
-// two hosts: TwoHost.ReleaseOldest) each time its policy picks the
+// two hosts: topology.releaseOldest) each time its policy picks the
 // "kworker", so that a TCP segment stays in flight while threads run,
 // as a segment on the wire or on a CPU's backlog does on Linux. A Dial
 // lets its handshake pass. Outside explore mode nothing is held.

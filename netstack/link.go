@@ -80,7 +80,7 @@ type Link struct {
 	arrivals   uint64
 	// order, if set, stamps every segment the link holds (heldAt) from a
 	// counter shared by the links of one topology, so that the oldest
-	// held segment of the topology can be told (TwoHost.ReleaseOldest).
+	// held segment of the topology can be told (topology.releaseOldest).
 	order *atomic.Uint64
 }
 

@@ -2,7 +2,6 @@ package netstack
 
 import (
 	"fmt"
-	"net/netip"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -54,21 +53,6 @@ func NewLoopback(opts Options) (*Loopback, error) {
 // Lo returns the link that carries every segment from the stack back
 // into it.
 func (l *Loopback) Lo() *Link { return l.lo }
-
-// Hold makes the link hold the segments arriving from now on (Link.Hold).
-func (l *Loopback) Hold() error { return l.lo.Hold() }
-
-// Unhold makes the link pass the segments arriving from now on and
-// leaves the held ones held (Link.Unhold).
-func (l *Loopback) Unhold() error { return l.lo.Unhold() }
-
-// Held returns the segments the link holds to dst (all of them when dst
-// is the zero AddrPort) and their payload bytes.
-func (l *Loopback) Held(dst netip.AddrPort) (segs, bytes int) { return l.lo.heldBytes(dst) }
-
-// ReleaseOldest injects the segment held longest (Link.ReleaseN(1)); it
-// fails with ErrNoSegment when none is held.
-func (l *Loopback) ReleaseOldest() error { return l.lo.ReleaseN(1) }
 
 // teardown closes and waits for a topology a constructor failed to
 // finish, and returns err.

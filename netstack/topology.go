@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -63,6 +65,9 @@ type topology struct {
 	closed bool
 	stacks []*stack.Stack
 	links  []*Link
+	// order stamps the segments the links hold (Link.order), so that
+	// the oldest held segment of the topology can be told (releaseOldest).
+	order atomic.Uint64
 
 	waitOnce sync.Once
 	waitErr  error
@@ -142,9 +147,64 @@ func (t *topology) newHost(name string, index uint64, link stack.LinkEndpoint, a
 }
 
 func (t *topology) addLink(l *Link) {
+	l.order = &t.order
 	t.mu.Lock()
 	t.links = append(t.links, l)
 	t.mu.Unlock()
+}
+
+// The segment holding of the model's explorer (Transport.HoldSegments),
+// over every Link of the topology.
+
+// hold makes every link hold the segments arriving from now on (Link.Hold).
+func (t *topology) hold() error { return t.eachLink((*Link).Hold) }
+
+// unhold makes every link pass the segments arriving from now on and
+// leaves the held ones held (Link.Unhold).
+func (t *topology) unhold() error { return t.eachLink((*Link).Unhold) }
+
+func (t *topology) eachLink(f func(*Link) error) error {
+	for _, l := range t.linkList() {
+		if err := f(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *topology) linkList() []*Link {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.links
+}
+
+// held returns the segments the links hold to dst (all of them when dst
+// is the zero AddrPort) and their payload bytes.
+func (t *topology) held(dst netip.AddrPort) (segs, bytes int) {
+	for _, l := range t.linkList() {
+		s, b := l.heldBytes(dst)
+		segs, bytes = segs+s, bytes+b
+	}
+	return segs, bytes
+}
+
+// releaseOldest makes the segment held longest ready (the one that
+// arrived at its link first, of all the held ones) and injects it into
+// its receiver; it leaves holding as it is. It fails with ErrNoSegment
+// when no link holds one. As with Link.Release, the receiving stack
+// processes the segment on its own goroutines: Settle waits for that.
+func (t *topology) releaseOldest() error {
+	var oldest *Link
+	var at uint64
+	for _, l := range t.linkList() {
+		if n, ok := l.heldHead(); ok && (oldest == nil || n < at) {
+			oldest, at = l, n
+		}
+	}
+	if oldest == nil {
+		return fmt.Errorf("%w: release the oldest of none held", ErrNoSegment)
+	}
+	return oldest.ReleaseN(1)
 }
 
 func (t *topology) isClosed() bool {

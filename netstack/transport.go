@@ -21,22 +21,13 @@ import (
 // transport at the end of every run (model.Config.Transport).
 type Transport struct {
 	topo  topologyCtl
-	links linkHolder // the topology's Links
+	links *topology // the topology's Links, for holding segments
 	a, b  *Host
 	two   *TwoHost // nil on loopback
 	conns []*Conn
 	// holding is set while the links hold arriving segments
 	// (HoldSegments).
 	holding bool
-}
-
-// linkHolder is what Transport needs of a topology's Links to hold
-// segments in flight (TwoHost, Loopback).
-type linkHolder interface {
-	Hold() error
-	Unhold() error
-	Held(dst netip.AddrPort) (segs, bytes int)
-	ReleaseOldest() error
 }
 
 // topologyCtl is what Transport needs of a topology.
@@ -77,13 +68,13 @@ func NewTransport(opts TransportOptions) (*Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Transport{topo: th, links: th, a: th.A(), b: th.B(), two: th}, nil
+		return &Transport{topo: th, links: th.t, a: th.A(), b: th.B(), two: th}, nil
 	}
 	lo, err := NewLoopback(opts.Options)
 	if err != nil {
 		return nil, err
 	}
-	return &Transport{topo: lo, links: lo, a: lo.Host(), b: lo.Host()}, nil
+	return &Transport{topo: lo, links: lo.t, a: lo.Host(), b: lo.Host()}, nil
 }
 
 // TransportFactory returns a model.Config.Transport that builds a fresh
@@ -103,7 +94,7 @@ func (t *Transport) TwoHost() *TwoHost { return t.two }
 // settled after it. Segments held before stay held.
 func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 	if t.holding {
-		if err := t.links.Unhold(); err != nil {
+		if err := t.links.unhold(); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -111,7 +102,7 @@ func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 	defer cancel()
 	a, b, err := Dial(ctx, t.a, t.b)
 	if t.holding {
-		err = errors.Join(err, t.topo.Settle(), t.links.Hold())
+		err = errors.Join(err, t.topo.Settle(), t.links.hold())
 	}
 	if err != nil {
 		return nil, nil, err
@@ -121,8 +112,8 @@ func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 }
 
 // HoldSegments implements model.HoldingTransport: on, the topology's
-// Links hold every segment that arrives (TwoHost.Hold, Loopback.Hold);
-// off, they pass segments again and keep what they hold (Unhold).
+// Links hold every segment that arrives (Link.Hold); off, they pass
+// segments again and keep what they hold (Link.Unhold).
 //
 // A held segment is one that left its sender and that the receiver's
 // NET_RX softirq has not processed yet: between two hosts it is on the
@@ -136,9 +127,9 @@ func (t *Transport) HoldSegments(on bool) error {
 	}
 	var err error
 	if on {
-		err = t.links.Hold()
+		err = t.links.hold()
 	} else {
-		err = t.links.Unhold()
+		err = t.links.unhold()
 	}
 	if err != nil {
 		return err
@@ -159,13 +150,13 @@ func (t *Transport) HeldSegments(to model.Endpoint) (segs, bytes int) {
 		}
 		dst = e.local
 	}
-	return t.links.Held(dst)
+	return t.links.held(dst)
 }
 
 // DeliverOne implements model.HoldingTransport: the segment held
 // longest (on either link, between two hosts) is injected into its
-// receiver (ReleaseOldest); the model settles the stacks after it.
-func (t *Transport) DeliverOne() error { return t.links.ReleaseOldest() }
+// receiver (topology.releaseOldest); the model settles the stacks after it.
+func (t *Transport) DeliverOne() error { return t.links.releaseOldest() }
 
 // Settle implements model.Transport (Loopback.Settle, TwoHost.Settle).
 func (t *Transport) Settle() error { return t.topo.Settle() }

@@ -2,8 +2,6 @@ package netstack
 
 import (
 	"fmt"
-	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -18,8 +16,6 @@ type TwoHost struct {
 	t      *topology
 	a, b   *Host
 	ab, ba *Link
-	// order stamps the segments both links hold (Link.order).
-	order atomic.Uint64
 }
 
 // channelQueue is the capacity of each channel endpoint's outbound
@@ -51,10 +47,8 @@ func NewTwoHost(opts Options) (*TwoHost, error) {
 	}
 	th := &TwoHost{t: t, a: a, b: b}
 	th.ab = newLink("a>b", t.clock, chA, chB)
-	th.ab.order = &th.order
 	t.addLink(th.ab)
 	th.ba = newLink("b>a", t.clock, chB, chA)
-	th.ba.order = &th.order
 	t.addLink(th.ba)
 	return th, nil
 }
@@ -81,51 +75,6 @@ func (th *TwoHost) LinkFrom(h *Host) *Link {
 		return th.ba
 	}
 	return nil
-}
-
-// Hold makes both links hold the segments arriving from now on (Link.Hold).
-func (th *TwoHost) Hold() error {
-	if err := th.ab.Hold(); err != nil {
-		return err
-	}
-	return th.ba.Hold()
-}
-
-// Unhold makes both links pass the segments arriving from now on and
-// leaves the held ones held (Link.Unhold).
-func (th *TwoHost) Unhold() error {
-	if err := th.ab.Unhold(); err != nil {
-		return err
-	}
-	return th.ba.Unhold()
-}
-
-// Held returns the segments both links hold to dst (all of them when
-// dst is the zero AddrPort) and their payload bytes.
-func (th *TwoHost) Held(dst netip.AddrPort) (segs, bytes int) {
-	s1, b1 := th.ab.heldBytes(dst)
-	s2, b2 := th.ba.heldBytes(dst)
-	return s1 + s2, b1 + b2
-}
-
-// ReleaseOldest makes the segment held longest on either link ready
-// (the one that arrived at its link first, of all the held ones) and
-// injects it into its receiver; it leaves Hold as it is. It fails with
-// ErrNoSegment when neither link holds one. As with Release, the
-// receiving stack processes the segment on its own goroutines: Settle
-// waits for that.
-func (th *TwoHost) ReleaseOldest() error {
-	var oldest *Link
-	var at uint64
-	for _, l := range []*Link{th.ab, th.ba} {
-		if n, ok := l.heldHead(); ok && (oldest == nil || n < at) {
-			oldest, at = l, n
-		}
-	}
-	if oldest == nil {
-		return fmt.Errorf("%w: release the oldest of none held", ErrNoSegment)
-	}
-	return oldest.ReleaseN(1)
 }
 
 // Advance moves the manual clock, shared by both stacks and both links,
