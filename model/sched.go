@@ -48,12 +48,12 @@ type Sched struct {
 
 	tasks []*Task
 
-	kwork    kworkQueue // pending kernel contexts, FIFO
-	deferred []kwork    // delayed kernel work (see deferWork)
+	kwork    []kwork // pending kernel contexts, FIFO
+	deferred []kwork // delayed kernel work (see deferWork)
 	// softirq holds raised NET_RX work (segment deliveries); inSoftirq is
 	// set while it runs, so that a delivery raising another one queues it
 	// instead of nesting (net_rx_action processes its backlog in a loop).
-	softirq   kworkQueue
+	softirq   []kwork
 	inSoftirq bool
 
 	cur *Task // the task running now, nil on the scheduler
@@ -119,36 +119,20 @@ type kwork struct {
 	fn       func()
 }
 
-// kworkQueue is a FIFO of kernel contexts that reuses its array once
-// drained (the NET_RX queue of a transfer sees a push and a pop per
-// segment, and a slice advanced by q[1:] would reallocate on every lap).
-type kworkQueue struct {
-	q    []kwork
-	head int
-}
-
-func (k *kworkQueue) len() int { return len(k.q) - k.head }
-
-// push appends w. A full array that is half consumed is compacted
-// instead of grown, so that a queue that never drains stays bounded.
-func (k *kworkQueue) push(w kwork) {
-	if len(k.q) == cap(k.q) && k.head > 0 && k.head >= len(k.q)/2 {
-		n := copy(k.q, k.q[k.head:])
-		clear(k.q[n:])
-		k.q, k.head = k.q[:n], 0
+// popFront returns q[0] and q without it. A short queue is shifted, so
+// that its array is reused by the next append instead of reallocated
+// every lap (the NET_RX queue of a transfer sees a push and a pop per
+// segment); a long one is resliced, so that draining it stays linear.
+// Precondition: len(q) > 0.
+func popFront[T any](q []T) (T, []T) {
+	first := q[0]
+	if len(q) > 64 {
+		return first, q[1:]
 	}
-	k.q = append(k.q, w)
-}
-
-// pop removes and returns the oldest context. Precondition: len() > 0.
-func (k *kworkQueue) pop() kwork {
-	w := k.q[k.head]
-	k.q[k.head] = kwork{} // drop the closure for the collector
-	k.head++
-	if k.head == len(k.q) {
-		k.q, k.head = k.q[:0], 0
-	}
-	return w
+	n := copy(q, q[1:])
+	var zero T
+	q[n] = zero // drop the reference for the collector
+	return first, q[:n]
 }
 
 // Policy chooses which of the ready tasks runs next. ready is never empty
@@ -220,7 +204,7 @@ func (s *Sched) Now() time.Duration { return time.Duration(s.now) }
 // runs the receive path when it re-enables bottom halves (dev_queue_xmit
 // → netif_rx → do_softirq), inside its own system call.
 func (s *Sched) raiseSoftirq(name string, fn func()) {
-	s.softirq.push(kwork{name: name, fn: fn})
+	s.softirq = append(s.softirq, kwork{name: name, fn: fn})
 	if s.inSoftirq || s.holdSoftirq {
 		return
 	}
@@ -236,8 +220,9 @@ const softirqBudget = 100000
 func (s *Sched) runSoftirq(budget int) int {
 	s.inSoftirq = true
 	defer func() { s.inSoftirq = false }()
-	for s.softirq.len() > 0 && s.fatal == nil && budget > 0 {
-		w := s.softirq.pop()
+	for len(s.softirq) > 0 && s.fatal == nil && budget > 0 {
+		var w kwork
+		w, s.softirq = popFront(s.softirq)
 		s.runKernel(w)
 		budget--
 	}
@@ -256,7 +241,7 @@ func (s *Sched) heldSegments() (segs, bytes int) {
 // kernelPending reports whether kernel work is pending: a kernel
 // context, raised softirq work, or a segment held in flight.
 func (s *Sched) kernelPending() bool {
-	if s.kwork.len() > 0 || s.softirq.len() > 0 {
+	if len(s.kwork) > 0 || len(s.softirq) > 0 {
 		return true
 	}
 	n, _ := s.heldSegments()
@@ -265,7 +250,7 @@ func (s *Sched) kernelPending() bool {
 
 // queueWork queues a kernel context to run before the next task slice.
 func (s *Sched) queueWork(name string, fn func()) {
-	s.kwork.push(kwork{name: name, fn: fn})
+	s.kwork = append(s.kwork, kwork{name: name, fn: fn})
 }
 
 // deferWork queues a kernel context that must not run at once: a delayed
@@ -291,7 +276,7 @@ func (s *Sched) releaseDeferred() {
 	var keep []kwork
 	for _, w := range s.deferred {
 		if w.boundary {
-			s.kwork.push(w)
+			s.kwork = append(s.kwork, w)
 		} else {
 			keep = append(keep, w)
 		}
@@ -310,16 +295,17 @@ const kernelBudget = 1000
 // drainKernel runs kernel contexts until none is pending or the budget is
 // spent, and returns the budget left.
 func (s *Sched) drainKernel(budget int) int {
-	for (s.kwork.len() > 0 || s.softirq.len() > 0) && s.fatal == nil && budget > 0 {
-		if s.softirq.len() > 0 && !s.inSoftirq {
+	for (len(s.kwork) > 0 || len(s.softirq) > 0) && s.fatal == nil && budget > 0 {
+		if len(s.softirq) > 0 && !s.inSoftirq {
 			s.runSoftirq(softirqBudget)
 			budget--
 			continue
 		}
-		if s.kwork.len() == 0 {
+		if len(s.kwork) == 0 {
 			break
 		}
-		w := s.kwork.pop()
+		var w kwork
+		w, s.kwork = popFront(s.kwork)
 		s.runKernel(w)
 		budget--
 	}
@@ -409,7 +395,7 @@ func (s *Sched) settle() {
 				s.run(ready[s.policy.Pick(ready)])
 				continue
 			}
-			if (s.kwork.len() == 0 && s.softirq.len() == 0) || budget == 0 {
+			if (len(s.kwork) == 0 && len(s.softirq) == 0) || budget == 0 {
 				return
 			}
 			budget = s.drainOne(budget)
@@ -431,13 +417,15 @@ func (s *Sched) settle() {
 // contexts.
 func (s *Sched) drainOne(budget int) int {
 	q := &s.kwork
-	if s.softirq.len() > 0 {
+	if len(s.softirq) > 0 {
 		q = &s.softirq
 	} else if n, _ := s.heldSegments(); n > 0 {
 		s.runKernel(kwork{name: "segment_deliver", fn: s.extDeliver})
 		return budget - 1
 	}
-	s.runKernel(q.pop())
+	var w kwork
+	w, *q = popFront(*q)
+	s.runKernel(w)
 	return budget - 1
 }
 
@@ -517,7 +505,7 @@ func (s *Sched) nextEvent() (event, bool) {
 		if better(w.due, w.seq) {
 			best, found = event{w.due, w.seq, func() {
 				s.deferred = append(s.deferred[:i:i], s.deferred[i+1:]...)
-				s.kwork.push(w)
+				s.kwork = append(s.kwork, w)
 			}}, true
 		}
 	}

@@ -2,43 +2,45 @@ package model
 
 import "testing"
 
-// TestKworkQueue checks the FIFO order of kworkQueue across drains and
-// compactions, and that a queue that never drains stays bounded.
-func TestKworkQueue(t *testing.T) {
-	var q kworkQueue
+// TestPopFront checks that queues drained with popFront keep FIFO order
+// across drains, shifts and reslices, and that a short queue that never
+// drains keeps its array.
+func TestPopFront(t *testing.T) {
+	var q []uint64
 	next, want := uint64(0), uint64(0)
 	for round := range 1000 {
 		for range round%7 + 1 {
-			q.push(kwork{seq: next})
+			q = append(q, next)
 			next++
 		}
 		for range round % 5 {
-			if q.len() == 0 {
+			if len(q) == 0 {
 				break
 			}
-			if w := q.pop(); w.seq != want {
-				t.Fatalf("round %d: popped %d, want %d", round, w.seq, want)
+			var w uint64
+			if w, q = popFront(q); w != want {
+				t.Fatalf("round %d: popped %d, want %d", round, w, want)
 			}
 			want++
 		}
-		if q.len() != int(next-want) {
-			t.Fatalf("round %d: len %d, want %d", round, q.len(), next-want)
+		if len(q) != int(next-want) {
+			t.Fatalf("round %d: len %d, want %d", round, len(q), next-want)
 		}
 	}
-	for q.len() > 0 {
-		if w := q.pop(); w.seq != want {
-			t.Fatalf("drain: popped %d, want %d", w.seq, want)
+	for len(q) > 0 {
+		var w uint64
+		if w, q = popFront(q); w != want {
+			t.Fatalf("drain: popped %d, want %d", w, want)
 		}
 		want++
 	}
-	// A queue with one context always pending: its array must not grow.
-	q = kworkQueue{}
-	q.push(kwork{})
-	for range 10000 {
-		q.push(kwork{})
-		q.pop()
-	}
-	if c := cap(q.q); c > 8 {
-		t.Errorf("a queue of one or two contexts grew to %d slots", c)
+	// A queue with one element always pending keeps its array: a push
+	// and a pop allocate nothing.
+	q = make([]uint64, 1, 2)
+	if n := testing.AllocsPerRun(1000, func() {
+		q = append(q, 0)
+		_, q = popFront(q)
+	}); n != 0 {
+		t.Errorf("a push and a pop of a queue of one or two elements allocate %v times", n)
 	}
 }

@@ -245,25 +245,12 @@ func (r *RefTCP) xmitPending(tp *tcpSock) {
 			tp.writeQueue[0] = rest
 			skb = head
 		} else {
-			tp.writeQueue = popFront(tp.writeQueue)
+			_, tp.writeQueue = popFront(tp.writeQueue)
 		}
 		fin := skb.TCPFlags&tcphdrFIN != 0
 		tp.SndNxt = skb.EndSeq
 		r.xmit(tp, segment{skb: skb, seq: skb.Seq, fin: fin})
 	}
-}
-
-// popFront removes q[0]. A short queue is shifted, so that its array is
-// reused by the next append instead of reallocated every lap; a long one
-// is resliced, so that draining it stays linear.
-func popFront[T any](q []T) []T {
-	if len(q) > 64 {
-		return q[1:]
-	}
-	n := copy(q, q[1:])
-	var zero T
-	q[n] = zero
-	return q[:n]
 }
 
 // peerWindow is the window the peer advertises, less what is in flight.
@@ -317,11 +304,12 @@ func (r *RefTCP) rcv(tp *tcpSock, seg segment) {
 		r.rcvTimewait(tp, seg)
 		return
 	}
-	if !sk.Owned {
-		r.rcvStateProcess(tp, seg) // not owned by a task: now (no closure)
+	if sk.Owned {
+		// tcp_add_backlog: the owner processes it at release_sock.
+		sk.Backlog = append(sk.Backlog, func() { r.rcvStateProcess(tp, seg) })
 		return
 	}
-	sk.bhRun(func() { r.rcvStateProcess(tp, seg) }) // tcp_add_backlog
+	r.rcvStateProcess(tp, seg) // tcp_v4_do_rcv
 }
 
 // rcvTimewait mirrors tcp_timewait_state_process().
