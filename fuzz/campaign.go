@@ -80,10 +80,6 @@ type Outcome struct {
 // loopback-splice profile looks for (Outcome.InFlight).
 const inFlightProperty = "stream-integrity"
 
-// inFlight returns the first ring write of r made while TCP payload was
-// held in flight.
-func inFlight(r *Run) (model.RingWrite, bool) { return r.Stats.InFlightRingWrite() }
-
 // Check runs the campaign and returns one Outcome per profile and
 // property, in order. A counterexample is shrunk with Minimize against the
 // same property and written to OutDir as PROFILE_PROPERTY.trace, carrying
@@ -229,11 +225,11 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 // a ring write made while TCP payload was held in flight: it is shrunk
 // keeping both, and written to OutDir as PROFILE_PROPERTY_inflight.trace.
 func (c *Campaign) inFlightForm(ctx context.Context, o *Outcome, p trace.Profile, pr Property, sut, ref trace.Backend, r *Run) error {
-	if _, ok := inFlight(r); !ok || pr.Check(r) == nil {
+	if _, ok := r.Stats.InFlightRingWrite(); !ok || pr.Check(r) == nil {
 		return nil
 	}
 	fails := func(cr *Run) bool {
-		_, held := inFlight(cr)
+		_, held := cr.Stats.InFlightRingWrite()
 		return !cr.Skipped && held && pr.Check(cr) != nil
 	}
 	ce := Minimize(r.Trace, func(ct *trace.Trace) bool { return fails(c.runOne(ctx, sut, ref, ct)) })
@@ -241,7 +237,7 @@ func (c *Campaign) inFlightForm(ctx context.Context, o *Outcome, p trace.Profile
 	if !fails(cr) {
 		return nil // ran out of time while replaying: not judged
 	}
-	w, _ := inFlight(cr)
+	w, _ := cr.Stats.InFlightRingWrite()
 	o.InFlight = ce
 	o.InFlightDetail = fmt.Sprintf("%v; %s's ring write of %d bytes was made while %d TCP segments (%d payload bytes) were held in flight",
 		pr.Check(cr), w.Sock, w.Bytes, w.HeldSegs, w.HeldBytes)
