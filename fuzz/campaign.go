@@ -30,10 +30,11 @@ type Campaign struct {
 	// Seed is the first trace's seed; trace i of a profile uses Seed+i,
 	// both to generate it and as its `schedule` seed.
 	Seed uint64
-	// Mutations are the model mutations (the bug zoo) under test; when
-	// set, each trace also runs on the unmutated model, the reference of
-	// the agrees-with-reference property. The model runs with
-	// Config.Liveness, so a lost wakeup stops the run.
+	// Mutations are the model mutations (the bug zoo) planted in the
+	// model under test, as `check --mutate` plants them. There is no
+	// reference run unless Reference is set: a mutation is found by the
+	// properties alone, as a bug a patch brings in would be. The model
+	// runs with Config.Liveness, so a lost wakeup stops the run.
 	Mutations []string
 	// Backend runs the traces under test; nil is the model with
 	// Mutations. Reference, when set, runs each trace as the reference
@@ -57,14 +58,24 @@ type Campaign struct {
 }
 
 // Outcome is one cell of the properties × profiles table.
+//
+// A violation that matches a known failure of the profile (MatchKnown)
+// is counted in Known and the property goes on being checked; the first
+// violation that matches none is NEW: Failed is set, it is shrunk
+// (keeping its signature) and written, and the property is not checked
+// further.
 type Outcome struct {
 	Profile, Property string
 	Traces            int           // traces checked against this property
-	Failed            bool          // a counterexample was found
-	Detect            time.Duration // time from the profile's start to the first failure
+	Failed            bool          // a NEW failure was found
+	Detect            time.Duration // time from the profile's start to the first NEW failure
 	Counterexample    *trace.Trace  // shrunk, with profile and schedule directives
 	File              string        // where it was written, if OutDir was set
 	Detail            string        // the shrunk counterexample's violation
+	Violation         *Violation    // the shrunk counterexample's violation
+	// Known counts the traces that failed with each known signature
+	// (Known.Signature()) of the profile.
+	Known map[string]int
 	// InFlight is, for stream-integrity on a loopback-splice profile, a
 	// counterexample in its in-flight form (the RFC's defect (a) with
 	// real segments): a failing run one of whose ring writes was made
@@ -98,9 +109,6 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 			return nil, fmt.Errorf("%w: %w", ErrCampaign, err)
 		}
 		sut = mb
-		if ref == nil && len(c.Mutations) > 0 {
-			ref, _ = model.NewWithConfig(model.Config{Liveness: true})
-		}
 	}
 	if c.OutDir != "" {
 		if err := os.MkdirAll(c.OutDir, 0o755); err != nil {
@@ -176,36 +184,40 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 		}
 		for i, pr := range props {
 			o := &outs[i]
-			if pair && o.Failed && o.InFlight == nil && pr.Name == inFlightProperty && !c.FirstOnly {
-				if err := c.inFlightForm(ctx, o, p, pr, sut, ref, r); err != nil {
-					return nil, err
-				}
-			}
 			if o.Failed {
 				continue
 			}
 			o.Traces++
-			err := pr.Check(r)
-			if err == nil {
+			v := pr.Judge(r)
+			if v == nil {
 				continue
 			}
-			o.Failed, o.Detect, o.Detail, o.Counterexample = true, time.Since(start), err.Error(), t
+			if k, known := MatchKnown(p.String(), v); known {
+				if o.Known == nil {
+					o.Known = map[string]int{}
+				}
+				o.Known[k.Signature()]++
+				if pair && o.InFlight == nil && pr.Name == inFlightProperty && !c.FirstOnly {
+					if err := c.inFlightForm(ctx, o, p, pr, sut, ref, r); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			o.Failed, o.Detect, o.Detail, o.Violation, o.Counterexample = true, time.Since(start), v.Error(), v, t
 			open--
 			if c.FirstOnly {
 				open = 0
 				continue
 			}
-			if pair && pr.Name == inFlightProperty {
-				if err := c.inFlightForm(ctx, o, p, pr, sut, ref, r); err != nil {
-					return nil, err
-				}
-			}
+			sig := v.Signature()
 			o.Counterexample = Minimize(t, func(ct *trace.Trace) bool {
 				cr := c.runOne(ctx, sut, ref, ct)
-				return !cr.Skipped && pr.Check(cr) != nil
+				cv := pr.Judge(cr)
+				return !cr.Skipped && cv != nil && cv.Signature() == sig
 			})
-			if err := pr.Check(c.runOne(ctx, sut, ref, o.Counterexample)); err != nil {
-				o.Detail = err.Error()
+			if v := pr.Judge(c.runOne(ctx, sut, ref, o.Counterexample)); v != nil {
+				o.Detail, o.Violation = v.Error(), v
 			}
 			if c.OutDir != "" {
 				o.File = filepath.Join(c.OutDir, fileName(p.String(), pr.Name))
@@ -225,12 +237,15 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 // a ring write made while TCP payload was held in flight: it is shrunk
 // keeping both, and written to OutDir as PROFILE_PROPERTY_inflight.trace.
 func (c *Campaign) inFlightForm(ctx context.Context, o *Outcome, p trace.Profile, pr Property, sut, ref trace.Backend, r *Run) error {
-	if _, ok := r.Stats.InFlightRingWrite(); !ok || pr.Check(r) == nil {
+	v := pr.Judge(r)
+	if _, ok := r.Stats.InFlightRingWrite(); !ok || v == nil {
 		return nil
 	}
+	sig := v.Signature()
 	fails := func(cr *Run) bool {
 		_, held := cr.Stats.InFlightRingWrite()
-		return !cr.Skipped && held && pr.Check(cr) != nil
+		cv := pr.Judge(cr)
+		return !cr.Skipped && held && cv != nil && cv.Signature() == sig
 	}
 	ce := Minimize(r.Trace, func(ct *trace.Trace) bool { return fails(c.runOne(ctx, sut, ref, ct)) })
 	cr := c.runOne(ctx, sut, ref, ce)

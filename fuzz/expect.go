@@ -1,71 +1,131 @@
 package fuzz
 
-// KnownFailures are the properties a profile fails because the kernel it
-// models does, with the reason; `splicecheck check` reports them but does
-// not fail on them, and the bug zoo does not count them as detections. A
-// property listed here that passes is fine: the failure needs a trace the
-// campaign may not reach. Each reason names the kernel behaviour, verified
-// on the kernel backend.
-var KnownFailures = map[string]map[string]string{
+// Known is a known failure: the signature (property, kind and site of
+// the Violation) of a defect a profile has because the kernel or the
+// patch it models does, with the reason. A failure that matches no Known
+// of its profile is NEW: `splicecheck check` reports it, writes its
+// counterexample and exits 1, whatever property it is of.
+type Known struct {
+	Property, Kind, Site string
+	Reason               string
+}
+
+// Signature is the "kind@site" a Violation must have to match k.
+func (k Known) Signature() string {
+	v := Violation{Kind: k.Kind, Site: k.Site}
+	return v.Signature()
+}
+
+// KnownFailures are each profile's known failures. A known failure that a
+// campaign does not meet is fine: it needs a trace the campaign may not
+// reach. Each reason names the kernel behaviour, verified on the kernel
+// backend or in the patch's source.
+var KnownFailures = map[string][]Known{
 	"linux-6.18": mainlineFailures,
 	"linux-6.1":  mainlineFailures,
-	"linux-6.18+loopback-splice": with(mainlineFailures, map[string]string{
-		"stream-integrity": "the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older " +
-			"TCP bytes are in flight (on netstack: segments held on the link), and its ring bytes overtake them; and " +
-			"tcp_bpf_splice_recvmsg's ring-then-queue read lets TCP bytes overtake ring bytes",
-		"eof-after-data": "the posted RFC's defect (b): tcp_bpf_splice_recvmsg returns EOF on RCV_SHUTDOWN after an empty " +
-			"ring read, with bytes sent before the FIN landing in the ring meanwhile",
-		"no-teardown-leak": "the posted RFC's defect (b): each side holds a psock reference on the other and only " +
-			"sk_psock_drop unpairs, so a closed pair is never released",
-	}),
 	// The splice_read patches fix what splice(2) misses: EOF no longer
 	// comes before the ingress data.
-	"linux-6.18+splice-copy":     without(mainlineFailures, "eof-after-data"),
-	"linux-6.18+splice-zerocopy": without(mainlineFailures, "eof-after-data"),
-	"linux-6.18+loopback-splice-seq": with(mainlineFailures, map[string]string{
-		"eof-after-data": "the multikernel/tcp_splice module's close clears the pair, and its receiver then reports EOF " +
-			"with bytes still in the ring",
-		"stream-integrity": "a paired socket that later joins a map with an sk_msg program sends by tcp_bpf_sendmsg, not " +
-			"the ring (pairing is the RFC's, whose TCP_BPF_TX proto has no ring path), and overtakes its bytes still in the " +
-			"ring (testdata/traces/counterexamples/pair_then_msg_prog_reorders.trace); the module's own ordering is searched by model.TestSeqHoldsOrdering",
-		"no-livelock": "the module's splice_recvmsg_merge goes round again while sk_receive_queue is non-empty " +
-			"(splice_recv_deliverable), so it spins on bytes tcp_recvmsg cannot return: the copied_seq hole mainline " +
-			"leaves when a stream-verdict socket leaves its map (see eagain-when-empty)",
-	}),
+	"linux-6.18+splice-copy":     without(mainlineFailures, spliceEOF),
+	"linux-6.18+splice-zerocopy": without(mainlineFailures, spliceEOF),
+	"linux-6.18+loopback-splice": with(mainlineFailures, append([]Known{
+		Known{"stream-integrity", "reordered", "ring/tcp",
+			"the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older TCP bytes are " +
+				"in flight (on netstack: segments held on the link), and its ring bytes overtake them; and " +
+				"tcp_bpf_splice_recvmsg's ring-then-queue read lets TCP bytes overtake ring bytes"},
+		Known{"eof-after-data", "eof-early", "ring",
+			"the posted RFC's defect (b): tcp_bpf_splice_recvmsg returns EOF on RCV_SHUTDOWN after an empty ring read, " +
+				"with bytes sent before the FIN landing in the ring meanwhile"},
+		Known{"no-teardown-leak", "leak", "splice-pair",
+			"the posted RFC's defect (b): each side holds a psock reference on the other and only sk_psock_drop " +
+				"unpairs, so a closed pair is never released"},
+	}, rfcTransparency...)...),
+	"linux-6.18+loopback-splice-seq": with(mainlineFailures,
+		Known{"eof-after-data", "eof-early", "ring",
+			"the multikernel/tcp_splice module's close clears the pair, and its receiver then reports EOF with bytes " +
+				"still in the ring"},
+		Known{"stream-integrity", "reordered", "ring/sk_msg",
+			"a paired socket that later joins a map with an sk_msg program sends by tcp_bpf_sendmsg, not the ring " +
+				"(pairing is the RFC's, whose TCP_BPF_TX proto has no ring path), and overtakes its bytes still in the ring " +
+				"(testdata/traces/counterexamples/pair_then_msg_prog_reorders.trace)"},
+		Known{"transparent", "reordered", "ring/sk_msg",
+			"the same reordering as stream-integrity's ring/sk_msg, seen against linux-6.18"},
+		Known{"no-livelock", "livelock", "splice_recvmsg_merge",
+			"the module's splice_recvmsg_merge goes round again while sk_receive_queue is non-empty " +
+				"(splice_recv_deliverable), so it spins on bytes tcp_recvmsg cannot return: the copied_seq hole mainline " +
+				"leaves when a stream-verdict socket leaves its map (see eagain-when-empty)"},
+	),
 }
 
-// with returns base with extra added (extra wins).
-func with(base, extra map[string]string) map[string]string {
-	m := map[string]string{}
-	for k, v := range base {
-		m[k] = v
+// rfcTransparency: the RFC's defects as the transparency property sees
+// them against linux-6.18 (the same runs, judged by what the base gives).
+var rfcTransparency = []Known{
+	{"transparent", "reordered", "ring/tcp", "the RFC's defect (a), seen against linux-6.18 (see stream-integrity)"},
+	{"transparent", "eof-early", "ring", "the RFC's defect (b), seen against linux-6.18 (see eof-after-data)"},
+}
+
+var spliceEOF = Known{"eof-after-data", "eof-early", "splice",
+	"splice(2) on a socket with a psock never sees its ingress queue: tcp_splice_read returns 0 as if at EOF " +
+		"(the splice-copy and splice-zerocopy series fix it)"}
+
+var mainlineFailures = []Known{
+	spliceEOF,
+	{"no-lost-wakeup", "lost-wakeup", "tcp_msg_wait_data/strparser",
+		"a reader blocked in tcp_bpf_recvmsg_parser waits for ingress_msg or sk_receive_queue, but a stream parser " +
+			"waiting for the rest of a frame leaves bytes on sk_receive_queue without waking it: it sleeps to its timeout"},
+	{"eagain-when-empty", "eagain-after-fionread", "psock-gone",
+		"after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock took off " +
+			"sk_receive_queue and freed with it, while recv finds nothing"},
+}
+
+// with returns base and extra, extra's entries replacing base's of the
+// same property and signature.
+func with(base []Known, extra ...Known) []Known {
+	out := append([]Known(nil), extra...)
+	for _, k := range base {
+		if !containsKnown(extra, k) {
+			out = append(out, k)
+		}
 	}
-	for k, v := range extra {
-		m[k] = v
+	return out
+}
+
+// without returns base less the given entries.
+func without(base []Known, drop ...Known) []Known {
+	var out []Known
+	for _, k := range base {
+		if !containsKnown(drop, k) {
+			out = append(out, k)
+		}
 	}
-	return m
+	return out
 }
 
-// without returns base without the named properties.
-func without(base map[string]string, names ...string) map[string]string {
-	m := with(base, nil)
-	for _, n := range names {
-		delete(m, n)
+func containsKnown(list []Known, k Known) bool {
+	for _, x := range list {
+		if x.Property == k.Property && x.Kind == k.Kind && x.Site == k.Site {
+			return true
+		}
 	}
-	return m
+	return false
 }
 
-var mainlineFailures = map[string]string{
-	"eof-after-data": "splice(2) on a socket with a psock never sees its ingress queue: " +
-		"tcp_splice_read returns 0 as if at EOF (KERNEL-FACTS.md; the splice-copy and splice-zerocopy series fix it)",
-	"no-lost-wakeup": "a reader blocked in tcp_bpf_recvmsg_parser waits for ingress_msg or sk_receive_queue, but a " +
-		"stream parser waiting for the rest of a frame leaves bytes on sk_receive_queue without waking it: it sleeps to its timeout",
-	"eagain-when-empty": "after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock " +
-		"took off sk_receive_queue and freed with it, while recv finds nothing",
+// MatchKnown returns the known failure of profile that v is, if any.
+func MatchKnown(profile string, v *Violation) (Known, bool) {
+	for _, k := range KnownFailures[profile] {
+		if k.Property == v.Property && k.Kind == v.Kind && k.Site == v.Site {
+			return k, true
+		}
+	}
+	return Known{}, false
 }
 
-// KnownFailure returns why profile is expected to fail property, if it is.
-func KnownFailure(profile, property string) (string, bool) {
-	why, ok := KnownFailures[profile][property]
-	return why, ok
+// KnownOf returns the known failures of profile's property.
+func KnownOf(profile, property string) []Known {
+	var out []Known
+	for _, k := range KnownFailures[profile] {
+		if k.Property == property {
+			out = append(out, k)
+		}
+	}
+	return out
 }

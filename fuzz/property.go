@@ -67,10 +67,6 @@ func PropertyByName(name string) (Property, bool) {
 	return Property{}, false
 }
 
-func violation(op *trace.Op, format string, args ...any) error {
-	return fmt.Errorf("%w: line %d: %s", ErrProperty, op.Pos.Line, fmt.Sprintf(format, args...))
-}
-
 // runErrors are the model's run errors that properties of their own
 // report; checkSound reports every other.
 var runErrors = []error{model.ErrLostWakeup, model.ErrLivelock, model.ErrLeak, model.ErrPageOwnership}
@@ -268,7 +264,7 @@ func streamIntegrity(r *Run, plain map[string]string) error {
 		next := func(n int) ([]byte, error) {
 			off := read[op.A]
 			if off+n > len(stream) {
-				return nil, violation(op, "%s read %d bytes at offset %d; its peer %s had sent only %d", op.A, n, off, p, len(stream))
+				return nil, violation(op, "unspecified", "", "%s read %d bytes at offset %d; its peer %s had sent only %d", op.A, n, off, p, len(stream))
 			}
 			return stream[off : off+n], nil
 		}
@@ -279,7 +275,7 @@ func streamIntegrity(r *Run, plain map[string]string) error {
 				return err
 			}
 			if !bytes.Equal(res.Data, want) {
-				return violation(op, "%s read %d bytes at stream offset %d that %s did not send there (%s)",
+				return violation(op, "unspecified", "", "%s read %d bytes at stream offset %d that %s did not send there (%s)",
 					op.A, len(res.Data), read[op.A], p, firstDiff(res.Data, want))
 			}
 			if op.Flags&trace.FlagPeek == 0 {
@@ -295,7 +291,7 @@ func streamIntegrity(r *Run, plain map[string]string) error {
 		case trace.OpPipe:
 			q := pipe[op.A]
 			if len(res.Data) > len(q) || !bytes.Equal(res.Data, q[:len(res.Data)]) {
-				return violation(op, "%s's pipe returned %d bytes that are not the oldest spliced (%d spliced, unread)", op.A, len(res.Data), len(q))
+				return violation(op, "unspecified", "", "%s's pipe returned %d bytes that are not the oldest spliced (%d spliced, unread)", op.A, len(res.Data), len(q))
 			}
 			pipe[op.A] = q[len(res.Data):]
 		}
@@ -374,7 +370,7 @@ func checkEOF(r *Run) error {
 			}
 			fin, sentFIN := atFIN[p]
 			if op.Size > 0 && sentFIN && read[op.A] < fin {
-				return violation(op, "%s saw EOF after reading %d bytes; %s sent %d before its FIN", op.A, read[op.A], p, fin)
+				return violation(op, "unspecified", "", "%s saw EOF after reading %d bytes; %s sent %d before its FIN", op.A, read[op.A], p, fin)
 			}
 		}
 	}
@@ -397,9 +393,9 @@ func checkEAGAIN(r *Run) error {
 		pr := r.Obs[i-1].Result
 		switch {
 		case prev.Kind == trace.OpFIONREAD && pr.Err == 0 && pr.N > 0:
-			return violation(op, "recv on %s failed with EAGAIN right after FIONREAD reported %d bytes", op.A, pr.N)
+			return violation(op, "unspecified", "", "recv on %s failed with EAGAIN right after FIONREAD reported %d bytes", op.A, pr.N)
 		case prev.Kind == trace.OpPoll && pr.Err == 0 && pollIn(pr.Word):
-			return violation(op, "recv on %s failed with EAGAIN right after poll reported IN", op.A)
+			return violation(op, "unspecified", "", "recv on %s failed with EAGAIN right after poll reported IN", op.A)
 		}
 	}
 	return nil

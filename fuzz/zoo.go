@@ -48,22 +48,15 @@ type DetectLimits struct {
 	RunTimeout time.Duration
 }
 
-// Detect attacks e's mutation with a campaign from seed until a property
-// fails that the unmutated profile is not known to fail, within lim.
+// Detect attacks e's mutation as `splicecheck check --profile P` would,
+// with the mutation planted and nothing to compare with (no reference
+// run): a campaign from seed until a property fails with a signature
+// that is not a known failure of the profile (a NEW failure), within lim.
 func Detect(ctx context.Context, e ZooEntry, seed uint64, lim DetectLimits) (Detection, error) {
 	d := Detection{ZooEntry: e}
-	var props []Property
-	for _, p := range Properties {
-		if _, known := KnownFailure(e.Profile, p.Name); !known || p.Name == "agrees-with-reference" {
-			props = append(props, p)
-		}
-	}
-	// One property failing is enough: stop the campaign at the first.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	outs, err := Check(ctx, Campaign{
 		Profiles: []string{e.Profile}, Budget: lim.Budget, MaxTraces: lim.MaxTraces, RunTimeout: lim.RunTimeout, Seed: seed,
-		Mutations: []string{e.Mutation}, Properties: props, FirstOnly: true,
+		Mutations: []string{e.Mutation}, FirstOnly: true,
 	})
 	if err != nil {
 		return d, fmt.Errorf("detect %s: %w", e.Mutation, err)

@@ -302,13 +302,14 @@ func (r *run) teardown() (err error) {
 		if k.prof.LoopbackSplice && !k.prof.SpliceSeq && p.Splice != nil {
 			return nil // the posted RFC's pair leak (spliceLeaks)
 		}
-		return fmt.Errorf("%w: %s's psock survives teardown (%d references, %d map links)", ErrLeak, sk.Name, p.Refcnt, len(p.Links))
+		return &Fault{Err: ErrLeak, Kind: "leak", Site: "psock",
+			Msg: fmt.Sprintf("%s's psock survives teardown (%d references, %d map links)", sk.Name, p.Refcnt, len(p.Links))}
 	}
 	for _, t := range append(r.s.tasks, r.s.kernelTask) {
 		k.pages.release(&t.frag)
 	}
 	if s := k.pages.leaked(); s != "" {
-		return fmt.Errorf("%w: %s", ErrPageOwnership, s)
+		return &Fault{Err: ErrPageOwnership, Kind: "leak", Site: "pages", Msg: s}
 	}
 	return nil
 }

@@ -42,6 +42,23 @@ var (
 	ErrTransport = errors.New("model: transport failed")
 )
 
+// Fault is a run error that says what went wrong and where, so that a
+// property can tell one defect from another: Kind is "lost-wakeup",
+// "livelock", "leak", "use-after-free", "double-put", "get-page-slab",
+// "slab-in-pipe"; Site is the kernel function a thread slept or looped
+// in (with, after a slash, what made its wait condition true), the
+// object that leaked, or the model function (a kernel function's Go
+// name) that broke page ownership. It wraps Err: ErrLostWakeup,
+// ErrLivelock, ErrLeak or ErrPageOwnership.
+type Fault struct {
+	Err        error
+	Kind, Site string
+	Msg        string
+}
+
+func (f *Fault) Error() string { return f.Err.Error() + ": " + f.Msg }
+func (f *Fault) Unwrap() error { return f.Err }
+
 // Kernel error numbers the model returns. A zero errno means success.
 const (
 	errOK          syscall.Errno = 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/splicecheck/splicecheck/trace"
@@ -217,7 +218,8 @@ func (t *Task) yieldPoint(where string) {
 	// never gives up (a model bug) ends in a livelock report instead of
 	// running forever; only exploring policies switch threads here.
 	if t.opYields++; t.opYields > maxOpYields {
-		panic(livelock{fmt.Sprintf("thread %s yielded %d times in one op (last at %s) without finishing it", t.Name, maxOpYields, where)})
+		site, _, _ := strings.Cut(where, ":")
+		panic(livelock{site, fmt.Sprintf("thread %s yielded %d times in one op (last at %s) without finishing it", t.Name, maxOpYields, where)})
 	}
 	if !s.explore {
 		return
@@ -233,7 +235,8 @@ func (t *Task) yieldPoint(where string) {
 
 // livelock is the panic of an op that went round a loop maxOpYields
 // times: it neither made progress nor slept (ErrLivelock).
-type livelock struct{ msg string }
+// site is the function of the last yield point.
+type livelock struct{ site, msg string }
 
 // maxOpYields bounds the yields of one op: past it (and, when exploring,
 // far past the op's timeout, at yieldCost each) the op is a livelock.
@@ -503,8 +506,9 @@ func (k *kernel) spliceLeaks() error {
 			// loop), which the settle's budget left running.
 			continue
 		}
-		return fmt.Errorf("%w: %s and %s are closed, but %s's psock has %d references (destroyed %v) and its splice ring is not freed",
-			ErrLeak, sk.Name, peer.Name, sk.Name, s.Psock.Refcnt, s.Psock.destroyed)
+		return &Fault{Err: ErrLeak, Kind: "leak", Site: "splice-pair", Msg: fmt.Sprintf(
+			"%s and %s are closed, but %s's psock has %d references (destroyed %v) and its splice ring is not freed",
+			sk.Name, peer.Name, sk.Name, s.Psock.Refcnt, s.Psock.destroyed)}
 	}
 	return nil
 }

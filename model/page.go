@@ -2,7 +2,9 @@ package model
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -42,12 +44,40 @@ type Page struct {
 // as a panic, because the path that hit it cannot go on (the memory is
 // gone); the task or kernel context running it is stopped and the run
 // fails with an error wrapping ErrPageOwnership (see recoverFault).
-type pageFault struct{ msg string }
+//
+// kind is Fault.Kind; site the model function that called the page
+// helper which found the violation (faultSite).
+type pageFault struct{ kind, site, msg string }
 
 func (f pageFault) Error() string { return f.msg }
 
-func fault(format string, args ...any) {
-	panic(pageFault{fmt.Sprintf(format, args...)})
+func fault(kind, format string, args ...any) {
+	panic(pageFault{kind, faultSite(), fmt.Sprintf(format, args...)})
+}
+
+// faultSite returns the name of the first model function on the stack
+// that is not a page helper: the code that used or dropped the memory.
+func faultSite() string {
+	var pcs [16]uintptr
+	n := runtime.Callers(3, pcs[:])
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		f, more := frames.Next()
+		name := f.Function[strings.LastIndex(f.Function, ".")+1:]
+		if !pageHelpers[name] {
+			return name
+		}
+		if !more {
+			return ""
+		}
+	}
+}
+
+// pageHelpers are the functions that check page ownership for their
+// callers; a fault is charged to the caller.
+var pageHelpers = map[string]bool{
+	"fault": true, "getPage": true, "skbHeadGet": true, "putPage": true, "bytes": true,
+	"push": true, "skbGet": true, "copyBits": true,
 }
 
 // pageAlloc is the page and slab allocator of one run. It knows every
@@ -107,10 +137,10 @@ func (a *pageAlloc) kmalloc(size int) *Page { return a.alloc(size, true) }
 // getPage mirrors get_page().
 func getPage(p *Page) {
 	if p.Freed || p.Refcount <= 0 {
-		fault("get_page on freed page %d", p.ID)
+		fault("use-after-free", "get_page on freed page %d", p.ID)
 	}
 	if p.Slab {
-		fault("get_page on slab object %d (PageSlab): get_page() is invalid on slab pages", p.ID)
+		fault("get-page-slab", "get_page on slab object %d (PageSlab): get_page() is invalid on slab pages", p.ID)
 	}
 	p.Refcount++
 }
@@ -124,7 +154,7 @@ func skbHeadGet(p *Page) {
 		return
 	}
 	if p.Freed || p.Refcount <= 0 {
-		fault("skb_clone of freed head %d", p.ID)
+		fault("use-after-free", "skb_clone of freed head %d", p.ID)
 	}
 	p.Refcount++
 }
@@ -133,7 +163,7 @@ func skbHeadGet(p *Page) {
 // kfree of the last dataref): the last reference frees the memory.
 func (a *pageAlloc) putPage(p *Page) {
 	if p.Freed || p.Refcount <= 0 {
-		fault("put_page on freed page %d: a reference dropped twice, or one never taken", p.ID)
+		fault("double-put", "put_page on freed page %d: a reference dropped twice, or one never taken", p.ID)
 	}
 	p.Refcount--
 	if p.Refcount == 0 {
@@ -149,7 +179,7 @@ func (a *pageAlloc) putPage(p *Page) {
 // fault.
 func (p *Page) bytes(off, n int) []byte {
 	if p.Freed {
-		fault("access to freed page %d", p.ID)
+		fault("use-after-free", "access to freed page %d", p.ID)
 	}
 	return p.Data[off : off+n]
 }

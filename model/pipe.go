@@ -85,7 +85,7 @@ func (p *Pipe) Bytes() int {
 // A slab object reaching a pipe is a fault.
 func (p *Pipe) push(buf PipeBuffer) {
 	if buf.Page.Slab {
-		fault("slab object %d in a pipe buffer (%s)", buf.Page.ID, buf.Ops.Name)
+		fault("slab-in-pipe", "slab object %d in a pipe buffer (%s)", buf.Page.ID, buf.Ops.Name)
 	}
 	*p.buf(p.Head) = buf
 	p.Head++

@@ -337,9 +337,9 @@ func (s *Sched) runKernel(w kwork) {
 func panicError(who string, p any) error {
 	switch f := p.(type) {
 	case pageFault:
-		return fmt.Errorf("%w: %s: %s", ErrPageOwnership, who, f.msg)
+		return &Fault{Err: ErrPageOwnership, Kind: f.kind, Site: f.site, Msg: who + ": " + f.msg}
 	case livelock:
-		return fmt.Errorf("%w: %s: %s", ErrLivelock, who, f.msg)
+		return &Fault{Err: ErrLivelock, Kind: "livelock", Site: f.site, Msg: who + ": " + f.msg}
 	case runCanceled:
 		return fmt.Errorf("%s stopped: %w", who, f.err)
 	}
@@ -454,11 +454,16 @@ func (s *Sched) checkLostWakeups() error {
 	}
 	for _, t := range s.tasks {
 		if w := t.w; w != nil && w.cond != nil && !w.woken && !w.timedOut && w.cond() {
-			where := ""
-			if w.what != "" {
-				where = " in " + w.what
+			site := w.what
+			if w.why != nil {
+				site += "/" + w.why()
 			}
-			return fmt.Errorf("%w: thread %s sleeps%s while the condition it waits for holds", ErrLostWakeup, t.Name, where)
+			where := ""
+			if site != "" {
+				where = " in " + site
+			}
+			return &Fault{Err: ErrLostWakeup, Kind: "lost-wakeup", Site: site,
+				Msg: fmt.Sprintf("thread %s sleeps%s while the condition it waits for holds", t.Name, where)}
 		}
 	}
 	return nil
@@ -598,9 +603,11 @@ type waiter struct {
 	seq      uint64 // when the wait began (event order)
 	// cond is the condition the sleeper waits for (sk_wait_event's, or
 	// a waitEvent's, explore.go), or nil; checkLostWakeups evaluates it.
-	// what names the wait in the report.
+	// what names the wait in the report (the kernel function that
+	// sleeps); why, if set, says what made cond true.
 	cond func() bool
 	what string
+	why  func() string
 }
 
 // WaitQueue mirrors wait_queue_head_t: the tasks waiting on an object.
@@ -686,16 +693,17 @@ func (t *Task) park() {
 //
 // Precondition: the caller released every model socket lock it holds.
 func (t *Task) waitWoken(wq *WaitQueue, to timeo) timeo {
-	return t.waitWokenCond(wq, to, nil)
+	return t.waitWokenCond(wq, to, "", nil, nil)
 }
 
 // waitWokenCond is waitWoken for a sleeper whose wake condition is cond,
-// so that a wake-up that never comes is reported (checkLostWakeups).
-func (t *Task) waitWokenCond(wq *WaitQueue, to timeo, cond func() bool) timeo {
+// so that a wake-up that never comes is reported (checkLostWakeups) as
+// a sleep in what (and why, if set, says what made cond true).
+func (t *Task) waitWokenCond(wq *WaitQueue, to timeo, what string, why func() string, cond func() bool) timeo {
 	if to <= 0 {
 		return 0
 	}
-	w := &waiter{task: t, deadline: noDeadline, seq: t.s.nextSeq(), cond: cond}
+	w := &waiter{task: t, deadline: noDeadline, seq: t.s.nextSeq(), cond: cond, what: what, why: why}
 	if to != maxTimeout {
 		w.deadline = t.s.now + vtime(to)
 	}

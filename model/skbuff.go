@@ -74,7 +74,7 @@ func (skb *SkBuff) addFrag(f SkbFrag) {
 // skbGet mirrors skb_get(): one more reference to skb.
 func (skb *SkBuff) skbGet() {
 	if skb.freed {
-		fault("skb_get of a freed skb")
+		fault("use-after-free", "skb_get of a freed skb")
 	}
 	skb.users++
 }

@@ -251,22 +251,24 @@ func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
 
 // skWaitEventLocked mirrors sk_wait_event(): release the socket lock, sleep on
 // the socket's wait queue once (unless cond already holds), re-take the
-// lock and return cond's value. *to is updated with the time left.
+// lock and return cond's value. *to is updated with the time left. what
+// names the kernel function that waits, why (nil: nothing to add) what
+// made cond true, for a lost-wakeup report (model.Fault's Site).
 //
 // Precondition: the caller owns sk.
-func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, cond func() bool) bool {
+func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, what string, why func() string, cond func() bool) bool {
 	sk.releaseSock()
 	if !cond() {
-		*to = t.waitWokenCond(&sk.Wq, *to, cond)
+		*to = t.waitWokenCond(&sk.Wq, *to, what, why, cond)
 	}
 	sk.lockSock(t)
 	return cond()
 }
 
 // skWaitDataLocked mirrors sk_wait_data(): wait until the receive queue's tail
-// is not last.
-func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, last *SkBuff) bool {
-	return sk.skWaitEventLocked(t, to, func() bool { return sk.SkReceiveQueue.peekTail() != last })
+// is not last. what names the caller (skWaitEventLocked).
+func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, last *SkBuff) bool {
+	return sk.skWaitEventLocked(t, to, what, nil, func() bool { return sk.SkReceiveQueue.peekTail() != last })
 }
 
 // skSetOwnerR mirrors skb_set_owner_r(): charge the skb's truesize to the

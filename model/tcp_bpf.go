@@ -451,9 +451,22 @@ func (k *kernel) tcpMsgWaitDataLocked(t *Task, sk *Sock, p *SkPsock, to timeo) b
 	if to == 0 {
 		return false
 	}
-	return sk.skWaitEventLocked(t, &to, func() bool {
+	return sk.skWaitEventLocked(t, &to, "tcp_msg_wait_data", func() string { return msgWaitWhy(sk, p) }, func() bool {
 		return len(p.IngressMsg) > 0 || !sk.SkReceiveQueue.empty()
 	})
+}
+
+// msgWaitWhy says what makes tcp_msg_wait_data's condition true, for a
+// lost-wakeup report: ingress_msg, or sk_receive_queue, behind a stream
+// parser ("strparser") or not.
+func msgWaitWhy(sk *Sock, p *SkPsock) string {
+	switch {
+	case len(p.IngressMsg) > 0:
+		return "ingress_msg"
+	case p.strp != nil:
+		return "strparser"
+	}
+	return "sk_receive_queue"
 }
 
 // isNextMsgFin mirrors is_next_msg_fin(): the next ingress message is the

@@ -118,7 +118,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 		if copied > 0 {
 			tr.CleanupRbuf(sk)
 		}
-		sk.skWaitDataLocked(t, &to, last)
+		sk.skWaitDataLocked(t, &to, "tcp_recvmsg_locked", last)
 		if peek && peekSeq-uint32(copied) != *cs {
 			peekSeq = *cs + uint32(copied)
 		}

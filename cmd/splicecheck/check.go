@@ -175,16 +175,21 @@ func printCheckTable(e *env, profiles []string, outs []fuzz.Outcome, withRef boo
 		fmt.Fprint(tw, pr.Name)
 		for _, p := range canon {
 			o := cell[[2]string{p, pr.Name}]
-			why, known := fuzz.KnownFailure(p, pr.Name)
 			switch {
-			case !o.Failed:
-				fmt.Fprintf(tw, "\tpass (%d traces)", o.Traces)
-			case known && !withRef:
-				fmt.Fprintf(tw, "\tfails as Linux does: %s", orInline(o))
-				notes = append(notes, fmt.Sprintf("%s, %s: %s", p, pr.Name, why))
-			default:
+			case o.Failed:
 				unexpected++
-				fmt.Fprintf(tw, "\tFAIL %s (%s)", orInline(o), o.Detect.Round(time.Millisecond))
+				fmt.Fprintf(tw, "\tNEW %s: %s (%s)", o.Violation.Signature(), orInline(o), o.Detect.Round(time.Millisecond))
+			case len(o.Known) > 0:
+				var sigs []string
+				for _, k := range fuzz.KnownOf(p, pr.Name) {
+					if n := o.Known[k.Signature()]; n > 0 {
+						sigs = append(sigs, fmt.Sprintf("%s x%d", k.Signature(), n))
+						notes = append(notes, fmt.Sprintf("%s, %s, %s: %s", p, pr.Name, k.Signature(), k.Reason))
+					}
+				}
+				fmt.Fprintf(tw, "\tknown: %s (%d traces)", strings.Join(sigs, ", "), o.Traces)
+			default:
+				fmt.Fprintf(tw, "\tpass (%d traces)", o.Traces)
 			}
 		}
 		fmt.Fprintln(tw)
@@ -206,7 +211,7 @@ func printCheckTable(e *env, profiles []string, outs []fuzz.Outcome, withRef boo
 		fmt.Fprintf(e.stdout, "  %s, %s, with TCP segments held in flight: %s\n    %s\n", o.Profile, o.Property, where, o.InFlightDetail)
 	}
 	if unexpected > 0 {
-		fmt.Fprintf(e.stdout, "%d properties failed where expected to pass\n", unexpected)
+		fmt.Fprintf(e.stdout, "%d NEW failures: signatures that match no known failure of their profile\n", unexpected)
 		return errDiverged
 	}
 	return nil
