@@ -139,7 +139,7 @@ func TestCheckWritesReplayableCounterexample(t *testing.T) {
 	p := Property{Name: "no-big-send", Check: func(r *Run) error {
 		for i, op := range r.Trace.Ops {
 			if op.Kind == trace.OpSend && r.Obs[i].Result.N > 1000 {
-				return violation(&op, "%s sent %d", op.A, r.Obs[i].Result.N)
+				return violation(&op, "big-send", "", "%s sent %d", op.A, r.Obs[i].Result.N)
 			}
 		}
 		return nil
