@@ -140,6 +140,15 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 	} else {
 		r.Obs, r.Err = trace.Run(ctx, sut, t, trace.Options{})
 	}
+	if base, ok := Bases[t.Profile]; ok && r.Err == nil {
+		bt := *t
+		bt.Profile = base
+		if mb, ok := sut.(*model.Backend); ok {
+			r.Base, _, r.BaseErr = mb.RunTraceStats(ctx, &bt, trace.Options{})
+		} else {
+			r.Base, r.BaseErr = trace.Run(ctx, sut, &bt, trace.Options{})
+		}
+	}
 	if ref != nil {
 		r.Ref, r.RefErr = trace.Run(ctx, ref, t, trace.Options{})
 		if r.Ref == nil && r.RefErr == nil {

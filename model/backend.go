@@ -119,6 +119,7 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 		return nil, nil, err
 	}
 	r.k.stats.RingWrites = r.k.splice.writes
+	r.k.stats.RingFaults = r.k.splice.contentFaults
 	if err := r.teardown(); err != nil {
 		return nil, nil, fmt.Errorf("%s: at teardown: %w", t.File, err)
 	}

@@ -107,7 +107,7 @@ func (k *kernel) goWait(t *Task, sk *Sock, deadline vtime) bool {
 func (k *kernel) goWriteAll(t *Task, dst *Sock, b []byte) (int, syscall.Errno) {
 	done := 0
 	for done < len(b) {
-		n, err := dst.SkProt.Sendmsg(t, dst, newSrcBytes(b[done:]), msgDontwait|msgNosignal)
+		n, err := dst.SkProt.Sendmsg(t, dst, newSrcBytes(-1, b[done:]), msgDontwait|msgNosignal)
 		t.syscallEnd()
 		done += n
 		if err == errEAGAIN {

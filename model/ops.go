@@ -181,7 +181,7 @@ func (r *run) send(t *Task, op *trace.Op) trace.Result {
 	if op.Form == trace.DataPattern {
 		src = newSrcPattern(r.sent[op.A], int(op.Size))
 	} else {
-		src = newSrcBytes(op.Data)
+		src = newSrcBytes(r.sent[op.A], op.Data)
 	}
 	flags := sendFlags(sk, op.Flags&trace.FlagDontwait != 0) | msgNosignal
 	n, err := sk.SkProt.Sendmsg(t, sk, src, flags)

@@ -720,7 +720,7 @@ func (k *kernel) skbSendSock(sk *Sock, skb *SkBuff, off, n int) int {
 	}
 	buf := make([]byte, n)
 	skb.copyBits(off, buf)
-	sent, err := sk.SkProt.Sendmsg(k.s.kernelTask, sk, newSrcBytes(buf), msgDontwait|msgNosignal)
+	sent, err := sk.SkProt.Sendmsg(k.s.kernelTask, sk, newSrcBytes(-1, buf), msgDontwait|msgNosignal)
 	if err != 0 {
 		if sent > 0 {
 			return sent

@@ -456,7 +456,9 @@ func (s *Sched) checkLostWakeups() error {
 		if w := t.w; w != nil && w.cond != nil && !w.woken && !w.timedOut && w.cond() {
 			site := w.what
 			if w.why != nil {
-				site += "/" + w.why()
+				if why := w.why(); why != "" {
+					site += "/" + why
+				}
 			}
 			where := ""
 			if site != "" {

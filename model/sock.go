@@ -257,18 +257,31 @@ func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
 //
 // Precondition: the caller owns sk.
 func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, what string, why func() string, cond func() bool) bool {
+	return sk.skWaitEventLiveLocked(t, to, what, why, cond, cond)
+}
+
+// skWaitEventLiveLocked is skWaitEventLocked whose lost-wakeup check
+// uses live instead of cond: the condition under which a sleeper has
+// something to do, where cond also holds when it has not (sk_wait_data's
+// tail != last holds once another reader emptied the queue, and no
+// wake-up is owed then).
+func (sk *Sock) skWaitEventLiveLocked(t *Task, to *timeo, what string, why func() string, cond, live func() bool) bool {
 	sk.releaseSock()
 	if !cond() {
-		*to = t.waitWokenCond(&sk.Wq, *to, what, why, cond)
+		*to = t.waitWokenCond(&sk.Wq, *to, what, why, live)
 	}
 	sk.lockSock(t)
 	return cond()
 }
 
 // skWaitDataLocked mirrors sk_wait_data(): wait until the receive queue's tail
-// is not last. what names the caller (skWaitEventLocked).
-func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, last *SkBuff) bool {
-	return sk.skWaitEventLocked(t, to, what, nil, func() bool { return sk.SkReceiveQueue.peekTail() != last })
+// is not last. what names the caller, why says what made the wait's
+// condition true (skWaitEventLocked). A wake-up is owed only for a new
+// skb on a non-empty queue.
+func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, why func() string, last *SkBuff) bool {
+	cond := func() bool { return sk.SkReceiveQueue.peekTail() != last }
+	live := func() bool { return !sk.SkReceiveQueue.empty() && cond() }
+	return sk.skWaitEventLiveLocked(t, to, what, why, cond, live)
 }
 
 // skSetOwnerR mirrors skb_set_owner_r(): charge the skb's truesize to the
@@ -387,18 +400,33 @@ func (it *iovIter) actor(p *Page, off, n int) int { return it.copyIn(p.bytes(off
 // srcIter is the source of a write: explicit bytes, or pattern bytes at a
 // stream offset (trace.Pattern), generated lazily so that a 1 GiB send
 // does not allocate 1 GiB up front.
+//
+// base is the sender's stream offset of the first byte (the bytes its
+// earlier sends were accepted with, as trace.Pattern numbers them), so
+// that base+pos is the stream offset of the next byte, whatever the form.
 type srcIter struct {
 	data    []byte // explicit data; nil for pattern data
 	pattern bool
 	patOff  int64 // stream offset of the next pattern byte
+	base    int64 // stream offset of the first byte
 	pos     int   // bytes consumed
 	n       int   // total bytes
 }
 
-func newSrcBytes(b []byte) *srcIter { return &srcIter{data: b, n: len(b)} }
+func newSrcBytes(off int64, b []byte) *srcIter { return &srcIter{data: b, base: off, n: len(b)} }
 
 func newSrcPattern(off int64, n int) *srcIter {
-	return &srcIter{pattern: true, patOff: off, n: n}
+	return &srcIter{pattern: true, patOff: off, base: off, n: n}
+}
+
+// streamOff is the sender's stream offset of the next byte, or -1 for
+// bytes that are not a user's send (the kernel's own sends: an egress
+// redirect's skb_send_sock, io.Copy's writes), made with base -1.
+func (s *srcIter) streamOff() int64 {
+	if s.base < 0 {
+		return -1
+	}
+	return s.base + int64(s.pos)
 }
 
 // left mirrors msg_data_left().

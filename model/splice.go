@@ -154,7 +154,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 			if !sk.SkReceiveQueue.empty() {
 				break
 			}
-			sk.skWaitDataLocked(t, &to, "tcp_splice_read", nil)
+			sk.skWaitDataLocked(t, &to, "tcp_splice_read", nil, nil)
 			continue
 		}
 		length -= ret

@@ -61,6 +61,30 @@ type SkPsockSplice struct {
 	// boundary, published before the first ring byte.
 	RingActive bool
 	RingSeq    uint32
+
+	// shadow holds what was written into Ring and not yet read, to
+	// check the reads against (the ring-content property). senders,
+	// readers and writers count the tasks inside a ring send (this
+	// side's), read or write (of Ring) now; concurrentReads and
+	// concurrentWrites say two reads or two writes of Ring overlapped. None
+	// of it is kernel state: it names the site of a failure (neither
+	// the RFC nor the module serialises a socket's senders or readers
+	// on the ring with lock_sock).
+	shadow           ringShadow
+	senders          int
+	readers          int
+	writers          int
+	concurrentReads  bool
+	concurrentWrites bool
+}
+
+// concurrency returns what, with "/concurrent-senders" when another
+// task is sending on this side too (a lost-wakeup site).
+func (s *SkPsockSplice) concurrency(what string) string {
+	if s.senders > 1 {
+		return what + "/concurrent-senders"
+	}
+	return what
 }
 
 // percpuRef mirrors struct percpu_ref as the RFC uses it (ring_ref): a
@@ -115,6 +139,9 @@ type spliceStates struct {
 	killedInFlight int
 	// writes records every ring write (Outcome.RingWrites).
 	writes []RingWrite
+	// contentFaults records ring reads that returned other bytes than
+	// were written (Stats.RingFaults).
+	contentFaults []RingFault
 }
 
 // skPsockIsSpliced mirrors sk_psock_is_spliced().
@@ -237,6 +264,8 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 		return 0
 	}
 	var active *bool // mutSpliceWakeNoBarrier: waitqueue_active loaded early
+	self.senders++
+	defer func() { self.senders-- }()
 	total := 0
 	for size := src.left(); size > 0; {
 		var peerS *SkPsockSplice
@@ -261,9 +290,7 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 		// The defect (a) window: the peer's receive queue was empty when
 		// checked, TCP bytes of an earlier send may still be in flight.
 		k.yieldCur("splice_send_ring: peer rcv_queue checked empty, before splice_ring_write")
-		segs, bytes := k.heldFor(peerS.Psock.Sk)
-		done := k.spliceRingWrite(peerS, src, min(size, space))
-		k.splice.writes = append(k.splice.writes, RingWrite{Sock: sk.Name, Bytes: done, HeldSegs: segs, HeldBytes: bytes})
+		done := k.spliceRingWrite(sk, peerS, src, min(size, space))
 		peerS.RingRef.put()
 		if done == 0 {
 			break
@@ -285,11 +312,21 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 // splice_ring_space found, so the write uses the cached tail only, as
 // the RFC's does.
 //
+// The write is recorded (k.splice.writes: the sender, its stream offset
+// and what was held in flight meanwhile) and its bytes are kept in the
+// ring's shadow, which the reads check (ringShadow).
+//
 // Precondition: the caller holds s.RingRef.
-func (k *kernel) spliceRingWrite(s *SkPsockSplice, src *srcIter, size int) int {
+func (k *kernel) spliceRingWrite(sender *Sock, s *SkPsockSplice, src *srcIter, size int) int {
 	if s.freed || s.Ring == nil {
 		panic("model: splice_ring_write into a freed ring")
 	}
+	if s.writers++; s.writers > 1 {
+		s.concurrentWrites = true
+	}
+	defer func() { s.writers-- }()
+	segs, held := k.heldFor(s.Psock.Sk)
+	off := src.streamOff()
 	buf := make([]byte, size)
 	src.copyTo(buf)
 	n, _ := s.Ring.Write(buf)
@@ -299,6 +336,8 @@ func (k *kernel) spliceRingWrite(s *SkPsockSplice, src *srcIter, size int) int {
 	if n < size {
 		src.revert(size - n)
 	}
+	s.shadow.written(buf[:n])
+	k.splice.writes = append(k.splice.writes, RingWrite{Sock: sender.Name, Reader: s.Psock.Sk.Name, Off: off, Bytes: n, HeldSegs: segs, HeldBytes: held})
 	return n
 }
 
@@ -324,11 +363,25 @@ func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 			return 0
 		}
 	}
+	if s.readers++; s.readers > 1 {
+		s.concurrentReads = true
+	}
+	defer func() { s.readers-- }()
 	buf := make([]byte, size)
 	n, _ := r.Read(buf)
 	if n > 0 && n < size && !k.mutated(mutRingCachedHeadStale) {
 		m, _ := r.Read(buf[n:])
 		n += m
+	}
+	if kind, msg := s.shadow.read(buf[:n]); msg != "" {
+		f := RingFault{Reader: s.Psock.Sk.Name, Kind: kind, Site: "ring", Msg: msg}
+		switch {
+		case s.concurrentReads:
+			f.Site = "ring/concurrent-readers"
+		case s.concurrentWrites:
+			f.Site = "ring/concurrent-writers"
+		}
+		k.splice.contentFaults = append(k.splice.contentFaults, f)
 	}
 	dst.copyIn(buf[:n])
 	return n

@@ -59,6 +59,8 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *
 	if flags&msgDontwait != 0 {
 		to = 0
 	}
+	self.senders++
+	defer func() { self.senders-- }()
 	total := 0
 	fail := func(err syscall.Errno) (int, syscall.Errno) {
 		if total > 0 {
@@ -86,7 +88,7 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *
 		}
 		if peerS != nil {
 			k.yieldCur("splice_send_ring: space found, before splice_ring_write")
-			done := k.spliceRingWrite(peerS, src, min(src.left(), space))
+			done := k.spliceRingWrite(sk, peerS, src, min(src.left(), space))
 			peerS.RingRef.put()
 			if done > 0 {
 				total += done
@@ -99,7 +101,7 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *
 		if to == 0 {
 			return fail(errEAGAIN)
 		}
-		to = t.waitEvent(&sk.Wq, to, "splice_send_wait", func() bool { return spliceSendReady(sk, self) })
+		to = t.waitEvent(&sk.Wq, to, self.concurrency("splice_send_wait"), func() bool { return spliceSendReady(sk, self) })
 	}
 	return total, errOK
 }

@@ -32,6 +32,9 @@ type Stats struct {
 	// each with the TCP segments held in flight when it was made (as
 	// Outcome.RingWrites).
 	RingWrites []RingWrite
+	// RingFaults are the ring reads that returned other bytes than the
+	// ring was written with (ringShadow), in order.
+	RingFaults []RingFault
 }
 
 // InFlightRingWrite returns the first ring write made while TCP payload

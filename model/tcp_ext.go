@@ -726,7 +726,7 @@ func (x *extTCP) releaseCb(xs *extSock) {
 // its references.
 func (x *extTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags int) (int, syscall.Errno) {
 	b := append([]byte(nil), p.bytes(off, n)...)
-	return x.SendmsgLocked(t, sk, newSrcBytes(b), flags)
+	return x.SendmsgLocked(t, sk, newSrcBytes(-1, b), flags)
 }
 
 // Recvmsg implements TCP (tcp_recvmsg → tcp_recvmsg_locked, v6.18, on the

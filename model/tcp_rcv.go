@@ -118,7 +118,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 		if copied > 0 {
 			tr.CleanupRbuf(sk)
 		}
-		sk.skWaitDataLocked(t, &to, "tcp_recvmsg_locked", last)
+		sk.skWaitDataLocked(t, &to, "tcp_recvmsg_locked", func() string { return seqHoleWhy(sk, *cs) }, last)
 		if peek && peekSeq-uint32(copied) != *cs {
 			peekSeq = *cs + uint32(copied)
 		}
@@ -241,4 +241,15 @@ func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
 		}
 	}
 	return copied
+}
+
+// seqHoleWhy says, for a lost-wakeup report, whether the receive queue's
+// first skb starts past copied_seq: bytes tcp_recvmsg_locked can never
+// return (the copied_seq hole a psock leaves when it took bytes off the
+// queue without advancing copied_seq, and was then dropped).
+func seqHoleWhy(sk *Sock, copiedSeq uint32) string {
+	if skb := sk.SkReceiveQueue.peek(); skb != nil && int32(skb.Seq-copiedSeq) > 0 {
+		return "copied_seq-hole"
+	}
+	return ""
 }

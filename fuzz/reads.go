@@ -1,0 +1,320 @@
+package fuzz
+
+import (
+	"bytes"
+	"strings"
+	"syscall"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// checkEOF: a recv or splice that returns 0 (EOF) on a socket whose
+// bytes all come from its peer, and all of whose peer's bytes go to it,
+// must come after every byte the peer's sends were accepted with before
+// its FIN (shutdown SHUT_WR or close). Exempt: a reader that shut its own
+// receive side, and a reset the trace explains before the EOF (close
+// rst of either end; the peer closing with bytes unread, or receiving
+// bytes after it closed, which makes it answer with RST).
+func checkEOF(r *Run) error {
+	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) {
+		return nil
+	}
+	rt := routesOf(r.Trace)
+	accepted := map[string]int64{} // bytes each socket's sends were accepted with
+	consumed := map[string]int64{} // bytes each socket read (recv, splice)
+	atFIN := map[string]int64{}    // accepted when the socket sent its FIN
+	closed := map[string]bool{}
+	reset := map[string]bool{} // a reset the trace explains reached this connection
+	shutRD := map[string]bool{}
+	ringFrom := map[[2]string]bool{}
+	if r.Stats != nil {
+		for _, w := range r.Stats.RingWrites {
+			ringFrom[[2]string{w.Sock, w.Reader}] = true
+		}
+	}
+	for i := range r.Trace.Ops {
+		op := &r.Trace.Ops[i]
+		res := r.Obs[i].Result
+		peer := rt.peer[op.A]
+		switch op.Kind {
+		case trace.OpSend:
+			if closed[peer] {
+				reset[op.A], reset[peer] = true, true
+			}
+			if res.N > 0 {
+				accepted[op.A] += res.N
+			}
+		case trace.OpShutdown, trace.OpClose:
+			if op.Kind == trace.OpShutdown && op.How != trace.ShutWR {
+				shutRD[op.A] = true
+			}
+			if op.Kind == trace.OpClose {
+				closed[op.A] = true
+				// Unread bytes at close: RST (tcp_close). Only a socket
+				// whose bytes are all its peer's can be counted.
+				if op.Flags&trace.FlagRST != 0 || rt.foreign[op.A] || !rt.exclusive(peer, op.A) || consumed[op.A] < accepted[peer] {
+					reset[op.A], reset[peer] = true, true
+				}
+			}
+			if _, done := atFIN[op.A]; !done && (op.Kind == trace.OpClose || op.How != trace.ShutRD) {
+				atFIN[op.A] = accepted[op.A]
+			}
+		case trace.OpRecv, trace.OpSplice:
+			if res.Err != 0 || res.Note != "" || op.Kind == trace.OpRecv && op.Flags&trace.FlagPeek != 0 {
+				continue
+			}
+			if res.N > 0 {
+				consumed[op.A] += res.N
+				continue
+			}
+			fin, sentFIN := atFIN[peer]
+			if op.Size == 0 || !sentFIN || consumed[op.A] >= fin || shutRD[op.A] || reset[op.A] ||
+				rt.foreign[op.A] || !rt.exclusive(peer, op.A) || r.streamsOpaque(peer) {
+				continue
+			}
+			site := "recv"
+			switch {
+			case fin-consumed[op.A] < rt.frame[op.A]:
+				site = "strparser"
+			case op.Kind == trace.OpSplice:
+				site = "splice"
+			case ringFrom[[2]string{peer, op.A}]:
+				site = "ring"
+			}
+			return violation(op, "eof-early", site, "%s saw EOF after reading %d bytes; %s sent %d before its FIN", op.A, consumed[op.A], peer, fin)
+		}
+	}
+	return nil
+}
+
+// streamsOpaque reports whether s's stream cannot be counted (sends in
+// several threads, or cut by the runner, or written by iocopy).
+func (r *Run) streamsOpaque(s string) bool {
+	if r.streams == nil {
+		r.streams = trace.StreamsOf(r.Trace, r.Obs)
+	}
+	return r.streams.Opaque[s]
+}
+
+// checkReadsAgree: in a trace with one thread, what FIONREAD, poll and a
+// MSG_PEEK recv say of a socket agrees with the recv that follows at
+// once, both ways:
+//   - FIONREAD > 0 or poll IN, then a non-blocking recv fails with
+//     EAGAIN ("eagain-after-fionread", "eagain-after-poll");
+//   - FIONREAD n, then a recv of more than n returns more than n
+//     ("fionread-undercounts");
+//   - poll without IN, then a non-blocking recv returns data
+//     ("poll-misses-data");
+//   - a peek returns data that the recv after it does not start with
+//     ("peek-differs"), or EAGAIN where the recv after it gets data
+//     ("peek-misses-data").
+//
+// The site is "psock-gone" when the socket left a map whose sk_skb
+// program had taken its bytes (the bytes its psock freed), "psock" when
+// it was in a map, else "".
+func checkReadsAgree(r *Run) error {
+	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) || len(r.Trace.ThreadNames) > 1 {
+		return nil
+	}
+	rt := routesOf(r.Trace)
+	inMap := map[string]bool{}
+	ringReader := map[string]bool{}
+	if r.Stats != nil {
+		for _, w := range r.Stats.RingWrites {
+			ringReader[w.Reader] = true
+		}
+	}
+	for i := 1; i < len(r.Trace.Ops); i++ {
+		op, prev := &r.Trace.Ops[i], &r.Trace.Ops[i-1]
+		if prev.Kind == trace.OpInsert {
+			inMap[prev.A] = true
+		}
+		if op.Kind != trace.OpRecv || prev.A != op.A || r.Obs[i].Result.Note != "" || r.Obs[i-1].Result.Note != "" {
+			continue
+		}
+		site := ""
+		switch {
+		case ringReader[op.A]:
+			site = "ring"
+		case rt.psockDrop[op.A]:
+			site = "psock-gone"
+		case inMap[op.A]:
+			site = "psock"
+		}
+		res, pr := r.Obs[i].Result, r.Obs[i-1].Result
+		nonblock := op.Flags&trace.FlagDontwait != 0
+		got := res.Err == 0 && res.N > 0
+		switch {
+		case prev.Kind == trace.OpFIONREAD && pr.Err == 0 && pr.N > 0 && res.Err == syscall.EAGAIN:
+			return violation(op, "eagain-after-fionread", site, "recv on %s failed with EAGAIN right after FIONREAD reported %d bytes", op.A, pr.N)
+		case prev.Kind == trace.OpFIONREAD && pr.Err == 0 && pr.N >= 0 && got && res.N > pr.N && op.Size > pr.N:
+			return violation(op, "fionread-undercounts", site, "FIONREAD on %s reported %d bytes, the recv right after returned %d", op.A, pr.N, res.N)
+		case prev.Kind == trace.OpPoll && pr.Err == 0 && pollIn(pr.Word) && res.Err == syscall.EAGAIN:
+			return violation(op, "eagain-after-poll", site, "recv on %s failed with EAGAIN right after poll reported IN", op.A)
+		case prev.Kind == trace.OpPoll && pr.Err == 0 && !pollIn(pr.Word) && nonblock && got:
+			return violation(op, "poll-misses-data", site, "poll on %s reported %s, the non-blocking recv right after returned %d bytes", op.A, pr.Word, res.N)
+		case prev.Kind == trace.OpRecv && prev.Flags&trace.FlagPeek != 0 && op.Flags&trace.FlagPeek == 0:
+			peekGot := pr.Err == 0 && pr.N > 0
+			if peekGot && got {
+				n := min(len(pr.Data), len(res.Data))
+				if !bytes.Equal(pr.Data[:n], res.Data[:n]) {
+					return violation(op, "peek-differs", site, "MSG_PEEK on %s returned %d bytes the recv right after does not start with", op.A, pr.N)
+				}
+			}
+			if pr.Err == syscall.EAGAIN && got && prev.Size > 0 {
+				return violation(op, "peek-misses-data", site, "MSG_PEEK on %s failed with EAGAIN, the recv right after returned %d bytes", op.A, res.N)
+			}
+		}
+	}
+	return nil
+}
+
+// pollIn reports whether a poll result word has IN.
+func pollIn(w string) bool {
+	for _, f := range strings.Split(w, "|") {
+		if f == "IN" {
+			return true
+		}
+	}
+	return false
+}
+
+// Bases maps each patch profile to the profile it claims to be
+// transparent against, for the transparent property: the patch may
+// change how bytes travel, not which bytes a receiver gets in which
+// order. The differences each patch is meant to make (and that the
+// property therefore tolerates) are:
+//   - loopback-splice, loopback-splice-seq (the RFC's "applications need
+//     no changes", seed 002): bytes travel by the ring instead of TCP;
+//     `pair` succeeds (it fails with EOPNOTSUPP on the base); reads may
+//     return more or less at once (compared as streams, not per op);
+//   - splice-copy, splice-zerocopy (the splice_read series): splice(2)
+//     on a psock socket reads ingress_msg instead of returning 0 or
+//     EAGAIN, so the bytes recv would return come through the pipe.
+var Bases = map[string]string{
+	"linux-6.18+loopback-splice":     "linux-6.18",
+	"linux-6.18+loopback-splice-seq": "linux-6.18",
+	"linux-6.18+splice-copy":         "linux-6.18",
+	"linux-6.18+splice-zerocopy":     "linux-6.18",
+}
+
+// checkTransparent compares, for each socket read in one thread, the
+// bytes it consumed on the patch profile with those it consumed on the
+// base (Run.Base): one must be a prefix of the other. A difference is
+// "reordered" when the patch's bytes appear later in the base's stream,
+// else "corrupted"; a patch stream that is a strict prefix of the base's
+// and ends at an EOF where the base's same op returned data is
+// "eof-early". The site is "ring/tcp" ("ring/sk_msg" when the sender
+// was in a map with an sk_msg program) when the socket's ring was
+// written, else "".
+func checkTransparent(r *Run) error {
+	if r.Base == nil || r.Err != nil || r.BaseErr != nil || len(r.Base) != len(r.Trace.Ops) || len(r.Obs) != len(r.Trace.Ops) {
+		return nil
+	}
+	base := &Run{Trace: r.Trace, Obs: r.Base}
+	rt := routesOf(r.Trace)
+	st := trace.StreamsOf(r.Trace, r.Obs)
+	opaque := len(st.Opaque) > 0 // a sender's order is the kernel's: the two runs may differ
+	spliceProfile := strings.Contains(r.Trace.Profile, "+splice-")
+	for _, s := range sockets(r.Trace) {
+		if spliceProfile && splicesWithPsock(r.Trace, s) {
+			// The base's splice(2) on a psock socket is not a
+			// reference: it reads sk_receive_queue past bytes waiting
+			// on ingress_msg (what the patch fixes).
+			continue
+		}
+		if opaque && (rt.foreign[s] || st.Opaque[rt.peer[s]]) {
+			continue
+		}
+		pc, _, ok1 := consumption(r, s)
+		bc, _, ok2 := consumption(base, s)
+		if !ok1 || !ok2 {
+			continue
+		}
+		pb, bb := flatten(pc), flatten(bc)
+		n := min(len(pb), len(bb))
+		site := ""
+		if r.Stats != nil {
+			for _, w := range r.Stats.RingWrites {
+				if w.Reader == s {
+					site = "ring/tcp"
+					if rt.skMsgAt[len(rt.skMsgAt)-1][w.Sock] {
+						site = "ring/sk_msg"
+					}
+				}
+			}
+		}
+		if d := firstDiffAt(pb[:n], bb[:n]); d >= 0 {
+			kind := "corrupted"
+			for _, m := range []int{8, 4, 2, 1} {
+				if w := pb[d:min(len(pb), d+m)]; len(w) == m && bytes.Contains(bb[d+1:], w) {
+					kind = "reordered"
+					break
+				}
+			}
+			op := &r.Trace.Ops[opAt(pc, d)]
+			return violation(op, kind, site, "%s's stream differs from its base profile's (%s) at offset %d: %#x, base %#x",
+				s, Bases[r.Trace.Profile], d, pb[d], bb[d])
+		}
+		if len(pb) >= len(bb) {
+			continue
+		}
+		for i := range r.Trace.Ops {
+			op := &r.Trace.Ops[i]
+			res, bres := r.Obs[i].Result, r.Base[i].Result
+			if op.A == s && op.Kind == trace.OpRecv && op.Flags&trace.FlagPeek == 0 && op.Size > 0 &&
+				res.Err == 0 && res.N == 0 && res.Note == "" && bres.Err == 0 && bres.N > 0 {
+				if site == "ring/tcp" || site == "ring/sk_msg" {
+					site = "ring"
+				}
+				return violation(op, "eof-early", site, "%s saw EOF after %d bytes where its base profile (%s) read %d more",
+					s, len(pb), Bases[r.Trace.Profile], bres.N)
+			}
+		}
+	}
+	return nil
+}
+
+func flatten(cs []chunk) []byte {
+	var b []byte
+	for _, c := range cs {
+		b = append(b, c.data...)
+	}
+	return b
+}
+
+// opAt is the op of the chunk holding byte off.
+func opAt(cs []chunk, off int) int {
+	for _, c := range cs {
+		if off < len(c.data) {
+			return c.op
+		}
+		off -= len(c.data)
+	}
+	return cs[len(cs)-1].op
+}
+
+// firstDiffAt is the first index where a and b differ, or -1.
+func firstDiffAt(a, b []byte) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
+}
+
+// splicesWithPsock reports whether s splices after it was inserted in a
+// map.
+func splicesWithPsock(t *trace.Trace, s string) bool {
+	inMap := false
+	for _, op := range t.Ops {
+		switch {
+		case op.Kind == trace.OpInsert && op.A == s:
+			inMap = true
+		case op.Kind == trace.OpSplice && op.A == s && inMap:
+			return true
+		}
+	}
+	return false
+}
