@@ -104,7 +104,7 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 	sut := c.Backend
 	ref := c.Reference
 	if sut == nil {
-		mb, err := model.NewWithConfig(model.Config{Mutations: c.Mutations, Liveness: true})
+		mb, err := model.NewWithConfig(model.Config{Mutations: c.Mutations, Liveness: true, Provenance: true})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCampaign, err)
 		}
@@ -144,7 +144,7 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 		bt := *t
 		bt.Profile = base
 		if mb, ok := sut.(*model.Backend); ok {
-			r.Base, _, r.BaseErr = mb.RunTraceStats(ctx, &bt, trace.Options{})
+			r.Base, r.BaseStats, r.BaseErr = mb.RunTraceStats(ctx, &bt, trace.Options{})
 		} else {
 			r.Base, r.BaseErr = trace.Run(ctx, sut, &bt, trace.Options{})
 		}

@@ -32,8 +32,9 @@ type Run struct {
 	Stats *model.Stats
 	// Base is the same trace run on the base profile of a patch profile
 	// (Bases), for the transparent property; nil when there is none.
-	Base    []trace.Observation
-	BaseErr error
+	Base      []trace.Observation
+	BaseStats *model.Stats
+	BaseErr   error
 
 	streams *trace.Streams // computed on demand
 }

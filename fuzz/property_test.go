@@ -21,7 +21,17 @@ func mustParse(t *testing.T, src string) *trace.Trace {
 
 func modelRun(t *testing.T, src string) *Run {
 	t.Helper()
-	return runOne(context.Background(), model.New(), nil, mustParse(t, src))
+	return runOne(context.Background(), provModel(t), nil, mustParse(t, src))
+}
+
+// provModel is the model as campaigns run it: liveness checks and byte
+// provenance on.
+func provModel(t testing.TB) *model.Backend {
+	m, err := model.NewWithConfig(model.Config{Liveness: true, Provenance: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func mustHold(t *testing.T, p string, r *Run) {
@@ -60,20 +70,25 @@ pipe b 10
 	mustFail(t, "stream-integrity", r, "[corrupted]")
 	r = modelRun(t, src)
 	r.Obs[7].Result.Data = append(r.Obs[7].Result.Data, 'x')
-	mustFail(t, "stream-integrity", r, "[corrupted]")
+	r.Stats.ReadTags[7] = append(r.Stats.ReadTags[7], 0)
+	mustFail(t, "stream-integrity", r, "[untagged]")
 	r = modelRun(t, src)
 	r.Obs[5].Result.Data[0] ^= 1
 	mustFail(t, "stream-integrity", r, "[corrupted]")
 	// Bytes swapped between two reads: reordered; read twice:
 	// duplicated; skipped on a stream with one path: lost.
 	r = modelRun(t, src)
+	tags := r.Stats.ReadTags
 	r.Obs[3].Result.Data, r.Obs[7].Result.Data = r.Obs[7].Result.Data, r.Obs[3].Result.Data
+	tags[3], tags[7] = tags[7], tags[3]
 	mustFail(t, "stream-integrity", r, "[reordered]")
 	r = modelRun(t, src)
+	tags = r.Stats.ReadTags
 	r.Obs[7].Result.Data = append(append([]byte(nil), r.Obs[3].Result.Data...), r.Obs[7].Result.Data...)
+	tags[7] = append(append([]model.Tag(nil), tags[3]...), tags[7]...)
 	mustFail(t, "stream-integrity", r, "[duplicated]")
 	r = modelRun(t, src)
-	r.Obs[3].Result.Data = nil
+	r.Obs[3].Result.Data, r.Stats.ReadTags[3] = nil, nil
 	r.Obs[3].Result.N = 0
 	mustFail(t, "stream-integrity", r, "[lost]")
 }

@@ -2,9 +2,11 @@ package fuzz
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"syscall"
 
+	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -200,30 +202,30 @@ var Bases = map[string]string{
 
 // checkTransparent compares, for each socket read in one thread, the
 // bytes it consumed on the patch profile with those it consumed on the
-// base (Run.Base): one must be a prefix of the other. A difference is
-// "reordered" when the patch's bytes appear later in the base's stream,
-// else "corrupted"; a patch stream that is a strict prefix of the base's
-// and ends at an EOF where the base's same op returned data is
-// "eof-early". The site is "ring/tcp" ("ring/sk_msg" when the sender
-// was in a map with an sk_msg program) when the socket's ring was
-// written, else "".
+// base (Run.Base), by their provenance tags: one sequence of (sender,
+// offset) must be a prefix of the other. At the first difference the
+// patch read a byte the base read later ("reordered", with the sites of
+// stream-integrity: "ring/tcp", "ring/sk_msg", ...), or one the base
+// never read there ("differs"). A patch sequence that is a strict prefix
+// of the base's and ends at an EOF where the base's same op returned
+// data is "eof-early" ("ring" when the socket's ring was written).
+// Sockets whose senders send from several threads are not compared
+// (their order is the kernels', not the trace's), nor, on the splice
+// profiles, sockets that splice with a psock (the base's splice is what
+// the patch fixes).
 func checkTransparent(r *Run) error {
-	if r.Base == nil || r.Err != nil || r.BaseErr != nil || len(r.Base) != len(r.Trace.Ops) || len(r.Obs) != len(r.Trace.Ops) {
+	if r.Base == nil || r.Err != nil || r.BaseErr != nil || len(r.Base) != len(r.Trace.Ops) || len(r.Obs) != len(r.Trace.Ops) ||
+		r.Stats == nil || r.BaseStats == nil || r.Stats.TagSocks == nil {
 		return nil
 	}
-	base := &Run{Trace: r.Trace, Obs: r.Base}
-	rt := routesOf(r.Trace)
-	st := trace.StreamsOf(r.Trace, r.Obs)
-	opaque := len(st.Opaque) > 0 // a sender's order is the kernel's: the two runs may differ
+	base := &Run{Trace: r.Trace, Obs: r.Base, Stats: r.BaseStats}
+	p := newProvenance(r)
 	spliceProfile := strings.Contains(r.Trace.Profile, "+splice-")
 	for _, s := range sockets(r.Trace) {
-		if spliceProfile && splicesWithPsock(r.Trace, s) {
-			// The base's splice(2) on a psock socket is not a
-			// reference: it reads sk_receive_queue past bytes waiting
-			// on ingress_msg (what the patch fixes).
+		if len(p.st.Opaque) > 0 && (p.rt.foreign[s] || p.st.Opaque[p.rt.peer[s]]) {
 			continue
 		}
-		if opaque && (rt.foreign[s] || st.Opaque[rt.peer[s]]) {
+		if spliceProfile && splicesWithPsock(r.Trace, s) {
 			continue
 		}
 		pc, _, ok1 := consumption(r, s)
@@ -231,56 +233,90 @@ func checkTransparent(r *Run) error {
 		if !ok1 || !ok2 {
 			continue
 		}
-		pb, bb := flatten(pc), flatten(bc)
-		n := min(len(pb), len(bb))
-		site := ""
-		if r.Stats != nil {
-			for _, w := range r.Stats.RingWrites {
-				if w.Reader == s {
-					site = "ring/tcp"
-					if rt.skMsgAt[len(rt.skMsgAt)-1][w.Sock] {
-						site = "ring/sk_msg"
-					}
-				}
-			}
+		pt, bt := flattenTags(pc), flattenTags(bc)
+		if pt == nil || bt == nil {
+			continue
 		}
-		if d := firstDiffAt(pb[:n], bb[:n]); d >= 0 {
-			kind := "corrupted"
-			for _, m := range []int{8, 4, 2, 1} {
-				if w := pb[d:min(len(pb), d+m)]; len(w) == m && bytes.Contains(bb[d+1:], w) {
-					kind = "reordered"
-					break
-				}
+		n := min(len(pt), len(bt))
+		for d := 0; d < n; d++ {
+			if pt[d]&^pathBits == bt[d]&^pathBits {
+				continue
 			}
 			op := &r.Trace.Ops[opAt(pc, d)]
-			return violation(op, kind, site, "%s's stream differs from its base profile's (%s) at offset %d: %#x, base %#x",
-				s, Bases[r.Trace.Profile], d, pb[d], bb[d])
+			socks := r.Stats.TagSocks
+			name := func(t model.Tag) string {
+				if t.Known() && t.Sock() < len(socks) {
+					return fmt.Sprintf("%s's byte at offset %d", socks[t.Sock()], t.Off())
+				}
+				return "an untagged byte"
+			}
+			for j := d + 1; j < len(pt); j++ {
+				if pt[j]&^pathBits == bt[d]&^pathBits {
+					site := ""
+					if bt[d].Sock() == pt[d].Sock() && bt[d].Known() {
+						site = p.orderSite(socks[bt[d].Sock()], s, pt[j], pt[d])
+					}
+					return violation(op, "reordered", site, "%s read %s where its base profile (%s) read %s, which it read later",
+						s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
+				}
+			}
+			if pt[d].Known() && bt[d].Known() && pt[d].Sock() == bt[d].Sock() && pt[d].Off() > bt[d].Off() {
+				// The patch skipped ahead: the bytes it skipped may wait
+				// on the other path (the ring, or TCP).
+				snd := socks[bt[d].Sock()]
+				late := bt[d] &^ pathBits
+				if p.ringWritten(snd, s, late.Off()) {
+					late |= model.TagRing
+				}
+				if site := p.orderSite(snd, s, late, pt[d]); strings.HasPrefix(site, "ring/") {
+					return violation(op, "reordered", site, "%s read %s where its base profile (%s) read %s, which took the other path",
+						s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
+				}
+			}
+			return violation(op, "differs", pathSite(pt[d]), "%s read %s where its base profile (%s) read %s",
+				s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
 		}
-		if len(pb) >= len(bb) {
+		if len(pt) >= len(bt) {
 			continue
+		}
+		ring := false
+		for _, w := range r.Stats.RingWrites {
+			ring = ring || w.Reader == s
 		}
 		for i := range r.Trace.Ops {
 			op := &r.Trace.Ops[i]
 			res, bres := r.Obs[i].Result, r.Base[i].Result
 			if op.A == s && op.Kind == trace.OpRecv && op.Flags&trace.FlagPeek == 0 && op.Size > 0 &&
 				res.Err == 0 && res.N == 0 && res.Note == "" && bres.Err == 0 && bres.N > 0 {
-				if site == "ring/tcp" || site == "ring/sk_msg" {
+				site := ""
+				if ring {
 					site = "ring"
 				}
 				return violation(op, "eof-early", site, "%s saw EOF after %d bytes where its base profile (%s) read %d more",
-					s, len(pb), Bases[r.Trace.Profile], bres.N)
+					s, len(pt), Bases[r.Trace.Profile], bres.N)
 			}
 		}
 	}
 	return nil
 }
 
-func flatten(cs []chunk) []byte {
-	var b []byte
+// pathBits are a tag's path bits (model.Tag.Paths).
+const pathBits = model.TagRing | model.TagIngress | model.TagRingReaders | model.TagRingWriters
+
+// flattenTags returns the tags of cs's bytes in order, nil when a chunk
+// has none.
+func flattenTags(cs []chunk) []model.Tag {
+	var t []model.Tag
 	for _, c := range cs {
-		b = append(b, c.data...)
+		if len(c.tags) != len(c.data) {
+			return nil
+		}
+		t = append(t, c.tags...)
 	}
-	return b
+	if t == nil {
+		t = []model.Tag{}
+	}
+	return t
 }
 
 // opAt is the op of the chunk holding byte off.
@@ -292,16 +328,6 @@ func opAt(cs []chunk, off int) int {
 		off -= len(c.data)
 	}
 	return cs[len(cs)-1].op
-}
-
-// firstDiffAt is the first index where a and b differ, or -1.
-func firstDiffAt(a, b []byte) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return -1
 }
 
 // splicesWithPsock reports whether s splices after it was inserted in a

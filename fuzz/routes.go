@@ -28,6 +28,8 @@ type routes struct {
 	// skMsgAt[i] is the set of sockets that were, before op i, in a map
 	// with an sk_msg program (their sends went by tcp_bpf_sendmsg).
 	skMsgAt []map[string]bool
+	// iocopySrc: an iocopy reads the socket (its bytes go on to another).
+	iocopySrc map[string]bool
 	// frame is, per socket in a map with a fixed-size stream parser
 	// (`parser N`), the largest N: up to N-1 bytes of a frame that never
 	// completes stay with the parser (strp_data_ready waits for the rest).
@@ -54,7 +56,7 @@ type mapInfo struct {
 func routesOf(t *trace.Trace) *routes {
 	r := &routes{
 		peer: map[string]string{}, foreign: map[string]bool{}, diverted: map[string]bool{},
-		psockDrop: map[string]bool{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{},
+		psockDrop: map[string]bool{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, iocopySrc: map[string]bool{},
 		skMsgAt: make([]map[string]bool, len(t.Ops)),
 	}
 	maps := map[string]*mapInfo{}
@@ -64,6 +66,8 @@ func routesOf(t *trace.Trace) *routes {
 		switch op.Kind {
 		case trace.OpConn:
 			r.peer[op.A], r.peer[op.B] = op.B, op.A
+		case trace.OpIOCopy:
+			r.iocopySrc[op.A] = true
 		case trace.OpMap:
 			maps[op.Map] = &mapInfo{members: map[string]bool{}, keys: map[int64]string{}}
 		case trace.OpProg:
@@ -154,10 +158,11 @@ func copySet(m map[string]bool) map[string]bool {
 	return out
 }
 
-// exclusive reports whether every byte s sends can only reach r: r is
-// s's peer, s's sends are not diverted, and r gets nothing else.
+// exclusive reports whether every byte s sends can only reach r, and
+// only r's own reads take them: r is s's peer, s's sends are not
+// diverted, and no iocopy reads r.
 func (r *routes) exclusive(s, rcv string) bool {
-	return r.peer[s] == rcv && !r.diverted[s]
+	return r.peer[s] == rcv && !r.diverted[s] && !r.iocopySrc[rcv]
 }
 
 // changedBetween reports whether s's or rcv's route changed between ops

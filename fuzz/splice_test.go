@@ -90,7 +90,7 @@ func TestSpliceProperties(t *testing.T) {
 		t.Run(profile, func(t *testing.T) {
 			rapid.Check(t, func(rt *rapid.T) {
 				tr := spliceTrace(profile).Draw(rt, "trace")
-				r := runOne(context.Background(), model.New(), nil, tr)
+				r := runOne(context.Background(), provModel(t), nil, tr)
 				if err := checkSplice(r); err != nil {
 					rt.Fatalf("%v\n%s", err, tr.Format())
 				}
@@ -107,7 +107,7 @@ func TestSplicePlantedBugs(t *testing.T) {
 	const profile = "linux-6.18+splice-zerocopy"
 	for _, mutation := range []string{"zerocopy-no-get-page", "zerocopy-slab-to-pipe"} {
 		t.Run(mutation, func(t *testing.T) {
-			mb, err := model.NewWithConfig(model.Config{Mutations: []string{mutation}})
+			mb, err := model.NewWithConfig(model.Config{Mutations: []string{mutation}, Provenance: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +124,7 @@ func TestSplicePlantedBugs(t *testing.T) {
 				if !fails(small) {
 					t.Fatalf("the shrunk trace no longer fails:\n%s", small.Format())
 				}
-				if err := checkSplice(runOne(context.Background(), model.New(), nil, small)); err != nil {
+				if err := checkSplice(runOne(context.Background(), provModel(t), nil, small)); err != nil {
 					t.Fatalf("the unmutated model fails the shrunk trace too: %v\n%s", err, small.Format())
 				}
 				if len(small.Ops) > len(tr.Ops) || len(small.Ops) > 12 {

@@ -41,7 +41,7 @@ func TestZooDetectsEveryMutation(t *testing.T) {
 			}
 			t.Logf("detected after %d traces (%v) by %s: %s", d.Traces, d.Time.Round(time.Millisecond), d.Outcome.Property, d.Outcome.Detail)
 			clean := &Run{Trace: d.Outcome.Counterexample}
-			r := runOne(context.Background(), model.New(), nil, clean.Trace)
+			r := runOne(context.Background(), provModel(t), nil, clean.Trace)
 			if p, _ := PropertyByName(d.Outcome.Property); p.Check(r) != nil && p.Name != "agrees-with-reference" {
 				t.Fatalf("the unmutated model fails %s on the same trace too", p.Name)
 			}

@@ -163,7 +163,7 @@ func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
 	}
 	for !pipe.empty() && dst.left() > 0 {
 		b := pipe.buf(pipe.Tail)
-		c := dst.copyIn(b.Page.bytes(b.Offset, b.Len))
+		c := dst.copyInTagged(b.Page.bytes(b.Offset, b.Len), b.Page.tagsAt(b.Offset, b.Len))
 		b.Offset += c
 		b.Len -= c
 		if b.Len == 0 {

@@ -122,6 +122,7 @@ func (k *kernel) skPsockInit(sk *Sock) *SkPsock {
 // queued.
 func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
 	if p.testState(skPsockTxEnabled) {
+		msg.markTags(TagIngress)
 		p.IngressMsg = append(p.IngressMsg, msg)
 		p.MsgTotLen += msg.Sg.Size
 		return true
@@ -719,8 +720,8 @@ func (k *kernel) skbSendSock(sk *Sock, skb *SkBuff, off, n int) int {
 		return -int(errEINVAL)
 	}
 	buf := make([]byte, n)
-	skb.copyBits(off, buf)
-	sent, err := sk.SkProt.Sendmsg(k.s.kernelTask, sk, newSrcBytes(-1, buf), msgDontwait|msgNosignal)
+	tags := skb.copyBitsTagged(off, buf)
+	sent, err := sk.SkProt.Sendmsg(k.s.kernelTask, sk, newSrcKernel(buf, tags), msgDontwait|msgNosignal)
 	if err != 0 {
 		if sent > 0 {
 			return sent

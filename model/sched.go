@@ -556,7 +556,10 @@ func (s *Sched) advance() bool {
 // control (the task's coroutine, or the scheduler while the task is parked).
 type Task struct {
 	Name string
-	s    *Sched
+	// readTags are the tags of what the task's current read op returned
+	// (Config.Provenance), filed by the run when the op ends.
+	readTags []Tag
+	s        *Sched
 	// kernel is set on the scheduler's kworker task, which never parks.
 	kernel bool
 

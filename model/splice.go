@@ -42,6 +42,9 @@ func (k *kernel) linearToPage(t *Task, p *Page, off, n int) (*Page, int, int) {
 	k.pages.refill(pf)
 	n = min(n, pf.Size-pf.Offset)
 	copy(pf.Page.bytes(pf.Offset, n), p.bytes(off, n))
+	if t := pf.Page.tagsAt(pf.Offset, n); t != nil {
+		copy(t, tagsOrZero(p.tagsAt(off, n), n, true))
+	}
 	k.chargeCopy(n)
 	off = pf.Offset
 	pf.Offset += n

@@ -328,7 +328,15 @@ func (k *kernel) spliceRingWrite(sender *Sock, s *SkPsockSplice, src *srcIter, s
 	segs, held := k.heldFor(s.Psock.Sk)
 	off := src.streamOff()
 	buf := make([]byte, size)
-	src.copyTo(buf)
+	var tags []Tag
+	if k.pages.prov {
+		tags = make([]Tag, size)
+	}
+	src.copyToTagged(buf, tags)
+	markTags(tags, TagRing)
+	if s.concurrentWrites {
+		markTags(tags, TagRingWriters)
+	}
 	n, _ := s.Ring.Write(buf)
 	if s.freed {
 		panic("model: splice ring freed while a sender held ring_ref")
@@ -336,7 +344,10 @@ func (k *kernel) spliceRingWrite(sender *Sock, s *SkPsockSplice, src *srcIter, s
 	if n < size {
 		src.revert(size - n)
 	}
-	s.shadow.written(buf[:n])
+	if tags != nil {
+		tags = tags[:n]
+	}
+	s.shadow.written(buf[:n], tags)
 	k.splice.writes = append(k.splice.writes, RingWrite{Sock: sender.Name, Reader: s.Psock.Sk.Name, Off: off, Bytes: n, HeldSegs: segs, HeldBytes: held})
 	return n
 }
@@ -373,7 +384,11 @@ func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 		m, _ := r.Read(buf[n:])
 		n += m
 	}
-	if kind, msg := s.shadow.read(buf[:n]); msg != "" {
+	kind, msg, tags := s.shadow.read(buf[:n])
+	if s.concurrentReads {
+		markAllTags(tags, TagRing|TagRingReaders)
+	}
+	if msg != "" {
 		f := RingFault{Reader: s.Psock.Sk.Name, Kind: kind, Site: "ring", Msg: msg}
 		switch {
 		case s.concurrentReads:
@@ -383,7 +398,7 @@ func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 		}
 		k.splice.contentFaults = append(k.splice.contentFaults, f)
 	}
-	dst.copyIn(buf[:n])
+	dst.copyInTagged(buf[:n], tags)
 	return n
 }
 

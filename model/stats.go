@@ -35,6 +35,11 @@ type Stats struct {
 	// RingFaults are the ring reads that returned other bytes than the
 	// ring was written with (ringShadow), in order.
 	RingFaults []RingFault
+	// ReadTags are, with Config.Provenance, the tags of the bytes each
+	// read op returned (recv, pipe), by op index; TagSocks names the
+	// sockets of Tag.Sock.
+	ReadTags map[int][]Tag
+	TagSocks []string
 }
 
 // InFlightRingWrite returns the first ring write made while TCP payload
@@ -76,7 +81,7 @@ var statOps = []trace.Kind{trace.OpSend, trace.OpRecv, trace.OpSplice, trace.OpP
 var userCopies = map[trace.Kind]bool{trace.OpSend: true, trace.OpRecv: true, trace.OpPipe: true}
 
 func newStats() *Stats {
-	s := &Stats{Ops: map[string]*OpStats{}}
+	s := &Stats{Ops: map[string]*OpStats{}, ReadTags: map[int][]Tag{}}
 	for _, k := range statOps {
 		s.Ops[k.String()] = &OpStats{}
 	}

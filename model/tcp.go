@@ -685,7 +685,7 @@ func (r *RefTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int,
 		if room := pf.Size - pf.Offset; room < n {
 			n = room
 		}
-		src.copyTo(pf.Page.bytes(pf.Offset, n))
+		src.copyToTagged(pf.Page.bytes(pf.Offset, n), pf.Page.tagsAt(pf.Offset, n))
 		skb.appendFrag(pf.Page, pf.Offset, n)
 		pf.Offset += n
 		return n, true

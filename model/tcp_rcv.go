@@ -71,8 +71,8 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 				used = length
 			}
 			buf := make([]byte, used)
-			found.copyBits(offset, buf)
-			dst.copyIn(buf)
+			tags := found.copyBitsTagged(offset, buf)
+			dst.copyInTagged(buf, tags)
 			*seq += uint32(used)
 			copied += used
 			length -= used
