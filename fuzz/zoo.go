@@ -35,14 +35,21 @@ var Zoo = []ZooEntry{
 	{"zerocopy-slab-to-pipe", "linux-6.18+splice-zerocopy", false},
 
 	// The second zoo.
+	{"apply-bytes-no-decrement", "linux-6.18", true},
+	{"close-unread-off-by-one", "linux-6.18", true},
 	{"del-link-all-matches", "linux-6.18", true},
 	{"delete-no-unref", "linux-6.18", true},
 	{"destroy-no-zap-ingress", "linux-6.18", true},
 	{"drop-verdict-no-eat-skb", "linux-6.18", true},
 	{"ingress-enqueue-extra-skb-get", "linux-6.18", true},
 	{"ingress-queue-head", "linux-6.18", true},
+	{"ioctl-no-psock-put", "linux-6.18", true},
+	{"poll-shutdown-no-in", "linux-6.18", true},
+	{"push-more-on-last", "linux-6.18", true},
+	{"redir-no-psock-put", "linux-6.18", true},
 	{"strp-need-bytes-off-by-one", "linux-6.18", true},
 	{"update-key-off-by-one", "linux-6.18", true},
+	{"verdict-drops-ingress-flag", "linux-6.18", true},
 }
 
 // Detection is the result of attacking one mutation.
