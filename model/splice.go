@@ -13,7 +13,7 @@ var (
 	mutLinearToPageNoAdvance = registerMutation("linear-to-page-no-advance",
 		"linear_to_page copies into the page frag without advancing pfrag->offset: the next copy overwrites bytes a pipe buffer still holds")
 	mutSpliceReadMissesShutdown = registerMutation("splice-read-misses-shutdown",
-		"tcp_splice_read drops the RCV_SHUTDOWN check: splice after the peer's FIN is -EAGAIN (or sleeps) instead of EOF")
+		"tcp_splice_read drops the RCV_SHUTDOWN check: splice after shutdown(SHUT_RD) is -EAGAIN (or sleeps) instead of EOF")
 )
 
 // fillPage mirrors spd_fill_page() (net/core/skbuff.c, v6.18): for the
