@@ -117,13 +117,29 @@ func (k *kernel) skPsockInit(sk *Sock) *SkPsock {
 	return p
 }
 
+// Second bug zoo: the mutations of this file (mutation.go).
+var (
+	mutIngressQueueHead = registerMutation("ingress-queue-head",
+		"sk_psock_queue_msg adds the message at the head of ingress_msg (list_add for list_add_tail): readers get messages out of order")
+	mutIngressExtraSkbGet = registerMutation("ingress-enqueue-extra-skb-get",
+		"sk_psock_skb_ingress_enqueue takes skb_get even without take_ref: the skb of a message passed to its own socket is never freed")
+	mutDropNoEatSkb = registerMutation("drop-verdict-no-eat-skb",
+		"sk_psock_verdict_apply frees a dropped skb without tcp_eat_skb: copied_seq stays behind and tcp_poll reports stale EPOLLIN")
+	mutDestroyNoZapIngress = registerMutation("destroy-no-zap-ingress",
+		"sk_psock_destroy forgets __sk_psock_zap_ingress: messages still on ingress_msg at teardown leak their pages")
+)
+
 // skPsockQueueMsg mirrors sk_psock_queue_msg(): append msg to ingress_msg
 // if the psock still transmits, else free it. It reports whether msg was
 // queued.
 func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
 	if p.testState(skPsockTxEnabled) {
 		msg.markTags(TagIngress)
-		p.IngressMsg = append(p.IngressMsg, msg)
+		if k.mutated(mutIngressQueueHead) {
+			p.IngressMsg = append([]*SkMsg{msg}, p.IngressMsg...)
+		} else {
+			p.IngressMsg = append(p.IngressMsg, msg)
+		}
 		p.MsgTotLen += msg.Sg.Size
 		return true
 	}
@@ -321,7 +337,9 @@ func (k *kernel) skPsockDestroy(p *SkPsock) {
 	if p.strp != nil {
 		k.strpDone(p.strp)
 	}
-	k.skPsockZapIngress(p)
+	if !k.mutated(mutDestroyNoZapIngress) {
+		k.skPsockZapIngress(p)
+	}
 	p.Progs = SkPsockProgs{}
 	p.Links = nil
 	k.skPsockCorkFree(p)
@@ -474,7 +492,9 @@ func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
 	}
 	// __SK_DROP, out_free.
 	skb.BpfRedir = nil
-	k.tcp.EatSkb(p.Sk, skb)
+	if !k.mutated(mutDropNoEatSkb) {
+		k.tcp.EatSkb(p.Sk, skb)
+	}
 	k.freeSkb(skb)
 	return err
 }
@@ -566,7 +586,7 @@ func (k *kernel) skPsockSkbIngressEnqueue(skb *SkBuff, off, n int, p *SkPsock, s
 	msg.Sg.Start = 0
 	msg.Sg.Size = n
 	msg.Sg.End = num
-	if takeRef {
+	if takeRef || k.mutated(mutIngressExtraSkbGet) {
 		skb.skbGet()
 	}
 	msg.Skb = skb

@@ -431,6 +431,14 @@ func (k *kernel) spliceBusyLoop(t *Task, sk *Sock, ready func() bool) {
 	}
 }
 
+// Second bug zoo: more mutations of this file (mutation.go).
+var (
+	mutRingPollMissesRing = registerMutation("ring-poll-misses-ring",
+		"loopback splice: tcp_bpf_is_readable tests only ingress_msg, not splice_ring_has_data: poll misses ring bytes")
+	mutSpliceRecvSkipsRcvQueue = registerMutation("splice-recv-skips-rcv-queue",
+		"loopback splice: tcp_bpf_splice_recvmsg drops the sk_receive_queue check on an empty ring: TCP bytes are not deferred to, -EAGAIN or a sleep instead")
+)
+
 // tcpBpfIsReadable mirrors tcp_bpf_is_readable(): poll's view of a paired
 // socket: ring data (splice_ring_has_data), else ingress_msg.
 func tcpBpfIsReadable(sk *Sock) bool {
@@ -438,7 +446,7 @@ func tcpBpfIsReadable(sk *Sock) bool {
 	if p == nil {
 		return false
 	}
-	if p.Splice != nil && spliceRingHasData(p.Splice) {
+	if p.Splice != nil && spliceRingHasData(p.Splice) && !sk.k.mutated(mutRingPollMissesRing) {
 		return true
 	}
 	return len(p.IngressMsg) > 0
@@ -485,7 +493,7 @@ func (k *kernel) tcpBpfSpliceRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter
 		// Between the empty ring and the checks that end the call: a
 		// sender may publish and a FIN land here (defect (b)).
 		t.yieldPoint("tcp_bpf_splice_recvmsg: ring empty, before the rcv_queue/shutdown checks")
-		if !sk.SkReceiveQueue.empty() {
+		if !sk.SkReceiveQueue.empty() && !k.mutated(mutSpliceRecvSkipsRcvQueue) {
 			return 0, errOK
 		}
 		if sk.SkErr != 0 {

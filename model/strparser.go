@@ -71,6 +71,10 @@ func (k *kernel) strpDone(s *strparser) {
 	s.timerGen++
 }
 
+// mutStrpNeedBytesOffByOne is a bug of the second zoo (mutation.go).
+var mutStrpNeedBytesOffByOne = registerMutation("strp-need-bytes-off-by-one",
+	"strp_data_ready waits while the queue holds <= need_bytes (for <): a message that arrives exactly complete is not parsed")
+
 // skPsockStrpDataReady mirrors sk_psock_strp_data_ready() →
 // strp_data_ready(): parse at once, or from the strparser work when a
 // task owns the socket.
@@ -96,7 +100,7 @@ func (k *kernel) skPsockStrpDataReady(sk *Sock) {
 		}
 		return
 	}
-	if s.needBytes > 0 && k.tcp.Inq(sk) < s.needBytes {
+	if s.needBytes > 0 && (k.tcp.Inq(sk) < s.needBytes || k.mutated(mutStrpNeedBytesOffByOne) && k.tcp.Inq(sk) == s.needBytes) {
 		return // strp_peek_len < need_bytes: wait for the whole message
 	}
 	k.strpReadSock(s)
