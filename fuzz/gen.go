@@ -82,6 +82,10 @@ type genState struct {
 	// noRead: receivers of a shapeNeverRead trace, which no op reads
 	// (op() writes a fionread instead).
 	noRead map[string]bool
+	// routeSocks: the sockets of the shape's route; op() writes no
+	// iocopy between two of them, which would feed itself until the
+	// runner's timeout (seconds of model time per trace).
+	routeSocks map[string]bool
 	// shapeOp, when set, draws one op of the trace's shape (see shape).
 	shapeOp func()
 	// tail is written after the last op, before the joins; shapeTail,
@@ -112,7 +116,8 @@ func tcpPeer(s string) string {
 }
 
 func genSource(t *rapid.T, cfg GenConfig) string {
-	g := &genState{t: t, cfg: cfg, timeo: map[string]bool{}, nonblock: map[string]bool{}, noRead: map[string]bool{}}
+	g := &genState{t: t, cfg: cfg, timeo: map[string]bool{}, nonblock: map[string]bool{}, noRead: map[string]bool{},
+		routeSocks: map[string]bool{}}
 	pl := g.drawPlan()
 	nconn := rapid.IntRange(min(max(cfg.MinConns, pl.conns), cfg.MaxConns), cfg.MaxConns).Draw(t, "conns")
 	for i := 0; i < nconn; i++ {
@@ -359,7 +364,7 @@ func (g *genState) op() {
 		g.line("sleep %d", rapid.IntRange(1, 20).Draw(t, "ms"))
 	case "iocopy":
 		d := g.sock("dst")
-		if d == s || !g.timeo[s] {
+		if d == s || !g.timeo[s] || g.routeSocks[s] && g.routeSocks[d] {
 			g.line("fionread %s", s)
 			return
 		}
@@ -722,6 +727,10 @@ func (r *route) place(letters []byte) {
 // is over its sk_rcvbuf) or skb_send_sock() out of the target.
 func (g *genState) routeSetup(r *route) {
 	t := g.t
+	g.routeSocks[r.src], g.routeSocks[r.dst] = true, true
+	for _, s := range r.inserts {
+		g.routeSocks[s] = true
+	}
 	for i, h := range routeHops[r.kind] {
 		m := fmt.Sprintf("r%d", i)
 		typ := rapid.SampledFrom([]string{"sockmap", "sockhash"}).Draw(t, "routemaptype")
