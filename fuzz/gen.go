@@ -838,8 +838,9 @@ func (g *genState) recvBounded(s string, n int, flags string) {
 }
 
 // spliceBounded writes a SPLICE_F_NONBLOCK splice of n bytes from s,
-// after setting O_NONBLOCK on s if nothing else bounds its wait
-// (tcp_splice_read() takes its timeout from the socket).
+// after setting O_NONBLOCK on s if nothing else bounds its wait:
+// tcp_splice_read() (net/ipv4/tcp.c, v6.18) takes its timeout from the
+// socket (sock_rcvtimeo), SPLICE_F_NONBLOCK concerns only the pipe.
 func (g *genState) spliceBounded(th, s string, n int) {
 	if !g.timeo[s] && !g.nonblock[s] {
 		g.line("set %s nonblock on", s)
@@ -858,7 +859,10 @@ var routeSendSizes = []int{1, 7, 100, 1000, 4096, 16383, 16400, 65536}
 // source (some in a sender thread) and reads of its destination, by recv
 // (small ones and peeks among them), splice and pipe reads, reader
 // threads, FIONREAD and poll; rarely the source's FIN, which the route
-// carries (sk_psock_verdict_apply() hands the FIN skb on too).
+// carries (sk_psock_verdict_apply() (net/core/skmsg.c, v6.18) hands the
+// FIN skb on too). Reads of the destination meet redirected bytes on
+// its ingress_msg in tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c, v6.18), or
+// on its sk_receive_queue after an egress hop.
 func (g *genState) routeOp(r *route) {
 	t := g.t
 	switch rapid.IntRange(0, 11).Draw(t, "routeop") {
@@ -945,7 +949,10 @@ func (g *genState) slabSetup(c byte) {
 
 // slabOp draws an op of a shapeSlabFrag trace: more large sends and
 // splices (some in other threads, with task_frags of their own), pipe
-// reads, pipe resizes, recvs.
+// reads, pipe resizes, recvs. A send between two splices carves its
+// bytes out of the same task_frag page (tcp_sendmsg_locked() →
+// sk_page_frag_refill(), net/ipv4/tcp.c, v6.18) while pipe buffers
+// still hold it, so the next linear_to_page() finds less room.
 func (g *genState) slabOp(s1, s2 string) {
 	t := g.t
 	switch rapid.IntRange(0, 9).Draw(t, "slabop") {
@@ -1004,7 +1011,9 @@ func (g *genState) partialSetup(c byte) {
 	g.shapeOp = func() { g.partialOp(s1, s2) }
 }
 
-// partialOp draws an op of a shapePartial trace.
+// partialOp draws an op of a shapePartial trace: reads shorter than a
+// message, which sk_msg_recvmsg() (net/core/skmsg.c, v6.18) leaves
+// partly consumed at the head of ingress_msg (or, peeking, untouched).
 func (g *genState) partialOp(s1, s2 string) {
 	t := g.t
 	small := []int{1, 7, 100}
@@ -1096,7 +1105,10 @@ func (g *genState) parserSetup(c byte) {
 }
 
 // parserOp draws an op of a shapeParserRcvbuf trace whose frames are n
-// bytes long.
+// bytes long: sends one short of a frame, a frame, one over, two frames
+// (the need_bytes wait and the frame boundary inside an skb, in
+// __strp_recv() (net/strparser/strparser.c, v6.18)), and reads of what
+// an aborted parser left on sk_receive_queue.
 func (g *genState) parserOp(s1, s2 string, n int) {
 	t := g.t
 	switch rapid.IntRange(0, 9).Draw(t, "parserop") {
