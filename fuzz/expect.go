@@ -43,9 +43,8 @@ var KnownFailures = map[string][]Known{
 		{"no-lost-wakeup", "lost-wakeup", "splice_send_wait/concurrent-senders",
 			"the module's splice_prot_sendmsg takes no socket lock, so two threads sending on one paired socket are two " +
 				"producers on a single-producer ring: a sender waiting for space misses the wake-up the other's write consumed"},
-		{"eof-after-data", "eof-early", "ring",
-			"the multikernel/tcp_splice module's close clears the pair, and its receiver then reports EOF with bytes " +
-				"still in the ring"},
+		{"eof-after-data", "eof-early", "ring", moduleCloseEOF},
+		{"transparent", "eof-early", "ring", moduleCloseEOF},
 		{"no-livelock", "livelock", "splice_recvmsg_merge",
 			"the module's splice_recvmsg_merge goes round again while sk_receive_queue is non-empty " +
 				"(splice_recv_deliverable), so it spins on bytes tcp_recvmsg cannot return: the copied_seq hole mainline " +
@@ -76,6 +75,10 @@ var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reorde
 	{"ring-content", "corrupted", "ring/concurrent-readers", ringReadersReason},
 	{"ring-content", "overread", "ring/concurrent-writers", ringWritersReason},
 	{"ring-content", "corrupted", "ring/concurrent-writers", ringWritersReason},
+	{"reads-agree", "eagain-after-poll", "ring/peek", ringPeekReason},
+	{"reads-agree", "eagain-after-poll", "ring/verdict", ringVerdictReason},
+	{"reads-agree", "eagain-after-fionread", "ring/verdict", ringVerdictReason},
+	{"reads-agree", "eagain-after-fionread", "ring/peek", ringPeekReason},
 	{"reads-agree", "peek-misses-data", "ring", "MSG_PEEK does not look into the ring: tcp_bpf_splice_recvmsg " +
 		"returns 0 for MSG_PEEK (\"PEEK is not implemented against the ring\") and the peek reads the empty TCP queue"},
 	{"reads-agree", "peek-differs", "ring", "MSG_PEEK does not look into the ring, so a peek returns TCP bytes that ring " +
@@ -83,6 +86,9 @@ var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reorde
 	{"reads-agree", "fionread-undercounts", "ring", "FIONREAD does not count ring bytes: the RFC keeps 6.18's tcp_bpf_ioctl " +
 		"(msg_tot_len) and the module does not override ioctl, and neither adds the ring's count"},
 	{"stream-integrity", "reordered", "ring/sk_msg", skMsgOvertakesRing},
+	{"transparent", "differs", "ring/bypass-verdict", "ring bytes never meet the reader's sk_skb verdict (the RFC: " +
+		"\"no skb, no sk_msg, and no verdict-program involvement on the splice fast path\"; the module likewise): " +
+		"bytes the base redirects on, or drops, stay in the paired socket's ring"},
 	{"transparent", "reordered", "ring/sk_msg", skMsgOvertakesRing},
 	{"stream-integrity", "lost", "ring/strparser", "model-only, not yet confirmed on a kernel carrying the patch: a paired " +
 		"socket that also has a stream parser misses bytes its peer sent before the ring took over"},
@@ -98,6 +104,16 @@ func concurrentRing(property string, kinds ...string) []Known {
 	}
 	return out
 }
+
+const moduleCloseEOF = "the multikernel/tcp_splice module's close clears the pair, and its receiver then reports EOF " +
+	"with bytes still in the ring"
+
+const ringVerdictReason = "a paired socket with an sk_skb verdict program receives by tcp_bpf_recvmsg_parser, which " +
+	"has no ring path (the RFC adds the ring read to tcp_bpf_recvmsg only), while poll (tcp_bpf_is_readable) counts the " +
+	"ring: its ring bytes are stranded"
+
+const ringPeekReason = "MSG_PEEK does not look into the ring (tcp_bpf_splice_recvmsg returns 0 for it), while " +
+	"poll and FIONREAD see ring bytes: a peek right after finds nothing"
 
 const skMsgOvertakesRing = "a paired socket in a map with an sk_msg program sends by tcp_bpf_sendmsg, not the " +
 	"ring (pairing is the RFC's, whose TCP_BPF_TX proto has no ring path), and overtakes its bytes still in the ring " +
@@ -142,10 +158,36 @@ var mainlineFailures = []Known{
 	{"no-lost-wakeup", "lost-wakeup", "tcp_msg_wait_data/strparser",
 		"a reader blocked in tcp_bpf_recvmsg_parser waits for ingress_msg or sk_receive_queue, but a stream parser " +
 			"waiting for the rest of a frame leaves bytes on sk_receive_queue without waking it: it sleeps to its timeout"},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_splice_read/strparser", strparserHolds},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/strparser", strparserHolds},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_msg_wait_data/sk_receive_queue", selfRedirectReason},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_splice_read/sk_receive_queue", selfRedirectReason},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/sk_receive_queue", selfRedirectReason},
+	{"eof-after-data", "eof-early", "psock-drop",
+		"sk_psock_drop frees the bytes the psock took off sk_receive_queue (its ingress_msg) without advancing " +
+			"copied_seq; after the FIN a reader sees EOF with FIONREAD still counting them (reproduced on the 6.18 kernel backend)"},
+	{"stream-integrity", "lost", "strparser",
+		"a stream parser eats the bytes of a frame it has not completed (copied_seq moves past them); splice(2), " +
+			"which reads sk_receive_queue, then returns the bytes after them (reproduced on the 6.18 kernel backend)"},
+	{"stream-integrity", "lost", "psock-drop",
+		"a socket that leaves a map with a stream parser loses the bytes its psock held: sk_psock_drop frees them " +
+			"without advancing copied_seq (testdata/traces/findings/psock_delete_strparser_seq_warn.trace, on 6.18)"},
+	{"reads-agree", "eagain-after-poll", "psock-gone",
+		"after the socket leaves the map, poll reports IN for the bytes its psock took and freed (tcp_inq counts " +
+			"them), while recv finds nothing (reproduced on the 6.18 kernel backend)"},
 	{"reads-agree", "eagain-after-fionread", "psock-gone",
 		"after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock took off " +
 			"sk_receive_queue and freed with it, while recv finds nothing"},
 }
+
+const selfRedirectReason = "a socket whose sk_skb verdict redirects into its own ingress queue stops seeing its " +
+	"later bytes after the first read: they stay on sk_receive_queue, FIONREAD says 0, poll has no IN and a reader " +
+	"sleeps to its timeout (reproduced on the 6.18 kernel backend: conn c1 c2; sk_skb redirect 0 ingress with c2 at " +
+	"key 0; send, recv, send)"
+
+const strparserHolds = "a stream parser owns the bytes of a frame it has not completed: they sit on sk_receive_queue " +
+	"and the parser wakes nobody until the frame is whole, so a reader waiting for new skbs there (tcp_splice_read, " +
+	"tcp_recvmsg_locked) sleeps to its timeout"
 
 // with returns base and extra, extra's entries replacing base's of the
 // same property and signature.

@@ -19,7 +19,8 @@ type chunk struct {
 	op    int // the op that consumed it
 }
 
-// consumption returns what sock consumed in the run, in trace order:
+// consumption returns what sock consumed in the run, in the order the
+// ops completed (the model's; trace order on other backends):
 // each non-peek recv's data and each splice's bytes, the latter filled
 // from the pipe reads that returned them (a pipe returns its oldest
 // bytes first). It stops at a chunk whose bytes are not known (spliced
@@ -32,12 +33,19 @@ func consumption(r *Run, sock string) (chunks []chunk, v *Violation, oneThread b
 	oneThread = true
 	type pending struct{ chunk int }
 	var pipe []pending
-	cut := len(r.Trace.Ops)
+	cut := false
 	var readTags map[int][]model.Tag
+	order := make([]int, len(r.Trace.Ops))
+	for i := range order {
+		order[i] = i
+	}
 	if r.Stats != nil {
 		readTags = r.Stats.ReadTags
+		if len(r.Stats.Done) == len(r.Trace.Ops) {
+			order = r.Stats.Done // the model's completion order
+		}
 	}
-	for i := range r.Trace.Ops {
+	for _, i := range order {
 		op := &r.Trace.Ops[i]
 		if op.A != sock || (op.Kind != trace.OpRecv && op.Kind != trace.OpSplice && op.Kind != trace.OpPipe) {
 			continue
@@ -48,9 +56,9 @@ func consumption(r *Run, sock string) (chunks []chunk, v *Violation, oneThread b
 		thread = op.ThreadName()
 		res := r.Obs[i].Result
 		if res.Note != "" && op.Kind != trace.OpRecv {
-			cut = min(cut, i) // the runner cut a splice or pipe read: the pipe is unknown from here
+			cut = true // the runner cut a splice or pipe read: the pipe is unknown from here
 		}
-		if res.Err != 0 || res.N <= 0 || i >= cut {
+		if res.Err != 0 || res.N <= 0 || cut {
 			continue
 		}
 		switch op.Kind {
@@ -330,6 +338,8 @@ func (p *provenance) lost() *Violation {
 			switch {
 			case p.rt.psockDrop[g.rcv]:
 				site = "psock-drop"
+			case p.rt.parser[g.rcv]:
+				site = "strparser"
 			case inRing:
 				site = "ring"
 			}

@@ -76,6 +76,8 @@ func checkEOF(r *Run) error {
 			}
 			site := "recv"
 			switch {
+			case rt.psockDrop[op.A]:
+				site = "psock-drop"
 			case fin-consumed[op.A] < rt.frame[op.A]:
 				site = "strparser"
 			case op.Kind == trace.OpSplice:
@@ -136,10 +138,14 @@ func checkReadsAgree(r *Run) error {
 		}
 		site := ""
 		switch {
-		case ringReader[op.A]:
-			site = "ring"
 		case rt.psockDrop[op.A]:
 			site = "psock-gone"
+		case ringReader[op.A] && op.Flags&trace.FlagPeek != 0:
+			site = "ring/peek"
+		case ringReader[op.A] && rt.skb[op.A]:
+			site = "ring/verdict"
+		case ringReader[op.A]:
+			site = "ring"
 		case inMap[op.A]:
 			site = "psock"
 		}
@@ -273,7 +279,15 @@ func checkTransparent(r *Run) error {
 						s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
 				}
 			}
-			return violation(op, "differs", pathSite(pt[d]), "%s read %s where its base profile (%s) read %s",
+			site := pathSite(pt[d])
+			if bt[d].Known() {
+				for _, w := range r.Stats.RingWrites {
+					if off := bt[d].Off(); w.Sock == socks[bt[d].Sock()] && w.Reader != s && w.Off >= 0 && w.Off <= off && off < w.Off+int64(w.Bytes) {
+						site = "ring/bypass-verdict" // the base's byte went into another socket's ring instead
+					}
+				}
+			}
+			return violation(op, "differs", site, "%s read %s where its base profile (%s) read %s",
 				s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
 		}
 		if len(pt) >= len(bt) {

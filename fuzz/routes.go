@@ -34,8 +34,9 @@ type routes struct {
 	// (`parser N`), the largest N: up to N-1 bytes of a frame that never
 	// completes stay with the parser (strp_data_ready waits for the rest).
 	frame map[string]int64
-	// parser: the socket was in a map with a stream parser.
-	parser map[string]bool
+	// parser: the socket was in a map with a stream parser; skb: in a
+	// map with an sk_skb program.
+	parser, skb map[string]bool
 	// changes lists, per socket, the op indexes where its map membership
 	// or its maps' programs changed (a route change: bytes sent before
 	// and after may take different paths).
@@ -56,7 +57,7 @@ type mapInfo struct {
 func routesOf(t *trace.Trace) *routes {
 	r := &routes{
 		peer: map[string]string{}, foreign: map[string]bool{}, diverted: map[string]bool{},
-		psockDrop: map[string]bool{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, iocopySrc: map[string]bool{},
+		psockDrop: map[string]bool{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, skb: map[string]bool{}, iocopySrc: map[string]bool{},
 		skMsgAt: make([]map[string]bool, len(t.Ops)),
 	}
 	maps := map[string]*mapInfo{}
@@ -145,6 +146,7 @@ func routesOf(t *trace.Trace) *routes {
 			}
 			r.frame[s] = max(r.frame[s], m.frame)
 			r.parser[s] = r.parser[s] || m.parser
+			r.skb[s] = r.skb[s] || m.skbProg
 		}
 	}
 	return r

@@ -127,6 +127,7 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 	}
 	r.k.stats.RingWrites = r.k.splice.writes
 	r.k.stats.RingFaults = r.k.splice.contentFaults
+	r.k.stats.Done = r.doneOrder
 	for _, sk := range r.k.sockSeq {
 		r.k.stats.TagSocks = append(r.k.stats.TagSocks, sk.Name)
 	}

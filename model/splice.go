@@ -167,7 +167,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 			if !sk.SkReceiveQueue.empty() {
 				break
 			}
-			sk.skWaitDataLocked(t, &to, "tcp_splice_read", nil, nil)
+			sk.skWaitDataLocked(t, &to, "tcp_splice_read", func() string { return seqHoleWhy(sk, k.tcp.CopiedSeq(sk)) }, nil)
 			continue
 		}
 		length -= ret

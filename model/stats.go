@@ -40,6 +40,9 @@ type Stats struct {
 	// sockets of Tag.Sock.
 	ReadTags map[int][]Tag
 	TagSocks []string
+	// Done lists the op indexes in the order the ops completed (ops in
+	// other threads may complete out of trace order).
+	Done []int
 }
 
 // InFlightRingWrite returns the first ring write made while TCP payload

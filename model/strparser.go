@@ -124,9 +124,13 @@ func (k *kernel) strpReadSock(s *strparser) {
 	k.tcp.CleanupRbuf(sk)
 }
 
-// strpRecv mirrors __strp_recv(): append the bytes to the message being
-// assembled, ask the parser for its length, and hand every complete
-// message to the verdict. It consumes everything it is given.
+// strpRecv mirrors __strp_recv() (net/strparser/strparser.c, v6.18):
+// append the bytes to the message being assembled, ask the parser for
+// its length, and hand every complete message to the verdict. It eats
+// everything it is given, except after a parser error (a message longer
+// than sk_rcvbuf: EMSGSIZE): strp_parser_err frees the message in
+// progress and aborts, and the bytes of this skb not yet part of a
+// complete message are not eaten, so they stay on sk_receive_queue.
 func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int) int {
 	if s.stopped {
 		return 0
@@ -145,6 +149,7 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 		chunk.Frags = nil
 	}
 	accum := s.head.Len - n // bytes of the message before this chunk
+	eaten := 0              // bytes of this chunk in messages handed on
 	for s.head != nil && !s.stopped {
 		if s.fullLen == 0 {
 			parser := s.psock.Progs.StreamParser
@@ -160,8 +165,12 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 				break
 			}
 			if l > s.sk.SkRcvbuf {
+				// strp_parser_err: the message in progress is freed,
+				// and what this call has not eaten stays queued.
+				k.freeSkb(s.head)
+				s.head = nil
 				k.strpAbort(s, syscall.EMSGSIZE)
-				break
+				return eaten
 			}
 			s.fullLen = l
 		}
@@ -194,6 +203,7 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 		}
 		msg.BpfStrparser = true
 		msg.StrpOffset, msg.StrpFullLen = 0, s.fullLen
+		eaten += s.fullLen - accum
 		s.fullLen = 0
 		s.timerGen++ // cancel_delayed_work(&strp->msg_timer_work)
 		accum = 0
