@@ -22,7 +22,10 @@ func (k Known) Signature() string {
 // backend or in the patch's source.
 var KnownFailures = map[string][]Known{
 	"linux-6.18": mainlineFailures,
-	"linux-6.1":  mainlineFailures,
+	"linux-6.1": with(mainlineFailures, Known{"reads-agree", "eagain-after-fionread", "strparser",
+		"after a stream parser aborts (a frame longer than sk_rcvbuf: EMSGSIZE) its bytes stay on sk_receive_queue, " +
+			"which 6.1's FIONREAD (tcp_inq) counts, but tcp_bpf_recvmsg_parser reads ingress_msg only and finds nothing " +
+			"(the recv side reproduced on 6.18, whose FIONREAD counts ingress_msg and says 0)"}),
 	// The splice_read patches fix what splice(2) misses: EOF no longer
 	// comes before the ingress data.
 	"linux-6.18+splice-copy":     without(mainlineFailures, spliceEOF),
@@ -163,6 +166,11 @@ var mainlineFailures = []Known{
 	{"no-lost-wakeup", "lost-wakeup", "tcp_msg_wait_data/sk_receive_queue", selfRedirectReason},
 	{"no-lost-wakeup", "lost-wakeup", "tcp_splice_read/sk_receive_queue", selfRedirectReason},
 	{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/sk_receive_queue", selfRedirectReason},
+	{"eof-after-data", "eof-early", "verdict",
+		"with an sk_skb verdict the bytes reach ingress_msg by the psock's verdict path while the FIN stays on " +
+			"sk_receive_queue: a reader that runs before the verdict has queued them finds ingress_msg empty and " +
+			"RCV_SHUTDOWN set, and returns EOF (reproduced on the 6.18 kernel backend: sk_skb pass, send 1000, " +
+			"shutdown wr, recv in a thread)"},
 	{"eof-after-data", "eof-early", "psock-drop",
 		"sk_psock_drop frees the bytes the psock took off sk_receive_queue (its ingress_msg) without advancing " +
 			"copied_seq; after the FIN a reader sees EOF with FIONREAD still counting them (reproduced on the 6.18 kernel backend)"},

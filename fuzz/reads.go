@@ -3,6 +3,7 @@ package fuzz
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -80,6 +81,8 @@ func checkEOF(r *Run) error {
 				site = "psock-drop"
 			case fin-consumed[op.A] < rt.frame[op.A]:
 				site = "strparser"
+			case rt.skb[op.A] && !ringFrom[[2]string{peer, op.A}]:
+				site = "verdict"
 			case op.Kind == trace.OpSplice:
 				site = "splice"
 			case ringFrom[[2]string{peer, op.A}]:
@@ -136,6 +139,7 @@ func checkReadsAgree(r *Run) error {
 		if op.Kind != trace.OpRecv || prev.A != op.A || r.Obs[i].Result.Note != "" || r.Obs[i-1].Result.Note != "" {
 			continue
 		}
+		res, pr := r.Obs[i].Result, r.Obs[i-1].Result
 		site := ""
 		switch {
 		case rt.psockDrop[op.A]:
@@ -146,10 +150,11 @@ func checkReadsAgree(r *Run) error {
 			site = "ring/verdict"
 		case ringReader[op.A]:
 			site = "ring"
+		case rt.parser[op.A] && prev.Kind == trace.OpFIONREAD && res.Err == syscall.EAGAIN:
+			site = "strparser" // FIONREAD counts what an aborted parser left queued
 		case inMap[op.A]:
 			site = "psock"
 		}
-		res, pr := r.Obs[i].Result, r.Obs[i-1].Result
 		nonblock := op.Flags&trace.FlagDontwait != 0
 		got := res.Err == 0 && res.N > 0
 		switch {
@@ -243,52 +248,8 @@ func checkTransparent(r *Run) error {
 		if pt == nil || bt == nil {
 			continue
 		}
-		n := min(len(pt), len(bt))
-		for d := 0; d < n; d++ {
-			if pt[d]&^pathBits == bt[d]&^pathBits {
-				continue
-			}
-			op := &r.Trace.Ops[opAt(pc, d)]
-			socks := r.Stats.TagSocks
-			name := func(t model.Tag) string {
-				if t.Known() && t.Sock() < len(socks) {
-					return fmt.Sprintf("%s's byte at offset %d", socks[t.Sock()], t.Off())
-				}
-				return "an untagged byte"
-			}
-			for j := d + 1; j < len(pt); j++ {
-				if pt[j]&^pathBits == bt[d]&^pathBits {
-					site := ""
-					if bt[d].Sock() == pt[d].Sock() && bt[d].Known() {
-						site = p.orderSite(socks[bt[d].Sock()], s, pt[j], pt[d])
-					}
-					return violation(op, "reordered", site, "%s read %s where its base profile (%s) read %s, which it read later",
-						s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
-				}
-			}
-			if pt[d].Known() && bt[d].Known() && pt[d].Sock() == bt[d].Sock() && pt[d].Off() > bt[d].Off() {
-				// The patch skipped ahead: the bytes it skipped may wait
-				// on the other path (the ring, or TCP).
-				snd := socks[bt[d].Sock()]
-				late := bt[d] &^ pathBits
-				if p.ringWritten(snd, s, late.Off()) {
-					late |= model.TagRing
-				}
-				if site := p.orderSite(snd, s, late, pt[d]); strings.HasPrefix(site, "ring/") {
-					return violation(op, "reordered", site, "%s read %s where its base profile (%s) read %s, which took the other path",
-						s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
-				}
-			}
-			site := pathSite(pt[d])
-			if bt[d].Known() {
-				for _, w := range r.Stats.RingWrites {
-					if off := bt[d].Off(); w.Sock == socks[bt[d].Sock()] && w.Reader != s && w.Off >= 0 && w.Off <= off && off < w.Off+int64(w.Bytes) {
-						site = "ring/bypass-verdict" // the base's byte went into another socket's ring instead
-					}
-				}
-			}
-			return violation(op, "differs", site, "%s read %s where its base profile (%s) read %s",
-				s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
+		if v := p.compareSenders(r, s, pc, pt, bt); v != nil {
+			return v
 		}
 		if len(pt) >= len(bt) {
 			continue
@@ -312,6 +273,82 @@ func checkTransparent(r *Run) error {
 		}
 	}
 	return nil
+}
+
+// compareSenders compares, sender by sender, the provenance tags of what
+// socket s read on the patch (pt, in chunks pc) with what it read on the
+// base (bt): each sender's bytes must come in the same order on both,
+// one a prefix of the other. How two senders' bytes interleave is the
+// kernels' timing, not the patch's, so it is not compared.
+func (p *provenance) compareSenders(r *Run, s string, pc []chunk, pt, bt []model.Tag) *Violation {
+	psBy, pos := bySender(pt)
+	bsBy, _ := bySender(bt)
+	keys := make([]int, 0, len(psBy))
+	for k := range psBy {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		ps, bs := psBy[k], bsBy[k]
+		n := min(len(ps), len(bs))
+		for d := 0; d < n; d++ {
+			if ps[d]&^pathBits == bs[d]&^pathBits {
+				continue
+			}
+			op := &r.Trace.Ops[opAt(pc, pos[k][d])]
+			socks := r.Stats.TagSocks
+			name := func(t model.Tag) string {
+				if t.Known() && t.Sock() < len(socks) {
+					return fmt.Sprintf("%s's byte at offset %d", socks[t.Sock()], t.Off())
+				}
+				return "an untagged byte"
+			}
+			for j := d + 1; j < len(ps); j++ {
+				if ps[j]&^pathBits == bs[d]&^pathBits {
+					site := ""
+					if bs[d].Sock() == ps[d].Sock() && bs[d].Known() {
+						site = p.orderSite(socks[bs[d].Sock()], s, ps[j], ps[d])
+					}
+					return violation(op, "reordered", site, "%s read %s where its base profile (%s) read %s, which it read later",
+						s, name(ps[d]), Bases[r.Trace.Profile], name(bs[d]))
+				}
+			}
+			if ps[d].Known() && bs[d].Known() && ps[d].Sock() == bs[d].Sock() && ps[d].Off() > bs[d].Off() {
+				// The patch skipped ahead: the bytes it skipped may wait
+				// on the other path (the ring, or TCP).
+				snd := socks[bs[d].Sock()]
+				late := bs[d] &^ pathBits
+				if p.ringWritten(snd, s, late.Off()) {
+					late |= model.TagRing
+				}
+				if site := p.orderSite(snd, s, late, ps[d]); strings.HasPrefix(site, "ring/") {
+					return violation(op, "reordered", site, "%s read %s where its base profile (%s) read %s, which took the other path",
+						s, name(ps[d]), Bases[r.Trace.Profile], name(bs[d]))
+				}
+			}
+			site := pathSite(ps[d])
+			if bs[d].Known() {
+				for _, w := range r.Stats.RingWrites {
+					if off := bs[d].Off(); w.Sock == socks[bs[d].Sock()] && w.Reader != s && w.Off >= 0 && w.Off <= off && off < w.Off+int64(w.Bytes) {
+						site = "ring/bypass-verdict" // the base's byte went into another socket's ring instead
+					}
+				}
+			}
+			return violation(op, "differs", site, "%s read %s where its base profile (%s) read %s",
+				s, name(ps[d]), Bases[r.Trace.Profile], name(bs[d]))
+		}
+	}
+	return nil
+}
+
+// bySender splits tags by sender, with each tag's index in tags.
+func bySender(tags []model.Tag) (map[int][]model.Tag, map[int][]int) {
+	by, pos := map[int][]model.Tag{}, map[int][]int{}
+	for i, t := range tags {
+		by[t.Sock()] = append(by[t.Sock()], t)
+		pos[t.Sock()] = append(pos[t.Sock()], i)
+	}
+	return by, pos
 }
 
 // pathBits are a tag's path bits (model.Tag.Paths).
