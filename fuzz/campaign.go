@@ -53,6 +53,8 @@ type Campaign struct {
 	RunTimeout time.Duration
 	// OutDir receives one trace file per counterexample; "" writes none.
 	OutDir string
+	// Version is the splicecheck version written into counterexamples.
+	Version string
 	// Progress, if set, is called after every trace.
 	Progress func(profile string, traces int, elapsed time.Duration)
 }
@@ -104,7 +106,7 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 	sut := c.Backend
 	ref := c.Reference
 	if sut == nil {
-		mb, err := model.NewWithConfig(model.Config{Mutations: c.Mutations, Liveness: true, Provenance: true})
+		mb, err := NewCampaignModel(c.Mutations)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCampaign, err)
 		}
@@ -156,6 +158,12 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 		}
 	}
 	return r
+}
+
+// NewCampaignModel returns the model backend as campaigns run it: the
+// given mutations planted, liveness checks and byte provenance on.
+func NewCampaignModel(mutations []string) (*model.Backend, error) {
+	return model.NewWithConfig(model.Config{Mutations: mutations, Liveness: true, Provenance: true})
 }
 
 func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref trace.Backend, props []Property) ([]Outcome, error) {
@@ -230,7 +238,7 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 			}
 			if c.OutDir != "" {
 				o.File = filepath.Join(c.OutDir, fileName(p.String(), pr.Name))
-				if err := writeCounterexample(o, c.Mutations); err != nil {
+				if err := c.writeCounterexample(ctx, o.File, pr, p.String(), seed, o.Counterexample, o.Violation, sut); err != nil {
 					return nil, err
 				}
 			}
@@ -262,14 +270,15 @@ func (c *Campaign) inFlightForm(ctx context.Context, o *Outcome, p trace.Profile
 		return nil // ran out of time while replaying: not judged
 	}
 	w, _ := cr.Stats.InFlightRingWrite()
+	cv := pr.Judge(cr)
 	o.InFlight = ce
 	o.InFlightDetail = fmt.Sprintf("%v; %s's ring write of %d bytes was made while %d TCP segments (%d payload bytes) were held in flight",
-		pr.Check(cr), w.Sock, w.Bytes, w.HeldSegs, w.HeldBytes)
+		cv, w.Sock, w.Bytes, w.HeldSegs, w.HeldBytes)
 	if c.OutDir == "" {
 		return nil
 	}
 	o.InFlightFile = filepath.Join(c.OutDir, strings.TrimSuffix(fileName(p.String(), pr.Name), ".trace")+"_inflight.trace")
-	return writeTrace(o.InFlightFile, o.Property, o.Profile, o.InFlightDetail, ce, c.Mutations)
+	return c.writeCounterexample(ctx, o.InFlightFile, pr, p.String(), r.Trace.Schedule.Seed, ce, cv, sut)
 }
 
 // runOne is runOne within c.RunTimeout.
@@ -284,24 +293,4 @@ func (c *Campaign) runOne(ctx context.Context, sut, ref trace.Backend, t *trace.
 
 func fileName(profile, property string) string {
 	return strings.NewReplacer("+", "_", "-", "_").Replace(profile+"_"+property) + ".trace"
-}
-
-func writeCounterexample(o *Outcome, mutations []string) error {
-	return writeTrace(o.File, o.Property, o.Profile, o.Detail, o.Counterexample, mutations)
-}
-
-// writeTrace writes counterexample ce of property on profile to file,
-// with detail as its header comment.
-func writeTrace(file, property, profile, detail string, ce *trace.Trace, mutations []string) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Counterexample of %s on %s, found by `splicecheck check`", property, profile)
-	if len(mutations) > 0 {
-		fmt.Fprintf(&b, " with --mutate %s", strings.Join(mutations, ","))
-	}
-	fmt.Fprintf(&b, ".\n# %s\n", strings.ReplaceAll(detail, "\n", "\n# "))
-	b.WriteString(ce.Format())
-	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("%w: write counterexample: %w", ErrCampaign, err)
-	}
-	return nil
 }

@@ -47,7 +47,7 @@ var backends = []backendInfo{
 }
 
 func openModel(cfg backendConfig) (trace.Backend, error) {
-	b, err := model.NewWithConfig(model.Config{Mutations: cfg.mutations})
+	b, err := model.NewWithConfig(model.Config{Mutations: cfg.mutations, Liveness: cfg.campaign, Provenance: cfg.campaign})
 	if err != nil {
 		return nil, usagef("--mutate: %v", err)
 	}

@@ -87,7 +87,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	}
 	c := fuzz.Campaign{
 		Profiles: profiles, Budget: *budget, MaxTraces: *maxTraces, Seed: *seed,
-		Mutations: mutations, OutDir: *outDir, RunTimeout: 2 * time.Second,
+		Mutations: mutations, OutDir: *outDir, RunTimeout: 2 * time.Second, Version: versionString(),
 	}
 	if len(mutations) > 0 && *backendName != "model" {
 		return usagef("--mutate: mutations are of the model backend, not %q", *backendName)

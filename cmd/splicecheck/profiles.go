@@ -33,13 +33,27 @@ func cmdVersion(ctx context.Context, e *env, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	fmt.Fprintf(e.stdout, "splicecheck %s (%s %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+// versionString is the release version, or the module's, and the VCS
+// revision the binary was built from when the build recorded one.
+func versionString() string {
 	v := version
+	bi, ok := debug.ReadBuildInfo()
 	if v == "" {
 		v = "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		if ok && bi.Main.Version != "" {
 			v = bi.Main.Version
 		}
 	}
-	fmt.Fprintf(e.stdout, "splicecheck %s (%s %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return nil
+	if ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+	}
+	return v
 }

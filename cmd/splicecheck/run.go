@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/splicecheck/splicecheck/fuzz"
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
@@ -136,7 +137,20 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return usagef("--stats: copy accounting is the model's; backend %q has none", *backend)
 	}
 	var runs []jsonRun
+	failing := 0
 	for _, t := range traces {
+		if h, ok := counterexampleHeader(t.File); ok && (*backend == "model" || *backend == "netstack") && !*stats {
+			// A counterexample: run it as the campaign did and judge
+			// the property it names.
+			fails, err := replayCounterexample(ctx, e, t, h, *backend, cfg, opts, rf.json)
+			if err != nil {
+				return err
+			}
+			if fails {
+				failing++
+			}
+			continue
+		}
 		o, err := trace.ResolveOptions(t, opts)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.File, err)
@@ -165,10 +179,66 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "-- copies (profile %s)\n%s", o.Profile, st)
 		}
 	}
-	if rf.json {
-		return writeJSON(e, runs)
+	if rf.json && len(runs) > 0 {
+		if err := writeJSON(e, runs); err != nil {
+			return err
+		}
+	}
+	if failing > 0 {
+		return errDiverged
 	}
 	return nil
+}
+
+// counterexampleHeader reads the header of a counterexample file.
+func counterexampleHeader(path string) (fuzz.Header, bool) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return fuzz.Header{}, false
+	}
+	return fuzz.ReadHeader(src)
+}
+
+// replayCounterexample runs counterexample t on the campaign's model (the
+// header's mutations planted, unless --mutate names others), prints its
+// observations and the verdict on the property it names, and reports
+// whether the property still fails.
+func replayCounterexample(ctx context.Context, e *env, t *trace.Trace, h fuzz.Header, backend string, cfg backendConfig, opts trace.Options, asJSON bool) (bool, error) {
+	if len(cfg.mutations) == 0 {
+		cfg.mutations = h.Mutations
+	}
+	cfg.campaign = true
+	b, err := openBackend("--backend", backend, cfg)
+	if err != nil {
+		return false, err
+	}
+	if opts.Profile != "" {
+		t.Profile = opts.Profile
+	}
+	r, v, err := fuzz.Replay(ctx, b, t, h.Property)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", t.File, err)
+	}
+	if r.Err != nil && v == nil {
+		return false, fmt.Errorf("run %s on %s: %w", t.File, b.Name(), r.Err)
+	}
+	verdict := map[string]any{"trace": t.File, "property": h.Property, "holds": v == nil}
+	if v != nil {
+		verdict["violation"] = v.Error()
+		verdict["signature"] = v.Signature()
+	}
+	if asJSON {
+		return v != nil, writeJSON(e, map[string]any{"observations": toJSONObs(r.Obs), "verdict": verdict})
+	}
+	for _, ob := range r.Obs {
+		fmt.Fprintln(e.stdout, ob)
+	}
+	if v == nil {
+		fmt.Fprintf(e.stdout, "verdict: %s holds: %s no longer fails (it was found as %s)\n", h.Property, t.File, h.Signature)
+		return false, nil
+	}
+	fmt.Fprintf(e.stdout, "verdict: %s fails: %s\n", h.Property, v)
+	return true, nil
 }
 
 func writeJSON(e *env, v any) error {
