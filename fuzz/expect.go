@@ -22,10 +22,7 @@ func (k Known) Signature() string {
 // backend or in the patch's source.
 var KnownFailures = map[string][]Known{
 	"linux-6.18": mainlineFailures,
-	"linux-6.1": with(mainlineFailures, Known{"reads-agree", "eagain-after-fionread", "strparser",
-		"after a stream parser aborts (a frame longer than sk_rcvbuf: EMSGSIZE) its bytes stay on sk_receive_queue, " +
-			"which 6.1's FIONREAD (tcp_inq) counts, but tcp_bpf_recvmsg_parser reads ingress_msg only and finds nothing " +
-			"(the recv side reproduced on 6.18, whose FIONREAD counts ingress_msg and says 0)"}),
+	"linux-6.1":  mainlineFailures,
 	// The splice_read patches fix what splice(2) misses: EOF no longer
 	// comes before the ingress data.
 	"linux-6.18+splice-copy":     without(mainlineFailures, spliceEOF),
@@ -35,9 +32,8 @@ var KnownFailures = map[string][]Known{
 			"the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older TCP bytes are " +
 				"in flight (on netstack: segments held on the link), and its ring bytes overtake them; and " +
 				"tcp_bpf_splice_recvmsg's ring-then-queue read lets TCP bytes overtake ring bytes"},
-		{"eof-after-data", "eof-early", "ring",
-			"the posted RFC's defect (b): tcp_bpf_splice_recvmsg returns EOF on RCV_SHUTDOWN after an empty ring read, " +
-				"with bytes sent before the FIN landing in the ring meanwhile"},
+		{"eof-after-data", "eof-early", "ring", rfcEOF},
+		{"no-stranded-data", "stranded", "ring/eof", rfcEOF},
 		{"no-teardown-leak", "leak", "splice-pair",
 			"the posted RFC's defect (b): each side holds a psock reference on the other and only sk_psock_drop " +
 				"unpairs, so a closed pair is never released"},
@@ -48,6 +44,8 @@ var KnownFailures = map[string][]Known{
 				"producers on a single-producer ring: a sender waiting for space misses the wake-up the other's write consumed"},
 		{"eof-after-data", "eof-early", "ring", moduleCloseEOF},
 		{"transparent", "eof-early", "ring", moduleCloseEOF},
+		{"no-stranded-data", "stranded", "ring/eof", moduleCloseEOF},
+		{"no-stranded-data", "stranded", "ring/unpaired", moduleCloseEOF},
 		{"no-livelock", "livelock", "splice_recvmsg_merge",
 			"the module's splice_recvmsg_merge goes round again while sk_receive_queue is non-empty " +
 				"(splice_recv_deliverable), so it spins on bytes tcp_recvmsg cannot return: the copied_seq hole mainline " +
@@ -79,6 +77,13 @@ var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reorde
 	{"ring-content", "overread", "ring/concurrent-writers", ringWritersReason},
 	{"ring-content", "corrupted", "ring/concurrent-writers", ringWritersReason},
 	{"reads-agree", "eagain-after-poll", "ring/peek", ringPeekReason},
+	{"no-stranded-data", "stranded", "ring/peek", ringPeekReason},
+	{"no-stranded-data", "stranded", "ring/before-psock", "a recv that began before its socket had a psock (or a " +
+		"pair) runs tcp_recvmsg to the end: it waits on sk_receive_queue and never reads the ring the pairing set up"},
+	{"no-stranded-data", "stranded", "ingress_msg/paired", "model-only, not yet confirmed on a kernel carrying " +
+		"the patch: a paired socket that joins a second map with an sk_skb verdict leaves its own redirected " +
+		"messages on ingress_msg (the same trace unpaired reads them on 6.18)"},
+	{"no-stranded-data", "stranded", "ring/verdict", ringVerdictReason},
 	{"reads-agree", "eagain-after-poll", "ring/verdict", ringVerdictReason},
 	{"reads-agree", "eagain-after-fionread", "ring/verdict", ringVerdictReason},
 	{"reads-agree", "eagain-after-fionread", "ring/peek", ringPeekReason},
@@ -114,6 +119,9 @@ const moduleCloseEOF = "the multikernel/tcp_splice module's close clears the pai
 const ringVerdictReason = "a paired socket with an sk_skb verdict program receives by tcp_bpf_recvmsg_parser, which " +
 	"has no ring path (the RFC adds the ring read to tcp_bpf_recvmsg only), while poll (tcp_bpf_is_readable) counts the " +
 	"ring: its ring bytes are stranded"
+
+const rfcEOF = "the posted RFC's defect (b): tcp_bpf_splice_recvmsg returns EOF on RCV_SHUTDOWN after an empty " +
+	"ring read, with bytes sent before the FIN landing in the ring meanwhile"
 
 const ringPeekReason = "MSG_PEEK does not look into the ring (tcp_bpf_splice_recvmsg returns 0 for it), while " +
 	"poll and FIONREAD see ring bytes: a peek right after finds nothing"
@@ -180,6 +188,23 @@ var mainlineFailures = []Known{
 	{"stream-integrity", "lost", "psock-drop",
 		"a socket that leaves a map with a stream parser loses the bytes its psock held: sk_psock_drop frees them " +
 			"without advancing copied_seq (testdata/traces/findings/psock_delete_strparser_seq_warn.trace, on 6.18)"},
+	{"reads-agree", "eagain-after-fionread", "strparser", parserEntryEAGAIN},
+	{"reads-agree", "eagain-after-poll", "strparser", parserEntryEAGAIN},
+	{"reads-agree", "eagain-after-shutdown", "psock",
+		"a socket with a psock does not end reads at SHUT_RD: tcp_bpf_recvmsg_parser, finding no message, returns " +
+			"-EAGAIN to a non-blocking read after shutdown(SHUT_RD) where tcp_recvmsg returns 0 (reproduced on the 6.18 " +
+			"kernel backend)"},
+	{"no-stranded-data", "stranded", "ingress_msg/before-psock",
+		"a recv that began before its socket joined a map runs tcp_recvmsg to the end: it waits on " +
+			"sk_receive_queue while the new psock's verdict moves the bytes to ingress_msg, which it never reads " +
+			"(sk_psock_verdict_data_ready takes the skbs with tcp_read_skb)"},
+	{"no-stranded-data", "stranded", "ingress_msg/rcv-queue",
+		"tcp_bpf_recvmsg_parser first runs the verdict on what sk_receive_queue holds and returns -EAGAIN when bytes " +
+			"stay there (a frame the parser has not completed), without reading the messages waiting on ingress_msg " +
+			"(reproduced on the 6.18 kernel backend)"},
+	{"no-stranded-data", "stranded", "ingress_msg/peek",
+		"MSG_PEEK on a socket whose first ingress message was partly read returns -EAGAIN while the rest of the " +
+			"message waits on ingress_msg (reproduced on the 6.18 kernel backend: parser 100, send 100, recv 1, recv 100 peek)"},
 	{"reads-agree", "eagain-after-poll", "psock-gone",
 		"after the socket leaves the map, poll reports IN for the bytes its psock took and freed (tcp_inq counts " +
 			"them), while recv finds nothing (reproduced on the 6.18 kernel backend)"},
@@ -192,6 +217,11 @@ const selfRedirectReason = "a socket whose sk_skb verdict redirects into its own
 	"later bytes after the first read: they stay on sk_receive_queue, FIONREAD says 0, poll has no IN and a reader " +
 	"sleeps to its timeout (reproduced on the 6.18 kernel backend: conn c1 c2; sk_skb redirect 0 ingress with c2 at " +
 	"key 0; send, recv, send)"
+
+const parserEntryEAGAIN = "tcp_bpf_recvmsg_parser returns -EAGAIN at entry while a frame the stream parser has not " +
+	"completed is on sk_receive_queue, even with messages waiting on ingress_msg, which FIONREAD (6.18: msg_tot_len; " +
+	"6.1: tcp_inq) and poll count (reproduced on the 6.18 kernel backend: parser 100, sends of 1000, 10, 10, 1, " +
+	"FIONREAD 1000, recv -EAGAIN)"
 
 const strparserHolds = "a stream parser owns the bytes of a frame it has not completed: they sit on sk_receive_queue " +
 	"and the parser wakes nobody until the frame is whole, so a reader waiting for new skbs there (tcp_splice_read, " +

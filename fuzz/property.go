@@ -3,6 +3,7 @@ package fuzz
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
@@ -59,6 +60,8 @@ var Properties = []Property{
 	{"ring-content", "bytes read out of a loopback-splice ring are the bytes written into it, in order", checkRingContent},
 	{"eof-after-data", "a reader sees EOF only after every byte its peer sent before the FIN, unless a reset the trace explains came first", checkEOF},
 	{"reads-agree", "FIONREAD, poll and MSG_PEEK agree with what the next recv returns, both ways", checkReadsAgree},
+	{"no-stranded-data", "a recv does not come back empty (EAGAIN, EOF, a timeout) while its socket's ingress_msg or ring holds bytes it returns", checkStranded},
+	{"map-bounds", "a sockmap refuses keys at or past its size (insert and delete), as sock_map_update_common and sock_map_delete_elem do", checkMapBounds},
 	{"transparent", "a patch profile gives every receiver the bytes its base profile gives (the patch claims to be invisible to applications)", checkTransparent},
 	{"agrees-with-reference", "the observations equal the reference run's (the unmutated profile, or the kernel)", checkReference},
 }
@@ -137,4 +140,69 @@ func checkReference(r *Run) error {
 		return &Violation{Kind: "differs", Msg: fmt.Sprintf("%d ops differ from the reference, first: %s", len(divs), divs[0])}
 	}
 	return nil
+}
+
+// checkMapBounds: an insert or delete at a key at or past a sockmap's
+// size never succeeds (-E2BIG, -EINVAL, or a socket check's error first).
+func checkMapBounds(r *Run) error {
+	if len(r.Obs) != len(r.Trace.Ops) {
+		return nil
+	}
+	size := map[string]int64{}
+	for i := range r.Trace.Ops {
+		op := &r.Trace.Ops[i]
+		res := r.Obs[i].Result
+		switch op.Kind {
+		case trace.OpMap:
+			if op.MapType == trace.SockMap && res.Err == 0 {
+				size[op.Map] = op.Size
+			}
+		case trace.OpInsert, trace.OpDelete:
+			if n, ok := size[op.Map]; ok && op.Key >= n && res.Err == 0 && res.Note == "" {
+				return violation(op, "key-out-of-range", op.Kind.String(), "%s at key %d of sockmap %s (size %d) succeeded", op.Kind, op.Key, op.Map, n)
+			}
+		}
+	}
+	return nil
+}
+
+// checkStranded: a recv that returned nothing while the socket's
+// ingress_msg or loopback-splice ring held bytes (model.Stats.Stranded)
+// left them stranded. The site is the queue ("ingress_msg", "ring"),
+// with "/peek" for a MSG_PEEK recv, "/before-psock" for a recv that began
+// before the socket had a psock, "/eof" for one that returned EOF,
+// "/unpaired" for a ring whose pair is gone,
+// "/rcv-queue" when sk_receive_queue held bytes too on a socket with an
+// sk_skb program, and "/verdict" for any other socket in a map with an
+// sk_skb program (which receives by tcp_bpf_recvmsg_parser).
+func checkStranded(r *Run) error {
+	if r.Stats == nil || len(r.Stats.Stranded) == 0 || len(r.Obs) != len(r.Trace.Ops) {
+		return nil
+	}
+	rt := routesOf(r.Trace)
+	s := r.Stats.Stranded[0]
+	op := &r.Trace.Ops[s.Op]
+	site, n := "ingress_msg", s.Ingress
+	if s.Ring > 0 {
+		site, n = "ring", s.Ring
+	}
+	res := r.Obs[s.Op].Result
+	switch {
+	case op.Flags&trace.FlagPeek != 0:
+		site += "/peek"
+	case s.BeforePsock:
+		site += "/before-psock"
+	case res.Err == 0 && res.N == 0:
+		site += "/eof"
+	case s.Ring > 0 && s.Unpaired:
+		site += "/unpaired"
+	case s.Ring == 0 && s.Paired:
+		site += "/paired"
+	case s.Ring == 0 && s.RcvQueue && rt.skb[op.A]:
+		site += "/rcv-queue"
+	case rt.skb[op.A]:
+		site += "/verdict"
+	}
+	return violation(op, "stranded", site, "recv on %s returned %s while %d bytes waited in its %s",
+		op.A, r.Obs[s.Op].Result, n, strings.SplitN(site, "/", 2)[0])
 }

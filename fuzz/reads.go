@@ -28,6 +28,12 @@ func checkEOF(r *Run) error {
 	atFIN := map[string]int64{}    // accepted when the socket sent its FIN
 	closed := map[string]bool{}
 	reset := map[string]bool{} // a reset the trace explains reached this connection
+	// rstDue: the socket's peer closed with bytes unread (or with
+	// SO_LINGER 0): its next read that finds no data must report
+	// ECONNRESET, not EOF. Plain sockets only (never in a map).
+	rstDue := map[string]bool{}
+	inMap := map[string]bool{}
+	finSent := map[string]bool{}
 	shutRD := map[string]bool{}
 	ringFrom := map[[2]string]bool{}
 	if r.Stats != nil {
@@ -39,7 +45,14 @@ func checkEOF(r *Run) error {
 		op := &r.Trace.Ops[i]
 		res := r.Obs[i].Result
 		peer := rt.peer[op.A]
+		if res.Err != 0 {
+			delete(rstDue, op.A) // sk_err is reported once, to whichever call comes first
+		}
 		switch op.Kind {
+		case trace.OpInsert, trace.OpPair:
+			for _, s := range op.Sockets() {
+				inMap[s], inMap[rt.peer[s]] = true, true
+			}
 		case trace.OpSend:
 			if closed[peer] {
 				reset[op.A], reset[peer] = true, true
@@ -52,6 +65,11 @@ func checkEOF(r *Run) error {
 				shutRD[op.A] = true
 			}
 			if op.Kind == trace.OpClose {
+				unread := rt.exclusive(peer, op.A) && !rt.foreign[op.A] && consumed[op.A] < accepted[peer]
+				if (unread && !finSent[op.A] || op.Flags&trace.FlagRST != 0) && !inMap[op.A] && !inMap[peer] && res.Err == 0 &&
+					!r.streamsOpaque(peer) && !r.streamsOpaque(op.A) {
+					rstDue[peer] = true
+				}
 				closed[op.A] = true
 				// Unread bytes at close: RST (tcp_close). Only a socket
 				// whose bytes are all its peer's can be counted.
@@ -62,9 +80,16 @@ func checkEOF(r *Run) error {
 			if _, done := atFIN[op.A]; !done && (op.Kind == trace.OpClose || op.How != trace.ShutRD) {
 				atFIN[op.A] = accepted[op.A]
 			}
+			if op.Kind == trace.OpShutdown && op.How != trace.ShutRD {
+				finSent[op.A] = true
+			}
 		case trace.OpRecv, trace.OpSplice:
 			if res.Err != 0 || res.Note != "" || op.Kind == trace.OpRecv && op.Flags&trace.FlagPeek != 0 {
 				continue
+			}
+			if res.N == 0 && op.Size > 0 && rstDue[op.A] && !shutRD[op.A] && op.Kind == trace.OpRecv && consumed[op.A] >= accepted[peer] {
+				return violation(op, "eof-instead-of-reset", "", "%s read EOF, but %s closed with bytes unread (or SO_LINGER 0): "+
+					"it sent a RST, and the first read that finds no data reports ECONNRESET (tcp_close, tcp_reset)", op.A, peer)
 			}
 			if res.N > 0 {
 				consumed[op.A] += res.N
@@ -124,6 +149,9 @@ func checkReadsAgree(r *Run) error {
 		return nil
 	}
 	rt := routesOf(r.Trace)
+	if v := checkShutRead(r); v != nil {
+		return v
+	}
 	inMap := map[string]bool{}
 	ringReader := map[string]bool{}
 	if r.Stats != nil {
@@ -150,8 +178,8 @@ func checkReadsAgree(r *Run) error {
 			site = "ring/verdict"
 		case ringReader[op.A]:
 			site = "ring"
-		case rt.parser[op.A] && prev.Kind == trace.OpFIONREAD && res.Err == syscall.EAGAIN:
-			site = "strparser" // FIONREAD counts what an aborted parser left queued
+		case rt.parser[op.A] && res.Err == syscall.EAGAIN:
+			site = "strparser" // a frame not yet whole on sk_receive_queue
 		case inMap[op.A]:
 			site = "psock"
 		}
@@ -166,6 +194,8 @@ func checkReadsAgree(r *Run) error {
 			return violation(op, "eagain-after-poll", site, "recv on %s failed with EAGAIN right after poll reported IN", op.A)
 		case prev.Kind == trace.OpPoll && pr.Err == 0 && !pollIn(pr.Word) && nonblock && got:
 			return violation(op, "poll-misses-data", site, "poll on %s reported %s, the non-blocking recv right after returned %d bytes", op.A, pr.Word, res.N)
+		case prev.Kind == trace.OpPoll && pr.Err == 0 && !pollIn(pr.Word) && nonblock && res.Err == 0 && res.N == 0 && op.Size > 0 && op.Flags&trace.FlagPeek == 0:
+			return violation(op, "poll-misses-eof", site, "poll on %s reported %s, the non-blocking recv right after returned EOF", op.A, pr.Word)
 		case prev.Kind == trace.OpRecv && prev.Flags&trace.FlagPeek != 0 && op.Flags&trace.FlagPeek == 0:
 			peekGot := pr.Err == 0 && pr.N > 0
 			if peekGot && got {
@@ -177,6 +207,31 @@ func checkReadsAgree(r *Run) error {
 			if pr.Err == syscall.EAGAIN && got && prev.Size > 0 {
 				return violation(op, "peek-misses-data", site, "MSG_PEEK on %s failed with EAGAIN, the recv right after returned %d bytes", op.A, res.N)
 			}
+		}
+	}
+	return nil
+}
+
+// checkShutRead: once a socket is shut down for reading (SHUT_RD or
+// SHUT_RDWR), a recv or splice on it returns at once, with data or 0
+// (tcp_recvmsg and tcp_splice_read break on RCV_SHUTDOWN), never
+// EAGAIN ("eagain-after-shutdown", any trace, any thread).
+func checkShutRead(r *Run) *Violation {
+	shut, inMap := map[string]bool{}, map[string]bool{}
+	for i := range r.Trace.Ops {
+		op := &r.Trace.Ops[i]
+		res := r.Obs[i].Result
+		switch {
+		case op.Kind == trace.OpInsert || op.Kind == trace.OpPair:
+			inMap[op.A] = true
+		case op.Kind == trace.OpShutdown && op.How != trace.ShutWR && res.Err == 0:
+			shut[op.A] = true
+		case (op.Kind == trace.OpRecv || op.Kind == trace.OpSplice) && shut[op.A] && res.Err == syscall.EAGAIN && res.Note == "":
+			site := ""
+			if inMap[op.A] {
+				site = "psock"
+			}
+			return violation(op, "eagain-after-shutdown", site, "%s on %s failed with EAGAIN after it was shut down for reading", op.Kind, op.A)
 		}
 	}
 	return nil
@@ -236,8 +291,8 @@ func checkTransparent(r *Run) error {
 		if len(p.st.Opaque) > 0 && (p.rt.foreign[s] || p.st.Opaque[p.rt.peer[s]]) {
 			continue
 		}
-		if spliceProfile && splicesWithPsock(r.Trace, s) {
-			continue
+		if spliceProfile && splicesWithPsock(r.Trace, s) || p.rt.iocopySrc[s] {
+			continue // the base's splice is what the patch fixes; an iocopy shares the reads
 		}
 		pc, _, ok1 := consumption(r, s)
 		bc, _, ok2 := consumption(base, s)

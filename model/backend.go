@@ -423,6 +423,9 @@ func (r *run) runOp(t *Task, i int) {
 		r.k.stats.endOp(t.acct, op.Kind, res)
 		t.acct = nil
 	}
+	if op.Kind == trace.OpRecv && (res.Err == errEAGAIN || res.Err == 0 && res.N == 0 && op.Size > 0 || t.timedOut) {
+		r.k.noteStranded(i, r.k.socks[op.A], t.recvPlain)
+	}
 	if t.readTags != nil {
 		if !t.timedOut {
 			r.k.stats.ReadTags[i] = t.readTags

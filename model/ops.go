@@ -217,6 +217,7 @@ func (r *run) recv(t *Task, op *trace.Op) trace.Result {
 		flags |= msgWaitall
 	}
 	dst := newIovIter(int(op.Size))
+	t.recvPlain = skPsock(sk) == nil
 	n, err := sk.SkProt.Recvmsg(t, sk, dst, flags)
 	if err != 0 {
 		return trace.Fail(err)

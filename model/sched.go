@@ -559,7 +559,10 @@ type Task struct {
 	// readTags are the tags of what the task's current read op returned
 	// (Config.Provenance), filed by the run when the op ends.
 	readTags []Tag
-	s        *Sched
+	// recvPlain: the task's current recv began on a socket with no psock
+	// (Stats.Stranded).
+	recvPlain bool
+	s         *Sched
 	// kernel is set on the scheduler's kworker task, which never parks.
 	kernel bool
 

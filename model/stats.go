@@ -40,6 +40,10 @@ type Stats struct {
 	// sockets of Tag.Sock.
 	ReadTags map[int][]Tag
 	TagSocks []string
+	// Stranded lists the recv ops that returned nothing (EAGAIN, EOF, or
+	// the runner's timeout) while the socket's own queues held bytes a
+	// read returns: a psock's ingress_msg, a loopback-splice ring.
+	Stranded []Stranded
 	// Done lists the op indexes in the order the ops completed (ops in
 	// other threads may complete out of trace order).
 	Done []int
@@ -133,4 +137,38 @@ func (s *Stats) String() string {
 		fmt.Fprintf(&b, "%-8s %8s %12s %12d %12s\n", "kernel", "-", "-", s.Kernel.Copied, "-")
 	}
 	return b.String()
+}
+
+// Stranded is a recv that returned nothing while bytes waited for it.
+type Stranded struct {
+	Op      int // the op index
+	Ingress int // bytes on the psock's ingress_msg
+	Ring    int // bytes in the socket's loopback-splice ring
+	// BeforePsock: the recv began before the socket had a psock: it
+	// runs tcp_recvmsg, which never looks at ingress_msg.
+	BeforePsock bool
+	// RcvQueue: sk_receive_queue held bytes too when the recv returned.
+	RcvQueue bool
+	// Unpaired: the ring's pair was gone (the peer unpaired); Paired:
+	// the socket has a live pair.
+	Unpaired, Paired bool
+}
+
+// noteStranded records op i, a recv of sk that returned nothing, if sk's
+// ingress_msg or ring held bytes then (Stats.Stranded); plain says the
+// recv began with no psock on sk.
+func (k *kernel) noteStranded(i int, sk *Sock, plain bool) {
+	p := skPsock(sk)
+	if sk == nil || p == nil {
+		return
+	}
+	s := Stranded{Op: i, Ingress: p.MsgTotLen, BeforePsock: plain, RcvQueue: !sk.SkReceiveQueue.empty()}
+	if sp := p.Splice; sp != nil && sp.Ring != nil && !sp.freed {
+		s.Ring = sp.Ring.Len()
+		s.Unpaired = sp.Peer == nil
+		s.Paired = sp.Peer != nil
+	}
+	if s.Ingress > 0 || s.Ring > 0 {
+		k.stats.Stranded = append(k.stats.Stranded, s)
+	}
 }
