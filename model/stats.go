@@ -32,6 +32,8 @@ type Stats struct {
 	// each with the TCP segments held in flight when it was made (as
 	// Outcome.RingWrites).
 	RingWrites []RingWrite
+	// Coverage is the set of mirrored kernel functions the run reached.
+	Coverage Coverage
 }
 
 // InFlightRingWrite returns the first ring write made while TCP payload
