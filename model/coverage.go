@@ -16,9 +16,10 @@ import "sync/atomic"
 // TestCoverageRegistry checks both directions against the source, so the
 // registry cannot rot.
 //
-// Cost: k.reach is one OR into the run's bitset; reach is one atomic
-// load (a plain load on amd64) and, the first time in a run, an atomic
-// OR. Neither allocates nor looks anything up.
+// Cost: k.reach is one byte store into the run's set; reach is one
+// atomic load (a plain load on amd64) and, the first time in a run, an
+// atomic store. Neither allocates nor looks anything up, and both are
+// small enough for the compiler to inline.
 
 // Fn is a model function that mirrors a kernel function: an index into
 // the registry.
@@ -67,8 +68,6 @@ func LookupFn(name string) (Fn, bool) {
 	return 0, false
 }
 
-const fnWords = (numFn + 63) / 64
-
 // Coverage is the set of mirrored functions one run, or the union of
 // several (Merge), reached, with the configurations (profile features,
 // transport) those runs had, which decide the functions that could have
@@ -80,14 +79,14 @@ const fnWords = (numFn + 63) / 64
 // was in flight, whose kernel-less reaches (reach) could not be told
 // apart and were dropped, so the set under-approximates theirs.
 type Coverage struct {
-	bits    [fnWords]uint64
+	hit     [numFn]bool
 	scopes  scope // union of the runs' runScopes
 	runs    int
 	partial int
 }
 
 // Reached reports whether a merged run reached f.
-func (c *Coverage) Reached(f Fn) bool { return c.bits[f>>6]&(1<<(f&63)) != 0 }
+func (c *Coverage) Reached(f Fn) bool { return c.hit[f] }
 
 // Applies reports whether f could run in one of the merged runs'
 // configurations: it is of no profile or transport in particular, or of
@@ -109,8 +108,8 @@ func (c *Coverage) Merge(o *Coverage) {
 	if o == nil {
 		return
 	}
-	for i := range c.bits {
-		c.bits[i] |= o.bits[i]
+	for f, hit := range o.hit {
+		c.hit[f] = c.hit[f] || hit
 	}
 	c.scopes |= o.scopes
 	c.runs += o.runs
@@ -144,7 +143,7 @@ func (c *Coverage) Unreached() []Fn {
 }
 
 // reach records that the run reached f.
-func (k *kernel) reach(f Fn) { k.stats.Coverage.bits[f>>6] |= 1 << (f & 63) }
+func (k *kernel) reach(f Fn) { k.stats.Coverage.hit[f] = true }
 
 // leaf is where the functions with no *kernel at hand (pipe and sk_msg
 // ring helpers, page references, iterators) record their reaches. It is
@@ -153,49 +152,59 @@ func (k *kernel) reach(f Fn) { k.stats.Coverage.bits[f>>6] |= 1 << (f & 63) }
 // campaign runs one trace at a time), and its reaches are then exactly
 // the run's; otherwise the run's coverage is Partial.
 var leaf struct {
-	bits   [fnWords]atomic.Uint64
+	hit    [numFn]uint32 // atomic: 1 once reached
 	active atomic.Int32  // runs in flight
 	starts atomic.Uint64 // runs ever started
 }
 
 // reach records that the running run reached f (see leaf).
 func reach(f Fn) {
-	w, m := &leaf.bits[f>>6], uint64(1)<<(f&63)
-	if w.Load()&m == 0 {
-		w.Or(m)
+	if atomic.LoadUint32(&leaf.hit[f]) == 0 {
+		atomic.StoreUint32(&leaf.hit[f], 1)
 	}
 }
 
-// coverRun starts the coverage of k's run and returns the function that
-// ends it, which sets the run's configuration and takes the leaf reaches
-// into k.stats.Coverage.
-func (k *kernel) coverRun() (end func()) {
-	n := leaf.active.Add(1)
-	start := leaf.starts.Add(1)
-	if n == 1 {
-		for i := range leaf.bits {
-			leaf.bits[i].Store(0)
-		}
-	}
-	return func() {
-		var bits [fnWords]uint64
-		for i := range leaf.bits {
-			bits[i] = leaf.bits[i].Load()
-		}
-		// Nobody started since (the bits are ours) and nobody was in
-		// flight when we started (nobody else wrote them).
-		alone := n == 1 && leaf.starts.Load() == start
-		leaf.active.Add(-1)
-		c := &k.stats.Coverage
-		if alone {
-			for i := range bits {
-				c.bits[i] |= bits[i]
+// coverSession is a run's claim on leaf, from coverStart to coverEnd.
+type coverSession struct {
+	first bool   // no other run was in flight when it started
+	start uint64 // leaf.starts after its start
+}
+
+// coverStart starts the coverage of k's run: it claims leaf, and clears
+// it if no other run is in flight. It costs a load per leaf function,
+// and a store per one the previous run reached.
+func (k *kernel) coverStart() coverSession {
+	s := coverSession{first: leaf.active.Add(1) == 1, start: leaf.starts.Add(1)}
+	if s.first {
+		for _, f := range leafFns {
+			if atomic.LoadUint32(&leaf.hit[f]) != 0 {
+				atomic.StoreUint32(&leaf.hit[f], 0)
 			}
-		} else {
-			c.partial++
 		}
-		_, ext := k.tcp.(*extTCP)
-		c.scopes |= runScopes(k.prof, ext)
-		c.runs++
 	}
+	return s
+}
+
+// coverEnd ends the coverage of k's run begun by s: it sets the run's
+// configuration and takes the leaf reaches into k.stats.Coverage, or
+// marks it Partial if another run was in flight meanwhile.
+func (k *kernel) coverEnd(s coverSession) {
+	c := &k.stats.Coverage
+	var hit [len(leafFns)]bool
+	for i, f := range leafFns {
+		hit[i] = atomic.LoadUint32(&leaf.hit[f]) != 0
+	}
+	// Nobody started since (the reaches read are ours) and nobody was in
+	// flight when we started (nobody else wrote them).
+	if s.first && leaf.starts.Load() == s.start {
+		for i, f := range leafFns {
+			c.hit[f] = c.hit[f] || hit[i]
+		}
+	} else {
+		c.partial++
+	}
+	leaf.active.Add(-1)
+	_, ext := k.tcp.(*extTCP)
+	c.scopes |= runScopes(k.prof, ext)
+	c.runs++
 }

@@ -210,6 +210,51 @@ const (
 	numFn // the number of mirrored functions
 )
 
+// leafFns are the functions with no kernel at hand, which record
+// through the package-level reach.
+var leafFns = [...]Fn{
+	fnTaskWaitEvent,
+	fnPageAllocAllocPage,
+	fnPageAllocKmalloc,
+	fnGetPage,
+	fnPageAllocPutPage,
+	fnPageAllocRefill,
+	fnNewPipe,
+	fnPipeOccupancy,
+	fnPipeFull,
+	fnPipeEmpty,
+	fnRoundPipeSize,
+	fnPipePipeSetSize,
+	fnSkPsockMapVerd,
+	fnSkbToSgvec,
+	fnTaskWaitWoken,
+	fnSkBuffSkbGet,
+	fnSkBuffCopyBits,
+	fnSkMsgIterVarNext,
+	fnSkMsgIterVarPrev,
+	fnSkMsgIterDist,
+	fnSkMsgElemUsed,
+	fnSkMsgFull,
+	fnSkMsgElem,
+	fnSkMsgInit,
+	fnNewSkMsg,
+	fnSkMsgXfer,
+	fnSkMsgPageAdd,
+	fnSkMsgTryCoalesceOK,
+	fnSkMsgMemcopyFromIter,
+	fnIovIterCopyIn,
+	fnSrcIterLeft,
+	fnSrcIterRevert,
+	fnMapCreate,
+	fnBpfMapLookup,
+	fnBpfMapProgAttach,
+	fnPercpuRefTryGetLive,
+	fnPercpuRefPut,
+	fnPercpuRefKill,
+	fnSpliceRingHasData,
+	fnTcpResetErr,
+}
+
 var fnTable = [numFn]fnInfo{
 	fnTaskWaitEvent:            {"Task.waitEvent", "wait_event_interruptible_timeout", "explore.go"},
 	fnPageAllocAllocPage:       {"pageAlloc.allocPage", "alloc_pages", "page.go"},

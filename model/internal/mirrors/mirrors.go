@@ -223,6 +223,13 @@ func Table(fns []Func) ([]byte, error) {
 		}
 	}
 	b.WriteString("\n\tnumFn // the number of mirrored functions\n)\n\n")
+	b.WriteString("// leafFns are the functions with no kernel at hand, which record\n// through the package-level reach.\nvar leafFns = [...]Fn{\n")
+	for _, f := range fns {
+		if ReachExpr(f.Decl) == "reach" {
+			fmt.Fprintf(&b, "\t%s,\n", f.Const())
+		}
+	}
+	b.WriteString("}\n\n")
 	b.WriteString("var fnTable = [numFn]fnInfo{\n")
 	for _, f := range fns {
 		fmt.Fprintf(&b, "\t%s: {%q, %q, %q},\n", f.Const(), f.Qual(), f.Kernel, f.File)
