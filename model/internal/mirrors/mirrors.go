@@ -6,12 +6,14 @@
 //
 // The rule: a function (or method) declaration is mirrored when its doc
 // comment says it "mirrors" something, or cites a kernel function as
-// "name() (path/file.c, vN.M)". Its kernel name is, after the first
-// " mirrors ", the first word that is a C identifier followed by "(" or
-// containing an underscore (so "mirrors the parts of tcp_ack() and ..."
-// names tcp_ack, "mirrors copy_to_iter / copy_page_to_iter" names
-// copy_to_iter), preferring a called name of the clause that follows
-// "mirrors" (up to ':' or '.'); without "mirrors", the first cited name.
+// "name() (path/file.c, vN.M)". Its kernel name is taken from the text
+// after the first " mirrors ": the first C identifier followed by "(" in
+// the clause up to ':' or '.', else the first one containing an
+// underscore there, else the same two searches in the rest of the
+// comment. So "mirrors the parts of tcp_ack() and ..." names tcp_ack,
+// "mirrors the sk_err tcp_reset() sets" names tcp_reset, and "mirrors
+// copy_to_iter / copy_page_to_iter: ..." names copy_to_iter. Without
+// "mirrors", it is the first cited name.
 package mirrors
 
 import (
