@@ -109,7 +109,7 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 	sut := c.Backend
 	ref := c.Reference
 	if sut == nil {
-		mb, err := model.NewWithConfig(model.Config{Mutations: c.Mutations, Liveness: true})
+		mb, err := model.NewWithConfig(model.Config{Mutations: c.Mutations, Liveness: true, Provenance: true})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCampaign, err)
 		}
@@ -144,6 +144,15 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 		r.Obs, r.Stats, r.Err = mb.RunTraceStats(ctx, t, trace.Options{})
 	} else {
 		r.Obs, r.Err = trace.Run(ctx, sut, t, trace.Options{})
+	}
+	if base, ok := Bases[t.Profile]; ok && r.Err == nil {
+		bt := *t
+		bt.Profile = base
+		if mb, ok := sut.(*model.Backend); ok {
+			r.Base, r.BaseStats, r.BaseErr = mb.RunTraceStats(ctx, &bt, trace.Options{})
+		} else {
+			r.Base, r.BaseErr = trace.Run(ctx, sut, &bt, trace.Options{})
+		}
 	}
 	if ref != nil {
 		r.Ref, r.RefErr = trace.Run(ctx, ref, t, trace.Options{})

@@ -27,34 +27,105 @@ var KnownFailures = map[string][]Known{
 	// comes before the ingress data.
 	"linux-6.18+splice-copy":     without(mainlineFailures, spliceEOF),
 	"linux-6.18+splice-zerocopy": without(mainlineFailures, spliceEOF),
-	"linux-6.18+loopback-splice": with(mainlineFailures, append([]Known{
-		Known{"stream-integrity", "reordered", "ring/tcp",
+	"linux-6.18+loopback-splice": with(mainlineFailures, join(ringUnlocked, rfcTransparency, []Known{
+		{"stream-integrity", "reordered", "ring/tcp",
 			"the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older TCP bytes are " +
 				"in flight (on netstack: segments held on the link), and its ring bytes overtake them; and " +
 				"tcp_bpf_splice_recvmsg's ring-then-queue read lets TCP bytes overtake ring bytes"},
-		Known{"eof-after-data", "eof-early", "ring",
+		{"eof-after-data", "eof-early", "ring",
 			"the posted RFC's defect (b): tcp_bpf_splice_recvmsg returns EOF on RCV_SHUTDOWN after an empty ring read, " +
 				"with bytes sent before the FIN landing in the ring meanwhile"},
-		Known{"no-teardown-leak", "leak", "splice-pair",
+		{"no-teardown-leak", "leak", "splice-pair",
 			"the posted RFC's defect (b): each side holds a psock reference on the other and only sk_psock_drop " +
 				"unpairs, so a closed pair is never released"},
-	}, rfcTransparency...)...),
-	"linux-6.18+loopback-splice-seq": with(mainlineFailures,
-		Known{"eof-after-data", "eof-early", "ring",
-			"the multikernel/tcp_splice module's close clears the pair, and its receiver then reports EOF with bytes " +
-				"still in the ring"},
-		Known{"stream-integrity", "reordered", "ring/sk_msg",
-			"a paired socket that later joins a map with an sk_msg program sends by tcp_bpf_sendmsg, not the ring " +
-				"(pairing is the RFC's, whose TCP_BPF_TX proto has no ring path), and overtakes its bytes still in the ring " +
-				"(testdata/traces/counterexamples/pair_then_msg_prog_reorders.trace)"},
-		Known{"transparent", "reordered", "ring/sk_msg",
-			"the same reordering as stream-integrity's ring/sk_msg, seen against linux-6.18"},
-		Known{"no-livelock", "livelock", "splice_recvmsg_merge",
+	})...),
+	"linux-6.18+loopback-splice-seq": with(mainlineFailures, join(ringUnlocked, []Known{
+		{"no-lost-wakeup", "lost-wakeup", "splice_send_wait/concurrent-senders",
+			"the module's splice_prot_sendmsg takes no socket lock, so two threads sending on one paired socket are two " +
+				"producers on a single-producer ring: a sender waiting for space misses the wake-up the other's write consumed"},
+		{"eof-after-data", "eof-early", "ring", moduleCloseEOF},
+		{"transparent", "eof-early", "ring", moduleCloseEOF},
+		{"no-livelock", "livelock", "splice_recvmsg_merge",
 			"the module's splice_recvmsg_merge goes round again while sk_receive_queue is non-empty " +
 				"(splice_recv_deliverable), so it spins on bytes tcp_recvmsg cannot return: the copied_seq hole mainline " +
-				"leaves when a stream-verdict socket leaves its map (see eagain-when-empty)"},
-	),
+				"leaves when a stream-verdict socket leaves its map (see reads-agree)"},
+	})...),
 }
+
+// join concatenates lists of known failures.
+func join(lists ...[]Known) []Known {
+	var out []Known
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// ringUnlocked: the ring is single-consumer, and neither the
+// RFC's tcp_bpf_splice_recvmsg ("Caller must NOT hold sk's socket lock")
+// nor the module's splice_recvmsg serialises a socket's readers: two
+// threads reading one paired socket both copy out the bytes at ring_tail.
+// The same for writers: splice_send_ring runs outside lock_sock in both
+// (the RFC's tcp_bpf_splice_sendmsg, the module's splice_prot_sendmsg),
+// so two threads sending on one paired socket are two producers. And the
+// RFC's ring is invisible to MSG_PEEK ("PEEK is not implemented against
+// the ring", tcp_bpf_splice_recvmsg), as is the module's.
+var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reordered", "corrupted", "lost"), []Known{
+	{"ring-content", "overread", "ring/concurrent-readers", ringReadersReason},
+	{"ring-content", "corrupted", "ring/concurrent-readers", ringReadersReason},
+	{"ring-content", "overread", "ring/concurrent-writers", ringWritersReason},
+	{"ring-content", "corrupted", "ring/concurrent-writers", ringWritersReason},
+	{"reads-agree", "eagain-after-poll", "ring/peek", ringPeekReason},
+	{"reads-agree", "eagain-after-poll", "ring/verdict", ringVerdictReason},
+	{"reads-agree", "eagain-after-fionread", "ring/verdict", ringVerdictReason},
+	{"reads-agree", "eagain-after-fionread", "ring/peek", ringPeekReason},
+	{"reads-agree", "peek-misses-data", "ring", "MSG_PEEK does not look into the ring: tcp_bpf_splice_recvmsg " +
+		"returns 0 for MSG_PEEK (\"PEEK is not implemented against the ring\") and the peek reads the empty TCP queue"},
+	{"reads-agree", "peek-differs", "ring", "MSG_PEEK does not look into the ring, so a peek returns TCP bytes that ring " +
+		"bytes precede"},
+	{"reads-agree", "fionread-undercounts", "ring", "FIONREAD does not count ring bytes: the RFC keeps 6.18's tcp_bpf_ioctl " +
+		"(msg_tot_len) and the module does not override ioctl, and neither adds the ring's count"},
+	{"stream-integrity", "reordered", "ring/sk_msg", skMsgOvertakesRing},
+	{"transparent", "differs", "ring/bypass-verdict", "ring bytes never meet the reader's sk_skb verdict (the RFC: " +
+		"\"no skb, no sk_msg, and no verdict-program involvement on the splice fast path\"; the module likewise): " +
+		"bytes the base redirects on, or drops, stay in the paired socket's ring"},
+	{"transparent", "reordered", "ring/sk_msg", skMsgOvertakesRing},
+	{"stream-integrity", "lost", "ring/strparser", "model-only, not yet confirmed on a kernel carrying the patch: a paired " +
+		"socket that also has a stream parser misses bytes its peer sent before the ring took over"},
+})
+
+// concurrentRing lists, for property, each kind at both concurrent ring
+// sites (ringUnlocked).
+func concurrentRing(property string, kinds ...string) []Known {
+	var out []Known
+	for _, k := range kinds {
+		out = append(out, Known{property, k, "ring/concurrent-readers", ringReadersReason},
+			Known{property, k, "ring/concurrent-writers", ringWritersReason})
+	}
+	return out
+}
+
+const moduleCloseEOF = "the multikernel/tcp_splice module's close clears the pair, and its receiver then reports EOF " +
+	"with bytes still in the ring"
+
+const ringVerdictReason = "a paired socket with an sk_skb verdict program receives by tcp_bpf_recvmsg_parser, which " +
+	"has no ring path (the RFC adds the ring read to tcp_bpf_recvmsg only), while poll (tcp_bpf_is_readable) counts the " +
+	"ring: its ring bytes are stranded"
+
+const ringPeekReason = "MSG_PEEK does not look into the ring (tcp_bpf_splice_recvmsg returns 0 for it), while " +
+	"poll and FIONREAD see ring bytes: a peek right after finds nothing"
+
+const skMsgOvertakesRing = "a paired socket in a map with an sk_msg program sends by tcp_bpf_sendmsg, not the " +
+	"ring (pairing is the RFC's, whose TCP_BPF_TX proto has no ring path), and overtakes its bytes still in the ring " +
+	"(testdata/traces/counterexamples/pair_then_msg_prog_reorders.trace)"
+
+const ringReadersReason = "the ring has one consumer, but the ring read takes no socket lock (the RFC's " +
+	"tcp_bpf_splice_recvmsg, the module's splice_recvmsg): two threads reading one paired socket both copy the bytes at " +
+	"ring_tail and both advance it"
+
+const ringWritersReason = "the ring has one producer, but splice_send_ring takes no socket lock (the RFC's " +
+	"tcp_bpf_splice_sendmsg, the module's splice_prot_sendmsg): two threads sending on one paired socket both write at " +
+	"ring_head"
 
 // rfcTransparency: the RFC's defects as the transparency property sees
 // them against linux-6.18 (the same runs, judged by what the base gives).
@@ -69,13 +140,54 @@ var spliceEOF = Known{"eof-after-data", "eof-early", "splice",
 
 var mainlineFailures = []Known{
 	spliceEOF,
+	{"stream-integrity", "reordered", "tcp/ingress",
+		"tcp_bpf_recvmsg reads ingress_msg before sk_receive_queue: bytes that went by TCP (sent before the socket " +
+			"gained its redirect, or passed) come after later bytes redirected into ingress_msg " +
+			"(testdata/traces/kernel/kf_mixed_tcp_then_ingress_order.trace, recorded on 6.18)"},
+	{"eof-after-data", "eof-early", "strparser",
+		"a stream parser with fixed-size frames holds the start of a frame until the rest arrives (strp_data_ready); " +
+			"a FIN before the rest ends the stream with those bytes never delivered, by recv or splice"},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/copied_seq-hole",
+		"a socket that leaves a stream-verdict map keeps the copied_seq hole of the bytes its psock took " +
+			"(sk_psock_drop frees them without advancing copied_seq); tcp_recvmsg_locked then waits on skbs past the hole " +
+			"that it can never return, and sleeps to its timeout although they are queued (seen on the 6.18 kernel backend)"},
+	{"reads-agree", "fionread-undercounts", "psock",
+		"FIONREAD on a socket with a psock counts one queue only: 6.18's tcp_bpf_ioctl returns the psock's msg_tot_len " +
+			"(ingress_msg), not sk_receive_queue; 6.1's tcp_ioctl counts sk_receive_queue, not ingress_msg (both seen on " +
+			"the kernel backends)"},
 	{"no-lost-wakeup", "lost-wakeup", "tcp_msg_wait_data/strparser",
 		"a reader blocked in tcp_bpf_recvmsg_parser waits for ingress_msg or sk_receive_queue, but a stream parser " +
 			"waiting for the rest of a frame leaves bytes on sk_receive_queue without waking it: it sleeps to its timeout"},
-	{"eagain-when-empty", "eagain-after-fionread", "psock-gone",
+	{"no-lost-wakeup", "lost-wakeup", "tcp_splice_read/strparser", strparserHolds},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/strparser", strparserHolds},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_msg_wait_data/sk_receive_queue", selfRedirectReason},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_splice_read/sk_receive_queue", selfRedirectReason},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/sk_receive_queue", selfRedirectReason},
+	{"eof-after-data", "eof-early", "psock-drop",
+		"sk_psock_drop frees the bytes the psock took off sk_receive_queue (its ingress_msg) without advancing " +
+			"copied_seq; after the FIN a reader sees EOF with FIONREAD still counting them (reproduced on the 6.18 kernel backend)"},
+	{"stream-integrity", "lost", "strparser",
+		"a stream parser eats the bytes of a frame it has not completed (copied_seq moves past them); splice(2), " +
+			"which reads sk_receive_queue, then returns the bytes after them (reproduced on the 6.18 kernel backend)"},
+	{"stream-integrity", "lost", "psock-drop",
+		"a socket that leaves a map with a stream parser loses the bytes its psock held: sk_psock_drop frees them " +
+			"without advancing copied_seq (testdata/traces/findings/psock_delete_strparser_seq_warn.trace, on 6.18)"},
+	{"reads-agree", "eagain-after-poll", "psock-gone",
+		"after the socket leaves the map, poll reports IN for the bytes its psock took and freed (tcp_inq counts " +
+			"them), while recv finds nothing (reproduced on the 6.18 kernel backend)"},
+	{"reads-agree", "eagain-after-fionread", "psock-gone",
 		"after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock took off " +
 			"sk_receive_queue and freed with it, while recv finds nothing"},
 }
+
+const selfRedirectReason = "a socket whose sk_skb verdict redirects into its own ingress queue stops seeing its " +
+	"later bytes after the first read: they stay on sk_receive_queue, FIONREAD says 0, poll has no IN and a reader " +
+	"sleeps to its timeout (reproduced on the 6.18 kernel backend: conn c1 c2; sk_skb redirect 0 ingress with c2 at " +
+	"key 0; send, recv, send)"
+
+const strparserHolds = "a stream parser owns the bytes of a frame it has not completed: they sit on sk_receive_queue " +
+	"and the parser wakes nobody until the frame is whole, so a reader waiting for new skbs there (tcp_splice_read, " +
+	"tcp_recvmsg_locked) sleeps to its timeout"
 
 // with returns base and extra, extra's entries replacing base's of the
 // same property and signature.

@@ -76,6 +76,22 @@ type genState struct {
 	maps    []genMap
 	threads []string
 	timeo   map[string]bool // sockets with an SO_RCVTIMEO set
+	// nonblock: sockets whose fd has O_NONBLOCK (a `set S nonblock on`
+	// the generator wrote last).
+	nonblock map[string]bool
+	// noRead: receivers of a shapeNeverRead trace, which no op reads
+	// (op() writes a fionread instead).
+	noRead map[string]bool
+	// routeSocks: the sockets of the shape's route; op() writes no
+	// iocopy between two of them, which would feed itself until the
+	// runner's timeout (seconds of model time per trace).
+	routeSocks map[string]bool
+	// shapeOp, when set, draws one op of the trace's shape (see shape).
+	shapeOp func()
+	// tail is written after the last op, before the joins; shapeTail,
+	// when set, may add to it once the ops are drawn.
+	tail      []string
+	shapeTail func()
 }
 
 type genMap struct {
@@ -100,12 +116,28 @@ func tcpPeer(s string) string {
 }
 
 func genSource(t *rapid.T, cfg GenConfig) string {
-	g := &genState{t: t, cfg: cfg, timeo: map[string]bool{}}
-	nconn := rapid.IntRange(cfg.MinConns, cfg.MaxConns).Draw(t, "conns")
+	g := &genState{t: t, cfg: cfg, timeo: map[string]bool{}, nonblock: map[string]bool{}, noRead: map[string]bool{},
+		routeSocks: map[string]bool{}}
+	pl := g.drawPlan()
+	nconn := rapid.IntRange(min(max(cfg.MinConns, pl.conns), cfg.MaxConns), cfg.MaxConns).Draw(t, "conns")
 	for i := 0; i < nconn; i++ {
 		a, b := fmt.Sprintf("%c1", 'a'+i), fmt.Sprintf("%c2", 'a'+i)
 		g.socks = append(g.socks, a, b)
 		g.line("conn %s %s", a, b)
+	}
+	pl.place(g)
+	// The random maps take sockets the shape's maps do not, most of the
+	// time: a socket whose psock already has a program of the same kind
+	// cannot join another map with one (sock_map_link() (net/core/sock_map.c,
+	// v6.18): -EBUSY), and the shape's topology would be lost.
+	insertable := g.socks
+	if len(pl.reserved) > 0 && rapid.IntRange(0, 7).Draw(t, "noisyinserts") != 0 {
+		insertable = nil
+		for _, s := range g.socks {
+			if !pl.reserved[s] {
+				insertable = append(insertable, s)
+			}
+		}
 	}
 	nmap := rapid.IntRange(cfg.MinMaps, cfg.MaxMaps).Draw(t, "maps")
 	for i := 0; i < nmap; i++ {
@@ -117,11 +149,16 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 			g.line("prog %s %s", m.name, g.prog(m))
 		}
 		ninsert := rapid.IntRange(0, m.size+1).Draw(t, "inserts")
+		if len(insertable) == 0 {
+			ninsert = 0
+		}
 		for j := 0; j < ninsert; j++ {
-			g.line("insert %s %d %s", m.name, rapid.IntRange(0, m.size).Draw(t, "key"), g.sock("insertsock"))
+			g.line("insert %s %d %s", m.name, rapid.IntRange(0, m.size).Draw(t, "key"), rapid.SampledFrom(insertable).Draw(t, "insertsock"))
 		}
 	}
-	if cfg.Splice {
+	if pl.shape != shapeOld {
+		// The shape brings its own topology.
+	} else if cfg.Splice {
 		g.spliceSetup()
 	} else if !cfg.KernelSafe && !cfg.Pair && rapid.IntRange(0, 3).Draw(t, "peer") == 0 {
 		// A quarter of the traces get the KERNEL-FACTS "peer" topology:
@@ -166,13 +203,30 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 	if cfg.Pair && !cfg.KernelSafe && rapid.IntRange(0, 127).Draw(t, "seqhole") == 0 {
 		g.seqHole()
 	}
-	nops := rapid.IntRange(1, cfg.MaxOps).Draw(t, "ops")
+	pl.setup(g)
+	minOps := 1
+	if g.shapeOp != nil {
+		// Room for the shape's own ops among the random ones.
+		minOps = min(8, cfg.MaxOps)
+	}
+	nops := rapid.IntRange(minOps, cfg.MaxOps).Draw(t, "ops")
 	for i := 0; i < nops; i++ {
-		if cfg.Splice && rapid.IntRange(0, 2).Draw(t, "spliceop") == 0 {
+		if g.shapeOp != nil {
+			if rapid.IntRange(0, 2).Draw(t, "shapeop") != 0 {
+				g.shapeOp()
+				continue
+			}
+		} else if cfg.Splice && rapid.IntRange(0, 2).Draw(t, "spliceop") == 0 {
 			g.spliceOp()
 			continue
 		}
 		g.op()
+	}
+	if g.shapeTail != nil {
+		g.shapeTail()
+	}
+	for _, l := range g.tail {
+		g.line("%s", l)
 	}
 	for _, th := range g.threads {
 		g.line("join %s", th)
@@ -225,6 +279,10 @@ func (g *genState) op() {
 		// the model does not time as the kernel does (see README, Known
 		// gaps).
 		kind = "poll"
+	}
+	if g.noRead[s] && (kind == "recv" || kind == "splice" || kind == "pipe" || kind == "iocopy" || kind == "thread") {
+		// A receiver that is never read (shapeNeverRead).
+		kind = "fionread"
 	}
 	switch kind {
 	case "tsend":
@@ -288,7 +346,9 @@ func (g *genState) op() {
 			g.line("set %s rcvtimeo %d", s, rapid.IntRange(1, 50).Draw(t, "timeo"))
 			g.timeo[s] = true
 		case 1:
-			g.line("set %s nonblock %s", s, rapid.SampledFrom([]string{"on", "off"}).Draw(t, "nb"))
+			nb := rapid.SampledFrom([]string{"on", "off"}).Draw(t, "nb")
+			g.line("set %s nonblock %s", s, nb)
+			g.nonblock[s] = nb == "on"
 		case 2:
 			g.line("set %s rcvbuf %d", s, rapid.SampledFrom([]int{1024, 4096, 65536}).Draw(t, "rcvbuf"))
 		default:
@@ -304,7 +364,7 @@ func (g *genState) op() {
 		g.line("sleep %d", rapid.IntRange(1, 20).Draw(t, "ms"))
 	case "iocopy":
 		d := g.sock("dst")
-		if d == s || !g.timeo[s] {
+		if d == s || !g.timeo[s] || g.routeSocks[s] && g.routeSocks[d] {
 			g.line("fionread %s", s)
 			return
 		}
@@ -434,6 +494,7 @@ func (g *genState) spliceOp() {
 			fl = ""
 			if !g.timeo["a2"] {
 				g.line("set a2 nonblock on")
+				g.nonblock["a2"] = true
 			}
 		}
 		g.line("splice a2 %d%s", rapid.SampledFrom(sizes[1:]).Draw(t, "splicesize"), fl)
@@ -457,3 +518,692 @@ func (g *genState) flag(word string) string {
 // kernelSafeTimeo is the SO_RCVTIMEO (ms) of the i-th socket of a
 // KernelSafe trace.
 func kernelSafeTimeo(i int) int { return 20 + 15*i }
+
+// The shapes of a trace. shapeOld is the mix the generator always drew:
+// random maps and programs, the KERNEL-FACTS peer topology, the splice
+// topologies on a2, the loopback-splice pair. Each other shape aims at a
+// kernel path the old mix reaches rarely or never: it sets up a topology
+// of its own (in maps of its own, r0, r1, rd, rp, rq, rs) and then draws
+// two thirds of the trace's ops from its own op stream (genState.shapeOp),
+// the rest from op(). On loopback-splice profiles the pair stays on
+// a1/a2 and a shape takes other connections, except a quarter of the
+// time, when it may touch the pair.
+const (
+	shapeOld          = iota
+	shapeRedirect     // redirects between connections (routeSetup)
+	shapeSlabFrag     // slab-backed ingress spliced into a part-used task_frag (slabSetup)
+	shapePartial      // sk_skb pass, partial reads (partialSetup)
+	shapeParserRcvbuf // stream-parser frames near or above sk_rcvbuf (parserSetup)
+	shapeNeverRead    // a receiver that is never read (neverReadSetup)
+	numShapes
+)
+
+// shapeWeights are the percentages of traces of each shape, indexed by
+// shape; the old mix keeps the majority. KernelSafe traces never get
+// shapeSlabFrag (rx copybreak is a no-op on the kernel backend, and
+// crosscheck compares with one).
+func (c GenConfig) shapeWeights() [numShapes]int {
+	switch {
+	case c.KernelSafe:
+		return [numShapes]int{shapeOld: 64, shapeRedirect: 15, shapePartial: 10, shapeParserRcvbuf: 5, shapeNeverRead: 6}
+	case c.Splice:
+		return [numShapes]int{shapeOld: 55, shapeRedirect: 14, shapeSlabFrag: 16, shapePartial: 5, shapeParserRcvbuf: 5, shapeNeverRead: 5}
+	}
+	return [numShapes]int{shapeOld: 60, shapeRedirect: 18, shapeSlabFrag: 1, shapePartial: 8, shapeParserRcvbuf: 7, shapeNeverRead: 6}
+}
+
+// plan is a trace's shape, drawn before its connections so that the
+// shape gets as many as it needs.
+type plan struct {
+	shape    int
+	route    route           // shapeRedirect, shapeNeverRead
+	touch    bool            // on a pair profile, the shape may use the paired connection
+	conns    int             // connections the shape needs
+	letters  []byte          // its connections, in use order (place)
+	reserved map[string]bool // sockets the shape's maps take (place)
+}
+
+// drawPlan draws the trace's shape (shapeWeights) and, for the routed
+// shapes, the route's kind.
+func (g *genState) drawPlan() *plan {
+	t := g.t
+	pl := &plan{shape: shapeOld, reserved: map[string]bool{}}
+	n := rapid.IntRange(0, 99).Draw(t, "shape")
+	for sh, w := range g.cfg.shapeWeights() {
+		if n < w {
+			pl.shape = sh
+			break
+		}
+		n -= w
+	}
+	switch pl.shape {
+	case shapeOld:
+		return pl
+	case shapeRedirect:
+		pl.route.kind = rapid.IntRange(routeMsgIngress, numRouteKinds-1).Draw(t, "routekind")
+		pl.conns = len(routeHops[pl.route.kind]) + 1
+	case shapeNeverRead:
+		pl.route.kind = rapid.IntRange(routePlain, numRouteKinds-1).Draw(t, "neverreadroute")
+		pl.conns = len(routeHops[pl.route.kind]) + 1
+	default:
+		pl.conns = 1
+	}
+	if g.cfg.Pair {
+		pl.touch = rapid.IntRange(0, 3).Draw(t, "touchpair") == 0
+		if !pl.touch {
+			pl.conns++ // the pair's connection, a, is not the shape's
+		}
+	}
+	return pl
+}
+
+// place picks the shape's connections among the trace's (not a, the
+// pair's, on a pair profile unless pl.touch) and the sockets its maps
+// will take.
+func (pl *plan) place(g *genState) {
+	if pl.shape == shapeOld {
+		return
+	}
+	var avail []byte
+	for i := 0; i < len(g.socks)/2; i++ {
+		if c := byte('a' + i); c != 'a' || !g.cfg.Pair || pl.touch {
+			avail = append(avail, c)
+		}
+	}
+	if len(avail) == 0 {
+		avail = []byte{'a'}
+	}
+	pl.letters = rapid.Permutation(avail).Draw(g.t, "letters")
+	switch pl.shape {
+	case shapeRedirect, shapeNeverRead:
+		pl.route.place(pl.letters)
+		for _, s := range pl.route.inserts {
+			pl.reserved[s] = true
+		}
+		// The source's own programs would decide its sends; dst may get
+		// an sk_skb pass (routeSetup).
+		pl.reserved[pl.route.src] = true
+		pl.reserved[pl.route.dst] = true
+	default:
+		pl.reserved[string(pl.letters[0])+"1"] = true
+		pl.reserved[string(pl.letters[0])+"2"] = true
+	}
+}
+
+// setup writes the shape's topology and sets genState.shapeOp.
+func (pl *plan) setup(g *genState) {
+	switch pl.shape {
+	case shapeRedirect:
+		g.routeSetup(&pl.route)
+		g.readerSetup(pl.route.dst)
+		r := &pl.route
+		g.shapeOp = func() { g.routeOp(r) }
+	case shapeNeverRead:
+		g.neverReadSetup(&pl.route)
+	case shapeSlabFrag:
+		g.slabSetup(pl.letters[0])
+	case shapePartial:
+		g.partialSetup(pl.letters[0])
+	case shapeParserRcvbuf:
+		g.parserSetup(pl.letters[0])
+	}
+}
+
+// Route kinds: how bytes sent on a route's source reach its destination.
+// x, y, z are the route's connections in order (route.place).
+const (
+	routePlain               = iota // x1 → x2, plain TCP
+	routeMsgIngress                 // x1's sk_msg redirects into y2's ingress_msg
+	routeMsgEgress                  // x1's sk_msg redirects out of y1, to y2
+	routeSkbIngress                 // x2's sk_skb verdict redirects what it receives into y2's ingress_msg
+	routeSkbEgress                  // x2's sk_skb verdict redirects what it receives out of y1, to y2
+	routeMsgEgressSkbIngress        // x1 → out of y1 → y2's verdict → z2's ingress_msg
+	routeMsgEgressSkbEgress         // x1 → out of y1 → y2's verdict → out of z1 → z2
+	routeSkbEgressSkbIngress        // x2's verdict → out of y1 → y2's verdict → z2's ingress_msg
+	routeSkbEgressSkbEgress         // x2's verdict → out of y1 → y2's verdict → out of z1 → z2
+	numRouteKinds
+)
+
+// routeHop is one redirect of a route: by an sk_msg program (on the
+// sender, only the first hop) or an sk_skb stream verdict (on the
+// receiver), with BPF_F_INGRESS or not.
+type routeHop struct{ msg, ingress bool }
+
+var routeHops = [numRouteKinds][]routeHop{
+	routePlain:               nil,
+	routeMsgIngress:          {{msg: true, ingress: true}},
+	routeMsgEgress:           {{msg: true}},
+	routeSkbIngress:          {{ingress: true}},
+	routeSkbEgress:           {{}},
+	routeMsgEgressSkbIngress: {{msg: true}, {ingress: true}},
+	routeMsgEgressSkbEgress:  {{msg: true}, {}},
+	routeSkbEgressSkbIngress: {{}, {ingress: true}},
+	routeSkbEgressSkbEgress:  {{}, {}},
+}
+
+// route is a redirect topology: the bytes src sends end up readable on
+// dst. Hop i's map r<i> holds from[i] and to[i].
+type route struct {
+	kind     int
+	src, dst string
+	from, to []string
+	inserts  []string // every socket the route's maps take
+}
+
+// place assigns the route's sockets on the connections letters (reused
+// when there are fewer than the route's hops need).
+func (r *route) place(letters []byte) {
+	conn := func(i int) string { return string(letters[i%len(letters)]) }
+	r.src = conn(0) + "1"
+	rx := conn(0) + "2" // where the bytes arrive by TCP
+	for i, h := range routeHops[r.kind] {
+		from, next := rx, conn(i+1)
+		if h.msg {
+			from = r.src
+		}
+		to := next + "1"
+		if h.ingress {
+			to = next + "2"
+		}
+		r.from, r.to = append(r.from, from), append(r.to, to)
+		r.inserts = append(r.inserts, from, to)
+		rx = next + "2"
+	}
+	r.dst = rx
+}
+
+// routeSetup writes the route's maps, one per hop, and, a quarter of the
+// time when the last hop leaves by TCP, an sk_skb pass (with or without
+// a stream parser) on dst, so that the redirected stream lands on dst's
+// ingress_msg through its own verdict.
+//
+// An sk_msg hop is tcp_bpf_send_verdict() → tcp_bpf_sendmsg_redir()
+// (net/ipv4/tcp_bpf.c, v6.18): bpf_tcp_ingress() onto the target's
+// ingress_msg, or tcp_bpf_push_locked() out of it, in apply_bytes
+// pieces and after cork_bytes when the program asks. An sk_skb hop is
+// sk_psock_verdict_apply() (net/core/skmsg.c, v6.18): the skb goes to
+// the target psock's ingress_skb and sk_psock_backlog() moves it, by
+// sk_psock_skb_ingress() (which backs off while the target's sk_rmem_alloc
+// is over its sk_rcvbuf) or skb_send_sock() out of the target.
+func (g *genState) routeSetup(r *route) {
+	t := g.t
+	g.routeSocks[r.src], g.routeSocks[r.dst] = true, true
+	for _, s := range r.inserts {
+		g.routeSocks[s] = true
+	}
+	for i, h := range routeHops[r.kind] {
+		m := fmt.Sprintf("r%d", i)
+		typ := rapid.SampledFrom([]string{"sockmap", "sockhash"}).Draw(t, "routemaptype")
+		g.line("map %s %s 2", m, typ)
+		g.maps = append(g.maps, genMap{m, 2})
+		// The target's key: 1 usually, 0 (and the source at 1) sometimes.
+		kf, kt := 0, 1
+		if rapid.IntRange(0, 3).Draw(t, "routekeys") == 0 {
+			kf, kt = 1, 0
+		}
+		dir := "egress"
+		if h.ingress {
+			dir = "ingress"
+		}
+		if h.msg {
+			g.line("prog %s sk_msg redirect %d %s%s", m, kt, dir, g.msgOpts())
+		} else {
+			g.line("prog %s sk_skb redirect %d %s%s", m, kt, dir, g.skbParser([]string{"all", "100", "1000"}))
+		}
+		ins := [][2]any{{kf, r.from[i]}, {kt, r.to[i]}}
+		if rapid.Bool().Draw(t, "routeinsorder") {
+			ins[0], ins[1] = ins[1], ins[0]
+		}
+		for _, in := range ins {
+			g.line("insert %s %d %s", m, in[0], in[1])
+		}
+	}
+	hops := routeHops[r.kind]
+	if (len(hops) == 0 || !hops[len(hops)-1].ingress) && rapid.IntRange(0, 3).Draw(t, "dstpass") == 0 {
+		g.line("map rd sockmap 1")
+		g.line("prog rd sk_skb pass%s", g.skbParser([]string{"all", "10", "100", "1000"}))
+		g.line("insert rd 0 %s", r.dst)
+		g.maps = append(g.maps, genMap{"rd", 1})
+	}
+}
+
+// msgOpts draws an sk_msg program's apply and cork words (none most of
+// the time).
+func (g *genState) msgOpts() string {
+	t := g.t
+	var o string
+	if rapid.IntRange(0, 2).Draw(t, "routeapply") == 0 {
+		o += fmt.Sprintf(" apply %d", rapid.SampledFrom([]int{1, 10, 100, 1000, 4096}).Draw(t, "routeapplyn"))
+	}
+	if rapid.IntRange(0, 3).Draw(t, "routecork") == 0 {
+		o += fmt.Sprintf(" cork %d", rapid.SampledFrom([]int{1, 10, 100, 1000, 4096}).Draw(t, "routecorkn"))
+	}
+	return o
+}
+
+// skbParser draws the parser words of an sk_skb program: none two times
+// in three, else one of lengths.
+func (g *genState) skbParser(lengths []string) string {
+	if rapid.IntRange(0, 2).Draw(g.t, "hasskbparser") != 0 {
+		return ""
+	}
+	return " parser " + rapid.SampledFrom(lengths).Draw(g.t, "skbparser")
+}
+
+// readerSetup bounds the reads of s: an SO_RCVTIMEO or O_NONBLOCK, or
+// nothing (then recvs are MSG_DONTWAIT and a splice sets O_NONBLOCK
+// first, see spliceBounded). Kernel-safe traces have a timeout already.
+func (g *genState) readerSetup(s string) {
+	if g.timeo[s] || g.cfg.KernelSafe {
+		return
+	}
+	switch rapid.IntRange(0, 2).Draw(g.t, "readersetup") {
+	case 0:
+		g.line("set %s rcvtimeo %d", s, rapid.IntRange(5, 50).Draw(g.t, "readertimeo"))
+		g.timeo[s] = true
+	case 1:
+		g.line("set %s nonblock on", s)
+		g.nonblock[s] = true
+	}
+}
+
+// newThread names a fresh thread, joined at the end of the trace.
+func (g *genState) newThread() string {
+	th := fmt.Sprintf("t%d", len(g.threads)+1)
+	g.threads = append(g.threads, th)
+	return th
+}
+
+// canThread reports whether the trace may start a thread of its shape.
+func (g *genState) canThread() bool { return g.cfg.Threads && !g.cfg.KernelSafe }
+
+// sendSized writes a send of n pattern bytes on s (MSG_DONTWAIT on
+// kernel-safe traces, for 16 KiB and more, and half the time).
+func (g *genState) sendSized(s string, n int) {
+	fl := ""
+	if g.cfg.KernelSafe || n >= 16383 || rapid.Bool().Draw(g.t, "shapedontwait") {
+		fl = " dontwait"
+	}
+	g.line("send %s %d%s", s, n, fl)
+}
+
+// recvBounded writes a recv of n bytes from s that cannot block for
+// ever: MSG_DONTWAIT unless s has a timeout or O_NONBLOCK; flags are
+// extra flag words.
+func (g *genState) recvBounded(s string, n int, flags string) {
+	if !g.timeo[s] && !g.nonblock[s] || rapid.IntRange(0, 3).Draw(g.t, "shapedw") == 0 {
+		flags += " dontwait"
+	}
+	g.line("recv %s %d%s", s, n, flags)
+}
+
+// spliceBounded writes a SPLICE_F_NONBLOCK splice of n bytes from s,
+// after setting O_NONBLOCK on s if nothing else bounds its wait:
+// tcp_splice_read() (net/ipv4/tcp.c, v6.18) takes its timeout from the
+// socket (sock_rcvtimeo), SPLICE_F_NONBLOCK concerns only the pipe.
+func (g *genState) spliceBounded(th, s string, n int) {
+	if !g.timeo[s] && !g.nonblock[s] {
+		g.line("set %s nonblock on", s)
+		g.nonblock[s] = true
+	}
+	if th != "" {
+		g.line("@%s splice %s %d nonblock", th, s, n)
+		return
+	}
+	g.line("splice %s %d nonblock", s, n)
+}
+
+var routeSendSizes = []int{1, 7, 100, 1000, 4096, 16383, 16400, 65536}
+
+// routeOp draws an op of a shapeRedirect trace: sends on the route's
+// source (some in a sender thread) and reads of its destination, by recv
+// (small ones and peeks among them), splice and pipe reads, reader
+// threads, FIONREAD and poll; rarely the source's FIN, which the route
+// carries (sk_psock_verdict_apply() (net/core/skmsg.c, v6.18) hands the
+// FIN skb on too). Reads of the destination meet redirected bytes on
+// its ingress_msg in tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c, v6.18), or
+// on its sk_receive_queue after an egress hop.
+func (g *genState) routeOp(r *route) {
+	t := g.t
+	switch rapid.IntRange(0, 11).Draw(t, "routeop") {
+	case 0, 1, 2:
+		if rapid.IntRange(0, 4).Draw(t, "routetext") == 0 {
+			g.line("send %s %q%s", r.src, rapid.SampledFrom([]string{"MSG1", "x", "hello\n"}).Draw(t, "routetextdata"),
+				map[bool]string{true: " dontwait", false: ""}[g.cfg.KernelSafe])
+			return
+		}
+		g.sendSized(r.src, rapid.SampledFrom(routeSendSizes).Draw(t, "routesend"))
+	case 3:
+		g.recvBounded(r.dst, rapid.SampledFrom(sizes[1:]).Draw(t, "routerecv"), g.flag("peek"))
+	case 4:
+		g.recvBounded(r.dst, rapid.SampledFrom([]int{1, 7, 100}).Draw(t, "routerecvsmall"), "")
+	case 5, 6:
+		g.spliceBounded("", r.dst, rapid.SampledFrom([]int{100, 1000, 4096, 65536}).Draw(t, "routesplice"))
+	case 7:
+		g.line("pipe %s %d", r.dst, rapid.SampledFrom([]int{100, 4096, 65536}).Draw(t, "routepipe"))
+	case 8:
+		if !g.canThread() || !g.timeo[r.dst] {
+			g.line("fionread %s", r.dst)
+			return
+		}
+		g.line("@%s recv %s %d", g.newThread(), r.dst, rapid.SampledFrom(sizes[1:]).Draw(t, "routetrecv"))
+	case 9:
+		if !g.canThread() {
+			g.line("poll %s", r.dst)
+			return
+		}
+		g.line("@%s send %s %d", g.newThread(), r.src, rapid.SampledFrom([]int{1, 100, 16383, 16400}).Draw(t, "routetsend"))
+	case 10:
+		g.line("%s %s", rapid.SampledFrom([]string{"fionread", "poll", "state"}).Draw(t, "routeobs"), r.dst)
+	default:
+		switch rapid.IntRange(0, 3).Draw(t, "routerare") {
+		case 0:
+			g.line("shutdown %s wr", r.src)
+		case 1:
+			g.line("sleep %d", rapid.IntRange(1, 20).Draw(t, "routesleep"))
+		default:
+			g.line("fionread %s", r.dst)
+		}
+	}
+}
+
+// slabSetup writes a receiver s2 (the connection c) with rx copybreak
+// large enough that every segment it gets is slab-backed, fed by plain
+// TCP or its own sk_skb verdict (pass, or a redirect to itself), then
+// sends from s1 of 16 KiB and more and a large splice of s2 and a pipe
+// read; slabOp goes on with more of the same.
+//
+// A zero-copy splice of slab data copies it into the splicing task's
+// task_frag first, linear_to_page() called from spd_fill_page()
+// (net/core/skbuff.c, v6.18) for tcp_splice_read(), and from the splice
+// actor of the splice-zerocopy series' tcp_bpf_splice_read(): when a
+// segment is larger than the room left in the 32 KiB frag page (sends
+// and earlier splices of the same task use it, and pipe buffers keep
+// the page), the copy is cut short and skb_page_frag_refill() (net/core/sock.c,
+// v6.18) starts a new page.
+func (g *genState) slabSetup(c byte) {
+	t := g.t
+	s1, s2 := string(c)+"1", string(c)+"2"
+	g.line("set %s rxcopybreak %d", s2, rapid.SampledFrom([]int{16384, 32768, 65536, 1 << 20}).Draw(t, "slabcopybreak"))
+	switch rapid.IntRange(0, 3).Draw(t, "slabtopo") {
+	case 2:
+		g.line("map rs sockmap 1")
+		g.line("prog rs sk_skb pass%s", rapid.SampledFrom([]string{"", "", " parser all"}).Draw(t, "slabparser"))
+		g.line("insert rs 0 %s", s2)
+	case 3:
+		g.line("map rs sockmap 1")
+		g.line("prog rs sk_skb redirect 0 ingress")
+		g.line("insert rs 0 %s", s2)
+	}
+	if rapid.Bool().Draw(t, "slabpipesize") {
+		g.line("set %s pipesize %d", s2, rapid.SampledFrom([]int{262144, 1 << 20}).Draw(t, "slabpipesz"))
+	}
+	g.readerSetup(s2)
+	for range rapid.IntRange(2, 4).Draw(t, "slabsends") {
+		g.line("send %s %d dontwait", s1, rapid.SampledFrom([]int{16383, 30000, 20000, 32768}).Draw(t, "slabsend"))
+	}
+	g.spliceBounded("", s2, rapid.SampledFrom([]int{65536, 100000, 1 << 20}).Draw(t, "slabsplice"))
+	g.line("pipe %s %d", s2, rapid.SampledFrom([]int{65536, 100000}).Draw(t, "slabpipe"))
+	g.shapeOp = func() { g.slabOp(s1, s2) }
+}
+
+// slabOp draws an op of a shapeSlabFrag trace: more large sends and
+// splices (some in other threads, with task_frags of their own), pipe
+// reads, pipe resizes, recvs. A send between two splices carves its
+// bytes out of the same task_frag page (tcp_sendmsg_locked() →
+// sk_page_frag_refill(), net/ipv4/tcp.c, v6.18) while pipe buffers
+// still hold it, so the next linear_to_page() finds less room.
+func (g *genState) slabOp(s1, s2 string) {
+	t := g.t
+	switch rapid.IntRange(0, 9).Draw(t, "slabop") {
+	case 0, 1:
+		g.line("send %s %d dontwait", s1, rapid.SampledFrom([]int{100, 4096, 16383, 30000, 32768}).Draw(t, "slabsend"))
+	case 2, 3:
+		g.spliceBounded("", s2, rapid.SampledFrom([]int{30000, 65536, 100000, 1 << 20}).Draw(t, "slabsplice"))
+	case 4:
+		g.line("pipe %s %d", s2, rapid.SampledFrom([]int{4096, 65536, 100000}).Draw(t, "slabpipe"))
+	case 5:
+		g.recvBounded(s2, rapid.SampledFrom([]int{100, 16383}).Draw(t, "slabrecv"), "")
+	case 6:
+		th := ""
+		if g.canThread() {
+			th = g.newThread()
+		}
+		g.spliceBounded(th, s2, rapid.SampledFrom([]int{30000, 65536}).Draw(t, "slabtsplice"))
+	case 7:
+		n := rapid.SampledFrom([]int{16383, 30000}).Draw(t, "slabtsend")
+		if g.canThread() {
+			g.line("@%s send %s %d dontwait", g.newThread(), s1, n)
+			return
+		}
+		g.line("send %s %d dontwait", s1, n)
+	case 8:
+		g.line("set %s pipesize %d", s2, rapid.SampledFrom([]int{4096, 65536, 1 << 20}).Draw(t, "slabpipesz"))
+	default:
+		g.line("%s %s", rapid.SampledFrom([]string{"fionread", "poll", "state"}).Draw(t, "slabobs"), s2)
+	}
+}
+
+// partialSetup writes an sk_skb pass verdict on c2, with a stream parser
+// half the time, and a first send from c1; partialOp reads c2 in pieces
+// smaller than what arrives (and than the parser's frames): 1, 7, 100
+// bytes, peeks, MSG_WAITALL, recvs and splices in turn.
+//
+// The reads go through tcp_bpf_recvmsg_parser() (net/ipv4/tcp_bpf.c,
+// v6.18) and sk_msg_recvmsg() (net/core/skmsg.c, v6.18), which leave a
+// partly read message at the head of ingress_msg (sg.start and the
+// element's offset advanced, the skb kept), and, on the splice profiles,
+// the splice actors that share that walk.
+func (g *genState) partialSetup(c byte) {
+	t := g.t
+	s1, s2 := string(c)+"1", string(c)+"2"
+	typ := rapid.SampledFrom([]string{"sockmap", "sockhash"}).Draw(t, "partialmaptype")
+	g.line("map rp %s 1", typ)
+	parser := ""
+	if rapid.Bool().Draw(t, "partialhasparser") {
+		parser = " parser " + rapid.SampledFrom([]string{"all", "7", "10", "100", "1000"}).Draw(t, "partialparser")
+	}
+	g.line("prog rp sk_skb pass%s", parser)
+	g.line("insert rp 0 %s", s2)
+	g.maps = append(g.maps, genMap{"rp", 1})
+	g.readerSetup(s2)
+	g.sendSized(s1, rapid.SampledFrom([]int{100, 1000, 4096}).Draw(t, "partialfirst"))
+	g.shapeOp = func() { g.partialOp(s1, s2) }
+}
+
+// partialOp draws an op of a shapePartial trace: reads shorter than a
+// message, which sk_msg_recvmsg() (net/core/skmsg.c, v6.18) leaves
+// partly consumed at the head of ingress_msg (or, peeking, untouched).
+func (g *genState) partialOp(s1, s2 string) {
+	t := g.t
+	small := []int{1, 7, 100}
+	switch rapid.IntRange(0, 10).Draw(t, "partialop") {
+	case 0, 1:
+		if rapid.IntRange(0, 3).Draw(t, "partialtext") == 0 {
+			g.line("send %s %q%s", s1, rapid.SampledFrom([]string{"MSG1", "x", "hello\n"}).Draw(t, "partialtextdata"),
+				map[bool]string{true: " dontwait", false: ""}[g.cfg.KernelSafe])
+			return
+		}
+		g.sendSized(s1, rapid.SampledFrom([]int{1, 7, 10, 100, 1000, 4096}).Draw(t, "partialsend"))
+	case 2, 3:
+		g.recvBounded(s2, rapid.SampledFrom(small).Draw(t, "partialrecv"), "")
+	case 4:
+		g.recvBounded(s2, rapid.SampledFrom(small).Draw(t, "partialpeek"), " peek")
+	case 5:
+		if g.timeo[s2] {
+			// Bounded by the timeout when short.
+			g.line("recv %s %d waitall", s2, rapid.SampledFrom([]int{7, 100, 1000}).Draw(t, "partialwaitall"))
+			return
+		}
+		g.recvBounded(s2, rapid.SampledFrom(small).Draw(t, "partialrecv"), "")
+	case 6:
+		g.spliceBounded("", s2, rapid.SampledFrom([]int{1, 7, 100, 1000}).Draw(t, "partialsplice"))
+	case 7:
+		g.line("pipe %s %d", s2, rapid.SampledFrom([]int{1, 7, 100, 4096}).Draw(t, "partialpipe"))
+	case 8:
+		// A recv, a splice and a recv in a row.
+		g.recvBounded(s2, rapid.SampledFrom(small).Draw(t, "partialrecv"), "")
+		g.spliceBounded("", s2, rapid.SampledFrom(small).Draw(t, "partialsplice"))
+		g.recvBounded(s2, rapid.SampledFrom(small).Draw(t, "partialrecv"), "")
+	case 9:
+		g.line("%s %s", rapid.SampledFrom([]string{"fionread", "poll"}).Draw(t, "partialobs"), s2)
+	default:
+		if !g.canThread() || !g.timeo[s2] {
+			g.line("fionread %s", s2)
+			return
+		}
+		g.line("@%s recv %s %d", g.newThread(), s2, rapid.SampledFrom(small).Draw(t, "partialtrecv"))
+	}
+}
+
+// parserSetup writes c2 with a small SO_RCVBUF (sk_rcvbuf 4608 or 8192
+// after the kernel's doubling and floor) and an sk_skb verdict (pass, or
+// a redirect into c2's own ingress_msg) whose stream parser frames
+// messages of a length near or above it; parserOp sends that fill and
+// overrun the frames.
+//
+// __strp_recv() (net/strparser/strparser.c, v6.18) aborts the parser
+// with EMSGSIZE (sk_err, an error report) when a frame is longer than
+// sk_rcvbuf, and otherwise waits with need_bytes for the rest of a
+// frame while the bytes stay on sk_receive_queue (counted by tcp_inq()),
+// with the message timer (sk_rcvtimeo) running. Kernel-safe traces take
+// only frames above sk_rcvbuf, which abort as soon as bytes arrive: a
+// frame that waits would time out by the runner's clock (README, Known
+// gaps, runner time).
+func (g *genState) parserSetup(c byte) {
+	t := g.t
+	s1, s2 := string(c)+"1", string(c)+"2"
+	rb := rapid.SampledFrom([]int{1024, 4096}).Draw(t, "parserrcvbuf")
+	var frames []int
+	switch {
+	case g.cfg.KernelSafe && rb == 1024:
+		frames = []int{4609, 8192}
+	case g.cfg.KernelSafe:
+		frames = []int{8193, 16384}
+	case rb == 1024:
+		frames = []int{1000, 2048, 4096, 4608, 4609, 8192}
+	default:
+		frames = []int{4096, 8000, 8192, 8193, 16384}
+	}
+	n := rapid.SampledFrom(frames).Draw(t, "parserframe")
+	late := rapid.IntRange(0, 3).Draw(t, "parserlaterbuf") == 0
+	if !late {
+		g.line("set %s rcvbuf %d", s2, rb)
+	}
+	g.line("map rq sockmap 1")
+	g.line("prog rq sk_skb %s parser %d", rapid.SampledFrom([]string{"pass", "pass", "redirect 0 ingress"}).Draw(t, "parserverdict"), n)
+	g.line("insert rq 0 %s", s2)
+	g.maps = append(g.maps, genMap{"rq", 1})
+	if late {
+		g.line("set %s rcvbuf %d", s2, rb)
+	}
+	if rapid.IntRange(0, 3).Draw(t, "parsersndbuf") == 0 {
+		g.line("set %s sndbuf %d", s1, rapid.SampledFrom([]int{1024, 4096}).Draw(t, "parsersndbufn"))
+	}
+	g.readerSetup(s2)
+	g.shapeOp = func() { g.parserOp(s1, s2, n) }
+}
+
+// parserOp draws an op of a shapeParserRcvbuf trace whose frames are n
+// bytes long: sends one short of a frame, a frame, one over, two frames
+// (the need_bytes wait and the frame boundary inside an skb, in
+// __strp_recv() (net/strparser/strparser.c, v6.18)), and reads of what
+// an aborted parser left on sk_receive_queue.
+func (g *genState) parserOp(s1, s2 string, n int) {
+	t := g.t
+	switch rapid.IntRange(0, 9).Draw(t, "parserop") {
+	case 0, 1, 2:
+		g.line("send %s %d dontwait", s1, rapid.SampledFrom([]int{n - 1, n, n + 1, 2 * n, n / 2, 1000}).Draw(t, "parsersend"))
+	case 3:
+		g.recvBounded(s2, rapid.SampledFrom([]int{100, n, 65536}).Draw(t, "parserrecv"), "")
+	case 4:
+		g.spliceBounded("", s2, rapid.SampledFrom([]int{n, 65536}).Draw(t, "parsersplice"))
+	case 5:
+		g.line("pipe %s 65536", s2)
+	case 6:
+		g.line("%s %s", rapid.SampledFrom([]string{"fionread", "poll", "state"}).Draw(t, "parserobs"), s2)
+	case 7:
+		g.line("poll %s", s1)
+	case 8:
+		if !g.canThread() || !g.timeo[s2] {
+			g.line("fionread %s", s2)
+			return
+		}
+		g.line("@%s recv %s %d", g.newThread(), s2, n)
+	default:
+		if g.cfg.KernelSafe {
+			g.line("poll %s", s2)
+			return
+		}
+		g.line("sleep %d", rapid.IntRange(1, 60).Draw(t, "parsersleep"))
+	}
+}
+
+// neverReadSetup writes a route (any kind, plain TCP among them) whose
+// destination no op reads, often with a small SO_RCVBUF on it and a
+// small SO_SNDBUF on the source; neverReadOp fills it (MSG_DONTWAIT
+// sends, and blocking sends in sender threads), and the trace ends with
+// FIONREAD and poll of the receiver and, when a sender may still be
+// blocked, its close, which resets the connection and wakes the sender.
+//
+// This reaches the full-buffer paths: sk_stream_wait_memory()
+// (net/core/stream.c, v6.18) in tcp_sendmsg_locked() and, on an egress
+// redirect, in the target's push; sk_psock_skb_ingress() backing off
+// (-EAGAIN, sk_psock_backlog() requeues) while the target's
+// sk_rmem_alloc is over sk_rcvbuf (net/core/skmsg.c, v6.18); and
+// tcp_close() (net/ipv4/tcp.c, v6.18) of a socket with unread data.
+// Kernel-safe traces send a few KiB only, MSG_DONTWAIT, and never fill
+// a window (the model does not time full windows as the kernel does).
+func (g *genState) neverReadSetup(r *route) {
+	t := g.t
+	g.routeSetup(r)
+	g.noRead[r.dst] = true
+	if rapid.Bool().Draw(t, "nrrcvbuf") {
+		g.line("set %s rcvbuf %d", r.dst, rapid.SampledFrom([]int{1024, 4096}).Draw(t, "nrrcvbufn"))
+	}
+	if rapid.IntRange(0, 3).Draw(t, "nrsndbuf") == 0 {
+		g.line("set %s sndbuf %d", r.src, rapid.SampledFrom([]int{1024, 4096}).Draw(t, "nrsndbufn"))
+	}
+	blocked := false // a sender thread may be blocked at the end
+	ksSent := 0
+	g.shapeOp = func() {
+		switch rapid.IntRange(0, 8).Draw(t, "nrop") {
+		case 0, 1, 2:
+			if g.cfg.KernelSafe {
+				if ksSent < 8 {
+					ksSent++
+					g.line("send %s %d dontwait", r.src, rapid.SampledFrom([]int{1000, 4096}).Draw(t, "nrkssend"))
+					return
+				}
+				g.line("fionread %s", r.dst)
+				return
+			}
+			g.line("send %s %d dontwait", r.src, rapid.SampledFrom([]int{16400, 65536}).Draw(t, "nrfill"))
+		case 3:
+			g.sendSized(r.src, rapid.SampledFrom([]int{1, 100, 1000, 4096}).Draw(t, "nrsend"))
+		case 4:
+			if !g.canThread() {
+				g.line("poll %s", r.src)
+				return
+			}
+			blocked = true
+			g.line("@%s send %s %d", g.newThread(), r.src, rapid.SampledFrom([]int{16400, 65536}).Draw(t, "nrtsend"))
+		case 5, 6:
+			g.line("%s %s", rapid.SampledFrom([]string{"fionread", "poll", "state"}).Draw(t, "nrobs"), r.dst)
+		case 7:
+			g.line("poll %s", r.src)
+		default:
+			if g.cfg.KernelSafe {
+				g.line("fionread %s", r.dst)
+				return
+			}
+			g.line("sleep %d", rapid.IntRange(1, 20).Draw(t, "nrsleep"))
+		}
+	}
+	g.tail = append(g.tail, "fionread "+r.dst, "poll "+r.dst)
+	g.shapeTail = func() {
+		if blocked || rapid.Bool().Draw(t, "nrclose") {
+			g.tail = append(g.tail, "close "+r.dst+g.flag("rst"))
+		}
+	}
+}

@@ -64,3 +64,32 @@ func TestTraceGeneratorCoversEveryOp(t *testing.T) {
 		}
 	}
 }
+
+// Over seeds 0..999 of each config the campaign uses, every trace
+// parses and round-trips, kernel-safe traces stay kernel-safe, and each
+// shape the generator aims at appears (KernelSafe and the splice shape
+// only where they are generated).
+func TestGenShapesCovered(t *testing.T) {
+	const min = 10
+	want := map[string][]string{
+		"plain": {"redirect-msg-ingress", "redirect-msg-egress", "redirect-skb-ingress", "redirect-skb-egress",
+			"redirect-chain", "redirect-msg-apply-cork", "skb-pass-partial", "skb-pass-parser-partial",
+			"parser-rcvbuf", "never-read", "never-read-filled"},
+		"splice": {"redirect-msg-ingress", "redirect-msg-egress", "redirect-skb-ingress", "redirect-skb-egress",
+			"redirect-chain", "slab-big-splice", "skb-pass-partial", "parser-rcvbuf", "never-read-filled"},
+		"kernelsafe": {"redirect-msg-ingress", "redirect-msg-egress", "redirect-skb-ingress", "redirect-skb-egress",
+			"redirect-chain", "skb-pass-partial", "skb-pass-parser-partial", "parser-rcvbuf", "never-read"},
+	}
+	want["pair"] = append(append([]string{}, want["plain"]...), "redirect-off-a", "redirect-touches-a")
+	for _, c := range genConfigs {
+		t.Run(c.name, func(t *testing.T) {
+			counts := shapeCounts(t, c.cfg, 1000)
+			t.Logf("%s: %v", c.name, counts)
+			for _, k := range want[c.name] {
+				if counts[k] < min {
+					t.Errorf("%s: shape %s in %d traces of 1000, want at least %d", c.name, k, counts[k], min)
+				}
+			}
+		})
+	}
+}

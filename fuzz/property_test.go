@@ -21,7 +21,17 @@ func mustParse(t *testing.T, src string) *trace.Trace {
 
 func modelRun(t *testing.T, src string) *Run {
 	t.Helper()
-	return runOne(context.Background(), model.New(), nil, mustParse(t, src))
+	return runOne(context.Background(), provModel(t), nil, mustParse(t, src))
+}
+
+// provModel is the model as campaigns run it: liveness checks and byte
+// provenance on.
+func provModel(t testing.TB) *model.Backend {
+	m, err := model.NewWithConfig(model.Config{Liveness: true, Provenance: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func mustHold(t *testing.T, p string, r *Run) {
@@ -57,13 +67,30 @@ pipe b 10
 	r := modelRun(t, src)
 	mustHold(t, "stream-integrity", r)
 	r.Obs[3].Result.Data[4] ^= 1
-	mustFail(t, "stream-integrity", r, "did not send there")
+	mustFail(t, "stream-integrity", r, "[corrupted]")
 	r = modelRun(t, src)
 	r.Obs[7].Result.Data = append(r.Obs[7].Result.Data, 'x')
-	mustFail(t, "stream-integrity", r, "had sent only")
+	r.Stats.ReadTags[7] = append(r.Stats.ReadTags[7], 0)
+	mustFail(t, "stream-integrity", r, "[untagged]")
 	r = modelRun(t, src)
 	r.Obs[5].Result.Data[0] ^= 1
-	mustFail(t, "stream-integrity", r, "pipe returned")
+	mustFail(t, "stream-integrity", r, "[corrupted]")
+	// Bytes swapped between two reads: reordered; read twice:
+	// duplicated; skipped on a stream with one path: lost.
+	r = modelRun(t, src)
+	tags := r.Stats.ReadTags
+	r.Obs[3].Result.Data, r.Obs[7].Result.Data = r.Obs[7].Result.Data, r.Obs[3].Result.Data
+	tags[3], tags[7] = tags[7], tags[3]
+	mustFail(t, "stream-integrity", r, "[reordered]")
+	r = modelRun(t, src)
+	tags = r.Stats.ReadTags
+	r.Obs[7].Result.Data = append(append([]byte(nil), r.Obs[3].Result.Data...), r.Obs[7].Result.Data...)
+	tags[7] = append(append([]model.Tag(nil), tags[3]...), tags[7]...)
+	mustFail(t, "stream-integrity", r, "[duplicated]")
+	r = modelRun(t, src)
+	r.Obs[3].Result.Data, r.Stats.ReadTags[3] = nil, nil
+	r.Obs[3].Result.N = 0
+	mustFail(t, "stream-integrity", r, "[lost]")
 }
 
 // Mainline splice on a psock socket returns 0 with a byte unread: the
@@ -87,8 +114,8 @@ splice a2 100 nonblock
 // 6.18 reports bytes by FIONREAD that recv cannot find once the psock is
 // gone (seen on the kernel backend).
 func TestEAGAINWhenEmpty(t *testing.T) {
-	mustHold(t, "eagain-when-empty", modelRun(t, "conn a b\nsend a 10\nfionread b\nrecv b 10 dontwait\nrecv b 10 dontwait\n"))
-	mustFail(t, "eagain-when-empty", modelRun(t, `conn b1 b2
+	mustHold(t, "reads-agree", modelRun(t, "conn a b\nsend a 10\nfionread b\nrecv b 10 dontwait\nrecv b 10 dontwait\n"))
+	mustFail(t, "reads-agree", modelRun(t, `conn b1 b2
 map m0 sockhash 1
 prog m0 sk_skb pass parser 10
 insert m0 1 b2
@@ -96,7 +123,7 @@ send b1 64
 delete m0 1
 fionread b2
 recv b2 65536 peek dontwait
-`), "FIONREAD reported 60 bytes")
+`), "[eagain-after-fionread@psock-gone]")
 }
 
 func TestAgreesWithReference(t *testing.T) {

@@ -69,10 +69,6 @@ func spliceTrace(profile string) *rapid.Generator[*trace.Trace] {
 	})
 }
 
-// spliceStreams: a2 receives a1's stream, through recv and through its
-// pipe.
-var spliceStreams = map[string]string{"a2": "a1"}
-
 // checkSplice is the property over one run: every byte a2 got by
 // recv or out of its pipe is the next byte of a1's stream, and the page
 // ownership invariants hold through teardown (no use or put after free,
@@ -84,7 +80,7 @@ func checkSplice(r *Run) error {
 	if err := checkSound(r); err != nil {
 		return err
 	}
-	return streamIntegrity(r, spliceStreams)
+	return checkIntegrity(r)
 }
 
 // TestSpliceProperties runs random splice-path traces on each profile with
@@ -94,7 +90,7 @@ func TestSpliceProperties(t *testing.T) {
 		t.Run(profile, func(t *testing.T) {
 			rapid.Check(t, func(rt *rapid.T) {
 				tr := spliceTrace(profile).Draw(rt, "trace")
-				r := runOne(context.Background(), model.New(), nil, tr)
+				r := runOne(context.Background(), provModel(t), nil, tr)
 				if err := checkSplice(r); err != nil {
 					rt.Fatalf("%v\n%s", err, tr.Format())
 				}
@@ -111,7 +107,7 @@ func TestSplicePlantedBugs(t *testing.T) {
 	const profile = "linux-6.18+splice-zerocopy"
 	for _, mutation := range []string{"zerocopy-no-get-page", "zerocopy-slab-to-pipe"} {
 		t.Run(mutation, func(t *testing.T) {
-			mb, err := model.NewWithConfig(model.Config{Mutations: []string{mutation}})
+			mb, err := model.NewWithConfig(model.Config{Mutations: []string{mutation}, Provenance: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +124,7 @@ func TestSplicePlantedBugs(t *testing.T) {
 				if !fails(small) {
 					t.Fatalf("the shrunk trace no longer fails:\n%s", small.Format())
 				}
-				if err := checkSplice(runOne(context.Background(), model.New(), nil, small)); err != nil {
+				if err := checkSplice(runOne(context.Background(), provModel(t), nil, small)); err != nil {
 					t.Fatalf("the unmutated model fails the shrunk trace too: %v\n%s", err, small.Format())
 				}
 				if len(small.Ops) > len(tr.Ops) || len(small.Ops) > 12 {

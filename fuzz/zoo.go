@@ -11,23 +11,52 @@ import (
 type ZooEntry struct {
 	Mutation string
 	Profile  string
+	// Second marks the second zoo: one-line bugs planted one per model
+	// function (none shared with the first zoo's), with a hand trace
+	// that shows each (zoo2_test.go). Their detection by the campaign is
+	// measured, not required.
+	Second bool
 }
 
 // Zoo lists every model mutation with its profile; a test keeps it equal
 // to model.Mutations().
 var Zoo = []ZooEntry{
-	{"apply-ingress-loss", "linux-6.18"},
-	{"copied-seq-drift", "linux-6.1"},
-	{"fin-msg-efault", "linux-6.18"},
-	{"ingress-no-wakeup", "linux-6.18"},
-	{"peek-consumes", "linux-6.18"},
-	{"poll-misses-ingress", "linux-6.18"},
-	{"redirect-sock-put-twice", "linux-6.18"},
-	{"ring-cached-head-stale", "linux-6.18+loopback-splice"},
-	{"sender-no-psock-ref", "linux-6.18"},
-	{"splice-wake-no-barrier", "linux-6.18+loopback-splice"},
-	{"zerocopy-no-get-page", "linux-6.18+splice-zerocopy"},
-	{"zerocopy-slab-to-pipe", "linux-6.18+splice-zerocopy"},
+	{"apply-ingress-loss", "linux-6.18", false},
+	{"copied-seq-drift", "linux-6.1", false},
+	{"fin-msg-efault", "linux-6.18", false},
+	{"ingress-no-wakeup", "linux-6.18", false},
+	{"peek-consumes", "linux-6.18", false},
+	{"poll-misses-ingress", "linux-6.18", false},
+	{"redirect-sock-put-twice", "linux-6.18", false},
+	{"ring-cached-head-stale", "linux-6.18+loopback-splice", false},
+	{"sender-no-psock-ref", "linux-6.18", false},
+	{"splice-wake-no-barrier", "linux-6.18+loopback-splice", false},
+	{"zerocopy-no-get-page", "linux-6.18+splice-zerocopy", false},
+	{"zerocopy-slab-to-pipe", "linux-6.18+splice-zerocopy", false},
+
+	// The second zoo.
+	{"apply-bytes-no-decrement", "linux-6.18", true},
+	{"close-unread-off-by-one", "linux-6.18", true},
+	{"del-link-all-matches", "linux-6.18", true},
+	{"delete-no-unref", "linux-6.18", true},
+	{"destroy-no-zap-ingress", "linux-6.18", true},
+	{"drop-verdict-no-eat-skb", "linux-6.18", true},
+	{"ingress-enqueue-extra-skb-get", "linux-6.18", true},
+	{"ingress-queue-head", "linux-6.18", true},
+	{"ioctl-no-psock-put", "linux-6.18", true},
+	{"linear-to-page-no-advance", "linux-6.18+splice-zerocopy", true},
+	{"pipe-read-no-advance", "linux-6.18+splice-copy", true},
+	{"poll-shutdown-no-in", "linux-6.18", true},
+	{"push-more-on-last", "linux-6.18", true},
+	{"redir-no-psock-put", "linux-6.18", true},
+	{"ring-poll-misses-ring", "linux-6.18+loopback-splice", true},
+	{"seq-recv-no-wake-send", "linux-6.18+loopback-splice-seq", true},
+	{"seq-ring-ready-strict", "linux-6.18+loopback-splice-seq", true},
+	{"splice-read-misses-shutdown", "linux-6.18", true},
+	{"splice-recv-skips-rcv-queue", "linux-6.18+loopback-splice", true},
+	{"strp-need-bytes-off-by-one", "linux-6.18", true},
+	{"update-key-off-by-one", "linux-6.18", true},
+	{"verdict-drops-ingress-flag", "linux-6.18", true},
 }
 
 // Detection is the result of attacking one mutation.

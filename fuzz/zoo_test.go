@@ -26,11 +26,15 @@ func TestZooCoversEveryMutation(t *testing.T) {
 	}
 }
 
-// Every mutation of the zoo is detected by the campaign from seed 1, and
-// the unmutated profile passes the same traces (so the detection is the
-// mutation's).
+// Every mutation of the first zoo is detected by the campaign from seed
+// 1, and the unmutated profile passes the same traces (so the detection
+// is the mutation's). The second zoo's detection is measured, not
+// required (ZooEntry.Second); TestZoo2HandTraces shows each of its bugs.
 func TestZooDetectsEveryMutation(t *testing.T) {
 	for _, e := range Zoo {
+		if e.Second {
+			continue
+		}
 		t.Run(e.Mutation, func(t *testing.T) {
 			d, err := Detect(context.Background(), e, 1, DetectLimits{MaxTraces: 3000})
 			if err != nil {
@@ -41,7 +45,7 @@ func TestZooDetectsEveryMutation(t *testing.T) {
 			}
 			t.Logf("detected after %d traces (%v) by %s: %s", d.Traces, d.Time.Round(time.Millisecond), d.Outcome.Property, d.Outcome.Detail)
 			clean := &Run{Trace: d.Outcome.Counterexample}
-			r := runOne(context.Background(), model.New(), nil, clean.Trace)
+			r := runOne(context.Background(), provModel(t), nil, clean.Trace)
 			if p, _ := PropertyByName(d.Outcome.Property); p.Check(r) != nil && p.Name != "agrees-with-reference" {
 				t.Fatalf("the unmutated model fails %s on the same trace too", p.Name)
 			}
@@ -53,8 +57,12 @@ func TestZooDetectsEveryMutation(t *testing.T) {
 // seeds 1..5 of the campaign time until a property fails (the issue's
 // target: every mutation detected, median under 10 s on this machine).
 // As in `splicecheck check`, a trace whose run takes over 2 s is skipped.
+// The second zoo is left out: its detection is not required.
 func BenchmarkZoo(b *testing.B) {
 	for _, e := range Zoo {
+		if e.Second {
+			continue
+		}
 		b.Run(e.Mutation, func(b *testing.B) {
 			for range b.N {
 				var times []float64

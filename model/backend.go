@@ -32,6 +32,12 @@ type Config struct {
 	// runs on it too; on a HoldingTransport it holds segments in flight
 	// as scheduler decisions.
 	Transport func() (Transport, error)
+	// Provenance makes every payload byte carry a Tag (its sender and
+	// stream offset, the paths it took) through the model, and the run's
+	// Stats report the tags of what each read returned (Stats.ReadTags):
+	// what the campaigns' byte-provenance properties follow. It costs a
+	// tag per byte copied.
+	Provenance bool
 	// Name is the backend's name; "" means "model".
 	Name string
 }
@@ -115,11 +121,17 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 	// An exploring schedule always checks liveness (explore.go).
 	r.liveness = b.cfg.Liveness || r.s.explore
 	r.leaks = b.cfg.Liveness
+	r.k.pages.prov = b.cfg.Provenance
 	obs, err := r.execute(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	r.k.stats.RingWrites = r.k.splice.writes
+	r.k.stats.RingFaults = r.k.splice.contentFaults
+	r.k.stats.Done = r.doneOrder
+	for _, sk := range r.k.sockSeq {
+		r.k.stats.TagSocks = append(r.k.stats.TagSocks, sk.Name)
+	}
 	if err := r.teardown(); err != nil {
 		return nil, nil, fmt.Errorf("%s: at teardown: %w", t.File, err)
 	}
@@ -411,6 +423,12 @@ func (r *run) runOp(t *Task, i int) {
 	if t.acct != nil {
 		r.k.stats.endOp(t.acct, op.Kind, res)
 		t.acct = nil
+	}
+	if t.readTags != nil {
+		if !t.timedOut {
+			r.k.stats.ReadTags[i] = t.readTags
+		}
+		t.readTags = nil
 	}
 	t.running = false
 	t.abortAt = noDeadline

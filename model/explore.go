@@ -329,6 +329,8 @@ type Outcome struct {
 // softirq work, not held segments.
 type RingWrite struct {
 	Sock      string // the sender
+	Reader    string // the socket whose ring it is
+	Off       int64  // the sender's stream offset of the first byte; -1: a kernel send (not the user's stream)
 	Bytes     int    // bytes written into the peer's ring
 	HeldSegs  int
 	HeldBytes int

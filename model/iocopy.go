@@ -79,7 +79,7 @@ func (k *kernel) ioCopy(t *Task, src, dst *Sock) ioCopyResult {
 		for !pipe.empty() {
 			buf := newIovIter(pipe.Bytes())
 			k.pipeRead(pipe, buf)
-			w, werr := k.goWriteAll(t, dst, buf.buf)
+			w, werr := k.goWriteAll(t, dst, buf.buf, buf.tagsOf(0, len(buf.buf)))
 			res.n += int64(w)
 			if werr != 0 {
 				res.err = werr
@@ -104,10 +104,16 @@ func (k *kernel) goWait(t *Task, sk *Sock, deadline vtime) bool {
 // Unlike Linux, splice(pipe → socket) is modelled as a copy through the
 // destination's sendmsg, not a page hand-off (MSG_SPLICE_PAGES): the
 // bytes are the same; the pages behind them are the iocopy task's.
-func (k *kernel) goWriteAll(t *Task, dst *Sock, b []byte) (int, syscall.Errno) {
+// The bytes keep their tags (tags, nil if none): they are another
+// socket's stream, passed on.
+func (k *kernel) goWriteAll(t *Task, dst *Sock, b []byte, tags []Tag) (int, syscall.Errno) {
 	done := 0
 	for done < len(b) {
-		n, err := dst.SkProt.Sendmsg(t, dst, newSrcBytes(b[done:]), msgDontwait|msgNosignal)
+		var tt []Tag
+		if tags != nil {
+			tt = tags[done:]
+		}
+		n, err := dst.SkProt.Sendmsg(t, dst, newSrcKernel(b[done:], tt), msgDontwait|msgNosignal)
 		t.syscallEnd()
 		done += n
 		if err == errEAGAIN {
@@ -157,7 +163,7 @@ func (k *kernel) genericCopy(t *Task, src, dst *Sock, deadline vtime) ioCopyResu
 		if n == 0 {
 			return res
 		}
-		w, werr := k.goWriteAll(t, dst, buf.buf)
+		w, werr := k.goWriteAll(t, dst, buf.buf, buf.tagsOf(0, len(buf.buf)))
 		res.n += int64(w)
 		if werr != 0 {
 			res.err = werr

@@ -71,6 +71,7 @@ func (r *run) exec(t *Task, i int) trace.Result {
 		if err := k.pipeRead(pipe, dst); err != 0 {
 			return trace.Fail(err)
 		}
+		r.readTags(t, dst)
 		return trace.Count(int64(len(dst.buf))).WithData(dst.buf)
 	case trace.OpIOCopy:
 		return r.iocopy(t, op)
@@ -130,6 +131,14 @@ func result(err syscall.Errno) trace.Result {
 	return trace.OK()
 }
 
+// readTags keeps the tags of what a read op of t returned, when the run
+// keeps provenance (Stats.ReadTags; exec files them under the op).
+func (r *run) readTags(t *Task, dst *iovIter) {
+	if r.k.pages.prov {
+		t.readTags = tagsOrZero(dst.tagsOf(0, len(dst.buf)), len(dst.buf), true)
+	}
+}
+
 // conn creates a connected pair: A connects, B is accepted.
 func (r *run) conn(op *trace.Op) trace.Result {
 	k := r.k
@@ -137,6 +146,7 @@ func (r *run) conn(op *trace.Op) trace.Result {
 	a.SkProt, b.SkProt = k.tcpProt(), k.tcpProt()
 	k.tcp.Connect(a, b)
 	k.socks[op.A], k.socks[op.B] = a, b
+	a.idx, b.idx = len(k.sockSeq), len(k.sockSeq)+1
 	k.sockSeq = append(k.sockSeq, a, b)
 	return trace.OK()
 }
@@ -181,8 +191,9 @@ func (r *run) send(t *Task, op *trace.Op) trace.Result {
 	if op.Form == trace.DataPattern {
 		src = newSrcPattern(r.sent[op.A], int(op.Size))
 	} else {
-		src = newSrcBytes(op.Data)
+		src = newSrcBytes(r.sent[op.A], op.Data)
 	}
+	src.sock = sk.idx
 	flags := sendFlags(sk, op.Flags&trace.FlagDontwait != 0) | msgNosignal
 	n, err := sk.SkProt.Sendmsg(t, sk, src, flags)
 	if err != 0 {
@@ -210,6 +221,7 @@ func (r *run) recv(t *Task, op *trace.Op) trace.Result {
 	if err != 0 {
 		return trace.Fail(err)
 	}
+	r.readTags(t, dst)
 	return trace.Count(int64(n)).WithData(dst.buf[:n])
 }
 

@@ -38,6 +38,9 @@ type Page struct {
 	// Slab: the memory is a kmalloc object (PageSlab), not page
 	// allocator memory.
 	Slab bool
+	// Tags are the provenance of Data's bytes (tag.go); nil unless the
+	// run keeps provenance.
+	Tags []Tag
 }
 
 // pageFault is a violation of the page-ownership invariants. It is raised
@@ -83,6 +86,7 @@ var pageHelpers = map[string]bool{
 // pageAlloc is the page and slab allocator of one run. It knows every
 // live page, so that a run can be checked for leaks at its end.
 type pageAlloc struct {
+	prov  bool // pages carry Tags (Config.Provenance)
 	next  uint64
 	live  int // pages and slab objects allocated and not freed
 	total int // ever allocated
@@ -94,6 +98,9 @@ func (a *pageAlloc) alloc(size int, slab bool) *Page {
 	a.live++
 	a.total++
 	p := &Page{ID: a.next, Data: newPageBuf(size), Refcount: 1, Slab: slab}
+	if a.prov {
+		p.Tags = make([]Tag, size)
+	}
 	if a.byID == nil {
 		a.byID = map[uint64]*Page{}
 	}
@@ -178,6 +185,7 @@ func (a *pageAlloc) putPage(p *Page) {
 		p.Freed = true
 		freePageBuf(p.Data)
 		p.Data = nil
+		p.Tags = nil
 		a.live--
 		delete(a.byID, p.ID)
 	}
@@ -190,6 +198,15 @@ func (p *Page) bytes(off, n int) []byte {
 		fault("use-after-free", "access to freed page %d", p.ID)
 	}
 	return p.Data[off : off+n]
+}
+
+// tagsAt returns the tags of p's bytes [off, off+n), nil when p keeps
+// none. Call it after bytes (which checks that p is live).
+func (p *Page) tagsAt(off, n int) []Tag {
+	if p.Tags == nil {
+		return nil
+	}
+	return p.Tags[off : off+n]
 }
 
 // leaked describes the pages still live, or "" when there are none.

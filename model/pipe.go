@@ -167,6 +167,10 @@ func (p *Pipe) pipeSetSize(arg uint64) (int, syscall.Errno) {
 	return slots * PageSize, errOK
 }
 
+// mutPipeReadNoAdvance is a bug of the second zoo (mutation.go).
+var mutPipeReadNoAdvance = registerMutation("pipe-read-no-advance",
+	"pipe_read shortens a partly read buffer without advancing buf->offset: the next read returns the same bytes again")
+
 // pipeRead mirrors pipe_read() on an O_NONBLOCK read end: up to n bytes
 // across buffers, copied out (copy_page_to_iter), each emptied buffer
 // released; -EAGAIN when empty (a writer exists).
@@ -180,8 +184,10 @@ func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
 	}
 	for !pipe.empty() && dst.left() > 0 {
 		b := pipe.buf(pipe.Tail)
-		c := dst.copyIn(b.Page.bytes(b.Offset, b.Len))
-		b.Offset += c
+		c := dst.copyInTagged(b.Page.bytes(b.Offset, b.Len), b.Page.tagsAt(b.Offset, b.Len))
+		if !k.mutated(mutPipeReadNoAdvance) {
+			b.Offset += c
+		}
 		b.Len -= c
 		if b.Len == 0 {
 			k.pipeBufRelease(*b)

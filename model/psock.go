@@ -123,13 +123,30 @@ func (k *kernel) skPsockInit(sk *Sock) *SkPsock {
 	return p
 }
 
+// Second bug zoo: the mutations of this file (mutation.go).
+var (
+	mutIngressQueueHead = registerMutation("ingress-queue-head",
+		"sk_psock_queue_msg adds the message at the head of ingress_msg (list_add for list_add_tail): readers get messages out of order")
+	mutIngressExtraSkbGet = registerMutation("ingress-enqueue-extra-skb-get",
+		"sk_psock_skb_ingress_enqueue takes skb_get even without take_ref: the skb of a message passed to its own socket is never freed")
+	mutDropNoEatSkb = registerMutation("drop-verdict-no-eat-skb",
+		"sk_psock_verdict_apply frees a dropped skb without tcp_eat_skb: copied_seq stays behind and tcp_poll reports stale EPOLLIN")
+	mutDestroyNoZapIngress = registerMutation("destroy-no-zap-ingress",
+		"sk_psock_destroy forgets __sk_psock_zap_ingress: messages still on ingress_msg at teardown leak their pages")
+)
+
 // skPsockQueueMsg mirrors sk_psock_queue_msg(): append msg to ingress_msg
 // if the psock still transmits, else free it. It reports whether msg was
 // queued.
 func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
 	k.reach(fnSkPsockQueueMsg)
 	if p.testState(skPsockTxEnabled) {
-		p.IngressMsg = append(p.IngressMsg, msg)
+		msg.markTags(TagIngress)
+		if k.mutated(mutIngressQueueHead) {
+			p.IngressMsg = append([]*SkMsg{msg}, p.IngressMsg...)
+		} else {
+			p.IngressMsg = append(p.IngressMsg, msg)
+		}
 		p.MsgTotLen += msg.Sg.Size
 		return true
 	}
@@ -341,7 +358,9 @@ func (k *kernel) skPsockDestroy(p *SkPsock) {
 	if p.strp != nil {
 		k.strpDone(p.strp)
 	}
-	k.skPsockZapIngress(p)
+	if !k.mutated(mutDestroyNoZapIngress) {
+		k.skPsockZapIngress(p)
+	}
 	p.Progs = SkPsockProgs{}
 	p.Links = nil
 	k.skPsockCorkFree(p)
@@ -502,7 +521,9 @@ func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
 	}
 	// __SK_DROP, out_free.
 	skb.BpfRedir = nil
-	k.tcp.EatSkb(p.Sk, skb)
+	if !k.mutated(mutDropNoEatSkb) {
+		k.tcp.EatSkb(p.Sk, skb)
+	}
 	k.freeSkb(skb)
 	return err
 }
@@ -599,7 +620,7 @@ func (k *kernel) skPsockSkbIngressEnqueue(skb *SkBuff, off, n int, p *SkPsock, s
 	msg.Sg.Start = 0
 	msg.Sg.Size = n
 	msg.Sg.End = num
-	if takeRef {
+	if takeRef || k.mutated(mutIngressExtraSkbGet) {
 		skb.skbGet()
 	}
 	msg.Skb = skb
@@ -757,8 +778,8 @@ func (k *kernel) skbSendSock(sk *Sock, skb *SkBuff, off, n int) int {
 		return -int(errEINVAL)
 	}
 	buf := make([]byte, n)
-	skb.copyBits(off, buf)
-	sent, err := sk.SkProt.Sendmsg(k.s.kernelTask, sk, newSrcBytes(buf), msgDontwait|msgNosignal)
+	tags := skb.copyBitsTagged(off, buf)
+	sent, err := sk.SkProt.Sendmsg(k.s.kernelTask, sk, newSrcKernel(buf, tags), msgDontwait|msgNosignal)
 	if err != 0 {
 		if sent > 0 {
 			return sent

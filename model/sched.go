@@ -456,7 +456,9 @@ func (s *Sched) checkLostWakeups() error {
 		if w := t.w; w != nil && w.cond != nil && !w.woken && !w.timedOut && w.cond() {
 			site := w.what
 			if w.why != nil {
-				site += "/" + w.why()
+				if why := w.why(); why != "" {
+					site += "/" + why
+				}
 			}
 			where := ""
 			if site != "" {
@@ -554,7 +556,10 @@ func (s *Sched) advance() bool {
 // control (the task's coroutine, or the scheduler while the task is parked).
 type Task struct {
 	Name string
-	s    *Sched
+	// readTags are the tags of what the task's current read op returned
+	// (Config.Provenance), filed by the run when the op ends.
+	readTags []Tag
+	s        *Sched
 	// kernel is set on the scheduler's kworker task, which never parks.
 	kernel bool
 

@@ -84,6 +84,23 @@ func (skb *SkBuff) skbGet() {
 // skb into dst.
 func (skb *SkBuff) copyBits(off int, dst []byte) {
 	reach(fnSkBuffCopyBits)
+	skb.copyBitsInto(off, dst, nil)
+}
+
+// copyBitsTagged is copyBits that returns the copied bytes' tags, nil
+// when the skb's pages keep none.
+func (skb *SkBuff) copyBitsTagged(off int, dst []byte) []Tag {
+	var tags []Tag
+	if len(skb.Frags) > 0 && skb.Frags[0].Page.Tags != nil {
+		tags = make([]Tag, len(dst))
+	}
+	skb.copyBitsInto(off, dst, tags)
+	return tags
+}
+
+// copyBitsInto copies bytes into dst and, if dt is not nil, their tags
+// into dt.
+func (skb *SkBuff) copyBitsInto(off int, dst []byte, dt []Tag) {
 	for _, f := range skb.Frags {
 		if len(dst) == 0 {
 			return
@@ -93,6 +110,12 @@ func (skb *SkBuff) copyBits(off int, dst []byte) {
 			continue
 		}
 		n := copy(dst, f.Page.bytes(f.Off+off, f.Size-off))
+		if dt != nil {
+			if t := f.Page.tagsAt(f.Off+off, n); t != nil {
+				copy(dt, t)
+			}
+			dt = dt[n:]
+		}
 		dst = dst[n:]
 		off = 0
 	}
@@ -109,7 +132,7 @@ func (skb *SkBuff) hasLinear() bool { return len(skb.Frags) > 0 && skb.Frags[0].
 func (k *kernel) skbLinearize(skb *SkBuff) {
 	k.reach(fnSkbLinearize)
 	head := k.pages.kmalloc(skb.Len)
-	skb.copyBits(0, head.Data)
+	skb.copyBitsInto(0, head.Data, head.Tags)
 	k.stats.Kernel.Copied += int64(skb.Len)
 	for _, f := range skb.Frags {
 		k.pages.putPage(f.Page)

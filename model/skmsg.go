@@ -101,6 +101,15 @@ func (m *SkMsg) elem(i int) *Scatterlist {
 	return &m.Sg.Data[i]
 }
 
+// markTags sets path on the tags of every byte m's elements hold.
+func (m *SkMsg) markTags(path Tag) {
+	for i := m.Sg.Start; i != m.Sg.End; i = skMsgIterVarNext(i) {
+		if e := m.elem(i); e.Page != nil && e.Length > 0 {
+			markTags(e.Page.tagsAt(e.Offset, e.Length), path)
+		}
+	}
+}
+
 // init mirrors sk_msg_init(): everything zero, and the end marker on the
 // last ring slot (sg_init_marker(data, NR_MSG_FRAG_IDS)).
 func (m *SkMsg) init() {
@@ -225,7 +234,8 @@ func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno)
 			copyN = bufSize
 		}
 		if copyN > 0 {
-			from.copyTo(sge.Page.bytes(sge.Offset+msg.Sg.Copybreak, copyN))
+			b := sge.Page.bytes(sge.Offset+msg.Sg.Copybreak, copyN)
+			from.copyToTagged(b, sge.Page.tagsAt(sge.Offset+msg.Sg.Copybreak, copyN))
 		}
 		msg.Sg.Copybreak += copyN
 		ret = copyN

@@ -88,6 +88,7 @@ type kernel struct {
 type Sock struct {
 	Name string
 	k    *kernel
+	idx  int // position in the run's connection order (Tag.Sock)
 
 	// struct sock.
 	State      TCPState
@@ -272,19 +273,32 @@ func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
 // Precondition: the caller owns sk.
 func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, what string, why func() string, cond func() bool) bool {
 	sk.k.reach(fnSockSkWaitEventLocked)
+	return sk.skWaitEventLiveLocked(t, to, what, why, cond, cond)
+}
+
+// skWaitEventLiveLocked is skWaitEventLocked whose lost-wakeup check
+// uses live instead of cond: the condition under which a sleeper has
+// something to do, where cond also holds when it has not (sk_wait_data's
+// tail != last holds once another reader emptied the queue, and no
+// wake-up is owed then).
+func (sk *Sock) skWaitEventLiveLocked(t *Task, to *timeo, what string, why func() string, cond, live func() bool) bool {
 	sk.releaseSock()
 	if !cond() {
-		*to = t.waitWokenCond(&sk.Wq, *to, what, why, cond)
+		*to = t.waitWokenCond(&sk.Wq, *to, what, why, live)
 	}
 	sk.lockSock(t)
 	return cond()
 }
 
 // skWaitDataLocked mirrors sk_wait_data(): wait until the receive queue's tail
-// is not last. what names the caller (skWaitEventLocked).
-func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, last *SkBuff) bool {
+// is not last. what names the caller, why says what made the wait's
+// condition true (skWaitEventLocked). A wake-up is owed only for a new
+// skb on a non-empty queue.
+func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, why func() string, last *SkBuff) bool {
 	sk.k.reach(fnSockSkWaitDataLocked)
-	return sk.skWaitEventLocked(t, to, what, nil, func() bool { return sk.SkReceiveQueue.peekTail() != last })
+	cond := func() bool { return sk.SkReceiveQueue.peekTail() != last }
+	live := func() bool { return !sk.SkReceiveQueue.empty() && cond() }
+	return sk.skWaitEventLiveLocked(t, to, what, why, cond, live)
 }
 
 // skSetOwnerR mirrors skb_set_owner_r(): charge the skb's truesize to the
@@ -381,9 +395,12 @@ func (k *kernel) inetShutdown(t *Task, sk *Sock, how int) syscall.Errno {
 }
 
 // iovIter is the destination of a read: the user's buffer of cap bytes.
+// tags, once a tagged source wrote into it, holds the provenance of each
+// byte of buf (untagged bytes: zero).
 type iovIter struct {
-	buf []byte
-	cap int
+	buf  []byte
+	tags []Tag
+	cap  int
 }
 
 func newIovIter(n int) *iovIter { return &iovIter{cap: n} }
@@ -395,37 +412,110 @@ func (it *iovIter) left() int { return it.cap - len(it.buf) }
 // bytes of p and return how many were copied.
 func (it *iovIter) copyIn(p []byte) int {
 	reach(fnIovIterCopyIn)
+	return it.copyInTagged(p, nil)
+}
+
+// copyInTagged is copyIn of bytes p whose tags are t (nil: none).
+func (it *iovIter) copyInTagged(p []byte, t []Tag) int {
 	if n := it.left(); len(p) > n {
 		p = p[:n]
+	}
+	if t != nil || it.tags != nil {
+		it.tags = append(it.tags, make([]Tag, len(it.buf)-len(it.tags))...)
+		if t != nil {
+			it.tags = append(it.tags, t[:len(p)]...)
+		} else {
+			it.tags = append(it.tags, make([]Tag, len(p))...)
+		}
 	}
 	it.buf = append(it.buf, p...)
 	return len(p)
 }
 
+// tagsOf returns the tags of buf[from:to], nil if the buffer has none.
+func (it *iovIter) tagsOf(from, to int) []Tag {
+	if it.tags == nil {
+		return nil
+	}
+	it.tags = append(it.tags, make([]Tag, len(it.buf)-len(it.tags))...)
+	return it.tags[from:to]
+}
+
 // actor is iovIter's msgReader actor: copy_page_to_iter.
-func (it *iovIter) actor(p *Page, off, n int) int { return it.copyIn(p.bytes(off, n)) }
+func (it *iovIter) actor(p *Page, off, n int) int {
+	b := p.bytes(off, n)
+	return it.copyInTagged(b, p.tagsAt(off, n))
+}
 
 // srcIter is the source of a write: explicit bytes, or pattern bytes at a
 // stream offset (trace.Pattern), generated lazily so that a 1 GiB send
 // does not allocate 1 GiB up front.
+//
+// base is the sender's stream offset of the first byte (the bytes its
+// earlier sends were accepted with, as trace.Pattern numbers them), so
+// that base+pos is the stream offset of the next byte, whatever the form.
+//
+// sock is the sender's index (Tag) for a user's send, -1 for the
+// kernel's own sends, whose bytes carry the tags they had (tags).
 type srcIter struct {
 	data    []byte // explicit data; nil for pattern data
 	pattern bool
 	patOff  int64 // stream offset of the next pattern byte
+	base    int64 // stream offset of the first byte
 	pos     int   // bytes consumed
 	n       int   // total bytes
+	sock    int
+	tags    []Tag // the kernel's sends: the tags of data
 }
 
-func newSrcBytes(b []byte) *srcIter { return &srcIter{data: b, n: len(b)} }
+func newSrcBytes(off int64, b []byte) *srcIter {
+	return &srcIter{data: b, base: off, n: len(b), sock: -1}
+}
 
 func newSrcPattern(off int64, n int) *srcIter {
-	return &srcIter{pattern: true, patOff: off, n: n}
+	return &srcIter{pattern: true, patOff: off, base: off, n: n, sock: -1}
+}
+
+// newSrcKernel is the source of a send the kernel makes of bytes b that
+// carry tags t (nil: none): an egress redirect's skb_send_sock, io.Copy's
+// writes.
+func newSrcKernel(b []byte, t []Tag) *srcIter {
+	return &srcIter{data: b, base: -1, n: len(b), sock: -1, tags: t}
+}
+
+// streamOff is the sender's stream offset of the next byte, or -1 for
+// bytes that are not a user's send (the kernel's own sends: an egress
+// redirect's skb_send_sock, io.Copy's writes), made with base -1.
+func (s *srcIter) streamOff() int64 {
+	if s.base < 0 {
+		return -1
+	}
+	return s.base + int64(s.pos)
 }
 
 // left mirrors msg_data_left().
 func (s *srcIter) left() int {
 	reach(fnSrcIterLeft)
 	return s.n - s.pos
+}
+
+// copyToTagged is copyTo that also fills dt, if not nil, with the
+// bytes' tags: a user's send tags each byte with its stream offset.
+func (s *srcIter) copyToTagged(dst []byte, dt []Tag) {
+	if dt != nil {
+		switch {
+		case s.tags != nil:
+			copy(dt, s.tags[s.pos:s.pos+len(dst)])
+		case s.sock >= 0 && s.base >= 0:
+			off := s.streamOff()
+			for i := range dt {
+				dt[i] = makeTag(s.sock, off+int64(i))
+			}
+		default:
+			clear(dt)
+		}
+	}
+	s.copyTo(dst)
 }
 
 // copyTo fills dst with the next len(dst) bytes (copy_from_iter).

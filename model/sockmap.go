@@ -84,6 +84,16 @@ func (m *BpfMap) progAttach(p *Prog) syscall.Errno {
 	return errOK
 }
 
+// Second bug zoo: the mutations of this file (mutation.go).
+var (
+	mutUpdateKeyOffByOne = registerMutation("update-key-off-by-one",
+		"sock_map_update_common checks idx > max_entries for idx >= max_entries: a sockmap accepts a key one past its end")
+	mutDeleteNoUnref = registerMutation("delete-no-unref",
+		"sock_map_delete_elem clears the slot without sock_map_unref: the link and its psock reference leak")
+	mutDelLinkAllMatches = registerMutation("del-link-all-matches",
+		"sock_map_del_link drops every link matching link_raw, not the first (as before Michal Luczaj's fix): a same-slot update leaks the psock")
+)
+
 // mapUpdate mirrors sock_map_update_elem_sys() with BPF_ANY: the state
 // check, then sock_map_update_common / sock_hash_update_common.
 func (k *kernel) mapUpdate(t *Task, m *BpfMap, key int64, sk *Sock) syscall.Errno {
@@ -95,7 +105,7 @@ func (k *kernel) mapUpdate(t *Task, m *BpfMap, key int64, sk *Sock) syscall.Errn
 		return errEOPNOTSUPP
 	}
 	key = int64(uint32(key))
-	if m.Type == trace.SockMap && key >= m.MaxEntries {
+	if m.Type == trace.SockMap && (key > m.MaxEntries || key == m.MaxEntries && !k.mutated(mutUpdateKeyOffByOne)) {
 		return errE2BIG
 	}
 	if err := k.sockMapLink(m, sk); err != 0 {
@@ -137,7 +147,9 @@ func (k *kernel) mapDelete(m *BpfMap, key int64) syscall.Errno {
 		return errENOENT
 	}
 	k.removeSlot(m, key)
-	k.sockMapUnref(slot.Sk, m, slot.Raw)
+	if !k.mutated(mutDeleteNoUnref) {
+		k.sockMapUnref(slot.Sk, m, slot.Raw)
+	}
 	return errOK
 }
 
@@ -229,6 +241,10 @@ func (k *kernel) sockMapDelLink(sk *Sock, p *SkPsock, m *BpfMap, raw int64) {
 				verdictStop = true
 			}
 			p.Links = append(p.Links[:i], p.Links[i+1:]...)
+			if k.mutated(mutDelLinkAllMatches) {
+				i--
+				continue
+			}
 			// Only the first match: an update that puts a socket
 			// where it already is holds two links to the slot for a
 			// moment, and deleting both leaked the psock (Michal

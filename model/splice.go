@@ -8,6 +8,14 @@ type splicePipeDesc struct {
 	pages []PipeBuffer
 }
 
+// Second bug zoo: the mutations of this file (mutation.go).
+var (
+	mutLinearToPageNoAdvance = registerMutation("linear-to-page-no-advance",
+		"linear_to_page copies into the page frag without advancing pfrag->offset: the next copy overwrites bytes a pipe buffer still holds")
+	mutSpliceReadMissesShutdown = registerMutation("splice-read-misses-shutdown",
+		"tcp_splice_read drops the RCV_SHUTDOWN check: splice after shutdown(SHUT_RD) is -EAGAIN (or sleeps) instead of EOF")
+)
+
 // fillPage mirrors spd_fill_page() (net/core/skbuff.c, v6.18): for the
 // linear part (a slab head) first copy the range into the task's page
 // frag (linear_to_page), which may take fewer than n bytes; then coalesce
@@ -44,9 +52,14 @@ func (k *kernel) linearToPage(t *Task, p *Page, off, n int) (*Page, int, int) {
 	k.pages.refill(pf)
 	n = min(n, pf.Size-pf.Offset)
 	copy(pf.Page.bytes(pf.Offset, n), p.bytes(off, n))
+	if t := pf.Page.tagsAt(pf.Offset, n); t != nil {
+		copy(t, tagsOrZero(p.tagsAt(off, n), n, true))
+	}
 	k.chargeCopy(n)
 	off = pf.Offset
-	pf.Offset += n
+	if !k.mutated(mutLinearToPageNoAdvance) {
+		pf.Offset += n
+	}
 	return pf.Page, off, n
 }
 
@@ -145,7 +158,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 				ret = -int(sk.sockError())
 				break
 			}
-			if sk.SkShutdown&rcvShutdown != 0 {
+			if sk.SkShutdown&rcvShutdown != 0 && !k.mutated(mutSpliceReadMissesShutdown) {
 				break
 			}
 			if sk.State == TCPClose {
@@ -159,7 +172,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 			if !sk.SkReceiveQueue.empty() {
 				break
 			}
-			sk.skWaitDataLocked(t, &to, "tcp_splice_read", nil)
+			sk.skWaitDataLocked(t, &to, "tcp_splice_read", func() string { return seqHoleWhy(sk, k.tcp.CopiedSeq(sk)) }, nil)
 			continue
 		}
 		length -= ret

@@ -61,6 +61,30 @@ type SkPsockSplice struct {
 	// boundary, published before the first ring byte.
 	RingActive bool
 	RingSeq    uint32
+
+	// shadow holds what was written into Ring and not yet read, to
+	// check the reads against (the ring-content property). senders,
+	// readers and writers count the tasks inside a ring send (this
+	// side's), read or write (of Ring) now; concurrentReads and
+	// concurrentWrites say two reads or two writes of Ring overlapped. None
+	// of it is kernel state: it names the site of a failure (neither
+	// the RFC nor the module serialises a socket's senders or readers
+	// on the ring with lock_sock).
+	shadow           ringShadow
+	senders          int
+	readers          int
+	writers          int
+	concurrentReads  bool
+	concurrentWrites bool
+}
+
+// concurrency returns what, with "/concurrent-senders" when another
+// task is sending on this side too (a lost-wakeup site).
+func (s *SkPsockSplice) concurrency(what string) string {
+	if s.senders > 1 {
+		return what + "/concurrent-senders"
+	}
+	return what
 }
 
 // percpuRef mirrors struct percpu_ref as the RFC uses it (ring_ref): a
@@ -118,6 +142,9 @@ type spliceStates struct {
 	killedInFlight int
 	// writes records every ring write (Outcome.RingWrites).
 	writes []RingWrite
+	// contentFaults records ring reads that returned other bytes than
+	// were written (Stats.RingFaults).
+	contentFaults []RingFault
 }
 
 // skPsockIsSpliced mirrors sk_psock_is_spliced().
@@ -249,6 +276,8 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 		return 0
 	}
 	var active *bool // mutSpliceWakeNoBarrier: waitqueue_active loaded early
+	self.senders++
+	defer func() { self.senders-- }()
 	total := 0
 	for size := src.left(); size > 0; {
 		var peerS *SkPsockSplice
@@ -273,9 +302,7 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 		// The defect (a) window: the peer's receive queue was empty when
 		// checked, TCP bytes of an earlier send may still be in flight.
 		k.yieldCur("splice_send_ring: peer rcv_queue checked empty, before splice_ring_write")
-		segs, bytes := k.heldFor(peerS.Psock.Sk)
-		done := k.spliceRingWrite(peerS, src, min(size, space))
-		k.splice.writes = append(k.splice.writes, RingWrite{Sock: sk.Name, Bytes: done, HeldSegs: segs, HeldBytes: bytes})
+		done := k.spliceRingWrite(sk, peerS, src, min(size, space))
 		peerS.RingRef.put()
 		if done == 0 {
 			break
@@ -297,14 +324,32 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 // splice_ring_space found, so the write uses the cached tail only, as
 // the RFC's does.
 //
+// The write is recorded (k.splice.writes: the sender, its stream offset
+// and what was held in flight meanwhile) and its bytes are kept in the
+// ring's shadow, which the reads check (ringShadow).
+//
 // Precondition: the caller holds s.RingRef.
-func (k *kernel) spliceRingWrite(s *SkPsockSplice, src *srcIter, size int) int {
+func (k *kernel) spliceRingWrite(sender *Sock, s *SkPsockSplice, src *srcIter, size int) int {
 	k.reach(fnSpliceRingWrite)
 	if s.freed || s.Ring == nil {
 		panic("model: splice_ring_write into a freed ring")
 	}
+	if s.writers++; s.writers > 1 {
+		s.concurrentWrites = true
+	}
+	defer func() { s.writers-- }()
+	segs, held := k.heldFor(s.Psock.Sk)
+	off := src.streamOff()
 	buf := make([]byte, size)
-	src.copyTo(buf)
+	var tags []Tag
+	if k.pages.prov {
+		tags = make([]Tag, size)
+	}
+	src.copyToTagged(buf, tags)
+	markTags(tags, TagRing)
+	if s.concurrentWrites {
+		markTags(tags, TagRingWriters)
+	}
 	n, _ := s.Ring.Write(buf)
 	if s.freed {
 		panic("model: splice ring freed while a sender held ring_ref")
@@ -312,6 +357,11 @@ func (k *kernel) spliceRingWrite(s *SkPsockSplice, src *srcIter, size int) int {
 	if n < size {
 		src.revert(size - n)
 	}
+	if tags != nil {
+		tags = tags[:n]
+	}
+	s.shadow.written(buf[:n], tags)
+	k.splice.writes = append(k.splice.writes, RingWrite{Sock: sender.Name, Reader: s.Psock.Sk.Name, Off: off, Bytes: n, HeldSegs: segs, HeldBytes: held})
 	return n
 }
 
@@ -338,13 +388,31 @@ func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 			return 0
 		}
 	}
+	if s.readers++; s.readers > 1 {
+		s.concurrentReads = true
+	}
+	defer func() { s.readers-- }()
 	buf := make([]byte, size)
 	n, _ := r.Read(buf)
 	if n > 0 && n < size && !k.mutated(mutRingCachedHeadStale) {
 		m, _ := r.Read(buf[n:])
 		n += m
 	}
-	dst.copyIn(buf[:n])
+	kind, msg, tags := s.shadow.read(buf[:n])
+	if s.concurrentReads {
+		markAllTags(tags, TagRing|TagRingReaders)
+	}
+	if msg != "" {
+		f := RingFault{Reader: s.Psock.Sk.Name, Kind: kind, Site: "ring", Msg: msg}
+		switch {
+		case s.concurrentReads:
+			f.Site = "ring/concurrent-readers"
+		case s.concurrentWrites:
+			f.Site = "ring/concurrent-writers"
+		}
+		k.splice.contentFaults = append(k.splice.contentFaults, f)
+	}
+	dst.copyInTagged(buf[:n], tags)
 	return n
 }
 
@@ -380,6 +448,14 @@ func (k *kernel) spliceBusyLoop(t *Task, sk *Sock, ready func() bool) {
 	}
 }
 
+// Second bug zoo: more mutations of this file (mutation.go).
+var (
+	mutRingPollMissesRing = registerMutation("ring-poll-misses-ring",
+		"loopback splice: tcp_bpf_is_readable tests only ingress_msg, not splice_ring_has_data: poll misses ring bytes")
+	mutSpliceRecvSkipsRcvQueue = registerMutation("splice-recv-skips-rcv-queue",
+		"loopback splice: tcp_bpf_splice_recvmsg drops the sk_receive_queue check on an empty ring: TCP bytes are not deferred to, -EAGAIN or a sleep instead")
+)
+
 // tcpBpfIsReadable mirrors tcp_bpf_is_readable(): poll's view of a paired
 // socket: ring data (splice_ring_has_data), else ingress_msg.
 func tcpBpfIsReadable(sk *Sock) bool {
@@ -388,7 +464,7 @@ func tcpBpfIsReadable(sk *Sock) bool {
 	if p == nil {
 		return false
 	}
-	if p.Splice != nil && spliceRingHasData(p.Splice) {
+	if p.Splice != nil && spliceRingHasData(p.Splice) && !sk.k.mutated(mutRingPollMissesRing) {
 		return true
 	}
 	return len(p.IngressMsg) > 0
@@ -436,7 +512,7 @@ func (k *kernel) tcpBpfSpliceRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter
 		// Between the empty ring and the checks that end the call: a
 		// sender may publish and a FIN land here (defect (b)).
 		t.yieldPoint("tcp_bpf_splice_recvmsg: ring empty, before the rcv_queue/shutdown checks")
-		if !sk.SkReceiveQueue.empty() {
+		if !sk.SkReceiveQueue.empty() && !k.mutated(mutSpliceRecvSkipsRcvQueue) {
 			return 0, errOK
 		}
 		if sk.SkErr != 0 {

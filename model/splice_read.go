@@ -95,6 +95,9 @@ func (k *kernel) copySpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonbl
 	for off := 0; off < n; off += PageSize {
 		page := k.pages.allocPage(PageSize)
 		chunk := copy(page.Data, bvec.buf[off:n])
+		if page.Tags != nil {
+			copy(page.Tags, tagsOrZero(bvec.tagsOf(off, off+chunk), chunk, true))
+		}
 		pipe.push(PipeBuffer{Page: page, Len: chunk, Ops: defaultPipeBufOps})
 	}
 	return n, errOK

@@ -61,6 +61,8 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *
 	if flags&msgDontwait != 0 {
 		to = 0
 	}
+	self.senders++
+	defer func() { self.senders-- }()
 	total := 0
 	fail := func(err syscall.Errno) (int, syscall.Errno) {
 		if total > 0 {
@@ -88,7 +90,7 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *
 		}
 		if peerS != nil {
 			k.yieldCur("splice_send_ring: space found, before splice_ring_write")
-			done := k.spliceRingWrite(peerS, src, min(src.left(), space))
+			done := k.spliceRingWrite(sk, peerS, src, min(src.left(), space))
 			peerS.RingRef.put()
 			if done > 0 {
 				total += done
@@ -101,7 +103,7 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *
 		if to == 0 {
 			return fail(errEAGAIN)
 		}
-		to = t.waitEvent(&sk.Wq, to, "splice_send_wait", func() bool { return spliceSendReady(sk, self) })
+		to = t.waitEvent(&sk.Wq, to, self.concurrency("splice_send_wait"), func() bool { return spliceSendReady(sk, self) })
 	}
 	return total, errOK
 }
@@ -115,6 +117,14 @@ func spliceSendReady(sk *Sock, self *SkPsockSplice) bool {
 		p.Splice != nil && p.Splice.Ring != nil && p.Splice.Ring.Space() > 0
 }
 
+// Second bug zoo: the mutations of this file (mutation.go).
+var (
+	mutSeqRingReadyStrict = registerMutation("seq-ring-ready-strict",
+		"loopback splice seq: splice_ring_ready tests copied_seq after ring_seq (> 0 for >= 0): ring bytes wait for EOF when TCP is exactly drained")
+	mutSeqRecvNoWakeSend = registerMutation("seq-recv-no-wake-send",
+		"loopback splice seq: splice_recvmsg_merge frees ring space without splice_wake_send: a sender blocked on a full ring sleeps on")
+)
+
 // spliceSeqRingReady mirrors the module's splice_ring_ready(): ring bytes
 // are next in stream order (the peer switched to the ring and copied_seq
 // reached its ring_seq), or eof allows flushing them.
@@ -124,7 +134,11 @@ func (k *kernel) spliceSeqRingReady(sk *Sock, s *SkPsockSplice, eof bool) bool {
 	if peer == nil || !spliceRingHasData(s) || peer.Splice == nil || !peer.Splice.RingActive {
 		return false
 	}
-	return eof || int32(k.tcp.CopiedSeq(sk)-peer.Splice.RingSeq) >= 0
+	d := int32(k.tcp.CopiedSeq(sk) - peer.Splice.RingSeq)
+	if k.mutated(mutSeqRingReadyStrict) {
+		return eof || d > 0
+	}
+	return eof || d >= 0
 }
 
 // spliceSeqDeliverable mirrors splice_recv_deliverable().
@@ -163,7 +177,7 @@ func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, f
 		if k.spliceSeqRingReady(sk, s, eof) && sk.SkReceiveQueue.empty() {
 			if n := k.spliceRingRead(s, dst, dst.left()); n > 0 {
 				total += n
-				if peer := s.Peer; peer != nil {
+				if peer := s.Peer; peer != nil && !k.mutated(mutSeqRecvNoWakeSend) {
 					k.spliceWake(peer.Sk) // splice_wake_send: EPOLLOUT
 				}
 				continue

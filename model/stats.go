@@ -32,6 +32,17 @@ type Stats struct {
 	// each with the TCP segments held in flight when it was made (as
 	// Outcome.RingWrites).
 	RingWrites []RingWrite
+	// RingFaults are the ring reads that returned other bytes than the
+	// ring was written with (ringShadow), in order.
+	RingFaults []RingFault
+	// ReadTags are, with Config.Provenance, the tags of the bytes each
+	// read op returned (recv, pipe), by op index; TagSocks names the
+	// sockets of Tag.Sock.
+	ReadTags map[int][]Tag
+	TagSocks []string
+	// Done lists the op indexes in the order the ops completed (ops in
+	// other threads may complete out of trace order).
+	Done []int
 	// Coverage is the set of mirrored kernel functions the run reached.
 	Coverage Coverage
 }
@@ -75,7 +86,7 @@ var statOps = []trace.Kind{trace.OpSend, trace.OpRecv, trace.OpSplice, trace.OpP
 var userCopies = map[trace.Kind]bool{trace.OpSend: true, trace.OpRecv: true, trace.OpPipe: true}
 
 func newStats() *Stats {
-	s := &Stats{Ops: map[string]*OpStats{}}
+	s := &Stats{Ops: map[string]*OpStats{}, ReadTags: map[int][]Tag{}}
 	for _, k := range statOps {
 		s.Ops[k.String()] = &OpStats{}
 	}

@@ -75,6 +75,10 @@ func (k *kernel) strpDone(s *strparser) {
 	s.timerGen++
 }
 
+// mutStrpNeedBytesOffByOne is a bug of the second zoo (mutation.go).
+var mutStrpNeedBytesOffByOne = registerMutation("strp-need-bytes-off-by-one",
+	"strp_data_ready waits while the queue holds <= need_bytes (for <): a message that arrives exactly complete is not parsed")
+
 // skPsockStrpDataReady mirrors sk_psock_strp_data_ready() →
 // strp_data_ready(): parse at once, or from the strparser work when a
 // task owns the socket.
@@ -101,7 +105,7 @@ func (k *kernel) skPsockStrpDataReady(sk *Sock) {
 		}
 		return
 	}
-	if s.needBytes > 0 && k.tcp.Inq(sk) < s.needBytes {
+	if s.needBytes > 0 && (k.tcp.Inq(sk) < s.needBytes || k.mutated(mutStrpNeedBytesOffByOne) && k.tcp.Inq(sk) == s.needBytes) {
 		return // strp_peek_len < need_bytes: wait for the whole message
 	}
 	k.strpReadSock(s)
@@ -126,9 +130,13 @@ func (k *kernel) strpReadSock(s *strparser) {
 	k.tcp.CleanupRbuf(sk)
 }
 
-// strpRecv mirrors __strp_recv(): append the bytes to the message being
-// assembled, ask the parser for its length, and hand every complete
-// message to the verdict. It consumes everything it is given.
+// strpRecv mirrors __strp_recv() (net/strparser/strparser.c, v6.18):
+// append the bytes to the message being assembled, ask the parser for
+// its length, and hand every complete message to the verdict. It eats
+// everything it is given, except after a parser error (a message longer
+// than sk_rcvbuf: EMSGSIZE): strp_parser_err frees the message in
+// progress and aborts, and the bytes of this skb not yet part of a
+// complete message are not eaten, so they stay on sk_receive_queue.
 func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int) int {
 	k.reach(fnStrpRecv)
 	if s.stopped {
@@ -148,6 +156,7 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 		chunk.Frags = nil
 	}
 	accum := s.head.Len - n // bytes of the message before this chunk
+	eaten := 0              // bytes of this chunk in messages handed on
 	for s.head != nil && !s.stopped {
 		if s.fullLen == 0 {
 			parser := s.psock.Progs.StreamParser
@@ -163,8 +172,12 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 				break
 			}
 			if l > s.sk.SkRcvbuf {
+				// strp_parser_err: the message in progress is freed,
+				// and what this call has not eaten stays queued.
+				k.freeSkb(s.head)
+				s.head = nil
 				k.strpAbort(s, syscall.EMSGSIZE)
-				break
+				return eaten
 			}
 			s.fullLen = l
 		}
@@ -197,6 +210,7 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 		}
 		msg.BpfStrparser = true
 		msg.StrpOffset, msg.StrpFullLen = 0, s.fullLen
+		eaten += s.fullLen - accum
 		s.fullLen = 0
 		s.timerGen++ // cancel_delayed_work(&strp->msg_timer_work)
 		accum = 0

@@ -702,7 +702,7 @@ func (r *RefTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int,
 		if room := pf.Size - pf.Offset; room < n {
 			n = room
 		}
-		src.copyTo(pf.Page.bytes(pf.Offset, n))
+		src.copyToTagged(pf.Page.bytes(pf.Offset, n), pf.Page.tagsAt(pf.Offset, n))
 		skb.appendFrag(pf.Page, pf.Offset, n)
 		pf.Offset += n
 		return n, true
@@ -837,6 +837,14 @@ func (r *RefTCP) sendFin(tp *tcpSock) {
 	r.xmitPending(tp)
 }
 
+// Second bug zoo: the mutations of this file (mutation.go).
+var (
+	mutCloseUnreadOffByOne = registerMutation("close-unread-off-by-one",
+		"__tcp_close tests data_was_unread > 1 for > 0: a close with one unread byte sends a FIN, not a RST")
+	mutPollShutdownNoIn = registerMutation("poll-shutdown-no-in",
+		"tcp_poll reports EPOLLRDHUP without EPOLLIN for RCV_SHUTDOWN: a poller never sees the EOF as readable")
+)
+
 // Close implements TCP (tcp_close → __tcp_close, v6.18).
 func (r *RefTCP) Close(t *Task, sk *Sock) {
 	tp := tcpSk(sk)
@@ -846,7 +854,7 @@ func (r *RefTCP) Close(t *Task, sk *Sock) {
 	state := sk.State
 	if sk.State != TCPClose {
 		switch {
-		case dataWasUnread > 0:
+		case dataWasUnread > 1 || dataWasUnread == 1 && !r.k.mutated(mutCloseUnreadOffByOne):
 			sk.State = TCPClose
 			tp.unhashed = true
 			r.sendReset(tp)
@@ -923,7 +931,11 @@ func (k *kernel) tcpPoll(sk *Sock) uint32 {
 		mask |= pollHUP
 	}
 	if shutdown&rcvShutdown != 0 {
-		mask |= pollIN | pollRDHUP
+		if k.mutated(mutPollShutdownNoIn) {
+			mask |= pollRDHUP
+		} else {
+			mask |= pollIN | pollRDHUP
+		}
 	}
 	if state != TCPSynSent && state != TCPSynRecv {
 		if k.tcpStreamIsReadable(sk, sk.SkRcvlowat) {

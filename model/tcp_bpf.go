@@ -81,7 +81,9 @@ func (k *kernel) tcpBpfIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
 	inq := 0
 	if p := skPsockGet(sk); p != nil {
 		inq = p.MsgTotLen
-		k.skPsockPut(sk, p)
+		if !k.mutated(mutIoctlNoPsockPut) {
+			k.skPsockPut(sk, p)
+		}
 	}
 	return inq, errOK
 }
@@ -100,6 +102,20 @@ var (
 		"tcp_bpf_recvmsg_parser returns sk_msg_recvmsg's -EFAULT for the FIN message instead of EOF (as before \"bpf, sockmap: Handle fin correctly\", v6.4)")
 	mutCopiedSeqDrift = registerMutation("copied-seq-drift",
 		"tcp_bpf_recvmsg_parser does not advance copied_seq by the bytes read from its own stream: FIONREAD (tcp_inq) and the window drift")
+)
+
+// Second bug zoo: more mutations of this file (mutation.go).
+var (
+	mutIoctlNoPsockPut = registerMutation("ioctl-no-psock-put",
+		"tcp_bpf_ioctl takes the psock for SIOCINQ and never puts it: the psock outlives the socket's teardown")
+	mutApplyBytesNoDecrement = registerMutation("apply-bytes-no-decrement",
+		"sk_msg_apply_bytes never lowers apply_bytes by the bytes sent: the verdict is not rerun when the window is used up")
+	mutPushMoreOnLast = registerMutation("push-more-on-last",
+		"tcp_bpf_push tests size <= sge->length for MSG_MORE: every piece, the last too, goes with MSG_MORE and TCP holds it")
+	mutRedirNoPsockPut = registerMutation("redir-no-psock-put",
+		"tcp_bpf_sendmsg_redir returns without sk_psock_put on the target: each redirected send leaks a psock reference")
+	mutVerdictDropsIngressFlag = registerMutation("verdict-drops-ingress-flag",
+		"sk_psock_msg_verdict does not carry BPF_F_INGRESS into redir_ingress: an ingress redirect is sent out of the target instead")
 )
 
 // bpfTCPIngress mirrors bpf_tcp_ingress() (v6.18): move apply_bytes (or
@@ -170,7 +186,7 @@ func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, fla
 		page := sge.Page
 		for {
 			f := flags
-			if size < sge.Length && msg.Sg.Start != msg.Sg.End {
+			if (size < sge.Length || k.mutated(mutPushMoreOnLast) && size == sge.Length) && msg.Sg.Start != msg.Sg.End {
 				f |= msgMore
 			}
 			ret, err := k.tcp.SendPageLocked(t, sk, page, off, size, f)
@@ -220,7 +236,9 @@ func (k *kernel) tcpBpfSendmsgRedir(t *Task, sk *Sock, ingress bool, msg *SkMsg,
 		err = k.tcpBpfPushLocked(t, sk, msg, bytes, flags)
 		sk.releaseSock()
 	}
-	k.skPsockPut(sk, p)
+	if !k.mutated(mutRedirNoPsockPut) {
+		k.skPsockPut(sk, p)
+	}
 	return err
 }
 
@@ -242,7 +260,7 @@ func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
 		if msg.SkRedir == nil {
 			return skDropV
 		}
-		p.RedirIngress = msg.Flags&bpfFIngress != 0
+		p.RedirIngress = msg.Flags&bpfFIngress != 0 && !k.mutated(mutVerdictDropsIngressFlag)
 		p.SkRedir = msg.SkRedir
 		sockHold(p.SkRedir)
 	}
@@ -250,12 +268,12 @@ func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
 }
 
 // skMsgApplyBytes mirrors sk_msg_apply_bytes().
-func skMsgApplyBytes(p *SkPsock, bytes int) {
-	p.Sk.k.reach(fnSkMsgApplyBytes)
+func (k *kernel) skMsgApplyBytes(p *SkPsock, bytes int) {
+	k.reach(fnSkMsgApplyBytes)
 	if p.ApplyBytes != 0 {
 		if bytes > p.ApplyBytes {
 			p.ApplyBytes = 0
-		} else {
+		} else if !k.mutated(mutApplyBytesNoDecrement) {
 			p.ApplyBytes -= bytes
 		}
 	}
@@ -304,11 +322,11 @@ func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkM
 				*copied -= k.skMsgFree(msg)
 				break
 			}
-			skMsgApplyBytes(p, tosend)
+			k.skMsgApplyBytes(p, tosend)
 		case skRedirectV:
 			redirIngress := p.RedirIngress
 			skRedir := p.SkRedir
-			skMsgApplyBytes(p, tosend)
+			k.skMsgApplyBytes(p, tosend)
 			if p.ApplyBytes == 0 {
 				eval = p.Eval
 				p.Eval = skNoneV
@@ -340,7 +358,7 @@ func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkM
 			// (sk_msg_free since the memleak fix; measured on 6.18:
 			// a cork left holding the rest would be sent later).
 			k.skMsgFree(msg)
-			skMsgApplyBytes(p, tosend)
+			k.skMsgApplyBytes(p, tosend)
 			*copied -= tosend + delta
 			return errEACCES
 		}

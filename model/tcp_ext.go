@@ -81,8 +81,11 @@ import (
 //   - Window selection, segment sizes, ACK timing and buffer autotuning
 //     are gVisor's, not Linux's.
 type extTCP struct {
-	k     *kernel
-	tr    Transport
+	k  *kernel
+	tr Transport
+	// tagq holds, per receiving socket, the tags of the bytes its peer's
+	// endpoint accepted and it has not taken yet (pushTags).
+	tagq  map[*Sock][]Tag
 	socks []*extSock // in creation order: rx runs in this order
 	// broken is set at the first transport failure: the run stops with
 	// ErrTransport (Sched.fatal) and the bridge calls the transport no
@@ -444,6 +447,9 @@ func (x *extTCP) queueData(xs *extSock, p []byte) {
 		x.k.pages.refill(pf)
 		n := min(len(p), pf.Size-pf.Offset)
 		copy(pf.Page.bytes(pf.Offset, n), p[:n])
+		if t := pf.Page.tagsAt(pf.Offset, n); t != nil {
+			x.popTags(sk, t)
+		}
 		skb.appendFrag(pf.Page, pf.Offset, n)
 		pf.Offset += n
 		p = p[n:]
@@ -636,11 +642,18 @@ func (x *extTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int,
 		}
 		n := min(src.left(), extSendChunk)
 		buf := x.scratch(n)
-		src.copyTo(buf)
+		var tags []Tag
+		if x.k.pages.prov {
+			tags = make([]Tag, n)
+		}
+		src.copyToTagged(buf, tags)
 		more := flags&msgMore != 0
 		w, werr := xs.ep.Write(buf, more)
 		if w < n {
 			src.revert(n - w)
+		}
+		if tags != nil && w > 0 {
+			x.pushTags(sk, tags[:w])
 		}
 		if w > 0 {
 			// tcp_push: without MSG_MORE the bytes go out; with it,
@@ -736,7 +749,7 @@ func (x *extTCP) releaseCb(xs *extSock) {
 // its references.
 func (x *extTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags int) (int, syscall.Errno) {
 	b := append([]byte(nil), p.bytes(off, n)...)
-	return x.SendmsgLocked(t, sk, newSrcBytes(b), flags)
+	return x.SendmsgLocked(t, sk, newSrcBytes(-1, b), flags)
 }
 
 // Recvmsg implements TCP (tcp_recvmsg → tcp_recvmsg_locked, v6.18, on the
@@ -977,4 +990,27 @@ func (x *extTCP) closeTransport() error {
 		return fmt.Errorf("%w: close: %w", ErrTransport, err)
 	}
 	return nil
+}
+
+// pushTags queues the tags of bytes sk's endpoint accepted, for its peer
+// to take as they arrive (popTags): the endpoint carries bytes, not tags,
+// in order. Simulator state, with Config.Provenance only.
+func (x *extTCP) pushTags(sk *Sock, tags []Tag) {
+	peer := x.k.peerOf(sk)
+	if peer == nil {
+		return
+	}
+	if x.tagq == nil {
+		x.tagq = map[*Sock][]Tag{}
+	}
+	x.tagq[peer] = append(x.tagq[peer], tags...)
+}
+
+// popTags fills dst with the tags of the next bytes sk receives (zero
+// when none are queued).
+func (x *extTCP) popTags(sk *Sock, dst []Tag) {
+	q := x.tagq[sk]
+	n := copy(dst, q)
+	clear(dst[n:])
+	x.tagq[sk] = q[n:]
 }

@@ -1,6 +1,10 @@
 package model
 
-import "syscall"
+import (
+	"syscall"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
 
 // The receive side of TCP that works on the socket's sk_receive_queue
 // alone: tcp_recvmsg, tcp_read_sock, tcp_recv_skb and tcp_read_skb
@@ -71,8 +75,8 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 				used = length
 			}
 			buf := make([]byte, used)
-			found.copyBits(offset, buf)
-			dst.copyIn(buf)
+			tags := found.copyBitsTagged(offset, buf)
+			dst.copyInTagged(buf, tags)
 			*seq += uint32(used)
 			copied += used
 			length -= used
@@ -118,7 +122,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 		if copied > 0 {
 			tr.CleanupRbuf(sk)
 		}
-		sk.skWaitDataLocked(t, &to, "tcp_recvmsg_locked", last)
+		sk.skWaitDataLocked(t, &to, "tcp_recvmsg_locked", func() string { return seqHoleWhy(sk, *cs) }, last)
 		if peek && peekSeq-uint32(copied) != *cs {
 			peekSeq = *cs + uint32(copied)
 		}
@@ -245,4 +249,32 @@ func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
 		}
 	}
 	return copied
+}
+
+// seqHoleWhy says, for a lost-wakeup report, why a reader of sk's
+// receive queue has bytes queued it is not woken for: the queue's first
+// skb starts past copied_seq (the copied_seq hole a psock leaves when it
+// took bytes off the queue without advancing copied_seq, and was then
+// dropped: bytes tcp_recvmsg_locked can never return), or a stream
+// parser owns the queued bytes ("strparser": it wakes nobody until a
+// message is whole).
+func seqHoleWhy(sk *Sock, copiedSeq uint32) string {
+	if skb := sk.SkReceiveQueue.peek(); skb != nil && int32(skb.Seq-copiedSeq) > 0 {
+		return "copied_seq-hole"
+	}
+	p := skPsock(sk)
+	switch {
+	case p == nil:
+	case p.strp != nil:
+		return "strparser"
+	case selfRedirect(sk, p.Progs.StreamVerdict):
+		return "sk_receive_queue"
+	}
+	return ""
+}
+
+// selfRedirect reports whether verdict program prog redirects sk's bytes
+// to sk itself (the key it redirects to holds sk).
+func selfRedirect(sk *Sock, prog *Prog) bool {
+	return prog != nil && prog.Spec.Verdict == trace.VerdictRedirect && prog.Map != nil && prog.Map.lookup(prog.Spec.Key) == sk
 }

@@ -30,6 +30,9 @@ type backendConfig struct {
 	// twoHost puts the netstack backend's connections between two
 	// stacks over a Link instead of on one loopback stack (--two-host).
 	twoHost bool
+	// campaign: the backend serves `check`, whose properties need the
+	// model's liveness checks and byte provenance (model.Config).
+	campaign bool
 }
 
 // goldenBackend names the recorded observations of a kernel
@@ -56,7 +59,8 @@ func openModel(cfg backendConfig) (trace.Backend, error) {
 // time moves.
 func openNetstack(cfg backendConfig) (trace.Backend, error) {
 	opts := netstack.TransportOptions{Options: netstack.Options{Pcap: cfg.pcap}, TwoHost: cfg.twoHost}
-	return model.NewWithConfig(model.Config{Name: "netstack", Transport: netstack.TransportFactory(opts)})
+	return model.NewWithConfig(model.Config{Name: "netstack", Transport: netstack.TransportFactory(opts),
+		Liveness: cfg.campaign, Provenance: cfg.campaign})
 }
 
 // openKernel checks privileges first, so a missing one is reported before

@@ -96,7 +96,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	if *twoHost && *backendName != "netstack" {
 		return usagef("--two-host is an option of the netstack backend, not %q", *backendName)
 	}
-	b, err := openBackend("--backend", *backendName, backendConfig{mutations: mutations, twoHost: *twoHost})
+	b, err := openBackend("--backend", *backendName, backendConfig{mutations: mutations, twoHost: *twoHost, campaign: true})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,101 @@
+package fuzz
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/splicecheck/splicecheck/model"
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// genProfiles are the profiles the generated traces are run on, each
+// with the GenConfig checkProfile gives it (and the kernel-safe traces
+// of the cross-check on linux-6.18).
+var genProfiles = []struct {
+	profile string
+	cfg     GenConfig
+}{
+	{"linux-6.18", GenConfig{Threads: true}},
+	{"linux-6.1", GenConfig{Threads: true}},
+	{"linux-6.18+splice-copy", GenConfig{Threads: true, Splice: true}},
+	{"linux-6.18+splice-zerocopy", GenConfig{Threads: true, Splice: true}},
+	{"linux-6.18+loopback-splice", GenConfig{Threads: true, Pair: true}},
+	{"linux-6.18+loopback-splice-seq", GenConfig{Threads: true, Pair: true}},
+	{"linux-6.18", GenConfig{Threads: true, KernelSafe: true}},
+}
+
+// Every generated trace runs on the model, as the campaign runs it
+// (profile, schedule, Config.Liveness), without a model-internal error
+// (a panic, a scheduler deadlock: model.ErrInternal). Other run errors
+// (lost wakeups, livelocks, leaks, invariants) are the properties' to
+// judge; they are counted in the log. 300 seeds a profile (50 with
+// -short).
+func TestGenTracesRunOnModel(t *testing.T) {
+	n := 300
+	if testing.Short() {
+		n = 50
+	}
+	m, err := model.NewWithConfig(model.Config{Liveness: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pc := range genProfiles {
+		name := pc.profile
+		if pc.cfg.KernelSafe {
+			name += "/kernelsafe"
+		}
+		t.Run(name, func(t *testing.T) {
+			g := Trace(pc.cfg)
+			p, err := trace.ParseProfile(pc.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pair := p.Has("loopback-splice") || p.Has("loopback-splice-seq")
+			start := time.Now()
+			errs, first, timeouts := map[string]int{}, map[string]int{}, 0
+			var slowest time.Duration
+			slowSeed := 0
+			for seed := range n {
+				tr := g.Example(seed)
+				tr.Profile = p.String()
+				tr.Schedule = &trace.Schedule{HasSeed: true, Seed: uint64(seed)}
+				if pair {
+					tr.Schedule.Strategy = trace.StrategyRandom
+					if seed%2 == 1 {
+						tr.Schedule.Strategy, tr.Schedule.Depth = trace.StrategyPCT, 3
+					}
+				}
+				t0 := time.Now()
+				r := runOne(context.Background(), m, nil, tr)
+				if d := time.Since(t0); d > slowest {
+					slowest, slowSeed = d, seed
+				}
+				if errors.Is(r.Err, model.ErrInternal) {
+					t.Errorf("seed %d: model-internal error: %v\n%s", seed, r.Err, tr.Format())
+					continue
+				}
+				if r.Err != nil {
+					var f *model.Fault
+					k := "other"
+					if errors.As(r.Err, &f) {
+						k = f.Kind + "@" + f.Site
+					}
+					if errs[k] == 0 {
+						first[k] = seed
+					}
+					errs[k]++
+				}
+				for _, o := range r.Obs {
+					if o.Result.Note == "runner" {
+						timeouts++
+						break
+					}
+				}
+			}
+			t.Logf("%d traces in %v (slowest: seed %d, %v); run errors %v (first seeds %v); traces with a runner timeout: %d",
+				n, time.Since(start).Round(time.Millisecond), slowSeed, slowest.Round(time.Millisecond), errs, first, timeouts)
+		})
+	}
+}

@@ -1,0 +1,360 @@
+package fuzz
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"syscall"
+
+	"github.com/splicecheck/splicecheck/model"
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// checkEOF: a recv or splice that returns 0 (EOF) on a socket whose
+// bytes all come from its peer, and all of whose peer's bytes go to it,
+// must come after every byte the peer's sends were accepted with before
+// its FIN (shutdown SHUT_WR or close). Exempt: a reader that shut its own
+// receive side, and a reset the trace explains before the EOF (close
+// rst of either end; the peer closing with bytes unread, or receiving
+// bytes after it closed, which makes it answer with RST).
+func checkEOF(r *Run) error {
+	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) {
+		return nil
+	}
+	rt := routesOf(r.Trace)
+	accepted := map[string]int64{} // bytes each socket's sends were accepted with
+	consumed := map[string]int64{} // bytes each socket read (recv, splice)
+	atFIN := map[string]int64{}    // accepted when the socket sent its FIN
+	closed := map[string]bool{}
+	reset := map[string]bool{} // a reset the trace explains reached this connection
+	shutRD := map[string]bool{}
+	ringFrom := map[[2]string]bool{}
+	if r.Stats != nil {
+		for _, w := range r.Stats.RingWrites {
+			ringFrom[[2]string{w.Sock, w.Reader}] = true
+		}
+	}
+	for i := range r.Trace.Ops {
+		op := &r.Trace.Ops[i]
+		res := r.Obs[i].Result
+		peer := rt.peer[op.A]
+		switch op.Kind {
+		case trace.OpSend:
+			if closed[peer] {
+				reset[op.A], reset[peer] = true, true
+			}
+			if res.N > 0 {
+				accepted[op.A] += res.N
+			}
+		case trace.OpShutdown, trace.OpClose:
+			if op.Kind == trace.OpShutdown && op.How != trace.ShutWR {
+				shutRD[op.A] = true
+			}
+			if op.Kind == trace.OpClose {
+				closed[op.A] = true
+				// Unread bytes at close: RST (tcp_close). Only a socket
+				// whose bytes are all its peer's can be counted.
+				if op.Flags&trace.FlagRST != 0 || rt.foreign[op.A] || !rt.exclusive(peer, op.A) || consumed[op.A] < accepted[peer] {
+					reset[op.A], reset[peer] = true, true
+				}
+			}
+			if _, done := atFIN[op.A]; !done && (op.Kind == trace.OpClose || op.How != trace.ShutRD) {
+				atFIN[op.A] = accepted[op.A]
+			}
+		case trace.OpRecv, trace.OpSplice:
+			if res.Err != 0 || res.Note != "" || op.Kind == trace.OpRecv && op.Flags&trace.FlagPeek != 0 {
+				continue
+			}
+			if res.N > 0 {
+				consumed[op.A] += res.N
+				continue
+			}
+			fin, sentFIN := atFIN[peer]
+			if op.Size == 0 || !sentFIN || consumed[op.A] >= fin || shutRD[op.A] || reset[op.A] ||
+				rt.foreign[op.A] || !rt.exclusive(peer, op.A) || r.streamsOpaque(peer) {
+				continue
+			}
+			site := "recv"
+			switch {
+			case rt.psockDrop[op.A]:
+				site = "psock-drop"
+			case fin-consumed[op.A] < rt.frame[op.A]:
+				site = "strparser"
+			case op.Kind == trace.OpSplice:
+				site = "splice"
+			case ringFrom[[2]string{peer, op.A}]:
+				site = "ring"
+			}
+			return violation(op, "eof-early", site, "%s saw EOF after reading %d bytes; %s sent %d before its FIN", op.A, consumed[op.A], peer, fin)
+		}
+	}
+	return nil
+}
+
+// streamsOpaque reports whether s's stream cannot be counted (sends in
+// several threads, or cut by the runner, or written by iocopy).
+func (r *Run) streamsOpaque(s string) bool {
+	if r.streams == nil {
+		r.streams = trace.StreamsOf(r.Trace, r.Obs)
+	}
+	return r.streams.Opaque[s]
+}
+
+// checkReadsAgree: in a trace with one thread, what FIONREAD, poll and a
+// MSG_PEEK recv say of a socket agrees with the recv that follows at
+// once, both ways:
+//   - FIONREAD > 0 or poll IN, then a non-blocking recv fails with
+//     EAGAIN ("eagain-after-fionread", "eagain-after-poll");
+//   - FIONREAD n, then a recv of more than n returns more than n
+//     ("fionread-undercounts");
+//   - poll without IN, then a non-blocking recv returns data
+//     ("poll-misses-data");
+//   - a peek returns data that the recv after it does not start with
+//     ("peek-differs"), or EAGAIN where the recv after it gets data
+//     ("peek-misses-data").
+//
+// The site is "psock-gone" when the socket left a map whose sk_skb
+// program had taken its bytes (the bytes its psock freed), "psock" when
+// it was in a map, else "".
+func checkReadsAgree(r *Run) error {
+	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) || len(r.Trace.ThreadNames) > 1 {
+		return nil
+	}
+	rt := routesOf(r.Trace)
+	inMap := map[string]bool{}
+	ringReader := map[string]bool{}
+	if r.Stats != nil {
+		for _, w := range r.Stats.RingWrites {
+			ringReader[w.Reader] = true
+		}
+	}
+	for i := 1; i < len(r.Trace.Ops); i++ {
+		op, prev := &r.Trace.Ops[i], &r.Trace.Ops[i-1]
+		if prev.Kind == trace.OpInsert {
+			inMap[prev.A] = true
+		}
+		if op.Kind != trace.OpRecv || prev.A != op.A || r.Obs[i].Result.Note != "" || r.Obs[i-1].Result.Note != "" {
+			continue
+		}
+		site := ""
+		switch {
+		case rt.psockDrop[op.A]:
+			site = "psock-gone"
+		case ringReader[op.A] && op.Flags&trace.FlagPeek != 0:
+			site = "ring/peek"
+		case ringReader[op.A] && rt.skb[op.A]:
+			site = "ring/verdict"
+		case ringReader[op.A]:
+			site = "ring"
+		case inMap[op.A]:
+			site = "psock"
+		}
+		res, pr := r.Obs[i].Result, r.Obs[i-1].Result
+		nonblock := op.Flags&trace.FlagDontwait != 0
+		got := res.Err == 0 && res.N > 0
+		switch {
+		case prev.Kind == trace.OpFIONREAD && pr.Err == 0 && pr.N > 0 && res.Err == syscall.EAGAIN:
+			return violation(op, "eagain-after-fionread", site, "recv on %s failed with EAGAIN right after FIONREAD reported %d bytes", op.A, pr.N)
+		case prev.Kind == trace.OpFIONREAD && pr.Err == 0 && pr.N >= 0 && got && res.N > pr.N && op.Size > pr.N:
+			return violation(op, "fionread-undercounts", site, "FIONREAD on %s reported %d bytes, the recv right after returned %d", op.A, pr.N, res.N)
+		case prev.Kind == trace.OpPoll && pr.Err == 0 && pollIn(pr.Word) && res.Err == syscall.EAGAIN:
+			return violation(op, "eagain-after-poll", site, "recv on %s failed with EAGAIN right after poll reported IN", op.A)
+		case prev.Kind == trace.OpPoll && pr.Err == 0 && !pollIn(pr.Word) && nonblock && got:
+			return violation(op, "poll-misses-data", site, "poll on %s reported %s, the non-blocking recv right after returned %d bytes", op.A, pr.Word, res.N)
+		case prev.Kind == trace.OpRecv && prev.Flags&trace.FlagPeek != 0 && op.Flags&trace.FlagPeek == 0:
+			peekGot := pr.Err == 0 && pr.N > 0
+			if peekGot && got {
+				n := min(len(pr.Data), len(res.Data))
+				if !bytes.Equal(pr.Data[:n], res.Data[:n]) {
+					return violation(op, "peek-differs", site, "MSG_PEEK on %s returned %d bytes the recv right after does not start with", op.A, pr.N)
+				}
+			}
+			if pr.Err == syscall.EAGAIN && got && prev.Size > 0 {
+				return violation(op, "peek-misses-data", site, "MSG_PEEK on %s failed with EAGAIN, the recv right after returned %d bytes", op.A, res.N)
+			}
+		}
+	}
+	return nil
+}
+
+// pollIn reports whether a poll result word has IN.
+func pollIn(w string) bool {
+	for _, f := range strings.Split(w, "|") {
+		if f == "IN" {
+			return true
+		}
+	}
+	return false
+}
+
+// Bases maps each patch profile to the profile it claims to be
+// transparent against, for the transparent property: the patch may
+// change how bytes travel, not which bytes a receiver gets in which
+// order. The differences each patch is meant to make (and that the
+// property therefore tolerates) are:
+//   - loopback-splice, loopback-splice-seq (the RFC's "applications need
+//     no changes", seed 002): bytes travel by the ring instead of TCP;
+//     `pair` succeeds (it fails with EOPNOTSUPP on the base); reads may
+//     return more or less at once (compared as streams, not per op);
+//   - splice-copy, splice-zerocopy (the splice_read series): splice(2)
+//     on a psock socket reads ingress_msg instead of returning 0 or
+//     EAGAIN, so the bytes recv would return come through the pipe.
+var Bases = map[string]string{
+	"linux-6.18+loopback-splice":     "linux-6.18",
+	"linux-6.18+loopback-splice-seq": "linux-6.18",
+	"linux-6.18+splice-copy":         "linux-6.18",
+	"linux-6.18+splice-zerocopy":     "linux-6.18",
+}
+
+// checkTransparent compares, for each socket read in one thread, the
+// bytes it consumed on the patch profile with those it consumed on the
+// base (Run.Base), by their provenance tags: one sequence of (sender,
+// offset) must be a prefix of the other. At the first difference the
+// patch read a byte the base read later ("reordered", with the sites of
+// stream-integrity: "ring/tcp", "ring/sk_msg", ...), or one the base
+// never read there ("differs"). A patch sequence that is a strict prefix
+// of the base's and ends at an EOF where the base's same op returned
+// data is "eof-early" ("ring" when the socket's ring was written).
+// Sockets whose senders send from several threads are not compared
+// (their order is the kernels', not the trace's), nor, on the splice
+// profiles, sockets that splice with a psock (the base's splice is what
+// the patch fixes).
+func checkTransparent(r *Run) error {
+	if r.Base == nil || r.Err != nil || r.BaseErr != nil || len(r.Base) != len(r.Trace.Ops) || len(r.Obs) != len(r.Trace.Ops) ||
+		r.Stats == nil || r.BaseStats == nil || r.Stats.TagSocks == nil {
+		return nil
+	}
+	base := &Run{Trace: r.Trace, Obs: r.Base, Stats: r.BaseStats}
+	p := newProvenance(r)
+	spliceProfile := strings.Contains(r.Trace.Profile, "+splice-")
+	for _, s := range sockets(r.Trace) {
+		if len(p.st.Opaque) > 0 && (p.rt.foreign[s] || p.st.Opaque[p.rt.peer[s]]) {
+			continue
+		}
+		if spliceProfile && splicesWithPsock(r.Trace, s) {
+			continue
+		}
+		pc, _, ok1 := consumption(r, s)
+		bc, _, ok2 := consumption(base, s)
+		if !ok1 || !ok2 {
+			continue
+		}
+		pt, bt := flattenTags(pc), flattenTags(bc)
+		if pt == nil || bt == nil {
+			continue
+		}
+		n := min(len(pt), len(bt))
+		for d := 0; d < n; d++ {
+			if pt[d]&^pathBits == bt[d]&^pathBits {
+				continue
+			}
+			op := &r.Trace.Ops[opAt(pc, d)]
+			socks := r.Stats.TagSocks
+			name := func(t model.Tag) string {
+				if t.Known() && t.Sock() < len(socks) {
+					return fmt.Sprintf("%s's byte at offset %d", socks[t.Sock()], t.Off())
+				}
+				return "an untagged byte"
+			}
+			for j := d + 1; j < len(pt); j++ {
+				if pt[j]&^pathBits == bt[d]&^pathBits {
+					site := ""
+					if bt[d].Sock() == pt[d].Sock() && bt[d].Known() {
+						site = p.orderSite(socks[bt[d].Sock()], s, pt[j], pt[d])
+					}
+					return violation(op, "reordered", site, "%s read %s where its base profile (%s) read %s, which it read later",
+						s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
+				}
+			}
+			if pt[d].Known() && bt[d].Known() && pt[d].Sock() == bt[d].Sock() && pt[d].Off() > bt[d].Off() {
+				// The patch skipped ahead: the bytes it skipped may wait
+				// on the other path (the ring, or TCP).
+				snd := socks[bt[d].Sock()]
+				late := bt[d] &^ pathBits
+				if p.ringWritten(snd, s, late.Off()) {
+					late |= model.TagRing
+				}
+				if site := p.orderSite(snd, s, late, pt[d]); strings.HasPrefix(site, "ring/") {
+					return violation(op, "reordered", site, "%s read %s where its base profile (%s) read %s, which took the other path",
+						s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
+				}
+			}
+			site := pathSite(pt[d])
+			if bt[d].Known() {
+				for _, w := range r.Stats.RingWrites {
+					if off := bt[d].Off(); w.Sock == socks[bt[d].Sock()] && w.Reader != s && w.Off >= 0 && w.Off <= off && off < w.Off+int64(w.Bytes) {
+						site = "ring/bypass-verdict" // the base's byte went into another socket's ring instead
+					}
+				}
+			}
+			return violation(op, "differs", site, "%s read %s where its base profile (%s) read %s",
+				s, name(pt[d]), Bases[r.Trace.Profile], name(bt[d]))
+		}
+		if len(pt) >= len(bt) {
+			continue
+		}
+		ring := false
+		for _, w := range r.Stats.RingWrites {
+			ring = ring || w.Reader == s
+		}
+		for i := range r.Trace.Ops {
+			op := &r.Trace.Ops[i]
+			res, bres := r.Obs[i].Result, r.Base[i].Result
+			if op.A == s && op.Kind == trace.OpRecv && op.Flags&trace.FlagPeek == 0 && op.Size > 0 &&
+				res.Err == 0 && res.N == 0 && res.Note == "" && bres.Err == 0 && bres.N > 0 {
+				site := ""
+				if ring {
+					site = "ring"
+				}
+				return violation(op, "eof-early", site, "%s saw EOF after %d bytes where its base profile (%s) read %d more",
+					s, len(pt), Bases[r.Trace.Profile], bres.N)
+			}
+		}
+	}
+	return nil
+}
+
+// pathBits are a tag's path bits (model.Tag.Paths).
+const pathBits = model.TagRing | model.TagIngress | model.TagRingReaders | model.TagRingWriters
+
+// flattenTags returns the tags of cs's bytes in order, nil when a chunk
+// has none.
+func flattenTags(cs []chunk) []model.Tag {
+	var t []model.Tag
+	for _, c := range cs {
+		if len(c.tags) != len(c.data) {
+			return nil
+		}
+		t = append(t, c.tags...)
+	}
+	if t == nil {
+		t = []model.Tag{}
+	}
+	return t
+}
+
+// opAt is the op of the chunk holding byte off.
+func opAt(cs []chunk, off int) int {
+	for _, c := range cs {
+		if off < len(c.data) {
+			return c.op
+		}
+		off -= len(c.data)
+	}
+	return cs[len(cs)-1].op
+}
+
+// splicesWithPsock reports whether s splices after it was inserted in a
+// map.
+func splicesWithPsock(t *trace.Trace, s string) bool {
+	inMap := false
+	for _, op := range t.Ops {
+		switch {
+		case op.Kind == trace.OpInsert && op.A == s:
+			inMap = true
+		case op.Kind == trace.OpSplice && op.A == s && inMap:
+			return true
+		}
+	}
+	return false
+}

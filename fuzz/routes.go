@@ -1,0 +1,181 @@
+package fuzz
+
+import "github.com/splicecheck/splicecheck/trace"
+
+// routes is what a trace lets bytes do, read from its setup ops alone
+// (maps, programs, inserts, deletes, iocopy): who can receive whose
+// bytes and where Linux may lose or reorder them. It over-approximates
+// where bytes may go, so that a property built on it never calls a path
+// Linux takes a bug.
+type routes struct {
+	peer map[string]string
+	// foreign: the socket may receive bytes that are not its peer's
+	// sends: it was in a map with a redirect program (an ingress target,
+	// or an sk_skb verdict socket redirecting to itself), or its peer
+	// was (an egress target sends out of its peer).
+	foreign map[string]bool
+	// diverted: the socket's sends may go elsewhere than its peer, or be
+	// held or dropped on the way: it was in a map with an sk_msg program
+	// that does not simply pass (or applies or corks), or its peer was in
+	// a map with an sk_skb program that does not pass.
+	diverted map[string]bool
+	// psockDrop: the socket was in a map with an sk_skb program and left a
+	// map afterwards (a delete or a replacing insert): sk_psock_drop then
+	// frees what its psock held without advancing copied_seq, so Linux
+	// loses those bytes mid-stream
+	// (testdata/traces/findings/psock_delete_strparser_seq_warn.trace).
+	psockDrop map[string]bool
+	// skMsgAt[i] is the set of sockets that were, before op i, in a map
+	// with an sk_msg program (their sends went by tcp_bpf_sendmsg).
+	skMsgAt []map[string]bool
+	// iocopySrc: an iocopy reads the socket (its bytes go on to another).
+	iocopySrc map[string]bool
+	// frame is, per socket in a map with a fixed-size stream parser
+	// (`parser N`), the largest N: up to N-1 bytes of a frame that never
+	// completes stay with the parser (strp_data_ready waits for the rest).
+	frame map[string]int64
+	// parser: the socket was in a map with a stream parser; skb: in a
+	// map with an sk_skb program.
+	parser, skb map[string]bool
+	// changes lists, per socket, the op indexes where its map membership
+	// or its maps' programs changed (a route change: bytes sent before
+	// and after may take different paths).
+	changes map[string][]int
+}
+
+type mapInfo struct {
+	members           map[string]bool
+	redirect, skbProg bool
+	msgNotPass        bool // sk_msg drop, redirect, apply or cork
+	skbNotPass        bool
+	msgProg           bool
+	frame             int64 // the largest fixed parser frame
+	parser            bool
+	keys              map[int64]string
+}
+
+func routesOf(t *trace.Trace) *routes {
+	r := &routes{
+		peer: map[string]string{}, foreign: map[string]bool{}, diverted: map[string]bool{},
+		psockDrop: map[string]bool{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, skb: map[string]bool{}, iocopySrc: map[string]bool{},
+		skMsgAt: make([]map[string]bool, len(t.Ops)),
+	}
+	maps := map[string]*mapInfo{}
+	// First pass: every program a map ever has (a program attached
+	// after an insert still applies to later traffic).
+	for _, op := range t.Ops {
+		switch op.Kind {
+		case trace.OpConn:
+			r.peer[op.A], r.peer[op.B] = op.B, op.A
+		case trace.OpIOCopy:
+			r.iocopySrc[op.A] = true
+		case trace.OpMap:
+			maps[op.Map] = &mapInfo{members: map[string]bool{}, keys: map[int64]string{}}
+		case trace.OpProg:
+			m := maps[op.Map]
+			if m == nil {
+				continue
+			}
+			p := op.Prog
+			if p.Verdict == trace.VerdictRedirect {
+				m.redirect = true
+			}
+			if p.Type == trace.SkMsg {
+				m.msgProg = true
+				if p.Verdict != trace.VerdictPass || p.HasApply || p.HasCork {
+					m.msgNotPass = true
+				}
+			} else {
+				m.skbProg = true
+				if p.Verdict != trace.VerdictPass {
+					m.skbNotPass = true
+				}
+				m.frame = max(m.frame, p.Parser)
+				m.parser = m.parser || p.Parser != 0
+			}
+		}
+	}
+	cur := map[string]bool{} // in a map with an sk_msg program now
+	for i, op := range t.Ops {
+		r.skMsgAt[i] = copySet(cur)
+		switch op.Kind {
+		case trace.OpInsert, trace.OpDelete:
+			m := maps[op.Map]
+			if m == nil {
+				continue
+			}
+			if old, ok := m.keys[op.Key]; ok && !(op.Kind == trace.OpInsert && old == op.A) {
+				delete(m.keys, op.Key)
+				r.changes[old] = append(r.changes[old], i)
+				r.changes[r.peer[old]] = append(r.changes[r.peer[old]], i)
+				if m.skbProg {
+					r.psockDrop[old] = true
+				}
+			}
+			if op.Kind == trace.OpDelete {
+				continue
+			}
+			s := op.A
+			m.keys[op.Key] = s
+			m.members[s] = true
+			r.changes[s] = append(r.changes[s], i)
+			r.changes[r.peer[s]] = append(r.changes[r.peer[s]], i)
+			if m.msgProg {
+				cur[s] = true
+			}
+		case trace.OpProg:
+			if m := maps[op.Map]; m != nil {
+				for s := range m.members {
+					r.changes[s] = append(r.changes[s], i)
+					r.changes[r.peer[s]] = append(r.changes[r.peer[s]], i)
+				}
+			}
+		}
+	}
+	for _, m := range maps {
+		for s := range m.members {
+			if m.redirect {
+				r.foreign[s] = true
+				r.foreign[r.peer[s]] = true
+			}
+			if m.msgNotPass {
+				r.diverted[s] = true
+			}
+			if m.skbNotPass {
+				r.diverted[r.peer[s]] = true
+			}
+			r.frame[s] = max(r.frame[s], m.frame)
+			r.parser[s] = r.parser[s] || m.parser
+			r.skb[s] = r.skb[s] || m.skbProg
+		}
+	}
+	return r
+}
+
+func copySet(m map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// exclusive reports whether every byte s sends can only reach r, and
+// only r's own reads take them: r is s's peer, s's sends are not
+// diverted, and no iocopy reads r.
+func (r *routes) exclusive(s, rcv string) bool {
+	return r.peer[s] == rcv && !r.diverted[s] && !r.iocopySrc[rcv]
+}
+
+// changedBetween reports whether s's or rcv's route changed between ops
+// i and j (i < j).
+func (r *routes) changedBetween(s, rcv string, i, j int) bool {
+	for _, x := range []string{s, rcv} {
+		for _, c := range r.changes[x] {
+			if c > i && c < j {
+				return true
+			}
+		}
+	}
+	return false
+}
