@@ -87,6 +87,11 @@ type Outcome struct {
 	InFlight       *trace.Trace
 	InFlightFile   string
 	InFlightDetail string
+	// Coverage is the union, over the runs of the profile's campaign
+	// traces that gave the model's Stats (not the shrinking runs), of the
+	// mirrored kernel functions they reached. Every Outcome of a profile
+	// shares it; Coverage.Runs is 0 on a backend that is not the model.
+	Coverage *model.Coverage
 }
 
 // inFlightProperty is the property whose in-flight form a campaign on a
@@ -174,6 +179,10 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 	for i, pr := range props {
 		outs[i] = Outcome{Profile: p.String(), Property: pr.Name}
 	}
+	cov := new(model.Coverage)
+	for i := range outs {
+		outs[i].Coverage = cov
+	}
 	start := time.Now()
 	open := len(props)
 	for n := 0; open > 0 && ctx.Err() == nil; n++ {
@@ -199,6 +208,7 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 		if r.Skipped {
 			continue
 		}
+		cov.Merge(coverageOf(r))
 		for i, pr := range props {
 			o := &outs[i]
 			if o.Failed {

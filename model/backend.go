@@ -107,6 +107,7 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 		policy = NewSeededPolicy(opts.Seed)
 	}
 	r := newRun(t, opts, prof, policy)
+	defer r.k.coverEnd(r.k.coverStart())
 	r.k.mut = b.mut
 	closeTr, err := b.attachTransport(r)
 	if err != nil {

@@ -35,6 +35,9 @@
 //	splice_loopback.go  profile loopback-splice (Cong Wang's RFC, as posted)
 //	splice_seq.go       profile loopback-splice-seq (multikernel/tcp_splice's ordering fix)
 //	explore.go   exploring policies, yield points, lost wakeups, properties, search, shrink
+//	coverage.go  which mirrored kernel functions a run reached (Stats.Coverage); the
+//	             registry coverage_table.go is generated (internal/mirrorgen), the
+//	             scopes by profile and transport are in coverage_scope.go
 //
 // Every function that mirrors kernel code names it, with file and
 // version; deliberate differences are marked "Unlike Linux".

@@ -264,6 +264,7 @@ func (k *kernel) yieldCur(where string) {
 //
 // Precondition: the caller holds no model socket lock.
 func (t *Task) waitEvent(wq *WaitQueue, to timeo, what string, cond func() bool) timeo {
+	reach(fnTaskWaitEvent)
 	left := func(w *waiter) timeo {
 		if to == maxTimeout {
 			return maxTimeout

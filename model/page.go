@@ -135,14 +135,21 @@ func freePageBuf(b []byte) {
 
 // allocPage mirrors alloc_pages(): a page of size bytes (a compound page
 // when larger than PageSize) with one reference.
-func (a *pageAlloc) allocPage(size int) *Page { return a.alloc(size, false) }
+func (a *pageAlloc) allocPage(size int) *Page {
+	reach(fnPageAllocAllocPage)
+	return a.alloc(size, false)
+}
 
 // kmalloc mirrors kmalloc(): a slab object of size bytes, owned by the
 // caller (one reference: kfree drops it).
-func (a *pageAlloc) kmalloc(size int) *Page { return a.alloc(size, true) }
+func (a *pageAlloc) kmalloc(size int) *Page {
+	reach(fnPageAllocKmalloc)
+	return a.alloc(size, true)
+}
 
 // getPage mirrors get_page().
 func getPage(p *Page) {
+	reach(fnGetPage)
 	if p.Freed || p.Refcount <= 0 {
 		fault("use-after-free", "get_page on freed page %d", p.ID)
 	}
@@ -169,6 +176,7 @@ func skbHeadGet(p *Page) {
 // putPage mirrors put_page() (and, for a slab object, the skb_free_head →
 // kfree of the last dataref): the last reference frees the memory.
 func (a *pageAlloc) putPage(p *Page) {
+	reach(fnPageAllocPutPage)
 	if p.Freed || p.Refcount <= 0 {
 		fault("double-put", "put_page on freed page %d: a reference dropped twice, or one never taken", p.ID)
 	}
@@ -240,6 +248,7 @@ type PageFrag struct {
 // start when the frag holds the only reference, keep it while 32 bytes
 // still fit, else drop it and allocate a fresh 32 KiB page.
 func (a *pageAlloc) refill(pf *PageFrag) {
+	reach(fnPageAllocRefill)
 	if pf.Page != nil {
 		if pf.Page.Refcount == 1 {
 			pf.Offset = 0

@@ -57,17 +57,27 @@ type Pipe struct {
 
 // newPipe mirrors alloc_pipe_info() with slots buffers.
 func newPipe(slots int) *Pipe {
+	reach(fnNewPipe)
 	return &Pipe{Bufs: make([]PipeBuffer, slots), MaxUsage: slots, Readers: 1}
 }
 
 // occupancy mirrors pipe_occupancy().
-func (p *Pipe) occupancy() int { return int(p.Head - p.Tail) }
+func (p *Pipe) occupancy() int {
+	reach(fnPipeOccupancy)
+	return int(p.Head - p.Tail)
+}
 
 // full mirrors pipe_full().
-func (p *Pipe) full() bool { return p.occupancy() >= p.MaxUsage }
+func (p *Pipe) full() bool {
+	reach(fnPipeFull)
+	return p.occupancy() >= p.MaxUsage
+}
 
 // empty mirrors pipe_empty().
-func (p *Pipe) empty() bool { return p.Head == p.Tail }
+func (p *Pipe) empty() bool {
+	reach(fnPipeEmpty)
+	return p.Head == p.Tail
+}
 
 func (p *Pipe) buf(i uint) *PipeBuffer { return &p.Bufs[i%uint(len(p.Bufs))] }
 
@@ -96,6 +106,7 @@ func (p *Pipe) push(buf PipeBuffer) {
 // -EPIPE without readers, -EAGAIN when the pipe is full; on failure the
 // buffer is released.
 func (k *kernel) addToPipe(p *Pipe, buf PipeBuffer) int {
+	k.reach(fnAddToPipe)
 	ret := buf.Len
 	switch {
 	case p.Readers == 0:
@@ -112,11 +123,15 @@ func (k *kernel) addToPipe(p *Pipe, buf PipeBuffer) int {
 
 // pipeBufRelease mirrors pipe_buf_release(): the ops' release, put_page
 // for every kind modelled.
-func (k *kernel) pipeBufRelease(buf PipeBuffer) { k.pages.putPage(buf.Page) }
+func (k *kernel) pipeBufRelease(buf PipeBuffer) {
+	k.reach(fnPipeBufRelease)
+	k.pages.putPage(buf.Page)
+}
 
 // roundPipeSize mirrors round_pipe_size() (fs/pipe.c, v6.18): at least a
 // page, a power of two, 0 when out of range.
 func roundPipeSize(size uint64) uint64 {
+	reach(fnRoundPipeSize)
 	if size > 1<<31 {
 		return 0
 	}
@@ -133,6 +148,7 @@ func roundPipeSize(size uint64) uint64 {
 // the per-user pipe limits, which give others -EPERM, do not apply; the
 // kernel backend runs as root too.
 func (p *Pipe) pipeSetSize(arg uint64) (int, syscall.Errno) {
+	reach(fnPipePipeSetSize)
 	size := roundPipeSize(arg)
 	slots := int(size / PageSize)
 	if slots == 0 {
@@ -159,6 +175,7 @@ var mutPipeReadNoAdvance = registerMutation("pipe-read-no-advance",
 // across buffers, copied out (copy_page_to_iter), each emptied buffer
 // released; -EAGAIN when empty (a writer exists).
 func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
+	k.reach(fnPipeRead)
 	if dst.left() == 0 {
 		return errOK
 	}
@@ -184,6 +201,7 @@ func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
 
 // pipeRelease mirrors free_pipe_info(): drop every buffer.
 func (k *kernel) pipeRelease(pipe *Pipe) {
+	k.reach(fnPipeRelease)
 	for !pipe.empty() {
 		b := pipe.buf(pipe.Tail)
 		k.pipeBufRelease(*b)

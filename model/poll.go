@@ -18,5 +18,6 @@ const pollRequested = pollIN | pollOUT | pollRDHUP | pollERR | pollHUP
 
 // sockPoll mirrors sock_poll() → tcp_poll() with poll(2)'s event mask.
 func (k *kernel) sockPoll(sk *Sock) uint32 {
+	k.reach(fnSockPoll)
 	return k.tcpPoll(sk) & pollRequested
 }

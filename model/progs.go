@@ -93,4 +93,7 @@ func (p *Prog) runParser(n int) int {
 
 // sockMapRedirectAllowed mirrors sock_map_redirect_allowed() for TCP: any
 // state but LISTEN.
-func sockMapRedirectAllowed(sk *Sock) bool { return sk.State != TCPListen }
+func sockMapRedirectAllowed(sk *Sock) bool {
+	sk.k.reach(fnSockMapRedirectAllowed)
+	return sk.State != TCPListen
+}

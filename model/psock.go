@@ -83,11 +83,15 @@ type SkPsock struct {
 }
 
 // skPsock mirrors sk_psock(): the psock attached to sk, if any.
-func skPsock(sk *Sock) *SkPsock { return sk.SkUserData }
+func skPsock(sk *Sock) *SkPsock {
+	sk.k.reach(fnSkPsock)
+	return sk.SkUserData
+}
 
 // skPsockGet mirrors sk_psock_get(): take a reference unless the psock is
 // gone or dying.
 func skPsockGet(sk *Sock) *SkPsock {
+	sk.k.reach(fnSkPsockGet)
 	p := sk.SkUserData
 	if p == nil || p.Refcnt == 0 {
 		return nil
@@ -98,6 +102,7 @@ func skPsockGet(sk *Sock) *SkPsock {
 
 // skPsockPut mirrors sk_psock_put(): the last reference drops the psock.
 func (k *kernel) skPsockPut(sk *Sock, p *SkPsock) {
+	k.reach(fnSkPsockPut)
 	p.Refcnt--
 	if p.Refcnt == 0 {
 		k.skPsockDrop(sk, p)
@@ -108,6 +113,7 @@ func (p *SkPsock) testState(bit int) bool { return p.State&bit != 0 }
 
 // skPsockInit mirrors sk_psock_init() (net/core/skmsg.c, v6.18).
 func (k *kernel) skPsockInit(sk *Sock) *SkPsock {
+	k.reach(fnSkPsockInit)
 	p := &SkPsock{
 		Sk: sk, Eval: skNoneV, SkProto: sk.SkProt,
 		SavedWriteSpace: sk.SkWriteSpace, State: skPsockTxEnabled, Refcnt: 1,
@@ -133,6 +139,7 @@ var (
 // if the psock still transmits, else free it. It reports whether msg was
 // queued.
 func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
+	k.reach(fnSkPsockQueueMsg)
 	if p.testState(skPsockTxEnabled) {
 		msg.markTags(TagIngress)
 		if k.mutated(mutIngressQueueHead) {
@@ -149,6 +156,7 @@ func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
 
 // skPsockDequeueMsg mirrors sk_psock_dequeue_msg().
 func (p *SkPsock) skPsockDequeueMsg() *SkMsg {
+	p.Sk.k.reach(fnSkPsockSkPsockDequeueMsg)
 	if len(p.IngressMsg) == 0 {
 		return nil
 	}
@@ -161,6 +169,7 @@ func (p *SkPsock) skPsockDequeueMsg() *SkMsg {
 
 // skPsockPeekMsg mirrors sk_psock_peek_msg().
 func (p *SkPsock) skPsockPeekMsg() *SkMsg {
+	p.Sk.k.reach(fnSkPsockSkPsockPeekMsg)
 	if len(p.IngressMsg) == 0 {
 		return nil
 	}
@@ -168,11 +177,15 @@ func (p *SkPsock) skPsockPeekMsg() *SkMsg {
 }
 
 // skPsockQueueEmpty mirrors sk_psock_queue_empty().
-func skPsockQueueEmpty(p *SkPsock) bool { return p == nil || len(p.IngressMsg) == 0 }
+func skPsockQueueEmpty(p *SkPsock) bool {
+	p.Sk.k.reach(fnSkPsockQueueEmpty)
+	return p == nil || len(p.IngressMsg) == 0
+}
 
 // skPsockDataReady mirrors sk_psock_data_ready(): wake readers through the
 // socket's original data_ready.
 func skPsockDataReady(sk *Sock, p *SkPsock) {
+	sk.k.reach(fnSkPsockDataReady)
 	if p.SavedDataReady != nil {
 		p.SavedDataReady(sk)
 	} else {
@@ -182,6 +195,7 @@ func skPsockDataReady(sk *Sock, p *SkPsock) {
 
 // kfreeSkMsg mirrors kfree_sk_msg(): consume the message's skb.
 func (k *kernel) kfreeSkMsg(msg *SkMsg) {
+	k.reach(fnKfreeSkMsg)
 	if msg.Skb != nil {
 		k.freeSkb(msg.Skb)
 		msg.Skb = nil
@@ -211,6 +225,7 @@ type msgReader interface {
 // returns the bytes moved, or -EFAULT when the first element holds
 // nothing (a FIN message), and the bytes that came from sk's own stream.
 func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst msgReader, flags int) (copied int, err syscall.Errno, fromSelf int) {
+	k.reach(fnSkMsgRecvmsg)
 	peek := flags&msgPeek != 0
 	length := dst.left()
 	msgRx := p.skPsockPeekMsg()
@@ -290,18 +305,21 @@ var mutPollMissesIngress = registerMutation("poll-misses-ingress",
 
 // skMsgIsReadable mirrors sk_msg_is_readable(): poll's view of ingress_msg.
 func skMsgIsReadable(sk *Sock) bool {
+	sk.k.reach(fnSkMsgIsReadable)
 	p := skPsock(sk)
 	return p != nil && len(p.IngressMsg) > 0 && !sk.k.mutated(mutPollMissesIngress)
 }
 
 // skPsockStop mirrors sk_psock_stop(): no more transmission, free the cork.
 func (k *kernel) skPsockStop(p *SkPsock) {
+	k.reach(fnSkPsockStop)
 	p.State &^= skPsockTxEnabled
 	k.skPsockCorkFree(p)
 }
 
 // skPsockCorkFree mirrors sk_psock_cork_free().
 func (k *kernel) skPsockCorkFree(p *SkPsock) {
+	k.reach(fnSkPsockCorkFree)
 	if p.Cork != nil {
 		k.skMsgFree(p.Cork)
 		p.Cork = nil
@@ -311,6 +329,7 @@ func (k *kernel) skPsockCorkFree(p *SkPsock) {
 // skPsockDrop mirrors sk_psock_drop(): detach the psock from the socket
 // and queue its destruction (an RCU work on system_wq).
 func (k *kernel) skPsockDrop(sk *Sock, p *SkPsock) {
+	k.reach(fnSkPsockDrop)
 	if k.prof.LoopbackSplice {
 		k.tcpBpfSpliceUnpair(p) // RFC bpf-next 2026-06, net/core/skmsg.c
 	}
@@ -327,12 +346,14 @@ func (k *kernel) skPsockDrop(sk *Sock, p *SkPsock) {
 
 // skPsockRestoreProto mirrors sk_psock_restore_proto() → tcp_bpf_update_proto(restore).
 func (k *kernel) skPsockRestoreProto(sk *Sock, p *SkPsock) {
+	k.reach(fnSkPsockRestoreProto)
 	sk.SkWriteSpace = p.SavedWriteSpace
 	sk.SkProt = p.SkProto
 }
 
 // skPsockDestroy mirrors sk_psock_destroy(): free what the psock holds.
 func (k *kernel) skPsockDestroy(p *SkPsock) {
+	k.reach(fnSkPsockDestroy)
 	p.destroyed = true
 	if p.strp != nil {
 		k.strpDone(p.strp)
@@ -356,6 +377,7 @@ func (k *kernel) skPsockDestroy(p *SkPsock) {
 // skPsockZapIngress mirrors __sk_psock_zap_ingress(): drop ingress_skb and
 // purge ingress_msg.
 func (k *kernel) skPsockZapIngress(p *SkPsock) {
+	k.reach(fnSkPsockZapIngress)
 	for skb := p.IngressSkb.dequeue(); skb != nil; skb = p.IngressSkb.dequeue() {
 		skb.BpfRedir = nil
 		k.freeSkb(skb)
@@ -369,6 +391,7 @@ func (k *kernel) skPsockZapIngress(p *SkPsock) {
 
 // skPsockMapVerd mirrors sk_psock_map_verd().
 func skPsockMapVerd(verdict int, redir bool) int {
+	reach(fnSkPsockMapVerd)
 	if verdict == skPass {
 		if redir {
 			return skRedirectV
@@ -380,6 +403,7 @@ func skPsockMapVerd(verdict int, redir bool) int {
 
 // skPsockStartVerdict mirrors sk_psock_start_verdict().
 func (k *kernel) skPsockStartVerdict(sk *Sock, p *SkPsock) {
+	k.reach(fnSkPsockStartVerdict)
 	if p.SavedDataReady != nil {
 		return
 	}
@@ -390,6 +414,7 @@ func (k *kernel) skPsockStartVerdict(sk *Sock, p *SkPsock) {
 
 // skPsockStopVerdict mirrors sk_psock_stop_verdict().
 func (k *kernel) skPsockStopVerdict(sk *Sock, p *SkPsock) {
+	k.reach(fnSkPsockStopVerdict)
 	p.Progs.StreamVerdict = nil
 	p.Progs.SkbVerdict = nil
 	if p.SavedDataReady == nil {
@@ -402,6 +427,7 @@ func (k *kernel) skPsockStopVerdict(sk *Sock, p *SkPsock) {
 // skPsockWriteSpace mirrors sk_psock_write_space(): kick the backlog work,
 // then the original write_space.
 func (k *kernel) skPsockWriteSpace(sk *Sock) {
+	k.reach(fnSkPsockWriteSpace)
 	p := skPsock(sk)
 	var ws func(*Sock)
 	if p != nil {
@@ -418,6 +444,7 @@ func (k *kernel) skPsockWriteSpace(sk *Sock) {
 // skPsockVerdictDataReady mirrors sk_psock_verdict_data_ready(): run the
 // verdict on every queued skb (tcp_read_skb), then wake readers.
 func (k *kernel) skPsockVerdictDataReady(sk *Sock) {
+	k.reach(fnSkPsockVerdictDataReady)
 	if sk.released {
 		return // sk->sk_socket is NULL once the file is released
 	}
@@ -433,6 +460,7 @@ func (k *kernel) skPsockVerdictDataReady(sk *Sock) {
 // skb) verdict program on skb and apply the verdict. It takes ownership
 // of skb and returns its length, or a negative errno.
 func (k *kernel) skPsockVerdictRecv(sk *Sock, skb *SkBuff) int {
+	k.reach(fnSkPsockVerdictRecv)
 	n := skb.Len
 	p := skPsock(sk)
 	if p == nil {
@@ -459,6 +487,7 @@ func (k *kernel) skPsockVerdictRecv(sk *Sock, skb *SkBuff) int {
 // skPsockVerdictApply mirrors sk_psock_verdict_apply() (net/core/skmsg.c,
 // v6.18). It takes ownership of skb.
 func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
+	k.reach(fnSkPsockVerdictApply)
 	err := 0
 	switch verdict {
 	case skPassV:
@@ -502,6 +531,7 @@ func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
 // skPsockSkbRedirect mirrors sk_psock_skb_redirect(): queue skb on the
 // target's ingress_skb and kick its backlog work.
 func (k *kernel) skPsockSkbRedirect(from *SkPsock, skb *SkBuff) int {
+	k.reach(fnSkPsockSkbRedirect)
 	other := skb.BpfRedir
 	if other == nil {
 		k.freeSkb(skb)
@@ -522,6 +552,7 @@ func (k *kernel) skPsockSkbRedirect(from *SkPsock, skb *SkBuff) int {
 // backlog work runs as a kernel context (at once, or after the next op for
 // a delay of a jiffy or more). A work already queued is not queued twice.
 func (k *kernel) scheduleWork(p *SkPsock, jiffies int) {
+	k.reach(fnScheduleWork)
 	if p.workQueued {
 		return
 	}
@@ -543,6 +574,7 @@ func (k *kernel) scheduleWork(p *SkPsock, jiffies int) {
 // its own (skb_get) and the caller keeps its; without, the message takes
 // over the caller's. On failure the caller keeps the skb.
 func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int, takeRef bool) int {
+	k.reach(fnSkPsockSkbIngressSelf)
 	msg := newSkMsg()
 	sk := p.Sk
 	skSetOwnerR(skb, sk)
@@ -557,6 +589,7 @@ func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int, take
 // for an skb of another socket, after checking the receive memory. The
 // backlog calls it: the message always takes its own reference.
 func (k *kernel) skPsockSkbIngress(p *SkPsock, skb *SkBuff, off, n int) int {
+	k.reach(fnSkPsockSkbIngress)
 	sk := p.Sk
 	if skb.Sk == sk {
 		return k.skPsockSkbIngressSelf(p, skb, off, n, true)
@@ -575,6 +608,7 @@ func (k *kernel) skPsockSkbIngress(p *SkPsock, skb *SkBuff, off, n int) int {
 // skb to the message (msg->skb = take_ref ? skb_get(skb) : skb), queue it
 // and wake readers.
 func (k *kernel) skPsockSkbIngressEnqueue(skb *SkBuff, off, n int, p *SkPsock, sk *Sock, msg *SkMsg, takeRef bool) int {
+	k.reach(fnSkPsockSkbIngressEnqueue)
 	if sgvecElems(skb, off, n) > MaxMsgFrags {
 		// skb_to_sgvec fails when the fragments (frags and frag_list:
 		// a stream parser's message aggregates skbs) outnumber
@@ -618,6 +652,7 @@ func sgvecElems(skb *SkBuff, off, n int) int {
 // piece of [off, off+n), the last one marked. It returns the number of
 // elements.
 func skbToSgvec(skb *SkBuff, msg *SkMsg, off, n int) int {
+	reach(fnSkbToSgvec)
 	num := 0
 	for _, f := range skb.Frags {
 		if n == 0 {
@@ -645,6 +680,7 @@ func skbToSgvec(skb *SkBuff, msg *SkMsg, off, n int) int {
 // skPsockBacklog mirrors sk_psock_backlog() (net/core/skmsg.c, v6.18): the
 // work that moves redirected skbs into a psock's socket, ingress or egress.
 func (k *kernel) skPsockBacklog(p *SkPsock) {
+	k.reach(fnSkPsockBacklog)
 	if p.destroyed || skPsock(p.Sk) != p {
 		return
 	}
@@ -723,6 +759,7 @@ const backlogBatch = 64
 // out of the psock's socket (skb_send_sock), ingress queues them on its
 // ingress_msg.
 func (k *kernel) skPsockHandleSkb(p *SkPsock, skb *SkBuff, off, n int, ingress bool) int {
+	k.reach(fnSkPsockHandleSkb)
 	if !ingress {
 		sk := p.Sk
 		if !k.tcp.StreamIsWriteable(sk) {
@@ -736,6 +773,7 @@ func (k *kernel) skPsockHandleSkb(p *SkPsock, skb *SkBuff, off, n int, ingress b
 // skbSendSock mirrors skb_send_sock(): sendmsg through the socket's proto
 // (MSG_DONTWAIT|MSG_SPLICE_PAGES) from the kworker, fragment by fragment.
 func (k *kernel) skbSendSock(sk *Sock, skb *SkBuff, off, n int) int {
+	k.reach(fnSkbSendSock)
 	if sk.released {
 		return -int(errEINVAL)
 	}

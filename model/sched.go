@@ -701,6 +701,7 @@ func (t *Task) park() {
 //
 // Precondition: the caller released every model socket lock it holds.
 func (t *Task) waitWoken(wq *WaitQueue, to timeo) timeo {
+	reach(fnTaskWaitWoken)
 	return t.waitWokenCond(wq, to, "", nil, nil)
 }
 

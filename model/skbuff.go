@@ -73,6 +73,7 @@ func (skb *SkBuff) addFrag(f SkbFrag) {
 
 // skbGet mirrors skb_get(): one more reference to skb.
 func (skb *SkBuff) skbGet() {
+	reach(fnSkBuffSkbGet)
 	if skb.freed {
 		fault("use-after-free", "skb_get of a freed skb")
 	}
@@ -81,7 +82,10 @@ func (skb *SkBuff) skbGet() {
 
 // copyBits mirrors skb_copy_bits(): it copies n bytes from offset off of
 // skb into dst.
-func (skb *SkBuff) copyBits(off int, dst []byte) { skb.copyBitsInto(off, dst, nil) }
+func (skb *SkBuff) copyBits(off int, dst []byte) {
+	reach(fnSkBuffCopyBits)
+	skb.copyBitsInto(off, dst, nil)
+}
 
 // copyBitsTagged is copyBits that returns the copied bytes' tags, nil
 // when the skb's pages keep none.
@@ -126,6 +130,7 @@ func (skb *SkBuff) hasLinear() bool { return len(skb.Frags) > 0 && skb.Frags[0].
 // context's (the driver, softirq or the psock backlog), whatever task
 // the softirq runs on.
 func (k *kernel) skbLinearize(skb *SkBuff) {
+	k.reach(fnSkbLinearize)
 	head := k.pages.kmalloc(skb.Len)
 	skb.copyBitsInto(0, head.Data, head.Tags)
 	k.stats.Kernel.Copied += int64(skb.Len)
@@ -144,7 +149,10 @@ func (k *kernel) skbLinearize(skb *SkBuff) {
 //
 // Unlike Linux, which does this in the driver before TCP sees the frame,
 // the model applies it as the segment reaches the receiving socket.
-func (k *kernel) rxCopybreak(skb *SkBuff) { k.skbLinearize(skb) }
+func (k *kernel) rxCopybreak(skb *SkBuff) {
+	k.reach(fnRxCopybreak)
+	k.skbLinearize(skb)
+}
 
 // kfreeSkb frees an skb with no other reference (see kernel.freeSkb): it
 // drops the skb's page references. Freeing twice is a model bug.

@@ -56,6 +56,7 @@ type SkMsg struct {
 
 // skMsgIterVarNext mirrors sk_msg_iter_var_next().
 func skMsgIterVarNext(i int) int {
+	reach(fnSkMsgIterVarNext)
 	i++
 	if i == NrMsgFragIDs {
 		i = 0
@@ -65,6 +66,7 @@ func skMsgIterVarNext(i int) int {
 
 // skMsgIterVarPrev mirrors sk_msg_iter_var_prev().
 func skMsgIterVarPrev(i int) int {
+	reach(fnSkMsgIterVarPrev)
 	if i == 0 {
 		return NrMsgFragIDs - 1
 	}
@@ -74,6 +76,7 @@ func skMsgIterVarPrev(i int) int {
 // skMsgIterDist mirrors sk_msg_iter_dist(): the number of elements from
 // start up to (excluding) end.
 func skMsgIterDist(start, end int) int {
+	reach(fnSkMsgIterDist)
 	if end >= start {
 		return end - start
 	}
@@ -81,13 +84,22 @@ func skMsgIterDist(start, end int) int {
 }
 
 // elemUsed mirrors sk_msg_elem_used().
-func (m *SkMsg) elemUsed() int { return skMsgIterDist(m.Sg.Start, m.Sg.End) }
+func (m *SkMsg) elemUsed() int {
+	reach(fnSkMsgElemUsed)
+	return skMsgIterDist(m.Sg.Start, m.Sg.End)
+}
 
 // full mirrors sk_msg_full().
-func (m *SkMsg) full() bool { return skMsgIterDist(m.Sg.Start, m.Sg.End) == MaxMsgFrags }
+func (m *SkMsg) full() bool {
+	reach(fnSkMsgFull)
+	return skMsgIterDist(m.Sg.Start, m.Sg.End) == MaxMsgFrags
+}
 
 // elem mirrors sk_msg_elem().
-func (m *SkMsg) elem(i int) *Scatterlist { return &m.Sg.Data[i] }
+func (m *SkMsg) elem(i int) *Scatterlist {
+	reach(fnSkMsgElem)
+	return &m.Sg.Data[i]
+}
 
 // markTags sets path on the tags of every byte m's elements hold.
 func (m *SkMsg) markTags(path Tag) {
@@ -101,12 +113,14 @@ func (m *SkMsg) markTags(path Tag) {
 // init mirrors sk_msg_init(): everything zero, and the end marker on the
 // last ring slot (sg_init_marker(data, NR_MSG_FRAG_IDS)).
 func (m *SkMsg) init() {
+	reach(fnSkMsgInit)
 	*m = SkMsg{}
 	m.Sg.Data[NrMsgFragIDs-1].Last = true
 }
 
 // newSkMsg mirrors alloc_sk_msg(): a zeroed, initialised message.
 func newSkMsg() *SkMsg {
+	reach(fnNewSkMsg)
 	m := &SkMsg{}
 	m.init()
 	return m
@@ -116,6 +130,7 @@ func newSkMsg() *SkMsg {
 // src to dst (the page reference stays with the element; the caller takes
 // another one if src keeps bytes of the page).
 func skMsgXfer(dst, src *SkMsg, which, size int) {
+	reach(fnSkMsgXfer)
 	dst.Sg.Data[which] = src.Sg.Data[which]
 	dst.Sg.Data[which].Length = size
 	dst.Sg.Size += size
@@ -127,6 +142,7 @@ func skMsgXfer(dst, src *SkMsg, which, size int) {
 // pageAdd mirrors sk_msg_page_add(): append a page range as a new element
 // and take a reference on the page.
 func (m *SkMsg) pageAdd(p *Page, length, offset int) {
+	reach(fnSkMsgPageAdd)
 	getPage(p)
 	sge := m.elem(m.Sg.End)
 	*sge = Scatterlist{Page: p, Offset: offset, Length: length}
@@ -138,6 +154,7 @@ func (m *SkMsg) pageAdd(p *Page, length, offset int) {
 // elem_first_coalesce is compared with the u32 ring indices as unsigned:
 // tcp_bpf_sendmsg passes sg.end - 1, which is UINT_MAX when end is 0.
 func (m *SkMsg) tryCoalesceOK(elemFirstCoalesce int) bool {
+	reach(fnSkMsgTryCoalesceOK)
 	first := uint32(int32(elemFirstCoalesce))
 	start, end := uint32(m.Sg.Start), uint32(m.Sg.End)
 	if end > start && first < end {
@@ -156,6 +173,7 @@ func (m *SkMsg) tryCoalesceOK(elemFirstCoalesce int) bool {
 //
 // Unlike Linux, memory accounting (sk_wmem_schedule) never fails.
 func (k *kernel) skMsgAlloc(t *Task, msg *SkMsg, length, elemFirstCoalesce int) syscall.Errno {
+	k.reach(fnSkMsgAlloc)
 	pf := &t.frag
 	length -= msg.Sg.Size
 	for length > 0 {
@@ -198,6 +216,7 @@ func (k *kernel) skMsgAlloc(t *Task, msg *SkMsg, length, elemFirstCoalesce int) 
 // are sent as they are (stale page-frag contents); corpus trace
 // kf_cork_apply_stale_bytes pins that on the 6.18 host.
 func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno) {
+	reach(fnSkMsgMemcopyFromIter)
 	ret, copied, i := -1, 0, msg.Sg.Curr
 	for {
 		sge := msg.elem(i)
@@ -241,6 +260,7 @@ func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno)
 // freeElem mirrors sk_msg_free_elem(): drop the element's page reference
 // (unless an skb owns the pages) and clear it. It returns its length.
 func (k *kernel) skMsgFreeElem(msg *SkMsg, i int) int {
+	k.reach(fnSkMsgFreeElem)
 	sge := msg.elem(i)
 	n := sge.Length
 	if msg.Skb == nil && sge.Page != nil {
@@ -253,6 +273,7 @@ func (k *kernel) skMsgFreeElem(msg *SkMsg, i int) int {
 // skMsgFree mirrors sk_msg_free() / __sk_msg_free(): free every element,
 // consume the skb, re-initialise the message. It returns the bytes freed.
 func (k *kernel) skMsgFree(msg *SkMsg) int {
+	k.reach(fnSkMsgFree)
 	i := msg.Sg.Start
 	freed := 0
 	for msg.Sg.Size > 0 {
@@ -270,6 +291,7 @@ func (k *kernel) skMsgFree(msg *SkMsg) int {
 // skMsgFreePartial mirrors sk_msg_free_partial(): free bytes from the
 // front of the message.
 func (k *kernel) skMsgFreePartial(msg *SkMsg, bytes int) {
+	k.reach(fnSkMsgFreePartial)
 	i := msg.Sg.Start
 	for bytes > 0 {
 		sge := msg.elem(i)
@@ -293,6 +315,7 @@ func (k *kernel) skMsgFreePartial(msg *SkMsg, bytes int) {
 // skMsgTrim mirrors sk_msg_trim(): shrink the message to length bytes,
 // freeing elements from the end.
 func (k *kernel) skMsgTrim(msg *SkMsg, length int) {
+	k.reach(fnSkMsgTrim)
 	trim := msg.Sg.Size - length
 	if trim <= 0 {
 		return

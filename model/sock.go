@@ -185,17 +185,27 @@ func (k *kernel) newSock(name string) *Sock {
 }
 
 // sockDefReadable mirrors sock_def_readable(): wake the readers.
-func sockDefReadable(sk *Sock) { sk.Wq.wakeUp() }
+func sockDefReadable(sk *Sock) {
+	sk.k.reach(fnSockDefReadable)
+	sk.Wq.wakeUp()
+}
 
 // sockDefWakeup mirrors sock_def_wakeup() (sk_state_change).
-func sockDefWakeup(sk *Sock) { sk.Wq.wakeUp() }
+func sockDefWakeup(sk *Sock) {
+	sk.k.reach(fnSockDefWakeup)
+	sk.Wq.wakeUp()
+}
 
 // sockDefErrorReport mirrors sock_def_error_report().
-func sockDefErrorReport(sk *Sock) { sk.Wq.wakeUp() }
+func sockDefErrorReport(sk *Sock) {
+	sk.k.reach(fnSockDefErrorReport)
+	sk.Wq.wakeUp()
+}
 
 // skStreamWriteSpace mirrors sk_stream_write_space(): wake writers when
 // the socket had run out of send space.
 func skStreamWriteSpace(sk *Sock) {
+	sk.k.reach(fnSkStreamWriteSpace)
 	if sk.nospace && sk.k.tcp.StreamIsWriteable(sk) {
 		sk.nospace = false
 		sk.Wq.wakeUp()
@@ -205,6 +215,7 @@ func skStreamWriteSpace(sk *Sock) {
 // lockSock mirrors lock_sock(). The model never contends: a task takes
 // the lock only while it runs, and it releases it before parking.
 func (sk *Sock) lockSock(t *Task) {
+	sk.k.reach(fnSockLockSock)
 	if sk.Owned {
 		panic(fmt.Sprintf("model: lock_sock(%s) by %s while owned by %s", sk.Name, t.Name, sk.owner.Name))
 	}
@@ -214,6 +225,7 @@ func (sk *Sock) lockSock(t *Task) {
 // releaseSock mirrors release_sock(): run the backlog queued while the
 // socket was owned, then drop ownership.
 func (sk *Sock) releaseSock() {
+	sk.k.reach(fnSockReleaseSock)
 	for len(sk.Backlog) > 0 {
 		fn := sk.Backlog[0]
 		sk.Backlog = sk.Backlog[1:]
@@ -237,6 +249,7 @@ func (sk *Sock) bhRun(fn func()) {
 
 // sockError mirrors sock_error(): return and clear sk_err.
 func (sk *Sock) sockError() syscall.Errno {
+	sk.k.reach(fnSockSockError)
 	e := sk.SkErr
 	sk.SkErr = 0
 	return e
@@ -244,6 +257,7 @@ func (sk *Sock) sockError() syscall.Errno {
 
 // sockRcvtimeo mirrors sock_rcvtimeo().
 func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
+	sk.k.reach(fnSockSockRcvtimeo)
 	if noblock {
 		return 0
 	}
@@ -258,6 +272,7 @@ func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
 //
 // Precondition: the caller owns sk.
 func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, what string, why func() string, cond func() bool) bool {
+	sk.k.reach(fnSockSkWaitEventLocked)
 	return sk.skWaitEventLiveLocked(t, to, what, why, cond, cond)
 }
 
@@ -280,6 +295,7 @@ func (sk *Sock) skWaitEventLiveLocked(t *Task, to *timeo, what string, why func(
 // condition true (skWaitEventLocked). A wake-up is owed only for a new
 // skb on a non-empty queue.
 func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, why func() string, last *SkBuff) bool {
+	sk.k.reach(fnSockSkWaitDataLocked)
 	cond := func() bool { return sk.SkReceiveQueue.peekTail() != last }
 	live := func() bool { return !sk.SkReceiveQueue.empty() && cond() }
 	return sk.skWaitEventLiveLocked(t, to, what, why, cond, live)
@@ -288,6 +304,7 @@ func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, why func() str
 // skSetOwnerR mirrors skb_set_owner_r(): charge the skb's truesize to the
 // socket's receive memory.
 func skSetOwnerR(skb *SkBuff, sk *Sock) {
+	sk.k.reach(fnSkSetOwnerR)
 	if skb.Sk != nil && skb.Sk != sk {
 		skb.Sk.SkRmemAlloc -= skb.Truesize
 	} else if skb.Sk == sk {
@@ -300,6 +317,7 @@ func skSetOwnerR(skb *SkBuff, sk *Sock) {
 // freeSkb mirrors kfree_skb()/consume_skb(): it drops one reference and,
 // with the last, uncharges the owner (sock_rfree) and frees the skb.
 func (k *kernel) freeSkb(skb *SkBuff) {
+	k.reach(fnFreeSkb)
 	if skb.users > 0 {
 		skb.users-- // another reference remains (skb_get)
 		return
@@ -338,6 +356,7 @@ func (sk *Sock) fput(t *Task) {
 // inetRelease mirrors inet_release(): with SO_LINGER the close timeout is
 // the linger time (zero here), then sk_prot->close.
 func (sk *Sock) inetRelease(t *Task) {
+	sk.k.reach(fnSockInetRelease)
 	if sk.pipe != nil {
 		sk.k.pipeRelease(sk.pipe)
 		sk.pipe = nil
@@ -348,6 +367,7 @@ func (sk *Sock) inetRelease(t *Task) {
 // inetShutdown mirrors inet_shutdown() (net/ipv4/af_inet.c): set the
 // shutdown bits, let TCP send a FIN for SEND_SHUTDOWN, wake everyone.
 func (k *kernel) inetShutdown(t *Task, sk *Sock, how int) syscall.Errno {
+	k.reach(fnInetShutdown)
 	how++ // maps 0,1,2 to RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK
 	if how&^shutdownMask != 0 || how == 0 {
 		return errEINVAL
@@ -390,7 +410,10 @@ func (it *iovIter) left() int { return it.cap - len(it.buf) }
 
 // copyIn mirrors copy_to_iter / copy_page_to_iter: append up to left()
 // bytes of p and return how many were copied.
-func (it *iovIter) copyIn(p []byte) int { return it.copyInTagged(p, nil) }
+func (it *iovIter) copyIn(p []byte) int {
+	reach(fnIovIterCopyIn)
+	return it.copyInTagged(p, nil)
+}
 
 // copyInTagged is copyIn of bytes p whose tags are t (nil: none).
 func (it *iovIter) copyInTagged(p []byte, t []Tag) int {
@@ -471,7 +494,10 @@ func (s *srcIter) streamOff() int64 {
 }
 
 // left mirrors msg_data_left().
-func (s *srcIter) left() int { return s.n - s.pos }
+func (s *srcIter) left() int {
+	reach(fnSrcIterLeft)
+	return s.n - s.pos
+}
 
 // copyToTagged is copyTo that also fills dt, if not nil, with the
 // bytes' tags: a user's send tags each byte with its stream offset.
@@ -512,6 +538,7 @@ func (s *srcIter) copyTo(dst []byte) {
 
 // revert mirrors iov_iter_revert().
 func (s *srcIter) revert(n int) {
+	reach(fnSrcIterRevert)
 	s.pos -= n
 	if s.pattern {
 		s.patOff -= int64(n)
@@ -521,6 +548,7 @@ func (s *srcIter) revert(n int) {
 // skStreamWaitMemoryLocked mirrors sk_stream_wait_memory() (net/core/stream.c): sleep until the send
 // queue has room, an error, a shutdown or the timeout.
 func (k *kernel) skStreamWaitMemoryLocked(t *Task, sk *Sock, to *timeo) syscall.Errno {
+	k.reach(fnSkStreamWaitMemoryLocked)
 	for {
 		if sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 {
 			return errEPIPE

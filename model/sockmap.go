@@ -38,6 +38,7 @@ type mapSlot struct {
 // u32 value: max_entries 0 is -EINVAL; a sockhash whose bucket array would
 // overflow is -EINVAL too.
 func mapCreate(name string, typ trace.MapType, n int64) (*BpfMap, syscall.Errno) {
+	reach(fnMapCreate)
 	if n == 0 {
 		return nil, errEINVAL
 	}
@@ -55,6 +56,7 @@ func mapCreate(name string, typ trace.MapType, n int64) (*BpfMap, syscall.Errno)
 
 // lookup mirrors __sock_map_lookup_elem / __sock_hash_lookup_elem.
 func (m *BpfMap) lookup(key int64) *Sock {
+	reach(fnBpfMapLookup)
 	key = int64(uint32(key))
 	if m.Type == trace.SockMap && key >= m.MaxEntries {
 		return nil
@@ -65,6 +67,7 @@ func (m *BpfMap) lookup(key int64) *Sock {
 // progAttach mirrors sock_map_prog_update() through sock_map_prog_lookup():
 // the program replaces the one of its attach type.
 func (m *BpfMap) progAttach(p *Prog) syscall.Errno {
+	reach(fnBpfMapProgAttach)
 	switch p.Kind {
 	case ProgMsgVerdict:
 		m.Progs.MsgParser = p
@@ -94,6 +97,7 @@ var (
 // mapUpdate mirrors sock_map_update_elem_sys() with BPF_ANY: the state
 // check, then sock_map_update_common / sock_hash_update_common.
 func (k *kernel) mapUpdate(t *Task, m *BpfMap, key int64, sk *Sock) syscall.Errno {
+	k.reach(fnMapUpdate)
 	sk.lockSock(t)
 	defer sk.releaseSock()
 	// sock_map_sk_state_allowed.
@@ -132,6 +136,7 @@ func (k *kernel) mapUpdate(t *Task, m *BpfMap, key int64, sk *Sock) syscall.Errn
 // mapDelete mirrors sock_map_delete_elem (-EINVAL for a key out of range
 // or an empty slot) and sock_hash_delete_elem (-ENOENT).
 func (k *kernel) mapDelete(m *BpfMap, key int64) syscall.Errno {
+	k.reach(fnMapDelete)
 	key = int64(uint32(key))
 	slot, ok := m.slots[key]
 	if m.Type == trace.SockMap {
@@ -163,6 +168,7 @@ func (k *kernel) removeSlot(m *BpfMap, key int64) {
 // (-EBUSY), install the map's programs, switch the proto and start the
 // strparser or the verdict.
 func (k *kernel) sockMapLink(m *BpfMap, sk *Sock) syscall.Errno {
+	k.reach(fnSockMapLink)
 	progs := m.Progs
 	p := skPsock(sk)
 	if p != nil {
@@ -210,6 +216,7 @@ func (k *kernel) sockMapLink(m *BpfMap, sk *Sock) syscall.Errno {
 // sockMapUnref mirrors sock_map_unref(): remove the links of slot raw and
 // drop one psock reference.
 func (k *kernel) sockMapUnref(sk *Sock, m *BpfMap, raw int64) {
+	k.reach(fnSockMapUnref)
 	p := skPsock(sk)
 	if p == nil {
 		return
@@ -222,6 +229,7 @@ func (k *kernel) sockMapUnref(sk *Sock, m *BpfMap, raw int64) {
 // v6.18): drop the first link of slot raw, and stop the strparser or
 // verdict the map had started.
 func (k *kernel) sockMapDelLink(sk *Sock, p *SkPsock, m *BpfMap, raw int64) {
+	k.reach(fnSockMapDelLink)
 	strpStop, verdictStop := false, false
 	for i := 0; i < len(p.Links); i++ {
 		l := p.Links[i]
@@ -260,6 +268,7 @@ func (k *kernel) sockMapDelLink(sk *Sock, p *SkPsock, m *BpfMap, raw int64) {
 // delete the socket from that slot if it still holds it
 // (sock_map_delete_from_link / sock_hash_delete_from_link).
 func (k *kernel) sockMapRemoveLinks(sk *Sock, p *SkPsock) {
+	k.reach(fnSockMapRemoveLinks)
 	for len(p.Links) > 0 && skPsock(sk) == p {
 		l := p.Links[0]
 		p.Links = p.Links[1:]
@@ -273,6 +282,7 @@ func (k *kernel) sockMapRemoveLinks(sk *Sock, p *SkPsock) {
 // sockMapClose mirrors sock_map_close(): leave every map, stop the psock,
 // then the saved close (tcp_close).
 func (k *kernel) sockMapClose(t *Task, sk *Sock) {
+	k.reach(fnSockMapClose)
 	sk.lockSock(t)
 	p := skPsock(sk)
 	saved := sk.SkProt

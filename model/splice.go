@@ -23,6 +23,7 @@ var (
 // range (get_page). It returns the bytes taken and whether the descriptor
 // was full (nothing taken).
 func (k *kernel) fillPage(t *Task, spd *splicePipeDesc, p *Page, off, n int) (int, bool) {
+	k.reach(fnFillPage)
 	if len(spd.pages) == MaxSkbFrags {
 		return 0, true
 	}
@@ -46,6 +47,7 @@ func (k *kernel) fillPage(t *Task, spd *splicePipeDesc, p *Page, off, n int) (in
 // splicing task's task_frag) and return the frag page range that now
 // holds them. Unlike Linux, the refill never fails (no memory pressure).
 func (k *kernel) linearToPage(t *Task, p *Page, off, n int) (*Page, int, int) {
+	k.reach(fnLinearToPage)
 	pf := &t.frag
 	k.pages.refill(pf)
 	n = min(n, pf.Size-pf.Offset)
@@ -66,6 +68,7 @@ func (k *kernel) linearToPage(t *Task, p *Page, off, n int) (*Page, int, int) {
 // offset into a splice_pipe_desc with nosteal_pipe_buf_ops, the linear
 // part copied (see fillPage), then splice_to_pipe.
 func (k *kernel) skbSpliceBits(t *Task, skb *SkBuff, offset int, pipe *Pipe, n int) int {
+	k.reach(fnSkbSpliceBits)
 	spd := &splicePipeDesc{}
 frags:
 	for _, f := range skb.Frags {
@@ -95,6 +98,7 @@ frags:
 // free pipe slots; what does not fit is released. It returns the bytes
 // moved, -EAGAIN when the pipe was full, -EPIPE without readers.
 func (k *kernel) spliceToPipe(pipe *Pipe, spd *splicePipeDesc) int {
+	k.reach(fnSpliceToPipe)
 	if len(spd.pages) == 0 {
 		return 0
 	}
@@ -122,6 +126,7 @@ func (k *kernel) spliceToPipe(pipe *Pipe, spd *splicePipeDesc) int {
 // from sk_receive_queue through tcp_read_sock. It never looks at a psock's
 // ingress_msg. nonblock is the file's O_NONBLOCK.
 func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno) {
+	k.reach(fnTcpSpliceRead)
 	spliced := 0
 	var ret int
 	sk.lockSock(t)
@@ -199,6 +204,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 // proto's splice_read (Proto.SpliceRead), which the tcp_bpf protos
 // replace (splice_read.go).
 func (k *kernel) spliceSockToPipe(t *Task, sk *Sock, pipe *Pipe, length int, nonblock, fileNonblock bool) (int, syscall.Errno) {
+	k.reach(fnSpliceSockToPipe)
 	if length == 0 {
 		return 0, errOK
 	}

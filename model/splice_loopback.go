@@ -99,6 +99,7 @@ type percpuRef struct {
 
 // tryGetLive mirrors percpu_ref_tryget_live().
 func (r *percpuRef) tryGetLive() bool {
+	reach(fnPercpuRefTryGetLive)
 	if r.dead {
 		return false
 	}
@@ -108,6 +109,7 @@ func (r *percpuRef) tryGetLive() bool {
 
 // put mirrors percpu_ref_put().
 func (r *percpuRef) put() {
+	reach(fnPercpuRefPut)
 	r.count--
 	if r.count == 0 && r.release != nil {
 		r.release()
@@ -120,6 +122,7 @@ func (r *percpuRef) put() {
 // kill mirrors percpu_ref_kill(): drop the initial reference. It reports
 // whether a holder was still in flight (the release waits for it).
 func (r *percpuRef) kill() (inFlight bool) {
+	reach(fnPercpuRefKill)
 	if r.dead {
 		panic("model: percpu_ref_kill twice")
 	}
@@ -146,6 +149,7 @@ type spliceStates struct {
 
 // skPsockIsSpliced mirrors sk_psock_is_spliced().
 func skPsockIsSpliced(p *SkPsock) bool {
+	p.Sk.k.reach(fnSkPsockIsSpliced)
 	return p.Splice != nil && p.Splice.Peer != nil
 }
 
@@ -153,6 +157,7 @@ func skPsockIsSpliced(p *SkPsock) bool {
 // reached zero after kill; free the ring and the state. It runs as a
 // kernel context (percpu_ref's release after the RCU grace period).
 func (k *kernel) spliceRingRefRelease(s *SkPsockSplice) {
+	k.reach(fnSpliceRingRefRelease)
 	k.s.queueWork("splice_ring_ref_release", func() {
 		k.spliceRingFree(s)
 		s.freed = true
@@ -162,6 +167,7 @@ func (k *kernel) spliceRingRefRelease(s *SkPsockSplice) {
 // spliceGetOrAlloc mirrors splice_get_or_alloc(): the psock's splice
 // state, allocated on first use. Unlike Linux, allocation never fails.
 func (k *kernel) spliceGetOrAlloc(p *SkPsock) *SkPsockSplice {
+	k.reach(fnSpliceGetOrAlloc)
 	if p.Splice != nil {
 		return p.Splice
 	}
@@ -176,6 +182,7 @@ func (k *kernel) spliceGetOrAlloc(p *SkPsock) *SkPsockSplice {
 // The ring's hooks are the model's yield points between copying bytes
 // and publishing a cursor.
 func (k *kernel) spliceRingAlloc(s *SkPsockSplice) syscall.Errno {
+	k.reach(fnSpliceRingAlloc)
 	if s.Ring != nil {
 		return errOK
 	}
@@ -196,12 +203,14 @@ func (k *kernel) spliceRingAlloc(s *SkPsockSplice) syscall.Errno {
 
 // spliceRingFree mirrors splice_ring_free().
 func (k *kernel) spliceRingFree(s *SkPsockSplice) {
+	k.reach(fnSpliceRingFree)
 	s.Ring = nil
 }
 
 // spliceWake mirrors splice_wake(): smp_mb(), then wake every waiter if
 // the wait queue is active (teardown).
 func (k *kernel) spliceWake(sk *Sock) {
+	k.reach(fnSpliceWake)
 	k.yieldCur("splice_wake: after smp_mb, before waitqueue_active")
 	if sk.Wq.Len() > 0 {
 		sk.Wq.wakeUp()
@@ -214,6 +223,7 @@ func (k *kernel) spliceWake(sk *Sock) {
 // receiver's wait; then wake with EPOLLIN. active, when not nil, is a
 // waitqueue_active() value loaded earlier (mutSpliceWakeNoBarrier).
 func (k *kernel) spliceWakeSync(sk *Sock, active *bool) {
+	k.reach(fnSpliceWakeSync)
 	if active == nil {
 		k.yieldCur("splice_wake_sync: after smp_mb, before waitqueue_active")
 		a := sk.Wq.Len() > 0
@@ -228,6 +238,7 @@ func (k *kernel) spliceWakeSync(sk *Sock, active *bool) {
 // RFC bpf-next 2026-06): the sendmsg of TCP_BPF_BASE (and RX) sockets.
 // Bytes splice_send_ring did not take go through tcp_sendmsg.
 func (k *kernel) tcpBpfSpliceSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+	k.reach(fnTcpBpfSpliceSendmsg)
 	if k.prof.SpliceSeq {
 		return k.spliceSeqSendmsg(t, sk, src, flags)
 	}
@@ -258,6 +269,7 @@ func (k *kernel) tcpBpfSpliceSendmsg(t *Task, sk *Sock, src *srcIter, flags int)
 // sk_receive_queue is empty and the ring has space; wake the peer once
 // at the end. It returns the bytes it took (the rest goes to TCP).
 func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, flags int) int {
+	k.reach(fnSpliceSendRing)
 	_ = flags // unused in the RFC too (the CI bot's review of patch 1)
 	self := p.Splice
 	if self == nil {
@@ -318,6 +330,7 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 //
 // Precondition: the caller holds s.RingRef.
 func (k *kernel) spliceRingWrite(sender *Sock, s *SkPsockSplice, src *srcIter, size int) int {
+	k.reach(fnSpliceRingWrite)
 	if s.freed || s.Ring == nil {
 		panic("model: splice_ring_write into a freed ring")
 	}
@@ -361,6 +374,7 @@ var mutRingCachedHeadStale = registerMutation("ring-cached-head-stale",
 // read may stop at the cached head: a second read then loads Head, so a
 // call returns every byte published before it, as the RFC's does.
 func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
+	k.reach(fnSpliceRingRead)
 	r := s.Ring
 	if r == nil || size <= 0 {
 		return 0
@@ -404,12 +418,14 @@ func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 
 // spliceRingHasData mirrors splice_ring_has_data().
 func spliceRingHasData(s *SkPsockSplice) bool {
+	reach(fnSpliceRingHasData)
 	return s.Ring != nil && s.Ring.HasData()
 }
 
 // spliceRecvReady mirrors splice_recv_ready(): the receiver's wake
 // condition.
 func spliceRecvReady(sk *Sock, s *SkPsockSplice) bool {
+	sk.k.reach(fnSpliceRecvReady)
 	return spliceRingHasData(s) || !sk.SkReceiveQueue.empty() || sk.SkErr != 0 ||
 		sk.SkShutdown&rcvShutdown != 0 || s.Peer == nil
 }
@@ -419,6 +435,7 @@ func spliceRecvReady(sk *Sock, s *SkPsockSplice) bool {
 // cpu_relax() is a yield point and costs a microsecond of virtual time.
 // Unlike Linux, there are no signals.
 func (k *kernel) spliceBusyLoop(t *Task, sk *Sock, ready func() bool) {
+	k.reach(fnSpliceBusyLoop)
 	if sk.SkLlUsec <= 0 {
 		return
 	}
@@ -442,6 +459,7 @@ var (
 // tcpBpfIsReadable mirrors tcp_bpf_is_readable(): poll's view of a paired
 // socket: ring data (splice_ring_has_data), else ingress_msg.
 func tcpBpfIsReadable(sk *Sock) bool {
+	sk.k.reach(fnTcpBpfIsReadable)
 	p := skPsock(sk)
 	if p == nil {
 		return false
@@ -478,6 +496,7 @@ func (k *kernel) tcpBpfSpliceRecvDispatch(t *Task, sk *Sock, p *SkPsock, dst *io
 // the sender publishes. MSG_PEEK returns 0 at once (ring bytes are
 // invisible to it). Unlike Linux, there are no signals.
 func (k *kernel) tcpBpfSpliceRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, flags int) (int, syscall.Errno) {
+	k.reach(fnTcpBpfSpliceRecvmsg)
 	if flags&msgPeek != 0 {
 		return 0, errOK
 	}
@@ -523,6 +542,7 @@ func (k *kernel) tcpBpfSpliceRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter
 // each side keeps a psock reference on the other. The KF_RELEASE
 // reference on peer (the sockhash lookup's) is consumed on every path.
 func (k *kernel) bpfSockSplicePair(sk, peer *Sock) syscall.Errno {
+	k.reach(fnBpfSockSplicePair)
 	if sk == nil || peer == nil || sk == peer {
 		return errEINVAL
 	}
@@ -568,6 +588,7 @@ func (k *kernel) bpfSockSplicePair(sk, peer *Sock) syscall.Errno {
 // model has no TCP repair mode and no urgent data, so those checks never
 // fail.
 func spliceValidate(a, b *Sock) syscall.Errno {
+	a.k.reach(fnSpliceValidate)
 	ok := func(st TCPState) bool { return st == TCPEstablished || st == TCPSynRecv }
 	if !ok(a.State) || !ok(b.State) {
 		return errEINVAL
@@ -584,6 +605,7 @@ func spliceValidate(a, b *Sock) syscall.Errno {
 // the put of the psock being dropped would underflow its refcount, which
 // the model reports.
 func (k *kernel) tcpBpfSpliceUnpair(p *SkPsock) {
+	k.reach(fnTcpBpfSpliceUnpair)
 	self := p.Splice
 	if self == nil {
 		return
@@ -622,6 +644,7 @@ func (k *kernel) tcpBpfSpliceUnpair(p *SkPsock) {
 // sk_psock_destroy(): kill the ring_ref; the release frees the ring once
 // no sender holds it.
 func (k *kernel) tcpBpfSpliceDestroy(p *SkPsock) {
+	k.reach(fnTcpBpfSpliceDestroy)
 	if s := p.Splice; s != nil && !s.RingRef.dead {
 		if s.RingRef.kill() {
 			k.splice.killedInFlight++

@@ -74,6 +74,7 @@ func (k *kernel) tcpBpfSpliceReadFor(config int) func(t *Task, sk *Sock, pipe *P
 // O_NONBLOCK) into freshly allocated pages, then queue one
 // default_pipe_buf_ops buffer per page filled. -EFAULT becomes -EAGAIN.
 func (k *kernel) copySpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno) {
+	k.reach(fnCopySpliceRead)
 	length = min(length, max(pipe.MaxUsage-pipe.occupancy(), 0)*PageSize)
 	if length == 0 {
 		return 0, errOK

@@ -34,6 +34,7 @@ func (r *RefTCP) WriteSeq(sk *Sock) uint32 { return tcpSk(sk).WriteSeq }
 // module/splice_proto.c): TCP until the pair is installed, then freeze
 // ring_seq at the first ring write and send through the ring only.
 func (k *kernel) spliceSeqSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+	k.reach(fnSpliceSeqSendmsg)
 	p := skPsockGet(sk)
 	if p == nil {
 		return k.tcpProt().Sendmsg(t, sk, src, flags)
@@ -55,6 +56,7 @@ func (k *kernel) spliceSeqSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (i
 // write, blocking on a full ring (-EAGAIN with MSG_DONTWAIT); a gone pair
 // or SEND_SHUTDOWN is -EPIPE, an error is -sk_err.
 func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *srcIter, flags int) (int, syscall.Errno) {
+	k.reach(fnSpliceSeqSendRing)
 	to := maxTimeout // sock_sndtimeo: the model has no SO_SNDTIMEO
 	if flags&msgDontwait != 0 {
 		to = 0
@@ -109,6 +111,7 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *
 // spliceSendReady mirrors the module's splice_send_ready(): the sender
 // can go on (ring space) or must stop (pair gone, error, shutdown).
 func spliceSendReady(sk *Sock, self *SkPsockSplice) bool {
+	sk.k.reach(fnSpliceSendReady)
 	p := self.Peer
 	return p == nil || sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 ||
 		p.Splice != nil && p.Splice.Ring != nil && p.Splice.Ring.Space() > 0
@@ -126,6 +129,7 @@ var (
 // are next in stream order (the peer switched to the ring and copied_seq
 // reached its ring_seq), or eof allows flushing them.
 func (k *kernel) spliceSeqRingReady(sk *Sock, s *SkPsockSplice, eof bool) bool {
+	k.reach(fnSpliceSeqRingReady)
 	peer := s.Peer
 	if peer == nil || !spliceRingHasData(s) || peer.Splice == nil || !peer.Splice.RingActive {
 		return false
@@ -139,6 +143,7 @@ func (k *kernel) spliceSeqRingReady(sk *Sock, s *SkPsockSplice, eof bool) bool {
 
 // spliceSeqDeliverable mirrors splice_recv_deliverable().
 func (k *kernel) spliceSeqDeliverable(sk *Sock, s *SkPsockSplice) bool {
+	k.reach(fnSpliceSeqDeliverable)
 	return !sk.SkReceiveQueue.empty() || k.spliceSeqRingReady(sk, s, false)
 }
 
@@ -148,6 +153,7 @@ func (k *kernel) spliceSeqDeliverable(sk *Sock, s *SkPsockSplice) bool {
 // nothing is deliverable. MSG_PEEK, and the TCP path, go to the base
 // proto's recvmsg (tcp_bpf_recvmsg: the psock's ingress_msg, then TCP).
 func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, flags int) (int, syscall.Errno) {
+	k.reach(fnSpliceSeqRecvmsg)
 	// splice_base_recvmsg: the recvmsg of the proto the module cloned,
 	// the socket's tcp_bpf proto (a pair needs psocks): ingress_msg
 	// first, then TCP.
@@ -225,12 +231,14 @@ func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, f
 
 // spliceSeqRecvReady mirrors the module's splice_recv_ready().
 func (k *kernel) spliceSeqRecvReady(sk *Sock, s *SkPsockSplice) bool {
+	k.reach(fnSpliceSeqRecvReady)
 	return k.spliceSeqDeliverable(sk, s) || sk.SkErr != 0 || sk.SkShutdown&rcvShutdown != 0 || s.Peer == nil
 }
 
 // spliceSeqIsReadable mirrors splice_prot_is_readable(): ring bytes count
 // once they are next in stream order; else the base readability.
 func spliceSeqIsReadable(sk *Sock) bool {
+	sk.k.reach(fnSpliceSeqIsReadable)
 	p := skPsock(sk)
 	if p == nil {
 		return false

@@ -47,6 +47,8 @@ type Stats struct {
 	// Done lists the op indexes in the order the ops completed (ops in
 	// other threads may complete out of trace order).
 	Done []int
+	// Coverage is the set of mirrored kernel functions the run reached.
+	Coverage Coverage
 }
 
 // InFlightRingWrite returns the first ring write made while TCP payload

@@ -34,12 +34,14 @@ type strparser struct {
 
 // skPsockInitStrp mirrors sk_psock_init_strp() → strp_init().
 func (k *kernel) skPsockInitStrp(sk *Sock, p *SkPsock) {
+	k.reach(fnSkPsockInitStrp)
 	p.strp = &strparser{psock: p, sk: sk, copiedSeq: k.tcp.CopiedSeq(sk)}
 	p.State |= skPsockRxStrpEnabled
 }
 
 // skPsockStartStrp mirrors sk_psock_start_strp().
 func (k *kernel) skPsockStartStrp(sk *Sock, p *SkPsock) {
+	k.reach(fnSkPsockStartStrp)
 	if p.SavedDataReady != nil {
 		return
 	}
@@ -50,6 +52,7 @@ func (k *kernel) skPsockStartStrp(sk *Sock, p *SkPsock) {
 
 // skPsockStopStrp mirrors sk_psock_stop_strp().
 func (k *kernel) skPsockStopStrp(sk *Sock, p *SkPsock) {
+	k.reach(fnSkPsockStopStrp)
 	p.Progs.StreamParser = nil
 	if p.SavedDataReady == nil {
 		return
@@ -63,6 +66,7 @@ func (k *kernel) skPsockStopStrp(sk *Sock, p *SkPsock) {
 
 // strpDone mirrors strp_done(): free the message being assembled.
 func (k *kernel) strpDone(s *strparser) {
+	k.reach(fnStrpDone)
 	s.stopped = true
 	if s.head != nil {
 		k.freeSkb(s.head)
@@ -79,6 +83,7 @@ var mutStrpNeedBytesOffByOne = registerMutation("strp-need-bytes-off-by-one",
 // strp_data_ready(): parse at once, or from the strparser work when a
 // task owns the socket.
 func (k *kernel) skPsockStrpDataReady(sk *Sock) {
+	k.reach(fnSkPsockStrpDataReady)
 	p := skPsock(sk)
 	if p == nil || p.strp == nil {
 		return
@@ -111,6 +116,7 @@ func (k *kernel) skPsockStrpDataReady(sk *Sock) {
 // bytes passed to sk's own ingress queue, which tcp_bpf_recvmsg_parser
 // accounts when it reads them.
 func (k *kernel) strpReadSock(s *strparser) {
+	k.reach(fnStrpReadSock)
 	sk := s.sk
 	s.ingressBytes = 0
 	desc := &ReadDesc{Count: 1} // "give more than one skb per call"
@@ -132,6 +138,7 @@ func (k *kernel) strpReadSock(s *strparser) {
 // progress and aborts, and the bytes of this skb not yet part of a
 // complete message are not eaten, so they stay on sk_receive_queue.
 func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int) int {
+	k.reach(fnStrpRecv)
 	if s.stopped {
 		return 0
 	}
@@ -215,6 +222,7 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 // startTimer mirrors strp_start_timer(): a message that is not complete
 // within the socket's SO_RCVTIMEO aborts the parser.
 func (s *strparser) startTimer() {
+	s.sk.k.reach(fnStrparserStartTimer)
 	to := s.sk.SkRcvtimeo
 	if to == 0 || to == maxTimeout {
 		return
@@ -232,6 +240,7 @@ func (s *strparser) startTimer() {
 // strpAbort mirrors strp_abort_strp(): stop parsing and report the error
 // on the socket.
 func (k *kernel) strpAbort(s *strparser, err syscall.Errno) {
+	k.reach(fnStrpAbort)
 	s.stopped = true
 	s.sk.SkErr = err
 	s.sk.SkErrorReport(s.sk)
@@ -240,6 +249,7 @@ func (k *kernel) strpAbort(s *strparser, err syscall.Errno) {
 // skPsockStrpRead mirrors sk_psock_strp_read(): the verdict for one parsed
 // message.
 func (k *kernel) skPsockStrpRead(s *strparser, skb *SkBuff) {
+	k.reach(fnSkPsockStrpRead)
 	sk := s.sk
 	p := skPsock(sk)
 	if p == nil {

@@ -182,6 +182,7 @@ func (r *RefTCP) releaseCb(tp *tcpSock) {
 // segment), the ACK processed at release_sock (tcp_data_snd_check with
 // tp->nonagle) sends it; otherwise it goes now.
 func (r *RefTCP) tcpPush(tp *tcpSock, flags int) {
+	r.k.reach(fnRefTCPTcpPush)
 	if len(tp.writeQueue) == 0 {
 		return
 	}
@@ -224,6 +225,7 @@ func (tp *tcpSock) queuedBytes() int { return int(tp.WriteSeq - tp.SndUna) }
 // transmit queued skbs while the peer's window allows, splitting the
 // first skb that does not fit (tso_fragment), then the FIN.
 func (r *RefTCP) xmitPending(tp *tcpSock) {
+	r.k.reach(fnRefTCPXmitPending)
 	if tp.peer == nil {
 		return
 	}
@@ -280,6 +282,7 @@ func (r *RefTCP) sendAck(tp *tcpSock) {
 
 // sendReset mirrors tcp_send_active_reset(): a RST at snd_nxt.
 func (r *RefTCP) sendReset(tp *tcpSock) {
+	r.k.reach(fnRefTCPSendReset)
 	if tp.peer == nil {
 		return
 	}
@@ -290,6 +293,7 @@ func (r *RefTCP) sendReset(tp *tcpSock) {
 // tcp_rcv_established, in softirq context. A segment for a socket that is
 // unhashed draws a RST (tcp_v4_send_reset), unless it is one.
 func (r *RefTCP) rcv(tp *tcpSock, seg segment) {
+	r.k.reach(fnRefTCPRcv)
 	sk := tp.sk
 	if tp.unhashed {
 		if seg.skb != nil {
@@ -314,6 +318,7 @@ func (r *RefTCP) rcv(tp *tcpSock, seg segment) {
 
 // rcvTimewait mirrors tcp_timewait_state_process().
 func (r *RefTCP) rcvTimewait(tp *tcpSock, seg segment) {
+	r.k.reach(fnRefTCPRcvTimewait)
 	if seg.skb != nil {
 		defer r.k.freeSkb(seg.skb)
 	}
@@ -349,6 +354,7 @@ func (r *RefTCP) rcvTimewait(tp *tcpSock, seg segment) {
 // processing with the FIN_WAIT1/CLOSING/LAST_ACK transitions, then the
 // segment text (tcp_data_queue), then the FIN.
 func (r *RefTCP) rcvStateProcess(tp *tcpSock, seg segment) {
+	r.k.reach(fnRefTCPRcvStateProcess)
 	sk := tp.sk
 	if seg.rst {
 		if sk.State == TCPClose {
@@ -389,6 +395,7 @@ func (r *RefTCP) rcvStateProcess(tp *tcpSock, seg segment) {
 // tcp_queue_rcv (coalescing with the tail), rcv_nxt, tcp_fin, then
 // tcp_data_ready.
 func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
+	r.k.reach(fnRefTCPDataQueue)
 	sk := tp.sk
 	if skb.Seq != tp.RcvNxt {
 		// Cannot happen on the model's in-order wire.
@@ -422,6 +429,7 @@ func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
 // segment into the tail's linear tailroom, or steal a page-backed head,
 // neither of which the model has.
 func (k *kernel) tcpQueueRcv(sk *Sock, skb *SkBuff) {
+	k.reach(fnTcpQueueRcv)
 	if tail := sk.SkReceiveQueue.peekTail(); tail != nil &&
 		tail.EndSeq == skb.Seq && tail.TCPFlags&tcphdrFIN == 0 &&
 		!tail.BpfStrparser && !tail.hasLinear() && !skb.hasLinear() &&
@@ -450,6 +458,7 @@ func (r *RefTCP) DataReady(sk *Sock) {
 
 // tcpFin mirrors tcp_fin().
 func (r *RefTCP) tcpFin(tp *tcpSock) {
+	r.k.reach(fnRefTCPTcpFin)
 	sk := tp.sk
 	sk.SkShutdown |= rcvShutdown
 	sk.SockDone = true
@@ -470,6 +479,7 @@ func (r *RefTCP) tcpFin(tp *tcpSock) {
 // tcpAck mirrors the parts of tcp_ack() and tcp_rcv_state_process()
 // step 5 that a loopback connection exercises.
 func (r *RefTCP) tcpAck(tp *tcpSock, ack uint32) {
+	r.k.reach(fnRefTCPTcpAck)
 	sk := tp.sk
 	if int32(ack-tp.SndUna) > 0 && int32(ack-tp.SndNxt) <= 0 {
 		tp.SndUna = ack
@@ -510,6 +520,7 @@ func (r *RefTCP) tcpAck(tp *tcpSock, ack uint32) {
 // connection and the full socket is done (a user still holding it sees
 // CLOSE).
 func (r *RefTCP) timeWait(tp *tcpSock, substate TCPState) {
+	r.k.reach(fnRefTCPTimeWait)
 	tw := &tcpSock{sk: tp.sk, peer: tp.peer, RcvNxt: tp.RcvNxt, SndNxt: tp.SndNxt,
 		SndUna: tp.SndUna, WriteSeq: tp.WriteSeq, tw: true, twSubstate: substate}
 	if tp.peer != nil {
@@ -533,6 +544,7 @@ func (r *RefTCP) ExpireOrphans() {
 // tcpDone mirrors tcp_done(): CLOSE, SHUTDOWN_MASK, wake the user (or
 // destroy an orphan).
 func (r *RefTCP) tcpDone(tp *tcpSock) {
+	r.k.reach(fnRefTCPTcpDone)
 	tp.unhashed = true
 	if tcpDoneSock(tp.sk) {
 		r.destroy(tp)
@@ -541,12 +553,14 @@ func (r *RefTCP) tcpDone(tp *tcpSock) {
 
 // destroy mirrors inet_csk_destroy_sock(): free what the socket holds.
 func (r *RefTCP) destroy(tp *tcpSock) {
+	r.k.reach(fnRefTCPDestroy)
 	r.k.purgeReceiveQueue(tp.sk)
 	r.writeQueuePurge(tp)
 }
 
 // tcpReset mirrors tcp_reset() and tcp_done_with_error().
 func (r *RefTCP) tcpReset(tp *tcpSock) {
+	r.k.reach(fnRefTCPTcpReset)
 	sk := tp.sk
 	err, ok := tcpResetErr(sk.State, errECONNRESET)
 	if !ok {
@@ -562,6 +576,7 @@ func (r *RefTCP) tcpReset(tp *tcpSock) {
 
 // writeQueuePurge mirrors tcp_write_queue_purge().
 func (r *RefTCP) writeQueuePurge(tp *tcpSock) {
+	r.k.reach(fnRefTCPWriteQueuePurge)
 	for _, skb := range tp.writeQueue {
 		r.k.pages.kfreeSkb(skb)
 	}
@@ -629,6 +644,7 @@ func (r *RefTCP) CleanupRbuf(sk *Sock) {
 
 // skStreamError mirrors sk_stream_error().
 func skStreamError(sk *Sock, err syscall.Errno) syscall.Errno {
+	sk.k.reach(fnSkStreamError)
 	if err == errEPIPE {
 		if e := sk.sockError(); e != 0 {
 			return e
@@ -641,6 +657,7 @@ func skStreamError(sk *Sock, err syscall.Errno) syscall.Errno {
 // sk_stream_wait_connect for states other than ESTABLISHED and
 // CLOSE_WAIT, then sk_err and SEND_SHUTDOWN.
 func (r *RefTCP) sendPrologue(sk *Sock) syscall.Errno {
+	r.k.reach(fnRefTCPSendPrologue)
 	if sk.State != TCPEstablished && sk.State != TCPCloseWait {
 		// sk_stream_wait_connect.
 		if sk.SkErr != 0 {
@@ -795,6 +812,7 @@ func (r *RefTCP) Shutdown(t *Task, sk *Sock, how int) {
 // closeState mirrors tcp_close_state(): the state after a close, and
 // whether a FIN must be sent.
 func (r *RefTCP) closeState(sk *Sock) bool {
+	r.k.reach(fnRefTCPCloseState)
 	old := sk.State
 	fin := tcpCloseState(sk)
 	if sk.State == TCPClose && old != TCPClose {
@@ -806,6 +824,7 @@ func (r *RefTCP) closeState(sk *Sock) bool {
 // sendFin mirrors tcp_send_fin(): the FIN rides on the last untransmitted
 // skb, or goes alone.
 func (r *RefTCP) sendFin(tp *tcpSock) {
+	r.k.reach(fnRefTCPSendFin)
 	tp.finQueued = true
 	if n := len(tp.writeQueue); n > 0 {
 		tail := tp.writeQueue[n-1]
@@ -866,6 +885,7 @@ func (r *RefTCP) Close(t *Task, sk *Sock) {
 
 // disconnect mirrors tcp_disconnect() as SO_LINGER{1,0} close uses it.
 func (r *RefTCP) disconnect(tp *tcpSock) {
+	r.k.reach(fnRefTCPDisconnect)
 	sk := tp.sk
 	old := sk.State
 	sk.State = TCPClose
@@ -891,6 +911,7 @@ func (r *RefTCP) disconnect(tp *tcpSock) {
 
 // tcpIoctl mirrors tcp_ioctl() for SIOCINQ.
 func (k *kernel) tcpIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
+	k.reach(fnTcpIoctl)
 	if cmd != siocinq {
 		return 0, errENOPROTOOPT
 	}
@@ -902,6 +923,7 @@ func (k *kernel) tcpIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
 
 // tcpPoll mirrors tcp_poll() (net/ipv4/tcp.c, v6.18).
 func (k *kernel) tcpPoll(sk *Sock) uint32 {
+	k.reach(fnTcpPoll)
 	var mask uint32
 	state := sk.State
 	shutdown := sk.SkShutdown
@@ -937,6 +959,7 @@ func (k *kernel) tcpPoll(sk *Sock) uint32 {
 
 // tcpStreamIsReadable mirrors tcp_stream_is_readable().
 func (k *kernel) tcpStreamIsReadable(sk *Sock, target int) bool {
+	k.reach(fnTcpStreamIsReadable)
 	if k.tcp.EpollinReady(sk, target) {
 		return true
 	}

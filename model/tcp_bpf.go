@@ -17,6 +17,7 @@ var tcpBpfConfigNames = [...]string{"tcp_bpf_base", "tcp_bpf_tx", "tcp_bpf_rx", 
 // ioctl replaced; TX adds sendmsg; RX and TXRX read through the parser
 // variant of recvmsg.
 func (k *kernel) tcpBpfProto(base *Proto, config int) *Proto {
+	k.reach(fnTcpBpfProto)
 	p := *base
 	p.Name = tcpBpfConfigNames[config]
 	p.Close = k.sockMapClose
@@ -50,6 +51,7 @@ func (k *kernel) tcpBpfProto(base *Proto, config int) *Proto {
 // tcpBpfUpdateProto mirrors tcp_bpf_update_proto(sk, psock, false): pick
 // the proto by the psock's programs.
 func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
+	k.reach(fnTcpBpfUpdateProto)
 	config := tcpBpfBase
 	if p.Progs.MsgParser != nil {
 		config = tcpBpfTx
@@ -69,6 +71,7 @@ func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
 // the bytes on the psock's ingress_msg (msg_tot_len) and nothing of
 // sk_receive_queue.
 func (k *kernel) tcpBpfIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
+	k.reach(fnTcpBpfIoctl)
 	if cmd != siocinq {
 		return k.tcpIoctl(t, sk, cmd)
 	}
@@ -120,6 +123,7 @@ var (
 // readers. The pages move with the elements; an element split between
 // the two messages gets a second page reference.
 func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyBytes int) syscall.Errno {
+	k.reach(fnBpfTCPIngress)
 	apply := applyBytes != 0
 	tmp := &SkMsg{} // kzalloc: no end marker
 	sk.lockSock(t)
@@ -170,6 +174,7 @@ func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyB
 //
 // Precondition: the caller owns sk.
 func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, flags int) syscall.Errno {
+	k.reach(fnTcpBpfPushLocked)
 	apply := applyBytes != 0
 	for {
 		sge := msg.elem(msg.Sg.Start)
@@ -218,6 +223,7 @@ func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, fla
 // tcpBpfSendmsgRedir mirrors tcp_bpf_sendmsg_redir(): ingress into the
 // target's psock, or push out of the target.
 func (k *kernel) tcpBpfSendmsgRedir(t *Task, sk *Sock, ingress bool, msg *SkMsg, bytes, flags int) syscall.Errno {
+	k.reach(fnTcpBpfSendmsgRedir)
 	p := skPsockGet(sk)
 	if p == nil {
 		return errEPIPE
@@ -239,6 +245,7 @@ func (k *kernel) tcpBpfSendmsgRedir(t *Task, sk *Sock, ingress bool, msg *SkMsg,
 // skPsockMsgVerdict mirrors sk_psock_msg_verdict(): run the sk_msg verdict
 // and record apply_bytes and the redirect target in the psock.
 func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
+	k.reach(fnSkPsockMsgVerdict)
 	prog := p.Progs.MsgParser
 	if prog == nil {
 		return skPassV
@@ -262,6 +269,7 @@ func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
 
 // skMsgApplyBytes mirrors sk_msg_apply_bytes().
 func (k *kernel) skMsgApplyBytes(p *SkPsock, bytes int) {
+	k.reach(fnSkMsgApplyBytes)
 	if p.ApplyBytes != 0 {
 		if bytes > p.ApplyBytes {
 			p.ApplyBytes = 0
@@ -278,6 +286,7 @@ func (k *kernel) skMsgApplyBytes(p *SkPsock, bytes int) {
 // Precondition: the caller owns sk. The socket lock is dropped around a
 // redirect, as in the kernel.
 func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, copied *int, flags int) syscall.Errno {
+	k.reach(fnTcpBpfSendVerdictLocked)
 	enospc := msg.full()
 	delta := 0
 	eval := skNoneV
@@ -374,6 +383,7 @@ func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkM
 // copy the user's data into an sk_msg (or the cork), account cork_bytes,
 // and hand it to the verdict.
 func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+	k.reach(fnTcpBpfSendmsg)
 	p := skPsockGet(sk)
 	if p != nil && k.mutated(mutSenderNoPsockRef) {
 		p.Refcnt-- // as if sk_psock(sk) had been used without a reference
@@ -463,6 +473,7 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 //
 // Precondition: the caller owns sk.
 func (k *kernel) tcpMsgWaitDataLocked(t *Task, sk *Sock, p *SkPsock, to timeo) bool {
+	k.reach(fnTcpMsgWaitDataLocked)
 	if sk.SkShutdown&rcvShutdown != 0 {
 		return true
 	}
@@ -490,6 +501,7 @@ func msgWaitWhy(sk *Sock, p *SkPsock) string {
 // isNextMsgFin mirrors is_next_msg_fin(): the next ingress message is the
 // empty message of a FIN skb.
 func isNextMsgFin(p *SkPsock) bool {
+	p.Sk.k.reach(fnIsNextMsgFin)
 	m := p.skPsockPeekMsg()
 	if m == nil {
 		return false
@@ -502,6 +514,7 @@ func isNextMsgFin(p *SkPsock) bool {
 // v6.18.y): the recvmsg of sockets with a stream verdict (tcpBpfReadParser
 // with the copy actor).
 func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+	k.reach(fnTcpBpfRecvmsgParser)
 	return k.tcpBpfReadParser(t, sk, dst, flags, flags&msgDontwait != 0, func() (int, syscall.Errno) {
 		return k.tcp.Recvmsg(t, sk, dst, flags)
 	})
@@ -516,6 +529,7 @@ func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int)
 // own stream. nonblock selects the timeout (sock_rcvtimeo); noPsock reads
 // a socket whose psock went away.
 func (k *kernel) tcpBpfReadParser(t *Task, sk *Sock, dst msgReader, flags int, nonblock bool, noPsock func() (int, syscall.Errno)) (int, syscall.Errno) {
+	k.reach(fnTcpBpfReadParser)
 	peek := flags&msgPeek != 0
 	if dst.left() == 0 {
 		return 0, errOK
@@ -597,6 +611,7 @@ out:
 // whose psock has no stream verdict (tcpBpfRead with the copy actor, after
 // the loopback splice RFC's receive path where that profile applies).
 func (k *kernel) tcpBpfRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+	k.reach(fnTcpBpfRecvmsg)
 	if dst.left() == 0 {
 		return 0, errOK
 	}

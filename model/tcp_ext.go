@@ -195,6 +195,7 @@ func (x *extTCP) heldFor(sk *Sock) (segs, bytes int) {
 // the next "kworker" picks. It mirrors the driver's receive and
 // napi_schedule() (net/core/dev.c, v6.18) of one segment.
 func (x *extTCP) deliverOne() {
+	x.k.reach(fnExtTCPDeliverOne)
 	if x.broken {
 		return
 	}
@@ -423,6 +424,7 @@ func (x *extTCP) rxLimit(xs *extSock, all bool) {
 // rule only to endpoints it was told are shut for reading, which the
 // bridge never does (see extTCP).
 func (x *extTCP) abortOnData(xs *extSock) {
+	x.k.reach(fnExtTCPAbortOnData)
 	x.tcpReset(xs, errECONNRESET)
 	xs.closed = true
 	if err := xs.ep.Close(true); err != nil {
@@ -437,6 +439,7 @@ func (x *extTCP) abortOnData(xs *extSock) {
 // buffer a driver fills, here from the kworker's page frag), rx
 // copybreak, then tcp_queue_rcv's coalescing.
 func (x *extTCP) queueData(xs *extSock, p []byte) {
+	x.k.reach(fnExtTCPQueueData)
 	sk := xs.sk
 	pf := &x.k.s.kernelTask.frag
 	skb := &SkBuff{Seq: xs.RcvNxt}
@@ -464,6 +467,7 @@ func (x *extTCP) queueData(xs *extSock, p []byte) {
 // it into the tail skb as tcp_try_coalesce does), RCV_SHUTDOWN and
 // SOCK_DONE are set; the state is the endpoint's (syncState).
 func (x *extTCP) tcpFin(xs *extSock) {
+	x.k.reach(fnExtTCPTcpFin)
 	sk := xs.sk
 	skb := &SkBuff{Seq: xs.RcvNxt, EndSeq: xs.RcvNxt + 1, TCPFlags: tcphdrFIN}
 	xs.RcvNxt++
@@ -481,6 +485,7 @@ func (x *extTCP) tcpFin(xs *extSock) {
 // by the state the reset found, tcp_done, sk_error_report. Bytes already
 // queued stay readable, as on Linux.
 func (x *extTCP) tcpReset(xs *extSock, e syscall.Errno) {
+	x.k.reach(fnExtTCPTcpReset)
 	sk := xs.sk
 	xs.reset = true
 	if e != errECONNRESET && e != errEPIPE && e != errETIMEDOUT {
@@ -500,13 +505,17 @@ func (x *extTCP) tcpReset(xs *extSock, e syscall.Errno) {
 // tcpDone mirrors tcp_done(): CLOSE, SHUTDOWN_MASK, sk_state_change (or,
 // for an orphan, inet_csk_destroy_sock).
 func (x *extTCP) tcpDone(xs *extSock) {
+	x.k.reach(fnExtTCPTcpDone)
 	if tcpDoneSock(xs.sk) {
 		x.destroy(xs)
 	}
 }
 
 // destroy mirrors inet_csk_destroy_sock(): free what the socket holds.
-func (x *extTCP) destroy(xs *extSock) { x.k.purgeReceiveQueue(xs.sk) }
+func (x *extTCP) destroy(xs *extSock) {
+	x.k.reach(fnExtTCPDestroy)
+	x.k.purgeReceiveQueue(xs.sk)
+}
 
 // linuxState is the model state for the endpoint's state name.
 //
@@ -595,6 +604,7 @@ const extSendChunk = tcpSizeGoal
 // sendPrologue mirrors the checks at the top of tcp_sendmsg_locked (see
 // RefTCP.sendPrologue).
 func (x *extTCP) sendPrologue(sk *Sock) syscall.Errno {
+	x.k.reach(fnExtTCPSendPrologue)
 	if sk.State != TCPEstablished && sk.State != TCPCloseWait {
 		if sk.SkErr != 0 {
 			return sk.sockError()

@@ -135,6 +135,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 
 // tcpEatRecvSkb mirrors tcp_eat_recv_skb(): unlink and free a consumed skb.
 func (k *kernel) tcpEatRecvSkb(sk *Sock, skb *SkBuff) {
+	k.reach(fnTcpEatRecvSkb)
 	sk.SkReceiveQueue.unlink(skb)
 	k.freeSkb(skb)
 }
@@ -142,6 +143,7 @@ func (k *kernel) tcpEatRecvSkb(sk *Sock, skb *SkBuff) {
 // tcpReadSock mirrors tcp_read_sock() (net/ipv4/tcp.c, v6.18) for
 // TCP.ReadSock.
 func (k *kernel) tcpReadSock(tr rcvTransport, sk *Sock, cursor *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
+	k.reach(fnTcpReadSock)
 	noack := cursor != nil
 	if cursor == nil {
 		cursor = tr.copiedSeqPtr(sk)
@@ -201,6 +203,7 @@ func (k *kernel) tcpReadSock(tr rcvTransport, sk *Sock, cursor *uint32, desc *Re
 // tcpRecvSkb mirrors tcp_recv_skb(): the skb holding seq, eating skbs that
 // were fully consumed (or hold nothing but a FIN before it).
 func (k *kernel) tcpRecvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
+	k.reach(fnTcpRecvSkb)
 	for {
 		skb := sk.SkReceiveQueue.peek()
 		if skb == nil {
@@ -221,6 +224,7 @@ func (k *kernel) tcpRecvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
 // tcpReadSkb mirrors tcp_read_skb() (net/ipv4/tcp.c, v6.18): it unlinks every queued
 // skb (charged to sk) and hands it to actor, stopping after a FIN.
 func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
+	k.reach(fnTcpReadSkb)
 	if sk.State == TCPListen {
 		return -int(errENOTCONN)
 	}

@@ -12,6 +12,7 @@ import "syscall"
 // finds: ECONNREFUSED in SYN_SENT, EPIPE in CLOSE_WAIT, e otherwise. In
 // CLOSE a reset does nothing (ok is false).
 func tcpResetErr(state TCPState, e syscall.Errno) (err syscall.Errno, ok bool) {
+	reach(fnTcpResetErr)
 	switch state {
 	case TCPSynSent:
 		return syscall.ECONNREFUSED, true
@@ -39,6 +40,7 @@ func tcpDoneSock(sk *Sock) (orphan bool) {
 // tcpCloseState mirrors tcp_close_state(): the state after a close or
 // shutdown(SHUT_WR), and whether a FIN goes out.
 func tcpCloseState(sk *Sock) bool {
+	sk.k.reach(fnTcpCloseState)
 	switch sk.State {
 	case TCPEstablished, TCPSynRecv:
 		sk.State = TCPFinWait1

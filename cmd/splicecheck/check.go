@@ -58,6 +58,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	outDir := fs.String("out", "out/check", "directory for counterexample traces")
 	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see --mutate list")
 	diff := fs.String("diff", "", "also run every trace on this backend (kernel) and check that it agrees")
+	coverage := fs.Bool("coverage", false, "also list, per profile, the mirrored kernel functions its campaign did not reach")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -120,7 +121,13 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return printCheckTable(e, profiles, outs, len(mutations) > 0 || c.Reference != nil)
+	err = printCheckTable(e, profiles, outs, len(mutations) > 0 || c.Reference != nil)
+	if *coverage {
+		if cerr := printUnreached(e.stdout, outs); cerr != nil {
+			return cerr
+		}
+	}
+	return err
 }
 
 // progressLine returns a Progress callback that redraws one status line
@@ -194,6 +201,7 @@ func printCheckTable(e *env, profiles []string, outs []fuzz.Outcome, withRef boo
 		}
 		fmt.Fprintln(tw)
 	}
+	printCoverageRow(tw, canon, outs)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
