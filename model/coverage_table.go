@@ -58,7 +58,7 @@ const (
 	fnSkbSendSock                        // skb_send_sock
 	fnTaskWaitWoken                      // wait_woken
 	fnSkBuffSkbGet                       // skb_get
-	fnSkBuffCopyBits                     // skb_copy_bits
+	fnSkBuffCopyBitsInto                 // skb_copy_bits
 	fnSkbLinearize                       // skb_linearize
 	fnRxCopybreak                        // napi_alloc_skb
 	fnSkMsgIterVarNext                   // sk_msg_iter_var_next
@@ -92,7 +92,7 @@ const (
 	fnFreeSkb                            // kfree_skb
 	fnSockInetRelease                    // inet_release
 	fnInetShutdown                       // inet_shutdown
-	fnIovIterCopyIn                      // copy_to_iter
+	fnIovIterCopyInTagged                // copy_to_iter
 	fnSrcIterLeft                        // msg_data_left
 	fnSrcIterRevert                      // iov_iter_revert
 	fnSkStreamWaitMemoryLocked           // sk_stream_wait_memory
@@ -229,7 +229,7 @@ var leafFns = [...]Fn{
 	fnSkbToSgvec,
 	fnTaskWaitWoken,
 	fnSkBuffSkbGet,
-	fnSkBuffCopyBits,
+	fnSkBuffCopyBitsInto,
 	fnSkMsgIterVarNext,
 	fnSkMsgIterVarPrev,
 	fnSkMsgIterDist,
@@ -242,7 +242,7 @@ var leafFns = [...]Fn{
 	fnSkMsgPageAdd,
 	fnSkMsgTryCoalesceOK,
 	fnSkMsgMemcopyFromIter,
-	fnIovIterCopyIn,
+	fnIovIterCopyInTagged,
 	fnSrcIterLeft,
 	fnSrcIterRevert,
 	fnMapCreate,
@@ -310,7 +310,7 @@ var fnTable = [numFn]fnInfo{
 	fnSkbSendSock:              {"skbSendSock", "skb_send_sock", "psock.go"},
 	fnTaskWaitWoken:            {"Task.waitWoken", "wait_woken", "sched.go"},
 	fnSkBuffSkbGet:             {"SkBuff.skbGet", "skb_get", "skbuff.go"},
-	fnSkBuffCopyBits:           {"SkBuff.copyBits", "skb_copy_bits", "skbuff.go"},
+	fnSkBuffCopyBitsInto:       {"SkBuff.copyBitsInto", "skb_copy_bits", "skbuff.go"},
 	fnSkbLinearize:             {"skbLinearize", "skb_linearize", "skbuff.go"},
 	fnRxCopybreak:              {"rxCopybreak", "napi_alloc_skb", "skbuff.go"},
 	fnSkMsgIterVarNext:         {"skMsgIterVarNext", "sk_msg_iter_var_next", "skmsg.go"},
@@ -344,7 +344,7 @@ var fnTable = [numFn]fnInfo{
 	fnFreeSkb:                  {"freeSkb", "kfree_skb", "sock.go"},
 	fnSockInetRelease:          {"Sock.inetRelease", "inet_release", "sock.go"},
 	fnInetShutdown:             {"inetShutdown", "inet_shutdown", "sock.go"},
-	fnIovIterCopyIn:            {"iovIter.copyIn", "copy_to_iter", "sock.go"},
+	fnIovIterCopyInTagged:      {"iovIter.copyInTagged", "copy_to_iter", "sock.go"},
 	fnSrcIterLeft:              {"srcIter.left", "msg_data_left", "sock.go"},
 	fnSrcIterRevert:            {"srcIter.revert", "iov_iter_revert", "sock.go"},
 	fnSkStreamWaitMemoryLocked: {"skStreamWaitMemoryLocked", "sk_stream_wait_memory", "sock.go"},

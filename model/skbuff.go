@@ -80,13 +80,6 @@ func (skb *SkBuff) skbGet() {
 	skb.users++
 }
 
-// copyBits mirrors skb_copy_bits(): it copies n bytes from offset off of
-// skb into dst.
-func (skb *SkBuff) copyBits(off int, dst []byte) {
-	reach(fnSkBuffCopyBits)
-	skb.copyBitsInto(off, dst, nil)
-}
-
 // copyBitsTagged is copyBits that returns the copied bytes' tags, nil
 // when the skb's pages keep none.
 func (skb *SkBuff) copyBitsTagged(off int, dst []byte) []Tag {
@@ -98,9 +91,10 @@ func (skb *SkBuff) copyBitsTagged(off int, dst []byte) []Tag {
 	return tags
 }
 
-// copyBitsInto copies bytes into dst and, if dt is not nil, their tags
-// into dt.
+// copyBitsInto mirrors skb_copy_bits(): it copies len(dst) bytes from
+// offset off of skb into dst and, if dt is not nil, their tags into dt.
 func (skb *SkBuff) copyBitsInto(off int, dst []byte, dt []Tag) {
+	reach(fnSkBuffCopyBitsInto)
 	for _, f := range skb.Frags {
 		if len(dst) == 0 {
 			return

@@ -24,7 +24,7 @@ func TestPullFront(t *testing.T) {
 		skb.EndSeq = uint32(skb.Len)
 		a.pullFront(skb, pull)
 		got := make([]byte, skb.Len)
-		skb.copyBits(0, got)
+		skb.copyBitsInto(0, got, nil)
 		if !bytes.Equal(got, want[pull:]) {
 			t.Fatalf("pull %d: bytes %v, want %v", pull, got, want[pull:])
 		}

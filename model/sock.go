@@ -408,15 +408,11 @@ func newIovIter(n int) *iovIter { return &iovIter{cap: n} }
 // left returns the room left in the buffer.
 func (it *iovIter) left() int { return it.cap - len(it.buf) }
 
-// copyIn mirrors copy_to_iter / copy_page_to_iter: append up to left()
-// bytes of p and return how many were copied.
-func (it *iovIter) copyIn(p []byte) int {
-	reach(fnIovIterCopyIn)
-	return it.copyInTagged(p, nil)
-}
-
-// copyInTagged is copyIn of bytes p whose tags are t (nil: none).
+// copyInTagged mirrors copy_to_iter / copy_page_to_iter: append up to
+// left() bytes of p, whose tags are t (nil: none), and return how many
+// were copied.
 func (it *iovIter) copyInTagged(p []byte, t []Tag) int {
+	reach(fnIovIterCopyInTagged)
 	if n := it.left(); len(p) > n {
 		p = p[:n]
 	}
