@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
@@ -61,6 +62,7 @@ var Properties = []Property{
 	{"eof-after-data", "a reader sees EOF only after every byte its peer sent before the FIN, unless a reset the trace explains came first", checkEOF},
 	{"reads-agree", "FIONREAD, poll and MSG_PEEK agree with what the next recv returns, both ways", checkReadsAgree},
 	{"no-stranded-data", "a recv does not come back empty (EAGAIN, EOF, a timeout) while its socket's ingress_msg or ring holds bytes it returns", checkStranded},
+	{"errno-contract", "no data op fails with an error its arguments rule out: EFAULT (every buffer is the caller's own), EIO", checkErrnos},
 	{"map-bounds", "a sockmap refuses keys at or past its size (insert and delete), as sock_map_update_common and sock_map_delete_elem do", checkMapBounds},
 	{"transparent", "a patch profile gives every receiver the bytes its base profile gives (the patch claims to be invisible to applications)", checkTransparent},
 	{"agrees-with-reference", "the observations equal the reference run's (the unmutated profile, or the kernel)", checkReference},
@@ -205,4 +207,86 @@ func checkStranded(r *Run) error {
 	}
 	return violation(op, "stranded", site, "recv on %s returned %s while %d bytes waited in its %s",
 		op.A, r.Obs[s.Op].Result, n, strings.SplitN(site, "/", 2)[0])
+}
+
+// impossibleErrnos are errors no op of a trace can get on Linux: every
+// buffer a runner passes is its own (no EFAULT), and no device is behind
+// a TCP socket (no EIO).
+var impossibleErrnos = map[syscall.Errno]bool{syscall.EFAULT: true, syscall.EIO: true}
+
+// checkErrnos: no op failed with an impossible error (errno-contract).
+// The site is the op, with "/verdict-gone" for a recv on a socket that
+// left every map with an sk_skb program but is still in a map (it keeps
+// its psock, and reads by tcp_bpf_recvmsg).
+func checkErrnos(r *Run) error {
+	if len(r.Obs) != len(r.Trace.Ops) {
+		return nil
+	}
+	m := newMembership()
+	for i := range r.Trace.Ops {
+		op := &r.Trace.Ops[i]
+		m.apply(op, r.Obs[i].Result)
+		if e := r.Obs[i].Result.Err; impossibleErrnos[e] {
+			site := op.Kind.String()
+			if op.Kind == trace.OpRecv && m.skb[op.A] == 0 && m.any[op.A] > 0 && m.hadSkb[op.A] {
+				site += "/verdict-gone"
+			}
+			return violation(op, "impossible-errno", site, "%s on %s failed with %s", op.Kind, op.A, trace.ErrnoName(e))
+		}
+	}
+	return nil
+}
+
+// membership follows which maps each socket is in, op by op.
+type membership struct {
+	keys     map[string]map[int64]string // map -> key -> socket
+	skbMap   map[string]bool             // maps with an sk_skb program
+	skb, any map[string]int              // per socket: sk_skb maps and maps it is in
+	hadSkb   map[string]bool             // it was in an sk_skb map once
+}
+
+func newMembership() *membership {
+	return &membership{keys: map[string]map[int64]string{}, skbMap: map[string]bool{}, skb: map[string]int{},
+		any: map[string]int{}, hadSkb: map[string]bool{}}
+}
+
+func (m *membership) apply(op *trace.Op, res trace.Result) {
+	if res.Err != 0 || res.Note != "" {
+		return
+	}
+	leave := func(s, mp string) {
+		m.any[s]--
+		if m.skbMap[mp] {
+			m.skb[s]--
+		}
+	}
+	switch op.Kind {
+	case trace.OpMap:
+		m.keys[op.Map] = map[int64]string{}
+	case trace.OpProg:
+		if op.Prog.Type == trace.SkSkb {
+			m.skbMap[op.Map] = true
+			for _, s := range m.keys[op.Map] {
+				m.skb[s]++
+				m.hadSkb[s] = true
+			}
+		}
+	case trace.OpInsert, trace.OpDelete:
+		ks := m.keys[op.Map]
+		if ks == nil {
+			return
+		}
+		if old, ok := ks[op.Key]; ok {
+			leave(old, op.Map)
+			delete(ks, op.Key)
+		}
+		if op.Kind == trace.OpInsert {
+			ks[op.Key] = op.A
+			m.any[op.A]++
+			if m.skbMap[op.Map] {
+				m.skb[op.A]++
+				m.hadSkb[op.A] = true
+			}
+		}
+	}
 }

@@ -145,11 +145,17 @@ func (r *Run) streamsOpaque(s string) bool {
 // program had taken its bytes (the bytes its psock freed), "psock" when
 // it was in a map, else "".
 func checkReadsAgree(r *Run) error {
-	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) || len(r.Trace.ThreadNames) > 1 {
+	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) {
+		return nil
+	}
+	if v := checkShutRead(r); v != nil {
+		return v
+	}
+	if len(r.Trace.ThreadNames) > 1 {
 		return nil
 	}
 	rt := routesOf(r.Trace)
-	if v := checkShutRead(r); v != nil {
+	if v := checkFIONREADDrain(r, rt); v != nil {
 		return v
 	}
 	inMap := map[string]bool{}
@@ -212,13 +218,81 @@ func checkReadsAgree(r *Run) error {
 	return nil
 }
 
+// checkFIONREADDrain: FIONREAD n on a socket, then reads of it alone
+// (nothing else runs on any socket meanwhile but FIONREAD, poll and
+// state) until one finds nothing (EAGAIN): they return n bytes at least
+// ("fionread-overcounts": FIONREAD counted bytes no read can have). The
+// site is "strparser" for a socket in a map with a stream parser (a
+// frame not yet whole is counted and not readable), "psock-gone" for one
+// that left a map with an sk_skb program, else "".
+func checkFIONREADDrain(r *Run, rt *routes) *Violation {
+	ops := r.Trace.Ops
+	for i := range ops {
+		fr := r.Obs[i].Result
+		if ops[i].Kind != trace.OpFIONREAD || fr.Err != 0 || fr.N <= 0 {
+			continue
+		}
+		s := ops[i].A
+		var got int64
+	window:
+		for j := i + 1; j < len(ops); j++ {
+			op, res := &ops[j], r.Obs[j].Result
+			switch {
+			case res.Note != "":
+				break window
+			case op.A == s && (op.Kind == trace.OpFIONREAD || op.Kind == trace.OpPoll || op.Kind == trace.OpState):
+			case op.A == s && op.Kind == trace.OpRecv && op.Flags&trace.FlagPeek == 0 && res.Err == 0 && res.N > 0:
+				got += res.N
+			case op.A == s && op.Kind == trace.OpRecv && res.Err == syscall.EAGAIN:
+				if got < fr.N {
+					site := ""
+					switch {
+					case rt.psockDrop[s]:
+						site = "psock-gone"
+					case rt.parser[s]:
+						site = "strparser"
+					}
+					return violation(op, "fionread-overcounts", site, "FIONREAD on %s reported %d bytes; the reads after it returned %d, then EAGAIN", s, fr.N, got)
+				}
+				break window
+			default:
+				break window
+			}
+		}
+	}
+	return nil
+}
+
+// completionOrder returns the op indexes in the order the ops
+// completed: the model's (Stats.Done), or trace order for a trace with
+// one thread; nil when neither is known.
+func completionOrder(r *Run) []int {
+	if r.Stats != nil && len(r.Stats.Done) == len(r.Trace.Ops) {
+		return r.Stats.Done
+	}
+	if len(r.Trace.ThreadNames) > 1 {
+		return nil
+	}
+	order := make([]int, len(r.Trace.Ops))
+	for i := range order {
+		order[i] = i
+	}
+	return order
+}
+
 // checkShutRead: once a socket is shut down for reading (SHUT_RD or
 // SHUT_RDWR), a recv or splice on it returns at once, with data or 0
 // (tcp_recvmsg and tcp_splice_read break on RCV_SHUTDOWN), never
-// EAGAIN ("eagain-after-shutdown", any trace, any thread).
+// EAGAIN ("eagain-after-shutdown"): judged in the order the ops
+// completed, so a recv that began before the shutdown and timed out
+// first is not held to it.
 func checkShutRead(r *Run) *Violation {
 	shut, inMap := map[string]bool{}, map[string]bool{}
-	for i := range r.Trace.Ops {
+	order := completionOrder(r)
+	if order == nil {
+		return nil // several threads, and no completion order to follow
+	}
+	for _, i := range order {
 		op := &r.Trace.Ops[i]
 		res := r.Obs[i].Result
 		switch {

@@ -749,7 +749,11 @@ func (x *extTCP) releaseCb(xs *extSock) {
 // its references.
 func (x *extTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags int) (int, syscall.Errno) {
 	b := append([]byte(nil), p.bytes(off, n)...)
-	return x.SendmsgLocked(t, sk, newSrcBytes(-1, b), flags)
+	var tags []Tag
+	if pt := p.tagsAt(off, n); pt != nil {
+		tags = append([]Tag(nil), pt...)
+	}
+	return x.SendmsgLocked(t, sk, newSrcKernel(b, tags), flags)
 }
 
 // Recvmsg implements TCP (tcp_recvmsg → tcp_recvmsg_locked, v6.18, on the
