@@ -160,10 +160,7 @@ var mainlineFailures = []Known{
 	{"eof-after-data", "eof-early", "strparser",
 		"a stream parser with fixed-size frames holds the start of a frame until the rest arrives (strp_data_ready); " +
 			"a FIN before the rest ends the stream with those bytes never delivered, by recv or splice"},
-	{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/copied_seq-hole",
-		"a socket that leaves a stream-verdict map keeps the copied_seq hole of the bytes its psock took " +
-			"(sk_psock_drop frees them without advancing copied_seq); tcp_recvmsg_locked then waits on skbs past the hole " +
-			"that it can never return, and sleeps to its timeout although they are queued (seen on the 6.18 kernel backend)"},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/copied_seq-hole", copiedSeqHole},
 	{"reads-agree", "fionread-undercounts", "psock",
 		"FIONREAD on a socket with a psock counts one queue only: 6.18's tcp_bpf_ioctl returns the psock's msg_tot_len " +
 			"(ingress_msg), not sk_receive_queue; 6.1's tcp_ioctl counts sk_receive_queue, not ingress_msg (both seen on " +
@@ -172,6 +169,7 @@ var mainlineFailures = []Known{
 		"a reader blocked in tcp_bpf_recvmsg_parser waits for ingress_msg or sk_receive_queue, but a stream parser " +
 			"waiting for the rest of a frame leaves bytes on sk_receive_queue without waking it: it sleeps to its timeout"},
 	{"no-lost-wakeup", "lost-wakeup", "tcp_splice_read/strparser", strparserHolds},
+	{"no-lost-wakeup", "lost-wakeup", "tcp_splice_read/copied_seq-hole", copiedSeqHole},
 	{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/strparser", strparserHolds},
 	{"no-lost-wakeup", "lost-wakeup", "tcp_msg_wait_data/sk_receive_queue", selfRedirectReason},
 	{"no-lost-wakeup", "lost-wakeup", "tcp_splice_read/sk_receive_queue", selfRedirectReason},
@@ -229,6 +227,11 @@ const parserEntryEAGAIN = "tcp_bpf_recvmsg_parser returns -EAGAIN at entry while
 	"completed is on sk_receive_queue, even with messages waiting on ingress_msg, which FIONREAD (6.18: msg_tot_len; " +
 	"6.1: tcp_inq) and poll count (reproduced on the 6.18 kernel backend: parser 100, sends of 1000, 10, 10, 1, " +
 	"FIONREAD 1000, recv -EAGAIN)"
+
+const copiedSeqHole = "a socket that leaves a stream-verdict map keeps the copied_seq hole of the bytes its psock " +
+	"took (sk_psock_drop frees them without advancing copied_seq); tcp_recvmsg_locked and tcp_splice_read then wait " +
+	"on skbs past the hole that they can never return, and sleep to their timeout although bytes are queued (seen " +
+	"on the 6.18 kernel backend)"
 
 const strparserHolds = "a stream parser owns the bytes of a frame it has not completed: they sit on sk_receive_queue " +
 	"and the parser wakes nobody until the frame is whole, so a reader waiting for new skbs there (tcp_splice_read, " +

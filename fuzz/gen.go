@@ -394,7 +394,9 @@ func (g *genState) op() {
 // start together (both join a thread that sleeps a millisecond, so
 // neither runs before the other is dispatched): the sender fills the
 // peer's ring and sends the rest by TCP, then sends again; the reader
-// drains the ring meanwhile. Under an exploring schedule the TCP tail
+// drains the ring meanwhile. Half the time the sender sends one message
+// that the ring takes whole instead, to a reader that may already sleep:
+// the ring's wake-up is then the only one. Under an exploring schedule the TCP tail
 // may still be in flight when the next send finds the reader's receive
 // queue empty (the loopback-splice RFC's defect (a)). The reader takes
 // all that the ring-only profile's sender needs, and main joins both
@@ -412,10 +414,19 @@ func (g *genState) ringRace() {
 	g.line("@%s sleep 1", gate)
 	g.line("@%s join %s", rcv, gate)
 	g.line("@%s join %s", snd, gate)
-	g.line("@%s send %s 16400", snd, from)
-	g.line("@%s send %s %q", snd, from, rapid.SampledFrom([]string{"X", "MSG1", "hello\n"}).Draw(t, "racetail"))
-	g.line("@%s recv %s 16383", rcv, to)
-	g.line("@%s recv %s 100", rcv, to)
+	if rapid.Bool().Draw(t, "raceringonly") {
+		// Ring only: a send that fits in the ring while the reader goes
+		// to sleep on it, with no TCP tail whose arrival would wake the
+		// reader anyway: splice_wake_sync's wake-up is the only one
+		// (the loopback corpus's wake_race).
+		g.line("@%s recv %s %d", rcv, to, rapid.SampledFrom([]int{100, 16383}).Draw(t, "racerecv"))
+		g.line("@%s send %s %q", snd, from, rapid.SampledFrom([]string{"X", "MSG1", "hello\n"}).Draw(t, "racemsg"))
+	} else {
+		g.line("@%s send %s 16400", snd, from)
+		g.line("@%s send %s %q", snd, from, rapid.SampledFrom([]string{"X", "MSG1", "hello\n"}).Draw(t, "racetail"))
+		g.line("@%s recv %s 16383", rcv, to)
+		g.line("@%s recv %s 100", rcv, to)
+	}
 	for _, th := range []string{rcv, snd, gate} {
 		g.line("join %s", th)
 	}

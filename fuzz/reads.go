@@ -151,10 +151,13 @@ func checkReadsAgree(r *Run) error {
 	if v := checkShutRead(r); v != nil {
 		return v
 	}
+	rt := routesOf(r.Trace)
+	if v := checkFIONREADBound(r, rt); v != nil {
+		return v
+	}
 	if len(r.Trace.ThreadNames) > 1 {
 		return nil
 	}
-	rt := routesOf(r.Trace)
 	if v := checkFIONREADDrain(r, rt); v != nil {
 		return v
 	}
@@ -212,6 +215,51 @@ func checkReadsAgree(r *Run) error {
 			}
 			if pr.Err == syscall.EAGAIN && got && prev.Size > 0 {
 				return violation(op, "peek-misses-data", site, "MSG_PEEK on %s failed with EAGAIN, the recv right after returned %d bytes", op.A, res.N)
+			}
+		}
+	}
+	return nil
+}
+
+// checkFIONREADBound: FIONREAD on a socket fed by its peer alone never
+// exceeds what the peer's sends were accepted with less what the socket
+// has read (recv, splice), in the order the ops completed
+// ("fionread-overcounts": FIONREAD counts bytes no send made, or bytes
+// already read; the site as checkFIONREADDrain's).
+func checkFIONREADBound(r *Run, rt *routes) *Violation {
+	order := completionOrder(r)
+	if order == nil {
+		return nil
+	}
+	st := trace.StreamsOf(r.Trace, r.Obs)
+	accepted, consumed := map[string]int64{}, map[string]int64{}
+	for _, i := range order {
+		op := &r.Trace.Ops[i]
+		res := r.Obs[i].Result
+		switch op.Kind {
+		case trace.OpSend:
+			if res.N > 0 {
+				accepted[op.A] += res.N
+			}
+		case trace.OpRecv, trace.OpSplice:
+			if res.N > 0 && res.Err == 0 && (op.Kind == trace.OpSplice || op.Flags&trace.FlagPeek == 0) {
+				consumed[op.A] += res.N
+			}
+		case trace.OpFIONREAD:
+			s, peer := op.A, rt.peer[op.A]
+			if res.Err != 0 || rt.foreign[s] || rt.iocopySrc[s] || st.Opaque[peer] {
+				continue
+			}
+			if limit := accepted[peer] - consumed[s]; res.N > limit {
+				site := ""
+				switch {
+				case rt.psockDrop[s]:
+					site = "psock-gone"
+				case rt.parser[s]:
+					site = "strparser"
+				}
+				return violation(op, "fionread-overcounts", site, "FIONREAD on %s reported %d bytes; %s's sends were accepted with %d and %s has read %d",
+					s, res.N, peer, accepted[peer], s, consumed[s])
 			}
 		}
 	}
