@@ -142,6 +142,7 @@ type provenance struct {
 	top    map[[2]string]model.Tag // per (receiver, sender): the tag of the highest read
 	gaps   []gap
 	sendAt map[string][][2]int64 // per sender: (stream offset, op index) of each accepted send
+	dest   *destinations
 }
 
 type gap struct {
@@ -154,7 +155,7 @@ type gap struct {
 func newProvenance(r *Run) *provenance {
 	p := &provenance{r: r, st: trace.StreamsOf(r.Trace, r.Obs), rt: routesOf(r.Trace),
 		deliv: map[string][]bool{}, next: map[[2]string]int64{}, top: map[[2]string]model.Tag{},
-		sendAt: map[string][][2]int64{}}
+		sendAt: map[string][][2]int64{}, dest: newDestinations(r)}
 	for i, op := range r.Trace.Ops {
 		if op.Kind == trace.OpSend && r.Obs[i].Result.N > 0 {
 			p.sendAt[op.A] = append(p.sendAt[op.A], [2]int64{p.st.Off[i], int64(i)})
@@ -219,6 +220,10 @@ func (p *provenance) follow(rcv string) *Violation {
 					return violation(op, "corrupted", pathSite(tag), "%s read %#x for %s's stream byte at offset %d, which is %#x",
 						rcv, b, snd, off, sent[off])
 				}
+			}
+			if op := p.sendOp(snd, off); op >= 0 && !p.dest.reach(snd, op)[rcv] {
+				return violation(&p.r.Trace.Ops[c.op], "misrouted", pathSite(tag), "%s read %s's stream byte at offset %d, which no path of the trace's maps, programs and pairs leads to it",
+					rcv, snd, off)
 			}
 			if p.delivered(snd, off) {
 				return violation(op, "duplicated", pathSite(tag), "%s read %s's stream byte at offset %d, which was already read", rcv, snd, off)
