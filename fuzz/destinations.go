@@ -22,13 +22,12 @@ type destinations struct {
 	peer  map[string]string
 	memo  map[destKey]map[string]bool
 	pairs map[string][]string // successful pairs, both ways
-	// iocopy: source -> destinations of iocopy ops at or after each op
-	iocopy []struct {
-		at       int
-		src, dst string
-	}
-	// state[i] is the maps as they stand before op i.
+	// iocopy lists the trace's iocopy ops (source, destination).
+	iocopy [][2]string
+	// state[k] is the maps as they stand before the k-th op to complete
+	// (completionOrder); pos[i] is op i's k.
 	state []mapState
+	pos   []int
 }
 
 type destKey struct {
@@ -47,10 +46,22 @@ type mapSnap struct {
 func newDestinations(r *Run) *destinations {
 	d := &destinations{t: r.Trace, peer: map[string]string{}, memo: map[destKey]map[string]bool{}, pairs: map[string][]string{}}
 	cur := mapState{}
-	for i := range r.Trace.Ops {
+	order := completionOrder(r)
+	if order == nil {
+		order = make([]int, len(r.Trace.Ops)) // several threads, no model order: trace order, best effort
+		for i := range order {
+			order[i] = i
+		}
+	}
+	d.pos = make([]int, len(r.Trace.Ops))
+	for k, i := range order {
+		d.pos[i] = k
 		op := &r.Trace.Ops[i]
 		d.state = append(d.state, cur.clone())
 		res := r.Obs[i].Result
+		if op.Kind == trace.OpIOCopy { // it moves bytes even when it fails or is cut short
+			d.iocopy = append(d.iocopy, [2]string{op.A, op.B})
+		}
 		if res.Err != 0 || res.Note != "" {
 			continue
 		}
@@ -78,11 +89,6 @@ func newDestinations(r *Run) *destinations {
 		case trace.OpPair:
 			d.pairs[op.A] = append(d.pairs[op.A], op.B)
 			d.pairs[op.B] = append(d.pairs[op.B], op.A)
-		case trace.OpIOCopy:
-			d.iocopy = append(d.iocopy, struct {
-				at       int
-				src, dst string
-			}{i, op.A, op.B})
 		}
 	}
 	d.state = append(d.state, cur.clone())
@@ -101,7 +107,9 @@ func (s mapState) clone() mapState {
 	return out
 }
 
-// reach returns the sockets that may read the bytes snd's op i sent.
+// reach returns the sockets that may read the bytes snd's op i sent. The
+// map states are taken in the order the ops completed: a send from
+// another thread may run before an insert that precedes it in the trace.
 func (d *destinations) reach(snd string, i int) map[string]bool {
 	k := destKey{snd, i}
 	if got, ok := d.memo[k]; ok {
@@ -109,11 +117,12 @@ func (d *destinations) reach(snd string, i int) map[string]bool {
 	}
 	out := map[string]bool{}
 	d.memo[k] = out
-	d.fromSender(snd, i, out, map[string]bool{})
+	d.fromSender(snd, d.pos[i], out, map[string]bool{})
 	return out
 }
 
-// fromSender adds where a send of snd at op i may go: a user's, or the
+// fromSender adds where a send of snd at position i (of the completion
+// order) may go: a user's, or the
 // kernel's (an egress redirect's skb_send_sock, io.Copy's writes), which
 // meet the same sk_msg verdict. The verdict is that of every map snd was
 // in up to the send: leaving a map does not take the sk_msg program off
@@ -218,8 +227,8 @@ func (d *destinations) arrive(x string, i int, out, seen map[string]bool) {
 func (d *destinations) add(r string, i int, out, seen map[string]bool) {
 	out[r] = true
 	for _, c := range d.iocopy {
-		if c.src == r {
-			d.fromSender(c.dst, i, out, seen)
+		if c[0] == r {
+			d.fromSender(c[1], i, out, seen)
 		}
 	}
 }

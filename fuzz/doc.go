@@ -10,18 +10,25 @@
 // do. KernelSafe traces never block for long on a real kernel, for the
 // model-vs-kernel cross-check (internal/crosscheck).
 //
-// Properties (Properties) judge one Run: the trace, its observations and
-// the error that stopped it (the model reports invariant failures, lost
-// wakeups and leaks as errors under model.Config.Liveness), and, for the
-// bug zoo or `check --diff`, a reference run of the same trace. A
-// property a profile fails because the kernel (or the posted patch) it
-// models does is listed in KnownFailures with the reason.
+// Properties (Properties) judge one Run: the trace, its observations, the
+// error that stopped it (the model reports invariant failures, lost
+// wakeups, livelocks and leaks as a model.Fault that says where) and the
+// model's account of it (model.Stats: the provenance tag of every byte
+// read, ring writes and ring-content faults, stranded reads, completion
+// order), and, for a patch profile, the same trace on its base profile
+// (Bases), or a reference run under `check --diff`. Each failure is a
+// Violation whose signature, kind@site, says what broke and where; a
+// profile's known failures (KnownFailures: what the kernel or the patch
+// it models does, each with its reason) are matched by signature, and
+// anything else is NEW. docs/properties.md lists the properties.
 //
 // Check runs a Campaign: per profile, generated traces until the budget
-// is spent, each property's first counterexample shrunk by Minimize (delta
-// debugging over the trace's lines, schedule included) and written as a
-// trace with its profile and schedule, so that `splicecheck run FILE`
-// replays it. Detect attacks one mutation of the Zoo.
+// is spent; each property's known failures are counted, its first NEW
+// failure shrunk by Minimize (delta debugging over the trace's lines,
+// schedule included, keeping the signature) and written as a trace with
+// a Header (property, signature, profile, seed, mutations, version), so
+// that `splicecheck run FILE` judges it again (Replay). Detect attacks one
+// mutation of the Zoo as plain `check` would: no reference run.
 //
 // Ownership: a Campaign owns nothing between calls; Runs are not shared
 // between goroutines. The package imports trace and model, never

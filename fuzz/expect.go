@@ -22,9 +22,7 @@ func (k Known) Signature() string {
 // backend or in the patch's source.
 var KnownFailures = map[string][]Known{
 	"linux-6.18": mainlineFailures,
-	"linux-6.1": with(mainlineFailures, Known{"reads-agree", "fionread-overcounts", "strparser",
-		"6.1's FIONREAD is tcp_inq (rcv_nxt - copied_seq): it counts the bytes a stream parser holds for a frame not " +
-			"yet whole, which no read returns (6.18's counts ingress_msg only)"}),
+	"linux-6.1":  mainlineFailures,
 	// The splice_read patches fix what splice(2) misses: EOF no longer
 	// comes before the ingress data.
 	"linux-6.18+splice-copy":     without(mainlineFailures, spliceEOF),
@@ -194,6 +192,8 @@ var mainlineFailures = []Known{
 			"sk_msg_recvmsg return -EFAULT instead of EOF (reproduced on the 6.18 kernel backend: " +
 			"testdata/traces/findings/verdict_gone_fin_efault.trace)"},
 	{"reads-agree", "eagain-after-fionread", "strparser", parserEntryEAGAIN},
+	{"reads-agree", "fionread-overcounts", "strparser", parserEntryEAGAIN + "; and 6.1's tcp_inq also counts the " +
+		"bytes a stream parser holds for a frame not yet whole, which no read returns"},
 	{"reads-agree", "eagain-after-poll", "strparser", parserEntryEAGAIN},
 	{"reads-agree", "eagain-after-shutdown", "psock",
 		"a socket with a psock does not end reads at SHUT_RD: tcp_bpf_recvmsg_parser, finding no message, returns " +

@@ -221,11 +221,25 @@ func checkReadsAgree(r *Run) error {
 	return nil
 }
 
+// overcountSite is the site of FIONREAD counting more than s can read:
+// "psock-gone" when s left a map with an sk_skb program (the bytes its
+// psock freed), "strparser" when s was in a map with a stream parser (a
+// frame not yet whole), else "".
+func (r *routes) overcountSite(s string) string {
+	switch {
+	case r.psockDrop[s]:
+		return "psock-gone"
+	case r.parser[s]:
+		return "strparser"
+	}
+	return ""
+}
+
 // checkFIONREADBound: FIONREAD on a socket fed by its peer alone never
 // exceeds what the peer's sends were accepted with less what the socket
 // has read (recv, splice), in the order the ops completed
 // ("fionread-overcounts": FIONREAD counts bytes no send made, or bytes
-// already read; the site as checkFIONREADDrain's).
+// already read; the site is overcountSite's).
 func checkFIONREADBound(r *Run, rt *routes) *Violation {
 	order := completionOrder(r)
 	if order == nil {
@@ -251,14 +265,7 @@ func checkFIONREADBound(r *Run, rt *routes) *Violation {
 				continue
 			}
 			if limit := accepted[peer] - consumed[s]; res.N > limit {
-				site := ""
-				switch {
-				case rt.psockDrop[s]:
-					site = "psock-gone"
-				case rt.parser[s]:
-					site = "strparser"
-				}
-				return violation(op, "fionread-overcounts", site, "FIONREAD on %s reported %d bytes; %s's sends were accepted with %d and %s has read %d",
+				return violation(op, "fionread-overcounts", rt.overcountSite(s), "FIONREAD on %s reported %d bytes; %s's sends were accepted with %d and %s has read %d",
 					s, res.N, peer, accepted[peer], s, consumed[s])
 			}
 		}
@@ -269,10 +276,8 @@ func checkFIONREADBound(r *Run, rt *routes) *Violation {
 // checkFIONREADDrain: FIONREAD n on a socket, then reads of it alone
 // (nothing else runs on any socket meanwhile but FIONREAD, poll and
 // state) until one finds nothing (EAGAIN): they return n bytes at least
-// ("fionread-overcounts": FIONREAD counted bytes no read can have). The
-// site is "strparser" for a socket in a map with a stream parser (a
-// frame not yet whole is counted and not readable), "psock-gone" for one
-// that left a map with an sk_skb program, else "".
+// ("fionread-overcounts": FIONREAD counted bytes no read can have; the
+// site is overcountSite's).
 func checkFIONREADDrain(r *Run, rt *routes) *Violation {
 	ops := r.Trace.Ops
 	for i := range ops {
@@ -293,14 +298,7 @@ func checkFIONREADDrain(r *Run, rt *routes) *Violation {
 				got += res.N
 			case op.A == s && op.Kind == trace.OpRecv && res.Err == syscall.EAGAIN:
 				if got < fr.N {
-					site := ""
-					switch {
-					case rt.psockDrop[s]:
-						site = "psock-gone"
-					case rt.parser[s]:
-						site = "strparser"
-					}
-					return violation(op, "fionread-overcounts", site, "FIONREAD on %s reported %d bytes; the reads after it returned %d, then EAGAIN", s, fr.N, got)
+					return violation(op, "fionread-overcounts", rt.overcountSite(s), "FIONREAD on %s reported %d bytes; the reads after it returned %d, then EAGAIN", s, fr.N, got)
 				}
 				break window
 			default:
