@@ -48,6 +48,9 @@ func checkEOF(r *Run) error {
 		if res.Err != 0 {
 			delete(rstDue, op.A) // sk_err is reported once, to whichever call comes first
 		}
+		if res.Note != "" && op.Kind == trace.OpSplice {
+			shutRD[op.A] = true // the runner may have shut it for reading to end the splice
+		}
 		switch op.Kind {
 		case trace.OpInsert, trace.OpPair:
 			for _, s := range op.Sockets() {
@@ -198,6 +201,9 @@ func checkReadsAgree(r *Run) error {
 		case prev.Kind == trace.OpFIONREAD && pr.Err == 0 && pr.N > 0 && res.Err == syscall.EAGAIN:
 			return violation(op, "eagain-after-fionread", site, "recv on %s failed with EAGAIN right after FIONREAD reported %d bytes", op.A, pr.N)
 		case prev.Kind == trace.OpFIONREAD && pr.Err == 0 && pr.N >= 0 && got && res.N > pr.N && op.Size > pr.N:
+			if !strings.HasPrefix(site, "ring") && (inMap[op.A] || rt.psockDrop[op.A]) {
+				site = "psock" // which queue FIONREAD counts is the psock's question
+			}
 			return violation(op, "fionread-undercounts", site, "FIONREAD on %s reported %d bytes, the recv right after returned %d", op.A, pr.N, res.N)
 		case prev.Kind == trace.OpPoll && pr.Err == 0 && pollIn(pr.Word) && res.Err == syscall.EAGAIN:
 			return violation(op, "eagain-after-poll", site, "recv on %s failed with EAGAIN right after poll reported IN", op.A)

@@ -13,8 +13,7 @@ type ZooEntry struct {
 	Profile  string
 	// Second marks the second zoo: one-line bugs planted one per model
 	// function (none shared with the first zoo's), with a hand trace
-	// that shows each (zoo2_test.go). Their detection by the campaign is
-	// measured, not required.
+	// that shows each (zoo2_test.go).
 	Second bool
 }
 

@@ -32,53 +32,57 @@ func TestZooCoversEveryMutation(t *testing.T) {
 // required (ZooEntry.Second); TestZoo2HandTraces shows each of its bugs.
 func TestZooDetectsEveryMutation(t *testing.T) {
 	for _, e := range Zoo {
-		if e.Second {
-			continue
-		}
 		t.Run(e.Mutation, func(t *testing.T) {
-			d, err := Detect(context.Background(), e, 1, DetectLimits{MaxTraces: 3000})
+			t.Parallel()
+			d, err := Detect(context.Background(), e, 1, DetectLimits{MaxTraces: zooTraces})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !d.Detected {
 				t.Fatalf("%s on %s: not detected in %d traces", e.Mutation, e.Profile, d.Traces)
 			}
-			t.Logf("detected after %d traces (%v) by %s: %s", d.Traces, d.Time.Round(time.Millisecond), d.Outcome.Property, d.Outcome.Detail)
-			clean := &Run{Trace: d.Outcome.Counterexample}
-			r := runOne(context.Background(), provModel(t), nil, clean.Trace)
-			if p, _ := PropertyByName(d.Outcome.Property); p.Check(r) != nil && p.Name != "agrees-with-reference" {
-				t.Fatalf("the unmutated model fails %s on the same trace too", p.Name)
+			v := d.Outcome.Violation
+			t.Logf("detected after %d traces (%v): %v", d.Traces, d.Time.Round(time.Millisecond), v)
+			r := runOne(context.Background(), provModel(t), nil, d.Outcome.Counterexample)
+			p, _ := PropertyByName(d.Outcome.Property)
+			if cv := p.Judge(r); cv != nil && cv.Signature() == v.Signature() {
+				t.Fatalf("the unmutated model fails %s with %s on the same trace too", p.Name, cv.Signature())
 			}
 		})
 	}
 }
 
-// BenchmarkZoo measures each mutation's time to detect: the median over
-// seeds 1..5 of the campaign time until a property fails (the issue's
-// target: every mutation detected, median under 10 s on this machine).
-// As in `splicecheck check`, a trace whose run takes over 2 s is skipped.
-// The second zoo is left out: its detection is not required.
+// zooTraces bounds each mutation's campaign in TestZooDetectsEveryMutation
+// by count, not time, so that a loaded machine only makes it slower.
+const zooTraces = 3000
+
+// BenchmarkZoo measures each mutation's time to detect, both zoos: the
+// median and max over seeds 1000..5000 of the campaign time until a NEW
+// failure (60 s, the budget, when none came), and how many seeds found
+// it. As in `splicecheck check`, a trace whose run takes over 2 s is
+// skipped.
 func BenchmarkZoo(b *testing.B) {
 	for _, e := range Zoo {
-		if e.Second {
-			continue
-		}
 		b.Run(e.Mutation, func(b *testing.B) {
 			for range b.N {
 				var times []float64
+				detected := 0
 				for seed := uint64(1); seed <= 5; seed++ {
 					d, err := Detect(context.Background(), e, seed*1000, DetectLimits{Budget: 60 * time.Second, RunTimeout: 2 * time.Second})
 					if err != nil {
 						b.Fatal(err)
 					}
-					if !d.Detected {
-						b.Fatalf("%s not detected in 60 s from seed %d", e.Mutation, seed*1000)
+					t := 60.0 // not detected within the budget
+					if d.Detected {
+						detected++
+						t = d.Time.Seconds()
 					}
-					times = append(times, d.Time.Seconds())
+					times = append(times, t)
 				}
 				slices.Sort(times)
 				b.ReportMetric(times[2], "s-median-detect")
 				b.ReportMetric(times[4], "s-max-detect")
+				b.ReportMetric(float64(detected), "detected-of-5")
 			}
 		})
 	}

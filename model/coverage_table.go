@@ -10,6 +10,8 @@ const (
 	fnGetPage                            // get_page
 	fnPageAllocPutPage                   // put_page
 	fnPageAllocRefill                    // skb_page_frag_refill
+	fnPipeLock                           // pipe_lock
+	fnPipeUnlock                         // pipe_unlock
 	fnNewPipe                            // alloc_pipe_info
 	fnPipeOccupancy                      // pipe_occupancy
 	fnPipeFull                           // pipe_full
@@ -219,6 +221,8 @@ var leafFns = [...]Fn{
 	fnGetPage,
 	fnPageAllocPutPage,
 	fnPageAllocRefill,
+	fnPipeLock,
+	fnPipeUnlock,
 	fnNewPipe,
 	fnPipeOccupancy,
 	fnPipeFull,
@@ -262,6 +266,8 @@ var fnTable = [numFn]fnInfo{
 	fnGetPage:                  {"getPage", "get_page", "page.go"},
 	fnPageAllocPutPage:         {"pageAlloc.putPage", "put_page", "page.go"},
 	fnPageAllocRefill:          {"pageAlloc.refill", "skb_page_frag_refill", "page.go"},
+	fnPipeLock:                 {"Pipe.lock", "pipe_lock", "pipe.go"},
+	fnPipeUnlock:               {"Pipe.unlock", "pipe_unlock", "pipe.go"},
 	fnNewPipe:                  {"newPipe", "alloc_pipe_info", "pipe.go"},
 	fnPipeOccupancy:            {"Pipe.occupancy", "pipe_occupancy", "pipe.go"},
 	fnPipeFull:                 {"Pipe.full", "pipe_full", "pipe.go"},

@@ -68,7 +68,10 @@ func (r *run) exec(t *Task, i int) trace.Result {
 		}
 		pipe := r.pipeOf(sk)
 		dst := newIovIter(int(op.Size))
-		if err := k.pipeRead(pipe, dst); err != 0 {
+		pipe.lock(t)
+		err := k.pipeRead(pipe, dst)
+		pipe.unlock()
+		if err != 0 {
 			return trace.Fail(err)
 		}
 		r.readTags(t, dst)
@@ -242,7 +245,9 @@ func (r *run) splice(t *Task, op *trace.Op) trace.Result {
 	}
 	defer sk.fput(t)
 	pipe := r.pipeOf(sk)
+	pipe.lock(t) // splice_file_to_pipe
 	n, err := r.k.spliceSockToPipe(t, sk, pipe, int(op.Size), op.Flags&trace.FlagNonblock != 0, sk.ONonblock)
+	pipe.unlock()
 	if err != 0 {
 		return trace.Fail(err)
 	}
@@ -339,7 +344,10 @@ func (r *run) set(t *Task, op *trace.Op) trace.Result {
 		}
 	case trace.OptPipesize:
 		// fcntl(F_SETPIPE_SZ) → pipe_fcntl's unsigned int argument.
-		n, err := r.pipeOf(sk).pipeSetSize(uint64(uint32(v)))
+		pipe := r.pipeOf(sk)
+		pipe.lock(t) // pipe_fcntl
+		n, err := pipe.pipeSetSize(uint64(uint32(v)))
+		pipe.unlock()
 		if err != 0 {
 			return trace.Fail(err)
 		}

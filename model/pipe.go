@@ -46,6 +46,12 @@ type PipeBuffer struct {
 // Ownership: every buffer between Tail and Head holds one page reference,
 // dropped when a read consumes the buffer (pipe_buf_release) or the pipe is
 // released (free_pipe_info). A buffer never holds a slab object.
+//
+// LOCKING: pipe->mutex is mutex and mutexWq: a splice into the pipe holds
+// it across the socket's splice_read, sleeps included (splice_file_to_pipe),
+// and drops it only while it waits for space (pipe_wait_writable); a
+// pipe read and F_SETPIPE_SZ take it too. Functions named ...Locked
+// expect it held by the calling task.
 type Pipe struct {
 	Bufs     []PipeBuffer
 	Head     uint
@@ -53,6 +59,25 @@ type Pipe struct {
 	MaxUsage int
 	Readers  int
 	Wq       WaitQueue // rd_wait and wr_wait
+
+	mutex   *Task // the holder of pipe->mutex, nil when free
+	mutexWq WaitQueue
+}
+
+// lock mirrors pipe_lock(): sleep until pipe->mutex is free, then hold it.
+func (p *Pipe) lock(t *Task) {
+	reach(fnPipeLock)
+	for p.mutex != nil {
+		t.waitWoken(&p.mutexWq, maxTimeout)
+	}
+	p.mutex = t
+}
+
+// unlock mirrors pipe_unlock().
+func (p *Pipe) unlock() {
+	reach(fnPipeUnlock)
+	p.mutex = nil
+	p.mutexWq.wakeUp()
 }
 
 // newPipe mirrors alloc_pipe_info() with slots buffers.

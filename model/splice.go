@@ -218,7 +218,15 @@ func (k *kernel) spliceSockToPipe(t *Task, sk *Sock, pipe *Pipe, length int, non
 		if nonblock {
 			return 0, errEAGAIN
 		}
+		// pipe_wait_writable: the mutex is dropped while waiting.
+		held := pipe.mutex == t
+		if held {
+			pipe.unlock()
+		}
 		t.waitWoken(&pipe.Wq, maxTimeout)
+		if held {
+			pipe.lock(t)
+		}
 		if t.timedOut && pipe.Readers == 0 {
 			return 0, errEPIPE
 		}
