@@ -24,6 +24,8 @@ type destinations struct {
 	pairs map[string][]string // successful pairs, both ways
 	// iocopy lists the trace's iocopy ops (source, destination).
 	iocopy [][2]string
+	// splices: sockets the trace splices from.
+	splices map[string]bool
 	// state[k] is the maps as they stand before the k-th op to complete
 	// (completionOrder); pos[i] is op i's k.
 	state []mapState
@@ -44,7 +46,8 @@ type mapSnap struct {
 }
 
 func newDestinations(r *Run) *destinations {
-	d := &destinations{t: r.Trace, peer: map[string]string{}, memo: map[destKey]map[string]bool{}, pairs: map[string][]string{}}
+	d := &destinations{t: r.Trace, peer: map[string]string{}, memo: map[destKey]map[string]bool{}, pairs: map[string][]string{},
+		splices: map[string]bool{}}
 	cur := mapState{}
 	order := completionOrder(r)
 	if order == nil {
@@ -59,6 +62,9 @@ func newDestinations(r *Run) *destinations {
 		op := &r.Trace.Ops[i]
 		d.state = append(d.state, cur.clone())
 		res := r.Obs[i].Result
+		if op.Kind == trace.OpSplice {
+			d.splices[op.A] = true
+		}
 		if op.Kind == trace.OpIOCopy { // it moves bytes even when it fails or is cut short
 			d.iocopy = append(d.iocopy, [2]string{op.A, op.B})
 		}
@@ -197,7 +203,9 @@ func (d *destinations) arrive(x string, i int, out, seen map[string]bool) {
 		}
 		verdictAlways = verdictAlways && has
 	}
-	if !verdictAlways {
+	if !verdictAlways || d.splices[x] {
+		// No verdict at some point, or splice(2), whose tcp_splice_read
+		// reads sk_receive_queue past any verdict or parser.
 		d.add(x, i, out, seen)
 	}
 	for j := i; j < len(d.state); j++ {

@@ -94,6 +94,8 @@ var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reorde
 	{"reads-agree", "fionread-undercounts", "ring", "FIONREAD does not count ring bytes: the RFC keeps 6.18's tcp_bpf_ioctl " +
 		"(msg_tot_len) and the module does not override ioctl, and neither adds the ring's count"},
 	{"stream-integrity", "reordered", "ring/sk_msg", skMsgOvertakesRing},
+	{"transparent", "eof-early", "ring/bypass-verdict", "ring bytes never meet the reader's sk_skb verdict (see " +
+		"differs@ring/bypass-verdict): a socket the base's verdict feeds sees EOF instead"},
 	{"transparent", "differs", "ring/bypass-verdict", "ring bytes never meet the reader's sk_skb verdict (the RFC: " +
 		"\"no skb, no sk_msg, and no verdict-program involvement on the splice fast path\"; the module likewise): " +
 		"bytes the base redirects on, or drops, stay in the paired socket's ring"},
@@ -213,6 +215,10 @@ var mainlineFailures = []Known{
 	{"reads-agree", "eagain-after-poll", "psock-gone",
 		"after the socket leaves the map, poll reports IN for the bytes its psock took and freed (tcp_inq counts " +
 			"them), while recv finds nothing (reproduced on the 6.18 kernel backend)"},
+	{"reads-agree", "fionread-overcounts", "psock-gone",
+		"after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock took off " +
+			"sk_receive_queue and freed with it, while reads find nothing (reproduced on the 6.18 kernel backend)"},
+	{"reads-agree", "fionread-overcounts", "self-redirect", selfRedirectReason},
 	{"reads-agree", "eagain-after-fionread", "psock-gone",
 		"after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock took off " +
 			"sk_receive_queue and freed with it, while recv finds nothing"},

@@ -230,13 +230,16 @@ func checkReadsAgree(r *Run) error {
 // overcountSite is the site of FIONREAD counting more than s can read:
 // "psock-gone" when s left a map with an sk_skb program (the bytes its
 // psock freed), "strparser" when s was in a map with a stream parser (a
-// frame not yet whole), else "".
+// frame not yet whole), "self-redirect" when its verdict redirects into
+// its own ingress (bytes it then never sees), else "".
 func (r *routes) overcountSite(s string) string {
 	switch {
 	case r.psockDrop[s]:
 		return "psock-gone"
 	case r.parser[s]:
 		return "strparser"
+	case r.selfRedirect[s]:
+		return "self-redirect"
 	}
 	return ""
 }
@@ -447,6 +450,14 @@ func checkTransparent(r *Run) error {
 				site := ""
 				if ring {
 					site = "ring"
+				}
+				if t := r.BaseStats.ReadTags[i]; len(t) > 0 && t[0].Known() && t[0].Sock() < len(r.Stats.TagSocks) {
+					snd := r.Stats.TagSocks[t[0].Sock()]
+					for _, w := range r.Stats.RingWrites {
+						if w.Sock == snd && w.Reader != s {
+							site = "ring/bypass-verdict" // the base's bytes went into another socket's ring
+						}
+					}
 				}
 				return violation(op, "eof-early", site, "%s saw EOF after %d bytes where its base profile (%s) read %d more",
 					s, len(pt), Bases[r.Trace.Profile], bres.N)

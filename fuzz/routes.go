@@ -30,6 +30,9 @@ type routes struct {
 	skMsgAt []map[string]bool
 	// iocopySrc: an iocopy reads the socket (its bytes go on to another).
 	iocopySrc map[string]bool
+	// selfRedirect: the socket was in a map whose sk_skb verdict
+	// redirects into its own ingress queue (the key holds it).
+	selfRedirect map[string]bool
 	// frame is, per socket in a map with a fixed-size stream parser
 	// (`parser N`), the largest N: up to N-1 bytes of a frame that never
 	// completes stay with the parser (strp_data_ready waits for the rest).
@@ -57,7 +60,7 @@ type mapInfo struct {
 func routesOf(t *trace.Trace) *routes {
 	r := &routes{
 		peer: map[string]string{}, foreign: map[string]bool{}, diverted: map[string]bool{},
-		psockDrop: map[string]bool{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, skb: map[string]bool{}, iocopySrc: map[string]bool{},
+		psockDrop: map[string]bool{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, skb: map[string]bool{}, iocopySrc: map[string]bool{}, selfRedirect: map[string]bool{},
 		skMsgAt: make([]map[string]bool, len(t.Ops)),
 	}
 	maps := map[string]*mapInfo{}
@@ -132,6 +135,11 @@ func routesOf(t *trace.Trace) *routes {
 			}
 		}
 	}
+	for _, op := range t.Ops {
+		if op.Kind == trace.OpProg && op.Prog.Type == trace.SkSkb && op.Prog.Verdict == trace.VerdictRedirect {
+			r.selfRedirectKey(t, op.Map, op.Prog.Key)
+		}
+	}
 	for _, m := range maps {
 		for s := range m.members {
 			if m.redirect {
@@ -178,4 +186,14 @@ func (r *routes) changedBetween(s, rcv string, i, j int) bool {
 		}
 	}
 	return false
+}
+
+// selfRedirectKey marks the sockets ever inserted at key of map name: an
+// sk_skb redirect to that key sends their own bytes back to them.
+func (r *routes) selfRedirectKey(t *trace.Trace, name string, key int64) {
+	for _, op := range t.Ops {
+		if op.Kind == trace.OpInsert && op.Map == name && op.Key == key {
+			r.selfRedirect[op.A] = true
+		}
+	}
 }
