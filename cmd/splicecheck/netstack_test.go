@@ -67,7 +67,7 @@ func TestRunNetstackPcap(t *testing.T) {
 func TestCheckNetstackInFlight(t *testing.T) {
 	for _, extra := range [][]string{nil, {"--two-host"}} {
 		out := t.TempDir()
-		args := append([]string{"check", "--backend", "netstack", "--profile", "loopback-splice", "--traces", "60", "--out", out}, extra...)
+		args := append([]string{"check", "--backend", "netstack", "--profile", "loopback-splice", "--traces", "200", "--out", out}, extra...)
 		code, stdout, errOut := runCLI(t, args...)
 		if code != exitOK || !strings.Contains(stdout, "stream-integrity, with TCP segments held in flight: ") {
 			t.Errorf("%v: code %d stdout %q stderr %q", args, code, stdout, errOut)
