@@ -36,7 +36,7 @@ func TestCampaignFindsInFlightForm(t *testing.T) {
 		}
 		t.Logf("two-host %v: %d traces, %v: %s\n%s", two, o.Traces, time.Since(start), o.InFlightDetail, o.InFlight.Format())
 	}
-	outs, err := Check(context.Background(), Campaign{Profiles: []string{"loopback-splice"}, MaxTraces: 100, Seed: 1, Properties: []Property{pr}})
+	outs, err := Check(context.Background(), Campaign{Profiles: []string{"loopback-splice"}, MaxTraces: 400, Seed: 1, Properties: []Property{pr}})
 	if err != nil {
 		t.Fatal(err)
 	}
