@@ -58,6 +58,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	outDir := fs.String("out", "out/check", "directory for counterexample traces")
 	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see --mutate list")
 	diff := fs.String("diff", "", "also run every trace on this backend (kernel) and check that it agrees")
+	runTimeout := fs.Duration("run-timeout", 2*time.Second, "skip a generated trace whose run takes longer (wall clock; a busy machine skips more)")
 	coverage := fs.Bool("coverage", false, "also list, per profile, the mirrored kernel functions its campaign did not reach")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
@@ -75,6 +76,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	if *budget <= 0 && *maxTraces <= 0 {
 		return usagef("--time: must be positive (or give --traces), got %v", *budget)
 	}
+	if *runTimeout <= 0 {
+		return usagef("--run-timeout: must be positive, got %v", *runTimeout)
+	}
 	if *maxTraces < 0 {
 		return usagef("--traces: must not be negative, got %d", *maxTraces)
 	}
@@ -88,7 +92,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	}
 	c := fuzz.Campaign{
 		Profiles: profiles, Budget: *budget, MaxTraces: *maxTraces, Seed: *seed,
-		Mutations: mutations, OutDir: *outDir, RunTimeout: 2 * time.Second, Version: versionString(),
+		Mutations: mutations, OutDir: *outDir, RunTimeout: *runTimeout, Version: versionString(),
 	}
 	if len(mutations) > 0 && *backendName != "model" {
 		return usagef("--mutate: mutations are of the model backend, not %q", *backendName)

@@ -67,7 +67,10 @@ func TestRunNetstackPcap(t *testing.T) {
 func TestCheckNetstackInFlight(t *testing.T) {
 	for _, extra := range [][]string{nil, {"--two-host"}} {
 		out := t.TempDir()
-		args := append([]string{"check", "--backend", "netstack", "--profile", "loopback-splice", "--traces", "200", "--out", out}, extra...)
+		// No trace is skipped for its wall-clock time (--run-timeout):
+		// the same traces run on a busy machine.
+		args := append([]string{"check", "--backend", "netstack", "--profile", "loopback-splice", "--traces", "200",
+			"--run-timeout", "10m", "--out", out}, extra...)
 		code, stdout, errOut := runCLI(t, args...)
 		if code != exitOK || !strings.Contains(stdout, "stream-integrity, with TCP segments held in flight: ") {
 			t.Errorf("%v: code %d stdout %q stderr %q", args, code, stdout, errOut)
