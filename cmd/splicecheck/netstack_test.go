@@ -69,7 +69,7 @@ func TestCheckNetstackInFlight(t *testing.T) {
 		out := t.TempDir()
 		// No trace is skipped for its wall-clock time (--run-timeout):
 		// the same traces run on a busy machine.
-		args := append([]string{"check", "--backend", "netstack", "--profile", "loopback-splice", "--traces", "200",
+		args := append([]string{"check", "--backend", "netstack", "--profile", "loopback-splice", "--traces", "500",
 			"--run-timeout", "10m", "--out", out}, extra...)
 		code, stdout, errOut := runCLI(t, args...)
 		if code != exitOK || !strings.Contains(stdout, "stream-integrity, with TCP segments held in flight: ") {
