@@ -41,7 +41,7 @@ type Run struct {
 	streams *trace.Streams // computed on demand
 }
 
-// Property is one checker of ../shared/DESIGN.md's properties. Check
+// Property is one checker of docs/design.md's properties. Check
 // returns nil when r satisfies it (or the property does not apply to r),
 // else an error wrapping ErrProperty that says where.
 type Property struct {

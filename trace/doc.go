@@ -3,7 +3,7 @@
 // the Backend interface every executor implements, the threaded runner that
 // drives a backend through a trace, and the differ that compares two runs.
 //
-// The language is a contract (../shared/DESIGN.md, "The trace language"):
+// The language is a contract (docs/design.md, "The trace language"):
 // it may be extended, never broken. A trace file is one op per line; `#`
 // starts a comment outside a quoted string; `@T` runs an op in thread T;
 // header directives (`profile`, `schedule`) precede the first op.

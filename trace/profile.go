@@ -12,7 +12,7 @@ type ProfileInfo struct {
 	Summary string // one line
 }
 
-// Bases and patches a profile may name (../shared/DESIGN.md, "Profiles").
+// Bases and patches a profile may name (docs/design.md, "Profiles").
 var profileInfos = []ProfileInfo{
 	{"linux-6.18", false, "mainline 6.18 as measured on the host: splice never sees psock ingress data; FIONREAD counts it"},
 	{"linux-6.1", false, "mainline 6.1 as measured in a Debian guest: like 6.18, but FIONREAD ignores psock ingress data"},

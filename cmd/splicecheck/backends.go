@@ -13,7 +13,7 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// backendInfo is one backend the project names (../shared/DESIGN.md,
+// backendInfo is one backend the project names (docs/design.md,
 // "Backends"). open is nil while the backend is not built yet.
 type backendInfo struct {
 	name    string

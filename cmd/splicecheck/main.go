@@ -20,7 +20,7 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// Exit statuses (the contract of ../shared/DESIGN.md, plus 3).
+// Exit statuses (the contract of docs/design.md, plus 3).
 const (
 	exitOK         = 0
 	exitDivergence = 1

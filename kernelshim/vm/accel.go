@@ -10,7 +10,7 @@ import (
 // detectAccel returns "kvm" when hardware virtualisation is usable and
 // "tcg" otherwise. Both conditions are checked, not assumed: /dev/kvm can
 // exist on a CPU without vmx/svm, and QEMU then aborts or hangs instead of
-// falling back (../shared/KERNEL-FACTS.md, "VMs here").
+// falling back (docs/kernel-facts.md, "VMs here").
 func detectAccel() string {
 	cpuinfo, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil || !hasVirtFlag(cpuinfo) {

@@ -125,7 +125,7 @@ func probeSockmap(fault string) error {
 }
 
 // mountAll mounts what the kernel backend needs and raises RLIMIT_MEMLOCK
-// (kernels before 5.11 charge BPF memory to it; ../shared/KERNEL-FACTS.md
+// (kernels before 5.11 charge BPF memory to it; docs/kernel-facts.md
 // warns against cilium/ebpf/rlimit in PID 1).
 func mountAll() error {
 	var errs []error
