@@ -226,7 +226,7 @@ func (p *provenance) follow(rcv string) *Violation {
 					rcv, snd, off)
 			}
 			if p.delivered(snd, off) {
-				return violation(op, "duplicated", pathSite(tag), "%s read %s's stream byte at offset %d, which was already read", rcv, snd, off)
+				return violation(op, "duplicated", p.dupSite(rcv, tag), "%s read %s's stream byte at offset %d, which was already read", rcv, snd, off)
 			}
 			if !oneThread {
 				continue
@@ -245,6 +245,18 @@ func (p *provenance) follow(rcv string) *Violation {
 		}
 	}
 	return nil
+}
+
+// dupSite names where a byte rcv read twice came from: the kernel
+// function that moved rcv's copied_seq back over bytes already read
+// (model.Rewind), or else the paths the byte took.
+func (p *provenance) dupSite(rcv string, tag model.Tag) string {
+	for _, w := range p.r.Stats.Rewinds {
+		if w.Sock == rcv {
+			return "copied-seq-rewound@" + w.Fn
+		}
+	}
+	return pathSite(tag)
 }
 
 // pathSite names the paths a byte took, for a violation's site.

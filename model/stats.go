@@ -44,6 +44,10 @@ type Stats struct {
 	// the runner's timeout) while the socket's own queues held bytes a
 	// read returns: a psock's ingress_msg, a loopback-splice ring.
 	Stranded []Stranded
+	// Rewinds lists, in order, each time a kernel function moved a
+	// socket's copied_seq backwards: the bytes between the two values
+	// are read again by whatever reads sk_receive_queue next.
+	Rewinds []Rewind
 	// Done lists the op indexes in the order the ops completed (ops in
 	// other threads may complete out of trace order).
 	Done []int
@@ -139,6 +143,23 @@ func (s *Stats) String() string {
 		fmt.Fprintf(&b, "%-8s %8s %12s %12d %12s\n", "kernel", "-", "-", s.Kernel.Copied, "-")
 	}
 	return b.String()
+}
+
+// Rewind is a write of copied_seq behind its value: Fn (the mirrored
+// kernel function) set Sock's copied_seq By bytes back.
+type Rewind struct {
+	Sock string
+	Fn   string
+	By   int
+}
+
+// setCopiedSeq writes sk's copied_seq for the kernel function fn,
+// recording a Rewind when it moves backwards.
+func (k *kernel) setCopiedSeq(sk *Sock, seq uint32, fn string) {
+	if back := int32(k.tcp.CopiedSeq(sk) - seq); back > 0 {
+		k.stats.Rewinds = append(k.stats.Rewinds, Rewind{Sock: sk.Name, Fn: fn, By: int(back)})
+	}
+	k.tcp.SetCopiedSeq(sk, seq)
 }
 
 // Stranded is a recv that returned nothing while bytes waited for it.

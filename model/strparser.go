@@ -126,7 +126,7 @@ func (k *kernel) strpReadSock(s *strparser) {
 	if copied < 0 {
 		return
 	}
-	k.tcp.SetCopiedSeq(sk, s.copiedSeq-uint32(s.ingressBytes))
+	k.setCopiedSeq(sk, s.copiedSeq-uint32(s.ingressBytes), "tcp_bpf_strp_read_sock")
 	k.tcp.CleanupRbuf(sk)
 }
 

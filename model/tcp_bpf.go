@@ -597,7 +597,7 @@ func (k *kernel) tcpBpfReadParser(t *Task, sk *Sock, dst msgReader, flags int, n
 	}
 out:
 	if !peek {
-		k.tcp.SetCopiedSeq(sk, seq)
+		k.setCopiedSeq(sk, seq, "tcp_bpf_recvmsg_parser")
 	}
 	if copied > 0 {
 		k.tcp.CleanupRbuf(sk)
