@@ -53,6 +53,14 @@ var KnownFailures = map[string][]Known{
 	})...),
 }
 
+// copiedSeqOvershoot: tcp_bpf_strp_read_sock and tcp_bpf_recvmsg_parser
+// disagree on the bytes of sk's own messages (a 6.18 finding).
+const copiedSeqOvershoot = "two stream-parser reads before a recv: tcp_bpf_strp_read_sock sets copied_seq to the " +
+	"parser's cursor less only its own read's ingress bytes, tcp_bpf_recvmsg_parser adds every message it reads, and " +
+	"copied_seq passes rcv_nxt; tcp_data_ready (tcp_epollin_ready) then never runs the parser for later bytes, and " +
+	"tcp_bpf_recvmsg_parser returns -EAGAIN at entry with messages waiting (reproduced on the 6.18 kernel backend: " +
+	"testdata/traces/findings/strparser_copied_seq_overshoot.trace)"
+
 // join concatenates lists of known failures.
 func join(lists ...[]Known) []Known {
 	var out []Known
@@ -211,6 +219,16 @@ var mainlineFailures = []Known{
 			"stranded@ingress_msg/before-psock) copied meanwhile count as unread again and the next read of " +
 			"sk_receive_queue returns them twice; the model's trace (a parser frame above a small SO_RCVBUF) runs into the " +
 			"README's small-buffers gap on the 6.18 kernel backend, where the readers split the bytes without a rewind"},
+	{"no-stranded-data", "stranded", "strparser/copied-seq-ahead@tcp_bpf_recvmsg_parser", copiedSeqOvershoot},
+	{"no-stranded-data", "stranded", "ingress_msg/copied-seq-ahead@tcp_bpf_recvmsg_parser", copiedSeqOvershoot},
+	{"no-stranded-data", "stranded", "ingress_msg/eof",
+		"bytes redirected into a socket's ingress_msg after its sk_skb verdict queued the peer's FIN (an empty " +
+			"message): tcp_bpf_recvmsg_parser returns 0 at the FIN message (is_next_msg_fin) and the bytes behind it " +
+			"are never read (reproduced on the 6.18 kernel backend)"},
+	{"no-stranded-data", "stranded", "peer-write-queue/apply",
+		"an sk_msg program that applies or corks makes tcp_bpf_push send each piece of an element with MSG_MORE while " +
+			"more of it remains; tcp_push corks (TCP_NAGLE_CORK) and, with nothing in flight, no ACK releases the " +
+			"segment (reproduced on the 6.18 kernel backend: testdata/traces/kernel/kf_cork_apply_msg_more_hold.trace)"},
 	{"no-stranded-data", "stranded", "ingress_msg/rcv-queue",
 		"tcp_bpf_recvmsg_parser first runs the verdict on what sk_receive_queue holds and returns -EAGAIN when bytes " +
 			"stay there (a frame the parser has not completed), without reading the messages waiting on ingress_msg " +

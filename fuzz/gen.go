@@ -271,7 +271,7 @@ func (g *genState) op() {
 	kind := rapid.SampledFrom([]string{
 		"send", "send", "send", "send", "recv", "recv", "recv", "splice", "splice", "pipe",
 		"fionread", "fionread", "poll", "state", "shutdown", "close", "set", "insert", "delete",
-		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend",
+		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend", "probe", "probe", "lastbytes",
 	}).Draw(t, "op")
 	if g.cfg.KernelSafe && (kind == "fill" || kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
 		// Kernel-safe traces keep the cross-check's weights: one thread
@@ -377,6 +377,16 @@ func (g *genState) op() {
 		th := fmt.Sprintf("t%d", len(g.threads)+1)
 		g.threads = append(g.threads, th)
 		g.line("@%s recv %s %d", th, s, rapid.SampledFrom(sizes[1:]).Draw(t, "trecvsize"))
+	case "probe":
+		// A consistency probe: poll or FIONREAD, then the non-blocking
+		// read right after, which must agree with it (reads-agree, both
+		// ways). Apart, the two rarely meet.
+		g.line("%s %s", rapid.SampledFrom([]string{"poll", "fionread"}).Draw(t, "probe"), s)
+		if !g.noRead[s] {
+			g.line("recv %s %d dontwait%s", s, rapid.SampledFrom(sizes[1:]).Draw(t, "probesize"), g.flag("peek"))
+		}
+	case "lastbytes":
+		g.lastBytes(s)
 	case "pair":
 		if !g.cfg.Pair {
 			g.line("state %s", s)
@@ -388,6 +398,27 @@ func (g *genState) op() {
 		// model.TestPairedSocketBehaviours pins.
 		g.line("pair %s %s", s, tcpPeer(s))
 	}
+}
+
+// lastBytes closes s at the boundary of tcp_close()'s data_was_unread
+// test (net/ipv4/tcp.c, v6.18: any unread byte turns the FIN into a RST):
+// it drains s, has the peer send 0, 1 or 2 bytes, closes s and reads on
+// the peer, which must see EOF or ECONNRESET accordingly (eof-after-data).
+// A never-read receiver is left alone.
+func (g *genState) lastBytes(s string) {
+	peer := tcpPeer(s)
+	if g.noRead[s] || g.noRead[peer] {
+		g.line("fionread %s", s)
+		return
+	}
+	g.line("recv %s 65536 dontwait", s)
+	if n := rapid.IntRange(0, 2).Draw(g.t, "unread"); n > 0 {
+		g.line("send %s %d dontwait", peer, n)
+		g.line("sleep 5")
+	}
+	g.line("close %s", s)
+	g.line("sleep 5")
+	g.line("recv %s 100 dontwait", peer)
 }
 
 // ringRace writes a sender and a reader thread on the pair a1/a2 that

@@ -169,8 +169,11 @@ func checkMapBounds(r *Run) error {
 }
 
 // checkStranded: a recv that returned nothing while the socket's
-// ingress_msg or loopback-splice ring held bytes (model.Stats.Stranded)
-// left them stranded. The site is the queue ("ingress_msg", "ring"),
+// ingress_msg or loopback-splice ring held bytes, its stream parser sat
+// on a whole message, or its peer held bytes unsent for good
+// (model.Stats.Stranded) left them stranded. The site is the queue
+// ("ingress_msg", "ring", "strparser/whole-frame", "peer-write-queue",
+// with "/apply" when an sk_msg program applies or corks),
 // with "/peek" for a MSG_PEEK recv, "/before-psock" for a recv that began
 // before the socket had a psock, "/eof" for one that returned EOF,
 // "/unpaired" for a ring whose pair is gone,
@@ -185,10 +188,23 @@ func checkStranded(r *Run) error {
 	s := r.Stats.Stranded[0]
 	op := &r.Trace.Ops[s.Op]
 	site, n := "ingress_msg", s.Ingress
-	if s.Ring > 0 {
+	switch {
+	case s.Ring > 0:
 		site, n = "ring", s.Ring
+	case s.Ingress > 0:
+	case s.StrpStalled:
+		site = "strparser"
+	default:
+		site, n = "peer-write-queue", s.PeerHeld
 	}
 	res := r.Obs[s.Op].Result
+	if site == "peer-write-queue" {
+		if msgApplies(r.Trace) {
+			site += "/apply"
+		}
+		return violation(op, "stranded", site, "recv on %s returned %s while its peer held %d bytes unsent, with nothing in flight and the window open (held for a MSG_MORE that never ends)",
+			op.A, res, n)
+	}
 	switch {
 	case op.Flags&trace.FlagPeek != 0:
 		site += "/peek"
@@ -200,13 +216,44 @@ func checkStranded(r *Run) error {
 		site += "/unpaired"
 	case s.Ring == 0 && s.Paired:
 		site += "/paired"
+	case s.Ring == 0 && overshot(r, op.A) != "":
+		site += "/copied-seq-ahead@" + overshot(r, op.A)
+	case s.StrpStalled:
+		site += "/whole-frame"
 	case s.Ring == 0 && s.RcvQueue && rt.skb[op.A]:
 		site += "/rcv-queue"
 	case rt.skb[op.A]:
 		site += "/verdict"
 	}
+	if s.Ingress == 0 && s.Ring == 0 {
+		return violation(op, "stranded", site, "recv on %s returned %s while its stream parser had a whole message on sk_receive_queue, unparsed, with no parse pending",
+			op.A, r.Obs[s.Op].Result)
+	}
 	return violation(op, "stranded", site, "recv on %s returned %s while %d bytes waited in its %s",
 		op.A, r.Obs[s.Op].Result, n, strings.SplitN(site, "/", 2)[0])
+}
+
+// overshot returns the kernel function that moved sock's copied_seq
+// past rcv_nxt in the run (model.Stats.Overshoots), "" if none did.
+func overshot(r *Run, sock string) string {
+	for _, o := range r.Stats.Overshoots {
+		if o.Sock == sock {
+			return o.Fn
+		}
+	}
+	return ""
+}
+
+// msgApplies reports whether t attaches an sk_msg program that calls
+// bpf_msg_apply_bytes or bpf_msg_cork_bytes: tcp_bpf_push then sends the
+// part of a scatterlist element it may send with MSG_MORE.
+func msgApplies(t *trace.Trace) bool {
+	for _, op := range t.Ops {
+		if op.Kind == trace.OpProg && op.Prog.Type == trace.SkMsg && (op.Prog.HasApply || op.Prog.HasCork) {
+			return true
+		}
+	}
+	return false
 }
 
 // impossibleErrnos are errors no op of a trace can get on Linux: every

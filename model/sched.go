@@ -562,7 +562,10 @@ type Task struct {
 	// recvPlain: the task's current recv began on a socket with no psock
 	// (Stats.Stranded).
 	recvPlain bool
-	s         *Sched
+	// recvStrpStalled: when the task's current recv began, its socket's
+	// stream parser was stalled (Stats.Stranded).
+	recvStrpStalled bool
+	s               *Sched
 	// kernel is set on the scheduler's kworker task, which never parks.
 	kernel bool
 

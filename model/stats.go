@@ -48,6 +48,11 @@ type Stats struct {
 	// socket's copied_seq backwards: the bytes between the two values
 	// are read again by whatever reads sk_receive_queue next.
 	Rewinds []Rewind
+	// Overshoots lists each time a kernel function moved a socket's
+	// copied_seq past rcv_nxt (By: how far): tcp_data_ready then sees
+	// no data (tcp_epollin_ready) and calls no sk_data_ready until
+	// rcv_nxt catches up.
+	Overshoots []Rewind
 	// Done lists the op indexes in the order the ops completed (ops in
 	// other threads may complete out of trace order).
 	Done []int
@@ -145,8 +150,9 @@ func (s *Stats) String() string {
 	return b.String()
 }
 
-// Rewind is a write of copied_seq behind its value: Fn (the mirrored
-// kernel function) set Sock's copied_seq By bytes back.
+// Rewind is a write of copied_seq behind its value (or past rcv_nxt,
+// Stats.Overshoots): Fn (the kernel function) set Sock's copied_seq By
+// bytes back (ahead).
 type Rewind struct {
 	Sock string
 	Fn   string
@@ -156,8 +162,12 @@ type Rewind struct {
 // setCopiedSeq writes sk's copied_seq for the kernel function fn,
 // recording a Rewind when it moves backwards.
 func (k *kernel) setCopiedSeq(sk *Sock, seq uint32, fn string) {
-	if back := int32(k.tcp.CopiedSeq(sk) - seq); back > 0 {
+	cur := k.tcp.CopiedSeq(sk)
+	if back := int32(cur - seq); back > 0 {
 		k.stats.Rewinds = append(k.stats.Rewinds, Rewind{Sock: sk.Name, Fn: fn, By: int(back)})
+	}
+	if ahead := int32(seq-cur) - int32(k.tcp.Inq(sk)); ahead > 0 && !sk.SockDone {
+		k.stats.Overshoots = append(k.stats.Overshoots, Rewind{Sock: sk.Name, Fn: fn, By: int(ahead)})
 	}
 	k.tcp.SetCopiedSeq(sk, seq)
 }
@@ -175,23 +185,37 @@ type Stranded struct {
 	// Unpaired: the ring's pair was gone (the peer unpaired); Paired:
 	// the socket has a live pair.
 	Unpaired, Paired bool
+	// StrpStalled: when the recv began, the socket's stream parser had a
+	// whole message on sk_receive_queue that it had not parsed, with no
+	// parse pending (kernel.strpStalled).
+	StrpStalled bool
+	// PeerHeld is the bytes the peer held unsent then, with nothing in
+	// flight and the window open (RefTCP.peerHeld): only its next send
+	// without MSG_MORE transmits them.
+	PeerHeld int
 }
 
 // noteStranded records op i, a recv of sk that returned nothing, if sk's
-// ingress_msg or ring held bytes then (Stats.Stranded); plain says the
-// recv began with no psock on sk.
-func (k *kernel) noteStranded(i int, sk *Sock, plain bool) {
-	p := skPsock(sk)
-	if sk == nil || p == nil {
+// ingress_msg or ring held bytes then, or its stream parser was stalled
+// when it began (Stats.Stranded); plain says the recv began with no psock
+// on sk.
+func (k *kernel) noteStranded(i int, sk *Sock, plain, strpStalled bool) {
+	if sk == nil {
 		return
 	}
-	s := Stranded{Op: i, Ingress: p.MsgTotLen, BeforePsock: plain, RcvQueue: !sk.SkReceiveQueue.empty()}
-	if sp := p.Splice; sp != nil && sp.Ring != nil && !sp.freed {
-		s.Ring = sp.Ring.Len()
-		s.Unpaired = sp.Peer == nil
-		s.Paired = sp.Peer != nil
+	s := Stranded{Op: i, BeforePsock: plain, RcvQueue: !sk.SkReceiveQueue.empty(), StrpStalled: strpStalled}
+	if p := skPsock(sk); p != nil {
+		s.Ingress = p.MsgTotLen
+		if sp := p.Splice; sp != nil && sp.Ring != nil && !sp.freed {
+			s.Ring = sp.Ring.Len()
+			s.Unpaired = sp.Peer == nil
+			s.Paired = sp.Peer != nil
+		}
 	}
-	if s.Ingress > 0 || s.Ring > 0 {
+	if h, ok := k.tcp.(interface{ peerHeld(*Sock) int }); ok {
+		s.PeerHeld = h.peerHeld(sk)
+	}
+	if s.Ingress > 0 || s.Ring > 0 || s.StrpStalled || s.PeerHeld > 0 {
 		k.stats.Stranded = append(k.stats.Stranded, s)
 	}
 }

@@ -30,12 +30,15 @@ type strparser struct {
 	// arriving data stays on sk_receive_queue.
 	needBytes  int
 	workQueued bool
+	// startNxt is rcv_nxt when the parser started: bytes before it
+	// arrived with no strp_data_ready (strpStalled).
+	startNxt uint32
 }
 
 // skPsockInitStrp mirrors sk_psock_init_strp() → strp_init().
 func (k *kernel) skPsockInitStrp(sk *Sock, p *SkPsock) {
 	k.reach(fnSkPsockInitStrp)
-	p.strp = &strparser{psock: p, sk: sk, copiedSeq: k.tcp.CopiedSeq(sk)}
+	p.strp = &strparser{psock: p, sk: sk, copiedSeq: k.tcp.CopiedSeq(sk), startNxt: k.tcp.CopiedSeq(sk) + uint32(k.tcp.Inq(sk))}
 	p.State |= skPsockRxStrpEnabled
 }
 
@@ -235,6 +238,42 @@ func (s *strparser) startTimer() {
 			k.strpAbort(s, errETIMEDOUT)
 		}
 	})
+}
+
+// strpStalled reports whether s holds, with the bytes past its cursor on
+// sk_receive_queue, a whole message no larger than sk_rcvbuf that it has
+// not parsed, with nothing left to make it parse: not stopped, no strp
+// work queued, the socket not owned (its release would run the backlog),
+// and some of the bytes arrived after the parser started (with a
+// strp_data_ready). strp_data_ready parses as soon as tcp_inq reaches
+// need_bytes, so in Linux a reader never finds a parser in that state.
+// Unlike bytes queued before the psock, which wait for a read's
+// tcp_data_ready (the known -EAGAIN at tcp_bpf_recvmsg_parser's entry).
+func (k *kernel) strpStalled(s *strparser) bool {
+	if s == nil || s.stopped || s.workQueued || s.sk.Owned {
+		return false
+	}
+	sk := s.sk
+	nxt := k.tcp.CopiedSeq(sk) + uint32(k.tcp.Inq(sk))
+	if int32(nxt-s.startNxt) <= 0 {
+		return false
+	}
+	avail := int(int32(nxt - s.copiedSeq)) // past the parser's cursor
+	have := avail
+	if s.head != nil {
+		have += s.head.Len
+	}
+	if have == 0 {
+		return false
+	}
+	frame := s.fullLen
+	if frame == 0 {
+		frame = have
+		if parser := s.psock.Progs.StreamParser; parser != nil {
+			frame = parser.runParser(have)
+		}
+	}
+	return frame > 0 && frame <= have && frame <= sk.SkRcvbuf
 }
 
 // strpAbort mirrors strp_abort_strp(): stop parsing and report the error

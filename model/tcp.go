@@ -594,6 +594,22 @@ func (r *RefTCP) EpollinReady(sk *Sock, target int) bool {
 	return int(avail) >= target || r.rcvWindow(tp) == 0
 }
 
+// peerHeld returns the bytes sk's peer holds in its write queue with
+// nothing in flight, no push deferred to its release_sock and the window
+// open: bytes only a later send without MSG_MORE will transmit
+// (tcpPush's TCP_NAGLE_CORK hold). 0 when the peer is gone or owned.
+func (r *RefTCP) peerHeld(sk *Sock) int {
+	p := tcpSk(sk).peer
+	if p == nil || p.sk.Owned || p.deferPush || p.SndNxt != p.SndUna || r.peerWindow(p) <= 0 {
+		return 0
+	}
+	n := 0
+	for _, skb := range p.writeQueue {
+		n += skb.Len
+	}
+	return n
+}
+
 // Inq implements TCP (tcp_inq).
 func (r *RefTCP) Inq(sk *Sock) int {
 	tp := tcpSk(sk)
