@@ -53,6 +53,12 @@ var KnownFailures = map[string][]Known{
 	})...),
 }
 
+// pairedIngressReason: a paired socket's receive path has no
+// ingress_msg read.
+const pairedIngressReason = "model-only, not yet confirmed on a kernel carrying the patch: a paired socket reads its " +
+	"ring and sk_receive_queue, so messages redirected onto its ingress_msg (an sk_msg ingress redirect, or its own " +
+	"sk_skb verdict in a second map) stay there (the same trace unpaired reads them on 6.18)"
+
 // copiedSeqOvershoot: tcp_bpf_strp_read_sock and tcp_bpf_recvmsg_parser
 // disagree on the bytes of sk's own messages (a 6.18 finding).
 const copiedSeqOvershoot = "two stream-parser reads before a recv: tcp_bpf_strp_read_sock sets copied_seq to the " +
@@ -88,9 +94,11 @@ var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reorde
 	{"no-stranded-data", "stranded", "ring/peek", ringPeekReason},
 	{"no-stranded-data", "stranded", "ring/before-psock", "a recv that began before its socket had a psock (or a " +
 		"pair) runs tcp_recvmsg to the end: it waits on sk_receive_queue and never reads the ring the pairing set up"},
-	{"no-stranded-data", "stranded", "ingress_msg/paired", "model-only, not yet confirmed on a kernel carrying " +
-		"the patch: a paired socket that joins a second map with an sk_skb verdict leaves its own redirected " +
-		"messages on ingress_msg (the same trace unpaired reads them on 6.18)"},
+	{"no-stranded-data", "stranded", "ingress_msg/paired", pairedIngressReason},
+	{"reads-agree", "fionread-overcounts", "paired", pairedIngressReason + "; FIONREAD (msg_tot_len) counts them"},
+	{"reads-agree", "fionread-undercounts", "ring/peek", "FIONREAD counts neither the ring (see fionread-undercounts@ring) " +
+		"nor, on 6.18, sk_receive_queue (see fionread-undercounts@psock), while a peek returns the TCP bytes the ring " +
+		"bytes precede (see peek-differs@ring)"},
 	{"no-stranded-data", "stranded", "ring/verdict", ringVerdictReason},
 	{"reads-agree", "eagain-after-poll", "ring/verdict", ringVerdictReason},
 	{"reads-agree", "eagain-after-fionread", "ring/verdict", ringVerdictReason},

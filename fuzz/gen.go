@@ -262,7 +262,10 @@ func (g *genState) prog(m genMap) string {
 	return strings.Join(w, " ")
 }
 
-var sizes = []int{0, 1, 7, 64, 100, 1000, 4096, 65536}
+// sizes are the op sizes the generator draws: small ones, a page, the
+// loopback-splice ring (16 KiB: a read that empties it exactly leaves
+// what the sender sent by TCP when it was full) and a large one.
+var sizes = []int{0, 1, 7, 64, 100, 1000, 4096, 16384, 65536}
 
 // op draws one data or control op, weighted toward sends and reads.
 func (g *genState) op() {

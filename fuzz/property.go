@@ -193,18 +193,21 @@ func checkStranded(r *Run) error {
 		site, n = "ring", s.Ring
 	case s.Ingress > 0:
 	case s.StrpStalled:
-		site = "strparser"
+		site = "strparser/whole-frame"
+		if fn := overshot(r, op.A); fn != "" {
+			site = "strparser/copied-seq-ahead@" + fn
+		}
+		return violation(op, "stranded", site, "recv on %s returned %s while its stream parser had a whole message on sk_receive_queue, unparsed, with no parse pending",
+			op.A, r.Obs[s.Op].Result)
 	default:
-		site, n = "peer-write-queue", s.PeerHeld
-	}
-	res := r.Obs[s.Op].Result
-	if site == "peer-write-queue" {
+		site = "peer-write-queue"
 		if msgApplies(r.Trace) {
 			site += "/apply"
 		}
 		return violation(op, "stranded", site, "recv on %s returned %s while its peer held %d bytes unsent, with nothing in flight and the window open (held for a MSG_MORE that never ends)",
-			op.A, res, n)
+			op.A, r.Obs[s.Op].Result, s.PeerHeld)
 	}
+	res := r.Obs[s.Op].Result
 	switch {
 	case op.Flags&trace.FlagPeek != 0:
 		site += "/peek"
@@ -218,16 +221,10 @@ func checkStranded(r *Run) error {
 		site += "/paired"
 	case s.Ring == 0 && overshot(r, op.A) != "":
 		site += "/copied-seq-ahead@" + overshot(r, op.A)
-	case s.StrpStalled:
-		site += "/whole-frame"
 	case s.Ring == 0 && s.RcvQueue && rt.skb[op.A]:
 		site += "/rcv-queue"
 	case rt.skb[op.A]:
 		site += "/verdict"
-	}
-	if s.Ingress == 0 && s.Ring == 0 {
-		return violation(op, "stranded", site, "recv on %s returned %s while its stream parser had a whole message on sk_receive_queue, unparsed, with no parse pending",
-			op.A, r.Obs[s.Op].Result)
 	}
 	return violation(op, "stranded", site, "recv on %s returned %s while %d bytes waited in its %s",
 		op.A, r.Obs[s.Op].Result, n, strings.SplitN(site, "/", 2)[0])

@@ -38,8 +38,8 @@ type routes struct {
 	// completes stay with the parser (strp_data_ready waits for the rest).
 	frame map[string]int64
 	// parser: the socket was in a map with a stream parser; skb: in a
-	// map with an sk_skb program.
-	parser, skb map[string]bool
+	// map with an sk_skb program; paired: named by a `pair` op.
+	parser, skb, paired map[string]bool
 	// changes lists, per socket, the op indexes where its map membership
 	// or its maps' programs changed (a route change: bytes sent before
 	// and after may take different paths).
@@ -61,7 +61,7 @@ func routesOf(t *trace.Trace) *routes {
 	r := &routes{
 		peer: map[string]string{}, foreign: map[string]bool{}, diverted: map[string]bool{},
 		psockDrop: map[string]bool{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, skb: map[string]bool{}, iocopySrc: map[string]bool{}, selfRedirect: map[string]bool{},
-		skMsgAt: make([]map[string]bool, len(t.Ops)),
+		paired: map[string]bool{}, skMsgAt: make([]map[string]bool, len(t.Ops)),
 	}
 	maps := map[string]*mapInfo{}
 	// First pass: every program a map ever has (a program attached
@@ -72,6 +72,8 @@ func routesOf(t *trace.Trace) *routes {
 			r.peer[op.A], r.peer[op.B] = op.B, op.A
 		case trace.OpIOCopy:
 			r.iocopySrc[op.A] = true
+		case trace.OpPair:
+			r.paired[op.A], r.paired[op.B] = true, true
 		case trace.OpMap:
 			maps[op.Map] = &mapInfo{members: map[string]bool{}, keys: map[int64]string{}}
 		case trace.OpProg:

@@ -258,8 +258,16 @@ func (k *kernel) strpStalled(s *strparser) bool {
 	if int32(nxt-s.startNxt) <= 0 {
 		return false
 	}
-	avail := int(int32(nxt - s.copiedSeq)) // past the parser's cursor
-	have := avail
+	have := 0 // data bytes past the parser's cursor (a FIN is no byte)
+	for _, skb := range sk.SkReceiveQueue.all() {
+		from := skb.Seq
+		if int32(s.copiedSeq-from) > 0 {
+			from = s.copiedSeq
+		}
+		if n := int(int32(skb.Seq + uint32(skb.Len) - from)); n > 0 {
+			have += n
+		}
+	}
 	if s.head != nil {
 		have += s.head.Len
 	}
