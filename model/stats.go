@@ -41,8 +41,10 @@ type Stats struct {
 	ReadTags map[int][]Tag
 	TagSocks []string
 	// Stranded lists the recv ops that returned nothing (EAGAIN, EOF, or
-	// the runner's timeout) while the socket's own queues held bytes a
-	// read returns: a psock's ingress_msg, a loopback-splice ring.
+	// the runner's timeout) while bytes waited that nothing would bring:
+	// on the socket's own queues a read returns (a psock's ingress_msg, a
+	// loopback-splice ring), behind a stalled stream parser, or in the
+	// peer's write queue held for good.
 	Stranded []Stranded
 	// Rewinds lists, in order, each time a kernel function moved a
 	// socket's copied_seq backwards: the bytes between the two values
