@@ -251,15 +251,18 @@ var mainlineFailures = []Known{
 		"after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock took off " +
 			"sk_receive_queue and freed with it, while reads find nothing (reproduced on the 6.18 kernel backend)"},
 	{"reads-agree", "fionread-overcounts", "self-redirect", selfRedirectReason},
+	{"reads-agree", "eagain-after-poll", "self-redirect", selfRedirectReason},
+	{"reads-agree", "eagain-after-fionread", "self-redirect", selfRedirectReason},
 	{"reads-agree", "eagain-after-fionread", "psock-gone",
 		"after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock took off " +
 			"sk_receive_queue and freed with it, while recv finds nothing"},
 }
 
 const selfRedirectReason = "a socket whose sk_skb verdict redirects into its own ingress queue stops seeing its " +
-	"later bytes after the first read: they stay on sk_receive_queue, FIONREAD says 0, poll has no IN and a reader " +
-	"sleeps to its timeout (reproduced on the 6.18 kernel backend: conn c1 c2; sk_skb redirect 0 ingress with c2 at " +
-	"key 0; send, recv, send)"
+	"later bytes after the first read: they stay on sk_receive_queue, reads return -EAGAIN (a blocking reader sleeps " +
+	"to its timeout), and FIONREAD and poll report only what ingress_msg still holds (reproduced on the 6.18 kernel " +
+	"backend: conn c1 c2; sk_skb redirect 0 ingress with c2 at key 0; send, recv, send; and with a partial first read, " +
+	"poll IN then -EAGAIN)"
 
 const parserEntryEAGAIN = "tcp_bpf_recvmsg_parser returns -EAGAIN at entry while a frame the stream parser has not " +
 	"completed is on sk_receive_queue, even with messages waiting on ingress_msg, which FIONREAD (6.18: msg_tot_len; " +

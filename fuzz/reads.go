@@ -203,6 +203,8 @@ func checkReadsAgree(r *Run) error {
 			site = "ring"
 		case rt.parser[op.A] && res.Err == syscall.EAGAIN:
 			site = "strparser" // a frame not yet whole on sk_receive_queue
+		case rt.selfRedirect[op.A]:
+			site = "self-redirect"
 		case inMap[op.A]:
 			site = "psock"
 		}
