@@ -96,6 +96,8 @@ var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reorde
 		"pair) runs tcp_recvmsg to the end: it waits on sk_receive_queue and never reads the ring the pairing set up"},
 	{"no-stranded-data", "stranded", "ingress_msg/paired", pairedIngressReason},
 	{"reads-agree", "fionread-overcounts", "paired", pairedIngressReason + "; FIONREAD (msg_tot_len) counts them"},
+	{"reads-agree", "eagain-after-poll", "paired", pairedIngressReason + "; poll (tcp_bpf_is_readable) sees them"},
+	{"reads-agree", "eagain-after-fionread", "paired", pairedIngressReason + "; FIONREAD (msg_tot_len) counts them"},
 	{"reads-agree", "fionread-undercounts", "ring/peek", "FIONREAD counts neither the ring (see fionread-undercounts@ring) " +
 		"nor, on 6.18, sk_receive_queue (see fionread-undercounts@psock), while a peek returns the TCP bytes the ring " +
 		"bytes precede (see peek-differs@ring)"},

@@ -156,8 +156,11 @@ func (r *Run) streamsOpaque(s string) bool {
 //     ("peek-misses-data").
 //
 // The site is "psock-gone" when the socket left a map whose sk_skb
-// program had taken its bytes (the bytes its psock freed), "psock" when
-// it was in a map, else "".
+// program had taken its bytes (the bytes its psock freed); "ring",
+// "ring/peek", "ring/verdict" for a ring's reader; "strparser" for an
+// EAGAIN behind a stream parser; "self-redirect" when its verdict
+// redirects into its own ingress; "paired" for a loopback-splice pair's
+// socket; "psock" when it was in a map; else "".
 func checkReadsAgree(r *Run) error {
 	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
@@ -205,6 +208,8 @@ func checkReadsAgree(r *Run) error {
 			site = "strparser" // a frame not yet whole on sk_receive_queue
 		case rt.selfRedirect[op.A]:
 			site = "self-redirect"
+		case rt.paired[op.A]:
+			site = "paired"
 		case inMap[op.A]:
 			site = "psock"
 		}
@@ -365,6 +370,10 @@ func completionOrder(r *Run) []int {
 // first is not held to it.
 func checkShutRead(r *Run) *Violation {
 	shut, inMap := map[string]bool{}, map[string]bool{}
+	// piped: bytes spliced into the socket's pipe and not read back; a
+	// splice into a pipe that may be full fails with EAGAIN before it
+	// looks at the socket (splice's wait_for_space).
+	piped := map[string]int64{}
 	order := completionOrder(r)
 	if order == nil {
 		return nil // several threads, and no completion order to follow
@@ -373,10 +382,19 @@ func checkShutRead(r *Run) *Violation {
 		op := &r.Trace.Ops[i]
 		res := r.Obs[i].Result
 		switch {
+		case op.Kind == trace.OpSplice && res.Err == 0 && res.N > 0:
+			piped[op.A] += res.N
+		case op.Kind == trace.OpPipe && res.Err == 0 && res.N > 0:
+			piped[op.A] -= res.N
+		}
+		switch {
 		case op.Kind == trace.OpInsert || op.Kind == trace.OpPair:
 			inMap[op.A] = true
 		case op.Kind == trace.OpShutdown && op.How != trace.ShutWR && res.Err == 0:
 			shut[op.A] = true
+		case op.Kind == trace.OpSplice && piped[op.A] > 0:
+			// The pipe holds bytes: it may be full (its slots, not
+			// its bytes, run out).
 		case (op.Kind == trace.OpRecv || op.Kind == trace.OpSplice) && shut[op.A] && res.Err == syscall.EAGAIN && res.Note == "":
 			site := ""
 			if inMap[op.A] {
