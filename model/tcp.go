@@ -127,6 +127,10 @@ type tcpSock struct {
 	// deferPush: data is held until release_sock (Nagle, autocorking or
 	// MSG_MORE); see tcpPush.
 	deferPush bool
+	// corkHeld: the last push had MSG_MORE with nothing in flight
+	// (TCP_NAGLE_CORK): what it left in the write queue waits for a
+	// push without MSG_MORE (peerHeld).
+	corkHeld bool
 
 	// unhashed: tcp_set_state(TCP_CLOSE) removed the socket from the
 	// lookup tables; arriving segments find no socket.
@@ -188,7 +192,8 @@ func (r *RefTCP) tcpPush(tp *tcpSock, flags int) {
 	}
 	tail := tp.writeQueue[len(tp.writeQueue)-1]
 	inFlight := tp.SndNxt != tp.SndUna
-	if flags&msgMore != 0 && !inFlight {
+	tp.corkHeld = flags&msgMore != 0 && !inFlight
+	if tp.corkHeld {
 		// TCP_NAGLE_CORK with nothing in flight: tcp_nagle_check holds
 		// the partial segment and no ACK will come to release it; it
 		// waits for a push without MSG_MORE.
@@ -594,13 +599,14 @@ func (r *RefTCP) EpollinReady(sk *Sock, target int) bool {
 	return int(avail) >= target || r.rcvWindow(tp) == 0
 }
 
-// peerHeld returns the bytes sk's peer holds in its write queue with
-// nothing in flight, no push deferred to its release_sock and the window
-// open: bytes only a later send without MSG_MORE will transmit
-// (tcpPush's TCP_NAGLE_CORK hold). 0 when the peer is gone or owned.
+// peerHeld returns the bytes sk's peer holds in its write queue since a
+// push with MSG_MORE found nothing in flight (tcpPush's TCP_NAGLE_CORK
+// hold), with still nothing in flight, no push deferred to its
+// release_sock and the window open: bytes only a later send without
+// MSG_MORE will transmit. 0 when the peer is gone or owned.
 func (r *RefTCP) peerHeld(sk *Sock) int {
 	p := tcpSk(sk).peer
-	if p == nil || p.sk.Owned || p.deferPush || p.SndNxt != p.SndUna || r.peerWindow(p) <= 0 {
+	if p == nil || !p.corkHeld || p.sk.Owned || p.deferPush || p.SndNxt != p.SndUna || r.peerWindow(p) <= 0 {
 		return 0
 	}
 	n := 0
