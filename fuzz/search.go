@@ -152,8 +152,15 @@ func SearchSchedules(ctx context.Context, b *model.Backend, t *trace.Trace, opts
 		}
 		res.Runs++
 		if cfg.Strategy == StrategyExhaustive {
-			// The whole run, not only the prefix that led to it.
-			run.Schedule = &trace.Schedule{Strategy: trace.StrategyPicks, Picks: o.Picks}
+			// The whole run, not only the prefix that led to it; a run
+			// without a decision is `picks 0` (a `schedule picks` with no
+			// choice does not parse), which takes the same first
+			// candidates.
+			picks := o.Picks
+			if len(picks) == 0 {
+				picks = []int{0}
+			}
+			run.Schedule = &trace.Schedule{Strategy: trace.StrategyPicks, Picks: picks}
 		}
 		r := &Run{Trace: &run, Obs: o.Obs, Err: o.Err, Stats: o.Stats}
 		if needsBase(props) {

@@ -323,6 +323,17 @@ recv b 100
 		if lost != (prof == "loopback-splice-seq") || (res.Violation != nil && !lost) {
 			t.Errorf("%s: %v", prof, res.Violation)
 		}
+		if !lost {
+			continue
+		}
+		// The counterexample, written out, replays the loss.
+		ce, err := trace.Parse("ce.trace", []byte(res.Counterexample.Format()))
+		if err != nil {
+			t.Fatalf("%s: counterexample does not parse: %v\n%s", prof, err, res.Counterexample.Format())
+		}
+		if _, v, err := Replay(context.Background(), provModel(t), ce, "eof-after-data"); err != nil || v == nil || v.Signature() != "eof-early@ring" {
+			t.Errorf("%s: replay of\n%s: %v, %v", prof, res.Counterexample.Format(), v, err)
+		}
 	}
 }
 
