@@ -147,15 +147,7 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 	} else {
 		r.Obs, r.Err = trace.Run(ctx, sut, t, trace.Options{})
 	}
-	if base, ok := Bases[t.Profile]; ok && r.Err == nil {
-		bt := *t
-		bt.Profile = base
-		if mb, ok := sut.(*model.Backend); ok {
-			r.Base, r.BaseStats, r.BaseErr = mb.RunTraceStats(ctx, &bt, trace.Options{})
-		} else {
-			r.Base, r.BaseErr = trace.Run(ctx, sut, &bt, trace.Options{})
-		}
-	}
+	r.runBase(ctx, sut)
 	if ref != nil {
 		r.Ref, r.RefErr = trace.Run(ctx, ref, t, trace.Options{})
 		if r.Ref == nil && r.RefErr == nil {
@@ -163,6 +155,28 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
 		}
 	}
 	return r
+}
+
+// runBase runs r's trace on sut with the base profile of its own, a
+// patch profile's (Bases), for the transparent property: r.Base,
+// r.BaseStats, r.BaseErr. It does nothing for a run that failed or a
+// profile without a base.
+func (r *Run) runBase(ctx context.Context, sut trace.Backend) {
+	p, err := trace.ParseProfile(r.Trace.Profile)
+	if err != nil || r.Err != nil {
+		return
+	}
+	base, ok := Bases[p.String()]
+	if !ok {
+		return
+	}
+	bt := *r.Trace
+	bt.Profile = base
+	if mb, ok := sut.(*model.Backend); ok {
+		r.Base, r.BaseStats, r.BaseErr = mb.RunTraceStats(ctx, &bt, trace.Options{})
+	} else {
+		r.Base, r.BaseErr = trace.Run(ctx, sut, &bt, trace.Options{})
+	}
 }
 
 // NewCampaignModel returns the model backend as campaigns run it: the

@@ -100,21 +100,28 @@ func Replay(ctx context.Context, sut trace.Backend, t *trace.Trace, property str
 }
 
 // writeCounterexample writes ce, a counterexample of pr, to file with its
-// header. The trace is formatted, parsed back and judged again as the
-// file has it, so that the violation's line numbers are the file's; if
-// the formatted trace no longer fails (it should: the format is
-// faithful), the violation found before is kept.
+// header (CounterexampleFile).
 func (c *Campaign) writeCounterexample(ctx context.Context, file string, pr Property, profile string, seed uint64, ce *trace.Trace, v *Violation, sut trace.Backend) error {
 	h := Header{Property: pr.Name, Signature: v.Signature(), Profile: profile, Seed: seed,
 		Mutations: c.Mutations, Version: c.Version, Violation: v.Error()}
-	body := ce.Format()
-	if parsed, err := trace.Parse(file, []byte(h.Format()+body)); err == nil {
-		if _, rv, err := Replay(ctx, sut, parsed, pr.Name); err == nil && rv != nil && rv.Signature() == v.Signature() {
-			h.Violation = rv.Error()
-		}
-	}
-	if err := os.WriteFile(file, []byte(h.Format()+body), 0o644); err != nil {
+	if err := os.WriteFile(file, CounterexampleFile(ctx, sut, file, h, "", ce), 0o644); err != nil {
 		return fmt.Errorf("%w: write counterexample: %w", ErrCampaign, err)
 	}
 	return nil
+}
+
+// CounterexampleFile renders ce as the counterexample file named file:
+// h, then note (comment lines, each ending in a newline; "" for none),
+// then ce with its directives. The file is parsed back and judged again
+// on sut (Replay) as written, so that h.Violation's line numbers are the
+// file's; if it no longer fails with h.Signature (it should: the format
+// is faithful), h.Violation is kept as given.
+func CounterexampleFile(ctx context.Context, sut trace.Backend, file string, h Header, note string, ce *trace.Trace) []byte {
+	body := note + ce.Format()
+	if parsed, err := trace.Parse(file, []byte(h.Format()+body)); err == nil {
+		if _, rv, err := Replay(ctx, sut, parsed, h.Property); err == nil && rv != nil && rv.Signature() == h.Signature {
+			h.Violation = rv.Error()
+		}
+	}
+	return []byte(h.Format() + body)
 }

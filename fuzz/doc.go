@@ -1,5 +1,6 @@
 // Package fuzz attacks the model: trace generators, property checkers,
-// shrinking, the bug zoo and the campaigns behind `splicecheck check`.
+// schedule search, shrinking, the bug zoo and the campaigns behind
+// `splicecheck check`.
 //
 // Generators (Trace) are rapid generators, so a campaign is reproducible
 // from its seed (trace i of a campaign is Trace(cfg).Example(seed+i)) and
@@ -29,6 +30,19 @@
 // a Header (property, signature, profile, seed, mutations, version), so
 // that `splicecheck run FILE` judges it again (Replay). Detect attacks one
 // mutation of the Zoo as plain `check` would: no reference run.
+//
+// SearchSchedules is the other way in: one trace (a scenario), many
+// interleavings. It runs the trace under the model's exploring
+// policies (seeded random, PCT, a bounded depth-first enumeration of
+// `schedule picks`; model.ExploreRun, which runs it as its `schedule`
+// directive does) and judges every run with the properties
+// (SearchProperties by default: the run's error, stream-integrity,
+// ring-content, eof-after-data), as a campaign judges a run of the same
+// trace and directive; ShrinkSchedules shrinks what it finds with
+// Minimize, searching each smaller trace anew and keeping the
+// signature. The counterexample carries its profile and schedule, so
+// `splicecheck run` replays it (with CounterexampleFile's header, judges
+// it).
 //
 // Ownership: a Campaign owns nothing between calls; Runs are not shared
 // between goroutines. The package imports trace and model, never

@@ -28,8 +28,8 @@ type Config struct {
 	Liveness bool
 	// Transport, if set, makes a fresh external TCP for every run, which
 	// the run uses instead of the reference TCP (tcp_ext.go); the run
-	// closes it at its end. Schedule exploration (ExploreRun, Search)
-	// runs on it too; on a HoldingTransport it holds segments in flight
+	// closes it at its end. Schedule exploration (ExploreRun) runs on
+	// it too; on a HoldingTransport it holds segments in flight
 	// as scheduler decisions.
 	Transport func() (Transport, error)
 	// Provenance makes every payload byte carry a Tag (its sender and
@@ -84,58 +84,96 @@ func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Optio
 	return obs, err
 }
 
-// RunTraceStats is RunTrace that also returns the run's copy accounting
-// (Stats), for `splicecheck run --stats`.
-func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.Options) (_ []trace.Observation, _ *Stats, err error) {
-	opts, err = trace.ResolveOptions(t, opts)
+// RunTraceStats is RunTrace that also returns the run's account
+// (Stats): copy accounting, ring writes, read tags, completion order,
+// coverage (`splicecheck run --stats`, the campaigns' properties).
+func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, *Stats, error) {
+	opts, prof, err := resolveRun(t, opts)
 	if err != nil {
 		return nil, nil, err
+	}
+	o, err := b.runPolicy(ctx, t, opts, prof, tracePolicy(t, opts), true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o.Obs, o.Stats, o.Err
+}
+
+// resolveRun resolves opts for t (trace.ResolveOptions) and its profile.
+func resolveRun(t *trace.Trace, opts trace.Options) (trace.Options, Profile, error) {
+	opts, err := trace.ResolveOptions(t, opts)
+	if err != nil {
+		return opts, Profile{}, err
 	}
 	prof, err := ParseProfile(opts.Profile)
-	if err != nil {
-		return nil, nil, err
-	}
-	var policy Policy
+	return opts, prof, err
+}
+
+// tracePolicy is the scheduling policy of t's `schedule` directive: an
+// exploring one (random, pct, picks), a seed, a thread order; else
+// opts.Seed's seeded policy, else nil (FIFO).
+func tracePolicy(t *trace.Trace, opts trace.Options) Policy {
 	switch {
 	case t.Schedule != nil && t.Schedule.Strategy != "":
-		policy = schedulePolicy(t.Schedule)
+		return schedulePolicy(t.Schedule)
 	case t.Schedule != nil && t.Schedule.HasSeed:
-		policy = NewSeededPolicy(t.Schedule.Seed)
+		return NewSeededPolicy(t.Schedule.Seed)
 	case t.Schedule != nil:
-		policy = PriorityPolicy{Order: t.Schedule.Threads}
+		return PriorityPolicy{Order: t.Schedule.Threads}
 	case opts.Seed != 0:
-		policy = NewSeededPolicy(opts.Seed)
+		return NewSeededPolicy(opts.Seed)
+	}
+	return nil
+}
+
+// runPolicy runs t on a fresh model under policy: the one execution
+// behind RunTraceStats and ExploreRun. An exploring policy is recorded
+// (Outcome.Picks) and checks liveness whatever the Config; with
+// teardown (every caller but tests that inspect the state the trace
+// left), what the trace left is released and checked (teardown). It
+// returns an error only when the run could not start or its transport
+// failed to close after a run that succeeded; a failed run is o.Err.
+func (b *Backend) runPolicy(ctx context.Context, t *trace.Trace, opts trace.Options, prof Profile, policy Policy, teardown bool) (*Outcome, error) {
+	var rec *recorder
+	if _, ok := policy.(exploringPolicy); ok {
+		rec = &recorder{inner: policy}
+		policy = rec
 	}
 	r := newRun(t, opts, prof, policy)
 	defer r.k.coverEnd(r.k.coverStart())
 	r.k.mut = b.mut
 	closeTr, err := b.attachTransport(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	defer func() {
-		if cerr := closeTr(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
 	// An exploring schedule always checks liveness (explore.go).
 	r.liveness = b.cfg.Liveness || r.s.explore
 	r.leaks = b.cfg.Liveness
 	r.k.pages.prov = b.cfg.Provenance
-	obs, err := r.execute(ctx)
-	if err != nil {
-		return nil, nil, err
+	o := &Outcome{Trace: t, r: r}
+	o.Obs, o.Err = r.execute(ctx)
+	if o.Err == nil {
+		r.k.stats.RingWrites = r.k.splice.writes
+		r.k.stats.RingFaults = r.k.splice.contentFaults
+		r.k.stats.Done = r.doneOrder
+		for _, sk := range r.k.sockSeq {
+			r.k.stats.TagSocks = append(r.k.stats.TagSocks, sk.Name)
+		}
+		o.Stats = r.k.stats
+		if teardown {
+			if err := r.teardown(); err != nil {
+				o.Obs, o.Stats, o.Err = nil, nil, fmt.Errorf("%s: at teardown: %w", t.File, err)
+			}
+		}
 	}
-	r.k.stats.RingWrites = r.k.splice.writes
-	r.k.stats.RingFaults = r.k.splice.contentFaults
-	r.k.stats.Done = r.doneOrder
-	for _, sk := range r.k.sockSeq {
-		r.k.stats.TagSocks = append(r.k.stats.TagSocks, sk.Name)
+	if rec != nil {
+		o.Picks, o.widths = rec.picks, rec.width
 	}
-	if err := r.teardown(); err != nil {
-		return nil, nil, fmt.Errorf("%s: at teardown: %w", t.File, err)
+	o.Decisions, o.Yields, o.RingWrites = r.s.decisions, r.s.yields, r.k.splice.writes
+	if err := closeTr(); err != nil && o.Err == nil {
+		return nil, err
 	}
-	return obs, r.k.stats, nil
+	return o, nil
 }
 
 // attachTransport puts r on a fresh external TCP when the backend has
@@ -161,7 +199,7 @@ func (b *Backend) attachTransport(r *run) (func() error, error) {
 // run is one execution of a trace.
 type run struct {
 	liveness bool // Config.Liveness, or an exploring search: lost wakeups stop the run
-	leaks    bool // Config.Liveness: a leak at the end fails the run (Search checks its own)
+	leaks    bool // Config.Liveness: a closed pair not released at the end fails the run (spliceLeaks)
 	t        *trace.Trace
 	opts     trace.Options
 	k        *kernel
@@ -201,7 +239,9 @@ func newRun(t *trace.Trace, opts trace.Options, prof Profile, policy Policy) *ru
 var errTaskKilled = errors.New("model: task killed")
 
 // execute dispatches the ops in trace order, as trace.Run does, and joins
-// every thread at the end.
+// every thread at the end; then it checks the state the trace left: the
+// rings' cursors (checkRings) and, with Config.Liveness, that every
+// closed pair was released (spliceLeaks).
 func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) {
 	defer r.killTasks()
 	r.s.ctx, r.s.done = ctx, ctx.Done()
@@ -241,8 +281,11 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 			return nil, fmt.Errorf("%w (%w): %s: every thread is blocked and no deadline is pending", ErrInternal, ErrDeadlock, r.t.File)
 		}
 	}
+	if err := r.k.checkRings(); err != nil {
+		return nil, fmt.Errorf("%s: at the end: %w", r.t.File, err)
+	}
 	if r.leaks {
-		// Teardown: every pair whose two sockets were closed is released.
+		// Every pair whose two sockets were closed is released.
 		if err := r.k.spliceLeaks(); err != nil {
 			return nil, fmt.Errorf("%s: at the end: %w", r.t.File, err)
 		}
@@ -268,9 +311,9 @@ const teardownSteps = 10000
 // feeding itself).
 //
 // The observations are final before teardown starts: nothing it does is
-// observable to the trace. RunTrace tears down every run; ExploreRun
-// does not, because its properties (Outcome.CheckProperties) judge the
-// state the trace left.
+// observable to the trace. Every run is torn down (runPolicy), explored
+// or not; the checks of the state the trace left (spliceLeaks,
+// checkRings) run before, at the end of execute.
 func (r *run) teardown() (err error) {
 	k := r.k
 	defer func() {

@@ -34,7 +34,7 @@
 //	profile.go   linux-6.18 and linux-6.1
 //	splice_loopback.go  profile loopback-splice (Cong Wang's RFC, as posted)
 //	splice_seq.go       profile loopback-splice-seq (multikernel/tcp_splice's ordering fix)
-//	explore.go   exploring policies, yield points, lost wakeups, properties, search, shrink
+//	explore.go   exploring policies, yield points, waitEvent, ExploreRun and its Outcome
 //	coverage.go  which mirrored kernel functions a run reached (Stats.Coverage); the
 //	             registry coverage_table.go is generated (internal/mirrorgen), the
 //	             scopes by profile and transport are in coverage_scope.go
@@ -96,7 +96,13 @@
 // on a HoldingTransport the segments held on its wire) are scheduled
 // like threads, so segments can stay in flight; each such run replays
 // exactly from its directive. Kernel contexts never yield, even when
-// one runs on a task's goroutine (Sched.inKernel).
+// one runs on a task's goroutine (Sched.inKernel). ExploreRun runs a
+// trace under such a policy exactly as its directive would and returns
+// an Outcome: what happened (observations or the run's error, Stats,
+// the choices made, ring writes) and, for a depth-first enumeration of
+// schedules, the next choices (Outcome.NextPicks). The model judges
+// nothing beyond its own faults and invariants: package fuzz searches
+// schedules and judges each run with its properties.
 //
 // # Ownership and lifetimes
 //

@@ -25,6 +25,11 @@ var (
 	ErrLivelock = errors.New("model: livelock")
 	// ErrLostWakeup marks a run stopped at a lost wakeup (Config.Liveness).
 	ErrLostWakeup = errors.New("model: lost wakeup")
+	// ErrLeak marks a run that left a closed pair or a psock unreleased
+	// (Config.Liveness: a pair whose two sockets were closed still holds
+	// its psock or ring at the end of the run; every run: a psock that
+	// survives teardown). It comes as a Fault of kind "leak".
+	ErrLeak = errors.New("model: teardown leaks")
 	// ErrProfile marks a profile the model does not implement. It wraps
 	// trace.ErrUnsupported where returned to the runner.
 	ErrProfile = errors.New("model: profile not implemented")

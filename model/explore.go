@@ -2,7 +2,6 @@ package model
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -305,20 +304,34 @@ func (t *Task) waitEvent(wq *WaitQueue, to timeo, what string, cond func() bool)
 	}
 }
 
-// Outcome is one explored run: its observations (or the error that ended
-// it) and the model state the property checks read.
+// Outcome is one run under a policy (ExploreRun; RunTraceStats makes
+// one for every run): what happened, for whoever judges it (package
+// fuzz). The model draws no conclusion from it beyond the run's error.
+//
+// Obs and Stats are set exactly when Err is nil: a run that fails
+// (a Fault: lost wakeup, livelock, leak, page ownership; an invariant;
+// a deadlock; at teardown) has no observations, as RunTraceStats
+// returns none. Picks, Decisions, Yields and RingWrites are set either
+// way: they are what ran up to the end or the failure.
 type Outcome struct {
 	Trace *trace.Trace
 	Obs   []trace.Observation
 	Err   error
-	// Picks is the run written as `schedule picks`.
-	Picks     []int
+	// Stats is the run's account (RunTraceStats), with Config.Provenance
+	// the tags of what every read returned.
+	Stats *Stats
+	// Picks is the run written as `schedule picks`: the candidate taken
+	// at each decision of an exploring policy (nil for another policy).
+	Picks []int
+	// Decisions counts the scheduling decisions with more than one
+	// candidate, Yields the yield points that gave control back.
 	Decisions int
 	Yields    int
 	// RingWrites are the run's loopback-splice ring writes, in order.
 	RingWrites []RingWrite
 
-	r *run
+	widths []int // the number of candidates at each decision of Picks
+	r      *run
 }
 
 // RingWrite is one splice_ring_write of a run, with what was in flight
@@ -337,8 +350,11 @@ type RingWrite struct {
 }
 
 // Received returns what sock's recv ops returned (not peeks), in the
-// order they completed.
+// order they completed; nil for a failed run.
 func (o *Outcome) Received(sock string) []byte {
+	if o.Obs == nil {
+		return nil
+	}
 	var b []byte
 	for _, i := range o.r.doneOrder {
 		op := &o.Trace.Ops[i]
@@ -349,320 +365,40 @@ func (o *Outcome) Received(sock string) []byte {
 	return b
 }
 
-// ExploreRun runs t once under policy (which must be exploring: a
-// RandomPolicy, PCTPolicy or PicksPolicy) with the backend's mutations,
-// on its transport if it has one (Config.Transport; closed before
-// ExploreRun returns), and records the run's choices.
-func (b *Backend) ExploreRun(ctx context.Context, t *trace.Trace, opts trace.Options, policy Policy) (*Outcome, error) {
-	if _, ok := policy.(exploringPolicy); !ok {
-		return nil, fmt.Errorf("explore %s: policy %T does not explore: %w", t.File, policy, ErrInternal)
-	}
-	opts, err := trace.ResolveOptions(t, opts)
-	if err != nil {
-		return nil, err
-	}
-	prof, err := ParseProfile(opts.Profile)
-	if err != nil {
-		return nil, err
-	}
-	rec := &recorder{inner: policy}
-	r := newRun(t, opts, prof, rec)
-	r.k.mut = b.mut
-	r.liveness = true
-	closeTr, err := b.attachTransport(r)
-	if err != nil {
-		return nil, err
-	}
-	obs, err := r.execute(ctx)
-	if cerr := closeTr(); cerr != nil {
-		return nil, cerr
-	}
-	return &Outcome{Trace: t, Obs: obs, Err: err, Picks: rec.picks, Decisions: r.s.decisions, Yields: r.s.yields,
-		RingWrites: r.k.splice.writes, r: r}, nil
-}
-
-// Property errors: a run that violates a property of DESIGN.md. Match
-// with errors.Is.
-var (
-	// ErrStreamOrder: bytes received are not a prefix of bytes sent.
-	ErrStreamOrder = errors.New("property: stream integrity (received bytes are not a prefix of the sent bytes)")
-	// ErrDataAfterEOF: a read returned EOF and a later read returned data.
-	ErrDataAfterEOF = errors.New("property: EOF before every byte was delivered")
-	// ErrLeak: after both sockets of a pair closed, a psock, splice state
-	// or ring was never released.
-	ErrLeak = errors.New("property: teardown leaks")
-	// ErrRing: a ring invariant does not hold.
-	ErrRing = errors.New("property: ring invariant")
-)
-
-// CheckProperties checks an explored run against the properties of
-// DESIGN.md the loopback splice campaign needs: liveness (the run's
-// error: a lost wakeup, a deadlock), stream integrity per connection,
-// no EOF before data, no leak after both ends closed, ring invariants.
-//
-// Precondition for stream integrity: a socket's sends do not overlap in
-// time (one thread sends on it at a time), so their completion order is
-// the stream order.
-func (o *Outcome) CheckProperties() error {
-	if o.Err != nil {
-		return o.Err
-	}
-	r := o.r
-	sent := map[string][]byte{}
-	got := map[string][]byte{}
-	eof := map[string]int{}      // first EOF read per socket
-	gotAtEOF := map[string]int{} // bytes received before it
-	errSeen := map[string]bool{} // a read failed (ECONNRESET: Linux loses data too)
-	for _, i := range r.doneOrder {
-		op := &r.t.Ops[i]
-		res := r.obs[i].Result
-		switch op.Kind {
-		case trace.OpSend:
-			if res.N <= 0 || res.Word != "" {
-				continue
-			}
-			var b []byte
-			if op.Form == trace.DataPattern {
-				b = trace.Pattern(int64(len(sent[op.A])), res.N)
-			} else {
-				b = op.Data[:res.N]
-			}
-			sent[op.A] = append(sent[op.A], b...)
-		case trace.OpRecv:
-			if op.Flags&trace.FlagPeek != 0 {
-				continue
-			}
-			if res.N < 0 || res.Err != 0 {
-				errSeen[op.A] = true
-				continue
-			}
-			if res.N == 0 && op.Size > 0 {
-				if _, seen := eof[op.A]; !seen {
-					eof[op.A] = i
-					gotAtEOF[op.A] = len(got[op.A])
-				}
-				continue
-			}
-			if j, seen := eof[op.A]; seen && res.N > 0 {
-				return fmt.Errorf("%w: %s: line %d returned EOF, then line %d returned %d bytes",
-					ErrDataAfterEOF, op.A, r.t.Ops[j].Pos.Line, op.Pos.Line, res.N)
-			}
-			got[op.A] = append(got[op.A], res.Data...)
-		}
-	}
-	for _, sk := range r.k.sockSeq {
-		peer := r.k.peerOf(sk)
-		if peer == nil {
-			continue
-		}
-		g, s := got[sk.Name], sent[peer.Name]
-		if len(g) > len(s) || string(g) != string(s[:len(g)]) {
-			n := 0
-			for n < len(g) && n < len(s) && g[n] == s[n] {
-				n++
-			}
-			return fmt.Errorf("%w: %s received %d bytes from %s (which sent %d); they differ from offset %d",
-				ErrStreamOrder, sk.Name, len(g), peer.Name, len(s), n)
-		}
-	}
-	// A socket saw EOF: every byte its peer sent (all before its FIN: a
-	// send after SEND_SHUTDOWN fails) must have been read before it,
-	// unless a read failed (a reset, where Linux drops data too).
-	for _, sk := range r.k.sockSeq {
-		i, seen := eof[sk.Name]
-		peer := r.k.peerOf(sk)
-		if !seen || peer == nil || errSeen[sk.Name] || r.obs[i].Result.Note != "" {
-			continue
-		}
-		if n := len(sent[peer.Name]); gotAtEOF[sk.Name] < n {
-			return fmt.Errorf("%w: %s: line %d returned EOF after %d of the %d bytes %s sent",
-				ErrDataAfterEOF, sk.Name, r.t.Ops[i].Pos.Line, gotAtEOF[sk.Name], n, peer.Name)
-		}
-	}
-	for _, s := range r.k.splice.all {
-		if s.Ring != nil {
-			if err := s.Ring.CheckInvariants(); err != nil {
-				return fmt.Errorf("%w: %w", ErrRing, err)
-			}
-		}
-	}
-	return r.k.spliceLeaks()
-}
-
-// spliceLeaks reports a splice state whose two sockets were both
-// released but whose psock was never destroyed or whose ring was never
-// freed. A psock already dropped (no reference left) while kernel work
-// is still pending is not judged: its destroy may be queued.
-func (k *kernel) spliceLeaks() error {
-	for _, s := range k.splice.all {
-		sk := s.Psock.Sk
-		peer := k.peerOf(sk)
-		if !sk.released || peer == nil || !peer.released {
-			continue
-		}
-		if s.Psock.destroyed && s.freed {
-			continue
-		}
-		if s.Psock.Refcnt == 0 && k.s.kernelPending() {
-			// Dropped: its destroy (or the ring's release) is queued
-			// behind kernel work that feeds itself (an egress redirect
-			// loop), which the settle's budget left running.
-			continue
-		}
-		return &Fault{Err: ErrLeak, Kind: "leak", Site: "splice-pair", Msg: fmt.Sprintf(
-			"%s and %s are closed, but %s's psock has %d references (destroyed %v) and its splice ring is not freed",
-			sk.Name, peer.Name, sk.Name, s.Psock.Refcnt, s.Psock.destroyed)}
-	}
-	return nil
-}
-
-// peerOf returns the other end of sk's connection, nil if none.
-func (k *kernel) peerOf(sk *Sock) *Sock {
-	for i, x := range k.sockSeq {
-		if x == sk {
-			return k.sockSeq[i^1]
-		}
-	}
-	return nil
-}
-
-// SearchConfig bounds a schedule search.
-type SearchConfig struct {
-	// Strategy is trace.StrategyRandom, trace.StrategyPCT or "exhaustive".
-	Strategy string
-	Depth    int    // PCT depth (default 3)
-	Seed     uint64 // first seed (random, PCT); seeds Seed, Seed+1, ...
-	Runs     int    // the most runs
-	// MaxBranch bounds exhaustive search: only the first MaxBranch
-	// decisions of a run branch (default 24).
-	MaxBranch int
-	// Accept, when set, narrows what counts as a violation: a run whose
-	// CheckProperties error it rejects does not end the search.
-	Accept func(o *Outcome, violation error) bool
-}
-
-// StrategyExhaustive is SearchConfig.Strategy for bounded exhaustive
-// search (depth-first over the choices of the first MaxBranch decisions).
-const StrategyExhaustive = "exhaustive"
-
-// SearchResult is what a search found.
-type SearchResult struct {
-	Runs int
-	// Violation is the first property violation, nil if none was found.
-	Violation error
-	// Schedule replays the violating run (a copy of t with it is
-	// Counterexample).
-	Schedule       *trace.Schedule
-	Counterexample *trace.Trace
-	Exhausted      bool // exhaustive search covered every schedule in bound
-}
-
-// Search explores schedules of t until a run violates a property
-// (CheckProperties) or cfg.Runs runs are done. A model error that is not
-// a liveness failure ends the search with that error.
-func (b *Backend) Search(ctx context.Context, t *trace.Trace, opts trace.Options, cfg SearchConfig) (*SearchResult, error) {
-	if cfg.Depth == 0 {
-		cfg.Depth = 3
-	}
-	if cfg.MaxBranch == 0 {
-		cfg.MaxBranch = 24
-	}
-	res := &SearchResult{}
-	var prefix []int
-	for res.Runs < cfg.Runs {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		var pol Policy
-		var sched *trace.Schedule
-		seed := cfg.Seed + uint64(res.Runs)
-		switch cfg.Strategy {
-		case trace.StrategyRandom:
-			pol, sched = NewRandomPolicy(seed), &trace.Schedule{Strategy: trace.StrategyRandom, Seed: seed}
-		case trace.StrategyPCT:
-			pol, sched = NewPCTPolicy(cfg.Depth, seed), &trace.Schedule{Strategy: trace.StrategyPCT, Depth: cfg.Depth, Seed: seed}
-		case StrategyExhaustive:
-			pol = &PicksPolicy{Picks: append([]int(nil), prefix...)}
-		default:
-			return res, fmt.Errorf("search %s: strategy %q: %w", t.File, cfg.Strategy, ErrInternal)
-		}
-		o, err := b.ExploreRun(ctx, t, opts, pol)
-		if err != nil {
-			return res, err
-		}
-		res.Runs++
-		if o.Err != nil && !errors.Is(o.Err, ErrLostWakeup) && !errors.Is(o.Err, ErrDeadlock) {
-			return res, o.Err
-		}
-		if sched == nil {
-			sched = &trace.Schedule{Strategy: trace.StrategyPicks, Picks: o.Picks}
-		}
-		if v := o.CheckProperties(); v != nil && (cfg.Accept == nil || cfg.Accept(o, v)) {
-			res.Violation, res.Schedule = v, sched
-			ce := *t
-			ce.Schedule = sched
-			if opts.Profile != "" {
-				ce.Profile = opts.Profile
-			}
-			res.Counterexample = &ce
-			return res, nil
-		}
-		if cfg.Strategy == StrategyExhaustive {
-			next, ok := nextPrefix(o, cfg.MaxBranch)
-			if !ok {
-				res.Exhausted = true
-				return res, nil
-			}
-			prefix = next
-		}
-	}
-	return res, nil
-}
-
-// nextPrefix returns the choices of the next run of a depth-first search:
-// the deepest decision (among the first maxBranch) with an untried
-// alternative gets it, earlier ones are kept.
-func nextPrefix(o *Outcome, maxBranch int) ([]int, bool) {
-	rec := o.r.s.policy.(*recorder)
-	n := min(len(rec.picks), maxBranch)
+// NextPicks returns the choices of the run after o in a depth-first
+// enumeration of the schedules of its trace (`schedule picks`): the
+// deepest of the first maxBranch decisions that has a candidate after
+// the one o took gets that candidate, the decisions before it keep o's
+// choices, and the ones after take their first candidate. ok is false
+// when no decision in bound has one: starting from `schedule picks`
+// with no choices, the enumeration has run every schedule that differs
+// in the first maxBranch decisions. The model is deterministic, so the
+// same prefix always meets the same candidates.
+func (o *Outcome) NextPicks(maxBranch int) (picks []int, ok bool) {
+	n := min(len(o.Picks), maxBranch)
 	for i := n - 1; i >= 0; i-- {
-		if rec.picks[i]+1 < rec.width[i] {
-			next := append([]int(nil), rec.picks[:i]...)
-			return append(next, rec.picks[i]+1), true
+		if o.Picks[i]+1 < o.widths[i] {
+			next := append([]int(nil), o.Picks[:i]...)
+			return append(next, o.Picks[i]+1), true
 		}
 	}
 	return nil, false
 }
 
-// Shrink removes ops from a counterexample while a search with cfg still
-// finds a violation that errors.Is the same property error (kind), one op
-// at a time from the end, until no single removal keeps it. It returns
-// the shrunk trace with the schedule of its violating run.
-func (b *Backend) Shrink(ctx context.Context, t *trace.Trace, opts trace.Options, cfg SearchConfig, kind error) (*SearchResult, error) {
-	best, err := b.Search(ctx, t, opts, cfg)
+// ExploreRun runs t once under policy (which must be exploring: a
+// RandomPolicy, PCTPolicy or PicksPolicy) and records the run's choices.
+// It runs t exactly as RunTraceStats runs it with the `schedule`
+// directive of that policy (the backend's mutations, liveness, leak
+// and provenance settings, its transport if it has one, closed before
+// ExploreRun returns, and the teardown), so a run written down with its
+// Picks (or its random or pct directive) replays the same Outcome.
+func (b *Backend) ExploreRun(ctx context.Context, t *trace.Trace, opts trace.Options, policy Policy) (*Outcome, error) {
+	if _, ok := policy.(exploringPolicy); !ok {
+		return nil, fmt.Errorf("explore %s: policy %T does not explore: %w", t.File, policy, ErrInternal)
+	}
+	opts, prof, err := resolveRun(t, opts)
 	if err != nil {
 		return nil, err
 	}
-	if best.Violation == nil || !errors.Is(best.Violation, kind) {
-		return nil, fmt.Errorf("shrink %s: no %v found in %d runs: %w", t.File, kind, best.Runs, ErrInternal)
-	}
-	cur := t
-	for changed := true; changed; {
-		changed = false
-		for i := len(cur.Ops) - 1; i >= 0; i-- {
-			cand := *cur
-			cand.Schedule = nil
-			cand.Ops = append(append([]trace.Op(nil), cur.Ops[:i]...), cur.Ops[i+1:]...)
-			parsed, err := trace.Parse(t.File, []byte(cand.Format()))
-			if err != nil {
-				continue // the removal broke the trace (a join of a gone thread)
-			}
-			res, err := b.Search(ctx, parsed, opts, cfg)
-			if err != nil || res.Violation == nil || !errors.Is(res.Violation, kind) {
-				continue
-			}
-			cur, best, changed = parsed, res, true
-		}
-	}
-	return best, nil
+	return b.runPolicy(ctx, t, opts, prof, policy, true)
 }

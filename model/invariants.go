@@ -27,3 +27,23 @@ func (k *kernel) checkInvariants() error {
 	}
 	return nil
 }
+
+// checkRings verifies, at the end of a run, each loopback-splice ring's
+// cursor invariants (ringbuf's Cursors.Check: the cursors in order, the
+// bytes in flight within the size, each cached cursor between the tail
+// and the head). A violation wraps ErrInvariant and ringbuf's
+// ErrInvariant, and, as checkInvariants', stops the run.
+//
+// Precondition: every thread has finished (both sides of every ring are
+// quiescent, as Cursors requires).
+func (k *kernel) checkRings() error {
+	for _, s := range k.splice.all {
+		if s.Ring == nil {
+			continue
+		}
+		if err := s.Ring.CheckInvariants(); err != nil {
+			return fmt.Errorf("%w: %s's splice ring: %w", ErrInvariant, s.Psock.Sk.Name, err)
+		}
+	}
+	return nil
+}

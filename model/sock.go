@@ -184,6 +184,16 @@ func (k *kernel) newSock(name string) *Sock {
 	return sk
 }
 
+// peerOf returns the other end of sk's connection, nil if none.
+func (k *kernel) peerOf(sk *Sock) *Sock {
+	for i, x := range k.sockSeq {
+		if x == sk {
+			return k.sockSeq[i^1]
+		}
+	}
+	return nil
+}
+
 // sockDefReadable mirrors sock_def_readable(): wake the readers.
 func sockDefReadable(sk *Sock) {
 	sk.k.reach(fnSockDefReadable)

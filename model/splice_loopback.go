@@ -133,7 +133,8 @@ func (r *percpuRef) kill() (inFlight bool) {
 }
 
 // spliceStates is the kernel's list of every splice state allocated in a
-// run, for the teardown properties (explore.go). Unlike Linux, which
+// run, for the checks at its end (spliceLeaks, checkRings) and its
+// account (Stats.RingWrites, Stats.RingFaults). Unlike Linux, which
 // keeps no such list.
 type spliceStates struct {
 	all []*SkPsockSplice
@@ -145,6 +146,35 @@ type spliceStates struct {
 	// contentFaults records ring reads that returned other bytes than
 	// were written (Stats.RingFaults).
 	contentFaults []RingFault
+}
+
+// spliceLeaks reports a splice state whose two sockets were both
+// released but whose psock was never destroyed or whose ring was never
+// freed (with Config.Liveness, at the end of a run: a Fault of kind
+// "leak" at "splice-pair"). A psock already dropped (no reference left)
+// while kernel work is still pending is not reported: its destroy may
+// be queued.
+func (k *kernel) spliceLeaks() error {
+	for _, s := range k.splice.all {
+		sk := s.Psock.Sk
+		peer := k.peerOf(sk)
+		if !sk.released || peer == nil || !peer.released {
+			continue
+		}
+		if s.Psock.destroyed && s.freed {
+			continue
+		}
+		if s.Psock.Refcnt == 0 && k.s.kernelPending() {
+			// Dropped: its destroy (or the ring's release) is queued
+			// behind kernel work that feeds itself (an egress redirect
+			// loop), which the settle's budget left running.
+			continue
+		}
+		return &Fault{Err: ErrLeak, Kind: "leak", Site: "splice-pair", Msg: fmt.Sprintf(
+			"%s and %s are closed, but %s's psock has %d references (destroyed %v) and its splice ring is not freed",
+			sk.Name, peer.Name, sk.Name, s.Psock.Refcnt, s.Psock.destroyed)}
+	}
+	return nil
 }
 
 // skPsockIsSpliced mirrors sk_psock_is_spliced().

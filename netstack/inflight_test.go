@@ -3,12 +3,12 @@ package netstack
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/splicecheck/splicecheck/fuzz"
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
@@ -42,17 +42,23 @@ var inflightTopologies = []struct {
 // shows within a few runs, and a removal that loses it costs them all.
 const shrinkRuns = 30
 
-// ringOvertakesTCP accepts defect (a): b received the ring's "X" (sent
+// ringOvertakesTCP is defect (a) in o: b received the ring's "X" (sent
 // after the 16400 pattern bytes) before the last of them.
-func ringOvertakesTCP(o *model.Outcome, v error) bool {
-	if !errors.Is(v, model.ErrStreamOrder) {
-		return false
-	}
+func ringOvertakesTCP(o *model.Outcome) bool {
 	got := o.Received("b")
 	x := bytes.IndexByte(got, 'X')
 	want := trace.Pattern(0, 16400)
 	return x >= 0 && x < len(want) && bytes.Equal(got[:x], want[:x])
 }
+
+// acceptRingOvertakesTCP accepts defect (a) as the search reports it:
+// stream-integrity's reordering of ring and TCP bytes.
+func acceptRingOvertakesTCP(o *model.Outcome, v *fuzz.Violation) bool {
+	return v.Property == "stream-integrity" && v.Signature() == rfcOrdering && ringOvertakesTCP(o)
+}
+
+// rfcOrdering is the signature of the RFC's defect (a).
+const rfcOrdering = "reordered@ring/tcp"
 
 // xWrite returns the ring write of ts's "X" (a's 1-byte write).
 func xWrite(o *model.Outcome) (model.RingWrite, bool) {
@@ -64,11 +70,11 @@ func xWrite(o *model.Outcome) (model.RingWrite, bool) {
 	return model.RingWrite{}, false
 }
 
-// heldAtX accepts defect (a) in its in-flight form: when "X" went into
-// the ring, TCP payload was held on the link.
-func heldAtX(o *model.Outcome, v error) bool {
+// heldAtX is defect (a) in its in-flight form: when "X" went into the
+// ring, TCP payload was held on the link.
+func heldAtX(o *model.Outcome) bool {
 	w, ok := xWrite(o)
-	return ringOvertakesTCP(o, v) && ok && w.HeldBytes > 0
+	return ringOvertakesTCP(o) && ok && w.HeldBytes > 0
 }
 
 func loadTraceFile(t *testing.T, path string) *trace.Trace {
@@ -90,6 +96,18 @@ func render(obs []trace.Observation) string {
 	return b.String()
 }
 
+// campaignBackend is the netstack backend as campaigns run it (`check
+// --backend netstack`): liveness checks and byte provenance on, which
+// the search's properties judge.
+func campaignBackend(tb testing.TB, opts TransportOptions) *model.Backend {
+	tb.Helper()
+	be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: TransportFactory(opts), Liveness: true, Provenance: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return be
+}
+
 func TestRingOvertakesHeldSegments(t *testing.T) {
 	for i, topo := range inflightTopologies {
 		t.Run(topo.name, func(t *testing.T) {
@@ -100,43 +118,38 @@ func TestRingOvertakesHeldSegments(t *testing.T) {
 
 func testRingOvertakesHeldSegments(t *testing.T, opts TransportOptions, shrink bool) {
 	tr := loadTraceFile(t, inflightScenario)
-	be := netstackBackend(t, opts)
+	be := campaignBackend(t, opts)
 	ctx := context.Background()
 
-	// The search, as model.TestRFCDefects runs it on RefTCP.
-	cfg := model.SearchConfig{Strategy: trace.StrategyPCT, Runs: 150, Accept: ringOvertakesTCP}
+	// The search, as fuzz.TestSearchRFCDefects runs it on RefTCP.
+	cfg := fuzz.SearchConfig{Strategy: trace.StrategyPCT, Runs: 150, Accept: acceptRingOvertakesTCP}
 	start := time.Now()
-	found, err := be.Search(ctx, tr, trace.Options{}, cfg)
+	found, err := fuzz.SearchSchedules(ctx, be, tr, trace.Options{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !errors.Is(found.Violation, model.ErrStreamOrder) {
+	if found.Violation == nil {
 		t.Fatalf("no ring-overtakes-TCP violation in %d runs", found.Runs)
 	}
 	t.Logf("found after %d runs in %v: %v", found.Runs, time.Since(start), found.Violation)
-	o, err := be.ExploreRun(ctx, found.Counterexample, trace.Options{}, model.SchedulePolicy(found.Schedule))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, ok := xWrite(o)
+	w, ok := xWrite(found.Outcome)
 	if !ok || w.HeldSegs == 0 || w.HeldBytes == 0 {
-		t.Fatalf("the violating run wrote \"X\" into the ring with no TCP payload held on the link: %+v", o.RingWrites)
+		t.Fatalf("the violating run wrote \"X\" into the ring with no TCP payload held on the link: %+v", found.Outcome.RingWrites)
 	}
 	t.Logf("at the ring write of \"X\": %d segments held on the link, %d payload bytes", w.HeldSegs, w.HeldBytes)
 
 	if shrink {
 		// Shrunk in its in-flight form, it is the saved counterexample.
 		start := time.Now()
-		scfg := model.SearchConfig{Strategy: trace.StrategyPCT, Runs: shrinkRuns, Accept: heldAtX}
-		res, err := be.Shrink(ctx, tr, trace.Options{}, scfg, model.ErrStreamOrder)
+		scfg := fuzz.SearchConfig{Strategy: trace.StrategyPCT, Runs: shrinkRuns,
+			Accept: func(o *model.Outcome, v *fuzz.Violation) bool { return acceptRingOvertakesTCP(o, v) && heldAtX(o) }}
+		res, err := fuzz.ShrinkSchedules(ctx, be, tr, trace.Options{}, scfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("shrunk in %v", time.Since(start))
-		got := res.Counterexample.Format()
 		if os.Getenv("SPLICECHECK_UPDATE") != "" {
-			head := "# ring_overtakes_held_segments: " + res.Violation.Error() + "\n" +
-				"# Defect (a) of the loopback-splice RFC on the netstack backend, with the 17 TCP bytes\n" +
+			note := "# ring_overtakes_held_segments: defect (a) of the loopback-splice RFC on the netstack backend, with the 17 TCP bytes\n" +
 				"# after the ring's 16383 held on the a>b Link while \"X\" goes into the ring (the exploring\n" +
 				"# scheduler holds segments and delivers one per kworker pick). Found by `pct` search of\n" +
 				"# testdata/traces/loopback/order_inflight.trace on two hosts, shrunk\n" +
@@ -145,17 +158,19 @@ func testRingOvertakesHeldSegments(t *testing.T, opts TransportOptions, shrink b
 			if err := os.MkdirAll(inflightCEDir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(inflightCE, []byte(head+got), 0o644); err != nil {
+			file := strings.TrimPrefix(inflightCE, "../")
+			if err := os.WriteFile(inflightCE, fuzz.CounterexampleFile(ctx, be, file, res.Header(), note, res.Counterexample), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if saved := loadTraceFile(t, inflightCE); !trace.Equal(saved, res.Counterexample) {
-			t.Errorf("shrunk counterexample differs from %s:\n%s", inflightCE, got)
+			t.Errorf("shrunk counterexample differs from %s:\n%s", inflightCE, res.Counterexample.Format())
 		}
 	}
 
 	// The saved trace replays the same run twice: same observations,
-	// same violation, the same segments held at the ring write.
+	// the same verdict (as `splicecheck run --backend netstack` gives
+	// it, fuzz.Replay), the same segments held at the ring write.
 	saved := loadTraceFile(t, inflightCE)
 	var first string
 	var firstW model.RingWrite
@@ -164,9 +179,15 @@ func testRingOvertakesHeldSegments(t *testing.T, opts TransportOptions, shrink b
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := o.CheckProperties()
-		if !heldAtX(o, v) {
-			t.Fatalf("replay %d of %s: %v, ring writes %+v; want ring bytes overtaking held TCP bytes", i, inflightCE, v, o.RingWrites)
+		if !heldAtX(o) {
+			t.Fatalf("replay %d of %s: ring writes %+v, run error %v; want ring bytes overtaking held TCP bytes", i, inflightCE, o.RingWrites, o.Err)
+		}
+		r, v, err := fuzz.Replay(ctx, be, saved, "stream-integrity")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == nil || v.Signature() != rfcOrdering || render(r.Obs) != render(o.Obs) {
+			t.Fatalf("replay %d of %s: %v; observations\n%s\nExploreRun:\n%s", i, inflightCE, v, render(r.Obs), render(o.Obs))
 		}
 		w, _ := xWrite(o)
 		out := render(o.Obs) + v.Error()
