@@ -336,7 +336,17 @@ func (g *genState) op() {
 	case "fionread", "poll", "state":
 		g.line("%s %s", kind, s)
 	case "shutdown":
-		g.line("shutdown %s %s", s, rapid.SampledFrom([]string{"wr", "rd", "rdwr"}).Draw(t, "how"))
+		how := rapid.SampledFrom([]string{"wr", "rd", "rdwr"}).Draw(t, "how")
+		g.line("shutdown %s %s", s, how)
+		if how != "wr" && !g.noRead[s] && rapid.Bool().Draw(t, "shutread") {
+			// The read right after SHUT_RD: data or 0 at once, never
+			// EAGAIN (tcp_recvmsg, tcp_splice_read).
+			if rapid.Bool().Draw(t, "shutsplice") {
+				g.line("splice %s %d nonblock", s, rapid.SampledFrom(sizes[1:]).Draw(t, "shutsplicesize"))
+			} else {
+				g.line("recv %s %d dontwait", s, rapid.SampledFrom(sizes[1:]).Draw(t, "shutrecvsize"))
+			}
+		}
 	case "close":
 		g.line("close %s%s", s, g.flag("rst"))
 	case "set":
@@ -381,13 +391,7 @@ func (g *genState) op() {
 		g.threads = append(g.threads, th)
 		g.line("@%s recv %s %d", th, s, rapid.SampledFrom(sizes[1:]).Draw(t, "trecvsize"))
 	case "probe":
-		// A consistency probe: poll or FIONREAD, then the non-blocking
-		// read right after, which must agree with it (reads-agree, both
-		// ways). Apart, the two rarely meet.
-		g.line("%s %s", rapid.SampledFrom([]string{"poll", "fionread"}).Draw(t, "probe"), s)
-		if !g.noRead[s] {
-			g.line("recv %s %d dontwait%s", s, rapid.SampledFrom(sizes[1:]).Draw(t, "probesize"), g.flag("peek"))
-		}
+		g.probe(s)
 	case "lastbytes":
 		g.lastBytes(s)
 	case "pair":
@@ -400,6 +404,17 @@ func (g *genState) op() {
 		// kfunc itself does not check that they are peers, which
 		// model.TestPairedSocketBehaviours pins.
 		g.line("pair %s %s", s, tcpPeer(s))
+	}
+}
+
+// probe writes a consistency probe of s: poll or FIONREAD, then the
+// non-blocking read right after, which must agree with it (reads-agree,
+// both ways). Apart, the two rarely meet. A never-read receiver gets the
+// observation alone.
+func (g *genState) probe(s string) {
+	g.line("%s %s", rapid.SampledFrom([]string{"poll", "fionread"}).Draw(g.t, "probe"), s)
+	if !g.noRead[s] {
+		g.line("recv %s %d dontwait%s", s, rapid.SampledFrom(sizes[1:]).Draw(g.t, "probesize"), g.flag("peek"))
 	}
 }
 
@@ -939,6 +954,10 @@ func (g *genState) routeOp(r *route) {
 		}
 		g.line("@%s send %s %d", g.newThread(), r.src, rapid.SampledFrom([]int{1, 100, 16383, 16400}).Draw(t, "routetsend"))
 	case 10:
+		if rapid.Bool().Draw(t, "routeprobe") {
+			g.probe(r.dst)
+			return
+		}
 		g.line("%s %s", rapid.SampledFrom([]string{"fionread", "poll", "state"}).Draw(t, "routeobs"), r.dst)
 	default:
 		switch rapid.IntRange(0, 3).Draw(t, "routerare") {

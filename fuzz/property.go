@@ -192,6 +192,8 @@ func checkStranded(r *Run) error {
 	case s.Ring > 0:
 		site, n = "ring", s.Ring
 	case s.Ingress > 0:
+	case s.Readable && s.PeerHeld == 0 && !s.StrpStalled:
+		site = "sk_receive_queue"
 	case s.StrpStalled:
 		site = "strparser/whole-frame"
 		if fn := overshot(r, op.A); fn != "" {
@@ -225,6 +227,10 @@ func checkStranded(r *Run) error {
 		site += "/rcv-queue"
 	case rt.skb[op.A]:
 		site += "/verdict"
+	}
+	if s.Ingress == 0 && s.Ring == 0 {
+		return violation(op, "stranded", site, "recv on %s returned %s while bytes waited at copied_seq in its sk_receive_queue, which it reads itself",
+			op.A, r.Obs[s.Op].Result)
 	}
 	return violation(op, "stranded", site, "recv on %s returned %s while %d bytes waited in its %s",
 		op.A, r.Obs[s.Op].Result, n, strings.SplitN(site, "/", 2)[0])

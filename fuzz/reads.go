@@ -160,7 +160,8 @@ func (r *Run) streamsOpaque(s string) bool {
 // "ring/peek", "ring/verdict" for a ring's reader; "strparser" for an
 // EAGAIN behind a stream parser; "self-redirect" when its verdict
 // redirects into its own ingress; "paired" for a loopback-splice pair's
-// socket; "psock" when it was in a map; else "".
+// socket whose ingress_msg held bytes; "psock" when it was in a map;
+// else "".
 func checkReadsAgree(r *Run) error {
 	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
@@ -208,8 +209,8 @@ func checkReadsAgree(r *Run) error {
 			site = "strparser" // a frame not yet whole on sk_receive_queue
 		case rt.selfRedirect[op.A]:
 			site = "self-redirect"
-		case rt.paired[op.A]:
-			site = "paired"
+		case rt.paired[op.A] && strandedIngress(r, i):
+			site = "paired" // its reads skip ingress_msg
 		case inMap[op.A]:
 			site = "psock"
 		}
@@ -337,6 +338,20 @@ func checkFIONREADDrain(r *Run, rt *routes) *Violation {
 		}
 	}
 	return nil
+}
+
+// strandedIngress reports whether op i, a recv, came back empty while
+// its socket's ingress_msg held bytes (model.Stats.Stranded).
+func strandedIngress(r *Run, i int) bool {
+	if r.Stats == nil {
+		return false
+	}
+	for _, s := range r.Stats.Stranded {
+		if s.Op == i && s.Ingress > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // exploring reports whether t runs under an exploring schedule (random,

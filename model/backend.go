@@ -468,7 +468,7 @@ func (r *run) runOp(t *Task, i int) {
 		t.acct = nil
 	}
 	if op.Kind == trace.OpRecv && (res.Err == errEAGAIN || res.Err == 0 && res.N == 0 && op.Size > 0 || t.timedOut) {
-		r.k.noteStranded(i, r.k.socks[op.A], t.recvPlain, t.recvStrpStalled)
+		r.k.noteStranded(i, r.k.socks[op.A], t)
 	}
 	if t.readTags != nil {
 		if !t.timedOut {

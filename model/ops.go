@@ -222,6 +222,7 @@ func (r *run) recv(t *Task, op *trace.Op) trace.Result {
 	dst := newIovIter(int(op.Size))
 	t.recvPlain = skPsock(sk) == nil
 	t.recvStrpStalled = !t.recvPlain && r.k.strpStalled(skPsock(sk).strp)
+	t.recvQueueReadable = r.k.tcpReadable(sk)
 	n, err := sk.SkProt.Recvmsg(t, sk, dst, flags)
 	if err != 0 {
 		return trace.Fail(err)

@@ -565,6 +565,10 @@ type Task struct {
 	// recvStrpStalled: when the task's current recv began, its socket's
 	// stream parser was stalled (Stats.Stranded).
 	recvStrpStalled bool
+	// recvQueueReadable: when the task's current recv began, its socket
+	// read sk_receive_queue itself and had bytes there at copied_seq
+	// (kernel.tcpReadable).
+	recvQueueReadable bool
 	s               *Sched
 	// kernel is set on the scheduler's kworker task, which never parks.
 	kernel bool

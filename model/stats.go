@@ -195,17 +195,38 @@ type Stranded struct {
 	// flight and the window open (RefTCP.peerHeld): only its next send
 	// without MSG_MORE transmits them.
 	PeerHeld int
+	// Readable: when the recv began, the socket had no sk_skb verdict
+	// (so its recv reads sk_receive_queue itself) and bytes waited there
+	// at copied_seq.
+	Readable bool
 }
 
-// noteStranded records op i, a recv of sk that returned nothing, if sk's
-// ingress_msg or ring held bytes then, or its stream parser was stalled
-// when it began (Stats.Stranded); plain says the recv began with no psock
-// on sk.
-func (k *kernel) noteStranded(i int, sk *Sock, plain, strpStalled bool) {
+// tcpReadable reports whether sk reads sk_receive_queue itself (no
+// sk_skb verdict takes its skbs) and holds bytes there at copied_seq,
+// which tcp_recvmsg returns.
+func (k *kernel) tcpReadable(sk *Sock) bool {
+	if p := skPsock(sk); p != nil && (p.Progs.StreamVerdict != nil || p.Progs.SkbVerdict != nil) {
+		return false
+	}
+	seq := k.tcp.CopiedSeq(sk)
+	for _, skb := range sk.SkReceiveQueue.all() {
+		if off := int32(seq - skb.Seq); off >= 0 && int(off) < skb.Len {
+			return true
+		}
+	}
+	return false
+}
+
+// noteStranded records op i, a recv of sk by t that returned nothing, if
+// sk's ingress_msg or ring held bytes then, or when it began its stream
+// parser was stalled or sk_receive_queue held bytes it reads itself
+// (Stats.Stranded).
+func (k *kernel) noteStranded(i int, sk *Sock, t *Task) {
 	if sk == nil {
 		return
 	}
-	s := Stranded{Op: i, BeforePsock: plain, RcvQueue: !sk.SkReceiveQueue.empty(), StrpStalled: strpStalled}
+	s := Stranded{Op: i, BeforePsock: t.recvPlain, RcvQueue: !sk.SkReceiveQueue.empty(), StrpStalled: t.recvStrpStalled,
+		Readable: t.recvQueueReadable}
 	if p := skPsock(sk); p != nil {
 		s.Ingress = p.MsgTotLen
 		if sp := p.Splice; sp != nil && sp.Ring != nil && !sp.freed {
@@ -217,7 +238,7 @@ func (k *kernel) noteStranded(i int, sk *Sock, plain, strpStalled bool) {
 	if h, ok := k.tcp.(interface{ peerHeld(*Sock) int }); ok {
 		s.PeerHeld = h.peerHeld(sk)
 	}
-	if s.Ingress > 0 || s.Ring > 0 || s.StrpStalled || s.PeerHeld > 0 {
+	if s.Ingress > 0 || s.Ring > 0 || s.StrpStalled || s.PeerHeld > 0 || s.Readable {
 		k.stats.Stranded = append(k.stats.Stranded, s)
 	}
 }
