@@ -569,7 +569,7 @@ type Task struct {
 	// read sk_receive_queue itself and had bytes there at copied_seq
 	// (kernel.tcpReadable).
 	recvQueueReadable bool
-	s               *Sched
+	s                 *Sched
 	// kernel is set on the scheduler's kworker task, which never parks.
 	kernel bool
 
