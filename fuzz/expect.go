@@ -85,42 +85,43 @@ func join(lists ...[]Known) []Known {
 // so two threads sending on one paired socket are two producers. And the
 // RFC's ring is invisible to MSG_PEEK ("PEEK is not implemented against
 // the ring", tcp_bpf_splice_recvmsg), as is the module's.
-var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reordered", "corrupted", "lost"), []Known{
-	{"ring-content", "overread", "ring/concurrent-readers", ringReadersReason},
-	{"ring-content", "corrupted", "ring/concurrent-readers", ringReadersReason},
-	{"ring-content", "overread", "ring/concurrent-writers", ringWritersReason},
-	{"ring-content", "corrupted", "ring/concurrent-writers", ringWritersReason},
-	{"reads-agree", "eagain-after-poll", "ring/peek", ringPeekReason},
-	{"no-stranded-data", "stranded", "ring/peek", ringPeekReason},
-	{"no-stranded-data", "stranded", "ring/before-psock", "a recv that began before its socket had a psock (or a " +
-		"pair) runs tcp_recvmsg to the end: it waits on sk_receive_queue and never reads the ring the pairing set up"},
-	{"no-stranded-data", "stranded", "ingress_msg/paired", pairedIngressReason},
-	{"reads-agree", "fionread-overcounts", "paired", pairedIngressReason + "; FIONREAD (msg_tot_len) counts them"},
-	{"reads-agree", "eagain-after-poll", "paired", pairedIngressReason + "; poll (tcp_bpf_is_readable) sees them"},
-	{"reads-agree", "eagain-after-fionread", "paired", pairedIngressReason + "; FIONREAD (msg_tot_len) counts them"},
-	{"reads-agree", "fionread-undercounts", "ring/peek", "FIONREAD counts neither the ring (see fionread-undercounts@ring) " +
-		"nor, on 6.18, sk_receive_queue (see fionread-undercounts@psock), while a peek returns the TCP bytes the ring " +
-		"bytes precede (see peek-differs@ring)"},
-	{"no-stranded-data", "stranded", "ring/verdict", ringVerdictReason},
-	{"reads-agree", "eagain-after-poll", "ring/verdict", ringVerdictReason},
-	{"reads-agree", "eagain-after-fionread", "ring/verdict", ringVerdictReason},
-	{"reads-agree", "eagain-after-fionread", "ring/peek", ringPeekReason},
-	{"reads-agree", "peek-misses-data", "ring", "MSG_PEEK does not look into the ring: tcp_bpf_splice_recvmsg " +
-		"returns 0 for MSG_PEEK (\"PEEK is not implemented against the ring\") and the peek reads the empty TCP queue"},
-	{"reads-agree", "peek-differs", "ring", "MSG_PEEK does not look into the ring, so a peek returns TCP bytes that ring " +
-		"bytes precede"},
-	{"reads-agree", "fionread-undercounts", "ring", "FIONREAD does not count ring bytes: the RFC keeps 6.18's tcp_bpf_ioctl " +
-		"(msg_tot_len) and the module does not override ioctl, and neither adds the ring's count"},
-	{"stream-integrity", "reordered", "ring/sk_msg", skMsgOvertakesRing},
-	{"transparent", "eof-early", "ring/bypass-verdict", "ring bytes never meet the reader's sk_skb verdict (see " +
-		"differs@ring/bypass-verdict): a socket the base's verdict feeds sees EOF instead"},
-	{"transparent", "differs", "ring/bypass-verdict", "ring bytes never meet the reader's sk_skb verdict (the RFC: " +
-		"\"no skb, no sk_msg, and no verdict-program involvement on the splice fast path\"; the module likewise): " +
-		"bytes the base redirects on, or drops, stay in the paired socket's ring"},
-	{"transparent", "reordered", "ring/sk_msg", skMsgOvertakesRing},
-	{"stream-integrity", "lost", "ring/strparser", "model-only, not yet confirmed on a kernel carrying the patch: a paired " +
-		"socket that also has a stream parser misses bytes its peer sent before the ring took over"},
-})
+var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reordered", "corrupted", "lost"),
+	concurrentRing("model-sound", "ring-invariant"), []Known{
+		{"ring-content", "overread", "ring/concurrent-readers", ringReadersReason},
+		{"ring-content", "corrupted", "ring/concurrent-readers", ringReadersReason},
+		{"ring-content", "overread", "ring/concurrent-writers", ringWritersReason},
+		{"ring-content", "corrupted", "ring/concurrent-writers", ringWritersReason},
+		{"reads-agree", "eagain-after-poll", "ring/peek", ringPeekReason},
+		{"no-stranded-data", "stranded", "ring/peek", ringPeekReason},
+		{"no-stranded-data", "stranded", "ring/before-psock", "a recv that began before its socket had a psock (or a " +
+			"pair) runs tcp_recvmsg to the end: it waits on sk_receive_queue and never reads the ring the pairing set up"},
+		{"no-stranded-data", "stranded", "ingress_msg/paired", pairedIngressReason},
+		{"reads-agree", "fionread-overcounts", "paired", pairedIngressReason + "; FIONREAD (msg_tot_len) counts them"},
+		{"reads-agree", "eagain-after-poll", "paired", pairedIngressReason + "; poll (tcp_bpf_is_readable) sees them"},
+		{"reads-agree", "eagain-after-fionread", "paired", pairedIngressReason + "; FIONREAD (msg_tot_len) counts them"},
+		{"reads-agree", "fionread-undercounts", "ring/peek", "FIONREAD counts neither the ring (see fionread-undercounts@ring) " +
+			"nor, on 6.18, sk_receive_queue (see fionread-undercounts@psock), while a peek returns the TCP bytes the ring " +
+			"bytes precede (see peek-differs@ring)"},
+		{"no-stranded-data", "stranded", "ring/verdict", ringVerdictReason},
+		{"reads-agree", "eagain-after-poll", "ring/verdict", ringVerdictReason},
+		{"reads-agree", "eagain-after-fionread", "ring/verdict", ringVerdictReason},
+		{"reads-agree", "eagain-after-fionread", "ring/peek", ringPeekReason},
+		{"reads-agree", "peek-misses-data", "ring", "MSG_PEEK does not look into the ring: tcp_bpf_splice_recvmsg " +
+			"returns 0 for MSG_PEEK (\"PEEK is not implemented against the ring\") and the peek reads the empty TCP queue"},
+		{"reads-agree", "peek-differs", "ring", "MSG_PEEK does not look into the ring, so a peek returns TCP bytes that ring " +
+			"bytes precede"},
+		{"reads-agree", "fionread-undercounts", "ring", "FIONREAD does not count ring bytes: the RFC keeps 6.18's tcp_bpf_ioctl " +
+			"(msg_tot_len) and the module does not override ioctl, and neither adds the ring's count"},
+		{"stream-integrity", "reordered", "ring/sk_msg", skMsgOvertakesRing},
+		{"transparent", "eof-early", "ring/bypass-verdict", "ring bytes never meet the reader's sk_skb verdict (see " +
+			"differs@ring/bypass-verdict): a socket the base's verdict feeds sees EOF instead"},
+		{"transparent", "differs", "ring/bypass-verdict", "ring bytes never meet the reader's sk_skb verdict (the RFC: " +
+			"\"no skb, no sk_msg, and no verdict-program involvement on the splice fast path\"; the module likewise): " +
+			"bytes the base redirects on, or drops, stay in the paired socket's ring"},
+		{"transparent", "reordered", "ring/sk_msg", skMsgOvertakesRing},
+		{"stream-integrity", "lost", "ring/strparser", "model-only, not yet confirmed on a kernel carrying the patch: a paired " +
+			"socket that also has a stream parser misses bytes its peer sent before the ring took over"},
+	})
 
 // concurrentRing lists, for property, each kind at both concurrent ring
 // sites (ringUnlocked).

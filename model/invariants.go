@@ -31,7 +31,9 @@ func (k *kernel) checkInvariants() error {
 // checkRings verifies, at the end of a run, each loopback-splice ring's
 // cursor invariants (ringbuf's Cursors.Check: the cursors in order, the
 // bytes in flight within the size, each cached cursor between the tail
-// and the head). A violation wraps ErrInvariant and ringbuf's
+// and the head). A violation is a Fault (kind "ring-invariant", site
+// "ring", or "ring/concurrent-readers" or "-writers" when two reads or
+// writes of the ring overlapped) wrapping ErrInvariant and ringbuf's
 // ErrInvariant, and, as checkInvariants', stops the run.
 //
 // Precondition: every thread has finished (both sides of every ring are
@@ -42,7 +44,15 @@ func (k *kernel) checkRings() error {
 			continue
 		}
 		if err := s.Ring.CheckInvariants(); err != nil {
-			return fmt.Errorf("%w: %s's splice ring: %w", ErrInvariant, s.Psock.Sk.Name, err)
+			site := "ring"
+			switch {
+			case s.concurrentReads:
+				site = "ring/concurrent-readers"
+			case s.concurrentWrites:
+				site = "ring/concurrent-writers"
+			}
+			return &Fault{Err: fmt.Errorf("%w: %w", ErrInvariant, err), Kind: "ring-invariant", Site: site,
+				Msg: s.Psock.Sk.Name + "'s splice ring"}
 		}
 	}
 	return nil

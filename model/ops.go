@@ -222,7 +222,8 @@ func (r *run) recv(t *Task, op *trace.Op) trace.Result {
 	dst := newIovIter(int(op.Size))
 	t.recvPlain = skPsock(sk) == nil
 	t.recvStrpStalled = !t.recvPlain && r.k.strpStalled(skPsock(sk).strp)
-	t.recvQueueReadable = r.k.tcpReadable(sk)
+	// Non-blocking reads only: a sleeper's wake-up is no-lost-wakeup's.
+	t.recvQueueReadable = flags&msgDontwait != 0 && r.k.tcpReadable(sk)
 	n, err := sk.SkProt.Recvmsg(t, sk, dst, flags)
 	if err != 0 {
 		return trace.Fail(err)

@@ -565,9 +565,9 @@ type Task struct {
 	// recvStrpStalled: when the task's current recv began, its socket's
 	// stream parser was stalled (Stats.Stranded).
 	recvStrpStalled bool
-	// recvQueueReadable: when the task's current recv began, its socket
-	// read sk_receive_queue itself and had bytes there at copied_seq
-	// (kernel.tcpReadable).
+	// recvQueueReadable: the task's current recv is non-blocking and,
+	// when it began, its socket read sk_receive_queue itself and had
+	// bytes there at copied_seq (kernel.tcpReadable).
 	recvQueueReadable bool
 	s                 *Sched
 	// kernel is set on the scheduler's kworker task, which never parks.

@@ -195,9 +195,9 @@ type Stranded struct {
 	// flight and the window open (RefTCP.peerHeld): only its next send
 	// without MSG_MORE transmits them.
 	PeerHeld int
-	// Readable: when the recv began, the socket had no sk_skb verdict
-	// (so its recv reads sk_receive_queue itself) and bytes waited there
-	// at copied_seq.
+	// Readable: the recv was non-blocking and, when it began, the socket
+	// had no sk_skb verdict (so its recv reads sk_receive_queue itself)
+	// and bytes waited there at copied_seq.
 	Readable bool
 }
 
