@@ -176,7 +176,7 @@ func cmdGuest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	os.Setenv("SPLICECHECK_OP_TIMEOUT", timeout.String())
-	if code := vm.GuestMain(b, e.stdout, paths); code != 0 {
+	if code := vm.GuestMain(b, e.stdout, paths, nil); code != 0 {
 		return fmt.Errorf("%w: exit %d", vm.ErrGuest, code)
 	}
 	return nil
