@@ -185,6 +185,10 @@ func TestVngArgs(t *testing.T) {
 	if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
 		t.Fatalf("got  %q\nwant %q", got, want)
 	}
+	cfg.Modules = []string{"/m/a.ko", "/m/b c.ko"}
+	if got := vngArgs(cfg, []string{"/t.trace"}); got[len(got)-1] != `/w/bin/splicecheck guest --timeout 1s --module /m/a.ko --module '/m/b c.ko' /t.trace` {
+		t.Fatalf("modules: %q", got[len(got)-1])
+	}
 }
 
 func TestVngMissingSaysHowToGetIt(t *testing.T) {
