@@ -146,14 +146,16 @@ func TestBootGuestPanics(t *testing.T) {
 	}
 }
 
+// A guest that stops talking after hello is caught by the idle limit,
+// not by the (much longer) wall-clock limit. The error says which fired:
+// how long a boot takes on a busy machine is not the test's business.
 func TestBootGuestHangs(t *testing.T) {
 	kernel := requireVM(t)
 	defer leftovers(t)()
-	start := time.Now()
-	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: 2 * time.Minute, Idle: 5 * time.Second, fault: "hang"}, []string{oneTrace(t)})
+	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: 10 * time.Minute, Idle: 5 * time.Second, fault: "hang"}, []string{oneTrace(t)})
 	checkOneLine(t, err, ErrHung)
-	if d := time.Since(start); d > time.Minute {
-		t.Errorf("took %v to notice a hung guest", d)
+	if !strings.Contains(err.Error(), "no output for 5s") {
+		t.Errorf("not the idle limit: %v", err)
 	}
 }
 
