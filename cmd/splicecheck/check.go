@@ -126,14 +126,17 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 		defer closeBackend(b)
 		c.Reference = b
 	}
-	for _, b := range []trace.Backend{c.Backend, c.Reference} {
-		if b == nil {
+	for _, s := range []struct {
+		flag string
+		b    trace.Backend
+	}{{"--backend", c.Backend}, {"--diff", c.Reference}} {
+		if s.b == nil {
 			continue
 		}
-		if err := startBackend(ctx, b); err != nil {
-			return err
+		if err := startBackend(ctx, s.b); err != nil {
+			return fmt.Errorf("%s %s: %w", s.flag, s.b.Name(), err)
 		}
-		defer reportBackend(e, b)
+		defer reportBackend(e, s.b)
 	}
 	c.Progress = progressLine(e, *budget)
 	outs, err := fuzz.Check(ctx, c)
