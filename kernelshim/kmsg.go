@@ -38,7 +38,19 @@ func OpenKmsg() (*Kmsg, error) {
 
 // Warnings returns the warning records logged since the last call (or
 // since OpenKmsg), each as its message text.
-func (k *Kmsg) Warnings() ([]string, error) {
+func (k *Kmsg) Warnings() ([]string, error) { return k.read(isWarning) }
+
+// Messages returns every record logged since the last call (or since
+// OpenKmsg), each as its message text: what the kernel said about a
+// system call just made, such as the module loader's reason for refusing
+// a module.
+func (k *Kmsg) Messages() ([]string, error) {
+	return k.read(func(string) bool { return true })
+}
+
+// read returns the messages of the records logged since the last call
+// that keep accepts.
+func (k *Kmsg) read(keep func(msg string) bool) ([]string, error) {
 	var out []string
 	for {
 		// A record is "PRIO,SEQ,USEC,FLAGS;MESSAGE\n" plus continuation
@@ -57,7 +69,7 @@ func (k *Kmsg) Warnings() ([]string, error) {
 			return out, nil
 		}
 		first, _, _ := strings.Cut(string(k.buf[:n]), "\n")
-		if _, msg, ok := strings.Cut(first, ";"); ok && isWarning(msg) {
+		if _, msg, ok := strings.Cut(first, ";"); ok && keep(msg) {
 			out = append(out, strings.TrimSpace(msg))
 		}
 	}

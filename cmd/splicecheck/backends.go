@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/splicecheck/splicecheck/kernelshim"
+	"github.com/splicecheck/splicecheck/kernelshim/vm"
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/netstack"
 	"github.com/splicecheck/splicecheck/trace"
@@ -33,6 +34,9 @@ type backendConfig struct {
 	// campaign: the backend serves `check`, whose properties need the
 	// model's liveness checks and byte provenance (model.Config).
 	campaign bool
+	// vm: the kernel image, modules and guest binary of the vm backend
+	// (--kernel, --module, --guest-binary).
+	vm vmFlags
 }
 
 // goldenBackend names the recorded observations of a kernel
@@ -43,7 +47,7 @@ var backends = []backendInfo{
 	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", openModel},
 	{"netstack", "the model with gVisor netstack as its TCP layer (loopback stack, manual clock)", openNetstack},
 	{"kernel", "the live kernel of this machine (root; a fresh network namespace per trace)", openKernel},
-	{"vm", "the kernel backend inside a VM booted from a kernel image", nil},
+	{"vm", "the kernel backend inside a VM booted from a kernel image (--kernel; one long-lived guest)", openVM},
 }
 
 func openModel(cfg backendConfig) (trace.Backend, error) {
@@ -111,6 +115,9 @@ var badInput = []error{
 	trace.ErrSyntax, trace.ErrNotBuilt, trace.ErrUnknownBackend,
 	trace.ErrUnknownProfile, trace.ErrUnsupported, os.ErrNotExist, os.ErrPermission,
 	kernelshim.ErrNoPrivilege, kernelshim.ErrNoBPF,
+	// A VM's input: the image, its modules, the runner, the guest binary.
+	vm.ErrBadImage, vm.ErrNoSockmap, vm.ErrModule, vm.ErrNoRunner, vm.ErrBadBinary,
+	vm.ErrBadRunner, vm.ErrPanic, vm.ErrHung,
 }
 
 func isBadInput(err error) bool {

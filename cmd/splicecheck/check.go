@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -52,17 +53,26 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	fs.Var(&profiles, "profile", "profile to attack (repeatable, or comma-separated; default: every profile the model implements)")
 	budget := fs.Duration("time", 20*time.Second, "time budget per profile")
 	maxTraces := fs.Int("traces", 0, "stop a profile after this many traces (0: only the time budget)")
-	backendName := fs.String("backend", "model", "backend under test: model or netstack")
+	backendName := fs.String("backend", "model", "backend under test: model, netstack (or a kernel: kernel, vm)")
 	twoHost := fs.Bool("two-host", false, "netstack backend: connections between two stacks over a 1500-byte link instead of one loopback stack")
 	seed := fs.Uint64("seed", 1, "seed of the first trace (trace i uses seed+i)")
 	outDir := fs.String("out", "out/check", "directory for counterexample traces")
 	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see --mutate list")
-	diff := fs.String("diff", "", "also run every trace on this backend (kernel) and check that it agrees")
-	runTimeout := fs.Duration("run-timeout", 2*time.Second, "skip a generated trace whose run takes longer (wall clock; a busy machine skips more)")
+	diff := fs.String("diff", "", "also run every trace on this backend (kernel, or vm with --kernel) and check that it agrees")
+	runTimeout := fs.Duration("run-timeout", 2*time.Second, "skip a generated trace whose run takes longer (wall clock; a busy machine skips more; "+vmRunTimeout.String()+" when the vm backend runs the traces)")
 	coverage := fs.Bool("coverage", false, "also list, per profile, the mirrored kernel functions its campaign did not reach")
+	var vf vmFlags
+	vf.register(fs)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
+	}
+	usesVM := *backendName == "vm" || *diff == "vm"
+	if err := vf.check(usesVM); err != nil {
+		return err
+	}
+	if usesVM && !flagSet(fs, "run-timeout") {
+		*runTimeout = vmRunTimeout
 	}
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q (check generates its traces)", rest[0])
@@ -100,19 +110,33 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	if *twoHost && *backendName != "netstack" {
 		return usagef("--two-host is an option of the netstack backend, not %q", *backendName)
 	}
-	b, err := openBackend("--backend", *backendName, backendConfig{mutations: mutations, twoHost: *twoHost, campaign: true})
+	b, err := openBackend("--backend", *backendName, backendConfig{mutations: mutations, twoHost: *twoHost, campaign: true, vm: vf})
 	if err != nil {
 		return err
 	}
+	defer closeBackend(b)
 	if *backendName != "model" {
 		c.Backend = b
 	}
 	if *diff != "" {
-		b, err := openBackend("--diff", *diff, backendConfig{})
+		b, err := openBackend("--diff", *diff, backendConfig{vm: vf})
 		if err != nil {
 			return err
 		}
+		defer closeBackend(b)
 		c.Reference = b
+	}
+	for _, s := range []struct {
+		flag string
+		b    trace.Backend
+	}{{"--backend", c.Backend}, {"--diff", c.Reference}} {
+		if s.b == nil {
+			continue
+		}
+		if err := startBackend(ctx, s.b); err != nil {
+			return fmt.Errorf("%s %s: %w", s.flag, s.b.Name(), err)
+		}
+		defer reportBackend(e, s.b)
 	}
 	c.Progress = progressLine(e, *budget)
 	outs, err := fuzz.Check(ctx, c)
@@ -132,6 +156,17 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return err
+}
+
+// vmRunTimeout is check's --run-timeout when a guest under TCG runs the
+// traces: its ops take tens of milliseconds, and a trace its caller gives
+// up on still holds the guest until it ends.
+const vmRunTimeout = 30 * time.Second
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // progressLine returns a Progress callback that redraws one status line

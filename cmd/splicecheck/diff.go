@@ -26,8 +26,13 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 	a := fs.String("a", "model", "first backend: "+backendNames()+", or golden")
 	b := fs.String("b", "kernel", "second backend (same choices)")
 	goldenDir := fs.String("golden-dir", "testdata/golden", "directory of golden observations, by profile")
+	var vf vmFlags
+	vf.register(fs)
 	paths, err := parseFlags(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := vf.check(*a == "vm" || *b == "vm"); err != nil {
 		return err
 	}
 	opts, err := rf.options()
@@ -46,9 +51,19 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		if s.name == goldenBackend {
 			continue
 		}
-		if s.backend, err = openBackend(s.flag, s.name, backendConfig{}); err != nil {
+		if s.backend, err = openBackend(s.flag, s.name, backendConfig{vm: vf}); err != nil {
 			return err
 		}
+		defer closeBackend(s.backend)
+	}
+	for _, s := range sides {
+		if s.backend == nil {
+			continue
+		}
+		if err := startBackend(ctx, s.backend); err != nil {
+			return fmt.Errorf("%s %s: %w", s.flag, s.name, err)
+		}
+		defer reportBackend(e, s.backend)
 	}
 	var out []jsonDiff
 	diverged := 0

@@ -67,9 +67,10 @@ func TestRunNetstackPcap(t *testing.T) {
 func TestCheckNetstackInFlight(t *testing.T) {
 	for _, extra := range [][]string{nil, {"--two-host"}} {
 		out := t.TempDir()
-		// No trace is skipped for its wall-clock time (--run-timeout):
-		// the same traces run on a busy machine.
-		args := append([]string{"check", "--backend", "netstack", "--profile", "loopback-splice", "--traces", "200",
+		// No trace is skipped for its wall-clock time (--run-timeout),
+		// and no time budget cuts the 200 short (--time 0): the same
+		// traces run on a busy machine.
+		args := append([]string{"check", "--backend", "netstack", "--profile", "loopback-splice", "--traces", "200", "--time", "0",
 			"--run-timeout", "10m", "--out", out}, extra...)
 		code, stdout, errOut := runCLI(t, args...)
 		if code != exitOK {

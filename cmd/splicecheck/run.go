@@ -98,8 +98,13 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	stats := fs.Bool("stats", false, "after each trace, print the model's copy accounting: per op kind, bytes moved, bytes the kernel copied, copies per byte")
 	pcap := fs.String("pcap", "", "netstack backend: write a pcap capture of the run's TCP segments to `FILE` (one trace only)")
 	twoHost := fs.Bool("two-host", false, "netstack backend: connections between two stacks over a 1500-byte link instead of one loopback stack")
+	var vf vmFlags
+	vf.register(fs)
 	paths, err := parseFlags(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := vf.check(*backend == "vm"); err != nil {
 		return err
 	}
 	opts, err := rf.options()
@@ -113,7 +118,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if len(mutations) > 0 && *backend != "model" {
 		return usagef("--mutate: mutations are of the model backend, not %q", *backend)
 	}
-	cfg := backendConfig{mutations: mutations, twoHost: *twoHost}
+	cfg := backendConfig{mutations: mutations, twoHost: *twoHost, vm: vf}
 	if (*pcap != "" || *twoHost) && *backend != "netstack" {
 		return usagef("--pcap and --two-host are options of the netstack backend, not %q", *backend)
 	}
@@ -132,10 +137,15 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer closeBackend(b)
 	sb, hasStats := b.(statsBackend)
 	if *stats && !hasStats {
 		return usagef("--stats: copy accounting is the model's; backend %q has none", *backend)
 	}
+	if err := startBackend(ctx, b); err != nil {
+		return err
+	}
+	defer reportBackend(e, b)
 	var runs []jsonRun
 	failing := 0
 	for _, t := range traces {

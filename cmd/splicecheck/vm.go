@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +23,8 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	var rf runFlags
 	rf.register(fs)
 	kernel := fs.String("kernel", "", "kernel image to boot (bzImage or vmlinuz)")
+	var modules pathList
+	fs.Var(&modules, "module", "kernel module (.ko) the guest loads with finit_module before the traces; repeatable, loaded in the order given")
 	runner := fs.String("runner", vm.RunnerQEMU, "how to start the VM: qemu, or vng (virtme-ng)")
 	against := fs.String("against", "model", "what to compare the guest's runs with: model, golden, or none (with --record)")
 	goldenDir := fs.String("golden-dir", "testdata/golden", "directory of golden observations, by profile")
@@ -59,7 +63,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("find this binary: %w", err)
 		}
 	}
-	res, err := vm.Run(ctx, vm.Config{Kernel: *kernel, Runner: *runner, GuestBinary: bin, Timeout: *limit, OpTimeout: rf.timeout}, paths)
+	res, err := vm.Run(ctx, vm.Config{Kernel: *kernel, Runner: *runner, GuestBinary: bin, Timeout: *limit, OpTimeout: rf.timeout, Modules: modules}, paths)
 	if err != nil {
 		return vmError(err)
 	}
@@ -70,8 +74,12 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	opts := trace.Options{Profile: profile, OpTimeout: rf.timeout, Seed: rf.seed}
-	fmt.Fprintf(e.stdout, "guest %s (%s): first observation %.1fs after start, %d traces in %.1fs\n",
-		res.Release, res.Accel, res.BootToFirst.Seconds(), len(res.Runs), res.Total.Seconds())
+	mods := ""
+	if len(res.Modules) > 0 {
+		mods = ", modules " + strings.Join(res.Modules, ", ")
+	}
+	fmt.Fprintf(e.stdout, "guest %s (%s%s): first observation %.1fs after start, %d traces in %.1fs\n",
+		res.Release, res.Accel, mods, res.BootToFirst.Seconds(), len(res.Runs), res.Total.Seconds())
 	diverged := 0
 	for i, t := range traces {
 		run := res.Runs[i]
@@ -125,7 +133,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 // vmError marks the VM failures that are the user's input (a bad image, a
 // kernel without sockmap, a missing runner) as bad input.
 func vmError(err error) error {
-	for _, s := range []error{vm.ErrBadImage, vm.ErrNoSockmap, vm.ErrNoRunner, vm.ErrBadBinary, vm.ErrBadRunner, vm.ErrPanic, vm.ErrHung} {
+	for _, s := range []error{vm.ErrBadImage, vm.ErrNoSockmap, vm.ErrModule, vm.ErrNoRunner, vm.ErrBadBinary, vm.ErrBadRunner, vm.ErrPanic, vm.ErrHung} {
 		if errors.Is(err, s) {
 			return &usageError{oneLine(err.Error())}
 		}
@@ -165,8 +173,10 @@ func writeGolden(path string, obs []trace.Observation) error {
 
 // cmdGuest is the guest side under a runner that provides the machine (vng).
 func cmdGuest(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "guest", "[--timeout D] TRACE...", "Run traces on this machine's kernel and write framed results to standard output.\nThe guest side of 'splicecheck vm --runner vng'; not for direct use.")
+	fs := newFlags(e, "guest", "[--timeout D] [--module FILE...] TRACE...", "Load the modules, run traces on this machine's kernel and write framed results to\nstandard output. The guest side of 'splicecheck vm --runner vng'; not for direct use.")
 	timeout := fs.Duration("timeout", trace.DefaultOpTimeout, "per-op timeout")
+	var modules pathList
+	fs.Var(&modules, "module", "kernel module to load first (repeatable, in order)")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -176,7 +186,7 @@ func cmdGuest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	os.Setenv("SPLICECHECK_OP_TIMEOUT", timeout.String())
-	if code := vm.GuestMain(b, e.stdout, paths); code != 0 {
+	if code := vm.GuestMain(b, e.stdout, paths, modules); code != 0 {
 		return fmt.Errorf("%w: exit %d", vm.ErrGuest, code)
 	}
 	return nil
@@ -187,4 +197,112 @@ func guestInit() int {
 	return vm.GuestInit(func() (trace.Backend, error) {
 		return openBackend("--backend", "kernel", backendConfig{})
 	})
+}
+
+// pathList is a repeatable flag of file paths (no comma splitting: a path
+// may hold one).
+type pathList []string
+
+func (l *pathList) String() string { return strings.Join(*l, " ") }
+func (l *pathList) Set(s string) error {
+	if s == "" {
+		return errors.New("empty path")
+	}
+	*l = append(*l, s)
+	return nil
+}
+
+// vmFlags are the vm backend's flags on run, diff and check.
+type vmFlags struct {
+	kernel   string
+	modules  pathList
+	guestBin string
+}
+
+func (f *vmFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.kernel, "kernel", "", "vm backend: kernel image to boot (bzImage or vmlinuz)")
+	fs.Var(&f.modules, "module", "vm backend: kernel module (.ko) the guest loads with finit_module before any trace; repeatable, loaded in the order given")
+	fs.StringVar(&f.guestBin, "guest-binary", "", "vm backend: static splicecheck binary for the guest (default: this one)")
+}
+
+// check refuses the vm flags when no side of the command is the vm
+// backend, and requires --kernel when one is.
+func (f *vmFlags) check(usesVM bool) error {
+	if usesVM {
+		if f.kernel == "" {
+			return usagef("--kernel: required with the vm backend")
+		}
+		return nil
+	}
+	switch {
+	case f.kernel != "":
+		return usagef("--kernel is an option of the vm backend, which no backend flag names")
+	case len(f.modules) > 0:
+		return usagef("--module is an option of the vm backend, which no backend flag names")
+	case f.guestBin != "":
+		return usagef("--guest-binary is an option of the vm backend, which no backend flag names")
+	}
+	return nil
+}
+
+// openVM returns the vm backend: a session that boots its guest on
+// startBackend (or on its first trace) and keeps it for every trace.
+func openVM(cfg backendConfig) (trace.Backend, error) {
+	f := cfg.vm
+	if f.kernel == "" {
+		return nil, usagef("--kernel: required with the vm backend")
+	}
+	bin := f.guestBin
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find this binary: %w", err)
+		}
+	}
+	return vm.NewSession(vm.Config{Kernel: f.kernel, Modules: f.modules, GuestBinary: bin})
+}
+
+// startBackend boots a backend that has a machine to boot (vm), so that a
+// bad image or module is reported before any trace runs.
+func startBackend(ctx context.Context, b trace.Backend) error {
+	if s, ok := b.(interface{ Start(context.Context) error }); ok {
+		return s.Start(ctx)
+	}
+	return nil
+}
+
+// closeBackend releases what a backend holds (the vm backend's QEMU and
+// temp dir).
+func closeBackend(b trace.Backend) {
+	if c, ok := b.(io.Closer); ok {
+		c.Close()
+	}
+}
+
+// reportBackend prints, on stderr, what the vm backend's guest did.
+func reportBackend(e *env, b trace.Backend) {
+	s, ok := b.(*vm.Session)
+	if !ok {
+		return
+	}
+	st := s.Stats()
+	if st.Boots == 0 {
+		return
+	}
+	var b2 strings.Builder
+	fmt.Fprintf(&b2, "vm: guest %s (%s)", orNone(st.Release), st.Accel)
+	if len(st.Modules) > 0 {
+		fmt.Fprintf(&b2, ", modules %s", strings.Join(st.Modules, ", "))
+	}
+	fmt.Fprintf(&b2, ": %d boot(s), ready %.1fs after QEMU started", st.Boots, st.FirstReady.Seconds())
+	if st.Traces > 0 {
+		fmt.Fprintf(&b2, "; %d traces in %.1fs (%.1f traces/s)", st.Traces, st.TraceTime.Seconds(), float64(st.Traces)/st.TraceTime.Seconds())
+	}
+	if st.Abandoned > 0 {
+		fmt.Fprintf(&b2, "; %d abandoned by their caller's timeout", st.Abandoned)
+	}
+	if st.LostDeath != "" {
+		fmt.Fprintf(&b2, "; a guest died on an abandoned trace: %s", oneLine(st.LostDeath))
+	}
+	fmt.Fprintln(e.stderr, b2.String())
 }

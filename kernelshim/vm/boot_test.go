@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,10 +65,20 @@ func guestBinary(t *testing.T) string {
 	return guestBin
 }
 
+// TestMain gives the tests a temp dir of their own, so that the leftover
+// checks see only this process's VM dirs, not those of runs beside it
+// (another package's tests, a user's splicecheck vm).
 func TestMain(m *testing.M) {
+	tmp, err := os.MkdirTemp("", "splicecheck-vmpkg-")
+	if err == nil {
+		os.Setenv("TMPDIR", tmp)
+	}
 	code := m.Run()
 	if guestBin != "" {
 		os.RemoveAll(filepath.Dir(guestBin))
+	}
+	if err == nil {
+		os.RemoveAll(tmp)
 	}
 	os.Exit(code)
 }
@@ -78,7 +89,8 @@ func leftovers(t *testing.T) func() {
 	before := vmTempDirs()
 	return func() {
 		t.Helper()
-		out, _ := exec.Command("pgrep", "-f", "qemu-system-x86_64.*SPLICECHECK_GUEST").Output()
+		// Only this process's children: QEMUs of other runs are not ours.
+		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "qemu-system-x86_64.*SPLICECHECK_GUEST").Output()
 		if s := strings.TrimSpace(string(out)); s != "" {
 			t.Errorf("QEMU processes left behind: %s", s)
 		}
@@ -134,14 +146,16 @@ func TestBootGuestPanics(t *testing.T) {
 	}
 }
 
+// A guest that stops talking after hello is caught by the idle limit,
+// not by the (much longer) wall-clock limit. The error says which fired:
+// how long a boot takes on a busy machine is not the test's business.
 func TestBootGuestHangs(t *testing.T) {
 	kernel := requireVM(t)
 	defer leftovers(t)()
-	start := time.Now()
-	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: 2 * time.Minute, Idle: 5 * time.Second, fault: "hang"}, []string{oneTrace(t)})
+	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: 10 * time.Minute, Idle: 5 * time.Second, fault: "hang"}, []string{oneTrace(t)})
 	checkOneLine(t, err, ErrHung)
-	if d := time.Since(start); d > time.Minute {
-		t.Errorf("took %v to notice a hung guest", d)
+	if !strings.Contains(err.Error(), "no output for 5s") {
+		t.Errorf("not the idle limit: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package vm
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"time"
 )
 
 // The guest reports to the host in frames, each self-delimiting and
@@ -19,24 +21,37 @@ import (
 //	@@SC1:<seq>:<kind>:<base64 JSON payload>:<crc32 of the base64, hex>@@
 //
 // seq counts from 0 with no gaps; a frame whose checksum fails, or a gap in
-// seq, is a transport error, never silently skipped.
+// seq, is a transport error, never silently skipped. A payload of
+// compressMin bytes or more is gzip-compressed before base64 (JSON never
+// starts with gzip's magic bytes, so the reader tells them apart): the
+// serial line is the bottleneck, host to guest above all.
 const framePrefix = "@@SC1:"
+
+// compressMin is the smallest JSON payload a frameWriter compresses.
+const compressMin = 256
 
 // frameRE finds frames anywhere in a line: printk may have written before
 // or after one on the same line.
 var frameRE = regexp.MustCompile(`@@SC1:(\d+):([a-z]+):([A-Za-z0-9+/=]*):([0-9a-f]{8})@@`)
 
-// Frame kinds.
+// Frame kinds. A batch guest (Run) writes hello, then a trace frame per
+// trace and done. A session guest (Session) writes hello and ready, then
+// answers each run frame the host writes to its ttyS1 with a trace frame
+// of the same id. Either may end with fatal instead. Each direction
+// numbers its own frames.
 const (
 	kindHello = "hello" // helloPayload: the guest is up
 	kindTrace = "trace" // tracePayload: one trace's observations
 	kindFatal = "fatal" // fatalPayload: the guest cannot go on
 	kindDone  = "done"  // donePayload: every trace has been reported
+	kindReady = "ready" // readyPayload: a session guest takes requests
+	kindRun   = "run"   // runPayload: host to guest, run one trace
 )
 
 type helloPayload struct {
-	Release string `json:"release"` // uname -r
-	Version string `json:"version"` // uname -v
+	Release string   `json:"release"`           // uname -r
+	Version string   `json:"version"`           // uname -v
+	Modules []string `json:"modules,omitempty"` // /proc/modules, oldest first: the --module ones loaded so far
 }
 
 type obsPayload struct {
@@ -51,15 +66,34 @@ type obsPayload struct {
 }
 
 type tracePayload struct {
-	Index int          `json:"index"` // position in the host's list
+	Index int          `json:"index"` // position in the host's list; a session's request id
 	File  string       `json:"file"`
 	Obs   []obsPayload `json:"obs"`
 	Error string       `json:"error,omitempty"` // the run failed as a whole
 }
 
 type fatalPayload struct {
-	Kind  string `json:"kind"` // "nosockmap", "setup", ...
+	Kind  string `json:"kind"` // "nosockmap", "module", "setup", "transport", ...
 	Error string `json:"error"`
+	// Module is the refused module's position in Config.Modules (kind
+	// "module").
+	Module int `json:"module,omitempty"`
+}
+
+type readyPayload struct{}
+
+// runPayload asks a session guest to run one trace.
+type runPayload struct {
+	ID     int    `json:"id"`     // echoed as the trace frame's index
+	File   string `json:"file"`   // for the guest's error messages
+	Source string `json:"source"` // the trace, trace.Format'ted
+	// The options the host resolved (trace.ResolveOptions).
+	Profile   string        `json:"profile"`
+	OpTimeout time.Duration `json:"op_timeout"`
+	Seed      uint64        `json:"seed,omitempty"`
+	// Fault plants a failure in the guest while it serves this request
+	// ("panic", "hang"); tests only.
+	Fault string `json:"fault,omitempty"`
 }
 
 type donePayload struct {
@@ -76,6 +110,13 @@ func (fw *frameWriter) write(kind string, v any) error {
 	js, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s frame: %w", kind, err)
+	}
+	if len(js) >= compressMin {
+		var z bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+		zw.Write(js)
+		zw.Close()
+		js = z.Bytes()
 	}
 	b64 := base64.StdEncoding.EncodeToString(js)
 	line := fmt.Sprintf("\n%s%d:%s:%s:%08x@@\n", framePrefix, fw.seq, kind, b64, crc32.ChecksumIEEE([]byte(b64)))
@@ -139,6 +180,12 @@ func (fr *frameReader) read() (frame, error) {
 		}
 		fr.next++
 		js, err := base64.StdEncoding.DecodeString(string(b64))
+		if err == nil && len(js) >= 2 && js[0] == 0x1f && js[1] == 0x8b {
+			var zr *gzip.Reader
+			if zr, err = gzip.NewReader(bytes.NewReader(js)); err == nil {
+				js, err = io.ReadAll(zr)
+			}
+		}
 		if err != nil {
 			return frame{}, fmt.Errorf("%w: frame %d: %w", ErrTransport, seq, err)
 		}

@@ -21,8 +21,13 @@ import (
 // know to init as environment variables.
 const guestEnv = "SPLICECHECK_GUEST"
 
-// qemuArgs is the QEMU command line for one run.
-func qemuArgs(cfg Config, accel, initrd, consoleLog string) []string {
+// sessionEnv=1 on the kernel command line makes the guest serve requests
+// (Session) instead of running the initramfs's traces (Run).
+const sessionEnv = "SPLICECHECK_SESSION"
+
+// qemuArgs is the QEMU command line for one run, or for one boot of a
+// session's guest.
+func qemuArgs(cfg Config, accel, initrd, consoleLog string, session bool) []string {
 	cpu := "max"
 	if accel == "kvm" {
 		cpu = "host"
@@ -33,6 +38,9 @@ func qemuArgs(cfg Config, accel, initrd, consoleLog string) []string {
 	}
 	if cfg.fault != "" {
 		appendLine = append(appendLine, "SPLICECHECK_GUEST_FAULT="+cfg.fault)
+	}
+	if session {
+		appendLine = append(appendLine, sessionEnv+"=1")
 	}
 	return []string{
 		"-accel", accel, "-cpu", cpu,
@@ -46,9 +54,10 @@ func qemuArgs(cfg Config, accel, initrd, consoleLog string) []string {
 }
 
 // buildInitramfs writes the guest's initramfs to path: the guest binary as
-// /init, the traces under /traces with an index, and the device nodes the
-// kernel opens before devtmpfs is mounted.
-func buildInitramfs(path, guestBinary string, traces []string) error {
+// /init, the traces under /traces with an index (none for a session), the
+// modules under /modules (module.go), and the device nodes the kernel
+// opens before devtmpfs is mounted.
+func buildInitramfs(path, guestBinary string, traces, modules []string) error {
 	bin, err := os.ReadFile(guestBinary)
 	if err != nil {
 		return fmt.Errorf("read guest binary: %w", err)
@@ -60,6 +69,9 @@ func buildInitramfs(path, guestBinary string, traces []string) error {
 	for _, d := range []string{"proc", "sys", "tmp"} {
 		a.AddDir(d)
 	}
+	if err := addModules(a, modules); err != nil {
+		return err
+	}
 	var index []string
 	for i, p := range traces {
 		src, err := os.ReadFile(p)
@@ -69,8 +81,10 @@ func buildInitramfs(path, guestBinary string, traces []string) error {
 		a.AddFile(fmt.Sprintf("traces/%04d.trace", i), src, 0o644)
 		index = append(index, p)
 	}
-	js, _ := json.Marshal(index)
-	a.AddFile("traces/index.json", js, 0o644)
+	if traces != nil {
+		js, _ := json.Marshal(index)
+		a.AddFile("traces/index.json", js, 0o644)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("create initramfs: %w", err)
@@ -94,11 +108,11 @@ func runQEMU(ctx context.Context, cfg Config, paths []string) (res *Result, err 
 	}
 	defer os.RemoveAll(tmp)
 	initrd, consoleLog := filepath.Join(tmp, "initramfs.gz"), filepath.Join(tmp, "console.log")
-	if err := buildInitramfs(initrd, cfg.GuestBinary, paths); err != nil {
+	if err := buildInitramfs(initrd, cfg.GuestBinary, paths, cfg.Modules); err != nil {
 		return nil, err
 	}
 	accel := detectAccel()
-	cmd := exec.Command(cfg.QEMU, qemuArgs(cfg, accel, initrd, consoleLog)...)
+	cmd := exec.Command(cfg.QEMU, qemuArgs(cfg, accel, initrd, consoleLog, false)...)
 	return supervise(ctx, cfg, cmd, len(paths), func() []string { return readLines(consoleLog) }, accel)
 }
 
@@ -196,14 +210,11 @@ func supervise(ctx context.Context, cfg Config, cmd *exec.Cmd, ntraces int, cons
 			case kindHello:
 				var h helloPayload
 				json.Unmarshal(f.payload, &h)
-				res.Release, gotHello = h.Release, true
+				res.Release, res.Modules, gotHello = h.Release, h.Modules, true
 			case kindFatal:
 				var fp fatalPayload
 				json.Unmarshal(f.payload, &fp)
-				if fp.Kind == "nosockmap" {
-					return nil, fmt.Errorf("%w (%s): %s", ErrNoSockmap, res.Release, fp.Error)
-				}
-				return nil, fmt.Errorf("%w: %s", ErrGuest, fp.Error)
+				return nil, fatalError(cfg, res.Release, fp)
 			case kindTrace:
 				var tp tracePayload
 				if err := json.Unmarshal(f.payload, &tp); err != nil {
@@ -229,6 +240,24 @@ func supervise(ctx context.Context, cfg Config, cmd *exec.Cmd, ntraces int, cons
 	case <-time.After(10 * time.Second):
 	}
 	return res, nil
+}
+
+// fatalError is the error a guest's fatal frame reports.
+func fatalError(cfg Config, release string, fp fatalPayload) error {
+	switch fp.Kind {
+	case "nosockmap":
+		return fmt.Errorf("%w (%s): %s", ErrNoSockmap, release, fp.Error)
+	case "module":
+		file := "?"
+		if fp.Module >= 0 && fp.Module < len(cfg.Modules) {
+			file = cfg.Modules[fp.Module]
+		}
+		if len(cfg.Modules) > 1 {
+			file += fmt.Sprintf(" (%d of %d)", fp.Module+1, len(cfg.Modules))
+		}
+		return fmt.Errorf("--module %s: %w in guest %s: %s", file, ErrModule, release, fp.Error)
+	}
+	return fmt.Errorf("%w: %s", ErrGuest, fp.Error)
 }
 
 // classifyExit explains why QEMU ended before the guest said done.

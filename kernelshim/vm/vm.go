@@ -24,6 +24,8 @@ var (
 	ErrTransport  = errors.New("guest output damaged")
 	ErrBadBinary  = errors.New("guest binary unusable")
 	ErrBadRunner  = errors.New("unknown vm runner")
+	ErrModule     = errors.New("kernel module does not load")
+	ErrClosed     = errors.New("vm session closed")
 	errGuestFault = errors.New("planted guest fault")
 )
 
@@ -38,13 +40,21 @@ type Config struct {
 	Kernel      string        // kernel image (bzImage/vmlinuz)
 	Runner      string        // RunnerQEMU (default) or RunnerVng
 	GuestBinary string        // static splicecheck binary run in the guest
-	Timeout     time.Duration // wall-clock limit for the whole run; 0 = 5 min
-	Idle        time.Duration // limit with no guest output after boot; 0 = 60 s
+	Timeout     time.Duration // Run: wall-clock limit for the whole run; 0 = 5 min
+	Idle        time.Duration // Run: limit with no guest output after boot; a boot gets a minute more (Session: its whole limit); 0 = 60 s
 	Memory      int           // MiB; 0 = 1024
 	CPUs        int           // 0 = 2
 	OpTimeout   time.Duration // per-op timeout inside the guest; 0 = trace default
 	QEMU        string        // QEMU binary; "" = qemu-system-x86_64
 	Vng         string        // vng binary; "" = vng
+	// Modules are kernel modules (.ko files) the guest loads with
+	// finit_module, in this order, before it runs any trace.
+	Modules []string
+	// TraceTimeout bounds one trace's round trip through a Session's
+	// guest, from the request to its result; past it the guest is
+	// deemed hung, killed, and booted again for the next trace. 0 = a
+	// minute plus twice the per-op timeout for each op.
+	TraceTimeout time.Duration
 
 	// fault plants a guest failure ("panic", "hang", "nosockmap")
 	// through the kernel command line; tests only.
@@ -87,6 +97,7 @@ type TraceRun struct {
 type Result struct {
 	Release     string        // the guest's uname -r
 	Accel       string        // "kvm" or "tcg" (qemu runner)
+	Modules     []string      // loaded in the guest (/proc/modules), oldest first
 	BootToFirst time.Duration // from QEMU start to the first trace result
 	Total       time.Duration // from QEMU start to the end of the run
 	Runs        []TraceRun
@@ -109,6 +120,18 @@ func Run(ctx context.Context, cfg Config, paths []string) (*Result, error) {
 }
 
 func checkInputs(cfg Config, paths []string) error {
+	if err := checkMachine(cfg); err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return errors.New("no trace files given")
+	}
+	return nil
+}
+
+// checkMachine checks what a boot needs from the host before anything
+// starts: the image, the guest binary and the modules.
+func checkMachine(cfg Config) error {
 	st, err := os.Stat(cfg.Kernel)
 	if err != nil {
 		return fmt.Errorf("--kernel: %w", err)
@@ -119,10 +142,7 @@ func checkInputs(cfg Config, paths []string) error {
 	if err := checkStatic(cfg.GuestBinary); err != nil {
 		return err
 	}
-	if len(paths) == 0 {
-		return errors.New("no trace files given")
-	}
-	return nil
+	return checkModules(cfg.Modules)
 }
 
 // DefaultKernel returns SPLICECHECK_VM_KERNEL, else the newest Debian 6.1

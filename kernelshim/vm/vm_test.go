@@ -158,7 +158,7 @@ func TestCheckStatic(t *testing.T) {
 
 func TestQEMUArgs(t *testing.T) {
 	cfg := Config{Kernel: "/boot/vmlinuz", OpTimeout: 3 * time.Second, fault: "hang"}.withDefaults()
-	args := strings.Join(qemuArgs(cfg, "tcg", "/tmp/i.gz", "/tmp/c.log"), " ")
+	args := strings.Join(qemuArgs(cfg, "tcg", "/tmp/i.gz", "/tmp/c.log", false), " ")
 	for _, want := range []string{
 		"-accel tcg -cpu max", "-m 1024 -smp 2", "-kernel /boot/vmlinuz -initrd /tmp/i.gz",
 		"console=ttyS0 panic=-1", "SPLICECHECK_GUEST=qemu", "SPLICECHECK_OP_TIMEOUT=3s", "SPLICECHECK_GUEST_FAULT=hang",
@@ -168,7 +168,7 @@ func TestQEMUArgs(t *testing.T) {
 			t.Errorf("qemu args lack %q:\n%s", want, args)
 		}
 	}
-	if a := strings.Join(qemuArgs(cfg, "kvm", "i", "c"), " "); !strings.Contains(a, "-accel kvm -cpu host") {
+	if a := strings.Join(qemuArgs(cfg, "kvm", "i", "c", false), " "); !strings.Contains(a, "-accel kvm -cpu host") {
 		t.Errorf("kvm args: %s", a)
 	}
 }
@@ -184,6 +184,10 @@ func TestVngArgs(t *testing.T) {
 	}
 	if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
 		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	cfg.Modules = []string{"/m/a.ko", "/m/b c.ko"}
+	if got := vngArgs(cfg, []string{"/t.trace"}); got[len(got)-1] != `/w/bin/splicecheck guest --timeout 1s --module /m/a.ko --module '/m/b c.ko' /t.trace` {
+		t.Fatalf("modules: %q", got[len(got)-1])
 	}
 }
 

@@ -8,13 +8,17 @@ import (
 )
 
 // vngArgs is the virtme-ng command line that runs the guest side as
-// `splicecheck guest TRACE...` inside a VM of the host's root filesystem.
+// `splicecheck guest [--module FILE...] TRACE...` inside a VM of the host's
+// root filesystem (where the guest finds the host's files by their paths).
 // loglevel=0 keeps kernel messages out of the shared output channel; the
 // frames survive what remains.
 func vngArgs(cfg Config, traces []string) []string {
 	cmd := []string{shellQuote(cfg.GuestBinary), "guest"}
 	if cfg.OpTimeout > 0 {
 		cmd = append(cmd, "--timeout", cfg.OpTimeout.String())
+	}
+	for _, m := range cfg.Modules {
+		cmd = append(cmd, "--module", shellQuote(m))
 	}
 	for _, t := range traces {
 		cmd = append(cmd, shellQuote(t))
@@ -36,6 +40,9 @@ func runVng(ctx context.Context, cfg Config, paths []string) (*Result, error) {
 	}
 	abs, err := absPaths(paths)
 	if err != nil {
+		return nil, err
+	}
+	if cfg.Modules, err = absPaths(cfg.Modules); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, vngArgs(cfg, abs)...)
