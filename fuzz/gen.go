@@ -319,6 +319,10 @@ func (g *genState) op() {
 			fl = " dontwait"
 		}
 		g.line("send %s %s%s", s, data, fl)
+		if rapid.IntRange(0, 3).Draw(t, "sendprobe") == 0 {
+			// The receiver's view right after the bytes arrive.
+			g.probe(tcpPeer(s))
+		}
 	case "recv":
 		fl := g.flag("peek")
 		if !g.timeo[s] || rapid.Bool().Draw(t, "dw") {
