@@ -815,6 +815,14 @@ func (t *Task) abortStep() {
 	t.abortSteps = t.abortSteps[1:]
 	t.abortAt = t.s.now + vtime(abortEscalation)
 	t.abortSeq = t.s.nextSeq()
+	// The step runs kernel code (a close, a pipe release) on the
+	// scheduler's goroutine: a fault there is the run's error, as in a
+	// kernel context (runKernel).
+	defer func() {
+		if p := recover(); p != nil {
+			t.s.setFatal(panicError("runner abort of "+t.Name, p))
+		}
+	}()
 	step()
 }
 

@@ -1,6 +1,9 @@
 package model
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 // TestPopFront checks that queues drained with popFront keep FIFO order
 // across drains, shifts and reslices, and that a short queue that never
@@ -42,5 +45,23 @@ func TestPopFront(t *testing.T) {
 		_, q = popFront(q)
 	}); n != 0 {
 		t.Errorf("a push and a pop of a queue of one or two elements allocate %v times", n)
+	}
+}
+
+// TestAbortStepFaultIsRunError checks that a page fault in a runner abort
+// step (kernel code the scheduler runs on its own goroutine, as a close
+// or a pipe release cutting a timed-out op short) becomes the run's
+// error, wrapping ErrPageOwnership, instead of a panic of the process.
+func TestAbortStepFaultIsRunError(t *testing.T) {
+	s := newSched(nil)
+	task := &Task{Name: "t1", s: s}
+	task.abortSteps = []func(){func() { fault("double-put", "put_page on freed page %d", 1) }}
+	task.abortStep()
+	if !errors.Is(s.fatal, ErrPageOwnership) {
+		t.Fatalf("fatal = %v, want a fault wrapping ErrPageOwnership", s.fatal)
+	}
+	var f *Fault
+	if !errors.As(s.fatal, &f) || f.Kind != "double-put" {
+		t.Fatalf("fatal = %#v, want a Fault of kind double-put", s.fatal)
 	}
 }
