@@ -163,6 +163,7 @@ const ringWritersReason = "the ring has one producer, but splice_send_ring takes
 // them against linux-6.18 (the same runs, judged by what the base gives).
 var rfcTransparency = []Known{
 	{"transparent", "reordered", "ring/tcp", "the RFC's defect (a), seen against linux-6.18 (see stream-integrity)"},
+	{"transparent", "reordered", "ring/sk_msg", skMsgOvertakesRing + ", seen against linux-6.18"},
 	{"transparent", "eof-early", "ring", "the RFC's defect (b), seen against linux-6.18 (see eof-after-data)"},
 }
 

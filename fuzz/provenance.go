@@ -328,6 +328,19 @@ func (p *provenance) ringWritten(snd, rcv string, off int64) bool {
 	return false
 }
 
+// forwardedIntoRing reports whether another socket than snd wrote into
+// rcv's ring: a route that forwards snd's bytes (a redirect onto a paired
+// socket) may have put them there, at offsets of the forwarder's stream
+// that RingWrites cannot map back to snd's.
+func (p *provenance) forwardedIntoRing(snd, rcv string) bool {
+	for _, w := range p.r.Stats.RingWrites {
+		if w.Reader == rcv && w.Sock != snd {
+			return true
+		}
+	}
+	return false
+}
+
 // lost reports a gap in an exclusive stream (a receiver skipped bytes of
 // its only sender and read later ones) whose bytes nobody read. Skipped
 // bytes that took the other path than the byte read after them (TCP and

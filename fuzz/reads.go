@@ -575,7 +575,7 @@ func (p *provenance) compareSenders(r *Run, s string, pc []chunk, pt, bt []model
 				// on the other path (the ring, or TCP).
 				snd := socks[bs[d].Sock()]
 				late := bs[d] &^ pathBits
-				if p.ringWritten(snd, s, late.Off()) {
+				if p.ringWritten(snd, s, late.Off()) || p.forwardedIntoRing(snd, s) {
 					late |= model.TagRing
 				}
 				if site := p.orderSite(snd, s, late, ps[d]); strings.HasPrefix(site, "ring/") {
