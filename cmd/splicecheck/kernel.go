@@ -36,7 +36,7 @@ func cmdKernelBuild(ctx context.Context, e *env, args []string) error {
 	var patches, modules pathList
 	source := fs.String("source", "", "kernel source directory, or a tarball of one")
 	debian := fs.String("debian", "", "build Debian's linux-source-`VERSION` (e.g. 6.12) instead of --source")
-	fs.Var(&patches, "patch", "a patch to apply with patch -p1 (repeatable; applied in order)")
+	fs.Var(&patches, "patch", "a patch `FILE` to apply with patch -p1 (repeatable; applied in order)")
 	fragment := fs.String("config", "", "config `FRAGMENT` to merge onto tinyconfig (default: the tree's .config, else defconfig)")
 	fs.Var(&modules, "module", "an out-of-tree module source `DIR` to build against the kernel (repeatable)")
 	cache := fs.String("cache", "", "cache directory (default $XDG_CACHE_HOME/splicecheck/kernels, else ~/.cache/...)")
