@@ -367,10 +367,27 @@ type temp struct {
 	published bool
 }
 
-const tempPrefix = ".build-"
+const (
+	tempPrefix = ".build-"
+	// kernelWork is where every kernel is built (under the cache's lock),
+	// so that a cached tree copied back for an incremental build sits at
+	// the absolute path it was built at: kbuild's tools (objtool,
+	// resolve_btfids) record absolute paths in their .cmd files, a moved
+	// tree rebuilds objtool, and every kernel object depends on the
+	// objtool binary.
+	kernelWork = tempPrefix + "kernel"
+	lockFile   = ".lock"
+)
 
-func (b *builder) newTemp(key string) (*temp, error) {
-	dir, err := os.MkdirTemp(b.cache, fmt.Sprintf("%s%s-%d-", tempPrefix, key[:12], os.Getpid()))
+// newTemp creates the temporary directory of an entry: dir when given
+// (it must not exist), else a new .build-KEY-PID-* directory.
+func (b *builder) newTemp(key, dir string) (*temp, error) {
+	var err error
+	if dir != "" {
+		err = os.Mkdir(dir, 0o755)
+	} else {
+		dir, err = os.MkdirTemp(b.cache, fmt.Sprintf("%s%s-%d-", tempPrefix, key[:12], os.Getpid()))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCache, err)
 	}
@@ -439,11 +456,56 @@ func (b *builder) sweep() {
 	}
 }
 
+// lock takes the cache's kernel-build lock (flock on .lock), waiting
+// while another process or Build holds it. The lock dies with its holder.
+func (b *builder) lock(ctx context.Context) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(b.cache, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCache, err)
+	}
+	for waited := false; ; waited = true {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing the last fd releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("%w: lock %s: %w", ErrCache, f.Name(), err)
+		}
+		if !waited {
+			b.logf("waiting for another kernel build on %s", b.cache)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // buildKernel builds p's kernel into a new entry, starting from the
-// cached tree of its longest cached patch prefix when there is one.
+// cached tree of its longest cached patch prefix when there is one. It
+// builds in kernelWork under the cache's lock.
 func (b *builder) buildKernel(ctx context.Context, p *plan) (*manifest, error) {
-	start := time.Now()
 	key := p.key()
+	unlock, err := b.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if m, err := readManifest(b.entry(key)); err == nil { // built while we waited
+		b.logf("built meanwhile by another build: %s", b.entry(key))
+		return m, nil
+	}
+	start := time.Now()
+	work := filepath.Join(b.cache, kernelWork)
+	if exists(work) { // its build died (it no longer holds the lock)
+		b.logf("removing %s, left by a build that died", work)
+		if err := os.RemoveAll(work); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCache, err)
+		}
+	}
 	from := -1
 	for i := len(p.patches) - 1; i >= 0; i-- {
 		if m, err := readManifest(b.entry(p.keys[i])); err == nil && m.Kind == "kernel" {
@@ -451,7 +513,7 @@ func (b *builder) buildKernel(ctx context.Context, p *plan) (*manifest, error) {
 			break
 		}
 	}
-	t, err := b.newTemp(key)
+	t, err := b.newTemp(key, work)
 	if err != nil {
 		return nil, err
 	}
@@ -718,7 +780,7 @@ func linkOrCopy(src, dst string) error {
 // sources) built with make -C TREE M=COPY modules.
 func (b *builder) buildModule(ctx context.Context, mod module, res *Result) (*manifest, error) {
 	start := time.Now()
-	t, err := b.newTemp(mod.key)
+	t, err := b.newTemp(mod.key, "")
 	if err != nil {
 		return nil, err
 	}

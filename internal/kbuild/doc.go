@@ -48,20 +48,25 @@
 // # Ownership and lifetimes
 //
 // Build owns one temporary directory per entry it builds, created next to
-// the entries (.build-KEY-PID-*) so that publishing it is one rename(2);
-// an entry exists complete or not at all. On every other path (an error,
+// the entries so that publishing it is one rename(2); an entry exists
+// complete or not at all. Kernels are built in .build-kernel, one at a
+// time per cache under an flock(2) on .lock, so that a cached tree copied
+// back for an incremental build sits at the very path it was built at
+// (kbuild's tools record absolute paths; a moved tree rebuilds objtool,
+// and with it every object). Modules are built in .build-KEY-PID-*. On every other path (an error,
 // a panic unwinding through Build, the context ending) the temporary
 // directory is removed, and its build log is first moved to
 // logs/KEY.log, the path every build error names. Every command runs in
 // its own process group, killed as a whole (SIGKILL) when the context
 // ends and again once the command has exited, so no compiler outlives a
 // cancelled Build; the group leader also dies with the thread that
-// started it (Pdeathsig). Temporary directories of processes that no
-// longer exist (a SIGKILLed build) are removed by the next Build on the
-// same cache. Two Builds of one key may run at once: both build, the
-// first rename wins, the second discards its copy. Entries are never
-// modified after publishing and never evicted; remove the directory to
-// reclaim space.
+// started it (Pdeathsig). What a SIGKILLed build leaves is removed by the
+// next Build on the same cache: .build-kernel once it holds the lock (the
+// lock dies with its holder), a module's directory once its process no
+// longer exists. A Build of a kernel another Build is building waits for
+// the lock and then finds the entry; two Builds of one module both build
+// and the first rename wins. Entries are never modified after publishing
+// and never evicted; remove the directory to reclaim space.
 //
 // # Dependencies
 //

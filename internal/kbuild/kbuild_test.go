@@ -43,7 +43,8 @@ TARGET:
 	@echo "  CC      kernel/a.o"
 	@if [ -f kernel/hang ]; then echo started; sleep 600 3>"$$(cat kernel/hang)"; fi
 	@if [ -f kernel/broken.c ]; then echo "kernel/broken.c:3:7: error: 'x' undeclared (first use in this function)" >&2; exit 1; fi
-	@mkdir -p $(dir IMAGE) && cat kernel/*.c build-count > IMAGE
+	@pwd >> build-paths
+	@mkdir -p $(dir IMAGE) && cat kernel/*.c build-count build-paths > IMAGE
 modules:
 	@$(log)
 	@if [ -n "$(M)" ]; then cp $(M)/m.c $(M)/m.ko; fi
@@ -153,7 +154,7 @@ func (f *fake) entries() []string {
 		switch {
 		case strings.HasPrefix(e.Name(), tempPrefix):
 			f.t.Errorf("temporary directory left in the cache: %s", e.Name())
-		case e.Name() != "logs":
+		case e.Name() != "logs" && e.Name() != lockFile:
 			out = append(out, e.Name())
 		}
 	}
@@ -350,9 +351,12 @@ func TestBuildReusesCachedPrefix(t *testing.T) {
 		t.Errorf("From = %q, want the cached %s", second.From, first.Key)
 	}
 	img2, _ := os.ReadFile(second.Image)
-	// The fake image is the sources and one x per build of the tree.
-	if want := "int a;\nint b;\nint c;\nx\nx\n"; string(img2) != want {
-		t.Errorf("second image %q, want %q (patched, built twice)", img2, want)
+	// The fake image is the sources, one x per build of the tree, and
+	// where each build ran: the reused tree is built where it was first
+	// built, so the absolute paths kbuild's tools recorded still hold.
+	work := filepath.Join(f.cache, kernelWork, "tree")
+	if want := "int a;\nint b;\nint c;\nx\nx\n" + work + "\n" + work + "\n"; string(img2) != want {
+		t.Errorf("second image %q, want %q (patched, built twice, in one place)", img2, want)
 	}
 	if again, _ := os.ReadFile(first.Image); string(again) != string(img1) || exists(filepath.Join(first.Tree, "kernel/c.c")) {
 		t.Errorf("the cached base entry was modified")
@@ -506,7 +510,8 @@ func TestPanicLeavesNothing(t *testing.T) {
 	}
 }
 
-// Two Builds of one key at once both succeed, with one entry.
+// Two Builds of one key at once both succeed, with one entry built once:
+// the second waits for the cache's lock and finds the first's entry.
 func TestConcurrentBuildsOneEntry(t *testing.T) {
 	f := newFake(t)
 	var wg sync.WaitGroup
@@ -528,12 +533,17 @@ func TestConcurrentBuildsOneEntry(t *testing.T) {
 	if got := f.entries(); len(got) != 1 {
 		t.Errorf("want one entry, got %v", got)
 	}
+	if img, _ := os.ReadFile(res[0].Image); strings.Count(string(img), "x\n") != 1 {
+		t.Errorf("the kernel was built more than once: %q", img)
+	}
 }
 
 // Temporary directories of builds whose process is gone are removed; a
-// live process's are not.
+// live process's are not. A kernel work directory nobody holds the lock
+// for is a dead build's too.
 func TestSweepRemovesDeadBuilds(t *testing.T) {
 	f := newFake(t)
+	junk := f.write("cache/"+kernelWork+"/tree/junk", "left by a SIGKILLed build")
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
@@ -553,6 +563,9 @@ func TestSweepRemovesDeadBuilds(t *testing.T) {
 	}
 	if !exists(live) {
 		t.Errorf("live process's directory removed")
+	}
+	if exists(junk) {
+		t.Errorf("a dead kernel build's work directory was kept")
 	}
 	os.RemoveAll(live)
 }
