@@ -88,8 +88,11 @@ func cmdKernelBuild(ctx context.Context, e *env, args []string) error {
 // path, a patch that does not apply, sources that do not compile, a
 // missing build tool) bad input, exit 2; a timeout is named as such.
 func kernelError(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("--timeout reached; the build was killed and nothing was cached: %w", err)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("interrupted; the build was killed and nothing was cached: %w", err)
 	}
 	for _, s := range []error{kbuild.ErrBadInput, kbuild.ErrPatch, kbuild.ErrConfig, kbuild.ErrCompile, kbuild.ErrMissingDeps} {
 		if errors.Is(err, s) {

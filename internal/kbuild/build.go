@@ -388,6 +388,9 @@ func (b *builder) newTemp(key, dir string) (*temp, error) {
 	} else {
 		dir, err = os.MkdirTemp(b.cache, fmt.Sprintf("%s%s-%d-", tempPrefix, key[:12], os.Getpid()))
 	}
+	if err == nil {
+		err = os.Chmod(dir, 0o755) // entries are readable like the rest of the cache
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCache, err)
 	}
