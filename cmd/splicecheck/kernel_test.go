@@ -61,6 +61,7 @@ func TestKernelErrorExitStatus(t *testing.T) {
 		{kbuild.ErrBuild, exitInternal},
 		{kbuild.ErrCache, exitInternal},
 		{context.DeadlineExceeded, exitInternal},
+		{context.Canceled, exitInternal},
 	} {
 		var buf bytes.Buffer
 		err := fmt.Errorf("%w: detail (log: /x/y.log)", tc.err)

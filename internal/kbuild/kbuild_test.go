@@ -624,3 +624,58 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("bad input ran make")
 	}
 }
+
+// lineWriter calls fn with each line written to it.
+type lineWriter struct {
+	mu  sync.Mutex
+	buf string
+	fn  func(line string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf += string(p)
+	for {
+		line, rest, ok := strings.Cut(w.buf, "\n")
+		if !ok {
+			return len(p), nil
+		}
+		w.buf = rest
+		w.fn(line)
+	}
+}
+
+// A kernel build waits for the cache's lock while another holds it, and
+// gives up when its context ends, leaving nothing.
+func TestLockWaitHonoursContext(t *testing.T) {
+	f := newFake(t)
+	if err := os.MkdirAll(f.cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := newBuilder(f.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := holder.lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := f.base
+	c.Progress = &lineWriter{fn: func(line string) {
+		if strings.Contains(line, "waiting for another kernel build") {
+			cancel()
+		}
+	}}
+	c.afterStep = func(string) { t.Error("built while another build held the lock") }
+	_, err = Build(ctx, c)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("want context.Canceled, got %v", err)
+	}
+	if got := f.entries(); len(got) != 0 {
+		t.Errorf("entries left: %v", got)
+	}
+}
