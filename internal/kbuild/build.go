@@ -97,6 +97,9 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Image, res.Tree = filepath.Join(res.Dir, m.Image), filepath.Join(res.Dir, "tree")
 	res.Log, res.From = filepath.Join(res.Dir, "build.log"), m.From
+	if m.Kind != "kernel" || !exists(res.Image) || !exists(res.Tree) {
+		return nil, fmt.Errorf("%w: %s is not a complete kernel entry (was it edited?); remove it", ErrCache, res.Dir)
+	}
 	for _, mod := range p.modules {
 		dir := b.entry(mod.key)
 		mm, err := readManifest(dir)
