@@ -11,7 +11,7 @@ BENCHCOUNT ?= 1
 
 VM_KERNEL = $(lastword $(sort $(wildcard /boot/vmlinuz-6.1.*)))
 
-.PHONY: build run test lint bench fuzz clean vm-deps vm-test crosscheck
+.PHONY: build run test lint bench fuzz clean vm-deps vm-test crosscheck kernels
 
 # A static binary: it is also /init in the VM guests of `splicecheck vm`.
 build:
@@ -53,6 +53,26 @@ vm-test: vm-deps build
 	if [ -z "$$kernel" ]; then echo "vm-test: no Debian 6.1 kernel in /boot"; \
 	  if [ "$${SPLICECHECK_REQUIRE_KERNEL:-}" = 1 ]; then exit 1; fi; exit 0; fi; \
 	./$(BIN) vm --kernel $$kernel --against golden --profile linux-6.1 $(KERNEL_TRACES)
+
+# The three kernels of the patch profiles (issue 18), built with
+# `splicecheck kernel build` or taken from its cache ($(KERNEL_CACHE)
+# when set, else $XDG_CACHE_HOME/splicecheck/kernels or ~/.cache/...):
+# Debian's linux-source-6.12 with the two btf.c fixes, that plus Cong
+# Wang's loopback-splice RFC (rebuilt from a copy of the first's tree),
+# and the first plus the multikernel/tcp_splice module. KERNEL_INPUTS is
+# the directory with the patches, the config fragment and the module
+# source (the test subjects; they are not part of this repository).
+KERNEL_INPUTS ?= ../shared/kernels
+KERNEL_CACHE ?=
+KBUILD = ./$(BIN) kernel build --debian 6.12 --config $(KERNEL_INPUTS)/minimal-sockmap.config \
+	--patch $(KERNEL_INPUTS)/btf-sock_ops-kfunc-hook.diff --patch $(KERNEL_INPUTS)/btf-sock_ops-ctx-projection.diff \
+	$(if $(KERNEL_CACHE),--cache $(KERNEL_CACHE))
+kernels: build
+	@if [ ! -f "$(KERNEL_INPUTS)/minimal-sockmap.config" ]; then \
+	  echo "kernels: KERNEL_INPUTS=$(KERNEL_INPUTS) has no minimal-sockmap.config; set KERNEL_INPUTS to the kernel inputs directory" >&2; exit 2; fi
+	@echo "== linux-6.12 + btf fixes"; $(KBUILD)
+	@echo "== linux-6.12 + btf fixes + loopback-splice RFC"; $(KBUILD) --patch $(KERNEL_INPUTS)/rfc-loopback-splice-6.12.118.diff
+	@echo "== linux-6.12 + btf fixes, tcp_splice module"; $(KBUILD) --module $(KERNEL_INPUTS)/tcp_splice/module
 
 lint:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \

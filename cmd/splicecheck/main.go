@@ -59,6 +59,7 @@ var commands = []command{
 	{"profiles", "list the kernel behaviours (profiles) and the backends that implement them", cmdProfiles},
 	{"vm", "boot a kernel image in a VM, run traces there, compare with the model or goldens", cmdVM},
 	{"guest", "the guest side of vm under virtme-ng (writes framed results)", cmdGuest},
+	{"kernel", "build a kernel image (patches, config fragment, modules) into a cache: kernel build", cmdKernel},
 	{"version", "print the version", cmdVersion},
 }
 
