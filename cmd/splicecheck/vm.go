@@ -112,6 +112,9 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 				return fmt.Errorf("--against golden: %w", err)
 			}
 			d = trace.DiffGolden(run.Obs, g)
+			for i := range d {
+				d[i].A, d[i].B = d[i].B, d[i].A // A is what the guest is compared with, as for the model
+			}
 		}
 		if len(d) == 0 {
 			fmt.Fprintf(e.stdout, "agree    %s (guest %s vs %s %s)\n", t.File, res.Release, *against, profile)
