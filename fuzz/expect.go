@@ -53,6 +53,10 @@ var KnownFailures = map[string][]Known{
 	})...),
 }
 
+// ringFIONREAD: no FIONREAD counts the ring.
+const ringFIONREAD = "FIONREAD does not count ring bytes: the RFC keeps 6.18's tcp_bpf_ioctl (msg_tot_len) and the " +
+	"module does not override ioctl, and neither adds the ring's count"
+
 // pairedIngressReason: a paired socket's receive path has no
 // ingress_msg read.
 const pairedIngressReason = "model-only, not yet confirmed on a kernel carrying the patch: a paired socket reads its " +
@@ -110,8 +114,8 @@ var ringUnlocked = join(concurrentRing("stream-integrity", "duplicated", "reorde
 			"returns 0 for MSG_PEEK (\"PEEK is not implemented against the ring\") and the peek reads the empty TCP queue"},
 		{"reads-agree", "peek-differs", "ring", "MSG_PEEK does not look into the ring, so a peek returns TCP bytes that ring " +
 			"bytes precede"},
-		{"reads-agree", "fionread-undercounts", "ring", "FIONREAD does not count ring bytes: the RFC keeps 6.18's tcp_bpf_ioctl " +
-			"(msg_tot_len) and the module does not override ioctl, and neither adds the ring's count"},
+		{"reads-agree", "fionread-undercounts", "ring", ringFIONREAD},
+		{"reads-agree", "fionread-undercounts", "ring/verdict", ringFIONREAD},
 		{"stream-integrity", "reordered", "ring/sk_msg", skMsgOvertakesRing},
 		{"transparent", "eof-early", "ring/bypass-verdict", "ring bytes never meet the reader's sk_skb verdict (see " +
 			"differs@ring/bypass-verdict): a socket the base's verdict feeds sees EOF instead"},
