@@ -217,6 +217,11 @@ var mainlineFailures = []Known{
 			"tcp_bpf_recvmsg, which has no is_next_msg_fin check: the FIN message the verdict queued on ingress_msg makes " +
 			"sk_msg_recvmsg return -EFAULT instead of EOF (reproduced on the 6.18 kernel backend: " +
 			"testdata/traces/findings/verdict_gone_fin_efault.trace)"},
+	{"errno-contract", "impossible-errno", "recv/verdict-late",
+		"a socket that joins a map with an sk_skb verdict while already in a map without one keeps the proto its psock " +
+			"got first (tcp_bpf_recvmsg, no is_next_msg_fin check): the FIN message the verdict queues makes recv return " +
+			"-EFAULT instead of EOF (reproduced on the 6.18 kernel backend: " +
+			"testdata/traces/findings/verdict_late_fin_efault.trace)"},
 	{"reads-agree", "eagain-after-fionread", "strparser", parserEntryEAGAIN},
 	{"reads-agree", "fionread-overcounts", "strparser", parserEntryEAGAIN + "; and 6.1's tcp_inq also counts the " +
 		"bytes a stream parser holds for a frame not yet whole, which no read returns"},

@@ -278,8 +278,11 @@ func checkErrnos(r *Run) error {
 		m.apply(op, r.Obs[i].Result)
 		if e := r.Obs[i].Result.Err; impossibleErrnos[e] {
 			site := op.Kind.String()
-			if op.Kind == trace.OpRecv && m.skb[op.A] == 0 && m.any[op.A] > 0 && m.hadSkb[op.A] {
+			switch {
+			case op.Kind == trace.OpRecv && m.skb[op.A] == 0 && m.any[op.A] > 0 && m.hadSkb[op.A]:
 				site += "/verdict-gone"
+			case op.Kind == trace.OpRecv && m.lateSkb[op.A]:
+				site += "/verdict-late"
 			}
 			return violation(op, "impossible-errno", site, "%s on %s failed with %s", op.Kind, op.A, trace.ErrnoName(e))
 		}
@@ -293,11 +296,14 @@ type membership struct {
 	skbMap   map[string]bool             // maps with an sk_skb program
 	skb, any map[string]int              // per socket: sk_skb maps and maps it is in
 	hadSkb   map[string]bool             // it was in an sk_skb map once
+	// lateSkb: it joined an sk_skb map while already in a map without
+	// one (its psock's proto was chosen without a verdict).
+	lateSkb map[string]bool
 }
 
 func newMembership() *membership {
 	return &membership{keys: map[string]map[int64]string{}, skbMap: map[string]bool{}, skb: map[string]int{},
-		any: map[string]int{}, hadSkb: map[string]bool{}}
+		any: map[string]int{}, hadSkb: map[string]bool{}, lateSkb: map[string]bool{}}
 }
 
 func (m *membership) apply(op *trace.Op, res trace.Result) {
@@ -332,11 +338,14 @@ func (m *membership) apply(op *trace.Op, res trace.Result) {
 		}
 		if op.Kind == trace.OpInsert {
 			ks[op.Key] = op.A
-			m.any[op.A]++
 			if m.skbMap[op.Map] {
+				if m.any[op.A] > 0 && m.skb[op.A] == 0 {
+					m.lateSkb[op.A] = true
+				}
 				m.skb[op.A]++
 				m.hadSkb[op.A] = true
 			}
+			m.any[op.A]++
 		}
 	}
 }
