@@ -63,6 +63,11 @@ const pairedIngressReason = "model-only, not yet confirmed on a kernel carrying 
 	"ring and sk_receive_queue, so messages redirected onto its ingress_msg (an sk_msg ingress redirect, or its own " +
 	"sk_skb verdict in a second map) stay there (the same trace unpaired reads them on 6.18)"
 
+// peekPartialReason: MSG_PEEK after a partial read of an ingress message.
+const peekPartialReason = "MSG_PEEK on a socket whose first ingress message was partly read returns -EAGAIN while the " +
+	"rest of the message waits on ingress_msg (reproduced on the 6.18 kernel backend: parser 100, send 100, recv 1, " +
+	"recv 100 peek)"
+
 // copiedSeqOvershoot: tcp_bpf_strp_read_sock and tcp_bpf_recvmsg_parser
 // disagree on the bytes of sk's own messages (a 6.18 finding).
 const copiedSeqOvershoot = "two stream-parser reads before a recv: tcp_bpf_strp_read_sock sets copied_seq to the " +
@@ -240,6 +245,11 @@ var mainlineFailures = []Known{
 			"stranded@ingress_msg/before-psock) copied meanwhile count as unread again and the next read of " +
 			"sk_receive_queue returns them twice; the model's trace (a parser frame above a small SO_RCVBUF) runs into the " +
 			"README's small-buffers gap on the 6.18 kernel backend, where the readers split the bytes without a rewind"},
+	{"stream-integrity", "duplicated", "copied-seq-rewound@tcp_read_skb",
+		"a socket that joins a map with an sk_skb verdict after a read took part of a queued skb: tcp_read_skb hands the " +
+			"verdict the whole skb, and the bytes the read returned are delivered again (reproduced on the 6.18 kernel " +
+			"backend: send 100, recv 7, then the verdict redirects all 100)"},
+	{"reads-agree", "peek-misses-data", "psock", peekPartialReason},
 	{"no-stranded-data", "stranded", "strparser/copied-seq-ahead@tcp_bpf_recvmsg_parser", copiedSeqOvershoot},
 	{"no-stranded-data", "stranded", "ingress_msg/copied-seq-ahead@tcp_bpf_recvmsg_parser", copiedSeqOvershoot},
 	{"no-stranded-data", "stranded", "ingress_msg/eof",
@@ -254,9 +264,7 @@ var mainlineFailures = []Known{
 		"tcp_bpf_recvmsg_parser first runs the verdict on what sk_receive_queue holds and returns -EAGAIN when bytes " +
 			"stay there (a frame the parser has not completed), without reading the messages waiting on ingress_msg " +
 			"(reproduced on the 6.18 kernel backend)"},
-	{"no-stranded-data", "stranded", "ingress_msg/peek",
-		"MSG_PEEK on a socket whose first ingress message was partly read returns -EAGAIN while the rest of the " +
-			"message waits on ingress_msg (reproduced on the 6.18 kernel backend: parser 100, send 100, recv 1, recv 100 peek)"},
+	{"no-stranded-data", "stranded", "ingress_msg/peek", peekPartialReason},
 	{"reads-agree", "eagain-after-poll", "psock-gone",
 		"after the socket leaves the map, poll reports IN for the bytes its psock took and freed (tcp_inq counts " +
 			"them), while recv finds nothing (reproduced on the 6.18 kernel backend)"},
