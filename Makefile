@@ -62,13 +62,13 @@ vm-test: vm-deps build
 # and the first plus the multikernel/tcp_splice module. KERNEL_INPUTS is
 # the directory with the patches, the config fragment and the module
 # source (the test subjects; they are not part of this repository).
-KERNEL_INPUTS ?= ../shared/kernels
+KERNEL_INPUTS ?=
 KERNEL_CACHE ?=
 KBUILD = ./$(BIN) kernel build --debian 6.12 --config $(KERNEL_INPUTS)/minimal-sockmap.config \
 	--patch $(KERNEL_INPUTS)/btf-sock_ops-kfunc-hook.diff --patch $(KERNEL_INPUTS)/btf-sock_ops-ctx-projection.diff \
 	$(if $(KERNEL_CACHE),--cache $(KERNEL_CACHE))
 kernels: build
-	@if [ ! -f "$(KERNEL_INPUTS)/minimal-sockmap.config" ]; then \
+	@if [ -z "$(KERNEL_INPUTS)" ] || [ ! -f "$(KERNEL_INPUTS)/minimal-sockmap.config" ]; then \
 	  echo "kernels: KERNEL_INPUTS=$(KERNEL_INPUTS) has no minimal-sockmap.config; set KERNEL_INPUTS to the kernel inputs directory" >&2; exit 2; fi
 	@echo "== linux-6.12 + btf fixes"; $(KBUILD)
 	@echo "== linux-6.12 + btf fixes + loopback-splice RFC"; $(KBUILD) --patch $(KERNEL_INPUTS)/rfc-loopback-splice-6.12.118.diff
