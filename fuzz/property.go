@@ -187,6 +187,7 @@ func checkStranded(r *Run) error {
 	rt := routesOf(r.Trace)
 	s := r.Stats.Stranded[0]
 	op := &r.Trace.Ops[s.Op]
+	ahead := overshot(r, op.A) // the function that moved copied_seq past rcv_nxt, if one did
 	site, n := "ingress_msg", s.Ingress
 	switch {
 	case s.Ring > 0:
@@ -196,8 +197,8 @@ func checkStranded(r *Run) error {
 		site = "sk_receive_queue"
 	case s.StrpStalled:
 		site = "strparser/whole-frame"
-		if fn := overshot(r, op.A); fn != "" {
-			site = "strparser/copied-seq-ahead@" + fn
+		if ahead != "" {
+			site = "strparser/copied-seq-ahead@" + ahead
 		}
 		return violation(op, "stranded", site, "recv on %s returned %s while its stream parser had a whole message on sk_receive_queue, unparsed, with no parse pending",
 			op.A, r.Obs[s.Op].Result)
@@ -221,8 +222,8 @@ func checkStranded(r *Run) error {
 		site += "/unpaired"
 	case s.Ring == 0 && s.Paired:
 		site += "/paired"
-	case s.Ring == 0 && overshot(r, op.A) != "":
-		site += "/copied-seq-ahead@" + overshot(r, op.A)
+	case s.Ring == 0 && ahead != "":
+		site += "/copied-seq-ahead@" + ahead
 	case s.Ring == 0 && s.RcvQueue && rt.skb[op.A]:
 		site += "/rcv-queue"
 	case rt.skb[op.A]:
