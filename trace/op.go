@@ -8,7 +8,7 @@ type Kind uint8
 // The op kinds of the trace language. Operand use per kind is documented on Op.
 const (
 	OpInvalid  Kind = iota
-	OpConn          // conn A B
+	OpConn          // conn A B [pair]
 	OpMap           // map M sockmap|sockhash N
 	OpProg          // prog M sk_msg|sk_skb VERDICT [apply N] [cork N] [parser N|all]
 	OpInsert        // insert M KEY S
@@ -64,7 +64,7 @@ func kindByName(s string) (Kind, bool) {
 	return OpInvalid, false
 }
 
-// Flags are the optional words of recv, send, splice and close.
+// Flags are the optional words of conn, recv, send, splice and close.
 type Flags uint8
 
 const (
@@ -73,6 +73,7 @@ const (
 	FlagWaitall                    // recv: MSG_WAITALL
 	FlagNonblock                   // splice: SPLICE_F_NONBLOCK
 	FlagRST                        // close: SO_LINGER{1,0} first, so close sends RST
+	FlagPair                       // conn: a sock_ops program pairs A and B at their ESTABLISHED callbacks
 )
 
 // flagWords lists flag words in canonical print order.
@@ -81,11 +82,12 @@ var flagWords = []struct {
 	word string
 }{
 	{FlagPeek, "peek"}, {FlagDontwait, "dontwait"}, {FlagWaitall, "waitall"},
-	{FlagNonblock, "nonblock"}, {FlagRST, "rst"},
+	{FlagNonblock, "nonblock"}, {FlagRST, "rst"}, {FlagPair, "pair"},
 }
 
 // allowedFlags is which flags each op accepts.
 var allowedFlags = map[Kind]Flags{
+	OpConn:   FlagPair,
 	OpSend:   FlagDontwait,
 	OpRecv:   FlagPeek | FlagDontwait | FlagWaitall,
 	OpSplice: FlagNonblock,
@@ -226,7 +228,7 @@ type Pos struct {
 
 // Op is one trace op. Which operands are meaningful depends on Kind:
 //
-//	conn A B              A, B
+//	conn A B [pair]       A, B, Flags
 //	map M T N             Map, MapType, Size (entries)
 //	prog M ...            Map, Prog
 //	insert M KEY S        Map, Key, A

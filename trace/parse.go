@@ -379,6 +379,7 @@ func (p *parser) operands(op *Op, word token) error {
 		}
 		op.A, op.B = a.text, b.text
 		p.t.SocketNames = append(p.t.SocketNames, a.text, b.text)
+		return p.flags(op)
 	case OpMap:
 		m, err := p.name("map name")
 		if err != nil {
