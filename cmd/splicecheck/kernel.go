@@ -10,20 +10,23 @@ import (
 	"github.com/splicecheck/splicecheck/internal/kbuild"
 )
 
-const kernelUsage = "usage: splicecheck kernel build (--source DIR|TARBALL | --debian VERSION) [--patch FILE ...] [--config FRAGMENT] [--module DIR ...] [--cache DIR]"
+const kernelUsage = "usage: splicecheck kernel build (--source DIR|TARBALL | --debian VERSION) [--patch FILE ...] [--config FRAGMENT] [--module DIR ...] [--cache DIR] [--name NAME]\n" +
+	"       splicecheck kernel path [--cache DIR] NAME"
 
 func cmdKernel(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("want a subcommand: build (%s)", kernelUsage)
+		return usagef("want a subcommand: build or path (see 'splicecheck kernel --help')")
 	}
 	switch args[0] {
 	case "build":
 		return cmdKernelBuild(ctx, e, args[1:])
+	case "path":
+		return cmdKernelPath(e, args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprintln(e.stderr, kernelUsage)
 		return flag.ErrHelp
 	}
-	return usagef("unknown subcommand %q (want: build)", args[0])
+	return usagef("unknown subcommand %q (want: build, path)", args[0])
 }
 
 func cmdKernelBuild(ctx context.Context, e *env, args []string) error {
@@ -40,6 +43,7 @@ func cmdKernelBuild(ctx context.Context, e *env, args []string) error {
 	fragment := fs.String("config", "", "config `FRAGMENT` to merge onto tinyconfig (default: the tree's .config, else defconfig)")
 	fs.Var(&modules, "module", "an out-of-tree module source `DIR` to build against the kernel (repeatable)")
 	cache := fs.String("cache", "", "cache directory (default $XDG_CACHE_HOME/splicecheck/kernels, else ~/.cache/...)")
+	name := fs.String("name", "", "remember the result as `NAME` (a profile name) for 'splicecheck kernel path NAME'")
 	jobs := fs.Int("jobs", 0, "make -j `N` (default: the number of CPUs)")
 	timeout := fs.Duration("timeout", 0, "give up after this long (0: no limit); the build is killed and nothing is cached")
 	verbose := fs.Bool("verbose", false, "copy make's output to standard error")
@@ -67,7 +71,7 @@ func cmdKernelBuild(ctx context.Context, e *env, args []string) error {
 	start := time.Now()
 	res, err := kbuild.Build(ctx, kbuild.Config{
 		Source: *source, Debian: *debian, Patches: patches, Fragment: *fragment, Modules: modules,
-		CacheDir: *cache, Jobs: *jobs, Progress: e.stderr, Verbose: *verbose,
+		CacheDir: *cache, Name: *name, Jobs: *jobs, Progress: e.stderr, Verbose: *verbose,
 	})
 	if err != nil {
 		return kernelError(err)
@@ -81,6 +85,32 @@ func cmdKernelBuild(ctx context.Context, e *env, args []string) error {
 		what = "cached"
 	}
 	fmt.Fprintf(e.stderr, "kernel: %s in %s\n", what, time.Since(start).Round(10*time.Millisecond))
+	return nil
+}
+
+func cmdKernelPath(e *env, args []string) error {
+	fs := newFlags(e, "kernel path", "[--cache DIR] NAME",
+		"Print the image of the kernel a 'kernel build --name NAME' left in the cache, then each of\n"+
+			"its modules' .ko, one per line, as 'kernel build' does; nothing is built.")
+	cache := fs.String("cache", "", "cache directory (default $XDG_CACHE_HOME/splicecheck/kernels, else ~/.cache/...)")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usagef("want one kernel NAME")
+	}
+	res, err := kbuild.Lookup(*cache, rest[0])
+	if errors.Is(err, kbuild.ErrNotBuilt) {
+		return &usageError{oneLine(err.Error()) + "; build it with 'splicecheck kernel build --name' (make kernels)"}
+	}
+	if err != nil {
+		return kernelError(err)
+	}
+	fmt.Fprintln(e.stdout, res.Image)
+	for _, ko := range res.Modules {
+		fmt.Fprintln(e.stdout, ko)
+	}
 	return nil
 }
 

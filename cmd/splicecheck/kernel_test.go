@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,16 +28,30 @@ func TestKernelBuildBadInputExit2(t *testing.T) {
 		{"kernel", "build", "--cache", cache, "--debian", "six"},
 		{"kernel", "build", "--cache", cache, "--source", filepath.Join(dir, "nope")},
 		{"kernel", "build", "--cache", cache, "--source", dir}, // not a kernel tree
+		{"kernel", "build", "--cache", cache, "--source", dir, "--name", "a/b"},
+		{"kernel", "path", "--cache", cache, "linux-6.12"}, // never built
+		{"kernel", "path", "--cache", cache},
+		{"vm", "--kernel", filepath.Join(dir, "bzImage"), "--expect", filepath.Join(dir, "nope"), "x.trace"},
+		{"vm", "--kernel", filepath.Join(dir, "bzImage"), "--expect", expectNoReason(t, dir), "x.trace"},
 	} {
 		code, out, errOut := runCLI(t, args...)
 		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
 		if strings.HasPrefix(errOut, "usage:") { // an unknown flag: the flag set's usage, then the error
 			lines = lines[len(lines)-1:]
 		}
-		if code != exitBadInput || out != "" || len(lines) != 1 || !strings.HasPrefix(lines[0], "splicecheck kernel") {
+		if code != exitBadInput || out != "" || len(lines) != 1 || !strings.HasPrefix(lines[0], "splicecheck "+args[0]) {
 			t.Errorf("%v: code %d stdout %q stderr %q", args, code, out, errOut)
 		}
 	}
+}
+
+// expectNoReason writes a --expect file whose second line has no reason.
+func expectNoReason(t *testing.T, dir string) string {
+	p := filepath.Join(dir, "x.expect")
+	if err := os.WriteFile(p, []byte("# known\nx.trace\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestKernelBuildHelp(t *testing.T) {

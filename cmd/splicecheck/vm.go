@@ -31,9 +31,17 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	record := fs.String("record", "", "also write the guest's observations as goldens under DIR/PROFILE/")
 	guestBin := fs.String("guest-binary", "", "static splicecheck binary for the guest (default: this one)")
 	limit := fs.Duration("vm-timeout", 5*time.Minute, "wall-clock limit for the whole VM run")
+	expectFile := fs.String("expect", "", "`FILE` of known divergences, one 'TRACE: reason' per line (TRACE is the file's base name):\n"+
+		"they are reported as known; one that agrees, or a divergence not listed, is exit 1")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
+	}
+	var expect map[string]string
+	if *expectFile != "" {
+		if expect, err = readExpect(*expectFile); err != nil {
+			return err
+		}
 	}
 	if _, err := rf.options(); err != nil {
 		return err
@@ -80,7 +88,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "guest %s (%s%s): first observation %.1fs after start, %d traces in %.1fs\n",
 		res.Release, res.Accel, mods, res.BootToFirst.Seconds(), len(res.Runs), res.Total.Seconds())
-	diverged := 0
+	diverged, known, fixed := 0, 0, 0
 	for i, t := range traces {
 		run := res.Runs[i]
 		if run.Err != "" {
@@ -116,21 +124,59 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 				d[i].A, d[i].B = d[i].B, d[i].A // A is what the guest is compared with, as for the model
 			}
 		}
-		if len(d) == 0 {
+		reason, listed := expect[filepath.Base(t.File)]
+		switch {
+		case len(d) == 0 && listed:
+			fixed++
+			fmt.Fprintf(e.stdout, "AGREES   %s (guest %s vs %s %s), listed in %s as a known divergence: %s\n", t.File, res.Release, *against, profile, *expectFile, reason)
+			continue
+		case len(d) == 0:
 			fmt.Fprintf(e.stdout, "agree    %s (guest %s vs %s %s)\n", t.File, res.Release, *against, profile)
 			continue
+		case listed:
+			known++
+			fmt.Fprintf(e.stdout, "known    %s (guest %s vs %s %s): %s\n", t.File, res.Release, *against, profile, reason)
+		default:
+			diverged++
+			fmt.Fprintf(e.stdout, "DIVERGE  %s (guest %s vs %s %s)\n", t.File, res.Release, *against, profile)
 		}
-		diverged++
-		fmt.Fprintf(e.stdout, "DIVERGE  %s (guest %s vs %s %s)\n", t.File, res.Release, *against, profile)
 		for _, dv := range d {
 			fmt.Fprintf(e.stdout, "  %s:%d: %s: %s\n    %s: %s\n    guest: %s\n", t.File, dv.Line, dv.Op, dv.Reason, *against, orNone(dv.A), orNone(dv.B))
 		}
 	}
-	fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge\n", len(traces), len(traces)-diverged, diverged)
-	if diverged > 0 {
+	if expect == nil {
+		fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge\n", len(traces), len(traces)-diverged, diverged)
+	} else {
+		fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge as known, %d diverge, %d listed but agree\n",
+			len(traces), len(traces)-diverged-known-fixed, known, diverged, fixed)
+	}
+	if diverged > 0 || fixed > 0 {
 		return errDiverged
 	}
 	return nil
+}
+
+// readExpect reads a --expect file: "TRACE: reason" lines, # comments
+// and blank lines ignored. A line without a reason is bad input.
+func readExpect(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("--expect: %v", err)
+	}
+	m := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, reason, ok := strings.Cut(line, ":")
+		name, reason = strings.TrimSpace(name), strings.TrimSpace(reason)
+		if !ok || name == "" || reason == "" {
+			return nil, usagef("--expect: %s:%d:1: want 'TRACE: reason'", path, i+1)
+		}
+		m[name] = reason
+	}
+	return m, nil
 }
 
 // vmError marks the VM failures that are the user's input (a bad image, a

@@ -26,6 +26,7 @@ type Config struct {
 	Fragment string    // config fragment merged onto tinyconfig; "" = the tree's .config, else defconfig
 	Modules  []string  // out-of-tree module source directories (kbuild Makefile or Kbuild)
 	CacheDir string    // "" = DefaultCacheDir()
+	Name     string    // when set, a later Lookup(CacheDir, Name) finds what this build returns
 	Jobs     int       // make -j; 0 = runtime.NumCPU()
 	Progress io.Writer // one line per step ("kernel: ..."); nil = discarded
 	Verbose  bool      // also copy every command's output to Progress
@@ -121,6 +122,11 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 			res.Modules = append(res.Modules, filepath.Join(dir, ko))
 		}
 	}
+	if cfg.Name != "" {
+		if err := b.recordName(cfg.Name, res, p); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -133,6 +139,9 @@ type builder struct {
 }
 
 func newBuilder(cfg Config) (*builder, error) {
+	if cfg.Name != "" && !validName(cfg.Name) {
+		return nil, fmt.Errorf("%w: bad kernel name %q (want a profile name such as linux-6.12+loopback-splice)", ErrBadInput, cfg.Name)
+	}
 	b := &builder{cfg: cfg, cache: cfg.CacheDir, jobs: cfg.Jobs, progress: cfg.Progress}
 	if b.progress == nil {
 		b.progress = io.Discard

@@ -26,4 +26,7 @@ var (
 	// ErrCache: the cache directory cannot be created or read, or holds
 	// an entry that is not one of ours.
 	ErrCache = errors.New("kernel cache")
+	// ErrNotBuilt (Lookup only): no build named that kernel, or its cache
+	// entries were removed since.
+	ErrNotBuilt = errors.New("kernel not built")
 )

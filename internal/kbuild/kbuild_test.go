@@ -679,3 +679,40 @@ func TestLockWaitHonoursContext(t *testing.T) {
 		t.Errorf("entries left: %v", got)
 	}
 }
+
+// A named build is found again by Lookup without its inputs; a rename to
+// other entries replaces the name; a removed entry is ErrNotBuilt.
+func TestNamedBuildLookup(t *testing.T) {
+	f := newFake(t)
+	res, err := f.build(func(c *Config) { c.Modules = []string{f.mod}; c.Name = "linux-6.12+x" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Lookup(f.cache, "linux-6.12+x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Image != res.Image || strings.Join(got.Modules, " ") != strings.Join(res.Modules, " ") {
+		t.Errorf("Lookup = %+v, want %+v", got, res)
+	}
+	if _, err := Lookup(f.cache, "linux-6.12"); !errors.Is(err, ErrNotBuilt) {
+		t.Errorf("a name never given: %v, want ErrNotBuilt", err)
+	}
+	if _, err := Lookup(f.cache, "../x"); !errors.Is(err, ErrBadInput) {
+		t.Errorf("a name with a slash: %v, want ErrBadInput", err)
+	}
+	f.write("kernel/a.c", "int changed;\n")
+	res2, err := f.build(func(c *Config) { c.Name = "linux-6.12+x" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = Lookup(f.cache, "linux-6.12+x"); err != nil || got.Key != res2.Key || len(got.Modules) != 0 {
+		t.Errorf("renamed: Lookup = %+v, %v; want key %s and no modules", got, err, res2.Key)
+	}
+	if err := os.RemoveAll(res2.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lookup(f.cache, "linux-6.12+x"); !errors.Is(err, ErrNotBuilt) {
+		t.Errorf("entry removed: %v, want ErrNotBuilt", err)
+	}
+}
