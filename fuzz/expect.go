@@ -25,37 +25,52 @@ var KnownFailures = map[string][]Known{
 	"linux-6.1":  mainlineFailures,
 	// The splice_read patches fix what splice(2) misses: EOF no longer
 	// comes before the ingress data.
-	"linux-6.18+splice-copy":     without(mainlineFailures, spliceEOF),
-	"linux-6.18+splice-zerocopy": without(mainlineFailures, spliceEOF),
-	"linux-6.18+loopback-splice": with(mainlineFailures, join(ringUnlocked, rfcTransparency, []Known{
-		{"stream-integrity", "reordered", "ring/tcp",
-			"the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older TCP bytes are " +
-				"in flight (on netstack: segments held on the link), and its ring bytes overtake them; and " +
-				"tcp_bpf_splice_recvmsg's ring-then-queue read lets TCP bytes overtake ring bytes"},
-		{"eof-after-data", "eof-early", "ring", rfcEOF},
-		{"no-stranded-data", "stranded", "ring/eof", rfcEOF},
-		{"no-teardown-leak", "leak", "splice-pair",
-			"the posted RFC's defect (b): each side holds a psock reference on the other and only sk_psock_drop " +
-				"unpairs, so a closed pair is never released"},
-	})...),
-	"linux-6.18+loopback-splice-seq": with(mainlineFailures, join(ringUnlocked, []Known{
-		{"no-lost-wakeup", "lost-wakeup", "splice_send_wait/concurrent-senders",
-			"the module's splice_prot_sendmsg takes no socket lock, so two threads sending on one paired socket are two " +
-				"producers on a single-producer ring: a sender waiting for space misses the wake-up the other's write consumed"},
-		{"eof-after-data", "eof-early", "ring", moduleCloseEOF},
-		{"transparent", "eof-early", "ring", moduleCloseEOF},
-		{"no-stranded-data", "stranded", "ring/eof", moduleCloseEOF},
-		{"no-stranded-data", "stranded", "ring/unpaired", moduleCloseEOF},
-		{"no-livelock", "livelock", "splice_recvmsg_merge",
-			"the module's splice_recvmsg_merge goes round again while sk_receive_queue is non-empty " +
-				"(splice_recv_deliverable), so it spins on bytes tcp_recvmsg cannot return: the copied_seq hole mainline " +
-				"leaves when a stream-verdict socket leaves its map (see reads-agree)"},
-	})...),
+	"linux-6.18+splice-copy":         without(mainlineFailures, spliceEOF),
+	"linux-6.18+splice-zerocopy":     without(mainlineFailures, spliceEOF),
+	"linux-6.18+loopback-splice":     rfcFailures,
+	"linux-6.18+loopback-splice-seq": moduleFailures,
+	// 6.12.118 runs the same tcp_bpf.c and skmsg.c paths these failures
+	// come from (the differences, model/profile.go's Linux612, are two
+	// counts: FIONREAD without a verdict and what sendmsg returns), and
+	// the RFC and the module are validated on it: the same known failures.
+	"linux-6.12":                     mainlineFailures,
+	"linux-6.12+loopback-splice":     rfcFailures,
+	"linux-6.12+loopback-splice-seq": moduleFailures,
 }
 
+// rfcFailures are the known failures of Cong Wang's RFC as posted
+// (loopback-splice), on either base.
+var rfcFailures = with(mainlineFailures, join(ringUnlocked, rfcTransparency, []Known{
+	{"stream-integrity", "reordered", "ring/tcp",
+		"the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older TCP bytes are " +
+			"in flight (on netstack: segments held on the link), and its ring bytes overtake them; and " +
+			"tcp_bpf_splice_recvmsg's ring-then-queue read lets TCP bytes overtake ring bytes"},
+	{"eof-after-data", "eof-early", "ring", rfcEOF},
+	{"no-stranded-data", "stranded", "ring/eof", rfcEOF},
+	{"no-teardown-leak", "leak", "splice-pair",
+		"the posted RFC's defect (b): each side holds a psock reference on the other and only sk_psock_drop " +
+			"unpairs, so a closed pair is never released"},
+})...)
+
+// moduleFailures are the known failures of the multikernel/tcp_splice
+// module's ordering fix (loopback-splice-seq), on either base.
+var moduleFailures = with(mainlineFailures, join(ringUnlocked, []Known{
+	{"no-lost-wakeup", "lost-wakeup", "splice_send_wait/concurrent-senders",
+		"the module's splice_prot_sendmsg takes no socket lock, so two threads sending on one paired socket are two " +
+			"producers on a single-producer ring: a sender waiting for space misses the wake-up the other's write consumed"},
+	{"eof-after-data", "eof-early", "ring", moduleCloseEOF},
+	{"transparent", "eof-early", "ring", moduleCloseEOF},
+	{"no-stranded-data", "stranded", "ring/eof", moduleCloseEOF},
+	{"no-stranded-data", "stranded", "ring/unpaired", moduleCloseEOF},
+	{"no-livelock", "livelock", "splice_recvmsg_merge",
+		"the module's splice_recvmsg_merge goes round again while sk_receive_queue is non-empty " +
+			"(splice_recv_deliverable), so it spins on bytes tcp_recvmsg cannot return: the copied_seq hole mainline " +
+			"leaves when a stream-verdict socket leaves its map (see reads-agree)"},
+})...)
+
 // ringFIONREAD: no FIONREAD counts the ring.
-const ringFIONREAD = "FIONREAD does not count ring bytes: the RFC keeps 6.18's tcp_bpf_ioctl (msg_tot_len) and the " +
-	"module does not override ioctl, and neither adds the ring's count"
+const ringFIONREAD = "FIONREAD does not count ring bytes: the RFC keeps its base's tcp_bpf_ioctl (msg_tot_len; on " +
+	"6.12 plus tcp_inq without a verdict) and the module does not override ioctl, and neither adds the ring's count"
 
 // pairedIngressReason: a paired socket's receive path has no
 // ingress_msg read.
@@ -169,11 +184,14 @@ const ringWritersReason = "the ring has one producer, but splice_send_ring takes
 	"ring_head"
 
 // rfcTransparency: the RFC's defects as the transparency property sees
-// them against linux-6.18 (the same runs, judged by what the base gives).
+// them against its base, linux-6.18 or linux-6.12 (the same runs, judged
+// by what the base gives).
 var rfcTransparency = []Known{
-	{"transparent", "reordered", "ring/tcp", "the RFC's defect (a), seen against linux-6.18 (see stream-integrity)"},
-	{"transparent", "reordered", "ring/sk_msg", skMsgOvertakesRing + ", seen against linux-6.18"},
-	{"transparent", "eof-early", "ring", "the RFC's defect (b), seen against linux-6.18 (see eof-after-data)"},
+	{"transparent", "reordered", "ring/tcp", "the RFC's defect (a), seen against its base, linux-6.18 or linux-6.12 " +
+		"(see stream-integrity)"},
+	{"transparent", "reordered", "ring/sk_msg", skMsgOvertakesRing + ", seen against its base, linux-6.18 or linux-6.12"},
+	{"transparent", "eof-early", "ring", "the RFC's defect (b), seen against its base, linux-6.18 or linux-6.12 " +
+		"(see eof-after-data)"},
 }
 
 var spliceEOF = Known{"eof-after-data", "eof-early", "splice",
@@ -193,7 +211,7 @@ var mainlineFailures = []Known{
 	{"reads-agree", "fionread-undercounts", "psock",
 		"FIONREAD on a socket with a psock counts one queue only: 6.18's tcp_bpf_ioctl returns the psock's msg_tot_len " +
 			"(ingress_msg), not sk_receive_queue; 6.1's tcp_ioctl counts sk_receive_queue, not ingress_msg (both seen on " +
-			"the kernel backends)"},
+			"the kernel backends); 6.12.118's adds sk_receive_queue only when the psock has no verdict program"},
 	{"no-lost-wakeup", "lost-wakeup", "tcp_msg_wait_data/strparser",
 		"a reader blocked in tcp_bpf_recvmsg_parser waits for ingress_msg or sk_receive_queue, but a stream parser " +
 			"waiting for the rest of a frame leaves bytes on sk_receive_queue without waking it: it sleeps to its timeout"},

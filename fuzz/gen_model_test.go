@@ -18,7 +18,9 @@ var genProfiles = []struct {
 	cfg     GenConfig
 }{
 	{"linux-6.18", GenConfig{Threads: true}},
+	{"linux-6.12", GenConfig{Threads: true}},
 	{"linux-6.1", GenConfig{Threads: true}},
+	{"linux-6.12+loopback-splice", GenConfig{Threads: true, Pair: true}},
 	{"linux-6.18+splice-copy", GenConfig{Threads: true, Splice: true}},
 	{"linux-6.18+splice-zerocopy", GenConfig{Threads: true, Splice: true}},
 	{"linux-6.18+loopback-splice", GenConfig{Threads: true, Pair: true}},

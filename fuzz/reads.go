@@ -469,6 +469,9 @@ var Bases = map[string]string{
 	"linux-6.18+loopback-splice-seq": "linux-6.18",
 	"linux-6.18+splice-copy":         "linux-6.18",
 	"linux-6.18+splice-zerocopy":     "linux-6.18",
+	// The RFC and the module as validated on 6.12.118, against their own base.
+	"linux-6.12+loopback-splice":     "linux-6.12",
+	"linux-6.12+loopback-splice-seq": "linux-6.12",
 }
 
 // checkTransparent compares, for each socket read in one thread, the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,7 +67,7 @@ var knownGaps = map[string]map[string]string{
 // TestCorpus runs every kernel corpus trace with a golden on the model and
 // compares the observations byte for byte (trace.DiffGolden).
 func TestCorpus(t *testing.T) {
-	for _, profile := range []string{"linux-6.18", "linux-6.1"} {
+	for _, profile := range []string{"linux-6.18", "linux-6.12", "linux-6.1"} {
 		traces, goldens := corpus(t, profile)
 		if len(traces) == 0 {
 			t.Fatalf("no corpus traces with %s goldens", profile)
@@ -95,5 +96,61 @@ func TestCorpus(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d/%d corpus traces agree with the goldens, %d known gaps", profile, agree, len(traces), len(knownGaps[profile]))
+	}
+}
+
+// TestLinux612Switches checks that each switch Linux612 adds to 6.18's is
+// what its goldens need: with the switch off, the traces it cites diverge
+// from the 6.12 goldens on the lines it explains, and with it on they
+// agree (TestCorpus runs the rest).
+func TestLinux612Switches(t *testing.T) {
+	traces, goldens := corpus(t, "linux-6.12")
+	byName := map[string]int{}
+	for i, tr := range traces {
+		byName[strings.TrimSuffix(filepath.Base(tr.File), ".trace")] = i
+	}
+	for _, c := range []struct {
+		name   string
+		off    func(*Profile)
+		traces map[string][]int // trace -> the lines that must diverge
+	}{
+		{"FIONREADRecvQueue", func(p *Profile) { p.FIONREADRecvQueue = false }, map[string][]int{
+			"kf_mixed_tcp_then_ingress_order": {13},
+		}},
+		{"SendmsgCountsAsked", func(p *Profile) { p.SendmsgCountsAsked = false }, map[string][]int{
+			"kf_cork_apply_stale_bytes":   {18},
+			"kf_cork_apply_msg_more_hold": {17, 19},
+		}},
+	} {
+		for name, lines := range c.traces {
+			i, ok := byName[name]
+			if !ok {
+				t.Fatalf("%s: no linux-6.12 golden for %s", c.name, name)
+			}
+			for _, on := range []bool{true, false} {
+				prof := Linux612
+				if !on {
+					c.off(&prof)
+				}
+				opts, err := trace.ResolveOptions(traces[i], trace.Options{Profile: "linux-6.12"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				obs, err := newRun(traces[i], opts, prof, nil).execute(context.Background())
+				if err != nil {
+					t.Fatalf("%s %s: %v", c.name, name, err)
+				}
+				var got []int
+				for _, d := range trace.DiffGolden(obs, goldens[i]) {
+					got = append(got, d.Line)
+				}
+				switch {
+				case on && len(got) != 0:
+					t.Errorf("%s on: %s diverges at lines %v", c.name, name, got)
+				case !on && !slices.Equal(got, lines):
+					t.Errorf("%s off: %s diverges at lines %v, want %v", c.name, name, got, lines)
+				}
+			}
+		}
 	}
 }

@@ -94,7 +94,7 @@ func TestCoverageScopes(t *testing.T) {
 		}
 	}
 	traces, _ := corpus(t, "linux-6.18")
-	for _, p := range []string{"linux-6.18", "linux-6.1", "linux-6.18+splice-copy", "linux-6.18+splice-zerocopy", "linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
+	for _, p := range []string{"linux-6.18", "linux-6.12", "linux-6.1", "linux-6.18+splice-copy", "linux-6.18+splice-zerocopy", "linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
 		var cov Coverage
 		for _, tr := range traces {
 			_, st, err := New().RunTraceStats(context.Background(), tr, trace.Options{Profile: p})

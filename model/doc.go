@@ -31,7 +31,7 @@
 //	stats.go     copy accounting per op kind (splicecheck run --stats)
 //	iocopy.go    Go's io.Copy (splice, then the generic copy on EINVAL)
 //	poll.go      poll masks
-//	profile.go   linux-6.18 and linux-6.1
+//	profile.go   linux-6.18, linux-6.12 and linux-6.1
 //	splice_loopback.go  profile loopback-splice (Cong Wang's RFC, as posted)
 //	splice_seq.go       profile loopback-splice-seq (multikernel/tcp_splice's ordering fix)
 //	explore.go   exploring policies, yield points, waitEvent, ExploreRun and its Outcome

@@ -7,7 +7,7 @@ import (
 )
 
 // Profile is the kernel behaviour the model reproduces: a mainline base
-// (linux-6.18, linux-6.1) whose differences are switches, each citing the
+// (linux-6.18, linux-6.12, linux-6.1) whose differences are switches, each citing the
 // source of the difference, plus the patch series applied on it
 // (splice-copy, splice-zerocopy, loopback-splice...), each registered in
 // patches by the file that implements it.
@@ -25,6 +25,35 @@ type Profile struct {
 	// tcp_bpf_recvmsg_parser rolled copied_seq back over (the goldens
 	// kf_peer_fionread and kf_skb_drop_blocking_read_eagain).
 	TCPBpfIoctl bool
+
+	// FIONREADRecvQueue: tcp_bpf_ioctl (net/ipv4/tcp_bpf.c, 6.12.118)
+	// also counts sk_receive_queue (tcp_inq) when the psock has no
+	// stream or skb verdict program, and answers as tcp_ioctl when the
+	// socket has no psock: "bpf, sockmap: Account for receive queue in
+	// FIONREAD without a verdict program" (mainline 04af4efde58a, bpf
+	// tree July 2026; in Debian's 6.12.115 stable update). Without a
+	// verdict, bytes the peer sent stay on sk_receive_queue and are read
+	// through tcp_recvmsg; the host's 6.18.44 does not have it (golden
+	// kf_mixed_tcp_then_ingress_order: FIONREAD 16 on 6.12, 8 on 6.18).
+	// Only meaningful with TCPBpfIoctl.
+	FIONREADRecvQueue bool
+
+	// SendmsgCountsAsked: tcp_bpf_sendmsg (net/ipv4/tcp_bpf.c, v6.12)
+	// adds to copied the bytes it asked sk_msg_memcopy_from_iter to copy,
+	// not what that copied (sk_msg_memcopy_from_iter returns only the
+	// last chunk's size there), and a copy that finds no space leaves its
+	// -ENOSPC in err, which send returns when nothing was copied before.
+	// Fixed in v6.13 by Levi Zim's "skmsg: return copied bytes in
+	// sk_msg_memcopy_from_iter" (fdf478d236dc) and "tcp_bpf: fix copied
+	// value in tcp_bpf_sendmsg" (5153a75ef34b), neither in 6.12.y up to
+	// 6.12.118. After a partial tcp_bpf_push the copy skips bytes (the
+	// stale copybreak of kf_cork_apply_stale_bytes), the loop asks again
+	// for what is left, and send returns more than it was given: goldens
+	// kf_cork_apply_stale_bytes (32767 for 32697) and
+	// kf_cork_apply_msg_more_hold (170 for 100, then -ENOSPC).
+	// Linux 6.1 predates the fix too, but the linux-6.1 profile keeps
+	// 6.18's count: its cork path is a named gap (corpus_test.go).
+	SendmsgCountsAsked bool
 
 	// LoopbackSplice: Cong Wang's RFC "tcp: opportunistic loopback splice
 	// for BPF-paired sockets" (bpf-next, 2026-06), patches 1-2 and 4, as
@@ -44,6 +73,15 @@ type Profile struct {
 var (
 	// Linux618 is linux-6.18 as measured on the host (6.18.44).
 	Linux618 = Profile{Name: "linux-6.18", TCPBpfIoctl: true}
+	// Linux612 is linux-6.12 as measured in a guest booted from Debian's
+	// linux-source-6.12 (6.12.118, tinyconfig plus sockmap; two btf.c
+	// fixes for sock_ops kfuncs that the corpus does not reach). It has
+	// 6.18's tcp_bpf_push (tcp_sendmsg_locked with MSG_SPLICE_PAGES,
+	// v6.5) and the stable backport of "bpf, sockmap: Fix FIONREAD for
+	// sockmap" (929e30f93125, Debian 6.12.85 update), so TCPBpfIoctl,
+	// plus the later FIONREADRecvQueue; its tcp_bpf_sendmsg predates
+	// v6.13's copied fix (SendmsgCountsAsked).
+	Linux612 = Profile{Name: "linux-6.12", TCPBpfIoctl: true, FIONREADRecvQueue: true, SendmsgCountsAsked: true}
 	// Linux61 is linux-6.1 as measured in a Debian 6.1 guest.
 	Linux61 = Profile{Name: "linux-6.1", TCPBpfIoctl: false}
 )
@@ -66,6 +104,8 @@ func ParseProfile(name string) (Profile, error) {
 	switch p.Base {
 	case Linux618.Name:
 		prof = Linux618
+	case Linux612.Name:
+		prof = Linux612
 	case Linux61.Name:
 		prof = Linux61
 	default:

@@ -13,6 +13,8 @@ func TestParseProfile(t *testing.T) {
 		err        error
 	}{
 		{"linux-6.18", "linux-6.18", nil},
+		{"linux-6.12", "linux-6.12", nil},
+		{"linux-6.12+loopback-splice-seq", "linux-6.12+loopback-splice-seq", nil},
 		{"linux-6.1", "linux-6.1", nil},
 		{"nonsense", "", trace.ErrUnknownProfile},
 	} {

@@ -242,7 +242,7 @@ func TestDeterminism(t *testing.T) {
 // TestProfiles checks which profiles the model runs: both bases, and
 // every patch of DESIGN.md setting its switch.
 func TestProfiles(t *testing.T) {
-	for _, name := range []string{"linux-6.18", "linux-6.1"} {
+	for _, name := range []string{"linux-6.18", "linux-6.12", "linux-6.1"} {
 		if p, err := ParseProfile(name); err != nil || p.Name != name {
 			t.Errorf("ParseProfile(%q) = %v, %v", name, p, err)
 		}
@@ -255,6 +255,11 @@ func TestProfiles(t *testing.T) {
 		{"splice-zerocopy", func(p Profile) bool { return p.SpliceRead == spliceReadZerocopy }},
 		{"linux-6.1+splice-zerocopy", func(p Profile) bool { return p.SpliceRead == spliceReadZerocopy && !p.TCPBpfIoctl }},
 		{"loopback-splice", func(p Profile) bool { return p.LoopbackSplice && !p.SpliceSeq }},
+		{"linux-6.12+loopback-splice", func(p Profile) bool {
+			return p.LoopbackSplice && !p.SpliceSeq && p.TCPBpfIoctl && p.FIONREADRecvQueue && p.SendmsgCountsAsked
+		}},
+		{"linux-6.12+loopback-splice-seq", func(p Profile) bool { return p.LoopbackSplice && p.SpliceSeq && p.SendmsgCountsAsked }},
+		{"linux-6.18+loopback-splice", func(p Profile) bool { return !p.FIONREADRecvQueue && !p.SendmsgCountsAsked }},
 		{"loopback-splice-seq", func(p Profile) bool { return p.LoopbackSplice && p.SpliceSeq }},
 	} {
 		if p, err := ParseProfile(c.name); err != nil || !c.ok(p) {

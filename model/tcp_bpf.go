@@ -70,6 +70,12 @@ func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
 // backport of "bpf, sockmap: Fix FIONREAD for sockmap"): SIOCINQ reports
 // the bytes on the psock's ingress_msg (msg_tot_len) and nothing of
 // sk_receive_queue.
+//
+// With FIONREADRecvQueue it mirrors tcp_bpf_ioctl() (net/ipv4/tcp_bpf.c,
+// 6.12.118, with "bpf, sockmap: Account for receive queue in FIONREAD
+// without a verdict program"): without a psock it answers as tcp_ioctl,
+// and a psock with neither a stream nor an skb verdict adds tcp_inq to
+// msg_tot_len, for the peer's bytes stay on sk_receive_queue there.
 func (k *kernel) tcpBpfIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfIoctl)
 	if cmd != siocinq {
@@ -79,8 +85,15 @@ func (k *kernel) tcpBpfIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
 		return 0, errEINVAL
 	}
 	inq := 0
-	if p := skPsockGet(sk); p != nil {
+	p := skPsockGet(sk)
+	if p == nil && k.prof.FIONREADRecvQueue {
+		return k.tcpIoctl(t, sk, cmd)
+	}
+	if p != nil {
 		inq = p.MsgTotLen
+		if k.prof.FIONREADRecvQueue && p.Progs.StreamVerdict == nil && p.Progs.SkbVerdict == nil {
+			inq += k.tcp.Inq(sk)
+		}
 		if !k.mutated(mutIoctlNoPsockPut) {
 			k.skPsockPut(sk, p)
 		}
@@ -431,11 +444,23 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 			// The kernel jumps to out_err with err still 0 (the copy's
 			// error is in ret): a send whose copy found no space (see
 			// memcopyFromIter) returns what was copied before, or 0.
+			// Before v6.13 (SendmsgCountsAsked) the copy's error is
+			// err itself, and such a send returns -ENOSPC.
 			k.skMsgTrim(msgTx, osize)
+			if k.prof.SendmsgCountsAsked {
+				err = e
+			}
 			break
 		}
 		// copied counts what was copied, not what was asked for ("tcp_bpf:
-		// fix copied value in tcp_bpf_sendmsg", Levi Zim, v6.13).
+		// fix copied value in tcp_bpf_sendmsg", Levi Zim, v6.13). Before
+		// it (tcp_bpf_sendmsg, net/ipv4/tcp_bpf.c, v6.12) copied counts
+		// copy, the bytes asked for: a copy that skipped bytes leaves
+		// msg_data_left, the loop asks for them again, and send returns
+		// more than it was given.
+		if k.prof.SendmsgCountsAsked {
+			n = cp
+		}
 		copied += n
 		if p.CorkBytes != 0 {
 			if size > p.CorkBytes {

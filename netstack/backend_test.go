@@ -25,6 +25,7 @@ type backendCorpus struct {
 
 var backendCorpora = []backendCorpus{
 	{"kernel", "linux-6.18"},
+	{"kernel", "linux-6.12"},
 	{"kernel", "linux-6.1"},
 	// Plain TCP (no map or program), recorded on the 6.18 host.
 	{"plaintcp", "linux-6.18"},

@@ -15,6 +15,7 @@ type ProfileInfo struct {
 // Bases and patches a profile may name (docs/design.md, "Profiles").
 var profileInfos = []ProfileInfo{
 	{"linux-6.18", false, "mainline 6.18 as measured on the host: splice never sees psock ingress data; FIONREAD counts it"},
+	{"linux-6.12", false, "6.12.118 (Debian's linux-source-6.12) as measured in a guest: like 6.18, but FIONREAD without a verdict also counts sk_receive_queue and sendmsg counts the bytes it asked to copy (before v6.13)"},
 	{"linux-6.1", false, "mainline 6.1 as measured in a Debian guest: like 6.18, but FIONREAD ignores psock ingress data"},
 	{"splice-copy", true, "splice_read for sockmap that copies (Whitchurch v3 / Jiayuan Chen patch 4)"},
 	{"splice-zerocopy", true, "Jiayuan Chen patch 5: fragment pages passed to the pipe with a shared reference"},

@@ -121,7 +121,7 @@ func TestProfilesAndVersion(t *testing.T) {
 	if code != 0 {
 		t.Fatal(code)
 	}
-	for _, name := range []string{"linux-6.18", "linux-6.1", "splice-copy", "splice-zerocopy", "loopback-splice", "loopback-splice-seq"} {
+	for _, name := range []string{"linux-6.18", "linux-6.12", "linux-6.1", "splice-copy", "splice-zerocopy", "loopback-splice", "loopback-splice-seq"} {
 		if !strings.Contains(out, name+" ") {
 			t.Errorf("profiles does not list %s:\n%s", name, out)
 		}
@@ -258,7 +258,7 @@ func TestVMFlags(t *testing.T) {
 }
 
 func TestProfileForRelease(t *testing.T) {
-	for rel, want := range map[string]string{"6.1.0-56-amd64": "linux-6.1", "6.18.44-fc-v657": "linux-6.18", "6.18": "linux-6.18"} {
+	for rel, want := range map[string]string{"6.1.0-56-amd64": "linux-6.1", "6.12.118": "linux-6.12", "6.12.118-amd64": "linux-6.12", "6.18.44-fc-v657": "linux-6.18", "6.18": "linux-6.18"} {
 		if got, err := profileForRelease(rel); err != nil || got != want {
 			t.Errorf("%s: %s %v", rel, got, err)
 		}
