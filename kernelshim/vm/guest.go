@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -91,11 +90,7 @@ func GuestInit(open func() (trace.Backend, error)) int {
 // paths, which the guest sees) are loaded first, in order.
 func GuestMain(backend trace.Backend, w io.Writer, files, modules []string) int {
 	var setup guestSetup
-	names := make([]string, len(modules))
-	for i, m := range modules {
-		names[i] = filepath.Base(m)
-	}
-	setup.module = loadModules(modules, names)
+	setup.module = loadModuleArgs(modules)
 	return guestRun(backend, w, files, files, setup)
 }
 
