@@ -3,6 +3,7 @@ package kernelshim
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/splicecheck/splicecheck/trace"
@@ -23,6 +24,10 @@ type Config struct {
 	// gigabyte keeps changing it). Zero means DefaultSettleMax.
 	SettleMax time.Duration
 
+	// testPairKind, when set, replaces the kernel's pairing kfunc
+	// detection (tests use pairProbe).
+	testPairKind pairKind
+
 	// testHook, when set, is called at the start of every Exec (tests use
 	// it to inject panics).
 	testHook func(c *trace.Call)
@@ -40,6 +45,21 @@ const (
 // every Open is independent.
 type Backend struct {
 	cfg Config
+
+	pairOnce sync.Once
+	pairSup  pairSupport
+}
+
+// pairSupport detects the pairing kfunc once per backend (detectPair).
+func (b *Backend) pairSupport() pairSupport {
+	b.pairOnce.Do(func() {
+		if b.cfg.testPairKind != pairNone {
+			b.pairSup = pairSupport{kind: b.cfg.testPairKind}
+			return
+		}
+		b.pairSup = detectPair()
+	})
+	return b.pairSup
 }
 
 var _ trace.Backend = (*Backend)(nil)
@@ -61,7 +81,10 @@ func (b *Backend) Name() string { return "kernel" }
 
 // Open prepares one run of t: it checks privileges (errors wrap
 // ErrNoPrivilege or ErrNoBPF) and creates the run's network namespace with
-// loopback up. The profile in opts does not change what the kernel does:
+// loopback up. For a trace with a `conn A B pair` it also detects the
+// pairing kfunc (once per backend) and, when there is one, sets the run's
+// pairing up (pair.go): loading BTF and the program takes a second or two
+// under QEMU TCG, which would eat the op's timeout if the conn did it. The profile in opts does not change what the kernel does:
 // the live kernel is the authority for its own behaviour, whatever the
 // trace names.
 func (b *Backend) Open(ctx context.Context, t *trace.Trace, opts trace.Options) (trace.Executor, error) {
@@ -71,9 +94,31 @@ func (b *Backend) Open(ctx context.Context, t *trace.Trace, opts trace.Options) 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
+	var pair *pairer
+	if pairs(t) {
+		if sup := b.pairSupport(); sup.kind != pairNone {
+			var err error
+			if pair, err = newPairer(sup); err != nil {
+				return nil, err
+			}
+		}
+	}
 	ns, err := newNetns()
 	if err != nil {
+		if pair != nil {
+			pair.close()
+		}
 		return nil, err
 	}
-	return newExecutor(b.cfg, t, ns), nil
+	return newExecutor(b.cfg, t, ns, pair), nil
+}
+
+// pairs reports whether t has a `conn A B pair`.
+func pairs(t *trace.Trace) bool {
+	for i := range t.Ops {
+		if op := &t.Ops[i]; op.Kind == trace.OpConn && op.Flags&trace.FlagPair != 0 {
+			return true
+		}
+	}
+	return false
 }

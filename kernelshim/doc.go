@@ -20,8 +20,33 @@
 // asm package (no clang) and attached to the map with BPF_PROG_ATTACH
 // (progs.go). iocopy is Go's real io.Copy between *net.TCPConn values made
 // from the fds. EINTR is retried, EAGAIN never; SO_ERROR is never read (it
-// would consume a pending ECONNRESET). `pair` is -EOPNOTSUPP: mainline
-// kernels have no loopback splice.
+// would consume a pending ECONNRESET). `pair A B` is -EOPNOTSUPP on every
+// kernel: no sock_ops callback can be run on demand.
+//
+// # conn A B pair
+//
+// For a trace with a `conn A B pair`, Open detects the pairing kfunc once
+// per backend from BTF: bpf_sock_splice_pair in vmlinux (Cong Wang's
+// loopback-splice RFC) or bpf_tcp_splice_pair in module tcp_splice's BTF.
+// With neither, the conn connects as without pair and answers -EOPNOTSUPP.
+// With one, Open loads a sock_ops program written with asm (pairprog.go;
+// a raw BPF_PROG_LOAD, since the kfunc calls need BTF ids and, for the
+// module, an fd_array entry), creates a results hash (and, for the RFC,
+// the rendezvous sockhash), creates a cgroup v2 directory under the
+// process's own cgroup (splicecheck-PID-N) and attaches the program to it.
+// Per trace, because Open is outside the ops' timeouts; loading BTF and the
+// program takes one to two seconds under QEMU TCG. The conn creates the
+// listener and A with the whole process moved into that cgroup
+// (cgroup.procs) and back, under a process-wide lock that keeps every
+// other conn's socket creation out of that window; B, accepted from the
+// listener, inherits the listener's cgroup. It then polls the results hash
+// (keyed by socket cookie, SO_COOKIE) until both ESTABLISHED callbacks
+// have reported, and answers the first -errno of A's and B's records, ok
+// when a kfunc paired them, -ENOENT when neither called it; the runner's
+// -ETIMEDOUT if the records never come. Close detaches the program and
+// closes it and the maps, and removes the cgroup; a cgroup a killed process
+// left behind is removed by the next run's Open. The VM guest mounts
+// cgroup2 at /sys/fs/cgroup.
 //
 // # Isolation and cleanup
 //
@@ -34,7 +59,8 @@
 // that ends on the main thread wedges it rather than ending it). Close
 // releases everything on every exit path: iocopy connections, sockets
 // (with SO_LINGER{1,0}, so no orphan keeps the namespace alive), pipes,
-// programs (detached, then closed), maps and the namespace fd. Maps and
+// programs (detached, then closed), maps, the pairing cgroup and the
+// namespace fd. Maps and
 // programs are named sc<pid>_* (objName), which the leak test uses to
 // find this process's objects by id.
 //

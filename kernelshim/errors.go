@@ -22,6 +22,9 @@ var (
 	ErrProgram = errors.New("kernel backend: BPF program")
 	// ErrMap: creating or closing a BPF map failed unexpectedly.
 	ErrMap = errors.New("kernel backend: BPF map")
+	// ErrCgroup: the cgroup v2 directory a `conn A B pair` attaches its
+	// sock_ops program to could not be found, created or entered.
+	ErrCgroup = errors.New("kernel backend: cgroup")
 	// ErrSocket: a socket or pipe operation the backend needs for its own
 	// bookkeeping (not an op's observable result) failed.
 	ErrSocket = errors.New("kernel backend: socket")

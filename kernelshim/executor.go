@@ -86,6 +86,7 @@ type executor struct {
 	socks   map[string]*sock
 	maps    map[string]*sockMap
 	copies  map[*ioCopy]struct{} // iocopies in flight
+	pair    *pairer              // nil unless the trace pairs and the kernel can
 	fatal   error                // first internal failure; Close returns it
 	closed  bool
 
@@ -94,9 +95,9 @@ type executor struct {
 
 var _ trace.Executor = (*executor)(nil)
 
-func newExecutor(cfg Config, t *trace.Trace, ns *netns) *executor {
+func newExecutor(cfg Config, t *trace.Trace, ns *netns, pair *pairer) *executor {
 	return &executor{
-		cfg: cfg, t: t, ns: ns,
+		cfg: cfg, t: t, ns: ns, pair: pair,
 		threads: map[string]*thread{},
 		socks:   map[string]*sock{},
 		maps:    map[string]*sockMap{},
@@ -222,7 +223,7 @@ func (e *executor) do(ctx context.Context, th *thread, c *trace.Call) trace.Resu
 	op := c.Op
 	switch op.Kind {
 	case trace.OpConn:
-		return e.conn(th, op)
+		return e.conn(ctx, th, c)
 	case trace.OpMap:
 		return e.newMap(op)
 	case trace.OpProg:
@@ -323,6 +324,10 @@ func (e *executor) Close() error {
 			errs = append(errs, fmt.Errorf("%w: close map %s: %w", ErrCleanup, name, err))
 		}
 		m.fd = -1
+	}
+	if e.pair != nil {
+		errs = append(errs, e.pair.close())
+		e.pair = nil
 	}
 	for _, th := range e.threads {
 		if th.get() == phaseIdle {

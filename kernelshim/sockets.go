@@ -2,6 +2,7 @@ package kernelshim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -51,54 +52,118 @@ func (e *executor) dupFD(name string) (fd, dup int, err error) {
 	return s.fd, dup, nil
 }
 
-// conn is `conn A B`: socket(AF_INET, SOCK_STREAM), a listener on
+// conn is `conn A B [pair]`: socket(AF_INET, SOCK_STREAM), a listener on
 // 127.0.0.1 at a port the kernel chooses (bind to port 0, listen), a
 // blocking connect(2) from A, accept4(2) giving B, then the listener is
 // closed. Both sockets are blocking, as in the selftests.
-func (e *executor) conn(th *thread, op *trace.Op) trace.Result {
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+//
+// With pair, the listener and A are created inside the run's pairing
+// cgroup, whose sock_ops program pairs the two ends at their ESTABLISHED
+// callbacks (pair.go, pairprog.go); B, accepted from the listener, is in
+// the same cgroup. The op's result is the pairing's; the connection exists
+// whatever it is. On a kernel with no pairing kfunc the connection is made
+// as without pair and the result is -EOPNOTSUPP.
+func (e *executor) conn(ctx context.Context, th *thread, c *trace.Call) trace.Result {
+	op := c.Op
+	var p *pairer
+	if op.Flags&trace.FlagPair != 0 {
+		p = e.pair
+	}
+	lfd, afd := -1, -1
+	create := func() (err error) {
+		if lfd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		afd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	}
+	var err error
+	if p != nil {
+		err = p.cg.within(create)
+	} else {
+		sockCreate.RLock()
+		err = create()
+		sockCreate.RUnlock()
+	}
+	if lfd >= 0 {
+		defer unix.Close(lfd)
+	}
 	if err != nil {
+		if afd >= 0 {
+			unix.Close(afd)
+		}
+		if _, ok := errnoOf(err); !ok { // not socket(2)'s: the cgroup's
+			return e.internal(c, err)
+		}
 		return fail(err)
 	}
-	defer unix.Close(lfd)
+	if res, ok := e.connect(th, lfd, afd, op); !ok {
+		return res
+	}
+	switch {
+	case op.Flags&trace.FlagPair == 0:
+		return trace.OK()
+	case p == nil:
+		// No pairing kfunc: nothing was inserted anywhere.
+		return trace.Fail(syscall.EOPNOTSUPP)
+	}
+	var cookies [2]uint64
+	for i, name := range []string{op.A, op.B} {
+		fd, err := e.sockFD(name)
+		if err == nil {
+			cookies[i], err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
+		}
+		if err != nil {
+			return e.internal(c, fmt.Errorf("%w: SO_COOKIE of %s: %w", ErrSocket, name, err))
+		}
+	}
+	errno, err := p.result(ctx, cookies)
+	switch {
+	case errors.Is(err, errPairTimeout):
+		return trace.RunnerTimeout()
+	case err != nil:
+		return e.internal(c, err)
+	case errno != 0:
+		return trace.Fail(errno)
+	}
+	return trace.OK()
+}
+
+// connect binds and listens on lfd, connects afd to it and accepts B; it
+// records A and B and returns ok, or closes afd and returns the failure.
+func (e *executor) connect(th *thread, lfd, afd int, op *trace.Op) (trace.Result, bool) {
 	lo := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
-	if err := unix.Bind(lfd, lo); err != nil {
-		return fail(err)
+	err := unix.Bind(lfd, lo)
+	if err == nil {
+		err = unix.Listen(lfd, 1)
 	}
-	if err := unix.Listen(lfd, 1); err != nil {
-		return fail(err)
+	var sa unix.Sockaddr
+	if err == nil {
+		sa, err = unix.Getsockname(lfd)
 	}
-	sa, err := unix.Getsockname(lfd)
-	if err != nil {
-		return fail(err)
-	}
-	afd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fail(err)
-	}
-	th.enterSyscall(unix.SYS_CONNECT)
-	err = retryEINTR(func() error { return unix.Connect(afd, sa) })
-	th.set(phaseBusy)
-	if err != nil {
-		unix.Close(afd)
-		return fail(err)
+	if err == nil {
+		th.enterSyscall(unix.SYS_CONNECT)
+		err = retryEINTR(func() error { return unix.Connect(afd, sa) })
+		th.set(phaseBusy)
 	}
 	var bfd int
-	th.enterSyscall(unix.SYS_ACCEPT4)
-	err = retryEINTR(func() (err error) {
-		bfd, _, err = unix.Accept4(lfd, unix.SOCK_CLOEXEC)
-		return err
-	})
-	th.set(phaseBusy)
+	if err == nil {
+		th.enterSyscall(unix.SYS_ACCEPT4)
+		err = retryEINTR(func() (err error) {
+			bfd, _, err = unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+			return err
+		})
+		th.set(phaseBusy)
+	}
 	if err != nil {
 		unix.Close(afd)
-		return fail(err)
+		return fail(err), false
 	}
 	e.mu.Lock()
 	e.socks[op.A] = &sock{name: op.A, fd: afd, pipeR: -1, pipeW: -1}
 	e.socks[op.B] = &sock{name: op.B, fd: bfd, pipeR: -1, pipeW: -1}
 	e.mu.Unlock()
-	return trace.OK()
+	return trace.OK(), true
 }
 
 // guard runs the abort steps, one every abortStep, once ctx is done,

@@ -24,7 +24,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	rf.register(fs)
 	kernel := fs.String("kernel", "", "kernel image to boot (bzImage or vmlinuz)")
 	var modules pathList
-	fs.Var(&modules, "module", "kernel module (.ko) the guest loads with finit_module before the traces; repeatable, loaded in the order given")
+	fs.Var(&modules, "module", "kernel module `FILE.ko[:PARAMS]` the guest loads with finit_module before the traces (PARAMS: comma-separated name=value, e.g. tcp_splice.ko:ring_kbytes=16); repeatable, loaded in the order given")
 	runner := fs.String("runner", vm.RunnerQEMU, "how to start the VM: qemu, or vng (virtme-ng)")
 	against := fs.String("against", "model", "what to compare the guest's runs with: model, golden, or none (with --record)")
 	goldenDir := fs.String("golden-dir", "testdata/golden", "directory of golden observations, by profile")
@@ -225,7 +225,7 @@ func cmdGuest(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "guest", "[--timeout D] [--module FILE...] TRACE...", "Load the modules, run traces on this machine's kernel and write framed results to\nstandard output. The guest side of 'splicecheck vm --runner vng'; not for direct use.")
 	timeout := fs.Duration("timeout", trace.DefaultOpTimeout, "per-op timeout")
 	var modules pathList
-	fs.Var(&modules, "module", "kernel module to load first (repeatable, in order)")
+	fs.Var(&modules, "module", "kernel module `FILE.ko[:PARAMS]` to load first (repeatable, in order)")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -270,7 +270,7 @@ type vmFlags struct {
 
 func (f *vmFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.kernel, "kernel", "", "vm backend: kernel image to boot (bzImage or vmlinuz)")
-	fs.Var(&f.modules, "module", "vm backend: kernel module (.ko) the guest loads with finit_module before any trace; repeatable, loaded in the order given")
+	fs.Var(&f.modules, "module", "vm backend: kernel module `FILE.ko[:PARAMS]` the guest loads with finit_module before any trace (PARAMS: comma-separated name=value, e.g. tcp_splice.ko:ring_kbytes=16); repeatable, loaded in the order given")
 	fs.StringVar(&f.guestBin, "guest-binary", "", "vm backend: static splicecheck binary for the guest (default: this one)")
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -91,11 +90,7 @@ func GuestInit(open func() (trace.Backend, error)) int {
 // paths, which the guest sees) are loaded first, in order.
 func GuestMain(backend trace.Backend, w io.Writer, files, modules []string) int {
 	var setup guestSetup
-	names := make([]string, len(modules))
-	for i, m := range modules {
-		names[i] = filepath.Base(m)
-	}
-	setup.module = loadModules(modules, names)
+	setup.module = loadModuleArgs(modules)
 	return guestRun(backend, w, files, files, setup)
 }
 
@@ -255,7 +250,8 @@ func probeSockmap(fault string) error {
 	return nil
 }
 
-// mountAll mounts what the kernel backend needs and raises RLIMIT_MEMLOCK
+// mountAll mounts what the kernel backend needs (cgroup2 too, at
+// /sys/fs/cgroup) and raises RLIMIT_MEMLOCK
 // (kernels before 5.11 charge BPF memory to it; docs/kernel-facts.md
 // warns against cilium/ebpf/rlimit in PID 1).
 func mountAll() error {
@@ -269,6 +265,10 @@ func mountAll() error {
 			errs = append(errs, fmt.Errorf("mount %s: %w", m.dst, err))
 		}
 	}
+	// cgroup v2, where `conn A B pair` attaches its sock_ops program. Best
+	// effort: a kernel without CONFIG_CGROUPS has no /sys/fs/cgroup, and
+	// only a pair conn needs it (it reports the missing mount itself).
+	syscall.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, "")
 	lim := syscall.Rlimit{Cur: ^uint64(0), Max: ^uint64(0)}
 	if err := syscall.Setrlimit(8 /* RLIMIT_MEMLOCK */, &lim); err != nil {
 		errs = append(errs, fmt.Errorf("raise RLIMIT_MEMLOCK: %w", err))

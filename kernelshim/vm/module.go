@@ -12,9 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Kernel modules (`--module FILE.ko`, repeatable) go into the initramfs as
-// /modules/NNNN.ko, in the order given, with /modules/index.json naming
-// the host files. The guest loads them with finit_module(2) before it
+// Kernel modules (`--module FILE.ko[:PARAMS]`, repeatable) go into the
+// initramfs as /modules/NNNN.ko, in the order given, with
+// /modules/index.json naming the host files and /modules/NNNN.params
+// holding PARAMS, if any: comma-separated name=value pairs, passed to
+// finit_module(2) as insmod would (`tcp_splice.ko:ring_kbytes=16`). The guest loads them with finit_module(2) before it
 // probes the kernel or runs a trace. A module the kernel refuses ends the
 // guest with a "module" fatal frame carrying the kernel's own words, read
 // from /dev/kmsg around the call.
@@ -22,10 +24,21 @@ import (
 // moduleDir is where the modules live in the initramfs.
 const moduleDir = "modules"
 
+// splitModuleArg splits a --module argument into the file and the
+// finit_module parameter string (space-separated). A colon starts the
+// parameters only when what follows it has an '='.
+func splitModuleArg(arg string) (path, params string) {
+	if i := strings.LastIndexByte(arg, ':'); i >= 0 && strings.Contains(arg[i+1:], "=") {
+		return arg[:i], strings.ReplaceAll(arg[i+1:], ",", " ")
+	}
+	return arg, ""
+}
+
 // checkModules checks, before anything boots, that every module file can
 // be read. Errors name the flag and the file.
-func checkModules(paths []string) error {
-	for _, p := range paths {
+func checkModules(args []string) error {
+	for _, arg := range args {
+		p, _ := splitModuleArg(arg)
 		f, err := os.Open(p)
 		if err != nil {
 			return fmt.Errorf("--module %s: %w", p, err)
@@ -45,17 +58,21 @@ func checkModules(paths []string) error {
 }
 
 // addModules puts the module files into a, in order.
-func addModules(a *Initramfs, paths []string) error {
-	if len(paths) == 0 {
+func addModules(a *Initramfs, args []string) error {
+	if len(args) == 0 {
 		return nil
 	}
 	var names []string
-	for i, p := range paths {
+	for i, arg := range args {
+		p, params := splitModuleArg(arg)
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return fmt.Errorf("--module %s: %w", p, err)
 		}
 		a.AddFile(fmt.Sprintf("%s/%04d.ko", moduleDir, i), data, 0o644)
+		if params != "" {
+			a.AddFile(fmt.Sprintf("%s/%04d.params", moduleDir, i), []byte(params), 0o644)
+		}
 		names = append(names, filepath.Base(p))
 	}
 	js, _ := json.Marshal(names)
@@ -88,40 +105,50 @@ func loadModuleDir(dir string) *moduleError {
 	if err != nil {
 		return &moduleError{index: 0, name: "index.json", detail: err.Error()}
 	}
-	files := make([]string, len(names))
+	files, params := make([]string, len(names)), make([]string, len(names))
 	for i := range names {
 		files[i] = filepath.Join(dir, fmt.Sprintf("%04d.ko", i))
+		b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("%04d.params", i)))
+		params[i] = string(b)
 	}
-	return loadModules(files, names)
+	return loadModules(files, names, params)
 }
 
-// LoadModules loads the module files at paths into the running kernel, in
-// order, with finit_module(2); the guest side of --module. It stops at
-// the first the kernel refuses and returns an error wrapping ErrModule
-// with the kernel's log messages about it.
-func LoadModules(paths []string) error {
-	names := make([]string, len(paths))
-	for i, p := range paths {
-		names[i] = filepath.Base(p)
-	}
-	if me := loadModules(paths, names); me != nil {
+// LoadModules loads the modules of the --module arguments args
+// (FILE.ko[:PARAMS]) into the running kernel, in order, with
+// finit_module(2); the guest side of --module. It stops at the first the
+// kernel refuses and returns an error wrapping ErrModule with the kernel's
+// log messages about it.
+func LoadModules(args []string) error {
+	if me := loadModuleArgs(args); me != nil {
 		return fmt.Errorf("%w: %v", ErrModule, me)
 	}
 	return nil
 }
 
-func loadModules(files, names []string) *moduleError {
+// loadModuleArgs loads the modules of --module arguments, in order.
+func loadModuleArgs(args []string) *moduleError {
+	files, names, params := make([]string, len(args)), make([]string, len(args)), make([]string, len(args))
+	for i, arg := range args {
+		files[i], params[i] = splitModuleArg(arg)
+		names[i] = filepath.Base(files[i])
+	}
+	return loadModules(files, names, params)
+}
+
+func loadModules(files, names, params []string) *moduleError {
 	for i, f := range files {
-		if detail := loadModule(f, names[i]); detail != "" {
+		if detail := loadModule(f, names[i], params[i]); detail != "" {
 			return &moduleError{index: i, name: names[i], detail: detail}
 		}
 	}
 	return nil
 }
 
-// loadModule loads one module and returns "" or why the kernel refused
-// it: the errno, then what the kernel logged during the call.
-func loadModule(path, name string) string {
+// loadModule loads one module with its parameter string and returns ""
+// or why the kernel refused it: the errno, then what the kernel logged
+// during the call.
+func loadModule(path, name, params string) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return err.Error()
@@ -136,7 +163,7 @@ func loadModule(path, name string) string {
 	if isCompressed(name) {
 		flags |= unix.MODULE_INIT_COMPRESSED_FILE
 	}
-	err = unix.FinitModule(int(f.Fd()), "", flags)
+	err = unix.FinitModule(int(f.Fd()), params, flags)
 	if err == nil {
 		return ""
 	}

@@ -360,3 +360,16 @@ func TestSessionRefusedModule(t *testing.T) {
 		t.Errorf("temp dir %s left behind", tmp)
 	}
 }
+
+func TestSplitModuleArg(t *testing.T) {
+	for arg, want := range map[string][2]string{
+		"m.ko":                            {"m.ko", ""},
+		"/a/tcp_splice.ko:ring_kbytes=16": {"/a/tcp_splice.ko", "ring_kbytes=16"},
+		"m.ko:a=1,b=2":                    {"m.ko", "a=1 b=2"},
+		"/odd:dir/m.ko":                   {"/odd:dir/m.ko", ""},
+	} {
+		if p, params := splitModuleArg(arg); p != want[0] || params != want[1] {
+			t.Errorf("splitModuleArg(%q) = %q, %q; want %q, %q", arg, p, params, want[0], want[1])
+		}
+	}
+}
