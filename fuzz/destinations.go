@@ -21,7 +21,7 @@ type destinations struct {
 	t     *trace.Trace
 	peer  map[string]string
 	memo  map[destKey]map[string]bool
-	pairs map[string][]string // successful pairs, both ways
+	pairs map[string][]string // successful pairs (`pair`, `conn ... pair`), both ways
 	// iocopy lists the trace's iocopy ops (source, destination).
 	iocopy [][2]string
 	// splices: sockets the trace splices from.
@@ -68,12 +68,19 @@ func newDestinations(r *Run) *destinations {
 		if op.Kind == trace.OpIOCopy { // it moves bytes even when it fails or is cut short
 			d.iocopy = append(d.iocopy, [2]string{op.A, op.B})
 		}
+		if op.Kind == trace.OpConn {
+			// The connection exists whatever its pairing returned.
+			d.peer[op.A], d.peer[op.B] = op.B, op.A
+		}
 		if res.Err != 0 || res.Note != "" {
 			continue
 		}
 		switch op.Kind {
 		case trace.OpConn:
-			d.peer[op.A], d.peer[op.B] = op.B, op.A
+			if op.Flags&trace.FlagPair != 0 { // paired at the ESTABLISHED callbacks
+				d.pairs[op.A] = append(d.pairs[op.A], op.B)
+				d.pairs[op.B] = append(d.pairs[op.B], op.A)
+			}
 		case trace.OpMap:
 			cur[op.Map] = &mapSnap{keys: map[int64]string{}}
 		case trace.OpProg:

@@ -40,7 +40,7 @@ var KnownFailures = map[string][]Known{
 
 // rfcFailures are the known failures of Cong Wang's RFC as posted
 // (loopback-splice), on either base.
-var rfcFailures = with(mainlineFailures, join(ringUnlocked, rfcTransparency, []Known{
+var rfcFailures = with(mainlineFailures, join(ringUnlocked, rfcTransparency, rendezvousPsock, []Known{
 	{"stream-integrity", "reordered", "ring/tcp",
 		"the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older TCP bytes are " +
 			"in flight (on netstack: segments held on the link), and its ring bytes overtake them; and " +
@@ -54,7 +54,7 @@ var rfcFailures = with(mainlineFailures, join(ringUnlocked, rfcTransparency, []K
 
 // moduleFailures are the known failures of the multikernel/tcp_splice
 // module's ordering fix (loopback-splice-seq), on either base.
-var moduleFailures = with(mainlineFailures, join(ringUnlocked, []Known{
+var moduleFailures = with(mainlineFailures, join(ringUnlocked, rendezvousPsock, []Known{
 	{"no-lost-wakeup", "lost-wakeup", "splice_send_wait/concurrent-senders",
 		"the module's splice_prot_sendmsg takes no socket lock, so two threads sending on one paired socket are two " +
 			"producers on a single-producer ring: a sender waiting for space misses the wake-up the other's write consumed"},
@@ -182,6 +182,20 @@ const ringReadersReason = "the ring has one consumer, but the ring read takes no
 const ringWritersReason = "the ring has one producer, but splice_send_ring takes no socket lock (the RFC's " +
 	"tcp_bpf_splice_sendmsg, the module's splice_prot_sendmsg): two threads sending on one paired socket both write at " +
 	"ring_head"
+
+// rendezvousPsock: what `conn A B pair` changes against the base besides
+// the ring (checkTransparent's "psock/rendezvous").
+var rendezvousPsock = []Known{
+	{"transparent", "differs", "psock/rendezvous", rendezvousReason},
+	{"transparent", "eof-early", "psock/rendezvous", rendezvousReason},
+	{"transparent", "reordered", "psock/rendezvous", rendezvousReason},
+}
+
+const rendezvousReason = "pairing at the ESTABLISHED callbacks puts both ends in the sock_ops program's sockhash, so " +
+	"each has a psock from the connection on, which outlives its leaving a map of the trace and keeps the programs " +
+	"that map gave it (sock_map_del_link stops only the stream parser and verdict); on the base the program does " +
+	"not load (no bpf_sock_splice_pair) and the same socket has no psock outside the trace's maps (on " +
+	"loopback-splice-seq the model's psock is the RFC's: the module pairs without one)"
 
 // rfcTransparency: the RFC's defects as the transparency property sees
 // them against its base, linux-6.18 or linux-6.12 (the same runs, judged

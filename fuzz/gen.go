@@ -16,7 +16,8 @@ type GenConfig struct {
 	// Threads allows ops in threads other than main (blocking recv with an
 	// SO_RCVTIMEO bound, joined before the trace ends).
 	Threads bool
-	// Pair allows `pair` (loopback-splice profiles).
+	// Pair allows pairing, `conn A B pair` and `pair A B` (loopback-splice
+	// profiles).
 	Pair bool
 	// Splice weights the traces toward the splice_read paths (the
 	// splice-copy and splice-zerocopy profiles): ingress redirects and
@@ -120,10 +121,27 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 		routeSocks: map[string]bool{}}
 	pl := g.drawPlan()
 	nconn := rapid.IntRange(min(max(cfg.MinConns, pl.conns), cfg.MaxConns), cfg.MaxConns).Draw(t, "conns")
+	// On loopback-splice profiles a1/a2 are paired: three times in four
+	// at their ESTABLISHED callbacks (`conn a1 a2 pair`, what runs on a
+	// patched kernel), else late, by `pair a1 a2` after the setup (the
+	// kfunc called from a later callback, on psocks from a map). Under
+	// the old mix each other connection is paired at establishment a
+	// quarter of the time; op() adds late pairs after data.
+	latePair := cfg.Pair && rapid.IntRange(0, 3).Draw(t, "latepair") == 0
 	for i := 0; i < nconn; i++ {
 		a, b := fmt.Sprintf("%c1", 'a'+i), fmt.Sprintf("%c2", 'a'+i)
 		g.socks = append(g.socks, a, b)
-		g.line("conn %s %s", a, b)
+		pair := ""
+		switch {
+		case !cfg.Pair:
+		case i == 0:
+			if !latePair {
+				pair = " pair"
+			}
+		case pl.shape == shapeOld && rapid.IntRange(0, 3).Draw(t, "connpair") == 0:
+			pair = " pair"
+		}
+		g.line("conn %s %s%s", a, b, pair)
 	}
 	pl.place(g)
 	// The random maps take sockets the shape's maps do not, most of the
@@ -177,9 +195,9 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 			g.timeo[s] = true
 		}
 	}
-	if cfg.Pair {
-		// A loopback-splice pair on the first connection: both ends in a
-		// map of their own (pairing needs psocks), then paired.
+	if latePair {
+		// The late form of the pair on the first connection: both ends
+		// in a map of their own (pairing needs psocks), then paired.
 		g.line("map mp sockhash 2")
 		g.line("insert mp 0 a1")
 		g.line("insert mp 1 a2")
@@ -403,9 +421,10 @@ func (g *genState) op() {
 			g.line("state %s", s)
 			return
 		}
-		// A sock_ops program pairs the two ends of one flow (the
-		// RFC's selftest looks the peer up by its 4-tuple); the
-		// kfunc itself does not check that they are peers, which
+		// A late pair, after data: a sock_ops program at a later
+		// callback pairs the two ends of one flow (the RFC's selftest
+		// looks the peer up by its 4-tuple); the kfunc itself does
+		// not check that they are peers, which
 		// model.TestPairedSocketBehaviours pins.
 		g.line("pair %s %s", s, tcpPeer(s))
 	}

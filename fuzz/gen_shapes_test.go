@@ -256,20 +256,42 @@ func kernelSafe(tr *trace.Trace) error {
 	return nil
 }
 
-// The loopback-splice pair stays on a1/a2 whatever the shape.
+// The loopback-splice pair stays on a1/a2 whatever the shape, paired
+// at establishment (`conn a1 a2 pair`) in most traces and late (`pair
+// a1 a2` after the setup) in some; other connections are paired at
+// establishment now and then, and op() adds late pairs after data.
 func TestGenPairStaysOnA(t *testing.T) {
 	g := Trace(GenConfig{Threads: true, Pair: true})
-	for seed := range 300 {
+	const n = 300
+	atConn, late, otherConns, opPairs := 0, 0, 0, 0
+	for seed := range n {
 		tr := g.Example(seed)
-		ok := false
-		for _, op := range tr.Ops {
-			if op.Kind == trace.OpPair && op.A == "a1" && op.B == "a2" {
-				ok = true
+		a := 0 // pairings of a1/a2 at setup
+		for i, op := range tr.Ops {
+			switch {
+			case op.Kind == trace.OpConn && op.Flags&trace.FlagPair != 0 && op.A == "a1":
+				atConn++
+				a++
+			case op.Kind == trace.OpConn && op.Flags&trace.FlagPair != 0:
+				otherConns++
+			case op.Kind == trace.OpPair && op.A == "a1" && op.B == "a2" && tr.Ops[i-1].Kind == trace.OpInsert:
+				late++
+				a++
+			case op.Kind == trace.OpPair:
+				opPairs++
 			}
 		}
-		if !ok {
-			t.Fatalf("seed %d: no pair a1 a2\n%s", seed, tr.Format())
+		if a != 1 {
+			t.Fatalf("seed %d: a1/a2 paired %d times at setup\n%s", seed, a, tr.Format())
 		}
+	}
+	t.Logf("%d traces: a1/a2 paired at conn %d, late %d; other conns paired at conn %d; late pairs among the ops %d",
+		n, atConn, late, otherConns, opPairs)
+	if atConn < n*6/10 || late < n/10 {
+		t.Errorf("a1/a2 paired at conn in %d and late in %d of %d traces: want about 3/4 and 1/4", atConn, late, n)
+	}
+	if otherConns == 0 || opPairs == 0 {
+		t.Errorf("no other connection paired at conn (%d) or no late pair among the ops (%d)", otherConns, opPairs)
 	}
 }
 

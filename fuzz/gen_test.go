@@ -21,6 +21,9 @@ func TestTraceGeneratorValid(t *testing.T) {
 			switch op.Kind {
 			case trace.OpConn:
 				conns++
+				if op.Flags&trace.FlagPair != 0 {
+					rt.Fatalf("conn pair generated without GenConfig.Pair")
+				}
 			case trace.OpPair:
 				rt.Fatalf("pair generated without GenConfig.Pair")
 			case trace.OpRecv:

@@ -318,6 +318,11 @@ func (m *membership) apply(op *trace.Op, res trace.Result) {
 		}
 	}
 	switch op.Kind {
+	case trace.OpConn:
+		if op.Flags&trace.FlagPair != 0 { // both ends in the pairing program's sockhash, which has no program
+			m.any[op.A]++
+			m.any[op.B]++
+		}
 	case trace.OpMap:
 		m.keys[op.Map] = map[int64]string{}
 	case trace.OpProg:

@@ -341,6 +341,43 @@ func (p *provenance) forwardedIntoRing(snd, rcv string) bool {
 	return false
 }
 
+// inOtherRing reports whether snd's byte at stream offset off (any of
+// its bytes, for off < 0) may have gone into the ring of a socket other
+// than rcv: written there by snd itself, or by a socket that forwards
+// snd's bytes (an egress redirect out of a paired socket, whose
+// sendmsg is the ring's), at offsets of the forwarder's stream that
+// RingWrites cannot map back to snd's; such a write counts when snd's
+// sends may reach its reader (destinations).
+func (p *provenance) inOtherRing(snd, rcv string, off int64) bool {
+	for _, w := range p.r.Stats.RingWrites {
+		if w.Reader == rcv {
+			continue
+		}
+		if w.Sock == snd && (off < 0 || w.Off >= 0 && w.Off <= off && off < w.Off+int64(w.Bytes)) {
+			return true
+		}
+		if w.Sock != snd && p.sentReaches(snd, off, w.Reader) {
+			return true
+		}
+	}
+	return false
+}
+
+// sentReaches reports whether the send of snd's byte at off (any of its
+// sends, for off < 0) may be read by rcv (destinations).
+func (p *provenance) sentReaches(snd string, off int64, rcv string) bool {
+	if off >= 0 {
+		op := p.sendOp(snd, off)
+		return op >= 0 && p.dest.reach(snd, op)[rcv]
+	}
+	for _, at := range p.sendAt[snd] {
+		if p.dest.reach(snd, int(at[1]))[rcv] {
+			return true
+		}
+	}
+	return false
+}
+
 // lost reports a gap in an exclusive stream (a receiver skipped bytes of
 // its only sender and read later ones) whose bytes nobody read. Skipped
 // bytes that took the other path than the byte read after them (TCP and

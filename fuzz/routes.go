@@ -38,7 +38,8 @@ type routes struct {
 	// completes stay with the parser (strp_data_ready waits for the rest).
 	frame map[string]int64
 	// parser: the socket was in a map with a stream parser; skb: in a
-	// map with an sk_skb program; paired: named by a `pair` op.
+	// map with an sk_skb program; paired: named by a `pair` op or a
+	// `conn ... pair`.
 	parser, skb, paired map[string]bool
 	// changes lists, per socket, the op indexes where its map membership
 	// or its maps' programs changed (a route change: bytes sent before
@@ -70,6 +71,9 @@ func routesOf(t *trace.Trace) *routes {
 		switch op.Kind {
 		case trace.OpConn:
 			r.peer[op.A], r.peer[op.B] = op.B, op.A
+			if op.Flags&trace.FlagPair != 0 {
+				r.paired[op.A], r.paired[op.B] = true, true
+			}
 		case trace.OpIOCopy:
 			r.iocopySrc[op.A] = true
 		case trace.OpPair:

@@ -102,6 +102,7 @@ const (
 	fnBpfMapLookup                       // __sock_map_lookup_elem
 	fnBpfMapProgAttach                   // sock_map_prog_update
 	fnMapUpdate                          // sock_map_update_elem_sys
+	fnMapUpdateCommon                    // sock_map_update_common
 	fnMapDelete                          // sock_map_delete_elem
 	fnSockMapLink                        // sock_map_link
 	fnSockMapUnref                       // sock_map_unref
@@ -137,6 +138,7 @@ const (
 	fnSpliceValidate                     // splice_validate
 	fnTcpBpfSpliceUnpair                 // tcp_bpf_splice_unpair
 	fnTcpBpfSpliceDestroy                // tcp_bpf_splice_destroy
+	fnSockOpsSplicePair                  // tcp_init_transfer
 	fnCopySpliceRead                     // copy_splice_read
 	fnSpliceSeqSendmsg                   // splice_prot_sendmsg
 	fnSpliceSeqSendRing                  // splice_send_ring
@@ -358,6 +360,7 @@ var fnTable = [numFn]fnInfo{
 	fnBpfMapLookup:             {"BpfMap.lookup", "__sock_map_lookup_elem", "sockmap.go"},
 	fnBpfMapProgAttach:         {"BpfMap.progAttach", "sock_map_prog_update", "sockmap.go"},
 	fnMapUpdate:                {"mapUpdate", "sock_map_update_elem_sys", "sockmap.go"},
+	fnMapUpdateCommon:          {"mapUpdateCommon", "sock_map_update_common", "sockmap.go"},
 	fnMapDelete:                {"mapDelete", "sock_map_delete_elem", "sockmap.go"},
 	fnSockMapLink:              {"sockMapLink", "sock_map_link", "sockmap.go"},
 	fnSockMapUnref:             {"sockMapUnref", "sock_map_unref", "sockmap.go"},
@@ -393,6 +396,7 @@ var fnTable = [numFn]fnInfo{
 	fnSpliceValidate:           {"spliceValidate", "splice_validate", "splice_loopback.go"},
 	fnTcpBpfSpliceUnpair:       {"tcpBpfSpliceUnpair", "tcp_bpf_splice_unpair", "splice_loopback.go"},
 	fnTcpBpfSpliceDestroy:      {"tcpBpfSpliceDestroy", "tcp_bpf_splice_destroy", "splice_loopback.go"},
+	fnSockOpsSplicePair:        {"sockOpsSplicePair", "tcp_init_transfer", "splice_loopback.go"},
 	fnCopySpliceRead:           {"copySpliceRead", "copy_splice_read", "splice_read.go"},
 	fnSpliceSeqSendmsg:         {"spliceSeqSendmsg", "splice_prot_sendmsg", "splice_seq.go"},
 	fnSpliceSeqSendRing:        {"spliceSeqSendRing", "splice_send_ring", "splice_seq.go"},

@@ -142,7 +142,11 @@ func (r *run) readTags(t *Task, dst *iovIter) {
 	}
 }
 
-// conn creates a connected pair: A connects, B is accepted.
+// conn creates a connected pair: A connects, B is accepted. With `pair`,
+// the sock_ops program of connPair runs at the handshake's two
+// ESTABLISHED callbacks; the model's handshake is one atomic step
+// (TCP.Connect), so both callbacks run at its end, A's before B's, as
+// the kernel runs them. The connection exists whatever they return.
 func (r *run) conn(op *trace.Op) trace.Result {
 	k := r.k
 	a, b := k.newSock(op.A), k.newSock(op.B)
@@ -151,7 +155,10 @@ func (r *run) conn(op *trace.Op) trace.Result {
 	k.socks[op.A], k.socks[op.B] = a, b
 	a.idx, b.idx = len(k.sockSeq), len(k.sockSeq)+1
 	k.sockSeq = append(k.sockSeq, a, b)
-	return trace.OK()
+	if op.Flags&trace.FlagPair == 0 {
+		return trace.OK()
+	}
+	return result(k.connPair(a, b))
 }
 
 // prog loads and attaches the canned programs: the parser first, then the

@@ -68,6 +68,9 @@ type kernel struct {
 	sockSeq []*Sock
 	maps    map[string]*BpfMap
 	splice  spliceStates // loopback splice states (splice_loopback.go)
+	// rendezvous is the sockhash of `conn A B pair`'s sock_ops program
+	// (connPair), created by its first pairing; no trace op names it.
+	rendezvous *BpfMap
 }
 
 // Sock mirrors struct sock together with the struct socket and struct

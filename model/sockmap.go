@@ -104,6 +104,17 @@ func (k *kernel) mapUpdate(t *Task, m *BpfMap, key int64, sk *Sock) syscall.Errn
 	if sk.State != TCPEstablished && sk.State != TCPListen {
 		return errEOPNOTSUPP
 	}
+	return k.mapUpdateCommon(m, key, sk)
+}
+
+// mapUpdateCommon mirrors sock_map_update_common() /
+// sock_hash_update_common() (net/core/sock_map.c, v6.18): link the
+// socket (its psock and the map's programs), then store it under key,
+// unlinking the socket it replaces. The caller holds the socket: the
+// syscall's lock_sock (mapUpdate), or the sock_ops context's ownership
+// (sockHashUpdateOps).
+func (k *kernel) mapUpdateCommon(m *BpfMap, key int64, sk *Sock) syscall.Errno {
+	k.reach(fnMapUpdateCommon)
 	key = int64(uint32(key))
 	if m.Type == trace.SockMap && (key > m.MaxEntries || key == m.MaxEntries && !k.mutated(mutUpdateKeyOffByOne)) {
 		return errE2BIG

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/splicecheck/splicecheck/ringbuf"
+	"github.com/splicecheck/splicecheck/trace"
 )
 
 // This file is profile loopback-splice: Cong Wang's RFC "tcp: opportunistic
@@ -16,8 +17,12 @@ import (
 // exactly as posted, bugs included. Functions cite "(net/ipv4/tcp_bpf.c,
 // RFC bpf-next 2026-06)" or net/core/skmsg.c of the same series.
 //
-// The model's pair op is the sock_ops program of patch 3 reduced to its
-// kfunc call: `pair A B` is bpf_sock_splice_pair(peer = B, skops->sk = A).
+// Pairing comes in two forms. `conn A B pair` is the sock_ops program of
+// patch 3 as its selftest runs it: both ends go into the program's
+// rendezvous sockhash at their ESTABLISHED callbacks and the passive end
+// pairs with the active one (connPair). `pair A B` is that program
+// reduced to its kfunc call at any later moment: bpf_sock_splice_pair(
+// peer = B, skops->sk = A), on sockets that already have psocks.
 
 func init() {
 	patches["loopback-splice"] = func(p *Profile) { p.LoopbackSplice = true }
@@ -682,8 +687,9 @@ func (k *kernel) tcpBpfSpliceDestroy(p *SkPsock) {
 	}
 }
 
-// pair is the trace's `pair A B`: bpf_sock_splice_pair(B, skops of A),
-// EOPNOTSUPP without the loopback-splice profile.
+// pair is the trace's late `pair A B`: bpf_sock_splice_pair(peer = B,
+// skops->sk = A) now, as a sock_ops program at a later callback of A
+// would call it; -EOPNOTSUPP without the loopback-splice profile.
 func (r *run) pair(t *Task, a, b string) syscall.Errno {
 	if !r.k.prof.LoopbackSplice {
 		return errEOPNOTSUPP
@@ -698,4 +704,81 @@ func (r *run) pair(t *Task, a, b string) syscall.Errno {
 	}
 	defer sb.fput(t)
 	return r.k.bpfSockSplicePair(sa, sb)
+}
+
+// rendezvousEntries is max_entries of connPair's sockhash: more than the
+// sockets of any trace, so that no insert fails for room.
+const rendezvousEntries = 4096
+
+// rendezvousKey is the key under which the pairing program inserts a
+// socket: its 4-tuple (local, remote). Unlike Linux, the model has no
+// addresses or ports; a socket's place in the run's connection order
+// stands for each end. The passive end looks its active peer up under
+// rendezvousKey(peer, self), the reversed tuple.
+func rendezvousKey(local, remote *Sock) int64 {
+	return int64(local.idx)<<16 | int64(remote.idx)
+}
+
+// connPair is `conn A B pair`: the sock_ops program the RFC's selftest
+// attaches to the cgroup, run at A's BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB
+// (tcp_finish_connect → tcp_init_transfer), which inserts A and finds no
+// peer, then at B's BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB (tcp_rcv_state_process
+// in TCP_SYN_RECV → tcp_init_transfer, before B becomes ESTABLISHED),
+// which inserts B, finds A and calls bpf_sock_splice_pair(peer = A,
+// skops->sk = B). The model's conn is one atomic step, so both run at
+// its end, in that order, and B is put in SYN_RECV for its callback.
+// It returns the pairing's errno; without the RFC the program does not
+// load (no such kfunc): -EOPNOTSUPP, and nothing is inserted.
+//
+// The rendezvous sockhash is a real map (k.rendezvous): both sockets get
+// a psock with tcp_bpf's protos and no programs, which lives on when a
+// trace map deletes them, and sock_map_close takes them out of it.
+func (k *kernel) connPair(a, b *Sock) syscall.Errno {
+	if !k.prof.LoopbackSplice {
+		return errEOPNOTSUPP
+	}
+	if k.rendezvous == nil {
+		m, err := mapCreate("rendezvous", trace.SockHash, rendezvousEntries)
+		if err != 0 {
+			return err
+		}
+		k.rendezvous = m
+	}
+	if _, err := k.sockOpsSplicePair(a, b); err != 0 {
+		return err
+	}
+	st := b.State
+	if st == TCPEstablished {
+		b.State = TCPSynRecv
+	}
+	paired, err := k.sockOpsSplicePair(b, a)
+	b.State = st
+	if err == 0 && !paired {
+		return errENOENT
+	}
+	return err
+}
+
+// sockOpsSplicePair mirrors the sock_ops call of tcp_init_transfer()
+// (net/ipv4/tcp_input.c, v6.18) with the pairing program of connPair:
+// bpf_sock_hash_update() (net/core/sock_map.c, v6.18) of skops->sk under
+// its 4-tuple, then a lookup of the reversed tuple and, when the peer is
+// there, bpf_sock_splice_pair(peer, skops->sk). The update runs in the
+// callback's context, without lock_sock and without the syscall's state
+// check (sock_map_op_okay allows both ESTABLISHED callbacks). It reports
+// whether the kfunc ran and paired, and the failing errno.
+func (k *kernel) sockOpsSplicePair(sk, remote *Sock) (bool, syscall.Errno) {
+	k.reach(fnSockOpsSplicePair)
+	m := k.rendezvous
+	if err := k.mapUpdateCommon(m, rendezvousKey(sk, remote), sk); err != 0 {
+		return false, err
+	}
+	peer := m.lookup(rendezvousKey(remote, sk))
+	if peer == nil {
+		return false, errOK
+	}
+	if err := k.bpfSockSplicePair(sk, peer); err != 0 {
+		return false, err
+	}
+	return true, errOK
 }

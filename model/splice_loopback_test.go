@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -193,5 +194,74 @@ func TestRedirectLoopClosedPair(t *testing.T) {
 	}
 	if _, err := trace.Run(context.Background(), b, tr, trace.Options{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConnPairRendezvous: `conn A B pair` leaves both ends in the pairing
+// program's sockhash, a map no trace op names: each keeps a psock that a
+// trace map's delete does not drop, a later `pair` of either finds it
+// paired (-EEXIST), and close takes the socket out of the sockhash
+// (sock_map_close).
+func TestConnPairRendezvous(t *testing.T) {
+	tr, err := trace.Parse("t.trace", []byte(`profile loopback-splice
+conn a b pair
+conn c d
+map m sockhash 2
+insert m 0 a
+insert m 1 c
+delete m 0
+pair a b
+pair c a
+send a "x"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, prof, err := resolveRun(tr, trace.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := New().runPolicy(context.Background(), tr, opts, prof, nil, false)
+	if err != nil || o.Err != nil {
+		t.Fatalf("%v, %v", err, o.Err)
+	}
+	var got []string
+	for _, ob := range o.Obs {
+		got = append(got, ob.String())
+	}
+	for _, w := range []string{"2: conn a b pair => ok", "7: delete m 0 => ok", "8: pair a b => -EEXIST", "9: pair c a => -EEXIST", `10: send a "x" => 1`} {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing %q in\n%s", w, strings.Join(got, "\n"))
+		}
+	}
+	k := o.r.k
+	if _, named := k.maps["rendezvous"]; named || k.rendezvous == nil {
+		t.Fatalf("the rendezvous sockhash is %v, named by the trace %v", k.rendezvous, named)
+	}
+	for _, name := range []string{"a", "b"} {
+		sk := k.socks[name]
+		if p := skPsock(sk); p == nil || len(p.Links) != 1 || p.Links[0].Map != k.rendezvous || !skPsockIsSpliced(p) {
+			t.Errorf("%s: psock %+v, want one link, to the rendezvous sockhash, and paired", name, p)
+		}
+		if k.rendezvous.lookup(rendezvousKey(sk, k.peerOf(sk))) != sk {
+			t.Errorf("%s not in the rendezvous sockhash under its 4-tuple", name)
+		}
+	}
+	if len(k.splice.writes) != 1 || k.splice.writes[0].Reader != "b" {
+		t.Errorf("ring writes %+v, want a's one into b's ring", k.splice.writes)
+	}
+	// close a: sock_map_close unlinks it from the rendezvous sockhash.
+	tr2, err := trace.Parse("t.trace", []byte("profile loopback-splice\nconn a b pair\nclose a\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err = New().runPolicy(context.Background(), tr2, opts, prof, nil, false)
+	if err != nil || o.Err != nil {
+		t.Fatalf("%v, %v", err, o.Err)
+	}
+	k = o.r.k
+	a, b := k.socks["a"], k.socks["b"]
+	if k.rendezvous.lookup(rendezvousKey(a, b)) != nil || k.rendezvous.lookup(rendezvousKey(b, a)) != b {
+		t.Errorf("after close a: a still in the rendezvous sockhash, or b gone")
 	}
 }

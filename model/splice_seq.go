@@ -20,6 +20,11 @@ import "syscall"
 //
 // Unlike the module, pairing stays the RFC's (psocks and a sockhash, not
 // a private registry), and both sides are installed at once by the pair.
+// The module pairs through its own registry keyed by the 4-tuple
+// (bpf_tcp_splice_pair at both ESTABLISHED callbacks) with no psock and
+// no sockhash: where `conn A B pair` gives both ends a psock in the
+// rendezvous sockhash (connPair), the module's sockets have none, so a
+// later map insert or delete meets a psock here that the module lacks.
 
 // writeSeqer is implemented by transports that expose a socket's
 // write_seq (RefTCP); the ring_seq boundary needs it.

@@ -14,7 +14,7 @@ const everyOp = `# every form of the language
 profile linux-6.18+splice-copy
 schedule t1 main t2
 conn a b
-conn c d
+conn c d pair
 map m sockmap 4
 map h sockhash 2k
 prog m sk_msg pass
@@ -92,6 +92,7 @@ func TestParseEveryOp(t *testing.T) {
 		"@t2 join t1",
 		"close c rst",
 		"prog m sk_skb pass parser all",
+		"conn c d pair",
 	} {
 		if printed[want] == nil {
 			t.Errorf("no op prints as %q", want)
@@ -136,6 +137,50 @@ func TestRoundTrip(t *testing.T) {
 		}
 		if out2 := tr2.Format(); out2 != out {
 			t.Fatalf("%s: printing is not stable:\n%s\nvs\n%s", name, out, out2)
+		}
+	}
+}
+
+// TestConnPair: `conn A B pair` parses to OpConn with FlagPair, prints
+// back as written and round-trips; `pair` is a word of conn only.
+func TestConnPair(t *testing.T) {
+	src := "conn a b pair\nconn c d\npair a c\n"
+	tr, err := Parse("p.trace", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := tr.Ops[0]; op.Kind != OpConn || op.Flags != FlagPair || op.A != "a" || op.B != "b" {
+		t.Errorf("conn a b pair parsed as %+v", op)
+	}
+	if op := tr.Ops[1]; op.Flags != 0 {
+		t.Errorf("conn c d parsed with flags %v", op.Flags)
+	}
+	if got := tr.Format(); got != src {
+		t.Errorf("printed as\n%s", got)
+	}
+	tr2, err := Parse("p.trace", []byte(tr.Format()))
+	if err != nil || !Equal(tr, tr2) {
+		t.Errorf("round trip: %v", err)
+	}
+	plain, err := Parse("q.trace", []byte("conn a b\nconn c d\npair a c\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Equal(tr, plain) {
+		t.Error("Equal does not see the pair flag")
+	}
+	for src, want := range map[string]string{
+		"conn a b\nsend a 1 pair\n":   `x.trace:2:10: unexpected "pair" after send`,
+		"conn a b\nclose a pair\n":    `x.trace:2:9: unexpected "pair" after close`,
+		"conn a b\npair a b pair\n":   `x.trace:2:10: unexpected "pair" after pair`,
+		"conn a b\nrecv a 1 pair\n":   `x.trace:2:10: unexpected "pair" after recv`,
+		"conn a b pair pair\n":        `x.trace:1:15: duplicate flag "pair"`,
+		"conn a b rst\n":              `x.trace:1:10: unexpected "rst" after conn`,
+		"conn a b\nsplice a 1 pair\n": `x.trace:2:12: unexpected "pair" after splice`,
+	} {
+		_, err := Parse("x.trace", []byte(src))
+		if err == nil || !errors.Is(err, ErrSyntax) || err.Error() != want {
+			t.Errorf("%q: got %v, want %s", src, err, want)
 		}
 	}
 }
