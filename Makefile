@@ -83,7 +83,8 @@ kernels: build
 # testdata/kernel-test/PROFILE.expect (a listed trace that agrees fails
 # too). The kernels come from `make kernels` when KERNEL_INPUTS is set
 # (built or cached), else from the names an earlier `make kernels` left
-# in the cache.
+# in the cache. The module is loaded with ring_kbytes=16: the 16 KiB
+# rings of the loopback-splice-seq profile (its default is 64).
 KTEST_TRACES = $(KERNEL_TRACES) $(sort $(wildcard testdata/traces/loopback/*.trace)) \
 	$(sort $(wildcard testdata/traces/counterexamples/*.trace))
 KTEST_PROFILES = linux-6.12 linux-6.12+loopback-splice linux-6.12+loopback-splice-seq
@@ -91,7 +92,7 @@ kernel-test: vm-deps build
 	@if [ -n "$(KERNEL_INPUTS)" ]; then $(MAKE) --no-print-directory kernels; fi
 	@rc=0; for p in $(KTEST_PROFILES); do \
 	  paths=$$(./$(BIN) kernel path $(if $(KERNEL_CACHE),--cache $(KERNEL_CACHE)) $$p) || exit 2; \
-	  img=$$(head -1 <<<"$$paths"); mods=$$(tail -n +2 <<<"$$paths" | sed 's/^/--module /'); \
+	  img=$$(head -1 <<<"$$paths"); mods=$$(tail -n +2 <<<"$$paths" | sed 's/^/--module /; s/$$/:ring_kbytes=16/'); \
 	  echo "== $$p: $$img $$mods"; \
 	  ./$(BIN) vm --kernel $$img $$mods --profile $$p --vm-timeout 15m \
 	    --expect testdata/kernel-test/$$p.expect $(KTEST_TRACES) || rc=1; \
