@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -137,6 +139,9 @@ func diffOne(ctx context.Context, t *trace.Trace, o trace.Options, sides []*side
 			continue
 		}
 		obs, err := trace.Run(ctx, s.backend, t, o)
+		if d, ok := faultDivergence(err, i); ok {
+			return []trace.Divergence{d}, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("run %s on %s: %w", t.File, s.name, err)
 		}
@@ -153,4 +158,21 @@ func diffOne(ctx context.Context, t *trace.Trace, o trace.Options, sides []*side
 		return trace.DiffGolden(runs[0], golden), nil
 	}
 	return trace.Diff(runs[0], runs[1]), nil
+}
+
+// faultDivergence turns a model run stopped by a fault the model detects
+// (a livelock, a lost wakeup, a leak, a page-ownership violation:
+// model.Fault) into a divergence of side (0: a, 1: b): the other side ran
+// the trace to its end, so the two disagree, which is what a diff of a
+// counterexample against a kernel shows. Any other error is not one.
+func faultDivergence(err error, side int) (trace.Divergence, bool) {
+	var f *model.Fault
+	if !errors.As(err, &f) {
+		return trace.Divergence{}, false
+	}
+	d := trace.Divergence{Reason: "the run stopped", A: "stopped: " + oneLine(err.Error()), B: "(ran to the end)"}
+	if side == 1 {
+		d.A, d.B = d.B, d.A
+	}
+	return d, true
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"github.com/splicecheck/splicecheck/model"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,5 +85,21 @@ func TestKernelErrorExitStatus(t *testing.T) {
 		if code := report(&buf, "kernel", kernelError(err)); code != tc.code || strings.Count(buf.String(), "\n") != 1 {
 			t.Errorf("%v: exit %d, want %d; stderr %q", tc.err, code, tc.code, buf.String())
 		}
+	}
+}
+
+// A model run stopped by a fault is a divergence of its side, not a
+// failure of the command; any other error stays an error.
+func TestFaultDivergence(t *testing.T) {
+	fault := fmt.Errorf("run: %w", &model.Fault{Err: model.ErrLivelock, Kind: "livelock", Site: "splice_recvmsg_merge"})
+	d, ok := faultDivergence(fault, 1)
+	if !ok || !strings.HasPrefix(d.B, "stopped: ") || d.A != "(ran to the end)" {
+		t.Errorf("faultDivergence(fault, 1) = %+v, %v", d, ok)
+	}
+	if _, ok := faultDivergence(errors.New("boom"), 0); ok {
+		t.Error("a plain error became a divergence")
+	}
+	if _, ok := faultDivergence(nil, 0); ok {
+		t.Error("nil became a divergence")
 	}
 }
