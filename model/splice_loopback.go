@@ -697,7 +697,7 @@ func (r *run) pair(t *Task, a, b string) syscall.Errno {
 	}
 	defer sb.fput(t)
 	if r.k.prof.SpliceSeq {
-		return r.k.bpfTcpSplicePair(sa) // the module's kfunc takes skops->sk only
+		return r.k.pairModule(sa, sb) // the module's kfunc at A's, then B's callback
 	}
 	return r.k.bpfSockSplicePair(sa, sb)
 }

@@ -91,6 +91,7 @@ type tcpSpliceTables struct {
 // chanLookup mirrors chan_lookup() (module/splice_state.c, tcp_splice
 // 8536cf7).
 func (k *kernel) chanLookup(sk *Sock) *tcpSpliceChan {
+	k.reach(fnChanLookup)
 	return k.tsp.bySock[sk]
 }
 
@@ -98,7 +99,7 @@ func (k *kernel) chanLookup(sk *Sock) *tcpSpliceChan {
 // (module/splice_state.c, tcp_splice 8536cf7): the socket's channel,
 // allocated with its ring and a sock reference on first use.
 func (k *kernel) chanGetOrAlloc(sk *Sock) *tcpSpliceChan {
-	k.reach(fnSpliceGetOrAlloc)
+	k.reach(fnChanGetOrAlloc)
 	if c := k.chanLookup(sk); c != nil {
 		return c
 	}
@@ -119,7 +120,7 @@ func (k *kernel) chanGetOrAlloc(sk *Sock) *tcpSpliceChan {
 // tcp_splice 8536cf7): free the ring and the channel, drop the sock
 // reference. A kernel context (percpu_ref's release after RCU).
 func (k *kernel) chanRefRelease(c *tcpSpliceChan) {
-	k.reach(fnSpliceRingRefRelease)
+	k.reach(fnChanRefRelease)
 	k.s.queueWork("chan_ref_release", func() {
 		k.spliceRingFree(c.SkPsockSplice)
 		c.freed = true
@@ -133,6 +134,7 @@ func (k *kernel) chanRefRelease(c *tcpSpliceChan) {
 // connection to register finds the first (same key, unpaired) and links
 // the two; the first parks in the pairing registry.
 func (k *kernel) chanRegisterAndPair(self *tcpSpliceChan, key [2]int) {
+	k.reach(fnChanRegisterAndPair)
 	if self.Peer != nil {
 		return
 	}
@@ -155,7 +157,7 @@ func (k *kernel) chanRegisterAndPair(self *tcpSpliceChan, key [2]int) {
 // chanUnpair mirrors chan_unpair() (module/splice_state.c, tcp_splice
 // 8536cf7): clear both peer links, mark both ends torn down, wake both.
 func (k *kernel) chanUnpair(c *tcpSpliceChan) {
-	k.reach(fnTcpBpfSpliceUnpair)
+	k.reach(fnChanUnpair)
 	peer := c.Peer
 	if peer != nil {
 		c.Unpaired = true
@@ -174,7 +176,7 @@ func (k *kernel) chanUnpair(c *tcpSpliceChan) {
 // chanDestroy mirrors chan_destroy() (module/splice_state.c, tcp_splice
 // 8536cf7): unlink the channel from both tables and kill its ring_ref.
 func (k *kernel) chanDestroy(c *tcpSpliceChan) {
-	k.reach(fnTcpBpfSpliceDestroy)
+	k.reach(fnChanDestroy)
 	delete(k.tsp.bySock, c.Sk)
 	if c.inPairTbl {
 		for i, e := range k.tsp.pairTbl {
@@ -195,7 +197,7 @@ func (k *kernel) chanDestroy(c *tcpSpliceChan) {
 // SYN_RECV; the model has no repair mode or urgent data), register and
 // pair the socket's channel, and install the module's proto.
 func (k *kernel) bpfTcpSplicePair(sk *Sock) syscall.Errno {
-	k.reach(fnBpfSockSplicePair)
+	k.reach(fnBpfTcpSplicePair)
 	if sk == nil {
 		return errEINVAL
 	}
@@ -217,6 +219,7 @@ func (k *kernel) bpfTcpSplicePair(sk *Sock) syscall.Errno {
 // (module/splice_proto.c, tcp_splice 8536cf7): save sk_prot as the base
 // and swap in its clone with the module's overrides.
 func (k *kernel) spliceInstall(sk *Sock) syscall.Errno {
+	k.reach(fnSpliceInstall)
 	c := k.chanLookup(sk)
 	if c == nil {
 		return errENOENT
@@ -254,6 +257,18 @@ func (k *kernel) connPairModule(a, b *Sock) syscall.Errno {
 	err := k.bpfTcpSplicePair(b)
 	b.State = st
 	return err
+}
+
+// pairModule is the trace's late `pair A B` with the module: its kfunc,
+// which takes skops->sk only, at a later callback of A and then of B.
+// The two pair only when they are the two ends of one connection (the
+// pairing key); otherwise each parks in the registry, installed but
+// unpaired (its sends go by TCP). It returns the first errno.
+func (k *kernel) pairModule(a, b *Sock) syscall.Errno {
+	if err := k.bpfTcpSplicePair(a); err != 0 {
+		return err
+	}
+	return k.bpfTcpSplicePair(b)
 }
 
 // writeSeqer is implemented by transports that expose a socket's
@@ -501,6 +516,7 @@ func spliceSeqIsReadable(sk *Sock) bool {
 // unpairs, restores the base proto and destroys the channel. It returns
 // the base proto, nil when sk has no channel.
 func (k *kernel) spliceTeardown(sk *Sock) *Proto {
+	k.reach(fnSpliceTeardown)
 	c := k.chanLookup(sk)
 	if c == nil {
 		return nil
@@ -518,6 +534,7 @@ func (k *kernel) spliceTeardown(sk *Sock) *Proto {
 // spliceSeqClose mirrors splice_prot_close() (module/splice_proto.c,
 // tcp_splice 8536cf7): teardown, then the base proto's close.
 func (k *kernel) spliceSeqClose(t *Task, sk *Sock) {
+	k.reach(fnSpliceSeqClose)
 	base := k.spliceTeardown(sk)
 	if base == nil {
 		base = sk.SkProt
