@@ -67,6 +67,9 @@ var moduleFailures = with(mainlineFailures, join(ringUnlocked, []Known{
 			"(splice_recv_deliverable), before its timeout test, so it spins on bytes tcp_recvmsg cannot return: the " +
 			"copied_seq hole mainline leaves when a stream-verdict socket loses its psock (measured on 6.12.118 with " +
 			"tcp_splice.ko: testdata/traces/findings/seq_merge_spins_on_tcp_hole.trace, a dontwait recv never returns)"},
+	{"eof-after-data", "eof-early", "recv", "the module's splice_recvmsg_merge ends a read (0, EOF) once its channel " +
+		"is unpaired and its ring empty, without waiting for the FIN: the peer's close unpairs at once (splice_teardown " +
+		"before tcp_close), so its TCP bytes still in flight then are read after the EOF (by the module's source)"},
 	{"stream-integrity", "reordered", "ring/tcp", moduleMapSendReorders},
 	{"transparent", "reordered", "ring/tcp", moduleMapSendReorders},
 	{"no-stranded-data", "stranded", "ingress_msg/verdict", "the module's splice_recvmsg_merge calls the base proto's " +
