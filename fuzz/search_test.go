@@ -300,12 +300,13 @@ func TestSearchSeqOrderingFixed(t *testing.T) {
 	}
 }
 
-// TestSearchSeqCloseLosesRingBytes: a sender that closes right after
-// sending loses its ring bytes on the module (model.TestSeqCloseLosesRingBytes
-// shows the read), with no race at all: the first schedule of the
-// enumeration, FIFO, fails eof-after-data at the ring. The RFC delivers
-// them.
-func TestSearchSeqCloseLosesRingBytes(t *testing.T) {
+// TestSearchSeqCloseDrainsRingBytes: a sender that closes right after
+// sending loses no ring byte on the module: its teardown marks the reader
+// unpaired, and splice_recvmsg_merge drains the ring before EOF (measured
+// on 6.12.118 with tcp_splice.ko: loopback/seq_close_drains_ring.trace;
+// model.TestSeqCloseDrainsRingBytes shows the read). The FIFO schedule
+// fails no property on either profile.
+func TestSearchSeqCloseDrainsRingBytes(t *testing.T) {
 	tr := mustParse(t, `profile loopback-splice
 conn a b
 map m sockhash 2
@@ -322,20 +323,8 @@ recv b 100
 		if err != nil {
 			t.Fatal(err)
 		}
-		lost := res.Violation != nil && res.Violation.Property == "eof-after-data" && res.Violation.Signature() == "eof-early@ring"
-		if lost != (prof == "loopback-splice-seq") || (res.Violation != nil && !lost) {
+		if res.Violation != nil {
 			t.Errorf("%s: %v", prof, res.Violation)
-		}
-		if !lost {
-			continue
-		}
-		// The counterexample, written out, replays the loss.
-		ce, err := trace.Parse("ce.trace", []byte(res.Counterexample.Format()))
-		if err != nil {
-			t.Fatalf("%s: counterexample does not parse: %v\n%s", prof, err, res.Counterexample.Format())
-		}
-		if _, v, err := Replay(context.Background(), provModel(t), ce, "eof-after-data"); err != nil || v == nil || v.Signature() != "eof-early@ring" {
-			t.Errorf("%s: replay of\n%s: %v, %v", prof, res.Counterexample.Format(), v, err)
 		}
 	}
 }
