@@ -177,9 +177,9 @@ func TestSearchRFCDefects(t *testing.T) {
 // orderingOrLiveness accepts what loopback-splice-seq must never do:
 // reorder, corrupt, duplicate or lose stream bytes, lose a wakeup,
 // deadlock, livelock, break a ring's content or cursors or page
-// ownership. Its teardown loss (TestSearchSeqCloseLosesRingBytes,
-// eof-after-data) and leaks (TestSearchTeardownScenarios) are not
-// accepted here.
+// ownership. Its teardown EOFs (a RST frees the ring; the unpair EOF
+// while the peer's TCP bytes are in flight: eof-after-data) and leaks
+// (TestSearchTeardownScenarios) are not accepted here.
 func orderingOrLiveness(_ *model.Outcome, v *Violation) bool {
 	return v.Property != "eof-after-data" && v.Property != "no-teardown-leak"
 }
@@ -223,9 +223,9 @@ func TestSearchSeqHoldsOrdering(t *testing.T) {
 // TestSearchTeardownScenarios searches the SO_LINGER{1,0} and map-delete
 // teardown scenarios on both loopback profiles for every property of
 // SearchProperties. loopback-splice-seq keeps its streams in order, loses
-// no wakeup and releases everything; its unpair, reached here from a
-// reset or from the map delete too, ends a read with bytes still in the
-// ring, the module's known loss. The posted RFC also keeps order and
+// no wakeup and releases everything; a reset frees its receiver's ring
+// (the module's unhash teardown), and its unpair ends a read at EOF while
+// the closed peer's last TCP bytes may still be in flight: known losses. The posted RFC also keeps order and
 // liveness there; it leaks the pair in both, as on every close (defect
 // (b), close_leaks_pair: neither a reset nor leaving the map reaches
 // sk_psock_drop while the peer holds its reference), and the map delete
