@@ -54,7 +54,7 @@ var rfcFailures = with(mainlineFailures, join(ringUnlocked, rfcTransparency, ren
 
 // moduleFailures are the known failures of the multikernel/tcp_splice
 // module's ordering fix (loopback-splice-seq), on either base.
-var moduleFailures = with(mainlineFailures, join(ringUnlocked, rendezvousPsock, []Known{
+var moduleFailures = with(mainlineFailures, join(ringUnlocked, []Known{
 	{"no-lost-wakeup", "lost-wakeup", "splice_send_wait/concurrent-senders",
 		"the module's splice_prot_sendmsg takes no socket lock, so two threads sending on one paired socket are two " +
 			"producers on a single-producer ring: a sender waiting for space misses the wake-up the other's write consumed"},
@@ -64,8 +64,22 @@ var moduleFailures = with(mainlineFailures, join(ringUnlocked, rendezvousPsock, 
 	{"no-stranded-data", "stranded", "ring/unpaired", moduleCloseEOF},
 	{"no-livelock", "livelock", "splice_recvmsg_merge",
 		"the module's splice_recvmsg_merge goes round again while sk_receive_queue is non-empty " +
-			"(splice_recv_deliverable), so it spins on bytes tcp_recvmsg cannot return: the copied_seq hole mainline " +
-			"leaves when a stream-verdict socket leaves its map (see reads-agree)"},
+			"(splice_recv_deliverable), before its timeout test, so it spins on bytes tcp_recvmsg cannot return: the " +
+			"copied_seq hole mainline leaves when a stream-verdict socket loses its psock (measured on 6.12.118 with " +
+			"tcp_splice.ko: testdata/traces/findings/seq_merge_spins_on_tcp_hole.trace, a dontwait recv never returns)"},
+	{"eof-after-data", "eof-early", "recv", "the module's splice_recvmsg_merge ends a read (0, EOF) once its channel " +
+		"is unpaired and its ring empty, without waiting for the FIN: the peer's close unpairs at once (splice_teardown " +
+		"before tcp_close), so its TCP bytes still in flight then are read after the EOF (by the module's source)"},
+	{"stream-integrity", "reordered", "ring/tcp", moduleMapSendReorders},
+	{"transparent", "reordered", "ring/tcp", moduleMapSendReorders},
+	{"no-stranded-data", "stranded", "ingress_msg/verdict", "the module's splice_recvmsg_merge calls the base proto's " +
+		"recvmsg only while sk_receive_queue is non-empty: a socket paired after it joined a map with an sk_skb verdict " +
+		"(the kfunc installs its clone over tcp_bpf's proto) never reads the messages the verdict put on ingress_msg " +
+		"(by the module's source; a sock_ops program that inserts, then pairs, reaches it)"},
+	{"no-teardown-leak", "leak", "splice-pair", "a socket paired after it got a psock (splice_install saves tcp_bpf's " +
+		"proto as its base) that then joins another map gets tcp_bpf's proto again (tcp_bpf_update_proto), and its " +
+		"close runs the psock's saved close (tcp_close), not the module's: splice_teardown never runs, and the channel, " +
+		"its ring, the sock reference and the module reference leak (by the module's source)"},
 })...)
 
 // ringFIONREAD: no FIONREAD counts the ring.
@@ -158,8 +172,16 @@ func concurrentRing(property string, kinds ...string) []Known {
 	return out
 }
 
-const moduleCloseEOF = "the multikernel/tcp_splice module's close clears the pair, and its receiver then reports EOF " +
-	"with bytes still in the ring"
+const moduleCloseEOF = "the multikernel/tcp_splice module tears a pair down from close and from unhash: a peer's " +
+	"close lets the receiver drain its ring before EOF (measured: loopback/seq_close_drains_ring.trace), but a RST, " +
+	"or any entry into TCP_CLOSE, destroys the receiver's channel and frees its ring with the unread bytes " +
+	"(measured: loopback/seq_rst_frees_ring.trace)"
+
+// moduleMapSendReorders: a paired sender in a map sends by TCP.
+const moduleMapSendReorders = "a map insert of a paired sender replaces the module's proto clone by tcp_bpf's " +
+	"(tcp_bpf_update_proto builds it from tcp_prot), so its bytes go by TCP after ring_seq was frozen, and the " +
+	"receiver's splice_recvmsg_merge, which reads queued TCP first, delivers them ahead of older ring bytes " +
+	"(measured on 6.12.118 with tcp_splice.ko: testdata/traces/loopback/seq_insert_sender_reorders.trace)"
 
 const ringVerdictReason = "a paired socket with an sk_skb verdict program receives by tcp_bpf_recvmsg_parser, which " +
 	"has no ring path (the RFC adds the ring read to tcp_bpf_recvmsg only), while poll (tcp_bpf_is_readable) counts the " +

@@ -511,7 +511,7 @@ func (g *genState) ringRace() {
 // a1 leaves the map (deleted, or another socket takes its key) while its
 // pair keeps the psock, sends again, and reads. The module's
 // splice_recvmsg_merge spins on such a hole (the livelock of
-// counterexamples/seq_merge_spins_on_tcp_hole.trace).
+// findings/seq_merge_spins_on_tcp_hole.trace).
 func (g *genState) seqHole() {
 	t := g.t
 	g.line("map mh sockhash 2")

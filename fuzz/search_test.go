@@ -177,9 +177,9 @@ func TestSearchRFCDefects(t *testing.T) {
 // orderingOrLiveness accepts what loopback-splice-seq must never do:
 // reorder, corrupt, duplicate or lose stream bytes, lose a wakeup,
 // deadlock, livelock, break a ring's content or cursors or page
-// ownership. Its teardown loss (TestSearchSeqCloseLosesRingBytes,
-// eof-after-data) and leaks (TestSearchTeardownScenarios) are not
-// accepted here.
+// ownership. Its teardown EOFs (a RST frees the ring; the unpair EOF
+// while the peer's TCP bytes are in flight: eof-after-data) and leaks
+// (TestSearchTeardownScenarios) are not accepted here.
 func orderingOrLiveness(_ *model.Outcome, v *Violation) bool {
 	return v.Property != "eof-after-data" && v.Property != "no-teardown-leak"
 }
@@ -223,9 +223,9 @@ func TestSearchSeqHoldsOrdering(t *testing.T) {
 // TestSearchTeardownScenarios searches the SO_LINGER{1,0} and map-delete
 // teardown scenarios on both loopback profiles for every property of
 // SearchProperties. loopback-splice-seq keeps its streams in order, loses
-// no wakeup and releases everything; its unpair, reached here from a
-// reset or from the map delete too, ends a read with bytes still in the
-// ring, the module's known loss. The posted RFC also keeps order and
+// no wakeup and releases everything; a reset frees its receiver's ring
+// (the module's unhash teardown), and its unpair ends a read at EOF while
+// the closed peer's last TCP bytes may still be in flight: known losses. The posted RFC also keeps order and
 // liveness there; it leaks the pair in both, as on every close (defect
 // (b), close_leaks_pair: neither a reset nor leaving the map reaches
 // sk_psock_drop while the peer holds its reference), and the map delete
@@ -248,7 +248,10 @@ func TestSearchTeardownScenarios(t *testing.T) {
 		b    *model.Backend
 		sigs []string
 	}{
-		"loopback-splice-seq": {provModel(t), []string{"eof-after-data eof-early@ring"}},
+		// The module's unpair EOF: splice_recvmsg_merge ends a read at
+		// ->unpaired with an empty ring, while the peer's last TCP bytes
+		// (sent before its close) may still be in flight.
+		"loopback-splice-seq": {provModel(t), []string{"eof-after-data eof-early@ring", "eof-after-data eof-early@recv"}},
 		"loopback-splice":     {noLeakCheck, []string{"eof-after-data eof-early@ring"}},
 	}
 	for _, sc := range []string{"close_rst_during_send", "map_delete_live"} {
@@ -297,12 +300,13 @@ func TestSearchSeqOrderingFixed(t *testing.T) {
 	}
 }
 
-// TestSearchSeqCloseLosesRingBytes: a sender that closes right after
-// sending loses its ring bytes on the module (model.TestSeqCloseLosesRingBytes
-// shows the read), with no race at all: the first schedule of the
-// enumeration, FIFO, fails eof-after-data at the ring. The RFC delivers
-// them.
-func TestSearchSeqCloseLosesRingBytes(t *testing.T) {
+// TestSearchSeqCloseDrainsRingBytes: a sender that closes right after
+// sending loses no ring byte on the module: its teardown marks the reader
+// unpaired, and splice_recvmsg_merge drains the ring before EOF (measured
+// on 6.12.118 with tcp_splice.ko: loopback/seq_close_drains_ring.trace;
+// model.TestSeqCloseDrainsRingBytes shows the read). The FIFO schedule
+// fails no property on either profile.
+func TestSearchSeqCloseDrainsRingBytes(t *testing.T) {
 	tr := mustParse(t, `profile loopback-splice
 conn a b
 map m sockhash 2
@@ -319,20 +323,8 @@ recv b 100
 		if err != nil {
 			t.Fatal(err)
 		}
-		lost := res.Violation != nil && res.Violation.Property == "eof-after-data" && res.Violation.Signature() == "eof-early@ring"
-		if lost != (prof == "loopback-splice-seq") || (res.Violation != nil && !lost) {
+		if res.Violation != nil {
 			t.Errorf("%s: %v", prof, res.Violation)
-		}
-		if !lost {
-			continue
-		}
-		// The counterexample, written out, replays the loss.
-		ce, err := trace.Parse("ce.trace", []byte(res.Counterexample.Format()))
-		if err != nil {
-			t.Fatalf("%s: counterexample does not parse: %v\n%s", prof, err, res.Counterexample.Format())
-		}
-		if _, v, err := Replay(context.Background(), provModel(t), ce, "eof-after-data"); err != nil || v == nil || v.Signature() != "eof-early@ring" {
-			t.Errorf("%s: replay of\n%s: %v, %v", prof, res.Counterexample.Format(), v, err)
 		}
 	}
 }

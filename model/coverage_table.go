@@ -140,14 +140,24 @@ const (
 	fnTcpBpfSpliceDestroy                // tcp_bpf_splice_destroy
 	fnSockOpsSplicePair                  // tcp_init_transfer
 	fnCopySpliceRead                     // copy_splice_read
+	fnChanLookup                         // chan_lookup
+	fnChanGetOrAlloc                     // chan_get_or_alloc
+	fnChanRefRelease                     // chan_ref_release
+	fnChanRegisterAndPair                // chan_register_and_pair
+	fnChanUnpair                         // chan_unpair
+	fnChanDestroy                        // chan_destroy
+	fnBpfTcpSplicePair                   // bpf_tcp_splice_pair
+	fnSpliceInstall                      // splice_install
 	fnSpliceSeqSendmsg                   // splice_prot_sendmsg
 	fnSpliceSeqSendRing                  // splice_send_ring
 	fnSpliceSendReady                    // splice_send_ready
 	fnSpliceSeqRingReady                 // splice_ring_ready
 	fnSpliceSeqDeliverable               // splice_recv_deliverable
-	fnSpliceSeqRecvmsg                   // splice_recvmsg_merge
+	fnSpliceSeqRecvmsg                   // splice_prot_recvmsg
 	fnSpliceSeqRecvReady                 // splice_recv_ready
 	fnSpliceSeqIsReadable                // splice_prot_is_readable
+	fnSpliceTeardown                     // splice_teardown
+	fnSpliceSeqClose                     // splice_prot_close
 	fnSkPsockInitStrp                    // sk_psock_init_strp
 	fnSkPsockStartStrp                   // sk_psock_start_strp
 	fnSkPsockStopStrp                    // sk_psock_stop_strp
@@ -398,14 +408,24 @@ var fnTable = [numFn]fnInfo{
 	fnTcpBpfSpliceDestroy:      {"tcpBpfSpliceDestroy", "tcp_bpf_splice_destroy", "splice_loopback.go"},
 	fnSockOpsSplicePair:        {"sockOpsSplicePair", "tcp_init_transfer", "splice_loopback.go"},
 	fnCopySpliceRead:           {"copySpliceRead", "copy_splice_read", "splice_read.go"},
+	fnChanLookup:               {"chanLookup", "chan_lookup", "splice_seq.go"},
+	fnChanGetOrAlloc:           {"chanGetOrAlloc", "chan_get_or_alloc", "splice_seq.go"},
+	fnChanRefRelease:           {"chanRefRelease", "chan_ref_release", "splice_seq.go"},
+	fnChanRegisterAndPair:      {"chanRegisterAndPair", "chan_register_and_pair", "splice_seq.go"},
+	fnChanUnpair:               {"chanUnpair", "chan_unpair", "splice_seq.go"},
+	fnChanDestroy:              {"chanDestroy", "chan_destroy", "splice_seq.go"},
+	fnBpfTcpSplicePair:         {"bpfTcpSplicePair", "bpf_tcp_splice_pair", "splice_seq.go"},
+	fnSpliceInstall:            {"spliceInstall", "splice_install", "splice_seq.go"},
 	fnSpliceSeqSendmsg:         {"spliceSeqSendmsg", "splice_prot_sendmsg", "splice_seq.go"},
 	fnSpliceSeqSendRing:        {"spliceSeqSendRing", "splice_send_ring", "splice_seq.go"},
 	fnSpliceSendReady:          {"spliceSendReady", "splice_send_ready", "splice_seq.go"},
 	fnSpliceSeqRingReady:       {"spliceSeqRingReady", "splice_ring_ready", "splice_seq.go"},
 	fnSpliceSeqDeliverable:     {"spliceSeqDeliverable", "splice_recv_deliverable", "splice_seq.go"},
-	fnSpliceSeqRecvmsg:         {"spliceSeqRecvmsg", "splice_recvmsg_merge", "splice_seq.go"},
+	fnSpliceSeqRecvmsg:         {"spliceSeqRecvmsg", "splice_prot_recvmsg", "splice_seq.go"},
 	fnSpliceSeqRecvReady:       {"spliceSeqRecvReady", "splice_recv_ready", "splice_seq.go"},
 	fnSpliceSeqIsReadable:      {"spliceSeqIsReadable", "splice_prot_is_readable", "splice_seq.go"},
+	fnSpliceTeardown:           {"spliceTeardown", "splice_teardown", "splice_seq.go"},
+	fnSpliceSeqClose:           {"spliceSeqClose", "splice_prot_close", "splice_seq.go"},
 	fnSkPsockInitStrp:          {"skPsockInitStrp", "sk_psock_init_strp", "strparser.go"},
 	fnSkPsockStartStrp:         {"skPsockStartStrp", "sk_psock_start_strp", "strparser.go"},
 	fnSkPsockStopStrp:          {"skPsockStopStrp", "sk_psock_stop_strp", "strparser.go"},

@@ -71,6 +71,7 @@ type kernel struct {
 	// rendezvous is the sockhash of `conn A B pair`'s sock_ops program
 	// (connPair), created by its first pairing; no trace op names it.
 	rendezvous *BpfMap
+	tsp        tcpSpliceTables // the tcp_splice module's tables (splice_seq.go)
 }
 
 // Sock mirrors struct sock together with the struct socket and struct

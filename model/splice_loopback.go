@@ -274,9 +274,6 @@ func (k *kernel) spliceWakeSync(sk *Sock, active *bool) {
 // Bytes splice_send_ring did not take go through tcp_sendmsg.
 func (k *kernel) tcpBpfSpliceSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfSpliceSendmsg)
-	if k.prof.SpliceSeq {
-		return k.spliceSeqSendmsg(t, sk, src, flags)
-	}
 	size := src.left()
 	spliced := 0
 	if p := skPsockGet(sk); p != nil {
@@ -513,10 +510,6 @@ func (k *kernel) tcpBpfSpliceRecvDispatch(t *Task, sk *Sock, p *SkPsock, dst *io
 	if !k.prof.LoopbackSplice || !skPsockIsSpliced(p) {
 		return 0, errOK, false
 	}
-	if k.prof.SpliceSeq {
-		n, err = k.spliceSeqRecvmsg(t, sk, p, dst, flags)
-		return n, err, true
-	}
 	n, err = k.tcpBpfSpliceRecvmsg(t, sk, p, dst, flags)
 	if n > 0 || err != 0 {
 		return n, err, true
@@ -703,6 +696,9 @@ func (r *run) pair(t *Task, a, b string) syscall.Errno {
 		return err
 	}
 	defer sb.fput(t)
+	if r.k.prof.SpliceSeq {
+		return r.k.pairModule(sa, sb) // the module's kfunc at A's, then B's callback
+	}
 	return r.k.bpfSockSplicePair(sa, sb)
 }
 
@@ -736,6 +732,9 @@ func rendezvousKey(local, remote *Sock) int64 {
 func (k *kernel) connPair(a, b *Sock) syscall.Errno {
 	if !k.prof.LoopbackSplice {
 		return errEOPNOTSUPP
+	}
+	if k.prof.SpliceSeq {
+		return k.connPairModule(a, b) // the tcp_splice module (splice_seq.go)
 	}
 	if k.rendezvous == nil {
 		m, err := mapCreate("rendezvous", trace.SockHash, rendezvousEntries)

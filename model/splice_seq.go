@@ -1,30 +1,275 @@
 package model
 
-import "syscall"
+import (
+	"syscall"
+)
 
-// This file is profile loopback-splice-seq: the RFC's pairing and ring
-// (splice_loopback.go) with the ordering fix of the out-of-tree
-// multikernel/tcp_splice module (module/splice_proto.c, read 2026-11):
+// This file is profile loopback-splice-seq: the out-of-tree
+// multikernel/tcp_splice module (tcp_splice 8536cf7) on a mainline
+// kernel, its functions cited as `fn() (module/FILE.c, tcp_splice
+// 8536cf7)`. It shares only the ring (splice_ring_*) and its checks with
+// the RFC (splice_loopback.go); the rest is the module's:
 //
-//   - once paired the ring is the sender's only data path: no per-write
-//     TCP fallback, a full ring blocks the sender (splice_send_wait) and
-//     the receiver wakes it when it frees space (splice_wake_send);
-//   - the first ring write freezes ring_seq, the sender's write_seq: every
-//     earlier byte went by TCP, no later byte does;
-//   - the receiver merges the two paths in stream order
-//     (splice_recvmsg_merge): TCP bytes first, ring bytes only once its
-//     copied_seq reached the peer's ring_seq (or at EOF), and it
-//     re-decides against fresh state before reporting EOF;
-//   - teardown runs from close (the module's close handler), not only
-//     from sk_psock_drop, so the pair's psock references are dropped.
+//   - pairing by bpf_tcp_splice_pair(skops) at both ESTABLISHED
+//     callbacks: a per-socket channel (struct tcp_splice_chan) in the
+//     module's own side table, paired by 4-tuple through its pairing
+//     registry (splice_state.c) -- no sockmap, no sk_psock;
+//   - each paired socket's sk_prot swapped for a clone of its proto with
+//     sendmsg, recvmsg, close, unhash (the model: tcp_done), destroy and
+//     sock_is_readable replaced (splice_install); ioctl and poll stay the
+//     base proto's, so FIONREAD counts TCP bytes only and EPOLLOUT is the
+//     TCP send buffer's, never the ring's space;
+//   - once the peer is installed the ring is the only data path: no TCP
+//     fallback, a full ring blocks the sender (-EAGAIN with
+//     MSG_DONTWAIT, a short count when some bytes went); before that,
+//     and after an unpair, sendmsg is the base proto's (TCP);
+//   - the first ring write freezes ring_seq (the sender's write_seq); the
+//     receiver merges the two paths (splice_recvmsg_merge): queued TCP
+//     first, ring bytes once copied_seq reached the peer's ring_seq, or
+//     at EOF, or after an unpair; MSG_PEEK sees TCP only;
+//   - teardown (splice_teardown) runs from close and from unhash (a
+//     socket entering TCP_CLOSE: a RST received, the end of the close
+//     handshake): unpair (both ends' ->unpaired, wake both), restore the
+//     base proto, kill the channel's ring_ref (the ring this socket
+//     reads is freed with it, unread bytes included).
 //
-// Unlike the module, pairing stays the RFC's (psocks and a sockhash, not
-// a private registry), and both sides are installed at once by the pair.
-// The module pairs through its own registry keyed by the 4-tuple
-// (bpf_tcp_splice_pair at both ESTABLISHED callbacks) with no psock and
-// no sockhash: where `conn A B pair` gives both ends a psock in the
-// rendezvous sockhash (connPair), the module's sockets have none, so a
-// later map insert or delete meets a psock here that the module lacks.
+// The module's real defects the model keeps, since its code has them:
+//
+//   - a map insert of a paired socket (sock_map_update) replaces the
+//     clone by tcp_bpf's proto, built from tcp_prot for IPv4
+//     (tcp_bpf_update_proto), not from the clone: the module's sendmsg
+//     and recvmsg are bypassed until the psock is dropped. A receiver in
+//     a map cannot read its ring (the bytes wait there until it leaves
+//     the map); a sender in a map sends by TCP after ring_seq is frozen,
+//     and the peer's merge, which reads queued TCP first, delivers those
+//     bytes ahead of older ring bytes (loopback/seq_insert_sender_reorders);
+//   - ring bytes are invisible to FIONREAD (no ioctl override) and to
+//     MSG_PEEK (deferred to TCP);
+//   - a RST (or any entry into TCP_CLOSE) tears the receiver down and
+//     frees its ring with unread bytes in it.
+//
+// Unlike the module: the model has no addresses, so the pairing key is
+// the connection (the two sockets' places in the run's connection order)
+// rather than the sorted 4-tuple and netns; the proto clone is built per
+// install, not cached per base proto (its identity is never observed);
+// there is no MSG_OOB (the module sends it by TCP), no SO_SNDTIMEO,
+// no signals, and allocation never fails.
+
+// tcpSpliceChan mirrors struct tcp_splice_chan (module/tcp_splice.h,
+// tcp_splice 8536cf7): one per paired socket. Ring is the ring the peer
+// writes into and this socket reads from; it lives in the embedded
+// SkPsockSplice so that the ring helpers and checks shared with the RFC
+// (spliceRingWrite, spliceRingRead, checkRings, spliceLeaks) apply.
+// SkPsockSplice's Psock is a stand-in that names the socket and records
+// the channel's destruction (destroyed); it is no sk_psock and is never
+// attached to the socket (the module's sockets have none). Its Peer is
+// unused: the channel's peer is Peer below.
+//
+// Ownership: allocated by chan_alloc with a sock_hold; chan_destroy
+// unlinks it and kills RingRef; the release (a kernel context) frees the
+// ring and drops the sock reference.
+type tcpSpliceChan struct {
+	*SkPsockSplice
+	Sk        *Sock
+	Peer      *tcpSpliceChan // NULL after unpair
+	BaseProt  *Proto         // sk_prot before the swap
+	Installed bool           // our proto swapped in; the teardown claim
+	clone     *Proto         // the proto splice_install swapped in
+	Unpaired  bool           // the peer was set, then torn down
+	key       [2]int         // pair_key: the connection
+	inPairTbl bool
+}
+
+// tcpSpliceTables mirrors the module's two hash tables (splice_state.c):
+// splice_tbl (sock → channel) and pair_tbl (channels waiting for their
+// peer, by key).
+type tcpSpliceTables struct {
+	bySock  map[*Sock]*tcpSpliceChan
+	pairTbl []*tcpSpliceChan
+}
+
+// chanLookup mirrors chan_lookup() (module/splice_state.c, tcp_splice
+// 8536cf7).
+func (k *kernel) chanLookup(sk *Sock) *tcpSpliceChan {
+	k.reach(fnChanLookup)
+	return k.tsp.bySock[sk]
+}
+
+// chanGetOrAlloc mirrors chan_get_or_alloc() with chan_alloc()
+// (module/splice_state.c, tcp_splice 8536cf7): the socket's channel,
+// allocated with its ring and a sock reference on first use.
+func (k *kernel) chanGetOrAlloc(sk *Sock) *tcpSpliceChan {
+	k.reach(fnChanGetOrAlloc)
+	if c := k.chanLookup(sk); c != nil {
+		return c
+	}
+	s := &SkPsockSplice{Psock: &SkPsock{Sk: sk}}
+	c := &tcpSpliceChan{SkPsockSplice: s, Sk: sk}
+	s.RingRef = percpuRef{count: 1, release: func() { k.chanRefRelease(c) }}
+	k.spliceRingAlloc(s)
+	sockHold(sk)
+	if k.tsp.bySock == nil {
+		k.tsp.bySock = map[*Sock]*tcpSpliceChan{}
+	}
+	k.tsp.bySock[sk] = c
+	k.splice.all = append(k.splice.all, s)
+	return c
+}
+
+// chanRefRelease mirrors chan_ref_release() (module/splice_state.c,
+// tcp_splice 8536cf7): free the ring and the channel, drop the sock
+// reference. A kernel context (percpu_ref's release after RCU).
+func (k *kernel) chanRefRelease(c *tcpSpliceChan) {
+	k.reach(fnChanRefRelease)
+	k.s.queueWork("chan_ref_release", func() {
+		k.spliceRingFree(c.SkPsockSplice)
+		c.freed = true
+		c.Psock.destroyed = true
+		sockPut(c.Sk)
+	})
+}
+
+// chanRegisterAndPair mirrors chan_register_and_pair()
+// (module/splice_state.c, tcp_splice 8536cf7): the second end of a
+// connection to register finds the first (same key, unpaired) and links
+// the two; the first parks in the pairing registry.
+func (k *kernel) chanRegisterAndPair(self *tcpSpliceChan, key [2]int) {
+	k.reach(fnChanRegisterAndPair)
+	if self.Peer != nil {
+		return
+	}
+	self.key = key
+	var peer *tcpSpliceChan
+	for _, e := range k.tsp.pairTbl {
+		if e != self && e.Peer == nil && e.key == key {
+			peer = e
+			break
+		}
+	}
+	if peer != nil {
+		self.Peer, peer.Peer = peer, self
+	} else if !self.inPairTbl {
+		k.tsp.pairTbl = append(k.tsp.pairTbl, self)
+		self.inPairTbl = true
+	}
+}
+
+// chanUnpair mirrors chan_unpair() (module/splice_state.c, tcp_splice
+// 8536cf7): clear both peer links, mark both ends torn down, wake both.
+func (k *kernel) chanUnpair(c *tcpSpliceChan) {
+	k.reach(fnChanUnpair)
+	peer := c.Peer
+	if peer != nil {
+		c.Unpaired = true
+		c.Peer = nil
+		if peer.Peer == c {
+			peer.Unpaired = true
+			peer.Peer = nil
+		}
+	}
+	k.spliceWake(c.Sk)
+	if peer != nil {
+		k.spliceWake(peer.Sk)
+	}
+}
+
+// chanDestroy mirrors chan_destroy() (module/splice_state.c, tcp_splice
+// 8536cf7): unlink the channel from both tables and kill its ring_ref.
+func (k *kernel) chanDestroy(c *tcpSpliceChan) {
+	k.reach(fnChanDestroy)
+	delete(k.tsp.bySock, c.Sk)
+	if c.inPairTbl {
+		for i, e := range k.tsp.pairTbl {
+			if e == c {
+				k.tsp.pairTbl = append(k.tsp.pairTbl[:i:i], k.tsp.pairTbl[i+1:]...)
+				break
+			}
+		}
+		c.inPairTbl = false
+	}
+	if c.RingRef.kill() {
+		k.splice.killedInFlight++
+	}
+}
+
+// bpfTcpSplicePair mirrors the kfunc bpf_tcp_splice_pair() (module/main.c,
+// tcp_splice 8536cf7) on skops->sk = sk: validate (ESTABLISHED or
+// SYN_RECV; the model has no repair mode or urgent data), register and
+// pair the socket's channel, and install the module's proto.
+func (k *kernel) bpfTcpSplicePair(sk *Sock) syscall.Errno {
+	k.reach(fnBpfTcpSplicePair)
+	if sk == nil {
+		return errEINVAL
+	}
+	if sk.State != TCPEstablished && sk.State != TCPSynRecv {
+		return errEINVAL
+	}
+	peer := k.peerOf(sk)
+	if peer == nil {
+		return errEINVAL
+	}
+	// splice_make_key: the connection, the same from either end.
+	key := [2]int{min(sk.idx, peer.idx), max(sk.idx, peer.idx)}
+	c := k.chanGetOrAlloc(sk)
+	k.chanRegisterAndPair(c, key)
+	return k.spliceInstall(sk)
+}
+
+// spliceInstall mirrors splice_install() with clone_get()
+// (module/splice_proto.c, tcp_splice 8536cf7): save sk_prot as the base
+// and swap in its clone with the module's overrides.
+func (k *kernel) spliceInstall(sk *Sock) syscall.Errno {
+	k.reach(fnSpliceInstall)
+	c := k.chanLookup(sk)
+	if c == nil {
+		return errENOENT
+	}
+	if c.Installed {
+		return errOK
+	}
+	base := sk.SkProt
+	clone := *base
+	clone.Name = base.Name + "+tcp_splice"
+	clone.Sendmsg = k.spliceSeqSendmsg
+	clone.Recvmsg = k.spliceSeqRecvmsg
+	clone.Close = k.spliceSeqClose
+	clone.SockIsReadable = spliceSeqIsReadable
+	c.BaseProt, c.clone = base, &clone
+	c.Installed = true
+	sk.SkProt = &clone
+	return errOK
+}
+
+// connPairModule is `conn A B pair` with the module: its sock_ops program
+// calls bpf_tcp_splice_pair at A's ACTIVE_ESTABLISHED callback (A parks
+// in the pairing registry) and at B's PASSIVE_ESTABLISHED callback, with
+// B still in SYN_RECV (B finds A and pairs). conn is one atomic step in
+// the model, so both run at its end; on a kernel the accept returns
+// after B's callback, so no byte of the trace precedes the pairing.
+func (k *kernel) connPairModule(a, b *Sock) syscall.Errno {
+	if err := k.bpfTcpSplicePair(a); err != 0 {
+		return err
+	}
+	st := b.State
+	if st == TCPEstablished {
+		b.State = TCPSynRecv
+	}
+	err := k.bpfTcpSplicePair(b)
+	b.State = st
+	return err
+}
+
+// pairModule is the trace's late `pair A B` with the module: its kfunc,
+// which takes skops->sk only, at a later callback of A and then of B.
+// The two pair only when they are the two ends of one connection (the
+// pairing key); otherwise each parks in the registry, installed but
+// unpaired (its sends go by TCP). It returns the first errno.
+func (k *kernel) pairModule(a, b *Sock) syscall.Errno {
+	if err := k.bpfTcpSplicePair(a); err != 0 {
+		return err
+	}
+	return k.bpfTcpSplicePair(b)
+}
 
 // writeSeqer is implemented by transports that expose a socket's
 // write_seq (RefTCP); the ring_seq boundary needs it.
@@ -35,32 +280,32 @@ type writeSeqer interface {
 // WriteSeq returns tp->write_seq.
 func (r *RefTCP) WriteSeq(sk *Sock) uint32 { return tcpSk(sk).WriteSeq }
 
-// spliceSeqSendmsg mirrors splice_prot_sendmsg() (multikernel/tcp_splice
-// module/splice_proto.c): TCP until the pair is installed, then freeze
-// ring_seq at the first ring write and send through the ring only.
+// spliceSeqSendmsg mirrors splice_prot_sendmsg() (module/splice_proto.c,
+// tcp_splice 8536cf7): the base proto's sendmsg until the peer is
+// installed (and again once it is gone), else freeze ring_seq at the
+// first ring write and send through the ring only.
 func (k *kernel) spliceSeqSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
 	k.reach(fnSpliceSeqSendmsg)
-	p := skPsockGet(sk)
-	if p == nil {
-		return k.tcpProt().Sendmsg(t, sk, src, flags)
+	c := k.chanLookup(sk)
+	if c == nil {
+		return 0, errEPIPE // WARN_ON_ONCE
 	}
-	defer k.skPsockPut(sk, p)
-	self := p.Splice
-	if self == nil || self.Peer == nil || self.Peer.Splice == nil || self.Peer.Splice.Ring == nil {
-		return k.tcpProt().Sendmsg(t, sk, src, flags)
+	if p := c.Peer; p == nil || !p.Installed || p.Ring == nil {
+		return c.BaseProt.Sendmsg(t, sk, src, flags)
 	}
-	if !self.RingActive {
-		self.RingSeq = k.tcp.(writeSeqer).WriteSeq(sk)
-		self.RingActive = true // smp_wmb: published before the first ring byte
+	if !c.RingActive {
+		c.RingSeq = k.tcp.(writeSeqer).WriteSeq(sk)
+		c.RingActive = true // smp_wmb: published before the first ring byte
 	}
-	return k.spliceSeqSendRing(t, sk, self, src, flags)
+	return k.spliceSeqSendRing(t, sk, c, src, flags)
 }
 
-// spliceSeqSendRing mirrors the module's splice_send_ring(): push the
-// whole message through the peer's ring, waking the peer after each
-// write, blocking on a full ring (-EAGAIN with MSG_DONTWAIT); a gone pair
-// or SEND_SHUTDOWN is -EPIPE, an error is -sk_err.
-func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *srcIter, flags int) (int, syscall.Errno) {
+// spliceSeqSendRing mirrors splice_send_ring() (module/splice_proto.c,
+// tcp_splice 8536cf7): push the whole message through the peer's ring,
+// waking the peer after each write, blocking on a full ring (-EAGAIN
+// with MSG_DONTWAIT; a short count once bytes went); a gone pair or
+// SEND_SHUTDOWN is -EPIPE, an error -sk_err.
+func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *tcpSpliceChan, src *srcIter, flags int) (int, syscall.Errno) {
 	k.reach(fnSpliceSeqSendRing)
 	to := maxTimeout // sock_sndtimeo: the model has no SO_SNDTIMEO
 	if flags&msgDontwait != 0 {
@@ -85,17 +330,17 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *
 		case sk.SkShutdown&sendShutdown != 0:
 			return fail(errEPIPE)
 		}
-		var peerS *SkPsockSplice
+		var peerS *tcpSpliceChan
 		space := 0
-		if ps := peer.Splice; ps != nil && ps.Ring != nil {
-			space = ps.Ring.Space()
-			if space > 0 && ps.RingRef.tryGetLive() {
-				peerS = ps
+		if peer.Installed && peer.Ring != nil {
+			space = peer.Ring.Space()
+			if space > 0 && peer.RingRef.tryGetLive() {
+				peerS = peer
 			}
 		}
 		if peerS != nil {
 			k.yieldCur("splice_send_ring: space found, before splice_ring_write")
-			done := k.spliceRingWrite(sk, peerS, src, min(src.left(), space))
+			done := k.spliceRingWrite(sk, peerS.SkPsockSplice, src, min(src.left(), space))
 			peerS.RingRef.put()
 			if done > 0 {
 				total += done
@@ -113,13 +358,14 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *SkPsockSplice, src *
 	return total, errOK
 }
 
-// spliceSendReady mirrors the module's splice_send_ready(): the sender
-// can go on (ring space) or must stop (pair gone, error, shutdown).
-func spliceSendReady(sk *Sock, self *SkPsockSplice) bool {
+// spliceSendReady mirrors splice_send_ready() (module/splice_proto.c,
+// tcp_splice 8536cf7): the sender can go on (ring space) or must stop
+// (pair gone, error, shutdown).
+func spliceSendReady(sk *Sock, self *tcpSpliceChan) bool {
 	sk.k.reach(fnSpliceSendReady)
 	p := self.Peer
 	return p == nil || sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 ||
-		p.Splice != nil && p.Splice.Ring != nil && p.Splice.Ring.Space() > 0
+		p.Installed && p.Ring != nil && p.Ring.Space() > 0
 }
 
 // Second bug zoo: the mutations of this file (mutation.go).
@@ -130,16 +376,17 @@ var (
 		"loopback splice seq: splice_recvmsg_merge frees ring space without splice_wake_send: a sender blocked on a full ring sleeps on")
 )
 
-// spliceSeqRingReady mirrors the module's splice_ring_ready(): ring bytes
-// are next in stream order (the peer switched to the ring and copied_seq
-// reached its ring_seq), or eof allows flushing them.
-func (k *kernel) spliceSeqRingReady(sk *Sock, s *SkPsockSplice, eof bool) bool {
+// spliceSeqRingReady mirrors splice_ring_ready() (module/splice_proto.c,
+// tcp_splice 8536cf7) and the merge's own test: ring bytes are next in
+// stream order (the peer switched to the ring and copied_seq reached its
+// ring_seq), or eof allows flushing them.
+func (k *kernel) spliceSeqRingReady(sk *Sock, s *tcpSpliceChan, eof bool) bool {
 	k.reach(fnSpliceSeqRingReady)
 	peer := s.Peer
-	if peer == nil || !spliceRingHasData(s) || peer.Splice == nil || !peer.Splice.RingActive {
+	if peer == nil || !spliceRingHasData(s.SkPsockSplice) || !peer.RingActive {
 		return false
 	}
-	d := int32(k.tcp.CopiedSeq(sk) - peer.Splice.RingSeq)
+	d := int32(k.tcp.CopiedSeq(sk) - peer.RingSeq)
 	if k.mutated(mutSeqRingReadyStrict) {
 		return eof || d > 0
 	}
@@ -147,40 +394,43 @@ func (k *kernel) spliceSeqRingReady(sk *Sock, s *SkPsockSplice, eof bool) bool {
 }
 
 // spliceSeqDeliverable mirrors splice_recv_deliverable().
-func (k *kernel) spliceSeqDeliverable(sk *Sock, s *SkPsockSplice) bool {
+func (k *kernel) spliceSeqDeliverable(sk *Sock, s *tcpSpliceChan) bool {
 	k.reach(fnSpliceSeqDeliverable)
 	return !sk.SkReceiveQueue.empty() || k.spliceSeqRingReady(sk, s, false)
 }
 
-// spliceSeqRecvmsg mirrors splice_recvmsg_merge() (multikernel/tcp_splice
-// module/splice_proto.c): the ordered merge of TCP and ring bytes. It
-// fills the buffer from both paths in stream order and blocks only when
-// nothing is deliverable. MSG_PEEK, and the TCP path, go to the base
-// proto's recvmsg (tcp_bpf_recvmsg: the psock's ingress_msg, then TCP).
-func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, flags int) (int, syscall.Errno) {
+// spliceSeqRecvmsg mirrors splice_prot_recvmsg() and
+// splice_recvmsg_merge() (module/splice_proto.c, tcp_splice 8536cf7):
+// the ordered merge of TCP and ring bytes. It fills the buffer from both
+// paths in stream order and blocks only when nothing is deliverable.
+// MSG_PEEK, and the TCP path, go to the base proto's recvmsg (tcp_recvmsg:
+// the module's sockets have no psock). After an unpair, the ring's bytes
+// are drained before EOF (->unpaired).
+func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	k.reach(fnSpliceSeqRecvmsg)
-	// splice_base_recvmsg: the recvmsg of the proto the module cloned,
-	// the socket's tcp_bpf proto (a pair needs psocks): ingress_msg
-	// first, then TCP.
-	baseRecv := func(flags int) (int, syscall.Errno) {
-		tcpRead := func() (int, syscall.Errno) { return k.tcp.Recvmsg(t, sk, dst, flags) }
-		bp := skPsockGet(sk)
-		if bp == nil {
-			return tcpRead()
-		}
-		return k.tcpBpfRead(t, sk, bp, dst, flags, flags&msgDontwait != 0, tcpRead)
+	s := k.chanLookup(sk)
+	if s == nil {
+		return 0, errEPIPE // WARN_ON_ONCE
 	}
+	base := s.BaseProt
 	if flags&msgPeek != 0 {
-		return baseRecv(flags)
+		return base.Recvmsg(t, sk, dst, flags)
 	}
-	s := p.Splice
 	to := sk.sockRcvtimeo(flags&msgDontwait != 0)
 	total := 0
 	var err syscall.Errno
 	for dst.left() > 0 {
 		eof := sk.SkShutdown&rcvShutdown != 0 || sk.SkErr != 0
-		if k.spliceSeqRingReady(sk, s, eof) && sk.SkReceiveQueue.empty() {
-			if n := k.spliceRingRead(s, dst, dst.left()); n > 0 {
+		var ringReady bool
+		if s.Peer != nil {
+			ringReady = k.spliceSeqRingReady(sk, s, eof)
+		} else {
+			// Torn down: the peer's last ring bytes are still valid;
+			// parked (never paired): the ring is empty.
+			ringReady = s.Unpaired && spliceRingHasData(s.SkPsockSplice)
+		}
+		if ringReady && sk.SkReceiveQueue.empty() {
+			if n := k.spliceRingRead(s.SkPsockSplice, dst, dst.left()); n > 0 {
 				total += n
 				if peer := s.Peer; peer != nil && !k.mutated(mutSeqRecvNoWakeSend) {
 					k.spliceWake(peer.Sk) // splice_wake_send: EPOLLOUT
@@ -189,7 +439,7 @@ func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, f
 			}
 		}
 		if !sk.SkReceiveQueue.empty() {
-			n, e := baseRecv(flags | msgDontwait)
+			n, e := base.Recvmsg(t, sk, dst, flags|msgDontwait)
 			if n > 0 {
 				total += n
 				continue
@@ -209,10 +459,10 @@ func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, f
 			err = sk.SkErr
 			break
 		}
-		if s.Peer == nil {
-			break // pair gone
+		if s.Unpaired && !spliceRingHasData(s.SkPsockSplice) {
+			break // pair torn down, ring drained
 		}
-		if k.spliceSeqDeliverable(sk, s) || sk.SkShutdown&rcvShutdown != 0 && spliceRingHasData(s) {
+		if k.spliceSeqDeliverable(sk, s) || sk.SkShutdown&rcvShutdown != 0 && spliceRingHasData(s.SkPsockSplice) {
 			continue
 		}
 		if sk.SkShutdown&rcvShutdown != 0 {
@@ -234,33 +484,73 @@ func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, f
 	return 0, err
 }
 
-// spliceSeqRecvReady mirrors the module's splice_recv_ready().
-func (k *kernel) spliceSeqRecvReady(sk *Sock, s *SkPsockSplice) bool {
+// spliceSeqRecvReady mirrors splice_recv_ready() (module/splice_proto.c,
+// tcp_splice 8536cf7): a parked (never paired) channel keeps waiting, a
+// torn-down one wakes.
+func (k *kernel) spliceSeqRecvReady(sk *Sock, s *tcpSpliceChan) bool {
 	k.reach(fnSpliceSeqRecvReady)
-	return k.spliceSeqDeliverable(sk, s) || sk.SkErr != 0 || sk.SkShutdown&rcvShutdown != 0 || s.Peer == nil
+	return k.spliceSeqDeliverable(sk, s) || sk.SkErr != 0 || sk.SkShutdown&rcvShutdown != 0 || s.Unpaired
 }
 
-// spliceSeqIsReadable mirrors splice_prot_is_readable(): ring bytes count
-// once they are next in stream order; else the base readability.
+// spliceSeqIsReadable mirrors splice_prot_is_readable()
+// (module/splice_proto.c, tcp_splice 8536cf7): ring bytes count once
+// they are next in stream order; else the base proto's readability
+// (tcp_prot has none).
 func spliceSeqIsReadable(sk *Sock) bool {
 	sk.k.reach(fnSpliceSeqIsReadable)
-	p := skPsock(sk)
-	if p == nil {
+	c := sk.k.chanLookup(sk)
+	if c == nil {
 		return false
 	}
-	if s := p.Splice; s != nil && sk.k.spliceSeqRingReady(sk, s, false) {
+	if sk.k.spliceSeqRingReady(sk, c, false) {
 		return true
 	}
-	return skMsgIsReadable(sk)
+	if c.BaseProt.SockIsReadable != nil {
+		return c.BaseProt.SockIsReadable(sk)
+	}
+	return false
 }
 
-// spliceSeqClose is the module's teardown from close (splice_teardown
-// from the close handler): unpair first, dropping the pair's psock
-// references, then the sockmap close.
-func (k *kernel) spliceSeqClose(t *Task, sk *Sock) {
-	if p := skPsockGet(sk); p != nil {
-		k.tcpBpfSpliceUnpair(p)
-		k.skPsockPut(sk, p)
+// spliceTeardown mirrors splice_teardown() (module/splice_proto.c,
+// tcp_splice 8536cf7): the first caller claims the teardown (installed),
+// unpairs, restores the base proto and destroys the channel. It returns
+// the base proto, nil when sk has no channel.
+func (k *kernel) spliceTeardown(sk *Sock) *Proto {
+	k.reach(fnSpliceTeardown)
+	c := k.chanLookup(sk)
+	if c == nil {
+		return nil
 	}
-	k.sockMapClose(t, sk)
+	base := c.BaseProt
+	if c.Installed {
+		c.Installed = false
+		k.chanUnpair(c)
+		sk.SkProt = base
+		k.chanDestroy(c)
+	}
+	return base
+}
+
+// spliceSeqClose mirrors splice_prot_close() (module/splice_proto.c,
+// tcp_splice 8536cf7): teardown, then the base proto's close.
+func (k *kernel) spliceSeqClose(t *Task, sk *Sock) {
+	k.reach(fnSpliceSeqClose)
+	base := k.spliceTeardown(sk)
+	if base == nil {
+		base = sk.SkProt
+	}
+	base.Close(t, sk)
+}
+
+// spliceSeqUnhash is splice_prot_unhash() (module/splice_proto.c,
+// tcp_splice 8536cf7) as tcp_set_state(TCP_CLOSE) reaches it through
+// sk_prot->unhash: a socket that enters CLOSE while our proto is
+// installed (a RST received, the close handshake's end) is torn down
+// there, its ring freed with any unread bytes. The base unhash has no
+// observable effect in the model. A socket whose sk_prot is not the
+// clone (in a map: tcp_bpf's proto) is not torn down here.
+func (k *kernel) spliceSeqUnhash(sk *Sock) {
+	if c := k.chanLookup(sk); c != nil && sk.SkProt == c.clone {
+		k.spliceTeardown(sk)
+	}
 }

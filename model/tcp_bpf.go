@@ -23,15 +23,12 @@ func (k *kernel) tcpBpfProto(base *Proto, config int) *Proto {
 	p.Close = k.sockMapClose
 	p.Recvmsg = k.tcpBpfRecvmsg
 	p.SockIsReadable = skMsgIsReadable
-	if k.prof.LoopbackSplice {
+	if k.prof.LoopbackSplice && !k.prof.SpliceSeq {
 		// RFC bpf-next 2026-06: TCP_BPF_BASE gets the splice sendmsg
 		// (TX and TXRX override it below) and tcp_bpf_is_readable.
+		// The tcp_splice module (SpliceSeq) runs on a mainline tcp_bpf.
 		p.Sendmsg = k.tcpBpfSpliceSendmsg
 		p.SockIsReadable = tcpBpfIsReadable
-		if k.prof.SpliceSeq {
-			p.SockIsReadable = spliceSeqIsReadable
-			p.Close = k.spliceSeqClose
-		}
 	}
 	if k.prof.TCPBpfIoctl {
 		p.Ioctl = k.tcpBpfIoctl
@@ -63,7 +60,14 @@ func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
 			config = tcpBpfRx
 		}
 	}
-	sk.SkProt = k.tcpBpfProto(p.SkProto, config)
+	base := p.SkProto
+	if k.prof.SpliceSeq {
+		// tcp_bpf_prots[TCP_BPF_IPV4] are built from tcp_prot, not from
+		// the proto the psock saved: a tcp_splice clone (splice_seq.go)
+		// is bypassed while the socket has a psock.
+		base = k.tcpProt()
+	}
+	sk.SkProt = k.tcpBpfProto(base, config)
 }
 
 // tcpBpfIoctl mirrors tcp_bpf_ioctl() as the 6.18.y host runs it (the

@@ -28,6 +28,9 @@ func tcpResetErr(state TCPState, e syscall.Errno) (err syscall.Errno, ok bool) {
 // sk_state_change for a socket someone holds. It reports an orphan, which
 // the caller destroys (inet_csk_destroy_sock).
 func tcpDoneSock(sk *Sock) (orphan bool) {
+	if sk.k.prof.SpliceSeq {
+		sk.k.spliceSeqUnhash(sk) // tcp_set_state(TCP_CLOSE) → sk_prot->unhash
+	}
 	sk.State = TCPClose
 	sk.SkShutdown = shutdownMask
 	if sk.SockDead {
