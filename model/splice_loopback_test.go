@@ -175,7 +175,7 @@ func TestPairedSocketBehaviours(t *testing.T) {
 		{"rfc_pair_crosses_connections", "\x00\xff\n", "-EAGAIN"},   // c1's 3 bytes through the pair (RFC)
 		{"pair_then_msg_prog_reorders", "\x00\xff\n", "\x00\xff\n"}, // the TCP bytes before the ring's "TCP1"
 	} {
-		tr := loadTrace(t, ceDir+c.file+".trace")
+		tr := loadTrace(t, scenarioDir+c.file+".trace")
 		for _, profile := range []string{"linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
 			obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
 			if err != nil {
