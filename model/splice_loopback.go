@@ -489,7 +489,11 @@ var (
 )
 
 // tcpBpfIsReadable mirrors tcp_bpf_is_readable(): poll's view of a paired
-// socket: ring data (splice_ring_has_data), else ingress_msg.
+// socket: ring data (splice_ring_has_data), else ingress_msg. It is the
+// sock_is_readable of every tcp_bpf config, so a paired receiver in a map
+// with an sk_skb verdict (TCP_BPF_RX, read by tcp_bpf_recvmsg_parser, which
+// has no ring path) polls IN for ring bytes no recv returns (on the RFC's
+// 6.12.118 kernel too: loopback/rfc_verdict_strands_ring.trace).
 func tcpBpfIsReadable(sk *Sock) bool {
 	sk.k.reach(fnTcpBpfIsReadable)
 	p := skPsock(sk)
@@ -523,6 +527,15 @@ func (k *kernel) tcpBpfSpliceRecvDispatch(t *Task, sk *Sock, p *SkPsock, dst *io
 // pair (0), sk_err (not cleared: -sk->sk_err) or EAGAIN, or sleep until
 // the sender publishes. MSG_PEEK returns 0 at once (ring bytes are
 // invisible to it). Unlike Linux, there are no signals.
+//
+// What the RFC's 6.12.118 kernel showed, and the model does alike
+// (testdata/traces/loopback/rfc_*.trace, goldens in
+// testdata/golden/loopback/): a read returns as soon as the ring gave
+// bytes (16383 of a 20000-byte send, the 3617 TCP bytes at the next read,
+// MSG_WAITALL or not); a reset or a FIN ends a read only once the ring is
+// empty; -ECONNRESET repeats on every read until a send clears sk_err; a
+// blocking MSG_PEEK parks in tcp_msg_wait_data, which the ring write wakes
+// without satisfying, and returns -EAGAIN.
 func (k *kernel) tcpBpfSpliceRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, flags int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfSpliceRecvmsg)
 	if flags&msgPeek != 0 {

@@ -80,6 +80,11 @@ func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
 // without a verdict program"): without a psock it answers as tcp_ioctl,
 // and a psock with neither a stream nor an skb verdict adds tcp_inq to
 // msg_tot_len, for the peer's bytes stay on sk_receive_queue there.
+//
+// The loopback-splice RFC leaves tcp_bpf_ioctl alone, so bytes in a paired
+// socket's ring are never counted: on the RFC's 6.12.118 kernel, FIONREAD
+// is 0 with "hello" in the ring, and 3617 (the TCP tail) with 16383 bytes
+// in the ring before it (testdata/traces/loopback/rfc_fionread_ring.trace).
 func (k *kernel) tcpBpfIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfIoctl)
 	if cmd != siocinq {
