@@ -188,7 +188,12 @@ func NewCampaignModel(mutations []string) (*model.Backend, error) {
 func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref trace.Backend, props []Property) ([]Outcome, error) {
 	pair := p.Has("loopback-splice") || p.Has("loopback-splice-seq")
 	splice := p.Has("splice-copy") || p.Has("splice-zerocopy")
-	gen := Trace(GenConfig{Threads: true, Pair: pair, Splice: splice})
+	// A trace that also runs on a kernel (a --diff reference, or a kernel
+	// backend under test) keeps to what a kernel runs without the runner
+	// forcing ops out, and pairs at establishment only.
+	_, modelSUT := sut.(*model.Backend)
+	kernelSafe := ref != nil || !modelSUT
+	gen := Trace(GenConfig{Threads: true, Pair: pair, Splice: splice, KernelSafe: kernelSafe})
 	outs := make([]Outcome, len(props))
 	for i, pr := range props {
 		outs[i] = Outcome{Profile: p.String(), Property: pr.Name}
