@@ -212,9 +212,12 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 		t := gen.Example(int(seed))
 		t.Profile = p.String()
 		t.Schedule = &trace.Schedule{HasSeed: true, Seed: seed}
-		if pair {
+		if pair && !kernelSafe {
 			// Explore the interleavings where the ring races live:
-			// seeded random and PCT (depth 3) by turns.
+			// seeded random and PCT (depth 3) by turns. Not against a
+			// kernel: an exploring schedule holds the model's softirq
+			// back where loopback delivers within the send, so every
+			// trace would differ by schedule, not by behaviour.
 			t.Schedule.Strategy = trace.StrategyRandom
 			if seed%2 == 1 {
 				t.Schedule.Strategy, t.Schedule.Depth = trace.StrategyPCT, 3
