@@ -621,6 +621,13 @@ func (p *provenance) compareSenders(r *Run, s string, pc []chunk, pt, bt []model
 				}
 				return "an untagged byte"
 			}
+			if ps[d]&model.TagRing != 0 && !slices.ContainsFunc(bs, func(t model.Tag) bool { return t&^pathBits == ps[d]&^pathBits }) {
+				// A ring byte the base never delivered here at all (its
+				// verdict dropped or redirected it): not a reorder but the
+				// ring bypassing the reader's verdict.
+				return violation(op, "differs", "ring/bypass-verdict", "%s read %s, which its base profile (%s) never delivered to it (read %s instead)",
+					s, name(ps[d]), Bases[r.Trace.Profile], name(bs[d]))
+			}
 			for j := d + 1; j < len(ps); j++ {
 				if ps[j]&^pathBits == bs[d]&^pathBits {
 					site := ""
