@@ -172,7 +172,7 @@ recv b 100
 //     testdata/traces/loopback/seq_insert_sender_reorders.trace).
 func TestPairedSocketBehaviours(t *testing.T) {
 	for _, c := range []struct{ file, want, wantSeq string }{
-		{"late_pair_crosses_connections", "\x00\xff\n", "-EAGAIN"},   // c1's 3 bytes through the pair (RFC)
+		{"late_pair_crosses_connections", "\x00\xff\n", "-EAGAIN"},  // c1's 3 bytes through the pair (RFC)
 		{"pair_then_msg_prog_reorders", "\x00\xff\n", "\x00\xff\n"}, // the TCP bytes before the ring's "TCP1"
 	} {
 		tr := loadTrace(t, scenarioDir+c.file+".trace")
