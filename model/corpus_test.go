@@ -49,24 +49,11 @@ func corpus(t testing.TB, profile string) (traces []*trace.Trace, goldens [][]st
 	return traces, goldens
 }
 
-// guestTCPMemGap is why kf_cork_redirect_egress_parser diverges in the
-// QEMU guests (1 GiB of memory) and not on the host: with 4 GiB the 6.12
-// guest agrees with the model. Follow-up: global TCP memory accounting
-// (tcp_mem, sk_forward_alloc, truesize of strparser clones) in the model.
-const guestTCPMemGap = "the 1 GiB guest runs out of TCP memory (tcp_mem): c2's parser charges " +
-	"each 10-byte frame's skb clone with the whole skb's truesize, and c1's tcp_sendmsg_locked then takes " +
-	"only its sk_forward_alloc (27 bytes short, send 65509); the model has no global TCP memory accounting"
-
 // knownGaps are the corpus traces the model is known to get wrong, per
 // profile, each with the reason: a named gap with an open follow-up. The
 // test requires them to still diverge, so a fix must also remove its entry.
 var knownGaps = map[string]map[string]string{
-	"linux-6.12": {
-		"kf_cork_redirect_egress_parser": guestTCPMemGap,
-	},
 	"linux-6.1": {
-		"kf_cork_redirect_egress_parser": guestTCPMemGap,
-
 		// Follow-up: model 6.1's cork path (tcp_bpf_push through
 		// do_tcp_sendpages, sk_msg_alloc's coalescing, the copy error
 		// path) from the guest's runs.

@@ -36,13 +36,7 @@ var backendCorpora = []backendCorpus{
 // not Linux's), the bridge, or the model. Every other trace must agree;
 // a listed trace must still diverge, so that a fix removes its entry.
 var backendDivergences = map[backendCorpus]map[string]string{
-	{"kernel", "linux-6.12"}: {
-		"kf_cork_redirect_egress_parser": "model: the 1 GiB guest runs out of TCP memory (tcp_mem), which the model does not account " +
-			"(model/corpus_test.go's knownGaps; the 6.18 host and a 4 GiB 6.12 guest agree)",
-	},
 	{"kernel", "linux-6.1"}: {
-		"kf_cork_redirect_egress_parser": "model: the 1 GiB guest runs out of TCP memory (tcp_mem), which the model does not account " +
-			"(model/corpus_test.go's knownGaps; the 6.18 host and a 4 GiB 6.12 guest agree)",
 		// The model's, not the transport's: model/corpus_test.go's
 		// knownGaps has both, and RefTCP diverges the same way.
 		"kf_cork_apply_stale_bytes":   "model: 6.1's cork and push path (do_tcp_sendpages without MSG_MORE) is not modelled",

@@ -42,7 +42,7 @@ type Config struct {
 	GuestBinary string        // static splicecheck binary run in the guest
 	Timeout     time.Duration // Run: wall-clock limit for the whole run; 0 = 5 min
 	Idle        time.Duration // Run: limit with no guest output after boot; a boot gets a minute more (Session: its whole limit); 0 = 60 s
-	Memory      int           // MiB; 0 = 1024
+	Memory      int           // MiB; 0 = 4096 (with 1 GiB, tcp_mem, sized from RAM, cuts sends short a host would take whole)
 	CPUs        int           // 0 = 2
 	OpTimeout   time.Duration // per-op timeout inside the guest; 0 = trace default
 	QEMU        string        // QEMU binary; "" = qemu-system-x86_64
@@ -72,7 +72,7 @@ func (c Config) withDefaults() Config {
 		c.Idle = 60 * time.Second
 	}
 	if c.Memory <= 0 {
-		c.Memory = 1024
+		c.Memory = 4096
 	}
 	if c.CPUs <= 0 {
 		c.CPUs = 2
