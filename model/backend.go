@@ -452,7 +452,9 @@ func (r *run) runOp(t *Task, i int) {
 	t.abortSeq = r.s.nextSeq()
 	t.abortSteps = r.abortSteps(op)
 	t.acct = r.k.stats.opAcct(op.Kind)
+	t.op = i
 	res := r.exec(t, i)
+	t.op = -1
 	if t.timedOut {
 		res = trace.RunnerTimeout()
 	} else if res.N > 0 && res.Word == "" {

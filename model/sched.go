@@ -565,6 +565,8 @@ type Task struct {
 	// recvStrpStalled: when the task's current recv began, its socket's
 	// stream parser was stalled (Stats.Stranded).
 	recvStrpStalled bool
+	// recvStrpStale: and its need_bytes was stale (strpNeedStale).
+	recvStrpStale bool
 	// recvQueueReadable: the task's current recv is non-blocking and,
 	// when it began, its socket read sk_receive_queue itself and had
 	// bytes there at copied_seq (kernel.tcpReadable).
@@ -577,6 +579,8 @@ type Task struct {
 	// acct is the copy accounting of the op running, nil for ops that
 	// move no payload (stats.go).
 	acct *OpStats
+	// op is the index of the trace op the task runs, -1 between ops.
+	op int
 
 	// next and yield switch between the scheduler and the task's
 	// coroutine (iter.Pull): only one of them runs at a time, so the

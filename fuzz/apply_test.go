@@ -1,0 +1,113 @@
+package fuzz
+
+import (
+	"context"
+	"testing"
+
+	"github.com/splicecheck/splicecheck/model"
+)
+
+// mutRun runs src on linux-6.18 with the mutations named, as campaigns
+// run the model.
+func mutRun(t *testing.T, src string, muts ...string) *Run {
+	t.Helper()
+	m, err := model.NewWithConfig(model.Config{Liveness: true, Provenance: true, Mutations: muts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := mustParse(t, src)
+	tr.Profile = "linux-6.18"
+	return runOne(context.Background(), m, nil, tr)
+}
+
+// Apply windows: the unmutated model re-runs the program after every N
+// bytes (pass, redirect) and gives up a drop's window; a window that is
+// never used up breaks both.
+func TestApplyWindows(t *testing.T) {
+	for _, c := range []struct{ name, src, kind string }{
+		{"pass", `conn a1 a2
+map m sockmap 2
+prog m sk_msg pass apply 10
+insert m 0 a1
+send a1 7
+send a1 7
+send a1 100
+recv a2 1000 dontwait
+`, "apply-window-runs"},
+		{"redirect", `conn a1 a2
+map m sockmap 2
+prog m sk_msg redirect 1 ingress apply 100
+insert m 0 a1
+insert m 1 a2
+send a1 100
+send a1 1
+recv a2 1000 dontwait
+`, "apply-window-runs"},
+		{"drop", `conn a1 a2
+map m sockmap 2
+prog m sk_msg drop apply 10
+insert m 0 a1
+send a1 5
+send a1 20
+send a1 20
+`, "apply-window-drop"},
+		{"drop-past", `conn a1 a2
+map m sockmap 2
+prog m sk_msg drop apply 10
+insert m 0 a1
+send a1 100
+send a1 100
+`, "apply-window-drop"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mustHold(t, "apply-windows", mutRun(t, c.src))
+			mustFail(t, "apply-windows", mutRun(t, c.src, "apply-bytes-no-decrement"), c.kind)
+		})
+	}
+}
+
+// Senders the property cannot follow are not judged: one that joins a
+// second map, one that sends from two threads.
+func TestApplyWindowsNotJudged(t *testing.T) {
+	for _, src := range []string{`conn a1 a2
+map m sockmap 2
+map n sockmap 2
+prog m sk_msg pass apply 10
+insert m 0 a1
+insert n 0 a1
+send a1 100
+`, `conn a1 a2
+map m sockmap 2
+prog m sk_msg pass apply 10
+insert m 0 a1
+@t1 send a1 100
+send a1 100
+join t1
+`} {
+		mustHold(t, "apply-windows", mutRun(t, src, "apply-bytes-no-decrement"))
+	}
+}
+
+// The boundary reads the generator writes catch a splice that waits
+// after SHUT_RD, and a frame completed by its second send that the
+// parser leaves stranded.
+func TestBoundaryReadShapes(t *testing.T) {
+	shut := `conn a1 a2
+shutdown a2 rd
+set a2 nonblock on
+splice a2 100 nonblock
+recv a2 100 dontwait
+`
+	mustHold(t, "reads-agree", mutRun(t, shut))
+	mustFail(t, "reads-agree", mutRun(t, shut, "splice-read-misses-shutdown"), "eagain-after-shutdown")
+	split := `conn a1 a2
+map rq sockmap 1
+prog rq sk_skb pass parser 100
+insert rq 0 a2
+send a1 99 dontwait
+send a1 1 dontwait
+recv a2 100 dontwait
+`
+	mustHold(t, "no-stranded-data", mutRun(t, split))
+	mustFail(t, "no-stranded-data", mutRun(t, split, "strp-need-bytes-off-by-one"), "strparser")
+}
