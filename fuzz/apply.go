@@ -18,7 +18,7 @@ import (
 // It judges a sender S that joined one map M once, with M's one sk_msg
 // program (apply N, no cork) attached before, and that no other path
 // sends through (no sends of S in other threads, no iocopy into it, no
-// pair), up to the first op that could change S's psock (a delete or
+// pair, no sk_skb egress redirect in M: egressInto), up to the first op that could change S's psock (a delete or
 // replace of S's key, a close, an sk_msg program attached to M later,
 // a shutdown):
 //
@@ -96,7 +96,14 @@ func applyWindow(r *Run, s string, runs map[int]map[string]int) *Violation {
 			}
 		}
 	}
-	if !mapOK || nprog != 1 || !prog.HasApply || prog.HasCork || prog.Apply <= 0 || prog.Apply >= 1<<31 {
+	if !mapOK || nprog != 1 || egressInto(r, m) {
+		return nil
+	}
+	switch {
+	case prog.HasApply && !prog.HasCork && prog.Apply > 0 && prog.Apply < 1<<31:
+	case prog.HasCork && !prog.HasApply && prog.Cork > 0 && prog.Cork <= 4096 && prog.Verdict != trace.VerdictDrop:
+		return corkWindow(r, s, ins, m, key, prog, runs)
+	default:
 		return nil
 	}
 	n := prog.Apply
@@ -106,15 +113,10 @@ func applyWindow(r *Run, s string, runs map[int]map[string]int) *Violation {
 	for i := ins + 1; i < len(ops); i++ {
 		op := &ops[i]
 		res := r.Obs[i].Result
-		switch {
-		case op.Kind == trace.OpDelete && op.Map == m && op.Key == key,
-			op.Kind == trace.OpInsert && op.Map == m && op.Key == key,
-			op.Kind == trace.OpMap && op.Map == m,
-			op.Kind == trace.OpProg && op.Map == m && op.Prog.Type == trace.SkMsg,
-			op.Kind == trace.OpClose && op.A == s,
-			op.Kind == trace.OpShutdown && op.A == s:
+		if psockMayChange(op, s, m, key) {
 			return nil
-		case op.Kind != trace.OpSend || op.A != s:
+		}
+		if op.Kind != trace.OpSend || op.A != s {
 			continue
 		}
 		size := op.Size
@@ -137,8 +139,12 @@ func applyWindow(r *Run, s string, runs map[int]map[string]int) *Violation {
 			}
 			want := size - tosend
 			got := res.N
-			if res.Err != 0 {
+			switch res.Err {
+			case 0:
+			case syscall.EACCES:
 				got = 0
+			default:
+				return nil // an error before the verdict (a reset, a shutdown)
 			}
 			switch {
 			case left == 0 && got > 0:
@@ -171,4 +177,90 @@ func applyWindow(r *Run, s string, runs map[int]map[string]int) *Violation {
 		}
 	}
 	return nil
+}
+
+// psockMayChange reports whether op may change what sender s's psock
+// runs, s having joined map m at key: the ops after which
+// checkApplyWindows stops following s.
+func psockMayChange(op *trace.Op, s, m string, key int64) bool {
+	switch {
+	case op.Kind == trace.OpDelete && op.Map == m && op.Key == key,
+		op.Kind == trace.OpInsert && op.Map == m && op.Key == key,
+		op.Kind == trace.OpMap && op.Map == m,
+		op.Kind == trace.OpProg && op.Map == m && op.Prog.Type == trace.SkMsg,
+		op.Kind == trace.OpClose && op.A == s,
+		op.Kind == trace.OpShutdown && op.A == s:
+		return true
+	}
+	return false
+}
+
+// corkWindow judges sender s whose sk_msg program (pass or redirect)
+// calls bpf_msg_cork_bytes(C) and not bpf_msg_apply_bytes: the first
+// message runs it; a message shorter than C is corked, and the program
+// runs again only once the sends have brought the C bytes, on the whole
+// corked message (bpf_msg_cork_bytes() in bpf-helpers(7); tcp_bpf_sendmsg()
+// (net/ipv4/tcp_bpf.c, v6.18) counts psock->cork_bytes down by each send's
+// size and resets psock->eval when it reaches 0). A message of C bytes or
+// more is decided at once, and with no apply window the next message
+// runs the program again. Sends of at most 4096 bytes that return their
+// whole size are followed ("apply-window-runs", site "cork").
+func corkWindow(r *Run, s string, ins int, m string, key int64, prog *trace.Prog, runs map[int]map[string]int) *Violation {
+	ops := r.Trace.Ops
+	c := prog.Cork
+	var pending int64 // bytes the cork still waits for (0: no cork)
+	want, got := 0, 0
+	var total int64
+	for i := ins + 1; i < len(ops); i++ {
+		op := &ops[i]
+		res := r.Obs[i].Result
+		if psockMayChange(op, s, m, key) {
+			return nil
+		}
+		if op.Kind != trace.OpSend || op.A != s {
+			continue
+		}
+		size := op.Size
+		if op.Form != trace.DataPattern {
+			size = int64(len(op.Data))
+		}
+		if res.Note != "" || res.Err != 0 || res.N != size || size > 4096 {
+			return nil
+		}
+		total += size
+		got += runs[i][s]
+		switch {
+		case size == 0:
+		case pending == 0:
+			want++
+			if size < c {
+				pending = c - size
+			}
+		case size >= pending:
+			want++
+			pending = 0
+		default:
+			pending -= size
+		}
+		if got != want {
+			return violation(op, "apply-window-runs", "cork",
+				"%s's sk_msg program (cork %d) ran %d times for the %d bytes sent so far; the cork windows they make want %d", s, c, got, total, want)
+		}
+	}
+	return nil
+}
+
+// egressInto reports whether map m has an sk_skb program that redirects
+// to egress: skb_send_sock() out of the socket at its key sends through
+// that socket's proto, tcp_bpf_sendmsg() (sendmsg_unlocked() → sock_sendmsg(),
+// net/core/skbuff.c, v6.18), so the socket's own sk_msg verdict decides
+// bytes no send op of the trace made.
+func egressInto(r *Run, m string) bool {
+	for i, op := range r.Trace.Ops {
+		if op.Kind == trace.OpProg && op.Map == m && op.Prog.Type == trace.SkSkb && op.Prog.Verdict == trace.VerdictRedirect &&
+			!op.Prog.Ingress && r.Obs[i].Result.Err == 0 {
+			return true
+		}
+	}
+	return false
 }

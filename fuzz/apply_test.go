@@ -111,3 +111,29 @@ recv a2 100 dontwait
 	mustHold(t, "no-stranded-data", mutRun(t, split))
 	mustFail(t, "no-stranded-data", mutRun(t, split, "strp-need-bytes-off-by-one"), "strparser")
 }
+
+// Cork windows: the program runs on the first message and again once
+// the cork's bytes have come.
+func TestCorkWindows(t *testing.T) {
+	r := mutRun(t, `conn a1 a2
+map m sockmap 2
+prog m sk_msg pass cork 10
+insert m 0 a1
+send a1 4
+send a1 4
+send a1 4
+send a1 100
+send a1 1
+recv a2 1000 dontwait
+`)
+	mustHold(t, "apply-windows", r)
+	got := 0
+	for _, v := range r.Stats.MsgVerdicts {
+		if v.Sock == "a1" {
+			got++
+		}
+	}
+	if got != 4 {
+		t.Fatalf("the program ran %d times, want 4 (4+4+4 corked, 100, 1)", got)
+	}
+}

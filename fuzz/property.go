@@ -272,6 +272,9 @@ func msgApplies(t *trace.Trace) bool {
 var impossibleErrnos = map[syscall.Errno]bool{syscall.EFAULT: true, syscall.EIO: true}
 
 // checkErrnos: no op failed with an impossible error (errno-contract).
+// A socket whose splice the runner cut (it shuts the socket down to end
+// the wait, see checkEOF) is not judged after that: the trace no longer
+// says what state it is in.
 // The site is the op, with "/verdict-gone" for a recv on a socket that
 // left every map with an sk_skb program but is still in a map (it keeps
 // its psock, and reads by tcp_bpf_recvmsg).
@@ -280,10 +283,15 @@ func checkErrnos(r *Run) error {
 		return nil
 	}
 	m := newMembership()
+	cut := map[string]bool{} // sockets the runner shut down to end a blocked splice
 	for i := range r.Trace.Ops {
 		op := &r.Trace.Ops[i]
 		m.apply(op, r.Obs[i].Result)
-		if e := r.Obs[i].Result.Err; impossibleErrnos[e] {
+		if op.Kind == trace.OpSplice && r.Obs[i].Result.Note != "" {
+			cut[op.A] = true
+			continue
+		}
+		if e := r.Obs[i].Result.Err; impossibleErrnos[e] && !cut[op.A] {
 			site := op.Kind.String()
 			switch {
 			case op.Kind == trace.OpRecv && m.skb[op.A] == 0 && m.any[op.A] > 0 && m.hadSkb[op.A]:
