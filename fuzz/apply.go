@@ -52,7 +52,7 @@ func checkApplyWindows(r *Run) error {
 }
 
 // applyWindow judges sender s (checkApplyWindows).
-func applyWindow(r *Run, s string, runs map[int]map[string]int) *Violation {
+func applyWindow(r *Run, s string, runs map[int]map[string]int) (v *Violation) {
 	ops := r.Trace.Ops
 	ins := -1
 	for i := range ops {
@@ -107,7 +107,13 @@ func applyWindow(r *Run, s string, runs map[int]map[string]int) *Violation {
 		return nil
 	}
 	n := prog.Apply
-	var total int64   // pass, redirect: bytes sent
+	var win []windowStart // redirect ingress: where each window began
+	var total int64       // pass, redirect: bytes sent
+	defer func() {
+		if v == nil && len(win) > 0 {
+			v = windowTargets(r, s, n, win, win[0].off+total)
+		}
+	}()
 	var nruns int     // pass, redirect: runs during the sends judged
 	left := int64(-1) // drop: what is left of the window (-1: not begun)
 	for i := ins + 1; i < len(ops); i++ {
@@ -164,6 +170,14 @@ func applyWindow(r *Run, s string, runs map[int]map[string]int) *Violation {
 		}
 		if res.Err != 0 || res.N != size {
 			return nil // the rest is not judged: a redirect that failed, a short send
+		}
+		if prog.Verdict == trace.VerdictRedirect && prog.Ingress && size > 0 && r.Stats.TagSocks != nil {
+			start := streamOff(r, i)
+			for w := (total + n - 1) / n * n; w < total+size; w += n {
+				// Window w/n begins in this send: the verdict runs here
+				// and picks the socket at the program's key now.
+				win = append(win, windowStart{off: start + w - total, target: keyAt(r, m, prog.Key, i)})
+			}
 		}
 		total += size
 		nruns += runs[i][s]
@@ -263,4 +277,94 @@ func egressInto(r *Run, m string) bool {
 		}
 	}
 	return false
+}
+
+// windowStart is where an apply window of a sender began: its first
+// byte's stream offset, and the socket at the redirect's key then (""
+// when none).
+type windowStart struct {
+	off    int64
+	target string
+}
+
+// streamOff is the stream offset of send op i's first byte.
+func streamOff(r *Run, i int) int64 {
+	if r.streams == nil {
+		r.streams = trace.StreamsOf(r.Trace, r.Obs)
+	}
+	return r.streams.Off[i]
+}
+
+// keyAt returns the socket at key of map m just before op i, by the
+// successful inserts and deletes before it ("" when none; "?" when an op
+// of another thread may have changed m).
+func keyAt(r *Run, m string, key int64, i int) string {
+	at := ""
+	for j := 0; j < len(r.Trace.Ops); j++ {
+		op := &r.Trace.Ops[j]
+		if op.Map != m || op.Key != key || op.Kind != trace.OpInsert && op.Kind != trace.OpDelete {
+			continue
+		}
+		if op.Thread != "" {
+			return "?"
+		}
+		if j >= i {
+			break
+		}
+		if res := r.Obs[j].Result; res.Err != 0 || res.Note != "" {
+			continue
+		}
+		if op.Kind == trace.OpInsert {
+			at = op.A
+		} else {
+			at = ""
+		}
+	}
+	return at
+}
+
+// windowTargets checks, for sender s whose sk_msg verdict redirects to
+// ingress with apply n, that every byte of a window that anyone read
+// (sent by the sends followed, below end) was
+// read by the socket the window's verdict picked: the verdict holds for
+// the whole window (psock->sk_redir stays set while apply_bytes lasts,
+// tcp_bpf_send_verdict() (net/ipv4/tcp_bpf.c, v6.18)), whatever the map
+// holds meanwhile, and the next window's verdict looks the key up again
+// ("apply-window-target"). A run with an iocopy (which sends bytes on)
+// is not judged.
+func windowTargets(r *Run, s string, n int64, win []windowStart, end int64) *Violation {
+	for _, op := range r.Trace.Ops {
+		if op.Kind == trace.OpIOCopy {
+			return nil
+		}
+	}
+	for _, w := range win {
+		if w.target == "?" {
+			return nil
+		}
+	}
+	idx := -1
+	for k, name := range r.Stats.TagSocks {
+		if name == s {
+			idx = k
+		}
+	}
+	if idx < 0 {
+		return nil
+	}
+	for i, tags := range r.Stats.ReadTags {
+		rd := &r.Trace.Ops[i]
+		for _, tg := range tags {
+			if !tg.Known() || tg.Sock() != idx || tg.Off() < win[0].off || tg.Off() >= end {
+				continue
+			}
+			w := win[(tg.Off()-win[0].off)/n]
+			if w.target != rd.A {
+				return violation(rd, "apply-window-target", "redirect-ingress",
+					"%s read %s's stream byte at offset %d, of the apply window (%d bytes) at offset %d whose verdict redirected to %q",
+					rd.A, s, tg.Off(), n, w.off, w.target)
+			}
+		}
+	}
+	return nil
 }

@@ -137,3 +137,31 @@ recv a2 1000 dontwait
 		t.Fatalf("the program ran %d times, want 4 (4+4+4 corked, 100, 1)", got)
 	}
 }
+
+// A window's bytes go where its verdict sent them, though the map
+// changes inside it; the next window looks the key up again.
+func TestApplyWindowTargets(t *testing.T) {
+	// a2 stays in n, so that its psock outlives its key in m.
+	src := `conn a1 a2
+conn b1 b2
+map m sockmap 2
+prog m sk_msg redirect 1 ingress apply 10
+insert m 0 a1
+insert m 1 a2
+map n sockmap 1
+insert n 0 a2
+send a1 6
+insert m 1 b2
+send a1 6
+send a1 8
+recv a2 100 dontwait
+recv b2 100 dontwait
+`
+	r := mutRun(t, src)
+	mustHold(t, "apply-windows", r)
+	mustHold(t, "stream-integrity", r)
+	if got := r.Obs[12].Result.N; got != 10 {
+		t.Fatalf("a2 read %d bytes, want the first window's 10", got)
+	}
+	mustFail(t, "apply-windows", mutRun(t, src, "apply-bytes-no-decrement"), "apply-window")
+}

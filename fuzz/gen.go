@@ -87,6 +87,10 @@ type genState struct {
 	// iocopy between two of them, which would feed itself until the
 	// runner's timeout (seconds of model time per trace).
 	routeSocks map[string]bool
+	// peerMap is the map of the KERNEL-FACTS "peer" topology when the
+	// trace has it with an apply window (peer): op() may move its
+	// redirect target (retarget).
+	peerMap string
 	// shapeOp, when set, draws one op of the trace's shape (see shape).
 	shapeOp func()
 	// tail is written after the last op, before the joins; shapeTail,
@@ -292,7 +296,7 @@ func (g *genState) op() {
 	kind := rapid.SampledFrom([]string{
 		"send", "send", "send", "send", "recv", "recv", "recv", "splice", "splice", "pipe",
 		"fionread", "fionread", "poll", "state", "shutdown", "close", "set", "insert", "delete",
-		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend", "probe", "probe", "lastbytes",
+		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend", "probe", "probe", "lastbytes", "retarget",
 	}).Draw(t, "op")
 	if g.cfg.KernelSafe && (kind == "fill" || kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
 		// Kernel-safe traces keep the cross-check's weights: one thread
@@ -417,6 +421,12 @@ func (g *genState) op() {
 		g.line("@%s recv %s %d", th, s, rapid.SampledFrom(sizes[1:]).Draw(t, "trecvsize"))
 	case "probe":
 		g.probe(s)
+	case "retarget":
+		if g.peerMap == "" {
+			g.line("state %s", s)
+			return
+		}
+		g.retarget()
 	case "lastbytes":
 		g.lastBytes(s)
 	case "pair":
@@ -579,11 +589,44 @@ func (g *genState) seqHole() {
 // peer writes the KERNEL-FACTS "peer" topology in a map of its own, m:
 // a1's sends go to a2's ingress queue (opts: the program's apply/cork
 // words, if any).
+//
+// With an apply window, a second map without programs, mk, holds a2 and
+// b2 half the time: a target op() moves out of m's key 1 (retarget)
+// keeps its psock, and what the window sent it stays readable.
 func (g *genState) peer(m, opts string) {
 	g.line("map %s sockmap 2", m)
 	g.line("prog %s sk_msg redirect 1 ingress%s", m, opts)
 	g.line("insert %s 0 a1", m)
 	g.line("insert %s 1 a2", m)
+	if strings.Contains(opts, "apply") && len(g.socks) >= 4 {
+		g.peerMap = m
+		if rapid.Bool().Draw(g.t, "peerkeep") {
+			g.line("map mk sockhash 2")
+			g.line("insert mk 0 a2")
+			g.line("insert mk 1 b2")
+		}
+	}
+}
+
+// retarget moves the redirect target of the peer topology's map (key
+// 1) between sends: another socket, a2 again, or none. A verdict that
+// calls bpf_msg_apply_bytes keeps the target it picked for the whole
+// window (psock->sk_redir, tcp_bpf_send_verdict() (net/ipv4/tcp_bpf.c,
+// v6.18)) and looks the key up again for the next one, so where the
+// bytes go shows where windows end. It sends a few bytes on a1 after.
+func (g *genState) retarget() {
+	t := g.t
+	switch rapid.IntRange(0, 3).Draw(t, "retarget") {
+	case 0:
+		g.line("delete %s 1", g.peerMap)
+	case 1:
+		g.line("insert %s 1 a2", g.peerMap)
+	default:
+		g.line("insert %s 1 %s", g.peerMap, rapid.SampledFrom([]string{"b2", "b2", "b1", "a1"}).Draw(t, "retargetsock"))
+	}
+	for range rapid.IntRange(0, 2).Draw(t, "retargetsends") {
+		g.line("send a1 %d dontwait", rapid.SampledFrom([]int{1, 7, 10, 64, 100, 1000}).Draw(t, "retargetsend"))
+	}
 }
 
 // spliceSetup adds, most of the time, a map ms that feeds a2's ingress
