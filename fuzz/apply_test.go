@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/splicecheck/splicecheck/model"
+	"github.com/splicecheck/splicecheck/trace"
 )
 
 // mutRun runs src on linux-6.18 with the mutations named, as campaigns
@@ -164,4 +165,40 @@ recv b2 100 dontwait
 		t.Fatalf("a2 read %d bytes, want the first window's 10", got)
 	}
 	mustFail(t, "apply-windows", mutRun(t, src, "apply-bytes-no-decrement"), "apply-window")
+}
+
+// A socket whose update of a full sockhash fails with E2BIG keeps the
+// map's programs when its psock lives on (sock_hash_update_common links
+// first); a sockmap's E2BIG links nothing. Neither is misrouted.
+func TestDestinationsFailedUpdate(t *testing.T) {
+	for _, src := range []string{`conn a1 a2
+conn d1 d2
+map n sockmap 1
+insert n 0 a1
+map h sockhash 1
+prog h sk_msg redirect 0 egress
+insert h 0 d1
+insert h 1 a1
+send a1 100
+recv d2 1000 dontwait
+recv a2 1000 dontwait
+`, `conn c1 c2
+map m0 sockmap 1
+prog m0 sk_msg redirect 0 ingress
+insert m0 1 c2
+send c2 100 dontwait
+recv c1 1000 dontwait
+`} {
+		r := mutRun(t, src)
+		mustHold(t, "stream-integrity", r)
+		n := int64(0)
+		for i, op := range r.Trace.Ops {
+			if op.Kind == trace.OpRecv {
+				n += max(r.Obs[i].Result.N, 0)
+			}
+		}
+		if n != 100 {
+			t.Fatalf("the receivers read %d bytes, want the 100 sent:\n%s", n, src)
+		}
+	}
 }

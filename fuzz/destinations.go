@@ -55,7 +55,9 @@ type mapSnap struct {
 	linked map[string]bool
 }
 
-// has reports whether s is in m, or holds m's programs (linked).
+// has reports whether s is in m, or holds m's programs (linked): the
+// paths of m's programs are added for it; the plain paths a socket
+// outside every map takes are kept (a link only widens them).
 func (m *mapSnap) has(s string) bool { return inKeys(m.keys, s) || m.linked[s] }
 
 func newDestinations(r *Run) *destinations {
@@ -175,7 +177,7 @@ func (d *destinations) fromSender(snd string, i int, out, seen map[string]bool) 
 	}
 	verdictNow := false
 	for _, m := range d.state[i] {
-		if m.has(snd) && len(m.msg) > 0 {
+		if inKeys(m.keys, snd) && len(m.msg) > 0 {
 			verdictNow = true
 		}
 	}
@@ -234,7 +236,7 @@ func (d *destinations) arrive(x string, i int, out, seen map[string]bool) {
 	for j := i; j < len(d.state); j++ {
 		has := false
 		for _, m := range d.state[j] {
-			if m.has(x) && len(m.skb) > 0 {
+			if inKeys(m.keys, x) && len(m.skb) > 0 {
 				has = true
 			}
 		}
