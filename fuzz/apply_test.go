@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"context"
+	"syscall"
 	"testing"
 
 	"github.com/splicecheck/splicecheck/model"
@@ -201,4 +202,27 @@ recv c1 1000 dontwait
 			t.Fatalf("the receivers read %d bytes, want the 100 sent:\n%s", n, src)
 		}
 	}
+}
+
+// After the peer's FIN, with every byte read, each read kind returns 0
+// at once; an EAGAIN there fails reads-agree.
+func TestEAGAINAfterFIN(t *testing.T) {
+	src := `conn a1 a2
+send a1 10
+shutdown a1 wr
+set a2 nonblock on
+recv a2 100 dontwait
+recv a2 100 dontwait
+recv a2 100 dontwait peek
+splice a2 100 nonblock
+`
+	r := mutRun(t, src)
+	mustHold(t, "reads-agree", r)
+	for _, i := range []int{5, 6, 7} {
+		if res := r.Obs[i].Result; res.Err != 0 || res.N != 0 {
+			t.Fatalf("op %d after the FIN: %v, want 0", i, res)
+		}
+	}
+	r.Obs[7].Result = trace.Result{Err: syscall.EAGAIN, N: -1}
+	mustFail(t, "reads-agree", r, "eagain-after-fin")
 }
