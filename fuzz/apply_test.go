@@ -226,3 +226,15 @@ splice a2 100 nonblock
 	r.Obs[7].Result = trace.Result{Err: syscall.EAGAIN, N: -1}
 	mustFail(t, "reads-agree", r, "eagain-after-fin")
 }
+
+// A close while another thread's recv still runs on the socket sends no
+// FIN (the file stays open until the call returns): the peer's EAGAIN
+// is no eagain-after-fin.
+func TestEAGAINAfterCloseWithReader(t *testing.T) {
+	mustHold(t, "reads-agree", mutRun(t, `conn a1 a2
+@t1 recv a2 64
+close a2
+recv a1 64 dontwait
+join t1
+`))
+}

@@ -426,10 +426,19 @@ func checkShutRead(r *Run) *Violation {
 	accepted := map[string]int64{} // bytes each socket's sends were accepted with
 	consumed := map[string]int64{} // bytes each socket read (recv, splice)
 	plain := !exploring(r.Trace)   // FIN timing is known
+	// threaded: sockets an op of another thread than main uses; their
+	// close may wait for that op (the file stays open while a call on it
+	// runs, so no FIN goes out), and only a shutdown is taken as a FIN.
+	threaded := map[string]bool{}
 	for _, op := range r.Trace.Ops {
 		if op.Kind == trace.OpIOCopy {
 			inMap[op.A], inMap[op.B] = true, true
 			inMap[rt.peer[op.A]], inMap[rt.peer[op.B]] = true, true
+		}
+		if op.Thread != "" {
+			for _, s := range op.Sockets() {
+				threaded[s] = true
+			}
 		}
 	}
 	// piped: bytes spliced into the socket's pipe and not read back; a
@@ -456,7 +465,7 @@ func checkShutRead(r *Run) *Violation {
 			consumed[op.A] += res.N
 		case op.Kind == trace.OpSend && res.Note != "":
 			inMap[op.A] = true // a send the runner cut: its count is not known
-		case (op.Kind == trace.OpClose || op.Kind == trace.OpShutdown && op.How != trace.ShutRD) && res.Err == 0 && res.Note == "":
+		case (op.Kind == trace.OpClose && !threaded[op.A] || op.Kind == trace.OpShutdown && op.How != trace.ShutRD) && res.Err == 0 && res.Note == "":
 			if p := rt.peer[op.A]; p != "" {
 				finIn[p] = true
 			}
