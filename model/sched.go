@@ -604,6 +604,10 @@ type Task struct {
 	abortSeq   uint64
 	abortSteps []func()
 	timedOut   bool
+	// abortShut: the op's abort steps shut its socket down (recv, send,
+	// splice); abortTail counts the escalations after the last step.
+	abortShut bool
+	abortTail int
 
 	exit bool
 	dead bool
@@ -807,6 +811,17 @@ func (t *Task) abortStep() {
 		// Nothing left to try: the wait itself ends (join, sleep and
 		// iocopy waits carry the op deadline) and, should the op wait
 		// again, it is cut short once more after the escalation delay.
+		t.abortTail++
+		if t.abortShut && t.abortTail > abortHang {
+			// A recv, send or splice that SHUT_RDWR of its socket (and,
+			// for a splice, the release of its pipe) did not end:
+			// tcp_recvmsg, tcp_sendmsg and tcp_splice_read all return
+			// at once on a socket shut down both ways, so an op that
+			// keeps waiting ignores the shutdown.
+			t.s.setFatal(&Fault{Err: ErrLivelock, Kind: "livelock", Site: "ignores-shutdown",
+				Msg: fmt.Sprintf("%s: its op still runs %v after the runner shut its socket down both ways", t.Name, time.Duration(abortHang)*abortEscalation)})
+			return
+		}
 		t.abortAt = t.s.now + vtime(abortEscalation)
 		t.abortSeq = t.s.nextSeq()
 		if t.w != nil {
@@ -833,3 +848,7 @@ func (t *Task) abortStep() {
 // abortEscalation is the kernel backend watcher's delay between escalating
 // steps (kernelshim abortStep).
 const abortEscalation = 50 * time.Millisecond
+
+// abortHang is how many escalations after its last abort step a recv,
+// send or splice may go on before the run fails with a livelock (2 s).
+const abortHang = 40

@@ -289,13 +289,14 @@ func (k *kernel) strpStalled(s *strparser) bool {
 }
 
 // strpNeedStale reports whether s waits on a need_bytes that a later
-// read made stale: __strp_recv() (net/strparser/strparser.c, v6.18) sets
-// strp->need_bytes only when the socket does not hold the rest of the
-// message (tcp_inq, which counts the bytes of sk's own ingress messages
-// until tcp_bpf_recvmsg_parser reads them), and a later read that adds to
-// the message without completing it leaves need_bytes as it was, larger
-// than what the message still misses.
+// read made stale (Stats.Stranded's StrpStaleNeed; not a kernel function).
 func (s *strparser) strpNeedStale() bool {
+	// __strp_recv() (net/strparser/strparser.c, v6.18) sets
+	// strp->need_bytes only when the socket does not hold the rest of
+	// the message (tcp_inq, which counts the bytes of sk's own ingress
+	// messages until tcp_bpf_recvmsg_parser reads them), and a later read
+	// that adds to the message without completing it leaves need_bytes
+	// as it was, larger than what the message still misses.
 	return s != nil && s.needBytes > 0 && s.head != nil && s.head.Len != s.needHead
 }
 
