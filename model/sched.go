@@ -812,14 +812,17 @@ func (t *Task) abortStep() {
 		// iocopy waits carry the op deadline) and, should the op wait
 		// again, it is cut short once more after the escalation delay.
 		t.abortTail++
-		if t.abortShut && t.abortTail > abortHang {
+		if t.abortShut && t.abortTail > abortHang && t.w != nil && t.w.what != "" {
 			// A recv, send or splice that SHUT_RDWR of its socket (and,
-			// for a splice, the release of its pipe) did not end:
-			// tcp_recvmsg, tcp_sendmsg and tcp_splice_read all return
-			// at once on a socket shut down both ways, so an op that
-			// keeps waiting ignores the shutdown.
-			t.s.setFatal(&Fault{Err: ErrLivelock, Kind: "livelock", Site: "ignores-shutdown",
-				Msg: fmt.Sprintf("%s: its op still runs %v after the runner shut its socket down both ways", t.Name, time.Duration(abortHang)*abortEscalation)})
+			// for a splice, the release of its pipe) did not end, asleep
+			// again in a kernel wait: tcp_recvmsg, tcp_sendmsg and
+			// tcp_splice_read all return at once on a socket shut down
+			// both ways, so an op that keeps going back to sleep ignores
+			// the shutdown. (An op that loops without sleeping is left
+			// to the livelock bound of the loop itself.)
+			t.s.setFatal(&Fault{Err: ErrLivelock, Kind: "livelock", Site: "ignores-shutdown/" + t.w.what,
+				Msg: fmt.Sprintf("%s: its op still sleeps in %s %v after the runner shut its socket down both ways",
+					t.Name, t.w.what, time.Duration(abortHang)*abortEscalation)})
 			return
 		}
 		t.abortAt = t.s.now + vtime(abortEscalation)
@@ -850,5 +853,6 @@ func (t *Task) abortStep() {
 const abortEscalation = 50 * time.Millisecond
 
 // abortHang is how many escalations after its last abort step a recv,
-// send or splice may go on before the run fails with a livelock (2 s).
+// send or splice may go on sleeping before the run fails with a
+// livelock (2 s).
 const abortHang = 40
