@@ -1,6 +1,10 @@
 package fuzz
 
-import "github.com/splicecheck/splicecheck/trace"
+import (
+	"syscall"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
 
 // destinations answers where a send's bytes may be read, from the
 // trace's maps, programs, pairs and iocopies: the closure of the paths
@@ -43,7 +47,18 @@ type mapState map[string]*mapSnap
 type mapSnap struct {
 	keys     map[int64]string
 	msg, skb []*trace.Prog
+	// linked are sockets whose update failed with E2BIG on a full
+	// sockhash: sock_hash_update_common() (net/core/sock_map.c, v6.18)
+	// runs sock_map_link() first, which gives a psock that lives on (in
+	// another map, or paired) the map's programs, and does not take
+	// them back when the element cannot be allocated.
+	linked map[string]bool
 }
+
+// has reports whether s is in m, or holds m's programs (linked): the
+// paths of m's programs are added for it; the plain paths a socket
+// outside every map takes are kept (a link only widens them).
+func (m *mapSnap) has(s string) bool { return inKeys(m.keys, s) || m.linked[s] }
 
 func newDestinations(r *Run) *destinations {
 	d := &destinations{t: r.Trace, peer: map[string]string{}, memo: map[destKey]map[string]bool{}, pairs: map[string][]string{},
@@ -71,6 +86,17 @@ func newDestinations(r *Run) *destinations {
 		if op.Kind == trace.OpConn {
 			// The connection exists whatever its pairing returned.
 			d.peer[op.A], d.peer[op.B] = op.B, op.A
+		}
+		if op.Kind == trace.OpInsert && res.Err == syscall.E2BIG && res.Note == "" {
+			// (A sockmap checks the key first and links nothing; taking
+			// every E2BIG as a link only widens the paths.)
+			if m := cur[op.Map]; m != nil {
+				linked := map[string]bool{op.A: true}
+				for s := range m.linked {
+					linked[s] = true
+				}
+				m.linked = linked
+			}
 		}
 		if res.Err != 0 || res.Note != "" {
 			continue
@@ -115,7 +141,7 @@ func (s mapState) clone() mapState {
 		for k, v := range m.keys {
 			keys[k] = v
 		}
-		out[name] = &mapSnap{keys: keys, msg: m.msg, skb: m.skb}
+		out[name] = &mapSnap{keys: keys, msg: m.msg, skb: m.skb, linked: m.linked}
 	}
 	return out
 }
@@ -161,7 +187,7 @@ func (d *destinations) fromSender(snd string, i int, out, seen map[string]bool) 
 	done := map[string]bool{}
 	for j := 0; j <= i && j < len(d.state); j++ {
 		for name, m := range d.state[j] {
-			if done[name] || !inKeys(m.keys, snd) || len(d.state[i][name].msgProgs()) == 0 {
+			if done[name] || !m.has(snd) || len(d.state[i][name].msgProgs()) == 0 {
 				continue
 			}
 			done[name] = true
@@ -170,7 +196,13 @@ func (d *destinations) fromSender(snd string, i int, out, seen map[string]bool) 
 				case trace.VerdictPass:
 					d.arrive(d.peer[snd], i, out, seen)
 				case trace.VerdictRedirect:
-					for _, y := range d.atKey(name, p.Key, i) {
+					from := i
+					if p.HasApply || p.HasCork {
+						// A window (or a cork) that began at an earlier
+						// send keeps the target its verdict picked then.
+						from = 0
+					}
+					for _, y := range d.atKey(name, p.Key, from) {
 						if p.Ingress {
 							d.add(y, i, out, seen)
 						} else {
@@ -217,7 +249,7 @@ func (d *destinations) arrive(x string, i int, out, seen map[string]bool) {
 	}
 	for j := i; j < len(d.state); j++ {
 		for name, m := range d.state[j] {
-			if !inKeys(m.keys, x) {
+			if !m.has(x) {
 				continue
 			}
 			for _, p := range m.skb {

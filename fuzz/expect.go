@@ -314,6 +314,13 @@ var mainlineFailures = []Known{
 		"an sk_msg program that applies or corks makes tcp_bpf_push send each piece of an element with MSG_MORE while " +
 			"more of it remains; tcp_push corks (TCP_NAGLE_CORK) and, with nothing in flight, no ACK releases the " +
 			"segment (reproduced on the 6.18 kernel backend: testdata/traces/kernel/kf_cork_apply_msg_more_hold.trace)"},
+	{"no-stranded-data", "stranded", "strparser/stale-need-bytes",
+		"read in strparser.c and tcp_bpf.c (v6.18), not reproduced: __strp_recv sets need_bytes only when tcp_inq " +
+			"falls short of the rest of the message, and tcp_inq still counts the socket's own ingress messages " +
+			"(tcp_bpf_strp_read_sock holds copied_seq back for them), so a read that adds to the message without " +
+			"completing it leaves need_bytes stale; once copied_seq catches up, strp_data_ready waits for more than " +
+			"the message misses and the whole frame stays on sk_receive_queue (a frame 4096: sends 4095, 1000, then " +
+			"1365, 1365, 1366)"},
 	{"no-stranded-data", "stranded", "ingress_msg/rcv-queue",
 		"tcp_bpf_recvmsg_parser first runs the verdict on what sk_receive_queue holds and returns -EAGAIN when bytes " +
 			"stay there (a frame the parser has not completed), without reading the messages waiting on ingress_msg " +

@@ -87,6 +87,10 @@ type genState struct {
 	// iocopy between two of them, which would feed itself until the
 	// runner's timeout (seconds of model time per trace).
 	routeSocks map[string]bool
+	// peerMap is the map of the KERNEL-FACTS "peer" topology when the
+	// trace has it with an apply window (peer): op() may move its
+	// redirect target (retarget).
+	peerMap string
 	// shapeOp, when set, draws one op of the trace's shape (see shape).
 	shapeOp func()
 	// tail is written after the last op, before the joins; shapeTail,
@@ -294,7 +298,7 @@ func (g *genState) op() {
 	kind := rapid.SampledFrom([]string{
 		"send", "send", "send", "send", "recv", "recv", "recv", "splice", "splice", "pipe",
 		"fionread", "fionread", "poll", "state", "shutdown", "close", "set", "insert", "delete",
-		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend", "probe", "probe", "lastbytes",
+		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend", "probe", "probe", "lastbytes", "retarget",
 	}).Draw(t, "op")
 	if g.cfg.KernelSafe && (kind == "fill" || kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
 		// Kernel-safe traces keep the cross-check's weights: one thread
@@ -363,16 +367,19 @@ func (g *genState) op() {
 		how := rapid.SampledFrom([]string{"wr", "rd", "rdwr"}).Draw(t, "how")
 		g.line("shutdown %s %s", s, how)
 		if how != "wr" && !g.noRead[s] && rapid.Bool().Draw(t, "shutread") {
-			// The read right after SHUT_RD: data or 0 at once, never
-			// EAGAIN (tcp_recvmsg, tcp_splice_read).
-			if rapid.Bool().Draw(t, "shutsplice") {
-				g.line("splice %s %d nonblock", s, rapid.SampledFrom(sizes[1:]).Draw(t, "shutsplicesize"))
-			} else {
-				g.line("recv %s %d dontwait", s, rapid.SampledFrom(sizes[1:]).Draw(t, "shutrecvsize"))
-			}
+			g.boundaryReads(s)
+		} else if how != "rd" && !g.noRead[tcpPeer(s)] && rapid.IntRange(0, 2).Draw(t, "finread") == 0 {
+			// The peer's reads once the FIN is in.
+			g.line("sleep %d", rapid.IntRange(1, 10).Draw(t, "finsleep"))
+			g.boundaryReads(tcpPeer(s))
 		}
 	case "close":
 		g.line("close %s%s", s, g.flag("rst"))
+		if p := tcpPeer(s); !g.noRead[p] && rapid.IntRange(0, 3).Draw(t, "closeread") == 0 {
+			// The peer's reads once the FIN or RST is in.
+			g.line("sleep %d", rapid.IntRange(1, 10).Draw(t, "closesleep"))
+			g.boundaryReads(p)
+		}
 	case "set":
 		switch rapid.IntRange(0, 3).Draw(t, "opt") {
 		case 0:
@@ -416,6 +423,12 @@ func (g *genState) op() {
 		g.line("@%s recv %s %d", th, s, rapid.SampledFrom(sizes[1:]).Draw(t, "trecvsize"))
 	case "probe":
 		g.probe(s)
+	case "retarget":
+		if g.peerMap == "" {
+			g.line("state %s", s)
+			return
+		}
+		g.retarget()
 	case "lastbytes":
 		g.lastBytes(s)
 	case "pair":
@@ -440,6 +453,48 @@ func (g *genState) probe(s string) {
 	g.line("%s %s", rapid.SampledFrom([]string{"poll", "fionread"}).Draw(g.t, "probe"), s)
 	if !g.noRead[s] {
 		g.line("recv %s %d dontwait%s", s, rapid.SampledFrom(sizes[1:]).Draw(g.t, "probesize"), g.flag("peek"))
+	}
+}
+
+// boundaryReads writes one to three reads of s right after a shutdown
+// boundary (its own SHUT_RD, or its peer's FIN or RST): a MSG_DONTWAIT
+// recv, a peek, a splice with or without bytes already in the pipe, each
+// bounded (O_NONBLOCK first when s has no timeout), so that a read that
+// would wait instead of seeing EOF, the error, or data at once fails with
+// EAGAIN, which the properties judge. tcp_recvmsg() and
+// tcp_splice_read() (net/ipv4/tcp.c, v6.18) both break out on
+// RCV_SHUTDOWN, SOCK_DONE and sk_err before they look at the timeout;
+// tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c, v6.18) returns 0 once
+// tcp_msg_wait_data() sees RCV_SHUTDOWN.
+func (g *genState) boundaryReads(s string) {
+	t := g.t
+	if !g.timeo[s] && !g.nonblock[s] && rapid.IntRange(0, 3).Draw(t, "boundarynb") != 0 {
+		g.line("set %s nonblock on", s)
+		g.nonblock[s] = true
+	}
+	for range rapid.IntRange(1, 3).Draw(t, "boundaryreads") {
+		switch rapid.IntRange(0, 4).Draw(t, "boundaryread") {
+		case 0, 1:
+			g.line("recv %s %d dontwait", s, rapid.SampledFrom(sizes[1:]).Draw(t, "boundaryrecv"))
+		case 2:
+			g.line("recv %s %d dontwait peek", s, rapid.SampledFrom(sizes[1:]).Draw(t, "boundarypeek"))
+		case 3:
+			if !g.timeo[s] && !g.nonblock[s] {
+				g.line("recv %s %d dontwait", s, rapid.SampledFrom(sizes[1:]).Draw(t, "boundaryrecv"))
+				continue
+			}
+			g.line("splice %s %d nonblock", s, rapid.SampledFrom(sizes[1:]).Draw(t, "boundarysplice"))
+		default:
+			if !g.timeo[s] && !g.nonblock[s] {
+				g.line("fionread %s", s)
+				continue
+			}
+			// A splice, a partial pipe read, a splice into the pipe
+			// that still holds bytes.
+			g.line("splice %s %d nonblock", s, rapid.SampledFrom([]int{1, 100, 4096}).Draw(t, "boundarysplice1"))
+			g.line("pipe %s %d", s, rapid.SampledFrom([]int{1, 7}).Draw(t, "boundarypipe"))
+			g.line("splice %s %d nonblock", s, rapid.SampledFrom(sizes[1:]).Draw(t, "boundarysplice2"))
+		}
 	}
 }
 
@@ -536,11 +591,44 @@ func (g *genState) seqHole() {
 // peer writes the KERNEL-FACTS "peer" topology in a map of its own, m:
 // a1's sends go to a2's ingress queue (opts: the program's apply/cork
 // words, if any).
+//
+// With an apply window, a second map without programs, mk, holds a2 and
+// b2 half the time: a target op() moves out of m's key 1 (retarget)
+// keeps its psock, and what the window sent it stays readable.
 func (g *genState) peer(m, opts string) {
 	g.line("map %s sockmap 2", m)
 	g.line("prog %s sk_msg redirect 1 ingress%s", m, opts)
 	g.line("insert %s 0 a1", m)
 	g.line("insert %s 1 a2", m)
+	if strings.Contains(opts, "apply") && len(g.socks) >= 4 {
+		g.peerMap = m
+		if rapid.Bool().Draw(g.t, "peerkeep") {
+			g.line("map mk sockhash 2")
+			g.line("insert mk 0 a2")
+			g.line("insert mk 1 b2")
+		}
+	}
+}
+
+// retarget moves the redirect target of the peer topology's map (key
+// 1) between sends: another socket, a2 again, or none. A verdict that
+// calls bpf_msg_apply_bytes keeps the target it picked for the whole
+// window (psock->sk_redir, tcp_bpf_send_verdict() (net/ipv4/tcp_bpf.c,
+// v6.18)) and looks the key up again for the next one, so where the
+// bytes go shows where windows end. It sends a few bytes on a1 after.
+func (g *genState) retarget() {
+	t := g.t
+	switch rapid.IntRange(0, 3).Draw(t, "retarget") {
+	case 0:
+		g.line("delete %s 1", g.peerMap)
+	case 1:
+		g.line("insert %s 1 a2", g.peerMap)
+	default:
+		g.line("insert %s 1 %s", g.peerMap, rapid.SampledFrom([]string{"b2", "b2", "b1", "a1"}).Draw(t, "retargetsock"))
+	}
+	for range rapid.IntRange(0, 2).Draw(t, "retargetsends") {
+		g.line("send a1 %d dontwait", rapid.SampledFrom([]int{1, 7, 10, 64, 100, 1000}).Draw(t, "retargetsend"))
+	}
 }
 
 // spliceSetup adds, most of the time, a map ms that feeds a2's ingress
@@ -1088,16 +1176,24 @@ func (g *genState) partialSetup(c byte) {
 	s1, s2 := string(c)+"1", string(c)+"2"
 	typ := rapid.SampledFrom([]string{"sockmap", "sockhash"}).Draw(t, "partialmaptype")
 	g.line("map rp %s 1", typ)
-	parser := ""
+	parser, frame := "", 0
 	if rapid.Bool().Draw(t, "partialhasparser") {
-		parser = " parser " + rapid.SampledFrom([]string{"all", "7", "10", "100", "1000"}).Draw(t, "partialparser")
+		w := rapid.SampledFrom([]string{"all", "7", "10", "100", "1000"}).Draw(t, "partialparser")
+		parser = " parser " + w
+		fmt.Sscan(w, &frame)
 	}
 	g.line("prog rp sk_skb pass%s", parser)
 	g.line("insert rp 0 %s", s2)
 	g.maps = append(g.maps, genMap{"rp", 1})
 	g.readerSetup(s2)
 	g.sendSized(s1, rapid.SampledFrom([]int{100, 1000, 4096}).Draw(t, "partialfirst"))
-	g.shapeOp = func() { g.partialOp(s1, s2) }
+	g.shapeOp = func() {
+		if frame > 0 && rapid.IntRange(0, 5).Draw(t, "partialsplit") == 0 {
+			g.splitFrame(s1, s2, frame)
+			return
+		}
+		g.partialOp(s1, s2)
+	}
 }
 
 // partialOp draws an op of a shapePartial trace: reads shorter than a
@@ -1200,7 +1296,9 @@ func (g *genState) parserSetup(c byte) {
 // an aborted parser left on sk_receive_queue.
 func (g *genState) parserOp(s1, s2 string, n int) {
 	t := g.t
-	switch rapid.IntRange(0, 9).Draw(t, "parserop") {
+	switch rapid.IntRange(0, 11).Draw(t, "parserop") {
+	case 10, 11:
+		g.splitFrame(s1, s2, n)
 	case 0, 1, 2:
 		g.line("send %s %d dontwait", s1, rapid.SampledFrom([]int{n - 1, n, n + 1, 2 * n, n / 2, 1000}).Draw(t, "parsersend"))
 	case 3:
@@ -1225,6 +1323,52 @@ func (g *genState) parserOp(s1, s2 string, n int) {
 			return
 		}
 		g.line("sleep %d", rapid.IntRange(1, 60).Draw(t, "parsersleep"))
+	}
+}
+
+// splitFrame sends one n-byte stream-parser frame from s1 in two or
+// three pieces, the last exactly completing it (n-1 then 1, 1 then n-1,
+// halves, thirds), then reads s2 as the very next op: a MSG_DONTWAIT or
+// bounded recv of the frame, or a peek. __strp_recv() (net/strparser/strparser.c,
+// v6.18) waits with need_bytes until the frame is whole and must hand it
+// to the verdict on the piece that completes it (strp_data_ready()
+// compares tcp_inq() with need_bytes); tcp_bpf_recvmsg_parser()
+// (net/ipv4/tcp_bpf.c, v6.18) then finds it on ingress_msg.
+func (g *genState) splitFrame(s1, s2 string, n int) {
+	t := g.t
+	if n < 2 {
+		g.line("send %s %d dontwait", s1, n)
+		return
+	}
+	var parts []int
+	switch rapid.IntRange(0, 3).Draw(t, "splitform") {
+	case 0:
+		parts = []int{n - 1, 1}
+	case 1:
+		parts = []int{1, n - 1}
+	case 2:
+		parts = []int{n / 2, n - n/2}
+	default:
+		if n < 3 {
+			parts = []int{n - 1, 1}
+			break
+		}
+		parts = []int{n / 3, n / 3, n - 2*(n/3)}
+	}
+	for _, p := range parts {
+		g.line("send %s %d dontwait", s1, p)
+	}
+	if g.noRead[s2] {
+		g.line("fionread %s", s2)
+		return
+	}
+	switch rapid.IntRange(0, 3).Draw(t, "splitread") {
+	case 0:
+		g.recvBounded(s2, n, " peek")
+	case 1:
+		g.line("recv %s %d dontwait", s2, rapid.SampledFrom([]int{n, 2 * n, 65536}).Draw(t, "splitrecvsize"))
+	default:
+		g.recvBounded(s2, rapid.SampledFrom([]int{n, 65536}).Draw(t, "splitrecvsize"), "")
 	}
 }
 

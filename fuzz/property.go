@@ -63,6 +63,7 @@ var Properties = []Property{
 	{"reads-agree", "FIONREAD, poll and MSG_PEEK agree with what the next recv returns, both ways", checkReadsAgree},
 	{"no-stranded-data", "a recv does not come back empty (EAGAIN, EOF, a timeout) while its socket's ingress_msg or ring holds bytes it returns", checkStranded},
 	{"errno-contract", "no data op fails with an error its arguments rule out: EFAULT (every buffer is the caller's own), EIO", checkErrnos},
+	{"apply-windows", "an sk_msg verdict that calls bpf_msg_apply_bytes(N) holds for the next N bytes sent and runs again after them (a drop's window is given up by the sends it fails)", checkApplyWindows},
 	{"map-bounds", "a sockmap refuses keys at or past its size (insert and delete), as sock_map_update_common and sock_map_delete_elem do", checkMapBounds},
 	{"transparent", "a patch profile gives every receiver the bytes its base profile gives (the patch claims to be invisible to applications)", checkTransparent},
 	{"agrees-with-reference", "the observations equal the reference run's (the unmutated profile, or the kernel)", checkReference},
@@ -172,7 +173,9 @@ func checkMapBounds(r *Run) error {
 // ingress_msg or loopback-splice ring held bytes, its stream parser sat
 // on a whole message, or its peer held bytes unsent for good
 // (model.Stats.Stranded) left them stranded. The site is the queue
-// ("ingress_msg", "ring", "strparser/whole-frame", "peer-write-queue",
+// ("ingress_msg", "ring", "strparser/whole-frame" (or
+// "strparser/stale-need-bytes" when the parser waits on a need_bytes a
+// later read left stale, model.Stranded.StrpStaleNeed), "peer-write-queue",
 // with "/apply" when an sk_msg program applies or corks),
 // with "/peek" for a MSG_PEEK recv, "/before-psock" for a recv that began
 // before the socket had a psock, "/eof" for one that returned EOF,
@@ -197,6 +200,9 @@ func checkStranded(r *Run) error {
 		site = "sk_receive_queue"
 	case s.StrpStalled:
 		site = "strparser/whole-frame"
+		if s.StrpStaleNeed {
+			site = "strparser/stale-need-bytes"
+		}
 		if ahead != "" {
 			site = "strparser/copied-seq-ahead@" + ahead
 		}
@@ -266,6 +272,9 @@ func msgApplies(t *trace.Trace) bool {
 var impossibleErrnos = map[syscall.Errno]bool{syscall.EFAULT: true, syscall.EIO: true}
 
 // checkErrnos: no op failed with an impossible error (errno-contract).
+// A socket whose splice the runner cut (it shuts the socket down to end
+// the wait, see checkEOF) is not judged after that: the trace no longer
+// says what state it is in.
 // The site is the op, with "/verdict-gone" for a recv on a socket that
 // left every map with an sk_skb program but is still in a map (it keeps
 // its psock, and reads by tcp_bpf_recvmsg).
@@ -274,10 +283,15 @@ func checkErrnos(r *Run) error {
 		return nil
 	}
 	m := newMembership()
+	cut := map[string]bool{} // sockets the runner shut down to end a blocked splice
 	for i := range r.Trace.Ops {
 		op := &r.Trace.Ops[i]
 		m.apply(op, r.Obs[i].Result)
-		if e := r.Obs[i].Result.Err; impossibleErrnos[e] {
+		if op.Kind == trace.OpSplice && r.Obs[i].Result.Note != "" {
+			cut[op.A] = true
+			continue
+		}
+		if e := r.Obs[i].Result.Err; impossibleErrnos[e] && !cut[op.A] {
 			site := op.Kind.String()
 			switch {
 			case op.Kind == trace.OpRecv && m.skb[op.A] == 0 && m.any[op.A] > 0 && m.hadSkb[op.A]:

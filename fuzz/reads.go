@@ -411,8 +411,36 @@ func completionOrder(r *Run) []int {
 // EAGAIN ("eagain-after-shutdown"): judged in the order the ops
 // completed, so a recv that began before the shutdown and timed out
 // first is not held to it.
+//
+// The same holds once the peer's FIN is in and every byte the peer's
+// sends were accepted with has been read ("eagain-after-fin"): judged on
+// plain connections (neither end in a map or paired, no iocopy on
+// either) under the default schedule, which delivers each segment
+// before the next op; tcp_recvmsg_locked() and tcp_splice_read()
+// (net/ipv4/tcp.c, v6.18) break out on SOCK_DONE before they look at the
+// timeout.
 func checkShutRead(r *Run) *Violation {
 	shut, inMap := map[string]bool{}, map[string]bool{}
+	rt := routesOf(r.Trace)
+	finIn := map[string]bool{}     // the peer's FIN has reached the socket
+	accepted := map[string]int64{} // bytes each socket's sends were accepted with
+	consumed := map[string]int64{} // bytes each socket read (recv, splice)
+	plain := !exploring(r.Trace)   // FIN timing is known
+	// threaded: sockets an op of another thread than main uses; their
+	// close may wait for that op (the file stays open while a call on it
+	// runs, so no FIN goes out), and only a shutdown is taken as a FIN.
+	threaded := map[string]bool{}
+	for _, op := range r.Trace.Ops {
+		if op.Kind == trace.OpIOCopy {
+			inMap[op.A], inMap[op.B] = true, true
+			inMap[rt.peer[op.A]], inMap[rt.peer[op.B]] = true, true
+		}
+		if op.Thread != "" {
+			for _, s := range op.Sockets() {
+				threaded[s] = true
+			}
+		}
+	}
 	// piped: bytes spliced into the socket's pipe and not read back; a
 	// splice into a pipe that may be full fails with EAGAIN before it
 	// looks at the socket (splice's wait_for_space).
@@ -431,8 +459,23 @@ func checkShutRead(r *Run) *Violation {
 			piped[op.A] -= res.N
 		}
 		switch {
+		case op.Kind == trace.OpSend && res.N > 0 && res.Note == "":
+			accepted[op.A] += res.N
+		case (op.Kind == trace.OpRecv && op.Flags&trace.FlagPeek == 0 || op.Kind == trace.OpSplice) && res.N > 0 && res.Err == 0 && res.Note == "":
+			consumed[op.A] += res.N
+		case op.Kind == trace.OpSend && res.Note != "":
+			inMap[op.A] = true // a send the runner cut: its count is not known
+		case (op.Kind == trace.OpClose && !threaded[op.A] || op.Kind == trace.OpShutdown && op.How != trace.ShutRD) && res.Err == 0 && res.Note == "":
+			if p := rt.peer[op.A]; p != "" {
+				finIn[p] = true
+			}
+		}
+		switch {
 		case op.Kind == trace.OpInsert || op.Kind == trace.OpPair:
 			inMap[op.A] = true
+			if op.Kind == trace.OpPair {
+				inMap[op.B] = true
+			}
 		case op.Kind == trace.OpConn && op.Flags&trace.FlagPair != 0 && res.Err == 0:
 			inMap[op.A], inMap[op.B] = true, true
 		case op.Kind == trace.OpShutdown && op.How != trace.ShutWR && res.Err == 0:
@@ -446,6 +489,9 @@ func checkShutRead(r *Run) *Violation {
 				site = "psock"
 			}
 			return violation(op, "eagain-after-shutdown", site, "%s on %s failed with EAGAIN after it was shut down for reading", op.Kind, op.A)
+		case (op.Kind == trace.OpRecv || op.Kind == trace.OpSplice) && plain && finIn[op.A] && res.Err == syscall.EAGAIN && res.Note == "" &&
+			!inMap[op.A] && !inMap[rt.peer[op.A]] && consumed[op.A] >= accepted[rt.peer[op.A]]:
+			return violation(op, "eagain-after-fin", op.Kind.String(), "%s on %s failed with EAGAIN after its peer's FIN, with every byte the peer sent read", op.Kind, op.A)
 		}
 	}
 	return nil

@@ -451,8 +451,11 @@ func (r *run) runOp(t *Task, i int) {
 	t.abortAt = r.s.now + vtime(r.opts.OpTimeout)
 	t.abortSeq = r.s.nextSeq()
 	t.abortSteps = r.abortSteps(op)
+	t.abortShut, t.abortTail = len(t.abortSteps) > 0, 0
 	t.acct = r.k.stats.opAcct(op.Kind)
+	t.op = i
 	res := r.exec(t, i)
+	t.op = -1
 	if t.timedOut {
 		res = trace.RunnerTimeout()
 	} else if res.N > 0 && res.Word == "" {

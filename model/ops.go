@@ -229,6 +229,7 @@ func (r *run) recv(t *Task, op *trace.Op) trace.Result {
 	dst := newIovIter(int(op.Size))
 	t.recvPlain = skPsock(sk) == nil
 	t.recvStrpStalled = !t.recvPlain && r.k.strpStalled(skPsock(sk).strp)
+	t.recvStrpStale = t.recvStrpStalled && skPsock(sk).strp.strpNeedStale()
 	// Non-blocking reads only: a sleeper's wake-up is no-lost-wakeup's.
 	t.recvQueueReadable = flags&msgDontwait != 0 && r.k.tcpReadable(sk)
 	n, err := sk.SkProt.Recvmsg(t, sk, dst, flags)

@@ -565,6 +565,8 @@ type Task struct {
 	// recvStrpStalled: when the task's current recv began, its socket's
 	// stream parser was stalled (Stats.Stranded).
 	recvStrpStalled bool
+	// recvStrpStale: and its need_bytes was stale (strpNeedStale).
+	recvStrpStale bool
 	// recvQueueReadable: the task's current recv is non-blocking and,
 	// when it began, its socket read sk_receive_queue itself and had
 	// bytes there at copied_seq (kernel.tcpReadable).
@@ -577,6 +579,8 @@ type Task struct {
 	// acct is the copy accounting of the op running, nil for ops that
 	// move no payload (stats.go).
 	acct *OpStats
+	// op is the index of the trace op the task runs, -1 between ops.
+	op int
 
 	// next and yield switch between the scheduler and the task's
 	// coroutine (iter.Pull): only one of them runs at a time, so the
@@ -600,6 +604,10 @@ type Task struct {
 	abortSeq   uint64
 	abortSteps []func()
 	timedOut   bool
+	// abortShut: the op's abort steps shut its socket down (recv, send,
+	// splice); abortTail counts the escalations after the last step.
+	abortShut bool
+	abortTail int
 
 	exit bool
 	dead bool
@@ -803,6 +811,20 @@ func (t *Task) abortStep() {
 		// Nothing left to try: the wait itself ends (join, sleep and
 		// iocopy waits carry the op deadline) and, should the op wait
 		// again, it is cut short once more after the escalation delay.
+		t.abortTail++
+		if t.abortShut && t.abortTail > abortHang && t.w != nil && t.w.what != "" {
+			// A recv, send or splice that SHUT_RDWR of its socket (and,
+			// for a splice, the release of its pipe) did not end, asleep
+			// again in a kernel wait: tcp_recvmsg, tcp_sendmsg and
+			// tcp_splice_read all return at once on a socket shut down
+			// both ways, so an op that keeps going back to sleep ignores
+			// the shutdown. (An op that loops without sleeping is left
+			// to the livelock bound of the loop itself.)
+			t.s.setFatal(&Fault{Err: ErrLivelock, Kind: "livelock", Site: "ignores-shutdown/" + t.w.what,
+				Msg: fmt.Sprintf("%s: its op still sleeps in %s %v after the runner shut its socket down both ways",
+					t.Name, t.w.what, time.Duration(abortHang)*abortEscalation)})
+			return
+		}
 		t.abortAt = t.s.now + vtime(abortEscalation)
 		t.abortSeq = t.s.nextSeq()
 		if t.w != nil {
@@ -829,3 +851,8 @@ func (t *Task) abortStep() {
 // abortEscalation is the kernel backend watcher's delay between escalating
 // steps (kernelshim abortStep).
 const abortEscalation = 50 * time.Millisecond
+
+// abortHang is how many escalations after its last abort step a recv,
+// send or splice may go on sleeping before the run fails with a
+// livelock (2 s).
+const abortHang = 40

@@ -55,6 +55,10 @@ type Stats struct {
 	// no data (tcp_epollin_ready) and calls no sk_data_ready until
 	// rcv_nxt catches up.
 	Overshoots []Rewind
+	// MsgVerdicts lists, in order, each run of an sk_msg verdict program
+	// (sk_psock_msg_verdict): what a BPF program that counts its own
+	// runs in a map would see.
+	MsgVerdicts []MsgVerdict
 	// Done lists the op indexes in the order the ops completed (ops in
 	// other threads may complete out of trace order).
 	Done []int
@@ -191,6 +195,10 @@ type Stranded struct {
 	// whole message on sk_receive_queue that it had not parsed, with no
 	// parse pending (kernel.strpStalled).
 	StrpStalled bool
+	// StrpStaleNeed: the stalled parser waited on a need_bytes that a
+	// later read of the same message left larger than what it misses
+	// (strpNeedStale).
+	StrpStaleNeed bool
 	// PeerHeld is the bytes the peer held unsent then, with nothing in
 	// flight and the window open (RefTCP.peerHeld): only its next send
 	// without MSG_MORE transmits them.
@@ -226,7 +234,8 @@ func (k *kernel) noteStranded(i int, sk *Sock, t *Task) {
 		return
 	}
 	s := Stranded{Op: i, BeforePsock: t.recvPlain, RcvQueue: !sk.SkReceiveQueue.empty(), StrpStalled: t.recvStrpStalled,
-		Readable: t.recvQueueReadable}
+		StrpStaleNeed: t.recvStrpStale,
+		Readable:      t.recvQueueReadable}
 	if p := skPsock(sk); p != nil {
 		s.Ingress = p.MsgTotLen
 		if sp := p.Splice; sp != nil && sp.Ring != nil && !sp.freed {
@@ -241,4 +250,20 @@ func (k *kernel) noteStranded(i int, sk *Sock, t *Task) {
 	if s.Ingress > 0 || s.Ring > 0 || s.StrpStalled || s.PeerHeld > 0 || s.Readable {
 		k.stats.Stranded = append(k.stats.Stranded, s)
 	}
+}
+
+// MsgVerdict is one run of a socket's sk_msg verdict program: during
+// trace op Op (-1: outside any op) on the sending socket Sock.
+type MsgVerdict struct {
+	Op   int
+	Sock string
+}
+
+// noteMsgVerdict records a run of sk's sk_msg verdict (Stats.MsgVerdicts).
+func (k *kernel) noteMsgVerdict(sk *Sock) {
+	op := -1
+	if t := k.s.cur; t != nil && t.running {
+		op = t.op
+	}
+	k.stats.MsgVerdicts = append(k.stats.MsgVerdicts, MsgVerdict{Op: op, Sock: sk.Name})
 }

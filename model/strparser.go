@@ -28,7 +28,10 @@ type strparser struct {
 	// needBytes is strp->need_bytes: the bytes still missing from a
 	// message whose length is known; until the socket holds that many,
 	// arriving data stays on sk_receive_queue.
-	needBytes  int
+	needBytes int
+	// needHead is the length of the message being assembled when
+	// needBytes was set (strpNeedStale).
+	needHead   int
 	workQueued bool
 	// startNxt is rcv_nxt when the parser started: bytes before it
 	// arrived with no strp_data_ready (strpStalled).
@@ -192,6 +195,7 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 					s.startTimer()
 				}
 				s.needBytes = s.fullLen - s.head.Len
+				s.needHead = s.head.Len
 				desc.Count = 0
 			}
 			break
@@ -282,6 +286,18 @@ func (k *kernel) strpStalled(s *strparser) bool {
 		}
 	}
 	return frame > 0 && frame <= have && frame <= sk.SkRcvbuf
+}
+
+// strpNeedStale reports whether s waits on a need_bytes that a later
+// read made stale (Stats.Stranded's StrpStaleNeed; not a kernel function).
+func (s *strparser) strpNeedStale() bool {
+	// __strp_recv() (net/strparser/strparser.c, v6.18) sets
+	// strp->need_bytes only when the socket does not hold the rest of
+	// the message (tcp_inq, which counts the bytes of sk's own ingress
+	// messages until tcp_bpf_recvmsg_parser reads them), and a later read
+	// that adds to the message without completing it leaves need_bytes
+	// as it was, larger than what the message still misses.
+	return s != nil && s.needBytes > 0 && s.head != nil && s.head.Len != s.needHead
 }
 
 // strpAbort mirrors strp_abort_strp(): stop parsing and report the error

@@ -272,6 +272,7 @@ func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
 	if prog == nil {
 		return skPassV
 	}
+	k.noteMsgVerdict(sk)
 	ret := skPsockMapVerd(prog.runMsg(msg), msg.SkRedir != nil)
 	p.ApplyBytes = msg.ApplyBytes
 	if ret == skRedirectV {
