@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"iter"
 	"syscall"
 
 	"github.com/splicecheck/splicecheck/trace"
@@ -116,20 +117,9 @@ func applyWindow(r *Run, s string, runs map[int]map[string]int) (v *Violation) {
 	}()
 	var nruns int     // pass, redirect: runs during the sends judged
 	left := int64(-1) // drop: what is left of the window (-1: not begun)
-	for i := ins + 1; i < len(ops); i++ {
-		op := &ops[i]
-		res := r.Obs[i].Result
-		if psockMayChange(op, s, m, key) {
-			return nil
-		}
-		if op.Kind != trace.OpSend || op.A != s {
-			continue
-		}
-		size := op.Size
-		if op.Form != trace.DataPattern {
-			size = int64(len(op.Data))
-		}
-		if res.Note != "" {
+	for i, size := range sendsOf(ops, s, ins, m, key) {
+		op, res := &ops[i], r.Obs[i].Result
+		if size < 0 || res.Note != "" {
 			return nil
 		}
 		if prog.Verdict == trace.VerdictDrop {
@@ -193,6 +183,32 @@ func applyWindow(r *Run, s string, runs map[int]map[string]int) (v *Violation) {
 	return nil
 }
 
+// sendsOf yields the index and size of each send of s after op ins; at
+// the first op that may change s's psock (psockMayChange), where a
+// window's accounting can no longer be followed, it yields that op's
+// index with size -1 and stops.
+func sendsOf(ops []trace.Op, s string, ins int, m string, key int64) iter.Seq2[int, int64] {
+	return func(yield func(int, int64) bool) {
+		for i := ins + 1; i < len(ops); i++ {
+			op := &ops[i]
+			if psockMayChange(op, s, m, key) {
+				yield(i, -1)
+				return
+			}
+			if op.Kind != trace.OpSend || op.A != s {
+				continue
+			}
+			size := op.Size
+			if op.Form != trace.DataPattern {
+				size = int64(len(op.Data))
+			}
+			if !yield(i, size) {
+				return
+			}
+		}
+	}
+}
+
 // psockMayChange reports whether op may change what sender s's psock
 // runs, s having joined map m at key: the ops after which
 // checkApplyWindows stops following s.
@@ -225,20 +241,9 @@ func corkWindow(r *Run, s string, ins int, m string, key int64, prog *trace.Prog
 	var pending int64 // bytes the cork still waits for (0: no cork)
 	want, got := 0, 0
 	var total int64
-	for i := ins + 1; i < len(ops); i++ {
-		op := &ops[i]
-		res := r.Obs[i].Result
-		if psockMayChange(op, s, m, key) {
-			return nil
-		}
-		if op.Kind != trace.OpSend || op.A != s {
-			continue
-		}
-		size := op.Size
-		if op.Form != trace.DataPattern {
-			size = int64(len(op.Data))
-		}
-		if res.Note != "" || res.Err != 0 || res.N != size || size > 4096 {
+	for i, size := range sendsOf(ops, s, ins, m, key) {
+		op, res := &ops[i], r.Obs[i].Result
+		if size < 0 || res.Note != "" || res.Err != 0 || res.N != size || size > 4096 {
 			return nil
 		}
 		total += size
