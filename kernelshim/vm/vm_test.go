@@ -160,7 +160,7 @@ func TestQEMUArgs(t *testing.T) {
 	cfg := Config{Kernel: "/boot/vmlinuz", OpTimeout: 3 * time.Second, fault: "hang"}.withDefaults()
 	args := strings.Join(qemuArgs(cfg, "tcg", "/tmp/i.gz", "/tmp/c.log", false), " ")
 	for _, want := range []string{
-		"-accel tcg -cpu max", "-m 1024 -smp 2", "-kernel /boot/vmlinuz -initrd /tmp/i.gz",
+		"-accel tcg -cpu max", "-m 4096 -smp 2", "-kernel /boot/vmlinuz -initrd /tmp/i.gz",
 		"console=ttyS0 panic=-1", "SPLICECHECK_GUEST=qemu", "SPLICECHECK_OP_TIMEOUT=3s", "SPLICECHECK_GUEST_FAULT=hang",
 		"-no-reboot", "-serial file:/tmp/c.log -serial stdio",
 	} {
@@ -178,7 +178,7 @@ func TestVngArgs(t *testing.T) {
 	cfg := Config{Kernel: "/src/linux/arch/x86/boot/bzImage", GuestBinary: "/w/bin/splicecheck", OpTimeout: time.Second}.withDefaults()
 	got := vngArgs(cfg, []string{"/w/t/a.trace", "/w/it's here.trace"})
 	want := []string{
-		"--run", "/src/linux/arch/x86/boot/bzImage", "--memory", "1024M", "--cpus", "2", "--user", "root",
+		"--run", "/src/linux/arch/x86/boot/bzImage", "--memory", "4096M", "--cpus", "2", "--user", "root",
 		"--append", "loglevel=0",
 		"--exec", `/w/bin/splicecheck guest --timeout 1s /w/t/a.trace '/w/it'\''s here.trace'`,
 	}
