@@ -193,7 +193,8 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 	// forcing ops out, and pairs at establishment only.
 	_, modelSUT := sut.(*model.Backend)
 	kernelSafe := ref != nil || !modelSUT
-	gen := Trace(GenConfig{Threads: true, Pair: pair, Splice: splice, KernelSafe: kernelSafe})
+	gen := Trace(GenConfig{Threads: true, Pair: pair, EstablishedPairOnly: p.Has("loopback-splice-seq"), Splice: splice,
+		KernelSafe: kernelSafe})
 	outs := make([]Outcome, len(props))
 	for i, pr := range props {
 		outs[i] = Outcome{Profile: p.String(), Property: pr.Name}

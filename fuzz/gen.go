@@ -17,8 +17,10 @@ type GenConfig struct {
 	// SO_RCVTIMEO bound, joined before the trace ends).
 	Threads bool
 	// Pair allows pairing, `conn A B pair` and `pair A B` (loopback-splice
-	// profiles).
-	Pair bool
+	// profiles). EstablishedPairOnly keeps to `conn A B pair`: the
+	// tcp_splice module's kfunc is made for the ESTABLISHED callbacks
+	// (module/main.c), and a kernel answers a late pair -EOPNOTSUPP.
+	Pair, EstablishedPairOnly bool
 	// Splice weights the traces toward the splice_read paths (the
 	// splice-copy and splice-zerocopy profiles): ingress redirects and
 	// sk_skb verdicts feeding a socket that splices into its pipe, pipe
@@ -134,6 +136,7 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 	// A kernel answers every late pair -EOPNOTSUPP (docs/design.md), so
 	// KernelSafe traces pair at establishment only.
 	latePair := cfg.Pair && !cfg.KernelSafe && rapid.IntRange(0, 3).Draw(t, "latepair") == 0
+	latePair = latePair && !cfg.EstablishedPairOnly // drawn all the same: the other draws stay as they were
 	for i := 0; i < nconn; i++ {
 		a, b := fmt.Sprintf("%c1", 'a'+i), fmt.Sprintf("%c2", 'a'+i)
 		g.socks = append(g.socks, a, b)
@@ -432,7 +435,7 @@ func (g *genState) op() {
 	case "lastbytes":
 		g.lastBytes(s)
 	case "pair":
-		if !g.cfg.Pair || g.cfg.KernelSafe {
+		if !g.cfg.Pair || g.cfg.KernelSafe || g.cfg.EstablishedPairOnly {
 			g.line("state %s", s)
 			return
 		}
