@@ -24,7 +24,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	rf.register(fs)
 	kernel := fs.String("kernel", "", "kernel image to boot (bzImage or vmlinuz)")
 	var modules pathList
-	fs.Var(&modules, "module", "kernel module `FILE.ko[:PARAMS]` the guest loads with finit_module before the traces (PARAMS: comma-separated name=value, e.g. tcp_splice.ko:ring_kbytes=16); repeatable, loaded in the order given")
+	fs.Var(&modules, "module", moduleUsage)
 	runner := fs.String("runner", vm.RunnerQEMU, "how to start the VM: qemu, or vng (virtme-ng)")
 	against := fs.String("against", "model", "what to compare the guest's runs with: model, golden, or none (with --record)")
 	goldenDir := fs.String("golden-dir", "testdata/golden", "directory of golden observations, by profile")
@@ -282,9 +282,13 @@ type vmFlags struct {
 	guestBin string
 }
 
+// moduleUsage is the help of --module, for vm and the vm backend.
+const moduleUsage = "kernel module `FILE.ko[:PARAMS]` the guest loads with finit_module before any trace " +
+	"(PARAMS: comma-separated name=value, e.g. tcp_splice.ko:ring_kbytes=16); repeatable, loaded in the order given"
+
 func (f *vmFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.kernel, "kernel", "", "vm backend: kernel image to boot (bzImage or vmlinuz)")
-	fs.Var(&f.modules, "module", "vm backend: kernel module `FILE.ko[:PARAMS]` the guest loads with finit_module before any trace (PARAMS: comma-separated name=value, e.g. tcp_splice.ko:ring_kbytes=16); repeatable, loaded in the order given")
+	fs.Var(&f.modules, "module", "vm backend: "+moduleUsage)
 	fs.StringVar(&f.guestBin, "guest-binary", "", "vm backend: static splicecheck binary for the guest (default: this one)")
 }
 

@@ -52,6 +52,20 @@ type Result struct {
 	From string
 }
 
+// setKernel fills in the paths of res's kernel entry (res.Dir) from its
+// manifest.
+func (res *Result) setKernel(m *manifest) {
+	res.Image, res.Tree = filepath.Join(res.Dir, m.Image), filepath.Join(res.Dir, "tree")
+	res.Log, res.From = filepath.Join(res.Dir, "build.log"), m.From
+}
+
+// addModules appends the .ko files of the module entry dir (manifest mm).
+func (res *Result) addModules(dir string, mm *manifest) {
+	for _, ko := range mm.Modules {
+		res.Modules = append(res.Modules, filepath.Join(dir, ko))
+	}
+}
+
 // DefaultCacheDir is $XDG_CACHE_HOME/splicecheck/kernels, else
 // ~/.cache/splicecheck/kernels.
 func DefaultCacheDir() (string, error) {
@@ -96,8 +110,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	default:
 		return nil, err
 	}
-	res.Image, res.Tree = filepath.Join(res.Dir, m.Image), filepath.Join(res.Dir, "tree")
-	res.Log, res.From = filepath.Join(res.Dir, "build.log"), m.From
+	res.setKernel(m)
 	if m.Kind != "kernel" || !exists(res.Image) || !exists(res.Tree) {
 		return nil, fmt.Errorf("%w: %s is not a complete kernel entry (was it edited?); remove it", ErrCache, res.Dir)
 	}
@@ -118,9 +131,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		default:
 			return nil, err
 		}
-		for _, ko := range mm.Modules {
-			res.Modules = append(res.Modules, filepath.Join(dir, ko))
-		}
+		res.addModules(dir, mm)
 	}
 	if cfg.Name != "" {
 		if err := b.recordName(cfg.Name, res, p); err != nil {
@@ -139,8 +150,10 @@ type builder struct {
 }
 
 func newBuilder(cfg Config) (*builder, error) {
-	if cfg.Name != "" && !validName(cfg.Name) {
-		return nil, fmt.Errorf("%w: bad kernel name %q (want a profile name such as linux-6.12+loopback-splice)", ErrBadInput, cfg.Name)
+	if cfg.Name != "" {
+		if err := checkName(cfg.Name); err != nil {
+			return nil, err
+		}
 	}
 	b := &builder{cfg: cfg, cache: cfg.CacheDir, jobs: cfg.Jobs, progress: cfg.Progress}
 	if b.progress == nil {

@@ -21,10 +21,13 @@ type named struct {
 	Modules []string `json:"modules,omitempty"` // the module entries' keys, in Config.Modules order
 }
 
-// validName: a profile name such as linux-6.12+loopback-splice-seq is
-// one; no path separators, no leading dot.
-func validName(name string) bool {
-	return name != "" && !strings.HasPrefix(name, ".") && !strings.ContainsAny(name, "/\\\x00") && len(name) <= 128
+// checkName accepts a profile name such as linux-6.12+loopback-splice-seq:
+// no path separators, no leading dot.
+func checkName(name string) error {
+	if name == "" || strings.HasPrefix(name, ".") || strings.ContainsAny(name, "/\\\x00") || len(name) > 128 {
+		return fmt.Errorf("%w: bad kernel name %q (want a profile name such as linux-6.12+loopback-splice)", ErrBadInput, name)
+	}
+	return nil
 }
 
 // recordName points name at the entries of res, replacing what it
@@ -69,8 +72,8 @@ func (b *builder) recordName(name string, res *Result, p *plan) error {
 // building anything. A name never given, or whose entries are gone, is
 // ErrNotBuilt.
 func Lookup(cacheDir, name string) (*Result, error) {
-	if !validName(name) {
-		return nil, fmt.Errorf("%w: bad kernel name %q (want a profile name such as linux-6.12+loopback-splice)", ErrBadInput, name)
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	if cacheDir == "" {
 		var err error
@@ -97,8 +100,7 @@ func Lookup(cacheDir, name string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Image, res.Tree = filepath.Join(res.Dir, m.Image), filepath.Join(res.Dir, "tree")
-	res.Log, res.From = filepath.Join(res.Dir, "build.log"), m.From
+	res.setKernel(m)
 	for _, key := range n.Modules {
 		dir := filepath.Join(cacheDir, key)
 		mm, err := readManifest(dir)
@@ -108,9 +110,7 @@ func Lookup(cacheDir, name string) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, ko := range mm.Modules {
-			res.Modules = append(res.Modules, filepath.Join(dir, ko))
-		}
+		res.addModules(dir, mm)
 	}
 	return res, nil
 }
