@@ -210,9 +210,15 @@ func (e *executor) Exec(ctx context.Context, c *trace.Call) trace.Result {
 		e.cfg.testHook(c)
 	}
 	res := e.do(ctx, th, c)
-	if ctx.Err() == nil {
+	switch {
+	case ctx.Err() == nil:
 		th.set(phaseSettle)
 		e.settle(ctx, th)
+	case errors.Is(context.Cause(ctx), trace.ErrOpTimeout):
+		// The op's abort (a shutdown) may have woken other threads: they
+		// must be seen running before the runner times out the next op.
+		th.set(phaseSettle)
+		e.settle(context.WithoutCancel(ctx), th)
 	}
 	completed = true
 	return res
@@ -237,7 +243,7 @@ func (e *executor) do(ctx context.Context, th *thread, c *trace.Call) trace.Resu
 		// RFC applied; mainline kernels have no such operation.
 		return trace.Fail(syscall.EOPNOTSUPP)
 	case trace.OpSend:
-		return e.send(ctx, th, op, c.Data)
+		return e.send(ctx, th, op, c.Payload())
 	case trace.OpRecv:
 		return e.recv(ctx, th, op)
 	case trace.OpSplice:

@@ -212,7 +212,7 @@ func shutdownStep(fd, how int) func() {
 // send is `send S DATA [dontwait]`: sendto(2) with MSG_NOSIGNAL (and
 // MSG_DONTWAIT), once (a short count is the observation), retrying EINTR.
 // On timeout, the watcher shuts S down for writing, then both ways.
-func (e *executor) send(ctx context.Context, th *thread, op *trace.Op, data []byte) trace.Result {
+func (e *executor) send(ctx context.Context, th *thread, op *trace.Op, data [][]byte) trace.Result {
 	fd, dup, err := e.dupFD(op.A)
 	if err != nil {
 		return fail(err)
@@ -225,11 +225,19 @@ func (e *executor) send(ctx context.Context, th *thread, op *trace.Op, data []by
 		flags |= unix.MSG_DONTWAIT
 	}
 	var n int
-	th.enterSyscall(unix.SYS_SENDTO)
-	err = retryEINTR(func() (err error) {
-		n, err = sendto(fd, data, flags)
-		return err
-	})
+	if len(data) == 1 {
+		th.enterSyscall(unix.SYS_SENDTO)
+		err = retryEINTR(func() (err error) {
+			n, err = sendto(fd, data[0], flags)
+			return err
+		})
+	} else {
+		th.enterSyscall(unix.SYS_SENDMSG)
+		err = retryEINTR(func() (err error) {
+			n, err = unix.SendmsgBuffers(fd, data, nil, nil, flags)
+			return err
+		})
+	}
 	th.set(phaseBusy)
 	if err != nil {
 		return fail(err)

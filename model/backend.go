@@ -449,6 +449,9 @@ func (r *run) runOp(t *Task, i int) {
 	t.opYields = 0
 	t.timedOut = false
 	t.abortAt = r.s.now + vtime(r.opts.OpTimeout)
+	if op.Kind == trace.OpJoin {
+		t.abortAt = noDeadline // a join has no timeout of its own (trace.Run)
+	}
 	t.abortSeq = r.s.nextSeq()
 	t.abortSteps = r.abortSteps(op)
 	t.abortShut, t.abortTail = len(t.abortSteps) > 0, 0

@@ -371,7 +371,8 @@ func (r *run) set(t *Task, op *trace.Op) trace.Result {
 	return trace.OK()
 }
 
-// join waits for the target thread's ops dispatched before op i.
+// join waits for the target thread's ops dispatched before op i. It has
+// no timeout of its own: the target's ops time out (trace.Run).
 func (r *run) join(t *Task, i int) trace.Result {
 	target := r.t.Ops[i].Target
 	j := -1
@@ -387,9 +388,6 @@ func (r *run) join(t *Task, i int) trace.Result {
 	tt := r.tasks[target]
 	for !r.done[j] {
 		t.sleepOn([]*WaitQueue{r.doneWq[tt]}, noDeadline)
-		if t.timedOut {
-			return trace.RunnerTimeout()
-		}
 	}
 	return trace.OK()
 }

@@ -63,7 +63,20 @@ type Call struct {
 	Thread string // the op's thread ("main" for unprefixed ops)
 	Index  int    // the op's index in Trace.Ops
 	Op     *Op
-	// Data is the payload of a send, with pattern data already generated
-	// at the socket's stream offset.
+	// Data is the payload of a send with literal data; nil for pattern
+	// data (see Payload).
 	Data []byte
+	// PatternOff is the sending socket's stream offset where a send's
+	// pattern data starts.
+	PatternOff int64
+}
+
+// Payload returns the payload of a send as slices to send in order, in
+// one system call: the literal data, or the pattern bytes from
+// PatternBuffers (shared and read-only), never generated whole.
+func (c *Call) Payload() [][]byte {
+	if c.Op.Kind == OpSend && c.Op.Form == DataPattern {
+		return PatternBuffers(c.PatternOff, c.Op.Size)
+	}
+	return [][]byte{c.Data}
 }

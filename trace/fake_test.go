@@ -19,6 +19,11 @@ type fakeBackend struct {
 	ignoreCtx bool          // recv never returns on ctx done (a stuck backend)
 	release   chan struct{} // lets a stuck recv out at the end of a test
 	onBlock   func()        // called when a recv first blocks
+	// abortShuts makes a recv whose context ends shut its socket down
+	// for reading, as the kernel backend's watcher does: other readers
+	// of the socket see EOF.
+	abortShuts   bool
+	slowFIONREAD time.Duration // how long a fionread takes
 }
 
 func (f *fakeBackend) Name() string { return "fake" }
@@ -71,13 +76,22 @@ func (e *fakeExec) Exec(ctx context.Context, c *Call) Result {
 		e.peer[op.A], e.peer[op.B] = op.B, op.A
 	case OpSend:
 		p := e.peer[op.A]
-		e.rq[p] = append(e.rq[p], c.Data...)
+		n := 0
+		for _, b := range c.Payload() {
+			e.rq[p] = append(e.rq[p], b...)
+			n += len(b)
+		}
 		e.cond.Broadcast()
-		return Count(int64(len(c.Data)))
+		return Count(int64(n))
 	case OpShutdown:
 		e.eof[e.peer[op.A]] = true
 		e.cond.Broadcast()
 	case OpFIONREAD:
+		if d := e.f.slowFIONREAD; d > 0 {
+			e.mu.Unlock()
+			time.Sleep(d)
+			e.mu.Lock()
+		}
 		return Count(int64(len(e.rq[op.A])))
 	case OpSleep:
 		e.blocked[c.Thread] = true
@@ -107,6 +121,10 @@ func (e *fakeExec) Exec(ctx context.Context, c *Call) Result {
 				return Fail(syscall.EAGAIN)
 			}
 			if ctx.Err() != nil {
+				if e.f.abortShuts {
+					e.eof[op.A] = true
+					e.cond.Broadcast()
+				}
 				return Fail(syscall.EINTR)
 			}
 			e.blocked[c.Thread] = true

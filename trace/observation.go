@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -118,6 +119,11 @@ func (o Observation) GoldenString() string {
 // at offset i is i % 251.
 func Pattern(off, n int64) []byte {
 	b := make([]byte, n)
+	fillPattern(b, off)
+	return b
+}
+
+func fillPattern(b []byte, off int64) {
 	v := off % 251
 	for i := range b {
 		b[i] = byte(v)
@@ -126,5 +132,33 @@ func Pattern(off, n int64) []byte {
 			v = 0
 		}
 	}
+}
+
+// patternChunk is the length of each slice PatternBuffers returns but the
+// last: a multiple of the pattern's period, so that every slice starts at
+// the same phase, and large enough that MaxSize takes at most 512 slices
+// (below IOV_MAX, 1024, for one sendmsg).
+const patternChunk = 251 * 8192
+
+// patternBuf holds patternChunk+251 pattern bytes from offset 0, shared
+// read-only by every PatternBuffers.
+var patternBuf = sync.OnceValue(func() []byte {
+	b := make([]byte, patternChunk+251)
+	fillPattern(b, 0)
 	return b
+})
+
+// PatternBuffers returns the n pattern bytes starting at stream offset off
+// as slices of one shared, read-only 2 MiB buffer, in order: a send of up
+// to MaxSize pattern bytes needs no buffer of its own (callers must not
+// write to them).
+func PatternBuffers(off, n int64) [][]byte {
+	src := patternBuf()[off%251:]
+	var bufs [][]byte
+	for n > 0 {
+		k := min(n, patternChunk)
+		bufs = append(bufs, src[:k:k])
+		n -= k
+	}
+	return bufs
 }

@@ -24,6 +24,19 @@ var abandonGrace = 10 * time.Second
 // dispatch Run waits until every thread is idle or blocked (Executor.Blocked),
 // so an op blocks only its own thread. At the end every thread is joined.
 // The runner handles `join` itself; every other op goes to the Executor.
+//
+// Runner time (the same on every backend; the model keeps it in virtual
+// time): dispatching takes no trace time. An op that is still blocked
+// when the last op has been dispatched times out Options.OpTimeout after
+// that moment (an op that started later, OpTimeout after its start); an
+// op that keeps running without blocking times out OpTimeout after its
+// start even while ops are still being dispatched. Timeouts due together
+// fire one at a time, in the order the ops started, each only once the
+// ops the previous one ended have settled: the backend's abort (the kernel
+// backend shuts the op's socket down) may end other blocked ops, which
+// then report what the abort made them return (EOF, say), not a timeout.
+// A `join` has no timeout of its own: it waits for the target's earlier
+// ops, which their own timeouts bound, and reports ok.
 func Run(ctx context.Context, b Backend, t *Trace, opts Options) ([]Observation, error) {
 	var err error
 	if opts, err = ResolveOptions(t, opts); err != nil {
@@ -76,7 +89,11 @@ type thread struct {
 	completed  int       // ops finished so far
 	running    bool      // inside Exec or a join
 	joining    bool      // waiting in a join (blocked by definition)
-	started    time.Time // when the current op began
+	op         int       // index of the current op
+	deadline   time.Time // when the current op times out (see Run)
+	cancel     context.CancelCauseFunc
+	canceled   time.Time // when the runner canceled the current op; zero if not
+	blockedAt  time.Time // when the current op was last seen blocked (or began)
 }
 
 type runner struct {
@@ -87,10 +104,12 @@ type runner struct {
 	done []chan struct{} // closed when op i completes
 	wg   sync.WaitGroup
 
-	mu      sync.Mutex
-	threads map[string]*thread // LOCKING: the map is written only by the dispatcher
-	sent    map[string]int64   // LOCKING: mu; bytes each socket has sent
-	fatal   error              // LOCKING: mu; first backend failure
+	mu         sync.Mutex
+	threads    map[string]*thread // LOCKING: the map is written only by the dispatcher
+	sent       map[string]int64   // LOCKING: mu; bytes each socket has sent
+	fatal      error              // LOCKING: mu; first backend failure
+	dispatched bool               // LOCKING: mu; every op has been dispatched
+	firing     *thread            // LOCKING: mu; the thread whose op the runner last timed out, until that op ends
 }
 
 func newRunner(t *Trace, ex Executor, opts Options) *runner {
@@ -121,6 +140,7 @@ func (r *runner) run(ctx context.Context) ([]Observation, error) {
 			return nil, r.abandon(cancel, err)
 		}
 	}
+	r.endDispatch()
 	if err := r.wait(ctx, true); err != nil {
 		return nil, r.abandon(cancel, err)
 	}
@@ -134,6 +154,21 @@ func (r *runner) run(ctx context.Context) ([]Observation, error) {
 		return nil, fmt.Errorf("run %s: %w", r.t.File, err)
 	}
 	return r.obs, nil
+}
+
+// endDispatch starts the trace's clock for the ops that are still
+// running: dispatching took no trace time, so they time out OpTimeout
+// from now (see Run).
+func (r *runner) endDispatch() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dispatched = true
+	deadline := time.Now().Add(r.opts.OpTimeout)
+	for _, th := range r.threads {
+		if th.running && !th.joining && th.canceled.IsZero() {
+			th.deadline = deadline
+		}
+	}
 }
 
 // abandon ends a failed run: it cancels every op and waits for the threads
@@ -201,6 +236,10 @@ func (r *runner) finish(th *thread, i int, res Result) {
 	r.mu.Lock()
 	r.obs[i] = Observation{Line: op.Pos.Line, Op: op.String(), Result: res}
 	th.running, th.joining = false, false
+	th.cancel, th.canceled = nil, time.Time{}
+	if r.firing == th {
+		r.firing = nil
+	}
 	th.completed++
 	r.mu.Unlock()
 	close(r.done[i])
@@ -215,18 +254,17 @@ func (r *runner) exec(ctx context.Context, th *thread, i int) (res Result) {
 			res = RunnerTimeout()
 		}
 	}()
-	opCtx, cancel := context.WithTimeout(ctx, r.opts.OpTimeout)
-	defer cancel()
+	opCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 
 	r.mu.Lock()
-	th.running, th.started = true, time.Now()
+	th.running, th.op, th.cancel = true, i, cancel
+	th.deadline = time.Now().Add(r.opts.OpTimeout)
+	th.blockedAt = time.Now()
 	th.joining = op.Kind == OpJoin
 	c := &Call{Thread: th.name, Index: i, Op: op}
 	if op.Kind == OpSend {
-		c.Data = op.Data
-		if op.Form == DataPattern {
-			c.Data = Pattern(r.sent[op.A], op.Size)
-		}
+		c.Data, c.PatternOff = op.Data, r.sent[op.A]
 	}
 	var joinOn chan struct{}
 	if op.Kind == OpJoin {
@@ -238,7 +276,7 @@ func (r *runner) exec(ctx context.Context, th *thread, i int) (res Result) {
 		if joinOn != nil {
 			select {
 			case <-joinOn:
-			case <-opCtx.Done():
+			case <-ctx.Done():
 				return RunnerTimeout()
 			}
 		}
@@ -275,9 +313,9 @@ func (r *runner) lastDispatchedLocked(name string, before int) chan struct{} {
 }
 
 // wait waits until every thread is settled (idle or blocked) or, with
-// all, until every dispatched op has completed. It polls the executor's
-// Blocked with a short backoff: blocking inside a backend (a kernel
-// syscall) has no event to wait on.
+// all, until every dispatched op has completed, timing ops out as Run
+// describes. It polls the executor's Blocked with a short backoff:
+// blocking inside a backend (a kernel syscall) has no event to wait on.
 func (r *runner) wait(ctx context.Context, all bool) error {
 	backoff := 5 * time.Microsecond
 	for {
@@ -295,24 +333,68 @@ func (r *runner) wait(ctx context.Context, all bool) error {
 	}
 }
 
+// settled reports whether the run has settled (see wait). On the way it
+// times out a running op past its deadline and, once every thread is idle
+// or blocked and every op has been dispatched, the blocked op whose
+// deadline passed first (ties: the earlier op), one at a time.
 func (r *runner) settled(all bool) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fatal != nil {
 		return false, r.fatal
 	}
-	ok := true
+	now := time.Now()
+	ok, quiet := true, true
+	var due *thread
 	for _, th := range r.threads {
 		if th.completed == th.dispatched {
 			continue
 		}
-		if th.running && time.Since(th.started) > r.opts.OpTimeout+abandonGrace {
-			return false, fmt.Errorf("thread %s: %w (%v)", th.name, errStuck, abandonGrace)
-		}
-		if !all && th.running && (th.joining || r.ex.Blocked(th.name)) {
+		ok = false
+		if !th.running {
+			quiet = false // an op queued, not yet started
 			continue
 		}
-		ok = false
+		if !th.canceled.IsZero() && now.Sub(th.canceled) > r.opts.OpTimeout+abandonGrace {
+			return false, fmt.Errorf("thread %s: %w (%v)", th.name, errStuck, abandonGrace)
+		}
+		if th.joining {
+			continue
+		}
+		if !r.ex.Blocked(th.name) {
+			quiet = false
+			if th.canceled.IsZero() && now.After(th.deadline) && now.Sub(th.blockedAt) > spinGrace {
+				r.cancelLocked(th, now)
+			}
+			continue
+		}
+		th.blockedAt = now
+		if !all {
+			continue
+		}
+		if th.canceled.IsZero() && now.After(th.deadline) &&
+			(due == nil || th.deadline.Before(due.deadline) || th.deadline.Equal(due.deadline) && th.op < due.op) {
+			due = th
+		}
+	}
+	if !all {
+		return quiet, nil
+	}
+	if due != nil && quiet && r.dispatched && r.firing == nil {
+		r.cancelLocked(due, now)
 	}
 	return ok, nil
+}
+
+// spinGrace is how long an op past its deadline may run without blocking
+// before the runner times it out: one just woken (by another op's abort,
+// say) returns well within it, one that keeps running (an iocopy feeding
+// itself) does not.
+const spinGrace = 50 * time.Millisecond
+
+// cancelLocked times out th's current op.
+func (r *runner) cancelLocked(th *thread, now time.Time) {
+	th.canceled = now
+	r.firing = th
+	th.cancel(ErrOpTimeout)
 }

@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -180,5 +181,76 @@ func TestResolveOptions(t *testing.T) {
 	o, _ = ResolveOptions(mustParse(t, "conn a b\n"), Options{})
 	if o.Profile != DefaultBase {
 		t.Errorf("default: %+v", o)
+	}
+}
+
+// PatternBuffers covers any offset and length with slices of one shared
+// buffer, each but the last a whole number of periods, and reads like
+// Pattern.
+func TestPatternBuffers(t *testing.T) {
+	for _, c := range []struct{ off, n int64 }{{0, 0}, {0, 1}, {250, 3}, {1000, patternChunk}, {77, 2*patternChunk + 5}} {
+		bufs := PatternBuffers(c.off, c.n)
+		var got []byte
+		for i, b := range bufs {
+			if i < len(bufs)-1 && len(b) != patternChunk {
+				t.Errorf("off %d n %d: slice %d has %d bytes, want %d", c.off, c.n, i, len(b), patternChunk)
+			}
+			got = append(got, b...)
+		}
+		if !bytes.Equal(got, Pattern(c.off, c.n)) {
+			t.Errorf("off %d n %d: PatternBuffers differs from Pattern", c.off, c.n)
+		}
+	}
+	if n := len(PatternBuffers(0, MaxSize)); n > 1024 {
+		t.Errorf("MaxSize takes %d slices, more than IOV_MAX", n)
+	}
+}
+
+// A join has no timeout of its own: joining a thread whose op times out
+// reports ok once that op has ended.
+func TestRunnerJoinBlockedThread(t *testing.T) {
+	obs, err := runFake(t, &fakeBackend{}, "conn a b\n@t1 recv b 1\njoin t1\n", Options{OpTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := obs[1].Result.String(); got != "-ETIMEDOUT (runner)" {
+		t.Errorf("recv = %s, want the runner's timeout", got)
+	}
+	if got := obs[2].Result.String(); got != "ok" {
+		t.Errorf("join = %s, want ok", got)
+	}
+}
+
+// Timeouts due together fire one at a time, in op order, each after the
+// ops the previous abort ended have settled: the first reader times out,
+// its abort (a shutdown) gives the others EOF, on every run.
+func TestRunnerTimeoutsOneAtATime(t *testing.T) {
+	src := "conn a b\n@t1 recv b 1\n@t2 recv b 1\n@t3 recv b 1\n@t4 recv b 1\n"
+	for run := 0; run < 10; run++ {
+		obs, err := runFake(t, &fakeBackend{abortShuts: true}, src, Options{OpTimeout: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"ok", "-ETIMEDOUT (runner)", `0 ""`, `0 ""`, `0 ""`}
+		for i, w := range want {
+			if got := obs[i].Result.String(); got != w {
+				t.Fatalf("run %d: op %d = %s, want %s", run, i+1, got, w)
+			}
+		}
+	}
+}
+
+// Dispatching takes no trace time: a reader blocked while the later ops
+// are dispatched is not timed out before they all are, however long
+// they take, and gets the bytes the last op sends.
+func TestRunnerDispatchTakesNoTraceTime(t *testing.T) {
+	src := "conn a b\n@t1 recv b 1\nfionread a\nfionread a\nfionread a\nsend a \"x\"\n"
+	opts := Options{OpTimeout: 5 * time.Millisecond}
+	obs, err := runFake(t, &fakeBackend{slowFIONREAD: 4 * opts.OpTimeout}, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := obs[1].Result.String(); got != `1 "x"` {
+		t.Errorf("recv = %s, want the byte sent last", got)
 	}
 }
