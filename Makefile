@@ -111,10 +111,19 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./trace
 	$(GO) test -run '^$$' -fuzz FuzzModelProperties -fuzztime $(FUZZTIME) ./fuzz
 
-# The model-vs-kernel differential campaign (root): N random traces.
+# The model-vs-kernel differential campaign (root): N random traces from
+# seed SEED on this machine's kernel against PROFILE, or, with
+# KERNEL=IMAGE, in one long-lived guest of IMAGE (e.g. KERNEL=/boot/vmlinuz-6.1.0-57-amd64
+# PROFILE=linux-6.1). OUT=DIR keeps every divergence, shrunk, as a trace.
 N ?= 1000
-crosscheck:
-	SPLICECHECK_CROSSCHECK_N=$(N) $(GO) test -tags crosscheck -count=1 -timeout 0 -run ModelVsKernel -v ./internal/crosscheck
+SEED ?= 0
+PROFILE ?= linux-6.18
+KERNEL ?=
+OUT ?=
+crosscheck: build
+	SPLICECHECK_CROSSCHECK_N=$(N) SPLICECHECK_CROSSCHECK_SEED=$(SEED) SPLICECHECK_CROSSCHECK_PROFILE=$(PROFILE) \
+	SPLICECHECK_CROSSCHECK_KERNEL=$(KERNEL) SPLICECHECK_CROSSCHECK_GUEST=$(abspath $(BIN)) SPLICECHECK_CROSSCHECK_OUT=$(OUT) \
+	  $(GO) test -tags crosscheck -count=1 -timeout 0 -run ModelVsKernel -v ./internal/crosscheck
 
 clean:
 	rm -rf bin out

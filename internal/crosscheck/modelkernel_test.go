@@ -3,6 +3,7 @@
 package crosscheck
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/splicecheck/splicecheck/fuzz"
 	"github.com/splicecheck/splicecheck/internal/testenv"
 	"github.com/splicecheck/splicecheck/kernelshim"
+	"github.com/splicecheck/splicecheck/kernelshim/vm"
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
@@ -27,16 +29,42 @@ import (
 // 10,000); SPLICECHECK_CROSSCHECK_SEED the first seed;
 // SPLICECHECK_CROSSCHECK_OUT a directory to write shrunk divergences, and
 // traces during which the kernel logged a warning, to.
+//
+// SPLICECHECK_CROSSCHECK_KERNEL=IMAGE runs the kernel side in a guest
+// booted from IMAGE (the vm backend, one long-lived guest; the guest
+// binary is SPLICECHECK_CROSSCHECK_GUEST, a static splicecheck), against
+// the model profile SPLICECHECK_CROSSCHECK_PROFILE (default linux-6.18).
 func TestModelVsKernel(t *testing.T) {
-	testenv.RequireKernel(t, kernelshim.Available)
 	n := envInt(t, "SPLICECHECK_CROSSCHECK_N", 150)
 	first := envInt(t, "SPLICECHECK_CROSSCHECK_SEED", 0)
 	if testing.Short() {
 		n = 20
 	}
-	m, k := model.New(), kernelshim.New(kernelshim.Config{})
+	profile := cmp.Or(os.Getenv("SPLICECHECK_CROSSCHECK_PROFILE"), "linux-6.18")
+	m := model.New()
+	var k trace.Backend
+	var kmsg *kernelshim.Kmsg
+	if image := os.Getenv("SPLICECHECK_CROSSCHECK_KERNEL"); image != "" {
+		s, err := vm.NewSession(vm.Config{Kernel: image, GuestBinary: os.Getenv("SPLICECHECK_CROSSCHECK_GUEST"), Timeout: 24 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		k = s
+		t.Logf("kernel: a guest of %s (kernel warnings not watched)", image)
+	} else {
+		testenv.RequireKernel(t, kernelshim.Available)
+		k = kernelshim.New(kernelshim.Config{})
+		// The kernel log is read between traces: a warning logged while
+		// seed s ran (on either backend; only the kernel's can warn) is
+		// reported when seed s+1 is generated, and at the end.
+		var err error
+		if kmsg, err = kernelshim.OpenKmsg(); err != nil {
+			t.Logf("kernel warnings not watched: %v", err)
+		}
+	}
 	gen := fuzz.Trace(fuzz.GenConfig{KernelSafe: true, Threads: true})
-	opts := trace.Options{Profile: "linux-6.18", OpTimeout: 500 * time.Millisecond}
+	opts := trace.Options{Profile: profile, OpTimeout: 500 * time.Millisecond}
 	progress := func(r Report) bool {
 		if r.Runs%1000 == 0 {
 			t.Logf("%d traces: %d agree, %d findings, %d flaky", r.Runs, r.Agree, len(r.Findings), r.Flaky)
@@ -44,13 +72,6 @@ func TestModelVsKernel(t *testing.T) {
 		return false
 	}
 	out := os.Getenv("SPLICECHECK_CROSSCHECK_OUT")
-	// The kernel log is read between traces: a warning logged while seed
-	// s ran (on either backend; only the kernel's can warn) is reported
-	// when seed s+1 is generated, and at the end.
-	kmsg, err := kernelshim.OpenKmsg()
-	if err != nil {
-		t.Logf("kernel warnings not watched: %v", err)
-	}
 	var last *trace.Trace
 	lastSeed := -1
 	checkKmsg := func() {
