@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/splicecheck/splicecheck/trace"
@@ -258,7 +259,36 @@ func genSource(t *rapid.T, cfg GenConfig) string {
 	for _, th := range g.threads {
 		g.line("join %s", th)
 	}
+	if cfg.KernelSafe {
+		return ownTimeouts(g.b.String())
+	}
 	return g.b.String()
+}
+
+// ownTimeouts gives every read that may block (a recv without dontwait,
+// a splice, an iocopy's source) an SO_RCVTIMEO of its own, set on the
+// read's thread just before it: 22, 32, 42, ... ms (cycling after 412),
+// none equal to another read's or to a socket's first one (20, 35, 50,
+// ...). Two reads blocked together, of one socket or two, then never
+// time out at the same trace instant: the model would settle such a tie
+// by the order the reads started, a kernel by which real timer fires
+// first, a millisecond or two apart (README, Known gaps, runner time).
+func ownTimeouts(src string) string {
+	var b strings.Builder
+	k := 0
+	for _, l := range strings.SplitAfter(src, "\n") {
+		f := strings.Fields(l)
+		thread := ""
+		if len(f) > 0 && strings.HasPrefix(f[0], "@") {
+			thread, f = f[0]+" ", f[1:]
+		}
+		if len(f) >= 2 && (f[0] == "recv" && !slices.Contains(f, "dontwait") || f[0] == "splice" || f[0] == "iocopy") {
+			fmt.Fprintf(&b, "%sset %s rcvtimeo %d\n", thread, f[1], 22+10*(k%40))
+			k++
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }
 
 // prog draws the words after `prog M`.

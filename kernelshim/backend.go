@@ -110,7 +110,7 @@ func (b *Backend) Open(ctx context.Context, t *trace.Trace, opts trace.Options) 
 		}
 		return nil, err
 	}
-	return newExecutor(b.cfg, t, ns, pair), nil
+	return newExecutor(b.cfg, opts, t, ns, pair), nil
 }
 
 // pairs reports whether t has a `conn A B pair`.

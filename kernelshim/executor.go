@@ -77,9 +77,10 @@ type sockMap struct {
 // across a syscall that may block, and a socket's fd is closed only under
 // mu, so code holding mu may use any open fd without it being reused.
 type executor struct {
-	cfg Config
-	t   *trace.Trace
-	ns  *netns
+	cfg  Config
+	opts trace.Options // TimeScale stretches the trace's durations (opts.Scale)
+	t    *trace.Trace
+	ns   *netns
 
 	mu      sync.Mutex
 	threads map[string]*thread
@@ -95,9 +96,9 @@ type executor struct {
 
 var _ trace.Executor = (*executor)(nil)
 
-func newExecutor(cfg Config, t *trace.Trace, ns *netns, pair *pairer) *executor {
+func newExecutor(cfg Config, opts trace.Options, t *trace.Trace, ns *netns, pair *pairer) *executor {
 	return &executor{
-		cfg: cfg, t: t, ns: ns, pair: pair,
+		cfg: cfg, opts: opts, t: t, ns: ns, pair: pair,
 		threads: map[string]*thread{},
 		socks:   map[string]*sock{},
 		maps:    map[string]*sockMap{},
@@ -275,7 +276,7 @@ func (e *executor) do(ctx context.Context, th *thread, c *trace.Call) trace.Resu
 func (e *executor) sleep(ctx context.Context, th *thread, op *trace.Op) trace.Result {
 	th.set(phaseSleep)
 	defer th.set(phaseBusy)
-	t := time.NewTimer(time.Duration(op.Size) * time.Millisecond)
+	t := time.NewTimer(e.opts.Scale(time.Duration(op.Size) * time.Millisecond))
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -51,9 +51,6 @@ func (th *testThread) exec(ctx context.Context, ex trace.Executor, tr *trace.Tra
 	res := make(chan trace.Result, 1)
 	op := &tr.Ops[i]
 	c := &trace.Call{Thread: th.name, Index: i, Op: op, Data: op.Data}
-	if op.Kind == trace.OpSend && op.Form == trace.DataPattern {
-		c.Data = trace.Pattern(0, op.Size)
-	}
 	th.ch <- func() { res <- ex.Exec(ctx, c) }
 	return res
 }

@@ -101,7 +101,7 @@ func (e *executor) iocopy(ctx context.Context, th *thread, c *trace.Call) trace.
 	if timeo > 0 {
 		sc.SetReadDeadline(time.Now().Add(timeo))
 	}
-	stop := guard(ctx, cp.abort)
+	stop := guard(ctx, e.abortStep(), cp.abort)
 	th.parkMu.Lock()
 	th.parkSince = time.Time{}
 	th.parkMu.Unlock()

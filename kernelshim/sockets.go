@@ -166,11 +166,11 @@ func (e *executor) connect(th *thread, lfd, afd int, op *trace.Op) (trace.Result
 	return trace.OK(), true
 }
 
-// guard runs the abort steps, one every abortStep, once ctx is done,
+// guard runs the abort steps, one every `every`, once ctx is done,
 // until the returned stop is called; stop waits for a step in progress.
 // Each step is meant to make the op's blocked syscall return; later steps
 // are stronger.
-func guard(ctx context.Context, steps ...func()) (stop func()) {
+func guard(ctx context.Context, every time.Duration, steps ...func()) (stop func()) {
 	done := make(chan struct{})
 	exited := make(chan struct{})
 	go func() {
@@ -188,7 +188,7 @@ func guard(ctx context.Context, steps ...func()) (stop func()) {
 			select {
 			case <-done:
 				return
-			case <-time.After(abortStep):
+			case <-time.After(every):
 			}
 		}
 	}()
@@ -198,8 +198,9 @@ func guard(ctx context.Context, steps ...func()) (stop func()) {
 	}
 }
 
-// abortStep is how long a cancel watcher waits between escalating steps.
-const abortStep = 50 * time.Millisecond
+// abortStep is how long a cancel watcher waits between escalating steps:
+// 50 ms of trace time (the model's abort steps are as far apart).
+func (e *executor) abortStep() time.Duration { return e.opts.Scale(50 * time.Millisecond) }
 
 // shutdownStep returns an abort step that calls shutdown(fd, how).
 // shutdown(2) wakes every waiter on the socket (inet_shutdown calls
@@ -218,7 +219,7 @@ func (e *executor) send(ctx context.Context, th *thread, op *trace.Op, data [][]
 		return fail(err)
 	}
 	defer unix.Close(dup)
-	stop := guard(ctx, shutdownStep(dup, unix.SHUT_WR), shutdownStep(dup, unix.SHUT_RDWR))
+	stop := guard(ctx, e.abortStep(), shutdownStep(dup, unix.SHUT_WR), shutdownStep(dup, unix.SHUT_RDWR))
 	defer stop()
 	flags := unix.MSG_NOSIGNAL
 	if op.Flags&trace.FlagDontwait != 0 {
@@ -255,7 +256,7 @@ func (e *executor) recv(ctx context.Context, th *thread, op *trace.Op) trace.Res
 		return fail(err)
 	}
 	defer unix.Close(dup)
-	stop := guard(ctx, shutdownStep(dup, unix.SHUT_RD), shutdownStep(dup, unix.SHUT_RDWR))
+	stop := guard(ctx, e.abortStep(), shutdownStep(dup, unix.SHUT_RD), shutdownStep(dup, unix.SHUT_RDWR))
 	defer stop()
 	var flags int
 	if op.Flags&trace.FlagPeek != 0 {
@@ -351,7 +352,7 @@ func (e *executor) splice(ctx context.Context, th *thread, op *trace.Op) trace.R
 		return fail(err)
 	}
 	defer unix.Close(pw)
-	stop := guard(ctx,
+	stop := guard(ctx, e.abortStep(),
 		shutdownStep(dup, unix.SHUT_RD),
 		func() { e.discardPipe(op.A) },
 		shutdownStep(dup, unix.SHUT_RDWR))
@@ -547,7 +548,7 @@ func (e *executor) set(op *trace.Op) trace.Result {
 	var err error
 	switch op.Opt {
 	case trace.OptRcvtimeo:
-		d := time.Duration(op.Size) * time.Millisecond
+		d := e.opts.Scale(time.Duration(op.Size) * time.Millisecond)
 		tv := unix.NsecToTimeval(d.Nanoseconds())
 		if err = unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err == nil {
 			s.rcvtimeo = d

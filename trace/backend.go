@@ -16,6 +16,23 @@ type Options struct {
 	OpTimeout time.Duration
 	// Seed seeds anything random in the backend (the model's scheduler).
 	Seed uint64
+	// TimeScale runs a backend on real time (the kernel) K times slower
+	// than trace time: every duration of the trace (SO_RCVTIMEO, sleep,
+	// iocopy's deadline, the runner's OpTimeout and its abort steps)
+	// takes K times as long, so that the real time the runner spends
+	// dispatching and settling ops (about a millisecond an op; see Run)
+	// shrinks to 1/K of trace time, against the model's none. The
+	// kernel behaves the same at any K, only slower. Zero or one is real
+	// time; the model, on virtual time, ignores it.
+	TimeScale int
+}
+
+// Scale returns d on the backend's real clock: d times TimeScale.
+func (o Options) Scale(d time.Duration) time.Duration {
+	if o.TimeScale > 1 {
+		return d * time.Duration(o.TimeScale)
+	}
+	return d
 }
 
 // DefaultOpTimeout is the per-op timeout when Options.OpTimeout is zero.

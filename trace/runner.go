@@ -163,7 +163,7 @@ func (r *runner) endDispatch() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dispatched = true
-	deadline := time.Now().Add(r.opts.OpTimeout)
+	deadline := time.Now().Add(r.opts.Scale(r.opts.OpTimeout))
 	for _, th := range r.threads {
 		if th.running && !th.joining && th.canceled.IsZero() {
 			th.deadline = deadline
@@ -259,7 +259,7 @@ func (r *runner) exec(ctx context.Context, th *thread, i int) (res Result) {
 
 	r.mu.Lock()
 	th.running, th.op, th.cancel = true, i, cancel
-	th.deadline = time.Now().Add(r.opts.OpTimeout)
+	th.deadline = time.Now().Add(r.opts.Scale(r.opts.OpTimeout))
 	th.blockedAt = time.Now()
 	th.joining = op.Kind == OpJoin
 	c := &Call{Thread: th.name, Index: i, Op: op}
@@ -355,7 +355,7 @@ func (r *runner) settled(all bool) (bool, error) {
 			quiet = false // an op queued, not yet started
 			continue
 		}
-		if !th.canceled.IsZero() && now.Sub(th.canceled) > r.opts.OpTimeout+abandonGrace {
+		if !th.canceled.IsZero() && now.Sub(th.canceled) > r.opts.Scale(r.opts.OpTimeout)+abandonGrace {
 			return false, fmt.Errorf("thread %s: %w (%v)", th.name, errStuck, abandonGrace)
 		}
 		if th.joining {
@@ -363,7 +363,7 @@ func (r *runner) settled(all bool) (bool, error) {
 		}
 		if !r.ex.Blocked(th.name) {
 			quiet = false
-			if th.canceled.IsZero() && now.After(th.deadline) && now.Sub(th.blockedAt) > spinGrace {
+			if th.canceled.IsZero() && now.After(th.deadline) && now.Sub(th.blockedAt) > r.opts.Scale(spinGrace) {
 				r.cancelLocked(th, now)
 			}
 			continue

@@ -124,7 +124,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer closeBackend(b)
-		c.Reference = b
+		c.Reference, c.RefTimeScale = b, fuzz.DiffTimeScale
 	}
 	for _, s := range []struct {
 		flag string

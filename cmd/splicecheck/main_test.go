@@ -164,7 +164,11 @@ func (echoExec) Close() error             { return nil }
 func (x echoExec) Exec(_ context.Context, c *trace.Call) trace.Result {
 	switch c.Op.Kind {
 	case trace.OpSend:
-		return trace.Count(int64(len(c.Data)))
+		n := 0
+		for _, b := range c.Payload() {
+			n += len(b)
+		}
+		return trace.Count(int64(n))
 	case trace.OpRecv:
 		return trace.Count(int64(len(x.b.recvData))).WithData([]byte(x.b.recvData))
 	}

@@ -17,15 +17,17 @@ import (
 
 // runFlags are the flags run and diff share.
 type runFlags struct {
-	profile string
-	timeout time.Duration
-	seed    uint64
-	json    bool
+	profile   string
+	timeout   time.Duration
+	timeScale int
+	seed      uint64
+	json      bool
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.profile, "profile", "", "kernel behaviour to reproduce (see 'splicecheck profiles'); overrides the trace's profile directive")
 	fs.DurationVar(&f.timeout, "timeout", trace.DefaultOpTimeout, "per-op timeout; an op still running then is reported as -ETIMEDOUT (runner)")
+	fs.IntVar(&f.timeScale, "time-scale", 1, "run every duration of a trace (rcvtimeo, sleep, --timeout) this many times slower on a kernel, so that\nthe runner's own time (about 1 ms an op) is a smaller part of trace time; the model ignores it")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed for the backend's scheduler (model backends)")
 	fs.BoolVar(&f.json, "json", false, "print JSON instead of text")
 }
@@ -39,7 +41,10 @@ func (f *runFlags) options() (trace.Options, error) {
 	if f.timeout <= 0 {
 		return trace.Options{}, usagef("--timeout: must be positive, got %v", f.timeout)
 	}
-	return trace.Options{Profile: f.profile, OpTimeout: f.timeout, Seed: f.seed}, nil
+	if f.timeScale < 1 || f.timeScale > 1000 {
+		return trace.Options{}, usagef("--time-scale: want 1 to 1000, got %d", f.timeScale)
+	}
+	return trace.Options{Profile: f.profile, OpTimeout: f.timeout, Seed: f.seed, TimeScale: f.timeScale}, nil
 }
 
 // parseTraces parses every trace before anything runs, so a syntax error

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,7 +73,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("find this binary: %w", err)
 		}
 	}
-	res, err := vm.Run(ctx, vm.Config{Kernel: *kernel, Runner: *runner, GuestBinary: bin, Timeout: *limit, OpTimeout: rf.timeout, Modules: modules}, paths)
+	res, err := vm.Run(ctx, vm.Config{Kernel: *kernel, Runner: *runner, GuestBinary: bin, Timeout: *limit, OpTimeout: rf.timeout, TimeScale: rf.timeScale, Modules: modules}, paths)
 	if err != nil {
 		return vmError(err)
 	}
@@ -82,7 +83,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	opts := trace.Options{Profile: profile, OpTimeout: rf.timeout, Seed: rf.seed}
+	opts := trace.Options{Profile: profile, OpTimeout: rf.timeout, Seed: rf.seed, TimeScale: rf.timeScale}
 	mods := ""
 	if len(res.Modules) > 0 {
 		mods = ", modules " + strings.Join(res.Modules, ", ")
@@ -238,6 +239,7 @@ func writeGolden(path string, obs []trace.Observation) error {
 func cmdGuest(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "guest", "[--timeout D] [--module FILE...] TRACE...", "Load the modules, run traces on this machine's kernel and write framed results to\nstandard output. The guest side of 'splicecheck vm --runner vng'; not for direct use.")
 	timeout := fs.Duration("timeout", trace.DefaultOpTimeout, "per-op timeout")
+	scale := fs.Int("time-scale", 1, "run the traces' durations this many times slower (see run --help)")
 	var modules pathList
 	fs.Var(&modules, "module", "kernel module `FILE.ko[:PARAMS]` to load first (repeatable, in order)")
 	paths, err := parseFlags(fs, args)
@@ -249,6 +251,7 @@ func cmdGuest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	os.Setenv("SPLICECHECK_OP_TIMEOUT", timeout.String())
+	os.Setenv("SPLICECHECK_TIME_SCALE", strconv.Itoa(*scale))
 	if code := vm.GuestMain(b, e.stdout, paths, modules); code != 0 {
 		return fmt.Errorf("%w: exit %d", vm.ErrGuest, code)
 	}

@@ -40,7 +40,7 @@ func (e *countExec) Exec(_ context.Context, c *trace.Call) trace.Result {
 	switch c.Op.Kind {
 	case trace.OpSend:
 		e.sends++
-		return trace.Count(int64(len(c.Data)))
+		return trace.Count(c.Op.Size)
 	case trace.OpFIONREAD:
 		if e.sends == 0 {
 			return trace.Count(0)

@@ -91,6 +91,7 @@ type runPayload struct {
 	Profile   string        `json:"profile"`
 	OpTimeout time.Duration `json:"op_timeout"`
 	Seed      uint64        `json:"seed,omitempty"`
+	TimeScale int           `json:"time_scale,omitempty"`
 	// Fault plants a failure in the guest while it serves this request
 	// ("panic", "hang"); tests only.
 	Fault string `json:"fault,omitempty"`

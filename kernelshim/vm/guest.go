@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -134,6 +135,9 @@ func guestRun(backend trace.Backend, w io.Writer, files, names []string, setup g
 	if d, err := time.ParseDuration(os.Getenv("SPLICECHECK_OP_TIMEOUT")); err == nil {
 		opts.OpTimeout = d
 	}
+	if k, err := strconv.Atoi(os.Getenv("SPLICECHECK_TIME_SCALE")); err == nil {
+		opts.TimeScale = k
+	}
 	for i, f := range files {
 		tp := tracePayload{Index: i, File: names[i]}
 		t, err := trace.ParseFile(f)
@@ -201,7 +205,7 @@ func serveOne(backend trace.Backend, rp runPayload) tracePayload {
 	tp := tracePayload{Index: rp.ID, File: rp.File}
 	t, err := trace.Parse(rp.File, []byte(rp.Source))
 	if err == nil {
-		opts := trace.Options{Profile: rp.Profile, OpTimeout: rp.OpTimeout, Seed: rp.Seed}
+		opts := trace.Options{Profile: rp.Profile, OpTimeout: rp.OpTimeout, Seed: rp.Seed, TimeScale: rp.TimeScale}
 		var obs []trace.Observation
 		if obs, err = trace.Run(context.Background(), backend, t, opts); err == nil {
 			tp.Obs = toPayload(obs)

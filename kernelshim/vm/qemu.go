@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +36,9 @@ func qemuArgs(cfg Config, accel, initrd, consoleLog string, session bool) []stri
 	appendLine := []string{"console=ttyS0", "panic=-1", "loglevel=4", guestEnv + "=qemu"}
 	if cfg.OpTimeout > 0 {
 		appendLine = append(appendLine, "SPLICECHECK_OP_TIMEOUT="+cfg.OpTimeout.String())
+	}
+	if cfg.TimeScale > 1 {
+		appendLine = append(appendLine, "SPLICECHECK_TIME_SCALE="+strconv.Itoa(cfg.TimeScale))
 	}
 	if cfg.fault != "" {
 		appendLine = append(appendLine, "SPLICECHECK_GUEST_FAULT="+cfg.fault)

@@ -172,12 +172,12 @@ func (s *Session) run(ctx context.Context, t *trace.Trace, opts trace.Options, f
 	s.nextID++
 	limit := s.cfg.TraceTimeout
 	if limit <= 0 {
-		limit = time.Minute + time.Duration(len(t.Ops))*2*opts.OpTimeout
+		limit = time.Minute + time.Duration(len(t.Ops))*2*opts.Scale(opts.OpTimeout)
 	}
 	start := time.Now()
 	m.send(runPayload{
 		ID: s.nextID, File: traceName(t), Source: t.Format(),
-		Profile: opts.Profile, OpTimeout: opts.OpTimeout, Seed: opts.Seed, Fault: fault,
+		Profile: opts.Profile, OpTimeout: opts.OpTimeout, Seed: opts.Seed, TimeScale: opts.TimeScale, Fault: fault,
 	}, start.Add(limit), limit)
 	tp, err := s.await(ctx, m)
 	if err != nil {

@@ -45,6 +45,7 @@ type Config struct {
 	Memory      int           // MiB; 0 = 4096 (with 1 GiB, tcp_mem, sized from RAM, cuts sends short a host would take whole)
 	CPUs        int           // 0 = 2
 	OpTimeout   time.Duration // per-op timeout inside the guest; 0 = trace default
+	TimeScale   int           // trace.Options.TimeScale inside the guest; 0 = real time
 	QEMU        string        // QEMU binary; "" = qemu-system-x86_64
 	Vng         string        // vng binary; "" = vng
 	// Modules are kernel modules (.ko files) the guest loads with

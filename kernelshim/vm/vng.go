@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 )
 
@@ -16,6 +17,9 @@ func vngArgs(cfg Config, traces []string) []string {
 	cmd := []string{shellQuote(cfg.GuestBinary), "guest"}
 	if cfg.OpTimeout > 0 {
 		cmd = append(cmd, "--timeout", cfg.OpTimeout.String())
+	}
+	if cfg.TimeScale > 1 {
+		cmd = append(cmd, "--time-scale", strconv.Itoa(cfg.TimeScale))
 	}
 	for _, m := range cfg.Modules {
 		cmd = append(cmd, "--module", shellQuote(m))
