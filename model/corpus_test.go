@@ -151,8 +151,11 @@ func TestLinux612Switches(t *testing.T) {
 			"kf_mixed_tcp_then_ingress_order": {13},
 		}},
 		{"SendmsgCountsAsked", func(p *Profile) { p.SendmsgCountsAsked = false }, map[string][]int{
-			"kf_cork_apply_stale_bytes":   {18},
-			"kf_cork_apply_msg_more_hold": {17, 19},
+			"kf_cork_apply_stale_bytes":        {18},
+			"kf_cork_apply_msg_more_hold":      {17, 19},
+			"kf_cork61_apply3_send_counts":     {15, 21},
+			"kf_cork61_new_element_releases":   {23, 25},
+			"kf_cork61_shutdown_releases_held": {21, 27},
 		}},
 	})
 }
@@ -164,8 +167,11 @@ func TestLinux612Switches(t *testing.T) {
 func TestLinux61Switches(t *testing.T) {
 	checkSwitches(t, Linux61, []switchCase{
 		{"SplicePagesCopied", func(p *Profile) { p.SplicePagesCopied = false }, map[string][]int{
-			"kf_cork_apply_stale_bytes":   {18, 19, 21},
-			"kf_cork_apply_msg_more_hold": {17, 18, 19, 20},
+			"kf_cork_apply_stale_bytes":        {18, 19, 21},
+			"kf_cork_apply_msg_more_hold":      {17, 18, 19, 20},
+			"kf_cork61_apply3_send_counts":     {15, 20, 21, 22},
+			"kf_cork61_new_element_releases":   {23, 24, 25, 26, 28, 30, 32},
+			"kf_cork61_shutdown_releases_held": {21, 27, 28, 30},
 		}},
 	})
 }
