@@ -52,17 +52,7 @@ func corpus(t testing.TB, profile string) (traces []*trace.Trace, goldens [][]st
 // knownGaps are the corpus traces the model is known to get wrong, per
 // profile, each with the reason: a named gap with an open follow-up. The
 // test requires them to still diverge, so a fix must also remove its entry.
-var knownGaps = map[string]map[string]string{
-	"linux-6.1": {
-		// Follow-up: model 6.1's cork path (tcp_bpf_push through
-		// do_tcp_sendpages, sk_msg_alloc's coalescing, the copy error
-		// path) from the guest's runs.
-		"kf_cork_apply_stale_bytes": "6.1's cork and push path (do_tcp_sendpages without MSG_MORE) differs: " +
-			"the guest sends no stale bytes and leaves 8 bytes corked; the model has only 6.18's",
-		"kf_cork_apply_msg_more_hold": "6.1's cork and push path differs: the guest releases 170 bytes at the " +
-			"fourth send and copies the fifth; the model holds them as 6.18 does",
-	},
-}
+var knownGaps = map[string]map[string]string{}
 
 // TestCorpus runs every kernel corpus trace with a golden on the model and
 // compares the observations byte for byte (trace.DiffGolden).
@@ -99,40 +89,38 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
-// TestLinux612Switches checks that each switch Linux612 adds to 6.18's is
-// what its goldens need: with the switch off, the traces it cites diverge
-// from the 6.12 goldens on the lines it explains, and with it on they
-// agree (TestCorpus runs the rest).
-func TestLinux612Switches(t *testing.T) {
-	traces, goldens := corpus(t, "linux-6.12")
+// switchCase is a profile switch and the corpus traces that show it:
+// for each, the lines that diverge from the profile's goldens with the
+// switch off.
+type switchCase struct {
+	name   string
+	off    func(*Profile)
+	traces map[string][]int // trace -> the lines that must diverge
+}
+
+// checkSwitches checks that each switch of base is what its goldens
+// need: with the switch off, the traces it cites diverge from base's
+// goldens on the lines it explains, and with it on they agree (TestCorpus
+// runs the rest).
+func checkSwitches(t *testing.T, base Profile, cases []switchCase) {
+	t.Helper()
+	traces, goldens := corpus(t, base.Name)
 	byName := map[string]int{}
 	for i, tr := range traces {
 		byName[strings.TrimSuffix(filepath.Base(tr.File), ".trace")] = i
 	}
-	for _, c := range []struct {
-		name   string
-		off    func(*Profile)
-		traces map[string][]int // trace -> the lines that must diverge
-	}{
-		{"FIONREADRecvQueue", func(p *Profile) { p.FIONREADRecvQueue = false }, map[string][]int{
-			"kf_mixed_tcp_then_ingress_order": {13},
-		}},
-		{"SendmsgCountsAsked", func(p *Profile) { p.SendmsgCountsAsked = false }, map[string][]int{
-			"kf_cork_apply_stale_bytes":   {18},
-			"kf_cork_apply_msg_more_hold": {17, 19},
-		}},
-	} {
+	for _, c := range cases {
 		for name, lines := range c.traces {
 			i, ok := byName[name]
 			if !ok {
-				t.Fatalf("%s: no linux-6.12 golden for %s", c.name, name)
+				t.Fatalf("%s: no %s golden for %s", c.name, base.Name, name)
 			}
 			for _, on := range []bool{true, false} {
-				prof := Linux612
+				prof := base
 				if !on {
 					c.off(&prof)
 				}
-				opts, err := trace.ResolveOptions(traces[i], trace.Options{Profile: "linux-6.12"})
+				opts, err := trace.ResolveOptions(traces[i], trace.Options{Profile: base.Name})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -153,4 +141,37 @@ func TestLinux612Switches(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestLinux612Switches checks each switch Linux612 adds to 6.18's
+// against the 6.12 goldens.
+func TestLinux612Switches(t *testing.T) {
+	checkSwitches(t, Linux612, []switchCase{
+		{"FIONREADRecvQueue", func(p *Profile) { p.FIONREADRecvQueue = false }, map[string][]int{
+			"kf_mixed_tcp_then_ingress_order": {13},
+		}},
+		{"SendmsgCountsAsked", func(p *Profile) { p.SendmsgCountsAsked = false }, map[string][]int{
+			"kf_cork_apply_stale_bytes":        {18},
+			"kf_cork_apply_msg_more_hold":      {17, 19},
+			"kf_cork61_apply3_send_counts":     {15, 21},
+			"kf_cork61_new_element_releases":   {23, 25},
+			"kf_cork61_shutdown_releases_held": {21, 27},
+		}},
+	})
+}
+
+// TestLinux61Switches checks each switch of Linux61 against the 6.1
+// goldens. SendmsgCountsAsked has no trace there: with SplicePagesCopied
+// a push never leaves the copybreak stale, and a redirect frees the cork
+// (Profile.SendmsgCountsAsked).
+func TestLinux61Switches(t *testing.T) {
+	checkSwitches(t, Linux61, []switchCase{
+		{"SplicePagesCopied", func(p *Profile) { p.SplicePagesCopied = false }, map[string][]int{
+			"kf_cork_apply_stale_bytes":        {18, 19, 21},
+			"kf_cork_apply_msg_more_hold":      {17, 18, 19, 20},
+			"kf_cork61_apply3_send_counts":     {15, 20, 21, 22},
+			"kf_cork61_new_element_releases":   {23, 24, 25, 26, 28, 30, 32},
+			"kf_cork61_shutdown_releases_held": {21, 27, 28, 30},
+		}},
+	})
 }

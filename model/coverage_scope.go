@@ -9,13 +9,14 @@ import "strings"
 type scope uint8
 
 const (
-	scopeRefTCP      scope = 1 << iota // the reference TCP (no Config.Transport)
-	scopeExtTCP                        // an external transport (tcp_ext.go)
-	scopeLoopback                      // loopback-splice or loopback-splice-seq
-	scopeLoopbackRFC                   // loopback-splice as posted, not -seq
-	scopeSpliceSeq                     // loopback-splice-seq (splice_seq.go)
-	scopeSpliceCopy                    // splice-copy (copy_splice_read)
-	scopeTCPBpfIoctl                   // tcp_bpf protos with .ioctl (linux-6.18)
+	scopeRefTCP            scope = 1 << iota // the reference TCP (no Config.Transport)
+	scopeExtTCP                              // an external transport (tcp_ext.go)
+	scopeLoopback                            // loopback-splice or loopback-splice-seq
+	scopeLoopbackRFC                         // loopback-splice as posted, not -seq
+	scopeSpliceSeq                           // loopback-splice-seq (splice_seq.go)
+	scopeSpliceCopy                          // splice-copy (copy_splice_read)
+	scopeTCPBpfIoctl                         // tcp_bpf protos with .ioctl (linux-6.18)
+	scopeSplicePagesCopied                   // a TCP that copies MSG_SPLICE_PAGES sends (linux-6.1)
 )
 
 // runScopes returns the scopes of a run of profile p, on an external
@@ -39,6 +40,9 @@ func runScopes(p Profile, ext bool) scope {
 	if p.TCPBpfIoctl {
 		s |= scopeTCPBpfIoctl
 	}
+	if p.SplicePagesCopied {
+		s |= scopeSplicePagesCopied
+	}
 	return s
 }
 
@@ -48,6 +52,7 @@ var scopeByFile = map[string]scope{
 	"splice_seq.go":      scopeSpliceSeq,
 	"splice_read.go":     scopeSpliceCopy,
 	"tcp_ext.go":         scopeExtTCP,
+	"push61.go":          scopeSplicePagesCopied,
 }
 
 // scopeByRecv gives the methods of a receiver type its scope.

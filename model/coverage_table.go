@@ -58,6 +58,7 @@ const (
 	fnSkPsockBacklog                     // sk_psock_backlog
 	fnSkPsockHandleSkb                   // sk_psock_handle_skb
 	fnSkbSendSock                        // skb_send_sock
+	fnTcpSendmsgCopyPage                 // tcp_sendmsg_locked
 	fnTaskWaitWoken                      // wait_woken
 	fnSkBuffSkbGet                       // skb_get
 	fnSkBuffCopyBitsInto                 // skb_copy_bits
@@ -326,6 +327,7 @@ var fnTable = [numFn]fnInfo{
 	fnSkPsockBacklog:           {"skPsockBacklog", "sk_psock_backlog", "psock.go"},
 	fnSkPsockHandleSkb:         {"skPsockHandleSkb", "sk_psock_handle_skb", "psock.go"},
 	fnSkbSendSock:              {"skbSendSock", "skb_send_sock", "psock.go"},
+	fnTcpSendmsgCopyPage:       {"tcpSendmsgCopyPage", "tcp_sendmsg_locked", "push61.go"},
 	fnTaskWaitWoken:            {"Task.waitWoken", "wait_woken", "sched.go"},
 	fnSkBuffSkbGet:             {"SkBuff.skbGet", "skb_get", "skbuff.go"},
 	fnSkBuffCopyBitsInto:       {"SkBuff.copyBitsInto", "skb_copy_bits", "skbuff.go"},

@@ -22,6 +22,7 @@
 //	psock.go     struct sk_psock: ingress queues, sk_skb verdict, backlog work
 //	strparser.go the stream parser of a psock
 //	tcp_bpf.go   tcp_bpf protos: sendmsg/verdict, recvmsg, ioctl
+//	push61.go    linux-6.1's TCP under tcp_bpf_push: MSG_SPLICE_PAGES copied into the task frag
 //	sockmap.go   sockmap and sockhash: update, delete, links, close
 //	progs.go     the canned BPF programs
 //	pipe.go      pipes, pipe buffers and their ops, F_SETPIPE_SZ, pipe_read

@@ -51,9 +51,31 @@ type Profile struct {
 	// for what is left, and send returns more than it was given: goldens
 	// kf_cork_apply_stale_bytes (32767 for 32697) and
 	// kf_cork_apply_msg_more_hold (170 for 100, then -ENOSPC).
-	// Linux 6.1 predates the fix too, but the linux-6.1 profile keeps
-	// 6.18's count: its cork path is a named gap (corpus_test.go).
+	// Linux 6.1.y predates the fix too (tcp_bpf_sendmsg,
+	// net/ipv4/tcp_bpf.c, Debian 6.1.192, adds copy and keeps the copy's
+	// error in err), but no 6.1 trace shows it: there a push never
+	// leaves the copybreak stale (SplicePagesCopied) and a redirect
+	// frees the cork (TestLinux61Switches).
 	SendmsgCountsAsked bool
+
+	// SplicePagesCopied: tcp_bpf_push (net/ipv4/tcp_bpf.c, Debian
+	// 6.1.192) sends each piece through tcp_sendmsg_locked with
+	// MSG_SPLICE_PAGES, and with MSG_MORE while its element has more
+	// bytes, as 6.18's does (the v6.5 conversion is in 6.1.y), but 6.1's
+	// tcp_sendmsg_locked (net/ipv4/tcp.c, v6.1) ignores MSG_SPLICE_PAGES
+	// and copies the bytes into sk_page_frag, the task_frag sk_msg_alloc
+	// also carves from (push61.go). A push then moves the frag past the
+	// cork's last element, so the next send's sk_msg_alloc starts a new
+	// element instead of coalescing with it, and the stale copybreak of
+	// kf_cork_apply_stale_bytes skips nothing: on 6.1 that trace's sends
+	// return what they were given and no stale byte is sent (FIONREAD
+	// 32760, 8 bytes corked); kf_cork_apply_msg_more_hold's fourth send
+	// gets an element of its own, so the old element's last byte is
+	// pushed without MSG_MORE and TCP sends the 70 bytes it held
+	// (FIONREAD 170 where 6.18 holds everything), and its fifth copies
+	// its 5 bytes. The kf_cork61_* goldens pin the rest (sends that
+	// return what they were given, the bytes a shutdown's FIN releases).
+	SplicePagesCopied bool
 
 	// LoopbackSplice: Cong Wang's RFC "tcp: opportunistic loopback splice
 	// for BPF-paired sockets" (bpf-next, 2026-06), patches 1-2 and 4, as
@@ -82,8 +104,11 @@ var (
 	// plus the later FIONREADRecvQueue; its tcp_bpf_sendmsg predates
 	// v6.13's copied fix (SendmsgCountsAsked).
 	Linux612 = Profile{Name: "linux-6.12", TCPBpfIoctl: true, FIONREADRecvQueue: true, SendmsgCountsAsked: true}
-	// Linux61 is linux-6.1 as measured in a Debian 6.1 guest.
-	Linux61 = Profile{Name: "linux-6.1", TCPBpfIoctl: false}
+	// Linux61 is linux-6.1 as measured in a Debian 6.1 guest (6.1.192,
+	// Debian's 6.1.0-57): no tcp_bpf_ioctl, the pre-v6.13 send count
+	// (SendmsgCountsAsked) and a TCP that copies what tcp_bpf_push
+	// hands it (SplicePagesCopied).
+	Linux61 = Profile{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true}
 )
 
 // patches applies each patch series the model implements to a base

@@ -187,12 +187,8 @@ func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyB
 
 // tcpBpfPush mirrors tcp_bpf_push() (net/ipv4/tcp_bpf.c, v6.18): send
 // apply_bytes (or all) of msg out of sk with MSG_SPLICE_PAGES, element by
-// element, each but an element's last piece with MSG_MORE.
-//
-// Unlike Linux 6.1, whose tcp_bpf_push sends through do_tcp_sendpages
-// without MSG_MORE (so every piece is pushed), the linux-6.1 profile
-// also holds MSG_MORE pieces; the corpus names the traces where that
-// shows (knownGaps in corpus_test.go).
+// element, each but an element's last piece with MSG_MORE. 6.1.y has the
+// same function; its TCP copies the pieces instead (tcpBpfSendPiece).
 //
 // Precondition: the caller owns sk.
 func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, flags int) syscall.Errno {
@@ -211,7 +207,7 @@ func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, fla
 			if (size < sge.Length || k.mutated(mutPushMoreOnLast) && size == sge.Length) && msg.Sg.Start != msg.Sg.End {
 				f |= msgMore
 			}
-			ret, err := k.tcp.SendPageLocked(t, sk, page, off, size, f)
+			ret, err := k.tcpBpfSendPiece(t, sk, page, off, size, f)
 			if ret <= 0 {
 				return err
 			}

@@ -36,12 +36,6 @@ var backendCorpora = []backendCorpus{
 // not Linux's), the bridge, or the model. Every other trace must agree;
 // a listed trace must still diverge, so that a fix removes its entry.
 var backendDivergences = map[backendCorpus]map[string]string{
-	{"kernel", "linux-6.1"}: {
-		// The model's, not the transport's: model/corpus_test.go's
-		// knownGaps has both, and RefTCP diverges the same way.
-		"kf_cork_apply_stale_bytes":   "model: 6.1's cork and push path (do_tcp_sendpages without MSG_MORE) is not modelled",
-		"kf_cork_apply_msg_more_hold": "model: 6.1's cork and push path is not modelled (the guest releases 170 bytes at the fourth send)",
-	},
 	{"plaintcp", "linux-6.18"}: {
 		"big_nodrain": "gVisor: buffer sizes: gVisor's receive window and 1 MiB send buffer take 1603936 bytes of a " +
 			"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (RefTCP: 3832160)",

@@ -221,6 +221,9 @@ func (e endpoint) Shutdown(how int) error {
 	}
 	if how&model.ShutdownWrite != 0 {
 		h |= ShutWr
+		if err := e.uncorkForFin(); err != nil {
+			return err
+		}
 	}
 	return e.c.Shutdown(h)
 }
@@ -230,8 +233,22 @@ func (e endpoint) Close(rst bool) error {
 		if err := e.c.SetLinger(true, 0); err != nil {
 			return err
 		}
+	} else if err := e.uncorkForFin(); err != nil {
+		return err
 	}
 	return e.c.Close()
+}
+
+// uncorkForFin sends what a write with more left corked before a FIN:
+// Linux's tcp_send_fin pushes the write queue with TCP_NAGLE_OFF, so
+// bytes a MSG_MORE send held go out with the FIN of shutdown(SHUT_WR) or
+// close; gVisor keeps them corked, and its FIN behind them (golden
+// kf_cork61_shutdown_releases_held).
+func (e endpoint) uncorkForFin() error {
+	if !e.c.Corked() {
+		return nil
+	}
+	return e.c.SetCork(false)
 }
 
 func (e endpoint) Err() error            { return e.c.Err() }
