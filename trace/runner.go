@@ -29,8 +29,9 @@ var abandonGrace = 10 * time.Second
 // time): dispatching takes no trace time. An op that is still blocked
 // when the last op has been dispatched times out Options.OpTimeout after
 // that moment (an op that started later, OpTimeout after its start); an
-// op that keeps running without blocking times out OpTimeout after its
-// start even while ops are still being dispatched. Timeouts due together
+// op that keeps running without blocking (an iocopy feeding itself) times
+// out once it has run OpTimeout since it began or last blocked, even
+// while ops are still being dispatched. Timeouts due together
 // fire one at a time, in the order the ops started, each only once the
 // ops the previous one ended have settled: the backend's abort (the kernel
 // backend shuts the op's socket down) may end other blocked ops, which
@@ -90,7 +91,7 @@ type thread struct {
 	running    bool      // inside Exec or a join
 	joining    bool      // waiting in a join (blocked by definition)
 	op         int       // index of the current op
-	deadline   time.Time // when the current op times out (see Run)
+	deadline   time.Time // when the current op times out if blocked (see Run)
 	cancel     context.CancelCauseFunc
 	canceled   time.Time // when the runner canceled the current op; zero if not
 	blockedAt  time.Time // when the current op was last seen blocked (or began)
@@ -363,7 +364,7 @@ func (r *runner) settled(all bool) (bool, error) {
 		}
 		if !r.ex.Blocked(th.name) {
 			quiet = false
-			if th.canceled.IsZero() && now.After(th.deadline) && now.Sub(th.blockedAt) > r.opts.Scale(spinGrace) {
+			if th.canceled.IsZero() && now.Sub(th.blockedAt) > r.opts.Scale(r.opts.OpTimeout) {
 				r.cancelLocked(th, now)
 			}
 			continue
@@ -385,12 +386,6 @@ func (r *runner) settled(all bool) (bool, error) {
 	}
 	return ok, nil
 }
-
-// spinGrace is how long an op past its deadline may run without blocking
-// before the runner times it out: one just woken (by another op's abort,
-// say) returns well within it, one that keeps running (an iocopy feeding
-// itself) does not.
-const spinGrace = 50 * time.Millisecond
 
 // cancelLocked times out th's current op.
 func (r *runner) cancelLocked(th *thread, now time.Time) {
