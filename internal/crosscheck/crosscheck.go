@@ -35,6 +35,10 @@ type Report struct {
 	Agree    int
 	Flaky    int // B disagreed with itself, or had to be forced out of an op: not a divergence
 	Findings []Finding
+	// FlakyFindings are the Flaky traces, each with what made it flaky:
+	// B's first run against its re-run that differed, or, for a run B was
+	// forced out of, A against B.
+	FlakyFindings []Finding
 }
 
 // stableRuns is how many times b must give the same answer before a
@@ -44,7 +48,8 @@ const stableRuns = 3
 
 // Compare runs t on a and b. It returns the divergences, or flaky=true
 // when b's answer is not its own: it hit the runner's op timeout, or, run
-// again (up to stableRuns times), it disagreed with its first run.
+// again (up to stableRuns times), it disagreed with its first run; divs
+// are then what made it flaky (a against b, or b against its re-run).
 func Compare(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.Options) (divs []trace.Divergence, flaky bool, err error) {
 	ra, err := trace.Run(ctx, a, t, opts)
 	if err != nil {
@@ -64,15 +69,15 @@ func Compare(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace
 	if hasRunnerTimeout(rb) {
 		// b had to be forced out of an op (a live kernel is unblocked by
 		// shutting the socket down), so what follows is not b's own answer.
-		return nil, true, nil
+		return divs, true, nil
 	}
 	for i := 1; i < stableRuns; i++ {
 		rb2, err := trace.Run(ctx, b, t, opts)
 		if err != nil {
 			return nil, false, fmt.Errorf("re-run on %s: %w", b.Name(), err)
 		}
-		if len(trace.Diff(rb, rb2)) > 0 {
-			return nil, true, nil
+		if d := trace.Diff(rb, rb2); len(d) > 0 {
+			return d, true, nil
 		}
 	}
 	return divs, false, nil
@@ -97,6 +102,7 @@ func Campaign(ctx context.Context, a, b trace.Backend, next func(seed int) *trac
 			return r, fmt.Errorf("seed %d: %w", seed, err)
 		case flaky:
 			r.Flaky++
+			r.FlakyFindings = append(r.FlakyFindings, Finding{Seed: seed, Trace: t, Divergences: divs})
 		case len(divs) == 0:
 			r.Agree++
 		default:
@@ -118,12 +124,12 @@ func Shrink(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.
 		if firstErr != nil {
 			return false
 		}
-		divs, _, err := Compare(ctx, a, b, ct, opts)
+		divs, flaky, err := Compare(ctx, a, b, ct, opts)
 		if err != nil && !errors.Is(err, ErrRunA) {
 			firstErr = err
 			return false
 		}
-		return len(divs) > 0 || err != nil
+		return !flaky && len(divs) > 0 || err != nil
 	})
 	if firstErr != nil {
 		return nil, firstErr

@@ -93,7 +93,7 @@ func TestFlakyReferenceIsNotAFinding(t *testing.T) {
 	runs.Store(1) // flaky's next run adds one (diverges); its re-run does not
 	good, flaky := countBackend{name: "good"}, countBackend{name: "flaky", flip: true, runs: &runs}
 	divs, isFlaky, err := Compare(context.Background(), good, flaky, parse(t, divergent), trace.Options{})
-	if err != nil || !isFlaky || len(divs) != 0 {
+	if err != nil || !isFlaky || len(divs) != 1 || divs[0].Op != "fionread b" {
 		t.Fatalf("divs %+v flaky %v err %v", divs, isFlaky, err)
 	}
 }

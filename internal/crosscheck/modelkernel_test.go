@@ -147,6 +147,27 @@ func TestModelVsKernel(t *testing.T) {
 	for c, seeds := range classes {
 		t.Logf("class %q: %d seeds %v", c, len(seeds), seeds)
 	}
+	// Flaky traces, grouped the same way by what made them flaky (the
+	// kernel against its re-run; a run the runner forced out of an op is
+	// "runner timeout"), each saved for triage.
+	flaky := map[string][]int{}
+	for _, f := range r.FlakyFindings {
+		class := "runner timeout"
+		if len(f.Divergences) > 0 {
+			d := f.Divergences[0]
+			class = fmt.Sprintf("%s: %s, then %s", opKind(d.Op), shape(d.A), shape(d.B))
+		}
+		for _, d := range f.Divergences {
+			if d.B == trace.RunnerTimeout().String() {
+				class = "runner timeout"
+			}
+		}
+		flaky[class] = append(flaky[class], f.Seed)
+		save(t, out, fmt.Sprintf("flaky_seed_%d.trace", f.Seed), f.Trace)
+	}
+	for c, seeds := range flaky {
+		t.Logf("flaky class %q: %d seeds %v", c, len(seeds), seeds)
+	}
 	if r.Flaky > r.Runs/10 {
 		t.Errorf("%d of %d traces gave two answers on the kernel: the generator is not kernel-safe", r.Flaky, r.Runs)
 	}
