@@ -83,37 +83,88 @@ func Compare(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace
 	return divs, false, nil
 }
 
-// Campaign runs next(seed) for count seeds starting at first on a and b.
-// stop, if not nil, is called after each trace and ends the campaign early
-// when it returns true.
-func Campaign(ctx context.Context, a, b trace.Backend, next func(seed int) *trace.Trace, first, count int, opts trace.Options, stop func(Report) bool) (Report, error) {
-	var r Report
-	for seed := first; seed < first+count; seed++ {
-		if err := ctx.Err(); err != nil {
-			return r, err
+// Campaign runs next(seed) for count seeds starting at first on a and b,
+// jobs traces at a time (at least one): next is called in seed order from
+// one goroutine, and the report is the same whatever jobs is (findings in
+// seed order). stop, if not nil, is called after each trace, in seed
+// order, and ends the campaign early when it returns true. With jobs > 1
+// a and b must run traces concurrently (the model and the kernel backend
+// do: each kernel run has a namespace of its own).
+func Campaign(ctx context.Context, a, b trace.Backend, next func(seed int) *trace.Trace, first, count, jobs int, opts trace.Options, stop func(Report) bool) (Report, error) {
+	type result struct {
+		t     *trace.Trace
+		divs  []trace.Divergence
+		flaky bool
+		err   error
+		done  chan struct{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs = max(jobs, 1)
+	results := make(chan *result, jobs) // in seed order
+	go func() {
+		defer close(results)
+		sem := make(chan struct{}, jobs)
+		for seed := first; seed < first+count; seed++ {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			res := &result{t: next(seed), done: make(chan struct{})}
+			go func() {
+				defer func() { <-sem; close(res.done) }()
+				res.divs, res.flaky, res.err = Compare(ctx, a, b, res.t, opts)
+			}()
+			select {
+			case results <- res:
+			case <-ctx.Done():
+				<-res.done
+				return
+			}
 		}
-		t := next(seed)
-		divs, flaky, err := Compare(ctx, a, b, t, opts)
+	}()
+	var r Report
+	seed := first
+	var failed error
+	for res := range results {
+		<-res.done
+		if failed != nil {
+			continue // drain: every Compare returns once ctx is canceled
+		}
 		r.Runs++
 		switch {
-		case errors.Is(err, ErrRunA):
-			r.Findings = append(r.Findings, Finding{Seed: seed, Trace: t, Err: err})
-		case err != nil:
-			return r, fmt.Errorf("seed %d: %w", seed, err)
-		case flaky:
+		case errors.Is(res.err, ErrRunA):
+			r.Findings = append(r.Findings, Finding{Seed: seed, Trace: res.t, Err: res.err})
+		case res.err != nil:
+			failed = fmt.Errorf("seed %d: %w", seed, res.err)
+			cancel()
+			continue
+		case res.flaky:
 			r.Flaky++
-			r.FlakyFindings = append(r.FlakyFindings, Finding{Seed: seed, Trace: t, Divergences: divs})
-		case len(divs) == 0:
+			r.FlakyFindings = append(r.FlakyFindings, Finding{Seed: seed, Trace: res.t, Divergences: res.divs})
+		case len(res.divs) == 0:
 			r.Agree++
 		default:
-			r.Findings = append(r.Findings, Finding{Seed: seed, Trace: t, Divergences: divs})
+			r.Findings = append(r.Findings, Finding{Seed: seed, Trace: res.t, Divergences: res.divs})
 		}
+		seed++
 		if stop != nil && stop(r) {
-			break
+			cancel()
+			failed = errStopped
 		}
+	}
+	if failed != nil && failed != errStopped {
+		return r, failed
+	}
+	if err := ctx.Err(); err != nil && failed == nil {
+		return r, err
 	}
 	return r, nil
 }
+
+// errStopped marks a campaign its stop function ended.
+var errStopped = errors.New("stopped")
 
 // Shrink minimises t (fuzz.Minimize) while a and b still diverge stably
 // on it, or while A still cannot run it (ErrRunA). An error other than

@@ -106,16 +106,19 @@ func TestCampaign(t *testing.T) {
 		}
 		return parse(t, "conn a b\nfionread a\n")
 	}
-	r, err := Campaign(context.Background(), good, bad, next, 0, 9, trace.Options{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Runs != 9 || r.Agree != 6 || len(r.Findings) != 3 || r.Findings[1].Seed != 3 {
-		t.Fatalf("%+v", r)
-	}
-	r, _ = Campaign(context.Background(), good, bad, next, 0, 9, trace.Options{}, func(r Report) bool { return len(r.Findings) > 0 })
-	if r.Runs != 1 || !strings.Contains(r.Findings[0].Trace.Format(), "fionread b") {
-		t.Fatalf("stop not honoured: %+v", r)
+	// The same report with one job or several.
+	for _, jobs := range []int{1, 4} {
+		r, err := Campaign(context.Background(), good, bad, next, 0, 9, jobs, trace.Options{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Runs != 9 || r.Agree != 6 || len(r.Findings) != 3 || r.Findings[0].Seed != 0 || r.Findings[1].Seed != 3 || r.Findings[2].Seed != 6 {
+			t.Fatalf("jobs %d: %+v", jobs, r)
+		}
+		r, _ = Campaign(context.Background(), good, bad, next, 0, 9, jobs, trace.Options{}, func(r Report) bool { return len(r.Findings) > 0 })
+		if r.Runs != 1 || r.Findings[0].Seed != 0 || !strings.Contains(r.Findings[0].Trace.Format(), "fionread b") {
+			t.Fatalf("jobs %d: stop not honoured: %+v", jobs, r)
+		}
 	}
 }
 
@@ -140,7 +143,7 @@ func TestCampaignRecordsFailuresOfA(t *testing.T) {
 	ctx := context.Background()
 	a, b := failBackend{countBackend{name: "a"}}, countBackend{name: "b"}
 	traces := []*trace.Trace{parse(t, "conn a b\nsend a 1\n"), parse(t, divergent), parse(t, "conn a b\nfionread a\n")}
-	r, err := Campaign(ctx, a, b, func(seed int) *trace.Trace { return traces[seed] }, 0, len(traces), trace.Options{}, nil)
+	r, err := Campaign(ctx, a, b, func(seed int) *trace.Trace { return traces[seed] }, 0, len(traces), 1, trace.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
