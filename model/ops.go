@@ -8,12 +8,15 @@ import (
 )
 
 // Socket option limits (net/core/sock.c: sysctl_rmem_max, sysctl_wmem_max
-// default 212992; SOCK_MIN_RCVBUF and SOCK_MIN_SNDBUF are twice
-// TCP_SKB_MIN_TRUESIZE = 2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff))).
+// default 212992; include/net/sock.h, v6.18: SOCK_MIN_RCVBUF is
+// TCP_SKB_MIN_TRUESIZE = 2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff)),
+// SOCK_MIN_SNDBUF twice that). Measured on the 6.18 host: after
+// SO_RCVBUF 1 a stream parser's frame of 2304 bytes is taken and one of
+// 2305 aborts with EMSGSIZE (len > sk_rcvbuf in __strp_recv).
 const (
 	sysctlRmemMax = 212992
 	sysctlWmemMax = 212992
-	sockMinRcvbuf = 2 * (2048 + 256)
+	sockMinRcvbuf = 2048 + 256
 	sockMinSndbuf = 2 * (2048 + 256)
 )
 
