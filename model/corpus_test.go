@@ -121,6 +121,9 @@ func TestLinux612Switches(t *testing.T) {
 			"kf_cork_apply_stale_bytes":   {18},
 			"kf_cork_apply_msg_more_hold": {17, 19},
 		}},
+		{"SelfRedirectPass", func(p *Profile) { p.SelfRedirectPass = false }, map[string][]int{
+			"strp_err_self_redirect_rcvbuf_shrunk": {18, 22},
+		}},
 	} {
 		for name, lines := range c.traces {
 			i, ok := byName[name]

@@ -91,7 +91,12 @@ func (r *run) exec(t *Task, i int) trace.Result {
 		if err != 0 {
 			return trace.Fail(err)
 		}
-		return trace.Count(int64(n))
+		// The ioctl stores a C int; the kernel backend reads it into a
+		// Go int through unix.IoctlGetInt, whose upper half stays zero,
+		// so a negative tcp_inq (copied_seq past rcv_nxt, 6.1's
+		// FIONREAD after a stream parser's overshoot) shows as its 32-bit
+		// two's complement (measured on the 6.1 guest: 4294964296).
+		return trace.Count(int64(uint32(int32(n))))
 	case trace.OpPoll:
 		sk := k.socks[op.A]
 		if err := sk.fget(); err != 0 {

@@ -485,9 +485,14 @@ func (k *kernel) skPsockVerdictRecv(sk *Sock, skb *SkBuff) int {
 }
 
 // skPsockVerdictApply mirrors sk_psock_verdict_apply() (net/core/skmsg.c,
-// v6.18). It takes ownership of skb.
+// v6.18). It takes ownership of skb. With SelfRedirectPass (6.12.118,
+// Debian 6.1) a redirect with BPF_F_INGRESS to the psock's own socket is
+// an SK_PASS, as there.
 func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
 	k.reach(fnSkPsockVerdictApply)
+	if k.prof.SelfRedirectPass && verdict == skRedirectV && skb.BpfIngress && skb.BpfRedir == p.Sk {
+		verdict = skPassV
+	}
 	err := 0
 	switch verdict {
 	case skPassV:
