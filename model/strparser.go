@@ -146,6 +146,12 @@ func (k *kernel) strpReadSock(s *strparser) {
 func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int) int {
 	k.reach(fnStrpRecv)
 	if s.stopped {
+		// Unlike Linux, whose __strp_recv checks only strp->paused: a
+		// parser stopped by an abort earlier in this read_sock gets the
+		// rest of the skb again there, parses a new frame, fails the
+		// same length check (or none was failed: stopped by a timeout or
+		// a delete, then no read reaches here) and eats nothing, which
+		// is what returning 0 at once does.
 		return 0
 	}
 	// The message skbs are clones of the TCP skbs (skb_clone): each
@@ -300,11 +306,27 @@ func (s *strparser) strpNeedStale() bool {
 	return s != nil && s.needBytes > 0 && s.head != nil && s.head.Len != s.needHead
 }
 
-// strpAbort mirrors strp_abort_strp(): stop parsing and report the error
-// on the socket.
+// strpAbort mirrors strp_abort_strp() (net/strparser/strparser.c,
+// v6.18), the strparser's abort_parser for a psock: cancel the message
+// timer; once stopped, nothing more; else stop, free the message being
+// assembled and forget need_bytes (the skb_head leak fix, in 6.12.86 and
+// 6.12.118's tree; before it the head waited for strp_done, which no
+// trace can tell apart: its bytes were eaten already), and report err on
+// the socket (sk_err, sk_error_report). The bytes left on
+// sk_receive_queue stay there: strp_data_ready() returns at once for a
+// stopped parser.
 func (k *kernel) strpAbort(s *strparser, err syscall.Errno) {
 	k.reach(fnStrpAbort)
+	s.timerGen++ // cancel_delayed_work(&strp->msg_timer_work)
+	if s.stopped {
+		return
+	}
 	s.stopped = true
+	if s.head != nil {
+		k.freeSkb(s.head)
+		s.head = nil
+	}
+	s.needBytes = 0
 	s.sk.SkErr = err
 	s.sk.SkErrorReport(s.sk)
 }
