@@ -1202,6 +1202,13 @@ func (g *genState) partialSetup(c byte) {
 	g.line("insert rp 0 %s", s2)
 	g.maps = append(g.maps, genMap{"rp", 1})
 	g.readerSetup(s2)
+	if g.cfg.KernelSafe && frame > 0 {
+		// No message timer (strp_start_timer() runs it for sk_rcvtimeo):
+		// a frame left incomplete would be aborted by the runner's clock
+		// on the kernel and not in the model (README, Known gaps, runner
+		// time). O_NONBLOCK bounds the reads instead, as in parserSetup.
+		g.kernelSafeNoTimer(s2)
+	}
 	g.sendSized(s1, rapid.SampledFrom([]int{100, 1000, 4096}).Draw(t, "partialfirst"))
 	g.shapeOp = func() {
 		if frame > 0 && rapid.IntRange(0, 5).Draw(t, "partialsplit") == 0 {
@@ -1381,15 +1388,23 @@ func (g *genState) parserSetup(c byte) {
 		g.line("set %s sndbuf %d", s1, rapid.SampledFrom([]int{1024, 4096}).Draw(t, "parsersndbufn"))
 	}
 	if ks {
-		g.line("set %s rcvtimeo 0", s2)
-		g.line("set %s nonblock on", s2)
-		g.timeo[s2], g.nonblock[s2] = false, true
-		g.pinned[s2] = true
+		g.kernelSafeNoTimer(s2)
 		g.sendOwned[s1] = true
 	} else {
 		g.readerSetup(s2)
 	}
 	g.shapeOp = func() { g.parserOp(ps) }
+}
+
+// kernelSafeNoTimer gives s, a socket with a stream parser on a
+// kernel-safe trace, no SO_RCVTIMEO (zero: MAX_SCHEDULE_TIMEOUT, so
+// strp_start_timer() (net/strparser/strparser.c, v6.18) never arms the
+// message timer) and O_NONBLOCK, which op() leaves on, to bound its reads.
+func (g *genState) kernelSafeNoTimer(s string) {
+	g.line("set %s rcvtimeo 0", s)
+	g.line("set %s nonblock on", s)
+	g.timeo[s], g.nonblock[s] = false, true
+	g.pinned[s] = true
 }
 
 // count records n bytes sent to c2.
