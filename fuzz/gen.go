@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/splicecheck/splicecheck/trace"
@@ -91,6 +92,10 @@ type genState struct {
 	// sends on a kernel-safe trace only the shape writes (it keeps
 	// count of them). Both are the stream-parser shape's (parserSetup).
 	pinned, sendOwned map[string]bool
+	// parserMaps: maps with an sk_skb stream parser (line() notes every
+	// such prog). On a kernel-safe trace op() inserts into them only a
+	// pinned socket (see op's insert).
+	parserMaps map[string]bool
 	// routeSocks: the sockets of the shape's route; op() writes no
 	// iocopy between two of them, which would feed itself until the
 	// runner's timeout (seconds of model time per trace).
@@ -113,7 +118,11 @@ type genMap struct {
 }
 
 func (g *genState) line(format string, args ...any) {
-	fmt.Fprintf(&g.b, format+"\n", args...)
+	l := fmt.Sprintf(format, args...)
+	if f := strings.Fields(l); len(f) > 3 && f[0] == "prog" && f[2] == "sk_skb" && slices.Contains(f, "parser") {
+		g.parserMaps[f[1]] = true
+	}
+	g.b.WriteString(l + "\n")
 }
 
 func (g *genState) sock(label string) string {
@@ -130,7 +139,7 @@ func tcpPeer(s string) string {
 
 func genSource(t *rapid.T, cfg GenConfig) string {
 	g := &genState{t: t, cfg: cfg, timeo: map[string]bool{}, nonblock: map[string]bool{}, noRead: map[string]bool{},
-		routeSocks: map[string]bool{}, pinned: map[string]bool{}, sendOwned: map[string]bool{}}
+		routeSocks: map[string]bool{}, pinned: map[string]bool{}, sendOwned: map[string]bool{}, parserMaps: map[string]bool{}}
 	pl := g.drawPlan()
 	nconn := rapid.IntRange(min(max(cfg.MinConns, pl.conns), cfg.MaxConns), cfg.MaxConns).Draw(t, "conns")
 	// On loopback-splice profiles a1/a2 are paired: three times in four
@@ -416,7 +425,18 @@ func (g *genState) op() {
 		}
 	case "insert":
 		m := rapid.SampledFrom(g.maps).Draw(t, "map")
-		g.line("insert %s %d %s", m.name, rapid.IntRange(0, m.size).Draw(t, "key"), s)
+		key := rapid.IntRange(0, m.size).Draw(t, "key")
+		if g.cfg.KernelSafe && g.parserMaps[m.name] && !g.pinned[s] {
+			// A socket whose parser a delete stopped while another map
+			// kept its psock gets a new one here (strp_init zeroes it in
+			// place); with its message timer queued, the kernel panics
+			// when it fires (findings/panic/strp_reinit_armed_timer.trace).
+			// Only sockets without SO_RCVTIMEO (pinned) join such a map
+			// after the setup on a kernel-safe trace.
+			g.line("state %s", s)
+			return
+		}
+		g.line("insert %s %d %s", m.name, key, s)
 	case "delete":
 		m := rapid.SampledFrom(g.maps).Draw(t, "map")
 		g.line("delete %s %d", m.name, rapid.IntRange(0, m.size).Draw(t, "key"))
