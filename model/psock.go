@@ -250,6 +250,16 @@ func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst msgReader, flags int) (c
 				if copied == 0 {
 					return 0, errEFAULT, fromSelf
 				}
+				if !peek {
+					// Unlike Linux's copy fault (out: with sg.start left
+					// on the elements already emptied, which no trace
+					// reaches: the copy actor always takes what it is
+					// offered), the zero-copy actor stops at a full
+					// pipe, a normal event: the message keeps its
+					// progress, else the next read would meet an empty
+					// element and fail with -EFAULT.
+					msgRx.Sg.Start = i
+				}
 				return copied, errOK, fromSelf
 			}
 			copied += n
