@@ -271,6 +271,16 @@ var mainlineFailures = []Known{
 	{"stream-integrity", "lost", "psock-drop",
 		"a socket that leaves a map with a stream parser loses the bytes its psock held: sk_psock_drop frees them " +
 			"without advancing copied_seq (testdata/traces/findings/psock_delete_strparser_seq_warn.trace, on 6.18)"},
+	{"no-teardown-leak", "leak", "strp_init",
+		"a socket whose stream parser a delete stopped (sk_psock_stop_strp: strp_stop frees nothing) while another map " +
+			"kept its psock gets a parser again when it joins a map with one: strp_init zeroes the strparser in place and " +
+			"the skb of the frame it was assembling leaks (sock_map_link, net/core/sock_map.c; read in the 6.12.118 tree, " +
+			"no trace can observe the leak)"},
+	{"model-sound", "crash", "strp_init",
+		"as leak@strp_init, with the frame's message timer (SO_RCVTIMEO) still queued: strp_init zeroes the queued " +
+			"delayed work and the kernel panics when it fires (NULL pointer dereference in __queue_work, in the timer " +
+			"softirq), reproduced in the Debian 6.1.192 and 6.12.118 guests: " +
+			"testdata/traces/findings/panic/strp_reinit_armed_timer.trace, never to be run on the host"},
 	{"errno-contract", "impossible-errno", "recv/verdict-gone",
 		"a socket that leaves its sk_skb verdict map but stays in another keeps its psock and now reads by " +
 			"tcp_bpf_recvmsg, which has no is_next_msg_fin check: the FIN message the verdict queued on ingress_msg makes " +

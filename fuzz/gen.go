@@ -30,9 +30,10 @@ type GenConfig struct {
 	Splice bool
 	// KernelSafe keeps to ops that cannot block forever on a real kernel,
 	// where the runner would have to force them out: every read is bounded
-	// by SO_RCVTIMEO, every send is MSG_DONTWAIT, every splice is
-	// SPLICE_F_NONBLOCK (a full pipe) on a socket with SO_RCVTIMEO, and
-	// iocopy sources carry an SO_RCVTIMEO.
+	// by SO_RCVTIMEO or O_NONBLOCK (or is MSG_DONTWAIT), every send is
+	// MSG_DONTWAIT, every splice is SPLICE_F_NONBLOCK (a full pipe) on a
+	// socket with SO_RCVTIMEO or O_NONBLOCK, and iocopy sources carry an
+	// SO_RCVTIMEO.
 	KernelSafe bool
 }
 
@@ -86,6 +87,15 @@ type genState struct {
 	// noRead: receivers of a shapeNeverRead trace, which no op reads
 	// (op() writes a fionread instead).
 	noRead map[string]bool
+	// pinned: sockets whose O_NONBLOCK op() leaves on (the only bound
+	// of their reads on a kernel-safe trace); sendOwned: sockets whose
+	// sends on a kernel-safe trace only the shape writes (it keeps
+	// count of them). Both are the stream-parser shape's (parserSetup).
+	pinned, sendOwned map[string]bool
+	// parserMaps: maps with an sk_skb stream parser (line() notes every
+	// such prog). On a kernel-safe trace op() inserts into them only a
+	// pinned socket (see op's insert).
+	parserMaps map[string]bool
 	// routeSocks: the sockets of the shape's route; op() writes no
 	// iocopy between two of them, which would feed itself until the
 	// runner's timeout (seconds of model time per trace).
@@ -108,7 +118,11 @@ type genMap struct {
 }
 
 func (g *genState) line(format string, args ...any) {
-	fmt.Fprintf(&g.b, format+"\n", args...)
+	l := fmt.Sprintf(format, args...)
+	if f := strings.Fields(l); len(f) > 3 && f[0] == "prog" && f[2] == "sk_skb" && slices.Contains(f, "parser") {
+		g.parserMaps[f[1]] = true
+	}
+	g.b.WriteString(l + "\n")
 }
 
 func (g *genState) sock(label string) string {
@@ -125,7 +139,7 @@ func tcpPeer(s string) string {
 
 func genSource(t *rapid.T, cfg GenConfig) string {
 	g := &genState{t: t, cfg: cfg, timeo: map[string]bool{}, nonblock: map[string]bool{}, noRead: map[string]bool{},
-		routeSocks: map[string]bool{}}
+		routeSocks: map[string]bool{}, pinned: map[string]bool{}, sendOwned: map[string]bool{}, parserMaps: map[string]bool{}}
 	pl := g.drawPlan()
 	nconn := rapid.IntRange(min(max(cfg.MinConns, pl.conns), cfg.MaxConns), cfg.MaxConns).Draw(t, "conns")
 	// On loopback-splice profiles a1/a2 are paired: three times in four
@@ -340,6 +354,10 @@ func (g *genState) op() {
 		// gaps).
 		kind = "poll"
 	}
+	if g.cfg.KernelSafe && g.sendOwned[s] && kind == "send" {
+		// The shape counts what it sends there (parserSetup).
+		kind = "poll"
+	}
 	if g.noRead[s] && (kind == "recv" || kind == "splice" || kind == "pipe" || kind == "iocopy" || kind == "thread") {
 		// A receiver that is never read (shapeNeverRead).
 		kind = "fionread"
@@ -424,6 +442,9 @@ func (g *genState) op() {
 			g.timeo[s] = true
 		case 1:
 			nb := rapid.SampledFrom([]string{"on", "off"}).Draw(t, "nb")
+			if g.pinned[s] {
+				nb = "on"
+			}
 			g.line("set %s nonblock %s", s, nb)
 			g.nonblock[s] = nb == "on"
 		case 2:
@@ -433,7 +454,18 @@ func (g *genState) op() {
 		}
 	case "insert":
 		m := rapid.SampledFrom(g.maps).Draw(t, "map")
-		g.line("insert %s %d %s", m.name, rapid.IntRange(0, m.size).Draw(t, "key"), s)
+		key := rapid.IntRange(0, m.size).Draw(t, "key")
+		if g.cfg.KernelSafe && g.parserMaps[m.name] && !g.pinned[s] {
+			// A socket whose parser a delete stopped while another map
+			// kept its psock gets a new one here (strp_init zeroes it in
+			// place); with its message timer queued, the kernel panics
+			// when it fires (findings/panic/strp_reinit_armed_timer.trace).
+			// Only sockets without SO_RCVTIMEO (pinned) join such a map
+			// after the setup on a kernel-safe trace.
+			g.line("state %s", s)
+			return
+		}
+		g.line("insert %s %d %s", m.name, key, s)
 	case "delete":
 		m := rapid.SampledFrom(g.maps).Draw(t, "map")
 		g.line("delete %s %d", m.name, rapid.IntRange(0, m.size).Draw(t, "key"))
@@ -751,11 +783,11 @@ const (
 func (c GenConfig) shapeWeights() [numShapes]int {
 	switch {
 	case c.KernelSafe:
-		return [numShapes]int{shapeOld: 64, shapeRedirect: 15, shapePartial: 10, shapeParserRcvbuf: 5, shapeNeverRead: 6}
+		return [numShapes]int{shapeOld: 61, shapeRedirect: 15, shapePartial: 10, shapeParserRcvbuf: 8, shapeNeverRead: 6}
 	case c.Splice:
-		return [numShapes]int{shapeOld: 55, shapeRedirect: 14, shapeSlabFrag: 16, shapePartial: 5, shapeParserRcvbuf: 5, shapeNeverRead: 5}
+		return [numShapes]int{shapeOld: 53, shapeRedirect: 14, shapeSlabFrag: 16, shapePartial: 5, shapeParserRcvbuf: 7, shapeNeverRead: 5}
 	}
-	return [numShapes]int{shapeOld: 60, shapeRedirect: 18, shapeSlabFrag: 1, shapePartial: 8, shapeParserRcvbuf: 7, shapeNeverRead: 6}
+	return [numShapes]int{shapeOld: 58, shapeRedirect: 18, shapeSlabFrag: 1, shapePartial: 8, shapeParserRcvbuf: 9, shapeNeverRead: 6}
 }
 
 // plan is a trace's shape, drawn before its connections so that the
@@ -1219,6 +1251,13 @@ func (g *genState) partialSetup(c byte) {
 	g.line("insert rp 0 %s", s2)
 	g.maps = append(g.maps, genMap{"rp", 1})
 	g.readerSetup(s2)
+	if g.cfg.KernelSafe && frame > 0 {
+		// No message timer (strp_start_timer() runs it for sk_rcvtimeo):
+		// a frame left incomplete would be aborted by the runner's clock
+		// on the kernel and not in the model (README, Known gaps, runner
+		// time). O_NONBLOCK bounds the reads instead, as in parserSetup.
+		g.kernelSafeNoTimer(s2)
+	}
 	g.sendSized(s1, rapid.SampledFrom([]int{100, 1000, 4096}).Draw(t, "partialfirst"))
 	g.shapeOp = func() {
 		if frame > 0 && rapid.IntRange(0, 5).Draw(t, "partialsplit") == 0 {
@@ -1274,43 +1313,122 @@ func (g *genState) partialOp(s1, s2 string) {
 	}
 }
 
-// parserSetup writes c2 with a small SO_RCVBUF (sk_rcvbuf 4608 or 8192
-// after the kernel's doubling and floor) and an sk_skb verdict (pass, or
-// a redirect into c2's own ingress_msg) whose stream parser frames
-// messages of a length near or above it; parserOp sends that fill and
-// overrun the frames.
+// sockMinRcvbuf is SOCK_MIN_RCVBUF (include/net/sock.h, v6.18:
+// TCP_SKB_MIN_TRUESIZE, 2048 + 256), the floor of sk_rcvbuf.
+const sockMinRcvbuf = 2304
+
+// skRcvbuf is sk_rcvbuf after SO_RCVBUF v: __sock_set_rcvbuf()
+// (net/core/sock.c, v6.18) doubles it and floors it at SOCK_MIN_RCVBUF.
+func skRcvbuf(v int) int { return max(2*v, sockMinRcvbuf) }
+
+// parserKSBudget is how many bytes a kernel-safe trace sends to a socket
+// whose stream parser may have aborted: the bytes stay on
+// sk_receive_queue, and past about 2 KiB behind an sk_rcvbuf of 2304 the
+// kernel's receive window and truesize accounting (not modelled: README,
+// Known gaps, small buffers) decide what arrives.
+const parserKSBudget = 1500
+
+// parserShape is the state of a shapeParserRcvbuf trace: c1 sends, c2
+// has the stream parser.
+type parserShape struct {
+	s1, s2 string
+	n      int  // the parser's frame length
+	shrink bool // frames fit sk_rcvbuf until an op shrinks it
+	shrunk bool // the shrink was written
+	egress bool // the verdict sends each frame back out of c2, to c1
+	// sent counts the bytes sent to c2 since its insert (sentMod: of
+	// the frame in progress); late the bytes sent once the parser may
+	// have aborted, which kernel-safe traces keep under parserKSBudget.
+	sent, late int
+	inMap      bool // c2 is in rq (a delete takes it out, an insert back)
+	deleted    bool // a delete was written
+}
+
+// abortable reports whether c2's parser may have aborted: its frames
+// are over sk_rcvbuf from the start, or the shrink was written.
+func (ps *parserShape) abortable() bool { return !ps.shrink || ps.shrunk }
+
+// parserSetup writes c2 with an sk_skb verdict behind a stream parser
+// (map rq) whose frames are longer than sk_rcvbuf, at once (a small
+// SO_RCVBUF before or after the insert) or from a later op on (frames
+// that fit until SO_RCVBUF shrinks under them), and parserOp sends
+// frames whole, split over sends, short or long, reads c2 every way,
+// sends from it, shrinks its SO_RCVBUF, and deletes it from rq (and
+// inserts it again).
 //
 // __strp_recv() (net/strparser/strparser.c, v6.18) aborts the parser
-// with EMSGSIZE (sk_err, an error report) when a frame is longer than
-// sk_rcvbuf, and otherwise waits with need_bytes for the rest of a
-// frame while the bytes stay on sk_receive_queue (counted by tcp_inq()),
-// with the message timer (sk_rcvtimeo) running. Kernel-safe traces take
-// only frames above sk_rcvbuf, which abort as soon as bytes arrive: a
-// frame that waits would time out by the runner's clock (README, Known
-// gaps, runner time).
+// with EMSGSIZE when a new frame's length is over sk_rcvbuf:
+// strp_abort_strp() stops it, sets sk_err and reports it; the bytes stay
+// on sk_receive_queue, where tcp_bpf_recvmsg_parser() (net/ipv4/tcp_bpf.c,
+// v6.18) returns -EAGAIN at entry while they wait and poll shows IN and
+// ERR, and a send returns the error (tcp_sendmsg clearing it,
+// tcp_bpf_sendmsg with an sk_msg program not). After the delete
+// (sock_map_unref() → sk_psock_drop(), the parser stopped and detached)
+// tcp_recvmsg() returns them. A frame that fits waits with need_bytes for
+// its rest, with the message timer (sk_rcvtimeo) running: strp_msg_timeout()
+// aborts with ETIMEDOUT. The verdict passes the frames (reads of c2 find
+// them on its ingress_msg), redirects them into c2's own ingress_msg, or
+// out of c2 back to c1; an sk_msg program on rq sometimes takes c2's
+// sends; the insert sometimes comes after bytes are queued, which the
+// parser then meets at the first read (tcp_data_ready()).
+//
+// Kernel-safe traces give c2 no SO_RCVTIMEO but O_NONBLOCK: the message
+// timer then never runs (it would expire by the runner's clock: README,
+// Known gaps, runner time), and every read of c2 is bounded. They send
+// whole frames only until the shrink, which a read of everything c2
+// holds precedes (an ingress frame dropped by a later delete would
+// leave copied_seq behind the queue: the kernel warns), and at most
+// parserKSBudget bytes once the parser may have aborted.
 func (g *genState) parserSetup(c byte) {
 	t := g.t
-	s1, s2 := string(c)+"1", string(c)+"2"
-	rb := rapid.SampledFrom([]int{1024, 4096}).Draw(t, "parserrcvbuf")
-	var frames []int
-	switch {
-	case g.cfg.KernelSafe && rb == 1024:
-		frames = []int{4609, 8192}
-	case g.cfg.KernelSafe:
-		frames = []int{8193, 16384}
-	case rb == 1024:
-		frames = []int{1000, 2048, 4096, 4608, 4609, 8192}
-	default:
-		frames = []int{4096, 8000, 8192, 8193, 16384}
+	ps := &parserShape{s1: string(c) + "1", s2: string(c) + "2"}
+	s1, s2 := ps.s1, ps.s2
+	ks := g.cfg.KernelSafe
+	ps.shrink = rapid.Bool().Draw(t, "parsershrink")
+	rb := 0 // the SO_RCVBUF of the setup, none when 0
+	if ps.shrink {
+		ps.n = rapid.SampledFrom([]int{sockMinRcvbuf + 1, 3000, 4096, 8192}).Draw(t, "parsershrinkframe")
+		if !ks && rapid.Bool().Draw(t, "parsershrinkrb") {
+			rb = 65536
+		}
+	} else {
+		rb = rapid.SampledFrom([]int{1, 1024, 2048, 4096}).Draw(t, "parserrcvbuf")
+		rcv := skRcvbuf(rb)
+		frames := []int{rcv + 1, 2 * rcv, 16384}
+		if !ks {
+			frames = []int{rcv / 2, rcv - 1, rcv, rcv + 1, 2 * rcv, 16384}
+		}
+		ps.n = rapid.SampledFrom(frames).Draw(t, "parserframe")
 	}
-	n := rapid.SampledFrom(frames).Draw(t, "parserframe")
-	late := rapid.IntRange(0, 3).Draw(t, "parserlaterbuf") == 0
-	if !late {
+	late := rb != 0 && rapid.IntRange(0, 3).Draw(t, "parserlaterbuf") == 0
+	if rb != 0 && !late {
 		g.line("set %s rcvbuf %d", s2, rb)
 	}
 	g.line("map rq sockmap 1")
-	g.line("prog rq sk_skb %s parser %d", rapid.SampledFrom([]string{"pass", "pass", "redirect 0 ingress"}).Draw(t, "parserverdict"), n)
+	switch rapid.IntRange(0, 4).Draw(t, "parserverdict") {
+	case 0, 1:
+		g.line("prog rq sk_skb pass parser %d", ps.n)
+	case 2:
+		g.line("prog rq sk_skb redirect 0 ingress parser %d", ps.n)
+	default:
+		ps.egress = true
+		g.line("prog rq sk_skb redirect 0 egress parser %d", ps.n)
+	}
+	if rapid.IntRange(0, 2).Draw(t, "parsermsgprog") == 0 {
+		g.line("prog rq sk_msg pass")
+	}
+	if rapid.IntRange(0, 3).Draw(t, "parserprequeue") == 0 {
+		// Bytes queued before the psock: the parser meets them at the
+		// first read of c2.
+		n := rapid.SampledFrom([]int{100, 1000}).Draw(t, "parserprequeuen")
+		if ps.shrink {
+			n = ps.n
+		}
+		g.line("send %s %d dontwait", s1, n)
+		ps.count(n)
+	}
 	g.line("insert rq 0 %s", s2)
+	ps.inMap = true
 	g.maps = append(g.maps, genMap{"rq", 1})
 	if late {
 		g.line("set %s rcvbuf %d", s2, rb)
@@ -1318,22 +1436,89 @@ func (g *genState) parserSetup(c byte) {
 	if rapid.IntRange(0, 3).Draw(t, "parsersndbuf") == 0 {
 		g.line("set %s sndbuf %d", s1, rapid.SampledFrom([]int{1024, 4096}).Draw(t, "parsersndbufn"))
 	}
-	g.readerSetup(s2)
-	g.shapeOp = func() { g.parserOp(s1, s2, n) }
+	if ks {
+		g.kernelSafeNoTimer(s2)
+		g.sendOwned[s1] = true
+	} else {
+		g.readerSetup(s2)
+	}
+	g.shapeOp = func() { g.parserOp(ps) }
 }
 
-// parserOp draws an op of a shapeParserRcvbuf trace whose frames are n
-// bytes long: sends one short of a frame, a frame, one over, two frames
-// (the need_bytes wait and the frame boundary inside an skb, in
-// __strp_recv() (net/strparser/strparser.c, v6.18)), and reads of what
-// an aborted parser left on sk_receive_queue.
-func (g *genState) parserOp(s1, s2 string, n int) {
+// kernelSafeNoTimer gives s, a socket with a stream parser on a
+// kernel-safe trace, no SO_RCVTIMEO (zero: MAX_SCHEDULE_TIMEOUT, so
+// strp_start_timer() (net/strparser/strparser.c, v6.18) never arms the
+// message timer) and O_NONBLOCK, which op() leaves on, to bound its reads.
+func (g *genState) kernelSafeNoTimer(s string) {
+	g.line("set %s rcvtimeo 0", s)
+	g.line("set %s nonblock on", s)
+	g.timeo[s], g.nonblock[s] = false, true
+	g.pinned[s] = true
+}
+
+// count records n bytes sent to c2.
+func (ps *parserShape) count(n int) {
+	ps.sent += n
+	if ps.abortable() {
+		ps.late += n
+	}
+}
+
+// sentMod is how far into a frame c2's stream is.
+func (ps *parserShape) sentMod() int { return ps.sent % ps.n }
+
+// parserSend writes a send of n bytes from c1 to c2 (MSG_DONTWAIT).
+func (g *genState) parserSend(ps *parserShape, n int) {
+	g.line("send %s %d dontwait", ps.s1, n)
+	ps.count(n)
+}
+
+// parserOp draws an op of a shapeParserRcvbuf trace (see parserSetup):
+// sends of a frame less one, a frame, one more, two, half of one, and
+// frames split over sends (the need_bytes wait and the frame boundary
+// inside an skb, in __strp_recv() (net/strparser/strparser.c, v6.18));
+// reads of c2 by recv, splice and threads, FIONREAD, poll; c1's reads
+// (an egress verdict sends the frames back to it, and c2's own sends);
+// c2's sends; the shrink of its SO_RCVBUF; its delete from rq and
+// insert back.
+func (g *genState) parserOp(ps *parserShape) {
 	t := g.t
-	switch rapid.IntRange(0, 11).Draw(t, "parserop") {
+	s1, s2, n := ps.s1, ps.s2, ps.n
+	ks := g.cfg.KernelSafe
+	// The shrink and the delete come early enough that ops follow them.
+	if ps.shrink && !ps.shrunk && ps.sent > 0 && (!ks || ps.sentMod() == 0) && rapid.IntRange(0, 3).Draw(t, "parsershrinknow") == 0 {
+		g.parserShrink(ps)
+		return
+	}
+	if ps.abortable() && ps.sent > 0 && rapid.IntRange(0, 7).Draw(t, "parserdelnow") == 0 {
+		g.parserDelete(ps)
+		return
+	}
+	switch rapid.IntRange(0, 15).Draw(t, "parserop") {
 	case 10, 11:
-		g.splitFrame(s1, s2, n)
+		switch {
+		case !ks:
+			ps.count(n)
+			g.splitFrame(s1, s2, n)
+		case ps.abortable():
+			g.parserSmallSend(ps)
+		case ps.sentMod() == 0 && ps.sent+n <= 4*n:
+			ps.count(n)
+			g.splitFrame(s1, s2, n)
+		default:
+			g.line("poll %s", s2)
+		}
 	case 0, 1, 2:
-		g.line("send %s %d dontwait", s1, rapid.SampledFrom([]int{n - 1, n, n + 1, 2 * n, n / 2, 1000}).Draw(t, "parsersend"))
+		switch {
+		case !ks:
+			g.parserSend(ps, rapid.SampledFrom([]int{n - 1, n, n + 1, 2 * n, n / 2, 1000}).Draw(t, "parsersend"))
+		case ps.abortable():
+			g.parserSmallSend(ps)
+		case ps.sentMod() == 0 && ps.sent+n <= 4*n:
+			g.parserSend(ps, rapid.SampledFrom([]int{n, 2 * n}).Draw(t, "parserkssend"))
+		default:
+			g.line("fionread %s", s2)
+		}
 	case 3:
 		g.recvBounded(s2, rapid.SampledFrom([]int{100, n, 65536}).Draw(t, "parserrecv"), "")
 	case 4:
@@ -1343,6 +1528,10 @@ func (g *genState) parserOp(s1, s2 string, n int) {
 	case 6:
 		g.line("%s %s", rapid.SampledFrom([]string{"fionread", "poll", "state"}).Draw(t, "parserobs"), s2)
 	case 7:
+		if ps.egress || rapid.Bool().Draw(t, "parserreads1") {
+			g.recvBounded(s1, 65536, "")
+			return
+		}
 		g.line("poll %s", s1)
 	case 8:
 		if !g.canThread() || !g.timeo[s2] {
@@ -1350,13 +1539,76 @@ func (g *genState) parserOp(s1, s2 string, n int) {
 			return
 		}
 		g.line("@%s recv %s %d", g.newThread(), s2, n)
+	case 12:
+		// c2's own send: the error of an aborted parser, once.
+		g.line("send %s %d dontwait", s2, rapid.SampledFrom([]int{1, 10, 100}).Draw(t, "parsers2send"))
+	case 13:
+		g.parserShrink(ps)
+	case 14:
+		g.parserDelete(ps)
 	default:
-		if g.cfg.KernelSafe {
+		if ks {
 			g.line("poll %s", s2)
 			return
 		}
 		g.line("sleep %d", rapid.IntRange(1, 60).Draw(t, "parsersleep"))
 	}
+}
+
+// parserSmallSend writes a short send to c2, for a parser that may have
+// aborted (kernel-safe traces: within parserKSBudget).
+func (g *genState) parserSmallSend(ps *parserShape) {
+	n := rapid.SampledFrom([]int{1, 100, 500, 1000}).Draw(g.t, "parsersmallsend")
+	if g.cfg.KernelSafe && ps.late+n > parserKSBudget {
+		g.line("fionread %s", ps.s2)
+		return
+	}
+	g.parserSend(ps, n)
+}
+
+// parserShrink writes, once, the SO_RCVBUF under c2's frame length of a
+// shrinking trace: the parser aborts at the next frame's first byte.
+// Kernel-safe traces shrink only between frames, after a read of all
+// that c2 holds.
+func (g *genState) parserShrink(ps *parserShape) {
+	t := g.t
+	if !ps.shrink || ps.shrunk || g.cfg.KernelSafe && ps.sentMod() != 0 {
+		g.line("fionread %s", ps.s2)
+		return
+	}
+	if g.cfg.KernelSafe {
+		g.line("recv %s 65536 dontwait", ps.s2)
+	}
+	v := rapid.SampledFrom([]int{1, 1024}).Draw(t, "parsershrinkto")
+	if ps.n > 4096 && rapid.Bool().Draw(t, "parsershrinkmid") {
+		v = 2048 // sk_rcvbuf 4096
+	}
+	g.line("set %s rcvbuf %d", ps.s2, v)
+	ps.shrunk = true
+	if rapid.Bool().Draw(t, "parsershrinksend") {
+		g.parserSmallSend(ps) // the next frame's first bytes
+	}
+}
+
+// parserDelete writes c2's delete from rq, with the reads right after it
+// half the time (tcp_recvmsg() now: the bytes the aborted parser left,
+// then its error), or, once deleted, its insert back: a new psock and
+// stream parser (sk_psock_init_strp(), net/core/skmsg.c, v6.18) that
+// starts at copied_seq.
+func (g *genState) parserDelete(ps *parserShape) {
+	t := g.t
+	if ps.inMap {
+		g.line("delete rq 0")
+		ps.inMap, ps.deleted = false, true
+		if rapid.Bool().Draw(t, "parserdelreads") {
+			g.line("fionread %s", ps.s2)
+			g.line("recv %s 65536 dontwait", ps.s2)
+			g.line("recv %s 65536 dontwait", ps.s2)
+		}
+		return
+	}
+	g.line("insert rq 0 %s", ps.s2)
+	ps.inMap = true
 }
 
 // splitFrame sends one n-byte stream-parser frame from s1 in two or

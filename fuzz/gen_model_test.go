@@ -30,7 +30,8 @@ var genProfiles = []struct {
 
 // Every generated trace runs on the model, as the campaign runs it
 // (profile, schedule, Config.Liveness), without a model-internal error
-// (a panic, a scheduler deadlock: model.ErrInternal). Other run errors
+// (a panic, a scheduler deadlock: model.ErrInternal), and no kernel-safe
+// trace reaches a kernel crash (model.ErrKernelCrash). Other run errors
 // (lost wakeups, livelocks, leaks, invariants) are the properties' to
 // judge; they are counted in the log. 300 seeds a profile (50 with
 // -short).
@@ -76,6 +77,11 @@ func TestGenTracesRunOnModel(t *testing.T) {
 				}
 				if errors.Is(r.Err, model.ErrInternal) {
 					t.Errorf("seed %d: model-internal error: %v\n%s", seed, r.Err, tr.Format())
+					continue
+				}
+				if pc.cfg.KernelSafe && errors.Is(r.Err, model.ErrKernelCrash) {
+					// The cross-check would run it on the host.
+					t.Errorf("seed %d: a kernel-safe trace crashes the kernel: %v\n%s", seed, r.Err, tr.Format())
 					continue
 				}
 				if r.Err != nil {

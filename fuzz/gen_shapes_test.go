@@ -155,13 +155,23 @@ func shapesOf(tr *trace.Trace) map[string]bool {
 	}
 	copybreak := map[string]int64{}
 	var rcvbuf = map[string]bool{}
+	// shrunk: sockets whose SO_RCVBUF went small after bytes were sent to
+	// them; deleted: maps a delete op names after a small SO_RCVBUF.
+	shrunk, sentTo, deleted := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i := range tr.Ops {
 		op := &tr.Ops[i]
+		switch {
+		case op.Kind == trace.OpSend:
+			sentTo[tcpPeer(op.A)] = true
+		case op.Kind == trace.OpDelete && len(rcvbuf) > 0:
+			deleted[op.Map] = true
+		}
 		switch {
 		case op.Kind == trace.OpSet && op.Opt == trace.OptRxcopybreak:
 			copybreak[op.A] = op.Size
 		case op.Kind == trace.OpSet && op.Opt == trace.OptRcvbuf && op.Size <= 4096:
 			rcvbuf[op.A] = true
+			shrunk[op.A] = shrunk[op.A] || sentTo[op.A]
 		case op.Kind == trace.OpSplice && copybreak[op.A] >= 16384 && op.Size >= 30000 && f.sent[tcpPeer(op.A)] >= 32766:
 			has["slab-big-splice"] = true
 		}
@@ -174,6 +184,12 @@ func shapesOf(tr *trace.Trace) map[string]bool {
 			for _, s := range f.members[m] {
 				if p.Parser >= 1000 && rcvbuf[s] {
 					has["parser-rcvbuf"] = true
+					if shrunk[s] {
+						has["parser-rcvbuf-shrunk"] = true
+					}
+					if deleted[m] {
+						has["parser-rcvbuf-delete"] = true
+					}
 				}
 				if p.Verdict != trace.VerdictPass {
 					continue
@@ -220,28 +236,31 @@ func shapesOf(tr *trace.Trace) map[string]bool {
 
 // kernelSafe checks GenConfig.KernelSafe's promise: every send is
 // MSG_DONTWAIT, every splice SPLICE_F_NONBLOCK on a socket with an
-// SO_RCVTIMEO, every recv MSG_DONTWAIT or on a socket with one, every
-// iocopy source has one.
+// SO_RCVTIMEO or O_NONBLOCK, every recv MSG_DONTWAIT or on a socket
+// with one of them, every iocopy source has an SO_RCVTIMEO.
 func kernelSafe(tr *trace.Trace) error {
-	timeo := map[string]bool{}
+	timeo, nonblock := map[string]bool{}, map[string]bool{}
 	for i := range tr.Ops {
 		op := &tr.Ops[i]
 		bad := ""
 		switch op.Kind {
 		case trace.OpSet:
-			if op.Opt == trace.OptRcvtimeo {
+			switch op.Opt {
+			case trace.OptRcvtimeo:
 				timeo[op.A] = op.Size > 0
+			case trace.OptNonblock:
+				nonblock[op.A] = op.Size != 0
 			}
 		case trace.OpSend:
 			if op.Flags&trace.FlagDontwait == 0 {
 				bad = "blocking send"
 			}
 		case trace.OpSplice:
-			if op.Flags&trace.FlagNonblock == 0 || !timeo[op.A] {
+			if op.Flags&trace.FlagNonblock == 0 || !timeo[op.A] && !nonblock[op.A] {
 				bad = "unbounded splice"
 			}
 		case trace.OpRecv:
-			if op.Flags&trace.FlagDontwait == 0 && !timeo[op.A] {
+			if op.Flags&trace.FlagDontwait == 0 && !timeo[op.A] && !nonblock[op.A] {
 				bad = "unbounded recv"
 			}
 		case trace.OpIOCopy:

@@ -83,11 +83,13 @@ func TestGenShapesCovered(t *testing.T) {
 	want := map[string][]string{
 		"plain": {"redirect-msg-ingress", "redirect-msg-egress", "redirect-skb-ingress", "redirect-skb-egress",
 			"redirect-chain", "redirect-msg-apply-cork", "skb-pass-partial", "skb-pass-parser-partial",
-			"parser-rcvbuf", "never-read", "never-read-filled"},
+			"parser-rcvbuf", "parser-rcvbuf-shrunk", "parser-rcvbuf-delete", "never-read", "never-read-filled"},
 		"splice": {"redirect-msg-ingress", "redirect-msg-egress", "redirect-skb-ingress", "redirect-skb-egress",
-			"redirect-chain", "slab-big-splice", "skb-pass-partial", "parser-rcvbuf", "never-read-filled"},
+			"redirect-chain", "slab-big-splice", "skb-pass-partial", "parser-rcvbuf", "parser-rcvbuf-shrunk",
+			"parser-rcvbuf-delete", "never-read-filled"},
 		"kernelsafe": {"redirect-msg-ingress", "redirect-msg-egress", "redirect-skb-ingress", "redirect-skb-egress",
-			"redirect-chain", "skb-pass-partial", "skb-pass-parser-partial", "parser-rcvbuf", "never-read"},
+			"redirect-chain", "skb-pass-partial", "skb-pass-parser-partial", "parser-rcvbuf", "parser-rcvbuf-shrunk",
+			"parser-rcvbuf-delete", "never-read"},
 	}
 	want["pair"] = append(append([]string{}, want["plain"]...), "redirect-off-a", "redirect-touches-a")
 	for _, c := range genConfigs {

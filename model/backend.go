@@ -289,6 +289,10 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		if err := r.k.spliceLeaks(); err != nil {
 			return nil, fmt.Errorf("%s: at the end: %w", r.t.File, err)
 		}
+		if n := r.k.strpInitLeaks; n > 0 {
+			return nil, fmt.Errorf("%s: at the end: %w", r.t.File, &Fault{Err: ErrLeak, Kind: "leak", Site: "strp_init",
+				Msg: fmt.Sprintf("strp_init forgot the skb of %d frame(s) a stopped stream parser held (Linux leaks them)", n)})
+		}
 	}
 	return r.obs, nil
 }

@@ -157,6 +157,9 @@ func TestLinux612Switches(t *testing.T) {
 			"kf_cork61_new_element_releases":   {23, 25},
 			"kf_cork61_shutdown_releases_held": {21, 27},
 		}},
+		{"SelfRedirectPass", func(p *Profile) { p.SelfRedirectPass = false }, map[string][]int{
+			"strp_err_self_redirect_rcvbuf_shrunk": {18, 22},
+		}},
 	})
 }
 

@@ -30,6 +30,10 @@ var (
 	// its psock or ring at the end of the run; every run: a psock that
 	// survives teardown). It comes as a Fault of kind "leak".
 	ErrLeak = errors.New("model: teardown leaks")
+	// ErrKernelCrash marks a run stopped where the modelled kernel
+	// crashes (a Fault of kind "crash" whose Site is the kernel
+	// function): what would follow is not a kernel's answer.
+	ErrKernelCrash = errors.New("model: the kernel crashes here")
 	// ErrProfile marks a profile the model does not implement. It wraps
 	// trace.ErrUnsupported where returned to the runner.
 	ErrProfile = errors.New("model: profile not implemented")
@@ -50,11 +54,12 @@ var (
 // Fault is a run error that says what went wrong and where, so that a
 // property can tell one defect from another: Kind is "lost-wakeup",
 // "livelock", "leak", "use-after-free", "double-put", "get-page-slab",
-// "slab-in-pipe"; Site is the kernel function a thread slept or looped
-// in (with, after a slash, what made its wait condition true), the
-// object that leaked, or the model function (a kernel function's Go
-// name) that broke page ownership. It wraps Err: ErrLostWakeup,
-// ErrLivelock, ErrLeak or ErrPageOwnership.
+// "slab-in-pipe", "crash"; Site is the kernel function a thread slept
+// or looped in (with, after a slash, what made its wait condition true),
+// the object that leaked, the model function (a kernel function's Go
+// name) that broke page ownership, or the kernel function that crashes.
+// It wraps Err: ErrLostWakeup, ErrLivelock, ErrLeak, ErrPageOwnership or
+// ErrKernelCrash.
 type Fault struct {
 	Err        error
 	Kind, Site string

@@ -77,6 +77,22 @@ type Profile struct {
 	// return what they were given, the bytes a shutdown's FIN releases).
 	SplicePagesCopied bool
 
+	// SelfRedirectPass: sk_psock_verdict_apply (net/core/skmsg.c,
+	// 6.12.118) treats an sk_skb verdict that redirects with
+	// BPF_F_INGRESS to the psock's own socket as SK_PASS: the skb goes
+	// straight to ingress_msg by sk_psock_skb_ingress_self (no
+	// sk_rcvbuf check, the bytes counted in ingress_bytes while a
+	// stream parser reads) instead of through ingress_skb and the
+	// backlog. Debian's 6.12.113 update, "bpf, sockmap: Fix
+	// self-redirect copied_seq double-counting". Measured: the 6.12.118
+	// and Debian 6.1 guests read every byte of
+	// findings/self_redirect_loses_bytes (the host's 6.18.44 strands
+	// them), and a redirect to itself behind a stream parser whose
+	// sk_rcvbuf was shrunk queues the next frame on ingress_msg there
+	// (golden strp_err_self_redirect_rcvbuf_shrunk) where 6.18.44's
+	// backlog refuses it (sk_rmem_alloc over sk_rcvbuf).
+	SelfRedirectPass bool
+
 	// LoopbackSplice: Cong Wang's RFC "tcp: opportunistic loopback splice
 	// for BPF-paired sockets" (bpf-next, 2026-06), patches 1-2 and 4, as
 	// posted (splice_loopback.go). SpliceSeq adds the ordering fix of the
@@ -103,12 +119,13 @@ var (
 	// sockmap" (929e30f93125, Debian 6.12.85 update), so TCPBpfIoctl,
 	// plus the later FIONREADRecvQueue; its tcp_bpf_sendmsg predates
 	// v6.13's copied fix (SendmsgCountsAsked).
-	Linux612 = Profile{Name: "linux-6.12", TCPBpfIoctl: true, FIONREADRecvQueue: true, SendmsgCountsAsked: true}
+	Linux612 = Profile{Name: "linux-6.12", TCPBpfIoctl: true, FIONREADRecvQueue: true, SendmsgCountsAsked: true,
+		SelfRedirectPass: true}
 	// Linux61 is linux-6.1 as measured in a Debian 6.1 guest (6.1.192,
 	// Debian's 6.1.0-57): no tcp_bpf_ioctl, the pre-v6.13 send count
-	// (SendmsgCountsAsked) and a TCP that copies what tcp_bpf_push
-	// hands it (SplicePagesCopied).
-	Linux61 = Profile{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true}
+	// (SendmsgCountsAsked), a TCP that copies what tcp_bpf_push hands it
+	// (SplicePagesCopied), and the self-redirect fix (SelfRedirectPass).
+	Linux61 = Profile{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true, SelfRedirectPass: true}
 )
 
 // patches applies each patch series the model implements to a base

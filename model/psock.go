@@ -250,6 +250,16 @@ func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst msgReader, flags int) (c
 				if copied == 0 {
 					return 0, errEFAULT, fromSelf
 				}
+				if !peek {
+					// Unlike Linux's copy fault (out: with sg.start left
+					// on the elements already emptied, which no trace
+					// reaches: the copy actor always takes what it is
+					// offered), the zero-copy actor stops at a full
+					// pipe, a normal event: the message keeps its
+					// progress, else the next read would meet an empty
+					// element and fail with -EFAULT.
+					msgRx.Sg.Start = i
+				}
 				return copied, errOK, fromSelf
 			}
 			copied += n
@@ -485,9 +495,14 @@ func (k *kernel) skPsockVerdictRecv(sk *Sock, skb *SkBuff) int {
 }
 
 // skPsockVerdictApply mirrors sk_psock_verdict_apply() (net/core/skmsg.c,
-// v6.18). It takes ownership of skb.
+// v6.18). It takes ownership of skb. With SelfRedirectPass (6.12.118,
+// Debian 6.1) a redirect with BPF_F_INGRESS to the psock's own socket is
+// an SK_PASS, as there.
 func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
 	k.reach(fnSkPsockVerdictApply)
+	if k.prof.SelfRedirectPass && verdict == skRedirectV && skb.BpfIngress && skb.BpfRedir == p.Sk {
+		verdict = skPassV
+	}
 	err := 0
 	switch verdict {
 	case skPassV:

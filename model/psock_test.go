@@ -267,3 +267,42 @@ func TestProfiles(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseAfterParserOvershoot pins __tcp_close's data_was_unread
+// (net/ipv4/tcp.c, v6.18: an skb counts only when it ends after
+// copied_seq). Two stream-parser reads before a recv push copied_seq past
+// rcv_nxt (findings/strparser_copied_seq_overshoot), so the 2 bytes sent
+// next stay on sk_receive_queue unseen; the close then sends a FIN, not a
+// RST. Measured on the 6.18 host and the 6.1 and 6.12.118 guests: the
+// peer reads EOF (0) on all three; before, the model counted the 2 bytes
+// and reset the connection (crosscheck seed 60032).
+func TestCloseAfterParserOvershoot(t *testing.T) {
+	src := `conn a1 a2
+map m0 sockhash 4
+prog m0 sk_skb pass parser all
+insert m0 1 a2
+send a1 x"00ff0a" dontwait
+send a1 x"00ff0a" dontwait
+recv a2 16384 dontwait
+send a1 2 dontwait
+poll a2
+close a2
+recv a1 100 dontwait
+`
+	tr, err := trace.Parse("overshoot_close.trace", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, profile := range []string{"linux-6.18", "linux-6.12", "linux-6.1"} {
+		obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := obs[8].Result.String(); got != "OUT" {
+			t.Errorf("%s: poll a2 = %s, want OUT (the 2 bytes unseen)", profile, got)
+		}
+		if got := obs[10].Result.String(); got != `0 ""` {
+			t.Errorf("%s: the peer's recv after the close = %s, want 0 (FIN)", profile, got)
+		}
+	}
+}

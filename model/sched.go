@@ -331,15 +331,22 @@ func (s *Sched) runKernel(w kwork) {
 	w.fn()
 }
 
+// kernelCrash is the panic value that stops a run where the modelled
+// kernel crashes (ErrKernelCrash).
+type kernelCrash struct{ site, msg string }
+
 // panicError turns a panic of a model context into the run's error: a
-// page-ownership fault wraps ErrPageOwnership, a livelock ErrLivelock,
-// anything else is a model bug (ErrInternal) with its stack.
+// page-ownership fault wraps ErrPageOwnership, a livelock ErrLivelock, a
+// kernel crash ErrKernelCrash, anything else is a model bug (ErrInternal)
+// with its stack.
 func panicError(who string, p any) error {
 	switch f := p.(type) {
 	case pageFault:
 		return &Fault{Err: ErrPageOwnership, Kind: f.kind, Site: f.site, Msg: who + ": " + f.msg}
 	case livelock:
 		return &Fault{Err: ErrLivelock, Kind: "livelock", Site: f.site, Msg: who + ": " + f.msg}
+	case kernelCrash:
+		return &Fault{Err: ErrKernelCrash, Kind: "crash", Site: f.site, Msg: who + ": " + f.msg}
 	case runCanceled:
 		return fmt.Errorf("%s stopped: %w", who, f.err)
 	}

@@ -72,6 +72,9 @@ type kernel struct {
 	// (connPair), created by its first pairing; no trace op names it.
 	rendezvous *BpfMap
 	tsp        tcpSpliceTables // the tcp_splice module's tables (splice_seq.go)
+	// strpInitLeaks counts the frames strp_init forgot (Linux leaks
+	// their skbs; the model frees them: skPsockInitStrp).
+	strpInitLeaks int
 }
 
 // Sock mirrors struct sock together with the struct socket and struct

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"syscall"
 	"time"
 )
@@ -19,6 +20,9 @@ type strparser struct {
 	stopped bool
 	// timerGen invalidates the message timer when the message completes.
 	timerGen int
+	// timerPending: msg_timer_work is queued (armed by strp_start_timer,
+	// neither cancelled nor fired).
+	timerPending bool
 	// ingressBytes counts the bytes of this read passed to sk's own
 	// ingress queue (psock->ingress_bytes).
 	ingressBytes int
@@ -38,9 +42,35 @@ type strparser struct {
 	startNxt uint32
 }
 
-// skPsockInitStrp mirrors sk_psock_init_strp() → strp_init().
+// skPsockInitStrp mirrors sk_psock_init_strp() → strp_init()
+// (net/core/skmsg.c, net/strparser/strparser.c, v6.18).
+//
+// A psock whose parser a delete stopped (sk_psock_stop_strp: strp_stop,
+// nothing freed or cancelled) while another map kept it gets a parser
+// again when it joins a map with one: strp_init zeroes the strparser in
+// place. A frame it was assembling is forgotten: Linux leaks its skb;
+// unlike Linux the model frees it and counts it (strpInitLeaks, a "leak"
+// at "strp_init" with Config.Liveness). A message timer still queued is
+// zeroed under the timer wheel: when it fires, delayed_work_timer_fn
+// queues the work on a NULL workqueue and the kernel panics (NULL
+// pointer dereference in __queue_work, in the timer softirq; measured
+// in the Debian 6.1.192 and 6.12.118 guests, never run on the host).
+// The model stops the run there with a "crash" at "strp_init"
+// (ErrKernelCrash): what the trace would observe next is a dead kernel.
 func (k *kernel) skPsockInitStrp(sk *Sock, p *SkPsock) {
 	k.reach(fnSkPsockInitStrp)
+	if old := p.strp; old != nil {
+		if old.timerPending {
+			panic(kernelCrash{"strp_init", fmt.Sprintf("%s joins a stream-parser map again while the message timer of "+
+				"the parser a delete stopped is queued: strp_init zeroes the queued delayed work, and the kernel "+
+				"panics when it fires (NULL workqueue in __queue_work)", sk.Name)})
+		}
+		if old.head != nil {
+			k.strpInitLeaks++
+			k.freeSkb(old.head)
+			old.head = nil
+		}
+	}
 	p.strp = &strparser{psock: p, sk: sk, copiedSeq: k.tcp.CopiedSeq(sk), startNxt: k.tcp.CopiedSeq(sk) + uint32(k.tcp.Inq(sk))}
 	p.State |= skPsockRxStrpEnabled
 }
@@ -78,7 +108,13 @@ func (k *kernel) strpDone(s *strparser) {
 		k.freeSkb(s.head)
 		s.head = nil
 	}
+	s.cancelTimer() // cancel_delayed_work_sync
+}
+
+// cancelTimer is cancel_delayed_work(&strp->msg_timer_work).
+func (s *strparser) cancelTimer() {
 	s.timerGen++
+	s.timerPending = false
 }
 
 // mutStrpNeedBytesOffByOne is a bug of the second zoo (mutation.go).
@@ -146,6 +182,12 @@ func (k *kernel) strpReadSock(s *strparser) {
 func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int) int {
 	k.reach(fnStrpRecv)
 	if s.stopped {
+		// Unlike Linux, whose __strp_recv checks only strp->paused: a
+		// parser stopped by an abort earlier in this read_sock gets the
+		// rest of the skb again there, parses a new frame, fails the
+		// same length check (or none was failed: stopped by a timeout or
+		// a delete, then no read reaches here) and eats nothing, which
+		// is what returning 0 at once does.
 		return 0
 	}
 	// The message skbs are clones of the TCP skbs (skb_clone): each
@@ -219,7 +261,7 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 		msg.StrpOffset, msg.StrpFullLen = 0, s.fullLen
 		eaten += s.fullLen - accum
 		s.fullLen = 0
-		s.timerGen++ // cancel_delayed_work(&strp->msg_timer_work)
+		s.cancelTimer()
 		accum = 0
 		k.skPsockStrpRead(s, msg)
 	}
@@ -234,11 +276,16 @@ func (s *strparser) startTimer() {
 	if to == 0 || to == maxTimeout {
 		return
 	}
-	s.timerGen++
+	s.timerGen++ // mod_delayed_work: one queued timer
 	gen := s.timerGen
+	s.timerPending = true
 	k := s.sk.k
 	k.s.addTimer("strp_msg_timeout", time.Duration(to), func() {
-		if s.timerGen == gen && !s.stopped && s.head != nil {
+		if s.timerGen != gen {
+			return // cancelled, or armed again
+		}
+		s.timerPending = false
+		if !s.stopped && s.head != nil {
 			k.strpAbort(s, errETIMEDOUT)
 		}
 	})
@@ -300,11 +347,27 @@ func (s *strparser) strpNeedStale() bool {
 	return s != nil && s.needBytes > 0 && s.head != nil && s.head.Len != s.needHead
 }
 
-// strpAbort mirrors strp_abort_strp(): stop parsing and report the error
-// on the socket.
+// strpAbort mirrors strp_abort_strp() (net/strparser/strparser.c,
+// v6.18), the strparser's abort_parser for a psock: cancel the message
+// timer; once stopped, nothing more; else stop, free the message being
+// assembled and forget need_bytes (the skb_head leak fix, in 6.12.86 and
+// 6.12.118's tree; before it the head waited for strp_done, which no
+// trace can tell apart: its bytes were eaten already), and report err on
+// the socket (sk_err, sk_error_report). The bytes left on
+// sk_receive_queue stay there: strp_data_ready() returns at once for a
+// stopped parser.
 func (k *kernel) strpAbort(s *strparser, err syscall.Errno) {
 	k.reach(fnStrpAbort)
+	s.cancelTimer()
+	if s.stopped {
+		return
+	}
 	s.stopped = true
+	if s.head != nil {
+		k.freeSkb(s.head)
+		s.head = nil
+	}
+	s.needBytes = 0
 	s.sk.SkErr = err
 	s.sk.SkErrorReport(s.sk)
 }

@@ -58,15 +58,26 @@ func tcpCloseState(sk *Sock) bool {
 }
 
 // purgeReceiveQueue frees every skb on sk_receive_queue and returns the
-// payload bytes they held unread (a FIN's sequence number excluded):
-// tcp_close's data_was_unread, and inet_csk_destroy_sock's purge.
+// payload bytes they held past copied_seq (a FIN's sequence number
+// excluded): __tcp_close's data_was_unread (net/ipv4/tcp.c, v6.18),
+// true when one skb ends after copied_seq ("tcp: fix __tcp_close() to
+// only send RST when required", 5f9238530970, also in the 6.12.118 and
+// Debian 6.1 guests: bytes a stream parser left behind a copied_seq it
+// pushed past rcv_nxt are not unread there, and the close sends a FIN),
+// and inet_csk_destroy_sock's purge.
 func (k *kernel) purgeReceiveQueue(sk *Sock) (unread int) {
+	copied := k.tcp.CopiedSeq(sk)
 	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
-		n := int(skb.EndSeq - skb.Seq)
+		end, from := skb.EndSeq, skb.Seq
 		if skb.TCPFlags&tcphdrFIN != 0 {
-			n--
+			end--
 		}
-		unread += n
+		if int32(copied-from) > 0 {
+			from = copied
+		}
+		if n := int(int32(end - from)); n > 0 {
+			unread += n
+		}
 		k.freeSkb(skb)
 	}
 	return unread
