@@ -242,9 +242,13 @@ func (d *destinations) arrive(x string, i int, out, seen map[string]bool) {
 		}
 		verdictAlways = verdictAlways && has
 	}
-	if !verdictAlways || d.splices[x] {
+	if !verdictAlways || d.splices[x] || d.parser(x, i) {
 		// No verdict at some point, or splice(2), whose tcp_splice_read
-		// reads sk_receive_queue past any verdict or parser.
+		// reads sk_receive_queue past any verdict or parser, or a stream
+		// parser, which may abort (__strp_recv: a frame over sk_rcvbuf;
+		// strp_msg_timeout) and leave the bytes on sk_receive_queue for
+		// good, where a tcp_recvmsg that began before the socket joined
+		// the map, or runs after it left, reads them.
 		d.add(x, i, out, seen)
 	}
 	for j := i; j < len(d.state); j++ {
@@ -268,6 +272,24 @@ func (d *destinations) arrive(x string, i int, out, seen map[string]bool) {
 			}
 		}
 	}
+}
+
+// parser reports whether x is in a map with an sk_skb stream parser in a
+// state from i on.
+func (d *destinations) parser(x string, i int) bool {
+	for j := i; j < len(d.state); j++ {
+		for _, m := range d.state[j] {
+			if !m.has(x) {
+				continue
+			}
+			for _, p := range m.skb {
+				if p.Parser != 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // add makes r a destination, and follows an iocopy that reads it.

@@ -345,6 +345,12 @@ var mainlineFailures = []Known{
 	{"reads-agree", "fionread-overcounts", "self-redirect", selfRedirectReason},
 	{"reads-agree", "eagain-after-poll", "self-redirect", selfRedirectReason},
 	{"reads-agree", "eagain-after-fionread", "self-redirect", selfRedirectReason},
+	{"reads-agree", "peek-misses-data", "self-redirect",
+		"behind a stream parser whose verdict redirects into the socket's own ingress (6.18: through ingress_skb and " +
+			"the backlog), a MSG_PEEK runs the parser at tcp_bpf_recvmsg_parser's entry and returns -EAGAIN while a " +
+			"frame's start stays on sk_receive_queue; the next read finds the redirected frame on ingress_msg " +
+			"(reproduced on the 6.18 kernel backend: redirect 0 ingress parser 1152, 1000 bytes queued before the " +
+			"insert, three sends of 384, recv 1152 peek -EAGAIN, recv 100 returns 100)"},
 	{"reads-agree", "eagain-after-fionread", "psock-gone",
 		"after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock took off " +
 			"sk_receive_queue and freed with it, while recv finds nothing"},

@@ -159,8 +159,9 @@ func (r *Run) streamsOpaque(s string) bool {
 //     ("peek-differs"), or EAGAIN where the recv after it gets data
 //     ("peek-misses-data").
 //
-// The site is "psock-gone" when the socket left a map whose sk_skb
-// program had taken its bytes (the bytes its psock freed); "ring",
+// The site is "psock-gone" when the socket had left a map whose sk_skb
+// program had taken its bytes (the bytes its psock freed) before the
+// pair of ops; "ring",
 // "ring/peek", "ring/verdict" for a ring's reader; "strparser" for an
 // EAGAIN behind a stream parser; "self-redirect" when its verdict
 // redirects into its own ingress; "paired" for a loopback-splice pair's
@@ -204,7 +205,7 @@ func checkReadsAgree(r *Run) error {
 		res, pr := r.Obs[i].Result, r.Obs[i-1].Result
 		site := ""
 		switch {
-		case rt.psockDrop[op.A]:
+		case rt.droppedBefore(op.A, i-1):
 			site = "psock-gone"
 		case ringReader[op.A] && op.Flags&trace.FlagPeek != 0:
 			site = "ring/peek"

@@ -25,6 +25,8 @@ type routes struct {
 	// loses those bytes mid-stream
 	// (testdata/traces/findings/psock_delete_strparser_seq_warn.trace).
 	psockDrop map[string]bool
+	// psockDropAt is the op index of the socket's first such leave.
+	psockDropAt map[string]int
 	// skMsgAt[i] is the set of sockets that were, before op i, in a map
 	// with an sk_msg program (their sends went by tcp_bpf_sendmsg).
 	skMsgAt []map[string]bool
@@ -61,7 +63,7 @@ type mapInfo struct {
 func routesOf(t *trace.Trace) *routes {
 	r := &routes{
 		peer: map[string]string{}, foreign: map[string]bool{}, diverted: map[string]bool{},
-		psockDrop: map[string]bool{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, skb: map[string]bool{}, iocopySrc: map[string]bool{}, selfRedirect: map[string]bool{},
+		psockDrop: map[string]bool{}, psockDropAt: map[string]int{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, skb: map[string]bool{}, iocopySrc: map[string]bool{}, selfRedirect: map[string]bool{},
 		paired: map[string]bool{}, skMsgAt: make([]map[string]bool, len(t.Ops)),
 	}
 	maps := map[string]*mapInfo{}
@@ -118,6 +120,9 @@ func routesOf(t *trace.Trace) *routes {
 				r.changes[old] = append(r.changes[old], i)
 				r.changes[r.peer[old]] = append(r.changes[r.peer[old]], i)
 				if m.skbProg {
+					if !r.psockDrop[old] {
+						r.psockDropAt[old] = i
+					}
 					r.psockDrop[old] = true
 				}
 			}
@@ -164,6 +169,13 @@ func routesOf(t *trace.Trace) *routes {
 		}
 	}
 	return r
+}
+
+// droppedBefore reports whether s left a map with an sk_skb program
+// before op i (psockDrop).
+func (r *routes) droppedBefore(s string, i int) bool {
+	at, ok := r.psockDropAt[s]
+	return ok && at < i
 }
 
 func copySet(m map[string]bool) map[string]bool {
