@@ -273,7 +273,12 @@ func (r *run) splice(t *Task, op *trace.Op) trace.Result {
 	return trace.Count(int64(n))
 }
 
-// iocopy is Go's io.Copy(dst, src) on the two sockets.
+// iocopy is Go's io.Copy(dst, src) on the two sockets. Go's net.FileConn
+// puts each descriptor in non-blocking mode, and O_NONBLOCK belongs to the
+// open file description every thread shares: while the copy runs, a
+// blocking recv of SRC on another thread returns -EAGAIN at once. The
+// kernel backend puts the original flags back when the copy ends, and so
+// does the model.
 func (r *run) iocopy(t *Task, op *trace.Op) trace.Result {
 	src, dst := r.k.socks[op.A], r.k.socks[op.B]
 	if src == nil || !src.fdOpen || dst == nil || !dst.fdOpen {
@@ -283,7 +288,10 @@ func (r *run) iocopy(t *Task, op *trace.Op) trace.Result {
 	dst.fget()
 	defer src.fput(t)
 	defer dst.fput(t)
+	srcNB, dstNB := src.ONonblock, dst.ONonblock
+	src.ONonblock, dst.ONonblock = true, true
 	res := r.k.ioCopy(t, src, dst)
+	src.ONonblock, dst.ONonblock = srcNB, dstNB
 	out := trace.Count(res.n)
 	switch {
 	case res.deadline:
