@@ -44,13 +44,13 @@ var backendDivergences = map[backendCorpus]map[string]string{
 	},
 	{"plaintcp", "linux-6.18"}: {
 		"big_nodrain": "gVisor: buffer sizes: gVisor's receive window and 1 MiB send buffer take 1603936 bytes of a " +
-			"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (RefTCP: 3832160)",
+			"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (as RefTCP does)",
 		"rcvbuf_small": "gVisor: after SO_RCVBUF 4096 on an established connection gVisor's window still takes a " +
 			"whole segment (FIONREAD 65483 on loopback, 5792 between two hosts at MTU 1500); Linux's takes 32741",
 		"sndbuf_small": "gVisor and the bridge: gVisor frees send buffer as the receiver's ACKs come in during the " +
 			"system call (the bridge settles the stacks after every chunk it writes), so a small SO_SNDBUF " +
 			"does not stop the send (663552 bytes); Linux processes those ACKs only at release_sock and stops at 32741",
-		"splice_big": "gVisor (and RefTCP): the receive window: Linux's receiver takes 195557 of 200000 bytes " +
+		"splice_big": "gVisor: the receive window: Linux's receiver takes 195557 of 200000 bytes (as RefTCP does) " +
 			"(FIONREAD 64485 after two 64 KiB splices), gVisor's all of them (68928)",
 	},
 }
