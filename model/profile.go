@@ -154,18 +154,22 @@ var (
 		Rmem: [3]int{4096, 131072, 33554432}, Wmem: [3]int{4096, 16384, 4194304},
 	}
 	// tcpGuest612 is the 6.12.118 guest of `make kernels` (4 GiB):
-	// cubic, the net.core defaults (212992), tcp_rmem[2] 6 MiB.
+	// cubic, the net.core defaults (212992), tcp_rmem[2] 6 MiB, and
+	// skbs of 896 bytes beyond their payload (a 320-byte MAX_TCP_HEADER
+	// in a 640-byte small head).
 	tcpGuest612 = TCPConf{
 		ScalingRatio: true, GrowSkb: true, NomemZeroWindow: true, DRS: drs612,
-		SkbHeadTruesize: 832, SndbufExpand: 2,
+		SkbHeadTruesize: 896, SndbufExpand: 2,
 		RmemMax: 212992, WmemMax: 212992,
 		Rmem: [3]int{4096, 131072, 6291456}, Wmem: [3]int{4096, 16384, 4194304},
 	}
 	// tcpGuest61 is Debian's 6.1 in a 4 GiB guest: cubic, the net.core
-	// defaults, tcp_rmem[2] 6 MiB, tcp_adv_win_scale 1.
+	// defaults, tcp_rmem[2] 6 MiB, tcp_adv_win_scale 1; no small-head
+	// skb cache (v6.3), so a MAX_TCP_HEADER head (320) takes a 1024-byte
+	// kmalloc object: SKB_TRUESIZE(704) = 1280.
 	tcpGuest61 = TCPConf{
 		DRS:             drs61,
-		SkbHeadTruesize: 832, MaxTCPHeader: 320, SndbufExpand: 2,
+		SkbHeadTruesize: 1280, MaxTCPHeader: 320, SndbufExpand: 2,
 		RmemMax: 212992, WmemMax: 212992,
 		Rmem: [3]int{4096, 131072, 6291456}, Wmem: [3]int{4096, 16384, 4194304},
 	}

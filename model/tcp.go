@@ -247,6 +247,9 @@ func (r *RefTCP) tcpEstablish(a, b *tcpSock) {
 		tp.sndCwnd = tcpInitCwnd
 		tp.sndSml = tcpISN
 		tp.pushedSeq = tcpISN
+		// The SYN and SYN-ACK carried timestamps: each end echoes the
+		// other's from the handshake on.
+		tp.tsRecent = r.k.s.opSeq
 	}
 	r.selectInitialWindow(a, r.tcpFullSpace(a), tcpMSSClamp)
 	r.selectInitialWindow(b, r.tcpFullSpace(b), tcpAdvMSS)
