@@ -87,7 +87,8 @@ func TestGenShapesCovered(t *testing.T) {
 		"splice": {"redirect-msg-ingress", "redirect-msg-egress", "redirect-skb-ingress", "redirect-skb-egress",
 			"redirect-chain", "slab-big-splice", "skb-pass-partial", "parser-rcvbuf", "never-read-filled"},
 		"kernelsafe": {"redirect-msg-ingress", "redirect-msg-egress", "redirect-skb-ingress", "redirect-skb-egress",
-			"redirect-chain", "skb-pass-partial", "skb-pass-parser-partial", "parser-rcvbuf", "never-read"},
+			"redirect-chain", "skb-pass-partial", "skb-pass-parser-partial", "parser-rcvbuf", "never-read",
+			"never-read-filled"},
 	}
 	want["pair"] = append(append([]string{}, want["plain"]...), "redirect-off-a", "redirect-touches-a")
 	for _, c := range genConfigs {
