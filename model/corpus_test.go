@@ -53,6 +53,20 @@ func corpus(t testing.TB, profile string) (traces []*trace.Trace, goldens [][]st
 // profile, each with the reason: a named gap with an open follow-up. The
 // test requires them to still diverge, so a fix must also remove its entry.
 var knownGaps = map[string]map[string]string{
+	"linux-6.12": {
+		// Timing, not a rule to model: the receiver delays its ACK of
+		// the 47424-byte segment that leaves at the start of the 10 MB
+		// send (40 ms, TCP_DELACK_MIN). Under QEMU without KVM the send's
+		// 2.6 MB of copying takes longer than that, so the delayed ACK
+		// reaches the sender's backlog during the send and sk_flush_backlog
+		// frees the skb in time for the send to take 47424 more bytes
+		// (2655744, every run); on the 6.18 host and in the model the send
+		// ends first and the next send takes them. The model fires timers
+		// only between ops (docs/design.md).
+		"tcp_window_nonreading_fill": "timing in the 6.12 TCG guest: the receiver's 40 ms delayed ACK fires " +
+			"during the slow 10 MB send and frees 47424 bytes inside it (golden 2655744, then -EAGAIN); " +
+			"the model fires timers between ops (2608320, then 47424)",
+	},
 	"linux-6.1": {
 		// Follow-up: model 6.1's cork path (tcp_bpf_push through
 		// do_tcp_sendpages, sk_msg_alloc's coalescing, the copy error

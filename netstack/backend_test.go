@@ -36,7 +36,44 @@ var backendCorpora = []backendCorpus{
 // not Linux's), the bridge, or the model. Every other trace must agree;
 // a listed trace must still diverge, so that a fix removes its entry.
 var backendDivergences = map[backendCorpus]map[string]string{
+	{"kernel", "linux-6.18"}: {
+		// The four flow-control traces pin Linux's buffer accounting;
+		// gVisor's TCP has its own (its send buffer is not counted in skb
+		// truesize, its receive window is not tcp_select_window's).
+		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
+			"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
+		"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
+			"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
+		"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
+			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
+		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
+			"admits bytes that Linux's receiver prunes or refuses",
+	},
+	{"kernel", "linux-6.12"}: {
+		// The four flow-control traces pin Linux's buffer accounting;
+		// gVisor's TCP has its own (its send buffer is not counted in skb
+		// truesize, its receive window is not tcp_select_window's).
+		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
+			"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
+		"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
+			"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
+		"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
+			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
+		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
+			"admits bytes that Linux's receiver prunes or refuses",
+	},
 	{"kernel", "linux-6.1"}: {
+		// The four flow-control traces pin Linux's buffer accounting;
+		// gVisor's TCP has its own (its send buffer is not counted in skb
+		// truesize, its receive window is not tcp_select_window's).
+		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
+			"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
+		"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
+			"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
+		"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
+			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
+		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
+			"admits bytes that Linux's receiver prunes or refuses",
 		// The model's, not the transport's: model/corpus_test.go's
 		// knownGaps has both, and RefTCP diverges the same way.
 		"kf_cork_apply_stale_bytes":   "model: 6.1's cork and push path (do_tcp_sendpages without MSG_MORE) is not modelled",
