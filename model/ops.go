@@ -7,12 +7,12 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// Socket option minimums (include/net/sock.h: SOCK_MIN_RCVBUF and
-// SOCK_MIN_SNDBUF are twice TCP_SKB_MIN_TRUESIZE = 2048 +
-// SKB_DATA_ALIGN(sizeof(struct sk_buff))); the maximums are the profile's
-// rmem_max and wmem_max (TCPConf).
+// Socket option minimums (include/net/sock.h, v6.18): SOCK_MIN_RCVBUF is
+// TCP_SKB_MIN_TRUESIZE = 2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff)),
+// SOCK_MIN_SNDBUF twice that; the maximums are the profile's rmem_max
+// and wmem_max (TCPConf).
 const (
-	sockMinRcvbuf = 2 * (2048 + 256)
+	sockMinRcvbuf = 2048 + 256
 	sockMinSndbuf = 2 * (2048 + 256)
 )
 

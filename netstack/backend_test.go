@@ -37,7 +37,7 @@ var backendCorpora = []backendCorpus{
 // a listed trace must still diverge, so that a fix removes its entry.
 var backendDivergences = map[backendCorpus]map[string]string{
 	{"kernel", "linux-6.18"}: {
-		// The four flow-control traces pin Linux's buffer accounting;
+		// The five flow-control traces pin Linux's buffer accounting;
 		// gVisor's TCP has its own (its send buffer is not counted in skb
 		// truesize, its receive window is not tcp_select_window's).
 		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
@@ -48,9 +48,11 @@ var backendDivergences = map[backendCorpus]map[string]string{
 			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
 		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
 			"admits bytes that Linux's receiver prunes or refuses",
+		"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
+			"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
 	},
 	{"kernel", "linux-6.12"}: {
-		// The four flow-control traces pin Linux's buffer accounting;
+		// The five flow-control traces pin Linux's buffer accounting;
 		// gVisor's TCP has its own (its send buffer is not counted in skb
 		// truesize, its receive window is not tcp_select_window's).
 		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
@@ -61,9 +63,11 @@ var backendDivergences = map[backendCorpus]map[string]string{
 			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
 		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
 			"admits bytes that Linux's receiver prunes or refuses",
+		"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
+			"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
 	},
 	{"kernel", "linux-6.1"}: {
-		// The four flow-control traces pin Linux's buffer accounting;
+		// The five flow-control traces pin Linux's buffer accounting;
 		// gVisor's TCP has its own (its send buffer is not counted in skb
 		// truesize, its receive window is not tcp_select_window's).
 		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
@@ -74,6 +78,8 @@ var backendDivergences = map[backendCorpus]map[string]string{
 			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
 		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
 			"admits bytes that Linux's receiver prunes or refuses",
+		"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
+			"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
 		// The model's, not the transport's: model/corpus_test.go's
 		// knownGaps has both, and RefTCP diverges the same way.
 		"kf_cork_apply_stale_bytes":   "model: 6.1's cork and push path (do_tcp_sendpages without MSG_MORE) is not modelled",
