@@ -725,7 +725,7 @@ const (
 func (c GenConfig) shapeWeights() [numShapes]int {
 	switch {
 	case c.KernelSafe:
-		return [numShapes]int{shapeOld: 64, shapeRedirect: 15, shapePartial: 10, shapeParserRcvbuf: 5, shapeNeverRead: 6}
+		return [numShapes]int{shapeOld: 60, shapeRedirect: 14, shapePartial: 9, shapeParserRcvbuf: 5, shapeNeverRead: 12}
 	case c.Splice:
 		return [numShapes]int{shapeOld: 55, shapeRedirect: 14, shapeSlabFrag: 16, shapePartial: 5, shapeParserRcvbuf: 5, shapeNeverRead: 5}
 	}
@@ -764,6 +764,13 @@ func (g *genState) drawPlan() *plan {
 		pl.conns = len(routeHops[pl.route.kind]) + 1
 	case shapeNeverRead:
 		pl.route.kind = rapid.IntRange(routePlain, numRouteKinds-1).Draw(t, "neverreadroute")
+		if g.cfg.KernelSafe && rapid.Bool().Draw(t, "neverreadplain") {
+			// Half of the kernel-safe never-read traces fill a plain
+			// TCP receiver: Linux's flow control (RefTCP's tcp_flow.go)
+			// against the kernel's, with large sends and SO_RCVBUF/
+			// SO_SNDBUF small and large.
+			pl.route.kind = routePlain
+		}
 		pl.conns = len(routeHops[pl.route.kind]) + 1
 	default:
 		pl.conns = 1
