@@ -338,6 +338,11 @@ func (g *genState) prog(m genMap) string {
 // what the sender sent by TCP when it was full) and a large one.
 var sizes = []int{0, 1, 7, 64, 100, 1000, 4096, 16384, 65536}
 
+// bufSizes are the SO_RCVBUF and SO_SNDBUF values the generator draws:
+// below the minimum (doubled to SOCK_MIN_RCVBUF), small, a little under
+// the defaults, and far above them (capped at rmem_max, wmem_max).
+var bufSizes = []int{1024, 4096, 65536, 1 << 20}
+
 // op draws one data or control op, weighted toward sends and reads.
 func (g *genState) op() {
 	t := g.t
@@ -347,11 +352,10 @@ func (g *genState) op() {
 		"fionread", "fionread", "poll", "state", "shutdown", "close", "set", "insert", "delete",
 		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend", "probe", "probe", "lastbytes", "retarget",
 	}).Draw(t, "op")
-	if g.cfg.KernelSafe && (kind == "fill" || kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
+	if g.cfg.KernelSafe && (kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
 		// Kernel-safe traces keep the cross-check's weights: one thread
-		// op in about 25 and no fills, whose full windows and buffers
-		// the model does not time as the kernel does (see README, Known
-		// gaps).
+		// op in about 25. They fill windows and buffers (MSG_DONTWAIT
+		// sends): RefTCP runs Linux's flow control (model/tcp_flow.go).
 		kind = "poll"
 	}
 	if g.cfg.KernelSafe && g.sendOwned[s] && kind == "send" {
@@ -448,9 +452,9 @@ func (g *genState) op() {
 			g.line("set %s nonblock %s", s, nb)
 			g.nonblock[s] = nb == "on"
 		case 2:
-			g.line("set %s rcvbuf %d", s, rapid.SampledFrom([]int{1024, 4096, 65536}).Draw(t, "rcvbuf"))
+			g.line("set %s rcvbuf %d", s, rapid.SampledFrom(bufSizes).Draw(t, "rcvbuf"))
 		default:
-			g.line("set %s sndbuf %d", s, rapid.SampledFrom([]int{1024, 4096, 65536}).Draw(t, "sndbuf"))
+			g.line("set %s sndbuf %d", s, rapid.SampledFrom(bufSizes).Draw(t, "sndbuf"))
 		}
 	case "insert":
 		m := rapid.SampledFrom(g.maps).Draw(t, "map")
@@ -783,7 +787,7 @@ const (
 func (c GenConfig) shapeWeights() [numShapes]int {
 	switch {
 	case c.KernelSafe:
-		return [numShapes]int{shapeOld: 61, shapeRedirect: 15, shapePartial: 10, shapeParserRcvbuf: 8, shapeNeverRead: 6}
+		return [numShapes]int{shapeOld: 58, shapeRedirect: 14, shapePartial: 9, shapeParserRcvbuf: 8, shapeNeverRead: 11}
 	case c.Splice:
 		return [numShapes]int{shapeOld: 53, shapeRedirect: 14, shapeSlabFrag: 16, shapePartial: 5, shapeParserRcvbuf: 7, shapeNeverRead: 5}
 	}
@@ -822,6 +826,13 @@ func (g *genState) drawPlan() *plan {
 		pl.conns = len(routeHops[pl.route.kind]) + 1
 	case shapeNeverRead:
 		pl.route.kind = rapid.IntRange(routePlain, numRouteKinds-1).Draw(t, "neverreadroute")
+		if g.cfg.KernelSafe && rapid.Bool().Draw(t, "neverreadplain") {
+			// Half of the kernel-safe never-read traces fill a plain
+			// TCP receiver: Linux's flow control (RefTCP's tcp_flow.go)
+			// against the kernel's, with large sends and SO_RCVBUF/
+			// SO_SNDBUF small and large.
+			pl.route.kind = routePlain
+		}
 		pl.conns = len(routeHops[pl.route.kind]) + 1
 	default:
 		pl.conns = 1
@@ -1670,17 +1681,22 @@ func (g *genState) splitFrame(s1, s2 string, n int) {
 // (-EAGAIN, sk_psock_backlog() requeues) while the target's
 // sk_rmem_alloc is over sk_rcvbuf (net/core/skmsg.c, v6.18); and
 // tcp_close() (net/ipv4/tcp.c, v6.18) of a socket with unread data.
-// Kernel-safe traces send a few KiB only, MSG_DONTWAIT, and never fill
-// a window (the model does not time full windows as the kernel does).
+// Kernel-safe traces send MSG_DONTWAIT only: a few KiB on a redirect
+// route, and on plain TCP up to megabytes, which fill the window and the
+// send buffer (RefTCP's flow control is Linux's, model/tcp_flow.go).
 func (g *genState) neverReadSetup(r *route) {
 	t := g.t
 	g.routeSetup(r)
 	g.noRead[r.dst] = true
 	if rapid.Bool().Draw(t, "nrrcvbuf") {
-		g.line("set %s rcvbuf %d", r.dst, rapid.SampledFrom([]int{1024, 4096}).Draw(t, "nrrcvbufn"))
+		g.line("set %s rcvbuf %d", r.dst, rapid.SampledFrom(bufSizes).Draw(t, "nrrcvbufn"))
 	}
 	if rapid.IntRange(0, 3).Draw(t, "nrsndbuf") == 0 {
-		g.line("set %s sndbuf %d", r.src, rapid.SampledFrom([]int{1024, 4096}).Draw(t, "nrsndbufn"))
+		g.line("set %s sndbuf %d", r.src, rapid.SampledFrom(bufSizes).Draw(t, "nrsndbufn"))
+	}
+	ksSizes := []int{1000, 4096}
+	if r.kind == routePlain {
+		ksSizes = []int{1000, 4096, 16400, 65536, 200000, 1 << 20, 5 << 20}
 	}
 	blocked := false // a sender thread may be blocked at the end
 	ksSent := 0
@@ -1690,7 +1706,7 @@ func (g *genState) neverReadSetup(r *route) {
 			if g.cfg.KernelSafe {
 				if ksSent < 8 {
 					ksSent++
-					g.line("send %s %d dontwait", r.src, rapid.SampledFrom([]int{1000, 4096}).Draw(t, "nrkssend"))
+					g.line("send %s %d dontwait", r.src, rapid.SampledFrom(ksSizes).Draw(t, "nrkssend"))
 					return
 				}
 				g.line("fionread %s", r.dst)

@@ -89,7 +89,7 @@ func TestGenShapesCovered(t *testing.T) {
 			"parser-rcvbuf-delete", "never-read-filled"},
 		"kernelsafe": {"redirect-msg-ingress", "redirect-msg-egress", "redirect-skb-ingress", "redirect-skb-egress",
 			"redirect-chain", "skb-pass-partial", "skb-pass-parser-partial", "parser-rcvbuf", "parser-rcvbuf-shrunk",
-			"parser-rcvbuf-delete", "never-read"},
+			"parser-rcvbuf-delete", "never-read", "never-read-filled"},
 	}
 	want["pair"] = append(append([]string{}, want["plain"]...), "redirect-off-a", "redirect-touches-a")
 	for _, c := range genConfigs {

@@ -449,6 +449,7 @@ func (r *run) taskLoop(t *Task) {
 // runOp executes op i on t and records its observation.
 func (r *run) runOp(t *Task, i int) {
 	op := &r.t.Ops[i]
+	r.s.opSeq++
 	t.running = true
 	t.opYields = 0
 	t.timedOut = false

@@ -52,7 +52,33 @@ func corpus(t testing.TB, profile string) (traces []*trace.Trace, goldens [][]st
 // knownGaps are the corpus traces the model is known to get wrong, per
 // profile, each with the reason: a named gap with an open follow-up. The
 // test requires them to still diverge, so a fix must also remove its entry.
-var knownGaps = map[string]map[string]string{}
+var knownGaps = map[string]map[string]string{
+	"linux-6.18": {
+		// Follow-up: after SO_RCVBUF shrinks under what is queued, the
+		// model's sender keeps the 1000 bytes of line 20 back (its
+		// receiver's window is closed), while 6.18's receiver takes the
+		// segment, its parser starts a 3000-byte frame over the new
+		// sk_rcvbuf and aborts (EMSGSIZE: poll ERR, recv -EAGAIN). The
+		// model reads the first frame and aborts only then. 6.12 and 6.1
+		// redirect to self as SK_PASS and agree.
+		"strp_err_self_redirect_rcvbuf_shrunk": "the receive window after SO_RCVBUF shrinks under queued bytes: " +
+			"the model holds back the next segment (no abort until the first frame is read); 6.18 takes it and aborts",
+	},
+	"linux-6.12": {
+		// Timing, not a rule to model: the receiver delays its ACK of
+		// the 47424-byte segment that leaves at the start of the 10 MB
+		// send (40 ms, TCP_DELACK_MIN). Under QEMU without KVM the send's
+		// 2.6 MB of copying takes longer than that, so the delayed ACK
+		// reaches the sender's backlog during the send and sk_flush_backlog
+		// frees the skb in time for the send to take 47424 more bytes
+		// (2655744, every run); on the 6.18 host and in the model the send
+		// ends first and the next send takes them. The model fires timers
+		// only between ops (docs/design.md).
+		"tcp_window_nonreading_fill": "timing in the 6.12 TCG guest: the receiver's 40 ms delayed ACK fires " +
+			"during the slow 10 MB send and frees 47424 bytes inside it (golden 2655744, then -EAGAIN); " +
+			"the model fires timers between ops (2608320, then 47424)",
+	},
+}
 
 // TestCorpus runs every kernel corpus trace with a golden on the model and
 // compares the observations byte for byte (trace.DiffGolden).
@@ -158,7 +184,8 @@ func TestLinux612Switches(t *testing.T) {
 			"kf_cork61_shutdown_releases_held": {21, 27},
 		}},
 		{"SelfRedirectPass", func(p *Profile) { p.SelfRedirectPass = false }, map[string][]int{
-			"strp_err_self_redirect_rcvbuf_shrunk": {18, 22},
+			// 21 and 23 are 6.18's known gap on this trace (knownGaps).
+			"strp_err_self_redirect_rcvbuf_shrunk": {18, 21, 22, 23},
 		}},
 	})
 }

@@ -13,6 +13,7 @@
 //	sched.go     the cooperative deterministic scheduler, wait queues, virtual time
 //	sock.go      struct sock/socket/file: states, locks, callbacks, shutdown
 //	tcp.go       the TCP interface and RefTCP, the reference TCP
+//	tcp_flow.go  RefTCP's flow control: Linux's loopback buffers, windows, ACKs
 //	tcp_rcv.go   the receive paths both transports share (tcp_recvmsg, tcp_read_sock, tcp_read_skb)
 //	transport.go Transport and Endpoint: an external TCP the model can run on (Config.Transport)
 //	tcp_ext.go   extTCP, the TCP interface on a Transport (the netstack backend's bridge)
@@ -174,24 +175,20 @@
 //
 // # Unlike Linux (deliberate, named gaps)
 //
-//   - TCP flow control is simplified: a receiver takes data while its
-//     receive memory is under tcpRcvWindow (113152 bytes, what a fresh
-//     6.18 loopback connection takes before the sender keeps data
-//     queued), and reopens the whole window on every read; a sender
-//     queues up to tcpSndLimit (3806315 bytes) before sendmsg blocks.
-//     Linux's window selection (tcp_select_window, rcv_ssthresh growth,
-//     scaling_ratio, receive-buffer autotuning) is not modelled, nor are
-//     SO_RCVBUF/SO_SNDBUF's effects on it; traces that keep more than
-//     about 64 KiB unread on one plain-TCP receiver may differ in
-//     FIONREAD and partial reads. SO_RCVBUF does bound sk_skb redirects
-//     into a socket (sk_psock_create_ingress_msg) and strparser messages.
-//   - skb truesize is the payload length (no per-skb overhead).
-//   - Memory accounting (sk_forward_alloc, sk_wmem_schedule,
-//     sk_rmem_schedule, tcp_mem pressure) never fails.
-//   - There is no loss, reordering or retransmission: segments arrive in
-//     order, once; timers other than SO_RCVTIMEO, sleeps and the
-//     strparser message timeout do not exist (delayed ACKs, TIME_WAIT
-//     expiry, keepalive).
+//   - TCP flow control is Linux's loopback flow control (tcp_flow.go):
+//     truesize-based send and receive buffers with their autotuning,
+//     window selection and scaling, ACK policy, Nagle and TSO deferral,
+//     pruning and collapsing; what it leaves out is listed there. Its
+//     timers are the kernel backend's settle: a delayed ACK and a tail
+//     loss probe fire at the next op boundary (or 40 ms of virtual time
+//     into a long op); the retransmission and zero-window probe timers
+//     (200 ms and more) do not exist, so a segment dropped for lack of
+//     receive memory is never sent again.
+//   - Global memory accounting (tcp_mem pressure) never refuses.
+//   - There is no loss or reordering: segments arrive in order, once;
+//     timers other than SO_RCVTIMEO, sleeps, the strparser message
+//     timeout and the TCP timers above do not exist (TIME_WAIT expiry,
+//     keepalive).
 //   - A jiffy-delayed work runs at the next op boundary (the kernel
 //     backend spends at least its 1 ms settle window per op).
 //   - splice(pipe → socket) in iocopy and skb_send_sock in the backlog

@@ -7,15 +7,11 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// Socket option limits (net/core/sock.c: sysctl_rmem_max, sysctl_wmem_max
-// default 212992; include/net/sock.h, v6.18: SOCK_MIN_RCVBUF is
+// Socket option minimums (include/net/sock.h, v6.18): SOCK_MIN_RCVBUF is
 // TCP_SKB_MIN_TRUESIZE = 2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff)),
-// SOCK_MIN_SNDBUF twice that). Measured on the 6.18 host: after
-// SO_RCVBUF 1 a stream parser's frame of 2304 bytes is taken and one of
-// 2305 aborts with EMSGSIZE (len > sk_rcvbuf in __strp_recv).
+// SOCK_MIN_SNDBUF twice that; the maximums are the profile's rmem_max
+// and wmem_max (TCPConf).
 const (
-	sysctlRmemMax = 212992
-	sysctlWmemMax = 212992
 	sockMinRcvbuf = 2048 + 256
 	sockMinSndbuf = 2 * (2048 + 256)
 )
@@ -354,18 +350,25 @@ func (r *run) set(t *Task, op *trace.Op) trace.Result {
 		// loopback splice receiver busy-polls its ring for it.
 		sk.SkLlUsec = int(v)
 	case trace.OptRcvbuf:
-		if v > sysctlRmemMax {
-			v = sysctlRmemMax
+		// sock_setsockopt → __sock_set_rcvbuf: capped at rmem_max,
+		// doubled for the overhead, and locked against autotuning.
+		if m := int64(r.k.prof.TCP.RmemMax); v > m {
+			v = m
 		}
+		sk.userlocks |= sockRcvbufLock
 		sk.SkRcvbuf = max(int(v)*2, sockMinRcvbuf)
 		if x, ok := r.k.tcp.(*extTCP); ok {
 			x.setBuf(sk, true, int(op.Size))
 		}
 	case trace.OptSndbuf:
-		if v > sysctlWmemMax {
-			v = sysctlWmemMax
+		// sock_setsockopt SO_SNDBUF: capped at wmem_max, doubled,
+		// locked; then sk_write_space wakes writers the new size lets go.
+		if m := int64(r.k.prof.TCP.WmemMax); v > m {
+			v = m
 		}
+		sk.userlocks |= sockSndbufLock
 		sk.SkSndbuf = max(int(v)*2, sockMinSndbuf)
+		defer sk.SkWriteSpace(sk)
 		if x, ok := r.k.tcp.(*extTCP); ok {
 			x.setBuf(sk, false, int(op.Size))
 		}

@@ -105,12 +105,118 @@ type Profile struct {
 	// posted fixes, profiles splice-copy and splice-zerocopy
 	// (splice_read.go).
 	SpliceRead spliceReadKind
+
+	// TCP is the reference TCP's flow control as the kernel version and
+	// the machine the profile was measured on make it (tcp_flow.go).
+	TCP TCPConf
 }
+
+// TCPConf is what RefTCP's buffer accounting and windows take from a
+// kernel version (the switches) and from the machine and its sysctls
+// (the numbers), each measured on the machine the profile names.
+type TCPConf struct {
+	// ScalingRatio: tcp_win_from_space() scales by tp->scaling_ratio,
+	// which tcp_measure_rcv_mss() takes from the len/truesize of the skbs
+	// received ("tcp: get rid of sysctl_tcp_adv_win_scale", dfa2f0483360,
+	// v6.6); before, by sysctl_tcp_adv_win_scale (1 on every machine
+	// measured: half the space).
+	ScalingRatio bool
+	// GrowSkb: tcp_write_xmit() first fills a send head shorter than
+	// cwnd_quota*mss with bytes of the next skb (tcp_grow_skb, "tcp: try
+	// to send bigger TSO packets": in 6.12's tcp_output.c, not in 6.1's).
+	GrowSkb bool
+	// NomemZeroWindow: an in-order segment tcp_data_queue() has no
+	// memory for is answered at once with a zero window
+	// (ICSK_ACK_NOMEM|ICSK_ACK_NOW, which tcp_select_window() turns into
+	// a zero window: "net: tcp: send zero-window ACK when no memory", in
+	// 6.12's tcp_input.c, not in 6.1's). In 6.1 it is dropped without an
+	// ACK, and the first skb of an empty queue is always taken.
+	NomemZeroWindow bool
+
+	// DRS is the receive-buffer autotuning tcp_rcv_space_adjust() does
+	// as a reader copies (see the drs* constants).
+	DRS drsKind
+
+	// SkbHeadTruesize is the truesize of a fresh tcp_stream_alloc_skb()
+	// skb, SKB_TRUESIZE(skb_end_offset(skb)) of its MAX_TCP_HEADER head:
+	// what every loopback skb carries beyond its payload (measured:
+	// ss -m's skmem of a receiver holding one segment).
+	SkbHeadTruesize int
+	// MaxTCPHeader is MAX_TCP_HEADER (6.1's receive-buffer autotuning
+	// sizes segments with it).
+	MaxTCPHeader int
+	// SndbufExpand is the congestion control's sndbuf_expand factor in
+	// tcp_sndbuf_expand() (bbr_sndbuf_expand: 3; cubic has none: 2).
+	SndbufExpand int
+	// CwndEveryAck: the congestion window grows by every newly acked
+	// packet (BBR's startup, bbr_set_cwnd, while delivered < TCP_INIT_CWND
+	// or below its target); else only when cwnd-limited (cubic's
+	// tcp_slow_start under tcp_is_cwnd_limited).
+	CwndEveryAck bool
+	// RmemMax and WmemMax are net.core.rmem_max and wmem_max, the caps of
+	// SO_RCVBUF and SO_SNDBUF; Rmem and Wmem net.ipv4.tcp_rmem and
+	// tcp_wmem (a new network namespace copies init_net's).
+	RmemMax, WmemMax int
+	Rmem, Wmem       [3]int
+}
+
+// drsKind is a version of tcp_rcv_space_adjust() (net/ipv4/tcp_input.c).
+type drsKind uint8
+
+const (
+	// drs61: 6.1's, sized in SKB_TRUESIZE(advmss + MAX_TCP_HEADER) per
+	// segment of twice the bytes copied in the last RTT plus 16, grown
+	// again for slow start.
+	drs61 drsKind = iota
+	// drs612: 6.12.118's, the same window (with 6.16's "tcp: fix
+	// sk_rcvbuf overshoot", which does not count the bytes still queued,
+	// backported) turned into space by tcp_space_from_win (scaling_ratio).
+	drs612
+	// drs618: v6.18's tcp_rcvbuf_grow ("tcp: fix too slow
+	// tcp_rcvbuf_grow() action", 6.18-rc4): twice the bytes copied,
+	// grown by their growth since the last RTT, no 16-segment cushion.
+	drs618
+)
+
+// The TCP configurations measured.
+var (
+	// tcpHost618 is the 6.18.44 host: BBR (net.ipv4.tcp_congestion_control
+	// = bbr, inherited by every new netns), rmem_max and wmem_max raised
+	// to 4 MiB, tcp_rmem[2] at v6.16's 32 MiB default ("tcp: increase
+	// tcp_rmem[2] to 32 MB"), loopback skbs of 832 bytes of truesize
+	// beyond their payload.
+	tcpHost618 = TCPConf{
+		ScalingRatio: true, GrowSkb: true, NomemZeroWindow: true, DRS: drs618,
+		SkbHeadTruesize: 832, SndbufExpand: 3, CwndEveryAck: true,
+		RmemMax: 4194304, WmemMax: 4194304,
+		Rmem: [3]int{4096, 131072, 33554432}, Wmem: [3]int{4096, 16384, 4194304},
+	}
+	// tcpGuest612 is the 6.12.118 guest of `make kernels` (4 GiB):
+	// cubic, the net.core defaults (212992), tcp_rmem[2] 6 MiB, and
+	// skbs of 896 bytes beyond their payload (a 320-byte MAX_TCP_HEADER
+	// in a 640-byte small head).
+	tcpGuest612 = TCPConf{
+		ScalingRatio: true, GrowSkb: true, NomemZeroWindow: true, DRS: drs612,
+		SkbHeadTruesize: 896, SndbufExpand: 2,
+		RmemMax: 212992, WmemMax: 212992,
+		Rmem: [3]int{4096, 131072, 6291456}, Wmem: [3]int{4096, 16384, 4194304},
+	}
+	// tcpGuest61 is Debian's 6.1 in a 4 GiB guest: cubic, the net.core
+	// defaults, tcp_rmem[2] 6 MiB, tcp_adv_win_scale 1; no small-head
+	// skb cache (v6.3), so a MAX_TCP_HEADER head (320) takes a 1024-byte
+	// kmalloc object: SKB_TRUESIZE(704) = 1280.
+	tcpGuest61 = TCPConf{
+		DRS:             drs61,
+		SkbHeadTruesize: 1280, MaxTCPHeader: 320, SndbufExpand: 2,
+		RmemMax: 212992, WmemMax: 212992,
+		Rmem: [3]int{4096, 131072, 6291456}, Wmem: [3]int{4096, 16384, 4194304},
+	}
+)
 
 // Profiles the model implements.
 var (
 	// Linux618 is linux-6.18 as measured on the host (6.18.44).
-	Linux618 = Profile{Name: "linux-6.18", TCPBpfIoctl: true}
+	Linux618 = Profile{Name: "linux-6.18", TCPBpfIoctl: true, TCP: tcpHost618}
 	// Linux612 is linux-6.12 as measured in a guest booted from Debian's
 	// linux-source-6.12 (6.12.118, tinyconfig plus sockmap; two btf.c
 	// fixes for sock_ops kfuncs that the corpus does not reach). It has
@@ -120,12 +226,13 @@ var (
 	// plus the later FIONREADRecvQueue; its tcp_bpf_sendmsg predates
 	// v6.13's copied fix (SendmsgCountsAsked).
 	Linux612 = Profile{Name: "linux-6.12", TCPBpfIoctl: true, FIONREADRecvQueue: true, SendmsgCountsAsked: true,
-		SelfRedirectPass: true}
+		SelfRedirectPass: true, TCP: tcpGuest612}
 	// Linux61 is linux-6.1 as measured in a Debian 6.1 guest (6.1.192,
 	// Debian's 6.1.0-57): no tcp_bpf_ioctl, the pre-v6.13 send count
 	// (SendmsgCountsAsked), a TCP that copies what tcp_bpf_push hands it
-	// (SplicePagesCopied), and the self-redirect fix (SelfRedirectPass).
-	Linux61 = Profile{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true, SelfRedirectPass: true}
+	// (SplicePagesCopied), the self-redirect fix (SelfRedirectPass), and
+	// the guest's TCP constants (tcpGuest61).
+	Linux61 = Profile{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true, SelfRedirectPass: true, TCP: tcpGuest61}
 )
 
 // patches applies each patch series the model implements to a base

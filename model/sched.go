@@ -55,6 +55,10 @@ type Sched struct {
 	// instead of nesting (net_rx_action processes its backlog in a loop).
 	softirq   []kwork
 	inSoftirq bool
+	// bhDisabled counts the sections that run with bottom halves
+	// disabled (local_bh_disable): a softirq raised there runs when the
+	// last one ends (localBhEnable).
+	bhDisabled int
 
 	cur *Task // the task running now, nil on the scheduler
 
@@ -65,7 +69,12 @@ type Sched struct {
 
 	readySeq uint64
 	eventSeq uint64
-	policy   Policy
+	// opSeq counts the ops started: the kernel backend spends at least
+	// a millisecond per op (its settle), so TCP's microsecond clocks
+	// (an RTT measured, the time since the last receive-buffer
+	// measurement) see a new op as later than any RTT on loopback.
+	opSeq  uint64
+	policy Policy
 	// holdSoftirq leaves raised softirq work queued instead of running it
 	// inline (a receive path running later, on another CPU).
 	holdSoftirq bool
@@ -205,10 +214,21 @@ func (s *Sched) Now() time.Duration { return time.Duration(s.now) }
 // → netif_rx → do_softirq), inside its own system call.
 func (s *Sched) raiseSoftirq(name string, fn func()) {
 	s.softirq = append(s.softirq, kwork{name: name, fn: fn})
-	if s.inSoftirq || s.holdSoftirq {
+	if s.inSoftirq || s.holdSoftirq || s.bhDisabled > 0 {
 		return
 	}
 	s.runSoftirq(softirqBudget)
+}
+
+// localBhDisable and localBhEnable mirror local_bh_disable() and
+// local_bh_enable(): the softirq work raised in between runs at the end.
+func (s *Sched) localBhDisable() { s.bhDisabled++ }
+
+func (s *Sched) localBhEnable() {
+	s.bhDisabled--
+	if s.bhDisabled == 0 && !s.inSoftirq && !s.holdSoftirq && len(s.softirq) > 0 {
+		s.runSoftirq(softirqBudget)
+	}
 }
 
 // softirqBudget bounds one run of the softirq loop (net_rx_action's

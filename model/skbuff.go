@@ -51,6 +51,15 @@ type SkBuff struct {
 	// and full length within the skb.
 	StrpOffset, StrpFullLen int
 
+	// TCP: the segment size of a multi-segment skb (gso_size, 0 for one
+	// segment), its segments in flight (tcp_skb_pcount), the PSH flag
+	// (tcp_mark_push), and the head a loopback sender's skb shares with
+	// the clone the peer received (skb_shared_info's dataref).
+	gsoSize int
+	pcount  int
+	tcpPSH  bool
+	shared  *skbShared
+
 	// users counts the references beyond the first (skb->users - 1):
 	// skb_get takes one; kfree_skb drops one, and frees the skb with the
 	// last.
@@ -246,6 +255,24 @@ func (a *pageAlloc) pullFront(skb *SkBuff, n int) {
 	}
 	skb.Frags = skb.Frags[i:]
 	skb.EndSeq = skb.Seq + uint32(skb.Len)
+}
+
+// pullBack drops the last n bytes of skb in place (the trim of
+// tso_fragment's skb_split), putting the page reference of each fragment
+// it removes whole. EndSeq is the caller's.
+// Precondition: n <= skb.Len.
+func (a *pageAlloc) pullBack(skb *SkBuff, n int) {
+	skb.Len -= n
+	for n > 0 {
+		f := &skb.Frags[len(skb.Frags)-1]
+		if n < f.Size {
+			f.Size -= n
+			return
+		}
+		n -= f.Size
+		a.putPage(f.Page)
+		skb.Frags = skb.Frags[:len(skb.Frags)-1]
+	}
 }
 
 // skbQueue mirrors struct sk_buff_head.

@@ -115,6 +115,14 @@ type Sock struct {
 	SkLlUsec       int // SO_BUSY_POLL (sk_ll_usec), microseconds
 	SkRefcnt       int
 	nospace        bool // SOCK_NOSPACE
+	// userlocks is sk_userlocks: SO_SNDBUF and SO_RCVBUF fixed the
+	// buffer (SOCK_SNDBUF_LOCK, SOCK_RCVBUF_LOCK), which autotuning then
+	// leaves alone.
+	userlocks uint8
+	drops     int // sk_drops
+	// fwdAlloc is sk_forward_alloc: memory charged to the socket in
+	// pages (sk_mem_schedule) and not yet used by its skbs.
+	fwdAlloc int
 
 	// Wq is sk_sleep(sk): the wait queue of the socket's readers,
 	// writers and pollers.
@@ -135,6 +143,8 @@ type Sock struct {
 	Owned   bool
 	owner   *Task
 	Backlog []func()
+	// backlogAppends counts what was ever put on Backlog.
+	backlogAppends int
 	// releaseCb is the transport's work at release_sock (tcp_release_cb
 	// and the backlog's ACKs).
 	releaseCb func()
@@ -173,6 +183,12 @@ type Proto struct {
 	SpliceRead func(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno)
 }
 
+// sk_userlocks bits.
+const (
+	sockSndbufLock = 1 // SOCK_SNDBUF_LOCK
+	sockRcvbufLock = 2 // SOCK_RCVBUF_LOCK
+)
+
 // siocinq is SIOCINQ (FIONREAD).
 const siocinq = 0x541B
 
@@ -180,7 +196,7 @@ const siocinq = 0x541B
 func (k *kernel) newSock(name string) *Sock {
 	sk := &Sock{
 		Name: name, k: k, State: TCPClose, SkRefcnt: 1,
-		SkRcvbuf: tcpRmemDefault, SkSndbuf: tcpSndLimit,
+		SkRcvbuf: k.prof.TCP.Rmem[1], SkSndbuf: tcpSndLimit,
 		SkRcvtimeo: maxTimeout, SkRcvlowat: 1,
 		fdOpen: true, fileRefs: 1,
 	}
@@ -240,9 +256,33 @@ func (sk *Sock) lockSock(t *Task) {
 }
 
 // releaseSock mirrors release_sock(): run the backlog queued while the
-// socket was owned, then drop ownership.
+// socket was owned, then, under the socket's spinlock (bottom halves
+// off), the transport's release callback and the end of ownership: what
+// the callback sends reaches the peer, and the peer's answer this
+// socket, only once it is no longer owned.
 func (sk *Sock) releaseSock() {
 	sk.k.reach(fnSockReleaseSock)
+	for len(sk.Backlog) > 0 {
+		fn := sk.Backlog[0]
+		sk.Backlog = sk.Backlog[1:]
+		fn()
+	}
+	sk.k.s.localBhDisable()
+	if sk.releaseCb != nil {
+		sk.releaseCb()
+	}
+	sk.Owned, sk.owner = false, nil
+	sk.k.s.localBhEnable()
+}
+
+// flushBacklog mirrors sk_flush_backlog() (include/net/sock.h, v6.18):
+// while keeping the socket, run what its backlog holds, then the
+// transport's release callback; report whether there was anything.
+func (sk *Sock) flushBacklog() bool {
+	sk.k.reach(fnSockFlushBacklog)
+	if len(sk.Backlog) == 0 {
+		return false
+	}
 	for len(sk.Backlog) > 0 {
 		fn := sk.Backlog[0]
 		sk.Backlog = sk.Backlog[1:]
@@ -251,13 +291,14 @@ func (sk *Sock) releaseSock() {
 	if sk.releaseCb != nil {
 		sk.releaseCb()
 	}
-	sk.Owned, sk.owner = false, nil
+	return true
 }
 
 // bhRun runs fn in softirq context on sk: at once if the socket is not
 // owned by a task, else on its backlog (bh_lock_sock + sock_owned_by_user).
 func (sk *Sock) bhRun(fn func()) {
 	if sk.Owned {
+		sk.backlogAppends++
 		sk.Backlog = append(sk.Backlog, fn)
 		return
 	}
@@ -324,11 +365,42 @@ func skSetOwnerR(skb *SkBuff, sk *Sock) {
 	sk.k.reach(fnSkSetOwnerR)
 	if skb.Sk != nil && skb.Sk != sk {
 		skb.Sk.SkRmemAlloc -= skb.Truesize
+		skb.Sk.memUncharge(skb.Truesize)
 	} else if skb.Sk == sk {
 		return
 	}
 	skb.Sk = sk
 	sk.SkRmemAlloc += skb.Truesize
+	sk.memCharge(skb.Truesize)
+}
+
+// memSchedule mirrors __sk_mem_schedule() as sk_rmem_schedule(),
+// sk_wmem_schedule() and sk_forced_mem_schedule() call it
+// (include/net/sock.h, net/core/sock.c, v6.18): whole pages are charged
+// to sk_forward_alloc for what it lacks of size.
+//
+// Unlike Linux, the protocol's memory limits (tcp_mem) never refuse.
+func (sk *Sock) memSchedule(size int) {
+	sk.k.reach(fnSockMemSchedule)
+	if d := size - sk.fwdAlloc; d > 0 {
+		sk.fwdAlloc += (d + PageSize - 1) / PageSize * PageSize
+	}
+}
+
+// memCharge and memUncharge mirror sk_mem_charge() and sk_mem_uncharge()
+// with sk_mem_reclaim() (include/net/sock.h, v6.18): an skb's truesize
+// taken from or given back to sk_forward_alloc, of which whole pages
+// return to the protocol's pool.
+func (sk *Sock) memCharge(n int) {
+	sk.k.reach(fnSockMemCharge)
+	sk.fwdAlloc -= n
+}
+
+func (sk *Sock) memUncharge(n int) {
+	sk.fwdAlloc += n
+	if sk.fwdAlloc >= PageSize {
+		sk.fwdAlloc %= PageSize
+	}
 }
 
 // freeSkb mirrors kfree_skb()/consume_skb(): it drops one reference and,
@@ -341,6 +413,7 @@ func (k *kernel) freeSkb(skb *SkBuff) {
 	}
 	if skb.Sk != nil {
 		skb.Sk.SkRmemAlloc -= skb.Truesize
+		skb.Sk.memUncharge(skb.Truesize)
 		skb.Sk = nil
 	}
 	k.pages.kfreeSkb(skb)
@@ -576,8 +649,12 @@ func (k *kernel) skStreamWaitMemoryLocked(t *Task, sk *Sock, to *timeo) syscall.
 			return errOK
 		}
 		sk.nospace = true
+		// sk_wait_event: the backlog release_sock runs may have freed
+		// the memory (the ACKs of what this call sent).
 		sk.releaseSock()
-		*to = t.waitWoken(&sk.Wq, *to)
+		if sk.SkErr == 0 && sk.SkShutdown&sendShutdown == 0 && !k.tcp.StreamMemoryFree(sk) {
+			*to = t.waitWoken(&sk.Wq, *to)
+		}
 		sk.lockSock(t)
 	}
 }

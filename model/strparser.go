@@ -169,7 +169,8 @@ func (k *kernel) strpReadSock(s *strparser) {
 		return
 	}
 	k.setCopiedSeq(sk, s.copiedSeq-uint32(s.ingressBytes), "tcp_bpf_strp_read_sock")
-	k.tcp.CleanupRbuf(sk)
+	k.tcp.RcvSpaceAdjust(sk)
+	k.tcp.CleanupRbuf(sk, copied-s.ingressBytes)
 }
 
 // strpRecv mirrors __strp_recv() (net/strparser/strparser.c, v6.18):

@@ -51,9 +51,12 @@ type TCP interface {
 	// the sequence it computed, or strparser's).
 	CopiedSeq(sk *Sock) uint32
 	SetCopiedSeq(sk *Sock, seq uint32)
-	// CleanupRbuf mirrors tcp_cleanup_rbuf(): after a read, announce the
-	// freed receive space to the peer.
-	CleanupRbuf(sk *Sock)
+	// RcvSpaceAdjust mirrors tcp_rcv_space_adjust(): a reader copied
+	// bytes; the receive buffer may grow.
+	RcvSpaceAdjust(sk *Sock)
+	// CleanupRbuf mirrors tcp_cleanup_rbuf(): after a read of copied
+	// bytes, announce the freed receive space to the peer.
+	CleanupRbuf(sk *Sock, copied int)
 	// DataReady mirrors tcp_data_ready().
 	DataReady(sk *Sock)
 	// Shutdown mirrors tcp_shutdown().
@@ -69,19 +72,16 @@ type TCP interface {
 	ExpireOrphans()
 }
 
-// Empirical constants of loopback TCP on the project's 6.18 host (see
-// the package documentation, "Unlike Linux"): the receive window a fresh
-// connection fills before the sender keeps data queued, the send buffer
-// an autotuned socket has (the bytes a sender accepts beyond the window
-// before it blocks), and the size_goal of tcp_sendmsg (the payload of one
-// loopback skb).
+// Constants of the model's loopback TCP.
 const (
-	tcpRcvWindow   = 113152
-	tcpSndLimit    = 3806315
-	tcpSizeGoal    = 65483
-	tcpRmemDefault = 131072 // tcp_rmem[1]
-	tcpWmemDefault = 16384  // tcp_wmem[1]
-	tcpISN         = 1      // initial sequence number of both directions
+	// tcpSizeGoal is the payload of a full loopback skb: the MSS once the
+	// peer's window no longer bounds it (tcp_send_mss). The bridge to an
+	// external transport writes in chunks of it.
+	tcpSizeGoal = tcpAdvMSS
+	// tcpSndLimit is the send buffer a socket of the bridge to an
+	// external transport gets (the transport's own buffer bounds it).
+	tcpSndLimit = 3806315
+	tcpISN      = 1 // initial sequence number of both directions
 )
 
 // RefTCP is the in-model reference TCP: byte streams with explicit
@@ -93,6 +93,8 @@ type RefTCP struct {
 	// the rest of the segment's processing (as when the receiving task
 	// runs on another CPU between tcp_fin's wake-up and sk_data_ready).
 	splitDataReady bool
+	// timersQueued: tcpTimers is queued for the next op boundary.
+	timersQueued bool
 }
 
 // ReadDesc mirrors read_descriptor_t: Count is what the reader still
@@ -102,7 +104,8 @@ type ReadDesc struct {
 	Error int
 }
 
-// tcpSock is the reference TCP's struct tcp_sock.
+// tcpSock is the reference TCP's struct tcp_sock (with the
+// inet_connection_sock fields of its ACK machinery).
 type tcpSock struct {
 	sk   *Sock
 	peer *tcpSock
@@ -113,24 +116,70 @@ type tcpSock struct {
 	SndNxt    uint32
 	WriteSeq  uint32
 
-	// writeQueue holds skbs not yet transmitted (tcp_send_head onwards);
-	// transmitted data is not retained (the model has no loss, so no
-	// retransmission queue is needed). A FIN is the last skb's flag and
-	// counts one in WriteSeq, as in the kernel.
+	// writeQueue holds the skbs not yet sent (tcp_send_head onwards),
+	// rtxQueue the ones sent and not yet acknowledged (tcp_rtx_queue),
+	// whose heads the clones the peer received share. A FIN is the last
+	// skb's flag and counts one in WriteSeq, as in the kernel.
 	writeQueue []*SkBuff
+	rtxQueue   []*SkBuff
 	finQueued  bool
-	// RcvWndEdge is the right edge of the window tp last advertised
-	// (rcv_wup + rcv_wnd). tcp_select_window never moves it left (RFC
-	// 7323 2.4: a window is not shrunk), so the peer may fill it even
-	// after tp's receive memory grew (strparser clones, psock messages).
-	RcvWndEdge uint32
-	// deferPush: data is held until release_sock (Nagle, autocorking or
-	// MSG_MORE); see tcpPush.
-	deferPush bool
-	// corkHeld: the last push had MSG_MORE with nothing in flight
-	// (TCP_NAGLE_CORK): what it left in the write queue waits for a
-	// push without MSG_MORE (peerHeld).
-	corkHeld bool
+	wmemQueued int // sk_wmem_queued: the truesize of both queues
+	packetsOut int // segments in flight (tcp_skb_pcount of rtxQueue)
+
+	// The send side: the peer's window (snd_wnd, snd_wl1, max_window),
+	// the MSS it bounds (mss_cache, gso_segs), the congestion window,
+	// Nagle's snd_sml, tcp_push's pushed_seq, the loss probe.
+	sndWnd      int
+	sndWl1      uint32
+	maxWindow   int
+	mssCache    int
+	gsoSegs     int
+	sndCwnd     int
+	cwndLimited bool
+	sndSml      uint32
+	pushedSeq   uint32
+	nonagle     int
+	tlpHighSeq  uint32
+	tlpArmed    bool
+
+	// The receive side: the window offered (rcv_wnd from rcv_wup), its
+	// scale, rcv_ssthresh and window_clamp, advmss, the peer's MSS as
+	// measured (icsk_ack.rcv_mss, last_seg_size), scaling_ratio, and
+	// the ACK machinery (icsk_ack.pending, .quick, TCP_ACK_DEFERRED).
+	rcvWnd int
+	rcvWup uint32
+	// predWnd is the window field header prediction expects (pred_flags
+	// on), -1 when it is off.
+	predWnd      int
+	rcvWscale    uint
+	sndWscale    uint
+	rcvSsthresh  int
+	windowClamp  int
+	advmss       int
+	rcvMss       int
+	lastSegSize  int
+	scalingRatio int
+	ackPending   uint8
+	ackQuick     int
+	ackDeferred  bool
+	atoInit      bool // icsk_ack.ato set: the first data came
+	pingpong     bool // inet_csk_in_pingpong_mode
+	rcvqSpace    int  // rcvq_space.space
+	rcvqSeq      uint32
+	rcvqTime     uint64 // rcvq_space.time, as Sched.opSeq
+	// rcv_rtt_est: a sample exists (rtt_us != 0), and the non-timestamp
+	// measurement's sequence; tsRecent is the timestamp (Sched.opSeq)
+	// of the peer's last segment, echoed in ours.
+	rcvRttStarted bool
+	rcvRttValid   bool
+	rcvRttSeq     uint32
+	tsRecent      uint64
+	// backlogTail is the pure ACK last put on the socket's backlog
+	// (while nothing was put there since: Sock.backlogAppends is still
+	// backlogTailMark), which tcp_add_backlog may merge the next one
+	// into.
+	backlogTail     *segment
+	backlogTailMark int
 
 	// unhashed: tcp_set_state(TCP_CLOSE) removed the socket from the
 	// lookup tables; arriving segments find no socket.
@@ -143,146 +192,96 @@ type tcpSock struct {
 
 func tcpSk(sk *Sock) *tcpSock { return sk.TCP.(*tcpSock) }
 
-// segment is one TCP segment in flight.
+// segment is one TCP segment in flight: its sequence number, the ACK and
+// window it carries (win in bytes, scaled), the sequence number the
+// window update test uses (wl: the sender's snd_nxt), and its text: an
+// skb (a clone of the sender's), or dupLen bytes a loss probe
+// retransmits that the peer already has.
 type segment struct {
-	skb *SkBuff // payload and flags; nil for a pure ACK
-	seq uint32
-	ack uint32
-	fin bool
-	rst bool
+	skb    *SkBuff // payload and flags; nil for a pure ACK
+	tsval  uint64  // the timestamp option (Sched.opSeq when sent)
+	tsecr  uint64  // and its echo
+	seq    uint32
+	ack    uint32
+	win    int
+	wl     uint32
+	dupLen int
+	psh    bool
+	fin    bool
+	rst    bool
 }
 
-// Connect implements TCP.
+// Connect implements TCP: the three-way handshake of a loopback
+// connection, a the client, b the server (tcpEstablish).
 func (r *RefTCP) Connect(a, b *Sock) {
 	ta := &tcpSock{sk: a}
 	tb := &tcpSock{sk: b}
 	ta.peer, tb.peer = tb, ta
 	for _, tp := range []*tcpSock{ta, tb} {
 		tp.RcvNxt, tp.CopiedSeq = tcpISN, tcpISN
-		tp.RcvWndEdge = tcpISN + tcpRcvWindow
 		tp.SndUna, tp.SndNxt, tp.WriteSeq = tcpISN, tcpISN, tcpISN
 		tp.sk.TCP = tp
 		tp.sk.State = TCPEstablished
 		tp := tp
 		tp.sk.releaseCb = func() { r.releaseCb(tp) }
 	}
+	r.tcpEstablish(ta, tb)
 }
 
-// releaseCb runs at release_sock: on loopback the ACKs of what the
-// syscall sent were queued on the socket's backlog, and processing them
-// (tcp_ack → tcp_data_snd_check) sends what Nagle or autocorking held.
-func (r *RefTCP) releaseCb(tp *tcpSock) {
-	if tp.deferPush {
-		tp.deferPush = false
-		r.xmitPending(tp)
+// tcpEstablish mirrors what the handshake sets up on each end
+// (tcp_connect_init, tcp_openreq_init_rwin, tcp_select_initial_window,
+// tcp_init_transfer → tcp_init_buffer_space, tcp_initialize_rcv_mss;
+// net/ipv4/tcp_output.c, tcp_minisocks.c, tcp_input.c, v6.18): buffers at
+// tcp_rmem[1] and tcp_wmem[1], a first window of the full space rounded
+// down to the MSS of the SYN (the client's) or of the SYN-ACK less the
+// timestamp (the server's), unscaled in the SYN-ACK; the client's third
+// ACK already carries a scaled window (tcp_select_window).
+func (r *RefTCP) tcpEstablish(a, b *tcpSock) {
+	r.k.reach(fnRefTCPTcpEstablish)
+	c := r.conf()
+	for _, tp := range []*tcpSock{a, b} {
+		tp.sk.SkRcvbuf = c.Rmem[1]
+		tp.sk.SkSndbuf = c.Wmem[1]
+		tp.scalingRatio = 1 << (tcpRmemToWinScale - 1)
+		tp.advmss = tcpAdvMSS
+		tp.sndCwnd = tcpInitCwnd
+		tp.sndSml = tcpISN
+		tp.pushedSeq = tcpISN
+		// The SYN and SYN-ACK carried timestamps: each end echoes the
+		// other's from the handshake on.
+		tp.tsRecent = r.k.s.opSeq
 	}
-}
-
-// tcpPush mirrors tcp_push() at the end of tcp_sendmsg_locked on a
-// loopback connection. With MSG_MORE (TCP_NAGLE_CORK) and nothing in
-// flight, tcp_nagle_check holds a partial segment until a later push
-// without MSG_MORE. With MSG_MORE, or when a segment of this syscall is
-// already in flight (so Nagle's check and autocorking hold a partial
-// segment), the ACK processed at release_sock (tcp_data_snd_check with
-// tp->nonagle) sends it; otherwise it goes now.
-func (r *RefTCP) tcpPush(tp *tcpSock, flags int) {
-	r.k.reach(fnRefTCPTcpPush)
-	if len(tp.writeQueue) == 0 {
-		return
+	r.selectInitialWindow(a, r.tcpFullSpace(a), tcpMSSClamp)
+	r.selectInitialWindow(b, r.tcpFullSpace(b), tcpAdvMSS)
+	for _, tp := range []*tcpSock{a, b} {
+		tp.rcvSsthresh = tp.rcvWnd
+		tp.rcvWup = tp.RcvNxt
+		tp.sndWscale = tp.peer.rcvWscale
 	}
-	tail := tp.writeQueue[len(tp.writeQueue)-1]
-	inFlight := tp.SndNxt != tp.SndUna
-	tp.corkHeld = flags&msgMore != 0 && !inFlight
-	if tp.corkHeld {
-		// TCP_NAGLE_CORK with nothing in flight: tcp_nagle_check holds
-		// the partial segment and no ACK will come to release it; it
-		// waits for a push without MSG_MORE.
-		return
+	// The SYN-ACK's window is not scaled. Header prediction is off on
+	// the client with window scaling (tcp_finish_connect), on on the
+	// server (tcp_rcv_state_process's SYN_RECV case: tcp_fast_path_on).
+	a.sndWnd, a.sndWl1 = b.rcvWnd, b.SndNxt
+	a.predWnd = -1
+	for _, tp := range []*tcpSock{a, b} {
+		tp.rcvMss = max(min(tcpAdvMSS, tp.rcvWnd/2, tcpMSSDefault), tcpMinMSS)
+		r.initBufferSpace(tp)
 	}
-	if flags&msgMore != 0 || (inFlight && tail.Len < tcpSizeGoal) {
-		tp.deferPush = true
-		return
-	}
-	r.xmitPending(tp)
+	a.maxWindow = a.sndWnd
+	r.syncMSS(a)
+	// The client's ACK of the SYN-ACK.
+	b.sndWnd, b.sndWl1 = r.selectWindow(a), a.SndNxt
+	b.maxWindow = b.sndWnd
+	r.syncMSS(b)
+	b.predWnd = b.sndWnd >> b.sndWscale
 }
 
 // xmit sends seg from tp to its peer through loopback: the NET_RX softirq
 // delivers it (tcp_v4_rcv), inline unless a softirq is already running.
 func (r *RefTCP) xmit(tp *tcpSock, seg segment) {
+	seg.tsval, seg.tsecr = r.k.s.opSeq, tp.tsRecent
 	to := tp.peer
 	r.k.s.raiseSoftirq("tcp_v4_rcv", func() { r.rcv(to, seg) })
-}
-
-// rcvWindow returns the receive window tp advertises: what fits before
-// the receive memory reaches tcpRcvWindow.
-func (r *RefTCP) rcvWindow(tp *tcpSock) int {
-	w := tcpRcvWindow - tp.sk.SkRmemAlloc
-	if w < 0 {
-		w = 0
-	}
-	return w
-}
-
-// queuedBytes is the data accepted by sendmsg and not yet acknowledged.
-func (tp *tcpSock) queuedBytes() int { return int(tp.WriteSeq - tp.SndUna) }
-
-// xmitPending mirrors __tcp_push_pending_frames / tcp_write_xmit:
-// transmit queued skbs while the peer's window allows, splitting the
-// first skb that does not fit (tso_fragment), then the FIN.
-func (r *RefTCP) xmitPending(tp *tcpSock) {
-	r.k.reach(fnRefTCPXmitPending)
-	if tp.peer == nil {
-		return
-	}
-	for len(tp.writeQueue) > 0 {
-		skb := tp.writeQueue[0]
-		win := r.peerWindow(tp)
-		if win <= 0 && skb.Len > 0 {
-			return
-		}
-		if skb.Len > win {
-			rest := skb.cloneRange(win, skb.Len-win)
-			rest.Seq = skb.Seq + uint32(win)
-			rest.EndSeq = skb.EndSeq
-			rest.TCPFlags = skb.TCPFlags
-			head := skb.cloneRange(0, win)
-			head.Seq = skb.Seq
-			head.EndSeq = skb.Seq + uint32(win)
-			r.k.pages.kfreeSkb(skb)
-			tp.writeQueue[0] = rest
-			skb = head
-		} else {
-			_, tp.writeQueue = popFront(tp.writeQueue)
-		}
-		fin := skb.TCPFlags&tcphdrFIN != 0
-		tp.SndNxt = skb.EndSeq
-		r.xmit(tp, segment{skb: skb, seq: skb.Seq, fin: fin})
-	}
-}
-
-// peerWindow is the window the peer advertises, less what is in flight.
-// The model's ACKs carry no window: the sender reads the peer's receive
-// memory directly, which is what the next ACK would say, but never less
-// than what the peer already advertised (RcvWndEdge).
-func (r *RefTCP) peerWindow(tp *tcpSock) int {
-	p := tp.peer
-	if p == nil || p.unhashed || p.tw {
-		return 1 << 30 // segments to a dead peer draw a RST; window irrelevant
-	}
-	inflight := int(tp.SndNxt - tp.SndUna)
-	return max(r.rcvWindow(p)-inflight, int(int32(p.RcvWndEdge-tp.SndNxt)))
-}
-
-// sendAck sends a pure ACK from tp, advertising its window: the right
-// edge moves right only (tcp_select_window).
-func (r *RefTCP) sendAck(tp *tcpSock) {
-	if tp.peer == nil {
-		return
-	}
-	if edge := tp.RcvNxt + uint32(r.rcvWindow(tp)); int32(edge-tp.RcvWndEdge) > 0 {
-		tp.RcvWndEdge = edge
-	}
-	r.xmit(tp, segment{ack: tp.RcvNxt})
 }
 
 // sendReset mirrors tcp_send_active_reset(): a RST at snd_nxt.
@@ -314,11 +313,40 @@ func (r *RefTCP) rcv(tp *tcpSock, seg segment) {
 		return
 	}
 	if sk.Owned {
-		// tcp_add_backlog: the owner processes it at release_sock.
-		sk.Backlog = append(sk.Backlog, func() { r.rcvStateProcess(tp, seg) })
+		r.addBacklog(tp, seg)
 		return
 	}
 	r.rcvStateProcess(tp, seg) // tcp_v4_do_rcv
+}
+
+// addBacklog mirrors tcp_add_backlog() (net/ipv4/tcp_ipv4.c, v6.18): the
+// owner processes the segment at release_sock; a pure ACK that follows
+// one still on the backlog with the same sequence number and options
+// (timestamps of the same op) is merged into it, its ACK and window
+// taken when not older.
+func (r *RefTCP) addBacklog(tp *tcpSock, seg segment) {
+	r.k.reach(fnRefTCPAddBacklog)
+	sk := tp.sk
+	pure := seg.skb == nil && seg.dupLen == 0 && !seg.rst
+	if last := tp.backlogTail; pure && last != nil && sk.backlogAppends == tp.backlogTailMark &&
+		last.seq == seg.seq && last.tsval == seg.tsval && last.tsecr == seg.tsecr {
+		if int32(seg.ack-last.ack) >= 0 {
+			last.ack, last.win, last.wl = seg.ack, seg.win, seg.wl
+		}
+		return
+	}
+	s := &seg
+	sk.Backlog = append(sk.Backlog, func() {
+		if tp.backlogTail == s {
+			tp.backlogTail = nil
+		}
+		r.rcvStateProcess(tp, *s)
+	})
+	sk.backlogAppends++
+	tp.backlogTail = nil
+	if pure {
+		tp.backlogTail, tp.backlogTailMark = s, sk.backlogAppends
+	}
 }
 
 // rcvTimewait mirrors tcp_timewait_state_process().
@@ -338,7 +366,7 @@ func (r *RefTCP) rcvTimewait(tp *tcpSock, seg segment) {
 		if seg.skb.Len == 0 && seg.fin && seg.skb.EndSeq == tp.RcvNxt+1 {
 			tp.twSubstate = TCPTimeWait
 			tp.RcvNxt = seg.skb.EndSeq
-			r.sendAck(tp)
+			r.twAck(tp)
 			return
 		}
 		if seg.skb.Len > 0 || seg.fin {
@@ -351,106 +379,67 @@ func (r *RefTCP) rcvTimewait(tp *tcpSock, seg segment) {
 		r.xmit(tp, segment{rst: true, seq: tp.SndNxt})
 		return
 	}
-	r.sendAck(tp)
+	r.twAck(tp)
+}
+
+// twAck is the ACK of a timewait socket (tcp_timewait_state_process →
+// tcp_v4_timewait_ack): the window it had when it became one.
+func (r *RefTCP) twAck(tp *tcpSock) {
+	r.xmit(tp, segment{seq: tp.SndNxt, ack: tp.RcvNxt, win: tp.rcvWnd >> tp.rcvWscale << tp.rcvWscale, wl: tp.SndNxt})
 }
 
 // rcvStateProcess mirrors the parts of tcp_rcv_state_process() and
 // tcp_rcv_established() a loopback connection exercises: RST, ACK
 // processing with the FIN_WAIT1/CLOSING/LAST_ACK transitions, then the
-// segment text (tcp_data_queue), then the FIN.
+// segment text (tcp_data_queue) with the FIN, what the ACK lets the
+// socket send and the ACK it owes.
 func (r *RefTCP) rcvStateProcess(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPRcvStateProcess)
 	sk := tp.sk
 	if seg.rst {
+		if seg.skb != nil {
+			r.k.freeSkb(seg.skb)
+		}
 		if sk.State == TCPClose {
 			return
 		}
 		r.tcpReset(tp)
 		return
 	}
-	if seg.skb == nil {
-		r.tcpAck(tp, seg.ack)
+	if seg.skb == nil && seg.dupLen == 0 {
+		r.tcpAck(tp, seg)
+		if !tp.unhashed && !tp.tw {
+			r.dataSndCheck(tp)
+		}
 		return
 	}
-	skb := seg.skb
 	// Step 7 of tcp_rcv_state_process: the segment text.
 	switch sk.State {
 	case TCPCloseWait, TCPClosing, TCPLastAck:
 		// Data after the peer's FIN: not queued.
-		r.k.freeSkb(skb)
+		r.tcpAck(tp, seg)
+		if seg.skb != nil {
+			r.k.freeSkb(seg.skb)
+		}
 		return
 	case TCPFinWait1, TCPFinWait2:
-		if sk.SkShutdown&rcvShutdown != 0 && skb.Len > 0 {
+		if sk.SkShutdown&rcvShutdown != 0 && (seg.skb != nil && seg.skb.Len > 0 || seg.dupLen > 0) {
 			// RFC 1122: data after a close or shutdown(RD): reset.
-			r.k.freeSkb(skb)
+			if seg.skb != nil {
+				r.k.freeSkb(seg.skb)
+			}
 			r.tcpReset(tp)
 			r.xmit(tp, segment{rst: true, seq: tp.SndNxt})
 			return
 		}
 	case TCPEstablished:
 	default:
-		r.k.freeSkb(skb)
-		return
-	}
-	r.dataQueue(tp, skb)
-	r.sendAck(tp)
-}
-
-// dataQueue mirrors tcp_data_queue() for in-order segments:
-// tcp_queue_rcv (coalescing with the tail), rcv_nxt, tcp_fin, then
-// tcp_data_ready.
-func (r *RefTCP) dataQueue(tp *tcpSock, skb *SkBuff) {
-	r.k.reach(fnRefTCPDataQueue)
-	sk := tp.sk
-	if skb.Seq != tp.RcvNxt {
-		// Cannot happen on the model's in-order wire.
-		r.k.freeSkb(skb)
-		return
-	}
-	fin := skb.TCPFlags&tcphdrFIN != 0
-	tp.RcvNxt = skb.EndSeq
-	if skb.Len > 0 && skb.Len <= sk.rxCopybreak {
-		r.k.rxCopybreak(skb)
-	}
-	r.k.tcpQueueRcv(sk, skb)
-	if fin {
-		r.tcpFin(tp)
-	}
-	if !sk.SockDead {
-		if r.splitDataReady {
-			r.k.s.queueWork("tcp_data_ready", func() { sk.bhRun(func() { r.DataReady(sk) }) })
-		} else {
-			r.DataReady(sk)
+		if seg.skb != nil {
+			r.k.freeSkb(seg.skb)
 		}
-	}
-}
-
-// tcpQueueRcv mirrors tcp_queue_rcv(): coalesce into the tail skb when
-// tcp_try_coalesce allows (contiguous, no FIN on the tail, the fragments
-// fit MAX_SKB_FRAGS), else queue the skb.
-//
-// Unlike Linux, an skb with a slab head (rx copybreak) is never coalesced
-// and nothing is coalesced into one: skb_try_coalesce would copy a small
-// segment into the tail's linear tailroom, or steal a page-backed head,
-// neither of which the model has.
-func (k *kernel) tcpQueueRcv(sk *Sock, skb *SkBuff) {
-	k.reach(fnTcpQueueRcv)
-	if tail := sk.SkReceiveQueue.peekTail(); tail != nil &&
-		tail.EndSeq == skb.Seq && tail.TCPFlags&tcphdrFIN == 0 &&
-		!tail.BpfStrparser && !tail.hasLinear() && !skb.hasLinear() &&
-		len(tail.Frags)+len(skb.Frags) <= MaxSkbFrags {
-		tail.Frags = append(tail.Frags, skb.Frags...)
-		tail.Len += skb.Len
-		tail.Truesize += skb.Truesize
-		sk.SkRmemAlloc += skb.Truesize
-		tail.EndSeq = skb.EndSeq
-		tail.TCPFlags |= skb.TCPFlags
-		skb.Frags = nil // the page references moved to the tail
-		skb.freed = true
 		return
 	}
-	skSetOwnerR(skb, sk)
-	sk.SkReceiveQueue.tail(skb)
+	r.rcvEstablished(tp, seg)
 }
 
 // DataReady implements TCP: tcp_data_ready() calls sk_data_ready when
@@ -461,63 +450,30 @@ func (r *RefTCP) DataReady(sk *Sock) {
 	}
 }
 
-// tcpFin mirrors tcp_fin().
+// tcpFin mirrors tcp_fin(): an ACK is due (delayed: a socket that got
+// the FIN in ESTABLISHED enters ping-pong mode, without quick ACKs); in
+// FIN_WAIT1 and FIN_WAIT2 it goes at once.
 func (r *RefTCP) tcpFin(tp *tcpSock) {
 	r.k.reach(fnRefTCPTcpFin)
 	sk := tp.sk
+	tp.ackPending |= icskAckSched
 	sk.SkShutdown |= rcvShutdown
 	sk.SockDone = true
 	switch sk.State {
 	case TCPSynRecv, TCPEstablished:
 		sk.State = TCPCloseWait
+		tp.pingpong = true
 	case TCPCloseWait, TCPClosing, TCPLastAck:
 	case TCPFinWait1:
+		// A simultaneous close: ACK the FIN, CLOSING.
+		r.sendAck(tp)
 		sk.State = TCPClosing
 	case TCPFinWait2:
+		r.sendAck(tp)
 		r.timeWait(tp, TCPTimeWait)
 	}
 	if !sk.SockDead {
 		sk.SkStateChange(sk)
-	}
-}
-
-// tcpAck mirrors the parts of tcp_ack() and tcp_rcv_state_process()
-// step 5 that a loopback connection exercises.
-func (r *RefTCP) tcpAck(tp *tcpSock, ack uint32) {
-	r.k.reach(fnRefTCPTcpAck)
-	sk := tp.sk
-	if int32(ack-tp.SndUna) > 0 && int32(ack-tp.SndNxt) <= 0 {
-		tp.SndUna = ack
-	}
-	switch sk.State {
-	case TCPFinWait1:
-		if tp.finQueued && tp.SndUna == tp.WriteSeq {
-			sk.State = TCPFinWait2
-			sk.SkShutdown |= sendShutdown
-			if !sk.SockDead {
-				sk.SkStateChange(sk)
-			} else {
-				// An orphan: tcp_time_wait(sk, TCP_FIN_WAIT2, tmo).
-				r.timeWait(tp, TCPFinWait2)
-				return
-			}
-		}
-	case TCPClosing:
-		if tp.finQueued && tp.SndUna == tp.WriteSeq {
-			r.timeWait(tp, TCPTimeWait)
-			return
-		}
-	case TCPLastAck:
-		if tp.finQueued && tp.SndUna == tp.WriteSeq {
-			r.tcpDone(tp)
-			return
-		}
-	}
-	// The window may have opened: send what is queued (tcp_data_snd_check)
-	// and tell writers (tcp_check_space).
-	r.xmitPending(tp)
-	if sk.nospace {
-		sk.SkWriteSpace(sk)
 	}
 }
 
@@ -527,7 +483,8 @@ func (r *RefTCP) tcpAck(tp *tcpSock, ack uint32) {
 func (r *RefTCP) timeWait(tp *tcpSock, substate TCPState) {
 	r.k.reach(fnRefTCPTimeWait)
 	tw := &tcpSock{sk: tp.sk, peer: tp.peer, RcvNxt: tp.RcvNxt, SndNxt: tp.SndNxt,
-		SndUna: tp.SndUna, WriteSeq: tp.WriteSeq, tw: true, twSubstate: substate}
+		SndUna: tp.SndUna, WriteSeq: tp.WriteSeq, tw: true, twSubstate: substate,
+		rcvWnd: tp.receiveWindow(), rcvWscale: tp.rcvWscale}
 	if tp.peer != nil {
 		tp.peer.peer = tw
 	}
@@ -582,31 +539,39 @@ func (r *RefTCP) tcpReset(tp *tcpSock) {
 // writeQueuePurge mirrors tcp_write_queue_purge().
 func (r *RefTCP) writeQueuePurge(tp *tcpSock) {
 	r.k.reach(fnRefTCPWriteQueuePurge)
+	tp.sk.memUncharge(tp.wmemQueued)
+	for _, skb := range tp.rtxQueue {
+		skbHeadRelease(skb)
+		r.k.pages.kfreeSkb(skb)
+	}
 	for _, skb := range tp.writeQueue {
 		r.k.pages.kfreeSkb(skb)
 	}
-	tp.writeQueue = nil
+	tp.writeQueue, tp.rtxQueue = nil, nil
+	tp.wmemQueued, tp.packetsOut = 0, 0
 	tp.SndUna, tp.SndNxt = tp.WriteSeq, tp.WriteSeq
 }
 
-// EpollinReady implements TCP (tcp_epollin_ready with rcvlowat target).
+// EpollinReady implements TCP (tcp_epollin_ready with rcvlowat target):
+// enough bytes, or a window so closed that the peer cannot send more.
 func (r *RefTCP) EpollinReady(sk *Sock, target int) bool {
 	tp := tcpSk(sk)
 	avail := int32(tp.RcvNxt - tp.CopiedSeq)
 	if avail <= 0 {
 		return false
 	}
-	return int(avail) >= target || r.rcvWindow(tp) == 0
+	return int(avail) >= target || sk.SkRmemAlloc > sk.SkRcvbuf-sk.SkRcvbuf>>3 || tp.receiveWindow() <= tp.rcvMss
 }
 
-// peerHeld returns the bytes sk's peer holds in its write queue since a
-// push with MSG_MORE found nothing in flight (tcpPush's TCP_NAGLE_CORK
-// hold), with still nothing in flight, no push deferred to its
-// release_sock and the window open: bytes only a later send without
-// MSG_MORE will transmit. 0 when the peer is gone or owned.
+// peerHeld returns the bytes sk's peer holds in its write queue with
+// nothing in flight, no ACK on its way (none deferred, no segment on
+// the peer's backlog) and the window open for the first of them: bytes
+// a push with MSG_MORE corked (TCP_NAGLE_CORK) that only a later send
+// without MSG_MORE will transmit. 0 when the peer is gone or owned.
 func (r *RefTCP) peerHeld(sk *Sock) int {
 	p := tcpSk(sk).peer
-	if p == nil || !p.corkHeld || p.sk.Owned || p.deferPush || p.SndNxt != p.SndUna || r.peerWindow(p) <= 0 {
+	if p == nil || p.tw || p.unhashed || p.sk.Owned || p.packetsOut > 0 || len(p.writeQueue) == 0 ||
+		!r.sndWndTest(p, p.writeQueue[0], p.mssCache) {
 		return 0
 	}
 	n := 0
@@ -626,17 +591,19 @@ func (r *RefTCP) Inq(sk *Sock) int {
 	return answ
 }
 
-// StreamMemoryFree implements TCP: sk_wmem_queued < sk_sndbuf, with the
-// queue counted in payload bytes accepted and not yet acknowledged.
+// StreamMemoryFree implements TCP: sk_stream_memory_free(), the send
+// queue's truesize (sk_wmem_queued) below sk_sndbuf.
 func (r *RefTCP) StreamMemoryFree(sk *Sock) bool {
-	return tcpSk(sk).queuedBytes() < sk.SkSndbuf
+	return tcpSk(sk).streamMemoryFree()
 }
 
-// StreamIsWriteable implements TCP: sk_stream_wspace >=
-// sk_stream_min_wspace and the memory is free.
+// StreamIsWriteable implements TCP: __sk_stream_is_writeable(sk, 1):
+// sk_stream_wspace() (sk_sndbuf less sk_wmem_queued) at least
+// sk_stream_min_wspace() (half of sk_wmem_queued), and the memory free.
 func (r *RefTCP) StreamIsWriteable(sk *Sock) bool {
-	q := tcpSk(sk).queuedBytes()
-	return sk.SkSndbuf-q >= q/2 && r.StreamMemoryFree(sk)
+	tp := tcpSk(sk)
+	q := tp.wmemQueued
+	return sk.SkSndbuf-q >= q>>1 && tp.streamMemoryFree()
 }
 
 // CopiedSeq implements TCP.
@@ -645,23 +612,25 @@ func (r *RefTCP) CopiedSeq(sk *Sock) uint32 { return tcpSk(sk).CopiedSeq }
 // SetCopiedSeq implements TCP.
 func (r *RefTCP) SetCopiedSeq(sk *Sock, seq uint32) { tcpSk(sk).CopiedSeq = seq }
 
-// EatSkb implements TCP: the copied_seq part of tcp_eat_skb() (6.4+).
+// EatSkb implements TCP: the copied_seq part of tcp_eat_skb() (6.4+),
+// then the window update of __tcp_cleanup_rbuf.
 func (r *RefTCP) EatSkb(sk *Sock, skb *SkBuff) {
 	if skb == nil || skb.Len == 0 || skb.BpfStrparser {
 		return
 	}
 	tp := tcpSk(sk)
 	tp.CopiedSeq += uint32(skb.Len)
-	r.CleanupRbuf(sk)
+	r.RcvSpaceAdjust(sk)
+	r.CleanupRbuf(sk, skb.Len)
 }
 
-// CleanupRbuf implements TCP: after reading, the freed window lets the
-// peer send what it has queued (the window update of tcp_cleanup_rbuf).
-func (r *RefTCP) CleanupRbuf(sk *Sock) {
+// CleanupRbuf implements TCP (__tcp_cleanup_rbuf, cleanupRbuf).
+func (r *RefTCP) CleanupRbuf(sk *Sock, copied int) {
 	tp := tcpSk(sk)
-	if p := tp.peer; p != nil && !p.tw && len(p.writeQueue) > 0 && !tp.unhashed {
-		r.sendAck(tp) // the window update
+	if tp.unhashed || tp.tw || tp.peer == nil {
+		return
 	}
+	r.cleanupRbuf(tp, copied)
 }
 
 // skStreamError mirrors sk_stream_error().
@@ -693,26 +662,8 @@ func (r *RefTCP) sendPrologue(sk *Sock) syscall.Errno {
 	return errOK
 }
 
-// tailSkb returns the last untransmitted skb if more data may go in it.
-func (tp *tcpSock) tailSkb() *SkBuff {
-	if n := len(tp.writeQueue); n > 0 {
-		skb := tp.writeQueue[n-1]
-		if skb.Len < tcpSizeGoal && skb.TCPFlags&tcphdrFIN == 0 {
-			return skb
-		}
-	}
-	return nil
-}
-
-func (tp *tcpSock) newSkb() *SkBuff {
-	skb := &SkBuff{Seq: tp.WriteSeq, EndSeq: tp.WriteSeq}
-	tp.writeQueue = append(tp.writeQueue, skb)
-	return skb
-}
-
 // SendmsgLocked implements TCP (tcp_sendmsg_locked, net/ipv4/tcp.c,
-// v6.18): copy into the task's page frag, filling the tail skb up to
-// size_goal and MAX_SKB_FRAGS, then push.
+// v6.18): copy into the task's page frag (sendLocked).
 func (r *RefTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
 	return r.sendLocked(t, sk, flags, src.left(), func(skb *SkBuff, max int) (int, bool) {
 		pf := &t.frag
@@ -745,55 +696,124 @@ func (r *RefTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags in
 	})
 }
 
-// sendLocked is the loop of tcp_sendmsg_locked with fill as the copy step.
+// sendLocked mirrors the loop of tcp_sendmsg_locked() (net/ipv4/tcp.c,
+// v6.18) with fill as the copy step: fill the tail skb to size_goal, a
+// new skb (its head charged to sk_wmem_queued) while sk_wmem_queued is
+// below sk_sndbuf, processing the ACKs on the socket's own backlog
+// every 16 new skbs (sk_flush_backlog, which lets the size goal follow
+// the peer's window); a full skb at the send head goes at once
+// (tcp_push_one), and past half the largest window a push is forced.
+// Out of send space it pushes what it has and waits
+// (sk_stream_wait_memory).
 func (r *RefTCP) sendLocked(t *Task, sk *Sock, flags, size int, fill func(skb *SkBuff, max int) (int, bool)) (int, syscall.Errno) {
+	r.k.reach(fnRefTCPSendLocked)
 	tp := tcpSk(sk)
 	to := maxTimeout
 	if flags&msgDontwait != 0 {
 		to = 0
 	}
 	copied := 0
+	processBacklog := 0
 	var err syscall.Errno
+	mss, sizeGoal := r.sendMSS(tp)
 	if err = r.sendPrologue(sk); err != 0 {
-		goto doError
+		return r.sendError(tp, copied, flags, mss, err)
 	}
 	for copied < size {
-		if !r.StreamMemoryFree(sk) {
-			r.xmitPending(tp)
-			if err = r.k.skStreamWaitMemoryLocked(t, sk, &to); err != 0 {
-				goto doError
+		var skb *SkBuff
+		copy := 0
+		if n := len(tp.writeQueue); n > 0 {
+			skb = tp.writeQueue[n-1]
+			copy = sizeGoal - skb.Len
+			if skb.TCPFlags&tcphdrFIN != 0 {
+				copy = 0
 			}
-			continue
 		}
-		skb := tp.tailSkb()
-		if skb == nil {
-			// A full skb goes out at once (tcp_push_one).
-			if n := len(tp.writeQueue); n > 0 && tp.writeQueue[n-1].Len >= tcpSizeGoal {
-				r.xmitPending(tp)
+		if copy <= 0 {
+			if !tp.streamMemoryFree() {
+				if err = r.waitForSpace(t, tp, flags, copied, &to); err != 0 {
+					return r.sendError(tp, copied, flags, mss, err)
+				}
+				mss, sizeGoal = r.sendMSS(tp)
+				continue
 			}
-			skb = tp.newSkb()
+			if processBacklog >= 16 {
+				processBacklog = 0
+				if sk.flushBacklog() {
+					// restart: the ACKs may have changed the MSS.
+					mss, sizeGoal = r.sendMSS(tp)
+					if err = r.sendPrologue(sk); err != 0 {
+						return r.sendError(tp, copied, flags, mss, err)
+					}
+					continue
+				}
+			}
+			skb = r.streamAllocSkb(tp)
+			processBacklog++
+			copy = sizeGoal
 		}
-		max := size - copied
-		if room := tcpSizeGoal - skb.Len; room < max {
-			max = room
-		}
-		n, ok := fill(skb, max)
+		copy = min(copy, size-copied)
+		n, ok := fill(skb, copy)
 		if !ok {
-			tp.newSkb()
+			// MAX_SKB_FRAGS: tcp_mark_push, then a new segment.
+			tp.markPush(skb)
+			if !tp.streamMemoryFree() {
+				if err = r.waitForSpace(t, tp, flags, copied, &to); err != 0 {
+					return r.sendError(tp, copied, flags, mss, err)
+				}
+				mss, sizeGoal = r.sendMSS(tp)
+				continue
+			}
+			r.streamAllocSkb(tp)
+			processBacklog++
 			continue
 		}
+		tp.wmemQueued += n
+		sk.memSchedule(n) // tcp_wmem_schedule
+		sk.memCharge(n)
 		skb.EndSeq += uint32(n)
 		tp.WriteSeq += uint32(n)
 		copied += n
+		if copied == size {
+			break
+		}
+		if skb.Len < sizeGoal {
+			continue
+		}
+		if tp.forcedPush() {
+			tp.markPush(skb)
+			r.pushPendingFrames(tp, mss, tcpNaglePush)
+		} else if skb == tp.sendHead() {
+			r.pushOne(tp, mss)
+		}
 	}
-	r.tcpPush(tp, flags)
-	return copied, errOK
-doError:
 	if copied > 0 {
-		r.tcpPush(tp, flags)
+		r.tcpPush(tp, flags, mss, tp.nonagle)
+	}
+	return copied, errOK
+}
+
+// waitForSpace is tcp_sendmsg_locked's wait_for_space: SOCK_NOSPACE, the
+// empty skb dropped, what was copied pushed, then sk_stream_wait_memory.
+func (r *RefTCP) waitForSpace(t *Task, tp *tcpSock, flags, copied int, to *timeo) syscall.Errno {
+	tp.sk.nospace = true
+	r.removeEmptySkb(tp)
+	if copied > 0 {
+		mss, _ := r.sendMSS(tp)
+		r.tcpPush(tp, flags&^msgMore, mss, tcpNaglePush)
+	}
+	return r.k.skStreamWaitMemoryLocked(t, tp.sk, to)
+}
+
+// sendError is tcp_sendmsg_locked's do_error: what was copied is pushed
+// and returned, else the error (sk_stream_error).
+func (r *RefTCP) sendError(tp *tcpSock, copied, flags, mss int, err syscall.Errno) (int, syscall.Errno) {
+	r.removeEmptySkb(tp)
+	if copied > 0 {
+		r.tcpPush(tp, flags, mss, tp.nonagle)
 		return copied, errOK
 	}
-	return 0, skStreamError(sk, err)
+	return 0, skStreamError(tp.sk, err)
 }
 
 // Recvmsg implements TCP (tcp_recvmsg → tcp_recvmsg_locked, v6.18).
@@ -843,8 +863,8 @@ func (r *RefTCP) closeState(sk *Sock) bool {
 	return fin
 }
 
-// sendFin mirrors tcp_send_fin(): the FIN rides on the last untransmitted
-// skb, or goes alone.
+// sendFin mirrors tcp_send_fin(): the FIN rides on the last unsent skb,
+// or goes alone in a new skb (its head charged to sk_wmem_queued).
 func (r *RefTCP) sendFin(tp *tcpSock) {
 	r.k.reach(fnRefTCPSendFin)
 	tp.finQueued = true
@@ -853,10 +873,14 @@ func (r *RefTCP) sendFin(tp *tcpSock) {
 		tail.TCPFlags |= tcphdrFIN
 		tail.EndSeq++
 	} else {
-		tp.writeQueue = append(tp.writeQueue, &SkBuff{Seq: tp.WriteSeq, EndSeq: tp.WriteSeq + 1, TCPFlags: tcphdrFIN})
+		skb := &SkBuff{Seq: tp.WriteSeq, EndSeq: tp.WriteSeq + 1, TCPFlags: tcphdrFIN, Truesize: r.conf().SkbHeadTruesize}
+		tp.writeQueue = append(tp.writeQueue, skb)
+		tp.wmemQueued += skb.Truesize
+		tp.sk.memSchedule(skb.Truesize)
+		tp.sk.memCharge(skb.Truesize)
 	}
 	tp.WriteSeq++
-	r.xmitPending(tp)
+	r.pushPendingFrames(tp, tp.mssCache, tcpNagleOff)
 }
 
 // Second bug zoo: the mutations of this file (mutation.go).

@@ -630,8 +630,9 @@ out:
 	if !peek {
 		k.setCopiedSeq(sk, seq, "tcp_bpf_recvmsg_parser")
 	}
+	k.tcp.RcvSpaceAdjust(sk)
 	if copied > 0 {
-		k.tcp.CleanupRbuf(sk)
+		k.tcp.CleanupRbuf(sk, copied)
 	}
 	sk.releaseSock()
 	k.skPsockPut(sk, p)

@@ -855,13 +855,16 @@ func (x *extTCP) EatSkb(sk *Sock, skb *SkBuff) {
 		return
 	}
 	extSk(sk).CopiedSeq += uint32(skb.Len)
-	x.CleanupRbuf(sk)
+	x.CleanupRbuf(sk, skb.Len)
 }
+
+// RcvSpaceAdjust implements TCP: the transport tunes its own buffers.
+func (x *extTCP) RcvSpaceAdjust(sk *Sock) {}
 
 // CleanupRbuf implements TCP: the reader freed receive memory, so rx may
 // take more bytes off the endpoint (through the backlog while the reader
 // owns the socket, as Linux's next segments arrive).
-func (x *extTCP) CleanupRbuf(sk *Sock) {
+func (x *extTCP) CleanupRbuf(sk *Sock, copied int) {
 	xs := extSk(sk)
 	if x.pending(xs) > 0 {
 		x.raiseRx(xs)
@@ -1017,4 +1020,32 @@ func (x *extTCP) popTags(sk *Sock, dst []Tag) {
 	n := copy(dst, q)
 	clear(dst[n:])
 	x.tagq[sk] = q[n:]
+}
+
+// tcpQueueRcv mirrors tcp_queue_rcv(): coalesce into the tail skb when
+// tcp_try_coalesce allows (contiguous, no FIN on the tail, the fragments
+// fit MAX_SKB_FRAGS), else queue the skb.
+//
+// Unlike Linux, an skb with a slab head (rx copybreak) is never coalesced
+// and nothing is coalesced into one: skb_try_coalesce would copy a small
+// segment into the tail's linear tailroom, or steal a page-backed head,
+// neither of which the model has.
+func (k *kernel) tcpQueueRcv(sk *Sock, skb *SkBuff) {
+	k.reach(fnTcpQueueRcv)
+	if tail := sk.SkReceiveQueue.peekTail(); tail != nil &&
+		tail.EndSeq == skb.Seq && tail.TCPFlags&tcphdrFIN == 0 &&
+		!tail.BpfStrparser && !tail.hasLinear() && !skb.hasLinear() &&
+		len(tail.Frags)+len(skb.Frags) <= MaxSkbFrags {
+		tail.Frags = append(tail.Frags, skb.Frags...)
+		tail.Len += skb.Len
+		tail.Truesize += skb.Truesize
+		sk.SkRmemAlloc += skb.Truesize
+		tail.EndSeq = skb.EndSeq
+		tail.TCPFlags |= skb.TCPFlags
+		skb.Frags = nil // the page references moved to the tail
+		skb.freed = true
+		return
+	}
+	skSetOwnerR(skb, sk)
+	sk.SkReceiveQueue.tail(skb)
 }

@@ -19,7 +19,9 @@ type rcvTransport interface {
 	// copiedSeqPtr returns the socket's copied_seq.
 	copiedSeqPtr(sk *Sock) *uint32
 	// CleanupRbuf mirrors tcp_cleanup_rbuf() (see TCP).
-	CleanupRbuf(sk *Sock)
+	CleanupRbuf(sk *Sock, copied int)
+	// RcvSpaceAdjust mirrors tcp_rcv_space_adjust() (see TCP).
+	RcvSpaceAdjust(sk *Sock)
 }
 
 func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
@@ -80,6 +82,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 			*seq += uint32(used)
 			copied += used
 			length -= used
+			tr.RcvSpaceAdjust(sk)
 			if used+offset < found.Len {
 				continue
 			}
@@ -120,7 +123,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 			}
 		}
 		if copied > 0 {
-			tr.CleanupRbuf(sk)
+			tr.CleanupRbuf(sk, copied)
 		}
 		sk.skWaitDataLocked(t, &to, "tcp_recvmsg_locked", func() string { return seqHoleWhy(sk, *cs) }, last)
 		if peek && peekSeq-uint32(copied) != *cs {
@@ -128,7 +131,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 		}
 	}
 	if copied > 0 && !peek {
-		tr.CleanupRbuf(sk)
+		tr.CleanupRbuf(sk, copied)
 	}
 	return copied, errOK
 }
@@ -194,8 +197,11 @@ func (k *kernel) tcpReadSock(tr rcvTransport, sk *Sock, cursor *uint32, desc *Re
 		*cursor = seq
 	}
 	*cursor = seq
+	if !noack {
+		tr.RcvSpaceAdjust(sk)
+	}
 	if copied > 0 && !noack {
-		tr.CleanupRbuf(sk)
+		tr.CleanupRbuf(sk, copied)
 	}
 	return copied
 }

@@ -45,22 +45,61 @@ const strpRcvbufBridge = "the bridge: after SO_RCVBUF 1 (sk_rcvbuf 2304) the fra
 var backendDivergences = map[backendCorpus]map[string]string{
 	{"kernel", "linux-6.18"}: {
 		"strp_err_self_redirect_rcvbuf_shrunk": strpRcvbufBridge,
+		// The five flow-control traces pin Linux's buffer accounting;
+		// gVisor's TCP has its own (its send buffer is not counted in skb
+		// truesize, its receive window is not tcp_select_window's).
+		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
+			"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
+		"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
+			"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
+		"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
+			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
+		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
+			"admits bytes that Linux's receiver prunes or refuses",
+		"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
+			"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
 	},
 	{"kernel", "linux-6.12"}: {
 		"strp_err_self_redirect_rcvbuf_shrunk": strpRcvbufBridge,
+		// The five flow-control traces pin Linux's buffer accounting;
+		// gVisor's TCP has its own (its send buffer is not counted in skb
+		// truesize, its receive window is not tcp_select_window's).
+		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
+			"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
+		"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
+			"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
+		"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
+			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
+		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
+			"admits bytes that Linux's receiver prunes or refuses",
+		"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
+			"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
 	},
 	{"kernel", "linux-6.1"}: {
 		"strp_err_self_redirect_rcvbuf_shrunk": strpRcvbufBridge,
+		// The five flow-control traces pin Linux's buffer accounting;
+		// gVisor's TCP has its own (its send buffer is not counted in skb
+		// truesize, its receive window is not tcp_select_window's).
+		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
+			"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
+		"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
+			"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
+		"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
+			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
+		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
+			"admits bytes that Linux's receiver prunes or refuses",
+		"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
+			"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
 	},
 	{"plaintcp", "linux-6.18"}: {
 		"big_nodrain": "gVisor: buffer sizes: gVisor's receive window and 1 MiB send buffer take 1603936 bytes of a " +
-			"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (RefTCP: 3832160)",
+			"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (as RefTCP does)",
 		"rcvbuf_small": "gVisor: after SO_RCVBUF 4096 on an established connection gVisor's window still takes a " +
 			"whole segment (FIONREAD 65483 on loopback, 5792 between two hosts at MTU 1500); Linux's takes 32741",
 		"sndbuf_small": "gVisor and the bridge: gVisor frees send buffer as the receiver's ACKs come in during the " +
 			"system call (the bridge settles the stacks after every chunk it writes), so a small SO_SNDBUF " +
 			"does not stop the send (663552 bytes); Linux processes those ACKs only at release_sock and stops at 32741",
-		"splice_big": "gVisor (and RefTCP): the receive window: Linux's receiver takes 195557 of 200000 bytes " +
+		"splice_big": "gVisor: the receive window: Linux's receiver takes 195557 of 200000 bytes (as RefTCP does) " +
 			"(FIONREAD 64485 after two 64 KiB splices), gVisor's all of them (68928)",
 	},
 }

@@ -29,7 +29,7 @@ type fakeBackend struct {
 func (f *fakeBackend) Name() string { return "fake" }
 
 func (f *fakeBackend) Open(ctx context.Context, t *Trace, opts Options) (Executor, error) {
-	e := &fakeExec{f: f, peer: map[string]string{}, rq: map[string][]byte{}, eof: map[string]bool{}, blocked: map[string]bool{}}
+	e := &fakeExec{f: f, peer: map[string]string{}, rq: map[string][]byte{}, eof: map[string]bool{}, blocked: map[string]bool{}, waiting: map[string]string{}}
 	e.cond = sync.NewCond(&e.mu)
 	return e, nil
 }
@@ -42,6 +42,7 @@ type fakeExec struct {
 	rq      map[string][]byte // receive queue per socket
 	eof     map[string]bool
 	blocked map[string]bool
+	waiting map[string]string // thread -> the socket its recv waits on
 }
 
 func (e *fakeExec) StartThread(name string) error {
@@ -122,17 +123,27 @@ func (e *fakeExec) Exec(ctx context.Context, c *Call) Result {
 			}
 			if ctx.Err() != nil {
 				if e.f.abortShuts {
+					// As a kernel wake-up makes its tasks runnable at
+					// once, the readers of op.A stop being blocked
+					// before this op returns.
 					e.eof[op.A] = true
+					for th, s := range e.waiting {
+						if s == op.A {
+							e.blocked[th] = false
+						}
+					}
 					e.cond.Broadcast()
 				}
 				return Fail(syscall.EINTR)
 			}
 			e.blocked[c.Thread] = true
+			e.waiting[c.Thread] = op.A
 			if e.f.onBlock != nil {
 				go e.f.onBlock()
 			}
 			e.cond.Wait()
 			e.blocked[c.Thread] = false
+			delete(e.waiting, c.Thread)
 		}
 		n := min(int(op.Size), len(e.rq[op.A]))
 		d := append([]byte(nil), e.rq[op.A][:n]...)
