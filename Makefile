@@ -23,7 +23,7 @@ build:
 # print the table of properties x profiles (counterexamples in out/check).
 CHECKTIME ?= 15s
 run: build
-	./$(BIN) diff --a model --b kernel $(KERNEL_TRACES)
+	./$(BIN) diff --a model --b kernel --expect testdata/kernel-test/linux-6.18.expect $(KERNEL_TRACES)
 	./$(BIN) check --time $(CHECKTIME) --out out/check
 
 # The whole suite: formatting, vet, every test with the race detector

@@ -54,15 +54,16 @@ func corpus(t testing.TB, profile string) (traces []*trace.Trace, goldens [][]st
 // test requires them to still diverge, so a fix must also remove its entry.
 var knownGaps = map[string]map[string]string{
 	"linux-6.18": {
-		// Follow-up: after SO_RCVBUF shrinks under what is queued, the
-		// model's sender keeps the 1000 bytes of line 20 back (its
-		// receiver's window is closed), while 6.18's receiver takes the
-		// segment, its parser starts a 3000-byte frame over the new
-		// sk_rcvbuf and aborts (EMSGSIZE: poll ERR, recv -EAGAIN). The
-		// model reads the first frame and aborts only then. 6.12 and 6.1
-		// redirect to self as SK_PASS and agree.
-		"strp_err_self_redirect_rcvbuf_shrunk": "the receive window after SO_RCVBUF shrinks under queued bytes: " +
-			"the model holds back the next segment (no abort until the first frame is read); 6.18 takes it and aborts",
+		// Follow-up (where the flow-control and stream-parser work
+		// meet): after SO_RCVBUF shrinks under what is queued, the
+		// 1000 bytes of line 20 reach the model's receive queue, but its
+		// parser starts the next 3000-byte frame (over the new
+		// sk_rcvbuf: EMSGSIZE) only after the first frame is read, while
+		// 6.18's starts it on arrival and aborts (poll ERR, recv
+		// -EAGAIN). 6.12 and 6.1 redirect to self as SK_PASS and agree.
+		// Also listed in testdata/kernel-test/linux-6.18.expect (make run).
+		"strp_err_self_redirect_rcvbuf_shrunk": "SO_RCVBUF shrunk under queued bytes: the model's parser meets the " +
+			"next frame only after the first is read; 6.18's on arrival, and aborts",
 	},
 	"linux-6.12": {
 		// Timing, not a rule to model: the receiver delays its ACK of

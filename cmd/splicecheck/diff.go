@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
@@ -28,6 +30,7 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 	a := fs.String("a", "model", "first backend: "+backendNames()+", or golden")
 	b := fs.String("b", "kernel", "second backend (same choices)")
 	goldenDir := fs.String("golden-dir", "testdata/golden", "directory of golden observations, by profile")
+	expectFile := fs.String("expect", "", "`FILE` of known divergences, as vm --expect reads it")
 	var vf vmFlags
 	vf.register(fs)
 	paths, err := parseFlags(fs, args)
@@ -43,6 +46,12 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 	}
 	if *a == *b {
 		return usagef("--a and --b are both %q", *a)
+	}
+	var expect map[string]string
+	if *expectFile != "" {
+		if expect, err = readExpect(*expectFile); err != nil {
+			return err
+		}
 	}
 	traces, err := parseTraces(paths)
 	if err != nil {
@@ -68,7 +77,7 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		defer reportBackend(e, s.backend)
 	}
 	var out []jsonDiff
-	diverged := 0
+	diverged, known, fixed := 0, 0, 0
 	for _, t := range traces {
 		o, err := trace.ResolveOptions(t, opts)
 		if err != nil {
@@ -80,17 +89,31 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		}
 		jd := jsonDiff{Trace: t.File, A: *a, B: *b, Profile: o.Profile, Agree: len(d) == 0, Divergences: d}
 		out = append(out, jd)
-		if len(d) > 0 {
+		reason, listed := expect[filepath.Base(t.File)]
+		race := strings.HasPrefix(reason, racePrefix)
+		switch {
+		case len(d) > 0 && listed:
+			known++
+		case len(d) > 0:
 			diverged++
+		case listed && !race:
+			fixed++
 		}
 		if rf.json {
 			continue
 		}
-		if len(d) == 0 {
+		switch {
+		case len(d) == 0 && listed && !race:
+			fmt.Fprintf(e.stdout, "AGREES   %s (%s vs %s, profile %s), listed in %s as a known divergence: %s\n", t.File, *a, *b, o.Profile, *expectFile, reason)
+			continue
+		case len(d) == 0:
 			fmt.Fprintf(e.stdout, "agree    %s (%s vs %s, profile %s, %d ops)\n", t.File, *a, *b, o.Profile, len(t.Ops))
 			continue
+		case listed:
+			fmt.Fprintf(e.stdout, "known    %s (%s vs %s, profile %s): %s\n", t.File, *a, *b, o.Profile, reason)
+		default:
+			fmt.Fprintf(e.stdout, "DIVERGE  %s (%s vs %s, profile %s)\n", t.File, *a, *b, o.Profile)
 		}
-		fmt.Fprintf(e.stdout, "DIVERGE  %s (%s vs %s, profile %s)\n", t.File, *a, *b, o.Profile)
 		for _, dv := range d {
 			fmt.Fprintf(e.stdout, "  %s:%d: %s: %s\n    a (%s): %s\n    b (%s): %s\n",
 				t.File, dv.Line, dv.Op, dv.Reason, *a, orNone(dv.A), *b, orNone(dv.B))
@@ -100,10 +123,13 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		if err := writeJSON(e, out); err != nil {
 			return err
 		}
-	} else {
+	} else if expect == nil {
 		fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge\n", len(traces), len(traces)-diverged, diverged)
+	} else {
+		fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge as known, %d diverge, %d listed but agree\n",
+			len(traces), len(traces)-diverged-known-fixed, known, diverged, fixed)
 	}
-	if diverged > 0 {
+	if diverged > 0 || fixed > 0 {
 		return errDiverged
 	}
 	return nil

@@ -343,3 +343,24 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// diff --expect: a listed divergence is known (exit 0), a listed trace
+// that agrees fails (a gap closed), as vm --expect.
+func TestDiffExpect(t *testing.T) {
+	withEchoBackends(t)
+	p := writeTrace(t, "e.trace", echoTrace)
+	list := filepath.Join(t.TempDir(), "x.expect")
+	if err := os.WriteFile(list, []byte("# known\ne.trace: the echo backends differ in one byte\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "diff", "--a", "echo", "--b", "echo2", "--expect", list, p); code != 0 || !strings.Contains(out, "known    ") {
+		t.Fatalf("listed divergence: code %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, "diff", "--a", "echo", "--b", "echo2", p); code != 1 {
+		t.Fatalf("unlisted divergence: code %d\n%s", code, out)
+	}
+	p2 := writeTrace(t, "e.trace", "conn a b\n")
+	if code, out, _ := runCLI(t, "diff", "--a", "echo", "--b", "echo2", "--expect", list, p2); code != 1 || !strings.Contains(out, "AGREES") {
+		t.Fatalf("listed trace that agrees: code %d\n%s", code, out)
+	}
+}
