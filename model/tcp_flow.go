@@ -812,16 +812,17 @@ func (r *RefTCP) sendLossProbe(tp *tcpSock) {
 }
 
 // armTimers queues, once, the work that fires the TCP timers due within
-// the kernel backend's settle at the next op boundary (tcpTimers), or
-// when virtual time reaches the delayed ACK timeout (TCP_DELACK_MIN)
-// inside a long op: time passes in that op (a thread waits), as it
-// would before the kernel's timers fire.
+// the kernel backend's settle (tcpTimers): at the next op boundary, later
+// in the settle it was armed in (Sched.deferSettleTimer: the runner waits
+// while a segment is unacknowledged), or when virtual time reaches the
+// delayed ACK timeout (TCP_DELACK_MIN) inside a long op: time passes in
+// that op (a thread waits), as it would before the kernel's timers fire.
 func (r *RefTCP) armTimers() {
 	if r.timersQueued {
 		return
 	}
 	r.timersQueued = true
-	r.k.s.deferWork("tcp_timers", tcpDelackMin, r.tcpTimers)
+	r.k.s.deferSettleTimer("tcp_timers", tcpDelackMin, r.tcpTimers)
 }
 
 // tcpTimers fires, at an op boundary, the timers the kernel backend's
