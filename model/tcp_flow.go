@@ -830,7 +830,11 @@ func (r *RefTCP) armTimers() {
 // tcp_send_loss_probe, a few ms), then every delayed ACK
 // (tcp_delack_timer, 40 ms), socket by socket in connection order, and
 // again while they arm new ones. Each runs in softirq context (a timer
-// handler), on the socket's backlog if a task owns it.
+// handler), on the socket's backlog if a task owns it. A probe with one
+// packet out waits 2 RTT + TCP_RTO_MIN (tcp_schedule_loss_probe,
+// net/ipv4/tcp_output.c, v6.18), so the peer's delayed ACK comes first:
+// such a probe waits for the next round, where that ACK has usually
+// emptied the flight.
 func (r *RefTCP) tcpTimers() {
 	r.timersQueued = false
 	for round := 0; round < 100; round++ {
@@ -838,6 +842,9 @@ func (r *RefTCP) tcpTimers() {
 		for _, sk := range r.k.sockSeq {
 			tp, ok := sk.TCP.(*tcpSock)
 			if !ok || !tp.tlpArmed {
+				continue
+			}
+			if p := tp.peer; tp.packetsOut == 1 && p != nil && p.ackPending&icskAckTimer != 0 {
 				continue
 			}
 			tp.tlpArmed = false
