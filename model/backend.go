@@ -255,6 +255,7 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		if !t.running {
 			r.s.makeReady(t)
 		}
+		r.s.opDispatched()
 		r.s.settle()
 		if r.s.fatal != nil {
 			return nil, r.s.fatal

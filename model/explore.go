@@ -188,6 +188,9 @@ func (s *Sched) settleExplore() {
 			cands = append(cands, s.kernelTask)
 		}
 		if len(cands) == 0 {
+			if budget > 0 && s.releaseSettleTimers() {
+				continue
+			}
 			return
 		}
 		i := 0

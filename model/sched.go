@@ -50,6 +50,10 @@ type Sched struct {
 
 	kwork    []kwork // pending kernel contexts, FIFO
 	deferred []kwork // delayed kernel work (see deferWork)
+	// settleTimers counts the rounds of settle timers (deferSettleTimer)
+	// released since the last op returned (releaseDeferred); from the
+	// dispatch of an op until it returns no round is left (opDispatched).
+	settleTimers int
 	// softirq holds raised NET_RX work (segment deliveries); inSoftirq is
 	// set while it runs, so that a delivery raising another one queues it
 	// instead of nesting (net_rx_action processes its backlog in a loop).
@@ -124,8 +128,11 @@ type kwork struct {
 	// boundary: the work may also run at the next op boundary (a delay
 	// of a jiffy); a timer runs only at due.
 	boundary bool
-	seq      uint64
-	fn       func()
+	// settleTimer: a boundary work that may also run later in the
+	// settle it was armed in (deferSettleTimer).
+	settleTimer bool
+	seq         uint64
+	fn          func()
 }
 
 // popFront returns q[0] and q without it. A short queue is shifted, so
@@ -284,6 +291,53 @@ func (s *Sched) deferWork(name string, delay time.Duration, fn func()) {
 	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), boundary: true, seq: s.nextSeq(), fn: fn})
 }
 
+// deferSettleTimer queues a timer that the kernel backend's settle
+// lets fire: it runs at the next op boundary, when virtual time reaches
+// due inside a long op, or, armed by kernel work while the run settles
+// after an op, later in that same settle (releaseSettleTimers). The
+// runner's settle waits, up to 100 ms, while a TCP segment is
+// unacknowledged, which is when a delayed ACK (40 ms) or a tail loss
+// probe is armed, so such a timer fires before the next op; one armed
+// by the first of them (80 ms) does too, a third round (120 ms) no
+// longer.
+func (s *Sched) deferSettleTimer(name string, delay time.Duration, fn func()) {
+	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), boundary: true, settleTimer: true, seq: s.nextSeq(), fn: fn})
+}
+
+// settleTimerRounds is how many rounds of settle timers one op's settle
+// fires: 40 and 80 ms are within the runner's 100 ms (SettleMax).
+const settleTimerRounds = 2
+
+// opDispatched closes the settle timers' rounds when the next op is
+// dispatched: the runner settles after an op returns (releaseDeferred
+// opens them again), not while it blocks, when the next op follows at
+// once.
+func (s *Sched) opDispatched() { s.settleTimers = settleTimerRounds }
+
+// releaseSettleTimers moves the pending settle timers to the run queue,
+// while the rounds since the last op boundary allow, and reports whether
+// it moved any.
+func (s *Sched) releaseSettleTimers() bool {
+	if s.settleTimers >= settleTimerRounds {
+		return false
+	}
+	moved := false
+	keep := s.deferred[:0]
+	for _, w := range s.deferred {
+		if w.settleTimer {
+			s.kwork = append(s.kwork, w)
+			moved = true
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	s.deferred = keep
+	if moved {
+		s.settleTimers++
+	}
+	return moved
+}
+
 // addTimer queues a kernel context to run when virtual time reaches
 // now+delay (a timer or a delayed work whose delay matters).
 func (s *Sched) addTimer(name string, delay time.Duration, fn func()) {
@@ -294,9 +348,13 @@ func (s *Sched) addTimer(name string, delay time.Duration, fn func()) {
 // boundary to the run queue.
 func (s *Sched) releaseDeferred() {
 	var keep []kwork
+	s.settleTimers = 0
 	for _, w := range s.deferred {
 		if w.boundary {
 			s.kwork = append(s.kwork, w)
+			if w.settleTimer {
+				s.settleTimers = 1
+			}
 		} else {
 			keep = append(keep, w)
 		}
@@ -423,6 +481,9 @@ func (s *Sched) settle() {
 				continue
 			}
 			if (len(s.kwork) == 0 && len(s.softirq) == 0) || budget == 0 {
+				if budget > 0 && s.releaseSettleTimers() {
+					continue
+				}
 				return
 			}
 			budget = s.drainOne(budget)
@@ -431,6 +492,9 @@ func (s *Sched) settle() {
 		budget = s.drainKernel(budget)
 		ready := s.readyTasks()
 		if len(ready) == 0 || s.fatal != nil {
+			if s.fatal == nil && budget > 0 && !s.kernelPending() && s.releaseSettleTimers() {
+				continue
+			}
 			return
 		}
 		t := ready[s.policy.Pick(ready)]

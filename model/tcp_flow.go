@@ -812,16 +812,17 @@ func (r *RefTCP) sendLossProbe(tp *tcpSock) {
 }
 
 // armTimers queues, once, the work that fires the TCP timers due within
-// the kernel backend's settle at the next op boundary (tcpTimers), or
-// when virtual time reaches the delayed ACK timeout (TCP_DELACK_MIN)
-// inside a long op: time passes in that op (a thread waits), as it
-// would before the kernel's timers fire.
+// the kernel backend's settle (tcpTimers): at the next op boundary, later
+// in the settle it was armed in (Sched.deferSettleTimer: the runner waits
+// while a segment is unacknowledged), or when virtual time reaches the
+// delayed ACK timeout (TCP_DELACK_MIN) inside a long op: time passes in
+// that op (a thread waits), as it would before the kernel's timers fire.
 func (r *RefTCP) armTimers() {
 	if r.timersQueued {
 		return
 	}
 	r.timersQueued = true
-	r.k.s.deferWork("tcp_timers", tcpDelackMin, r.tcpTimers)
+	r.k.s.deferSettleTimer("tcp_timers", tcpDelackMin, r.tcpTimers)
 }
 
 // tcpTimers fires, at an op boundary, the timers the kernel backend's
@@ -829,7 +830,11 @@ func (r *RefTCP) armTimers() {
 // tcp_send_loss_probe, a few ms), then every delayed ACK
 // (tcp_delack_timer, 40 ms), socket by socket in connection order, and
 // again while they arm new ones. Each runs in softirq context (a timer
-// handler), on the socket's backlog if a task owns it.
+// handler), on the socket's backlog if a task owns it. A probe with one
+// packet out waits 2 RTT + TCP_RTO_MIN (tcp_schedule_loss_probe,
+// net/ipv4/tcp_output.c, v6.18), so the peer's delayed ACK comes first:
+// such a probe waits for the next round, where that ACK has usually
+// emptied the flight.
 func (r *RefTCP) tcpTimers() {
 	r.timersQueued = false
 	for round := 0; round < 100; round++ {
@@ -837,6 +842,9 @@ func (r *RefTCP) tcpTimers() {
 		for _, sk := range r.k.sockSeq {
 			tp, ok := sk.TCP.(*tcpSock)
 			if !ok || !tp.tlpArmed {
+				continue
+			}
+			if p := tp.peer; tp.packetsOut == 1 && p != nil && p.ackPending&icskAckTimer != 0 {
 				continue
 			}
 			tp.tlpArmed = false
