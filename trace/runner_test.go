@@ -209,7 +209,7 @@ func TestPatternBuffers(t *testing.T) {
 // A join has no timeout of its own: joining a thread whose op times out
 // reports ok once that op has ended.
 func TestRunnerJoinBlockedThread(t *testing.T) {
-	obs, err := runFake(t, &fakeBackend{}, "conn a b\n@t1 recv b 1\njoin t1\n", Options{OpTimeout: 20 * time.Millisecond})
+	obs, err := runFake(t, &fakeBackend{}, "conn a b\n@t1 recv b 1\njoin t1\n", Options{OpTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestRunnerJoinBlockedThread(t *testing.T) {
 func TestRunnerTimeoutsOneAtATime(t *testing.T) {
 	src := "conn a b\n@t1 recv b 1\n@t2 recv b 1\n@t3 recv b 1\n@t4 recv b 1\n"
 	for run := 0; run < 10; run++ {
-		obs, err := runFake(t, &fakeBackend{abortShuts: true}, src, Options{OpTimeout: 10 * time.Millisecond})
+		obs, err := runFake(t, &fakeBackend{abortShuts: true}, src, Options{OpTimeout: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +245,7 @@ func TestRunnerTimeoutsOneAtATime(t *testing.T) {
 // they take, and gets the bytes the last op sends.
 func TestRunnerDispatchTakesNoTraceTime(t *testing.T) {
 	src := "conn a b\n@t1 recv b 1\nfionread a\nfionread a\nfionread a\nsend a \"x\"\n"
-	opts := Options{OpTimeout: 5 * time.Millisecond}
+	opts := Options{OpTimeout: 100 * time.Millisecond}
 	obs, err := runFake(t, &fakeBackend{slowFIONREAD: 4 * opts.OpTimeout}, src, opts)
 	if err != nil {
 		t.Fatal(err)
