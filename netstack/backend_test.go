@@ -38,59 +38,32 @@ const strpRcvbufBridge = "the bridge: after SO_RCVBUF 1 (sk_rcvbuf 2304) the fra
 	"bytes that complete a frame and abort the parser on Linux stay there (no ERR, the frame is read); " +
 	"Linux and RefTCP queue them"
 
+// kernelCorpusGVisor is the same list for the kernel corpus on every
+// profile: the five flow-control traces pin Linux's buffer accounting,
+// and gVisor's TCP has its own (its send buffer is not counted in skb
+// truesize, its receive window is not tcp_select_window's).
+var kernelCorpusGVisor = map[string]string{
+	"strp_err_self_redirect_rcvbuf_shrunk": strpRcvbufBridge,
+	"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
+		"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
+	"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
+		"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
+	"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
+		"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
+	"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
+		"admits bytes that Linux's receiver prunes or refuses",
+	"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
+		"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
+}
+
 // backendDivergences are the traces the netstack backend is known to get
 // wrong, per corpus and profile, each with its cause: gVisor (its TCP is
 // not Linux's), the bridge, or the model. Every other trace must agree;
 // a listed trace must still diverge, so that a fix removes its entry.
 var backendDivergences = map[backendCorpus]map[string]string{
-	{"kernel", "linux-6.18"}: {
-		"strp_err_self_redirect_rcvbuf_shrunk": strpRcvbufBridge,
-		// The five flow-control traces pin Linux's buffer accounting;
-		// gVisor's TCP has its own (its send buffer is not counted in skb
-		// truesize, its receive window is not tcp_select_window's).
-		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
-			"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
-		"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
-			"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
-		"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
-			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
-		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
-			"admits bytes that Linux's receiver prunes or refuses",
-		"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
-			"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
-	},
-	{"kernel", "linux-6.12"}: {
-		"strp_err_self_redirect_rcvbuf_shrunk": strpRcvbufBridge,
-		// The five flow-control traces pin Linux's buffer accounting;
-		// gVisor's TCP has its own (its send buffer is not counted in skb
-		// truesize, its receive window is not tcp_select_window's).
-		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
-			"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
-		"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
-			"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
-		"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
-			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
-		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
-			"admits bytes that Linux's receiver prunes or refuses",
-		"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
-			"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
-	},
-	{"kernel", "linux-6.1"}: {
-		"strp_err_self_redirect_rcvbuf_shrunk": strpRcvbufBridge,
-		// The five flow-control traces pin Linux's buffer accounting;
-		// gVisor's TCP has its own (its send buffer is not counted in skb
-		// truesize, its receive window is not tcp_select_window's).
-		"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
-			"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
-		"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +
-			"1638454 bytes of a nonblocking 10 MiB send; Linux's autotuned buffers take far more (3904512 on 6.18)",
-		"tcp_window_rcvbuf_small": "gVisor: after SO_RCVBUF 4096 gVisor's window still takes a whole segment " +
-			"(65483 on loopback, 5792 at MTU 1500); Linux's receiver keeps one half-window skb (32741)",
-		"tcp_window_truesize": "gVisor: its receive buffer is not counted in skb truesize, so a small SO_RCVBUF " +
-			"admits bytes that Linux's receiver prunes or refuses",
-		"tcp_window_rcvbuf_min": "gVisor: SO_RCVBUF 1024 takes 6096 bytes where Linux's SOCK_MIN_RCVBUF (2304, " +
-			"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
-	},
+	{"kernel", "linux-6.18"}: kernelCorpusGVisor,
+	{"kernel", "linux-6.12"}: kernelCorpusGVisor,
+	{"kernel", "linux-6.1"}: kernelCorpusGVisor,
 	{"plaintcp", "linux-6.18"}: {
 		"big_nodrain": "gVisor: buffer sizes: gVisor's receive window and 1 MiB send buffer take 1603936 bytes of a " +
 			"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (as RefTCP does)",
