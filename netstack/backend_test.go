@@ -63,7 +63,7 @@ var kernelCorpusGVisor = map[string]string{
 var backendDivergences = map[backendCorpus]map[string]string{
 	{"kernel", "linux-6.18"}: kernelCorpusGVisor,
 	{"kernel", "linux-6.12"}: kernelCorpusGVisor,
-	{"kernel", "linux-6.1"}: kernelCorpusGVisor,
+	{"kernel", "linux-6.1"}:  kernelCorpusGVisor,
 	{"plaintcp", "linux-6.18"}: {
 		"big_nodrain": "gVisor: buffer sizes: gVisor's receive window and 1 MiB send buffer take 1603936 bytes of a " +
 			"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (as RefTCP does)",
