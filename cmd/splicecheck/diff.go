@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strings"
 
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
@@ -77,7 +75,7 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		defer reportBackend(e, s.backend)
 	}
 	var out []jsonDiff
-	diverged, known, fixed := 0, 0, 0
+	tally := expectTally{list: expect}
 	for _, t := range traces {
 		o, err := trace.ResolveOptions(t, opts)
 		if err != nil {
@@ -89,27 +87,18 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		}
 		jd := jsonDiff{Trace: t.File, A: *a, B: *b, Profile: o.Profile, Agree: len(d) == 0, Divergences: d}
 		out = append(out, jd)
-		reason, listed := expect[filepath.Base(t.File)]
-		race := strings.HasPrefix(reason, racePrefix)
-		switch {
-		case len(d) > 0 && listed:
-			known++
-		case len(d) > 0:
-			diverged++
-		case listed && !race:
-			fixed++
-		}
+		reason, verdict := tally.add(t.File, len(d) > 0)
 		if rf.json {
 			continue
 		}
 		switch {
-		case len(d) == 0 && listed && !race:
+		case verdict == "fixed":
 			fmt.Fprintf(e.stdout, "AGREES   %s (%s vs %s, profile %s), listed in %s as a known divergence: %s\n", t.File, *a, *b, o.Profile, *expectFile, reason)
 			continue
-		case len(d) == 0:
+		case verdict == "agree":
 			fmt.Fprintf(e.stdout, "agree    %s (%s vs %s, profile %s, %d ops)\n", t.File, *a, *b, o.Profile, len(t.Ops))
 			continue
-		case listed:
+		case verdict == "known":
 			fmt.Fprintf(e.stdout, "known    %s (%s vs %s, profile %s): %s\n", t.File, *a, *b, o.Profile, reason)
 		default:
 			fmt.Fprintf(e.stdout, "DIVERGE  %s (%s vs %s, profile %s)\n", t.File, *a, *b, o.Profile)
@@ -123,13 +112,10 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		if err := writeJSON(e, out); err != nil {
 			return err
 		}
-	} else if expect == nil {
-		fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge\n", len(traces), len(traces)-diverged, diverged)
 	} else {
-		fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge as known, %d diverge, %d listed but agree\n",
-			len(traces), len(traces)-diverged-known-fixed, known, diverged, fixed)
+		fmt.Fprintln(e.stdout, tally.summary(len(traces)))
 	}
-	if diverged > 0 || fixed > 0 {
+	if tally.failed() {
 		return errDiverged
 	}
 	return nil

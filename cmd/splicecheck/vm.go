@@ -90,7 +90,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "guest %s (%s%s): first observation %.1fs after start, %d traces in %.1fs\n",
 		res.Release, res.Accel, mods, res.BootToFirst.Seconds(), len(res.Runs), res.Total.Seconds())
-	diverged, known, fixed := 0, 0, 0
+	tally := expectTally{list: expect}
 	for i, t := range traces {
 		run := res.Runs[i]
 		if run.Err != "" {
@@ -130,40 +130,71 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 				d[i].A, d[i].B = d[i].B, d[i].A // A is what the guest is compared with, as for the model
 			}
 		}
-		reason, listed := expect[filepath.Base(t.File)]
+		reason, verdict := tally.add(t.File, len(d) > 0)
 		switch {
-		case len(d) == 0 && listed && strings.HasPrefix(reason, racePrefix):
-			fmt.Fprintf(e.stdout, "agree    %s (guest %s vs %s %s); listed as %s\n", t.File, res.Release, *against, profile, reason)
-			continue
-		case len(d) == 0 && listed:
-			fixed++
+		case verdict == "fixed":
 			fmt.Fprintf(e.stdout, "AGREES   %s (guest %s vs %s %s), listed in %s as a known divergence: %s\n", t.File, res.Release, *against, profile, *expectFile, reason)
 			continue
-		case len(d) == 0:
+		case verdict == "agree" && reason != "":
+			fmt.Fprintf(e.stdout, "agree    %s (guest %s vs %s %s); listed as %s\n", t.File, res.Release, *against, profile, reason)
+			continue
+		case verdict == "agree":
 			fmt.Fprintf(e.stdout, "agree    %s (guest %s vs %s %s)\n", t.File, res.Release, *against, profile)
 			continue
-		case listed:
-			known++
+		case verdict == "known":
 			fmt.Fprintf(e.stdout, "known    %s (guest %s vs %s %s): %s\n", t.File, res.Release, *against, profile, reason)
 		default:
-			diverged++
 			fmt.Fprintf(e.stdout, "DIVERGE  %s (guest %s vs %s %s)\n", t.File, res.Release, *against, profile)
 		}
 		for _, dv := range d {
 			fmt.Fprintf(e.stdout, "  %s:%d: %s: %s\n    %s: %s\n    guest: %s\n", t.File, dv.Line, dv.Op, dv.Reason, *against, orNone(dv.A), orNone(dv.B))
 		}
 	}
-	if expect == nil {
-		fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge\n", len(traces), len(traces)-diverged, diverged)
-	} else {
-		fmt.Fprintf(e.stdout, "%d traces: %d agree, %d diverge as known, %d diverge, %d listed but agree\n",
-			len(traces), len(traces)-diverged-known-fixed, known, diverged, fixed)
-	}
-	if diverged > 0 || fixed > 0 {
+	fmt.Fprintln(e.stdout, tally.summary(len(traces)))
+	if tally.failed() {
 		return errDiverged
 	}
 	return nil
 }
+
+// expectTally counts traces against an --expect list (nil: none): a
+// divergence it lists is known, one it does not list diverged, and a
+// listed trace that agrees is fixed (a gap closed), unless its reason
+// starts with racePrefix.
+type expectTally struct {
+	list                   map[string]string
+	diverged, known, fixed int
+}
+
+// add counts a trace that diverged or agreed and returns its listed
+// reason and how it was counted: "diverge", "known", "fixed" or "agree".
+func (x *expectTally) add(file string, diverged bool) (reason, verdict string) {
+	reason, listed := x.list[filepath.Base(file)]
+	switch {
+	case diverged && listed:
+		x.known++
+		return reason, "known"
+	case diverged:
+		x.diverged++
+		return reason, "diverge"
+	case listed && !strings.HasPrefix(reason, racePrefix):
+		x.fixed++
+		return reason, "fixed"
+	}
+	return reason, "agree"
+}
+
+// summary is the last line of the report of a run of n traces.
+func (x *expectTally) summary(n int) string {
+	if x.list == nil {
+		return fmt.Sprintf("%d traces: %d agree, %d diverge", n, n-x.diverged, x.diverged)
+	}
+	return fmt.Sprintf("%d traces: %d agree, %d diverge as known, %d diverge, %d listed but agree",
+		n, n-x.diverged-x.known-x.fixed, x.known, x.diverged, x.fixed)
+}
+
+// failed reports whether the run exits 1.
+func (x *expectTally) failed() bool { return x.diverged > 0 || x.fixed > 0 }
 
 // racePrefix starts the reason of a --expect entry whose divergence
 // depends on the kernel's timing (a counterexample's schedule forces an
