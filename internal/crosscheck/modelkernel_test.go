@@ -36,8 +36,9 @@ import (
 // the model profile SPLICECHECK_CROSSCHECK_PROFILE (default linux-6.18).
 func TestModelVsKernel(t *testing.T) {
 	n := envInt(t, "SPLICECHECK_CROSSCHECK_N", 150)
-	// Traces run this many at a time on the kernel (each in a namespace
-	// of its own); a guest runs one at a time whatever it is.
+	// Traces run this many at a time on the kernel: each in a namespace
+	// of its own on the host, or each in a guest of its own (a guest runs
+	// one trace at a time, so JOBS guests boot).
 	jobs := envInt(t, "SPLICECHECK_CROSSCHECK_JOBS", 1)
 	first := envInt(t, "SPLICECHECK_CROSSCHECK_SEED", 0)
 	if testing.Short() {
@@ -48,13 +49,13 @@ func TestModelVsKernel(t *testing.T) {
 	var k trace.Backend
 	var kmsg *kernelshim.Kmsg
 	if image := os.Getenv("SPLICECHECK_CROSSCHECK_KERNEL"); image != "" {
-		s, err := vm.NewSession(vm.Config{Kernel: image, GuestBinary: os.Getenv("SPLICECHECK_CROSSCHECK_GUEST"), Timeout: 24 * time.Hour})
+		p, err := newGuestPool(vm.Config{Kernel: image, GuestBinary: os.Getenv("SPLICECHECK_CROSSCHECK_GUEST"), Timeout: 24 * time.Hour}, jobs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.Close()
-		k = s
-		t.Logf("kernel: a guest of %s (kernel warnings not watched)", image)
+		defer p.Close()
+		k = p
+		t.Logf("kernel: %d guests of %s (kernel warnings not watched)", jobs, image)
 	} else {
 		testenv.RequireKernel(t, kernelshim.Available)
 		k = kernelshim.New(kernelshim.Config{})
