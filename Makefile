@@ -113,19 +113,22 @@ fuzz:
 
 # The model-vs-kernel differential campaign (root): N random traces from
 # seed SEED on this machine's kernel against PROFILE, or, with
-# KERNEL=IMAGE, in one long-lived guest of IMAGE (e.g. KERNEL=/boot/vmlinuz-6.1.0-57-amd64
+# KERNEL=IMAGE, in long-lived guests of IMAGE (e.g. KERNEL=/boot/vmlinuz-6.1.0-57-amd64
 # PROFILE=linux-6.1). OUT=DIR keeps every divergence, shrunk, as a trace.
-# JOBS=N runs N traces at a time on the host's kernel (the report is N's only where
-# the kernel's timing decides an outcome).
+# JOBS=N runs N traces at a time: on the host's kernel, or on N guests (the
+# report is N's only where the kernel's timing decides an outcome).
+# TIME_SCALE=K stretches the kernel side's durations (default 10; a slow
+# TCG guest beside other guests wants more).
 N ?= 1000
 SEED ?= 0
 JOBS ?= 1
 PROFILE ?= linux-6.18
 KERNEL ?=
 OUT ?=
+TIME_SCALE ?=
 crosscheck: build
 	SPLICECHECK_CROSSCHECK_N=$(N) SPLICECHECK_CROSSCHECK_SEED=$(SEED) SPLICECHECK_CROSSCHECK_JOBS=$(JOBS) SPLICECHECK_CROSSCHECK_PROFILE=$(PROFILE) \
-	SPLICECHECK_CROSSCHECK_KERNEL=$(KERNEL) SPLICECHECK_CROSSCHECK_GUEST=$(abspath $(BIN)) SPLICECHECK_CROSSCHECK_OUT=$(OUT) \
+	SPLICECHECK_CROSSCHECK_KERNEL=$(KERNEL) SPLICECHECK_CROSSCHECK_GUEST=$(abspath $(BIN)) SPLICECHECK_CROSSCHECK_OUT=$(OUT) SPLICECHECK_CROSSCHECK_TIME_SCALE=$(TIME_SCALE) \
 	  $(GO) test -tags crosscheck -count=1 -timeout 0 -run ModelVsKernel -v ./internal/crosscheck
 
 clean:

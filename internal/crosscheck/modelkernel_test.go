@@ -68,7 +68,7 @@ func TestModelVsKernel(t *testing.T) {
 		}
 	}
 	gen := fuzz.Trace(fuzz.GenConfig{KernelSafe: true, Threads: true})
-	opts := trace.Options{Profile: profile, OpTimeout: 500 * time.Millisecond, TimeScale: fuzz.DiffTimeScale}
+	opts := trace.Options{Profile: profile, OpTimeout: 500 * time.Millisecond, TimeScale: envInt(t, "SPLICECHECK_CROSSCHECK_TIME_SCALE", fuzz.DiffTimeScale)}
 	progress := func(r Report) bool {
 		if r.Runs%1000 == 0 {
 			t.Logf("%d traces: %d agree, %d findings, %d flaky", r.Runs, r.Agree, len(r.Findings), r.Flaky)
