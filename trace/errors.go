@@ -23,17 +23,39 @@ var (
 	ErrOpTimeout = errors.New("op timed out (runner)")
 )
 
+// Sentinel errors of reading a trace (ParseReader). Each is the user's
+// input, like ErrSyntax.
+var (
+	// ErrTooLarge: the input is longer than the read limit. Reading stops
+	// at the first byte past it.
+	ErrTooLarge = errors.New("trace larger than the read limit")
+	// ErrBinary: the input holds a NUL byte, or its first line is not
+	// UTF-8. It comes as a *ParseError at the offending byte.
+	ErrBinary = errors.New("not a trace (binary data)")
+	// ErrEmpty: the input parsed but holds no op.
+	ErrEmpty = errors.New("no ops (an empty trace is refused: it is almost certainly a mistake)")
+	// ErrRead: the input could not be read (a directory, an I/O error).
+	ErrRead = errors.New("cannot read trace")
+)
+
 // ParseError is a syntax or semantic error at a position in a trace file.
 // Its Error is the one-line `FILE:LINE:COL: message` of the contract.
 type ParseError struct {
 	File string
 	Pos  Pos
 	Msg  string
+	Err  error // a more specific sentinel (ErrBinary), or nil
 }
 
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Pos.Line, e.Pos.Col, e.Msg)
 }
 
-// Unwrap makes errors.Is(err, ErrSyntax) hold.
-func (e *ParseError) Unwrap() error { return ErrSyntax }
+// Unwrap makes errors.Is(err, ErrSyntax) hold, and errors.Is(err, e.Err)
+// when e.Err is set.
+func (e *ParseError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrSyntax, e.Err}
+	}
+	return []error{ErrSyntax}
+}

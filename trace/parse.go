@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -13,32 +12,20 @@ import (
 // MaxSize bounds every size and count in a trace (1 GiB).
 const MaxSize = 1 << 30
 
-// ParseFile reads and parses the trace at path.
-func ParseFile(path string) (*Trace, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read trace: %w", err)
+func newParser(file string) *parser {
+	return &parser{
+		t:       &Trace{File: file, ThreadNames: []string{MainThread}},
+		sockets: map[string]string{},
+		maps:    map[string]string{},
+		threads: map[string]string{MainThread: MainThread},
 	}
-	return Parse(path, src)
 }
 
-// Parse parses a trace. file names it in errors. The first error stops
-// parsing and is returned as a *ParseError.
-func Parse(file string, src []byte) (*Trace, error) {
-	p := &parser{
-		t:       &Trace{File: file, ThreadNames: []string{MainThread}},
-		sockets: map[string]bool{},
-		maps:    map[string]bool{},
-		threads: map[string]bool{MainThread: true},
-	}
-	for i, line := range strings.Split(string(src), "\n") {
-		if err := p.line(i+1, strings.TrimSuffix(line, "\r")); err != nil {
-			return nil, err
-		}
-	}
+// finish checks what needs the whole trace and returns it.
+func (p *parser) finish() (*Trace, error) {
 	if s := p.t.Schedule; s != nil {
 		for i, th := range s.Threads {
-			if !p.threads[th] {
+			if _, ok := p.threads[th]; !ok {
 				return nil, p.errAt(p.schedPos[i], "schedule names unknown thread %q", th)
 			}
 		}
@@ -52,11 +39,14 @@ type token struct {
 	quoted bool // a "..." or x"..." literal
 }
 
+// parser parses a trace a line at a time. The names an op holds (sockets,
+// maps, threads) are the interned copies in sockets, maps and threads, so
+// an op never keeps its line's text alive.
 type parser struct {
 	t        *Trace
-	sockets  map[string]bool
-	maps     map[string]bool
-	threads  map[string]bool
+	sockets  map[string]string // each name defined so far, to itself
+	maps     map[string]string
+	threads  map[string]string
 	schedPos []Pos
 
 	line0 int
@@ -65,8 +55,10 @@ type parser struct {
 	endAt int // column just past the last character of the line
 }
 
+// errAt returns a *ParseError at pos. The strings and errors among args
+// are input: each is cut to a few dozen bytes (echo).
 func (p *parser) errAt(pos Pos, format string, args ...any) error {
-	return &ParseError{File: p.t.File, Pos: pos, Msg: fmt.Sprintf(format, args...)}
+	return &ParseError{File: p.t.File, Pos: pos, Msg: fmt.Sprintf(format, echoArgs(args)...)}
 }
 
 func (p *parser) errTok(t token, format string, args ...any) error {
@@ -143,10 +135,10 @@ func (p *parser) line(n int, line string) error {
 	if strings.HasPrefix(first.text, "@") {
 		th := first.text[1:]
 		if !validName(th) {
-			return p.errTok(first, "bad thread name %q", th)
+			return p.errTok(first, "bad thread name %q "+nameRule, th)
 		}
 		if th != MainThread {
-			op.Thread = th
+			op.Thread = p.thread(th)
 		}
 		p.i++
 		if p.i >= len(p.toks) {
@@ -179,12 +171,20 @@ func (p *parser) line(n int, line string) error {
 	if p.i < len(p.toks) {
 		return p.errTok(p.toks[p.i], "unexpected %q after %s", p.toks[p.i].text, kind)
 	}
-	if op.Thread != "" && !p.threads[op.Thread] {
-		p.threads[op.Thread] = true
-		p.t.ThreadNames = append(p.t.ThreadNames, op.Thread)
-	}
 	p.t.Ops = append(p.t.Ops, op)
 	return nil
+}
+
+// thread returns the interned name of thread th, defining it (in order of
+// first use) when the trace has not used it yet.
+func (p *parser) thread(th string) string {
+	if s, ok := p.threads[th]; ok {
+		return s
+	}
+	s := strings.Clone(th)
+	p.threads[s] = s
+	p.t.ThreadNames = append(p.t.ThreadNames, s)
+	return s
 }
 
 func (p *parser) header(word token) error {
@@ -200,7 +200,7 @@ func (p *parser) header(word token) error {
 		if _, err := ParseProfile(t.text); err != nil {
 			return p.errTok(t, "%v", err)
 		}
-		p.t.Profile = t.text
+		p.t.Profile = strings.Clone(t.text)
 		p.t.ProfilePos = Pos{p.line0, word.col}
 	case "schedule":
 		if p.t.Schedule != nil {
@@ -226,9 +226,9 @@ func (p *parser) header(word token) error {
 			for p.i < len(p.toks) {
 				t := p.toks[p.i]
 				if t.quoted || !validName(t.text) {
-					return p.errTok(t, "bad thread name %q in schedule", t.text)
+					return p.errTok(t, "bad thread name %q in schedule "+nameRule, t.text)
 				}
-				s.Threads = append(s.Threads, t.text)
+				s.Threads = append(s.Threads, strings.Clone(t.text))
 				p.schedPos = append(p.schedPos, Pos{p.line0, t.col})
 				p.i++
 			}
@@ -265,21 +265,26 @@ func (p *parser) word(what string) (token, error) {
 func (p *parser) name(what string) (token, error) {
 	t, err := p.word(what)
 	if err == nil && !validName(t.text) {
-		err = p.errTok(t, "bad %s %q", what, t.text)
+		err = p.errTok(t, "bad %s %q "+nameRule, what, t.text)
 	}
 	return t, err
 }
 
-// socket reads a socket name that conn defined earlier.
+// nameRule is validName in words, for errors.
+const nameRule = "(want a letter a-z, then letters a-z, digits 0-9 or _, like a1)"
+
+// socket reads a socket name that conn defined earlier and returns its
+// interned copy.
 func (p *parser) socket() (string, error) {
 	t, err := p.name("socket name")
 	if err != nil {
 		return "", err
 	}
-	if !p.sockets[t.text] {
+	s, ok := p.sockets[t.text]
+	if !ok {
 		return "", p.errTok(t, "unknown socket %q", t.text)
 	}
-	return t.text, nil
+	return s, nil
 }
 
 func (p *parser) mapName() (string, error) {
@@ -287,10 +292,11 @@ func (p *parser) mapName() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !p.maps[t.text] {
+	m, ok := p.maps[t.text]
+	if !ok {
 		return "", p.errTok(t, "unknown map %q", t.text)
 	}
-	return t.text, nil
+	return m, nil
 }
 
 // number reads a decimal number; sizes also accept k and m suffixes.
@@ -349,12 +355,14 @@ func (p *parser) flags(op *Op) error {
 	return nil
 }
 
-func (p *parser) define(set map[string]bool, what string, t token) error {
-	if set[t.text] {
-		return p.errTok(t, "%s %q already defined", what, t.text)
+// define adds t's name to set and returns its interned copy.
+func (p *parser) define(set map[string]string, what string, t token) (string, error) {
+	if _, ok := set[t.text]; ok {
+		return "", p.errTok(t, "%s %q already defined", what, t.text)
 	}
-	set[t.text] = true
-	return nil
+	s := strings.Clone(t.text)
+	set[s] = s
+	return s, nil
 }
 
 func (p *parser) operands(op *Op, word token) error {
@@ -371,25 +379,23 @@ func (p *parser) operands(op *Op, word token) error {
 		if a.text == b.text {
 			return p.errTok(b, "conn needs two different sockets")
 		}
-		if err = p.define(p.sockets, "socket", a); err != nil {
+		if op.A, err = p.define(p.sockets, "socket", a); err != nil {
 			return err
 		}
-		if err = p.define(p.sockets, "socket", b); err != nil {
+		if op.B, err = p.define(p.sockets, "socket", b); err != nil {
 			return err
 		}
-		op.A, op.B = a.text, b.text
-		p.t.SocketNames = append(p.t.SocketNames, a.text, b.text)
+		p.t.SocketNames = append(p.t.SocketNames, op.A, op.B)
 		return p.flags(op)
 	case OpMap:
 		m, err := p.name("map name")
 		if err != nil {
 			return err
 		}
-		if err = p.define(p.maps, "map", m); err != nil {
+		if op.Map, err = p.define(p.maps, "map", m); err != nil {
 			return err
 		}
-		op.Map = m.text
-		p.t.MapNames = append(p.t.MapNames, m.text)
+		p.t.MapNames = append(p.t.MapNames, op.Map)
 		t, err := p.word("map type")
 		if err != nil {
 			return err
@@ -489,10 +495,12 @@ func (p *parser) operands(op *Op, word token) error {
 			return p.errTok(t, "cannot join thread main")
 		case t.text == op.ThreadName():
 			return p.errTok(t, "thread %q cannot join itself", t.text)
-		case !p.threads[t.text]:
+		}
+		th, ok := p.threads[t.text]
+		if !ok {
 			return p.errTok(t, "unknown thread %q", t.text)
 		}
-		op.Target = t.text
+		op.Target = th
 	}
 	return nil
 }
@@ -668,7 +676,7 @@ func allDigits(s string) bool {
 // strategy parses the rest of `schedule random SEED`, `schedule pct D SEED`
 // or `schedule picks I I ...` after the strategy word w.
 func (p *parser) strategy(s *Schedule, w token) error {
-	s.Strategy = w.text
+	s.Strategy = strings.Clone(w.text)
 	num := func(what string) (uint64, error) {
 		t, err := p.next(what)
 		if err != nil {

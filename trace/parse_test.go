@@ -234,7 +234,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate flag", "conn a b\nrecv a 1 peek peek\n", "x.trace:2:15: duplicate flag \"peek\""},
 		{"suffix on key", "map m sockmap 2\ndelete m 1k\n", "x.trace:2:10: bad key \"1k\""},
 		{"too large", "conn a b\nrecv a 2048m\n", "x.trace:2:8: size \"2048m\" too large (max 1073741824)"},
-		{"bad thread", "conn a b\n@T1 recv a 1\n", "x.trace:2:1: bad thread name \"T1\""},
+		{"bad thread", "conn a b\n@T1 recv a 1\n", "x.trace:2:1: bad thread name \"T1\" " + nameRule},
 		{"thread prefix alone", "@t1\n", "x.trace:1:4: missing op after thread prefix"},
 		{"directive after op", "conn a b\nprofile linux-6.1\n", "x.trace:2:1: header directive \"profile\" after the first op"},
 		{"directive with thread", "@t profile linux-6.1\n", "x.trace:1:1: header directive \"profile\" cannot have a thread prefix"},
@@ -251,7 +251,7 @@ func TestParseErrors(t *testing.T) {
 		{"junk after quote", "conn a b\nsend a \"x\"y\n", "x.trace:2:11: unexpected 'y' after closing quote"},
 		{"literal as op", "\"x\"\n", "x.trace:1:1: expected an op, found a literal"},
 		{"literal as socket", "conn a b\nsend \"a\" 1\n", "x.trace:2:6: expected socket name, found a literal"},
-		{"uppercase name", "conn A b\n", "x.trace:1:6: bad socket name \"A\""},
+		{"uppercase name", "conn A b\n", "x.trace:1:6: bad socket name \"A\" (want a letter a-z, then letters a-z, digits 0-9 or _, like a1)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
