@@ -114,6 +114,7 @@ func openBackend(flag, name string, cfg backendConfig) (trace.Backend, error) {
 var badInput = []error{
 	trace.ErrSyntax, trace.ErrNotBuilt, trace.ErrUnknownBackend,
 	trace.ErrUnknownProfile, trace.ErrUnsupported, os.ErrNotExist, os.ErrPermission,
+	trace.ErrTooLarge, trace.ErrEmpty, trace.ErrRead, // trace input (ErrBinary is a syntax error)
 	kernelshim.ErrNoPrivilege, kernelshim.ErrNoBPF,
 	// A VM's input: the image, its modules, the runner, the guest binary.
 	vm.ErrBadImage, vm.ErrNoSockmap, vm.ErrModule, vm.ErrNoRunner, vm.ErrBadBinary,

@@ -31,6 +31,8 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 	expectFile := fs.String("expect", "", "`FILE` of known divergences, as vm --expect reads it")
 	var vf vmFlags
 	vf.register(fs)
+	var in traceInput
+	in.register(fs)
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -51,7 +53,7 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	traces, err := parseTraces(paths)
+	traces, err := in.parseAll(ctx, paths, true)
 	if err != nil {
 		return err
 	}

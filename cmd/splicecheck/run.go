@@ -47,23 +47,6 @@ func (f *runFlags) options() (trace.Options, error) {
 	return trace.Options{Profile: f.profile, OpTimeout: f.timeout, Seed: f.seed, TimeScale: f.timeScale}, nil
 }
 
-// parseTraces parses every trace before anything runs, so a syntax error
-// anywhere is reported before any backend is touched.
-func parseTraces(paths []string) ([]*trace.Trace, error) {
-	if len(paths) == 0 {
-		return nil, usagef("no trace files given")
-	}
-	var out []*trace.Trace
-	for _, p := range paths {
-		t, err := trace.ParseFile(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, nil
-}
-
 // jsonRun is one trace's run in --json output.
 type jsonRun struct {
 	Trace        string       `json:"trace"`
@@ -105,6 +88,8 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	twoHost := fs.Bool("two-host", false, "netstack backend: connections between two stacks over a 1500-byte link instead of one loopback stack")
 	var vf vmFlags
 	vf.register(fs)
+	var in traceInput
+	in.register(fs)
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -116,7 +101,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	traces, err := parseTraces(paths)
+	traces, err := in.parseAll(ctx, paths, true)
 	if err != nil {
 		return err
 	}
@@ -154,7 +139,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	var runs []jsonRun
 	failing := 0
 	for _, t := range traces {
-		if h, ok := counterexampleHeader(t.File); ok && (*backend == "model" || *backend == "netstack") && !*stats {
+		if h, ok := in.header(t); ok && (*backend == "model" || *backend == "netstack") && !*stats {
 			// A counterexample: run it as the campaign did and judge
 			// the property it names.
 			fails, err := replayCounterexample(ctx, e, t, h, *backend, cfg, opts, rf.json)
@@ -203,15 +188,6 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return errDiverged
 	}
 	return nil
-}
-
-// counterexampleHeader reads the header of a counterexample file.
-func counterexampleHeader(path string) (fuzz.Header, bool) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return fuzz.Header{}, false
-	}
-	return fuzz.ReadHeader(src)
 }
 
 // replayCounterexample runs counterexample t on the campaign's model (the

@@ -35,6 +35,8 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	expectFile := fs.String("expect", "", "`FILE` of known divergences, one 'TRACE: reason' per line (TRACE is the file's base name):\n"+
 		"they are reported as known; one that agrees, or a divergence not listed, is exit 1, except a\n"+
 		"reason that starts with 'race:' (the kernel's timing decides whether it diverges)")
+	var in traceInput
+	in.register(fs)
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -57,7 +59,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	case *against != "model" && *against != goldenBackend && *against != "none":
 		return usagef("--against: want model, golden or none, got %q", *against)
 	}
-	traces, err := parseTraces(paths)
+	traces, err := in.parseAll(ctx, paths, false)
 	if err != nil {
 		return err
 	}
