@@ -194,7 +194,11 @@ func supervise(ctx context.Context, cfg Config, cmd *exec.Cmd, ntraces int, cons
 	for !done {
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("vm: %w", ctx.Err())
+			res.Total = time.Since(start)
+			if res.Release == "" {
+				return nil, fmt.Errorf("vm: %w", ctx.Err())
+			}
+			return res, fmt.Errorf("vm: %w after %d of %d traces", ctx.Err(), len(res.Runs), ntraces)
 		case <-overall.C:
 			return nil, fmt.Errorf("%w: no end after %v (wall-clock limit); console: %s", ErrHung, cfg.Timeout, tail())
 		case <-idle.C:
