@@ -37,7 +37,7 @@ func TestSweepStale(t *testing.T) {
 	defer live.release()
 	stale := mk(tempPrefix + deadPID + "-12345-678")
 	reused := mk(tempPrefix + strconv.Itoa(os.Getpid()) + "-1-678") // our PID, another start time
-	other := mk("splicecheck-vm-123456") // the old naming: no owner to check
+	other := mk("splicecheck-vm-123456")                            // the old naming: no owner to check
 	removed, err := SweepStale(parent)
 	if err != nil {
 		t.Fatal(err)
