@@ -14,8 +14,12 @@ VM_KERNEL = $(lastword $(sort $(wildcard /boot/vmlinuz-6.1.*)))
 .PHONY: build run test lint bench fuzz clean vm-deps vm-test crosscheck kernels kernel-test
 
 # A static binary: it is also /init in the VM guests of `splicecheck vm`.
+# It carries the commit it was built from (`splicecheck --version`;
+# -dirty with uncommitted changes): go build records it only without
+# -buildvcs=false and in a checkout whose .git is a directory.
+COMMIT = $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; })
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/splicecheck
+	CGO_ENABLED=0 $(GO) build -ldflags '-X main.commit=$(COMMIT)' -o $(BIN) ./cmd/splicecheck
 
 # The main job: run the kernel corpus on the model and on this machine's
 # kernel and compare them byte for byte (the model profile of the host),

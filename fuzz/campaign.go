@@ -109,6 +109,11 @@ const inFlightProperty = "stream-integrity"
 // same property and written to OutDir as PROFILE_PROPERTY.trace, carrying
 // `profile` and `schedule` directives so that `splicecheck run FILE`
 // replays it.
+//
+// When ctx ends (an interrupted command), Check returns ctx's error with
+// the Outcomes of the profiles it attacked so far: the last one's count
+// the traces judged before the end, and a counterexample found then is
+// written, shrunk as far as it got. Profiles not reached have none.
 func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 	props := c.Properties
 	if props == nil {
@@ -130,6 +135,9 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 	}
 	var out []Outcome
 	for _, profile := range c.Profiles {
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
 		p, err := trace.ParseProfile(profile)
 		if err != nil {
 			return nil, fmt.Errorf("%w: profile %q: %w", ErrCampaign, profile, err)
@@ -140,7 +148,7 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 		}
 		out = append(out, res...)
 	}
-	return out, nil
+	return out, ctx.Err()
 }
 
 // DiffTimeScale is the TimeScale of the kernel side of a differential
@@ -285,8 +293,11 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 				cv := pr.Judge(cr)
 				return !cr.Skipped && cv != nil && cv.Signature() == sig
 			})
-			if v := pr.Judge(c.runOne(ctx, sut, ref, o.Counterexample)); v != nil {
-				o.Detail, o.Violation = v.Error(), v
+			// (An interrupt skips the run: the first violation stays.)
+			if cr := c.runOne(ctx, sut, ref, o.Counterexample); !cr.Skipped {
+				if v := pr.Judge(cr); v != nil {
+					o.Detail, o.Violation = v.Error(), v
+				}
 			}
 			if c.OutDir != "" {
 				o.File = filepath.Join(c.OutDir, fileName(p.String(), pr.Name))

@@ -38,6 +38,13 @@ var abandonGrace = 10 * time.Second
 // then report what the abort made them return (EOF, say), not a timeout.
 // A `join` has no timeout of its own: it waits for the target's earlier
 // ops, which their own timeouts bound, and reports ok.
+//
+// When ctx ends before the run does (an interrupted command), Run
+// returns, with an error wrapping ctx's, the observations of the ops that
+// had ended before it did, in trace order (an op running then is absent),
+// so that the caller can print what the run saw so far. Any
+// other error comes with no observations. A TraceRunner backend returns
+// what it returns.
 func Run(ctx context.Context, b Backend, t *Trace, opts Options) ([]Observation, error) {
 	var err error
 	if opts, err = ResolveOptions(t, opts); err != nil {
@@ -56,7 +63,7 @@ func Run(ctx context.Context, b Backend, t *Trace, opts Options) ([]Observation,
 		runErr = errors.Join(runErr, fmt.Errorf("close backend %s: %w", b.Name(), cerr))
 	}
 	if runErr != nil {
-		return nil, runErr
+		return obs, runErr // the ops that ended before ctx did, if it did
 	}
 	return obs, nil
 }
@@ -102,6 +109,7 @@ type runner struct {
 	ex   Executor
 	opts Options
 	obs  []Observation
+	late []bool          // op i returned after the run's context ended; written before done[i] closes
 	done []chan struct{} // closed when op i completes
 	wg   sync.WaitGroup
 
@@ -117,6 +125,7 @@ func newRunner(t *Trace, ex Executor, opts Options) *runner {
 	r := &runner{
 		t: t, ex: ex, opts: opts,
 		obs:     make([]Observation, len(t.Ops)),
+		late:    make([]bool, len(t.Ops)),
 		done:    make([]chan struct{}, len(t.Ops)),
 		threads: map[string]*thread{},
 		sent:    map[string]int64{},
@@ -138,12 +147,12 @@ func (r *runner) run(ctx context.Context) ([]Observation, error) {
 		r.mu.Unlock()
 		th.queue <- i
 		if err := r.wait(ctx, false); err != nil {
-			return nil, r.abandon(cancel, err)
+			return r.stopped(ctx, cancel, err)
 		}
 	}
 	r.endDispatch()
 	if err := r.wait(ctx, true); err != nil {
-		return nil, r.abandon(cancel, err)
+		return r.stopped(ctx, cancel, err)
 	}
 	r.shutdown()
 	r.mu.Lock()
@@ -152,9 +161,37 @@ func (r *runner) run(ctx context.Context) ([]Observation, error) {
 		return nil, r.fatal
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("run %s: %w", r.t.File, err)
+		return r.ended(), fmt.Errorf("run %s: %w", r.t.File, err)
 	}
 	return r.obs, nil
+}
+
+// stopped abandons a run that failed with err; when ctx ended it returns
+// the observations of the ops that had ended by then (see Run).
+func (r *runner) stopped(ctx context.Context, cancel context.CancelFunc, err error) ([]Observation, error) {
+	var obs []Observation
+	if ctx.Err() != nil {
+		obs = r.ended() // before abandon cancels the ops still running
+	}
+	return obs, r.abandon(cancel, err)
+}
+
+// ended returns the observations of the ops that ended before the run's
+// context did, in trace order (an op that returned after it, its result
+// maybe the interrupt's, is left out). An op's observation is written
+// before its done channel closes.
+func (r *runner) ended() []Observation {
+	var out []Observation
+	for i := range r.obs {
+		select {
+		case <-r.done[i]:
+			if !r.late[i] {
+				out = append(out, r.obs[i])
+			}
+		default:
+		}
+	}
+	return out
 }
 
 // endDispatch starts the trace's clock for the ops that are still
@@ -225,17 +262,21 @@ func (r *runner) loop(ctx context.Context, th *thread) {
 	}
 	for i := range th.queue {
 		if startErr != nil {
-			r.finish(th, i, RunnerTimeout())
+			r.finish(th, i, RunnerTimeout(), ctx.Err() != nil)
 			continue
 		}
-		r.finish(th, i, r.exec(ctx, th, i))
+		res := r.exec(ctx, th, i)
+		r.finish(th, i, res, ctx.Err() != nil)
 	}
 }
 
-func (r *runner) finish(th *thread, i int, res Result) {
+// finish records op i's result; late: the run's context had ended when
+// the op returned (the result may be the interrupt's, see Run).
+func (r *runner) finish(th *thread, i int, res Result, late bool) {
 	op := &r.t.Ops[i]
 	r.mu.Lock()
 	r.obs[i] = Observation{Line: op.Pos.Line, Op: op.String(), Result: res}
+	r.late[i] = late
 	th.running, th.joining = false, false
 	th.cancel, th.canceled = nil, time.Time{}
 	if r.firing == th {

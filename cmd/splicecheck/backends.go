@@ -76,6 +76,13 @@ func openKernel(backendConfig) (trace.Backend, error) {
 	return kernelshim.New(kernelshim.Config{}), nil
 }
 
+// backendsFor lists the backends cmd (run, diff, check) can run: the
+// built ones. Every built backend serves every such command (the vm
+// backend with --kernel); help texts and errors list only these.
+func backendsFor(cmd string) []string {
+	return builtBackends()
+}
+
 func builtBackends() []string {
 	var out []string
 	for _, b := range backends {

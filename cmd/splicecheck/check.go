@@ -53,12 +53,14 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	fs.Var(&profiles, "profile", "profile to attack (repeatable, or comma-separated; default: every profile the model implements)")
 	budget := fs.Duration("time", 20*time.Second, "time budget per profile")
 	maxTraces := fs.Int("traces", 0, "stop a profile after this many traces (0: only the time budget)")
-	backendName := fs.String("backend", "model", "backend under test: model, netstack (or a kernel: kernel, vm)")
+	backendName := fs.String("backend", "model", "backend under test: "+backendNames("check"))
 	twoHost := fs.Bool("two-host", false, "netstack backend: connections between two stacks over a 1500-byte link instead of one loopback stack")
 	seed := fs.Uint64("seed", 1, "seed of the first trace (trace i uses seed+i)")
 	outDir := fs.String("out", "out/check", "directory for counterexample traces")
 	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see --mutate list")
-	diff := fs.String("diff", "", "also run every trace on this backend (kernel, or vm with --kernel) and check that it agrees")
+	diff := fs.String("diff", "", "also run every trace on this backend ("+backendNames("check")+"; a kernel: kernel, or vm with --kernel) and check that it agrees")
+	var ff formatFlags
+	ff.register(fs, formatText, formatJSON, formatKTAP)
 	runTimeout := fs.Duration("run-timeout", 2*time.Second, "skip a generated trace whose run takes longer (wall clock; a busy machine skips more; "+vmRunTimeout.String()+" when the vm backend runs the traces)")
 	coverage := fs.Bool("coverage", false, "also list, per profile, the mirrored kernel functions its campaign did not reach")
 	var vf vmFlags
@@ -76,6 +78,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	}
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q (check generates its traces)", rest[0])
+	}
+	if err := ff.resolve(); err != nil {
+		return err
 	}
 	if len(mutations) == 1 && mutations[0] == "list" {
 		for _, m := range model.Mutations() {
@@ -143,19 +148,257 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	if c.Progress != nil {
 		fmt.Fprint(e.stderr, "\r\033[K") // clear the progress line
 	}
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		return err
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	cr := &checkReport{
+		e: e, format: ff.format, profiles: profiles, outs: outs, withRef: len(mutations) > 0 || c.Reference != nil,
+		replay: replayer{backend: *backendName, diff: *diff, twoHost: *twoHost, vm: vf},
 	}
-	err = printCheckTable(e, profiles, outs, len(mutations) > 0 || c.Reference != nil)
-	if *coverage {
+	if ctx.Err() != nil {
+		return cr.interrupt(ctx)
+	}
+	err = cr.print()
+	if *coverage && ff.format == formatText {
 		if cerr := printUnreached(e.stdout, outs); cerr != nil {
 			return cerr
 		}
 	}
 	return err
+}
+
+// checkReport prints check's outcomes in its --format: the table of
+// properties x profiles (text), a JSON document, or KTAP with one result
+// per profile and property.
+type checkReport struct {
+	e        *env
+	format   string
+	profiles []string // asked for; outs has those attacked
+	outs     []fuzz.Outcome
+	withRef  bool // the agrees-with-reference property is checked
+	replay   replayer
+}
+
+// print prints the outcomes and returns errDiverged when a property
+// failed where it was expected to pass.
+func (cr *checkReport) print() error {
+	switch cr.format {
+	case formatJSON:
+		if err := writeJSON(cr.e, cr.json()); err != nil {
+			return err
+		}
+	case formatKTAP:
+		writeKTAP(cr.e.stdout, cr.ktap(""))
+	default:
+		return printCheckTable(cr.e, cr.outs, cr.withRef, cr.replay)
+	}
+	if cr.newFailures() > 0 {
+		return errDiverged
+	}
+	return nil
+}
+
+// interrupt prints the outcomes so far (the counterexamples found are
+// already written) and returns the interrupted error saying how many
+// traces ran.
+func (cr *checkReport) interrupt(ctx context.Context) error {
+	n := 0
+	for _, t := range profileTraces(cr.outs) {
+		n += t
+	}
+	ierr := interrupted(ctx, fmt.Sprintf("%s ran on %d of %s", plural(n, "trace"), len(attacked(cr.outs)), plural(len(cr.profiles), "profile")), nil)
+	switch cr.format {
+	case formatJSON:
+		return withPartial(ierr, cr.json())
+	case formatKTAP:
+		writeKTAP(cr.e.stdout, cr.ktap("interrupted"))
+	default:
+		printCheckTable(cr.e, cr.outs, cr.withRef, cr.replay)
+		fmt.Fprintf(cr.e.stdout, "interrupted: %s ran on %s\n", plural(n, "trace"), strings.Join(attacked(cr.outs), ", "))
+	}
+	return ierr
+}
+
+func (cr *checkReport) newFailures() int {
+	n := 0
+	for _, o := range cr.outs {
+		if o.Failed && cr.shown(o.Property) {
+			n++
+		}
+	}
+	return n
+}
+
+// shown reports whether the property has a row: agrees-with-reference
+// only when there is a reference.
+func (cr *checkReport) shown(property string) bool {
+	return property != "agrees-with-reference" || cr.withRef
+}
+
+// attacked is the profiles outs has outcomes of, in order.
+func attacked(outs []fuzz.Outcome) []string {
+	var ps []string
+	for _, o := range outs {
+		if len(ps) == 0 || ps[len(ps)-1] != o.Profile {
+			ps = append(ps, o.Profile)
+		}
+	}
+	return ps
+}
+
+// profileTraces is, per profile attacked, the traces its campaign ran:
+// the most any of its properties judged (a failed property stops
+// counting).
+func profileTraces(outs []fuzz.Outcome) map[string]int {
+	m := map[string]int{}
+	for _, o := range outs {
+		m[o.Profile] = max(m[o.Profile], o.Traces)
+	}
+	return m
+}
+
+// jsonCheck is check's --format json document.
+type jsonCheck struct {
+	// Traces is, per profile attacked, the traces its campaign ran.
+	Traces map[string]int `json:"traces"`
+	Cells  []jsonCell     `json:"cells"`
+	New    int            `json:"new"` // NEW failures: exit 1
+}
+
+// jsonCell is one profile and property.
+type jsonCell struct {
+	Profile   string         `json:"profile"`
+	Property  string         `json:"property"`
+	Status    string         `json:"status"` // pass, known or NEW
+	Traces    int            `json:"traces"`
+	Known     map[string]int `json:"known,omitempty"` // signature: traces that failed with it
+	Signature string         `json:"signature,omitempty"`
+	Detail    string         `json:"detail,omitempty"`
+	File      string         `json:"file,omitempty"`   // the counterexample
+	Replay    string         `json:"replay,omitempty"` // the command that replays it
+}
+
+func (cr *checkReport) json() jsonCheck {
+	doc := jsonCheck{Traces: profileTraces(cr.outs), Cells: []jsonCell{}, New: cr.newFailures()}
+	for _, o := range cr.outs {
+		if !cr.shown(o.Property) {
+			continue
+		}
+		c := jsonCell{Profile: o.Profile, Property: o.Property, Status: "pass", Traces: o.Traces, Known: o.Known}
+		switch {
+		case o.Failed:
+			c.Status, c.Signature, c.Detail, c.File = "NEW", o.Violation.Signature(), o.Detail, o.File
+			c.Replay = cr.replay.command(o)
+		case len(o.Known) > 0:
+			c.Status = "known"
+		}
+		doc.Cells = append(doc.Cells, c)
+	}
+	return doc
+}
+
+// ktap is one KTAP result per profile and property shown, then (when
+// skipReason is set: an interrupt) one skipped result per property of
+// each profile not attacked.
+func (cr *checkReport) ktap(skipReason string) []ktapResult {
+	var rs []ktapResult
+	for _, o := range cr.outs {
+		if !cr.shown(o.Property) {
+			continue
+		}
+		r := ktapResult{ok: !o.Failed, name: o.Profile + " " + o.Property}
+		switch {
+		case o.Failed:
+			r.diag = []string{"NEW " + o.Violation.Signature() + ": " + o.Detail}
+			if o.File != "" {
+				r.diag = append(r.diag, "counterexample: "+o.File, "replay: "+cr.replay.command(o))
+			}
+		case len(o.Known) > 0:
+			r.directive = "XFAIL known: " + knownCell(o)
+		case o.Traces == 0:
+			r.directive = "SKIP no trace ran"
+		default:
+			r.directive = plural(o.Traces, "trace")
+		}
+		rs = append(rs, r)
+	}
+	if skipReason == "" {
+		return rs
+	}
+	done := map[string]bool{}
+	for _, p := range attacked(cr.outs) {
+		done[p] = true
+	}
+	for _, p := range cr.profiles {
+		if done[p] {
+			continue
+		}
+		for _, pr := range fuzz.Properties {
+			if cr.shown(pr.Name) {
+				rs = append(rs, ktapResult{ok: true, name: p + " " + pr.Name, directive: "SKIP " + skipReason})
+			}
+		}
+	}
+	return rs
+}
+
+// knownCell is a known cell's signatures and counts: "SIG x3, SIG2 x1".
+func knownCell(o fuzz.Outcome) string {
+	var sigs []string
+	for _, k := range fuzz.KnownOf(o.Profile, o.Property) {
+		if n := o.Known[k.Signature()]; n > 0 {
+			sigs = append(sigs, fmt.Sprintf("%s x%d", k.Signature(), n))
+		}
+	}
+	return strings.Join(sigs, ", ")
+}
+
+// replayer makes the command that replays a counterexample of the
+// campaign: run on the backend it ran on (diff against the reference for
+// agrees-with-reference), with the flags that backend needs.
+type replayer struct {
+	backend, diff string
+	twoHost       bool
+	vm            vmFlags
+}
+
+// command is the shell command that replays o's counterexample ("" if
+// none was written).
+func (rp replayer) command(o fuzz.Outcome) string {
+	if o.File == "" {
+		return ""
+	}
+	args := []string{"splicecheck", "run"}
+	usesVM := rp.backend == "vm"
+	switch {
+	case o.Property == "agrees-with-reference" && rp.diff != "":
+		args = []string{"splicecheck", "diff", "--a", rp.backend, "--b", rp.diff}
+		usesVM = usesVM || rp.diff == "vm"
+	case rp.backend != "model":
+		args = append(args, "--backend", rp.backend)
+	}
+	if rp.twoHost {
+		args = append(args, "--two-host")
+	}
+	if usesVM {
+		args = append(args, "--kernel", rp.vm.kernel)
+		for _, m := range rp.vm.modules {
+			args = append(args, "--module", m)
+		}
+	}
+	args = append(args, o.File)
+	for i, a := range args {
+		args[i] = shellWord(a)
+	}
+	return strings.Join(args, " ")
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // vmRunTimeout is check's --run-timeout when a guest under TCG runs the
@@ -190,13 +433,15 @@ func progressLine(e *env, budget time.Duration) func(string, int, time.Duration)
 			done := min(int(20*elapsed/budget), 20)
 			bar = "[" + strings.Repeat("#", done) + strings.Repeat(".", 20-done) + "] "
 		}
-		fmt.Fprintf(f, "\r\033[K%s%s: %d traces, %s", bar, profile, n, elapsed.Round(time.Second))
+		fmt.Fprintf(f, "\r\033[K%s%s: %s, %s", bar, profile, plural(n, "trace"), elapsed.Round(time.Second))
 	}
 }
 
 // printCheckTable prints properties x profiles and returns errDiverged
 // if a property failed where it was expected to pass.
-func printCheckTable(e *env, profiles []string, outs []fuzz.Outcome, withRef bool) error {
+// Each NEW row is followed by the command that replays its
+// counterexample.
+func printCheckTable(e *env, outs []fuzz.Outcome, withRef bool, rp replayer) error {
 	cell := map[[2]string]fuzz.Outcome{}
 	var canon []string
 	for _, o := range outs {
@@ -233,9 +478,9 @@ func printCheckTable(e *env, profiles []string, outs []fuzz.Outcome, withRef boo
 						notes = append(notes, fmt.Sprintf("%s, %s, %s: %s", p, pr.Name, k.Signature(), k.Reason))
 					}
 				}
-				fmt.Fprintf(tw, "\tknown: %s (%d traces)", strings.Join(sigs, ", "), o.Traces)
+				fmt.Fprintf(tw, "\tknown: %s (%s)", strings.Join(sigs, ", "), plural(o.Traces, "trace"))
 			default:
-				fmt.Fprintf(tw, "\tpass (%d traces)", o.Traces)
+				fmt.Fprintf(tw, "\tpass (%s)", plural(o.Traces, "trace"))
 			}
 		}
 		fmt.Fprintln(tw)
@@ -257,8 +502,13 @@ func printCheckTable(e *env, profiles []string, outs []fuzz.Outcome, withRef boo
 		}
 		fmt.Fprintf(e.stdout, "  %s, %s, with TCP segments held in flight: %s\n    %s\n", o.Profile, o.Property, where, o.InFlightDetail)
 	}
+	for _, o := range outs {
+		if o.Failed && (o.Property != "agrees-with-reference" || withRef) && o.File != "" {
+			fmt.Fprintf(e.stdout, "  %s, %s: replay: %s\n", o.Profile, o.Property, rp.command(o))
+		}
+	}
 	if unexpected > 0 {
-		fmt.Fprintf(e.stdout, "%d NEW failures: signatures that match no known failure of their profile\n", unexpected)
+		fmt.Fprintf(e.stdout, "%s (no known failure of the profile has the signature)\n", plural(unexpected, "NEW failure"))
 		return errDiverged
 	}
 	return nil

@@ -31,7 +31,7 @@ func coverageCell(c *model.Coverage) string {
 	n, m := c.Count()
 	s := fmt.Sprintf("%d/%d mirrored functions", n, m)
 	if c.Partial() > 0 {
-		s += fmt.Sprintf(" (%d runs partial)", c.Partial())
+		s += " (" + plural(c.Partial(), "run") + " partial)"
 	}
 	return s
 }
@@ -58,7 +58,7 @@ func printUnreached(w io.Writer, outs []fuzz.Outcome) error {
 		}
 		un := c.Unreached()
 		_, m := c.Count()
-		fmt.Fprintf(w, "%s: %d of %d mirrored functions not reached (%d runs):\n", p, len(un), m, c.Runs())
+		fmt.Fprintf(w, "%s: %d of %d mirrored functions not reached (%s):\n", p, len(un), m, plural(c.Runs(), "run"))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, f := range un {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Kernel(), f.Go(), f.File())

@@ -24,8 +24,8 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 			"not only digests). BACKEND may be \"golden\": the observations recorded in\n"+
 			"--golden-dir/PROFILE/NAME.out. Exit status 1 when any trace diverges.")
 	var rf runFlags
-	rf.register(fs)
-	a := fs.String("a", "model", "first backend: "+backendNames()+", or golden")
+	rf.register(fs, formatText, formatJSON, formatKTAP)
+	a := fs.String("a", "model", "first backend: "+backendNames("diff")+", or golden")
 	b := fs.String("b", "kernel", "second backend (same choices)")
 	goldenDir := fs.String("golden-dir", "testdata/golden", "directory of golden observations, by profile")
 	expectFile := fs.String("expect", "", "`FILE` of known divergences, as vm --expect reads it")
@@ -76,51 +76,122 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		}
 		defer reportBackend(e, s.backend)
 	}
-	var out []jsonDiff
-	tally := expectTally{list: expect}
-	for _, t := range traces {
+	dr := &diffReport{e: e, format: rf.format, a: *a, b: *b, expectFile: *expectFile, tally: expectTally{list: expect}}
+	for i, t := range traces {
 		o, err := trace.ResolveOptions(t, opts)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.File, err)
 		}
 		d, err := diffOne(ctx, t, o, sides, *goldenDir)
+		if err != nil && ctx.Err() != nil {
+			return dr.interrupt(ctx, err, traces[i:])
+		}
 		if err != nil {
 			return err
 		}
-		jd := jsonDiff{Trace: t.File, A: *a, B: *b, Profile: o.Profile, Agree: len(d) == 0, Divergences: d}
-		out = append(out, jd)
-		reason, verdict := tally.add(t.File, len(d) > 0)
-		if rf.json {
-			continue
-		}
-		switch {
-		case verdict == "fixed":
-			fmt.Fprintf(e.stdout, "AGREES   %s (%s vs %s, profile %s), listed in %s as a known divergence: %s\n", t.File, *a, *b, o.Profile, *expectFile, reason)
-			continue
-		case verdict == "agree":
-			fmt.Fprintf(e.stdout, "agree    %s (%s vs %s, profile %s, %d ops)\n", t.File, *a, *b, o.Profile, len(t.Ops))
-			continue
-		case verdict == "known":
-			fmt.Fprintf(e.stdout, "known    %s (%s vs %s, profile %s): %s\n", t.File, *a, *b, o.Profile, reason)
-		default:
-			fmt.Fprintf(e.stdout, "DIVERGE  %s (%s vs %s, profile %s)\n", t.File, *a, *b, o.Profile)
-		}
-		for _, dv := range d {
-			fmt.Fprintf(e.stdout, "  %s:%d: %s: %s\n    a (%s): %s\n    b (%s): %s\n",
-				t.File, dv.Line, dv.Op, dv.Reason, *a, orNone(dv.A), *b, orNone(dv.B))
-		}
+		dr.add(t, o, d)
 	}
-	if rf.json {
-		if err := writeJSON(e, out); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintln(e.stdout, tally.summary(len(traces)))
+	return dr.finish(len(traces))
+}
+
+// diffReport prints diff's results in its --format: text as each trace
+// is compared, JSON and KTAP at the end (or on an interrupt, with what
+// was compared).
+type diffReport struct {
+	e          *env
+	format     string
+	a, b       string
+	expectFile string
+	tally      expectTally
+	out        []jsonDiff
+	ktap       []ktapResult
+}
+
+// add counts and prints (text) or keeps (json, ktap) one trace's result.
+func (dr *diffReport) add(t *trace.Trace, o trace.Options, d []trace.Divergence) {
+	e, a, b := dr.e, dr.a, dr.b
+	dr.out = append(dr.out, jsonDiff{Trace: t.File, A: a, B: b, Profile: o.Profile, Agree: len(d) == 0, Divergences: d})
+	reason, verdict := dr.tally.add(t.File, len(d) > 0)
+	dr.ktap = append(dr.ktap, ktapVerdict(t.File, verdict, reason, dr.expectFile, d, a, b))
+	if dr.format != formatText {
+		return
 	}
-	if tally.failed() {
+	switch {
+	case verdict == "fixed":
+		fmt.Fprintf(e.stdout, "AGREES   %s (%s vs %s, profile %s), listed in %s as a known divergence: %s\n", t.File, a, b, o.Profile, dr.expectFile, reason)
+		return
+	case verdict == "agree":
+		fmt.Fprintf(e.stdout, "agree    %s (%s vs %s, profile %s, %s)\n", t.File, a, b, o.Profile, plural(len(t.Ops), "op"))
+		return
+	case verdict == "known":
+		fmt.Fprintf(e.stdout, "known    %s (%s vs %s, profile %s): %s\n", t.File, a, b, o.Profile, reason)
+	default:
+		fmt.Fprintf(e.stdout, "DIVERGE  %s (%s vs %s, profile %s)\n", t.File, a, b, o.Profile)
+	}
+	for _, dv := range d {
+		fmt.Fprintf(e.stdout, "  %s:%d: %s: %s\n    a (%s): %s\n    b (%s): %s\n",
+			t.File, dv.Line, dv.Op, dv.Reason, a, orNone(dv.A), b, orNone(dv.B))
+	}
+}
+
+// finish prints the summary (text) or the document (json, ktap) of n
+// traces and returns errDiverged when the run fails.
+func (dr *diffReport) finish(n int) error {
+	if err := dr.flush(n); err != nil {
+		return err
+	}
+	if dr.tally.failed() {
 		return errDiverged
 	}
 	return nil
+}
+
+func (dr *diffReport) flush(n int) error {
+	switch dr.format {
+	case formatJSON:
+		return writeJSON(dr.e, dr.out)
+	case formatKTAP:
+		writeKTAP(dr.e.stdout, dr.ktap)
+	default:
+		fmt.Fprintln(dr.e.stdout, dr.tally.summary(n))
+	}
+	return nil
+}
+
+// interrupt ends a diff whose ctx ended while it compared rest[0]: it
+// prints the traces compared so far (KTAP: rest as skipped) and returns
+// the interrupted error (JSON: with the results so far on it).
+func (dr *diffReport) interrupt(ctx context.Context, err error, rest []*trace.Trace) error {
+	done := len(dr.out)
+	ierr := interrupted(ctx, fmt.Sprintf("%d of %s compared", done, plural(done+len(rest), "trace")), err)
+	switch dr.format {
+	case formatJSON:
+		return withPartial(ierr, dr.out)
+	case formatKTAP:
+		for _, t := range rest {
+			dr.ktap = append(dr.ktap, ktapResult{ok: true, name: t.File, directive: "SKIP interrupted"})
+		}
+	}
+	dr.flush(done)
+	return ierr
+}
+
+// ktapVerdict is a trace's KTAP result for an expectTally verdict:
+// agree is ok, known ok with XFAIL (a divergence --expect lists), fixed
+// and diverge not ok; the divergences are its diagnostics.
+func ktapVerdict(file, verdict, reason, expectFile string, d []trace.Divergence, a, b string) ktapResult {
+	r := ktapResult{ok: verdict == "agree" || verdict == "known", name: file}
+	switch verdict {
+	case "known":
+		r.directive = "XFAIL " + reason
+	case "fixed":
+		r.directive = "agrees, but " + expectFile + " lists it as a known divergence: " + reason
+	}
+	for _, dv := range d {
+		r.diag = append(r.diag, fmt.Sprintf("%s:%d: %s: %s", file, dv.Line, dv.Op, dv.Reason),
+			fmt.Sprintf("  %s: %s", a, orNone(dv.A)), fmt.Sprintf("  %s: %s", b, orNone(dv.B)))
+	}
+	return r
 }
 
 // side is one of the two things diff compares.

@@ -3,17 +3,20 @@
 // and compares runs byte for byte.
 //
 // Exit status: 0 ok; 1 a divergence or property failure; 2 bad input (a
-// trace, a flag, missing privileges); 3 the tool itself failed.
+// trace, a flag, missing privileges); 3 the tool itself failed; 130
+// interrupted (SIGINT or SIGTERM), after printing the results so far.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/splicecheck/splicecheck/kernelshim/vm"
@@ -26,6 +29,9 @@ const (
 	exitDivergence = 1
 	exitBadInput   = 2
 	exitInternal   = 3
+	// exitInterrupted: a signal (SIGINT, SIGTERM) stopped the command,
+	// which printed what it had (128+SIGINT, as a shell reports it).
+	exitInterrupted = 130
 )
 
 // usageError is bad input on the command line: exit 2.
@@ -37,30 +43,81 @@ func usagef(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
 
-// errDiverged means the command ran and found a difference: exit 1. The
-// command has already printed the difference.
-var errDiverged = errors.New("runs diverge")
+// The outcomes a command returns besides bad input and internal failures.
+var (
+	// errDiverged means the command ran and found a difference: exit 1.
+	// The command has already printed the difference.
+	errDiverged = errors.New("runs diverge")
+	// errInterrupted means a signal ended the command's context: exit
+	// 130. The command has already printed its results so far (in
+	// text); under --format json they ride on the error (withPartial).
+	errInterrupted = errors.New("interrupted")
+)
+
+// interruptError is errInterrupted (and the error the interrupt caused,
+// if any) with why and how far the command got, in one line:
+// "interrupted (interrupt signal received): 3 of 10 traces ran".
+type interruptError struct {
+	msg   string
+	cause error
+}
+
+func (e *interruptError) Error() string   { return e.msg }
+func (e *interruptError) Unwrap() []error { return []error{errInterrupted, e.cause} }
+
+// interrupted is the error of a command whose ctx ended (a signal),
+// after it printed its results so far; progress says how far it got ("" if
+// it cannot tell) and cause is the error the interrupt made (nil if none).
+func interrupted(ctx context.Context, progress string, cause error) error {
+	msg := "interrupted"
+	if c := context.Cause(ctx); c != nil {
+		msg += " (" + c.Error() + ")"
+	}
+	if progress != "" {
+		msg += ": " + progress
+	}
+	return &interruptError{msg, cause}
+}
+
+// partialError carries a command's results so far on an error, for the
+// JSON error object's "partial" field.
+type partialError struct {
+	err     error
+	partial any
+}
+
+func (e *partialError) Error() string { return e.err.Error() }
+func (e *partialError) Unwrap() error { return e.err }
+
+// withPartial attaches partial (JSON-encodable) to err.
+func withPartial(err error, partial any) error { return &partialError{err, partial} }
 
 type command struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, env *env, args []string) error
+	// json: the command has --json (--format json), under which its
+	// errors are a JSON object on stdout too.
+	json bool
 }
 
 // env is what a command writes to.
 type env struct {
 	stdout, stderr io.Writer
+	// quietUsage: a bad flag prints no usage (under --json the error is
+	// the one JSON object; --help still prints it).
+	quietUsage bool
 }
 
 var commands = []command{
-	{"run", "run traces on a backend and print the observations", cmdRun},
-	{"diff", "run traces on two backends and compare them byte for byte", cmdDiff},
-	{"check", "attack profiles with generated traces; a table of properties x profiles, shrunk counterexamples", cmdCheck},
-	{"profiles", "list the kernel behaviours (profiles) and the backends that implement them", cmdProfiles},
-	{"vm", "boot a kernel image in a VM, run traces there, compare with the model or goldens", cmdVM},
-	{"guest", "the guest side of vm under virtme-ng (writes framed results)", cmdGuest},
-	{"kernel", "build a kernel image (patches, config fragment, modules) into a cache: kernel build", cmdKernel},
-	{"version", "print the version", cmdVersion},
+	{"run", "run traces on a backend and print the observations", cmdRun, true},
+	{"diff", "run traces on two backends and compare them byte for byte", cmdDiff, true},
+	{"check", "attack profiles with generated traces; a table of properties x profiles, shrunk counterexamples", cmdCheck, true},
+	{"profiles", "list the kernel behaviours (profiles) and the backends that implement them", cmdProfiles, false},
+	{"vm", "boot a kernel image in a VM, run traces there, compare with the model or goldens", cmdVM, true},
+	{"guest", "the guest side of vm under virtme-ng (writes framed results)", cmdGuest, false},
+	{"kernel", "build a kernel image (patches, config fragment, modules) into a cache: kernel build", cmdKernel, false},
+	{"version", "print the version and the VCS commit it was built from (also --version)", cmdVersion, false},
 }
 
 func main() {
@@ -82,11 +139,23 @@ func mainWithArgs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return exitOK
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	for _, c := range commands {
 		if c.name != args[0] {
 			continue
 		}
+		asJSON := c.json && wantsJSON(args[1:])
+		e.quietUsage = asJSON && !wantsHelp(args[1:])
 		err := c.run(ctx, e, args[1:])
+		if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
+			// A command that did not say how far it got.
+			err = interrupted(ctx, "", err)
+		}
+		if asJSON {
+			return reportJSON(stdout, err)
+		}
 		return report(stderr, c.name, err)
 	}
 	fmt.Fprintf(stderr, "splicecheck: unknown command %q (run 'splicecheck --help')\n", args[0])
@@ -95,28 +164,116 @@ func mainWithArgs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // report prints err as one line and maps it to an exit status.
 func report(stderr io.Writer, cmd string, err error) int {
-	var ue *usageError
+	code := exitStatus(err)
 	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.Is(err, errDiverged):
-		return exitDivergence
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "splicecheck %s: %s\n", cmd, ue.msg)
-		return exitBadInput
-	case errors.Is(err, trace.ErrSyntax):
+	case code == exitOK || code == exitDivergence:
+	case errors.Is(err, trace.ErrSyntax) && !errors.Is(err, errInterrupted):
 		// Already the contract's FILE:LINE:COL: message.
 		fmt.Fprintln(stderr, oneLine(err.Error()))
-		return exitBadInput
-	case isBadInput(err):
-		fmt.Fprintf(stderr, "splicecheck %s: %s\n", cmd, oneLine(err.Error()))
-		return exitBadInput
 	default:
-		fmt.Fprintf(stderr, "splicecheck %s: %s\n", cmd, oneLine(err.Error()))
-		return exitInternal
+		fmt.Fprintf(stderr, "splicecheck %s: %s\n", cmd, errorMessage(err))
 	}
+	return code
+}
+
+// exitStatus maps a command's error to the exit status of the contract
+// (main's doc comment).
+func exitStatus(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errInterrupted):
+		return exitInterrupted
+	case errors.Is(err, errDiverged):
+		return exitDivergence
+	case errors.As(err, &ue), errors.Is(err, trace.ErrSyntax), isBadInput(err):
+		return exitBadInput
+	}
+	return exitInternal
+}
+
+// errorMessage is err as the one line report prints after the command's
+// name.
+func errorMessage(err error) string {
+	var ue *usageError
+	var ie *interruptError
+	if errors.As(err, &ie) {
+		return ie.msg
+	}
+	if errors.As(err, &ue) {
+		return ue.msg
+	}
+	return oneLine(err.Error())
+}
+
+// jsonError is an error under --json: the one object on stdout (after
+// nothing else), with the results so far of an interrupted command.
+type jsonError struct {
+	Error   string `json:"error"`
+	Exit    int    `json:"exit"`
+	Partial any    `json:"partial,omitempty"`
+}
+
+// reportJSON is report under --json: an error is a jsonError on stdout
+// (a divergence is not an error: the command printed its results).
+func reportJSON(stdout io.Writer, err error) int {
+	code := exitStatus(err)
+	if code == exitOK || code == exitDivergence {
+		return code
+	}
+	je := jsonError{Error: errorMessage(err), Exit: code}
+	var pe *partialError
+	if errors.As(err, &pe) {
+		je.Partial = pe.partial
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(je)
+	return code
+}
+
+// wantsHelp reports whether a command's arguments ask for its usage.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help", "-h=true", "-help=true", "--help=true":
+			return true
+		}
+	}
+	return false
+}
+
+// wantsJSON reports whether a command's arguments ask for JSON (--json,
+// --format json), looked for before the flags are parsed so that an
+// error parsing them is JSON too. Arguments after "--" are not flags.
+func wantsJSON(args []string) bool {
+	for i, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		switch {
+		case name == "json":
+			if !hasVal || val == "true" || val == "1" {
+				return true
+			}
+		case name == "format" && hasVal:
+			if val == "json" {
+				return true
+			}
+		case name == "format" && i+1 < len(args):
+			if args[i+1] == "json" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func topUsage(w io.Writer) {
@@ -128,7 +285,9 @@ func topUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "'splicecheck COMMAND --help' describes a command's flags.")
-	fmt.Fprintln(w, "exit status: 0 ok, 1 divergence or property failure, 2 bad input, 3 internal failure")
+	fmt.Fprintln(w, "'splicecheck --version' prints the version and the commit it was built from.")
+	fmt.Fprintln(w, "exit status: 0 ok, 1 divergence or property failure, 2 bad input, 3 internal failure,")
+	fmt.Fprintln(w, "130 interrupted (SIGINT, SIGTERM; the results so far are printed)")
 }
 
 // newFlags returns a flag set that reports errors instead of exiting and
@@ -137,6 +296,9 @@ func newFlags(e *env, name, args, about string) *flag.FlagSet {
 	fs := flag.NewFlagSet("splicecheck "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
+		if e.quietUsage {
+			return
+		}
 		fs.SetOutput(e.stderr)
 		fmt.Fprintf(e.stderr, "usage: splicecheck %s %s\n\n%s\n\nflags:\n", name, args, about)
 		fs.PrintDefaults()

@@ -21,18 +21,22 @@ type runFlags struct {
 	timeout   time.Duration
 	timeScale int
 	seed      uint64
-	json      bool
+	formatFlags
 }
 
-func (f *runFlags) register(fs *flag.FlagSet) {
+// register adds the flags, --format taking formats (text first).
+func (f *runFlags) register(fs *flag.FlagSet, formats ...string) {
+	f.formatFlags.register(fs, formats...)
 	fs.StringVar(&f.profile, "profile", "", "kernel behaviour to reproduce (see 'splicecheck profiles'); overrides the trace's profile directive")
 	fs.DurationVar(&f.timeout, "timeout", trace.DefaultOpTimeout, "per-op timeout; an op still running then is reported as -ETIMEDOUT (runner)")
 	fs.IntVar(&f.timeScale, "time-scale", 1, "run every duration of a trace (rcvtimeo, sleep, --timeout) this many times slower on a kernel, so that\nthe runner's own time (about 1 ms an op) is a smaller part of trace time; the model ignores it")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed for the backend's scheduler (model backends)")
-	fs.BoolVar(&f.json, "json", false, "print JSON instead of text")
 }
 
 func (f *runFlags) options() (trace.Options, error) {
+	if err := f.resolve(); err != nil {
+		return trace.Options{}, err
+	}
 	if f.profile != "" {
 		if _, err := trace.ParseProfile(f.profile); err != nil {
 			return trace.Options{}, usagef("--profile: %v", err)
@@ -54,6 +58,9 @@ type jsonRun struct {
 	Profile      string       `json:"profile"`
 	Observations []jsonObs    `json:"observations"`
 	Stats        *model.Stats `json:"stats,omitempty"`
+	// Interrupted: a signal stopped the run; Observations are those of
+	// the ops that had ended.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // statsBackend is a backend with copy accounting (the model).
@@ -79,8 +86,8 @@ func toJSONObs(obs []trace.Observation) []jsonObs {
 func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "run", "[flags] TRACE...", "Run each trace on a backend and print one observation per op:\n\n    LINE: OP => RESULT")
 	var rf runFlags
-	rf.register(fs)
-	backend := fs.String("backend", "model", "backend to run on: "+backendNames())
+	rf.register(fs, formatText, formatJSON)
+	backend := fs.String("backend", "model", "backend to run on: "+backendNames("run"))
 	var mutations listFlag
 	fs.Var(&mutations, "mutate", "model mutation (bug zoo) to plant, repeatable; see 'splicecheck check --mutate list'")
 	stats := fs.Bool("stats", false, "after each trace, print the model's copy accounting: per op kind, bytes moved, bytes the kernel copied, copies per byte")
@@ -136,58 +143,128 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer reportBackend(e, b)
-	var runs []jsonRun
-	failing := 0
+	rs := runState{e: e, b: b, opts: opts, json: rf.json, many: len(traces) > 1}
 	for _, t := range traces {
 		if h, ok := in.header(t); ok && (*backend == "model" || *backend == "netstack") && !*stats {
 			// A counterexample: run it as the campaign did and judge
 			// the property it names.
 			fails, err := replayCounterexample(ctx, e, t, h, *backend, cfg, opts, rf.json)
 			if err != nil {
-				return err
+				return rs.stop(ctx, err)
 			}
+			rs.ran++
 			if fails {
-				failing++
+				rs.failing++
 			}
 			continue
 		}
-		o, err := trace.ResolveOptions(t, opts)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.File, err)
-		}
-		var obs []trace.Observation
-		var st *model.Stats
+		var sr statsRunner
 		if *stats {
-			obs, st, err = sb.RunTraceStats(ctx, t, o)
-		} else {
-			obs, err = trace.Run(ctx, b, t, o)
+			sr = sb
 		}
-		if err != nil {
-			return fmt.Errorf("run %s on %s: %w", t.File, b.Name(), err)
-		}
-		if rf.json {
-			runs = append(runs, jsonRun{t.File, b.Name(), o.Profile, toJSONObs(obs), st})
-			continue
-		}
-		if len(traces) > 1 {
-			fmt.Fprintf(e.stdout, "== %s (backend %s, profile %s)\n", t.File, b.Name(), o.Profile)
-		}
-		for _, ob := range obs {
-			fmt.Fprintln(e.stdout, ob)
-		}
-		if st != nil {
-			fmt.Fprintf(e.stdout, "-- copies (profile %s)\n%s", o.Profile, st)
+		if err := rs.runOne(ctx, t, sr); err != nil {
+			return rs.stop(ctx, err)
 		}
 	}
-	if rf.json && len(runs) > 0 {
-		if err := writeJSON(e, runs); err != nil {
-			return err
-		}
+	if err := rs.flush(); err != nil {
+		return err
 	}
-	if failing > 0 {
+	if rs.failing > 0 {
 		return errDiverged
 	}
 	return nil
+}
+
+// statsRunner is a backend with copy accounting, or nil.
+type statsRunner = statsBackend
+
+// runState is cmdRun's progress: the traces run so far and, under
+// --json, their runs, printed at the end or on an interrupt.
+type runState struct {
+	e       *env
+	b       trace.Backend
+	opts    trace.Options
+	json    bool
+	many    bool // more than one trace: text output heads each with its name
+	runs    []jsonRun
+	ran     int    // traces run to their end
+	failing int    // counterexamples that still fail
+	cut     string // the trace an interrupt cut short, and how far it got
+}
+
+// runOne runs t (with copy accounting when sr is set) and prints its
+// observations, or keeps them for the JSON document. When ctx ends
+// during the run, the observations made so far are printed (kept) all
+// the same, marked interrupted, and the run's error is returned.
+func (rs *runState) runOne(ctx context.Context, t *trace.Trace, sr statsRunner) error {
+	o, err := trace.ResolveOptions(t, rs.opts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", t.File, err)
+	}
+	var obs []trace.Observation
+	var st *model.Stats
+	if sr != nil {
+		obs, st, err = sr.RunTraceStats(ctx, t, o)
+	} else {
+		obs, err = trace.Run(ctx, rs.b, t, o)
+	}
+	cut := err != nil && ctx.Err() != nil
+	if err != nil && !cut {
+		return fmt.Errorf("run %s on %s: %w", t.File, rs.b.Name(), err)
+	}
+	if rs.json {
+		rs.runs = append(rs.runs, jsonRun{t.File, rs.b.Name(), o.Profile, toJSONObs(obs), st, cut})
+	} else {
+		rs.printText(t, o, obs, st, cut)
+	}
+	if cut {
+		rs.cut = fmt.Sprintf("%s stopped after %d of %s", t.File, len(obs), plural(len(t.Ops), "op"))
+		return err
+	}
+	rs.ran++
+	return nil
+}
+
+func (rs *runState) printText(t *trace.Trace, o trace.Options, obs []trace.Observation, st *model.Stats, cut bool) {
+	e := rs.e
+	if rs.many {
+		fmt.Fprintf(e.stdout, "== %s (backend %s, profile %s)\n", t.File, rs.b.Name(), o.Profile)
+	}
+	for _, ob := range obs {
+		fmt.Fprintln(e.stdout, ob)
+	}
+	if cut {
+		fmt.Fprintf(e.stdout, "-- interrupted: %d of %s ended\n", len(obs), plural(len(t.Ops), "op"))
+	}
+	if st != nil {
+		fmt.Fprintf(e.stdout, "-- copies (profile %s)\n%s", o.Profile, st)
+	}
+}
+
+// flush prints the JSON document of the runs so far.
+func (rs *runState) flush() error {
+	if rs.json && len(rs.runs) > 0 {
+		return writeJSON(rs.e, rs.runs)
+	}
+	return nil
+}
+
+// stop ends the command on err: an interrupt (ctx ended) becomes
+// interrupted, with the runs so far on it under --json (printed already
+// in text); any other error is returned as it is.
+func (rs *runState) stop(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	where := rs.cut
+	if where == "" {
+		where = oneLine(err.Error())
+	}
+	ierr := interrupted(ctx, fmt.Sprintf("%s ran to the end; %s", plural(rs.ran, "trace"), where), err)
+	if rs.json {
+		return withPartial(ierr, rs.runs)
+	}
+	return ierr
 }
 
 // replayCounterexample runs counterexample t on the campaign's model (the
@@ -238,16 +315,9 @@ func writeJSON(e *env, v any) error {
 	return enc.Encode(v)
 }
 
-func backendNames() string {
-	var names []string
-	for _, b := range backends {
-		n := b.name
-		if b.open == nil {
-			n += " (not built yet)"
-		}
-		names = append(names, n)
-	}
-	return strings.Join(names, ", ")
+// backendNames lists the backends cmd can run, for its help.
+func backendNames(cmd string) string {
+	return strings.Join(backendsFor(cmd), ", ")
 }
 
 // goldenPath is where the golden observations of t for profile live.

@@ -22,7 +22,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			"with a model profile (default: the base profile matching the guest's version)\n"+
 			"or with recorded goldens. Exit status 1 when any trace diverges.")
 	var rf runFlags
-	rf.register(fs)
+	rf.register(fs, formatText, formatJSON, formatKTAP)
 	kernel := fs.String("kernel", "", "kernel image to boot (bzImage or vmlinuz)")
 	var modules pathList
 	fs.Var(&modules, "module", moduleUsage)
@@ -76,25 +76,24 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	res, err := vm.Run(ctx, vm.Config{Kernel: *kernel, Runner: *runner, GuestBinary: bin, Timeout: *limit, OpTimeout: rf.timeout, TimeScale: rf.timeScale, Modules: modules}, paths)
-	if err != nil {
+	if err != nil && (res == nil || ctx.Err() == nil) {
 		return vmError(err)
 	}
+	runErr := err // an interrupt: res has the traces the guest reported
 	profile := rf.profile
 	if profile == "" {
 		if profile, err = profileForRelease(res.Release); err != nil {
 			return err
 		}
 	}
-	opts := trace.Options{Profile: profile, OpTimeout: rf.timeout, Seed: rf.seed, TimeScale: rf.timeScale}
-	mods := ""
-	if len(res.Modules) > 0 {
-		mods = ", modules " + strings.Join(res.Modules, ", ")
+	vr := &vmReport{
+		e: e, format: rf.format, against: *against, expectFile: *expectFile, release: res.Release, profile: profile,
+		tally: expectTally{list: expect},
 	}
-	fmt.Fprintf(e.stdout, "guest %s (%s%s): first observation %.1fs after start, %d traces in %.1fs\n",
-		res.Release, res.Accel, mods, res.BootToFirst.Seconds(), len(res.Runs), res.Total.Seconds())
-	tally := expectTally{list: expect}
-	for i, t := range traces {
-		run := res.Runs[i]
+	vr.header(res)
+	opts := trace.Options{Profile: profile, OpTimeout: rf.timeout, Seed: rf.seed, TimeScale: rf.timeScale}
+	for i, run := range res.Runs {
+		t := traces[i]
 		if run.Err != "" {
 			return fmt.Errorf("%w: %s: %s", vm.ErrGuest, t.File, run.Err)
 		}
@@ -106,7 +105,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 		var d []trace.Divergence
 		switch {
 		case *against == "none":
-			fmt.Fprintf(e.stdout, "recorded %s (guest %s, profile %s)\n", t.File, res.Release, profile)
+			vr.recorded(t)
 			continue
 		case model != nil:
 			o, err := trace.ResolveOptions(t, opts)
@@ -117,6 +116,9 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			if fd, ok := faultDivergence(err, 0); ok {
 				d = []trace.Divergence{fd}
 				break
+			}
+			if err != nil && ctx.Err() != nil {
+				return vr.interrupt(ctx, err, traces[i:])
 			}
 			if err != nil {
 				return fmt.Errorf("run %s on model: %w", t.File, err)
@@ -132,31 +134,121 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 				d[i].A, d[i].B = d[i].B, d[i].A // A is what the guest is compared with, as for the model
 			}
 		}
-		reason, verdict := tally.add(t.File, len(d) > 0)
-		switch {
-		case verdict == "fixed":
-			fmt.Fprintf(e.stdout, "AGREES   %s (guest %s vs %s %s), listed in %s as a known divergence: %s\n", t.File, res.Release, *against, profile, *expectFile, reason)
-			continue
-		case verdict == "agree" && reason != "":
-			fmt.Fprintf(e.stdout, "agree    %s (guest %s vs %s %s); listed as %s\n", t.File, res.Release, *against, profile, reason)
-			continue
-		case verdict == "agree":
-			fmt.Fprintf(e.stdout, "agree    %s (guest %s vs %s %s)\n", t.File, res.Release, *against, profile)
-			continue
-		case verdict == "known":
-			fmt.Fprintf(e.stdout, "known    %s (guest %s vs %s %s): %s\n", t.File, res.Release, *against, profile, reason)
-		default:
-			fmt.Fprintf(e.stdout, "DIVERGE  %s (guest %s vs %s %s)\n", t.File, res.Release, *against, profile)
-		}
-		for _, dv := range d {
-			fmt.Fprintf(e.stdout, "  %s:%d: %s: %s\n    %s: %s\n    guest: %s\n", t.File, dv.Line, dv.Op, dv.Reason, *against, orNone(dv.A), orNone(dv.B))
-		}
+		vr.add(t, d)
 	}
-	fmt.Fprintln(e.stdout, tally.summary(len(traces)))
-	if tally.failed() {
+	if runErr != nil {
+		return vr.interrupt(ctx, runErr, traces[len(res.Runs):])
+	}
+	return vr.finish(len(traces))
+}
+
+// vmReport prints vm's results in its --format: text as each trace is
+// compared, JSON and KTAP at the end (or on an interrupt, with the
+// traces the guest reported).
+type vmReport struct {
+	e                *env
+	format           string
+	against          string
+	expectFile       string
+	release, profile string
+	tally            expectTally
+	out              []jsonDiff
+	ktap             []ktapResult
+	done             int
+}
+
+// header prints, in text, what the guest is and did.
+func (vr *vmReport) header(res *vm.Result) {
+	if vr.format != formatText {
+		return
+	}
+	mods := ""
+	if len(res.Modules) > 0 {
+		mods = ", modules " + strings.Join(res.Modules, ", ")
+	}
+	fmt.Fprintf(vr.e.stdout, "guest %s (%s%s): first observation %.1fs after start, %s in %.1fs\n",
+		res.Release, res.Accel, mods, res.BootToFirst.Seconds(), plural(len(res.Runs), "trace"), res.Total.Seconds())
+}
+
+// recorded reports a trace recorded and not compared (--against none).
+func (vr *vmReport) recorded(t *trace.Trace) {
+	vr.done++
+	vr.out = append(vr.out, jsonDiff{Trace: t.File, A: "none", B: "guest " + vr.release, Profile: vr.profile, Agree: true})
+	vr.ktap = append(vr.ktap, ktapResult{ok: true, name: t.File, directive: "SKIP recorded, not compared (--against none)"})
+	if vr.format == formatText {
+		fmt.Fprintf(vr.e.stdout, "recorded %s (guest %s, profile %s)\n", t.File, vr.release, vr.profile)
+	}
+}
+
+// add counts and prints (text) or keeps (json, ktap) one trace's result.
+func (vr *vmReport) add(t *trace.Trace, d []trace.Divergence) {
+	vr.done++
+	e, against, profile, release := vr.e, vr.against, vr.profile, vr.release
+	vr.out = append(vr.out, jsonDiff{Trace: t.File, A: against, B: "guest " + release, Profile: profile, Agree: len(d) == 0, Divergences: d})
+	reason, verdict := vr.tally.add(t.File, len(d) > 0)
+	vr.ktap = append(vr.ktap, ktapVerdict(t.File, verdict, reason, vr.expectFile, d, against, "guest"))
+	if vr.format != formatText {
+		return
+	}
+	switch {
+	case verdict == "fixed":
+		fmt.Fprintf(e.stdout, "AGREES   %s (guest %s vs %s %s), listed in %s as a known divergence: %s\n", t.File, release, against, profile, vr.expectFile, reason)
+		return
+	case verdict == "agree" && reason != "":
+		fmt.Fprintf(e.stdout, "agree    %s (guest %s vs %s %s); listed as %s\n", t.File, release, against, profile, reason)
+		return
+	case verdict == "agree":
+		fmt.Fprintf(e.stdout, "agree    %s (guest %s vs %s %s)\n", t.File, release, against, profile)
+		return
+	case verdict == "known":
+		fmt.Fprintf(e.stdout, "known    %s (guest %s vs %s %s): %s\n", t.File, release, against, profile, reason)
+	default:
+		fmt.Fprintf(e.stdout, "DIVERGE  %s (guest %s vs %s %s)\n", t.File, release, against, profile)
+	}
+	for _, dv := range d {
+		fmt.Fprintf(e.stdout, "  %s:%d: %s: %s\n    %s: %s\n    guest: %s\n", t.File, dv.Line, dv.Op, dv.Reason, against, orNone(dv.A), orNone(dv.B))
+	}
+}
+
+// finish prints the summary (text) or the document (json, ktap) of n
+// traces and returns errDiverged when the run fails.
+func (vr *vmReport) finish(n int) error {
+	if err := vr.flush(n); err != nil {
+		return err
+	}
+	if vr.tally.failed() {
 		return errDiverged
 	}
 	return nil
+}
+
+func (vr *vmReport) flush(n int) error {
+	switch vr.format {
+	case formatJSON:
+		return writeJSON(vr.e, vr.out)
+	case formatKTAP:
+		writeKTAP(vr.e.stdout, vr.ktap)
+	default:
+		fmt.Fprintln(vr.e.stdout, vr.tally.summary(n))
+	}
+	return nil
+}
+
+// interrupt ends a vm run whose ctx ended before rest ran or were
+// compared: it prints the traces done (KTAP: rest as skipped) and returns
+// the interrupted error (JSON: with the results so far on it).
+func (vr *vmReport) interrupt(ctx context.Context, err error, rest []*trace.Trace) error {
+	ierr := interrupted(ctx, fmt.Sprintf("%d of %s compared", vr.done, plural(vr.done+len(rest), "trace")), err)
+	switch vr.format {
+	case formatJSON:
+		return withPartial(ierr, vr.out)
+	case formatKTAP:
+		for _, t := range rest {
+			vr.ktap = append(vr.ktap, ktapResult{ok: true, name: t.File, directive: "SKIP interrupted"})
+		}
+	}
+	vr.flush(vr.done)
+	return ierr
 }
 
 // expectTally counts traces against an --expect list (nil: none): a
@@ -189,10 +281,10 @@ func (x *expectTally) add(file string, diverged bool) (reason, verdict string) {
 // summary is the last line of the report of a run of n traces.
 func (x *expectTally) summary(n int) string {
 	if x.list == nil {
-		return fmt.Sprintf("%d traces: %d agree, %d diverge", n, n-x.diverged, x.diverged)
+		return fmt.Sprintf("%s: %d agree, %d diverge", plural(n, "trace"), n-x.diverged, x.diverged)
 	}
-	return fmt.Sprintf("%d traces: %d agree, %d diverge as known, %d diverge, %d listed but agree",
-		n, n-x.diverged-x.known-x.fixed, x.known, x.diverged, x.fixed)
+	return fmt.Sprintf("%s: %d agree, %d diverge as known, %d diverge, %d listed but agree",
+		plural(n, "trace"), n-x.diverged-x.known-x.fixed, x.known, x.diverged, x.fixed)
 }
 
 // failed reports whether the run exits 1.
@@ -397,9 +489,9 @@ func reportBackend(e *env, b trace.Backend) {
 	if len(st.Modules) > 0 {
 		fmt.Fprintf(&b2, ", modules %s", strings.Join(st.Modules, ", "))
 	}
-	fmt.Fprintf(&b2, ": %d boot(s), ready %.1fs after QEMU started", st.Boots, st.FirstReady.Seconds())
+	fmt.Fprintf(&b2, ": %s, ready %.1fs after QEMU started", plural(st.Boots, "boot"), st.FirstReady.Seconds())
 	if st.Traces > 0 {
-		fmt.Fprintf(&b2, "; %d traces in %.1fs (%.1f traces/s)", st.Traces, st.TraceTime.Seconds(), float64(st.Traces)/st.TraceTime.Seconds())
+		fmt.Fprintf(&b2, "; %s in %.1fs (%.1f traces/s)", plural(st.Traces, "trace"), st.TraceTime.Seconds(), float64(st.Traces)/st.TraceTime.Seconds())
 	}
 	if st.Abandoned > 0 {
 		fmt.Fprintf(&b2, "; %d abandoned by their caller's timeout", st.Abandoned)

@@ -138,7 +138,7 @@ func TestDiffModelVM(t *testing.T) {
 	}
 	args := append([]string{"diff", "--a", "model", "--b", "vm", "--kernel", kernel, "--guest-binary", guestBinary(t), "--profile", "linux-6.1"}, traces...)
 	code, out, errOut := runCLI(t, args...)
-	if code != exitOK || !strings.Contains(out, "3 traces: 3 agree, 0 diverge") || !strings.Contains(errOut, "1 boot(s)") || !strings.Contains(errOut, "3 traces in") {
+	if code != exitOK || !strings.Contains(out, "3 traces: 3 agree, 0 diverge") || !strings.Contains(errOut, ": 1 boot, ") || !strings.Contains(errOut, "3 traces in") {
 		t.Fatalf("code %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	t.Logf("%s", strings.TrimSpace(errOut))
@@ -152,7 +152,7 @@ func TestCheckDiffVM(t *testing.T) {
 	out := t.TempDir()
 	code, stdout, errOut := runCLI(t, "check", "--diff", "vm", "--kernel", kernel, "--guest-binary", guestBinary(t),
 		"--profile", "linux-6.1", "--traces", "3", "--out", out)
-	if (code != exitOK && code != exitDivergence) || !strings.Contains(stdout, "agrees-with-reference") || !strings.Contains(errOut, "1 boot(s)") {
+	if (code != exitOK && code != exitDivergence) || !strings.Contains(stdout, "agrees-with-reference") || !strings.Contains(errOut, ": 1 boot, ") {
 		t.Fatalf("code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, errOut)
 	}
 	t.Logf("exit %d\n%s%s", code, stdout, errOut)

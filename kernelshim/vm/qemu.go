@@ -106,11 +106,12 @@ func runQEMU(ctx context.Context, cfg Config, paths []string) (res *Result, err 
 	if _, err := exec.LookPath(cfg.QEMU); err != nil {
 		return nil, fmt.Errorf("%w: %s not found (apt-get install qemu-system-x86): %w", ErrNoRunner, cfg.QEMU, err)
 	}
-	tmp, err := os.MkdirTemp("", "splicecheck-vm-")
+	td, err := makeTempDir("")
 	if err != nil {
-		return nil, fmt.Errorf("vm temp dir: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer td.release()
+	tmp := td.path
 	initrd, consoleLog := filepath.Join(tmp, "initramfs.gz"), filepath.Join(tmp, "console.log")
 	if err := buildInitramfs(initrd, cfg.GuestBinary, paths, cfg.Modules); err != nil {
 		return nil, err
@@ -193,7 +194,11 @@ func supervise(ctx context.Context, cfg Config, cmd *exec.Cmd, ntraces int, cons
 	for !done {
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("vm: %w", ctx.Err())
+			res.Total = time.Since(start)
+			if res.Release == "" {
+				return nil, fmt.Errorf("vm: %w", ctx.Err())
+			}
+			return res, fmt.Errorf("vm: %w after %d of %d traces", ctx.Err(), len(res.Runs), ntraces)
 		case <-overall.C:
 			return nil, fmt.Errorf("%w: no end after %v (wall-clock limit); console: %s", ErrHung, cfg.Timeout, tail())
 		case <-idle.C:

@@ -41,7 +41,7 @@ type Session struct {
 	closeOnce sync.Once
 
 	// Guarded by sem:
-	tmp    string   // the session's temp dir: initramfs, console logs
+	tmp    *tempDir // the session's temp dir: initramfs, console logs
 	initrd string   // built at the first boot, reused by every reboot
 	g      *machine // the guest, nil before the first boot and after a death
 	broken error    // a failed boot: every later call returns it
@@ -133,11 +133,8 @@ func (s *Session) Close() error {
 	if s.g != nil {
 		s.drop(s.g)
 	}
-	var err error
-	if s.tmp != "" {
-		err = os.RemoveAll(s.tmp)
-		s.tmp, s.initrd = "", ""
-	}
+	err := s.tmp.release()
+	s.tmp, s.initrd = nil, ""
 	return err
 }
 
@@ -252,23 +249,23 @@ func (s *Session) machine(ctx context.Context) (*machine, error) {
 
 // boot starts QEMU on the session's initramfs.
 func (s *Session) boot() (*machine, error) {
-	if s.tmp == "" {
-		tmp, err := os.MkdirTemp("", "splicecheck-vm-")
+	if s.tmp == nil {
+		tmp, err := makeTempDir("")
 		if err != nil {
-			return nil, fmt.Errorf("vm temp dir: %w", err)
+			return nil, err
 		}
 		s.tmp = tmp
 	}
 	if s.initrd == "" {
-		initrd := filepath.Join(s.tmp, "initramfs.gz")
+		initrd := filepath.Join(s.tmp.path, "initramfs.gz")
 		if err := buildInitramfs(initrd, s.cfg.GuestBinary, nil, s.cfg.Modules); err != nil {
 			return nil, err
 		}
 		s.initrd = initrd
 	}
 	s.st.Boots++
-	console := filepath.Join(s.tmp, fmt.Sprintf("console-%d.log", s.st.Boots))
-	os.Remove(filepath.Join(s.tmp, fmt.Sprintf("console-%d.log", s.st.Boots-1)))
+	console := filepath.Join(s.tmp.path, fmt.Sprintf("console-%d.log", s.st.Boots))
+	os.Remove(filepath.Join(s.tmp.path, fmt.Sprintf("console-%d.log", s.st.Boots-1)))
 	accel := detectAccel()
 	cmd := exec.Command(s.cfg.QEMU, qemuArgs(s.cfg, accel, s.initrd, console, true)...)
 	m := &machine{

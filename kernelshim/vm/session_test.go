@@ -312,7 +312,7 @@ func TestSessionLongLivedGuest(t *testing.T) {
 	}
 	t.Logf("%d boots, first ready in %v; %d traces in %v", st.Boots, st.FirstReady, st.Traces, st.TraceTime)
 
-	tmp, pids := s.tmp, s.pids
+	tmp, pids := s.tmp.path, s.pids
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func TestSessionRefusedModule(t *testing.T) {
 	if !errors.Is(err2, ErrModule) || s.Stats().Boots != 1 {
 		t.Errorf("second call: %v after %d boots", err2, s.Stats().Boots)
 	}
-	tmp := s.tmp
+	tmp := s.tmp.path
 	s.Close()
 	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("temp dir %s left behind", tmp)

@@ -105,7 +105,10 @@ type Result struct {
 }
 
 // Run boots cfg.Kernel, runs the traces at paths in the guest and returns
-// their observations in order.
+// their observations in order. When ctx ends first, Run returns, with an
+// error wrapping ctx's, the Result of the traces the guest had reported
+// (Runs holds fewer than len(paths)), or nil if it had reported none of
+// them before the guest said hello.
 func Run(ctx context.Context, cfg Config, paths []string) (*Result, error) {
 	cfg = cfg.withDefaults()
 	if err := checkInputs(cfg, paths); err != nil {
