@@ -310,11 +310,17 @@ func newFlags(e *env, name, args, about string) *flag.FlagSet {
 // parseFlags parses args, allowing flags after positional arguments
 // (`run a.trace --json`); a bad flag is a usage error naming it.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package prints the usage on every error; only -h gets it
+	// here: a bad flag is one line (usagef).
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
 	var pos []string
 	for {
 		err := fs.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, err // the flag package has printed the usage
+			usage()
+			return nil, err
 		}
 		if err != nil {
 			return nil, usagef("%v", err)
