@@ -6,9 +6,11 @@ import (
 	"cmp"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,12 +99,21 @@ func TestModelVsKernel(t *testing.T) {
 		last, lastSeed = gen.Example(seed), seed
 		return last
 	}
-	r, err := Campaign(t.Context(), m, k, next, first, n, jobs, opts, progress)
+	// An interrupt (Ctrl-C) ends the campaign early with the report of
+	// the traces run so far, classified unshrunk.
+	ctx, stop := signal.NotifyContext(t.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := Campaign(ctx, m, k, next, first, n, jobs, opts, progress)
 	checkKmsg()
 	if kmsg != nil {
 		kmsg.Close()
 	}
-	if err != nil {
+	interrupted := err != nil && ctx.Err() != nil
+	switch {
+	case interrupted:
+		t.Errorf("interrupted after %d traces: the report is theirs", r.Runs)
+		n = r.Runs
+	case err != nil:
 		t.Fatal(err)
 	}
 	t.Logf("seeds %d..%d: %d traces: %d agree, %d diverge, %d with a kernel that disagreed with itself", first, first+n-1, r.Runs, r.Agree, len(r.Findings), r.Flaky)
@@ -113,6 +124,9 @@ func TestModelVsKernel(t *testing.T) {
 	shrinkN := 5
 	if out != "" {
 		shrinkN = envInt(t, "SPLICECHECK_CROSSCHECK_SHRINK", 40)
+	}
+	if interrupted {
+		shrinkN = 0
 	}
 	for i, f := range r.Findings {
 		if i >= shrinkN {
