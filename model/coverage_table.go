@@ -269,6 +269,7 @@ const (
 	fnRefTCPCollapse                      // tcp_collapse
 	fnRefTCPTryCoalesce                   // tcp_try_coalesce
 	fnRefTCPTcpAck                        // tcp_ack
+	fnRefTCPTcpMayUpdateWindow            // tcp_may_update_window
 	fnRefTCPCongControl                   // tcp_cong_control
 	fnRefTCPDataSndCheck                  // tcp_data_snd_check
 	fnRefTCPTcpDataQueue                  // tcp_data_queue
@@ -611,6 +612,7 @@ var fnTable = [numFn]fnInfo{
 	fnRefTCPCollapse:            {"RefTCP.collapse", "tcp_collapse", "tcp_flow.go"},
 	fnRefTCPTryCoalesce:         {"RefTCP.tryCoalesce", "tcp_try_coalesce", "tcp_flow.go"},
 	fnRefTCPTcpAck:              {"RefTCP.tcpAck", "tcp_ack", "tcp_flow.go"},
+	fnRefTCPTcpMayUpdateWindow:  {"RefTCP.tcpMayUpdateWindow", "tcp_may_update_window", "tcp_flow.go"},
 	fnRefTCPCongControl:         {"RefTCP.congControl", "tcp_cong_control", "tcp_flow.go"},
 	fnRefTCPDataSndCheck:        {"RefTCP.dataSndCheck", "tcp_data_snd_check", "tcp_flow.go"},
 	fnRefTCPTcpDataQueue:        {"RefTCP.tcpDataQueue", "tcp_data_queue", "tcp_flow.go"},

@@ -1348,7 +1348,7 @@ func (r *RefTCP) tcpAck(tp *tcpSock, seg segment) {
 		}
 	}
 	// tcp_ack_update_window.
-	if tcpMayUpdateWindow(tp, ack, priorUna, seg.wl, seg.win) {
+	if r.tcpMayUpdateWindow(tp, ack, priorUna, seg.wl, seg.win) {
 		tp.sndWl1 = seg.wl
 		if tp.sndWnd != seg.win {
 			tp.sndWnd = seg.win
@@ -1399,10 +1399,13 @@ func (r *RefTCP) tcpAck(tp *tcpSock, seg segment) {
 	}
 }
 
-// tcpMayUpdateWindow is tcp_may_update_window(): the ACK is new, or its
-// segment is, or it widens the window.
-func tcpMayUpdateWindow(tp *tcpSock, ack, priorUna, wl uint32, win int) bool {
-	return int32(ack-priorUna) > 0 || int32(wl-tp.sndWl1) > 0 || wl == tp.sndWl1 && win > tp.sndWnd
+// tcpMayUpdateWindow mirrors tcp_may_update_window()
+// (net/ipv4/tcp_input.c, v6.18): the ACK is new, or its segment is, or it
+// widens the window or (since v6.5, TCPConf.ZeroWindowUpdate) closes it.
+func (r *RefTCP) tcpMayUpdateWindow(tp *tcpSock, ack, priorUna, wl uint32, win int) bool {
+	r.k.reach(fnRefTCPTcpMayUpdateWindow)
+	return int32(ack-priorUna) > 0 || int32(wl-tp.sndWl1) > 0 ||
+		wl == tp.sndWl1 && (win > tp.sndWnd || win == 0 && r.conf().ZeroWindowUpdate)
 }
 
 // congControl mirrors the congestion window growth of tcp_cong_control()
