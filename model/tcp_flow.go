@@ -15,10 +15,12 @@ package model
 //
 // Time. The kernel backend waits after every op until no segment is
 // unacknowledged (kernelshim's settle, up to 100 ms), so a delayed ACK
-// (40 ms) and a tail loss probe (a few ms) fire before the next op. The
-// model arms both as kernel work of the next op boundary (tcpTimers)
-// instead of in virtual time; the retransmission and zero-window probe
-// timers (200 ms and more) are not modelled.
+// (40 ms) and a tail loss probe (a few ms) fire before the next op, and
+// so do the ones they arm (80 ms). The model arms both as kernel work of
+// the op's settle (tcpTimers, Sched.deferSettleTimer) instead of in
+// virtual time; a probe with one packet out (200 ms and more) fires two
+// ops later. The retransmission and zero-window probe timers are not
+// modelled, nor SACK and the out-of-order queue.
 
 import "time"
 
