@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/splicecheck/splicecheck/trace"
@@ -304,5 +305,32 @@ recv a1 100 dontwait
 		if got := obs[10].Result.String(); got != `0 ""` {
 			t.Errorf("%s: the peer's recv after the close = %s, want 0 (FIN)", profile, got)
 		}
+	}
+}
+
+// TestCopiedSeqAheadLostWakeup: a stream parser's overshoot leaves
+// copied_seq past rcv_nxt after the socket leaves its map, and a segment
+// that arrives while a recv sleeps in sk_wait_data wakes nobody
+// (tcp_data_ready: tcp_epollin_ready sees nothing to read). The lost
+// wakeup is the kernel's (findings/copied_seq_ahead_lost_wakeup: the recv
+// times out on the 6.18 host); its report names the cause.
+func TestCopiedSeqAheadLostWakeup(t *testing.T) {
+	tr := loadTrace(t, "../testdata/traces/findings/copied_seq_ahead_lost_wakeup.trace")
+	src := "profile linux-6.18+loopback-splice\nschedule pct 3 2291\n"
+	for i := range tr.Ops {
+		src += tr.Ops[i].String() + "\n"
+	}
+	tr, err := trace.Parse("copied_seq_ahead.trace", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWithConfig(Config{Liveness: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = trace.Run(context.Background(), b, tr, trace.Options{})
+	var f *Fault
+	if !errors.As(err, &f) || !errors.Is(err, ErrLostWakeup) || f.Site != "tcp_recvmsg_locked/copied_seq-ahead" {
+		t.Fatalf("run = %v, want a lost wakeup in tcp_recvmsg_locked/copied_seq-ahead", err)
 	}
 }

@@ -269,10 +269,17 @@ func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
 // took bytes off the queue without advancing copied_seq, and was then
 // dropped: bytes tcp_recvmsg_locked can never return), or a stream
 // parser owns the queued bytes ("strparser": it wakes nobody until a
-// message is whole).
+// message is whole), or copied_seq is at or past the end of what is
+// queued ("copied_seq-ahead": a stream parser's overshoot moved it past
+// rcv_nxt, so tcp_data_ready's tcp_epollin_ready sees nothing to read in
+// the skbs that arrive later and calls no sk_data_ready; the reader's
+// offset into them is past their end).
 func seqHoleWhy(sk *Sock, copiedSeq uint32) string {
 	if skb := sk.SkReceiveQueue.peek(); skb != nil && int32(skb.Seq-copiedSeq) > 0 {
 		return "copied_seq-hole"
+	}
+	if skb := sk.SkReceiveQueue.peekTail(); skb != nil && int32(skb.EndSeq-copiedSeq) <= 0 {
+		return "copied_seq-ahead"
 	}
 	p := skPsock(sk)
 	switch {
