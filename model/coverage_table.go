@@ -96,6 +96,8 @@ const (
 	fnSockMemSchedule                     // __sk_mem_schedule
 	fnSockMemCharge                       // sk_mem_reclaim
 	fnFreeSkb                             // kfree_skb
+	fnSkbOrphan                           // skb_orphan
+	fnSkbSetOwnerSkSafe                   // skb_set_owner_sk_safe
 	fnSockInetRelease                     // inet_release
 	fnInetShutdown                        // inet_shutdown
 	fnIovIterCopyInTagged                 // copy_to_iter
@@ -327,6 +329,7 @@ var leafFns = [...]Fn{
 	fnSkMsgPageAdd,
 	fnSkMsgTryCoalesceOK,
 	fnSkMsgMemcopyFromIter,
+	fnSkbOrphan,
 	fnIovIterCopyInTagged,
 	fnSrcIterLeft,
 	fnSrcIterRevert,
@@ -439,6 +442,8 @@ var fnTable = [numFn]fnInfo{
 	fnSockMemSchedule:           {"Sock.memSchedule", "__sk_mem_schedule", "sock.go"},
 	fnSockMemCharge:             {"Sock.memCharge", "sk_mem_reclaim", "sock.go"},
 	fnFreeSkb:                   {"freeSkb", "kfree_skb", "sock.go"},
+	fnSkbOrphan:                 {"skbOrphan", "skb_orphan", "sock.go"},
+	fnSkbSetOwnerSkSafe:         {"skbSetOwnerSkSafe", "skb_set_owner_sk_safe", "sock.go"},
 	fnSockInetRelease:           {"Sock.inetRelease", "inet_release", "sock.go"},
 	fnInetShutdown:              {"inetShutdown", "inet_shutdown", "sock.go"},
 	fnIovIterCopyInTagged:       {"iovIter.copyInTagged", "copy_to_iter", "sock.go"},

@@ -228,7 +228,8 @@ func (k *kernel) tcpRecvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
 }
 
 // tcpReadSkb mirrors tcp_read_skb() (net/ipv4/tcp.c, v6.18): it unlinks every queued
-// skb (charged to sk) and hands it to actor, stopping after a FIN. An skb
+// skb, makes sk its owner without receive memory (skb_set_owner_sk_safe)
+// and hands it to actor, stopping after a FIN. An skb
 // a read has partly consumed goes whole, its read bytes too (a Rewind).
 func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
 	k.reach(fnTcpReadSkb)
@@ -242,6 +243,7 @@ func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
 			break
 		}
 		sk.SkReceiveQueue.unlink(skb)
+		skbSetOwnerSkSafe(skb, sk)
 		if back := int32(k.tcp.CopiedSeq(sk) - skb.Seq); back > 0 && int(back) < skb.Len {
 			// The whole skb goes to the actor, the bytes a read
 			// already returned from it too: they are delivered again.
