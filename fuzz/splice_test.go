@@ -137,3 +137,23 @@ func TestSplicePlantedBugs(t *testing.T) {
 		})
 	}
 }
+
+// TestSpliceZerocopyFullPipeProgress replays the rapid counterexample of
+// TestSpliceProperties/linux-6.1+splice-zerocopy (2026-12-05, tcpwin
+// before its rebase): sixteen 1-byte sk_msg ingress messages, a 1-byte
+// pipe read, then a splice that fills the pipe mid-message. Without
+// b74ad82 (the read actor keeps the message's progress at a full pipe)
+// sk_psock_destroy puts a page twice at teardown (double-put@skMsgFreeElem).
+func TestSpliceZerocopyFullPipeProgress(t *testing.T) {
+	src := "profile linux-6.1+splice-zerocopy\nconn a1 a2\nmap m sockmap 2\nprog m sk_msg redirect 1 ingress\n" +
+		"insert m 0 a1\ninsert m 1 a2\nset a2 nonblock on\nsend a1 1 dontwait\nsplice a2 1\nsplice a2 1\n" +
+		strings.Repeat("send a1 1 dontwait\n", 14) +
+		"send a1 20000 dontwait\npipe a2 1\nsend a1 20000 dontwait\nsplice a2 65536\n"
+	tr, err := trace.Parse("full_pipe.trace", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkSplice(runOne(context.Background(), provModel(t), nil, tr)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -441,6 +441,9 @@ func (r *run) taskLoop(t *Task) {
 		}
 		r.s.releaseDeferred()
 		if len(t.queue) > 0 {
+			// An exploring schedule decides among the ready tasks
+			// itself: a saved schedule's picks stay what they were.
+			t.settling = !r.s.explore
 			r.s.makeReady(t)
 		}
 		t.switchOut()

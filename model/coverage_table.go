@@ -96,6 +96,8 @@ const (
 	fnSockMemSchedule                     // __sk_mem_schedule
 	fnSockMemCharge                       // sk_mem_reclaim
 	fnFreeSkb                             // kfree_skb
+	fnSkbOrphan                           // skb_orphan
+	fnSkbSetOwnerSkSafe                   // skb_set_owner_sk_safe
 	fnSockInetRelease                     // inet_release
 	fnInetShutdown                        // inet_shutdown
 	fnIovIterCopyInTagged                 // copy_to_iter
@@ -269,6 +271,7 @@ const (
 	fnRefTCPCollapse                      // tcp_collapse
 	fnRefTCPTryCoalesce                   // tcp_try_coalesce
 	fnRefTCPTcpAck                        // tcp_ack
+	fnRefTCPTcpMayUpdateWindow            // tcp_may_update_window
 	fnRefTCPCongControl                   // tcp_cong_control
 	fnRefTCPDataSndCheck                  // tcp_data_snd_check
 	fnRefTCPTcpDataQueue                  // tcp_data_queue
@@ -326,6 +329,7 @@ var leafFns = [...]Fn{
 	fnSkMsgPageAdd,
 	fnSkMsgTryCoalesceOK,
 	fnSkMsgMemcopyFromIter,
+	fnSkbOrphan,
 	fnIovIterCopyInTagged,
 	fnSrcIterLeft,
 	fnSrcIterRevert,
@@ -438,6 +442,8 @@ var fnTable = [numFn]fnInfo{
 	fnSockMemSchedule:           {"Sock.memSchedule", "__sk_mem_schedule", "sock.go"},
 	fnSockMemCharge:             {"Sock.memCharge", "sk_mem_reclaim", "sock.go"},
 	fnFreeSkb:                   {"freeSkb", "kfree_skb", "sock.go"},
+	fnSkbOrphan:                 {"skbOrphan", "skb_orphan", "sock.go"},
+	fnSkbSetOwnerSkSafe:         {"skbSetOwnerSkSafe", "skb_set_owner_sk_safe", "sock.go"},
 	fnSockInetRelease:           {"Sock.inetRelease", "inet_release", "sock.go"},
 	fnInetShutdown:              {"inetShutdown", "inet_shutdown", "sock.go"},
 	fnIovIterCopyInTagged:       {"iovIter.copyInTagged", "copy_to_iter", "sock.go"},
@@ -611,6 +617,7 @@ var fnTable = [numFn]fnInfo{
 	fnRefTCPCollapse:            {"RefTCP.collapse", "tcp_collapse", "tcp_flow.go"},
 	fnRefTCPTryCoalesce:         {"RefTCP.tryCoalesce", "tcp_try_coalesce", "tcp_flow.go"},
 	fnRefTCPTcpAck:              {"RefTCP.tcpAck", "tcp_ack", "tcp_flow.go"},
+	fnRefTCPTcpMayUpdateWindow:  {"RefTCP.tcpMayUpdateWindow", "tcp_may_update_window", "tcp_flow.go"},
 	fnRefTCPCongControl:         {"RefTCP.congControl", "tcp_cong_control", "tcp_flow.go"},
 	fnRefTCPDataSndCheck:        {"RefTCP.dataSndCheck", "tcp_data_snd_check", "tcp_flow.go"},
 	fnRefTCPTcpDataQueue:        {"RefTCP.tcpDataQueue", "tcp_data_queue", "tcp_flow.go"},

@@ -180,10 +180,12 @@
 //     window selection and scaling, ACK policy, Nagle and TSO deferral,
 //     pruning and collapsing; what it leaves out is listed there. Its
 //     timers are the kernel backend's settle: a delayed ACK and a tail
-//     loss probe fire at the next op boundary (or 40 ms of virtual time
-//     into a long op); the retransmission and zero-window probe timers
-//     (200 ms and more) do not exist, so a segment dropped for lack of
-//     receive memory is never sent again.
+//     loss probe fire in the settle of the op that armed them (two
+//     rounds: 40 and 80 ms of the runner's 100), or 40 ms of virtual
+//     time into a long op; a probe with one packet out fires two ops
+//     later. The retransmission and zero-window probe timers (200 ms and
+//     more), SACK and the out-of-order queue do not exist, so a segment
+//     dropped for lack of receive memory is never sent again.
 //   - Global memory accounting (tcp_mem pressure) never refuses.
 //   - There is no loss or reordering: segments arrive in order, once;
 //     timers other than SO_RCVTIMEO, sleeps, the strparser message

@@ -132,6 +132,11 @@ type TCPConf struct {
 	// 6.12's tcp_input.c, not in 6.1's). In 6.1 it is dropped without an
 	// ACK, and the first skb of an empty queue is always taken.
 	NomemZeroWindow bool
+	// ZeroWindowUpdate: tcp_may_update_window() takes a zero window from
+	// an ACK that neither acks nor carries anything new (a duplicate of
+	// the last ACK closing the window: the NOMEM answer above), "(nwin >
+	// tp->snd_wnd || !nwin)": in 6.12's tcp_input.c, not in 6.1's.
+	ZeroWindowUpdate bool
 
 	// DRS is the receive-buffer autotuning tcp_rcv_space_adjust() does
 	// as a reader copies (see the drs* constants).
@@ -186,7 +191,7 @@ var (
 	// tcp_rmem[2] to 32 MB"), loopback skbs of 832 bytes of truesize
 	// beyond their payload.
 	tcpHost618 = TCPConf{
-		ScalingRatio: true, GrowSkb: true, NomemZeroWindow: true, DRS: drs618,
+		ScalingRatio: true, GrowSkb: true, NomemZeroWindow: true, ZeroWindowUpdate: true, DRS: drs618,
 		SkbHeadTruesize: 832, SndbufExpand: 3, CwndEveryAck: true,
 		RmemMax: 4194304, WmemMax: 4194304,
 		Rmem: [3]int{4096, 131072, 33554432}, Wmem: [3]int{4096, 16384, 4194304},
@@ -196,7 +201,7 @@ var (
 	// skbs of 896 bytes beyond their payload (a 320-byte MAX_TCP_HEADER
 	// in a 640-byte small head).
 	tcpGuest612 = TCPConf{
-		ScalingRatio: true, GrowSkb: true, NomemZeroWindow: true, DRS: drs612,
+		ScalingRatio: true, GrowSkb: true, NomemZeroWindow: true, ZeroWindowUpdate: true, DRS: drs612,
 		SkbHeadTruesize: 896, SndbufExpand: 2,
 		RmemMax: 212992, WmemMax: 212992,
 		Rmem: [3]int{4096, 131072, 6291456}, Wmem: [3]int{4096, 16384, 4194304},

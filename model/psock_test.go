@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/splicecheck/splicecheck/trace"
@@ -303,6 +304,67 @@ recv a1 100 dontwait
 		}
 		if got := obs[10].Result.String(); got != `0 ""` {
 			t.Errorf("%s: the peer's recv after the close = %s, want 0 (FIN)", profile, got)
+		}
+	}
+}
+
+// TestCopiedSeqAheadLostWakeup: a stream parser's overshoot leaves
+// copied_seq past rcv_nxt after the socket leaves its map, and a segment
+// that arrives while a recv sleeps in sk_wait_data wakes nobody
+// (tcp_data_ready: tcp_epollin_ready sees nothing to read). The lost
+// wakeup is the kernel's (findings/copied_seq_ahead_lost_wakeup: the recv
+// times out on the 6.18 host); its report names the cause.
+func TestCopiedSeqAheadLostWakeup(t *testing.T) {
+	tr := loadTrace(t, "../testdata/traces/findings/copied_seq_ahead_lost_wakeup.trace")
+	src := "profile linux-6.18+loopback-splice\nschedule pct 3 2291\n"
+	for i := range tr.Ops {
+		src += tr.Ops[i].String() + "\n"
+	}
+	tr, err := trace.Parse("copied_seq_ahead.trace", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWithConfig(Config{Liveness: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = trace.Run(context.Background(), b, tr, trace.Options{})
+	var f *Fault
+	if !errors.As(err, &f) || !errors.Is(err, ErrLostWakeup) || f.Site != "tcp_recvmsg_locked/copied_seq-ahead" {
+		t.Fatalf("run = %v, want a lost wakeup in tcp_recvmsg_locked/copied_seq-ahead", err)
+	}
+}
+
+// TestVerdictDropUnchargesBeforeVerdict: a 5 MiB non-blocking send into a
+// socket whose sk_skb verdict redirects to an empty sockhash key (every
+// skb dropped, tcp_eat_skb counting it read), with the default and with
+// a locked SO_RCVBUF. tcp_read_skb hands each skb to the verdict after
+// skb_set_owner_sk_safe, whose skb_orphan gives its truesize back to
+// sk_rmem_alloc, so the ACK tcp_eat_skb's __tcp_cleanup_rbuf sends
+// advertises the whole window (116736 with SO_RCVBUF 65536, acked one
+// window at a time: perf's tcp:tcp_probe on the 6.18 host) and the
+// sender never fills its send buffer. Measured on the 6.18 host (five
+// runs each, --time-scale 1 and 10): 5242880 both. The model, counting
+// the dropped skb until it was freed, advertised 70656 and stopped at
+// 4409936. Goldens from the 6.12 and 6.1 guests are still to be recorded
+// before the trace joins testdata/traces/kernel.
+func TestVerdictDropUnchargesBeforeVerdict(t *testing.T) {
+	for _, set := range []string{"", "set a2 rcvbuf 65536\n"} {
+		tr, err := trace.Parse("verdict_drop_send.trace", []byte("profile linux-6.18\nconn a1 a2\n"+set+
+			"map m0 sockhash 6\nprog m0 sk_skb redirect 6 ingress\ninsert m0 3 a2\n"+
+			"send a1 5242880 dontwait\nfionread a2\npoll a1\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs, err := trace.Run(context.Background(), New(), tr, trace.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs = obs[len(obs)-3:]
+		for i, want := range []string{"5242880", "0", "OUT"} {
+			if got := obs[i].Result.String(); got != want {
+				t.Errorf("%q: %s = %s, want %s (6.18 host)", set, obs[i].Op, got, want)
+			}
 		}
 	}
 }

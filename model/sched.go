@@ -338,6 +338,30 @@ func (s *Sched) releaseSettleTimers() bool {
 	return moved
 }
 
+// settleDone is what settle does when nothing can run: it releases the
+// settle timers still due in this settle, else lets the tasks that were
+// settling after an op run their next one. It reports whether anything
+// can run now.
+func (s *Sched) settleDone(budget int) bool {
+	if budget > 0 && s.releaseSettleTimers() {
+		return true
+	}
+	return s.endSettling()
+}
+
+// endSettling ends the settle of every task waiting to run its next op,
+// and reports whether there was one.
+func (s *Sched) endSettling() bool {
+	any := false
+	for _, t := range s.tasks {
+		if t.settling {
+			t.settling = false
+			any = true
+		}
+	}
+	return any
+}
+
 // addTimer queues a kernel context to run when virtual time reaches
 // now+delay (a timer or a delayed work whose delay matters).
 func (s *Sched) addTimer(name string, delay time.Duration, fn func()) {
@@ -451,7 +475,7 @@ func (s *Sched) makeReady(t *Task) {
 func (s *Sched) readyTasks() []*Task {
 	var out []*Task
 	for _, t := range s.tasks {
-		if t.ready {
+		if t.ready && !t.settling {
 			out = append(out, t)
 		}
 	}
@@ -481,7 +505,7 @@ func (s *Sched) settle() {
 				continue
 			}
 			if (len(s.kwork) == 0 && len(s.softirq) == 0) || budget == 0 {
-				if budget > 0 && s.releaseSettleTimers() {
+				if s.settleDone(budget) {
 					continue
 				}
 				return
@@ -492,7 +516,7 @@ func (s *Sched) settle() {
 		budget = s.drainKernel(budget)
 		ready := s.readyTasks()
 		if len(ready) == 0 || s.fatal != nil {
-			if s.fatal == nil && budget > 0 && !s.kernelPending() && s.releaseSettleTimers() {
+			if s.fatal == nil && (budget == 0 || !s.kernelPending()) && s.settleDone(budget) {
 				continue
 			}
 			return
@@ -683,6 +707,11 @@ type Task struct {
 	ready bool
 	// readyAt orders ready tasks (FIFO policy).
 	readyAt uint64
+	// settling: the task finished an op and has the next one queued; as
+	// the kernel backend's thread settles after each op before its next,
+	// it runs again once the kernel work and the settle timers
+	// (deferSettleTimer) are done (endSettling).
+	settling bool
 
 	queue   []int   // dispatched op indices not yet started
 	running bool    // between the start and the end of an op

@@ -39,8 +39,12 @@ type SkBuff struct {
 	Len         int
 	Truesize    int
 
-	// Sk is the owning socket (skb->sk after skb_set_owner_r).
-	Sk *Sock
+	// Sk is the owning socket (skb->sk after skb_set_owner_r). efree:
+	// skb_set_owner_sk_safe made Sk the owner with sock_efree as the
+	// destructor, a reference on the socket with no receive memory
+	// charged (tcp_read_skb's skbs).
+	Sk    *Sock
+	efree bool
 
 	// BPF control block (skb_bpf_set_redir, skb_bpf_set_ingress,
 	// skb_bpf_set_strparser).

@@ -363,12 +363,10 @@ func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, why func() str
 // socket's receive memory.
 func skSetOwnerR(skb *SkBuff, sk *Sock) {
 	sk.k.reach(fnSkSetOwnerR)
-	if skb.Sk != nil && skb.Sk != sk {
-		skb.Sk.SkRmemAlloc -= skb.Truesize
-		skb.Sk.memUncharge(skb.Truesize)
-	} else if skb.Sk == sk {
+	if skb.Sk == sk && !skb.efree {
 		return
 	}
+	skbOrphan(skb)
 	skb.Sk = sk
 	sk.SkRmemAlloc += skb.Truesize
 	sk.memCharge(skb.Truesize)
@@ -411,12 +409,34 @@ func (k *kernel) freeSkb(skb *SkBuff) {
 		skb.users-- // another reference remains (skb_get)
 		return
 	}
-	if skb.Sk != nil {
+	skbOrphan(skb)
+	k.pages.kfreeSkb(skb)
+}
+
+// skbOrphan mirrors skb_orphan() (include/linux/skbuff.h, v6.18): the
+// destructor runs and the skb has no owner. sock_rfree gives an skb's
+// truesize back to the receive memory of the socket skb_set_owner_r
+// charged; sock_efree only drops the reference skb_set_owner_sk_safe
+// took (not counted in the model).
+func skbOrphan(skb *SkBuff) {
+	reach(fnSkbOrphan)
+	if skb.Sk != nil && !skb.efree {
 		skb.Sk.SkRmemAlloc -= skb.Truesize
 		skb.Sk.memUncharge(skb.Truesize)
-		skb.Sk = nil
 	}
-	k.pages.kfreeSkb(skb)
+	skb.Sk, skb.efree = nil, false
+}
+
+// skbSetOwnerSkSafe mirrors skb_set_owner_sk_safe() (include/net/sock.h,
+// v6.18) on a full socket: skb_orphan, then sk owns the skb through
+// sock_efree. An skb tcp_read_skb takes off sk_receive_queue stops
+// counting in sk_rmem_alloc before its verdict runs, so the window the
+// verdict's tcp_eat_skb advertises (__tcp_cleanup_rbuf) no longer
+// counts it.
+func skbSetOwnerSkSafe(skb *SkBuff, sk *Sock) {
+	sk.k.reach(fnSkbSetOwnerSkSafe)
+	skbOrphan(skb)
+	skb.Sk, skb.efree = sk, true
 }
 
 // sockHold and sockPut mirror sock_hold()/sock_put().

@@ -141,6 +141,12 @@ type tcpSock struct {
 	nonagle     int
 	tlpHighSeq  uint32
 	tlpArmed    bool
+	// tlpLong: the probe was armed with one packet out, so its timeout
+	// has TCP_RTO_MIN in it; tlpOp and tlpAt are the op and the virtual
+	// time it was armed at.
+	tlpLong bool
+	tlpOp   uint64
+	tlpAt   vtime
 
 	// The receive side: the window offered (rcv_wnd from rcv_wup), its
 	// scale, rcv_ssthresh and window_clamp, advmss, the peer's MSS as

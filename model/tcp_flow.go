@@ -15,24 +15,27 @@ package model
 //
 // Time. The kernel backend waits after every op until no segment is
 // unacknowledged (kernelshim's settle, up to 100 ms), so a delayed ACK
-// (40 ms) and a tail loss probe (a few ms) fire before the next op. The
-// model arms both as kernel work of the next op boundary (tcpTimers)
-// instead of in virtual time; the retransmission and zero-window probe
-// timers (200 ms and more) are not modelled.
+// (40 ms) and a tail loss probe (a few ms) fire before the next op, and
+// so do the ones they arm (80 ms). The model arms both as kernel work of
+// the op's settle (tcpTimers, Sched.deferSettleTimer) instead of in
+// virtual time; a probe with one packet out (200 ms and more) fires two
+// ops later. The retransmission and zero-window probe timers are not
+// modelled, nor SACK and the out-of-order queue.
 
 import "time"
 
 // Loopback TCP constants (include/net/tcp.h, v6.18; the loopback route
 // of a new network namespace).
 const (
-	tcpDelackMin    = 40 * time.Millisecond // TCP_DELACK_MIN
-	tcpMSSDefault   = 536                   // TCP_MSS_DEFAULT
-	tcpMinMSS       = 88                    // TCP_MIN_MSS
-	tcpInitCwnd     = 10                    // TCP_INIT_CWND
-	tcpMaxQuickacks = 16                    // TCP_MAX_QUICKACKS
-	tcpMaxWscale    = 14                    // TCP_MAX_WSCALE
-	tcpHeaderLen    = 32                    // sizeof(struct tcphdr) + TCPOLEN_TSTAMP_ALIGNED
-	tcpMSSClamp     = 65495                 // the MSS of the SYN: IP_MAX_MTU 65535 - 40
+	tcpDelackMin    = 40 * time.Millisecond  // TCP_DELACK_MIN
+	tcpRTOMin       = 200 * time.Millisecond // TCP_RTO_MIN
+	tcpMSSDefault   = 536                    // TCP_MSS_DEFAULT
+	tcpMinMSS       = 88                     // TCP_MIN_MSS
+	tcpInitCwnd     = 10                     // TCP_INIT_CWND
+	tcpMaxQuickacks = 16                     // TCP_MAX_QUICKACKS
+	tcpMaxWscale    = 14                     // TCP_MAX_WSCALE
+	tcpHeaderLen    = 32                     // sizeof(struct tcphdr) + TCPOLEN_TSTAMP_ALIGNED
+	tcpMSSClamp     = 65495                  // the MSS of the SYN: IP_MAX_MTU 65535 - 40
 	// tcpAdvMSS is tp->advmss and the mss_cache an unbounded window
 	// gives: the SYN's MSS less the timestamp option.
 	tcpAdvMSS = tcpMSSClamp - 12
@@ -766,16 +769,27 @@ func (r *RefTCP) newSpace(tp *tcpSock) {
 
 // scheduleLossProbe mirrors tcp_schedule_loss_probe()
 // (net/ipv4/tcp_output.c, v6.18): with segments in flight, a probe
-// timeout (2 RTT: a few ms on loopback) is armed; the model arms it for
-// the next op boundary (tcpTimers).
+// timeout is armed: 2 RTT and 2 jiffies (a few ms on loopback), the
+// model's next op boundary (tcpTimers); with one packet out 2 RTT and
+// TCP_RTO_MIN (200 ms), see tcpTimers.
 func (r *RefTCP) scheduleLossProbe(tp *tcpSock) {
 	r.k.reach(fnRefTCPScheduleLossProbe)
 	if tp.packetsOut == 0 {
 		return
 	}
 	tp.tlpArmed = true
+	tp.tlpLong = tp.packetsOut == 1
+	tp.tlpOp, tp.tlpAt = r.k.s.opSeq, r.k.s.now
 	r.armTimers()
 }
+
+// tlpLongOps is how many ops after the one that armed it a probe with
+// one packet out fires: the kernel backend's settle waits 100 ms after
+// every op while a segment is unacknowledged, so the 200 ms and a few
+// jiffies of its timeout run out after the second op's system call. It
+// fires sooner if virtual time passes TCP_RTO_MIN meanwhile (a thread
+// waits, or teardown runs the clock).
+const tlpLongOps = 2
 
 // sendLossProbe mirrors tcp_send_loss_probe() (net/ipv4/tcp_output.c,
 // v6.18): send one new skb if the window allows, else retransmit the last
@@ -830,13 +844,15 @@ func (r *RefTCP) armTimers() {
 // tcp_send_loss_probe, a few ms), then every delayed ACK
 // (tcp_delack_timer, 40 ms), socket by socket in connection order, and
 // again while they arm new ones. Each runs in softirq context (a timer
-// handler), on the socket's backlog if a task owns it. A probe with one
-// packet out waits 2 RTT + TCP_RTO_MIN (tcp_schedule_loss_probe,
-// net/ipv4/tcp_output.c, v6.18), so the peer's delayed ACK comes first:
-// such a probe waits for the next round, where that ACK has usually
-// emptied the flight.
+// handler), on the socket's backlog if a task owns it. A probe armed
+// with one packet out waits 2 RTT + TCP_RTO_MIN (tcp_schedule_loss_probe,
+// net/ipv4/tcp_output.c, v6.18): the peer's delayed ACK comes first (the
+// probe waits for the next round, where that ACK has usually emptied the
+// flight), and otherwise it fires tlpLongOps ops after the one that armed
+// it (in runner time; the model's ops take none).
 func (r *RefTCP) tcpTimers() {
 	r.timersQueued = false
+	waiting := false
 	for round := 0; round < 100; round++ {
 		fired := false
 		for _, sk := range r.k.sockSeq {
@@ -844,8 +860,14 @@ func (r *RefTCP) tcpTimers() {
 			if !ok || !tp.tlpArmed {
 				continue
 			}
-			if p := tp.peer; tp.packetsOut == 1 && p != nil && p.ackPending&icskAckTimer != 0 {
-				continue
+			if tp.tlpLong && tp.packetsOut > 0 {
+				if p := tp.peer; p != nil && p.ackPending&icskAckTimer != 0 {
+					continue
+				}
+				if r.k.s.opSeq < tp.tlpOp+tlpLongOps && r.k.s.now < tp.tlpAt+vtime(tcpRTOMin) {
+					waiting = true
+					continue
+				}
 			}
 			tp.tlpArmed = false
 			if tp.unhashed || tp.tw || tp.packetsOut == 0 {
@@ -863,8 +885,11 @@ func (r *RefTCP) tcpTimers() {
 			r.k.s.raiseSoftirq("tcp_delack_timer", func() { sk.bhRun(func() { r.delackTimer(tp) }) })
 		}
 		if !fired {
-			return
+			break
 		}
+	}
+	if waiting {
+		r.armTimers()
 	}
 }
 
@@ -1325,7 +1350,7 @@ func (r *RefTCP) tcpAck(tp *tcpSock, seg segment) {
 		}
 	}
 	// tcp_ack_update_window.
-	if tcpMayUpdateWindow(tp, ack, priorUna, seg.wl, seg.win) {
+	if r.tcpMayUpdateWindow(tp, ack, priorUna, seg.wl, seg.win) {
 		tp.sndWl1 = seg.wl
 		if tp.sndWnd != seg.win {
 			tp.sndWnd = seg.win
@@ -1342,6 +1367,13 @@ func (r *RefTCP) tcpAck(tp *tcpSock, seg segment) {
 	}
 	if acked > 0 {
 		r.congControl(tp, acked)
+		// tcp_set_xmit_timer: the probe is armed again for what is
+		// still out, or the timers cleared.
+		if tp.packetsOut > 0 {
+			r.scheduleLossProbe(tp)
+		} else {
+			tp.tlpArmed = false
+		}
 	}
 	switch sk.State {
 	case TCPFinWait1:
@@ -1369,10 +1401,13 @@ func (r *RefTCP) tcpAck(tp *tcpSock, seg segment) {
 	}
 }
 
-// tcpMayUpdateWindow is tcp_may_update_window(): the ACK is new, or its
-// segment is, or it widens the window.
-func tcpMayUpdateWindow(tp *tcpSock, ack, priorUna, wl uint32, win int) bool {
-	return int32(ack-priorUna) > 0 || int32(wl-tp.sndWl1) > 0 || wl == tp.sndWl1 && win > tp.sndWnd
+// tcpMayUpdateWindow mirrors tcp_may_update_window()
+// (net/ipv4/tcp_input.c, v6.18): the ACK is new, or its segment is, or it
+// widens the window or (since v6.5, TCPConf.ZeroWindowUpdate) closes it.
+func (r *RefTCP) tcpMayUpdateWindow(tp *tcpSock, ack, priorUna, wl uint32, win int) bool {
+	r.k.reach(fnRefTCPTcpMayUpdateWindow)
+	return int32(ack-priorUna) > 0 || int32(wl-tp.sndWl1) > 0 ||
+		wl == tp.sndWl1 && (win > tp.sndWnd || win == 0 && r.conf().ZeroWindowUpdate)
 }
 
 // congControl mirrors the congestion window growth of tcp_cong_control()

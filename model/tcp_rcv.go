@@ -228,7 +228,8 @@ func (k *kernel) tcpRecvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
 }
 
 // tcpReadSkb mirrors tcp_read_skb() (net/ipv4/tcp.c, v6.18): it unlinks every queued
-// skb (charged to sk) and hands it to actor, stopping after a FIN. An skb
+// skb, makes sk its owner without receive memory (skb_set_owner_sk_safe)
+// and hands it to actor, stopping after a FIN. An skb
 // a read has partly consumed goes whole, its read bytes too (a Rewind).
 func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
 	k.reach(fnTcpReadSkb)
@@ -242,6 +243,7 @@ func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
 			break
 		}
 		sk.SkReceiveQueue.unlink(skb)
+		skbSetOwnerSkSafe(skb, sk)
 		if back := int32(k.tcp.CopiedSeq(sk) - skb.Seq); back > 0 && int(back) < skb.Len {
 			// The whole skb goes to the actor, the bytes a read
 			// already returned from it too: they are delivered again.
@@ -269,10 +271,17 @@ func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
 // took bytes off the queue without advancing copied_seq, and was then
 // dropped: bytes tcp_recvmsg_locked can never return), or a stream
 // parser owns the queued bytes ("strparser": it wakes nobody until a
-// message is whole).
+// message is whole), or copied_seq is at or past the end of what is
+// queued ("copied_seq-ahead": a stream parser's overshoot moved it past
+// rcv_nxt, so tcp_data_ready's tcp_epollin_ready sees nothing to read in
+// the skbs that arrive later and calls no sk_data_ready; the reader's
+// offset into them is past their end).
 func seqHoleWhy(sk *Sock, copiedSeq uint32) string {
 	if skb := sk.SkReceiveQueue.peek(); skb != nil && int32(skb.Seq-copiedSeq) > 0 {
 		return "copied_seq-hole"
+	}
+	if skb := sk.SkReceiveQueue.peekTail(); skb != nil && int32(skb.EndSeq-copiedSeq) <= 0 {
+		return "copied_seq-ahead"
 	}
 	p := skPsock(sk)
 	switch {
