@@ -3,6 +3,7 @@ package kernelshim
 import (
 	"bytes"
 	"context"
+	"os"
 	"strconv"
 	"time"
 
@@ -21,8 +22,10 @@ import (
 // (remote wakeups go through an IPI). If the next op ran before that work,
 // its observation would depend on the scheduler. So after every op, Exec
 // samples the run's observable state until it has not changed for
-// Config.SettleWindow and no socket has a segment in flight
-// (tcpi_unacked == 0), bounded by Config.SettleMax. The state is:
+// Config.SettleWindow, no socket has a segment in flight
+// (tcpi_unacked == 0) and no kernel worker thread is runnable (psock
+// backlog and softirq work, which no socket shows while it is
+// pending: kthreads.go), bounded by Config.SettleMax. The state is:
 //
 //   - for every open socket: its poll(2) mask (POLLIN|POLLOUT|POLLRDHUP,
 //     timeout 0), SIOCINQ (FIONREAD) and SIOCOUTQ, and from TCP_INFO its
@@ -55,12 +58,15 @@ func (e *executor) settle(ctx context.Context, self *thread) {
 		t := ts
 		unix.Nanosleep(&t, nil)
 		var inFlight bool
+		// Before the snapshot: work a worker finished by now shows in it
+		// (kthreads.go).
+		kbusy := theKworkers.runnable()
 		cur, inFlight = e.snapshot(self, cur[:0])
 		now := time.Now()
 		if !bytes.Equal(cur, prev) {
 			prev, cur = cur, prev
 			stableSince = now
-		} else if !inFlight && now.Sub(stableSince) >= e.cfg.SettleWindow {
+		} else if !inFlight && !kbusy && now.Sub(stableSince) >= e.cfg.SettleWindow {
 			if debugSettle {
 				println("settle", self.name, now.Sub(start).String())
 			}
@@ -132,4 +138,7 @@ func (e *executor) snapshot(self *thread, b []byte) ([]byte, bool) {
 	return b, inFlight
 }
 
-var debugSettle = false
+// debugSettle prints each settle's duration, and the state of one that
+// hit SettleMax, to stderr: SPLICECHECK_DEBUG_SETTLE=1 while replaying a
+// kernel-flaky trace shows which op's settle gave up.
+var debugSettle = os.Getenv("SPLICECHECK_DEBUG_SETTLE") != ""
