@@ -287,7 +287,7 @@ func TestCheckKTAP(t *testing.T) {
 // vm's KTAP, from its report: agree ok, recorded SKIP.
 func TestVMReportKTAP(t *testing.T) {
 	var o bytes.Buffer
-	vr := &vmReport{e: &env{stdout: &o, stderr: &o}, format: formatKTAP, against: "model", release: "6.1.0", profile: "linux-6.1"}
+	vr := &vmReport{compareReport: compareReport{e: &env{stdout: &o, stderr: &o}, format: formatKTAP}, against: "model", release: "6.1.0", profile: "linux-6.1"}
 	a, _ := trace.Parse("a.trace", []byte("conn a b\n"))
 	b, _ := trace.Parse("b.trace", []byte("conn a b\n"))
 	vr.add(a, nil)

@@ -76,7 +76,7 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		}
 		defer reportBackend(e, s.backend)
 	}
-	dr := &diffReport{e: e, format: rf.format, a: *a, b: *b, expectFile: *expectFile, tally: expectTally{list: expect}}
+	dr := &diffReport{compareReport: compareReport{e: e, format: rf.format, expectFile: *expectFile, tally: expectTally{list: expect}}, a: *a, b: *b}
 	for i, t := range traces {
 		o, err := trace.ResolveOptions(t, opts)
 		if err != nil {
@@ -98,13 +98,8 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 // is compared, JSON and KTAP at the end (or on an interrupt, with what
 // was compared).
 type diffReport struct {
-	e          *env
-	format     string
-	a, b       string
-	expectFile string
-	tally      expectTally
-	out        []jsonDiff
-	ktap       []ktapResult
+	compareReport
+	a, b string
 }
 
 // add counts and prints (text) or keeps (json, ktap) one trace's result.
@@ -134,45 +129,56 @@ func (dr *diffReport) add(t *trace.Trace, o trace.Options, d []trace.Divergence)
 	}
 }
 
+// compareReport is what diff and vm share: the results kept for JSON
+// and KTAP, the --expect tally, and how the run ends.
+type compareReport struct {
+	e          *env
+	format     string
+	expectFile string
+	tally      expectTally
+	out        []jsonDiff // one per trace done, in order
+	ktap       []ktapResult
+}
+
 // finish prints the summary (text) or the document (json, ktap) of n
 // traces and returns errDiverged when the run fails.
-func (dr *diffReport) finish(n int) error {
-	if err := dr.flush(n); err != nil {
+func (r *compareReport) finish(n int) error {
+	if err := r.flush(n); err != nil {
 		return err
 	}
-	if dr.tally.failed() {
+	if r.tally.failed() {
 		return errDiverged
 	}
 	return nil
 }
 
-func (dr *diffReport) flush(n int) error {
-	switch dr.format {
+func (r *compareReport) flush(n int) error {
+	switch r.format {
 	case formatJSON:
-		return writeJSON(dr.e, dr.out)
+		return writeJSON(r.e, r.out)
 	case formatKTAP:
-		writeKTAP(dr.e.stdout, dr.ktap)
+		writeKTAP(r.e.stdout, r.ktap)
 	default:
-		fmt.Fprintln(dr.e.stdout, dr.tally.summary(n))
+		fmt.Fprintln(r.e.stdout, r.tally.summary(n))
 	}
 	return nil
 }
 
-// interrupt ends a diff whose ctx ended while it compared rest[0]: it
-// prints the traces compared so far (KTAP: rest as skipped) and returns
-// the interrupted error (JSON: with the results so far on it).
-func (dr *diffReport) interrupt(ctx context.Context, err error, rest []*trace.Trace) error {
-	done := len(dr.out)
+// interrupt ends a run whose ctx ended before rest were compared: it
+// prints the traces done (KTAP: rest as skipped) and returns the
+// interrupted error (JSON: with the results so far on it).
+func (r *compareReport) interrupt(ctx context.Context, err error, rest []*trace.Trace) error {
+	done := len(r.out)
 	ierr := interrupted(ctx, fmt.Sprintf("%d of %s compared", done, plural(done+len(rest), "trace")), err)
-	switch dr.format {
+	switch r.format {
 	case formatJSON:
-		return withPartial(ierr, dr.out)
+		return withPartial(ierr, r.out)
 	case formatKTAP:
 		for _, t := range rest {
-			dr.ktap = append(dr.ktap, ktapResult{ok: true, name: t.File, directive: "SKIP interrupted"})
+			r.ktap = append(r.ktap, ktapResult{ok: true, name: t.File, directive: "SKIP interrupted"})
 		}
 	}
-	dr.flush(done)
+	r.flush(done)
 	return ierr
 }
 

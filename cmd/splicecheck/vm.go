@@ -87,8 +87,8 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	vr := &vmReport{
-		e: e, format: rf.format, against: *against, expectFile: *expectFile, release: res.Release, profile: profile,
-		tally: expectTally{list: expect},
+		compareReport: compareReport{e: e, format: rf.format, expectFile: *expectFile, tally: expectTally{list: expect}},
+		against:       *against, release: res.Release, profile: profile,
 	}
 	vr.header(res)
 	opts := trace.Options{Profile: profile, OpTimeout: rf.timeout, Seed: rf.seed, TimeScale: rf.timeScale}
@@ -146,15 +146,9 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 // compared, JSON and KTAP at the end (or on an interrupt, with the
 // traces the guest reported).
 type vmReport struct {
-	e                *env
-	format           string
+	compareReport
 	against          string
-	expectFile       string
 	release, profile string
-	tally            expectTally
-	out              []jsonDiff
-	ktap             []ktapResult
-	done             int
 }
 
 // header prints, in text, what the guest is and did.
@@ -172,7 +166,6 @@ func (vr *vmReport) header(res *vm.Result) {
 
 // recorded reports a trace recorded and not compared (--against none).
 func (vr *vmReport) recorded(t *trace.Trace) {
-	vr.done++
 	vr.out = append(vr.out, jsonDiff{Trace: t.File, A: "none", B: "guest " + vr.release, Profile: vr.profile, Agree: true})
 	vr.ktap = append(vr.ktap, ktapResult{ok: true, name: t.File, directive: "SKIP recorded, not compared (--against none)"})
 	if vr.format == formatText {
@@ -182,7 +175,6 @@ func (vr *vmReport) recorded(t *trace.Trace) {
 
 // add counts and prints (text) or keeps (json, ktap) one trace's result.
 func (vr *vmReport) add(t *trace.Trace, d []trace.Divergence) {
-	vr.done++
 	e, against, profile, release := vr.e, vr.against, vr.profile, vr.release
 	vr.out = append(vr.out, jsonDiff{Trace: t.File, A: against, B: "guest " + release, Profile: profile, Agree: len(d) == 0, Divergences: d})
 	reason, verdict := vr.tally.add(t.File, len(d) > 0)
@@ -208,47 +200,6 @@ func (vr *vmReport) add(t *trace.Trace, d []trace.Divergence) {
 	for _, dv := range d {
 		fmt.Fprintf(e.stdout, "  %s:%d: %s: %s\n    %s: %s\n    guest: %s\n", t.File, dv.Line, dv.Op, dv.Reason, against, orNone(dv.A), orNone(dv.B))
 	}
-}
-
-// finish prints the summary (text) or the document (json, ktap) of n
-// traces and returns errDiverged when the run fails.
-func (vr *vmReport) finish(n int) error {
-	if err := vr.flush(n); err != nil {
-		return err
-	}
-	if vr.tally.failed() {
-		return errDiverged
-	}
-	return nil
-}
-
-func (vr *vmReport) flush(n int) error {
-	switch vr.format {
-	case formatJSON:
-		return writeJSON(vr.e, vr.out)
-	case formatKTAP:
-		writeKTAP(vr.e.stdout, vr.ktap)
-	default:
-		fmt.Fprintln(vr.e.stdout, vr.tally.summary(n))
-	}
-	return nil
-}
-
-// interrupt ends a vm run whose ctx ended before rest ran or were
-// compared: it prints the traces done (KTAP: rest as skipped) and returns
-// the interrupted error (JSON: with the results so far on it).
-func (vr *vmReport) interrupt(ctx context.Context, err error, rest []*trace.Trace) error {
-	ierr := interrupted(ctx, fmt.Sprintf("%d of %s compared", vr.done, plural(vr.done+len(rest), "trace")), err)
-	switch vr.format {
-	case formatJSON:
-		return withPartial(ierr, vr.out)
-	case formatKTAP:
-		for _, t := range rest {
-			vr.ktap = append(vr.ktap, ktapResult{ok: true, name: t.File, directive: "SKIP interrupted"})
-		}
-	}
-	vr.flush(vr.done)
-	return ierr
 }
 
 // expectTally counts traces against an --expect list (nil: none): a
