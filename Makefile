@@ -27,12 +27,13 @@ run: build
 	./$(BIN) check --time $(CHECKTIME) --out out/check
 
 # The whole suite: formatting, vet, every test with the race detector
-# (the VM boot tests included), the bug zoo's campaigns and the long
-# schedule searches without it (ten times faster), then the kernel corpus
-# in a Debian 6.1 guest.
+# (the VM boot tests included), the bug zoo's campaigns, the long
+# schedule searches and the generated traces' full run on the model
+# without it (ten times faster), then the kernel corpus in a Debian 6.1
+# guest.
 test: lint vm-deps
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'TestZoo|TestSearch' ./fuzz
+	$(GO) test -count=1 -run 'TestZoo|TestSearch|TestGenTracesRunOnModel' ./fuzz
 	$(MAKE) --no-print-directory vm-test
 
 # QEMU and Debian's 6.1 kernel for the VM tests, installed when root and
