@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,6 +75,16 @@ func guestBinary(t *testing.T) string {
 // eight of them one after another overran go test's 10 minutes), so one
 // test's QEMU is not another's leftover.
 func TestMain(m *testing.M) {
+	// Every booting test at once unless -parallel says otherwise: the
+	// tests wait on QEMU, not on this process, and a guest's share of a
+	// loaded machine's CPUs grows with the guests (two at a time, eight
+	// boots beside stress-ng --cpu 8 overran the 10 minutes).
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "8")
+	}
 	tmp, err := os.MkdirTemp("", "splicecheck-vmpkg-")
 	if err == nil {
 		os.Setenv("TMPDIR", tmp)
