@@ -107,19 +107,42 @@ func measure(t testing.TB) resources {
 	return r
 }
 
+// settlePolls bounds the waits for the kernel and the Go runtime to
+// free what a run released: pollUntil tries that many times, 10 ms apart
+// at first and a second apart from the eighth try on (about 2.5 minutes
+// in all). Only a leak uses them up: a wait ends as soon as its condition
+// holds, and on a loaded machine (the netns cleanup work, RCU) that may
+// take seconds.
+const settlePolls = 150
+
+// pollUntil calls cond until it returns true, at most polls times, and
+// reports whether it did.
+func pollUntil(polls int, cond func() bool) bool {
+	pause := 10 * time.Millisecond
+	for i := 0; i < polls; i++ {
+		if cond() {
+			return true
+		}
+		if i < polls-1 {
+			time.Sleep(pause)
+			pause = min(2*pause, time.Second)
+		}
+	}
+	return false
+}
+
 // awaitBaseline waits until the process's resources are back to base: the
 // kernel frees maps and programs, and the Go runtime lets the locked trace
-// threads exit, asynchronously.
+// threads exit, asynchronously. It returns the last measure (base's equal
+// unless settlePolls ran out).
 func awaitBaseline(t testing.TB, base resources) resources {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		now := measure(t)
-		if now.equal(base) || time.Now().After(deadline) {
-			return now
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var now resources
+	pollUntil(settlePolls, func() bool {
+		now = measure(t)
+		return now.equal(base)
+	})
+	return now
 }
 
 // netnsSlack is how far the kernel's net_namespace object count may drift.
@@ -146,20 +169,19 @@ func netnsSlab(t testing.TB) int {
 }
 
 // stableBaseline measures until no object of ours is left and two
-// measures 50 ms apart agree.
+// measures at least 50 ms apart agree.
 func stableBaseline(t testing.TB) resources {
 	t.Helper()
-	prev := measure(t)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+	cur := measure(t)
+	var prev resources
+	if !pollUntil(settlePolls, func() bool {
 		time.Sleep(50 * time.Millisecond)
-		cur := measure(t)
-		if cur.equal(prev) && cur.progs == 0 && cur.maps == 0 {
-			return cur
-		}
-		prev = cur
+		prev, cur = cur, measure(t)
+		return cur.equal(prev) && cur.progs == 0 && cur.maps == 0
+	}) {
+		t.Fatalf("resources never settled in %d measures: %v, then %v", settlePolls, prev, cur)
 	}
-	t.Fatalf("resources never settled: %v", prev)
-	return prev
+	return cur
 }
 
 // leakTraces are small traces that together touch every kind of resource
@@ -227,14 +249,13 @@ func TestNoLeaks(t *testing.T) {
 	// a leak would show as about n objects.
 	if slab0 >= 0 {
 		slab := -1
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if slab = netnsSlab(t); slab <= slab0+netnsSlack {
-				break
-			}
-		}
+		pollUntil(settlePolls, func() bool {
+			slab = netnsSlab(t)
+			return slab <= slab0+netnsSlack
+		})
 		t.Logf("kernel net_namespace objects: %d before, %d after", slab0, slab)
 		if slab > slab0+netnsSlack {
-			t.Errorf("kernel net_namespace objects grew from %d to %d after %d traces", slab0, slab, n)
+			t.Errorf("kernel net_namespace objects grew from %d to %d after %d traces (and stayed above %d in %d measures)", slab0, slab, n, slab0+netnsSlack, settlePolls)
 		}
 	}
 	if !after.equal(base) {

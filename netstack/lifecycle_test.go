@@ -9,16 +9,20 @@ import (
 
 // settleGoroutines waits (bounded) until at most n goroutines run, and
 // returns the count it saw last. Goroutines that are ending need a
-// moment to be gone from the count; there is no event for that.
+// moment to be gone from the count; there is no event for that. The
+// bound is a count of looks (100, 1 ms apart doubling to a second: about
+// 90 s), not a deadline of a few seconds that a loaded machine's
+// scheduler can overrun; only a leak uses it up.
 func settleGoroutines(n int) int {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	pause := time.Millisecond
+	for i := 0; ; i++ {
 		got := runtime.NumGoroutine()
-		if got <= n || time.Now().After(deadline) {
+		if got <= n || i == 99 {
 			return got
 		}
 		runtime.Gosched()
-		time.Sleep(time.Millisecond)
+		time.Sleep(pause)
+		pause = min(2*pause, time.Second)
 	}
 }
 

@@ -143,18 +143,20 @@ func TestRunnerCancelled(t *testing.T) {
 	}
 }
 
+// A backend whose op ignores its cancellation is declared stuck: the run
+// fails with errStuck and the backend is closed. The recv returns only
+// when the test ends (release), so a runner that never gave up would
+// not return at all (go test's timeout then names this test); how long
+// giving up takes is not asserted (abandonGrace is shortened only to
+// keep the test short).
 func TestRunnerStuckBackend(t *testing.T) {
 	defer func(g time.Duration) { abandonGrace = g }(abandonGrace)
 	abandonGrace = 50 * time.Millisecond
 	f := &fakeBackend{ignoreCtx: true, release: make(chan struct{})}
 	defer close(f.release)
-	start := time.Now()
 	_, err := runFake(t, f, "conn a b\nrecv b 1\n", Options{OpTimeout: 10 * time.Millisecond})
 	if !errors.Is(err, errStuck) {
 		t.Fatalf("err = %v", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Errorf("took %v to give up", time.Since(start))
 	}
 	if f.closed != 1 {
 		t.Errorf("Close called %d times", f.closed)

@@ -278,12 +278,16 @@ func TestProfileForRelease(t *testing.T) {
 // under --out, and exits 1 when a property fails where it should pass (a
 // planted mutation).
 func TestCheck(t *testing.T) {
-	code, out, errOut := runCLI(t, "check", "--profile", "linux-6.18", "--traces", "30", "--out", t.TempDir())
+	// Counts, not time: no budget (--time 0) and no trace skipped for
+	// its wall-clock time, so that a loaded machine runs the same traces.
+	code, out, errOut := runCLI(t, "check", "--profile", "linux-6.18", "--traces", "30", "--time", "0", "--run-timeout", "10m", "--out", t.TempDir())
 	if code != exitOK || !strings.Contains(out, "stream-integrity") || !strings.Contains(out, "pass (30 traces)") {
 		t.Fatalf("code %d\n%s%s", code, out, errOut)
 	}
 	dir := t.TempDir()
-	code, out, _ = runCLI(t, "check", "--profile", "linux-6.18", "--traces", "3000", "--mutate", "ingress-queue-head", "--out", dir)
+	// The campaign detects it at seed 123 (from seed 1, after 122 clean
+	// traces: minutes under -race on a loaded machine); ten seeds from 120.
+	code, out, _ = runCLI(t, "check", "--profile", "linux-6.18", "--seed", "120", "--traces", "10", "--time", "0", "--run-timeout", "10m", "--mutate", "ingress-queue-head", "--out", dir)
 	if code != exitDivergence || !strings.Contains(out, "NEW") {
 		t.Fatalf("a planted bug passed: code %d\n%s", code, out)
 	}

@@ -132,6 +132,7 @@ func TestMain(m *testing.M) {
 // with the model's linux-6.1 profile.
 func TestDiffModelVM(t *testing.T) {
 	kernel := requireVM(t)
+	t.Parallel() // the two guests boot together: a TCG boot takes minutes on a loaded machine
 	var traces []string
 	for _, n := range []string{"close_and_closed_ops", "threads_sleep_join", "test_sockmap_drop"} {
 		traces = append(traces, filepath.Join("..", "..", "testdata", "traces", "kernel", n+".trace"))
@@ -149,6 +150,7 @@ func TestDiffModelVM(t *testing.T) {
 // the few traces show one, is shrunk on the same guest).
 func TestCheckDiffVM(t *testing.T) {
 	kernel := requireVM(t)
+	t.Parallel() // the two guests boot together: a TCG boot takes minutes on a loaded machine
 	out := t.TempDir()
 	code, stdout, errOut := runCLI(t, "check", "--diff", "vm", "--kernel", kernel, "--guest-binary", guestBinary(t),
 		"--profile", "linux-6.1", "--traces", "3", "--out", out)

@@ -3,6 +3,8 @@ package vm
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,14 +68,34 @@ func guestBinary(t *testing.T) string {
 }
 
 // TestMain gives the tests a temp dir of their own, so that the leftover
-// checks see only this process's VM dirs, not those of runs beside it
-// (another package's tests, a user's splicecheck vm).
+// check sees only this process's VM dirs, not those of runs beside it
+// (another package's tests, a user's splicecheck vm), and runs that
+// check once every test has ended: the booting tests run in parallel
+// (a TCG boot on a loaded 2-core machine takes a minute or two, and
+// eight of them one after another overran go test's 10 minutes), so one
+// test's QEMU is not another's leftover.
 func TestMain(m *testing.M) {
+	// Every booting test at once unless -parallel says otherwise: the
+	// tests wait on QEMU, not on this process, and a guest's share of a
+	// loaded machine's CPUs grows with the guests (two at a time, eight
+	// boots beside stress-ng --cpu 8 overran the 10 minutes).
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "8")
+	}
 	tmp, err := os.MkdirTemp("", "splicecheck-vmpkg-")
 	if err == nil {
 		os.Setenv("TMPDIR", tmp)
 	}
 	code := m.Run()
+	if err == nil {
+		for _, l := range leftovers() {
+			fmt.Fprintln(os.Stderr, "FAIL: left behind by the tests:", l)
+			code = max(code, 1)
+		}
+	}
 	if guestBin != "" {
 		os.RemoveAll(filepath.Dir(guestBin))
 	}
@@ -83,23 +105,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// leftovers reports QEMU processes and VM temp dirs that outlive a run.
-func leftovers(t *testing.T) func() {
-	t.Helper()
-	before := vmTempDirs()
-	return func() {
-		t.Helper()
-		// Only this process's children: QEMUs of other runs are not ours.
-		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "qemu-system-x86_64.*SPLICECHECK_GUEST").Output()
-		if s := strings.TrimSpace(string(out)); s != "" {
-			t.Errorf("QEMU processes left behind: %s", s)
-		}
-		for d := range vmTempDirs() {
-			if !before[d] {
-				t.Errorf("temp dir left behind: %s", d)
-			}
-		}
+// leftovers lists the QEMU processes and VM temp dirs that outlived
+// the tests.
+func leftovers() []string {
+	var out []string
+	// Only this process's children: QEMUs of other runs are not ours.
+	ps, _ := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "qemu-system-x86_64.*SPLICECHECK_GUEST").Output()
+	if s := strings.TrimSpace(string(ps)); s != "" {
+		out = append(out, "QEMU processes "+s)
 	}
+	for d := range vmTempDirs() {
+		out = append(out, "temp dir "+d)
+	}
+	return out
 }
 
 func vmTempDirs() map[string]bool {
@@ -128,18 +146,23 @@ func checkOneLine(t *testing.T, err error, sentinel error) {
 	t.Logf("%v", err)
 }
 
+// bootTimeout is the wall-clock limit of the booting tests' runs, which
+// assert the kind of failure, not its speed: it only stops a test that
+// would otherwise hang, and it must not fire first on a slow boot.
+const bootTimeout = 8 * time.Minute
+
 func TestBootCorruptImage(t *testing.T) {
 	requireVM(t)
-	defer leftovers(t)()
+	t.Parallel()
 	img := writeJunk(t, 1<<20)
-	_, err := Run(t.Context(), Config{Kernel: img, GuestBinary: guestBinary(t), Timeout: 2 * time.Minute}, []string{oneTrace(t)})
+	_, err := Run(t.Context(), Config{Kernel: img, GuestBinary: guestBinary(t), Timeout: bootTimeout}, []string{oneTrace(t)})
 	checkOneLine(t, err, ErrBadImage)
 }
 
 func TestBootGuestPanics(t *testing.T) {
 	kernel := requireVM(t)
-	defer leftovers(t)()
-	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: 2 * time.Minute, fault: "panic"}, []string{oneTrace(t)})
+	t.Parallel()
+	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: bootTimeout, fault: "panic"}, []string{oneTrace(t)})
 	checkOneLine(t, err, ErrPanic)
 	if !strings.Contains(err.Error(), "Kernel panic - not syncing") {
 		t.Errorf("panic message missing: %v", err)
@@ -148,11 +171,14 @@ func TestBootGuestPanics(t *testing.T) {
 
 // A guest that stops talking after hello is caught by the idle limit,
 // not by the (much longer) wall-clock limit. The error says which fired:
-// how long a boot takes on a busy machine is not the test's business.
+// how long a boot takes on a busy machine is not the test's business, and
+// the idle limit runs only from the hello on (a 5 s one fired during a
+// loaded boot, before the guest had said anything, when it covered the
+// boot too).
 func TestBootGuestHangs(t *testing.T) {
 	kernel := requireVM(t)
-	defer leftovers(t)()
-	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: 10 * time.Minute, Idle: 5 * time.Second, fault: "hang"}, []string{oneTrace(t)})
+	t.Parallel()
+	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: bootTimeout, Idle: 5 * time.Second, fault: "hang"}, []string{oneTrace(t)})
 	checkOneLine(t, err, ErrHung)
 	if !strings.Contains(err.Error(), "no output for 5s") {
 		t.Errorf("not the idle limit: %v", err)
@@ -161,15 +187,15 @@ func TestBootGuestHangs(t *testing.T) {
 
 func TestBootNoSockmap(t *testing.T) {
 	kernel := requireVM(t)
-	defer leftovers(t)()
-	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: 2 * time.Minute, fault: "nosockmap"}, []string{oneTrace(t)})
+	t.Parallel()
+	_, err := Run(t.Context(), Config{Kernel: kernel, GuestBinary: guestBinary(t), Timeout: bootTimeout, fault: "nosockmap"}, []string{oneTrace(t)})
 	checkOneLine(t, err, ErrNoSockmap)
 }
 
 // A cancelled run (Ctrl-C) kills QEMU and removes its temp dir.
 func TestBootCancelled(t *testing.T) {
 	kernel := requireVM(t)
-	defer leftovers(t)()
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	_, err := Run(ctx, Config{Kernel: kernel, GuestBinary: guestBinary(t), fault: "hang"}, []string{oneTrace(t)})

@@ -66,6 +66,6 @@
 // discards before it sends its own (SessionStats.Abandoned, and LostDeath
 // when the abandoned trace killed the guest). A boot that fails (a bad
 // image, no sockmap, a refused module, no ready frame within Config.Idle
-// plus a minute) breaks the session: the error is returned by that call
+// plus a minute, and at least five minutes) breaks the session: the error is returned by that call
 // and by every later one, without booting again.
 package vm

@@ -58,7 +58,12 @@ func (a *Initramfs) AddCharDev(name string, major, minor uint32) {
 // order (so parents precede children) and the TRAILER!!! record.
 func (a *Initramfs) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
-	zw := gzip.NewWriter(cw)
+	// The fastest level: the archive is mostly the static guest binary,
+	// which level 6 compresses only 6% smaller at twice the time (gzip(1)
+	// on 13 MB: 5.5 s against 2.5 s), and every Run and every session
+	// builds one (seven of them at once took minutes under -race on a
+	// loaded machine, before any QEMU started).
+	zw, _ := gzip.NewWriterLevel(cw, gzip.BestSpeed)
 	names := make([]string, 0, len(a.entries))
 	for n := range a.entries {
 		names = append(names, n)

@@ -286,7 +286,7 @@ func (s *Session) boot() (*machine, error) {
 		return nil, fmt.Errorf("vm: %w", err)
 	}
 	m.start = time.Now()
-	m.bootDeadline = m.start.Add(s.cfg.Idle + time.Minute)
+	m.bootDeadline = m.start.Add(bootLimit(s.cfg))
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: start %s: %w", ErrNoRunner, cmd.Path, err)
 	}
@@ -295,6 +295,14 @@ func (s *Session) boot() (*machine, error) {
 	m.fw = &frameWriter{w: stdin}
 	go m.readLoop(stdout)
 	return m, nil
+}
+
+// bootLimit is how long a session's guest may take to be ready: Idle
+// and a minute more, and at least five minutes, for a TCG guest on a
+// loaded 2-core machine took over two minutes to boot (make test with
+// other jobs beside it) and a boot that fails says so long before.
+func bootLimit(cfg Config) time.Duration {
+	return max(cfg.Idle+time.Minute, 5*time.Minute)
 }
 
 // awaitReady waits until m takes requests. A boot that fails or does not
@@ -310,7 +318,7 @@ func (s *Session) awaitReady(ctx context.Context, m *machine) error {
 		case <-timer.C:
 			tail := m.tail()
 			s.drop(m)
-			s.broken = fmt.Errorf("%w: not ready %v after QEMU started; console: %s", ErrHung, s.cfg.Idle+time.Minute, tail)
+			s.broken = fmt.Errorf("%w: not ready %v after QEMU started; console: %s", ErrHung, bootLimit(s.cfg), tail)
 			return s.broken
 		case <-ctx.Done():
 			return fmt.Errorf("vm: %w", ctx.Err())

@@ -232,6 +232,7 @@ func parseTrace(t *testing.T, src string) *trace.Trace {
 // one. Three boots in all; Close leaves no QEMU and no temp dir.
 func TestSessionLongLivedGuest(t *testing.T) {
 	kernel := requireVM(t)
+	t.Parallel() // with the boot tests (TestMain)
 	cfg := Config{Kernel: kernel, GuestBinary: guestBinary(t)}
 	mod := sessionModule(kernel)
 	if mod != "" {
@@ -334,6 +335,7 @@ func TestSessionLongLivedGuest(t *testing.T) {
 // again.
 func TestSessionRefusedModule(t *testing.T) {
 	kernel := requireVM(t)
+	t.Parallel()
 	junk := filepath.Join(t.TempDir(), "junk.ko")
 	if err := os.WriteFile(junk, bytes.Repeat([]byte("not an ELF module "), 1000), 0o644); err != nil {
 		t.Fatal(err)

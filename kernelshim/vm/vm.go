@@ -41,7 +41,7 @@ type Config struct {
 	Runner      string        // RunnerQEMU (default) or RunnerVng
 	GuestBinary string        // static splicecheck binary run in the guest
 	Timeout     time.Duration // Run: wall-clock limit for the whole run; 0 = 5 min
-	Idle        time.Duration // Run: limit with no guest output after boot; a boot gets a minute more (Session: its whole limit); 0 = 60 s
+	Idle        time.Duration // Run: limit with no guest output once the guest said hello (the boot has only Timeout); Session: see bootLimit; 0 = 60 s
 	Memory      int           // MiB; 0 = 4096 (with 1 GiB, tcp_mem, sized from RAM, cuts sends short a host would take whole)
 	CPUs        int           // 0 = 2
 	OpTimeout   time.Duration // per-op timeout inside the guest; 0 = trace default
