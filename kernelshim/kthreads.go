@@ -81,6 +81,19 @@ func (k *kworkers) runnable() bool {
 	return busy
 }
 
+// forget closes every file the list holds; the next runnable rescans.
+// The leak tests call it before they count the process's fds: the list
+// is a cache for the life of the process, as long as the kernel's worker
+// threads are many, and not something a run leaves behind.
+func (k *kworkers) forget() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, fd := range k.fds {
+		unix.Close(fd)
+	}
+	k.fds, k.scanned = k.fds[:0], time.Time{}
+}
+
 // rescan replaces the list with the worker threads /proc lists now.
 func (k *kworkers) rescan() {
 	k.scanned = time.Now()

@@ -47,6 +47,7 @@ func measure(t testing.TB) resources {
 	t.Helper()
 	runtime.GC()
 	runtime.GC()
+	theKworkers.forget() // a cache of the settle, not a run's leftover
 	var r resources
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
