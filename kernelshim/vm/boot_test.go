@@ -75,16 +75,11 @@ func guestBinary(t *testing.T) string {
 // eight of them one after another overran go test's 10 minutes), so one
 // test's QEMU is not another's leftover.
 func TestMain(m *testing.M) {
-	// Every booting test at once unless -parallel says otherwise: the
-	// tests wait on QEMU, not on this process, and a guest's share of a
-	// loaded machine's CPUs grows with the guests (two at a time, eight
-	// boots beside stress-ng --cpu 8 overran the 10 minutes).
+	// The booting tests run -parallel (GOMAXPROCS) at a time. Eight at
+	// once on 2 cores made TestSessionLongLivedGuest's rebooted guest
+	// answer -EBADF to its thread's recv (once in two clean CI runs, and
+	// twice beside stress-ng): not understood yet, so not the default.
 	flag.Parse()
-	explicit := false
-	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
-	if !explicit {
-		flag.Set("test.parallel", "8")
-	}
 	tmp, err := os.MkdirTemp("", "splicecheck-vmpkg-")
 	if err == nil {
 		os.Setenv("TMPDIR", tmp)
