@@ -232,7 +232,9 @@ func parseTrace(t *testing.T, src string) *trace.Trace {
 // one. Three boots in all; Close leaves no QEMU and no temp dir.
 func TestSessionLongLivedGuest(t *testing.T) {
 	kernel := requireVM(t)
-	t.Parallel() // with the boot tests (TestMain)
+	// Not in parallel with the boot tests: beside them, in two of three
+	// clean CI runs of make test, its rebooted guest answered -EBADF to
+	// the thread's recv (alone, 5 of 5 passed): not understood yet.
 	cfg := Config{Kernel: kernel, GuestBinary: guestBinary(t)}
 	mod := sessionModule(kernel)
 	if mod != "" {
