@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/splicecheck/splicecheck/internal/procstat"
 )
 
 // Kernel workers.
@@ -127,12 +129,11 @@ func (k *kworkers) rescan() {
 // or a ksoftirqd's: comm kworker/* or ksoftirqd/*, parent kthreadd (pid
 // 2), so that a user process named so does not count.
 func isKworker(stat []byte) bool {
-	open, closing := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-	if open < 0 || closing < open || closing+2 >= len(stat) {
+	l, ok := procstat.Parse(stat)
+	if !ok {
 		return false
 	}
-	comm := stat[open+1 : closing]
-	switch {
+	switch comm := l.Comm; {
 	case bytes.HasPrefix(comm, []byte("ksoftirqd/")):
 	case bytes.HasPrefix(comm, []byte("kworker/")):
 		// Per-CPU pools of normal priority only, "kworker/CPU:ID" and
@@ -148,9 +149,7 @@ func isKworker(stat []byte) bool {
 	default:
 		return false
 	}
-	// "S PPID ..." after the comm.
-	f := bytes.Fields(stat[closing+1:])
-	return len(f) >= 2 && string(f[1]) == "2"
+	return string(l.Field(4)) == "2" // the parent is kthreadd
 }
 
 func allDigits(b []byte) bool {
@@ -164,8 +163,6 @@ func allDigits(b []byte) bool {
 
 // taskStateOf is the state letter of a /proc/PID/stat line, 0 if none.
 func taskStateOf(stat []byte) byte {
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2]
-	}
-	return 0
+	l, _ := procstat.Parse(stat)
+	return l.State()
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/splicecheck/splicecheck/internal/procstat"
 )
 
 // tempPrefix starts the name of every temp dir a vm run or session makes:
@@ -132,17 +134,12 @@ func ownerID(pid int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Field 2, the command name, is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(stat), ')')
-	if i < 0 {
-		return "", fmt.Errorf("/proc/%d/stat: no command name", pid)
+	l, ok := procstat.Parse(stat)
+	start := l.Field(22)
+	if !ok || start == nil {
+		return "", fmt.Errorf("/proc/%d/stat: no start time", pid)
 	}
-	fields := strings.Fields(string(stat[i+1:]))
-	// fields[0] is field 3 (state): field 22 is fields[19].
-	if len(fields) < 20 {
-		return "", fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields)+2)
-	}
-	return strconv.Itoa(pid) + "-" + fields[19], nil
+	return strconv.Itoa(pid) + "-" + string(start), nil
 }
 
 // lockHeld reports whether some process holds dir's lock file.
