@@ -104,9 +104,6 @@ type command struct {
 // env is what a command writes to.
 type env struct {
 	stdout, stderr io.Writer
-	// quietUsage: a bad flag prints no usage (under --json the error is
-	// the one JSON object; --help still prints it).
-	quietUsage bool
 }
 
 var commands = []command{
@@ -147,7 +144,6 @@ func mainWithArgs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			continue
 		}
 		asJSON := c.json && wantsJSON(args[1:])
-		e.quietUsage = asJSON && !wantsHelp(args[1:])
 		err := c.run(ctx, e, args[1:])
 		if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
 			// A command that did not say how far it got.
@@ -233,19 +229,6 @@ func reportJSON(stdout io.Writer, err error) int {
 	return code
 }
 
-// wantsHelp reports whether a command's arguments ask for its usage.
-func wantsHelp(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "--":
-			return false
-		case "-h", "-help", "--help", "-h=true", "-help=true", "--help=true":
-			return true
-		}
-	}
-	return false
-}
-
 // wantsJSON reports whether a command's arguments ask for JSON (--json,
 // --format json), looked for before the flags are parsed so that an
 // error parsing them is JSON too. Arguments after "--" are not flags.
@@ -296,9 +279,6 @@ func newFlags(e *env, name, args, about string) *flag.FlagSet {
 	fs := flag.NewFlagSet("splicecheck "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		if e.quietUsage {
-			return
-		}
 		fs.SetOutput(e.stderr)
 		fmt.Fprintf(e.stderr, "usage: splicecheck %s %s\n\n%s\n\nflags:\n", name, args, about)
 		fs.PrintDefaults()
