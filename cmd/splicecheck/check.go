@@ -190,7 +190,7 @@ func (cr *checkReport) print() error {
 	case formatKTAP:
 		writeKTAP(cr.e.stdout, cr.ktap(""))
 	default:
-		return printCheckTable(cr.e, cr.outs, cr.withRef, cr.replay)
+		return cr.table()
 	}
 	if cr.newFailures() > 0 {
 		return errDiverged
@@ -213,7 +213,7 @@ func (cr *checkReport) interrupt(ctx context.Context) error {
 	case formatKTAP:
 		writeKTAP(cr.e.stdout, cr.ktap("interrupted"))
 	default:
-		printCheckTable(cr.e, cr.outs, cr.withRef, cr.replay)
+		cr.table()
 		fmt.Fprintf(cr.e.stdout, "interrupted: %s ran on %s\n", plural(n, "trace"), strings.Join(attacked(cr.outs), ", "))
 	}
 	return ierr
@@ -437,11 +437,11 @@ func progressLine(e *env, budget time.Duration) func(string, int, time.Duration)
 	}
 }
 
-// printCheckTable prints properties x profiles and returns errDiverged
-// if a property failed where it was expected to pass.
-// Each NEW row is followed by the command that replays its
-// counterexample.
-func printCheckTable(e *env, outs []fuzz.Outcome, withRef bool, rp replayer) error {
+// table prints properties x profiles and returns errDiverged if a
+// property failed where it was expected to pass. Each NEW row is
+// followed by the command that replays its counterexample.
+func (cr *checkReport) table() error {
+	e, outs := cr.e, cr.outs
 	cell := map[[2]string]fuzz.Outcome{}
 	var canon []string
 	for _, o := range outs {
@@ -457,10 +457,9 @@ func printCheckTable(e *env, outs []fuzz.Outcome, withRef bool, rp replayer) err
 		fmt.Fprintf(tw, "\t%s", p)
 	}
 	fmt.Fprintln(tw)
-	unexpected := 0
 	var notes []string
 	for _, pr := range fuzz.Properties {
-		if pr.Name == "agrees-with-reference" && !withRef {
+		if !cr.shown(pr.Name) {
 			continue
 		}
 		fmt.Fprint(tw, pr.Name)
@@ -468,7 +467,6 @@ func printCheckTable(e *env, outs []fuzz.Outcome, withRef bool, rp replayer) err
 			o := cell[[2]string{p, pr.Name}]
 			switch {
 			case o.Failed:
-				unexpected++
 				fmt.Fprintf(tw, "\tNEW %s: %s (%s)", o.Violation.Signature(), orInline(o), o.Detect.Round(time.Millisecond))
 			case len(o.Known) > 0:
 				var sigs []string
@@ -503,11 +501,11 @@ func printCheckTable(e *env, outs []fuzz.Outcome, withRef bool, rp replayer) err
 		fmt.Fprintf(e.stdout, "  %s, %s, with TCP segments held in flight: %s\n    %s\n", o.Profile, o.Property, where, o.InFlightDetail)
 	}
 	for _, o := range outs {
-		if o.Failed && (o.Property != "agrees-with-reference" || withRef) && o.File != "" {
-			fmt.Fprintf(e.stdout, "  %s, %s: replay: %s\n", o.Profile, o.Property, rp.command(o))
+		if o.Failed && cr.shown(o.Property) && o.File != "" {
+			fmt.Fprintf(e.stdout, "  %s, %s: replay: %s\n", o.Profile, o.Property, cr.replay.command(o))
 		}
 	}
-	if unexpected > 0 {
+	if unexpected := cr.newFailures(); unexpected > 0 {
 		fmt.Fprintf(e.stdout, "%s (no known failure of the profile has the signature)\n", plural(unexpected, "NEW failure"))
 		return errDiverged
 	}
