@@ -139,6 +139,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if *stats && !hasStats {
 		return usagef("--stats: copy accounting is the model's; backend %q has none", *backend)
 	}
+	if !*stats {
+		sb = nil // runOne counts copies only when asked
+	}
 	if err := startBackend(ctx, b); err != nil {
 		return err
 	}
@@ -158,11 +161,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 			}
 			continue
 		}
-		var sr statsRunner
-		if *stats {
-			sr = sb
-		}
-		if err := rs.runOne(ctx, t, sr); err != nil {
+		if err := rs.runOne(ctx, t, sb); err != nil {
 			return rs.stop(ctx, err)
 		}
 	}
@@ -174,9 +173,6 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	}
 	return nil
 }
-
-// statsRunner is a backend with copy accounting, or nil.
-type statsRunner = statsBackend
 
 // runState is cmdRun's progress: the traces run so far and, under
 // --json, their runs, printed at the end or on an interrupt.
@@ -196,7 +192,7 @@ type runState struct {
 // observations, or keeps them for the JSON document. When ctx ends
 // during the run, the observations made so far are printed (kept) all
 // the same, marked interrupted, and the run's error is returned.
-func (rs *runState) runOne(ctx context.Context, t *trace.Trace, sr statsRunner) error {
+func (rs *runState) runOne(ctx context.Context, t *trace.Trace, sr statsBackend) error {
 	o, err := trace.ResolveOptions(t, rs.opts)
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.File, err)
