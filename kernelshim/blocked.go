@@ -92,8 +92,8 @@ const futexWait = unix.SYS_FUTEX
 // op for something another thread or time must provide:
 //
 //   - in `sleep`: always;
-//   - in a syscall that may block (connect, accept4, sendto, recvfrom,
-//     splice): when /proc/self/task/TID/stat says S (interruptible sleep)
+//   - in a syscall that may wait for another op (sendto, sendmsg,
+//     recvfrom, splice; not conn's connect and accept4): when /proc/self/task/TID/stat says S (interruptible sleep)
 //     and /proc/self/task/TID/syscall names that very syscall. A thread
 //     that was just woken is R (or already out of the syscall) and is not
 //     blocked; one that is in D (a mutex, a page fault) is not waiting for

@@ -97,7 +97,7 @@ func (e *executor) conn(ctx context.Context, th *thread, c *trace.Call) trace.Re
 		}
 		return fail(err)
 	}
-	if res, ok := e.connect(th, lfd, afd, op); !ok {
+	if res, ok := e.connect(lfd, afd, op); !ok {
 		return res
 	}
 	switch {
@@ -131,7 +131,7 @@ func (e *executor) conn(ctx context.Context, th *thread, c *trace.Call) trace.Re
 
 // connect binds and listens on lfd, connects afd to it and accepts B; it
 // records A and B and returns ok, or closes afd and returns the failure.
-func (e *executor) connect(th *thread, lfd, afd int, op *trace.Op) (trace.Result, bool) {
+func (e *executor) connect(lfd, afd int, op *trace.Op) (trace.Result, bool) {
 	lo := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
 	err := unix.Bind(lfd, lo)
 	if err == nil {
@@ -141,19 +141,21 @@ func (e *executor) connect(th *thread, lfd, afd int, op *trace.Op) (trace.Result
 	if err == nil {
 		sa, err = unix.Getsockname(lfd)
 	}
+	// The thread stays busy (never Blocked) through connect and accept:
+	// they wait for no other trace op, the listener being this op's own.
+	// They may still sleep: on a loaded machine the handshake's softirq
+	// runs in ksoftirqd. Taken for blocked, that let the runner start the
+	// next ops before A and B were recorded (a thread's recv on B got
+	// -EBADF in a guest under load).
 	if err == nil {
-		th.enterSyscall(unix.SYS_CONNECT)
 		err = retryEINTR(func() error { return unix.Connect(afd, sa) })
-		th.set(phaseBusy)
 	}
 	var bfd int
 	if err == nil {
-		th.enterSyscall(unix.SYS_ACCEPT4)
 		err = retryEINTR(func() (err error) {
 			bfd, _, err = unix.Accept4(lfd, unix.SOCK_CLOEXEC)
 			return err
 		})
-		th.set(phaseBusy)
 	}
 	if err != nil {
 		unix.Close(afd)

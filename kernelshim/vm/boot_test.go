@@ -3,7 +3,6 @@ package vm
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -75,11 +74,6 @@ func guestBinary(t *testing.T) string {
 // eight of them one after another overran go test's 10 minutes), so one
 // test's QEMU is not another's leftover.
 func TestMain(m *testing.M) {
-	// The booting tests run -parallel (GOMAXPROCS) at a time. Eight at
-	// once on 2 cores made TestSessionLongLivedGuest's rebooted guest
-	// answer -EBADF to its thread's recv (once in two clean CI runs, and
-	// twice beside stress-ng): not understood yet, so not the default.
-	flag.Parse()
 	tmp, err := os.MkdirTemp("", "splicecheck-vmpkg-")
 	if err == nil {
 		os.Setenv("TMPDIR", tmp)

@@ -232,9 +232,7 @@ func parseTrace(t *testing.T, src string) *trace.Trace {
 // one. Three boots in all; Close leaves no QEMU and no temp dir.
 func TestSessionLongLivedGuest(t *testing.T) {
 	kernel := requireVM(t)
-	// Not in parallel with the boot tests: beside them, in two of three
-	// clean CI runs of make test, its rebooted guest answered -EBADF to
-	// the thread's recv (alone, 5 of 5 passed): not understood yet.
+	t.Parallel()
 	cfg := Config{Kernel: kernel, GuestBinary: guestBinary(t)}
 	mod := sessionModule(kernel)
 	if mod != "" {
