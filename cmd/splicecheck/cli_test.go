@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -447,5 +448,53 @@ func TestListedBackendsAreBuilt(t *testing.T) {
 				t.Errorf("%s --help does not list %s", cmd, name)
 			}
 		}
+	}
+}
+
+const signalHelperEnv = "SPLICECHECK_TEST_SIGNAL_HELPER"
+
+// signalHelper is the test binary run by TestSecondSignalKills: a command
+// that does not stop when asked.
+func signalHelper() {
+	ctx, _ := signalContext()
+	fmt.Println("ready")
+	<-ctx.Done()
+	fmt.Println("asked to stop")
+	select {}
+}
+
+// A second SIGINT kills a command that has not stopped after the first.
+func TestSecondSignalKills(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), signalHelperEnv+"=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	expect := func(want string) {
+		if !lines.Scan() || lines.Text() != want {
+			t.Fatalf("helper said %q, want %q", lines.Text(), want)
+		}
+	}
+	expect("ready")
+	cmd.Process.Signal(os.Interrupt)
+	expect("asked to stop")
+	cmd.Process.Signal(os.Interrupt)
+	// Dying takes milliseconds; a helper that swallowed the signal is
+	// killed after a minute and fails the test.
+	timer := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("helper: %v", err)
+	}
+	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Fatalf("helper ended with %v, want killed by SIGINT", err)
 	}
 }

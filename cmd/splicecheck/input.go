@@ -76,6 +76,13 @@ func (in *traceInput) read(ctx context.Context, path string) (*trace.Trace, erro
 	if err != nil {
 		return nil, err
 	}
+	if f, ok := r.(*os.File); ok {
+		// A regular file's size is known: refuse it before reading it.
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > int64(in.limit) {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w (%d bytes; the limit is %s); --max-trace-size raises it", name, trace.ErrTooLarge, st.Size(), trace.FormatSize(int64(in.limit)))
+		}
+	}
 	if c, ok := r.(io.Closer); ok {
 		defer c.Close()
 		// Closing unblocks a read of a pipe or FIFO; a read of a

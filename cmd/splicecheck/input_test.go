@@ -29,6 +29,12 @@ func TestBadTraceInputExit2(t *testing.T) {
 	empty := writeTrace(t, "empty.trace", "# nothing\n\n")
 	token := writeTrace(t, "token.trace", strings.Repeat("z", 1<<20)+"\n")
 	big := writeTrace(t, "big.trace", "conn a1 a2\n"+strings.Repeat("poll a1\n", 200))
+	// A sparse 1 GiB file: refused for its size before a byte is read
+	// (read, it would be binary data).
+	huge := filepath.Join(dir, "huge.trace")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil || os.Truncate(huge, 1<<30) != nil {
+		t.Fatal("cannot make a sparse file")
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -39,7 +45,8 @@ func TestBadTraceInputExit2(t *testing.T) {
 		{[]string{"run", elf}, elf + ":1:8: not a trace (binary data)"},
 		{[]string{"run", empty}, empty + ": no ops"},
 		{[]string{"run", token}, token + `:1:1: unknown op "zzzz`},
-		{[]string{"run", "--max-trace-size", "1K", big}, big + ": trace larger than the read limit (1 KiB); --max-trace-size raises it"},
+		{[]string{"run", "--max-trace-size", "1K", big}, big + ": trace larger than the read limit (1611 bytes; the limit is 1 KiB); --max-trace-size raises it"},
+		{[]string{"run", huge}, huge + ": trace larger than the read limit (1073741824 bytes; the limit is 8 MiB); --max-trace-size raises it"},
 		{[]string{"run", filepath.Join(dir, "missing.trace")}, "no such file"},
 	} {
 		code, out, errOut := runCLI(t, c.args...)

@@ -4,7 +4,8 @@
 //
 // Exit status: 0 ok; 1 a divergence or property failure; 2 bad input (a
 // trace, a flag, missing privileges); 3 the tool itself failed; 130
-// interrupted (SIGINT or SIGTERM), after printing the results so far.
+// interrupted (SIGINT or SIGTERM), after printing the results so far; a
+// second signal kills it at once.
 package main
 
 import (
@@ -121,10 +122,31 @@ func main() {
 	if vm.IsGuestInit() {
 		os.Exit(guestInit())
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	code := mainWithArgs(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// signalContext returns a context that SIGINT or SIGTERM ends. The first
+// signal asks the command to stop and print what it has; the default
+// action is back for a second one, which kills at once (QEMU dies with
+// us; the next run sweeps the temp dirs, cgroups and build directories of
+// dead runs).
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-sigs:
+			signal.Stop(sigs) // before ctx ends: a second signal finds the default action
+			cancel(fmt.Errorf("%v signal received", sig))
+		case <-ctx.Done():
+			signal.Stop(sigs)
+		}
+	}()
+	return ctx, func() { cancel(context.Canceled) }
 }
 
 func mainWithArgs(ctx context.Context, args []string, stdout, stderr io.Writer) int {

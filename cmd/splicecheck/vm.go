@@ -75,7 +75,11 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("find this binary: %w", err)
 		}
 	}
-	res, err := vm.Run(ctx, vm.Config{Kernel: *kernel, Runner: *runner, GuestBinary: bin, Timeout: *limit, OpTimeout: rf.timeout, TimeScale: rf.timeScale, Modules: modules}, paths)
+	progress := newVMProgress(e, len(paths))
+	res, err := vm.Run(ctx, vm.Config{Kernel: *kernel, Runner: *runner, GuestBinary: bin, Timeout: *limit, OpTimeout: rf.timeout, TimeScale: rf.timeScale, Modules: modules, Progress: progress}, paths)
+	if f := e.terminal(); f != nil {
+		fmt.Fprint(f, "\r\033[K") // clear the progress line
+	}
 	if err != nil && (res == nil || ctx.Err() == nil) {
 		return vmError(err)
 	}
@@ -140,6 +144,19 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 		return vr.interrupt(ctx, runErr, traces[len(res.Runs):])
 	}
 	return vr.finish(len(traces))
+}
+
+// newVMProgress returns vm's Progress callback: a status line on stderr
+// while the guest boots and runs the traces, when stderr is a terminal
+// (else nil). A variable for tests.
+var newVMProgress = func(e *env, total int) func(int, time.Duration) {
+	f := e.terminal()
+	if f == nil {
+		return nil
+	}
+	return func(ran int, elapsed time.Duration) {
+		fmt.Fprintf(f, "\r\033[Kvm: guest up, %d of %s reported, %s", ran, plural(total, "trace"), elapsed.Round(time.Second))
+	}
 }
 
 // vmReport prints vm's results in its --format: text as each trace is

@@ -6,10 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/splicecheck/splicecheck/internal/procstat"
 	"github.com/splicecheck/splicecheck/internal/testenv"
 	"github.com/splicecheck/splicecheck/kernelshim/vm"
 )
@@ -121,6 +124,9 @@ func guestBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(signalHelperEnv) == "1" {
+		signalHelper()
+	}
 	code := m.Run()
 	if guestDir != "" {
 		os.RemoveAll(guestDir)
@@ -158,4 +164,65 @@ func TestCheckDiffVM(t *testing.T) {
 		t.Fatalf("code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, errOut)
 	}
 	t.Logf("exit %d\n%s%s", code, stdout, errOut)
+}
+
+// Interrupting vm once the guest has reported a trace: exit 130, one line
+// saying interrupted and how far it got, the trace reported so far in the
+// output, and no QEMU or temp dir left behind.
+func TestVMInterruptedKeepsResults(t *testing.T) {
+	kernel := requireVM(t)
+	bin := guestBinary(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	first := writeTrace(t, "first.trace", "conn a b\nsend a 3\n")
+	long := writeTrace(t, "long.trace", "sleep 600000\n")
+	started := make(chan struct{})
+	saved := newVMProgress
+	defer func() { newVMProgress = saved }()
+	newVMProgress = func(*env, int) func(int, time.Duration) {
+		return func(ran int, _ time.Duration) {
+			if ran == 1 {
+				close(started)
+			}
+		}
+	}
+	code, out, errOut := runInterrupted(t, started, "vm", "--kernel", kernel, "--guest-binary", bin,
+		"--against", "none", "--record", t.TempDir(), "--timeout", "20m", "--vm-timeout", "30m", first, long)
+	if code != exitInterrupted || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "interrupted") || !strings.Contains(errOut, "1 of 2") {
+		t.Fatalf("code %d, stderr %q", code, errOut)
+	}
+	if !strings.Contains(out, first) || strings.Contains(out, long) && !strings.Contains(out, "interrupted") {
+		t.Errorf("stdout:\n%s", out)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in TMPDIR: %v", left)
+	}
+	if qemus := childQEMUs(t); len(qemus) != 0 {
+		t.Errorf("QEMU left running: %v", qemus)
+	}
+}
+
+// childQEMUs lists the QEMU processes whose parent is this process.
+func childQEMUs(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		l, ok := procstat.Parse(b)
+		if ok && string(l.Field(4)) == strconv.Itoa(os.Getpid()) && strings.HasPrefix(string(l.Comm), "qemu") {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

@@ -224,6 +224,7 @@ func supervise(ctx context.Context, cfg Config, cmd *exec.Cmd, ntraces int, cons
 				var h helloPayload
 				json.Unmarshal(f.payload, &h)
 				res.Release, res.Modules, gotHello = h.Release, h.Modules, true
+				cfg.progress(0, start)
 			case kindFatal:
 				var fp fatalPayload
 				json.Unmarshal(f.payload, &fp)
@@ -237,6 +238,7 @@ func supervise(ctx context.Context, cfg Config, cmd *exec.Cmd, ntraces int, cons
 					res.BootToFirst = time.Since(start)
 				}
 				res.Runs = append(res.Runs, tp.run())
+				cfg.progress(len(res.Runs), start)
 			case kindDone:
 				done = true
 			}

@@ -48,6 +48,10 @@ type Config struct {
 	TimeScale   int           // trace.Options.TimeScale inside the guest; 0 = real time
 	QEMU        string        // QEMU binary; "" = qemu-system-x86_64
 	Vng         string        // vng binary; "" = vng
+	// Progress, if set, is called by Run (on its own goroutine) when the
+	// guest says hello (ran 0) and after each trace's result, with the
+	// traces reported so far and the time since QEMU started.
+	Progress func(ran int, elapsed time.Duration)
 	// Modules are kernel modules (.ko files) the guest loads with
 	// finit_module, in this order, before it runs any trace.
 	Modules []string
@@ -85,6 +89,13 @@ func (c Config) withDefaults() Config {
 		c.Vng = "vng"
 	}
 	return c
+}
+
+// progress calls Progress, if set.
+func (c Config) progress(ran int, start time.Time) {
+	if c.Progress != nil {
+		c.Progress(ran, time.Since(start))
+	}
 }
 
 // TraceRun is one trace's outcome in the guest.
