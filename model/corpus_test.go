@@ -2,12 +2,10 @@ package model
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
+	"github.com/splicecheck/splicecheck/internal/corpustest"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -18,33 +16,18 @@ const (
 	goldenDir = "../testdata/golden"
 )
 
+// modelCorpus is the kernel corpus with profile's goldens (each kernel ran
+// part of it) and the model's known gaps there.
+func modelCorpus(profile string) corpustest.Corpus {
+	return corpustest.Corpus{Dir: corpusDir, Goldens: goldenDir, Profile: profile, Gaps: knownGaps[profile], Partial: true}
+}
+
 // corpus returns the corpus traces that have a golden for profile.
-func corpus(t testing.TB, profile string) (traces []*trace.Trace, goldens [][]string) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(corpusDir, "*.trace"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".trace")
-		gpath := filepath.Join(goldenDir, profile, name+".out")
-		if _, err := os.Stat(gpath); err != nil {
-			continue
-		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := trace.Parse(f, src)
-		if err != nil {
-			t.Fatalf("%v", err)
-		}
-		g, err := trace.ReadGolden(gpath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		traces = append(traces, tr)
-		goldens = append(goldens, g)
+func corpus(tb testing.TB, profile string) (traces []*trace.Trace, goldens [][]string) {
+	tb.Helper()
+	for _, k := range corpustest.Load(tb, modelCorpus(profile)) {
+		traces = append(traces, k.Trace)
+		goldens = append(goldens, k.Golden)
 	}
 	return traces, goldens
 }
@@ -85,34 +68,7 @@ var knownGaps = map[string]map[string]string{
 // compares the observations byte for byte (trace.DiffGolden).
 func TestCorpus(t *testing.T) {
 	for _, profile := range []string{"linux-6.18", "linux-6.12", "linux-6.1"} {
-		traces, goldens := corpus(t, profile)
-		if len(traces) == 0 {
-			t.Fatalf("no corpus traces with %s goldens", profile)
-		}
-		agree := 0
-		for i, tr := range traces {
-			obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
-			if err != nil {
-				t.Errorf("%s %s: %v", profile, tr.File, err)
-				continue
-			}
-			divs := trace.DiffGolden(obs, goldens[i])
-			name := strings.TrimSuffix(filepath.Base(tr.File), ".trace")
-			if why, gap := knownGaps[profile][name]; gap {
-				if len(divs) == 0 {
-					t.Errorf("%s %s agrees now: remove it from knownGaps (%s)", profile, name, why)
-				}
-				continue
-			}
-			if len(divs) == 0 {
-				agree++
-				continue
-			}
-			for _, d := range divs {
-				t.Errorf("%s %s:%s", profile, filepath.Base(tr.File), "\n"+d.String())
-			}
-		}
-		t.Logf("%s: %d/%d corpus traces agree with the goldens, %d known gaps", profile, agree, len(traces), len(knownGaps[profile]))
+		t.Run(profile, func(t *testing.T) { corpustest.Check(t, New(), modelCorpus(profile)) })
 	}
 }
 
@@ -134,7 +90,7 @@ func checkSwitches(t *testing.T, base Profile, cases []switchCase) {
 	traces, goldens := corpus(t, base.Name)
 	byName := map[string]int{}
 	for i, tr := range traces {
-		byName[strings.TrimSuffix(filepath.Base(tr.File), ".trace")] = i
+		byName[corpustest.Name(tr)] = i
 	}
 	for _, c := range cases {
 		for name, lines := range c.traces {

@@ -1,12 +1,9 @@
 package model
 
 import (
-	"context"
-	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/splicecheck/splicecheck/trace"
+	"github.com/splicecheck/splicecheck/internal/corpustest"
 )
 
 // loopbackGoldenDir holds what the 6.12.118 kernels printed for the
@@ -24,30 +21,9 @@ const loopbackGoldenDir = "../testdata/golden/loopback"
 // ring, shutdown, reset and close with ring bytes, a parked reader woken by
 // the ring and by the FIN.
 func TestLoopbackGoldens(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(scenarioDir, "rfc_*.trace"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no rfc_*.trace scenarios")
-	}
 	for _, profile := range []string{"linux-6.12+loopback-splice", "linux-6.12"} {
-		for _, f := range files {
-			name := strings.TrimSuffix(filepath.Base(f), ".trace")
-			g, err := trace.ReadGolden(filepath.Join(loopbackGoldenDir, profile, name+".out"))
-			if err != nil {
-				t.Errorf("%s %s: %v", profile, name, err)
-				continue
-			}
-			tr := loadTrace(t, f)
-			obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
-			if err != nil {
-				t.Errorf("%s %s: %v", profile, name, err)
-				continue
-			}
-			for _, d := range trace.DiffGolden(obs, g) {
-				t.Errorf("%s %s:\n%s", profile, name, d.String())
-			}
-		}
+		t.Run(profile, func(t *testing.T) {
+			corpustest.Check(t, New(), corpustest.Corpus{Dir: scenarioDir, Glob: "rfc_*.trace", Goldens: loopbackGoldenDir, Profile: profile})
+		})
 	}
 }

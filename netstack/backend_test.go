@@ -6,10 +6,9 @@ import (
 	"errors"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strings"
 	"testing"
 
+	"github.com/splicecheck/splicecheck/internal/corpustest"
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
@@ -17,18 +16,10 @@ import (
 // The netstack backend (the model on gVisor's TCP, transport.go and
 // model/tcp_ext.go) against the goldens recorded on real kernels.
 
-// backendCorpus is one set of traces with goldens for one profile.
-type backendCorpus struct {
-	dir     string // under testdata/traces
-	profile string
-}
-
-var backendCorpora = []backendCorpus{
-	{"kernel", "linux-6.18"},
-	{"kernel", "linux-6.12"},
-	{"kernel", "linux-6.1"},
-	// Plain TCP (no map or program), recorded on the 6.18 host.
-	{"plaintcp", "linux-6.18"},
+// corpus is testdata/traces/DIR with profile's goldens and the netstack
+// backend's known divergences there.
+func corpus(dir, profile string, gaps map[string]string) corpustest.Corpus {
+	return corpustest.Corpus{Dir: filepath.Join("../testdata/traces", dir), Goldens: "../testdata/golden", Profile: profile, Gaps: gaps}
 }
 
 // strpRcvbufBridge is why strp_err_self_redirect_rcvbuf_shrunk diverges on
@@ -56,30 +47,35 @@ var kernelCorpusGVisor = map[string]string{
 		"counted in truesize) takes 2000, and its sender is not stopped by SOCK_MIN_SNDBUF",
 }
 
-// backendDivergences are the traces the netstack backend is known to get
-// wrong, per corpus and profile, each with its cause: gVisor (its TCP is
-// not Linux's), the bridge, or the model. Every other trace must agree;
-// a listed trace must still diverge, so that a fix removes its entry.
-var backendDivergences = map[backendCorpus]map[string]string{
-	{"kernel", "linux-6.18"}: kernelCorpusGVisor,
-	{"kernel", "linux-6.12"}: kernelCorpusGVisor,
-	{"kernel", "linux-6.1"}:  kernelCorpusGVisor,
-	{"plaintcp", "linux-6.18"}: {
-		"big_nodrain": "gVisor: buffer sizes: gVisor's receive window and 1 MiB send buffer take 1603936 bytes of a " +
-			"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (as RefTCP does)",
-		"rcvbuf_small": "gVisor: after SO_RCVBUF 4096 on an established connection gVisor's window still takes a " +
-			"whole segment (FIONREAD 65483 on loopback, 5792 between two hosts at MTU 1500); Linux's takes 32741",
-		"sndbuf_small": "gVisor and the bridge: gVisor frees send buffer as the receiver's ACKs come in during the " +
-			"system call (the bridge settles the stacks after every chunk it writes), so a small SO_SNDBUF " +
-			"does not stop the send (663552 bytes); Linux processes those ACKs only at release_sock and stops at 32741",
-		"sndbuf_probe_late": "gVisor: buffer sizes and timers: its 1 MiB send buffer takes 1114059 bytes of the " +
-			"non-blocking 5 MiB send (Linux 3896179), its window after SO_RCVBUF 4096 a whole segment (FIONREAD 65483 " +
-			"on loopback, 5792 at MTU 1500; Linux 32741), and no probe's ACK grows its send buffer two ops later: " +
-			"the last one-byte send gets -EAGAIN where Linux takes it",
-		"splice_big": "gVisor: the receive window: Linux's receiver takes 195557 of 200000 bytes (as RefTCP does) " +
-			"(FIONREAD 64485 after two 64 KiB splices), gVisor's all of them (68928)",
-	},
+// backendCorpora are the corpora the netstack backend is held to, each
+// with the traces it is known to get wrong and the cause: gVisor (its TCP
+// is not Linux's), the bridge, or the model. Every other trace must
+// agree; a listed trace must still diverge, so that a fix removes its
+// entry.
+var backendCorpora = []corpustest.Corpus{
+	corpus("kernel", "linux-6.18", kernelCorpusGVisor),
+	corpus("kernel", "linux-6.12", kernelCorpusGVisor),
+	corpus("kernel", "linux-6.1", kernelCorpusGVisor),
+	plainTCPCorpus,
 }
+
+// plainTCPCorpus is plain TCP (no map or program), recorded on the 6.18
+// host.
+var plainTCPCorpus = corpus("plaintcp", "linux-6.18", map[string]string{
+	"big_nodrain": "gVisor: buffer sizes: gVisor's receive window and 1 MiB send buffer take 1603936 bytes of a " +
+		"non-blocking 5 MiB send; Linux's autotuned buffers take 3904512 (as RefTCP does)",
+	"rcvbuf_small": "gVisor: after SO_RCVBUF 4096 on an established connection gVisor's window still takes a " +
+		"whole segment (FIONREAD 65483 on loopback, 5792 between two hosts at MTU 1500); Linux's takes 32741",
+	"sndbuf_small": "gVisor and the bridge: gVisor frees send buffer as the receiver's ACKs come in during the " +
+		"system call (the bridge settles the stacks after every chunk it writes), so a small SO_SNDBUF " +
+		"does not stop the send (663552 bytes); Linux processes those ACKs only at release_sock and stops at 32741",
+	"sndbuf_probe_late": "gVisor: buffer sizes and timers: its 1 MiB send buffer takes 1114059 bytes of the " +
+		"non-blocking 5 MiB send (Linux 3896179), its window after SO_RCVBUF 4096 a whole segment (FIONREAD 65483 " +
+		"on loopback, 5792 at MTU 1500; Linux 32741), and no probe's ACK grows its send buffer two ops later: " +
+		"the last one-byte send gets -EAGAIN where Linux takes it",
+	"splice_big": "gVisor: the receive window: Linux's receiver takes 195557 of 200000 bytes (as RefTCP does) " +
+		"(FIONREAD 64485 after two 64 KiB splices), gVisor's all of them (68928)",
+})
 
 func netstackBackend(tb testing.TB, opts TransportOptions) *model.Backend {
 	tb.Helper()
@@ -88,32 +84,6 @@ func netstackBackend(tb testing.TB, opts TransportOptions) *model.Backend {
 		tb.Fatal(err)
 	}
 	return be
-}
-
-// corpusTraces parses the traces of c that have a golden.
-func corpusTraces(t testing.TB, c backendCorpus) (traces []*trace.Trace, goldens [][]string) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join("../testdata/traces", c.dir, "*.trace"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no traces in %s: %v", c.dir, err)
-	}
-	for _, f := range files {
-		tr, err := trace.ParseFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := trace.ReadGolden(filepath.Join("../testdata/golden", c.profile, traceName(tr)+".out"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		traces = append(traces, tr)
-		goldens = append(goldens, g)
-	}
-	return traces, goldens
-}
-
-func traceName(tr *trace.Trace) string {
-	return strings.TrimSuffix(filepath.Base(tr.File), ".trace")
 }
 
 // TestBackendCorpus runs the kernel corpus and the plain-TCP corpus on
@@ -127,35 +97,7 @@ func TestBackendCorpus(t *testing.T) {
 	}{{"loopback", TransportOptions{}}, {"twohost", TransportOptions{TwoHost: true}}} {
 		be := netstackBackend(t, topo.opts)
 		for _, c := range backendCorpora {
-			traces, goldens := corpusTraces(t, c)
-			known := backendDivergences[c]
-			var agree []string
-			for i, tr := range traces {
-				name := traceName(tr)
-				obs, err := trace.Run(context.Background(), be, tr, trace.Options{Profile: c.profile})
-				if err != nil {
-					t.Errorf("%s %s/%s %s: %v", topo.name, c.dir, c.profile, name, err)
-					continue
-				}
-				divs := trace.DiffGolden(obs, goldens[i])
-				why, listed := known[name]
-				switch {
-				case len(divs) == 0 && listed:
-					t.Errorf("%s %s/%s %s agrees now: remove it from backendDivergences (%s)", topo.name, c.dir, c.profile, name, why)
-				case len(divs) == 0:
-					agree = append(agree, name)
-				case !listed:
-					for _, d := range divs {
-						t.Errorf("%s %s/%s %s:\n%s", topo.name, c.dir, c.profile, name, d)
-					}
-				}
-			}
-			for name := range known {
-				if !slices.ContainsFunc(traces, func(tr *trace.Trace) bool { return traceName(tr) == name }) {
-					t.Errorf("backendDivergences names %s, which is not in %s", name, c.dir)
-				}
-			}
-			t.Logf("%s %s/%s: %d/%d agree, %d named divergences", topo.name, c.dir, c.profile, len(agree), len(traces), len(known))
+			t.Run(topo.name+"/"+filepath.Base(c.Dir)+"/"+c.Profile, func(t *testing.T) { corpustest.Check(t, be, c) })
 		}
 	}
 }
@@ -165,12 +107,12 @@ func TestBackendCorpus(t *testing.T) {
 // goroutines of its own.
 func TestBackendDeterministic(t *testing.T) {
 	be := netstackBackend(t, TransportOptions{})
-	for _, c := range []backendCorpus{{"kernel", "linux-6.18"}, {"plaintcp", "linux-6.18"}} {
-		traces, _ := corpusTraces(t, c)
-		for _, tr := range traces {
+	for _, c := range []corpustest.Corpus{backendCorpora[0], plainTCPCorpus} {
+		for _, k := range corpustest.Load(t, c) {
+			tr := k.Trace
 			var first []trace.Observation
 			for run := 0; run < 3; run++ {
-				obs, err := trace.Run(context.Background(), be, tr, trace.Options{Profile: c.profile})
+				obs, err := trace.Run(context.Background(), be, tr, trace.Options{Profile: c.Profile})
 				if err != nil {
 					t.Fatalf("%s: %v", tr.File, err)
 				}
@@ -196,16 +138,16 @@ func TestBackendNoGoroutineSurvives(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for _, opts := range []TransportOptions{{}, {TwoHost: true}} {
 		be := netstackBackend(t, opts)
-		traces, _ := corpusTraces(t, backendCorpus{"plaintcp", "linux-6.18"})
-		for _, tr := range traces {
-			if _, err := trace.Run(context.Background(), be, tr, trace.Options{Profile: "linux-6.18"}); err != nil {
+		cases := corpustest.Load(t, plainTCPCorpus)
+		for _, k := range cases {
+			if _, err := trace.Run(context.Background(), be, k.Trace, trace.Options{Profile: "linux-6.18"}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// A run cut short: its context is already done.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := trace.Run(ctx, be, traces[0], trace.Options{Profile: "linux-6.18"}); !errors.Is(err, context.Canceled) {
+		if _, err := trace.Run(ctx, be, cases[0].Trace, trace.Options{Profile: "linux-6.18"}); !errors.Is(err, context.Canceled) {
 			t.Fatalf("run with a cancelled context: %v", err)
 		}
 	}

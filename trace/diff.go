@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -68,6 +69,14 @@ func dataReason(a, b []byte) string {
 		}
 	}
 	return fmt.Sprintf("data lengths differ: %d vs %d", len(a), len(b))
+}
+
+// GoldenPath is where the golden observations of t for profile live
+// under dir: dir/PROFILE/NAME.out, NAME being t's file name without its
+// extension.
+func GoldenPath(dir, profile string, t *Trace) string {
+	name := strings.TrimSuffix(filepath.Base(t.File), filepath.Ext(t.File))
+	return filepath.Join(dir, profile, name+".out")
 }
 
 // WriteGolden writes observations in the golden format: one GoldenString

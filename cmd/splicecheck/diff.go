@@ -222,7 +222,7 @@ func diffOne(ctx context.Context, t *trace.Trace, o trace.Options, sides []*side
 	goldenIdx := -1
 	for i, s := range sides {
 		if s.backend == nil {
-			g, err := trace.ReadGolden(goldenPath(goldenDir, o.Profile, t))
+			g, err := trace.ReadGolden(trace.GoldenPath(goldenDir, o.Profile, t))
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", s.flag, s.name, err)
 			}

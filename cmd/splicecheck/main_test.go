@@ -233,7 +233,7 @@ func TestDiffAgainstGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := goldenPath(dir, "linux-6.18", tr)
+	g := trace.GoldenPath(dir, "linux-6.18", tr)
 	os.MkdirAll(filepath.Dir(g), 0o755)
 	f, _ := os.Create(g)
 	trace.WriteGolden(f, obs)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -316,8 +315,3 @@ func backendNames(cmd string) string {
 	return strings.Join(backendsFor(cmd), ", ")
 }
 
-// goldenPath is where the golden observations of t for profile live.
-func goldenPath(dir, profile string, t *trace.Trace) string {
-	name := strings.TrimSuffix(filepath.Base(t.File), filepath.Ext(t.File))
-	return filepath.Join(dir, profile, name+".out")
-}

@@ -102,7 +102,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: %s: %s", vm.ErrGuest, t.File, run.Err)
 		}
 		if *record != "" {
-			if err := writeGolden(goldenPath(*record, profile, t), run.Obs); err != nil {
+			if err := writeGolden(trace.GoldenPath(*record, profile, t), run.Obs); err != nil {
 				return err
 			}
 		}
@@ -129,7 +129,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			}
 			d = trace.Diff(want, run.Obs)
 		default:
-			g, err := trace.ReadGolden(goldenPath(*goldenDir, profile, t))
+			g, err := trace.ReadGolden(trace.GoldenPath(*goldenDir, profile, t))
 			if err != nil {
 				return fmt.Errorf("--against golden: %w", err)
 			}
