@@ -161,7 +161,7 @@ func TestQEMUArgs(t *testing.T) {
 	args := strings.Join(qemuArgs(cfg, "tcg", "/tmp/i.gz", "/tmp/c.log", false), " ")
 	for _, want := range []string{
 		"-accel tcg -cpu max", "-m 4096 -smp 2", "-kernel /boot/vmlinuz -initrd /tmp/i.gz",
-		"console=ttyS0 panic=-1", "SPLICECHECK_GUEST=qemu", "SPLICECHECK_OP_TIMEOUT=3s", "SPLICECHECK_GUEST_FAULT=hang",
+		"console=ttyS0 panic=-1 loglevel=4 no_timer_check", "SPLICECHECK_GUEST=qemu", "SPLICECHECK_OP_TIMEOUT=3s", "SPLICECHECK_GUEST_FAULT=hang",
 		"-no-reboot", "-serial file:/tmp/c.log -serial stdio",
 	} {
 		if !strings.Contains(args, want) {
