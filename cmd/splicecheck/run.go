@@ -314,4 +314,3 @@ func writeJSON(e *env, v any) error {
 func backendNames(cmd string) string {
 	return strings.Join(backendsFor(cmd), ", ")
 }
-
