@@ -40,8 +40,8 @@ import (
 // passed: the verifier accepts the sock_ops ctx there as a projection of
 // struct bpf_sock_ops (btf_is_projection_of(), kernel/bpf/btf.c, v6.12 with
 // the ctx-projection fix the patched kernels carry), and refuses the
-// trusted pointer bpf_cast_to_kern_ctx() would return ("arg#1 expected
-// pointer to ctx").
+// trusted pointer bpf_cast_to_kern_ctx() (kernel/bpf/helpers.c, v6.12)
+// would return ("arg#1 expected pointer to ctx").
 //
 // The kfunc calls are BPF_PSEUDO_KFUNC_CALL instructions whose imm is the
 // function's BTF type id and whose off is 0 for vmlinux or an index into

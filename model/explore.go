@@ -255,14 +255,14 @@ func (k *kernel) yieldCur(where string) {
 	}
 }
 
-// waitEvent mirrors wait_event_interruptible_timeout(wq, cond, to): it
-// returns at once (with at least 1) if cond holds; else it queues the
-// task (prepare_to_wait_event, whose set_current_state is a full
-// barrier), tests cond again, and sleeps until a wake-up or the timeout;
-// it returns 0 when the time ran out with cond false, else the time left
-// (at least 1). The waiter carries cond and what, so that a task asleep
-// while cond holds is reported as a lost wakeup (checkLostWakeups).
-// Unlike Linux, there are no signals.
+// waitEvent mirrors wait_event_interruptible_timeout(wq, cond, to)
+// (include/linux/wait.h, v6.18): it returns at once (with at least 1) if
+// cond holds; else it queues the task (prepare_to_wait_event, whose
+// set_current_state is a full barrier), tests cond again, and sleeps until
+// a wake-up or the timeout; it returns 0 when the time ran out with cond
+// false, else the time left (at least 1). The waiter carries cond and what,
+// so that a task asleep while cond holds is reported as a lost wakeup
+// (checkLostWakeups). Unlike Linux, there are no signals.
 //
 // Precondition: the caller holds no model socket lock.
 func (t *Task) waitEvent(wq *WaitQueue, to timeo, what string, cond func() bool) timeo {

@@ -24,11 +24,12 @@ const fragPageSize = PageSize << 3
 // Invariants, checked where they can break (a violation is a pageFault):
 //   - Refcount > 0 exactly while the page is live; the last put frees it
 //     and poisons Data, so that no later access reads stale bytes;
-//   - get_page is never called on a slab object: get_page() is invalid on
-//     slab pages (Jiayuan Chen, "tcp_bpf: optimize splice_read with
-//     zero-copy for non-slab pages", bpf-next v1 5/7, March 2026). The
-//     references of a slab object are the skbs sharing it as their head
-//     (skb_shared_info dataref), taken with skbHeadGet;
+//   - get_page is never called on a slab object: get_page()
+//     (include/linux/mm.h, v6.18) is invalid on slab pages (Jiayuan Chen,
+//     "tcp_bpf: optimize splice_read with zero-copy for non-slab pages",
+//     bpf-next v1 5/7, March 2026). The references of a slab object are the
+//     skbs sharing it as their head (skb_shared_info dataref), taken with
+//     skbHeadGet;
 //   - a slab object never reaches a pipe buffer (addToPipe).
 type Page struct {
 	ID       uint64
@@ -133,21 +134,22 @@ func freePageBuf(b []byte) {
 	}
 }
 
-// allocPage mirrors alloc_pages(): a page of size bytes (a compound page
-// when larger than PageSize) with one reference.
+// allocPage mirrors alloc_pages() (include/linux/gfp.h, v6.18): a page of
+// size bytes (a compound page when larger than PageSize) with one
+// reference.
 func (a *pageAlloc) allocPage(size int) *Page {
 	reach(fnPageAllocAllocPage)
 	return a.alloc(size, false)
 }
 
-// kmalloc mirrors kmalloc(): a slab object of size bytes, owned by the
-// caller (one reference: kfree drops it).
+// kmalloc mirrors kmalloc() (include/linux/slab.h, v6.18): a slab object of
+// size bytes, owned by the caller (one reference: kfree drops it).
 func (a *pageAlloc) kmalloc(size int) *Page {
 	reach(fnPageAllocKmalloc)
 	return a.alloc(size, true)
 }
 
-// getPage mirrors get_page().
+// getPage mirrors get_page() (include/linux/mm.h, v6.18).
 func getPage(p *Page) {
 	reach(fnGetPage)
 	if p.Freed || p.Refcount <= 0 {
@@ -173,8 +175,10 @@ func skbHeadGet(p *Page) {
 	p.Refcount++
 }
 
-// putPage mirrors put_page() (and, for a slab object, the skb_free_head →
-// kfree of the last dataref): the last reference frees the memory.
+// putPage mirrors put_page() (include/linux/mm.h, v6.18) and, for a slab
+// object, the skb_free_head() (net/core/skbuff.c, v6.18) → kfree()
+// (mm/slub.c, v6.18) of the last dataref: the last reference frees the
+// memory.
 func (a *pageAlloc) putPage(p *Page) {
 	reach(fnPageAllocPutPage)
 	if p.Freed || p.Refcount <= 0 {
@@ -235,8 +239,8 @@ func (a *pageAlloc) leaked() string {
 	return s
 }
 
-// PageFrag mirrors struct page_frag: the page a task (or socket) carves
-// small allocations out of.
+// PageFrag mirrors struct page_frag (include/linux/mm_types_task.h,
+// v6.18): the page a task (or socket) carves small allocations out of.
 type PageFrag struct {
 	Page   *Page
 	Offset int

@@ -8,10 +8,10 @@ import (
 // pipeDefBuffers is PIPE_DEF_BUFFERS: a pipe's ring has 16 slots.
 const pipeDefBuffers = 16
 
-// PipeBufOps mirrors struct pipe_buf_operations: how a buffer's page is
-// released and whether it may be stolen (try_steal: handed over to the
-// reader as its own page, as SPLICE_F_MOVE into a file does). Every kind
-// releases with put_page.
+// PipeBufOps mirrors struct pipe_buf_operations (include/linux/pipe_fs_i.h,
+// v6.18): how a buffer's page is released and whether it may be stolen
+// (try_steal: handed over to the reader as its own page, as SPLICE_F_MOVE
+// into a file does). Every kind releases with put_page.
 type PipeBufOps struct {
 	Name string
 	// CanSteal: the ops have a try_steal. A nosteal buffer shares its
@@ -31,8 +31,8 @@ var (
 	nostealPipeBufOps = &PipeBufOps{Name: "nosteal_pipe_buf_ops"}
 )
 
-// PipeBuffer mirrors struct pipe_buffer: a page range the pipe holds one
-// reference to, released through Ops.
+// PipeBuffer mirrors struct pipe_buffer (include/linux/pipe_fs_i.h, v6.18):
+// a page range the pipe holds one reference to, released through Ops.
 type PipeBuffer struct {
 	Page   *Page
 	Offset int
@@ -40,8 +40,9 @@ type PipeBuffer struct {
 	Ops    *PipeBufOps
 }
 
-// Pipe mirrors struct pipe_inode_info: a ring of MaxUsage buffers between
-// Tail (the next to read) and Head (the next to fill).
+// Pipe mirrors struct pipe_inode_info (include/linux/pipe_fs_i.h, v6.18):
+// a ring of MaxUsage buffers between Tail (the next to read) and Head (the
+// next to fill).
 //
 // Ownership: every buffer between Tail and Head holds one page reference,
 // dropped when a read consumes the buffer (pipe_buf_release) or the pipe is
@@ -64,7 +65,8 @@ type Pipe struct {
 	mutexWq WaitQueue
 }
 
-// lock mirrors pipe_lock(): sleep until pipe->mutex is free, then hold it.
+// lock mirrors pipe_lock() (fs/pipe.c, v6.18): sleep until pipe->mutex is
+// free, then hold it.
 func (p *Pipe) lock(t *Task) {
 	reach(fnPipeLock)
 	for p.mutex != nil {
@@ -73,32 +75,32 @@ func (p *Pipe) lock(t *Task) {
 	p.mutex = t
 }
 
-// unlock mirrors pipe_unlock().
+// unlock mirrors pipe_unlock() (fs/pipe.c, v6.18).
 func (p *Pipe) unlock() {
 	reach(fnPipeUnlock)
 	p.mutex = nil
 	p.mutexWq.wakeUp()
 }
 
-// newPipe mirrors alloc_pipe_info() with slots buffers.
+// newPipe mirrors alloc_pipe_info() (fs/pipe.c, v6.18) with slots buffers.
 func newPipe(slots int) *Pipe {
 	reach(fnNewPipe)
 	return &Pipe{Bufs: make([]PipeBuffer, slots), MaxUsage: slots, Readers: 1}
 }
 
-// occupancy mirrors pipe_occupancy().
+// occupancy mirrors pipe_occupancy() (include/linux/pipe_fs_i.h, v6.18).
 func (p *Pipe) occupancy() int {
 	reach(fnPipeOccupancy)
 	return int(p.Head - p.Tail)
 }
 
-// full mirrors pipe_full().
+// full mirrors pipe_full() (include/linux/pipe_fs_i.h, v6.18).
 func (p *Pipe) full() bool {
 	reach(fnPipeFull)
 	return p.occupancy() >= p.MaxUsage
 }
 
-// empty mirrors pipe_empty().
+// empty mirrors pipe_empty() (include/linux/pipe_fs_i.h, v6.18).
 func (p *Pipe) empty() bool {
 	reach(fnPipeEmpty)
 	return p.Head == p.Tail
@@ -146,8 +148,8 @@ func (k *kernel) addToPipe(p *Pipe, buf PipeBuffer) int {
 	return ret
 }
 
-// pipeBufRelease mirrors pipe_buf_release(): the ops' release, put_page
-// for every kind modelled.
+// pipeBufRelease mirrors pipe_buf_release() (include/linux/pipe_fs_i.h,
+// v6.18): the ops' release, put_page for every kind modelled.
 func (k *kernel) pipeBufRelease(buf PipeBuffer) {
 	k.reach(fnPipeBufRelease)
 	k.pages.putPage(buf.Page)
@@ -196,9 +198,10 @@ func (p *Pipe) pipeSetSize(arg uint64) (int, syscall.Errno) {
 var mutPipeReadNoAdvance = registerMutation("pipe-read-no-advance",
 	"pipe_read shortens a partly read buffer without advancing buf->offset: the next read returns the same bytes again")
 
-// pipeRead mirrors pipe_read() on an O_NONBLOCK read end: up to n bytes
-// across buffers, copied out (copy_page_to_iter), each emptied buffer
-// released; -EAGAIN when empty (a writer exists).
+// pipeRead mirrors pipe_read() (fs/pipe.c, v6.18, where it is named
+// anon_pipe_read()) on an O_NONBLOCK read end: up to n bytes across
+// buffers, copied out (copy_page_to_iter), each emptied buffer released;
+// -EAGAIN when empty (a writer exists).
 func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
 	k.reach(fnPipeRead)
 	if dst.left() == 0 {
@@ -224,7 +227,8 @@ func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
 	return errOK
 }
 
-// pipeRelease mirrors free_pipe_info(): drop every buffer.
+// pipeRelease mirrors free_pipe_info() (fs/pipe.c, v6.18): drop every
+// buffer.
 func (k *kernel) pipeRelease(pipe *Pipe) {
 	k.reach(fnPipeRelease)
 	for !pipe.empty() {

@@ -91,8 +91,8 @@ func (p *Prog) runParser(n int) int {
 	return int(p.Spec.Parser)
 }
 
-// sockMapRedirectAllowed mirrors sock_map_redirect_allowed() for TCP: any
-// state but LISTEN.
+// sockMapRedirectAllowed mirrors sock_map_redirect_allowed()
+// (net/core/sock_map.c, v6.18) for TCP: any state but LISTEN.
 func sockMapRedirectAllowed(sk *Sock) bool {
 	sk.k.reach(fnSockMapRedirectAllowed)
 	return sk.State != TCPListen

@@ -19,7 +19,8 @@ const (
 	skPsockRxStrpEnabled = 1 << 1 // SK_PSOCK_RX_STRP_ENABLED
 )
 
-// SkPsockProgs mirrors struct sk_psock_progs.
+// SkPsockProgs mirrors struct sk_psock_progs (include/linux/skmsg.h,
+// v6.18).
 type SkPsockProgs struct {
 	MsgParser     *Prog // BPF_SK_MSG_VERDICT
 	StreamParser  *Prog // BPF_SK_SKB_STREAM_PARSER
@@ -27,8 +28,9 @@ type SkPsockProgs struct {
 	SkbVerdict    *Prog // BPF_SK_SKB_VERDICT
 }
 
-// sockMapLink mirrors struct sk_psock_link: the psock is in Map at Key,
-// in the slot or element identified by Raw (link_raw).
+// sockMapLink mirrors struct sk_psock_link (include/linux/skmsg.h, v6.18):
+// the psock is in Map at Key, in the slot or element identified by Raw
+// (link_raw).
 type sockMapLink struct {
 	Map *BpfMap
 	Key int64
@@ -82,14 +84,15 @@ type SkPsock struct {
 	Splice *SkPsockSplice
 }
 
-// skPsock mirrors sk_psock(): the psock attached to sk, if any.
+// skPsock mirrors sk_psock() (include/linux/skmsg.h, v6.18): the psock
+// attached to sk, if any.
 func skPsock(sk *Sock) *SkPsock {
 	sk.k.reach(fnSkPsock)
 	return sk.SkUserData
 }
 
-// skPsockGet mirrors sk_psock_get(): take a reference unless the psock is
-// gone or dying.
+// skPsockGet mirrors sk_psock_get() (include/linux/skmsg.h, v6.18): take a
+// reference unless the psock is gone or dying.
 func skPsockGet(sk *Sock) *SkPsock {
 	sk.k.reach(fnSkPsockGet)
 	p := sk.SkUserData
@@ -100,7 +103,8 @@ func skPsockGet(sk *Sock) *SkPsock {
 	return p
 }
 
-// skPsockPut mirrors sk_psock_put(): the last reference drops the psock.
+// skPsockPut mirrors sk_psock_put() (include/linux/skmsg.h, v6.18): the
+// last reference drops the psock.
 func (k *kernel) skPsockPut(sk *Sock, p *SkPsock) {
 	k.reach(fnSkPsockPut)
 	p.Refcnt--
@@ -135,9 +139,9 @@ var (
 		"sk_psock_destroy forgets __sk_psock_zap_ingress: messages still on ingress_msg at teardown leak their pages")
 )
 
-// skPsockQueueMsg mirrors sk_psock_queue_msg(): append msg to ingress_msg
-// if the psock still transmits, else free it. It reports whether msg was
-// queued.
+// skPsockQueueMsg mirrors sk_psock_queue_msg() (include/linux/skmsg.h,
+// v6.18): append msg to ingress_msg if the psock still transmits, else free
+// it. It reports whether msg was queued.
 func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
 	k.reach(fnSkPsockQueueMsg)
 	if p.testState(skPsockTxEnabled) {
@@ -154,7 +158,8 @@ func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
 	return false
 }
 
-// skPsockDequeueMsg mirrors sk_psock_dequeue_msg().
+// skPsockDequeueMsg mirrors sk_psock_dequeue_msg() (include/linux/skmsg.h,
+// v6.18).
 func (p *SkPsock) skPsockDequeueMsg() *SkMsg {
 	p.Sk.k.reach(fnSkPsockSkPsockDequeueMsg)
 	if len(p.IngressMsg) == 0 {
@@ -167,7 +172,8 @@ func (p *SkPsock) skPsockDequeueMsg() *SkMsg {
 	return msg
 }
 
-// skPsockPeekMsg mirrors sk_psock_peek_msg().
+// skPsockPeekMsg mirrors sk_psock_peek_msg() (include/linux/skmsg.h,
+// v6.18).
 func (p *SkPsock) skPsockPeekMsg() *SkMsg {
 	p.Sk.k.reach(fnSkPsockSkPsockPeekMsg)
 	if len(p.IngressMsg) == 0 {
@@ -176,14 +182,15 @@ func (p *SkPsock) skPsockPeekMsg() *SkMsg {
 	return p.IngressMsg[0]
 }
 
-// skPsockQueueEmpty mirrors sk_psock_queue_empty().
+// skPsockQueueEmpty mirrors sk_psock_queue_empty() (include/linux/skmsg.h,
+// v6.18).
 func skPsockQueueEmpty(p *SkPsock) bool {
 	p.Sk.k.reach(fnSkPsockQueueEmpty)
 	return p == nil || len(p.IngressMsg) == 0
 }
 
-// skPsockDataReady mirrors sk_psock_data_ready(): wake readers through the
-// socket's original data_ready.
+// skPsockDataReady mirrors sk_psock_data_ready() (include/linux/skmsg.h,
+// v6.18): wake readers through the socket's original data_ready.
 func skPsockDataReady(sk *Sock, p *SkPsock) {
 	sk.k.reach(fnSkPsockDataReady)
 	if p.SavedDataReady != nil {
@@ -193,7 +200,8 @@ func skPsockDataReady(sk *Sock, p *SkPsock) {
 	}
 }
 
-// kfreeSkMsg mirrors kfree_sk_msg(): consume the message's skb.
+// kfreeSkMsg mirrors kfree_sk_msg() (include/linux/skmsg.h, v6.18): consume
+// the message's skb.
 func (k *kernel) kfreeSkMsg(msg *SkMsg) {
 	k.reach(fnKfreeSkMsg)
 	if msg.Skb != nil {
@@ -313,21 +321,24 @@ func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst msgReader, flags int) (c
 var mutPollMissesIngress = registerMutation("poll-misses-ingress",
 	"the proto has no sock_is_readable (as before \"skmsg: Extract and reuse sk_msg_is_readable()\", v5.16): poll ignores ingress_msg")
 
-// skMsgIsReadable mirrors sk_msg_is_readable(): poll's view of ingress_msg.
+// skMsgIsReadable mirrors sk_msg_is_readable() (net/core/skmsg.c, v6.18):
+// poll's view of ingress_msg.
 func skMsgIsReadable(sk *Sock) bool {
 	sk.k.reach(fnSkMsgIsReadable)
 	p := skPsock(sk)
 	return p != nil && len(p.IngressMsg) > 0 && !sk.k.mutated(mutPollMissesIngress)
 }
 
-// skPsockStop mirrors sk_psock_stop(): no more transmission, free the cork.
+// skPsockStop mirrors sk_psock_stop() (net/core/skmsg.c, v6.18): no more
+// transmission, free the cork.
 func (k *kernel) skPsockStop(p *SkPsock) {
 	k.reach(fnSkPsockStop)
 	p.State &^= skPsockTxEnabled
 	k.skPsockCorkFree(p)
 }
 
-// skPsockCorkFree mirrors sk_psock_cork_free().
+// skPsockCorkFree mirrors sk_psock_cork_free() (include/linux/skmsg.h,
+// v6.18).
 func (k *kernel) skPsockCorkFree(p *SkPsock) {
 	k.reach(fnSkPsockCorkFree)
 	if p.Cork != nil {
@@ -336,8 +347,9 @@ func (k *kernel) skPsockCorkFree(p *SkPsock) {
 	}
 }
 
-// skPsockDrop mirrors sk_psock_drop(): detach the psock from the socket
-// and queue its destruction (an RCU work on system_wq).
+// skPsockDrop mirrors sk_psock_drop() (net/core/skmsg.c, v6.18): detach the
+// psock from the socket and queue its destruction (an RCU work on
+// system_wq).
 func (k *kernel) skPsockDrop(sk *Sock, p *SkPsock) {
 	k.reach(fnSkPsockDrop)
 	if k.prof.LoopbackSplice {
@@ -354,14 +366,17 @@ func (k *kernel) skPsockDrop(sk *Sock, p *SkPsock) {
 	k.s.queueWork("sk_psock_destroy", func() { k.skPsockDestroy(p) })
 }
 
-// skPsockRestoreProto mirrors sk_psock_restore_proto() → tcp_bpf_update_proto(restore).
+// skPsockRestoreProto mirrors sk_psock_restore_proto()
+// (include/linux/skmsg.h, v6.18) → tcp_bpf_update_proto(restore)
+// (net/ipv4/tcp_bpf.c, v6.18).
 func (k *kernel) skPsockRestoreProto(sk *Sock, p *SkPsock) {
 	k.reach(fnSkPsockRestoreProto)
 	sk.SkWriteSpace = p.SavedWriteSpace
 	sk.SkProt = p.SkProto
 }
 
-// skPsockDestroy mirrors sk_psock_destroy(): free what the psock holds.
+// skPsockDestroy mirrors sk_psock_destroy() (net/core/skmsg.c, v6.18): free
+// what the psock holds.
 func (k *kernel) skPsockDestroy(p *SkPsock) {
 	k.reach(fnSkPsockDestroy)
 	p.destroyed = true
@@ -384,8 +399,8 @@ func (k *kernel) skPsockDestroy(p *SkPsock) {
 	sockPut(p.Sk)
 }
 
-// skPsockZapIngress mirrors __sk_psock_zap_ingress(): drop ingress_skb and
-// purge ingress_msg.
+// skPsockZapIngress mirrors __sk_psock_zap_ingress() (net/core/skmsg.c,
+// v6.18): drop ingress_skb and purge ingress_msg.
 func (k *kernel) skPsockZapIngress(p *SkPsock) {
 	k.reach(fnSkPsockZapIngress)
 	for skb := p.IngressSkb.dequeue(); skb != nil; skb = p.IngressSkb.dequeue() {
@@ -399,7 +414,7 @@ func (k *kernel) skPsockZapIngress(p *SkPsock) {
 	p.IngressMsg = nil
 }
 
-// skPsockMapVerd mirrors sk_psock_map_verd().
+// skPsockMapVerd mirrors sk_psock_map_verd() (net/core/skmsg.c, v6.18).
 func skPsockMapVerd(verdict int, redir bool) int {
 	reach(fnSkPsockMapVerd)
 	if verdict == skPass {
@@ -411,7 +426,8 @@ func skPsockMapVerd(verdict int, redir bool) int {
 	return skDropV
 }
 
-// skPsockStartVerdict mirrors sk_psock_start_verdict().
+// skPsockStartVerdict mirrors sk_psock_start_verdict() (net/core/skmsg.c,
+// v6.18).
 func (k *kernel) skPsockStartVerdict(sk *Sock, p *SkPsock) {
 	k.reach(fnSkPsockStartVerdict)
 	if p.SavedDataReady != nil {
@@ -422,7 +438,8 @@ func (k *kernel) skPsockStartVerdict(sk *Sock, p *SkPsock) {
 	sk.SkWriteSpace = k.skPsockWriteSpace
 }
 
-// skPsockStopVerdict mirrors sk_psock_stop_verdict().
+// skPsockStopVerdict mirrors sk_psock_stop_verdict() (net/core/skmsg.c,
+// v6.18).
 func (k *kernel) skPsockStopVerdict(sk *Sock, p *SkPsock) {
 	k.reach(fnSkPsockStopVerdict)
 	p.Progs.StreamVerdict = nil
@@ -434,8 +451,8 @@ func (k *kernel) skPsockStopVerdict(sk *Sock, p *SkPsock) {
 	p.SavedDataReady = nil
 }
 
-// skPsockWriteSpace mirrors sk_psock_write_space(): kick the backlog work,
-// then the original write_space.
+// skPsockWriteSpace mirrors sk_psock_write_space() (net/core/skmsg.c,
+// v6.18): kick the backlog work, then the original write_space.
 func (k *kernel) skPsockWriteSpace(sk *Sock) {
 	k.reach(fnSkPsockWriteSpace)
 	p := skPsock(sk)
@@ -451,8 +468,9 @@ func (k *kernel) skPsockWriteSpace(sk *Sock) {
 	}
 }
 
-// skPsockVerdictDataReady mirrors sk_psock_verdict_data_ready(): run the
-// verdict on every queued skb (tcp_read_skb), then wake readers.
+// skPsockVerdictDataReady mirrors sk_psock_verdict_data_ready()
+// (net/core/skmsg.c, v6.18): run the verdict on every queued skb
+// (tcp_read_skb), then wake readers.
 func (k *kernel) skPsockVerdictDataReady(sk *Sock) {
 	k.reach(fnSkPsockVerdictDataReady)
 	if sk.released {
@@ -466,9 +484,10 @@ func (k *kernel) skPsockVerdictDataReady(sk *Sock) {
 	}
 }
 
-// skPsockVerdictRecv mirrors sk_psock_verdict_recv(): run the stream (or
-// skb) verdict program on skb and apply the verdict. It takes ownership
-// of skb and returns its length, or a negative errno.
+// skPsockVerdictRecv mirrors sk_psock_verdict_recv() (net/core/skmsg.c,
+// v6.18): run the stream (or skb) verdict program on skb and apply the
+// verdict. It takes ownership of skb and returns its length, or a negative
+// errno.
 func (k *kernel) skPsockVerdictRecv(sk *Sock, skb *SkBuff) int {
 	k.reach(fnSkPsockVerdictRecv)
 	n := skb.Len
@@ -543,8 +562,8 @@ func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
 	return err
 }
 
-// skPsockSkbRedirect mirrors sk_psock_skb_redirect(): queue skb on the
-// target's ingress_skb and kick its backlog work.
+// skPsockSkbRedirect mirrors sk_psock_skb_redirect() (net/core/skmsg.c,
+// v6.18): queue skb on the target's ingress_skb and kick its backlog work.
 func (k *kernel) skPsockSkbRedirect(from *SkPsock, skb *SkBuff) int {
 	k.reach(fnSkPsockSkbRedirect)
 	other := skb.BpfRedir
@@ -563,9 +582,10 @@ func (k *kernel) skPsockSkbRedirect(from *SkPsock, skb *SkBuff) int {
 	return 0
 }
 
-// scheduleWork mirrors schedule_delayed_work(&psock->work, delay): the
-// backlog work runs as a kernel context (at once, or after the next op for
-// a delay of a jiffy or more). A work already queued is not queued twice.
+// scheduleWork mirrors schedule_delayed_work(&psock->work, delay)
+// (include/linux/workqueue.h, v6.18): the backlog work runs as a kernel
+// context (at once, or after the next op for a delay of a jiffy or more).
+// A work already queued is not queued twice.
 func (k *kernel) scheduleWork(p *SkPsock, jiffies int) {
 	k.reach(fnScheduleWork)
 	if p.workQueued {
@@ -583,11 +603,12 @@ func (k *kernel) scheduleWork(p *SkPsock, jiffies int) {
 	}
 }
 
-// skPsockSkbIngressSelf mirrors sk_psock_skb_ingress_self(): put an skb
-// from sk's own stream on its ingress_msg (no memory check: the skb is
-// already charged to sk). With takeRef the message takes a reference of
-// its own (skb_get) and the caller keeps its; without, the message takes
-// over the caller's. On failure the caller keeps the skb.
+// skPsockSkbIngressSelf mirrors sk_psock_skb_ingress_self()
+// (net/core/skmsg.c, v6.18): put an skb from sk's own stream on its
+// ingress_msg (no memory check: the skb is already charged to sk). With
+// takeRef the message takes a reference of its own (skb_get) and the caller
+// keeps its; without, the message takes over the caller's. On failure the
+// caller keeps the skb.
 func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int, takeRef bool) int {
 	k.reach(fnSkPsockSkbIngressSelf)
 	msg := newSkMsg()
@@ -600,9 +621,10 @@ func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int, take
 	return k.skPsockSkbIngressEnqueue(skb, off, n, p, sk, msg, takeRef)
 }
 
-// skPsockSkbIngress mirrors sk_psock_skb_ingress(): like the self variant
-// for an skb of another socket, after checking the receive memory. The
-// backlog calls it: the message always takes its own reference.
+// skPsockSkbIngress mirrors sk_psock_skb_ingress() (net/core/skmsg.c,
+// v6.18): like the self variant for an skb of another socket, after
+// checking the receive memory. The backlog calls it: the message always
+// takes its own reference.
 func (k *kernel) skPsockSkbIngress(p *SkPsock, skb *SkBuff, off, n int) int {
 	k.reach(fnSkPsockSkbIngress)
 	sk := p.Sk
@@ -618,10 +640,10 @@ func (k *kernel) skPsockSkbIngress(p *SkPsock, skb *SkBuff, off, n int) int {
 	return k.skPsockSkbIngressEnqueue(skb, off, n, p, sk, msg, true)
 }
 
-// skPsockSkbIngressEnqueue mirrors sk_psock_skb_ingress_enqueue(): map
-// the skb's bytes [off, off+n) into the message (skb_to_sgvec), hand the
-// skb to the message (msg->skb = take_ref ? skb_get(skb) : skb), queue it
-// and wake readers.
+// skPsockSkbIngressEnqueue mirrors sk_psock_skb_ingress_enqueue()
+// (net/core/skmsg.c, v6.18): map the skb's bytes [off, off+n) into the
+// message (skb_to_sgvec), hand the skb to the message (msg->skb =
+// take_ref ? skb_get(skb) : skb), queue it and wake readers.
 func (k *kernel) skPsockSkbIngressEnqueue(skb *SkBuff, off, n int, p *SkPsock, sk *Sock, msg *SkMsg, takeRef bool) int {
 	k.reach(fnSkPsockSkbIngressEnqueue)
 	if sgvecElems(skb, off, n) > MaxMsgFrags {
@@ -663,9 +685,9 @@ func sgvecElems(skb *SkBuff, off, n int) int {
 	return num
 }
 
-// skbToSgvec mirrors skb_to_sgvec(): one scatterlist element per fragment
-// piece of [off, off+n), the last one marked. It returns the number of
-// elements.
+// skbToSgvec mirrors skb_to_sgvec() (net/core/skbuff.c, v6.18): one
+// scatterlist element per fragment piece of [off, off+n), the last one
+// marked. It returns the number of elements.
 func skbToSgvec(skb *SkBuff, msg *SkMsg, off, n int) int {
 	reach(fnSkbToSgvec)
 	num := 0
@@ -770,9 +792,9 @@ func (k *kernel) skPsockBacklog(p *SkPsock) {
 // backlogBatch bounds the skbs one run of the backlog work handles.
 const backlogBatch = 64
 
-// skPsockHandleSkb mirrors sk_psock_handle_skb(): egress sends the bytes
-// out of the psock's socket (skb_send_sock), ingress queues them on its
-// ingress_msg.
+// skPsockHandleSkb mirrors sk_psock_handle_skb() (net/core/skmsg.c, v6.18):
+// egress sends the bytes out of the psock's socket (skb_send_sock), ingress
+// queues them on its ingress_msg.
 func (k *kernel) skPsockHandleSkb(p *SkPsock, skb *SkBuff, off, n int, ingress bool) int {
 	k.reach(fnSkPsockHandleSkb)
 	if !ingress {
@@ -785,8 +807,9 @@ func (k *kernel) skPsockHandleSkb(p *SkPsock, skb *SkBuff, off, n int, ingress b
 	return k.skPsockSkbIngress(p, skb, off, n)
 }
 
-// skbSendSock mirrors skb_send_sock(): sendmsg through the socket's proto
-// (MSG_DONTWAIT|MSG_SPLICE_PAGES) from the kworker, fragment by fragment.
+// skbSendSock mirrors skb_send_sock() (net/core/skbuff.c, v6.18): sendmsg
+// through the socket's proto (MSG_DONTWAIT|MSG_SPLICE_PAGES) from the
+// kworker, fragment by fragment.
 func (k *kernel) skbSendSock(sk *Sock, skb *SkBuff, off, n int) int {
 	k.reach(fnSkbSendSock)
 	if sk.released {

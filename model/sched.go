@@ -753,7 +753,8 @@ type waiter struct {
 	why  func() string
 }
 
-// WaitQueue mirrors wait_queue_head_t: the tasks waiting on an object.
+// WaitQueue mirrors wait_queue_head_t (include/linux/wait.h, v6.18): the
+// tasks waiting on an object.
 type WaitQueue struct {
 	waiters []*waiter
 }
@@ -829,10 +830,10 @@ func (t *Task) park() {
 	}
 }
 
-// waitWoken mirrors wait_woken(): the task sleeps on wq until a wake-up or
-// until timeo passes, and returns the time left (0 when it timed out;
-// maxTimeout stays maxTimeout). The caller re-evaluates its condition, as
-// sk_wait_event does.
+// waitWoken mirrors wait_woken() (kernel/sched/wait.c, v6.18): the task
+// sleeps on wq until a wake-up or until timeo passes, and returns the time
+// left (0 when it timed out; maxTimeout stays maxTimeout). The caller
+// re-evaluates its condition, as sk_wait_event does.
 //
 // Precondition: the caller released every model socket lock it holds.
 func (t *Task) waitWoken(wq *WaitQueue, to timeo) timeo {

@@ -3,7 +3,8 @@ package model
 // MaxSkbFrags is MAX_SKB_FRAGS (17 on 4 KiB pages).
 const MaxSkbFrags = 17
 
-// SkbFrag mirrors skb_frag_t: a range of a page.
+// SkbFrag mirrors skb_frag_t (include/linux/skbuff.h, v6.18): a range of a
+// page.
 type SkbFrag struct {
 	Page *Page
 	Off  int
@@ -16,15 +17,15 @@ const (
 	tcphdrRST = 0x04
 )
 
-// SkBuff mirrors struct sk_buff as the model needs it: TCP data lives in
-// page fragments (loopback TCP never has linear payload), with the
-// control block of TCP (seq, end_seq, flags) and of BPF (the redirect
-// target, ingress and strparser bits of skb_bpf_*). A segment that a
-// receiver took in with rx copybreak (`set S rxcopybreak N`) has its
-// payload in a linear head: a slab object (kmalloc), modelled as its
-// first fragment with a Slab page. Code that walks Frags sees the head's
-// bytes first, as skb_copy_bits and skb_splice_bits walk the linear part
-// first; a Slab page marks the linear part wherever it matters
+// SkBuff mirrors struct sk_buff (include/linux/skbuff.h, v6.18) as the
+// model needs it: TCP data lives in page fragments (loopback TCP never has
+// linear payload), with the control block of TCP (seq, end_seq, flags) and
+// of BPF (the redirect target, ingress and strparser bits of skb_bpf_*). A
+// segment that a receiver took in with rx copybreak (`set S rxcopybreak N`)
+// has its payload in a linear head: a slab object (kmalloc), modelled as
+// its first fragment with a Slab page. Code that walks Frags sees the
+// head's bytes first, as skb_copy_bits and skb_splice_bits walk the linear
+// part first; a Slab page marks the linear part wherever it matters
 // (skb_splice_bits' linear_to_page, the zero-copy splice actor).
 //
 // Ownership: an skb holds one page reference per fragment (for a slab
@@ -84,7 +85,8 @@ func (skb *SkBuff) addFrag(f SkbFrag) {
 	skb.Frags = append(skb.Frags, f)
 }
 
-// skbGet mirrors skb_get(): one more reference to skb.
+// skbGet mirrors skb_get() (include/linux/skbuff.h, v6.18): one more
+// reference to skb.
 func (skb *SkBuff) skbGet() {
 	reach(fnSkBuffSkbGet)
 	if skb.freed {
@@ -104,8 +106,9 @@ func (skb *SkBuff) copyBitsTagged(off int, dst []byte) []Tag {
 	return tags
 }
 
-// copyBitsInto mirrors skb_copy_bits(): it copies len(dst) bytes from
-// offset off of skb into dst and, if dt is not nil, their tags into dt.
+// copyBitsInto mirrors skb_copy_bits() (net/core/skbuff.c, v6.18): it
+// copies len(dst) bytes from offset off of skb into dst and, if dt is not
+// nil, their tags into dt.
 func (skb *SkBuff) copyBitsInto(off int, dst []byte, dt []Tag) {
 	reach(fnSkBuffCopyBitsInto)
 	for _, f := range skb.Frags {
@@ -131,11 +134,11 @@ func (skb *SkBuff) copyBitsInto(off int, dst []byte, dt []Tag) {
 // hasLinear reports whether the skb has payload in a slab head.
 func (skb *SkBuff) hasLinear() bool { return len(skb.Frags) > 0 && skb.Frags[0].Page.Slab }
 
-// skbLinearize mirrors skb_linearize() → __pskb_pull_tail(): the whole
-// payload is copied into a linear head, a slab object (pskb_expand_head
-// kmallocs it), and the fragments are released. The copy is kernel
-// context's (the driver, softirq or the psock backlog), whatever task
-// the softirq runs on.
+// skbLinearize mirrors skb_linearize() (include/linux/skbuff.h, v6.18) →
+// __pskb_pull_tail() (net/core/skbuff.c, v6.18): the whole payload is
+// copied into a linear head, a slab object (pskb_expand_head kmallocs it),
+// and the fragments are released. The copy is kernel context's (the driver,
+// softirq or the psock backlog), whatever task the softirq runs on.
 func (k *kernel) skbLinearize(skb *SkBuff) {
 	k.reach(fnSkbLinearize)
 	head := k.pages.kmalloc(skb.Len)
@@ -279,7 +282,7 @@ func (a *pageAlloc) pullBack(skb *SkBuff, n int) {
 	}
 }
 
-// skbQueue mirrors struct sk_buff_head.
+// skbQueue mirrors struct sk_buff_head (include/linux/skbuff.h, v6.18).
 type skbQueue struct {
 	skbs []*SkBuff
 }

@@ -9,8 +9,9 @@ const MaxMsgFrags = MaxSkbFrags
 // MAX_MSG_FRAGS so that start == end means empty, never full.
 const NrMsgFragIDs = MaxMsgFrags + 1
 
-// Scatterlist mirrors struct scatterlist as sk_msg uses it: a page range
-// and the end marker of sg_mark_end()/sg_is_last().
+// Scatterlist mirrors struct scatterlist (include/linux/scatterlist.h,
+// v6.18) as sk_msg uses it: a page range and the end marker of
+// sg_mark_end()/sg_is_last() (include/linux/scatterlist.h, v6.18).
 type Scatterlist struct {
 	Page   *Page
 	Offset int
@@ -18,7 +19,8 @@ type Scatterlist struct {
 	Last   bool
 }
 
-// SkMsgSg mirrors struct sk_msg_sg: a ring of scatterlist elements.
+// SkMsgSg mirrors struct sk_msg_sg (include/linux/skmsg.h, v6.18): a ring
+// of scatterlist elements.
 //
 // Invariants (checked by CheckRing): Start, End and Curr are in
 // [0, NrMsgFragIDs); the used elements are Start, next(Start), ..., up to
@@ -34,9 +36,9 @@ type SkMsgSg struct {
 	Data      [NrMsgFragIDs + 1]Scatterlist
 }
 
-// SkMsg mirrors struct sk_msg: a message of the sk_msg layer, either being
-// sent (tcp_bpf_sendmsg), corked (psock->cork) or queued on a psock's
-// ingress_msg.
+// SkMsg mirrors struct sk_msg (include/linux/skmsg.h, v6.18): a message of
+// the sk_msg layer, either being sent (tcp_bpf_sendmsg), corked
+// (psock->cork) or queued on a psock's ingress_msg.
 //
 // Ownership: the elements' pages are referenced by the message (one
 // reference per element) unless Skb is set, in which case the skb owns
@@ -54,7 +56,8 @@ type SkMsg struct {
 	Sk *Sock
 }
 
-// skMsgIterVarNext mirrors sk_msg_iter_var_next().
+// skMsgIterVarNext mirrors sk_msg_iter_var_next() (include/linux/skmsg.h,
+// v6.18).
 func skMsgIterVarNext(i int) int {
 	reach(fnSkMsgIterVarNext)
 	i++
@@ -64,7 +67,8 @@ func skMsgIterVarNext(i int) int {
 	return i
 }
 
-// skMsgIterVarPrev mirrors sk_msg_iter_var_prev().
+// skMsgIterVarPrev mirrors sk_msg_iter_var_prev() (include/linux/skmsg.h,
+// v6.18).
 func skMsgIterVarPrev(i int) int {
 	reach(fnSkMsgIterVarPrev)
 	if i == 0 {
@@ -73,8 +77,8 @@ func skMsgIterVarPrev(i int) int {
 	return i - 1
 }
 
-// skMsgIterDist mirrors sk_msg_iter_dist(): the number of elements from
-// start up to (excluding) end.
+// skMsgIterDist mirrors sk_msg_iter_dist() (include/linux/skmsg.h, v6.18):
+// the number of elements from start up to (excluding) end.
 func skMsgIterDist(start, end int) int {
 	reach(fnSkMsgIterDist)
 	if end >= start {
@@ -83,19 +87,19 @@ func skMsgIterDist(start, end int) int {
 	return end + (NrMsgFragIDs - start)
 }
 
-// elemUsed mirrors sk_msg_elem_used().
+// elemUsed mirrors sk_msg_elem_used() (include/linux/skmsg.h, v6.18).
 func (m *SkMsg) elemUsed() int {
 	reach(fnSkMsgElemUsed)
 	return skMsgIterDist(m.Sg.Start, m.Sg.End)
 }
 
-// full mirrors sk_msg_full().
+// full mirrors sk_msg_full() (include/linux/skmsg.h, v6.18).
 func (m *SkMsg) full() bool {
 	reach(fnSkMsgFull)
 	return skMsgIterDist(m.Sg.Start, m.Sg.End) == MaxMsgFrags
 }
 
-// elem mirrors sk_msg_elem().
+// elem mirrors sk_msg_elem() (include/linux/skmsg.h, v6.18).
 func (m *SkMsg) elem(i int) *Scatterlist {
 	reach(fnSkMsgElem)
 	return &m.Sg.Data[i]
@@ -110,15 +114,17 @@ func (m *SkMsg) markTags(path Tag) {
 	}
 }
 
-// init mirrors sk_msg_init(): everything zero, and the end marker on the
-// last ring slot (sg_init_marker(data, NR_MSG_FRAG_IDS)).
+// init mirrors sk_msg_init() (include/linux/skmsg.h, v6.18): everything
+// zero, and the end marker on the last ring slot (sg_init_marker(data,
+// NR_MSG_FRAG_IDS)).
 func (m *SkMsg) init() {
 	reach(fnSkMsgInit)
 	*m = SkMsg{}
 	m.Sg.Data[NrMsgFragIDs-1].Last = true
 }
 
-// newSkMsg mirrors alloc_sk_msg(): a zeroed, initialised message.
+// newSkMsg mirrors alloc_sk_msg() (net/core/skmsg.c, v6.18): a zeroed,
+// initialised message.
 func newSkMsg() *SkMsg {
 	reach(fnNewSkMsg)
 	m := &SkMsg{}
@@ -126,9 +132,9 @@ func newSkMsg() *SkMsg {
 	return m
 }
 
-// skMsgXfer mirrors sk_msg_xfer(): move size bytes of element which from
-// src to dst (the page reference stays with the element; the caller takes
-// another one if src keeps bytes of the page).
+// skMsgXfer mirrors sk_msg_xfer() (include/linux/skmsg.h, v6.18): move size
+// bytes of element which from src to dst (the page reference stays with the
+// element; the caller takes another one if src keeps bytes of the page).
 func skMsgXfer(dst, src *SkMsg, which, size int) {
 	reach(fnSkMsgXfer)
 	dst.Sg.Data[which] = src.Sg.Data[which]
@@ -139,8 +145,8 @@ func skMsgXfer(dst, src *SkMsg, which, size int) {
 	src.Sg.Data[which].Offset += size
 }
 
-// pageAdd mirrors sk_msg_page_add(): append a page range as a new element
-// and take a reference on the page.
+// pageAdd mirrors sk_msg_page_add() (include/linux/skmsg.h, v6.18): append
+// a page range as a new element and take a reference on the page.
 func (m *SkMsg) pageAdd(p *Page, length, offset int) {
 	reach(fnSkMsgPageAdd)
 	getPage(p)
@@ -150,9 +156,10 @@ func (m *SkMsg) pageAdd(p *Page, length, offset int) {
 	m.Sg.End = skMsgIterVarNext(m.Sg.End)
 }
 
-// tryCoalesceOK mirrors sk_msg_try_coalesce_ok(). As in C, the int
-// elem_first_coalesce is compared with the u32 ring indices as unsigned:
-// tcp_bpf_sendmsg passes sg.end - 1, which is UINT_MAX when end is 0.
+// tryCoalesceOK mirrors sk_msg_try_coalesce_ok() (net/core/skmsg.c, v6.18).
+// As in C, the int elem_first_coalesce is compared with the u32 ring
+// indices as unsigned: tcp_bpf_sendmsg passes sg.end - 1, which is UINT_MAX
+// when end is 0.
 func (m *SkMsg) tryCoalesceOK(elemFirstCoalesce int) bool {
 	reach(fnSkMsgTryCoalesceOK)
 	first := uint32(int32(elemFirstCoalesce))
@@ -257,8 +264,9 @@ func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno)
 	return copied, errOK
 }
 
-// freeElem mirrors sk_msg_free_elem(): drop the element's page reference
-// (unless an skb owns the pages) and clear it. It returns its length.
+// freeElem mirrors sk_msg_free_elem() (net/core/skmsg.c, v6.18): drop the
+// element's page reference (unless an skb owns the pages) and clear it. It
+// returns its length.
 func (k *kernel) skMsgFreeElem(msg *SkMsg, i int) int {
 	k.reach(fnSkMsgFreeElem)
 	sge := msg.elem(i)
@@ -270,8 +278,9 @@ func (k *kernel) skMsgFreeElem(msg *SkMsg, i int) int {
 	return n
 }
 
-// skMsgFree mirrors sk_msg_free() / __sk_msg_free(): free every element,
-// consume the skb, re-initialise the message. It returns the bytes freed.
+// skMsgFree mirrors sk_msg_free() / __sk_msg_free() (net/core/skmsg.c,
+// v6.18): free every element, consume the skb, re-initialise the message.
+// It returns the bytes freed.
 func (k *kernel) skMsgFree(msg *SkMsg) int {
 	k.reach(fnSkMsgFree)
 	i := msg.Sg.Start
@@ -288,8 +297,8 @@ func (k *kernel) skMsgFree(msg *SkMsg) int {
 	return freed
 }
 
-// skMsgFreePartial mirrors sk_msg_free_partial(): free bytes from the
-// front of the message.
+// skMsgFreePartial mirrors sk_msg_free_partial() (net/core/skmsg.c, v6.18):
+// free bytes from the front of the message.
 func (k *kernel) skMsgFreePartial(msg *SkMsg, bytes int) {
 	k.reach(fnSkMsgFreePartial)
 	i := msg.Sg.Start
@@ -312,8 +321,8 @@ func (k *kernel) skMsgFreePartial(msg *SkMsg, bytes int) {
 	msg.Sg.Start = i
 }
 
-// skMsgTrim mirrors sk_msg_trim(): shrink the message to length bytes,
-// freeing elements from the end.
+// skMsgTrim mirrors sk_msg_trim() (net/core/skmsg.c, v6.18): shrink the
+// message to length bytes, freeing elements from the end.
 func (k *kernel) skMsgTrim(msg *SkMsg, length int) {
 	k.reach(fnSkMsgTrim)
 	trim := msg.Sg.Size - length

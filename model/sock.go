@@ -77,9 +77,10 @@ type kernel struct {
 	strpInitLeaks int
 }
 
-// Sock mirrors struct sock together with the struct socket and struct
-// file of its descriptor (the model has one descriptor per socket, as the
-// trace language has one name per socket).
+// Sock mirrors struct sock (include/net/sock.h, v6.18) together with the
+// struct socket (include/linux/net.h, v6.18) and struct file
+// (include/linux/fs.h, v6.18) of its descriptor (the model has one
+// descriptor per socket, as the trace language has one name per socket).
 //
 // Ownership: the trace's descriptor holds one file reference; every
 // syscall in flight on the socket holds another (fdget). The socket is
@@ -165,9 +166,9 @@ type Sock struct {
 	rxCopybreak int
 }
 
-// Proto mirrors the struct proto entries the model dispatches through
-// sk->sk_prot: the base TCP proto, or one of the tcp_bpf_prots that
-// tcp_bpf_update_proto installs.
+// Proto mirrors the struct proto (include/net/sock.h, v6.18) entries the
+// model dispatches through sk->sk_prot: the base TCP proto, or one of the
+// tcp_bpf_prots that tcp_bpf_update_proto installs.
 type Proto struct {
 	Name           string
 	Recvmsg        func(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno)
@@ -217,26 +218,29 @@ func (k *kernel) peerOf(sk *Sock) *Sock {
 	return nil
 }
 
-// sockDefReadable mirrors sock_def_readable(): wake the readers.
+// sockDefReadable mirrors sock_def_readable() (net/core/sock.c, v6.18):
+// wake the readers.
 func sockDefReadable(sk *Sock) {
 	sk.k.reach(fnSockDefReadable)
 	sk.Wq.wakeUp()
 }
 
-// sockDefWakeup mirrors sock_def_wakeup() (sk_state_change).
+// sockDefWakeup mirrors sock_def_wakeup() (net/core/sock.c, v6.18), the
+// default sk_state_change.
 func sockDefWakeup(sk *Sock) {
 	sk.k.reach(fnSockDefWakeup)
 	sk.Wq.wakeUp()
 }
 
-// sockDefErrorReport mirrors sock_def_error_report().
+// sockDefErrorReport mirrors sock_def_error_report() (net/core/sock.c,
+// v6.18).
 func sockDefErrorReport(sk *Sock) {
 	sk.k.reach(fnSockDefErrorReport)
 	sk.Wq.wakeUp()
 }
 
-// skStreamWriteSpace mirrors sk_stream_write_space(): wake writers when
-// the socket had run out of send space.
+// skStreamWriteSpace mirrors sk_stream_write_space() (net/core/stream.c,
+// v6.18): wake writers when the socket had run out of send space.
 func skStreamWriteSpace(sk *Sock) {
 	sk.k.reach(fnSkStreamWriteSpace)
 	if sk.nospace && sk.k.tcp.StreamIsWriteable(sk) {
@@ -245,8 +249,9 @@ func skStreamWriteSpace(sk *Sock) {
 	}
 }
 
-// lockSock mirrors lock_sock(). The model never contends: a task takes
-// the lock only while it runs, and it releases it before parking.
+// lockSock mirrors lock_sock() (include/net/sock.h, v6.18). The model never
+// contends: a task takes the lock only while it runs, and it releases it
+// before parking.
 func (sk *Sock) lockSock(t *Task) {
 	sk.k.reach(fnSockLockSock)
 	if sk.Owned {
@@ -255,11 +260,11 @@ func (sk *Sock) lockSock(t *Task) {
 	sk.Owned, sk.owner = true, t
 }
 
-// releaseSock mirrors release_sock(): run the backlog queued while the
-// socket was owned, then, under the socket's spinlock (bottom halves
-// off), the transport's release callback and the end of ownership: what
-// the callback sends reaches the peer, and the peer's answer this
-// socket, only once it is no longer owned.
+// releaseSock mirrors release_sock() (net/core/sock.c, v6.18): run the
+// backlog queued while the socket was owned, then, under the socket's
+// spinlock (bottom halves off), the transport's release callback and the
+// end of ownership: what the callback sends reaches the peer, and the
+// peer's answer this socket, only once it is no longer owned.
 func (sk *Sock) releaseSock() {
 	sk.k.reach(fnSockReleaseSock)
 	for len(sk.Backlog) > 0 {
@@ -305,7 +310,8 @@ func (sk *Sock) bhRun(fn func()) {
 	fn()
 }
 
-// sockError mirrors sock_error(): return and clear sk_err.
+// sockError mirrors sock_error() (include/net/sock.h, v6.18): return and
+// clear sk_err.
 func (sk *Sock) sockError() syscall.Errno {
 	sk.k.reach(fnSockSockError)
 	e := sk.SkErr
@@ -313,7 +319,7 @@ func (sk *Sock) sockError() syscall.Errno {
 	return e
 }
 
-// sockRcvtimeo mirrors sock_rcvtimeo().
+// sockRcvtimeo mirrors sock_rcvtimeo() (include/net/sock.h, v6.18).
 func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
 	sk.k.reach(fnSockSockRcvtimeo)
 	if noblock {
@@ -322,11 +328,12 @@ func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
 	return sk.SkRcvtimeo
 }
 
-// skWaitEventLocked mirrors sk_wait_event(): release the socket lock, sleep on
-// the socket's wait queue once (unless cond already holds), re-take the
-// lock and return cond's value. *to is updated with the time left. what
-// names the kernel function that waits, why (nil: nothing to add) what
-// made cond true, for a lost-wakeup report (model.Fault's Site).
+// skWaitEventLocked mirrors sk_wait_event() (include/net/sock.h, v6.18):
+// release the socket lock, sleep on the socket's wait queue once (unless
+// cond already holds), re-take the lock and return cond's value. *to is
+// updated with the time left. what names the kernel function that waits,
+// why (nil: nothing to add) what made cond true, for a lost-wakeup report
+// (model.Fault's Site).
 //
 // Precondition: the caller owns sk.
 func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, what string, why func() string, cond func() bool) bool {
@@ -348,10 +355,10 @@ func (sk *Sock) skWaitEventLiveLocked(t *Task, to *timeo, what string, why func(
 	return cond()
 }
 
-// skWaitDataLocked mirrors sk_wait_data(): wait until the receive queue's tail
-// is not last. what names the caller, why says what made the wait's
-// condition true (skWaitEventLocked). A wake-up is owed only for a new
-// skb on a non-empty queue.
+// skWaitDataLocked mirrors sk_wait_data() (net/core/sock.c, v6.18): wait
+// until the receive queue's tail is not last. what names the caller, why
+// says what made the wait's condition true (skWaitEventLocked). A wake-up
+// is owed only for a new skb on a non-empty queue.
 func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, why func() string, last *SkBuff) bool {
 	sk.k.reach(fnSockSkWaitDataLocked)
 	cond := func() bool { return sk.SkReceiveQueue.peekTail() != last }
@@ -359,8 +366,8 @@ func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, why func() str
 	return sk.skWaitEventLiveLocked(t, to, what, why, cond, live)
 }
 
-// skSetOwnerR mirrors skb_set_owner_r(): charge the skb's truesize to the
-// socket's receive memory.
+// skSetOwnerR mirrors skb_set_owner_r() (include/net/sock.h, v6.18): charge
+// the skb's truesize to the socket's receive memory.
 func skSetOwnerR(skb *SkBuff, sk *Sock) {
 	sk.k.reach(fnSkSetOwnerR)
 	if skb.Sk == sk && !skb.efree {
@@ -372,10 +379,10 @@ func skSetOwnerR(skb *SkBuff, sk *Sock) {
 	sk.memCharge(skb.Truesize)
 }
 
-// memSchedule mirrors __sk_mem_schedule() as sk_rmem_schedule(),
-// sk_wmem_schedule() and sk_forced_mem_schedule() call it
-// (include/net/sock.h, net/core/sock.c, v6.18): whole pages are charged
-// to sk_forward_alloc for what it lacks of size.
+// memSchedule mirrors __sk_mem_schedule() (net/core/sock.c, v6.18) as
+// sk_rmem_schedule(), sk_wmem_schedule() (include/net/sock.h, v6.18) and
+// sk_forced_mem_schedule() (net/ipv4/tcp_output.c, v6.18) call it: whole
+// pages are charged to sk_forward_alloc for what it lacks of size.
 //
 // Unlike Linux, the protocol's memory limits (tcp_mem) never refuse.
 func (sk *Sock) memSchedule(size int) {
@@ -401,7 +408,8 @@ func (sk *Sock) memUncharge(n int) {
 	}
 }
 
-// freeSkb mirrors kfree_skb()/consume_skb(): it drops one reference and,
+// freeSkb mirrors kfree_skb() (include/linux/skbuff.h, v6.18) /
+// consume_skb() (net/core/skbuff.c, v6.18): it drops one reference and,
 // with the last, uncharges the owner (sock_rfree) and frees the skb.
 func (k *kernel) freeSkb(skb *SkBuff) {
 	k.reach(fnFreeSkb)
@@ -463,8 +471,9 @@ func (sk *Sock) fput(t *Task) {
 	}
 }
 
-// inetRelease mirrors inet_release(): with SO_LINGER the close timeout is
-// the linger time (zero here), then sk_prot->close.
+// inetRelease mirrors inet_release() (net/ipv4/af_inet.c, v6.18): with
+// SO_LINGER the close timeout is the linger time (zero here), then
+// sk_prot->close.
 func (sk *Sock) inetRelease(t *Task) {
 	sk.k.reach(fnSockInetRelease)
 	if sk.pipe != nil {
@@ -474,8 +483,8 @@ func (sk *Sock) inetRelease(t *Task) {
 	sk.SkProt.Close(t, sk)
 }
 
-// inetShutdown mirrors inet_shutdown() (net/ipv4/af_inet.c): set the
-// shutdown bits, let TCP send a FIN for SEND_SHUTDOWN, wake everyone.
+// inetShutdown mirrors inet_shutdown() (net/ipv4/af_inet.c, v6.18): set
+// the shutdown bits, let TCP send a FIN for SEND_SHUTDOWN, wake everyone.
 func (k *kernel) inetShutdown(t *Task, sk *Sock, how int) syscall.Errno {
 	k.reach(fnInetShutdown)
 	how++ // maps 0,1,2 to RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK
@@ -518,9 +527,9 @@ func newIovIter(n int) *iovIter { return &iovIter{cap: n} }
 // left returns the room left in the buffer.
 func (it *iovIter) left() int { return it.cap - len(it.buf) }
 
-// copyInTagged mirrors copy_to_iter / copy_page_to_iter: append up to
-// left() bytes of p, whose tags are t (nil: none), and return how many
-// were copied.
+// copyInTagged mirrors copy_to_iter() (include/linux/uio.h, v6.18) /
+// copy_page_to_iter() (lib/iov_iter.c, v6.18): append up to left() bytes
+// of p, whose tags are t (nil: none), and return how many were copied.
 func (it *iovIter) copyInTagged(p []byte, t []Tag) int {
 	reach(fnIovIterCopyInTagged)
 	if n := it.left(); len(p) > n {
@@ -599,7 +608,7 @@ func (s *srcIter) streamOff() int64 {
 	return s.base + int64(s.pos)
 }
 
-// left mirrors msg_data_left().
+// left mirrors msg_data_left() (include/linux/socket.h, v6.18).
 func (s *srcIter) left() int {
 	reach(fnSrcIterLeft)
 	return s.n - s.pos
@@ -642,7 +651,7 @@ func (s *srcIter) copyTo(dst []byte) {
 	s.pos += len(dst)
 }
 
-// revert mirrors iov_iter_revert().
+// revert mirrors iov_iter_revert() (lib/iov_iter.c, v6.18).
 func (s *srcIter) revert(n int) {
 	reach(fnSrcIterRevert)
 	s.pos -= n
@@ -651,8 +660,9 @@ func (s *srcIter) revert(n int) {
 	}
 }
 
-// skStreamWaitMemoryLocked mirrors sk_stream_wait_memory() (net/core/stream.c): sleep until the send
-// queue has room, an error, a shutdown or the timeout.
+// skStreamWaitMemoryLocked mirrors sk_stream_wait_memory()
+// (net/core/stream.c, v6.18): sleep until the send queue has room, an
+// error, a shutdown or the timeout.
 func (k *kernel) skStreamWaitMemoryLocked(t *Task, sk *Sock, to *timeo) syscall.Errno {
 	k.reach(fnSkStreamWaitMemoryLocked)
 	for {

@@ -7,8 +7,8 @@ import (
 )
 
 // BpfMap mirrors a BPF_MAP_TYPE_SOCKMAP (struct bpf_stab) or
-// BPF_MAP_TYPE_SOCKHASH (struct bpf_shtab) with u32 keys, and the programs
-// attached to it (sock_map_progs).
+// BPF_MAP_TYPE_SOCKHASH (struct bpf_shtab; both net/core/sock_map.c, v6.18)
+// with u32 keys, and the programs attached to it (sock_map_progs).
 //
 // A sockmap slot or a sockhash element holds the socket; the socket's
 // psock holds a link back (SkPsock.Links), and each link holds one psock
@@ -34,9 +34,9 @@ type mapSlot struct {
 	Raw int64
 }
 
-// mapCreate mirrors sock_map_alloc() / sock_hash_alloc() for a u32 key and
-// u32 value: max_entries 0 is -EINVAL; a sockhash whose bucket array would
-// overflow is -EINVAL too.
+// mapCreate mirrors sock_map_alloc() / sock_hash_alloc()
+// (net/core/sock_map.c, v6.18) for a u32 key and u32 value: max_entries 0
+// is -EINVAL; a sockhash whose bucket array would overflow is -EINVAL too.
 func mapCreate(name string, typ trace.MapType, n int64) (*BpfMap, syscall.Errno) {
 	reach(fnMapCreate)
 	if n == 0 {
@@ -54,7 +54,8 @@ func mapCreate(name string, typ trace.MapType, n int64) (*BpfMap, syscall.Errno)
 	return &BpfMap{Name: name, Type: typ, MaxEntries: n, slots: map[int64]mapSlot{}}, errOK
 }
 
-// lookup mirrors __sock_map_lookup_elem / __sock_hash_lookup_elem.
+// lookup mirrors __sock_map_lookup_elem() / __sock_hash_lookup_elem()
+// (net/core/sock_map.c, v6.18).
 func (m *BpfMap) lookup(key int64) *Sock {
 	reach(fnBpfMapLookup)
 	key = int64(uint32(key))
@@ -64,8 +65,10 @@ func (m *BpfMap) lookup(key int64) *Sock {
 	return m.slots[key].Sk
 }
 
-// progAttach mirrors sock_map_prog_update() through sock_map_prog_lookup():
-// the program replaces the one of its attach type.
+// progAttach mirrors sock_map_prog_update() through
+// sock_map_prog_lookup() (net/core/sock_map.c, v6.18, where it is named
+// sock_map_prog_link_lookup()): the program replaces the one of its attach
+// type.
 func (m *BpfMap) progAttach(p *Prog) syscall.Errno {
 	reach(fnBpfMapProgAttach)
 	switch p.Kind {
@@ -94,8 +97,9 @@ var (
 		"sock_map_del_link drops every link matching link_raw, not the first (as before Michal Luczaj's fix): a same-slot update leaks the psock")
 )
 
-// mapUpdate mirrors sock_map_update_elem_sys() with BPF_ANY: the state
-// check, then sock_map_update_common / sock_hash_update_common.
+// mapUpdate mirrors sock_map_update_elem_sys() (net/core/sock_map.c, v6.18)
+// with BPF_ANY: the state check, then sock_map_update_common /
+// sock_hash_update_common.
 func (k *kernel) mapUpdate(t *Task, m *BpfMap, key int64, sk *Sock) syscall.Errno {
 	k.reach(fnMapUpdate)
 	sk.lockSock(t)
@@ -144,8 +148,9 @@ func (k *kernel) mapUpdateCommon(m *BpfMap, key int64, sk *Sock) syscall.Errno {
 	return errOK
 }
 
-// mapDelete mirrors sock_map_delete_elem (-EINVAL for a key out of range
-// or an empty slot) and sock_hash_delete_elem (-ENOENT).
+// mapDelete mirrors sock_map_delete_elem() (-EINVAL for a key out of range
+// or an empty slot) and sock_hash_delete_elem() (-ENOENT)
+// (net/core/sock_map.c, v6.18).
 func (k *kernel) mapDelete(m *BpfMap, key int64) syscall.Errno {
 	k.reach(fnMapDelete)
 	key = int64(uint32(key))
@@ -224,8 +229,8 @@ func (k *kernel) sockMapLink(m *BpfMap, sk *Sock) syscall.Errno {
 	return errOK
 }
 
-// sockMapUnref mirrors sock_map_unref(): remove the links of slot raw and
-// drop one psock reference.
+// sockMapUnref mirrors sock_map_unref() (net/core/sock_map.c, v6.18):
+// remove the links of slot raw and drop one psock reference.
 func (k *kernel) sockMapUnref(sk *Sock, m *BpfMap, raw int64) {
 	k.reach(fnSockMapUnref)
 	p := skPsock(sk)
@@ -275,9 +280,9 @@ func (k *kernel) sockMapDelLink(sk *Sock, p *SkPsock, m *BpfMap, raw int64) {
 	}
 }
 
-// sockMapRemoveLinks mirrors sock_map_remove_links(): pop every link and
-// delete the socket from that slot if it still holds it
-// (sock_map_delete_from_link / sock_hash_delete_from_link).
+// sockMapRemoveLinks mirrors sock_map_remove_links() (net/core/sock_map.c,
+// v6.18): pop every link and delete the socket from that slot if it still
+// holds it (sock_map_delete_from_link / sock_hash_delete_from_link).
 func (k *kernel) sockMapRemoveLinks(sk *Sock, p *SkPsock) {
 	k.reach(fnSockMapRemoveLinks)
 	for len(p.Links) > 0 && skPsock(sk) == p {
@@ -290,8 +295,8 @@ func (k *kernel) sockMapRemoveLinks(sk *Sock, p *SkPsock) {
 	}
 }
 
-// sockMapClose mirrors sock_map_close(): leave every map, stop the psock,
-// then the saved close (tcp_close).
+// sockMapClose mirrors sock_map_close() (net/core/sock_map.c, v6.18): leave
+// every map, stop the psock, then the saved close (tcp_close).
 func (k *kernel) sockMapClose(t *Task, sk *Sock) {
 	k.reach(fnSockMapClose)
 	sk.lockSock(t)

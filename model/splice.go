@@ -2,8 +2,9 @@ package model
 
 import "syscall"
 
-// splicePipeDesc mirrors struct splice_pipe_desc: at most MAX_SKB_FRAGS
-// page ranges, each holding a page reference until spliced or released.
+// splicePipeDesc mirrors struct splice_pipe_desc (include/linux/splice.h,
+// v6.18): at most MAX_SKB_FRAGS page ranges, each holding a page reference
+// until spliced or released.
 type splicePipeDesc struct {
 	pages []PipeBuffer
 }
@@ -94,9 +95,10 @@ frags:
 	return k.spliceToPipe(pipe, spd)
 }
 
-// spliceToPipe mirrors splice_to_pipe(): move the descriptor's ranges into
-// free pipe slots; what does not fit is released. It returns the bytes
-// moved, -EAGAIN when the pipe was full, -EPIPE without readers.
+// spliceToPipe mirrors splice_to_pipe() (fs/splice.c, v6.18): move the
+// descriptor's ranges into free pipe slots; what does not fit is released.
+// It returns the bytes moved, -EAGAIN when the pipe was full, -EPIPE
+// without readers.
 func (k *kernel) spliceToPipe(pipe *Pipe, spd *splicePipeDesc) int {
 	k.reach(fnSpliceToPipe)
 	if len(spd.pages) == 0 {
@@ -196,13 +198,13 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 	return 0, errOK
 }
 
-// spliceSockToPipe mirrors do_splice() for a socket → pipe splice:
-// wait_for_space (blocking unless SPLICE_F_NONBLOCK), then do_splice_read,
-// which caps the length at the free slots times PAGE_SIZE, then the
-// socket's splice_read: sock_splice_read → inet_stream_ops' tcp_splice_read
-// on mainline, or, with the splice patches, inet_splice_read → the
-// proto's splice_read (Proto.SpliceRead), which the tcp_bpf protos
-// replace (splice_read.go).
+// spliceSockToPipe mirrors do_splice() (fs/splice.c, v6.18) for a socket →
+// pipe splice: wait_for_space (blocking unless SPLICE_F_NONBLOCK), then
+// do_splice_read, which caps the length at the free slots times PAGE_SIZE,
+// then the socket's splice_read: sock_splice_read → inet_stream_ops'
+// tcp_splice_read on mainline, or, with the splice patches,
+// inet_splice_read → the proto's splice_read (Proto.SpliceRead), which the
+// tcp_bpf protos replace (splice_read.go).
 func (k *kernel) spliceSockToPipe(t *Task, sk *Sock, pipe *Pipe, length int, nonblock, fileNonblock bool) (int, syscall.Errno) {
 	k.reach(fnSpliceSockToPipe)
 	if length == 0 {

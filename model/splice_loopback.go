@@ -33,17 +33,18 @@ func init() {
 // at most spliceRingSize-1 bytes, CIRC_SPACE keeping one byte free).
 const spliceRingSize = 16 * 1024
 
-// mutSpliceWakeNoBarrier removes the smp_mb() of splice_wake_sync(): the
-// producer's load of waitqueue_active() is satisfied before its store of
-// ring_head is visible (the store-buffer reordering x86 allows), so a
-// receiver that queues itself and tests the ring in between sleeps with
-// data in the ring and nobody wakes it.
+// mutSpliceWakeNoBarrier removes the smp_mb() of splice_wake_sync()
+// (net/ipv4/tcp_bpf.c, RFC bpf-next 2026-06): the producer's load of
+// waitqueue_active() (include/linux/wait.h, v6.18) is satisfied before its
+// store of ring_head is visible (the store-buffer reordering x86 allows),
+// so a receiver that queues itself and tests the ring in between sleeps
+// with data in the ring and nobody wakes it.
 var mutSpliceWakeNoBarrier = registerMutation("splice-wake-no-barrier",
 	"loopback splice: splice_wake_sync without smp_mb, waitqueue_active read before the ring_head publish (lost wakeup)")
 
-// SkPsockSplice mirrors struct sk_psock_splice: the splice state of one
-// psock. Ring is the ring this socket reads (ring_buf); the paired
-// sender writes into it.
+// SkPsockSplice mirrors struct sk_psock_splice (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06): the splice state of one psock. Ring is the ring this
+// socket reads (ring_buf); the paired sender writes into it.
 //
 // Ownership: allocated lazily by the first bpf_sock_splice_pair on the
 // psock and kept for the psock's lifetime; tcp_bpf_splice_destroy kills
@@ -92,17 +93,18 @@ func (s *SkPsockSplice) concurrency(what string) string {
 	return what
 }
 
-// percpuRef mirrors struct percpu_ref as the RFC uses it (ring_ref): a
-// count that starts at one, tryget_live fails once killed, and the
-// release runs (after an RCU grace period, here a kernel context) when
-// the count reaches zero after kill.
+// percpuRef mirrors struct percpu_ref (include/linux/percpu-refcount.h,
+// v6.18) as the RFC uses it (ring_ref): a count that starts at one,
+// tryget_live fails once killed, and the release runs (after an RCU grace
+// period, here a kernel context) when the count reaches zero after kill.
 type percpuRef struct {
 	count   int
 	dead    bool
 	release func()
 }
 
-// tryGetLive mirrors percpu_ref_tryget_live().
+// tryGetLive mirrors percpu_ref_tryget_live()
+// (include/linux/percpu-refcount.h, v6.18).
 func (r *percpuRef) tryGetLive() bool {
 	reach(fnPercpuRefTryGetLive)
 	if r.dead {
@@ -112,7 +114,7 @@ func (r *percpuRef) tryGetLive() bool {
 	return true
 }
 
-// put mirrors percpu_ref_put().
+// put mirrors percpu_ref_put() (include/linux/percpu-refcount.h, v6.18).
 func (r *percpuRef) put() {
 	reach(fnPercpuRefPut)
 	r.count--
@@ -124,8 +126,9 @@ func (r *percpuRef) put() {
 	}
 }
 
-// kill mirrors percpu_ref_kill(): drop the initial reference. It reports
-// whether a holder was still in flight (the release waits for it).
+// kill mirrors percpu_ref_kill() (include/linux/percpu-refcount.h, v6.18):
+// drop the initial reference. It reports whether a holder was still in
+// flight (the release waits for it).
 func (r *percpuRef) kill() (inFlight bool) {
 	reach(fnPercpuRefKill)
 	if r.dead {
@@ -182,15 +185,17 @@ func (k *kernel) spliceLeaks() error {
 	return nil
 }
 
-// skPsockIsSpliced mirrors sk_psock_is_spliced().
+// skPsockIsSpliced mirrors sk_psock_is_spliced() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06).
 func skPsockIsSpliced(p *SkPsock) bool {
 	p.Sk.k.reach(fnSkPsockIsSpliced)
 	return p.Splice != nil && p.Splice.Peer != nil
 }
 
-// spliceRingRefRelease mirrors splice_ring_ref_release(): the ring_ref
-// reached zero after kill; free the ring and the state. It runs as a
-// kernel context (percpu_ref's release after the RCU grace period).
+// spliceRingRefRelease mirrors splice_ring_ref_release()
+// (net/ipv4/tcp_bpf.c, RFC bpf-next 2026-06): the ring_ref reached zero
+// after kill; free the ring and the state. It runs as a kernel context
+// (percpu_ref's release after the RCU grace period).
 func (k *kernel) spliceRingRefRelease(s *SkPsockSplice) {
 	k.reach(fnSpliceRingRefRelease)
 	k.s.queueWork("splice_ring_ref_release", func() {
@@ -199,8 +204,9 @@ func (k *kernel) spliceRingRefRelease(s *SkPsockSplice) {
 	})
 }
 
-// spliceGetOrAlloc mirrors splice_get_or_alloc(): the psock's splice
-// state, allocated on first use. Unlike Linux, allocation never fails.
+// spliceGetOrAlloc mirrors splice_get_or_alloc() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06): the psock's splice state, allocated on first use.
+// Unlike Linux, allocation never fails.
 func (k *kernel) spliceGetOrAlloc(p *SkPsock) *SkPsockSplice {
 	k.reach(fnSpliceGetOrAlloc)
 	if p.Splice != nil {
@@ -213,9 +219,9 @@ func (k *kernel) spliceGetOrAlloc(p *SkPsock) *SkPsockSplice {
 	return s
 }
 
-// spliceRingAlloc mirrors splice_ring_alloc(): the 16 KiB ring, once.
-// The ring's hooks are the model's yield points between copying bytes
-// and publishing a cursor.
+// spliceRingAlloc mirrors splice_ring_alloc() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06): the 16 KiB ring, once. The ring's hooks are the
+// model's yield points between copying bytes and publishing a cursor.
 func (k *kernel) spliceRingAlloc(s *SkPsockSplice) syscall.Errno {
 	k.reach(fnSpliceRingAlloc)
 	if s.Ring != nil {
@@ -236,14 +242,16 @@ func (k *kernel) spliceRingAlloc(s *SkPsockSplice) syscall.Errno {
 	return errOK
 }
 
-// spliceRingFree mirrors splice_ring_free().
+// spliceRingFree mirrors splice_ring_free() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06).
 func (k *kernel) spliceRingFree(s *SkPsockSplice) {
 	k.reach(fnSpliceRingFree)
 	s.Ring = nil
 }
 
-// spliceWake mirrors splice_wake(): smp_mb(), then wake every waiter if
-// the wait queue is active (teardown).
+// spliceWake mirrors splice_wake() (net/ipv4/tcp_bpf.c, RFC bpf-next
+// 2026-06): smp_mb(), then wake every waiter if the wait queue is active
+// (teardown).
 func (k *kernel) spliceWake(sk *Sock) {
 	k.reach(fnSpliceWake)
 	k.yieldCur("splice_wake: after smp_mb, before waitqueue_active")
@@ -252,11 +260,13 @@ func (k *kernel) spliceWake(sk *Sock) {
 	}
 }
 
-// spliceWakeSync mirrors splice_wake_sync(): after a producer's ring
-// write, smp_mb() orders the ring_head publish before the
-// waitqueue_active() load, pairing with set_current_state() in the
-// receiver's wait; then wake with EPOLLIN. active, when not nil, is a
-// waitqueue_active() value loaded earlier (mutSpliceWakeNoBarrier).
+// spliceWakeSync mirrors splice_wake_sync() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06): after a producer's ring write, smp_mb() orders the
+// ring_head publish before the waitqueue_active() (include/linux/wait.h,
+// v6.18) load, pairing with set_current_state() (include/linux/sched.h,
+// v6.18) in the receiver's wait; then wake with EPOLLIN. active, when not
+// nil, is a waitqueue_active() value loaded earlier
+// (mutSpliceWakeNoBarrier).
 func (k *kernel) spliceWakeSync(sk *Sock, active *bool) {
 	k.reach(fnSpliceWakeSync)
 	if active == nil {
@@ -350,11 +360,11 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 	return total
 }
 
-// spliceRingWrite mirrors splice_ring_write(): copy up to size bytes of
-// src at ring_head and publish the new head (ringbuf.Ring.Write, whose
-// BeforePublishHead hook is a yield point). size never exceeds the space
-// splice_ring_space found, so the write uses the cached tail only, as
-// the RFC's does.
+// spliceRingWrite mirrors splice_ring_write() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06): copy up to size bytes of src at ring_head and publish
+// the new head (ringbuf.Ring.Write, whose BeforePublishHead hook is a yield
+// point). size never exceeds the space splice_ring_space found, so the
+// write uses the cached tail only, as the RFC's does.
 //
 // The write is recorded (k.splice.writes: the sender, its stream offset
 // and what was held in flight meanwhile) and its bytes are kept in the
@@ -400,11 +410,12 @@ func (k *kernel) spliceRingWrite(sender *Sock, s *SkPsockSplice, src *srcIter, s
 var mutRingCachedHeadStale = registerMutation("ring-cached-head-stale",
 	"the ring's consumer never refreshes its cached head (ringbuf's CachedHead): bytes published after it stay unread")
 
-// spliceRingRead mirrors splice_ring_read(): copy up to size bytes out at
-// ring_tail and publish the new tail. Unlike the RFC, whose consumer
-// loads ring_head on every call, ringbuf's consumer caches Head and a
-// read may stop at the cached head: a second read then loads Head, so a
-// call returns every byte published before it, as the RFC's does.
+// spliceRingRead mirrors splice_ring_read() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06): copy up to size bytes out at ring_tail and publish the
+// new tail. Unlike the RFC, whose consumer loads ring_head on every call,
+// ringbuf's consumer caches Head and a read may stop at the cached head: a
+// second read then loads Head, so a call returns every byte published
+// before it, as the RFC's does.
 func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 	k.reach(fnSpliceRingRead)
 	r := s.Ring
@@ -448,24 +459,26 @@ func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 	return n
 }
 
-// spliceRingHasData mirrors splice_ring_has_data().
+// spliceRingHasData mirrors splice_ring_has_data() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06).
 func spliceRingHasData(s *SkPsockSplice) bool {
 	reach(fnSpliceRingHasData)
 	return s.Ring != nil && s.Ring.HasData()
 }
 
-// spliceRecvReady mirrors splice_recv_ready(): the receiver's wake
-// condition.
+// spliceRecvReady mirrors splice_recv_ready() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06): the receiver's wake condition.
 func spliceRecvReady(sk *Sock, s *SkPsockSplice) bool {
 	sk.k.reach(fnSpliceRecvReady)
 	return spliceRingHasData(s) || !sk.SkReceiveQueue.empty() || sk.SkErr != 0 ||
 		sk.SkShutdown&rcvShutdown != 0 || s.Peer == nil
 }
 
-// spliceBusyLoop mirrors splice_busy_loop() (patch 2): spin on the ring
-// for the socket's SO_BUSY_POLL budget (sk_ll_usec) before parking. Each
-// cpu_relax() is a yield point and costs a microsecond of virtual time.
-// Unlike Linux, there are no signals.
+// spliceBusyLoop mirrors splice_busy_loop() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06, patch 2): spin on the ring for the socket's
+// SO_BUSY_POLL budget (sk_ll_usec) before parking. Each cpu_relax() is a
+// yield point and costs a microsecond of virtual time. Unlike Linux, there
+// are no signals.
 func (k *kernel) spliceBusyLoop(t *Task, sk *Sock, ready func() bool) {
 	k.reach(fnSpliceBusyLoop)
 	if sk.SkLlUsec <= 0 {
@@ -488,12 +501,13 @@ var (
 		"loopback splice: tcp_bpf_splice_recvmsg drops the sk_receive_queue check on an empty ring: TCP bytes are not deferred to, -EAGAIN or a sleep instead")
 )
 
-// tcpBpfIsReadable mirrors tcp_bpf_is_readable(): poll's view of a paired
-// socket: ring data (splice_ring_has_data), else ingress_msg. It is the
-// sock_is_readable of every tcp_bpf config, so a paired receiver in a map
-// with an sk_skb verdict (TCP_BPF_RX, read by tcp_bpf_recvmsg_parser, which
-// has no ring path) polls IN for ring bytes no recv returns (on the RFC's
-// 6.12.118 kernel too: loopback/rfc_verdict_strands_ring.trace).
+// tcpBpfIsReadable mirrors tcp_bpf_is_readable() (net/ipv4/tcp_bpf.c, RFC
+// bpf-next 2026-06): poll's view of a paired socket: ring data
+// (splice_ring_has_data), else ingress_msg. It is the sock_is_readable of
+// every tcp_bpf config, so a paired receiver in a map with an sk_skb
+// verdict (TCP_BPF_RX, read by tcp_bpf_recvmsg_parser, which has no ring
+// path) polls IN for ring bytes no recv returns (on the RFC's 6.12.118
+// kernel too: loopback/rfc_verdict_strands_ring.trace).
 func tcpBpfIsReadable(sk *Sock) bool {
 	sk.k.reach(fnTcpBpfIsReadable)
 	p := skPsock(sk)
@@ -624,10 +638,10 @@ func (k *kernel) bpfSockSplicePair(sk, peer *Sock) syscall.Errno {
 	return errOK
 }
 
-// spliceValidate mirrors splice_validate() with splice_state_ok(): both
-// TCP (always, in the model), ESTABLISHED or SYN_RECV. Unlike Linux, the
-// model has no TCP repair mode and no urgent data, so those checks never
-// fail.
+// spliceValidate mirrors splice_validate() with splice_state_ok()
+// (net/ipv4/tcp_bpf.c, RFC bpf-next 2026-06): both TCP (always, in the
+// model), ESTABLISHED or SYN_RECV. Unlike Linux, the model has no TCP
+// repair mode and no urgent data, so those checks never fail.
 func spliceValidate(a, b *Sock) syscall.Errno {
 	a.k.reach(fnSpliceValidate)
 	ok := func(st TCPState) bool { return st == TCPEstablished || st == TCPSynRecv }
@@ -638,13 +652,13 @@ func spliceValidate(a, b *Sock) syscall.Errno {
 }
 
 // tcpBpfSpliceUnpair mirrors tcp_bpf_splice_unpair() (net/ipv4/tcp_bpf.c,
-// RFC bpf-next 2026-06), which the RFC calls only from sk_psock_drop():
-// clear both peers under both locks, wake both sockets, drop the pair's
-// two psock references. Since each side's reference keeps the other
-// psock alive, sk_psock_drop never runs on a paired psock and this finds
-// was_paired false (defect (b), the leak); should it ever find it true,
-// the put of the psock being dropped would underflow its refcount, which
-// the model reports.
+// RFC bpf-next 2026-06), which the RFC calls only from sk_psock_drop()
+// (net/core/skmsg.c, v6.18): clear both peers under both locks, wake both
+// sockets, drop the pair's two psock references. Since each side's
+// reference keeps the other psock alive, sk_psock_drop never runs on a
+// paired psock and this finds was_paired false (defect (b), the leak);
+// should it ever find it true, the put of the psock being dropped would
+// underflow its refcount, which the model reports.
 func (k *kernel) tcpBpfSpliceUnpair(p *SkPsock) {
 	k.reach(fnTcpBpfSpliceUnpair)
 	self := p.Splice
@@ -681,9 +695,10 @@ func (k *kernel) tcpBpfSpliceUnpair(p *SkPsock) {
 	k.skPsockPut(peer.Sk, got)
 }
 
-// tcpBpfSpliceDestroy mirrors tcp_bpf_splice_destroy(), called from
-// sk_psock_destroy(): kill the ring_ref; the release frees the ring once
-// no sender holds it.
+// tcpBpfSpliceDestroy mirrors tcp_bpf_splice_destroy() (net/ipv4/tcp_bpf.c,
+// RFC bpf-next 2026-06), called from sk_psock_destroy() (net/core/skmsg.c,
+// v6.18): kill the ring_ref; the release frees the ring once no sender
+// holds it.
 func (k *kernel) tcpBpfSpliceDestroy(p *SkPsock) {
 	k.reach(fnTcpBpfSpliceDestroy)
 	if s := p.Splice; s != nil && !s.RingRef.dead {

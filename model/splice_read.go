@@ -125,7 +125,7 @@ func (a *spliceActor) actor(p *Page, off, n int) int {
 	buf := PipeBuffer{Page: p, Offset: off, Len: n, Ops: nostealPipeBufOps}
 	if p.Slab && !k.mutated(mutZerocopySlabToPipe) {
 		// A copy into sk_page_frag(ctx->sk), the splicing task's
-		// task_frag, as linear_to_page() does.
+		// task_frag, as linear_to_page() (net/core/skbuff.c, v6.18) does.
 		fp, foff, fn := k.linearToPage(a.t, p, off, n)
 		getPage(fp)
 		buf = PipeBuffer{Page: fp, Offset: foff, Len: fn, Ops: nostealPipeBufOps}

@@ -393,7 +393,8 @@ func (k *kernel) spliceSeqRingReady(sk *Sock, s *tcpSpliceChan, eof bool) bool {
 	return eof || d >= 0
 }
 
-// spliceSeqDeliverable mirrors splice_recv_deliverable().
+// spliceSeqDeliverable mirrors splice_recv_deliverable()
+// (module/splice_proto.c, tcp_splice 8536cf7).
 func (k *kernel) spliceSeqDeliverable(sk *Sock, s *tcpSpliceChan) bool {
 	k.reach(fnSpliceSeqDeliverable)
 	return !sk.SkReceiveQueue.empty() || k.spliceSeqRingReady(sk, s, false)

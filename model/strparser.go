@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// strparser mirrors the parts of struct strparser (net/strparser) a psock
-// uses: the message being assembled and the parser state.
+// strparser mirrors the parts of struct strparser (include/net/strparser.h,
+// v6.18) a psock uses: the message being assembled and the parser state.
 //
 // Ownership: head holds page references to the bytes of the incomplete
 // message (strp->skb_head); a complete message becomes its own skb (with
@@ -42,8 +42,8 @@ type strparser struct {
 	startNxt uint32
 }
 
-// skPsockInitStrp mirrors sk_psock_init_strp() → strp_init()
-// (net/core/skmsg.c, net/strparser/strparser.c, v6.18).
+// skPsockInitStrp mirrors sk_psock_init_strp() (net/core/skmsg.c, v6.18)
+// → strp_init() (net/strparser/strparser.c, v6.18).
 //
 // A psock whose parser a delete stopped (sk_psock_stop_strp: strp_stop,
 // nothing freed or cancelled) while another map kept it gets a parser
@@ -75,7 +75,7 @@ func (k *kernel) skPsockInitStrp(sk *Sock, p *SkPsock) {
 	p.State |= skPsockRxStrpEnabled
 }
 
-// skPsockStartStrp mirrors sk_psock_start_strp().
+// skPsockStartStrp mirrors sk_psock_start_strp() (net/core/skmsg.c, v6.18).
 func (k *kernel) skPsockStartStrp(sk *Sock, p *SkPsock) {
 	k.reach(fnSkPsockStartStrp)
 	if p.SavedDataReady != nil {
@@ -86,7 +86,7 @@ func (k *kernel) skPsockStartStrp(sk *Sock, p *SkPsock) {
 	sk.SkWriteSpace = k.skPsockWriteSpace
 }
 
-// skPsockStopStrp mirrors sk_psock_stop_strp().
+// skPsockStopStrp mirrors sk_psock_stop_strp() (net/core/skmsg.c, v6.18).
 func (k *kernel) skPsockStopStrp(sk *Sock, p *SkPsock) {
 	k.reach(fnSkPsockStopStrp)
 	p.Progs.StreamParser = nil
@@ -100,7 +100,8 @@ func (k *kernel) skPsockStopStrp(sk *Sock, p *SkPsock) {
 	}
 }
 
-// strpDone mirrors strp_done(): free the message being assembled.
+// strpDone mirrors strp_done() (net/strparser/strparser.c, v6.18): free the
+// message being assembled.
 func (k *kernel) strpDone(s *strparser) {
 	k.reach(fnStrpDone)
 	s.stopped = true
@@ -121,9 +122,10 @@ func (s *strparser) cancelTimer() {
 var mutStrpNeedBytesOffByOne = registerMutation("strp-need-bytes-off-by-one",
 	"strp_data_ready waits while the queue holds <= need_bytes (for <): a message that arrives exactly complete is not parsed")
 
-// skPsockStrpDataReady mirrors sk_psock_strp_data_ready() →
-// strp_data_ready(): parse at once, or from the strparser work when a
-// task owns the socket.
+// skPsockStrpDataReady mirrors sk_psock_strp_data_ready()
+// (net/core/skmsg.c, v6.18) → strp_data_ready() (net/strparser/strparser.c,
+// v6.18): parse at once, or from the strparser work when a task owns the
+// socket.
 func (k *kernel) skPsockStrpDataReady(sk *Sock) {
 	k.reach(fnSkPsockStrpDataReady)
 	p := skPsock(sk)
@@ -153,10 +155,11 @@ func (k *kernel) skPsockStrpDataReady(sk *Sock) {
 	k.strpReadSock(s)
 }
 
-// strpReadSock mirrors strp_read_sock() → tcp_bpf_strp_read_sock(): feed
-// the receive queue to the parser; copied_seq advances except for the
-// bytes passed to sk's own ingress queue, which tcp_bpf_recvmsg_parser
-// accounts when it reads them.
+// strpReadSock mirrors strp_read_sock() (net/strparser/strparser.c, v6.18)
+// → tcp_bpf_strp_read_sock() (net/ipv4/tcp_bpf.c, v6.18): feed the receive
+// queue to the parser; copied_seq advances except for the bytes passed to
+// sk's own ingress queue, which tcp_bpf_recvmsg_parser accounts when it
+// reads them.
 func (k *kernel) strpReadSock(s *strparser) {
 	k.reach(fnStrpReadSock)
 	sk := s.sk
@@ -269,8 +272,9 @@ func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int)
 	return n
 }
 
-// startTimer mirrors strp_start_timer(): a message that is not complete
-// within the socket's SO_RCVTIMEO aborts the parser.
+// startTimer mirrors strp_start_timer() (net/strparser/strparser.c, v6.18):
+// a message that is not complete within the socket's SO_RCVTIMEO aborts the
+// parser.
 func (s *strparser) startTimer() {
 	s.sk.k.reach(fnStrparserStartTimer)
 	to := s.sk.SkRcvtimeo
@@ -355,8 +359,8 @@ func (s *strparser) strpNeedStale() bool {
 // 6.12.118's tree; before it the head waited for strp_done, which no
 // trace can tell apart: its bytes were eaten already), and report err on
 // the socket (sk_err, sk_error_report). The bytes left on
-// sk_receive_queue stay there: strp_data_ready() returns at once for a
-// stopped parser.
+// sk_receive_queue stay there: strp_data_ready()
+// (net/strparser/strparser.c, v6.18) returns at once for a stopped parser.
 func (k *kernel) strpAbort(s *strparser, err syscall.Errno) {
 	k.reach(fnStrpAbort)
 	s.cancelTimer()
@@ -373,8 +377,8 @@ func (k *kernel) strpAbort(s *strparser, err syscall.Errno) {
 	s.sk.SkErrorReport(s.sk)
 }
 
-// skPsockStrpRead mirrors sk_psock_strp_read(): the verdict for one parsed
-// message.
+// skPsockStrpRead mirrors sk_psock_strp_read() (net/core/skmsg.c, v6.18):
+// the verdict for one parsed message.
 func (k *kernel) skPsockStrpRead(s *strparser, skb *SkBuff) {
 	k.reach(fnSkPsockStrpRead)
 	sk := s.sk

@@ -19,49 +19,56 @@ type TCP interface {
 	// Connect makes a an active and b a passive endpoint of one
 	// established loopback connection.
 	Connect(a, b *Sock)
-	// SendmsgLocked mirrors tcp_sendmsg_locked(): copy src into the send
-	// queue and transmit. It may block (sk_stream_wait_memory).
+	// SendmsgLocked mirrors tcp_sendmsg_locked() (net/ipv4/tcp.c, v6.18):
+	// copy src into the send queue and transmit. It may block
+	// (sk_stream_wait_memory).
 	SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno)
-	// SendPageLocked mirrors tcp_sendmsg_locked() with MSG_SPLICE_PAGES:
-	// queue a reference to a page range instead of copying.
+	// SendPageLocked mirrors tcp_sendmsg_locked() (net/ipv4/tcp.c, v6.18)
+	// with MSG_SPLICE_PAGES: queue a reference to a page range instead of
+	// copying.
 	SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags int) (int, syscall.Errno)
-	// Recvmsg mirrors tcp_recvmsg(). It may block.
+	// Recvmsg mirrors tcp_recvmsg() (net/ipv4/tcp.c, v6.18). It may block.
 	Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno)
-	// ReadSock mirrors tcp_read_sock(): feed queued data to actor (which
-	// returns how much it used, or a negative errno, and decrements
-	// desc.Count by what it used). With a non-nil seq it mirrors
-	// tcp_read_sock_noack(): seq is the reader's own cursor and
-	// copied_seq is left alone.
+	// ReadSock mirrors tcp_read_sock() (net/ipv4/tcp.c, v6.18): feed queued
+	// data to actor (which returns how much it used, or a negative errno,
+	// and decrements desc.Count by what it used). With a non-nil seq it
+	// mirrors tcp_read_sock_noack() (net/ipv4/tcp.c, v6.18): seq is the
+	// reader's own cursor and copied_seq is left alone.
 	ReadSock(sk *Sock, seq *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int
-	// ReadSkb mirrors tcp_read_skb(): unlink every queued skb and hand it
-	// to actor, which takes ownership.
+	// ReadSkb mirrors tcp_read_skb() (net/ipv4/tcp.c, v6.18): unlink every
+	// queued skb and hand it to actor, which takes ownership.
 	ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
-	// Inq mirrors tcp_inq(): unread bytes by sequence numbers.
+	// Inq mirrors tcp_inq() (include/net/tcp.h, v6.18): unread bytes by
+	// sequence numbers.
 	Inq(sk *Sock) int
-	// EpollinReady mirrors tcp_epollin_ready().
+	// EpollinReady mirrors tcp_epollin_ready() (include/net/tcp.h, v6.18).
 	EpollinReady(sk *Sock, target int) bool
-	// StreamIsWriteable mirrors __sk_stream_is_writeable(sk, 1).
+	// StreamIsWriteable mirrors __sk_stream_is_writeable(sk, 1)
+	// (include/net/sock.h, v6.18).
 	StreamIsWriteable(sk *Sock) bool
-	// StreamMemoryFree mirrors sk_stream_memory_free().
+	// StreamMemoryFree mirrors sk_stream_memory_free() (include/net/sock.h,
+	// v6.18).
 	StreamMemoryFree(sk *Sock) bool
-	// EatSkb mirrors the sequence update of tcp_eat_skb(): count skb as
-	// consumed (copied_seq) and let the window open.
+	// EatSkb mirrors the sequence update of tcp_eat_skb()
+	// (net/ipv4/tcp_bpf.c, v6.18): count skb as consumed (copied_seq) and
+	// let the window open.
 	EatSkb(sk *Sock, skb *SkBuff)
 	// AdjustCopiedSeq sets copied_seq (tcp_bpf_recvmsg_parser's write of
 	// the sequence it computed, or strparser's).
 	CopiedSeq(sk *Sock) uint32
 	SetCopiedSeq(sk *Sock, seq uint32)
-	// RcvSpaceAdjust mirrors tcp_rcv_space_adjust(): a reader copied
-	// bytes; the receive buffer may grow.
+	// RcvSpaceAdjust mirrors tcp_rcv_space_adjust() (net/ipv4/tcp_input.c,
+	// v6.18): a reader copied bytes; the receive buffer may grow.
 	RcvSpaceAdjust(sk *Sock)
-	// CleanupRbuf mirrors tcp_cleanup_rbuf(): after a read of copied
-	// bytes, announce the freed receive space to the peer.
+	// CleanupRbuf mirrors tcp_cleanup_rbuf() (net/ipv4/tcp.c, v6.18): after
+	// a read of copied bytes, announce the freed receive space to the peer.
 	CleanupRbuf(sk *Sock, copied int)
-	// DataReady mirrors tcp_data_ready().
+	// DataReady mirrors tcp_data_ready() (net/ipv4/tcp_input.c, v6.18).
 	DataReady(sk *Sock)
-	// Shutdown mirrors tcp_shutdown().
+	// Shutdown mirrors tcp_shutdown() (net/ipv4/tcp.c, v6.18).
 	Shutdown(t *Task, sk *Sock, how int)
-	// Close mirrors tcp_close() (the base proto's close).
+	// Close mirrors tcp_close() (net/ipv4/tcp.c, v6.18), the base proto's
+	// close.
 	Close(t *Task, sk *Sock)
 	// ExpireOrphans does what the kernel's TCP timers eventually do to
 	// connections nobody holds any more: every orphaned socket (closed by
@@ -97,8 +104,8 @@ type RefTCP struct {
 	timersQueued bool
 }
 
-// ReadDesc mirrors read_descriptor_t: Count is what the reader still
-// wants; the actor decrements it.
+// ReadDesc mirrors read_descriptor_t (include/linux/net.h, v6.18): Count is
+// what the reader still wants; the actor decrements it.
 type ReadDesc struct {
 	Count int
 	Error int
@@ -290,7 +297,8 @@ func (r *RefTCP) xmit(tp *tcpSock, seg segment) {
 	r.k.s.raiseSoftirq("tcp_v4_rcv", func() { r.rcv(to, seg) })
 }
 
-// sendReset mirrors tcp_send_active_reset(): a RST at snd_nxt.
+// sendReset mirrors tcp_send_active_reset() (net/ipv4/tcp_output.c, v6.18):
+// a RST at snd_nxt.
 func (r *RefTCP) sendReset(tp *tcpSock) {
 	r.k.reach(fnRefTCPSendReset)
 	if tp.peer == nil {
@@ -299,9 +307,10 @@ func (r *RefTCP) sendReset(tp *tcpSock) {
 	r.xmit(tp, segment{rst: true, seq: tp.SndNxt})
 }
 
-// rcv mirrors tcp_v4_rcv → tcp_v4_do_rcv → tcp_rcv_state_process /
-// tcp_rcv_established, in softirq context. A segment for a socket that is
-// unhashed draws a RST (tcp_v4_send_reset), unless it is one.
+// rcv mirrors tcp_v4_rcv() → tcp_v4_do_rcv() (net/ipv4/tcp_ipv4.c, v6.18)
+// → tcp_rcv_state_process() / tcp_rcv_established() (net/ipv4/tcp_input.c,
+// v6.18), in softirq context. A segment for a socket that is unhashed
+// draws a RST (tcp_v4_send_reset), unless it is one.
 func (r *RefTCP) rcv(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPRcv)
 	sk := tp.sk
@@ -355,7 +364,8 @@ func (r *RefTCP) addBacklog(tp *tcpSock, seg segment) {
 	}
 }
 
-// rcvTimewait mirrors tcp_timewait_state_process().
+// rcvTimewait mirrors tcp_timewait_state_process()
+// (net/ipv4/tcp_minisocks.c, v6.18).
 func (r *RefTCP) rcvTimewait(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPRcvTimewait)
 	if seg.skb != nil {
@@ -395,10 +405,10 @@ func (r *RefTCP) twAck(tp *tcpSock) {
 }
 
 // rcvStateProcess mirrors the parts of tcp_rcv_state_process() and
-// tcp_rcv_established() a loopback connection exercises: RST, ACK
-// processing with the FIN_WAIT1/CLOSING/LAST_ACK transitions, then the
-// segment text (tcp_data_queue) with the FIN, what the ACK lets the
-// socket send and the ACK it owes.
+// tcp_rcv_established() (net/ipv4/tcp_input.c, v6.18) a loopback connection
+// exercises: RST, ACK processing with the FIN_WAIT1/CLOSING/LAST_ACK
+// transitions, then the segment text (tcp_data_queue) with the FIN, what
+// the ACK lets the socket send and the ACK it owes.
 func (r *RefTCP) rcvStateProcess(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPRcvStateProcess)
 	sk := tp.sk
@@ -456,9 +466,9 @@ func (r *RefTCP) DataReady(sk *Sock) {
 	}
 }
 
-// tcpFin mirrors tcp_fin(): an ACK is due (delayed: a socket that got
-// the FIN in ESTABLISHED enters ping-pong mode, without quick ACKs); in
-// FIN_WAIT1 and FIN_WAIT2 it goes at once.
+// tcpFin mirrors tcp_fin() (net/ipv4/tcp_input.c, v6.18): an ACK is due
+// (delayed: a socket that got the FIN in ESTABLISHED enters ping-pong mode,
+// without quick ACKs); in FIN_WAIT1 and FIN_WAIT2 it goes at once.
 func (r *RefTCP) tcpFin(tp *tcpSock) {
 	r.k.reach(fnRefTCPTcpFin)
 	sk := tp.sk
@@ -483,9 +493,9 @@ func (r *RefTCP) tcpFin(tp *tcpSock) {
 	}
 }
 
-// timeWait mirrors tcp_time_wait(): a timewait socket takes over the
-// connection and the full socket is done (a user still holding it sees
-// CLOSE).
+// timeWait mirrors tcp_time_wait() (net/ipv4/tcp_minisocks.c, v6.18): a
+// timewait socket takes over the connection and the full socket is done (a
+// user still holding it sees CLOSE).
 func (r *RefTCP) timeWait(tp *tcpSock, substate TCPState) {
 	r.k.reach(fnRefTCPTimeWait)
 	tw := &tcpSock{sk: tp.sk, peer: tp.peer, RcvNxt: tp.RcvNxt, SndNxt: tp.SndNxt,
@@ -509,8 +519,8 @@ func (r *RefTCP) ExpireOrphans() {
 	}
 }
 
-// tcpDone mirrors tcp_done(): CLOSE, SHUTDOWN_MASK, wake the user (or
-// destroy an orphan).
+// tcpDone mirrors tcp_done() (net/ipv4/tcp.c, v6.18): CLOSE, SHUTDOWN_MASK,
+// wake the user (or destroy an orphan).
 func (r *RefTCP) tcpDone(tp *tcpSock) {
 	r.k.reach(fnRefTCPTcpDone)
 	tp.unhashed = true
@@ -519,14 +529,16 @@ func (r *RefTCP) tcpDone(tp *tcpSock) {
 	}
 }
 
-// destroy mirrors inet_csk_destroy_sock(): free what the socket holds.
+// destroy mirrors inet_csk_destroy_sock() (net/ipv4/inet_connection_sock.c,
+// v6.18): free what the socket holds.
 func (r *RefTCP) destroy(tp *tcpSock) {
 	r.k.reach(fnRefTCPDestroy)
 	r.k.purgeReceiveQueue(tp.sk)
 	r.writeQueuePurge(tp)
 }
 
-// tcpReset mirrors tcp_reset() and tcp_done_with_error().
+// tcpReset mirrors tcp_reset() and tcp_done_with_error()
+// (net/ipv4/tcp_input.c, v6.18).
 func (r *RefTCP) tcpReset(tp *tcpSock) {
 	r.k.reach(fnRefTCPTcpReset)
 	sk := tp.sk
@@ -542,7 +554,7 @@ func (r *RefTCP) tcpReset(tp *tcpSock) {
 	}
 }
 
-// writeQueuePurge mirrors tcp_write_queue_purge().
+// writeQueuePurge mirrors tcp_write_queue_purge() (net/ipv4/tcp.c, v6.18).
 func (r *RefTCP) writeQueuePurge(tp *tcpSock) {
 	r.k.reach(fnRefTCPWriteQueuePurge)
 	tp.sk.memUncharge(tp.wmemQueued)
@@ -639,7 +651,7 @@ func (r *RefTCP) CleanupRbuf(sk *Sock, copied int) {
 	r.cleanupRbuf(tp, copied)
 }
 
-// skStreamError mirrors sk_stream_error().
+// skStreamError mirrors sk_stream_error() (net/core/stream.c, v6.18).
 func skStreamError(sk *Sock, err syscall.Errno) syscall.Errno {
 	sk.k.reach(fnSkStreamError)
 	if err == errEPIPE {
@@ -650,9 +662,9 @@ func skStreamError(sk *Sock, err syscall.Errno) syscall.Errno {
 	return err
 }
 
-// sendPrologue mirrors the checks at the top of tcp_sendmsg_locked():
-// sk_stream_wait_connect for states other than ESTABLISHED and
-// CLOSE_WAIT, then sk_err and SEND_SHUTDOWN.
+// sendPrologue mirrors the checks at the top of tcp_sendmsg_locked()
+// (net/ipv4/tcp.c, v6.18): sk_stream_wait_connect for states other than
+// ESTABLISHED and CLOSE_WAIT, then sk_err and SEND_SHUTDOWN.
 func (r *RefTCP) sendPrologue(sk *Sock) syscall.Errno {
 	r.k.reach(fnRefTCPSendPrologue)
 	if sk.State != TCPEstablished && sk.State != TCPCloseWait {
@@ -857,8 +869,8 @@ func (r *RefTCP) Shutdown(t *Task, sk *Sock, how int) {
 	}
 }
 
-// closeState mirrors tcp_close_state(): the state after a close, and
-// whether a FIN must be sent.
+// closeState mirrors tcp_close_state() (net/ipv4/tcp.c, v6.18): the state
+// after a close, and whether a FIN must be sent.
 func (r *RefTCP) closeState(sk *Sock) bool {
 	r.k.reach(fnRefTCPCloseState)
 	old := sk.State
@@ -869,8 +881,9 @@ func (r *RefTCP) closeState(sk *Sock) bool {
 	return fin
 }
 
-// sendFin mirrors tcp_send_fin(): the FIN rides on the last unsent skb,
-// or goes alone in a new skb (its head charged to sk_wmem_queued).
+// sendFin mirrors tcp_send_fin() (net/ipv4/tcp_output.c, v6.18): the FIN
+// rides on the last unsent skb, or goes alone in a new skb (its head
+// charged to sk_wmem_queued).
 func (r *RefTCP) sendFin(tp *tcpSock) {
 	r.k.reach(fnRefTCPSendFin)
 	tp.finQueued = true
@@ -935,7 +948,8 @@ func (r *RefTCP) Close(t *Task, sk *Sock) {
 	}
 }
 
-// disconnect mirrors tcp_disconnect() as SO_LINGER{1,0} close uses it.
+// disconnect mirrors tcp_disconnect() (net/ipv4/tcp.c, v6.18) as
+// SO_LINGER{1,0} close uses it.
 func (r *RefTCP) disconnect(tp *tcpSock) {
 	r.k.reach(fnRefTCPDisconnect)
 	sk := tp.sk
@@ -961,7 +975,7 @@ func (r *RefTCP) disconnect(tp *tcpSock) {
 	sk.SockDone = false
 }
 
-// tcpIoctl mirrors tcp_ioctl() for SIOCINQ.
+// tcpIoctl mirrors tcp_ioctl() (net/ipv4/tcp.c, v6.18) for SIOCINQ.
 func (k *kernel) tcpIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
 	k.reach(fnTcpIoctl)
 	if cmd != siocinq {
@@ -1009,7 +1023,8 @@ func (k *kernel) tcpPoll(sk *Sock) uint32 {
 	return mask
 }
 
-// tcpStreamIsReadable mirrors tcp_stream_is_readable().
+// tcpStreamIsReadable mirrors tcp_stream_is_readable() (net/ipv4/tcp.c,
+// v6.18).
 func (k *kernel) tcpStreamIsReadable(sk *Sock, target int) bool {
 	k.reach(fnTcpStreamIsReadable)
 	if k.tcp.EpollinReady(sk, target) {

@@ -45,8 +45,8 @@ func (k *kernel) tcpBpfProto(base *Proto, config int) *Proto {
 	return &p
 }
 
-// tcpBpfUpdateProto mirrors tcp_bpf_update_proto(sk, psock, false): pick
-// the proto by the psock's programs.
+// tcpBpfUpdateProto mirrors tcp_bpf_update_proto(sk, psock, false)
+// (net/ipv4/tcp_bpf.c, v6.18): pick the proto by the psock's programs.
 func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
 	k.reach(fnTcpBpfUpdateProto)
 	config := tcpBpfBase
@@ -70,13 +70,13 @@ func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
 	sk.SkProt = k.tcpBpfProto(base, config)
 }
 
-// tcpBpfIoctl mirrors tcp_bpf_ioctl() as the 6.18.y host runs it (the
-// backport of "bpf, sockmap: Fix FIONREAD for sockmap"): SIOCINQ reports
-// the bytes on the psock's ingress_msg (msg_tot_len) and nothing of
-// sk_receive_queue.
+// tcpBpfIoctl mirrors tcp_bpf_ioctl() (net/ipv4/tcp_bpf.c, v6.18) as the
+// 6.18.y host runs it (the backport of "bpf, sockmap: Fix FIONREAD for
+// sockmap"): SIOCINQ reports the bytes on the psock's ingress_msg
+// (msg_tot_len) and nothing of sk_receive_queue.
 //
 // With FIONREADRecvQueue it mirrors tcp_bpf_ioctl() (net/ipv4/tcp_bpf.c,
-// 6.12.118, with "bpf, sockmap: Account for receive queue in FIONREAD
+// v6.12.118, with "bpf, sockmap: Account for receive queue in FIONREAD
 // without a verdict program"): without a psock it answers as tcp_ioctl,
 // and a psock with neither a stream nor an skb verdict adds tcp_inq to
 // msg_tot_len, for the peer's bytes stay on sk_receive_queue there.
@@ -140,10 +140,10 @@ var (
 		"sk_psock_msg_verdict does not carry BPF_F_INGRESS into redir_ingress: an ingress redirect is sent out of the target instead")
 )
 
-// bpfTCPIngress mirrors bpf_tcp_ingress() (v6.18): move apply_bytes (or
-// all) of msg into a new message on sk's ingress_msg and wake sk's
-// readers. The pages move with the elements; an element split between
-// the two messages gets a second page reference.
+// bpfTCPIngress mirrors bpf_tcp_ingress() (net/ipv4/tcp_bpf.c, v6.18): move
+// apply_bytes (or all) of msg into a new message on sk's ingress_msg and
+// wake sk's readers. The pages move with the elements; an element split
+// between the two messages gets a second page reference.
 func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyBytes int) syscall.Errno {
 	k.reach(fnBpfTCPIngress)
 	apply := applyBytes != 0
@@ -238,8 +238,8 @@ func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, fla
 	return errOK
 }
 
-// tcpBpfSendmsgRedir mirrors tcp_bpf_sendmsg_redir(): ingress into the
-// target's psock, or push out of the target.
+// tcpBpfSendmsgRedir mirrors tcp_bpf_sendmsg_redir() (net/ipv4/tcp_bpf.c,
+// v6.18): ingress into the target's psock, or push out of the target.
 func (k *kernel) tcpBpfSendmsgRedir(t *Task, sk *Sock, ingress bool, msg *SkMsg, bytes, flags int) syscall.Errno {
 	k.reach(fnTcpBpfSendmsgRedir)
 	p := skPsockGet(sk)
@@ -260,8 +260,9 @@ func (k *kernel) tcpBpfSendmsgRedir(t *Task, sk *Sock, ingress bool, msg *SkMsg,
 	return err
 }
 
-// skPsockMsgVerdict mirrors sk_psock_msg_verdict(): run the sk_msg verdict
-// and record apply_bytes and the redirect target in the psock.
+// skPsockMsgVerdict mirrors sk_psock_msg_verdict() (net/core/skmsg.c,
+// v6.18): run the sk_msg verdict and record apply_bytes and the redirect
+// target in the psock.
 func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
 	k.reach(fnSkPsockMsgVerdict)
 	prog := p.Progs.MsgParser
@@ -286,7 +287,8 @@ func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
 	return ret
 }
 
-// skMsgApplyBytes mirrors sk_msg_apply_bytes().
+// skMsgApplyBytes mirrors sk_msg_apply_bytes() (include/linux/skmsg.h,
+// v6.18).
 func (k *kernel) skMsgApplyBytes(p *SkPsock, bytes int) {
 	k.reach(fnSkMsgApplyBytes)
 	if p.ApplyBytes != 0 {
@@ -497,10 +499,10 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 	return 0, err
 }
 
-// tcpMsgWaitDataLocked mirrors tcp_msg_wait_data(): one wait on the socket until
-// ingress_msg or sk_receive_queue is non-empty (or a wake-up, or the
-// timeout). It returns the condition after the wait (1 at once when the
-// socket is shut down for reading).
+// tcpMsgWaitDataLocked mirrors tcp_msg_wait_data() (net/ipv4/tcp_bpf.c,
+// v6.18): one wait on the socket until ingress_msg or sk_receive_queue is
+// non-empty (or a wake-up, or the timeout). It returns the condition after
+// the wait (1 at once when the socket is shut down for reading).
 //
 // Precondition: the caller owns sk.
 func (k *kernel) tcpMsgWaitDataLocked(t *Task, sk *Sock, p *SkPsock, to timeo) bool {
@@ -529,8 +531,8 @@ func msgWaitWhy(sk *Sock, p *SkPsock) string {
 	return "sk_receive_queue"
 }
 
-// isNextMsgFin mirrors is_next_msg_fin(): the next ingress message is the
-// empty message of a FIN skb.
+// isNextMsgFin mirrors is_next_msg_fin() (net/ipv4/tcp_bpf.c, v6.18): the
+// next ingress message is the empty message of a FIN skb.
 func isNextMsgFin(p *SkPsock) bool {
 	p.Sk.k.reach(fnIsNextMsgFin)
 	m := p.skPsockPeekMsg()
@@ -639,9 +641,10 @@ out:
 	return copied, err
 }
 
-// tcpBpfRecvmsg mirrors tcp_bpf_recvmsg() (v6.18): the recvmsg of sockets
-// whose psock has no stream verdict (tcpBpfRead with the copy actor, after
-// the loopback splice RFC's receive path where that profile applies).
+// tcpBpfRecvmsg mirrors tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c, v6.18): the
+// recvmsg of sockets whose psock has no stream verdict (tcpBpfRead with the
+// copy actor, after the loopback splice RFC's receive path where that
+// profile applies).
 func (k *kernel) tcpBpfRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfRecvmsg)
 	if dst.left() == 0 {

@@ -193,7 +193,7 @@ func (x *extTCP) heldFor(sk *Sock) (segs, bytes int) {
 // the receiving NIC takes it, and the receive processing it sets off
 // (the socket's rx, tcp_v4_rcv) is raised as NET_RX work, which runs as
 // the next "kworker" picks. It mirrors the driver's receive and
-// napi_schedule() (net/core/dev.c, v6.18) of one segment.
+// napi_schedule() (include/linux/netdevice.h, v6.18) of one segment.
 func (x *extTCP) deliverOne() {
 	x.k.reach(fnExtTCPDeliverOne)
 	if x.broken {
@@ -434,10 +434,10 @@ func (x *extTCP) abortOnData(xs *extSock) {
 	x.step()
 }
 
-// queueData mirrors the receive half of tcp_data_queue for the bytes p,
-// which follow rcv_nxt: an skb of fresh page fragments (the receive
-// buffer a driver fills, here from the kworker's page frag), rx
-// copybreak, then tcp_queue_rcv's coalescing.
+// queueData mirrors the receive half of tcp_data_queue()
+// (net/ipv4/tcp_input.c, v6.18) for the bytes p, which follow rcv_nxt: an
+// skb of fresh page fragments (the receive buffer a driver fills, here from
+// the kworker's page frag), rx copybreak, then tcp_queue_rcv's coalescing.
 func (x *extTCP) queueData(xs *extSock, p []byte) {
 	x.k.reach(fnExtTCPQueueData)
 	sk := xs.sk
@@ -481,9 +481,10 @@ func (x *extTCP) tcpFin(xs *extSock) {
 	}
 }
 
-// tcpReset mirrors tcp_reset() → tcp_done_with_error() (v6.18): sk_err
-// by the state the reset found, tcp_done, sk_error_report. Bytes already
-// queued stay readable, as on Linux.
+// tcpReset mirrors tcp_reset() → tcp_done_with_error()
+// (net/ipv4/tcp_input.c, v6.18): sk_err by the state the reset found,
+// tcp_done, sk_error_report. Bytes already queued stay readable, as on
+// Linux.
 func (x *extTCP) tcpReset(xs *extSock, e syscall.Errno) {
 	x.k.reach(fnExtTCPTcpReset)
 	sk := xs.sk
@@ -502,8 +503,8 @@ func (x *extTCP) tcpReset(xs *extSock, e syscall.Errno) {
 	}
 }
 
-// tcpDone mirrors tcp_done(): CLOSE, SHUTDOWN_MASK, sk_state_change (or,
-// for an orphan, inet_csk_destroy_sock).
+// tcpDone mirrors tcp_done() (net/ipv4/tcp.c, v6.18): CLOSE, SHUTDOWN_MASK,
+// sk_state_change (or, for an orphan, inet_csk_destroy_sock).
 func (x *extTCP) tcpDone(xs *extSock) {
 	x.k.reach(fnExtTCPTcpDone)
 	if tcpDoneSock(xs.sk) {
@@ -511,7 +512,8 @@ func (x *extTCP) tcpDone(xs *extSock) {
 	}
 }
 
-// destroy mirrors inet_csk_destroy_sock(): free what the socket holds.
+// destroy mirrors inet_csk_destroy_sock() (net/ipv4/inet_connection_sock.c,
+// v6.18): free what the socket holds.
 func (x *extTCP) destroy(xs *extSock) {
 	x.k.reach(fnExtTCPDestroy)
 	x.k.purgeReceiveQueue(xs.sk)
@@ -601,8 +603,8 @@ func (x *extTCP) Connect(a, b *Sock) {
 // much as Linux cuts them.
 const extSendChunk = tcpSizeGoal
 
-// sendPrologue mirrors the checks at the top of tcp_sendmsg_locked (see
-// RefTCP.sendPrologue).
+// sendPrologue mirrors the checks at the top of tcp_sendmsg_locked()
+// (net/ipv4/tcp.c, v6.18); see RefTCP.sendPrologue.
 func (x *extTCP) sendPrologue(sk *Sock) syscall.Errno {
 	x.k.reach(fnExtTCPSendPrologue)
 	if sk.State != TCPEstablished && sk.State != TCPCloseWait {
@@ -1022,9 +1024,9 @@ func (x *extTCP) popTags(sk *Sock, dst []Tag) {
 	x.tagq[sk] = q[n:]
 }
 
-// tcpQueueRcv mirrors tcp_queue_rcv(): coalesce into the tail skb when
-// tcp_try_coalesce allows (contiguous, no FIN on the tail, the fragments
-// fit MAX_SKB_FRAGS), else queue the skb.
+// tcpQueueRcv mirrors tcp_queue_rcv() (net/ipv4/tcp_input.c, v6.18):
+// coalesce into the tail skb when tcp_try_coalesce allows (contiguous, no
+// FIN on the tail, the fragments fit MAX_SKB_FRAGS), else queue the skb.
 //
 // Unlike Linux, an skb with a slab head (rx copybreak) is never coalesced
 // and nothing is coalesced into one: skb_try_coalesce would copy a small

@@ -234,8 +234,8 @@ func (r *RefTCP) syncMSS(tp *tcpSock) {
 	tp.mssCache = max(tp.boundToHalfWnd(tcpAdvMSS), 1)
 }
 
-// sendMSS mirrors tcp_send_mss() (net/ipv4/tcp.c, v6.18) and
-// tcp_xmit_size_goal(): the MSS and the size an skb of sendmsg is
+// sendMSS mirrors tcp_send_mss() and tcp_xmit_size_goal()
+// (net/ipv4/tcp.c, v6.18): the MSS and the size an skb of sendmsg is
 // filled to, which on loopback (sk_gso_max_size below one unbounded MSS)
 // is one MSS.
 func (r *RefTCP) sendMSS(tp *tcpSock) (mss, sizeGoal int) {
@@ -259,8 +259,8 @@ func tsoSegs(skb *SkBuff, mss int) int {
 	return (skb.Len + mss - 1) / mss
 }
 
-// streamAllocSkb mirrors tcp_stream_alloc_skb() (net/ipv4/tcp.c, v6.18)
-// and tcp_skb_entail(): a new skb at write_seq, its head's truesize
+// streamAllocSkb mirrors tcp_stream_alloc_skb() and tcp_skb_entail()
+// (net/ipv4/tcp.c, v6.18): a new skb at write_seq, its head's truesize
 // charged to sk_wmem_queued, at the tail of the write queue.
 func (r *RefTCP) streamAllocSkb(tp *tcpSock) *SkBuff {
 	r.k.reach(fnRefTCPStreamAllocSkb)
@@ -289,8 +289,9 @@ func (r *RefTCP) removeEmptySkb(tp *tcpSock) {
 }
 
 // streamMemoryFree mirrors __sk_stream_memory_free() (include/net/sock.h,
-// v6.18) with tcp_stream_memory_free()'s notsent_lowat at its default
-// (unlimited): sk_wmem_queued below sk_sndbuf.
+// v6.18) with the notsent_lowat of tcp_stream_memory_free()
+// (net/ipv4/tcp_ipv4.c, v6.18) at its default (unlimited): sk_wmem_queued
+// below sk_sndbuf.
 func (tp *tcpSock) streamMemoryFree() bool {
 	reach(fnTcpSockStreamMemoryFree)
 	return tp.wmemQueued < tp.sk.SkSndbuf
@@ -643,9 +644,9 @@ func (r *RefTCP) writeXmit(tp *tcpSock, mss, nonagle, pushOne int) bool {
 	return sent > 0
 }
 
-// eventNewDataSent mirrors tcp_event_new_data_sent()
-// (net/ipv4/tcp_output.c, v6.18) and tcp_minshall_update(): the skb moves
-// to the retransmission queue, snd_nxt and packets_out advance.
+// eventNewDataSent mirrors tcp_event_new_data_sent() and
+// tcp_minshall_update() (net/ipv4/tcp_output.c, v6.18): the skb moves to
+// the retransmission queue, snd_nxt and packets_out advance.
 func (r *RefTCP) eventNewDataSent(tp *tcpSock, skb *SkBuff, mss int) {
 	r.k.reach(fnRefTCPEventNewDataSent)
 	tp.SndNxt = skb.EndSeq
@@ -1096,11 +1097,11 @@ func (r *RefTCP) measureRcvMSS(tp *tcpSock, skb *SkBuff) {
 	tp.ackPending |= icskAckPushed
 }
 
-// growWindow mirrors tcp_grow_window() (net/ipv4/tcp_input.c, v6.18)
-// with truesize_adjust(): raise rcv_ssthresh, within the window clamp and
-// the free space, by twice the segment (or the MSS) when its payload
-// fills its truesize well enough (its page fragments: the head is not
-// counted), and ask for a quick ACK.
+// growWindow mirrors tcp_grow_window() with truesize_adjust()
+// (net/ipv4/tcp_input.c, v6.18): raise rcv_ssthresh, within the window
+// clamp and the free space, by twice the segment (or the MSS) when its
+// payload fills its truesize well enough (its page fragments: the head is
+// not counted), and ask for a quick ACK.
 func (r *RefTCP) growWindow(tp *tcpSock, skb *SkBuff) {
 	r.k.reach(fnRefTCPGrowWindow)
 	room := min(tp.windowClamp, r.tcpSpace(tp)) - tp.rcvSsthresh
@@ -1287,12 +1288,12 @@ func (r *RefTCP) collapse(tp *tcpSock, start, end uint32) {
 	}
 }
 
-// tryCoalesce mirrors tcp_try_coalesce() and skb_try_coalesce()
-// (net/core/skbuff.c, v6.18) for the receive queue: append from's page
-// fragments to the tail skb, unless the tail's head is still shared
-// with its sender (skb_cloned: the sender has not freed its original on
-// an ACK) or MAX_SKB_FRAGS would be passed; from's truesize less its
-// head is charged.
+// tryCoalesce mirrors tcp_try_coalesce() (net/ipv4/tcp_input.c, v6.18) and
+// skb_try_coalesce() (net/core/skbuff.c, v6.18) for the receive queue:
+// append from's page fragments to the tail skb, unless the tail's head is
+// still shared with its sender (skb_cloned: the sender has not freed its
+// original on an ACK) or MAX_SKB_FRAGS would be passed; from's truesize
+// less its head is charged.
 //
 // Unlike Linux, an skb with a slab head (rx copybreak, tcp_collapse) is
 // never coalesced and nothing is coalesced into one: skb_try_coalesce

@@ -18,9 +18,11 @@ import (
 type rcvTransport interface {
 	// copiedSeqPtr returns the socket's copied_seq.
 	copiedSeqPtr(sk *Sock) *uint32
-	// CleanupRbuf mirrors tcp_cleanup_rbuf() (see TCP).
+	// CleanupRbuf mirrors tcp_cleanup_rbuf() (net/ipv4/tcp.c, v6.18); see
+	// TCP.
 	CleanupRbuf(sk *Sock, copied int)
-	// RcvSpaceAdjust mirrors tcp_rcv_space_adjust() (see TCP).
+	// RcvSpaceAdjust mirrors tcp_rcv_space_adjust() (net/ipv4/tcp_input.c,
+	// v6.18); see TCP.
 	RcvSpaceAdjust(sk *Sock)
 }
 
@@ -29,7 +31,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 	length := dst.left()
 	peek := flags&msgPeek != 0
 	to := sk.sockRcvtimeo(flags&msgDontwait != 0)
-	// sock_rcvlowat().
+	// sock_rcvlowat() (include/net/sock.h, v6.18).
 	target := sk.SkRcvlowat
 	if flags&msgWaitall != 0 {
 		target = length
@@ -136,7 +138,8 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 	return copied, errOK
 }
 
-// tcpEatRecvSkb mirrors tcp_eat_recv_skb(): unlink and free a consumed skb.
+// tcpEatRecvSkb mirrors tcp_eat_recv_skb() (net/ipv4/tcp.c, v6.18): unlink
+// and free a consumed skb.
 func (k *kernel) tcpEatRecvSkb(sk *Sock, skb *SkBuff) {
 	k.reach(fnTcpEatRecvSkb)
 	sk.SkReceiveQueue.unlink(skb)
@@ -206,8 +209,9 @@ func (k *kernel) tcpReadSock(tr rcvTransport, sk *Sock, cursor *uint32, desc *Re
 	return copied
 }
 
-// tcpRecvSkb mirrors tcp_recv_skb(): the skb holding seq, eating skbs that
-// were fully consumed (or hold nothing but a FIN before it).
+// tcpRecvSkb mirrors tcp_recv_skb() (net/ipv4/tcp.c, v6.18): the skb
+// holding seq, eating skbs that were fully consumed (or hold nothing but a
+// FIN before it).
 func (k *kernel) tcpRecvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
 	k.reach(fnTcpRecvSkb)
 	for {

@@ -8,9 +8,9 @@ import "syscall"
 // transport adds what it keeps of its own (unhashing, write queues,
 // endpoints).
 
-// tcpResetErr mirrors the sk_err tcp_reset() sets by the state the reset
-// finds: ECONNREFUSED in SYN_SENT, EPIPE in CLOSE_WAIT, e otherwise. In
-// CLOSE a reset does nothing (ok is false).
+// tcpResetErr mirrors the sk_err tcp_reset() (net/ipv4/tcp_input.c, v6.18)
+// sets by the state the reset finds: ECONNREFUSED in SYN_SENT, EPIPE in
+// CLOSE_WAIT, e otherwise. In CLOSE a reset does nothing (ok is false).
 func tcpResetErr(state TCPState, e syscall.Errno) (err syscall.Errno, ok bool) {
 	reach(fnTcpResetErr)
 	switch state {
@@ -40,8 +40,8 @@ func tcpDoneSock(sk *Sock) (orphan bool) {
 	return false
 }
 
-// tcpCloseState mirrors tcp_close_state(): the state after a close or
-// shutdown(SHUT_WR), and whether a FIN goes out.
+// tcpCloseState mirrors tcp_close_state() (net/ipv4/tcp.c, v6.18): the
+// state after a close or shutdown(SHUT_WR), and whether a FIN goes out.
 func tcpCloseState(sk *Sock) bool {
 	sk.k.reach(fnTcpCloseState)
 	switch sk.State {
