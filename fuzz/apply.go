@@ -33,7 +33,7 @@ import (
 //     tosend = min(s, what is left of the window) and returns s - tosend,
 //     or -EACCES when that is 0; once the window is used up every send
 //     fails ("apply-window-drop").
-func checkApplyWindows(r *Run) error {
+func checkApplyWindows(r *Execution) error {
 	if r.Err != nil || r.Stats == nil || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
 	}
@@ -53,7 +53,7 @@ func checkApplyWindows(r *Run) error {
 }
 
 // applyWindow judges sender s (checkApplyWindows).
-func applyWindow(r *Run, s string, runs map[int]map[string]int) (v *Violation) {
+func applyWindow(r *Execution, s string, runs map[int]map[string]int) (v *Violation) {
 	ops := r.Trace.Ops
 	ins := -1
 	for i := range ops {
@@ -235,7 +235,7 @@ func psockMayChange(op *trace.Op, s, m string, key int64) bool {
 // more is decided at once, and with no apply window the next message
 // runs the program again. Sends of at most 4096 bytes that return their
 // whole size are followed ("apply-window-runs", site "cork").
-func corkWindow(r *Run, s string, ins int, m string, key int64, prog *trace.Prog, runs map[int]map[string]int) *Violation {
+func corkWindow(r *Execution, s string, ins int, m string, key int64, prog *trace.Prog, runs map[int]map[string]int) *Violation {
 	ops := r.Trace.Ops
 	c := prog.Cork
 	var pending int64 // bytes the cork still waits for (0: no cork)
@@ -274,7 +274,7 @@ func corkWindow(r *Run, s string, ins int, m string, key int64, prog *trace.Prog
 // that socket's proto, tcp_bpf_sendmsg() (sendmsg_unlocked() → sock_sendmsg(),
 // net/core/skbuff.c, v6.18), so the socket's own sk_msg verdict decides
 // bytes no send op of the trace made.
-func egressInto(r *Run, m string) bool {
+func egressInto(r *Execution, m string) bool {
 	for i, op := range r.Trace.Ops {
 		if op.Kind == trace.OpProg && op.Map == m && op.Prog.Type == trace.SkSkb && op.Prog.Verdict == trace.VerdictRedirect &&
 			!op.Prog.Ingress && r.Obs[i].Result.Err == 0 {
@@ -293,7 +293,7 @@ type windowStart struct {
 }
 
 // streamOff is the stream offset of send op i's first byte.
-func streamOff(r *Run, i int) int64 {
+func streamOff(r *Execution, i int) int64 {
 	if r.streams == nil {
 		r.streams = trace.StreamsOf(r.Trace, r.Obs)
 	}
@@ -303,7 +303,7 @@ func streamOff(r *Run, i int) int64 {
 // keyAt returns the socket at key of map m just before op i, by the
 // successful inserts and deletes before it ("" when none; "?" when an op
 // of another thread may have changed m).
-func keyAt(r *Run, m string, key int64, i int) string {
+func keyAt(r *Execution, m string, key int64, i int) string {
 	at := ""
 	for j := 0; j < len(r.Trace.Ops); j++ {
 		op := &r.Trace.Ops[j]
@@ -337,7 +337,7 @@ func keyAt(r *Run, m string, key int64, i int) string {
 // holds meanwhile, and the next window's verdict looks the key up again
 // ("apply-window-target"). A run with an iocopy (which sends bytes on)
 // is not judged.
-func windowTargets(r *Run, s string, n int64, win []windowStart, end int64) *Violation {
+func windowTargets(r *Execution, s string, n int64, win []windowStart, end int64) *Violation {
 	for _, op := range r.Trace.Ops {
 		if op.Kind == trace.OpIOCopy {
 			return nil

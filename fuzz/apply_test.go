@@ -11,7 +11,7 @@ import (
 
 // mutRun runs src on linux-6.18 with the mutations named, as campaigns
 // run the model.
-func mutRun(t *testing.T, src string, muts ...string) *Run {
+func mutRun(t *testing.T, src string, muts ...string) *Execution {
 	t.Helper()
 	m, err := model.NewWithConfig(model.Config{Liveness: true, Provenance: true, Mutations: muts})
 	if err != nil {

@@ -65,14 +65,14 @@ type Campaign struct {
 	Progress func(profile string, traces int, elapsed time.Duration)
 }
 
-// Outcome is one cell of the properties × profiles table.
+// Verdict is one cell of the properties × profiles table.
 //
 // A violation that matches a known failure of the profile (MatchKnown)
 // is counted in Known and the property goes on being checked; the first
 // violation that matches none is NEW: Failed is set, it is shrunk
 // (keeping its signature) and written, and the property is not checked
 // further.
-type Outcome struct {
+type Verdict struct {
 	Profile, Property string
 	Traces            int           // traces checked against this property
 	Failed            bool          // a NEW failure was found
@@ -101,10 +101,10 @@ type Outcome struct {
 }
 
 // inFlightProperty is the property whose in-flight form a campaign on a
-// loopback-splice profile looks for (Outcome.InFlight).
+// loopback-splice profile looks for (Verdict.InFlight).
 const inFlightProperty = "stream-integrity"
 
-// Check runs the campaign and returns one Outcome per profile and
+// Check runs the campaign and returns one Verdict per profile and
 // property, in order. A counterexample is shrunk with Minimize against the
 // same property and written to OutDir as PROFILE_PROPERTY.trace, carrying
 // `profile` and `schedule` directives so that `splicecheck run FILE`
@@ -114,7 +114,7 @@ const inFlightProperty = "stream-integrity"
 // the Outcomes of the profiles it attacked so far: the last one's count
 // the traces judged before the end, and a counterexample found then is
 // written, shrunk as far as it got. Profiles not reached have none.
-func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
+func Check(ctx context.Context, c Campaign) ([]Verdict, error) {
 	props := c.Properties
 	if props == nil {
 		props = Properties
@@ -133,7 +133,7 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 			return nil, fmt.Errorf("%w: output directory: %w", ErrCampaign, err)
 		}
 	}
-	var out []Outcome
+	var out []Verdict
 	for _, profile := range c.Profiles {
 		if ctx.Err() != nil {
 			return out, ctx.Err()
@@ -160,14 +160,14 @@ func Check(ctx context.Context, c Campaign) ([]Outcome, error) {
 const DiffTimeScale = 10
 
 // runOne runs t on sut and, if set, on ref.
-func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
+func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Execution {
 	return runOneScaled(ctx, sut, ref, 0, t)
 }
 
 // runOneScaled is runOne with TimeScale refScale on ref. A run cut short by ctx has
 // Skipped set.
-func runOneScaled(ctx context.Context, sut, ref trace.Backend, refScale int, t *trace.Trace) *Run {
-	r := &Run{Trace: t}
+func runOneScaled(ctx context.Context, sut, ref trace.Backend, refScale int, t *trace.Trace) *Execution {
+	r := &Execution{Trace: t}
 	defer func() { r.Skipped = ctx.Err() != nil }()
 	if mb, ok := sut.(*model.Backend); ok {
 		r.Obs, r.Stats, r.Err = mb.RunTraceStats(ctx, t, trace.Options{})
@@ -188,7 +188,7 @@ func runOneScaled(ctx context.Context, sut, ref trace.Backend, refScale int, t *
 // patch profile's (Bases), for the transparent property: r.Base,
 // r.BaseStats, r.BaseErr. It does nothing for a run that failed or a
 // profile without a base.
-func (r *Run) runBase(ctx context.Context, sut trace.Backend) {
+func (r *Execution) runBase(ctx context.Context, sut trace.Backend) {
 	p, err := trace.ParseProfile(r.Trace.Profile)
 	if err != nil || r.Err != nil {
 		return
@@ -212,7 +212,7 @@ func NewCampaignModel(mutations []string) (*model.Backend, error) {
 	return model.NewWithConfig(model.Config{Mutations: mutations, Liveness: true, Provenance: true})
 }
 
-func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref trace.Backend, props []Property) ([]Outcome, error) {
+func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref trace.Backend, props []Property) ([]Verdict, error) {
 	pair := p.Has("loopback-splice") || p.Has("loopback-splice-seq")
 	splice := p.Has("splice-copy") || p.Has("splice-zerocopy")
 	// A trace that also runs on a kernel (a --diff reference, or a kernel
@@ -222,9 +222,9 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 	kernelSafe := ref != nil || !modelSUT
 	gen := Trace(GenConfig{Threads: true, Pair: pair, EstablishedPairOnly: p.Has("loopback-splice-seq"), Splice: splice,
 		KernelSafe: kernelSafe})
-	outs := make([]Outcome, len(props))
+	outs := make([]Verdict, len(props))
 	for i, pr := range props {
-		outs[i] = Outcome{Profile: p.String(), Property: pr.Name}
+		outs[i] = Verdict{Profile: p.String(), Property: pr.Name}
 	}
 	cov := new(model.Coverage)
 	for i := range outs {
@@ -316,13 +316,13 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 // inFlightForm makes r o's in-flight counterexample if r fails pr with
 // a ring write made while TCP payload was held in flight: it is shrunk
 // keeping both, and written to OutDir as PROFILE_PROPERTY_inflight.trace.
-func (c *Campaign) inFlightForm(ctx context.Context, o *Outcome, p trace.Profile, pr Property, sut, ref trace.Backend, r *Run) error {
+func (c *Campaign) inFlightForm(ctx context.Context, o *Verdict, p trace.Profile, pr Property, sut, ref trace.Backend, r *Execution) error {
 	v := pr.Judge(r)
 	if _, ok := r.Stats.InFlightRingWrite(); !ok || v == nil {
 		return nil
 	}
 	sig := v.Signature()
-	fails := func(cr *Run) bool {
+	fails := func(cr *Execution) bool {
 		_, held := cr.Stats.InFlightRingWrite()
 		cv := pr.Judge(cr)
 		return !cr.Skipped && held && cv != nil && cv.Signature() == sig
@@ -345,7 +345,7 @@ func (c *Campaign) inFlightForm(ctx context.Context, o *Outcome, p trace.Profile
 }
 
 // runOne is runOne within c.RunTimeout.
-func (c *Campaign) runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Run {
+func (c *Campaign) runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Execution {
 	if c.RunTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.RunTimeout)

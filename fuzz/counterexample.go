@@ -87,7 +87,7 @@ func ReadHeader(src []byte) (h Header, ok bool) {
 // should be the model as campaigns make it (NewCampaignModel), or the
 // backend the campaign ran: a property that needs what such a backend
 // records (provenance tags, liveness) cannot fail on another.
-func Replay(ctx context.Context, sut trace.Backend, t *trace.Trace, property string) (*Run, *Violation, error) {
+func Replay(ctx context.Context, sut trace.Backend, t *trace.Trace, property string) (*Execution, *Violation, error) {
 	pr, ok := PropertyByName(property)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: unknown property %q", ErrCampaign, property)

@@ -4,7 +4,7 @@ import "github.com/splicecheck/splicecheck/model"
 
 // coverageOf is the model's coverage of r's run under test: nil when the
 // backend is not the model, or the run failed (no Stats).
-func coverageOf(r *Run) *model.Coverage {
+func coverageOf(r *Execution) *model.Coverage {
 	if r.Stats == nil {
 		return nil
 	}

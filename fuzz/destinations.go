@@ -60,7 +60,7 @@ type mapSnap struct {
 // outside every map takes are kept (a link only widens them).
 func (m *mapSnap) has(s string) bool { return inKeys(m.keys, s) || m.linked[s] }
 
-func newDestinations(r *Run) *destinations {
+func newDestinations(r *Execution) *destinations {
 	d := &destinations{t: r.Trace, peer: map[string]string{}, memo: map[destKey]map[string]bool{}, pairs: map[string][]string{},
 		splices: map[string]bool{}}
 	cur := mapState{}

@@ -11,7 +11,7 @@
 // do. KernelSafe traces never block for long on a real kernel, for the
 // model-vs-kernel cross-check (internal/crosscheck).
 //
-// Properties (Properties) judge one Run: the trace, its observations, the
+// Properties (Properties) judge one Execution: the trace, its observations, the
 // error that stopped it (the model reports invariant failures, lost
 // wakeups, livelocks and leaks as a model.Fault that says where) and the
 // model's account of it (model.Stats: the provenance tag of every byte

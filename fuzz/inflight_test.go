@@ -11,7 +11,7 @@ import (
 
 // TestCampaignFindsInFlightForm: a campaign on netstack finds the
 // loopback-splice RFC's ordering defect (a known failure) with TCP
-// segments held in flight on the link (Outcome.InFlight), as `splicecheck check
+// segments held in flight on the link (Verdict.InFlight), as `splicecheck check
 // --backend netstack` reports it; on the reference TCP, which holds no
 // segments, it reports none.
 func TestCampaignFindsInFlightForm(t *testing.T) {

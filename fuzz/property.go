@@ -13,10 +13,10 @@ import (
 // ErrProperty marks a property violation; Violation errors wrap it.
 var ErrProperty = errors.New("property violated")
 
-// Run is one execution a property judges: the trace and what the backend
+// Execution is one run a property judges: the trace and what the backend
 // observed (one observation per op, in trace order), or the error that
 // stopped the run.
-type Run struct {
+type Execution struct {
 	Trace *trace.Trace
 	Obs   []trace.Observation
 	Err   error
@@ -47,7 +47,7 @@ type Run struct {
 type Property struct {
 	Name  string
 	Doc   string
-	Check func(r *Run) error
+	Check func(r *Execution) error
 }
 
 // Properties are the checkers campaigns run, in table order.
@@ -96,7 +96,7 @@ var runErrors = []error{model.ErrLostWakeup, model.ErrLivelock, model.ErrLeak, m
 // checkSound fails a run that returned an error (the model reports its
 // invariant checks and deadlocks that way), except the lost wakeups,
 // livelocks, leaks and page faults that properties of their own report.
-func checkSound(r *Run) error {
+func checkSound(r *Execution) error {
 	if r.Err == nil {
 		return nil
 	}
@@ -112,8 +112,8 @@ func checkSound(r *Run) error {
 
 // failsWith returns a check that fails a run the model stopped with an
 // error wrapping target.
-func failsWith(target error) func(*Run) error {
-	return func(r *Run) error {
+func failsWith(target error) func(*Execution) error {
+	return func(r *Execution) error {
 		if errors.Is(r.Err, target) {
 			return faultViolation(r.Err)
 		}
@@ -132,7 +132,7 @@ var (
 	checkLeaks = failsWith(model.ErrLeak)
 )
 
-func checkReference(r *Run) error {
+func checkReference(r *Execution) error {
 	if r.Ref == nil && r.RefErr == nil {
 		return nil
 	}
@@ -147,7 +147,7 @@ func checkReference(r *Run) error {
 
 // checkMapBounds: an insert or delete at a key at or past a sockmap's
 // size never succeeds (-E2BIG, -EINVAL, or a socket check's error first).
-func checkMapBounds(r *Run) error {
+func checkMapBounds(r *Execution) error {
 	if len(r.Obs) != len(r.Trace.Ops) {
 		return nil
 	}
@@ -183,7 +183,7 @@ func checkMapBounds(r *Run) error {
 // "/rcv-queue" when sk_receive_queue held bytes too on a socket with an
 // sk_skb program, and "/verdict" for any other socket in a map with an
 // sk_skb program (which receives by tcp_bpf_recvmsg_parser).
-func checkStranded(r *Run) error {
+func checkStranded(r *Execution) error {
 	if r.Stats == nil || len(r.Stats.Stranded) == 0 || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
 	}
@@ -245,7 +245,7 @@ func checkStranded(r *Run) error {
 
 // overshot returns the kernel function that moved sock's copied_seq
 // past rcv_nxt in the run (model.Stats.Overshoots), "" if none did.
-func overshot(r *Run, sock string) string {
+func overshot(r *Execution, sock string) string {
 	for _, o := range r.Stats.Overshoots {
 		if o.Sock == sock {
 			return o.Fn
@@ -278,7 +278,7 @@ var impossibleErrnos = map[syscall.Errno]bool{syscall.EFAULT: true, syscall.EIO:
 // The site is the op, with "/verdict-gone" for a recv on a socket that
 // left every map with an sk_skb program but is still in a map (it keeps
 // its psock, and reads by tcp_bpf_recvmsg).
-func checkErrnos(r *Run) error {
+func checkErrnos(r *Execution) error {
 	if len(r.Obs) != len(r.Trace.Ops) {
 		return nil
 	}

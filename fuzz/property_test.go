@@ -19,7 +19,7 @@ func mustParse(t *testing.T, src string) *trace.Trace {
 	return tr
 }
 
-func modelRun(t *testing.T, src string) *Run {
+func modelRun(t *testing.T, src string) *Execution {
 	t.Helper()
 	return runOne(context.Background(), provModel(t), nil, mustParse(t, src))
 }
@@ -34,7 +34,7 @@ func provModel(t testing.TB) *model.Backend {
 	return m
 }
 
-func mustHold(t *testing.T, p string, r *Run) {
+func mustHold(t *testing.T, p string, r *Execution) {
 	t.Helper()
 	prop, _ := PropertyByName(p)
 	if err := prop.Check(r); err != nil {
@@ -42,7 +42,7 @@ func mustHold(t *testing.T, p string, r *Run) {
 	}
 }
 
-func mustFail(t *testing.T, p string, r *Run, want string) {
+func mustFail(t *testing.T, p string, r *Execution, want string) {
 	t.Helper()
 	prop, _ := PropertyByName(p)
 	err := prop.Check(r)
@@ -163,7 +163,7 @@ state d
 // run shows a send of more than 1000 bytes accepted.
 func TestCheckWritesReplayableCounterexample(t *testing.T) {
 	dir := t.TempDir()
-	p := Property{Name: "no-big-send", Check: func(r *Run) error {
+	p := Property{Name: "no-big-send", Check: func(r *Execution) error {
 		for i, op := range r.Trace.Ops {
 			if op.Kind == trace.OpSend && r.Obs[i].Result.N > 1000 {
 				return violation(&op, "big-send", "", "%s sent %d", op.A, r.Obs[i].Result.N)

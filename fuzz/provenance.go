@@ -28,7 +28,7 @@ type chunk struct {
 // when the socket is read from more than one thread (then trace order is
 // not the order of the reads); v is set when a pipe read returned more
 // than was spliced.
-func consumption(r *Run, sock string) (chunks []chunk, v *Violation, oneThread bool) {
+func consumption(r *Execution, sock string) (chunks []chunk, v *Violation, oneThread bool) {
 	thread := ""
 	oneThread = true
 	type pending struct{ chunk int }
@@ -116,7 +116,7 @@ func consumption(r *Run, sock string) (chunks []chunk, v *Violation, oneThread b
 // and reads later ones, must find the skipped ones read by nobody only
 // where the trace explains it ("lost"). A run without tags (another
 // backend) is not judged.
-func checkIntegrity(r *Run) error {
+func checkIntegrity(r *Execution) error {
 	if r.Err != nil || r.Stats == nil || r.Stats.TagSocks == nil || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
 	}
@@ -134,7 +134,7 @@ func checkIntegrity(r *Run) error {
 
 // provenance is the state of checkIntegrity over one run.
 type provenance struct {
-	r      *Run
+	r      *Execution
 	st     *trace.Streams
 	rt     *routes
 	deliv  map[string][]bool       // per sender: stream offsets read so far
@@ -152,7 +152,7 @@ type gap struct {
 	after    model.Tag // the byte read after the gap
 }
 
-func newProvenance(r *Run) *provenance {
+func newProvenance(r *Execution) *provenance {
 	p := &provenance{r: r, st: trace.StreamsOf(r.Trace, r.Obs), rt: routesOf(r.Trace),
 		deliv: map[string][]bool{}, next: map[[2]string]int64{}, top: map[[2]string]model.Tag{},
 		sendAt: map[string][][2]int64{}, dest: newDestinations(r)}
@@ -430,7 +430,7 @@ func sockets(t *trace.Trace) []string {
 
 // checkRingContent: every ring read returned the bytes written into the
 // ring at that place (the model's ring shadow, model.Stats.RingFaults).
-func checkRingContent(r *Run) error {
+func checkRingContent(r *Execution) error {
 	if r.Stats == nil || len(r.Stats.RingFaults) == 0 {
 		return nil
 	}

@@ -18,7 +18,7 @@ import (
 // receive side, and a reset the trace explains before the EOF (close
 // rst of either end; the peer closing with bytes unread, or receiving
 // bytes after it closed, which makes it answer with RST).
-func checkEOF(r *Run) error {
+func checkEOF(r *Execution) error {
 	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
 	}
@@ -139,7 +139,7 @@ func checkEOF(r *Run) error {
 
 // streamsOpaque reports whether s's stream cannot be counted (sends in
 // several threads, or cut by the runner, or written by iocopy).
-func (r *Run) streamsOpaque(s string) bool {
+func (r *Execution) streamsOpaque(s string) bool {
 	if r.streams == nil {
 		r.streams = trace.StreamsOf(r.Trace, r.Obs)
 	}
@@ -167,7 +167,7 @@ func (r *Run) streamsOpaque(s string) bool {
 // redirects into its own ingress; "paired" for a loopback-splice pair's
 // socket whose ingress_msg held bytes; "psock" when it was in a map;
 // else "".
-func checkReadsAgree(r *Run) error {
+func checkReadsAgree(r *Execution) error {
 	if r.Err != nil || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
 	}
@@ -285,7 +285,7 @@ func (r *routes) overcountSite(s string) string {
 // has read (recv, splice), in the order the ops completed
 // ("fionread-overcounts": FIONREAD counts bytes no send made, or bytes
 // already read; the site is overcountSite's).
-func checkFIONREADBound(r *Run, rt *routes) *Violation {
+func checkFIONREADBound(r *Execution, rt *routes) *Violation {
 	order := completionOrder(r)
 	if order == nil {
 		return nil
@@ -323,7 +323,7 @@ func checkFIONREADBound(r *Run, rt *routes) *Violation {
 // state) until one finds nothing (EAGAIN): they return n bytes at least
 // ("fionread-overcounts": FIONREAD counted bytes no read can have; the
 // site is overcountSite's).
-func checkFIONREADDrain(r *Run, rt *routes) *Violation {
+func checkFIONREADDrain(r *Execution, rt *routes) *Violation {
 	ops := r.Trace.Ops
 	for i := range ops {
 		fr := r.Obs[i].Result
@@ -356,7 +356,7 @@ func checkFIONREADDrain(r *Run, rt *routes) *Violation {
 
 // ringOnly reports whether every byte op i read came out of a
 // loopback-splice ring (its tags, model.TagRing).
-func ringOnly(r *Run, i int) bool {
+func ringOnly(r *Execution, i int) bool {
 	if r.Stats == nil {
 		return false
 	}
@@ -371,7 +371,7 @@ func ringOnly(r *Run, i int) bool {
 
 // strandedIngress reports whether op i, a recv, came back empty while
 // its socket's ingress_msg held bytes (model.Stats.Stranded).
-func strandedIngress(r *Run, i int) bool {
+func strandedIngress(r *Execution, i int) bool {
 	if r.Stats == nil {
 		return false
 	}
@@ -392,7 +392,7 @@ func exploring(t *trace.Trace) bool {
 // completionOrder returns the op indexes in the order the ops
 // completed: the model's (Stats.Done), or trace order for a trace with
 // one thread; nil when neither is known.
-func completionOrder(r *Run) []int {
+func completionOrder(r *Execution) []int {
 	if r.Stats != nil && len(r.Stats.Done) == len(r.Trace.Ops) {
 		return r.Stats.Done
 	}
@@ -420,7 +420,7 @@ func completionOrder(r *Run) []int {
 // before the next op; tcp_recvmsg_locked() and tcp_splice_read()
 // (net/ipv4/tcp.c, v6.18) break out on SOCK_DONE before they look at the
 // timeout.
-func checkShutRead(r *Run) *Violation {
+func checkShutRead(r *Execution) *Violation {
 	shut, inMap := map[string]bool{}, map[string]bool{}
 	rt := routesOf(r.Trace)
 	finIn := map[string]bool{}     // the peer's FIN has reached the socket
@@ -534,7 +534,7 @@ var Bases = map[string]string{
 
 // checkTransparent compares, for each socket read in one thread, the
 // bytes it consumed on the patch profile with those it consumed on the
-// base (Run.Base), by their provenance tags: one sequence of (sender,
+// base (Execution.Base), by their provenance tags: one sequence of (sender,
 // offset) must be a prefix of the other. At the first difference the
 // patch read a byte the base read later ("reordered", with the sites of
 // stream-integrity: "ring/tcp", "ring/sk_msg", ...), or one the base
@@ -552,7 +552,7 @@ var Bases = map[string]string{
 // map of its own, the psock's lifetime and protos differ between the
 // two, so a difference the sites above do not explain is put down to
 // that ("psock/rendezvous").
-func checkTransparent(r *Run) error {
+func checkTransparent(r *Execution) error {
 	v := transparentDiff(r)
 	if v == nil {
 		return nil
@@ -579,12 +579,12 @@ func rendezvousInMap(t *trace.Trace) bool {
 }
 
 // transparentDiff is checkTransparent's comparison.
-func transparentDiff(r *Run) *Violation {
+func transparentDiff(r *Execution) *Violation {
 	if r.Base == nil || r.Err != nil || r.BaseErr != nil || len(r.Base) != len(r.Trace.Ops) || len(r.Obs) != len(r.Trace.Ops) ||
 		r.Stats == nil || r.BaseStats == nil || r.Stats.TagSocks == nil {
 		return nil
 	}
-	base := &Run{Trace: r.Trace, Obs: r.Base, Stats: r.BaseStats}
+	base := &Execution{Trace: r.Trace, Obs: r.Base, Stats: r.BaseStats}
 	p := newProvenance(r)
 	spliceProfile := strings.Contains(r.Trace.Profile, "+splice-")
 	for _, s := range sockets(r.Trace) {
@@ -645,7 +645,7 @@ func transparentDiff(r *Run) *Violation {
 // base (bt): each sender's bytes must come in the same order on both,
 // one a prefix of the other. How two senders' bytes interleave is the
 // kernels' timing, not the patch's, so it is not compared.
-func (p *provenance) compareSenders(r *Run, s string, pc []chunk, pt, bt []model.Tag) *Violation {
+func (p *provenance) compareSenders(r *Execution, s string, pc []chunk, pt, bt []model.Tag) *Violation {
 	psBy, pos := bySender(pt)
 	bsBy, _ := bySender(bt)
 	keys := make([]int, 0, len(psBy))

@@ -75,7 +75,7 @@ type SearchResult struct {
 	// Violation is the first violation the search accepted, nil if none
 	// was found; Run and Outcome are the run it was found in.
 	Violation *Violation
-	Run       *Run
+	Run       *Execution
 	Outcome   *model.Outcome
 	// Schedule replays the violating run; Counterexample is the trace
 	// searched with it, and with opts.Profile when that was set.
@@ -99,7 +99,7 @@ func (res *SearchResult) Header() Header {
 // Every run is model.ExploreRun of t with the `schedule` directive of
 // the run's policy, which runs exactly as RunTraceStats (and so
 // `splicecheck run`, Replay and a campaign) runs the trace with that
-// directive; it is judged as a campaign judges it (a Run without a
+// directive; it is judged as a campaign judges it (an Execution without a
 // reference). So the Counterexample, written out, replays the violation.
 // b should be the model as campaigns make it (NewCampaignModel, or a
 // model.Config with Liveness and Provenance, on any Transport): a
@@ -162,7 +162,7 @@ func SearchSchedules(ctx context.Context, b *model.Backend, t *trace.Trace, opts
 			}
 			run.Schedule = &trace.Schedule{Strategy: trace.StrategyPicks, Picks: picks}
 		}
-		r := &Run{Trace: &run, Obs: o.Obs, Err: o.Err, Stats: o.Stats}
+		r := &Execution{Trace: &run, Obs: o.Obs, Err: o.Err, Stats: o.Stats}
 		if needsBase(props) {
 			r.runBase(ctx, b)
 		}
@@ -189,7 +189,7 @@ func SearchSchedules(ctx context.Context, b *model.Backend, t *trace.Trace, opts
 
 // judge returns the violation of the first of props that r violates
 // and accept takes, and whether any of props reported r's error.
-func judge(r *Run, props []Property, accept func(*Violation) bool) (_ *Violation, judged bool) {
+func judge(r *Execution, props []Property, accept func(*Violation) bool) (_ *Violation, judged bool) {
 	for _, p := range props {
 		v := p.Judge(r)
 		if v == nil {

@@ -102,7 +102,7 @@ func explore(t *testing.T, b *model.Backend, tr *trace.Trace, opts trace.Options
 	if opts.Profile != "" {
 		r.Profile = opts.Profile
 	}
-	v, _ := judge(&Run{Trace: &r, Obs: o.Obs, Err: o.Err, Stats: o.Stats}, SearchProperties, func(v *Violation) bool {
+	v, _ := judge(&Execution{Trace: &r, Obs: o.Obs, Err: o.Err, Stats: o.Stats}, SearchProperties, func(v *Violation) bool {
 		return accept == nil || accept(o, v)
 	})
 	return o, v

@@ -73,7 +73,7 @@ func spliceTrace(profile string) *rapid.Generator[*trace.Trace] {
 // recv or out of its pipe is the next byte of a1's stream, and the page
 // ownership invariants hold through teardown (no use or put after free,
 // no get_page on slab memory, no slab object in a pipe, nothing left).
-func checkSplice(r *Run) error {
+func checkSplice(r *Execution) error {
 	if err := checkPages(r); err != nil {
 		return err
 	}

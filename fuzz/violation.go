@@ -78,7 +78,7 @@ func AsViolation(err error) (*Violation, bool) {
 
 // Judge checks r against p and returns its violation, with Property set,
 // or nil.
-func (p Property) Judge(r *Run) *Violation {
+func (p Property) Judge(r *Execution) *Violation {
 	err := p.Check(r)
 	if err == nil {
 		return nil

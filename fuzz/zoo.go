@@ -68,7 +68,7 @@ type Detection struct {
 	Detected bool
 	Time     time.Duration // to the first failure, shrinking excluded
 	Traces   int           // traces run until then
-	Outcome  Outcome       // the first property that failed
+	Outcome  Verdict       // the first property that failed
 }
 
 // DetectLimits bound a Detect: the campaign's time and traces (0: no

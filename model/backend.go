@@ -100,10 +100,10 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 }
 
 // resolveRun resolves opts for t (trace.ResolveOptions) and its profile.
-func resolveRun(t *trace.Trace, opts trace.Options) (trace.Options, Profile, error) {
+func resolveRun(t *trace.Trace, opts trace.Options) (trace.Options, Behaviour, error) {
 	opts, err := trace.ResolveOptions(t, opts)
 	if err != nil {
-		return opts, Profile{}, err
+		return opts, Behaviour{}, err
 	}
 	prof, err := ParseProfile(opts.Profile)
 	return opts, prof, err
@@ -133,7 +133,7 @@ func tracePolicy(t *trace.Trace, opts trace.Options) Policy {
 // left), what the trace left is released and checked (teardown). It
 // returns an error only when the run could not start or its transport
 // failed to close after a run that succeeded; a failed run is o.Err.
-func (b *Backend) runPolicy(ctx context.Context, t *trace.Trace, opts trace.Options, prof Profile, policy Policy, teardown bool) (*Outcome, error) {
+func (b *Backend) runPolicy(ctx context.Context, t *trace.Trace, opts trace.Options, prof Behaviour, policy Policy, teardown bool) (*Outcome, error) {
 	var rec *recorder
 	if _, ok := policy.(exploringPolicy); ok {
 		rec = &recorder{inner: policy}
@@ -216,13 +216,13 @@ type run struct {
 }
 
 // newKernel returns an empty machine running prof on the reference TCP.
-func newKernel(prof Profile, policy Policy) *kernel {
+func newKernel(prof Behaviour, policy Policy) *kernel {
 	k := &kernel{s: newSched(policy), prof: prof, socks: map[string]*Sock{}, maps: map[string]*BpfMap{}, stats: newStats()}
 	k.tcp = &RefTCP{k: k}
 	return k
 }
 
-func newRun(t *trace.Trace, opts trace.Options, prof Profile, policy Policy) *run {
+func newRun(t *trace.Trace, opts trace.Options, prof Behaviour, policy Policy) *run {
 	k := newKernel(prof, policy)
 	return &run{
 		t: t, opts: opts, k: k, s: k.s,
@@ -260,7 +260,7 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		if r.s.fatal != nil {
 			return nil, r.s.fatal
 		}
-		if err := r.checkLocked(); err != nil {
+		if err := r.checkQuiescent(); err != nil {
 			return nil, fmt.Errorf("%s: after line %d: %w", r.t.File, op.Pos.Line, err)
 		}
 	}
@@ -272,7 +272,7 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		if r.s.fatal != nil {
 			return nil, r.s.fatal
 		}
-		if err := r.checkLocked(); err != nil {
+		if err := r.checkQuiescent(); err != nil {
 			return nil, fmt.Errorf("%s: at the end: %w", r.t.File, err)
 		}
 		if r.allDone() {
@@ -375,11 +375,11 @@ func (r *run) teardown() (err error) {
 	return nil
 }
 
-// checkLocked runs the checks that hold whenever the model is quiescent:
+// checkQuiescent runs the checks that hold whenever the model is quiescent:
 // the kernel's invariants and, with liveness, the absence of lost wakeups.
 //
 // Precondition: no model thread is running (after a settle).
-func (r *run) checkLocked() error {
+func (r *run) checkQuiescent() error {
 	if err := r.k.checkInvariants(); err != nil {
 		return err
 	}

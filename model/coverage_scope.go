@@ -21,7 +21,7 @@ const (
 
 // runScopes returns the scopes of a run of profile p, on an external
 // transport if ext.
-func runScopes(p Profile, ext bool) scope {
+func runScopes(p Behaviour, ext bool) scope {
 	s := scopeRefTCP
 	if ext {
 		s = scopeExtTCP

@@ -6,12 +6,12 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// Profile is the kernel behaviour the model reproduces: a mainline base
+// Behaviour is the kernel behaviour the model reproduces: a mainline base
 // (linux-6.18, linux-6.12, linux-6.1) whose differences are switches, each citing the
 // source of the difference, plus the patch series applied on it
 // (splice-copy, splice-zerocopy, loopback-splice...), each registered in
 // patches by the file that implements it.
-type Profile struct {
+type Behaviour struct {
 	Name string
 
 	// TCPBpfIoctl: the tcp_bpf protos have .ioctl = tcp_bpf_ioctl, so
@@ -221,7 +221,7 @@ var (
 // Profiles the model implements.
 var (
 	// Linux618 is linux-6.18 as measured on the host (6.18.44).
-	Linux618 = Profile{Name: "linux-6.18", TCPBpfIoctl: true, TCP: tcpHost618}
+	Linux618 = Behaviour{Name: "linux-6.18", TCPBpfIoctl: true, TCP: tcpHost618}
 	// Linux612 is linux-6.12 as measured in a guest booted from Debian's
 	// linux-source-6.12 (6.12.118, tinyconfig plus sockmap; two btf.c
 	// fixes for sock_ops kfuncs that the corpus does not reach). It has
@@ -230,31 +230,31 @@ var (
 	// sockmap" (929e30f93125, Debian 6.12.85 update), so TCPBpfIoctl,
 	// plus the later FIONREADRecvQueue; its tcp_bpf_sendmsg predates
 	// v6.13's copied fix (SendmsgCountsAsked).
-	Linux612 = Profile{Name: "linux-6.12", TCPBpfIoctl: true, FIONREADRecvQueue: true, SendmsgCountsAsked: true,
+	Linux612 = Behaviour{Name: "linux-6.12", TCPBpfIoctl: true, FIONREADRecvQueue: true, SendmsgCountsAsked: true,
 		SelfRedirectPass: true, TCP: tcpGuest612}
 	// Linux61 is linux-6.1 as measured in a Debian 6.1 guest (6.1.192,
 	// Debian's 6.1.0-57): no tcp_bpf_ioctl, the pre-v6.13 send count
 	// (SendmsgCountsAsked), a TCP that copies what tcp_bpf_push hands it
 	// (SplicePagesCopied), the self-redirect fix (SelfRedirectPass), and
 	// the guest's TCP constants (tcpGuest61).
-	Linux61 = Profile{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true, SelfRedirectPass: true, TCP: tcpGuest61}
+	Linux61 = Behaviour{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true, SelfRedirectPass: true, TCP: tcpGuest61}
 )
 
 // patches applies each patch series the model implements to a base
 // profile, in the order the profile names them. A patch trace knows but
 // this table lacks is refused (ErrProfile).
-var patches = map[string]func(*Profile){}
+var patches = map[string]func(*Behaviour){}
 
 // ParseProfile returns the model profile for a profile name as
 // trace.ParseProfile accepts it: the base's switches, then each patch's.
 // A base or patch the model does not implement gives an error wrapping
 // ErrProfile and trace.ErrUnsupported.
-func ParseProfile(name string) (Profile, error) {
+func ParseProfile(name string) (Behaviour, error) {
 	p, err := trace.ParseProfile(name)
 	if err != nil {
-		return Profile{}, err
+		return Behaviour{}, err
 	}
-	var prof Profile
+	var prof Behaviour
 	switch p.Base {
 	case Linux618.Name:
 		prof = Linux618
@@ -263,12 +263,12 @@ func ParseProfile(name string) (Profile, error) {
 	case Linux61.Name:
 		prof = Linux61
 	default:
-		return Profile{}, fmt.Errorf("%w %q: %w", ErrProfile, p.Base, trace.ErrUnsupported)
+		return Behaviour{}, fmt.Errorf("%w %q: %w", ErrProfile, p.Base, trace.ErrUnsupported)
 	}
 	for _, patch := range p.Patches {
 		apply, ok := patches[patch]
 		if !ok {
-			return Profile{}, fmt.Errorf("%w %q: %w", ErrProfile, p.String(), trace.ErrUnsupported)
+			return Behaviour{}, fmt.Errorf("%w %q: %w", ErrProfile, p.String(), trace.ErrUnsupported)
 		}
 		apply(&prof)
 	}

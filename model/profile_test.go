@@ -25,7 +25,7 @@ func TestParseProfile(t *testing.T) {
 	}
 	// A patch the model lacks is refused as unsupported.
 	saved := patches
-	patches = map[string]func(*Profile){}
+	patches = map[string]func(*Behaviour){}
 	defer func() { patches = saved }()
 	if _, err := ParseProfile("splice-copy"); !errors.Is(err, ErrProfile) || !errors.Is(err, trace.ErrUnsupported) {
 		t.Errorf("ParseProfile(splice-copy) without the patch: %v", err)

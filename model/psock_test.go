@@ -250,18 +250,18 @@ func TestProfiles(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		ok   func(Profile) bool
+		ok   func(Behaviour) bool
 	}{
-		{"splice-copy", func(p Profile) bool { return p.SpliceRead == spliceReadCopy }},
-		{"splice-zerocopy", func(p Profile) bool { return p.SpliceRead == spliceReadZerocopy }},
-		{"linux-6.1+splice-zerocopy", func(p Profile) bool { return p.SpliceRead == spliceReadZerocopy && !p.TCPBpfIoctl }},
-		{"loopback-splice", func(p Profile) bool { return p.LoopbackSplice && !p.SpliceSeq }},
-		{"linux-6.12+loopback-splice", func(p Profile) bool {
+		{"splice-copy", func(p Behaviour) bool { return p.SpliceRead == spliceReadCopy }},
+		{"splice-zerocopy", func(p Behaviour) bool { return p.SpliceRead == spliceReadZerocopy }},
+		{"linux-6.1+splice-zerocopy", func(p Behaviour) bool { return p.SpliceRead == spliceReadZerocopy && !p.TCPBpfIoctl }},
+		{"loopback-splice", func(p Behaviour) bool { return p.LoopbackSplice && !p.SpliceSeq }},
+		{"linux-6.12+loopback-splice", func(p Behaviour) bool {
 			return p.LoopbackSplice && !p.SpliceSeq && p.TCPBpfIoctl && p.FIONREADRecvQueue && p.SendmsgCountsAsked
 		}},
-		{"linux-6.12+loopback-splice-seq", func(p Profile) bool { return p.LoopbackSplice && p.SpliceSeq && p.SendmsgCountsAsked }},
-		{"linux-6.18+loopback-splice", func(p Profile) bool { return !p.FIONREADRecvQueue && !p.SendmsgCountsAsked }},
-		{"loopback-splice-seq", func(p Profile) bool { return p.LoopbackSplice && p.SpliceSeq }},
+		{"linux-6.12+loopback-splice-seq", func(p Behaviour) bool { return p.LoopbackSplice && p.SpliceSeq && p.SendmsgCountsAsked }},
+		{"linux-6.18+loopback-splice", func(p Behaviour) bool { return !p.FIONREADRecvQueue && !p.SendmsgCountsAsked }},
+		{"loopback-splice-seq", func(p Behaviour) bool { return p.LoopbackSplice && p.SpliceSeq }},
 	} {
 		if p, err := ParseProfile(c.name); err != nil || !c.ok(p) {
 			t.Errorf("ParseProfile(%q) = %+v, %v", c.name, p, err)

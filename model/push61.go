@@ -3,7 +3,7 @@ package model
 import "syscall"
 
 // This file is the send path under tcp_bpf_push on Linux 6.1.y
-// (Profile.SplicePagesCopied), as Debian's 6.1.192 runs it.
+// (Behaviour.SplicePagesCopied), as Debian's 6.1.192 runs it.
 //
 // 6.1.y's tcp_bpf_push (net/ipv4/tcp_bpf.c, Debian 6.1.192) is 6.18's: it
 // hands each piece of an sk_msg element to tcp_sendmsg_locked with

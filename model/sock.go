@@ -58,7 +58,7 @@ const (
 // kernel is the state of one run: the simulated machine.
 type kernel struct {
 	s     *Sched
-	prof  Profile
+	prof  Behaviour
 	tcp   TCP
 	pages pageAlloc
 	stats *Stats             // copy accounting (stats.go)

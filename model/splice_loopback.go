@@ -25,8 +25,8 @@ import (
 // peer = B, skops->sk = A), on sockets that already have psocks.
 
 func init() {
-	patches["loopback-splice"] = func(p *Profile) { p.LoopbackSplice = true }
-	patches["loopback-splice-seq"] = func(p *Profile) { p.LoopbackSplice, p.SpliceSeq = true, true }
+	patches["loopback-splice"] = func(p *Behaviour) { p.LoopbackSplice = true }
+	patches["loopback-splice-seq"] = func(p *Behaviour) { p.LoopbackSplice, p.SpliceSeq = true, true }
 }
 
 // spliceRingSize is SPLICE_RING_SIZE: 16 KiB per direction (a ring holds

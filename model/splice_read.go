@@ -30,11 +30,11 @@ import "syscall"
 // tcp_splice_read where recvmsg falls back to tcp_recvmsg, and taking the
 // timeout from the file's O_NONBLOCK as tcp_splice_read does.
 func init() {
-	patches["splice-copy"] = func(p *Profile) { p.SpliceRead = spliceReadCopy }
-	patches["splice-zerocopy"] = func(p *Profile) { p.SpliceRead = spliceReadZerocopy }
+	patches["splice-copy"] = func(p *Behaviour) { p.SpliceRead = spliceReadCopy }
+	patches["splice-zerocopy"] = func(p *Behaviour) { p.SpliceRead = spliceReadZerocopy }
 }
 
-// spliceReadKind is Profile.SpliceRead: which splice_read the tcp_bpf
+// spliceReadKind is Behaviour.SpliceRead: which splice_read the tcp_bpf
 // protos have.
 type spliceReadKind uint8
 

@@ -11,7 +11,7 @@ package model
 // tcp_grow_window, window_clamp, scaling_ratio or tcp_adv_win_scale,
 // window scaling), the ACK policy (quick ACKs, delayed ACKs) and the
 // tail loss probe. Each function cites the v6.18 source it mirrors;
-// Profile.TCP switches what older kernels do otherwise.
+// Behaviour.TCP switches what older kernels do otherwise.
 //
 // Time. The kernel backend waits after every op until no segment is
 // unacknowledged (kernelshim's settle, up to 100 ms), so a delayed ACK

@@ -174,7 +174,7 @@ type checkReport struct {
 	e        *env
 	format   string
 	profiles []string // asked for; outs has those attacked
-	outs     []fuzz.Outcome
+	outs     []fuzz.Verdict
 	withRef  bool // the agrees-with-reference property is checked
 	replay   replayer
 }
@@ -236,7 +236,7 @@ func (cr *checkReport) shown(property string) bool {
 }
 
 // attacked is the profiles outs has outcomes of, in order.
-func attacked(outs []fuzz.Outcome) []string {
+func attacked(outs []fuzz.Verdict) []string {
 	var ps []string
 	for _, o := range outs {
 		if len(ps) == 0 || ps[len(ps)-1] != o.Profile {
@@ -249,7 +249,7 @@ func attacked(outs []fuzz.Outcome) []string {
 // profileTraces is, per profile attacked, the traces its campaign ran:
 // the most any of its properties judged (a failed property stops
 // counting).
-func profileTraces(outs []fuzz.Outcome) map[string]int {
+func profileTraces(outs []fuzz.Verdict) map[string]int {
 	m := map[string]int{}
 	for _, o := range outs {
 		m[o.Profile] = max(m[o.Profile], o.Traces)
@@ -343,7 +343,7 @@ func (cr *checkReport) ktap(skipReason string) []ktapResult {
 }
 
 // knownCell is a known cell's signatures and counts: "SIG x3, SIG2 x1".
-func knownCell(o fuzz.Outcome) string {
+func knownCell(o fuzz.Verdict) string {
 	var sigs []string
 	for _, k := range fuzz.KnownOf(o.Profile, o.Property) {
 		if n := o.Known[k.Signature()]; n > 0 {
@@ -364,7 +364,7 @@ type replayer struct {
 
 // command is the shell command that replays o's counterexample ("" if
 // none was written).
-func (rp replayer) command(o fuzz.Outcome) string {
+func (rp replayer) command(o fuzz.Verdict) string {
 	if o.File == "" {
 		return ""
 	}
@@ -452,7 +452,7 @@ func (e *env) terminal() *os.File {
 // followed by the command that replays its counterexample.
 func (cr *checkReport) table() error {
 	e, outs := cr.e, cr.outs
-	cell := map[[2]string]fuzz.Outcome{}
+	cell := map[[2]string]fuzz.Verdict{}
 	var canon []string
 	for _, o := range outs {
 		if _, seen := cell[[2]string{o.Profile, ""}]; !seen {
@@ -523,7 +523,7 @@ func (cr *checkReport) table() error {
 }
 
 // orInline is where a counterexample is: its file, or its detail.
-func orInline(o fuzz.Outcome) string {
+func orInline(o fuzz.Verdict) string {
 	if o.File != "" {
 		return o.File
 	}

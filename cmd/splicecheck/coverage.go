@@ -11,7 +11,7 @@ import (
 
 // profileCoverage returns each profile's coverage, from the first of its
 // outcomes (they share it), in the order profiles first appear.
-func profileCoverage(outs []fuzz.Outcome) (profiles []string, cov map[string]*model.Coverage) {
+func profileCoverage(outs []fuzz.Verdict) (profiles []string, cov map[string]*model.Coverage) {
 	cov = map[string]*model.Coverage{}
 	for _, o := range outs {
 		if _, seen := cov[o.Profile]; !seen {
@@ -37,7 +37,7 @@ func coverageCell(c *model.Coverage) string {
 }
 
 // printCoverageRow prints the table's coverage row for profiles.
-func printCoverageRow(tw io.Writer, profiles []string, outs []fuzz.Outcome) {
+func printCoverageRow(tw io.Writer, profiles []string, outs []fuzz.Verdict) {
 	_, cov := profileCoverage(outs)
 	fmt.Fprint(tw, "coverage")
 	for _, p := range profiles {
@@ -48,7 +48,7 @@ func printCoverageRow(tw io.Writer, profiles []string, outs []fuzz.Outcome) {
 
 // printUnreached lists, for each profile, the mirrored functions of the
 // profile its campaign did not reach: kernel name, Go name, model file.
-func printUnreached(w io.Writer, outs []fuzz.Outcome) error {
+func printUnreached(w io.Writer, outs []fuzz.Verdict) error {
 	profiles, cov := profileCoverage(outs)
 	for _, p := range profiles {
 		c := cov[p]
