@@ -187,7 +187,7 @@ const (
 	fnRefTCPTcpReset                      // tcp_reset
 	fnRefTCPWriteQueuePurge               // tcp_write_queue_purge
 	fnSkStreamError                       // sk_stream_error
-	fnRefTCPSendPrologue                  // tcp_sendmsg_locked
+	fnTcpSendPrologue                     // tcp_sendmsg_locked
 	fnRefTCPSendLocked                    // tcp_sendmsg_locked
 	fnRefTCPCloseState                    // tcp_close_state
 	fnRefTCPSendFin                       // tcp_send_fin
@@ -211,13 +211,12 @@ const (
 	fnTcpBpfReadParser                    // tcp_bpf_recvmsg_parser
 	fnTcpBpfRecvmsg                       // tcp_bpf_recvmsg
 	fnExtTCPDeliverOne                    // napi_schedule
+	fnExtTCPTcpDone                       // tcp_done
+	fnExtTCPDestroy                       // inet_csk_destroy_sock
 	fnExtTCPAbortOnData                   // tcp_rcv_state_process
 	fnExtTCPQueueData                     // tcp_data_queue
 	fnExtTCPTcpFin                        // tcp_fin
 	fnExtTCPTcpReset                      // tcp_reset
-	fnExtTCPTcpDone                       // tcp_done
-	fnExtTCPDestroy                       // inet_csk_destroy_sock
-	fnExtTCPSendPrologue                  // tcp_sendmsg_locked
 	fnTcpQueueRcv                         // tcp_queue_rcv
 	fnRefTCPWinFromSpace                  // tcp_win_from_space
 	fnRefTCPTcpSpace                      // tcp_space
@@ -533,7 +532,7 @@ var fnTable = [numFn]fnInfo{
 	fnRefTCPTcpReset:            {"RefTCP.tcpReset", "tcp_reset", "tcp.go"},
 	fnRefTCPWriteQueuePurge:     {"RefTCP.writeQueuePurge", "tcp_write_queue_purge", "tcp.go"},
 	fnSkStreamError:             {"skStreamError", "sk_stream_error", "tcp.go"},
-	fnRefTCPSendPrologue:        {"RefTCP.sendPrologue", "tcp_sendmsg_locked", "tcp.go"},
+	fnTcpSendPrologue:           {"tcpSendPrologue", "tcp_sendmsg_locked", "tcp.go"},
 	fnRefTCPSendLocked:          {"RefTCP.sendLocked", "tcp_sendmsg_locked", "tcp.go"},
 	fnRefTCPCloseState:          {"RefTCP.closeState", "tcp_close_state", "tcp.go"},
 	fnRefTCPSendFin:             {"RefTCP.sendFin", "tcp_send_fin", "tcp.go"},
@@ -557,14 +556,13 @@ var fnTable = [numFn]fnInfo{
 	fnTcpBpfReadParser:          {"tcpBpfReadParser", "tcp_bpf_recvmsg_parser", "tcp_bpf.go"},
 	fnTcpBpfRecvmsg:             {"tcpBpfRecvmsg", "tcp_bpf_recvmsg", "tcp_bpf.go"},
 	fnExtTCPDeliverOne:          {"extTCP.deliverOne", "napi_schedule", "tcp_ext.go"},
-	fnExtTCPAbortOnData:         {"extTCP.abortOnData", "tcp_rcv_state_process", "tcp_ext.go"},
-	fnExtTCPQueueData:           {"extTCP.queueData", "tcp_data_queue", "tcp_ext.go"},
-	fnExtTCPTcpFin:              {"extTCP.tcpFin", "tcp_fin", "tcp_ext.go"},
-	fnExtTCPTcpReset:            {"extTCP.tcpReset", "tcp_reset", "tcp_ext.go"},
-	fnExtTCPTcpDone:             {"extTCP.tcpDone", "tcp_done", "tcp_ext.go"},
-	fnExtTCPDestroy:             {"extTCP.destroy", "inet_csk_destroy_sock", "tcp_ext.go"},
-	fnExtTCPSendPrologue:        {"extTCP.sendPrologue", "tcp_sendmsg_locked", "tcp_ext.go"},
-	fnTcpQueueRcv:               {"tcpQueueRcv", "tcp_queue_rcv", "tcp_ext.go"},
+	fnExtTCPTcpDone:             {"extTCP.tcpDone", "tcp_done", "tcp_ext_close.go"},
+	fnExtTCPDestroy:             {"extTCP.destroy", "inet_csk_destroy_sock", "tcp_ext_close.go"},
+	fnExtTCPAbortOnData:         {"extTCP.abortOnData", "tcp_rcv_state_process", "tcp_ext_rcv.go"},
+	fnExtTCPQueueData:           {"extTCP.queueData", "tcp_data_queue", "tcp_ext_rcv.go"},
+	fnExtTCPTcpFin:              {"extTCP.tcpFin", "tcp_fin", "tcp_ext_rcv.go"},
+	fnExtTCPTcpReset:            {"extTCP.tcpReset", "tcp_reset", "tcp_ext_rcv.go"},
+	fnTcpQueueRcv:               {"tcpQueueRcv", "tcp_queue_rcv", "tcp_ext_rcv.go"},
 	fnRefTCPWinFromSpace:        {"RefTCP.winFromSpace", "tcp_win_from_space", "tcp_flow.go"},
 	fnRefTCPTcpSpace:            {"RefTCP.tcpSpace", "tcp_space", "tcp_flow.go"},
 	fnRefTCPTcpFullSpace:        {"RefTCP.tcpFullSpace", "tcp_full_space", "tcp_flow.go"},

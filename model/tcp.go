@@ -662,13 +662,14 @@ func skStreamError(sk *Sock, err syscall.Errno) syscall.Errno {
 	return err
 }
 
-// sendPrologue mirrors the checks at the top of tcp_sendmsg_locked()
-// (net/ipv4/tcp.c, v6.18): sk_stream_wait_connect for states other than
-// ESTABLISHED and CLOSE_WAIT, then sk_err and SEND_SHUTDOWN.
-func (r *RefTCP) sendPrologue(sk *Sock) syscall.Errno {
-	r.k.reach(fnRefTCPSendPrologue)
+// tcpSendPrologue mirrors the checks at the top of tcp_sendmsg_locked()
+// (net/ipv4/tcp.c, v6.18), before any byte is copied, for both TCPs: a
+// socket not (yet or any more) able to send waits in
+// sk_stream_wait_connect, which reports its error or -EPIPE; an error or a
+// send shutdown is -EPIPE.
+func (k *kernel) tcpSendPrologue(sk *Sock) syscall.Errno {
+	k.reach(fnTcpSendPrologue)
 	if sk.State != TCPEstablished && sk.State != TCPCloseWait {
-		// sk_stream_wait_connect.
 		if sk.SkErr != 0 {
 			return sk.sockError()
 		}
@@ -734,7 +735,7 @@ func (r *RefTCP) sendLocked(t *Task, sk *Sock, flags, size int, fill func(skb *S
 	processBacklog := 0
 	var err syscall.Errno
 	mss, sizeGoal := r.sendMSS(tp)
-	if err = r.sendPrologue(sk); err != 0 {
+	if err = r.k.tcpSendPrologue(sk); err != 0 {
 		return r.sendError(tp, copied, flags, mss, err)
 	}
 	for copied < size {
@@ -760,7 +761,7 @@ func (r *RefTCP) sendLocked(t *Task, sk *Sock, flags, size int, fill func(skb *S
 				if sk.flushBacklog() {
 					// restart: the ACKs may have changed the MSS.
 					mss, sizeGoal = r.sendMSS(tp)
-					if err = r.sendPrologue(sk); err != 0 {
+					if err = r.k.tcpSendPrologue(sk); err != 0 {
 						return r.sendError(tp, copied, flags, mss, err)
 					}
 					continue
