@@ -59,7 +59,8 @@ vm-test: vm-deps build
 	@kernel=$$(ls /boot/vmlinuz-6.1.* 2>/dev/null | sort | tail -1); \
 	if [ -z "$$kernel" ]; then echo "vm-test: no Debian 6.1 kernel in /boot"; \
 	  if [ "$${SPLICECHECK_REQUIRE_KERNEL:-}" = 1 ]; then exit 1; fi; exit 0; fi; \
-	./$(BIN) vm --kernel $$kernel --vm-timeout 15m --against golden --profile linux-6.1 $(KERNEL_TRACES)
+	./$(BIN) vm --kernel $$kernel --vm-timeout 15m --against golden --profile linux-6.1 \
+	  --expect testdata/kernel-test/linux-6.1.expect $(KERNEL_TRACES)
 
 # The three kernels of the patch profiles (issue 18), built with
 # `splicecheck kernel build` or taken from its cache ($(KERNEL_CACHE)
