@@ -10,7 +10,7 @@ type scope uint8
 
 const (
 	scopeRefTCP            scope = 1 << iota // the reference TCP (no Config.Transport)
-	scopeExtTCP                              // an external transport (tcp_ext.go)
+	scopeExtTCP                              // an external transport (tcp_ext*.go)
 	scopeLoopback                            // loopback-splice or loopback-splice-seq
 	scopeLoopbackRFC                         // loopback-splice as posted, not -seq
 	scopeSpliceSeq                           // loopback-splice-seq (splice_seq.go)
@@ -52,6 +52,9 @@ var scopeByFile = map[string]scope{
 	"splice_seq.go":      scopeSpliceSeq,
 	"splice_read.go":     scopeSpliceCopy,
 	"tcp_ext.go":         scopeExtTCP,
+	"tcp_ext_rcv.go":     scopeExtTCP,
+	"tcp_ext_snd.go":     scopeExtTCP,
+	"tcp_ext_close.go":   scopeExtTCP,
 	"push61.go":          scopeSplicePagesCopied,
 }
 

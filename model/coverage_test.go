@@ -93,6 +93,12 @@ func TestCoverageScopes(t *testing.T) {
 			t.Errorf("scopeByFn names %q, which is not a registered function", name)
 		}
 	}
+	// The bridge's files (tcp_ext*.go) run only on an external transport.
+	for f := range Fn(numFn) {
+		if e := fnTable[f]; strings.HasPrefix(e.file, "tcp_ext") && fnScope[f] != scopeExtTCP {
+			t.Errorf("%s (%s) is not scoped to an external transport", e.goName, e.file)
+		}
+	}
 	traces, _ := corpus(t, "linux-6.18")
 	for _, p := range []string{"linux-6.18", "linux-6.12", "linux-6.1", "linux-6.18+splice-copy", "linux-6.18+splice-zerocopy", "linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
 		var cov Coverage
