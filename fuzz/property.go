@@ -175,7 +175,7 @@ func checkMapBounds(r *Execution) error {
 // (model.Stats.Stranded) left them stranded. The site is the queue
 // ("ingress_msg", "ring", "strparser/whole-frame" (or
 // "strparser/stale-need-bytes" when the parser waits on a need_bytes a
-// later read left stale, model.Stranded.StrpStaleNeed), "peer-write-queue",
+// later read left stale, StrpStaleNeed of model.Stats.Stranded), "peer-write-queue",
 // with "/apply" when an sk_msg program applies or corks),
 // with "/peek" for a MSG_PEEK recv, "/before-psock" for a recv that began
 // before the socket had a psock, "/eof" for one that returned EOF,

@@ -249,7 +249,7 @@ func (p *provenance) follow(rcv string) *Violation {
 
 // dupSite names where a byte rcv read twice came from: the kernel
 // function that moved rcv's copied_seq back over bytes already read
-// (model.Rewind), or else the paths the byte took.
+// (model.Stats.Rewinds), or else the paths the byte took.
 func (p *provenance) dupSite(rcv string, tag model.Tag) string {
 	for _, w := range p.r.Stats.Rewinds {
 		if w.Sock == rcv {

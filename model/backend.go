@@ -14,7 +14,7 @@ import (
 // concurrent use; runs share nothing.
 type Backend struct {
 	cfg Config
-	mut map[*Mutation]bool
+	mut map[*mutation]bool
 }
 
 // Config selects what a model backend runs beyond the profile.
@@ -22,7 +22,7 @@ type Config struct {
 	// Mutations names planted bugs to run with (see Mutations).
 	Mutations []string
 	// Liveness stops a run at the first lost wakeup, with an error
-	// wrapping ErrLostWakeup (see Sched.checkLostWakeups), and fails a run
+	// wrapping ErrLostWakeup (see sched.checkLostWakeups), and fails a run
 	// that ends with a closed pair not released (ErrLeak). Off, the run
 	// goes on as the kernel does: the sleeper waits for its timeout.
 	Liveness bool
@@ -48,10 +48,10 @@ var (
 )
 
 // New returns the model backend, with no mutation.
-func New() *Backend { return &Backend{mut: map[*Mutation]bool{}} }
+func New() *Backend { return &Backend{mut: map[*mutation]bool{}} }
 
 // NewWithConfig returns a model backend for cfg; an unknown mutation name
-// gives an error wrapping ErrMutation.
+// gives an error wrapping errMutation.
 func NewWithConfig(cfg Config) (*Backend, error) {
 	mut, err := lookupMutations(cfg.Mutations)
 	if err != nil {
@@ -71,7 +71,7 @@ func (b *Backend) Name() string {
 // Open always fails: the model runs whole traces (RunTrace); trace.Run
 // calls RunTrace for it.
 func (b *Backend) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
-	return nil, fmt.Errorf("%w: %w", ErrNoExecutor, trace.ErrUnsupported)
+	return nil, fmt.Errorf("%w: %w", errNoExecutor, trace.ErrUnsupported)
 }
 
 // RunTrace runs t on a fresh model and returns one observation per op, in
@@ -100,10 +100,10 @@ func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.
 }
 
 // resolveRun resolves opts for t (trace.ResolveOptions) and its profile.
-func resolveRun(t *trace.Trace, opts trace.Options) (trace.Options, Behaviour, error) {
+func resolveRun(t *trace.Trace, opts trace.Options) (trace.Options, behaviour, error) {
 	opts, err := trace.ResolveOptions(t, opts)
 	if err != nil {
-		return opts, Behaviour{}, err
+		return opts, behaviour{}, err
 	}
 	prof, err := ParseProfile(opts.Profile)
 	return opts, prof, err
@@ -112,16 +112,16 @@ func resolveRun(t *trace.Trace, opts trace.Options) (trace.Options, Behaviour, e
 // tracePolicy is the scheduling policy of t's `schedule` directive: an
 // exploring one (random, pct, picks), a seed, a thread order; else
 // opts.Seed's seeded policy, else nil (FIFO).
-func tracePolicy(t *trace.Trace, opts trace.Options) Policy {
+func tracePolicy(t *trace.Trace, opts trace.Options) policy {
 	switch {
 	case t.Schedule != nil && t.Schedule.Strategy != "":
 		return schedulePolicy(t.Schedule)
 	case t.Schedule != nil && t.Schedule.HasSeed:
-		return NewSeededPolicy(t.Schedule.Seed)
+		return newSeededPolicy(t.Schedule.Seed)
 	case t.Schedule != nil:
-		return PriorityPolicy{Order: t.Schedule.Threads}
+		return priorityPolicy{Order: t.Schedule.Threads}
 	case opts.Seed != 0:
-		return NewSeededPolicy(opts.Seed)
+		return newSeededPolicy(opts.Seed)
 	}
 	return nil
 }
@@ -133,7 +133,7 @@ func tracePolicy(t *trace.Trace, opts trace.Options) Policy {
 // left), what the trace left is released and checked (teardown). It
 // returns an error only when the run could not start or its transport
 // failed to close after a run that succeeded; a failed run is o.Err.
-func (b *Backend) runPolicy(ctx context.Context, t *trace.Trace, opts trace.Options, prof Behaviour, policy Policy, teardown bool) (*Outcome, error) {
+func (b *Backend) runPolicy(ctx context.Context, t *trace.Trace, opts trace.Options, prof behaviour, policy policy, teardown bool) (*Outcome, error) {
 	var rec *recorder
 	if _, ok := policy.(exploringPolicy); ok {
 		rec = &recorder{inner: policy}
@@ -203,34 +203,34 @@ type run struct {
 	t        *trace.Trace
 	opts     trace.Options
 	k        *kernel
-	s        *Sched
+	s        *sched
 
 	obs       []trace.Observation
 	done      []bool
 	doneOrder []int // op indices in the order they completed
-	doneWq    map[*Task]*WaitQueue
+	doneWq    map[*task]*waitQueue
 	sent      map[string]int64
-	tasks     map[string]*Task
+	tasks     map[string]*task
 	failed    map[string]bool // maps whose creation failed
 	opCost    vtime
 }
 
 // newKernel returns an empty machine running prof on the reference TCP.
-func newKernel(prof Behaviour, policy Policy) *kernel {
-	k := &kernel{s: newSched(policy), prof: prof, socks: map[string]*Sock{}, maps: map[string]*BpfMap{}, stats: newStats()}
-	k.tcp = &RefTCP{k: k}
+func newKernel(prof behaviour, policy policy) *kernel {
+	k := &kernel{s: newSched(policy), prof: prof, socks: map[string]*sock{}, maps: map[string]*bpfMap{}, stats: newStats()}
+	k.tcp = &refTCP{k: k}
 	return k
 }
 
-func newRun(t *trace.Trace, opts trace.Options, prof Behaviour, policy Policy) *run {
+func newRun(t *trace.Trace, opts trace.Options, prof behaviour, policy policy) *run {
 	k := newKernel(prof, policy)
 	return &run{
 		t: t, opts: opts, k: k, s: k.s,
 		obs:    make([]trace.Observation, len(t.Ops)),
 		done:   make([]bool, len(t.Ops)),
-		doneWq: map[*Task]*WaitQueue{},
+		doneWq: map[*task]*waitQueue{},
 		sent:   map[string]int64{},
-		tasks:  map[string]*Task{},
+		tasks:  map[string]*task{},
 		failed: map[string]bool{},
 	}
 }
@@ -279,7 +279,7 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 			break
 		}
 		if !r.s.advance() {
-			return nil, fmt.Errorf("%w (%w): %s: every thread is blocked and no deadline is pending", ErrInternal, ErrDeadlock, r.t.File)
+			return nil, fmt.Errorf("%w (%w): %s: every thread is blocked and no deadline is pending", ErrInternal, errDeadlock, r.t.File)
 		}
 	}
 	if err := r.k.checkRings(); err != nil {
@@ -306,7 +306,7 @@ const teardownSteps = 10000
 // descriptor still open is closed (close(2), no linger), every pipe freed,
 // the kernel work this queues run (psock destruction, deliveries) and the
 // clock advanced until nothing is pending; the connections left orphaned
-// are expired (TCP.ExpireOrphans: the timers the model lacks); then every
+// are expired (tcp.ExpireOrphans: the timers the model lacks); then every
 // thread exits (do_exit puts its task_frag page). After that every page and slab
 // object must be free, or the run fails with a leak wrapping
 // ErrPageOwnership. A psock still attached after teardown is a leak of
@@ -400,14 +400,14 @@ func (r *run) allDone() bool {
 
 // task returns the named task, creating its coroutine on first use (it
 // starts when the scheduler first runs it).
-func (r *run) task(name string) *Task {
+func (r *run) task(name string) *task {
 	if t, ok := r.tasks[name]; ok {
 		return t
 	}
-	t := &Task{Name: name, s: r.s, abortAt: noDeadline}
+	t := &task{Name: name, s: r.s, abortAt: noDeadline}
 	r.tasks[name] = t
 	r.s.tasks = append(r.s.tasks, t)
-	r.doneWq[t] = &WaitQueue{}
+	r.doneWq[t] = &waitQueue{}
 	t.start(func() { r.taskLoop(t) })
 	return t
 }
@@ -426,7 +426,7 @@ func (r *run) killTasks() {
 
 // taskLoop is a task's coroutine: run the queued ops one at a time,
 // giving control back after each one.
-func (r *run) taskLoop(t *Task) {
+func (r *run) taskLoop(t *task) {
 	defer func() {
 		if p := recover(); p != nil && p != errTaskKilled {
 			r.s.setFatal(panicError("thread "+t.Name, p))
@@ -451,7 +451,7 @@ func (r *run) taskLoop(t *Task) {
 }
 
 // runOp executes op i on t and records its observation.
-func (r *run) runOp(t *Task, i int) {
+func (r *run) runOp(t *task, i int) {
 	op := &r.t.Ops[i]
 	r.s.opSeq++
 	t.running = true
@@ -528,6 +528,6 @@ func (r *run) abortSteps(op *trace.Op) []func() {
 	return nil
 }
 
-// OpTimeout is the per-op timeout trace.Run uses by default; the model
+// opTimeout is the per-op timeout trace.Run uses by default; the model
 // applies opts.OpTimeout in virtual time.
-const OpTimeout = trace.DefaultOpTimeout
+const opTimeout = trace.DefaultOpTimeout

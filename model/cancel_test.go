@@ -21,7 +21,7 @@ type cancelInOp struct {
 	canceled vtime // the clock when the policy canceled; -1 before
 }
 
-func (p *cancelInOp) Pick(ready []*Task) int {
+func (p *cancelInOp) Pick(ready []*task) int {
 	t := ready[0]
 	if p.canceled >= 0 || !t.running || t.op < 0 || p.tr.Ops[t.op].Kind != trace.OpIOCopy {
 		return 0

@@ -77,7 +77,7 @@ func TestCorpus(t *testing.T) {
 // switch off.
 type switchCase struct {
 	name   string
-	off    func(*Behaviour)
+	off    func(*behaviour)
 	traces map[string][]int // trace -> the lines that must diverge
 }
 
@@ -85,7 +85,7 @@ type switchCase struct {
 // need: with the switch off, the traces it cites diverge from base's
 // goldens on the lines it explains, and with it on they agree (TestCorpus
 // runs the rest).
-func checkSwitches(t *testing.T, base Behaviour, cases []switchCase) {
+func checkSwitches(t *testing.T, base behaviour, cases []switchCase) {
 	t.Helper()
 	traces, goldens := corpus(t, base.Name)
 	byName := map[string]int{}
@@ -126,34 +126,34 @@ func checkSwitches(t *testing.T, base Behaviour, cases []switchCase) {
 	}
 }
 
-// TestLinux612Switches checks each switch Linux612 adds to 6.18's
+// TestLinux612Switches checks each switch linux612 adds to 6.18's
 // against the 6.12 goldens.
 func TestLinux612Switches(t *testing.T) {
-	checkSwitches(t, Linux612, []switchCase{
-		{"FIONREADRecvQueue", func(p *Behaviour) { p.FIONREADRecvQueue = false }, map[string][]int{
+	checkSwitches(t, linux612, []switchCase{
+		{"FIONREADRecvQueue", func(p *behaviour) { p.FIONREADRecvQueue = false }, map[string][]int{
 			"kf_mixed_tcp_then_ingress_order": {13},
 		}},
-		{"SendmsgCountsAsked", func(p *Behaviour) { p.SendmsgCountsAsked = false }, map[string][]int{
+		{"SendmsgCountsAsked", func(p *behaviour) { p.SendmsgCountsAsked = false }, map[string][]int{
 			"kf_cork_apply_stale_bytes":        {18},
 			"kf_cork_apply_msg_more_hold":      {17, 19},
 			"kf_cork61_apply3_send_counts":     {15, 21},
 			"kf_cork61_new_element_releases":   {23, 25},
 			"kf_cork61_shutdown_releases_held": {21, 27},
 		}},
-		{"SelfRedirectPass", func(p *Behaviour) { p.SelfRedirectPass = false }, map[string][]int{
+		{"SelfRedirectPass", func(p *behaviour) { p.SelfRedirectPass = false }, map[string][]int{
 			// 21 and 23 are 6.18's known gap on this trace (knownGaps).
 			"strp_err_self_redirect_rcvbuf_shrunk": {18, 21, 22, 23},
 		}},
 	})
 }
 
-// TestLinux61Switches checks each switch of Linux61 against the 6.1
+// TestLinux61Switches checks each switch of linux61 against the 6.1
 // goldens. SendmsgCountsAsked has no trace there: with SplicePagesCopied
 // a push never leaves the copybreak stale, and a redirect frees the cork
-// (Behaviour.SendmsgCountsAsked).
+// (behaviour.SendmsgCountsAsked).
 func TestLinux61Switches(t *testing.T) {
-	checkSwitches(t, Linux61, []switchCase{
-		{"SplicePagesCopied", func(p *Behaviour) { p.SplicePagesCopied = false }, map[string][]int{
+	checkSwitches(t, linux61, []switchCase{
+		{"SplicePagesCopied", func(p *behaviour) { p.SplicePagesCopied = false }, map[string][]int{
 			"kf_cork_apply_stale_bytes":        {18, 19, 21},
 			"kf_cork_apply_msg_more_hold":      {17, 18, 19, 20},
 			"kf_cork61_apply3_send_counts":     {15, 20, 21, 22},

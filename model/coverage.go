@@ -38,7 +38,7 @@ type fnInfo struct {
 func (f Fn) Kernel() string { return fnTable[f].kernel }
 
 // Go is f's Go name, qualified by its receiver type unless that is the
-// run's kernel ("tcpBpfRecvmsg", "Pipe.full", "RefTCP.tcpFin").
+// run's kernel ("tcpBpfRecvmsg", "pipe.full", "refTCP.tcpFin").
 func (f Fn) Go() string { return fnTable[f].goName }
 
 // File is the model source file that holds f.
@@ -47,9 +47,9 @@ func (f Fn) File() string { return fnTable[f].file }
 // String is "kernel_name (goName)".
 func (f Fn) String() string { return f.Kernel() + " (" + f.Go() + ")" }
 
-// Fns returns every registered function, in registry order (by file,
+// fns returns every registered function, in registry order (by file,
 // then position).
-func Fns() []Fn {
+func fns() []Fn {
 	out := make([]Fn, numFn)
 	for i := range out {
 		out[i] = Fn(i)

@@ -21,7 +21,7 @@ const (
 
 // runScopes returns the scopes of a run of profile p, on an external
 // transport if ext.
-func runScopes(p Behaviour, ext bool) scope {
+func runScopes(p behaviour, ext bool) scope {
 	s := scopeRefTCP
 	if ext {
 		s = scopeExtTCP
@@ -60,7 +60,7 @@ var scopeByFile = map[string]scope{
 
 // scopeByRecv gives the methods of a receiver type its scope.
 var scopeByRecv = map[string]scope{
-	"RefTCP": scopeRefTCP,
+	"refTCP": scopeRefTCP,
 	"extTCP": scopeExtTCP,
 }
 

@@ -12,8 +12,8 @@
 //	ops.go       the system calls of each trace op (send, recv, splice, ...)
 //	sched.go     the cooperative deterministic scheduler, wait queues, virtual time
 //	sock.go      struct sock/socket/file: states, locks, callbacks, shutdown
-//	tcp.go       the TCP interface and RefTCP, the reference TCP
-//	tcp_flow.go  RefTCP's flow control: Linux's loopback buffers, windows, ACKs
+//	tcp.go       the TCP interface and refTCP, the reference TCP
+//	tcp_flow.go  refTCP's flow control: Linux's loopback buffers, windows, ACKs
 //	tcp_rcv.go   the receive paths both transports share (tcp_recvmsg, tcp_read_sock, tcp_read_skb)
 //	transport.go Transport and Endpoint: an external TCP the model can run on (Config.Transport)
 //	tcp_ext.go   extTCP, the TCP interface on a Transport (the netstack backend's bridge)
@@ -46,7 +46,7 @@
 //
 // # Threads, contexts and time
 //
-// A run has one model thread (Task) per trace thread. Ops are dispatched
+// A run has one model thread (task) per trace thread. Ops are dispatched
 // in trace order exactly as trace.Run does: op i goes to its thread's
 // queue, then the scheduler runs until every thread is idle or blocked;
 // `join` waits for the target's earlier ops; `sleep` blocks only its
@@ -81,7 +81,7 @@
 // (iocopy) charges a few microseconds per call so that a copy that feeds
 // itself still reaches its deadline.
 //
-// The socket lock is modelled (Sock.Owned, lockSock/releaseSock, the
+// The socket lock is modelled (sock.Owned, lockSock/releaseSock, the
 // ...Locked functions); kernel contexts that find a socket owned go to
 // its backlog, run by release_sock. With the default scheduler a thread
 // holds no socket lock when it gives control back, so the backlog stays
@@ -98,7 +98,7 @@
 // on a HoldingTransport the segments held on its wire) are scheduled
 // like threads, so segments can stay in flight; each such run replays
 // exactly from its directive. Kernel contexts never yield, even when
-// one runs on a task's goroutine (Sched.inKernel). ExploreRun runs a
+// one runs on a task's goroutine (sched.inKernel). ExploreRun runs a
 // trace under such a policy exactly as its directive would and returns
 // an Outcome: what happened (observations or the run's error, Stats,
 // the choices made, ring writes) and, for a depth-first enumeration of
@@ -108,23 +108,23 @@
 //
 // # Ownership and lifetimes
 //
-//   - Sockets (Sock) live for the run. The trace's descriptor and every
+//   - Sockets (sock) live for the run. The trace's descriptor and every
 //     syscall in flight hold a file reference (fget/fput); the last one
 //     releases the socket: sock_map_close when it has a psock (which
 //     leaves every map and drops the psock), then tcp_close. sk_refcnt is
 //     counted (psock, sk_redir) but never frees anything.
-//   - A psock (SkPsock) is created by the first map insert of its socket
+//   - A psock (type psock) is created by the first map insert of its socket
 //     (sock_map_link) with one reference per map link; sk_psock_get takes
 //     transient ones. The last reference detaches it (sk_psock_drop:
 //     proto restored, TX disabled) and queues sk_psock_destroy, which
 //     frees IngressMsg, IngressSkb and the cork and puts SkRedir.
-//   - An SkMsg on a psock's IngressMsg is owned by the psock until a
+//   - An skMsg on a psock's IngressMsg is owned by the psock until a
 //     reader consumes it (sk_msg_recvmsg frees it) or destroy purges it.
 //     Its elements hold page references, unless Skb is set, in which case
 //     the skb owns the pages and the message owns the skb.
-//   - An SkBuff is owned by one queue at a time: a TCP write queue, a
+//   - An skBuff is owned by one queue at a time: a TCP write queue, a
 //     segment in flight, sk_receive_queue, a psock's ingress_skb, an
-//     SkMsg, the strparser's head. It holds one page reference per
+//     skMsg, the strparser's head. It holds one page reference per
 //     fragment; freeing it (kernel.freeSkb) uncharges the owning socket's
 //     receive memory and puts its pages.
 //   - Pages are refcounted (get_page/put_page); the last put frees and
@@ -144,7 +144,7 @@
 // # The TCP layer
 //
 // TCP is an interface (tcp.go): the operations of net/ipv4/tcp*.c the
-// socket, sk_msg and splice layers call. RefTCP implements it with byte
+// socket, sk_msg and splice layers call. refTCP implements it with byte
 // streams of skbs, explicit in-flight segments delivered by kernel
 // contexts (data, pure ACKs, FIN, RST), the TCP states (ESTABLISHED,
 // FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT via a timewait
@@ -162,15 +162,15 @@
 // (gVisor exposes neither seq nor copied_seq), turns the end of the
 // stream and resets into tcp_fin and tcp_reset, follows the endpoint's
 // state and calls the socket's callbacks; the receive paths of
-// tcp_rcv.go read the queue as on RefTCP. The model's virtual clock
-// drives the transport's (Sched.onClock → Transport.Advance) and the
+// tcp_rcv.go read the queue as on refTCP. The model's virtual clock
+// drives the transport's (sched.onClock → Transport.Advance) and the
 // transport's next timer is one of the scheduler's events
-// (Sched.extTimer), so a run stays deterministic though gVisor has
+// (sched.extTimer), so a run stays deterministic though gVisor has
 // goroutines. Schedule exploration runs on the transport too: on a
 // HoldingTransport (netstack's Links) the bridge holds every segment
 // in flight and the scheduler counts them as pending kernel work, so a
 // "kworker" pick delivers the oldest one, as it runs a held softirq
-// delivery on RefTCP (Sched.extHeld, tcp_ext.go's startHolding). What
+// delivery on refTCP (sched.extHeld, tcp_ext.go's startHolding). What
 // the bridge does not do as Linux does is listed at extTCP.
 //
 // # Unlike Linux (deliberate, named gaps)
@@ -199,7 +199,7 @@
 //   - Sequence numbers start at 1 in both directions.
 //   - An orphaned connection is never left to its timers (zero-window
 //     probes, FIN_WAIT2, TIME_WAIT): teardown expires it at once
-//     (TCP.ExpireOrphans).
+//     (tcp.ExpireOrphans).
 //   - Receive coalescing never copies into an skb's tailroom or steals a
 //     head: skbs with a slab head are queued as they are.
 //

@@ -11,9 +11,9 @@ var (
 	// context, a violated invariant, or a deadlock of the scheduler. A run
 	// that hits it returns an error instead of observations.
 	ErrInternal = errors.New("model: internal error")
-	// ErrInvariant marks a run that broke an invariant the kernel keeps
+	// errInvariant marks a run that broke an invariant the kernel keeps
 	// (see checkInvariants): a model bug, or a planted one (a mutation).
-	ErrInvariant = errors.New("model: invariant violated")
+	errInvariant = errors.New("model: invariant violated")
 	// ErrPageOwnership marks a run that broke the page-ownership
 	// invariants (page.go): an access to or put of freed memory, get_page
 	// on a slab object, a slab object in a pipe, or memory still live
@@ -34,17 +34,17 @@ var (
 	// crashes (a Fault of kind "crash" whose Site is the kernel
 	// function): what would follow is not a kernel's answer.
 	ErrKernelCrash = errors.New("model: the kernel crashes here")
-	// ErrProfile marks a profile the model does not implement. It wraps
+	// errProfile marks a profile the model does not implement. It wraps
 	// trace.ErrUnsupported where returned to the runner.
-	ErrProfile = errors.New("model: profile not implemented")
-	// ErrNoExecutor is returned by Open: the model runs whole traces
+	errProfile = errors.New("model: profile not implemented")
+	// errNoExecutor is returned by Open: the model runs whole traces
 	// (trace.TraceRunner) and has no op-by-op executor.
-	ErrNoExecutor = errors.New("model: no op-by-op executor; use trace.Run")
-	// ErrMutation marks an unknown mutation name (Config.Mutations).
-	ErrMutation = errors.New("model: unknown mutation")
-	// ErrDeadlock marks a run in which every thread is asleep and no
+	errNoExecutor = errors.New("model: no op-by-op executor; use trace.Run")
+	// errMutation marks an unknown mutation name (Config.Mutations).
+	errMutation = errors.New("model: unknown mutation")
+	// errDeadlock marks a run in which every thread is asleep and no
 	// deadline is pending. It comes wrapped together with ErrInternal.
-	ErrDeadlock = errors.New("model: deadlock")
+	errDeadlock = errors.New("model: deadlock")
 	// ErrTransport marks a run on an external Transport (Config.Transport)
 	// that the transport failed: it could not be made, dial, settle,
 	// advance its clock, or close cleanly.

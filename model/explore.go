@@ -9,8 +9,8 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// Schedule exploration. An exploring policy (RandomPolicy, PCTPolicy,
-// PicksPolicy) turns on the scheduler's explore mode:
+// Schedule exploration. An exploring policy (randomPolicy, pctPolicy,
+// picksPolicy) turns on the scheduler's explore mode:
 //
 //   - yield points inside ops are live: a task at t.yieldPoint gives
 //     control back and the policy chooses who runs next. They sit where
@@ -20,12 +20,12 @@ import (
 //   - kernel contexts (NET_RX softirq delivery of TCP segments, psock
 //     works, the percpu_ref release) no longer run first: pending kernel
 //     work is one more candidate, "kworker", of every decision. A raised
-//     softirq stays queued (Sched.holdSoftirq), which is a segment still
+//     softirq stays queued (sched.holdSoftirq), which is a segment still
 //     in flight: the receive path runs later, as from ksoftirqd, on
 //     another CPU (RPS) or behind a veth's NAPI. On an external
 //     transport that holds segments (HoldingTransport: netstack's
 //     Links) the segments themselves stay on the wire, and a "kworker"
-//     pick delivers the one held longest (Sched.drainOne).
+//     pick delivers the one held longest (sched.drainOne).
 //
 // Op dispatch is unchanged (the runner settles after each op), so the
 // races explored are those among threads running at the same time.
@@ -33,7 +33,7 @@ import (
 
 // exploringPolicy marks the policies that turn on explore mode.
 type exploringPolicy interface {
-	Policy
+	policy
 	exploring()
 }
 
@@ -48,31 +48,31 @@ func (r *splitmix) next() uint64 {
 	return z ^ (z >> 31)
 }
 
-// RandomPolicy is the seeded random explorer (`schedule random SEED`):
+// randomPolicy is the seeded random explorer (`schedule random SEED`):
 // a uniform choice among the candidates of every decision.
-type RandomPolicy struct{ rng splitmix }
+type randomPolicy struct{ rng splitmix }
 
-// NewRandomPolicy returns a RandomPolicy for seed.
-func NewRandomPolicy(seed uint64) *RandomPolicy {
-	return &RandomPolicy{rng: splitmix{seed*0x9E3779B97F4A7C15 + 7}}
+// NewRandomPolicy returns a randomPolicy for seed.
+func NewRandomPolicy(seed uint64) *randomPolicy {
+	return &randomPolicy{rng: splitmix{seed*0x9E3779B97F4A7C15 + 7}}
 }
 
 // Pick returns a uniformly chosen index.
-func (p *RandomPolicy) Pick(c []*Task) int { return int(p.rng.next() % uint64(len(c))) }
-func (p *RandomPolicy) exploring()         {}
+func (p *randomPolicy) Pick(c []*task) int { return int(p.rng.next() % uint64(len(c))) }
+func (p *randomPolicy) exploring()         {}
 
 // pctSteps is k of PCT: the number of decisions the change points are
 // drawn from (the traces explored here make fewer than this).
 const pctSteps = 48
 
-// PCTPolicy is probabilistic concurrency testing (Burckhardt et al.,
+// pctPolicy is probabilistic concurrency testing (Burckhardt et al.,
 // ASPLOS 2010; `schedule pct D SEED`): every candidate (thread, or the
 // kernel contexts as one) gets a random priority of at least D when first
 // seen, the highest-priority candidate runs, and at D-1 decisions drawn
 // from the first pctSteps the chosen candidate's priority drops below all
 // initial ones. A bug of depth D is found with probability at least
 // 1/(n k^(D-1)).
-type PCTPolicy struct {
+type pctPolicy struct {
 	rng     splitmix
 	depth   int
 	prio    map[string]uint64
@@ -80,20 +80,20 @@ type PCTPolicy struct {
 	step    int
 }
 
-// NewPCTPolicy returns a PCT policy of depth d for seed.
-func NewPCTPolicy(d int, seed uint64) *PCTPolicy {
-	p := &PCTPolicy{rng: splitmix{seed*0x9E3779B97F4A7C15 + 11}, depth: d, prio: map[string]uint64{}}
+// newPCTPolicy returns a PCT policy of depth d for seed.
+func newPCTPolicy(d int, seed uint64) *pctPolicy {
+	p := &pctPolicy{rng: splitmix{seed*0x9E3779B97F4A7C15 + 11}, depth: d, prio: map[string]uint64{}}
 	for i := 1; i < d; i++ {
 		p.changes = append(p.changes, 1+int(p.rng.next()%pctSteps))
 	}
 	return p
 }
 
-func (p *PCTPolicy) exploring() {}
+func (p *pctPolicy) exploring() {}
 
 // Pick returns the highest-priority candidate after applying this
 // decision's change points.
-func (p *PCTPolicy) Pick(c []*Task) int {
+func (p *pctPolicy) Pick(c []*task) int {
 	p.step++
 	for _, t := range c {
 		if _, ok := p.prio[t.Name]; !ok {
@@ -110,7 +110,7 @@ func (p *PCTPolicy) Pick(c []*Task) int {
 	return best
 }
 
-func (p *PCTPolicy) highest(c []*Task) int {
+func (p *pctPolicy) highest(c []*task) int {
 	best := 0
 	for i, t := range c {
 		if p.prio[t.Name] > p.prio[c[best].Name] {
@@ -120,18 +120,18 @@ func (p *PCTPolicy) highest(c []*Task) int {
 	return best
 }
 
-// PicksPolicy replays explicit choices (`schedule picks I I ...`): the
+// picksPolicy replays explicit choices (`schedule picks I I ...`): the
 // i-th decision takes candidate Picks[i] (modulo the number of
 // candidates); decisions past the list take the first candidate.
-type PicksPolicy struct {
+type picksPolicy struct {
 	Picks []int
 	i     int
 }
 
-func (p *PicksPolicy) exploring() {}
+func (p *picksPolicy) exploring() {}
 
 // Pick returns the next recorded choice.
-func (p *PicksPolicy) Pick(c []*Task) int {
+func (p *picksPolicy) Pick(c []*task) int {
 	v := 0
 	if p.i < len(p.Picks) {
 		v = p.Picks[p.i] % len(c)
@@ -143,14 +143,14 @@ func (p *PicksPolicy) Pick(c []*Task) int {
 // recorder wraps a policy and records every decision, so that any run
 // can be written down as `schedule picks`.
 type recorder struct {
-	inner Policy
+	inner policy
 	picks []int // the choice made at each decision
 	width []int // the number of candidates at each decision
 }
 
 func (r *recorder) exploring() {}
 
-func (r *recorder) Pick(c []*Task) int {
+func (r *recorder) Pick(c []*task) int {
 	v := r.inner.Pick(c)
 	r.picks = append(r.picks, v)
 	r.width = append(r.width, len(c))
@@ -160,17 +160,17 @@ func (r *recorder) Pick(c []*Task) int {
 // SchedulePolicy returns the policy of an exploring `schedule`
 // directive (random, pct, picks), for ExploreRun; nil for any other
 // directive.
-func SchedulePolicy(s *trace.Schedule) Policy { return schedulePolicy(s) }
+func SchedulePolicy(s *trace.Schedule) policy { return schedulePolicy(s) }
 
 // schedulePolicy returns the policy of an exploring `schedule` directive.
-func schedulePolicy(s *trace.Schedule) Policy {
+func schedulePolicy(s *trace.Schedule) policy {
 	switch s.Strategy {
 	case trace.StrategyRandom:
 		return NewRandomPolicy(s.Seed)
 	case trace.StrategyPCT:
-		return NewPCTPolicy(s.Depth, s.Seed)
+		return newPCTPolicy(s.Depth, s.Seed)
 	case trace.StrategyPicks:
-		return &PicksPolicy{Picks: append([]int(nil), s.Picks...)}
+		return &picksPolicy{Picks: append([]int(nil), s.Picks...)}
 	}
 	return nil
 }
@@ -180,7 +180,7 @@ func schedulePolicy(s *trace.Schedule) Policy {
 // ("kworker": one pending context runs, softirq work first, then a
 // segment an external transport holds in flight, drainOne) is the
 // policy's. A decision with one candidate is not the policy's.
-func (s *Sched) settleExplore() {
+func (s *sched) settleExplore() {
 	budget := kernelBudget
 	for s.fatal == nil {
 		cands := s.readyTasks()
@@ -211,7 +211,7 @@ func (s *Sched) settleExplore() {
 // Elsewhere it does nothing.
 //
 // Precondition: the task holds no model socket lock.
-func (t *Task) yieldPoint(where string) {
+func (t *task) yieldPoint(where string) {
 	s := t.s
 	if t.kernel || s.cur != t || s.inKernel > 0 {
 		return
@@ -265,7 +265,7 @@ func (k *kernel) yieldCur(where string) {
 // (checkLostWakeups). Unlike Linux, there are no signals.
 //
 // Precondition: the caller holds no model socket lock.
-func (t *Task) waitEvent(wq *WaitQueue, to timeo, what string, cond func() bool) timeo {
+func (t *task) waitEvent(wq *waitQueue, to timeo, what string, cond func() bool) timeo {
 	reach(fnTaskWaitEvent)
 	left := func(w *waiter) timeo {
 		if to == maxTimeout {
@@ -389,13 +389,13 @@ func (o *Outcome) NextPicks(maxBranch int) (picks []int, ok bool) {
 }
 
 // ExploreRun runs t once under policy (which must be exploring: a
-// RandomPolicy, PCTPolicy or PicksPolicy) and records the run's choices.
+// randomPolicy, pctPolicy or picksPolicy) and records the run's choices.
 // It runs t exactly as RunTraceStats runs it with the `schedule`
 // directive of that policy (the backend's mutations, liveness, leak
 // and provenance settings, its transport if it has one, closed before
 // ExploreRun returns, and the teardown), so a run written down with its
 // Picks (or its random or pct directive) replays the same Outcome.
-func (b *Backend) ExploreRun(ctx context.Context, t *trace.Trace, opts trace.Options, policy Policy) (*Outcome, error) {
+func (b *Backend) ExploreRun(ctx context.Context, t *trace.Trace, opts trace.Options, policy policy) (*Outcome, error) {
 	if _, ok := policy.(exploringPolicy); !ok {
 		return nil, fmt.Errorf("explore %s: policy %T does not explore: %w", t.File, policy, ErrInternal)
 	}

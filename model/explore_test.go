@@ -93,7 +93,7 @@ func TestNextPicksEnumerates(t *testing.T) {
 		if runs > 5000 {
 			t.Fatal("enumeration did not end in 5000 runs")
 		}
-		o, err := New().ExploreRun(context.Background(), tr, trace.Options{}, &PicksPolicy{Picks: prefix})
+		o, err := New().ExploreRun(context.Background(), tr, trace.Options{}, &picksPolicy{Picks: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestSeqCloseDrainsRingBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o, err := New().ExploreRun(context.Background(), tr, trace.Options{Profile: prof}, &PicksPolicy{})
+		o, err := New().ExploreRun(context.Background(), tr, trace.Options{Profile: prof}, &picksPolicy{})
 		if err != nil {
 			t.Fatal(err)
 		}

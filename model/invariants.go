@@ -3,26 +3,26 @@ package model
 import "fmt"
 
 // checkInvariants verifies, between ops, the invariants every path must
-// keep: each attached psock's queues (SkPsock.CheckQueues) and reference
+// keep: each attached psock's queues (psock.CheckQueues) and reference
 // counts that never go negative (a put without its get). A violation is
-// returned wrapping ErrInvariant; the run stops there, so a campaign sees
+// returned wrapping errInvariant; the run stops there, so a campaign sees
 // it as the model-sound property failing.
 //
 // Precondition: no model thread is running (between two settles).
 func (k *kernel) checkInvariants() error {
 	for _, sk := range k.sockSeq {
 		if sk.SkRefcnt < 0 {
-			return fmt.Errorf("%w: socket %s: sk_refcnt %d", ErrInvariant, sk.Name, sk.SkRefcnt)
+			return fmt.Errorf("%w: socket %s: sk_refcnt %d", errInvariant, sk.Name, sk.SkRefcnt)
 		}
 		p := sk.SkUserData
 		if p == nil {
 			continue
 		}
 		if p.Refcnt < 0 {
-			return fmt.Errorf("%w: socket %s: psock refcnt %d", ErrInvariant, sk.Name, p.Refcnt)
+			return fmt.Errorf("%w: socket %s: psock refcnt %d", errInvariant, sk.Name, p.Refcnt)
 		}
 		if s := p.CheckQueues(); s != "" {
-			return fmt.Errorf("%w: socket %s: psock %s", ErrInvariant, sk.Name, s)
+			return fmt.Errorf("%w: socket %s: psock %s", errInvariant, sk.Name, s)
 		}
 	}
 	return nil
@@ -33,7 +33,7 @@ func (k *kernel) checkInvariants() error {
 // bytes in flight within the size, each cached cursor between the tail
 // and the head). A violation is a Fault (kind "ring-invariant", site
 // "ring", or "ring/concurrent-readers" or "-writers" when two reads or
-// writes of the ring overlapped) wrapping ErrInvariant and ringbuf's
+// writes of the ring overlapped) wrapping errInvariant and ringbuf's
 // ErrInvariant, and, as checkInvariants', stops the run.
 //
 // Precondition: every thread has finished (both sides of every ring are
@@ -51,7 +51,7 @@ func (k *kernel) checkRings() error {
 			case s.concurrentWrites:
 				site = "ring/concurrent-writers"
 			}
-			return &Fault{Err: fmt.Errorf("%w: %w", ErrInvariant, err), Kind: "ring-invariant", Site: site,
+			return &Fault{Err: fmt.Errorf("%w: %w", errInvariant, err), Kind: "ring-invariant", Site: site,
 				Msg: s.Psock.Sk.Name + "'s splice ring"}
 		}
 	}

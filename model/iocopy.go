@@ -31,7 +31,7 @@ type ioCopyResult struct {
 // ioCopy models io.Copy(dst, src) as the kernel backend runs it: src's
 // SO_RCVTIMEO (as set by the trace) becomes a read deadline for the whole
 // copy.
-func (k *kernel) ioCopy(t *Task, src, dst *Sock) ioCopyResult {
+func (k *kernel) ioCopy(t *task, src, dst *sock) ioCopyResult {
 	deadline := noDeadline
 	if src.rcvtimeo != maxTimeout && src.rcvtimeo > 0 {
 		deadline = k.s.now + vtime(src.rcvtimeo)
@@ -91,11 +91,11 @@ func (k *kernel) ioCopy(t *Task, src, dst *Sock) ioCopyResult {
 
 // goWait models the netpoller's waitRead on src: sleep until a wake-up on
 // the socket or the deadline. It reports whether the deadline passed.
-func (k *kernel) goWait(t *Task, sk *Sock, deadline vtime) bool {
+func (k *kernel) goWait(t *task, sk *sock, deadline vtime) bool {
 	if k.s.now >= deadline {
 		return true
 	}
-	return t.sleepOn([]*WaitQueue{&sk.Wq}, deadline)
+	return t.sleepOn([]*waitQueue{&sk.Wq}, deadline)
 }
 
 // goWriteAll writes b to dst as Go does on a non-blocking socket
@@ -106,7 +106,7 @@ func (k *kernel) goWait(t *Task, sk *Sock, deadline vtime) bool {
 // bytes are the same; the pages behind them are the iocopy task's.
 // The bytes keep their tags (tags, nil if none): they are another
 // socket's stream, passed on.
-func (k *kernel) goWriteAll(t *Task, dst *Sock, b []byte, tags []Tag) (int, syscall.Errno) {
+func (k *kernel) goWriteAll(t *task, dst *sock, b []byte, tags []Tag) (int, syscall.Errno) {
 	done := 0
 	for done < len(b) {
 		var tt []Tag
@@ -117,7 +117,7 @@ func (k *kernel) goWriteAll(t *Task, dst *Sock, b []byte, tags []Tag) (int, sysc
 		t.syscallEnd()
 		done += n
 		if err == errEAGAIN {
-			t.sleepOn([]*WaitQueue{&dst.Wq}, noDeadline)
+			t.sleepOn([]*waitQueue{&dst.Wq}, noDeadline)
 			if t.timedOut {
 				return done, errOK
 			}
@@ -132,7 +132,7 @@ func (k *kernel) goWriteAll(t *Task, dst *Sock, b []byte, tags []Tag) (int, sysc
 
 // genericCopy models genericReadFrom: read(2)/write(2) through a 32 KiB
 // buffer until EOF, an error or the deadline.
-func (k *kernel) genericCopy(t *Task, src, dst *Sock, deadline vtime) ioCopyResult {
+func (k *kernel) genericCopy(t *task, src, dst *sock, deadline vtime) ioCopyResult {
 	var res ioCopyResult
 	for {
 		t.spin(goSyscallCost)

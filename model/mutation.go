@@ -5,31 +5,31 @@ import (
 	"sort"
 )
 
-// Mutation is a deliberate bug planted in the model: a named re-creation
+// mutation is a deliberate bug planted in the model: a named re-creation
 // of a real kernel bug or of a defect a property campaign must catch (the
 // bug zoo). A mutation is off unless a run selects it (Config.Mutations);
 // the code it changes tests k.mutated(m) at the one place it differs.
-type Mutation struct {
+type mutation struct {
 	Name string
 	Doc  string // one line: what the bug is and where it lives
 }
 
-var mutations = map[string]*Mutation{}
+var mutations = map[string]*mutation{}
 
 // registerMutation declares a mutation. Call it from a package-level var
 // in the file whose code the mutation changes; a duplicate name panics.
-func registerMutation(name, doc string) *Mutation {
+func registerMutation(name, doc string) *mutation {
 	if _, dup := mutations[name]; dup {
 		panic("model: mutation " + name + " registered twice")
 	}
-	m := &Mutation{Name: name, Doc: doc}
+	m := &mutation{Name: name, Doc: doc}
 	mutations[name] = m
 	return m
 }
 
 // Mutations lists every mutation, sorted by name.
-func Mutations() []Mutation {
-	out := make([]Mutation, 0, len(mutations))
+func Mutations() []mutation {
+	out := make([]mutation, 0, len(mutations))
 	for _, m := range mutations {
 		out = append(out, *m)
 	}
@@ -37,13 +37,13 @@ func Mutations() []Mutation {
 	return out
 }
 
-// lookupMutations resolves names; an unknown one wraps ErrMutation.
-func lookupMutations(names []string) (map[*Mutation]bool, error) {
-	set := map[*Mutation]bool{}
+// lookupMutations resolves names; an unknown one wraps errMutation.
+func lookupMutations(names []string) (map[*mutation]bool, error) {
+	set := map[*mutation]bool{}
 	for _, n := range names {
 		m, ok := mutations[n]
 		if !ok {
-			return nil, fmt.Errorf("%w %q", ErrMutation, n)
+			return nil, fmt.Errorf("%w %q", errMutation, n)
 		}
 		set[m] = true
 	}
@@ -51,4 +51,4 @@ func lookupMutations(names []string) (map[*Mutation]bool, error) {
 }
 
 // mutated reports whether the run planted m.
-func (k *kernel) mutated(m *Mutation) bool { return k.mut[m] }
+func (k *kernel) mutated(m *mutation) bool { return k.mut[m] }

@@ -10,7 +10,7 @@ import (
 // Socket option minimums (include/net/sock.h, v6.18): SOCK_MIN_RCVBUF is
 // TCP_SKB_MIN_TRUESIZE = 2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff)),
 // SOCK_MIN_SNDBUF twice that; the maximums are the profile's rmem_max
-// and wmem_max (TCPConf).
+// and wmem_max (tcpConf).
 const (
 	sockMinRcvbuf = 2048 + 256
 	sockMinSndbuf = 2 * (2048 + 256)
@@ -18,7 +18,7 @@ const (
 
 // exec runs op i on task t: the system calls the kernel backend makes for
 // the op, in the same order, with the same flags.
-func (r *run) exec(t *Task, i int) trace.Result {
+func (r *run) exec(t *task, i int) trace.Result {
 	op := &r.t.Ops[i]
 	k := r.k
 	switch op.Kind {
@@ -140,7 +140,7 @@ func result(err syscall.Errno) trace.Result {
 
 // readTags keeps the tags of what a read op of t returned, when the run
 // keeps provenance (Stats.ReadTags; exec files them under the op).
-func (r *run) readTags(t *Task, dst *iovIter) {
+func (r *run) readTags(t *task, dst *iovIter) {
 	if r.k.pages.prov {
 		t.readTags = tagsOrZero(dst.tagsOf(0, len(dst.buf)), len(dst.buf), true)
 	}
@@ -149,7 +149,7 @@ func (r *run) readTags(t *Task, dst *iovIter) {
 // conn creates a connected pair: A connects, B is accepted. With `pair`,
 // the sock_ops program of connPair runs at the handshake's two
 // ESTABLISHED callbacks; the model's handshake is one atomic step
-// (TCP.Connect), so both callbacks run at its end, A's before B's, as
+// (tcp.Connect), so both callbacks run at its end, A's before B's, as
 // the kernel runs them. The connection exists whatever they return.
 func (r *run) conn(op *trace.Op) trace.Result {
 	k := r.k
@@ -174,19 +174,19 @@ func (r *run) prog(op *trace.Op) trace.Result {
 	}
 	spec := *op.Prog
 	if spec.Type == trace.SkMsg {
-		return result(m.progAttach(&Prog{Kind: ProgMsgVerdict, Spec: spec, Map: m}))
+		return result(m.progAttach(&prog{Kind: progMsgVerdict, Spec: spec, Map: m}))
 	}
 	if spec.Parser != 0 {
-		if err := m.progAttach(&Prog{Kind: ProgStreamParser, Spec: spec, Map: m}); err != 0 {
+		if err := m.progAttach(&prog{Kind: progStreamParser, Spec: spec, Map: m}); err != 0 {
 			return trace.Fail(err)
 		}
 	}
-	return result(m.progAttach(&Prog{Kind: ProgStreamVerdict, Spec: spec, Map: m}))
+	return result(m.progAttach(&prog{Kind: progStreamVerdict, Spec: spec, Map: m}))
 }
 
 // sendFlags returns the msg flags of a send or recv: MSG_DONTWAIT when
 // asked or when the file is O_NONBLOCK (__sys_sendto, __sys_recvfrom).
-func sendFlags(sk *Sock, dontwait bool) int {
+func sendFlags(sk *sock, dontwait bool) int {
 	f := 0
 	if dontwait || sk.ONonblock {
 		f |= msgDontwait
@@ -195,7 +195,7 @@ func sendFlags(sk *Sock, dontwait bool) int {
 }
 
 // send is sendto(2) with MSG_NOSIGNAL: sock_sendmsg → sk_prot->sendmsg.
-func (r *run) send(t *Task, op *trace.Op) trace.Result {
+func (r *run) send(t *task, op *trace.Op) trace.Result {
 	sk := r.k.socks[op.A]
 	if err := sk.fget(); err != 0 {
 		return trace.Fail(err)
@@ -217,7 +217,7 @@ func (r *run) send(t *Task, op *trace.Op) trace.Result {
 }
 
 // recv is recvfrom(2) into an N-byte buffer: sock_recvmsg → sk_prot->recvmsg.
-func (r *run) recv(t *Task, op *trace.Op) trace.Result {
+func (r *run) recv(t *task, op *trace.Op) trace.Result {
 	sk := r.k.socks[op.A]
 	if err := sk.fget(); err != 0 {
 		return trace.Fail(err)
@@ -245,7 +245,7 @@ func (r *run) recv(t *Task, op *trace.Op) trace.Result {
 }
 
 // pipeOf returns the socket's splice pipe, creating it on first use.
-func (r *run) pipeOf(sk *Sock) *Pipe {
+func (r *run) pipeOf(sk *sock) *pipe {
 	if sk.pipe == nil {
 		sk.pipe = newPipe(pipeDefBuffers)
 	}
@@ -253,7 +253,7 @@ func (r *run) pipeOf(sk *Sock) *Pipe {
 }
 
 // splice is splice(2) from the socket into its own pipe.
-func (r *run) splice(t *Task, op *trace.Op) trace.Result {
+func (r *run) splice(t *task, op *trace.Op) trace.Result {
 	sk := r.k.socks[op.A]
 	if err := sk.fget(); err != 0 {
 		return trace.Fail(err)
@@ -275,7 +275,7 @@ func (r *run) splice(t *Task, op *trace.Op) trace.Result {
 // blocking recv of SRC on another thread returns -EAGAIN at once. The
 // kernel backend puts the original flags back when the copy ends, and so
 // does the model.
-func (r *run) iocopy(t *Task, op *trace.Op) trace.Result {
+func (r *run) iocopy(t *task, op *trace.Op) trace.Result {
 	src, dst := r.k.socks[op.A], r.k.socks[op.B]
 	if src == nil || !src.fdOpen || dst == nil || !dst.fdOpen {
 		return trace.Fail(errEBADF)
@@ -301,7 +301,7 @@ func (r *run) iocopy(t *Task, op *trace.Op) trace.Result {
 // close is close(2), with SO_LINGER{1,0} first for `rst`. The socket's
 // pipe goes with it; the socket itself is released when the last file
 // reference is dropped.
-func (r *run) close(t *Task, op *trace.Op) trace.Result {
+func (r *run) close(t *task, op *trace.Op) trace.Result {
 	sk := r.k.socks[op.A]
 	if sk == nil || !sk.fdOpen {
 		return trace.Fail(errEBADF)
@@ -315,7 +315,7 @@ func (r *run) close(t *Task, op *trace.Op) trace.Result {
 
 // closeFD drops the trace's descriptor of sk: its pipe goes, and the file
 // reference (the last one releases the socket).
-func (r *run) closeFD(t *Task, sk *Sock) {
+func (r *run) closeFD(t *task, sk *sock) {
 	sk.fdOpen = false
 	if sk.pipe != nil {
 		r.k.pipeRelease(sk.pipe)
@@ -327,7 +327,7 @@ func (r *run) closeFD(t *Task, sk *Sock) {
 // set is setsockopt(2) (or fcntl(F_SETFL) for nonblock, F_SETPIPE_SZ
 // for pipesize); rxcopybreak sets the receive memory of the model's
 // segments (trace.OptRxcopybreak).
-func (r *run) set(t *Task, op *trace.Op) trace.Result {
+func (r *run) set(t *task, op *trace.Op) trace.Result {
 	sk := r.k.socks[op.A]
 	if err := sk.fget(); err != 0 {
 		return trace.Fail(err)
@@ -392,7 +392,7 @@ func (r *run) set(t *Task, op *trace.Op) trace.Result {
 
 // join waits for the target thread's ops dispatched before op i. It has
 // no timeout of its own: the target's ops time out (trace.Run).
-func (r *run) join(t *Task, i int) trace.Result {
+func (r *run) join(t *task, i int) trace.Result {
 	target := r.t.Ops[i].Target
 	j := -1
 	for x := i - 1; x >= 0; x-- {
@@ -406,7 +406,7 @@ func (r *run) join(t *Task, i int) trace.Result {
 	}
 	tt := r.tasks[target]
 	for !r.done[j] {
-		t.sleepOn([]*WaitQueue{r.doneWq[tt]}, noDeadline)
+		t.sleepOn([]*waitQueue{r.doneWq[tt]}, noDeadline)
 	}
 	return trace.OK()
 }

@@ -8,15 +8,15 @@ import (
 	"sync"
 )
 
-// PageSize is PAGE_SIZE.
-const PageSize = 4096
+// pageSize is PAGE_SIZE.
+const pageSize = 4096
 
 // fragPageSize is the size of a task_frag page: PAGE_SIZE <<
 // SKB_FRAG_PAGE_ORDER (order 3, 32 KiB), which skb_page_frag_refill
 // allocates when it can.
-const fragPageSize = PageSize << 3
+const fragPageSize = pageSize << 3
 
-// Page is memory with a reference count: either a (possibly compound)
+// page is memory with a reference count: either a (possibly compound)
 // page of the page allocator (struct page, page_ref_count), or, with Slab
 // set, a kmalloc object of the slab allocator (PageSlab), which is how an
 // skb's linear head is allocated.
@@ -31,7 +31,7 @@ const fragPageSize = PageSize << 3
 //     skbs sharing it as their head (skb_shared_info dataref), taken with
 //     skbHeadGet;
 //   - a slab object never reaches a pipe buffer (addToPipe).
-type Page struct {
+type page struct {
 	ID       uint64
 	Data     []byte
 	Refcount int
@@ -91,32 +91,32 @@ type pageAlloc struct {
 	next  uint64
 	live  int // pages and slab objects allocated and not freed
 	total int // ever allocated
-	byID  map[uint64]*Page
+	byID  map[uint64]*page
 }
 
-func (a *pageAlloc) alloc(size int, slab bool) *Page {
+func (a *pageAlloc) alloc(size int, slab bool) *page {
 	a.next++
 	a.live++
 	a.total++
-	p := &Page{ID: a.next, Data: newPageBuf(size), Refcount: 1, Slab: slab}
+	p := &page{ID: a.next, Data: newPageBuf(size), Refcount: 1, Slab: slab}
 	if a.prov {
 		p.Tags = make([]Tag, size)
 	}
 	if a.byID == nil {
-		a.byID = map[uint64]*Page{}
+		a.byID = map[uint64]*page{}
 	}
 	a.byID[p.ID] = p
 	return p
 }
 
 // pageBufs recycles the memory of freed pages of the sizes a run
-// allocates most (a PageSize pipe page, a fragPageSize task_frag page),
+// allocates most (a pageSize pipe page, a fragPageSize task_frag page),
 // across runs and backends: they are most of the bytes a run allocates,
 // and recycling them saves the collector's work. It is memory management
-// of the simulator, not of the model: a freed Page is poisoned (Data nil)
+// of the simulator, not of the model: a freed page is poisoned (Data nil)
 // as before, and a recycled buffer is cleared, so a new page reads as
 // zeroes whether or not its buffer was used before.
-var pageBufs = map[int]*sync.Pool{PageSize: {}, fragPageSize: {}}
+var pageBufs = map[int]*sync.Pool{pageSize: {}, fragPageSize: {}}
 
 func newPageBuf(size int) []byte {
 	if pool := pageBufs[size]; pool != nil {
@@ -135,22 +135,22 @@ func freePageBuf(b []byte) {
 }
 
 // allocPage mirrors alloc_pages() (include/linux/gfp.h, v6.18): a page of
-// size bytes (a compound page when larger than PageSize) with one
+// size bytes (a compound page when larger than pageSize) with one
 // reference.
-func (a *pageAlloc) allocPage(size int) *Page {
+func (a *pageAlloc) allocPage(size int) *page {
 	reach(fnPageAllocAllocPage)
 	return a.alloc(size, false)
 }
 
 // kmalloc mirrors kmalloc() (include/linux/slab.h, v6.18): a slab object of
 // size bytes, owned by the caller (one reference: kfree drops it).
-func (a *pageAlloc) kmalloc(size int) *Page {
+func (a *pageAlloc) kmalloc(size int) *page {
 	reach(fnPageAllocKmalloc)
 	return a.alloc(size, true)
 }
 
 // getPage mirrors get_page() (include/linux/mm.h, v6.18).
-func getPage(p *Page) {
+func getPage(p *page) {
 	reach(fnGetPage)
 	if p.Freed || p.Refcount <= 0 {
 		fault("use-after-free", "get_page on freed page %d", p.ID)
@@ -164,7 +164,7 @@ func getPage(p *Page) {
 // skbHeadGet takes a reference on memory an skb clone shares: a page
 // fragment (get_page), or a slab head, whose reference is the skb's
 // dataref (skb_clone → atomic_inc(&skb_shinfo(skb)->dataref)).
-func skbHeadGet(p *Page) {
+func skbHeadGet(p *page) {
 	if !p.Slab {
 		getPage(p)
 		return
@@ -179,7 +179,7 @@ func skbHeadGet(p *Page) {
 // object, the skb_free_head() (net/core/skbuff.c, v6.18) → kfree()
 // (mm/slub.c, v6.18) of the last dataref: the last reference frees the
 // memory.
-func (a *pageAlloc) putPage(p *Page) {
+func (a *pageAlloc) putPage(p *page) {
 	reach(fnPageAllocPutPage)
 	if p.Freed || p.Refcount <= 0 {
 		fault("double-put", "put_page on freed page %d: a reference dropped twice, or one never taken", p.ID)
@@ -197,7 +197,7 @@ func (a *pageAlloc) putPage(p *Page) {
 
 // bytes returns p's memory [off, off+n). An access to freed memory is a
 // fault.
-func (p *Page) bytes(off, n int) []byte {
+func (p *page) bytes(off, n int) []byte {
 	if p.Freed {
 		fault("use-after-free", "access to freed page %d", p.ID)
 	}
@@ -206,7 +206,7 @@ func (p *Page) bytes(off, n int) []byte {
 
 // tagsAt returns the tags of p's bytes [off, off+n), nil when p keeps
 // none. Call it after bytes (which checks that p is live).
-func (p *Page) tagsAt(off, n int) []Tag {
+func (p *page) tagsAt(off, n int) []Tag {
 	if p.Tags == nil {
 		return nil
 	}
@@ -239,10 +239,10 @@ func (a *pageAlloc) leaked() string {
 	return s
 }
 
-// PageFrag mirrors struct page_frag (include/linux/mm_types_task.h,
+// pageFrag mirrors struct page_frag (include/linux/mm_types_task.h,
 // v6.18): the page a task (or socket) carves small allocations out of.
-type PageFrag struct {
-	Page   *Page
+type pageFrag struct {
+	Page   *page
 	Offset int
 	Size   int
 }
@@ -251,7 +251,7 @@ type PageFrag struct {
 // sk_page_frag_refill (net/core/sock.c, v6.18): reuse the page from its
 // start when the frag holds the only reference, keep it while 32 bytes
 // still fit, else drop it and allocate a fresh 32 KiB page.
-func (a *pageAlloc) refill(pf *PageFrag) {
+func (a *pageAlloc) refill(pf *pageFrag) {
 	reach(fnPageAllocRefill)
 	if pf.Page != nil {
 		if pf.Page.Refcount == 1 {
@@ -270,9 +270,9 @@ func (a *pageAlloc) refill(pf *PageFrag) {
 
 // release drops the frag's page, as do_exit() does with
 // current->task_frag.page (kernel/exit.c, v6.18).
-func (a *pageAlloc) release(pf *PageFrag) {
+func (a *pageAlloc) release(pf *pageFrag) {
 	if pf.Page != nil {
 		a.putPage(pf.Page)
-		*pf = PageFrag{}
+		*pf = pageFrag{}
 	}
 }

@@ -8,11 +8,11 @@ import (
 // pipeDefBuffers is PIPE_DEF_BUFFERS: a pipe's ring has 16 slots.
 const pipeDefBuffers = 16
 
-// PipeBufOps mirrors struct pipe_buf_operations (include/linux/pipe_fs_i.h,
+// pipeBufOps mirrors struct pipe_buf_operations (include/linux/pipe_fs_i.h,
 // v6.18): how a buffer's page is released and whether it may be stolen
 // (try_steal: handed over to the reader as its own page, as SPLICE_F_MOVE
 // into a file does). Every kind releases with put_page.
-type PipeBufOps struct {
+type pipeBufOps struct {
 	Name string
 	// CanSteal: the ops have a try_steal. A nosteal buffer shares its
 	// page with someone else (an skb, a psock's message), who may still
@@ -23,24 +23,24 @@ type PipeBufOps struct {
 // The buffer ops the modelled paths use (fs/pipe.c, fs/splice.c, v6.18).
 var (
 	// anonPipeBufOps: pages a write(2) into the pipe allocated.
-	anonPipeBufOps = &PipeBufOps{Name: "anon_pipe_buf_ops", CanSteal: true}
+	anonPipeBufOps = &pipeBufOps{Name: "anon_pipe_buf_ops", CanSteal: true}
 	// defaultPipeBufOps: pages copy_splice_read allocated and filled.
-	defaultPipeBufOps = &PipeBufOps{Name: "default_pipe_buf_ops", CanSteal: true}
+	defaultPipeBufOps = &pipeBufOps{Name: "default_pipe_buf_ops", CanSteal: true}
 	// nostealPipeBufOps: pages shared with their source (skb_splice_bits,
 	// the zero-copy sockmap actor).
-	nostealPipeBufOps = &PipeBufOps{Name: "nosteal_pipe_buf_ops"}
+	nostealPipeBufOps = &pipeBufOps{Name: "nosteal_pipe_buf_ops"}
 )
 
-// PipeBuffer mirrors struct pipe_buffer (include/linux/pipe_fs_i.h, v6.18):
+// pipeBuffer mirrors struct pipe_buffer (include/linux/pipe_fs_i.h, v6.18):
 // a page range the pipe holds one reference to, released through Ops.
-type PipeBuffer struct {
-	Page   *Page
+type pipeBuffer struct {
+	Page   *page
 	Offset int
 	Len    int
-	Ops    *PipeBufOps
+	Ops    *pipeBufOps
 }
 
-// Pipe mirrors struct pipe_inode_info (include/linux/pipe_fs_i.h, v6.18):
+// pipe mirrors struct pipe_inode_info (include/linux/pipe_fs_i.h, v6.18):
 // a ring of MaxUsage buffers between Tail (the next to read) and Head (the
 // next to fill).
 //
@@ -53,21 +53,21 @@ type PipeBuffer struct {
 // and drops it only while it waits for space (pipe_wait_writable); a
 // pipe read and F_SETPIPE_SZ take it too. Functions named ...Locked
 // expect it held by the calling task.
-type Pipe struct {
-	Bufs     []PipeBuffer
+type pipe struct {
+	Bufs     []pipeBuffer
 	Head     uint
 	Tail     uint
 	MaxUsage int
 	Readers  int
-	Wq       WaitQueue // rd_wait and wr_wait
+	Wq       waitQueue // rd_wait and wr_wait
 
-	mutex   *Task // the holder of pipe->mutex, nil when free
-	mutexWq WaitQueue
+	mutex   *task // the holder of pipe->mutex, nil when free
+	mutexWq waitQueue
 }
 
 // lock mirrors pipe_lock() (fs/pipe.c, v6.18): sleep until pipe->mutex is
 // free, then hold it.
-func (p *Pipe) lock(t *Task) {
+func (p *pipe) lock(t *task) {
 	reach(fnPipeLock)
 	for p.mutex != nil {
 		t.waitWoken(&p.mutexWq, maxTimeout)
@@ -76,40 +76,40 @@ func (p *Pipe) lock(t *Task) {
 }
 
 // unlock mirrors pipe_unlock() (fs/pipe.c, v6.18).
-func (p *Pipe) unlock() {
+func (p *pipe) unlock() {
 	reach(fnPipeUnlock)
 	p.mutex = nil
 	p.mutexWq.wakeUp()
 }
 
 // newPipe mirrors alloc_pipe_info() (fs/pipe.c, v6.18) with slots buffers.
-func newPipe(slots int) *Pipe {
+func newPipe(slots int) *pipe {
 	reach(fnNewPipe)
-	return &Pipe{Bufs: make([]PipeBuffer, slots), MaxUsage: slots, Readers: 1}
+	return &pipe{Bufs: make([]pipeBuffer, slots), MaxUsage: slots, Readers: 1}
 }
 
 // occupancy mirrors pipe_occupancy() (include/linux/pipe_fs_i.h, v6.18).
-func (p *Pipe) occupancy() int {
+func (p *pipe) occupancy() int {
 	reach(fnPipeOccupancy)
 	return int(p.Head - p.Tail)
 }
 
 // full mirrors pipe_full() (include/linux/pipe_fs_i.h, v6.18).
-func (p *Pipe) full() bool {
+func (p *pipe) full() bool {
 	reach(fnPipeFull)
 	return p.occupancy() >= p.MaxUsage
 }
 
 // empty mirrors pipe_empty() (include/linux/pipe_fs_i.h, v6.18).
-func (p *Pipe) empty() bool {
+func (p *pipe) empty() bool {
 	reach(fnPipeEmpty)
 	return p.Head == p.Tail
 }
 
-func (p *Pipe) buf(i uint) *PipeBuffer { return &p.Bufs[i%uint(len(p.Bufs))] }
+func (p *pipe) buf(i uint) *pipeBuffer { return &p.Bufs[i%uint(len(p.Bufs))] }
 
 // Bytes returns the bytes buffered in the pipe.
-func (p *Pipe) Bytes() int {
+func (p *pipe) Bytes() int {
 	n := 0
 	for i := p.Tail; i != p.Head; i++ {
 		n += p.buf(i).Len
@@ -120,7 +120,7 @@ func (p *Pipe) Bytes() int {
 // push stores buf in the next slot; the caller checked that the pipe is
 // not full and has readers. The pipe takes over buf's page reference.
 // A slab object reaching a pipe is a fault.
-func (p *Pipe) push(buf PipeBuffer) {
+func (p *pipe) push(buf pipeBuffer) {
 	if buf.Page.Slab {
 		fault("slab-in-pipe", "slab object %d in a pipe buffer (%s)", buf.Page.ID, buf.Ops.Name)
 	}
@@ -132,7 +132,7 @@ func (p *Pipe) push(buf PipeBuffer) {
 // whose reference the caller owns. It returns the bytes queued, or
 // -EPIPE without readers, -EAGAIN when the pipe is full; on failure the
 // buffer is released.
-func (k *kernel) addToPipe(p *Pipe, buf PipeBuffer) int {
+func (k *kernel) addToPipe(p *pipe, buf pipeBuffer) int {
 	k.reach(fnAddToPipe)
 	ret := buf.Len
 	switch {
@@ -150,7 +150,7 @@ func (k *kernel) addToPipe(p *Pipe, buf PipeBuffer) int {
 
 // pipeBufRelease mirrors pipe_buf_release() (include/linux/pipe_fs_i.h,
 // v6.18): the ops' release, put_page for every kind modelled.
-func (k *kernel) pipeBufRelease(buf PipeBuffer) {
+func (k *kernel) pipeBufRelease(buf pipeBuffer) {
 	k.reach(fnPipeBufRelease)
 	k.pages.putPage(buf.Page)
 }
@@ -162,8 +162,8 @@ func roundPipeSize(size uint64) uint64 {
 	if size > 1<<31 {
 		return 0
 	}
-	if size < PageSize {
-		return PageSize
+	if size < pageSize {
+		return pageSize
 	}
 	return 1 << bits.Len64(size-1)
 }
@@ -174,10 +174,10 @@ func roundPipeSize(size uint64) uint64 {
 // Root holds CAP_SYS_RESOURCE, so /proc/sys/fs/pipe-max-size (1 MiB) and
 // the per-user pipe limits, which give others -EPERM, do not apply; the
 // kernel backend runs as root too.
-func (p *Pipe) pipeSetSize(arg uint64) (int, syscall.Errno) {
+func (p *pipe) pipeSetSize(arg uint64) (int, syscall.Errno) {
 	reach(fnPipePipeSetSize)
 	size := roundPipeSize(arg)
-	slots := int(size / PageSize)
+	slots := int(size / pageSize)
 	if slots == 0 {
 		return 0, errEINVAL
 	}
@@ -185,13 +185,13 @@ func (p *Pipe) pipeSetSize(arg uint64) (int, syscall.Errno) {
 	if slots < n {
 		return 0, errEBUSY
 	}
-	bufs := make([]PipeBuffer, slots)
+	bufs := make([]pipeBuffer, slots)
 	for i := 0; i < n; i++ {
 		bufs[i] = *p.buf(p.Tail + uint(i))
 	}
 	p.Bufs, p.Tail, p.Head, p.MaxUsage = bufs, 0, uint(n), slots
 	p.Wq.wakeUp() // wake_up_interruptible_all(&pipe->wr_wait)
-	return slots * PageSize, errOK
+	return slots * pageSize, errOK
 }
 
 // mutPipeReadNoAdvance is a bug of the second zoo (mutation.go).
@@ -202,7 +202,7 @@ var mutPipeReadNoAdvance = registerMutation("pipe-read-no-advance",
 // anon_pipe_read()) on an O_NONBLOCK read end: up to n bytes across
 // buffers, copied out (copy_page_to_iter), each emptied buffer released;
 // -EAGAIN when empty (a writer exists).
-func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
+func (k *kernel) pipeRead(pipe *pipe, dst *iovIter) syscall.Errno {
 	k.reach(fnPipeRead)
 	if dst.left() == 0 {
 		return errOK
@@ -219,7 +219,7 @@ func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
 		b.Len -= c
 		if b.Len == 0 {
 			k.pipeBufRelease(*b)
-			*b = PipeBuffer{}
+			*b = pipeBuffer{}
 			pipe.Tail++
 		}
 	}
@@ -229,12 +229,12 @@ func (k *kernel) pipeRead(pipe *Pipe, dst *iovIter) syscall.Errno {
 
 // pipeRelease mirrors free_pipe_info() (fs/pipe.c, v6.18): drop every
 // buffer.
-func (k *kernel) pipeRelease(pipe *Pipe) {
+func (k *kernel) pipeRelease(pipe *pipe) {
 	k.reach(fnPipeRelease)
 	for !pipe.empty() {
 		b := pipe.buf(pipe.Tail)
 		k.pipeBufRelease(*b)
-		*b = PipeBuffer{}
+		*b = pipeBuffer{}
 		pipe.Tail++
 	}
 	pipe.Readers = 0

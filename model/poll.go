@@ -18,7 +18,7 @@ const pollRequested = pollIN | pollOUT | pollRDHUP | pollERR | pollHUP
 
 // sockPoll mirrors sock_poll() (net/socket.c, v6.18) → tcp_poll()
 // (net/ipv4/tcp.c, v6.18) with poll(2)'s event mask.
-func (k *kernel) sockPoll(sk *Sock) uint32 {
+func (k *kernel) sockPoll(sk *sock) uint32 {
 	k.reach(fnSockPoll)
 	return k.tcpPoll(sk) & pollRequested
 }

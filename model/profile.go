@@ -6,12 +6,12 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// Behaviour is the kernel behaviour the model reproduces: a mainline base
+// behaviour is the kernel behaviour the model reproduces: a mainline base
 // (linux-6.18, linux-6.12, linux-6.1) whose differences are switches, each citing the
 // source of the difference, plus the patch series applied on it
 // (splice-copy, splice-zerocopy, loopback-splice...), each registered in
 // patches by the file that implements it.
-type Behaviour struct {
+type behaviour struct {
 	Name string
 
 	// TCPBpfIoctl: the tcp_bpf protos have .ioctl = tcp_bpf_ioctl, so
@@ -108,13 +108,13 @@ type Behaviour struct {
 
 	// TCP is the reference TCP's flow control as the kernel version and
 	// the machine the profile was measured on make it (tcp_flow.go).
-	TCP TCPConf
+	TCP tcpConf
 }
 
-// TCPConf is what RefTCP's buffer accounting and windows take from a
+// tcpConf is what refTCP's buffer accounting and windows take from a
 // kernel version (the switches) and from the machine and its sysctls
 // (the numbers), each measured on the machine the profile names.
-type TCPConf struct {
+type tcpConf struct {
 	// ScalingRatio: tcp_win_from_space() scales by tp->scaling_ratio,
 	// which tcp_measure_rcv_mss() takes from the len/truesize of the skbs
 	// received ("tcp: get rid of sysctl_tcp_adv_win_scale", dfa2f0483360,
@@ -190,7 +190,7 @@ var (
 	// to 4 MiB, tcp_rmem[2] at v6.16's 32 MiB default ("tcp: increase
 	// tcp_rmem[2] to 32 MB"), loopback skbs of 832 bytes of truesize
 	// beyond their payload.
-	tcpHost618 = TCPConf{
+	tcpHost618 = tcpConf{
 		ScalingRatio: true, GrowSkb: true, NomemZeroWindow: true, ZeroWindowUpdate: true, DRS: drs618,
 		SkbHeadTruesize: 832, SndbufExpand: 3, CwndEveryAck: true,
 		RmemMax: 4194304, WmemMax: 4194304,
@@ -200,7 +200,7 @@ var (
 	// cubic, the net.core defaults (212992), tcp_rmem[2] 6 MiB, and
 	// skbs of 896 bytes beyond their payload (a 320-byte MAX_TCP_HEADER
 	// in a 640-byte small head).
-	tcpGuest612 = TCPConf{
+	tcpGuest612 = tcpConf{
 		ScalingRatio: true, GrowSkb: true, NomemZeroWindow: true, ZeroWindowUpdate: true, DRS: drs612,
 		SkbHeadTruesize: 896, SndbufExpand: 2,
 		RmemMax: 212992, WmemMax: 212992,
@@ -210,7 +210,7 @@ var (
 	// defaults, tcp_rmem[2] 6 MiB, tcp_adv_win_scale 1; no small-head
 	// skb cache (v6.3), so a MAX_TCP_HEADER head (320) takes a 1024-byte
 	// kmalloc object: SKB_TRUESIZE(704) = 1280.
-	tcpGuest61 = TCPConf{
+	tcpGuest61 = tcpConf{
 		DRS:             drs61,
 		SkbHeadTruesize: 1280, MaxTCPHeader: 320, SndbufExpand: 2,
 		RmemMax: 212992, WmemMax: 212992,
@@ -220,9 +220,9 @@ var (
 
 // Profiles the model implements.
 var (
-	// Linux618 is linux-6.18 as measured on the host (6.18.44).
-	Linux618 = Behaviour{Name: "linux-6.18", TCPBpfIoctl: true, TCP: tcpHost618}
-	// Linux612 is linux-6.12 as measured in a guest booted from Debian's
+	// linux618 is linux-6.18 as measured on the host (6.18.44).
+	linux618 = behaviour{Name: "linux-6.18", TCPBpfIoctl: true, TCP: tcpHost618}
+	// linux612 is linux-6.12 as measured in a guest booted from Debian's
 	// linux-source-6.12 (6.12.118, tinyconfig plus sockmap; two btf.c
 	// fixes for sock_ops kfuncs that the corpus does not reach). It has
 	// 6.18's tcp_bpf_push (tcp_sendmsg_locked with MSG_SPLICE_PAGES,
@@ -230,45 +230,45 @@ var (
 	// sockmap" (929e30f93125, Debian 6.12.85 update), so TCPBpfIoctl,
 	// plus the later FIONREADRecvQueue; its tcp_bpf_sendmsg predates
 	// v6.13's copied fix (SendmsgCountsAsked).
-	Linux612 = Behaviour{Name: "linux-6.12", TCPBpfIoctl: true, FIONREADRecvQueue: true, SendmsgCountsAsked: true,
+	linux612 = behaviour{Name: "linux-6.12", TCPBpfIoctl: true, FIONREADRecvQueue: true, SendmsgCountsAsked: true,
 		SelfRedirectPass: true, TCP: tcpGuest612}
-	// Linux61 is linux-6.1 as measured in a Debian 6.1 guest (6.1.192,
+	// linux61 is linux-6.1 as measured in a Debian 6.1 guest (6.1.192,
 	// Debian's 6.1.0-57): no tcp_bpf_ioctl, the pre-v6.13 send count
 	// (SendmsgCountsAsked), a TCP that copies what tcp_bpf_push hands it
 	// (SplicePagesCopied), the self-redirect fix (SelfRedirectPass), and
 	// the guest's TCP constants (tcpGuest61).
-	Linux61 = Behaviour{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true, SelfRedirectPass: true, TCP: tcpGuest61}
+	linux61 = behaviour{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true, SelfRedirectPass: true, TCP: tcpGuest61}
 )
 
 // patches applies each patch series the model implements to a base
 // profile, in the order the profile names them. A patch trace knows but
-// this table lacks is refused (ErrProfile).
-var patches = map[string]func(*Behaviour){}
+// this table lacks is refused (errProfile).
+var patches = map[string]func(*behaviour){}
 
 // ParseProfile returns the model profile for a profile name as
 // trace.ParseProfile accepts it: the base's switches, then each patch's.
 // A base or patch the model does not implement gives an error wrapping
-// ErrProfile and trace.ErrUnsupported.
-func ParseProfile(name string) (Behaviour, error) {
+// errProfile and trace.ErrUnsupported.
+func ParseProfile(name string) (behaviour, error) {
 	p, err := trace.ParseProfile(name)
 	if err != nil {
-		return Behaviour{}, err
+		return behaviour{}, err
 	}
-	var prof Behaviour
+	var prof behaviour
 	switch p.Base {
-	case Linux618.Name:
-		prof = Linux618
-	case Linux612.Name:
-		prof = Linux612
-	case Linux61.Name:
-		prof = Linux61
+	case linux618.Name:
+		prof = linux618
+	case linux612.Name:
+		prof = linux612
+	case linux61.Name:
+		prof = linux61
 	default:
-		return Behaviour{}, fmt.Errorf("%w %q: %w", ErrProfile, p.Base, trace.ErrUnsupported)
+		return behaviour{}, fmt.Errorf("%w %q: %w", errProfile, p.Base, trace.ErrUnsupported)
 	}
 	for _, patch := range p.Patches {
 		apply, ok := patches[patch]
 		if !ok {
-			return Behaviour{}, fmt.Errorf("%w %q: %w", ErrProfile, p.String(), trace.ErrUnsupported)
+			return behaviour{}, fmt.Errorf("%w %q: %w", errProfile, p.String(), trace.ErrUnsupported)
 		}
 		apply(&prof)
 	}

@@ -25,15 +25,15 @@ func TestParseProfile(t *testing.T) {
 	}
 	// A patch the model lacks is refused as unsupported.
 	saved := patches
-	patches = map[string]func(*Behaviour){}
+	patches = map[string]func(*behaviour){}
 	defer func() { patches = saved }()
-	if _, err := ParseProfile("splice-copy"); !errors.Is(err, ErrProfile) || !errors.Is(err, trace.ErrUnsupported) {
+	if _, err := ParseProfile("splice-copy"); !errors.Is(err, errProfile) || !errors.Is(err, trace.ErrUnsupported) {
 		t.Errorf("ParseProfile(splice-copy) without the patch: %v", err)
 	}
 }
 
 func TestUnknownMutation(t *testing.T) {
-	if _, err := NewWithConfig(Config{Mutations: []string{"no-such-bug"}}); !errors.Is(err, ErrMutation) {
-		t.Fatalf("NewWithConfig(no-such-bug): %v, want ErrMutation", err)
+	if _, err := NewWithConfig(Config{Mutations: []string{"no-such-bug"}}); !errors.Is(err, errMutation) {
+		t.Fatalf("NewWithConfig(no-such-bug): %v, want errMutation", err)
 	}
 }

@@ -11,17 +11,17 @@ const (
 // bpfFIngress is BPF_F_INGRESS.
 const bpfFIngress = 1
 
-// ProgKind is the attach point of a canned program.
-type ProgKind uint8
+// progKind is the attach point of a canned program.
+type progKind uint8
 
 // Attach points.
 const (
-	ProgMsgVerdict    ProgKind = iota + 1 // BPF_SK_MSG_VERDICT (psock->progs.msg_parser)
-	ProgStreamParser                      // BPF_SK_SKB_STREAM_PARSER
-	ProgStreamVerdict                     // BPF_SK_SKB_STREAM_VERDICT
+	progMsgVerdict    progKind = iota + 1 // BPF_SK_MSG_VERDICT (psock->progs.msg_parser)
+	progStreamParser                      // BPF_SK_SKB_STREAM_PARSER
+	progStreamVerdict                     // BPF_SK_SKB_STREAM_VERDICT
 )
 
-// Prog is one canned BPF program, the model of what the kernel backend
+// prog is one canned BPF program, the model of what the kernel backend
 // loads (kernelshim/progs.go): an sk_msg verdict that may call
 // bpf_msg_apply_bytes and bpf_msg_cork_bytes and returns SK_PASS, SK_DROP
 // or the result of bpf_msg_redirect_{map,hash}; an sk_skb verdict that
@@ -29,15 +29,15 @@ const (
 // an sk_skb stream parser that returns N or skb->len.
 //
 // Map is the map the program is attached to; redirects look up Key in it.
-type Prog struct {
-	Kind ProgKind
+type prog struct {
+	Kind progKind
 	Spec trace.Prog
-	Map  *BpfMap
+	Map  *bpfMap
 }
 
 // runMsg runs an sk_msg verdict on msg (bpf_prog_run_pin_on_cpu inside
 // sk_psock_msg_verdict) and returns SK_PASS or SK_DROP.
-func (p *Prog) runMsg(msg *SkMsg) int {
+func (p *prog) runMsg(msg *skMsg) int {
 	if p.Spec.HasApply {
 		msg.ApplyBytes = int(uint32(p.Spec.Apply)) // bpf_msg_apply_bytes
 	}
@@ -65,7 +65,7 @@ func (p *Prog) runMsg(msg *SkMsg) int {
 
 // runSkb runs an sk_skb verdict on skb and returns SK_PASS or SK_DROP;
 // a redirect sets the skb's BPF redirect target (skb_bpf_set_redir).
-func (p *Prog) runSkb(k *kernel, skb *SkBuff) int {
+func (p *prog) runSkb(k *kernel, skb *skBuff) int {
 	switch p.Spec.Verdict {
 	case trace.VerdictPass:
 		return skPass
@@ -84,7 +84,7 @@ func (p *Prog) runSkb(k *kernel, skb *SkBuff) int {
 
 // runParser runs a stream parser on an skb of length n: `parser N`
 // returns N, `parser all` returns skb->len.
-func (p *Prog) runParser(n int) int {
+func (p *prog) runParser(n int) int {
 	if p.Spec.Parser == trace.ParserAll {
 		return n
 	}
@@ -93,7 +93,7 @@ func (p *Prog) runParser(n int) int {
 
 // sockMapRedirectAllowed mirrors sock_map_redirect_allowed()
 // (net/core/sock_map.c, v6.18) for TCP: any state but LISTEN.
-func sockMapRedirectAllowed(sk *Sock) bool {
+func sockMapRedirectAllowed(sk *sock) bool {
 	sk.k.reach(fnSockMapRedirectAllowed)
-	return sk.State != TCPListen
+	return sk.State != tcpListen
 }

@@ -19,25 +19,25 @@ const (
 	skPsockRxStrpEnabled = 1 << 1 // SK_PSOCK_RX_STRP_ENABLED
 )
 
-// SkPsockProgs mirrors struct sk_psock_progs (include/linux/skmsg.h,
+// skPsockProgs mirrors struct sk_psock_progs (include/linux/skmsg.h,
 // v6.18).
-type SkPsockProgs struct {
-	MsgParser     *Prog // BPF_SK_MSG_VERDICT
-	StreamParser  *Prog // BPF_SK_SKB_STREAM_PARSER
-	StreamVerdict *Prog // BPF_SK_SKB_STREAM_VERDICT
-	SkbVerdict    *Prog // BPF_SK_SKB_VERDICT
+type skPsockProgs struct {
+	MsgParser     *prog // BPF_SK_MSG_VERDICT
+	StreamParser  *prog // BPF_SK_SKB_STREAM_PARSER
+	StreamVerdict *prog // BPF_SK_SKB_STREAM_VERDICT
+	SkbVerdict    *prog // BPF_SK_SKB_VERDICT
 }
 
 // sockMapLink mirrors struct sk_psock_link (include/linux/skmsg.h, v6.18):
 // the psock is in Map at Key, in the slot or element identified by Raw
 // (link_raw).
 type sockMapLink struct {
-	Map *BpfMap
+	Map *bpfMap
 	Key int64
 	Raw int64
 }
 
-// SkPsock mirrors struct sk_psock (include/linux/skmsg.h, v6.18).
+// psock mirrors struct sk_psock (include/linux/skmsg.h, v6.18).
 //
 // Ownership: the psock is referenced (Refcnt) by each map link and,
 // transiently, by every path that took sk_psock_get; when Refcnt drops to
@@ -49,17 +49,17 @@ type sockMapLink struct {
 // Invariants (CheckQueues): MsgTotLen equals the sum of the Sg.Size of
 // the messages on IngressMsg; a psock without skPsockTxEnabled accepts no
 // new message.
-type SkPsock struct {
-	Sk           *Sock
-	SkRedir      *Sock
+type psock struct {
+	Sk           *sock
+	SkRedir      *sock
 	ApplyBytes   int
 	CorkBytes    int
 	Eval         int
 	RedirIngress bool
-	Cork         *SkMsg
-	Progs        SkPsockProgs
+	Cork         *skMsg
+	Progs        skPsockProgs
 	IngressSkb   skbQueue
-	IngressMsg   []*SkMsg
+	IngressMsg   []*skMsg
 	// MsgTotLen is msg_tot_len: bytes queued on IngressMsg (the field
 	// tcp_bpf_ioctl reports; 6.18.y backport of "bpf, sockmap: Fix
 	// FIONREAD for sockmap").
@@ -68,9 +68,9 @@ type SkPsock struct {
 	Refcnt    int
 	Links     []sockMapLink
 
-	SkProto         *Proto
-	SavedDataReady  func(*Sock)
-	SavedWriteSpace func(*Sock)
+	SkProto         *proto
+	SavedDataReady  func(*sock)
+	SavedWriteSpace func(*sock)
 
 	// WorkState mirrors psock->work_state: a partially handled skb.
 	WorkLen, WorkOff int
@@ -81,19 +81,19 @@ type SkPsock struct {
 
 	// Splice is the loopback splice state (psock->splice, profile
 	// loopback-splice, splice_loopback.go); nil until the first pair.
-	Splice *SkPsockSplice
+	Splice *skPsockSplice
 }
 
 // skPsock mirrors sk_psock() (include/linux/skmsg.h, v6.18): the psock
 // attached to sk, if any.
-func skPsock(sk *Sock) *SkPsock {
+func skPsock(sk *sock) *psock {
 	sk.k.reach(fnSkPsock)
 	return sk.SkUserData
 }
 
 // skPsockGet mirrors sk_psock_get() (include/linux/skmsg.h, v6.18): take a
 // reference unless the psock is gone or dying.
-func skPsockGet(sk *Sock) *SkPsock {
+func skPsockGet(sk *sock) *psock {
 	sk.k.reach(fnSkPsockGet)
 	p := sk.SkUserData
 	if p == nil || p.Refcnt == 0 {
@@ -105,7 +105,7 @@ func skPsockGet(sk *Sock) *SkPsock {
 
 // skPsockPut mirrors sk_psock_put() (include/linux/skmsg.h, v6.18): the
 // last reference drops the psock.
-func (k *kernel) skPsockPut(sk *Sock, p *SkPsock) {
+func (k *kernel) skPsockPut(sk *sock, p *psock) {
 	k.reach(fnSkPsockPut)
 	p.Refcnt--
 	if p.Refcnt == 0 {
@@ -113,12 +113,12 @@ func (k *kernel) skPsockPut(sk *Sock, p *SkPsock) {
 	}
 }
 
-func (p *SkPsock) testState(bit int) bool { return p.State&bit != 0 }
+func (p *psock) testState(bit int) bool { return p.State&bit != 0 }
 
 // skPsockInit mirrors sk_psock_init() (net/core/skmsg.c, v6.18).
-func (k *kernel) skPsockInit(sk *Sock) *SkPsock {
+func (k *kernel) skPsockInit(sk *sock) *psock {
 	k.reach(fnSkPsockInit)
-	p := &SkPsock{
+	p := &psock{
 		Sk: sk, Eval: skNoneV, SkProto: sk.SkProt,
 		SavedWriteSpace: sk.SkWriteSpace, State: skPsockTxEnabled, Refcnt: 1,
 	}
@@ -142,12 +142,12 @@ var (
 // skPsockQueueMsg mirrors sk_psock_queue_msg() (include/linux/skmsg.h,
 // v6.18): append msg to ingress_msg if the psock still transmits, else free
 // it. It reports whether msg was queued.
-func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
+func (k *kernel) skPsockQueueMsg(p *psock, msg *skMsg) bool {
 	k.reach(fnSkPsockQueueMsg)
 	if p.testState(skPsockTxEnabled) {
 		msg.markTags(TagIngress)
 		if k.mutated(mutIngressQueueHead) {
-			p.IngressMsg = append([]*SkMsg{msg}, p.IngressMsg...)
+			p.IngressMsg = append([]*skMsg{msg}, p.IngressMsg...)
 		} else {
 			p.IngressMsg = append(p.IngressMsg, msg)
 		}
@@ -160,8 +160,8 @@ func (k *kernel) skPsockQueueMsg(p *SkPsock, msg *SkMsg) bool {
 
 // skPsockDequeueMsg mirrors sk_psock_dequeue_msg() (include/linux/skmsg.h,
 // v6.18).
-func (p *SkPsock) skPsockDequeueMsg() *SkMsg {
-	p.Sk.k.reach(fnSkPsockSkPsockDequeueMsg)
+func (p *psock) skPsockDequeueMsg() *skMsg {
+	p.Sk.k.reach(fnPsockSkPsockDequeueMsg)
 	if len(p.IngressMsg) == 0 {
 		return nil
 	}
@@ -174,8 +174,8 @@ func (p *SkPsock) skPsockDequeueMsg() *SkMsg {
 
 // skPsockPeekMsg mirrors sk_psock_peek_msg() (include/linux/skmsg.h,
 // v6.18).
-func (p *SkPsock) skPsockPeekMsg() *SkMsg {
-	p.Sk.k.reach(fnSkPsockSkPsockPeekMsg)
+func (p *psock) skPsockPeekMsg() *skMsg {
+	p.Sk.k.reach(fnPsockSkPsockPeekMsg)
 	if len(p.IngressMsg) == 0 {
 		return nil
 	}
@@ -184,14 +184,14 @@ func (p *SkPsock) skPsockPeekMsg() *SkMsg {
 
 // skPsockQueueEmpty mirrors sk_psock_queue_empty() (include/linux/skmsg.h,
 // v6.18).
-func skPsockQueueEmpty(p *SkPsock) bool {
+func skPsockQueueEmpty(p *psock) bool {
 	p.Sk.k.reach(fnSkPsockQueueEmpty)
 	return p == nil || len(p.IngressMsg) == 0
 }
 
 // skPsockDataReady mirrors sk_psock_data_ready() (include/linux/skmsg.h,
 // v6.18): wake readers through the socket's original data_ready.
-func skPsockDataReady(sk *Sock, p *SkPsock) {
+func skPsockDataReady(sk *sock, p *psock) {
 	sk.k.reach(fnSkPsockDataReady)
 	if p.SavedDataReady != nil {
 		p.SavedDataReady(sk)
@@ -202,7 +202,7 @@ func skPsockDataReady(sk *Sock, p *SkPsock) {
 
 // kfreeSkMsg mirrors kfree_sk_msg() (include/linux/skmsg.h, v6.18): consume
 // the message's skb.
-func (k *kernel) kfreeSkMsg(msg *SkMsg) {
+func (k *kernel) kfreeSkMsg(msg *skMsg) {
 	k.reach(fnKfreeSkMsg)
 	if msg.Skb != nil {
 		k.freeSkb(msg.Skb)
@@ -224,7 +224,7 @@ type msgReader interface {
 	left() int
 	// actor moves up to n bytes at p[off:] and returns how many it took;
 	// 0 means no room.
-	actor(p *Page, off, n int) int
+	actor(p *page, off, n int) int
 }
 
 // skMsgRecvmsg mirrors __sk_msg_recvmsg() (net/core/skmsg.c, v6.18 with
@@ -232,7 +232,7 @@ type msgReader interface {
 // ingress messages through dst's actor, consuming unless MSG_PEEK. It
 // returns the bytes moved, or -EFAULT when the first element holds
 // nothing (a FIN message), and the bytes that came from sk's own stream.
-func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst msgReader, flags int) (copied int, err syscall.Errno, fromSelf int) {
+func (k *kernel) skMsgRecvmsg(sk *sock, p *psock, dst msgReader, flags int) (copied int, err syscall.Errno, fromSelf int) {
 	k.reach(fnSkMsgRecvmsg)
 	peek := flags&msgPeek != 0
 	length := dst.left()
@@ -244,7 +244,7 @@ func (k *kernel) skMsgRecvmsg(sk *Sock, p *SkPsock, dst msgReader, flags int) (c
 		}
 		self := msgRx.Sk == sk
 		i := msgRx.Sg.Start
-		var sge *Scatterlist
+		var sge *scatterlist
 		for {
 			sge = msgRx.elem(i)
 			n := sge.Length
@@ -323,7 +323,7 @@ var mutPollMissesIngress = registerMutation("poll-misses-ingress",
 
 // skMsgIsReadable mirrors sk_msg_is_readable() (net/core/skmsg.c, v6.18):
 // poll's view of ingress_msg.
-func skMsgIsReadable(sk *Sock) bool {
+func skMsgIsReadable(sk *sock) bool {
 	sk.k.reach(fnSkMsgIsReadable)
 	p := skPsock(sk)
 	return p != nil && len(p.IngressMsg) > 0 && !sk.k.mutated(mutPollMissesIngress)
@@ -331,7 +331,7 @@ func skMsgIsReadable(sk *Sock) bool {
 
 // skPsockStop mirrors sk_psock_stop() (net/core/skmsg.c, v6.18): no more
 // transmission, free the cork.
-func (k *kernel) skPsockStop(p *SkPsock) {
+func (k *kernel) skPsockStop(p *psock) {
 	k.reach(fnSkPsockStop)
 	p.State &^= skPsockTxEnabled
 	k.skPsockCorkFree(p)
@@ -339,7 +339,7 @@ func (k *kernel) skPsockStop(p *SkPsock) {
 
 // skPsockCorkFree mirrors sk_psock_cork_free() (include/linux/skmsg.h,
 // v6.18).
-func (k *kernel) skPsockCorkFree(p *SkPsock) {
+func (k *kernel) skPsockCorkFree(p *psock) {
 	k.reach(fnSkPsockCorkFree)
 	if p.Cork != nil {
 		k.skMsgFree(p.Cork)
@@ -350,7 +350,7 @@ func (k *kernel) skPsockCorkFree(p *SkPsock) {
 // skPsockDrop mirrors sk_psock_drop() (net/core/skmsg.c, v6.18): detach the
 // psock from the socket and queue its destruction (an RCU work on
 // system_wq).
-func (k *kernel) skPsockDrop(sk *Sock, p *SkPsock) {
+func (k *kernel) skPsockDrop(sk *sock, p *psock) {
 	k.reach(fnSkPsockDrop)
 	if k.prof.LoopbackSplice {
 		k.tcpBpfSpliceUnpair(p) // RFC bpf-next 2026-06, net/core/skmsg.c
@@ -369,7 +369,7 @@ func (k *kernel) skPsockDrop(sk *Sock, p *SkPsock) {
 // skPsockRestoreProto mirrors sk_psock_restore_proto()
 // (include/linux/skmsg.h, v6.18) → tcp_bpf_update_proto(restore)
 // (net/ipv4/tcp_bpf.c, v6.18).
-func (k *kernel) skPsockRestoreProto(sk *Sock, p *SkPsock) {
+func (k *kernel) skPsockRestoreProto(sk *sock, p *psock) {
 	k.reach(fnSkPsockRestoreProto)
 	sk.SkWriteSpace = p.SavedWriteSpace
 	sk.SkProt = p.SkProto
@@ -377,7 +377,7 @@ func (k *kernel) skPsockRestoreProto(sk *Sock, p *SkPsock) {
 
 // skPsockDestroy mirrors sk_psock_destroy() (net/core/skmsg.c, v6.18): free
 // what the psock holds.
-func (k *kernel) skPsockDestroy(p *SkPsock) {
+func (k *kernel) skPsockDestroy(p *psock) {
 	k.reach(fnSkPsockDestroy)
 	p.destroyed = true
 	if p.strp != nil {
@@ -386,7 +386,7 @@ func (k *kernel) skPsockDestroy(p *SkPsock) {
 	if !k.mutated(mutDestroyNoZapIngress) {
 		k.skPsockZapIngress(p)
 	}
-	p.Progs = SkPsockProgs{}
+	p.Progs = skPsockProgs{}
 	p.Links = nil
 	k.skPsockCorkFree(p)
 	if p.SkRedir != nil {
@@ -401,7 +401,7 @@ func (k *kernel) skPsockDestroy(p *SkPsock) {
 
 // skPsockZapIngress mirrors __sk_psock_zap_ingress() (net/core/skmsg.c,
 // v6.18): drop ingress_skb and purge ingress_msg.
-func (k *kernel) skPsockZapIngress(p *SkPsock) {
+func (k *kernel) skPsockZapIngress(p *psock) {
 	k.reach(fnSkPsockZapIngress)
 	for skb := p.IngressSkb.dequeue(); skb != nil; skb = p.IngressSkb.dequeue() {
 		skb.BpfRedir = nil
@@ -428,7 +428,7 @@ func skPsockMapVerd(verdict int, redir bool) int {
 
 // skPsockStartVerdict mirrors sk_psock_start_verdict() (net/core/skmsg.c,
 // v6.18).
-func (k *kernel) skPsockStartVerdict(sk *Sock, p *SkPsock) {
+func (k *kernel) skPsockStartVerdict(sk *sock, p *psock) {
 	k.reach(fnSkPsockStartVerdict)
 	if p.SavedDataReady != nil {
 		return
@@ -440,7 +440,7 @@ func (k *kernel) skPsockStartVerdict(sk *Sock, p *SkPsock) {
 
 // skPsockStopVerdict mirrors sk_psock_stop_verdict() (net/core/skmsg.c,
 // v6.18).
-func (k *kernel) skPsockStopVerdict(sk *Sock, p *SkPsock) {
+func (k *kernel) skPsockStopVerdict(sk *sock, p *psock) {
 	k.reach(fnSkPsockStopVerdict)
 	p.Progs.StreamVerdict = nil
 	p.Progs.SkbVerdict = nil
@@ -453,10 +453,10 @@ func (k *kernel) skPsockStopVerdict(sk *Sock, p *SkPsock) {
 
 // skPsockWriteSpace mirrors sk_psock_write_space() (net/core/skmsg.c,
 // v6.18): kick the backlog work, then the original write_space.
-func (k *kernel) skPsockWriteSpace(sk *Sock) {
+func (k *kernel) skPsockWriteSpace(sk *sock) {
 	k.reach(fnSkPsockWriteSpace)
 	p := skPsock(sk)
-	var ws func(*Sock)
+	var ws func(*sock)
 	if p != nil {
 		if p.testState(skPsockTxEnabled) {
 			k.scheduleWork(p, 0)
@@ -471,7 +471,7 @@ func (k *kernel) skPsockWriteSpace(sk *Sock) {
 // skPsockVerdictDataReady mirrors sk_psock_verdict_data_ready()
 // (net/core/skmsg.c, v6.18): run the verdict on every queued skb
 // (tcp_read_skb), then wake readers.
-func (k *kernel) skPsockVerdictDataReady(sk *Sock) {
+func (k *kernel) skPsockVerdictDataReady(sk *sock) {
 	k.reach(fnSkPsockVerdictDataReady)
 	if sk.released {
 		return // sk->sk_socket is NULL once the file is released
@@ -488,7 +488,7 @@ func (k *kernel) skPsockVerdictDataReady(sk *Sock) {
 // v6.18): run the stream (or skb) verdict program on skb and apply the
 // verdict. It takes ownership of skb and returns its length, or a negative
 // errno.
-func (k *kernel) skPsockVerdictRecv(sk *Sock, skb *SkBuff) int {
+func (k *kernel) skPsockVerdictRecv(sk *sock, skb *skBuff) int {
 	k.reach(fnSkPsockVerdictRecv)
 	n := skb.Len
 	p := skPsock(sk)
@@ -517,7 +517,7 @@ func (k *kernel) skPsockVerdictRecv(sk *Sock, skb *SkBuff) int {
 // v6.18). It takes ownership of skb. With SelfRedirectPass (6.12.118,
 // Debian 6.1) a redirect with BPF_F_INGRESS to the psock's own socket is
 // an SK_PASS, as there.
-func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
+func (k *kernel) skPsockVerdictApply(p *psock, skb *skBuff, verdict int) int {
 	k.reach(fnSkPsockVerdictApply)
 	if k.prof.SelfRedirectPass && verdict == skRedirectV && skb.BpfIngress && skb.BpfRedir == p.Sk {
 		verdict = skPassV
@@ -564,7 +564,7 @@ func (k *kernel) skPsockVerdictApply(p *SkPsock, skb *SkBuff, verdict int) int {
 
 // skPsockSkbRedirect mirrors sk_psock_skb_redirect() (net/core/skmsg.c,
 // v6.18): queue skb on the target's ingress_skb and kick its backlog work.
-func (k *kernel) skPsockSkbRedirect(from *SkPsock, skb *SkBuff) int {
+func (k *kernel) skPsockSkbRedirect(from *psock, skb *skBuff) int {
 	k.reach(fnSkPsockSkbRedirect)
 	other := skb.BpfRedir
 	if other == nil {
@@ -586,7 +586,7 @@ func (k *kernel) skPsockSkbRedirect(from *SkPsock, skb *SkBuff) int {
 // (include/linux/workqueue.h, v6.18): the backlog work runs as a kernel
 // context (at once, or after the next op for a delay of a jiffy or more).
 // A work already queued is not queued twice.
-func (k *kernel) scheduleWork(p *SkPsock, jiffies int) {
+func (k *kernel) scheduleWork(p *psock, jiffies int) {
 	k.reach(fnScheduleWork)
 	if p.workQueued {
 		return
@@ -609,7 +609,7 @@ func (k *kernel) scheduleWork(p *SkPsock, jiffies int) {
 // takeRef the message takes a reference of its own (skb_get) and the caller
 // keeps its; without, the message takes over the caller's. On failure the
 // caller keeps the skb.
-func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int, takeRef bool) int {
+func (k *kernel) skPsockSkbIngressSelf(p *psock, skb *skBuff, off, n int, takeRef bool) int {
 	k.reach(fnSkPsockSkbIngressSelf)
 	msg := newSkMsg()
 	sk := p.Sk
@@ -625,7 +625,7 @@ func (k *kernel) skPsockSkbIngressSelf(p *SkPsock, skb *SkBuff, off, n int, take
 // v6.18): like the self variant for an skb of another socket, after
 // checking the receive memory. The backlog calls it: the message always
 // takes its own reference.
-func (k *kernel) skPsockSkbIngress(p *SkPsock, skb *SkBuff, off, n int) int {
+func (k *kernel) skPsockSkbIngress(p *psock, skb *skBuff, off, n int) int {
 	k.reach(fnSkPsockSkbIngress)
 	sk := p.Sk
 	if skb.Sk == sk {
@@ -644,9 +644,9 @@ func (k *kernel) skPsockSkbIngress(p *SkPsock, skb *SkBuff, off, n int) int {
 // (net/core/skmsg.c, v6.18): map the skb's bytes [off, off+n) into the
 // message (skb_to_sgvec), hand the skb to the message (msg->skb =
 // take_ref ? skb_get(skb) : skb), queue it and wake readers.
-func (k *kernel) skPsockSkbIngressEnqueue(skb *SkBuff, off, n int, p *SkPsock, sk *Sock, msg *SkMsg, takeRef bool) int {
+func (k *kernel) skPsockSkbIngressEnqueue(skb *skBuff, off, n int, p *psock, sk *sock, msg *skMsg, takeRef bool) int {
 	k.reach(fnSkPsockSkbIngressEnqueue)
-	if sgvecElems(skb, off, n) > MaxMsgFrags {
+	if sgvecElems(skb, off, n) > maxMsgFrags {
 		// skb_to_sgvec fails when the fragments (frags and frag_list:
 		// a stream parser's message aggregates skbs) outnumber
 		// MAX_MSG_FRAGS; the skb is linearized and mapped again
@@ -668,7 +668,7 @@ func (k *kernel) skPsockSkbIngressEnqueue(skb *SkBuff, off, n int, p *SkPsock, s
 
 // sgvecElems is the number of scatterlist elements skb_to_sgvec needs
 // for the bytes [off, off+n) of skb.
-func sgvecElems(skb *SkBuff, off, n int) int {
+func sgvecElems(skb *skBuff, off, n int) int {
 	num := 0
 	for _, f := range skb.Frags {
 		if n <= 0 {
@@ -688,7 +688,7 @@ func sgvecElems(skb *SkBuff, off, n int) int {
 // skbToSgvec mirrors skb_to_sgvec() (net/core/skbuff.c, v6.18): one
 // scatterlist element per fragment piece of [off, off+n), the last one
 // marked. It returns the number of elements.
-func skbToSgvec(skb *SkBuff, msg *SkMsg, off, n int) int {
+func skbToSgvec(skb *skBuff, msg *skMsg, off, n int) int {
 	reach(fnSkbToSgvec)
 	num := 0
 	for _, f := range skb.Frags {
@@ -703,7 +703,7 @@ func skbToSgvec(skb *SkBuff, msg *SkMsg, off, n int) int {
 		if m > n {
 			m = n
 		}
-		msg.Sg.Data[num] = Scatterlist{Page: f.Page, Offset: f.Off + off, Length: m}
+		msg.Sg.Data[num] = scatterlist{Page: f.Page, Offset: f.Off + off, Length: m}
 		num++
 		n -= m
 		off = 0
@@ -716,7 +716,7 @@ func skbToSgvec(skb *SkBuff, msg *SkMsg, off, n int) int {
 
 // skPsockBacklog mirrors sk_psock_backlog() (net/core/skmsg.c, v6.18): the
 // work that moves redirected skbs into a psock's socket, ingress or egress.
-func (k *kernel) skPsockBacklog(p *SkPsock) {
+func (k *kernel) skPsockBacklog(p *psock) {
 	k.reach(fnSkPsockBacklog)
 	if p.destroyed || skPsock(p.Sk) != p {
 		return
@@ -795,7 +795,7 @@ const backlogBatch = 64
 // skPsockHandleSkb mirrors sk_psock_handle_skb() (net/core/skmsg.c, v6.18):
 // egress sends the bytes out of the psock's socket (skb_send_sock), ingress
 // queues them on its ingress_msg.
-func (k *kernel) skPsockHandleSkb(p *SkPsock, skb *SkBuff, off, n int, ingress bool) int {
+func (k *kernel) skPsockHandleSkb(p *psock, skb *skBuff, off, n int, ingress bool) int {
 	k.reach(fnSkPsockHandleSkb)
 	if !ingress {
 		sk := p.Sk
@@ -810,7 +810,7 @@ func (k *kernel) skPsockHandleSkb(p *SkPsock, skb *SkBuff, off, n int, ingress b
 // skbSendSock mirrors skb_send_sock() (net/core/skbuff.c, v6.18): sendmsg
 // through the socket's proto (MSG_DONTWAIT|MSG_SPLICE_PAGES) from the
 // kworker, fragment by fragment.
-func (k *kernel) skbSendSock(sk *Sock, skb *SkBuff, off, n int) int {
+func (k *kernel) skbSendSock(sk *sock, skb *skBuff, off, n int) int {
 	k.reach(fnSkbSendSock)
 	if sk.released {
 		return -int(errEINVAL)
@@ -829,7 +829,7 @@ func (k *kernel) skbSendSock(sk *Sock, skb *SkBuff, off, n int) int {
 
 // CheckQueues verifies the psock queue invariants and returns a
 // description of the first violation, or "".
-func (p *SkPsock) CheckQueues() string {
+func (p *psock) CheckQueues() string {
 	total := 0
 	for _, m := range p.IngressMsg {
 		if s := m.CheckRing(); s != "" {

@@ -17,9 +17,9 @@ import (
 // is the byte stream the queue must hold.
 type psockMachine struct {
 	k    *kernel
-	task *Task
-	sk   *Sock
-	p    *SkPsock
+	task *task
+	sk   *sock
+	p    *psock
 	ref  []byte
 	next int64
 }
@@ -202,9 +202,9 @@ join t1
 			t.Fatal(err)
 		}
 		opts, _ := trace.ResolveOptions(tr, trace.Options{Profile: "linux-6.18"})
-		r := newRun(tr, opts, Linux618, nil)
+		r := newRun(tr, opts, linux618, nil)
 		r.s.tasksFirst = c.racy
-		r.k.tcp.(*RefTCP).splitDataReady = c.racy
+		r.k.tcp.(*refTCP).splitDataReady = c.racy
 		obs, err := r.execute(context.Background())
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -250,18 +250,18 @@ func TestProfiles(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		ok   func(Behaviour) bool
+		ok   func(behaviour) bool
 	}{
-		{"splice-copy", func(p Behaviour) bool { return p.SpliceRead == spliceReadCopy }},
-		{"splice-zerocopy", func(p Behaviour) bool { return p.SpliceRead == spliceReadZerocopy }},
-		{"linux-6.1+splice-zerocopy", func(p Behaviour) bool { return p.SpliceRead == spliceReadZerocopy && !p.TCPBpfIoctl }},
-		{"loopback-splice", func(p Behaviour) bool { return p.LoopbackSplice && !p.SpliceSeq }},
-		{"linux-6.12+loopback-splice", func(p Behaviour) bool {
+		{"splice-copy", func(p behaviour) bool { return p.SpliceRead == spliceReadCopy }},
+		{"splice-zerocopy", func(p behaviour) bool { return p.SpliceRead == spliceReadZerocopy }},
+		{"linux-6.1+splice-zerocopy", func(p behaviour) bool { return p.SpliceRead == spliceReadZerocopy && !p.TCPBpfIoctl }},
+		{"loopback-splice", func(p behaviour) bool { return p.LoopbackSplice && !p.SpliceSeq }},
+		{"linux-6.12+loopback-splice", func(p behaviour) bool {
 			return p.LoopbackSplice && !p.SpliceSeq && p.TCPBpfIoctl && p.FIONREADRecvQueue && p.SendmsgCountsAsked
 		}},
-		{"linux-6.12+loopback-splice-seq", func(p Behaviour) bool { return p.LoopbackSplice && p.SpliceSeq && p.SendmsgCountsAsked }},
-		{"linux-6.18+loopback-splice", func(p Behaviour) bool { return !p.FIONREADRecvQueue && !p.SendmsgCountsAsked }},
-		{"loopback-splice-seq", func(p Behaviour) bool { return p.LoopbackSplice && p.SpliceSeq }},
+		{"linux-6.12+loopback-splice-seq", func(p behaviour) bool { return p.LoopbackSplice && p.SpliceSeq && p.SendmsgCountsAsked }},
+		{"linux-6.18+loopback-splice", func(p behaviour) bool { return !p.FIONREADRecvQueue && !p.SendmsgCountsAsked }},
+		{"loopback-splice-seq", func(p behaviour) bool { return p.LoopbackSplice && p.SpliceSeq }},
 	} {
 		if p, err := ParseProfile(c.name); err != nil || !c.ok(p) {
 			t.Errorf("ParseProfile(%q) = %+v, %v", c.name, p, err)

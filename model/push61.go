@@ -3,7 +3,7 @@ package model
 import "syscall"
 
 // This file is the send path under tcp_bpf_push on Linux 6.1.y
-// (Behaviour.SplicePagesCopied), as Debian's 6.1.192 runs it.
+// (behaviour.SplicePagesCopied), as Debian's 6.1.192 runs it.
 //
 // 6.1.y's tcp_bpf_push (net/ipv4/tcp_bpf.c, Debian 6.1.192) is 6.18's: it
 // hands each piece of an sk_msg element to tcp_sendmsg_locked with
@@ -24,11 +24,11 @@ import "syscall"
 // tcpBpfSendPiece sends the range [off, off+n) of page p out of sk as
 // tcp_bpf_push hands a piece to tcp_sendmsg_locked with
 // MSG_SPLICE_PAGES: by page reference where TCP splices pages (v6.5 and
-// later: TCP.SendPageLocked), by a copy into the task's page frag where
+// later: tcp.SendPageLocked), by a copy into the task's page frag where
 // it ignores the flag (SplicePagesCopied: tcpSendmsgCopyPage).
 //
 // Precondition: the caller owns sk.
-func (k *kernel) tcpBpfSendPiece(t *Task, sk *Sock, p *Page, off, n, flags int) (int, syscall.Errno) {
+func (k *kernel) tcpBpfSendPiece(t *task, sk *sock, p *page, off, n, flags int) (int, syscall.Errno) {
 	if k.prof.SplicePagesCopied {
 		return k.tcpSendmsgCopyPage(t, sk, p, off, n, flags)
 	}
@@ -48,7 +48,7 @@ func (k *kernel) tcpBpfSendPiece(t *Task, sk *Sock, p *Page, off, n, flags int) 
 // frag is the task's own and the copy is not taken back until TCP has it.
 //
 // Precondition: the caller owns sk.
-func (k *kernel) tcpSendmsgCopyPage(t *Task, sk *Sock, p *Page, off, n, flags int) (int, syscall.Errno) {
+func (k *kernel) tcpSendmsgCopyPage(t *task, sk *sock, p *page, off, n, flags int) (int, syscall.Errno) {
 	k.reach(fnTcpSendmsgCopyPage)
 	pf := &t.frag
 	done := 0

@@ -52,9 +52,9 @@ func (s *ringShadow) read(b []byte) (kind, msg string, tags []Tag) {
 	return kind, msg, tags
 }
 
-// RingFault is a ring read whose bytes are not the bytes written into
+// ringFault is a ring read whose bytes are not the bytes written into
 // the ring at that place (Stats.RingFaults).
-type RingFault struct {
+type ringFault struct {
 	Reader     string // the socket whose ring it is
 	Kind, Site string // "overread" or "corrupted"; "ring", or "ring/concurrent-readers" when two reads overlapped
 	Msg        string

@@ -21,9 +21,9 @@ const maxTimeout timeo = math.MaxInt64
 // noDeadline marks a wait without a deadline.
 const noDeadline vtime = math.MaxInt64
 
-// Sched is the cooperative deterministic scheduler of one run.
+// sched is the cooperative deterministic scheduler of one run.
 //
-// Model threads (Task) are coroutines (iter.Pull), and exactly one of
+// Model threads (task) are coroutines (iter.Pull), and exactly one of
 // them runs at a time: the scheduler switches to a task and resumes when
 // the task parks (blocks in a wait) or finishes its current op. Kernel
 // contexts (softirq delivery of in-flight segments, the psock backlog
@@ -39,14 +39,14 @@ const noDeadline vtime = math.MaxInt64
 // work, the runner's per-op timeout).
 //
 // Policy: kernel contexts run first, in FIFO order; then the ready task
-// chosen by the Policy runs. The default policy is FIFO in the order tasks
+// chosen by the policy runs. The default policy is FIFO in the order tasks
 // became ready, which is the order of wake-ups (wait queue order) and of
 // op dispatch. Issue 7 replaces it with seeded random, PCT and exhaustive
 // policies and adds yield points inside ops.
-type Sched struct {
+type sched struct {
 	now vtime
 
-	tasks []*Task
+	tasks []*task
 
 	kwork    []kwork // pending kernel contexts, FIFO
 	deferred []kwork // delayed kernel work (see deferWork)
@@ -64,7 +64,7 @@ type Sched struct {
 	// last one ends (localBhEnable).
 	bhDisabled int
 
-	cur *Task // the task running now, nil on the scheduler
+	cur *task // the task running now, nil on the scheduler
 
 	// ctx is the run's context and done its Done channel, checked by
 	// checkCanceled.
@@ -78,7 +78,7 @@ type Sched struct {
 	// (an RTT measured, the time since the last receive-buffer
 	// measurement) see a new op as later than any RTT on loopback.
 	opSeq  uint64
-	policy Policy
+	policy policy
 	// holdSoftirq leaves raised softirq work queued instead of running it
 	// inline (a receive path running later, on another CPU).
 	holdSoftirq bool
@@ -94,7 +94,7 @@ type Sched struct {
 
 	// kernelTask is `current` for kernel contexts (a kworker): it has its
 	// own task_frag and never parks.
-	kernelTask *Task
+	kernelTask *task
 
 	fatal error // first internal failure (a model panic)
 
@@ -151,24 +151,24 @@ func popFront[T any](q []T) (T, []T) {
 	return first, q[:n]
 }
 
-// Policy chooses which of the ready tasks runs next. ready is never empty
+// policy chooses which of the ready tasks runs next. ready is never empty
 // and is sorted by the order in which the tasks became ready.
-type Policy interface {
-	Pick(ready []*Task) int
+type policy interface {
+	Pick(ready []*task) int
 }
 
-// FIFOPolicy runs ready tasks in the order they became ready.
-type FIFOPolicy struct{}
+// fifoPolicy runs ready tasks in the order they became ready.
+type fifoPolicy struct{}
 
 // Pick returns 0: the task that became ready first.
-func (FIFOPolicy) Pick([]*Task) int { return 0 }
+func (fifoPolicy) Pick([]*task) int { return 0 }
 
-// PriorityPolicy runs the ready task that comes first in Order (a
+// priorityPolicy runs the ready task that comes first in Order (a
 // `schedule T1 T2 main` directive); tasks not named come last, FIFO.
-type PriorityPolicy struct{ Order []string }
+type priorityPolicy struct{ Order []string }
 
 // Pick returns the ready task named earliest in p.Order.
-func (p PriorityPolicy) Pick(ready []*Task) int {
+func (p priorityPolicy) Pick(ready []*task) int {
 	best, bestRank := 0, len(p.Order)
 	for i, t := range ready {
 		for r, name := range p.Order {
@@ -180,17 +180,17 @@ func (p PriorityPolicy) Pick(ready []*Task) int {
 	return best
 }
 
-// SeededPolicy picks a ready task pseudo-randomly from a seed (a `schedule
+// seededPolicy picks a ready task pseudo-randomly from a seed (a `schedule
 // SEED` directive or Options.Seed); the same seed gives the same choices.
-type SeededPolicy struct{ state uint64 }
+type seededPolicy struct{ state uint64 }
 
-// NewSeededPolicy returns a SeededPolicy for seed.
-func NewSeededPolicy(seed uint64) *SeededPolicy {
-	return &SeededPolicy{state: seed*0x9E3779B97F4A7C15 + 1}
+// newSeededPolicy returns a seededPolicy for seed.
+func newSeededPolicy(seed uint64) *seededPolicy {
+	return &seededPolicy{state: seed*0x9E3779B97F4A7C15 + 1}
 }
 
 // Pick returns a pseudo-random index (splitmix64).
-func (p *SeededPolicy) Pick(ready []*Task) int {
+func (p *seededPolicy) Pick(ready []*task) int {
 	p.state += 0x9E3779B97F4A7C15
 	z := p.state
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
@@ -200,26 +200,26 @@ func (p *SeededPolicy) Pick(ready []*Task) int {
 }
 
 // newSched returns a scheduler using policy (FIFO when nil).
-func newSched(policy Policy) *Sched {
+func newSched(policy policy) *sched {
 	if policy == nil {
-		policy = FIFOPolicy{}
+		policy = fifoPolicy{}
 	}
-	s := &Sched{policy: policy}
+	s := &sched{policy: policy}
 	if _, ok := policy.(exploringPolicy); ok {
 		s.explore, s.holdSoftirq = true, true
 	}
-	s.kernelTask = &Task{Name: "kworker", s: s, kernel: true}
+	s.kernelTask = &task{Name: "kworker", s: s, kernel: true}
 	return s
 }
 
 // Now returns the virtual time.
-func (s *Sched) Now() time.Duration { return time.Duration(s.now) }
+func (s *sched) Now() time.Duration { return time.Duration(s.now) }
 
 // raiseSoftirq queues NET_RX softirq work and, unless a softirq is
 // already running, runs it at once: on loopback the transmitting task
 // runs the receive path when it re-enables bottom halves (dev_queue_xmit
 // → netif_rx → do_softirq), inside its own system call.
-func (s *Sched) raiseSoftirq(name string, fn func()) {
+func (s *sched) raiseSoftirq(name string, fn func()) {
 	s.softirq = append(s.softirq, kwork{name: name, fn: fn})
 	if s.inSoftirq || s.holdSoftirq || s.bhDisabled > 0 {
 		return
@@ -229,9 +229,9 @@ func (s *Sched) raiseSoftirq(name string, fn func()) {
 
 // localBhDisable and localBhEnable mirror local_bh_disable() and
 // local_bh_enable(): the softirq work raised in between runs at the end.
-func (s *Sched) localBhDisable() { s.bhDisabled++ }
+func (s *sched) localBhDisable() { s.bhDisabled++ }
 
-func (s *Sched) localBhEnable() {
+func (s *sched) localBhEnable() {
 	s.bhDisabled--
 	if s.bhDisabled == 0 && !s.inSoftirq && !s.holdSoftirq && len(s.softirq) > 0 {
 		s.runSoftirq(softirqBudget)
@@ -244,7 +244,7 @@ const softirqBudget = 100000
 
 // runSoftirq runs raised softirq work until none is left or the budget
 // is spent, and returns the budget left.
-func (s *Sched) runSoftirq(budget int) int {
+func (s *sched) runSoftirq(budget int) int {
 	s.inSoftirq = true
 	defer func() { s.inSoftirq = false }()
 	for len(s.softirq) > 0 && s.fatal == nil && budget > 0 {
@@ -258,7 +258,7 @@ func (s *Sched) runSoftirq(budget int) int {
 
 // heldSegments returns the segments the external transport holds in
 // flight and their payload bytes (0, 0 without one that holds).
-func (s *Sched) heldSegments() (segs, bytes int) {
+func (s *sched) heldSegments() (segs, bytes int) {
 	if s.extHeld == nil {
 		return 0, 0
 	}
@@ -267,7 +267,7 @@ func (s *Sched) heldSegments() (segs, bytes int) {
 
 // kernelPending reports whether kernel work is pending: a kernel
 // context, raised softirq work, or a segment held in flight.
-func (s *Sched) kernelPending() bool {
+func (s *sched) kernelPending() bool {
 	if len(s.kwork) > 0 || len(s.softirq) > 0 {
 		return true
 	}
@@ -276,7 +276,7 @@ func (s *Sched) kernelPending() bool {
 }
 
 // queueWork queues a kernel context to run before the next task slice.
-func (s *Sched) queueWork(name string, fn func()) {
+func (s *sched) queueWork(name string, fn func()) {
 	s.kwork = append(s.kwork, kwork{name: name, fn: fn})
 }
 
@@ -287,7 +287,7 @@ func (s *Sched) queueWork(name string, fn func()) {
 // Unlike Linux, a delay is not measured in jiffies of real time: the
 // kernel backend spends at least a settle window (1 ms) after every op,
 // so "after the next op" is the closest deterministic equivalent.
-func (s *Sched) deferWork(name string, delay time.Duration, fn func()) {
+func (s *sched) deferWork(name string, delay time.Duration, fn func()) {
 	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), boundary: true, seq: s.nextSeq(), fn: fn})
 }
 
@@ -300,7 +300,7 @@ func (s *Sched) deferWork(name string, delay time.Duration, fn func()) {
 // probe is armed, so such a timer fires before the next op; one armed
 // by the first of them (80 ms) does too, a third round (120 ms) no
 // longer.
-func (s *Sched) deferSettleTimer(name string, delay time.Duration, fn func()) {
+func (s *sched) deferSettleTimer(name string, delay time.Duration, fn func()) {
 	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), boundary: true, settleTimer: true, seq: s.nextSeq(), fn: fn})
 }
 
@@ -312,12 +312,12 @@ const settleTimerRounds = 2
 // dispatched: the runner settles after an op returns (releaseDeferred
 // opens them again), not while it blocks, when the next op follows at
 // once.
-func (s *Sched) opDispatched() { s.settleTimers = settleTimerRounds }
+func (s *sched) opDispatched() { s.settleTimers = settleTimerRounds }
 
 // releaseSettleTimers moves the pending settle timers to the run queue,
 // while the rounds since the last op boundary allow, and reports whether
 // it moved any.
-func (s *Sched) releaseSettleTimers() bool {
+func (s *sched) releaseSettleTimers() bool {
 	if s.settleTimers >= settleTimerRounds {
 		return false
 	}
@@ -342,7 +342,7 @@ func (s *Sched) releaseSettleTimers() bool {
 // settle timers still due in this settle, else lets the tasks that were
 // settling after an op run their next one. It reports whether anything
 // can run now.
-func (s *Sched) settleDone(budget int) bool {
+func (s *sched) settleDone(budget int) bool {
 	if budget > 0 && s.releaseSettleTimers() {
 		return true
 	}
@@ -351,7 +351,7 @@ func (s *Sched) settleDone(budget int) bool {
 
 // endSettling ends the settle of every task waiting to run its next op,
 // and reports whether there was one.
-func (s *Sched) endSettling() bool {
+func (s *sched) endSettling() bool {
 	any := false
 	for _, t := range s.tasks {
 		if t.settling {
@@ -364,13 +364,13 @@ func (s *Sched) endSettling() bool {
 
 // addTimer queues a kernel context to run when virtual time reaches
 // now+delay (a timer or a delayed work whose delay matters).
-func (s *Sched) addTimer(name string, delay time.Duration, fn func()) {
+func (s *sched) addTimer(name string, delay time.Duration, fn func()) {
 	s.deferred = append(s.deferred, kwork{name: name, due: s.now + vtime(delay), seq: s.nextSeq(), fn: fn})
 }
 
 // releaseDeferred moves the deferred works that may run at an op
 // boundary to the run queue.
-func (s *Sched) releaseDeferred() {
+func (s *sched) releaseDeferred() {
 	var keep []kwork
 	s.settleTimers = 0
 	for _, w := range s.deferred {
@@ -396,7 +396,7 @@ const kernelBudget = 1000
 
 // drainKernel runs kernel contexts until none is pending or the budget is
 // spent, and returns the budget left.
-func (s *Sched) drainKernel(budget int) int {
+func (s *sched) drainKernel(budget int) int {
 	for (len(s.kwork) > 0 || len(s.softirq) > 0) && s.fatal == nil && budget > 0 {
 		if len(s.softirq) > 0 && !s.inSoftirq {
 			s.runSoftirq(softirqBudget)
@@ -421,7 +421,7 @@ func (s *Sched) drainKernel(budget int) int {
 // context runs to its end, as a softirq or a work item does (a work item
 // never runs concurrently with itself: sk_psock_backlog's psock->work
 // would otherwise run twice at once).
-func (s *Sched) runKernel(w kwork) {
+func (s *sched) runKernel(w kwork) {
 	s.inKernel++
 	defer func() {
 		s.inKernel--
@@ -455,14 +455,14 @@ func panicError(who string, p any) error {
 	return fmt.Errorf("%w: %s panicked: %v\n%s", ErrInternal, who, p, debug.Stack())
 }
 
-func (s *Sched) setFatal(err error) {
+func (s *sched) setFatal(err error) {
 	if s.fatal == nil {
 		s.fatal = err
 	}
 }
 
 // makeReady marks t runnable (its op to start, or its wait to end).
-func (s *Sched) makeReady(t *Task) {
+func (s *sched) makeReady(t *task) {
 	if t.ready {
 		return
 	}
@@ -472,8 +472,8 @@ func (s *Sched) makeReady(t *Task) {
 }
 
 // readyTasks returns the ready tasks in the order they became ready.
-func (s *Sched) readyTasks() []*Task {
-	var out []*Task
+func (s *sched) readyTasks() []*task {
+	var out []*task
 	for _, t := range s.tasks {
 		if t.ready && !t.settling {
 			out = append(out, t)
@@ -489,7 +489,7 @@ func (s *Sched) readyTasks() []*Task {
 
 // settle runs kernel contexts and ready tasks until nothing can run
 // without time passing.
-func (s *Sched) settle() {
+func (s *sched) settle() {
 	if s.explore {
 		s.settleExplore()
 		return
@@ -530,7 +530,7 @@ func (s *Sched) settle() {
 // then the delivery of the segment held longest in flight (its NIC
 // receive, whose NET_RX processing it raises), then the other kernel
 // contexts.
-func (s *Sched) drainOne(budget int) int {
+func (s *sched) drainOne(budget int) int {
 	q := &s.kwork
 	if len(s.softirq) > 0 {
 		q = &s.softirq
@@ -545,7 +545,7 @@ func (s *Sched) drainOne(budget int) int {
 }
 
 // run gives control to t until it parks or finishes its op.
-func (s *Sched) run(t *Task) {
+func (s *sched) run(t *task) {
 	t.ready = false
 	s.cur = t
 	t.switchTo()
@@ -558,7 +558,7 @@ func (s *Sched) run(t *Task) {
 // holds, so only a timeout or an unrelated wake-up can end its sleep.
 // The error wraps ErrLostWakeup. Linux has such sleeps of its own (see
 // fuzz.KnownFailures), so the check runs only when Config.Liveness asks.
-func (s *Sched) checkLostWakeups() error {
+func (s *sched) checkLostWakeups() error {
 	if s.kernelPending() || len(s.readyTasks()) > 0 {
 		return nil
 	}
@@ -597,7 +597,7 @@ type event struct {
 }
 
 // nextEvent returns the earliest pending event.
-func (s *Sched) nextEvent() (event, bool) {
+func (s *sched) nextEvent() (event, bool) {
 	var best event
 	found := false
 	better := func(at vtime, seq uint64) bool {
@@ -635,14 +635,14 @@ func (s *Sched) nextEvent() (event, bool) {
 }
 
 // nextSeq returns a fresh arming sequence number.
-func (s *Sched) nextSeq() uint64 {
+func (s *sched) nextSeq() uint64 {
 	s.eventSeq++
 	return s.eventSeq
 }
 
 // moveClock moves virtual time forward by d and tells the transport
 // (onClock), whose timers run on the same clock (tcp_ext.go).
-func (s *Sched) moveClock(d vtime) {
+func (s *sched) moveClock(d vtime) {
 	s.now += d
 	if s.onClock != nil {
 		s.onClock(time.Duration(d))
@@ -651,7 +651,7 @@ func (s *Sched) moveClock(d vtime) {
 
 // advance moves virtual time to the next event and fires it. It returns
 // false when there is no pending event.
-func (s *Sched) advance() bool {
+func (s *sched) advance() bool {
 	ev, ok := s.nextEvent()
 	if !ok {
 		return false
@@ -663,13 +663,13 @@ func (s *Sched) advance() bool {
 	return true
 }
 
-// Task is a model thread: the kernel's `current` while it runs an op of
+// task is a model thread: the kernel's `current` while it runs an op of
 // one trace thread. It owns a task_frag (the page_frag of struct
 // task_struct that sk_page_frag returns for process-context sends).
 //
-// LOCKING: a Task's fields are touched only by the side that holds
+// LOCKING: a task's fields are touched only by the side that holds
 // control (the task's coroutine, or the scheduler while the task is parked).
-type Task struct {
+type task struct {
 	Name string
 	// readTags are the tags of what the task's current read op returned
 	// (Config.Provenance), filed by the run when the op ends.
@@ -686,14 +686,14 @@ type Task struct {
 	// when it began, its socket read sk_receive_queue itself and had
 	// bytes there at copied_seq (kernel.tcpReadable).
 	recvQueueReadable bool
-	s                 *Sched
+	s                 *sched
 	// kernel is set on the scheduler's kworker task, which never parks.
 	kernel bool
 
-	frag PageFrag // current->task_frag
+	frag pageFrag // current->task_frag
 	// acct is the copy accounting of the op running, nil for ops that
 	// move no payload (stats.go).
-	acct *OpStats
+	acct *opStats
 	// op is the index of the trace op the task runs, -1 between ops.
 	op int
 
@@ -739,7 +739,7 @@ type Task struct {
 // woken_wake_function semantics): a wake-up marks it woken once; the
 // waiting task then re-evaluates its condition.
 type waiter struct {
-	task     *Task
+	task     *task
 	woken    bool
 	timedOut bool
 	deadline vtime
@@ -753,19 +753,19 @@ type waiter struct {
 	why  func() string
 }
 
-// WaitQueue mirrors wait_queue_head_t (include/linux/wait.h, v6.18): the
+// waitQueue mirrors wait_queue_head_t (include/linux/wait.h, v6.18): the
 // tasks waiting on an object.
-type WaitQueue struct {
+type waitQueue struct {
 	waiters []*waiter
 }
 
 // Len returns the number of waiters.
-func (wq *WaitQueue) Len() int { return len(wq.waiters) }
+func (wq *waitQueue) Len() int { return len(wq.waiters) }
 
 // wakeUp wakes every waiter (wake_up_interruptible_all and friends; the
 // poll key does not matter to woken_wake_function and autoremove waiters
 // alike).
-func (wq *WaitQueue) wakeUp() {
+func (wq *waitQueue) wakeUp() {
 	for _, w := range wq.waiters {
 		if !w.woken {
 			w.woken = true
@@ -776,9 +776,9 @@ func (wq *WaitQueue) wakeUp() {
 	}
 }
 
-func (wq *WaitQueue) add(w *waiter) { wq.waiters = append(wq.waiters, w) }
+func (wq *waitQueue) add(w *waiter) { wq.waiters = append(wq.waiters, w) }
 
-func (wq *WaitQueue) remove(w *waiter) {
+func (wq *waitQueue) remove(w *waiter) {
 	for i, x := range wq.waiters {
 		if x == w {
 			wq.waiters = append(wq.waiters[:i], wq.waiters[i+1:]...)
@@ -788,7 +788,7 @@ func (wq *WaitQueue) remove(w *waiter) {
 }
 
 // start makes body the task's coroutine; it first runs at switchTo.
-func (t *Task) start(body func()) {
+func (t *task) start(body func()) {
 	t.next, _ = iter.Pull(func(yield func(struct{}) bool) {
 		t.yield = yield
 		growStack(0)
@@ -813,14 +813,14 @@ func growStack(i int) byte {
 
 // switchTo runs the task's coroutine until it switches out or returns.
 // Only the scheduler calls it.
-func (t *Task) switchTo() { t.next() }
+func (t *task) switchTo() { t.next() }
 
 // switchOut gives control back to the scheduler until the next switchTo.
 // Only the task's own coroutine calls it.
-func (t *Task) switchOut() { t.yield(struct{}{}) }
+func (t *task) switchOut() { t.yield(struct{}{}) }
 
 // park gives control back to the scheduler until the task is resumed.
-func (t *Task) park() {
+func (t *task) park() {
 	if t.kernel {
 		panic("model: a kernel context tried to sleep")
 	}
@@ -836,7 +836,7 @@ func (t *Task) park() {
 // re-evaluates its condition, as sk_wait_event does.
 //
 // Precondition: the caller released every model socket lock it holds.
-func (t *Task) waitWoken(wq *WaitQueue, to timeo) timeo {
+func (t *task) waitWoken(wq *waitQueue, to timeo) timeo {
 	reach(fnTaskWaitWoken)
 	return t.waitWokenCond(wq, to, "", nil, nil)
 }
@@ -844,7 +844,7 @@ func (t *Task) waitWoken(wq *WaitQueue, to timeo) timeo {
 // waitWokenCond is waitWoken for a sleeper whose wake condition is cond,
 // so that a wake-up that never comes is reported (checkLostWakeups) as
 // a sleep in what (and why, if set, says what made cond true).
-func (t *Task) waitWokenCond(wq *WaitQueue, to timeo, what string, why func() string, cond func() bool) timeo {
+func (t *task) waitWokenCond(wq *waitQueue, to timeo, what string, why func() string, cond func() bool) timeo {
 	if to <= 0 {
 		return 0
 	}
@@ -874,7 +874,7 @@ func (t *Task) waitWokenCond(wq *WaitQueue, to timeo, what string, why func() st
 // sleepUntilWoken waits on several wait queues at once (poll-style) until
 // a wake-up on any of them or the deadline; it reports whether it timed
 // out.
-func (t *Task) sleepOn(wqs []*WaitQueue, deadline vtime) (timedOut bool) {
+func (t *task) sleepOn(wqs []*waitQueue, deadline vtime) (timedOut bool) {
 	w := &waiter{task: t, deadline: deadline, seq: t.s.nextSeq()}
 	for _, wq := range wqs {
 		wq.add(w)
@@ -892,7 +892,7 @@ func (t *Task) sleepOn(wqs []*WaitQueue, deadline vtime) (timedOut bool) {
 // through system calls (iocopy) spends real time in a kernel, and a loop
 // that feeds itself (io.Copy from a socket into its own peer) must still
 // reach its deadline. The task's op timeout fires when it passes.
-func (t *Task) spin(cost time.Duration) {
+func (t *task) spin(cost time.Duration) {
 	t.s.moveClock(vtime(cost))
 	t.s.checkCanceled()
 	if t.running && t.abortAt <= t.s.now {
@@ -907,7 +907,7 @@ func (t *Task) spin(cost time.Duration) {
 // thousand backlog works) can take minutes of real time to reach its op
 // timeout in virtual time. The panic ends the task or kernel context like
 // a fault; the run fails with the context's error.
-func (s *Sched) checkCanceled() {
+func (s *sched) checkCanceled() {
 	select {
 	case <-s.done: // nil when the run cannot be canceled: never ready
 		panic(runCanceled{s.ctx.Err()})
@@ -921,12 +921,12 @@ type runCanceled struct{ err error }
 // syscallEnd runs the kernel contexts a system call set off, before the
 // task's next system call of the same op (iocopy makes many): on loopback
 // the sending CPU runs the receive softirq inside the call.
-func (t *Task) syscallEnd() {
+func (t *task) syscallEnd() {
 	t.s.drainKernel(kernelBudget)
 }
 
 // abortStep runs the next step of the runner's op-timeout escalation.
-func (t *Task) abortStep() {
+func (t *task) abortStep() {
 	t.timedOut = true
 	if len(t.abortSteps) == 0 {
 		// Nothing left to try: the wait itself ends (join, sleep and

@@ -54,7 +54,7 @@ func TestPopFront(t *testing.T) {
 // error, wrapping ErrPageOwnership, instead of a panic of the process.
 func TestAbortStepFaultIsRunError(t *testing.T) {
 	s := newSched(nil)
-	task := &Task{Name: "t1", s: s}
+	task := &task{Name: "t1", s: s}
 	task.abortSteps = []func(){func() { fault("double-put", "put_page on freed page %d", 1) }}
 	task.abortStep()
 	if !errors.Is(s.fatal, ErrPageOwnership) {

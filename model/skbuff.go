@@ -1,12 +1,12 @@
 package model
 
-// MaxSkbFrags is MAX_SKB_FRAGS (17 on 4 KiB pages).
-const MaxSkbFrags = 17
+// maxSkbFrags is MAX_SKB_FRAGS (17 on 4 KiB pages).
+const maxSkbFrags = 17
 
-// SkbFrag mirrors skb_frag_t (include/linux/skbuff.h, v6.18): a range of a
+// skbFrag mirrors skb_frag_t (include/linux/skbuff.h, v6.18): a range of a
 // page.
-type SkbFrag struct {
-	Page *Page
+type skbFrag struct {
+	Page *page
 	Off  int
 	Size int
 }
@@ -17,7 +17,7 @@ const (
 	tcphdrRST = 0x04
 )
 
-// SkBuff mirrors struct sk_buff (include/linux/skbuff.h, v6.18) as the
+// skBuff mirrors struct sk_buff (include/linux/skbuff.h, v6.18) as the
 // model needs it: TCP data lives in page fragments (loopback TCP never has
 // linear payload), with the control block of TCP (seq, end_seq, flags) and
 // of BPF (the redirect target, ingress and strparser bits of skb_bpf_*). A
@@ -33,10 +33,10 @@ const (
 // exactly one queue at a time (a socket's receive queue, a psock's
 // ingress_skb, an sk_msg's skb pointer, or an in-flight segment); freeing
 // it (kfreeSkb) puts its page references.
-type SkBuff struct {
+type skBuff struct {
 	Seq, EndSeq uint32
 	TCPFlags    uint8
-	Frags       []SkbFrag
+	Frags       []skbFrag
 	Len         int
 	Truesize    int
 
@@ -44,12 +44,12 @@ type SkBuff struct {
 	// skb_set_owner_sk_safe made Sk the owner with sock_efree as the
 	// destructor, a reference on the socket with no receive memory
 	// charged (tcp_read_skb's skbs).
-	Sk    *Sock
+	Sk    *sock
 	efree bool
 
 	// BPF control block (skb_bpf_set_redir, skb_bpf_set_ingress,
 	// skb_bpf_set_strparser).
-	BpfRedir     *Sock
+	BpfRedir     *sock
 	BpfIngress   bool
 	BpfStrparser bool
 	// Strp is strp_msg(skb) for strparser messages: the message's offset
@@ -72,13 +72,13 @@ type SkBuff struct {
 	freed bool
 
 	// fragBuf holds the first fragment in the skb itself, so that the
-	// common skb of one fragment is one allocation (addFrag). An SkBuff
+	// common skb of one fragment is one allocation (addFrag). An skBuff
 	// is never copied by value: Frags may point into it.
-	fragBuf [1]SkbFrag
+	fragBuf [1]skbFrag
 }
 
 // addFrag appends f to skb.Frags, the first one into fragBuf.
-func (skb *SkBuff) addFrag(f SkbFrag) {
+func (skb *skBuff) addFrag(f skbFrag) {
 	if skb.Frags == nil {
 		skb.Frags = skb.fragBuf[:0]
 	}
@@ -87,7 +87,7 @@ func (skb *SkBuff) addFrag(f SkbFrag) {
 
 // skbGet mirrors skb_get() (include/linux/skbuff.h, v6.18): one more
 // reference to skb.
-func (skb *SkBuff) skbGet() {
+func (skb *skBuff) skbGet() {
 	reach(fnSkBuffSkbGet)
 	if skb.freed {
 		fault("use-after-free", "skb_get of a freed skb")
@@ -97,7 +97,7 @@ func (skb *SkBuff) skbGet() {
 
 // copyBitsTagged is copyBits that returns the copied bytes' tags, nil
 // when the skb's pages keep none.
-func (skb *SkBuff) copyBitsTagged(off int, dst []byte) []Tag {
+func (skb *skBuff) copyBitsTagged(off int, dst []byte) []Tag {
 	var tags []Tag
 	if len(skb.Frags) > 0 && skb.Frags[0].Page.Tags != nil {
 		tags = make([]Tag, len(dst))
@@ -109,7 +109,7 @@ func (skb *SkBuff) copyBitsTagged(off int, dst []byte) []Tag {
 // copyBitsInto mirrors skb_copy_bits() (net/core/skbuff.c, v6.18): it
 // copies len(dst) bytes from offset off of skb into dst and, if dt is not
 // nil, their tags into dt.
-func (skb *SkBuff) copyBitsInto(off int, dst []byte, dt []Tag) {
+func (skb *skBuff) copyBitsInto(off int, dst []byte, dt []Tag) {
 	reach(fnSkBuffCopyBitsInto)
 	for _, f := range skb.Frags {
 		if len(dst) == 0 {
@@ -132,14 +132,14 @@ func (skb *SkBuff) copyBitsInto(off int, dst []byte, dt []Tag) {
 }
 
 // hasLinear reports whether the skb has payload in a slab head.
-func (skb *SkBuff) hasLinear() bool { return len(skb.Frags) > 0 && skb.Frags[0].Page.Slab }
+func (skb *skBuff) hasLinear() bool { return len(skb.Frags) > 0 && skb.Frags[0].Page.Slab }
 
 // skbLinearize mirrors skb_linearize() (include/linux/skbuff.h, v6.18) →
 // __pskb_pull_tail() (net/core/skbuff.c, v6.18): the whole payload is
 // copied into a linear head, a slab object (pskb_expand_head kmallocs it),
 // and the fragments are released. The copy is kernel context's (the driver,
 // softirq or the psock backlog), whatever task the softirq runs on.
-func (k *kernel) skbLinearize(skb *SkBuff) {
+func (k *kernel) skbLinearize(skb *skBuff) {
 	k.reach(fnSkbLinearize)
 	head := k.pages.kmalloc(skb.Len)
 	skb.copyBitsInto(0, head.Data, head.Tags)
@@ -148,7 +148,7 @@ func (k *kernel) skbLinearize(skb *SkBuff) {
 		k.pages.putPage(f.Page)
 	}
 	skb.Frags = nil
-	skb.addFrag(SkbFrag{Page: head, Off: 0, Size: skb.Len})
+	skb.addFrag(skbFrag{Page: head, Off: 0, Size: skb.Len})
 }
 
 // rxCopybreak mirrors what a NIC driver's rx copybreak does to a small
@@ -159,14 +159,14 @@ func (k *kernel) skbLinearize(skb *SkBuff) {
 //
 // Unlike Linux, which does this in the driver before TCP sees the frame,
 // the model applies it as the segment reaches the receiving socket.
-func (k *kernel) rxCopybreak(skb *SkBuff) {
+func (k *kernel) rxCopybreak(skb *skBuff) {
 	k.reach(fnRxCopybreak)
 	k.skbLinearize(skb)
 }
 
 // kfreeSkb frees an skb with no other reference (see kernel.freeSkb): it
 // drops the skb's page references. Freeing twice is a model bug.
-func (a *pageAlloc) kfreeSkb(skb *SkBuff) {
+func (a *pageAlloc) kfreeSkb(skb *skBuff) {
 	if skb == nil {
 		return
 	}
@@ -186,7 +186,7 @@ func (a *pageAlloc) kfreeSkb(skb *SkBuff) {
 // appendFrag adds a page range to skb, merging with the last fragment when
 // contiguous in the same page (skb_can_coalesce). It takes one page
 // reference when it adds a fragment.
-func (skb *SkBuff) appendFrag(p *Page, off, n int) {
+func (skb *skBuff) appendFrag(p *page, off, n int) {
 	if k := len(skb.Frags); k > 0 {
 		last := &skb.Frags[k-1]
 		if last.Page == p && last.Off+last.Size == off {
@@ -197,28 +197,28 @@ func (skb *SkBuff) appendFrag(p *Page, off, n int) {
 		}
 	}
 	getPage(p)
-	skb.addFrag(SkbFrag{Page: p, Off: off, Size: n})
+	skb.addFrag(skbFrag{Page: p, Off: off, Size: n})
 	skb.Len += n
 	skb.Truesize += n
 }
 
 // canAppendFrag reports whether appendFrag would fit MAX_SKB_FRAGS.
-func (skb *SkBuff) canAppendFrag(p *Page, off int) bool {
+func (skb *skBuff) canAppendFrag(p *page, off int) bool {
 	if k := len(skb.Frags); k > 0 {
 		last := skb.Frags[k-1]
 		if last.Page == p && last.Off+last.Size == off {
 			return true
 		}
 	}
-	return len(skb.Frags) < MaxSkbFrags
+	return len(skb.Frags) < maxSkbFrags
 }
 
 // cloneRange returns a new skb referencing bytes [off, off+n) of skb's
 // fragments (each with its own page reference, or dataref for a slab
 // head), as strparser's message skbs and skb_clone do. The clone has no owner (it is not charged to any
 // socket's receive memory) and no flags.
-func (skb *SkBuff) cloneRange(off, n int) *SkBuff {
-	c := &SkBuff{Seq: skb.Seq}
+func (skb *skBuff) cloneRange(off, n int) *skBuff {
+	c := &skBuff{Seq: skb.Seq}
 	for _, f := range skb.Frags {
 		if n == 0 {
 			break
@@ -232,7 +232,7 @@ func (skb *SkBuff) cloneRange(off, n int) *SkBuff {
 			m = n
 		}
 		skbHeadGet(f.Page)
-		c.addFrag(SkbFrag{Page: f.Page, Off: f.Off + off, Size: m})
+		c.addFrag(skbFrag{Page: f.Page, Off: f.Off + off, Size: m})
 		c.Len += m
 		c.Truesize += m
 		n -= m
@@ -247,7 +247,7 @@ func (skb *SkBuff) cloneRange(off, n int) *SkBuff {
 // keeps its reference for the bytes that remain. Seq is unchanged, as
 // for a clone of the same skb at a later offset (strp_msg(skb)->offset).
 // Precondition: n <= skb.Len and skb is not shared (users == 0).
-func (a *pageAlloc) pullFront(skb *SkBuff, n int) {
+func (a *pageAlloc) pullFront(skb *skBuff, n int) {
 	skb.Len -= n
 	i := 0
 	for ; i < len(skb.Frags) && n > 0; i++ {
@@ -268,7 +268,7 @@ func (a *pageAlloc) pullFront(skb *SkBuff, n int) {
 // tso_fragment's skb_split), putting the page reference of each fragment
 // it removes whole. EndSeq is the caller's.
 // Precondition: n <= skb.Len.
-func (a *pageAlloc) pullBack(skb *SkBuff, n int) {
+func (a *pageAlloc) pullBack(skb *skBuff, n int) {
 	skb.Len -= n
 	for n > 0 {
 		f := &skb.Frags[len(skb.Frags)-1]
@@ -284,16 +284,16 @@ func (a *pageAlloc) pullBack(skb *SkBuff, n int) {
 
 // skbQueue mirrors struct sk_buff_head (include/linux/skbuff.h, v6.18).
 type skbQueue struct {
-	skbs []*SkBuff
+	skbs []*skBuff
 }
 
 func (q *skbQueue) empty() bool       { return len(q.skbs) == 0 }
 func (q *skbQueue) len() int          { return len(q.skbs) }
-func (q *skbQueue) tail(skb *SkBuff)  { q.skbs = append(q.skbs, skb) }
-func (q *skbQueue) peek() *SkBuff     { return q.at(0) }
-func (q *skbQueue) peekTail() *SkBuff { return q.at(len(q.skbs) - 1) }
-func (q *skbQueue) all() []*SkBuff    { return q.skbs }
-func (q *skbQueue) at(i int) *SkBuff {
+func (q *skbQueue) tail(skb *skBuff)  { q.skbs = append(q.skbs, skb) }
+func (q *skbQueue) peek() *skBuff     { return q.at(0) }
+func (q *skbQueue) peekTail() *skBuff { return q.at(len(q.skbs) - 1) }
+func (q *skbQueue) all() []*skBuff    { return q.skbs }
+func (q *skbQueue) at(i int) *skBuff {
 	if i < 0 || i >= len(q.skbs) {
 		return nil
 	}
@@ -301,7 +301,7 @@ func (q *skbQueue) at(i int) *SkBuff {
 }
 
 // dequeue removes and returns the head, or nil.
-func (q *skbQueue) dequeue() *SkBuff {
+func (q *skbQueue) dequeue() *skBuff {
 	if len(q.skbs) == 0 {
 		return nil
 	}
@@ -312,7 +312,7 @@ func (q *skbQueue) dequeue() *SkBuff {
 }
 
 // unlink removes skb from the queue.
-func (q *skbQueue) unlink(skb *SkBuff) {
+func (q *skbQueue) unlink(skb *skBuff) {
 	for i, x := range q.skbs {
 		if x == skb {
 			q.skbs = append(q.skbs[:i], q.skbs[i+1:]...)

@@ -11,8 +11,8 @@ import (
 func TestPullFront(t *testing.T) {
 	for pull := 0; pull <= 30; pull++ {
 		var a pageAlloc
-		pages := []*Page{a.allocPage(PageSize), a.allocPage(PageSize), a.allocPage(PageSize)}
-		skb := &SkBuff{}
+		pages := []*page{a.allocPage(pageSize), a.allocPage(pageSize), a.allocPage(pageSize)}
+		skb := &skBuff{}
 		var want []byte
 		for i, p := range pages {
 			for j := range 10 {

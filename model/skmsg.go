@@ -2,41 +2,41 @@ package model
 
 import "syscall"
 
-// MaxMsgFrags is MAX_MSG_FRAGS (include/linux/skmsg.h): MAX_SKB_FRAGS.
-const MaxMsgFrags = MaxSkbFrags
+// maxMsgFrags is MAX_MSG_FRAGS (include/linux/skmsg.h): MAX_SKB_FRAGS.
+const maxMsgFrags = maxSkbFrags
 
-// NrMsgFragIDs is NR_MSG_FRAG_IDS: the ring has one slot more than
+// nrMsgFragIDs is NR_MSG_FRAG_IDS: the ring has one slot more than
 // MAX_MSG_FRAGS so that start == end means empty, never full.
-const NrMsgFragIDs = MaxMsgFrags + 1
+const nrMsgFragIDs = maxMsgFrags + 1
 
-// Scatterlist mirrors struct scatterlist (include/linux/scatterlist.h,
+// scatterlist mirrors struct scatterlist (include/linux/scatterlist.h,
 // v6.18) as sk_msg uses it: a page range and the end marker of
 // sg_mark_end()/sg_is_last() (include/linux/scatterlist.h, v6.18).
-type Scatterlist struct {
-	Page   *Page
+type scatterlist struct {
+	Page   *page
 	Offset int
 	Length int
 	Last   bool
 }
 
-// SkMsgSg mirrors struct sk_msg_sg (include/linux/skmsg.h, v6.18): a ring
+// skMsgSg mirrors struct sk_msg_sg (include/linux/skmsg.h, v6.18): a ring
 // of scatterlist elements.
 //
 // Invariants (checked by CheckRing): Start, End and Curr are in
-// [0, NrMsgFragIDs); the used elements are Start, next(Start), ..., up to
-// but excluding End, at most MaxMsgFrags of them; Size is the sum of their
-// Length. Data has NrMsgFragIDs+1 entries like the kernel's (the last one
+// [0, nrMsgFragIDs); the used elements are Start, next(Start), ..., up to
+// but excluding End, at most maxMsgFrags of them; Size is the sum of their
+// Length. Data has nrMsgFragIDs+1 entries like the kernel's (the last one
 // is for chaining and never used here).
-type SkMsgSg struct {
+type skMsgSg struct {
 	Start     int
 	Curr      int
 	End       int
 	Size      int
 	Copybreak int
-	Data      [NrMsgFragIDs + 1]Scatterlist
+	Data      [nrMsgFragIDs + 1]scatterlist
 }
 
-// SkMsg mirrors struct sk_msg (include/linux/skmsg.h, v6.18): a message of
+// skMsg mirrors struct sk_msg (include/linux/skmsg.h, v6.18): a message of
 // the sk_msg layer, either being sent (tcp_bpf_sendmsg), corked
 // (psock->cork) or queued on a psock's ingress_msg.
 //
@@ -44,16 +44,16 @@ type SkMsgSg struct {
 // reference per element) unless Skb is set, in which case the skb owns
 // the pages and the message owns the skb. A message on ingress_msg is
 // owned by the psock until a reader dequeues and frees it.
-type SkMsg struct {
-	Sg         SkMsgSg
+type skMsg struct {
+	Sg         skMsgSg
 	ApplyBytes int
 	CorkBytes  int
 	Flags      uint64
-	Skb        *SkBuff
-	SkRedir    *Sock
+	Skb        *skBuff
+	SkRedir    *sock
 	// Sk is msg->sk: the socket whose own TCP stream this message came
 	// from (set by sk_psock_skb_ingress_self), nil otherwise.
-	Sk *Sock
+	Sk *sock
 }
 
 // skMsgIterVarNext mirrors sk_msg_iter_var_next() (include/linux/skmsg.h,
@@ -61,7 +61,7 @@ type SkMsg struct {
 func skMsgIterVarNext(i int) int {
 	reach(fnSkMsgIterVarNext)
 	i++
-	if i == NrMsgFragIDs {
+	if i == nrMsgFragIDs {
 		i = 0
 	}
 	return i
@@ -72,7 +72,7 @@ func skMsgIterVarNext(i int) int {
 func skMsgIterVarPrev(i int) int {
 	reach(fnSkMsgIterVarPrev)
 	if i == 0 {
-		return NrMsgFragIDs - 1
+		return nrMsgFragIDs - 1
 	}
 	return i - 1
 }
@@ -84,29 +84,29 @@ func skMsgIterDist(start, end int) int {
 	if end >= start {
 		return end - start
 	}
-	return end + (NrMsgFragIDs - start)
+	return end + (nrMsgFragIDs - start)
 }
 
 // elemUsed mirrors sk_msg_elem_used() (include/linux/skmsg.h, v6.18).
-func (m *SkMsg) elemUsed() int {
+func (m *skMsg) elemUsed() int {
 	reach(fnSkMsgElemUsed)
 	return skMsgIterDist(m.Sg.Start, m.Sg.End)
 }
 
 // full mirrors sk_msg_full() (include/linux/skmsg.h, v6.18).
-func (m *SkMsg) full() bool {
+func (m *skMsg) full() bool {
 	reach(fnSkMsgFull)
-	return skMsgIterDist(m.Sg.Start, m.Sg.End) == MaxMsgFrags
+	return skMsgIterDist(m.Sg.Start, m.Sg.End) == maxMsgFrags
 }
 
 // elem mirrors sk_msg_elem() (include/linux/skmsg.h, v6.18).
-func (m *SkMsg) elem(i int) *Scatterlist {
+func (m *skMsg) elem(i int) *scatterlist {
 	reach(fnSkMsgElem)
 	return &m.Sg.Data[i]
 }
 
 // markTags sets path on the tags of every byte m's elements hold.
-func (m *SkMsg) markTags(path Tag) {
+func (m *skMsg) markTags(path Tag) {
 	for i := m.Sg.Start; i != m.Sg.End; i = skMsgIterVarNext(i) {
 		if e := m.elem(i); e.Page != nil && e.Length > 0 {
 			markTags(e.Page.tagsAt(e.Offset, e.Length), path)
@@ -117,17 +117,17 @@ func (m *SkMsg) markTags(path Tag) {
 // init mirrors sk_msg_init() (include/linux/skmsg.h, v6.18): everything
 // zero, and the end marker on the last ring slot (sg_init_marker(data,
 // NR_MSG_FRAG_IDS)).
-func (m *SkMsg) init() {
+func (m *skMsg) init() {
 	reach(fnSkMsgInit)
-	*m = SkMsg{}
-	m.Sg.Data[NrMsgFragIDs-1].Last = true
+	*m = skMsg{}
+	m.Sg.Data[nrMsgFragIDs-1].Last = true
 }
 
 // newSkMsg mirrors alloc_sk_msg() (net/core/skmsg.c, v6.18): a zeroed,
 // initialised message.
-func newSkMsg() *SkMsg {
+func newSkMsg() *skMsg {
 	reach(fnNewSkMsg)
-	m := &SkMsg{}
+	m := &skMsg{}
 	m.init()
 	return m
 }
@@ -135,7 +135,7 @@ func newSkMsg() *SkMsg {
 // skMsgXfer mirrors sk_msg_xfer() (include/linux/skmsg.h, v6.18): move size
 // bytes of element which from src to dst (the page reference stays with the
 // element; the caller takes another one if src keeps bytes of the page).
-func skMsgXfer(dst, src *SkMsg, which, size int) {
+func skMsgXfer(dst, src *skMsg, which, size int) {
 	reach(fnSkMsgXfer)
 	dst.Sg.Data[which] = src.Sg.Data[which]
 	dst.Sg.Data[which].Length = size
@@ -147,11 +147,11 @@ func skMsgXfer(dst, src *SkMsg, which, size int) {
 
 // pageAdd mirrors sk_msg_page_add() (include/linux/skmsg.h, v6.18): append
 // a page range as a new element and take a reference on the page.
-func (m *SkMsg) pageAdd(p *Page, length, offset int) {
+func (m *skMsg) pageAdd(p *page, length, offset int) {
 	reach(fnSkMsgPageAdd)
 	getPage(p)
 	sge := m.elem(m.Sg.End)
-	*sge = Scatterlist{Page: p, Offset: offset, Length: length}
+	*sge = scatterlist{Page: p, Offset: offset, Length: length}
 	m.Sg.Size += length
 	m.Sg.End = skMsgIterVarNext(m.Sg.End)
 }
@@ -160,7 +160,7 @@ func (m *SkMsg) pageAdd(p *Page, length, offset int) {
 // As in C, the int elem_first_coalesce is compared with the u32 ring
 // indices as unsigned: tcp_bpf_sendmsg passes sg.end - 1, which is UINT_MAX
 // when end is 0.
-func (m *SkMsg) tryCoalesceOK(elemFirstCoalesce int) bool {
+func (m *skMsg) tryCoalesceOK(elemFirstCoalesce int) bool {
 	reach(fnSkMsgTryCoalesceOK)
 	first := uint32(int32(elemFirstCoalesce))
 	start, end := uint32(m.Sg.Start), uint32(m.Sg.End)
@@ -179,7 +179,7 @@ func (m *SkMsg) tryCoalesceOK(elemFirstCoalesce int) bool {
 // errENOSPC when the ring is full (msg keeps what was allocated).
 //
 // Unlike Linux, memory accounting (sk_wmem_schedule) never fails.
-func (k *kernel) skMsgAlloc(t *Task, msg *SkMsg, length, elemFirstCoalesce int) syscall.Errno {
+func (k *kernel) skMsgAlloc(t *task, msg *skMsg, length, elemFirstCoalesce int) syscall.Errno {
 	k.reach(fnSkMsgAlloc)
 	pf := &t.frag
 	length -= msg.Sg.Size
@@ -199,7 +199,7 @@ func (k *kernel) skMsgAlloc(t *Task, msg *SkMsg, length, elemFirstCoalesce int) 
 				return errENOSPC
 			}
 			sge = msg.elem(msg.Sg.End)
-			*sge = Scatterlist{Page: pf.Page, Offset: origOffset, Length: use}
+			*sge = scatterlist{Page: pf.Page, Offset: origOffset, Length: use}
 			getPage(pf.Page)
 			msg.Sg.End = skMsgIterVarNext(msg.Sg.End)
 		}
@@ -222,7 +222,7 @@ func (k *kernel) skMsgAlloc(t *Task, msg *SkMsg, length, elemFirstCoalesce int) 
 // allocation just added and returns less than bytes. Those skipped bytes
 // are sent as they are (stale page-frag contents); corpus trace
 // kf_cork_apply_stale_bytes pins that on the 6.18 host.
-func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno) {
+func (msg *skMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno) {
 	reach(fnSkMsgMemcopyFromIter)
 	ret, copied, i := -1, 0, msg.Sg.Curr
 	for {
@@ -267,21 +267,21 @@ func (msg *SkMsg) memcopyFromIter(from *srcIter, bytes int) (int, syscall.Errno)
 // freeElem mirrors sk_msg_free_elem() (net/core/skmsg.c, v6.18): drop the
 // element's page reference (unless an skb owns the pages) and clear it. It
 // returns its length.
-func (k *kernel) skMsgFreeElem(msg *SkMsg, i int) int {
+func (k *kernel) skMsgFreeElem(msg *skMsg, i int) int {
 	k.reach(fnSkMsgFreeElem)
 	sge := msg.elem(i)
 	n := sge.Length
 	if msg.Skb == nil && sge.Page != nil {
 		k.pages.putPage(sge.Page)
 	}
-	*sge = Scatterlist{}
+	*sge = scatterlist{}
 	return n
 }
 
 // skMsgFree mirrors sk_msg_free() / __sk_msg_free() (net/core/skmsg.c,
 // v6.18): free every element, consume the skb, re-initialise the message.
 // It returns the bytes freed.
-func (k *kernel) skMsgFree(msg *SkMsg) int {
+func (k *kernel) skMsgFree(msg *skMsg) int {
 	k.reach(fnSkMsgFree)
 	i := msg.Sg.Start
 	freed := 0
@@ -299,7 +299,7 @@ func (k *kernel) skMsgFree(msg *SkMsg) int {
 
 // skMsgFreePartial mirrors sk_msg_free_partial() (net/core/skmsg.c, v6.18):
 // free bytes from the front of the message.
-func (k *kernel) skMsgFreePartial(msg *SkMsg, bytes int) {
+func (k *kernel) skMsgFreePartial(msg *skMsg, bytes int) {
 	k.reach(fnSkMsgFreePartial)
 	i := msg.Sg.Start
 	for bytes > 0 {
@@ -323,7 +323,7 @@ func (k *kernel) skMsgFreePartial(msg *SkMsg, bytes int) {
 
 // skMsgTrim mirrors sk_msg_trim() (net/core/skmsg.c, v6.18): shrink the
 // message to length bytes, freeing elements from the end.
-func (k *kernel) skMsgTrim(msg *SkMsg, length int) {
+func (k *kernel) skMsgTrim(msg *skMsg, length int) {
 	k.reach(fnSkMsgTrim)
 	trim := msg.Sg.Size - length
 	if trim <= 0 {
@@ -359,14 +359,14 @@ func (k *kernel) skMsgTrim(msg *SkMsg, length int) {
 	}
 }
 
-// CheckRing verifies the SkMsgSg invariants and returns a description of
+// CheckRing verifies the skMsgSg invariants and returns a description of
 // the first violation, or "".
-func (m *SkMsg) CheckRing() string {
+func (m *skMsg) CheckRing() string {
 	sg := &m.Sg
-	if sg.Start < 0 || sg.Start >= NrMsgFragIDs || sg.End < 0 || sg.End >= NrMsgFragIDs || sg.Curr < 0 || sg.Curr >= NrMsgFragIDs {
+	if sg.Start < 0 || sg.Start >= nrMsgFragIDs || sg.End < 0 || sg.End >= nrMsgFragIDs || sg.Curr < 0 || sg.Curr >= nrMsgFragIDs {
 		return "index out of ring"
 	}
-	if m.elemUsed() > MaxMsgFrags {
+	if m.elemUsed() > maxMsgFrags {
 		return "more than MAX_MSG_FRAGS elements"
 	}
 	size := 0

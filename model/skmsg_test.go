@@ -9,18 +9,18 @@ import (
 
 // testKernel returns a kernel with one connected pair and a task that may
 // call non-blocking kernel functions from the test goroutine.
-func testKernel(_ any) (*kernel, *Task, *Sock, *Sock) {
-	k := newKernel(Linux618, nil)
+func testKernel(_ any) (*kernel, *task, *sock, *sock) {
+	k := newKernel(linux618, nil)
 	a, b := k.newSock("a1"), k.newSock("a2")
 	a.SkProt, b.SkProt = k.tcpProt(), k.tcpProt()
 	k.tcp.Connect(a, b)
 	k.socks["a1"], k.socks["a2"] = a, b
-	task := &Task{Name: "test", s: k.s, abortAt: noDeadline}
+	task := &task{Name: "test", s: k.s, abortAt: noDeadline}
 	return k, task, a, b
 }
 
 // msgBytes returns the bytes of msg's used elements, in ring order.
-func msgBytes(m *SkMsg) []byte {
+func msgBytes(m *skMsg) []byte {
 	var out []byte
 	for i := m.Sg.Start; i != m.Sg.End; i = skMsgIterVarNext(i) {
 		sge := m.Sg.Data[i]
@@ -32,7 +32,7 @@ func msgBytes(m *SkMsg) []byte {
 }
 
 func TestSkMsgIterVar(t *testing.T) {
-	for i := 0; i < NrMsgFragIDs; i++ {
+	for i := 0; i < nrMsgFragIDs; i++ {
 		if got := skMsgIterVarPrev(skMsgIterVarNext(i)); got != i {
 			t.Errorf("prev(next(%d)) = %d", i, got)
 		}
@@ -43,14 +43,14 @@ func TestSkMsgIterVar(t *testing.T) {
 			t.Errorf("dist(%d, %d) = %d, want 0", i, i, got)
 		}
 		j := i
-		for n := 1; n < NrMsgFragIDs; n++ {
+		for n := 1; n < nrMsgFragIDs; n++ {
 			j = skMsgIterVarNext(j)
 			if got := skMsgIterDist(i, j); got != n {
 				t.Errorf("dist(%d, %d) = %d, want %d", i, j, got, n)
 			}
 		}
 	}
-	if skMsgIterVarNext(NrMsgFragIDs-1) != 0 || skMsgIterVarPrev(0) != NrMsgFragIDs-1 {
+	if skMsgIterVarNext(nrMsgFragIDs-1) != 0 || skMsgIterVarPrev(0) != nrMsgFragIDs-1 {
 		t.Error("the ring does not wrap at NR_MSG_FRAG_IDS")
 	}
 }
@@ -59,11 +59,11 @@ func TestSkMsgIterVar(t *testing.T) {
 // start position (the ring wraps).
 func TestSkMsgFull(t *testing.T) {
 	k, task, _, _ := testKernel(t)
-	for start := 0; start < NrMsgFragIDs; start++ {
+	for start := 0; start < nrMsgFragIDs; start++ {
 		m := newSkMsg()
 		m.Sg.Start, m.Sg.End, m.Sg.Curr = start, start, start
-		p := k.pages.allocPage(PageSize)
-		for n := 0; n < MaxMsgFrags; n++ {
+		p := k.pages.allocPage(pageSize)
+		for n := 0; n < maxMsgFrags; n++ {
 			if m.full() {
 				t.Fatalf("start %d: full after %d elements", start, n)
 			}
@@ -77,7 +77,7 @@ func TestSkMsgFull(t *testing.T) {
 			t.Fatalf("start %d: %s", start, s)
 		}
 		// skMsgAlloc must refuse a new element now (ENOSPC).
-		task.frag = PageFrag{}
+		task.frag = pageFrag{}
 		if err := k.skMsgAlloc(task, m, m.Sg.Size+1, m.Sg.End-1); err != errENOSPC {
 			t.Fatalf("start %d: alloc on a full ring: %v, want ENOSPC", start, err)
 		}
@@ -98,8 +98,8 @@ func TestSkMsgFull(t *testing.T) {
 // byte string the message must hold.
 type skMsgMachine struct {
 	k    *kernel
-	task *Task
-	msg  *SkMsg
+	task *task
+	msg  *skMsg
 	ref  []byte
 	next int64 // pattern offset of the next byte written
 	// frozen: the front was freed or moved, so the kernel never appends

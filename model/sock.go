@@ -5,33 +5,33 @@ import (
 	"syscall"
 )
 
-// TCPState is sk_state with the values of include/net/tcp_states.h.
-type TCPState uint8
+// tcpState is sk_state with the values of include/net/tcp_states.h.
+type tcpState uint8
 
 // The TCP states.
 const (
-	TCPEstablished TCPState = iota + 1
-	TCPSynSent
-	TCPSynRecv
-	TCPFinWait1
-	TCPFinWait2
-	TCPTimeWait
-	TCPClose
-	TCPCloseWait
-	TCPLastAck
-	TCPListen
-	TCPClosing
+	tcpEstablished tcpState = iota + 1
+	tcpSynSent
+	tcpSynRecv
+	tcpFinWait1
+	tcpFinWait2
+	tcpTimeWait
+	tcpClose
+	tcpCloseWait
+	tcpLastAck
+	tcpListen
+	tcpClosing
 )
 
-var tcpStateNames = map[TCPState]string{
-	TCPEstablished: "ESTABLISHED", TCPSynSent: "SYN_SENT", TCPSynRecv: "SYN_RECV",
-	TCPFinWait1: "FIN_WAIT1", TCPFinWait2: "FIN_WAIT2", TCPTimeWait: "TIME_WAIT",
-	TCPClose: "CLOSE", TCPCloseWait: "CLOSE_WAIT", TCPLastAck: "LAST_ACK",
-	TCPListen: "LISTEN", TCPClosing: "CLOSING",
+var tcpStateNames = map[tcpState]string{
+	tcpEstablished: "ESTABLISHED", tcpSynSent: "SYN_SENT", tcpSynRecv: "SYN_RECV",
+	tcpFinWait1: "FIN_WAIT1", tcpFinWait2: "FIN_WAIT2", tcpTimeWait: "TIME_WAIT",
+	tcpClose: "CLOSE", tcpCloseWait: "CLOSE_WAIT", tcpLastAck: "LAST_ACK",
+	tcpListen: "LISTEN", tcpClosing: "CLOSING",
 }
 
 // String returns the kernel's name of the state.
-func (s TCPState) String() string {
+func (s tcpState) String() string {
 	if n, ok := tcpStateNames[s]; ok {
 		return n
 	}
@@ -57,27 +57,27 @@ const (
 
 // kernel is the state of one run: the simulated machine.
 type kernel struct {
-	s     *Sched
-	prof  Behaviour
-	tcp   TCP
+	s     *sched
+	prof  behaviour
+	tcp   tcp
 	pages pageAlloc
 	stats *Stats             // copy accounting (stats.go)
-	mut   map[*Mutation]bool // planted bugs (mutation.go)
+	mut   map[*mutation]bool // planted bugs (mutation.go)
 
-	socks   map[string]*Sock
-	sockSeq []*Sock
-	maps    map[string]*BpfMap
+	socks   map[string]*sock
+	sockSeq []*sock
+	maps    map[string]*bpfMap
 	splice  spliceStates // loopback splice states (splice_loopback.go)
 	// rendezvous is the sockhash of `conn A B pair`'s sock_ops program
 	// (connPair), created by its first pairing; no trace op names it.
-	rendezvous *BpfMap
+	rendezvous *bpfMap
 	tsp        tcpSpliceTables // the tcp_splice module's tables (splice_seq.go)
 	// strpInitLeaks counts the frames strp_init forgot (Linux leaks
 	// their skbs; the model frees them: skPsockInitStrp).
 	strpInitLeaks int
 }
 
-// Sock mirrors struct sock (include/net/sock.h, v6.18) together with the
+// sock mirrors struct sock (include/net/sock.h, v6.18) together with the
 // struct socket (include/linux/net.h, v6.18) and struct file
 // (include/linux/fs.h, v6.18) of its descriptor (the model has one
 // descriptor per socket, as the trace language has one name per socket).
@@ -93,13 +93,13 @@ type kernel struct {
 // ...Locked require it held by the calling task. Kernel contexts that
 // find the socket owned queue their work on Backlog, which release_sock
 // runs (tcp_v4_rcv → sk_add_backlog).
-type Sock struct {
+type sock struct {
 	Name string
 	k    *kernel
 	idx  int // position in the run's connection order (Tag.Sock)
 
 	// struct sock.
-	State      TCPState
+	State      tcpState
 	SkShutdown uint8
 	SkErr      syscall.Errno
 	SockDone   bool // SOCK_DONE
@@ -127,22 +127,22 @@ type Sock struct {
 
 	// Wq is sk_sleep(sk): the wait queue of the socket's readers,
 	// writers and pollers.
-	Wq WaitQueue
+	Wq waitQueue
 
 	// SkUserData is the psock (sk_psock(sk)).
-	SkUserData *SkPsock
+	SkUserData *psock
 	// SkProt is sk->sk_prot: the TCP proto or a tcp_bpf proto.
-	SkProt *Proto
+	SkProt *proto
 
 	// Callbacks (sk_data_ready, sk_state_change, sk_write_space,
 	// sk_error_report).
-	SkDataReady   func(*Sock)
-	SkStateChange func(*Sock)
-	SkWriteSpace  func(*Sock)
-	SkErrorReport func(*Sock)
+	SkDataReady   func(*sock)
+	SkStateChange func(*sock)
+	SkWriteSpace  func(*sock)
+	SkErrorReport func(*sock)
 
 	Owned   bool
-	owner   *Task
+	owner   *task
 	Backlog []func()
 	// backlogAppends counts what was ever put on Backlog.
 	backlogAppends int
@@ -160,28 +160,28 @@ type Sock struct {
 	released  bool
 	ONonblock bool
 	rcvtimeo  timeo // for iocopy's read deadline (Go's SetReadDeadline)
-	pipe      *Pipe // the socket's own splice pipe (kernel backend: one per socket)
+	pipe      *pipe // the socket's own splice pipe (kernel backend: one per socket)
 	// rxCopybreak: segments of at most this many payload bytes arrive
 	// with a slab-backed linear head (`set S rxcopybreak N`; 0: never).
 	rxCopybreak int
 }
 
-// Proto mirrors the struct proto (include/net/sock.h, v6.18) entries the
+// proto mirrors the struct proto (include/net/sock.h, v6.18) entries the
 // model dispatches through sk->sk_prot: the base TCP proto, or one of the
 // tcp_bpf_prots that tcp_bpf_update_proto installs.
-type Proto struct {
+type proto struct {
 	Name           string
-	Recvmsg        func(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno)
-	Sendmsg        func(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno)
-	Ioctl          func(t *Task, sk *Sock, cmd int) (int, syscall.Errno)
-	Close          func(t *Task, sk *Sock)
-	SockIsReadable func(sk *Sock) bool
+	Recvmsg        func(t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno)
+	Sendmsg        func(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno)
+	Ioctl          func(t *task, sk *sock, cmd int) (int, syscall.Errno)
+	Close          func(t *task, sk *sock)
+	SockIsReadable func(sk *sock) bool
 	// SpliceRead is splice_read: from the socket into pipe, at most
 	// length bytes (the caller capped it at the pipe's free slots);
 	// nonblock is the file's O_NONBLOCK. tcp_splice_read on mainline,
 	// where struct proto has no splice_read (inet_stream_ops calls
 	// tcp_splice_read directly, so a psock cannot replace it).
-	SpliceRead func(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno)
+	SpliceRead func(t *task, sk *sock, pipe *pipe, length int, nonblock bool) (int, syscall.Errno)
 }
 
 // sk_userlocks bits.
@@ -194,9 +194,9 @@ const (
 const siocinq = 0x541B
 
 // newSock allocates a socket in state CLOSE with the default callbacks.
-func (k *kernel) newSock(name string) *Sock {
-	sk := &Sock{
-		Name: name, k: k, State: TCPClose, SkRefcnt: 1,
+func (k *kernel) newSock(name string) *sock {
+	sk := &sock{
+		Name: name, k: k, State: tcpClose, SkRefcnt: 1,
 		SkRcvbuf: k.prof.TCP.Rmem[1], SkSndbuf: tcpSndLimit,
 		SkRcvtimeo: maxTimeout, SkRcvlowat: 1,
 		fdOpen: true, fileRefs: 1,
@@ -209,7 +209,7 @@ func (k *kernel) newSock(name string) *Sock {
 }
 
 // peerOf returns the other end of sk's connection, nil if none.
-func (k *kernel) peerOf(sk *Sock) *Sock {
+func (k *kernel) peerOf(sk *sock) *sock {
 	for i, x := range k.sockSeq {
 		if x == sk {
 			return k.sockSeq[i^1]
@@ -220,28 +220,28 @@ func (k *kernel) peerOf(sk *Sock) *Sock {
 
 // sockDefReadable mirrors sock_def_readable() (net/core/sock.c, v6.18):
 // wake the readers.
-func sockDefReadable(sk *Sock) {
+func sockDefReadable(sk *sock) {
 	sk.k.reach(fnSockDefReadable)
 	sk.Wq.wakeUp()
 }
 
 // sockDefWakeup mirrors sock_def_wakeup() (net/core/sock.c, v6.18), the
 // default sk_state_change.
-func sockDefWakeup(sk *Sock) {
+func sockDefWakeup(sk *sock) {
 	sk.k.reach(fnSockDefWakeup)
 	sk.Wq.wakeUp()
 }
 
 // sockDefErrorReport mirrors sock_def_error_report() (net/core/sock.c,
 // v6.18).
-func sockDefErrorReport(sk *Sock) {
+func sockDefErrorReport(sk *sock) {
 	sk.k.reach(fnSockDefErrorReport)
 	sk.Wq.wakeUp()
 }
 
 // skStreamWriteSpace mirrors sk_stream_write_space() (net/core/stream.c,
 // v6.18): wake writers when the socket had run out of send space.
-func skStreamWriteSpace(sk *Sock) {
+func skStreamWriteSpace(sk *sock) {
 	sk.k.reach(fnSkStreamWriteSpace)
 	if sk.nospace && sk.k.tcp.StreamIsWriteable(sk) {
 		sk.nospace = false
@@ -252,7 +252,7 @@ func skStreamWriteSpace(sk *Sock) {
 // lockSock mirrors lock_sock() (include/net/sock.h, v6.18). The model never
 // contends: a task takes the lock only while it runs, and it releases it
 // before parking.
-func (sk *Sock) lockSock(t *Task) {
+func (sk *sock) lockSock(t *task) {
 	sk.k.reach(fnSockLockSock)
 	if sk.Owned {
 		panic(fmt.Sprintf("model: lock_sock(%s) by %s while owned by %s", sk.Name, t.Name, sk.owner.Name))
@@ -265,7 +265,7 @@ func (sk *Sock) lockSock(t *Task) {
 // spinlock (bottom halves off), the transport's release callback and the
 // end of ownership: what the callback sends reaches the peer, and the
 // peer's answer this socket, only once it is no longer owned.
-func (sk *Sock) releaseSock() {
+func (sk *sock) releaseSock() {
 	sk.k.reach(fnSockReleaseSock)
 	for len(sk.Backlog) > 0 {
 		fn := sk.Backlog[0]
@@ -283,7 +283,7 @@ func (sk *Sock) releaseSock() {
 // flushBacklog mirrors sk_flush_backlog() (include/net/sock.h, v6.18):
 // while keeping the socket, run what its backlog holds, then the
 // transport's release callback; report whether there was anything.
-func (sk *Sock) flushBacklog() bool {
+func (sk *sock) flushBacklog() bool {
 	sk.k.reach(fnSockFlushBacklog)
 	if len(sk.Backlog) == 0 {
 		return false
@@ -301,7 +301,7 @@ func (sk *Sock) flushBacklog() bool {
 
 // bhRun runs fn in softirq context on sk: at once if the socket is not
 // owned by a task, else on its backlog (bh_lock_sock + sock_owned_by_user).
-func (sk *Sock) bhRun(fn func()) {
+func (sk *sock) bhRun(fn func()) {
 	if sk.Owned {
 		sk.backlogAppends++
 		sk.Backlog = append(sk.Backlog, fn)
@@ -312,7 +312,7 @@ func (sk *Sock) bhRun(fn func()) {
 
 // sockError mirrors sock_error() (include/net/sock.h, v6.18): return and
 // clear sk_err.
-func (sk *Sock) sockError() syscall.Errno {
+func (sk *sock) sockError() syscall.Errno {
 	sk.k.reach(fnSockSockError)
 	e := sk.SkErr
 	sk.SkErr = 0
@@ -320,7 +320,7 @@ func (sk *Sock) sockError() syscall.Errno {
 }
 
 // sockRcvtimeo mirrors sock_rcvtimeo() (include/net/sock.h, v6.18).
-func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
+func (sk *sock) sockRcvtimeo(noblock bool) timeo {
 	sk.k.reach(fnSockSockRcvtimeo)
 	if noblock {
 		return 0
@@ -336,7 +336,7 @@ func (sk *Sock) sockRcvtimeo(noblock bool) timeo {
 // (model.Fault's Site).
 //
 // Precondition: the caller owns sk.
-func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, what string, why func() string, cond func() bool) bool {
+func (sk *sock) skWaitEventLocked(t *task, to *timeo, what string, why func() string, cond func() bool) bool {
 	sk.k.reach(fnSockSkWaitEventLocked)
 	return sk.skWaitEventLiveLocked(t, to, what, why, cond, cond)
 }
@@ -346,7 +346,7 @@ func (sk *Sock) skWaitEventLocked(t *Task, to *timeo, what string, why func() st
 // something to do, where cond also holds when it has not (sk_wait_data's
 // tail != last holds once another reader emptied the queue, and no
 // wake-up is owed then).
-func (sk *Sock) skWaitEventLiveLocked(t *Task, to *timeo, what string, why func() string, cond, live func() bool) bool {
+func (sk *sock) skWaitEventLiveLocked(t *task, to *timeo, what string, why func() string, cond, live func() bool) bool {
 	sk.releaseSock()
 	if !cond() {
 		*to = t.waitWokenCond(&sk.Wq, *to, what, why, live)
@@ -359,7 +359,7 @@ func (sk *Sock) skWaitEventLiveLocked(t *Task, to *timeo, what string, why func(
 // until the receive queue's tail is not last. what names the caller, why
 // says what made the wait's condition true (skWaitEventLocked). A wake-up
 // is owed only for a new skb on a non-empty queue.
-func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, why func() string, last *SkBuff) bool {
+func (sk *sock) skWaitDataLocked(t *task, to *timeo, what string, why func() string, last *skBuff) bool {
 	sk.k.reach(fnSockSkWaitDataLocked)
 	cond := func() bool { return sk.SkReceiveQueue.peekTail() != last }
 	live := func() bool { return !sk.SkReceiveQueue.empty() && cond() }
@@ -368,7 +368,7 @@ func (sk *Sock) skWaitDataLocked(t *Task, to *timeo, what string, why func() str
 
 // skSetOwnerR mirrors skb_set_owner_r() (include/net/sock.h, v6.18): charge
 // the skb's truesize to the socket's receive memory.
-func skSetOwnerR(skb *SkBuff, sk *Sock) {
+func skSetOwnerR(skb *skBuff, sk *sock) {
 	sk.k.reach(fnSkSetOwnerR)
 	if skb.Sk == sk && !skb.efree {
 		return
@@ -385,10 +385,10 @@ func skSetOwnerR(skb *SkBuff, sk *Sock) {
 // pages are charged to sk_forward_alloc for what it lacks of size.
 //
 // Unlike Linux, the protocol's memory limits (tcp_mem) never refuse.
-func (sk *Sock) memSchedule(size int) {
+func (sk *sock) memSchedule(size int) {
 	sk.k.reach(fnSockMemSchedule)
 	if d := size - sk.fwdAlloc; d > 0 {
-		sk.fwdAlloc += (d + PageSize - 1) / PageSize * PageSize
+		sk.fwdAlloc += (d + pageSize - 1) / pageSize * pageSize
 	}
 }
 
@@ -396,22 +396,22 @@ func (sk *Sock) memSchedule(size int) {
 // with sk_mem_reclaim() (include/net/sock.h, v6.18): an skb's truesize
 // taken from or given back to sk_forward_alloc, of which whole pages
 // return to the protocol's pool.
-func (sk *Sock) memCharge(n int) {
+func (sk *sock) memCharge(n int) {
 	sk.k.reach(fnSockMemCharge)
 	sk.fwdAlloc -= n
 }
 
-func (sk *Sock) memUncharge(n int) {
+func (sk *sock) memUncharge(n int) {
 	sk.fwdAlloc += n
-	if sk.fwdAlloc >= PageSize {
-		sk.fwdAlloc %= PageSize
+	if sk.fwdAlloc >= pageSize {
+		sk.fwdAlloc %= pageSize
 	}
 }
 
 // freeSkb mirrors kfree_skb() (include/linux/skbuff.h, v6.18) /
 // consume_skb() (net/core/skbuff.c, v6.18): it drops one reference and,
 // with the last, uncharges the owner (sock_rfree) and frees the skb.
-func (k *kernel) freeSkb(skb *SkBuff) {
+func (k *kernel) freeSkb(skb *skBuff) {
 	k.reach(fnFreeSkb)
 	if skb.users > 0 {
 		skb.users-- // another reference remains (skb_get)
@@ -426,7 +426,7 @@ func (k *kernel) freeSkb(skb *SkBuff) {
 // truesize back to the receive memory of the socket skb_set_owner_r
 // charged; sock_efree only drops the reference skb_set_owner_sk_safe
 // took (not counted in the model).
-func skbOrphan(skb *SkBuff) {
+func skbOrphan(skb *skBuff) {
 	reach(fnSkbOrphan)
 	if skb.Sk != nil && !skb.efree {
 		skb.Sk.SkRmemAlloc -= skb.Truesize
@@ -441,19 +441,19 @@ func skbOrphan(skb *SkBuff) {
 // counting in sk_rmem_alloc before its verdict runs, so the window the
 // verdict's tcp_eat_skb advertises (__tcp_cleanup_rbuf) no longer
 // counts it.
-func skbSetOwnerSkSafe(skb *SkBuff, sk *Sock) {
+func skbSetOwnerSkSafe(skb *skBuff, sk *sock) {
 	sk.k.reach(fnSkbSetOwnerSkSafe)
 	skbOrphan(skb)
 	skb.Sk, skb.efree = sk, true
 }
 
 // sockHold and sockPut mirror sock_hold()/sock_put().
-func sockHold(sk *Sock) { sk.SkRefcnt++ }
-func sockPut(sk *Sock)  { sk.SkRefcnt-- }
+func sockHold(sk *sock) { sk.SkRefcnt++ }
+func sockPut(sk *sock)  { sk.SkRefcnt-- }
 
 // fget takes a file reference for a syscall on the descriptor (fdget):
 // it fails with EBADF once the trace closed the descriptor.
-func (sk *Sock) fget() syscall.Errno {
+func (sk *sock) fget() syscall.Errno {
 	if sk == nil || !sk.fdOpen {
 		return errEBADF
 	}
@@ -463,7 +463,7 @@ func (sk *Sock) fget() syscall.Errno {
 
 // fput drops a file reference; the last one releases the socket
 // (__fput → sock_close → inet_release → sk_prot->close).
-func (sk *Sock) fput(t *Task) {
+func (sk *sock) fput(t *task) {
 	sk.fileRefs--
 	if sk.fileRefs == 0 && !sk.released {
 		sk.released = true
@@ -474,7 +474,7 @@ func (sk *Sock) fput(t *Task) {
 // inetRelease mirrors inet_release() (net/ipv4/af_inet.c, v6.18): with
 // SO_LINGER the close timeout is the linger time (zero here), then
 // sk_prot->close.
-func (sk *Sock) inetRelease(t *Task) {
+func (sk *sock) inetRelease(t *task) {
 	sk.k.reach(fnSockInetRelease)
 	if sk.pipe != nil {
 		sk.k.pipeRelease(sk.pipe)
@@ -485,7 +485,7 @@ func (sk *Sock) inetRelease(t *Task) {
 
 // inetShutdown mirrors inet_shutdown() (net/ipv4/af_inet.c, v6.18): set
 // the shutdown bits, let TCP send a FIN for SEND_SHUTDOWN, wake everyone.
-func (k *kernel) inetShutdown(t *Task, sk *Sock, how int) syscall.Errno {
+func (k *kernel) inetShutdown(t *task, sk *sock, how int) syscall.Errno {
 	k.reach(fnInetShutdown)
 	how++ // maps 0,1,2 to RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK
 	if how&^shutdownMask != 0 || how == 0 {
@@ -494,15 +494,15 @@ func (k *kernel) inetShutdown(t *Task, sk *Sock, how int) syscall.Errno {
 	sk.lockSock(t)
 	var err syscall.Errno
 	switch sk.State {
-	case TCPClose:
+	case tcpClose:
 		err = errENOTCONN
 		sk.SkShutdown |= uint8(how)
-	case TCPListen:
+	case tcpListen:
 		if how&rcvShutdown == 0 {
 			break
 		}
 		fallthrough
-	case TCPSynSent:
+	case tcpSynSent:
 		err = errENOTCONN
 	default:
 		sk.SkShutdown |= uint8(how)
@@ -557,7 +557,7 @@ func (it *iovIter) tagsOf(from, to int) []Tag {
 }
 
 // actor is iovIter's msgReader actor: copy_page_to_iter.
-func (it *iovIter) actor(p *Page, off, n int) int {
+func (it *iovIter) actor(p *page, off, n int) int {
 	b := p.bytes(off, n)
 	return it.copyInTagged(b, p.tagsAt(off, n))
 }
@@ -663,7 +663,7 @@ func (s *srcIter) revert(n int) {
 // skStreamWaitMemoryLocked mirrors sk_stream_wait_memory()
 // (net/core/stream.c, v6.18): sleep until the send queue has room, an
 // error, a shutdown or the timeout.
-func (k *kernel) skStreamWaitMemoryLocked(t *Task, sk *Sock, to *timeo) syscall.Errno {
+func (k *kernel) skStreamWaitMemoryLocked(t *task, sk *sock, to *timeo) syscall.Errno {
 	k.reach(fnSkStreamWaitMemoryLocked)
 	for {
 		if sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 {

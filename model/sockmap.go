@@ -6,18 +6,18 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// BpfMap mirrors a BPF_MAP_TYPE_SOCKMAP (struct bpf_stab) or
+// bpfMap mirrors a BPF_MAP_TYPE_SOCKMAP (struct bpf_stab) or
 // BPF_MAP_TYPE_SOCKHASH (struct bpf_shtab; both net/core/sock_map.c, v6.18)
 // with u32 keys, and the programs attached to it (sock_map_progs).
 //
 // A sockmap slot or a sockhash element holds the socket; the socket's
-// psock holds a link back (SkPsock.Links), and each link holds one psock
+// psock holds a link back (psock.Links), and each link holds one psock
 // reference.
-type BpfMap struct {
+type bpfMap struct {
 	Name       string
 	Type       trace.MapType
 	MaxEntries int64
-	Progs      SkPsockProgs
+	Progs      skPsockProgs
 
 	// sockmap: slots by index; sockhash: elements by key. Both are sparse.
 	slots map[int64]mapSlot
@@ -30,14 +30,14 @@ type BpfMap struct {
 // way link_raw does: a sockmap slot's address (the key), or a sockhash
 // element's address (a fresh number per element).
 type mapSlot struct {
-	Sk  *Sock
+	Sk  *sock
 	Raw int64
 }
 
 // mapCreate mirrors sock_map_alloc() / sock_hash_alloc()
 // (net/core/sock_map.c, v6.18) for a u32 key and u32 value: max_entries 0
 // is -EINVAL; a sockhash whose bucket array would overflow is -EINVAL too.
-func mapCreate(name string, typ trace.MapType, n int64) (*BpfMap, syscall.Errno) {
+func mapCreate(name string, typ trace.MapType, n int64) (*bpfMap, syscall.Errno) {
 	reach(fnMapCreate)
 	if n == 0 {
 		return nil, errEINVAL
@@ -51,12 +51,12 @@ func mapCreate(name string, typ trace.MapType, n int64) (*BpfMap, syscall.Errno)
 			return nil, errEINVAL
 		}
 	}
-	return &BpfMap{Name: name, Type: typ, MaxEntries: n, slots: map[int64]mapSlot{}}, errOK
+	return &bpfMap{Name: name, Type: typ, MaxEntries: n, slots: map[int64]mapSlot{}}, errOK
 }
 
 // lookup mirrors __sock_map_lookup_elem() / __sock_hash_lookup_elem()
 // (net/core/sock_map.c, v6.18).
-func (m *BpfMap) lookup(key int64) *Sock {
+func (m *bpfMap) lookup(key int64) *sock {
 	reach(fnBpfMapLookup)
 	key = int64(uint32(key))
 	if m.Type == trace.SockMap && key >= m.MaxEntries {
@@ -69,14 +69,14 @@ func (m *BpfMap) lookup(key int64) *Sock {
 // sock_map_prog_lookup() (net/core/sock_map.c, v6.18, where it is named
 // sock_map_prog_link_lookup()): the program replaces the one of its attach
 // type.
-func (m *BpfMap) progAttach(p *Prog) syscall.Errno {
+func (m *bpfMap) progAttach(p *prog) syscall.Errno {
 	reach(fnBpfMapProgAttach)
 	switch p.Kind {
-	case ProgMsgVerdict:
+	case progMsgVerdict:
 		m.Progs.MsgParser = p
-	case ProgStreamParser:
+	case progStreamParser:
 		m.Progs.StreamParser = p
-	case ProgStreamVerdict:
+	case progStreamVerdict:
 		if m.Progs.SkbVerdict != nil {
 			return errEBUSY
 		}
@@ -100,12 +100,12 @@ var (
 // mapUpdate mirrors sock_map_update_elem_sys() (net/core/sock_map.c, v6.18)
 // with BPF_ANY: the state check, then sock_map_update_common /
 // sock_hash_update_common.
-func (k *kernel) mapUpdate(t *Task, m *BpfMap, key int64, sk *Sock) syscall.Errno {
+func (k *kernel) mapUpdate(t *task, m *bpfMap, key int64, sk *sock) syscall.Errno {
 	k.reach(fnMapUpdate)
 	sk.lockSock(t)
 	defer sk.releaseSock()
 	// sock_map_sk_state_allowed.
-	if sk.State != TCPEstablished && sk.State != TCPListen {
+	if sk.State != tcpEstablished && sk.State != tcpListen {
 		return errEOPNOTSUPP
 	}
 	return k.mapUpdateCommon(m, key, sk)
@@ -117,7 +117,7 @@ func (k *kernel) mapUpdate(t *Task, m *BpfMap, key int64, sk *Sock) syscall.Errn
 // unlinking the socket it replaces. The caller holds the socket: the
 // syscall's lock_sock (mapUpdate), or the sock_ops context's ownership
 // (sockHashUpdateOps).
-func (k *kernel) mapUpdateCommon(m *BpfMap, key int64, sk *Sock) syscall.Errno {
+func (k *kernel) mapUpdateCommon(m *bpfMap, key int64, sk *sock) syscall.Errno {
 	k.reach(fnMapUpdateCommon)
 	key = int64(uint32(key))
 	if m.Type == trace.SockMap && (key > m.MaxEntries || key == m.MaxEntries && !k.mutated(mutUpdateKeyOffByOne)) {
@@ -151,7 +151,7 @@ func (k *kernel) mapUpdateCommon(m *BpfMap, key int64, sk *Sock) syscall.Errno {
 // mapDelete mirrors sock_map_delete_elem() (-EINVAL for a key out of range
 // or an empty slot) and sock_hash_delete_elem() (-ENOENT)
 // (net/core/sock_map.c, v6.18).
-func (k *kernel) mapDelete(m *BpfMap, key int64) syscall.Errno {
+func (k *kernel) mapDelete(m *bpfMap, key int64) syscall.Errno {
 	k.reach(fnMapDelete)
 	key = int64(uint32(key))
 	slot, ok := m.slots[key]
@@ -169,7 +169,7 @@ func (k *kernel) mapDelete(m *BpfMap, key int64) syscall.Errno {
 	return errOK
 }
 
-func (k *kernel) removeSlot(m *BpfMap, key int64) {
+func (k *kernel) removeSlot(m *bpfMap, key int64) {
 	delete(m.slots, key)
 	for i, x := range m.order {
 		if x == key {
@@ -183,7 +183,7 @@ func (k *kernel) removeSlot(m *BpfMap, key int64) {
 // or create the socket's psock, refuse a program type it already has
 // (-EBUSY), install the map's programs, switch the proto and start the
 // strparser or the verdict.
-func (k *kernel) sockMapLink(m *BpfMap, sk *Sock) syscall.Errno {
+func (k *kernel) sockMapLink(m *bpfMap, sk *sock) syscall.Errno {
 	k.reach(fnSockMapLink)
 	progs := m.Progs
 	p := skPsock(sk)
@@ -231,7 +231,7 @@ func (k *kernel) sockMapLink(m *BpfMap, sk *Sock) syscall.Errno {
 
 // sockMapUnref mirrors sock_map_unref() (net/core/sock_map.c, v6.18):
 // remove the links of slot raw and drop one psock reference.
-func (k *kernel) sockMapUnref(sk *Sock, m *BpfMap, raw int64) {
+func (k *kernel) sockMapUnref(sk *sock, m *bpfMap, raw int64) {
 	k.reach(fnSockMapUnref)
 	p := skPsock(sk)
 	if p == nil {
@@ -244,7 +244,7 @@ func (k *kernel) sockMapUnref(sk *Sock, m *BpfMap, raw int64) {
 // sockMapDelLink mirrors sock_map_del_link() (net/core/sock_map.c,
 // v6.18): drop the first link of slot raw, and stop the strparser or
 // verdict the map had started.
-func (k *kernel) sockMapDelLink(sk *Sock, p *SkPsock, m *BpfMap, raw int64) {
+func (k *kernel) sockMapDelLink(sk *sock, p *psock, m *bpfMap, raw int64) {
 	k.reach(fnSockMapDelLink)
 	strpStop, verdictStop := false, false
 	for i := 0; i < len(p.Links); i++ {
@@ -283,7 +283,7 @@ func (k *kernel) sockMapDelLink(sk *Sock, p *SkPsock, m *BpfMap, raw int64) {
 // sockMapRemoveLinks mirrors sock_map_remove_links() (net/core/sock_map.c,
 // v6.18): pop every link and delete the socket from that slot if it still
 // holds it (sock_map_delete_from_link / sock_hash_delete_from_link).
-func (k *kernel) sockMapRemoveLinks(sk *Sock, p *SkPsock) {
+func (k *kernel) sockMapRemoveLinks(sk *sock, p *psock) {
 	k.reach(fnSockMapRemoveLinks)
 	for len(p.Links) > 0 && skPsock(sk) == p {
 		l := p.Links[0]
@@ -297,7 +297,7 @@ func (k *kernel) sockMapRemoveLinks(sk *Sock, p *SkPsock) {
 
 // sockMapClose mirrors sock_map_close() (net/core/sock_map.c, v6.18): leave
 // every map, stop the psock, then the saved close (tcp_close).
-func (k *kernel) sockMapClose(t *Task, sk *Sock) {
+func (k *kernel) sockMapClose(t *task, sk *sock) {
 	k.reach(fnSockMapClose)
 	sk.lockSock(t)
 	p := skPsock(sk)

@@ -6,7 +6,7 @@ import "syscall"
 // v6.18): at most MAX_SKB_FRAGS page ranges, each holding a page reference
 // until spliced or released.
 type splicePipeDesc struct {
-	pages []PipeBuffer
+	pages []pipeBuffer
 }
 
 // Second bug zoo: the mutations of this file (mutation.go).
@@ -23,9 +23,9 @@ var (
 // with the previous range when contiguous in the same page, else add a
 // range (get_page). It returns the bytes taken and whether the descriptor
 // was full (nothing taken).
-func (k *kernel) fillPage(t *Task, spd *splicePipeDesc, p *Page, off, n int) (int, bool) {
+func (k *kernel) fillPage(t *task, spd *splicePipeDesc, p *page, off, n int) (int, bool) {
 	k.reach(fnFillPage)
-	if len(spd.pages) == MaxSkbFrags {
+	if len(spd.pages) == maxSkbFrags {
 		return 0, true
 	}
 	if p.Slab {
@@ -39,7 +39,7 @@ func (k *kernel) fillPage(t *Task, spd *splicePipeDesc, p *Page, off, n int) (in
 		}
 	}
 	getPage(p)
-	spd.pages = append(spd.pages, PipeBuffer{Page: p, Offset: off, Len: n, Ops: nostealPipeBufOps})
+	spd.pages = append(spd.pages, pipeBuffer{Page: p, Offset: off, Len: n, Ops: nostealPipeBufOps})
 	return n, false
 }
 
@@ -47,7 +47,7 @@ func (k *kernel) fillPage(t *Task, spd *splicePipeDesc, p *Page, off, n int) (in
 // up to n bytes of linear data into the page frag of sk_page_frag (the
 // splicing task's task_frag) and return the frag page range that now
 // holds them. Unlike Linux, the refill never fails (no memory pressure).
-func (k *kernel) linearToPage(t *Task, p *Page, off, n int) (*Page, int, int) {
+func (k *kernel) linearToPage(t *task, p *page, off, n int) (*page, int, int) {
 	k.reach(fnLinearToPage)
 	pf := &t.frag
 	k.pages.refill(pf)
@@ -68,7 +68,7 @@ func (k *kernel) linearToPage(t *Task, p *Page, off, n int) (*Page, int, int) {
 // __splice_segment() (net/core/skbuff.c, v6.18): map n bytes of skb from
 // offset into a splice_pipe_desc with nosteal_pipe_buf_ops, the linear
 // part copied (see fillPage), then splice_to_pipe.
-func (k *kernel) skbSpliceBits(t *Task, skb *SkBuff, offset int, pipe *Pipe, n int) int {
+func (k *kernel) skbSpliceBits(t *task, skb *skBuff, offset int, pipe *pipe, n int) int {
 	k.reach(fnSkbSpliceBits)
 	spd := &splicePipeDesc{}
 frags:
@@ -99,7 +99,7 @@ frags:
 // descriptor's ranges into free pipe slots; what does not fit is released.
 // It returns the bytes moved, -EAGAIN when the pipe was full, -EPIPE
 // without readers.
-func (k *kernel) spliceToPipe(pipe *Pipe, spd *splicePipeDesc) int {
+func (k *kernel) spliceToPipe(pipe *pipe, spd *splicePipeDesc) int {
 	k.reach(fnSpliceToPipe)
 	if len(spd.pages) == 0 {
 		return 0
@@ -127,7 +127,7 @@ func (k *kernel) spliceToPipe(pipe *Pipe, spd *splicePipeDesc) int {
 // tcpSpliceRead mirrors tcp_splice_read() (net/ipv4/tcp.c, v6.18): splice
 // from sk_receive_queue through tcp_read_sock. It never looks at a psock's
 // ingress_msg. nonblock is the file's O_NONBLOCK.
-func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno) {
+func (k *kernel) tcpSpliceRead(t *task, sk *sock, pipe *pipe, length int, nonblock bool) (int, syscall.Errno) {
 	k.reach(fnTcpSpliceRead)
 	spliced := 0
 	var ret int
@@ -135,8 +135,8 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 	to := sk.sockRcvtimeo(nonblock)
 	for length > 0 {
 		// __tcp_splice_read.
-		desc := &ReadDesc{Count: length}
-		ret = k.tcp.ReadSock(sk, nil, desc, func(desc *ReadDesc, skb *SkBuff, off, n int) int {
+		desc := &readDesc{Count: length}
+		ret = k.tcp.ReadSock(sk, nil, desc, func(desc *readDesc, skb *skBuff, off, n int) int {
 			if desc.Count < n {
 				n = desc.Count
 			}
@@ -163,7 +163,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 			if sk.SkShutdown&rcvShutdown != 0 && !k.mutated(mutSpliceReadMissesShutdown) {
 				break
 			}
-			if sk.State == TCPClose {
+			if sk.State == tcpClose {
 				ret = -int(errENOTCONN)
 				break
 			}
@@ -184,7 +184,7 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 		}
 		sk.releaseSock()
 		sk.lockSock(t)
-		if sk.SkErr != 0 || sk.State == TCPClose || sk.SkShutdown&rcvShutdown != 0 {
+		if sk.SkErr != 0 || sk.State == tcpClose || sk.SkShutdown&rcvShutdown != 0 {
 			break
 		}
 	}
@@ -203,9 +203,9 @@ func (k *kernel) tcpSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblo
 // do_splice_read, which caps the length at the free slots times PAGE_SIZE,
 // then the socket's splice_read: sock_splice_read → inet_stream_ops'
 // tcp_splice_read on mainline, or, with the splice patches,
-// inet_splice_read → the proto's splice_read (Proto.SpliceRead), which the
+// inet_splice_read → the proto's splice_read (proto.SpliceRead), which the
 // tcp_bpf protos replace (splice_read.go).
-func (k *kernel) spliceSockToPipe(t *Task, sk *Sock, pipe *Pipe, length int, nonblock, fileNonblock bool) (int, syscall.Errno) {
+func (k *kernel) spliceSockToPipe(t *task, sk *sock, pipe *pipe, length int, nonblock, fileNonblock bool) (int, syscall.Errno) {
 	k.reach(fnSpliceSockToPipe)
 	if length == 0 {
 		return 0, errOK
@@ -234,7 +234,7 @@ func (k *kernel) spliceSockToPipe(t *Task, sk *Sock, pipe *Pipe, length int, non
 		}
 	}
 	space := pipe.MaxUsage - pipe.occupancy()
-	if c := space * PageSize; length > c {
+	if c := space * pageSize; length > c {
 		length = c
 	}
 	n, err := sk.SkProt.SpliceRead(t, sk, pipe, length, fileNonblock)

@@ -25,8 +25,8 @@ import (
 // peer = B, skops->sk = A), on sockets that already have psocks.
 
 func init() {
-	patches["loopback-splice"] = func(p *Behaviour) { p.LoopbackSplice = true }
-	patches["loopback-splice-seq"] = func(p *Behaviour) { p.LoopbackSplice, p.SpliceSeq = true, true }
+	patches["loopback-splice"] = func(p *behaviour) { p.LoopbackSplice = true }
+	patches["loopback-splice-seq"] = func(p *behaviour) { p.LoopbackSplice, p.SpliceSeq = true, true }
 }
 
 // spliceRingSize is SPLICE_RING_SIZE: 16 KiB per direction (a ring holds
@@ -42,7 +42,7 @@ const spliceRingSize = 16 * 1024
 var mutSpliceWakeNoBarrier = registerMutation("splice-wake-no-barrier",
 	"loopback splice: splice_wake_sync without smp_mb, waitqueue_active read before the ring_head publish (lost wakeup)")
 
-// SkPsockSplice mirrors struct sk_psock_splice (net/ipv4/tcp_bpf.c, RFC
+// skPsockSplice mirrors struct sk_psock_splice (net/ipv4/tcp_bpf.c, RFC
 // bpf-next 2026-06): the splice state of one psock. Ring is the ring this
 // socket reads (ring_buf); the paired sender writes into it.
 //
@@ -56,9 +56,9 @@ var mutSpliceWakeNoBarrier = registerMutation("splice-wake-no-barrier",
 // the model runs one context at a time, so the pair lock is implicit.
 // The data path is lock-free: Ring's cursors are published with release
 // stores (ringbuf).
-type SkPsockSplice struct {
-	Psock   *SkPsock
-	Peer    *SkPsock // NULL after unpair
+type skPsockSplice struct {
+	Psock   *psock
+	Peer    *psock // NULL after unpair
 	Ring    *ringbuf.Ring
 	RingRef percpuRef
 	freed   bool // splice_ring_ref_release ran: ring and state are gone
@@ -86,7 +86,7 @@ type SkPsockSplice struct {
 
 // concurrency returns what, with "/concurrent-senders" when another
 // task is sending on this side too (a lost-wakeup site).
-func (s *SkPsockSplice) concurrency(what string) string {
+func (s *skPsockSplice) concurrency(what string) string {
 	if s.senders > 1 {
 		return what + "/concurrent-senders"
 	}
@@ -145,7 +145,7 @@ func (r *percpuRef) kill() (inFlight bool) {
 // account (Stats.RingWrites, Stats.RingFaults). Unlike Linux, which
 // keeps no such list.
 type spliceStates struct {
-	all []*SkPsockSplice
+	all []*skPsockSplice
 	// killedInFlight counts ring_ref kills that found a sender holding
 	// the ring (the release then waited for its put).
 	killedInFlight int
@@ -153,7 +153,7 @@ type spliceStates struct {
 	writes []RingWrite
 	// contentFaults records ring reads that returned other bytes than
 	// were written (Stats.RingFaults).
-	contentFaults []RingFault
+	contentFaults []ringFault
 }
 
 // spliceLeaks reports a splice state whose two sockets were both
@@ -187,7 +187,7 @@ func (k *kernel) spliceLeaks() error {
 
 // skPsockIsSpliced mirrors sk_psock_is_spliced() (net/ipv4/tcp_bpf.c, RFC
 // bpf-next 2026-06).
-func skPsockIsSpliced(p *SkPsock) bool {
+func skPsockIsSpliced(p *psock) bool {
 	p.Sk.k.reach(fnSkPsockIsSpliced)
 	return p.Splice != nil && p.Splice.Peer != nil
 }
@@ -196,7 +196,7 @@ func skPsockIsSpliced(p *SkPsock) bool {
 // (net/ipv4/tcp_bpf.c, RFC bpf-next 2026-06): the ring_ref reached zero
 // after kill; free the ring and the state. It runs as a kernel context
 // (percpu_ref's release after the RCU grace period).
-func (k *kernel) spliceRingRefRelease(s *SkPsockSplice) {
+func (k *kernel) spliceRingRefRelease(s *skPsockSplice) {
 	k.reach(fnSpliceRingRefRelease)
 	k.s.queueWork("splice_ring_ref_release", func() {
 		k.spliceRingFree(s)
@@ -207,12 +207,12 @@ func (k *kernel) spliceRingRefRelease(s *SkPsockSplice) {
 // spliceGetOrAlloc mirrors splice_get_or_alloc() (net/ipv4/tcp_bpf.c, RFC
 // bpf-next 2026-06): the psock's splice state, allocated on first use.
 // Unlike Linux, allocation never fails.
-func (k *kernel) spliceGetOrAlloc(p *SkPsock) *SkPsockSplice {
+func (k *kernel) spliceGetOrAlloc(p *psock) *skPsockSplice {
 	k.reach(fnSpliceGetOrAlloc)
 	if p.Splice != nil {
 		return p.Splice
 	}
-	s := &SkPsockSplice{Psock: p}
+	s := &skPsockSplice{Psock: p}
 	s.RingRef = percpuRef{count: 1, release: func() { k.spliceRingRefRelease(s) }}
 	p.Splice = s
 	k.splice.all = append(k.splice.all, s)
@@ -222,7 +222,7 @@ func (k *kernel) spliceGetOrAlloc(p *SkPsock) *SkPsockSplice {
 // spliceRingAlloc mirrors splice_ring_alloc() (net/ipv4/tcp_bpf.c, RFC
 // bpf-next 2026-06): the 16 KiB ring, once. The ring's hooks are the
 // model's yield points between copying bytes and publishing a cursor.
-func (k *kernel) spliceRingAlloc(s *SkPsockSplice) syscall.Errno {
+func (k *kernel) spliceRingAlloc(s *skPsockSplice) syscall.Errno {
 	k.reach(fnSpliceRingAlloc)
 	if s.Ring != nil {
 		return errOK
@@ -244,7 +244,7 @@ func (k *kernel) spliceRingAlloc(s *SkPsockSplice) syscall.Errno {
 
 // spliceRingFree mirrors splice_ring_free() (net/ipv4/tcp_bpf.c, RFC
 // bpf-next 2026-06).
-func (k *kernel) spliceRingFree(s *SkPsockSplice) {
+func (k *kernel) spliceRingFree(s *skPsockSplice) {
 	k.reach(fnSpliceRingFree)
 	s.Ring = nil
 }
@@ -252,7 +252,7 @@ func (k *kernel) spliceRingFree(s *SkPsockSplice) {
 // spliceWake mirrors splice_wake() (net/ipv4/tcp_bpf.c, RFC bpf-next
 // 2026-06): smp_mb(), then wake every waiter if the wait queue is active
 // (teardown).
-func (k *kernel) spliceWake(sk *Sock) {
+func (k *kernel) spliceWake(sk *sock) {
 	k.reach(fnSpliceWake)
 	k.yieldCur("splice_wake: after smp_mb, before waitqueue_active")
 	if sk.Wq.Len() > 0 {
@@ -267,7 +267,7 @@ func (k *kernel) spliceWake(sk *Sock) {
 // v6.18) in the receiver's wait; then wake with EPOLLIN. active, when not
 // nil, is a waitqueue_active() value loaded earlier
 // (mutSpliceWakeNoBarrier).
-func (k *kernel) spliceWakeSync(sk *Sock, active *bool) {
+func (k *kernel) spliceWakeSync(sk *sock, active *bool) {
 	k.reach(fnSpliceWakeSync)
 	if active == nil {
 		k.yieldCur("splice_wake_sync: after smp_mb, before waitqueue_active")
@@ -282,7 +282,7 @@ func (k *kernel) spliceWakeSync(sk *Sock, active *bool) {
 // tcpBpfSpliceSendmsg mirrors tcp_bpf_splice_sendmsg() (net/ipv4/tcp_bpf.c,
 // RFC bpf-next 2026-06): the sendmsg of TCP_BPF_BASE (and RX) sockets.
 // Bytes splice_send_ring did not take go through tcp_sendmsg.
-func (k *kernel) tcpBpfSpliceSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+func (k *kernel) tcpBpfSpliceSendmsg(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfSpliceSendmsg)
 	size := src.left()
 	spliced := 0
@@ -310,7 +310,7 @@ func (k *kernel) tcpBpfSpliceSendmsg(t *Task, sk *Sock, src *srcIter, flags int)
 // this socket has no error and no SEND_SHUTDOWN, the peer's
 // sk_receive_queue is empty and the ring has space; wake the peer once
 // at the end. It returns the bytes it took (the rest goes to TCP).
-func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, flags int) int {
+func (k *kernel) spliceSendRing(t *task, sk *sock, p *psock, src *srcIter, flags int) int {
 	k.reach(fnSpliceSendRing)
 	_ = flags // unused in the RFC too (the CI bot's review of patch 1)
 	self := p.Splice
@@ -322,7 +322,7 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 	defer func() { self.senders-- }()
 	total := 0
 	for size := src.left(); size > 0; {
-		var peerS *SkPsockSplice
+		var peerS *skPsockSplice
 		space := 0
 		if peer := self.Peer; peer != nil {
 			ps := peer.Splice
@@ -371,7 +371,7 @@ func (k *kernel) spliceSendRing(t *Task, sk *Sock, p *SkPsock, src *srcIter, fla
 // ring's shadow, which the reads check (ringShadow).
 //
 // Precondition: the caller holds s.RingRef.
-func (k *kernel) spliceRingWrite(sender *Sock, s *SkPsockSplice, src *srcIter, size int) int {
+func (k *kernel) spliceRingWrite(sender *sock, s *skPsockSplice, src *srcIter, size int) int {
 	k.reach(fnSpliceRingWrite)
 	if s.freed || s.Ring == nil {
 		panic("model: splice_ring_write into a freed ring")
@@ -416,7 +416,7 @@ var mutRingCachedHeadStale = registerMutation("ring-cached-head-stale",
 // ringbuf's consumer caches Head and a read may stop at the cached head: a
 // second read then loads Head, so a call returns every byte published
 // before it, as the RFC's does.
-func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
+func (k *kernel) spliceRingRead(s *skPsockSplice, dst *iovIter, size int) int {
 	k.reach(fnSpliceRingRead)
 	r := s.Ring
 	if r == nil || size <= 0 {
@@ -446,7 +446,7 @@ func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 		markAllTags(tags, TagRing|TagRingReaders)
 	}
 	if msg != "" {
-		f := RingFault{Reader: s.Psock.Sk.Name, Kind: kind, Site: "ring", Msg: msg}
+		f := ringFault{Reader: s.Psock.Sk.Name, Kind: kind, Site: "ring", Msg: msg}
 		switch {
 		case s.concurrentReads:
 			f.Site = "ring/concurrent-readers"
@@ -461,14 +461,14 @@ func (k *kernel) spliceRingRead(s *SkPsockSplice, dst *iovIter, size int) int {
 
 // spliceRingHasData mirrors splice_ring_has_data() (net/ipv4/tcp_bpf.c, RFC
 // bpf-next 2026-06).
-func spliceRingHasData(s *SkPsockSplice) bool {
+func spliceRingHasData(s *skPsockSplice) bool {
 	reach(fnSpliceRingHasData)
 	return s.Ring != nil && s.Ring.HasData()
 }
 
 // spliceRecvReady mirrors splice_recv_ready() (net/ipv4/tcp_bpf.c, RFC
 // bpf-next 2026-06): the receiver's wake condition.
-func spliceRecvReady(sk *Sock, s *SkPsockSplice) bool {
+func spliceRecvReady(sk *sock, s *skPsockSplice) bool {
 	sk.k.reach(fnSpliceRecvReady)
 	return spliceRingHasData(s) || !sk.SkReceiveQueue.empty() || sk.SkErr != 0 ||
 		sk.SkShutdown&rcvShutdown != 0 || s.Peer == nil
@@ -479,7 +479,7 @@ func spliceRecvReady(sk *Sock, s *SkPsockSplice) bool {
 // SO_BUSY_POLL budget (sk_ll_usec) before parking. Each cpu_relax() is a
 // yield point and costs a microsecond of virtual time. Unlike Linux, there
 // are no signals.
-func (k *kernel) spliceBusyLoop(t *Task, sk *Sock, ready func() bool) {
+func (k *kernel) spliceBusyLoop(t *task, sk *sock, ready func() bool) {
 	k.reach(fnSpliceBusyLoop)
 	if sk.SkLlUsec <= 0 {
 		return
@@ -508,7 +508,7 @@ var (
 // verdict (TCP_BPF_RX, read by tcp_bpf_recvmsg_parser, which has no ring
 // path) polls IN for ring bytes no recv returns (on the RFC's 6.12.118
 // kernel too: loopback/rfc_verdict_strands_ring.trace).
-func tcpBpfIsReadable(sk *Sock) bool {
+func tcpBpfIsReadable(sk *sock) bool {
 	sk.k.reach(fnTcpBpfIsReadable)
 	p := skPsock(sk)
 	if p == nil {
@@ -524,7 +524,7 @@ func tcpBpfIsReadable(sk *Sock) bool {
 // of tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c, RFC bpf-next 2026-06): on a
 // paired psock, tcp_bpf_splice_recvmsg runs first; bytes or an error end
 // the call (done), otherwise the mainline path follows.
-func (k *kernel) tcpBpfSpliceRecvDispatch(t *Task, sk *Sock, p *SkPsock, dst *iovIter, flags int) (n int, err syscall.Errno, done bool) {
+func (k *kernel) tcpBpfSpliceRecvDispatch(t *task, sk *sock, p *psock, dst *iovIter, flags int) (n int, err syscall.Errno, done bool) {
 	if !k.prof.LoopbackSplice || !skPsockIsSpliced(p) {
 		return 0, errOK, false
 	}
@@ -550,7 +550,7 @@ func (k *kernel) tcpBpfSpliceRecvDispatch(t *Task, sk *Sock, p *SkPsock, dst *io
 // empty; -ECONNRESET repeats on every read until a send clears sk_err; a
 // blocking MSG_PEEK parks in tcp_msg_wait_data, which the ring write wakes
 // without satisfying, and returns -EAGAIN.
-func (k *kernel) tcpBpfSpliceRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter, flags int) (int, syscall.Errno) {
+func (k *kernel) tcpBpfSpliceRecvmsg(t *task, sk *sock, p *psock, dst *iovIter, flags int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfSpliceRecvmsg)
 	if flags&msgPeek != 0 {
 		return 0, errOK
@@ -596,7 +596,7 @@ func (k *kernel) tcpBpfSpliceRecvmsg(t *Task, sk *Sock, p *SkPsock, dst *iovIter
 // install the pair under both locks (-EEXIST if either side is paired);
 // each side keeps a psock reference on the other. The KF_RELEASE
 // reference on peer (the sockhash lookup's) is consumed on every path.
-func (k *kernel) bpfSockSplicePair(sk, peer *Sock) syscall.Errno {
+func (k *kernel) bpfSockSplicePair(sk, peer *sock) syscall.Errno {
 	k.reach(fnBpfSockSplicePair)
 	if sk == nil || peer == nil || sk == peer {
 		return errEINVAL
@@ -642,9 +642,9 @@ func (k *kernel) bpfSockSplicePair(sk, peer *Sock) syscall.Errno {
 // (net/ipv4/tcp_bpf.c, RFC bpf-next 2026-06): both TCP (always, in the
 // model), ESTABLISHED or SYN_RECV. Unlike Linux, the model has no TCP
 // repair mode and no urgent data, so those checks never fail.
-func spliceValidate(a, b *Sock) syscall.Errno {
+func spliceValidate(a, b *sock) syscall.Errno {
 	a.k.reach(fnSpliceValidate)
-	ok := func(st TCPState) bool { return st == TCPEstablished || st == TCPSynRecv }
+	ok := func(st tcpState) bool { return st == tcpEstablished || st == tcpSynRecv }
 	if !ok(a.State) || !ok(b.State) {
 		return errEINVAL
 	}
@@ -659,7 +659,7 @@ func spliceValidate(a, b *Sock) syscall.Errno {
 // paired psock and this finds was_paired false (defect (b), the leak);
 // should it ever find it true, the put of the psock being dropped would
 // underflow its refcount, which the model reports.
-func (k *kernel) tcpBpfSpliceUnpair(p *SkPsock) {
+func (k *kernel) tcpBpfSpliceUnpair(p *psock) {
 	k.reach(fnTcpBpfSpliceUnpair)
 	self := p.Splice
 	if self == nil {
@@ -699,7 +699,7 @@ func (k *kernel) tcpBpfSpliceUnpair(p *SkPsock) {
 // RFC bpf-next 2026-06), called from sk_psock_destroy() (net/core/skmsg.c,
 // v6.18): kill the ring_ref; the release frees the ring once no sender
 // holds it.
-func (k *kernel) tcpBpfSpliceDestroy(p *SkPsock) {
+func (k *kernel) tcpBpfSpliceDestroy(p *psock) {
 	k.reach(fnTcpBpfSpliceDestroy)
 	if s := p.Splice; s != nil && !s.RingRef.dead {
 		if s.RingRef.kill() {
@@ -711,7 +711,7 @@ func (k *kernel) tcpBpfSpliceDestroy(p *SkPsock) {
 // pair is the trace's late `pair A B`: bpf_sock_splice_pair(peer = B,
 // skops->sk = A) now, as a sock_ops program at a later callback of A
 // would call it; -EOPNOTSUPP without the loopback-splice profile.
-func (r *run) pair(t *Task, a, b string) syscall.Errno {
+func (r *run) pair(t *task, a, b string) syscall.Errno {
 	if !r.k.prof.LoopbackSplice {
 		return errEOPNOTSUPP
 	}
@@ -739,7 +739,7 @@ const rendezvousEntries = 4096
 // addresses or ports; a socket's place in the run's connection order
 // stands for each end. The passive end looks its active peer up under
 // rendezvousKey(peer, self), the reversed tuple.
-func rendezvousKey(local, remote *Sock) int64 {
+func rendezvousKey(local, remote *sock) int64 {
 	return int64(local.idx)<<16 | int64(remote.idx)
 }
 
@@ -757,7 +757,7 @@ func rendezvousKey(local, remote *Sock) int64 {
 // The rendezvous sockhash is a real map (k.rendezvous): both sockets get
 // a psock with tcp_bpf's protos and no programs, which lives on when a
 // trace map deletes them, and sock_map_close takes them out of it.
-func (k *kernel) connPair(a, b *Sock) syscall.Errno {
+func (k *kernel) connPair(a, b *sock) syscall.Errno {
 	if !k.prof.LoopbackSplice {
 		return errEOPNOTSUPP
 	}
@@ -775,8 +775,8 @@ func (k *kernel) connPair(a, b *Sock) syscall.Errno {
 		return err
 	}
 	st := b.State
-	if st == TCPEstablished {
-		b.State = TCPSynRecv
+	if st == tcpEstablished {
+		b.State = tcpSynRecv
 	}
 	paired, err := k.sockOpsSplicePair(b, a)
 	b.State = st
@@ -794,7 +794,7 @@ func (k *kernel) connPair(a, b *Sock) syscall.Errno {
 // callback's context, without lock_sock and without the syscall's state
 // check (sock_map_op_okay allows both ESTABLISHED callbacks). It reports
 // whether the kfunc ran and paired, and the failing errno.
-func (k *kernel) sockOpsSplicePair(sk, remote *Sock) (bool, syscall.Errno) {
+func (k *kernel) sockOpsSplicePair(sk, remote *sock) (bool, syscall.Errno) {
 	k.reach(fnSockOpsSplicePair)
 	m := k.rendezvous
 	if err := k.mapUpdateCommon(m, rendezvousKey(sk, remote), sk); err != 0 {

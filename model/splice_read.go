@@ -30,11 +30,11 @@ import "syscall"
 // tcp_splice_read where recvmsg falls back to tcp_recvmsg, and taking the
 // timeout from the file's O_NONBLOCK as tcp_splice_read does.
 func init() {
-	patches["splice-copy"] = func(p *Behaviour) { p.SpliceRead = spliceReadCopy }
-	patches["splice-zerocopy"] = func(p *Behaviour) { p.SpliceRead = spliceReadZerocopy }
+	patches["splice-copy"] = func(p *behaviour) { p.SpliceRead = spliceReadCopy }
+	patches["splice-zerocopy"] = func(p *behaviour) { p.SpliceRead = spliceReadZerocopy }
 }
 
-// spliceReadKind is Behaviour.SpliceRead: which splice_read the tcp_bpf
+// spliceReadKind is behaviour.SpliceRead: which splice_read the tcp_bpf
 // protos have.
 type spliceReadKind uint8
 
@@ -54,7 +54,7 @@ var (
 
 // tcpBpfSpliceReadFor returns the splice_read the tcp_bpf proto of config
 // has under the profile, or nil to keep the base proto's.
-func (k *kernel) tcpBpfSpliceReadFor(config int) func(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno) {
+func (k *kernel) tcpBpfSpliceReadFor(config int) func(t *task, sk *sock, pipe *pipe, length int, nonblock bool) (int, syscall.Errno) {
 	switch k.prof.SpliceRead {
 	case spliceReadCopy:
 		// prot[TCP_BPF_BASE].splice_read, inherited by TX, RX and TXRX.
@@ -73,9 +73,9 @@ func (k *kernel) tcpBpfSpliceReadFor(config int) func(t *Task, sk *Sock, pipe *P
 // (sock_read_iter → sock_recvmsg, MSG_DONTWAIT when the file is
 // O_NONBLOCK) into freshly allocated pages, then queue one
 // default_pipe_buf_ops buffer per page filled. -EFAULT becomes -EAGAIN.
-func (k *kernel) copySpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno) {
+func (k *kernel) copySpliceRead(t *task, sk *sock, pipe *pipe, length int, nonblock bool) (int, syscall.Errno) {
 	k.reach(fnCopySpliceRead)
-	length = min(length, max(pipe.MaxUsage-pipe.occupancy(), 0)*PageSize)
+	length = min(length, max(pipe.MaxUsage-pipe.occupancy(), 0)*pageSize)
 	if length == 0 {
 		return 0, errOK
 	}
@@ -92,13 +92,13 @@ func (k *kernel) copySpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonbl
 		return 0, err
 	}
 	k.chargeCopy(n)
-	for off := 0; off < n; off += PageSize {
-		page := k.pages.allocPage(PageSize)
+	for off := 0; off < n; off += pageSize {
+		page := k.pages.allocPage(pageSize)
 		chunk := copy(page.Data, bvec.buf[off:n])
 		if page.Tags != nil {
 			copy(page.Tags, tagsOrZero(bvec.tagsOf(off, off+chunk), chunk, true))
 		}
-		pipe.push(PipeBuffer{Page: page, Len: chunk, Ops: defaultPipeBufOps})
+		pipe.push(pipeBuffer{Page: page, Len: chunk, Ops: defaultPipeBufOps})
 	}
 	return n, errOK
 }
@@ -111,8 +111,8 @@ func (k *kernel) copySpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonbl
 // invalid on slab memory. Every buffer uses nosteal_pipe_buf_ops.
 type spliceActor struct {
 	k    *kernel
-	t    *Task
-	pipe *Pipe
+	t    *task
+	pipe *pipe
 	want int // bytes still to splice
 }
 
@@ -120,15 +120,15 @@ func (a *spliceActor) left() int { return a.want }
 
 // actor queues one pipe buffer of up to n bytes at p[off:] and returns the
 // bytes queued, 0 when the pipe is full (add_to_pipe released the buffer).
-func (a *spliceActor) actor(p *Page, off, n int) int {
+func (a *spliceActor) actor(p *page, off, n int) int {
 	k := a.k
-	buf := PipeBuffer{Page: p, Offset: off, Len: n, Ops: nostealPipeBufOps}
+	buf := pipeBuffer{Page: p, Offset: off, Len: n, Ops: nostealPipeBufOps}
 	if p.Slab && !k.mutated(mutZerocopySlabToPipe) {
 		// A copy into sk_page_frag(ctx->sk), the splicing task's
 		// task_frag, as linear_to_page() (net/core/skbuff.c, v6.18) does.
 		fp, foff, fn := k.linearToPage(a.t, p, off, n)
 		getPage(fp)
-		buf = PipeBuffer{Page: fp, Offset: foff, Len: fn, Ops: nostealPipeBufOps}
+		buf = pipeBuffer{Page: fp, Offset: foff, Len: fn, Ops: nostealPipeBufOps}
 	} else if !k.mutated(mutZerocopyNoGetPage) {
 		getPage(p)
 	}
@@ -143,7 +143,7 @@ func (a *spliceActor) actor(p *Page, off, n int) int {
 // tcpBpfSpliceRead is tcp_bpf_splice_read for sockets without a stream
 // verdict (reconstructed, see the top of this file): tcp_bpf_recvmsg's
 // body with the splice actor; plain TCP data goes through tcp_splice_read.
-func (k *kernel) tcpBpfSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno) {
+func (k *kernel) tcpBpfSpliceRead(t *task, sk *sock, pipe *pipe, length int, nonblock bool) (int, syscall.Errno) {
 	tcpRead := func() (int, syscall.Errno) { return k.tcpSpliceRead(t, sk, pipe, length, nonblock) }
 	p := skPsockGet(sk)
 	if p == nil {
@@ -155,7 +155,7 @@ func (k *kernel) tcpBpfSpliceRead(t *Task, sk *Sock, pipe *Pipe, length int, non
 // tcpBpfSpliceReadParser is tcp_bpf_splice_read for sockets with a stream
 // verdict (reconstructed): tcp_bpf_recvmsg_parser's body with the splice
 // actor.
-func (k *kernel) tcpBpfSpliceReadParser(t *Task, sk *Sock, pipe *Pipe, length int, nonblock bool) (int, syscall.Errno) {
+func (k *kernel) tcpBpfSpliceReadParser(t *task, sk *sock, pipe *pipe, length int, nonblock bool) (int, syscall.Errno) {
 	return k.tcpBpfReadParser(t, sk, &spliceActor{k: k, t: t, pipe: pipe, want: length}, 0, nonblock, func() (int, syscall.Errno) {
 		return k.tcpSpliceRead(t, sk, pipe, length, nonblock)
 	})

@@ -227,12 +227,12 @@ pipe a2 1000
 		t.Errorf("3 GiB: %v, want EINVAL (round_pipe_size gives 0 above 2 GiB)", err)
 	}
 	for range 3 {
-		p.push(PipeBuffer{Page: &Page{Refcount: 1}, Len: 1, Ops: anonPipeBufOps})
+		p.push(pipeBuffer{Page: &page{Refcount: 1}, Len: 1, Ops: anonPipeBufOps})
 	}
-	if _, err := p.pipeSetSize(2 * PageSize); err != errEBUSY {
+	if _, err := p.pipeSetSize(2 * pageSize); err != errEBUSY {
 		t.Errorf("shrinking below the buffers in use: %v, want EBUSY", err)
 	}
-	if n, err := p.pipeSetSize(4 * PageSize); err != 0 || n != 4*PageSize || p.occupancy() != 3 {
+	if n, err := p.pipeSetSize(4 * pageSize); err != 0 || n != 4*pageSize || p.occupancy() != 3 {
 		t.Errorf("resize keeping 3 buffers: %d, %v, occupancy %d", n, err, p.occupancy())
 	}
 }
@@ -248,9 +248,9 @@ func TestPageFaults(t *testing.T) {
 		want string
 	}{
 		{"get_page on slab", func() { getPage(a.kmalloc(64)) }, "get_page on slab object"},
-		{"put twice", func() { p := a.allocPage(PageSize); a.putPage(p); a.putPage(p) }, "put_page on freed page"},
-		{"use after free", func() { p := a.allocPage(PageSize); a.putPage(p); p.bytes(0, 1) }, "access to freed page"},
-		{"slab in pipe", func() { newPipe(1).push(PipeBuffer{Page: a.kmalloc(8), Len: 8, Ops: nostealPipeBufOps}) }, "slab object"},
+		{"put twice", func() { p := a.allocPage(pageSize); a.putPage(p); a.putPage(p) }, "put_page on freed page"},
+		{"use after free", func() { p := a.allocPage(pageSize); a.putPage(p); p.bytes(0, 1) }, "access to freed page"},
+		{"slab in pipe", func() { newPipe(1).push(pipeBuffer{Page: a.kmalloc(8), Len: 8, Ops: nostealPipeBufOps}) }, "slab object"},
 	} {
 		err := catchFault(c.f)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -267,7 +267,7 @@ func TestPageFaults(t *testing.T) {
 		t.Errorf("dataref of a slab head: %v", err)
 	}
 	var b pageAlloc
-	b.allocPage(PageSize)
+	b.allocPage(pageSize)
 	b.kmalloc(10)
 	if s := b.leaked(); !strings.Contains(s, "2 pages leaked") || !strings.Contains(s, "slab") {
 		t.Errorf("leaked() = %q", s)

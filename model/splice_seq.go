@@ -58,9 +58,9 @@ import (
 // tcpSpliceChan mirrors struct tcp_splice_chan (module/tcp_splice.h,
 // tcp_splice 8536cf7): one per paired socket. Ring is the ring the peer
 // writes into and this socket reads from; it lives in the embedded
-// SkPsockSplice so that the ring helpers and checks shared with the RFC
+// skPsockSplice so that the ring helpers and checks shared with the RFC
 // (spliceRingWrite, spliceRingRead, checkRings, spliceLeaks) apply.
-// SkPsockSplice's Psock is a stand-in that names the socket and records
+// skPsockSplice's Psock is a stand-in that names the socket and records
 // the channel's destruction (destroyed); it is no sk_psock and is never
 // attached to the socket (the module's sockets have none). Its Peer is
 // unused: the channel's peer is Peer below.
@@ -69,12 +69,12 @@ import (
 // unlinks it and kills RingRef; the release (a kernel context) frees the
 // ring and drops the sock reference.
 type tcpSpliceChan struct {
-	*SkPsockSplice
-	Sk        *Sock
+	*skPsockSplice
+	Sk        *sock
 	Peer      *tcpSpliceChan // NULL after unpair
-	BaseProt  *Proto         // sk_prot before the swap
+	BaseProt  *proto         // sk_prot before the swap
 	Installed bool           // our proto swapped in; the teardown claim
-	clone     *Proto         // the proto splice_install swapped in
+	clone     *proto         // the proto splice_install swapped in
 	Unpaired  bool           // the peer was set, then torn down
 	key       [2]int         // pair_key: the connection
 	inPairTbl bool
@@ -84,13 +84,13 @@ type tcpSpliceChan struct {
 // splice_tbl (sock → channel) and pair_tbl (channels waiting for their
 // peer, by key).
 type tcpSpliceTables struct {
-	bySock  map[*Sock]*tcpSpliceChan
+	bySock  map[*sock]*tcpSpliceChan
 	pairTbl []*tcpSpliceChan
 }
 
 // chanLookup mirrors chan_lookup() (module/splice_state.c, tcp_splice
 // 8536cf7).
-func (k *kernel) chanLookup(sk *Sock) *tcpSpliceChan {
+func (k *kernel) chanLookup(sk *sock) *tcpSpliceChan {
 	k.reach(fnChanLookup)
 	return k.tsp.bySock[sk]
 }
@@ -98,18 +98,18 @@ func (k *kernel) chanLookup(sk *Sock) *tcpSpliceChan {
 // chanGetOrAlloc mirrors chan_get_or_alloc() with chan_alloc()
 // (module/splice_state.c, tcp_splice 8536cf7): the socket's channel,
 // allocated with its ring and a sock reference on first use.
-func (k *kernel) chanGetOrAlloc(sk *Sock) *tcpSpliceChan {
+func (k *kernel) chanGetOrAlloc(sk *sock) *tcpSpliceChan {
 	k.reach(fnChanGetOrAlloc)
 	if c := k.chanLookup(sk); c != nil {
 		return c
 	}
-	s := &SkPsockSplice{Psock: &SkPsock{Sk: sk}}
-	c := &tcpSpliceChan{SkPsockSplice: s, Sk: sk}
+	s := &skPsockSplice{Psock: &psock{Sk: sk}}
+	c := &tcpSpliceChan{skPsockSplice: s, Sk: sk}
 	s.RingRef = percpuRef{count: 1, release: func() { k.chanRefRelease(c) }}
 	k.spliceRingAlloc(s)
 	sockHold(sk)
 	if k.tsp.bySock == nil {
-		k.tsp.bySock = map[*Sock]*tcpSpliceChan{}
+		k.tsp.bySock = map[*sock]*tcpSpliceChan{}
 	}
 	k.tsp.bySock[sk] = c
 	k.splice.all = append(k.splice.all, s)
@@ -122,7 +122,7 @@ func (k *kernel) chanGetOrAlloc(sk *Sock) *tcpSpliceChan {
 func (k *kernel) chanRefRelease(c *tcpSpliceChan) {
 	k.reach(fnChanRefRelease)
 	k.s.queueWork("chan_ref_release", func() {
-		k.spliceRingFree(c.SkPsockSplice)
+		k.spliceRingFree(c.skPsockSplice)
 		c.freed = true
 		c.Psock.destroyed = true
 		sockPut(c.Sk)
@@ -196,12 +196,12 @@ func (k *kernel) chanDestroy(c *tcpSpliceChan) {
 // tcp_splice 8536cf7) on skops->sk = sk: validate (ESTABLISHED or
 // SYN_RECV; the model has no repair mode or urgent data), register and
 // pair the socket's channel, and install the module's proto.
-func (k *kernel) bpfTcpSplicePair(sk *Sock) syscall.Errno {
+func (k *kernel) bpfTcpSplicePair(sk *sock) syscall.Errno {
 	k.reach(fnBpfTcpSplicePair)
 	if sk == nil {
 		return errEINVAL
 	}
-	if sk.State != TCPEstablished && sk.State != TCPSynRecv {
+	if sk.State != tcpEstablished && sk.State != tcpSynRecv {
 		return errEINVAL
 	}
 	peer := k.peerOf(sk)
@@ -218,7 +218,7 @@ func (k *kernel) bpfTcpSplicePair(sk *Sock) syscall.Errno {
 // spliceInstall mirrors splice_install() with clone_get()
 // (module/splice_proto.c, tcp_splice 8536cf7): save sk_prot as the base
 // and swap in its clone with the module's overrides.
-func (k *kernel) spliceInstall(sk *Sock) syscall.Errno {
+func (k *kernel) spliceInstall(sk *sock) syscall.Errno {
 	k.reach(fnSpliceInstall)
 	c := k.chanLookup(sk)
 	if c == nil {
@@ -246,13 +246,13 @@ func (k *kernel) spliceInstall(sk *Sock) syscall.Errno {
 // B still in SYN_RECV (B finds A and pairs). conn is one atomic step in
 // the model, so both run at its end; on a kernel the accept returns
 // after B's callback, so no byte of the trace precedes the pairing.
-func (k *kernel) connPairModule(a, b *Sock) syscall.Errno {
+func (k *kernel) connPairModule(a, b *sock) syscall.Errno {
 	if err := k.bpfTcpSplicePair(a); err != 0 {
 		return err
 	}
 	st := b.State
-	if st == TCPEstablished {
-		b.State = TCPSynRecv
+	if st == tcpEstablished {
+		b.State = tcpSynRecv
 	}
 	err := k.bpfTcpSplicePair(b)
 	b.State = st
@@ -264,7 +264,7 @@ func (k *kernel) connPairModule(a, b *Sock) syscall.Errno {
 // The two pair only when they are the two ends of one connection (the
 // pairing key); otherwise each parks in the registry, installed but
 // unpaired (its sends go by TCP). It returns the first errno.
-func (k *kernel) pairModule(a, b *Sock) syscall.Errno {
+func (k *kernel) pairModule(a, b *sock) syscall.Errno {
 	if err := k.bpfTcpSplicePair(a); err != 0 {
 		return err
 	}
@@ -272,19 +272,19 @@ func (k *kernel) pairModule(a, b *Sock) syscall.Errno {
 }
 
 // writeSeqer is implemented by transports that expose a socket's
-// write_seq (RefTCP); the ring_seq boundary needs it.
+// write_seq (refTCP); the ring_seq boundary needs it.
 type writeSeqer interface {
-	WriteSeq(sk *Sock) uint32
+	WriteSeq(sk *sock) uint32
 }
 
 // WriteSeq returns tp->write_seq.
-func (r *RefTCP) WriteSeq(sk *Sock) uint32 { return tcpSk(sk).WriteSeq }
+func (r *refTCP) WriteSeq(sk *sock) uint32 { return tcpSk(sk).WriteSeq }
 
 // spliceSeqSendmsg mirrors splice_prot_sendmsg() (module/splice_proto.c,
 // tcp_splice 8536cf7): the base proto's sendmsg until the peer is
 // installed (and again once it is gone), else freeze ring_seq at the
 // first ring write and send through the ring only.
-func (k *kernel) spliceSeqSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+func (k *kernel) spliceSeqSendmsg(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno) {
 	k.reach(fnSpliceSeqSendmsg)
 	c := k.chanLookup(sk)
 	if c == nil {
@@ -305,7 +305,7 @@ func (k *kernel) spliceSeqSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (i
 // waking the peer after each write, blocking on a full ring (-EAGAIN
 // with MSG_DONTWAIT; a short count once bytes went); a gone pair or
 // SEND_SHUTDOWN is -EPIPE, an error -sk_err.
-func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *tcpSpliceChan, src *srcIter, flags int) (int, syscall.Errno) {
+func (k *kernel) spliceSeqSendRing(t *task, sk *sock, self *tcpSpliceChan, src *srcIter, flags int) (int, syscall.Errno) {
 	k.reach(fnSpliceSeqSendRing)
 	to := maxTimeout // sock_sndtimeo: the model has no SO_SNDTIMEO
 	if flags&msgDontwait != 0 {
@@ -340,7 +340,7 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *tcpSpliceChan, src *
 		}
 		if peerS != nil {
 			k.yieldCur("splice_send_ring: space found, before splice_ring_write")
-			done := k.spliceRingWrite(sk, peerS.SkPsockSplice, src, min(src.left(), space))
+			done := k.spliceRingWrite(sk, peerS.skPsockSplice, src, min(src.left(), space))
 			peerS.RingRef.put()
 			if done > 0 {
 				total += done
@@ -361,7 +361,7 @@ func (k *kernel) spliceSeqSendRing(t *Task, sk *Sock, self *tcpSpliceChan, src *
 // spliceSendReady mirrors splice_send_ready() (module/splice_proto.c,
 // tcp_splice 8536cf7): the sender can go on (ring space) or must stop
 // (pair gone, error, shutdown).
-func spliceSendReady(sk *Sock, self *tcpSpliceChan) bool {
+func spliceSendReady(sk *sock, self *tcpSpliceChan) bool {
 	sk.k.reach(fnSpliceSendReady)
 	p := self.Peer
 	return p == nil || sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 ||
@@ -380,10 +380,10 @@ var (
 // tcp_splice 8536cf7) and the merge's own test: ring bytes are next in
 // stream order (the peer switched to the ring and copied_seq reached its
 // ring_seq), or eof allows flushing them.
-func (k *kernel) spliceSeqRingReady(sk *Sock, s *tcpSpliceChan, eof bool) bool {
+func (k *kernel) spliceSeqRingReady(sk *sock, s *tcpSpliceChan, eof bool) bool {
 	k.reach(fnSpliceSeqRingReady)
 	peer := s.Peer
-	if peer == nil || !spliceRingHasData(s.SkPsockSplice) || !peer.RingActive {
+	if peer == nil || !spliceRingHasData(s.skPsockSplice) || !peer.RingActive {
 		return false
 	}
 	d := int32(k.tcp.CopiedSeq(sk) - peer.RingSeq)
@@ -395,7 +395,7 @@ func (k *kernel) spliceSeqRingReady(sk *Sock, s *tcpSpliceChan, eof bool) bool {
 
 // spliceSeqDeliverable mirrors splice_recv_deliverable()
 // (module/splice_proto.c, tcp_splice 8536cf7).
-func (k *kernel) spliceSeqDeliverable(sk *Sock, s *tcpSpliceChan) bool {
+func (k *kernel) spliceSeqDeliverable(sk *sock, s *tcpSpliceChan) bool {
 	k.reach(fnSpliceSeqDeliverable)
 	return !sk.SkReceiveQueue.empty() || k.spliceSeqRingReady(sk, s, false)
 }
@@ -407,7 +407,7 @@ func (k *kernel) spliceSeqDeliverable(sk *Sock, s *tcpSpliceChan) bool {
 // MSG_PEEK, and the TCP path, go to the base proto's recvmsg (tcp_recvmsg:
 // the module's sockets have no psock). After an unpair, the ring's bytes
 // are drained before EOF (->unpaired).
-func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+func (k *kernel) spliceSeqRecvmsg(t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	k.reach(fnSpliceSeqRecvmsg)
 	s := k.chanLookup(sk)
 	if s == nil {
@@ -428,10 +428,10 @@ func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (i
 		} else {
 			// Torn down: the peer's last ring bytes are still valid;
 			// parked (never paired): the ring is empty.
-			ringReady = s.Unpaired && spliceRingHasData(s.SkPsockSplice)
+			ringReady = s.Unpaired && spliceRingHasData(s.skPsockSplice)
 		}
 		if ringReady && sk.SkReceiveQueue.empty() {
-			if n := k.spliceRingRead(s.SkPsockSplice, dst, dst.left()); n > 0 {
+			if n := k.spliceRingRead(s.skPsockSplice, dst, dst.left()); n > 0 {
 				total += n
 				if peer := s.Peer; peer != nil && !k.mutated(mutSeqRecvNoWakeSend) {
 					k.spliceWake(peer.Sk) // splice_wake_send: EPOLLOUT
@@ -460,10 +460,10 @@ func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (i
 			err = sk.SkErr
 			break
 		}
-		if s.Unpaired && !spliceRingHasData(s.SkPsockSplice) {
+		if s.Unpaired && !spliceRingHasData(s.skPsockSplice) {
 			break // pair torn down, ring drained
 		}
-		if k.spliceSeqDeliverable(sk, s) || sk.SkShutdown&rcvShutdown != 0 && spliceRingHasData(s.SkPsockSplice) {
+		if k.spliceSeqDeliverable(sk, s) || sk.SkShutdown&rcvShutdown != 0 && spliceRingHasData(s.skPsockSplice) {
 			continue
 		}
 		if sk.SkShutdown&rcvShutdown != 0 {
@@ -488,7 +488,7 @@ func (k *kernel) spliceSeqRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (i
 // spliceSeqRecvReady mirrors splice_recv_ready() (module/splice_proto.c,
 // tcp_splice 8536cf7): a parked (never paired) channel keeps waiting, a
 // torn-down one wakes.
-func (k *kernel) spliceSeqRecvReady(sk *Sock, s *tcpSpliceChan) bool {
+func (k *kernel) spliceSeqRecvReady(sk *sock, s *tcpSpliceChan) bool {
 	k.reach(fnSpliceSeqRecvReady)
 	return k.spliceSeqDeliverable(sk, s) || sk.SkErr != 0 || sk.SkShutdown&rcvShutdown != 0 || s.Unpaired
 }
@@ -497,7 +497,7 @@ func (k *kernel) spliceSeqRecvReady(sk *Sock, s *tcpSpliceChan) bool {
 // (module/splice_proto.c, tcp_splice 8536cf7): ring bytes count once
 // they are next in stream order; else the base proto's readability
 // (tcp_prot has none).
-func spliceSeqIsReadable(sk *Sock) bool {
+func spliceSeqIsReadable(sk *sock) bool {
 	sk.k.reach(fnSpliceSeqIsReadable)
 	c := sk.k.chanLookup(sk)
 	if c == nil {
@@ -516,7 +516,7 @@ func spliceSeqIsReadable(sk *Sock) bool {
 // tcp_splice 8536cf7): the first caller claims the teardown (installed),
 // unpairs, restores the base proto and destroys the channel. It returns
 // the base proto, nil when sk has no channel.
-func (k *kernel) spliceTeardown(sk *Sock) *Proto {
+func (k *kernel) spliceTeardown(sk *sock) *proto {
 	k.reach(fnSpliceTeardown)
 	c := k.chanLookup(sk)
 	if c == nil {
@@ -534,7 +534,7 @@ func (k *kernel) spliceTeardown(sk *Sock) *Proto {
 
 // spliceSeqClose mirrors splice_prot_close() (module/splice_proto.c,
 // tcp_splice 8536cf7): teardown, then the base proto's close.
-func (k *kernel) spliceSeqClose(t *Task, sk *Sock) {
+func (k *kernel) spliceSeqClose(t *task, sk *sock) {
 	k.reach(fnSpliceSeqClose)
 	base := k.spliceTeardown(sk)
 	if base == nil {
@@ -550,7 +550,7 @@ func (k *kernel) spliceSeqClose(t *Task, sk *Sock) {
 // there, its ring freed with any unread bytes. The base unhash has no
 // observable effect in the model. A socket whose sk_prot is not the
 // clone (in a map: tcp_bpf's proto) is not torn down here.
-func (k *kernel) spliceSeqUnhash(sk *Sock) {
+func (k *kernel) spliceSeqUnhash(sk *sock) {
 	if c := k.chanLookup(sk); c != nil && sk.SkProt == c.clone {
 		k.spliceTeardown(sk)
 	}

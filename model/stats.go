@@ -24,17 +24,17 @@ import (
 // there (see the package documentation, "Unlike Linux").
 type Stats struct {
 	// Ops is keyed by op name: send, recv, splice, pipe, iocopy.
-	Ops map[string]*OpStats
+	Ops map[string]*opStats
 	// Kernel counts copies made in kernel context, on nobody's behalf
 	// (rx copybreak). Its Moved is zero.
-	Kernel OpStats
+	Kernel opStats
 	// RingWrites are the run's loopback-splice ring writes, in order,
 	// each with the TCP segments held in flight when it was made (as
 	// Outcome.RingWrites).
 	RingWrites []RingWrite
 	// RingFaults are the ring reads that returned other bytes than the
 	// ring was written with (ringShadow), in order.
-	RingFaults []RingFault
+	RingFaults []ringFault
 	// ReadTags are, with Config.Provenance, the tags of the bytes each
 	// read op returned (recv, pipe), by op index; TagSocks names the
 	// sockets of Tag.Sock.
@@ -45,20 +45,20 @@ type Stats struct {
 	// on the socket's own queues a read returns (a psock's ingress_msg, a
 	// loopback-splice ring), behind a stalled stream parser, or in the
 	// peer's write queue held for good.
-	Stranded []Stranded
+	Stranded []stranded
 	// Rewinds lists, in order, each time a kernel function moved a
 	// socket's copied_seq backwards: the bytes between the two values
 	// are read again by whatever reads sk_receive_queue next.
-	Rewinds []Rewind
+	Rewinds []rewind
 	// Overshoots lists each time a kernel function moved a socket's
 	// copied_seq past rcv_nxt (By: how far): tcp_data_ready then sees
 	// no data (tcp_epollin_ready) and calls no sk_data_ready until
 	// rcv_nxt catches up.
-	Overshoots []Rewind
+	Overshoots []rewind
 	// MsgVerdicts lists, in order, each run of an sk_msg verdict program
 	// (sk_psock_msg_verdict): what a BPF program that counts its own
 	// runs in a map would see.
-	MsgVerdicts []MsgVerdict
+	MsgVerdicts []msgVerdict
 	// Done lists the op indexes in the order the ops completed (ops in
 	// other threads may complete out of trace order).
 	Done []int
@@ -82,15 +82,15 @@ func (s *Stats) InFlightRingWrite() (RingWrite, bool) {
 	return RingWrite{}, false
 }
 
-// OpStats is the accounting of one op kind.
-type OpStats struct {
+// opStats is the accounting of one op kind.
+type opStats struct {
 	Calls  int64 // ops run
 	Moved  int64 // bytes they returned (sent, received, spliced, read, copied)
 	Copied int64 // payload bytes copied on their behalf
 }
 
 // PerByte is Copied/Moved: copies per byte moved (0 when nothing moved).
-func (o OpStats) PerByte() float64 {
+func (o opStats) PerByte() float64 {
 	if o.Moved == 0 {
 		return 0
 	}
@@ -105,16 +105,16 @@ var statOps = []trace.Kind{trace.OpSend, trace.OpRecv, trace.OpSplice, trace.OpP
 var userCopies = map[trace.Kind]bool{trace.OpSend: true, trace.OpRecv: true, trace.OpPipe: true}
 
 func newStats() *Stats {
-	s := &Stats{Ops: map[string]*OpStats{}, ReadTags: map[int][]Tag{}}
+	s := &Stats{Ops: map[string]*opStats{}, ReadTags: map[int][]Tag{}}
 	for _, k := range statOps {
-		s.Ops[k.String()] = &OpStats{}
+		s.Ops[k.String()] = &opStats{}
 	}
 	return s
 }
 
 // opAcct returns the accounting of op kind k, or nil for ops that move no
 // payload.
-func (s *Stats) opAcct(k trace.Kind) *OpStats { return s.Ops[k.String()] }
+func (s *Stats) opAcct(k trace.Kind) *opStats { return s.Ops[k.String()] }
 
 // chargeCopy counts n bytes copied on behalf of the op the running task
 // is executing, or of kernel context when no task runs one.
@@ -127,7 +127,7 @@ func (k *kernel) chargeCopy(n int) {
 }
 
 // endOp accounts a finished op of kind kind that returned res.
-func (s *Stats) endOp(acct *OpStats, kind trace.Kind, res trace.Result) {
+func (s *Stats) endOp(acct *opStats, kind trace.Kind, res trace.Result) {
 	acct.Calls++
 	if res.Err != 0 || res.Word != "" || res.N <= 0 {
 		return
@@ -142,7 +142,7 @@ func (s *Stats) endOp(acct *OpStats, kind trace.Kind, res trace.Result) {
 func (s *Stats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-8s %8s %12s %12s %12s\n", "op", "calls", "bytes", "copied", "copies/byte")
-	row := func(name string, o OpStats) {
+	row := func(name string, o opStats) {
 		fmt.Fprintf(&b, "%-8s %8d %12d %12d %12.2f\n", name, o.Calls, o.Moved, o.Copied, o.PerByte())
 	}
 	for _, k := range statOps {
@@ -156,30 +156,30 @@ func (s *Stats) String() string {
 	return b.String()
 }
 
-// Rewind is a write of copied_seq behind its value (or past rcv_nxt,
+// rewind is a write of copied_seq behind its value (or past rcv_nxt,
 // Stats.Overshoots): Fn (the kernel function) set Sock's copied_seq By
 // bytes back (ahead).
-type Rewind struct {
+type rewind struct {
 	Sock string
 	Fn   string
 	By   int
 }
 
 // setCopiedSeq writes sk's copied_seq for the kernel function fn,
-// recording a Rewind when it moves backwards.
-func (k *kernel) setCopiedSeq(sk *Sock, seq uint32, fn string) {
+// recording a rewind when it moves backwards.
+func (k *kernel) setCopiedSeq(sk *sock, seq uint32, fn string) {
 	cur := k.tcp.CopiedSeq(sk)
 	if back := int32(cur - seq); back > 0 {
-		k.stats.Rewinds = append(k.stats.Rewinds, Rewind{Sock: sk.Name, Fn: fn, By: int(back)})
+		k.stats.Rewinds = append(k.stats.Rewinds, rewind{Sock: sk.Name, Fn: fn, By: int(back)})
 	}
 	if ahead := int32(seq-cur) - int32(k.tcp.Inq(sk)); ahead > 0 && !sk.SockDone {
-		k.stats.Overshoots = append(k.stats.Overshoots, Rewind{Sock: sk.Name, Fn: fn, By: int(ahead)})
+		k.stats.Overshoots = append(k.stats.Overshoots, rewind{Sock: sk.Name, Fn: fn, By: int(ahead)})
 	}
 	k.tcp.SetCopiedSeq(sk, seq)
 }
 
-// Stranded is a recv that returned nothing while bytes waited for it.
-type Stranded struct {
+// stranded is a recv that returned nothing while bytes waited for it.
+type stranded struct {
 	Op      int // the op index
 	Ingress int // bytes on the psock's ingress_msg
 	Ring    int // bytes in the socket's loopback-splice ring
@@ -200,7 +200,7 @@ type Stranded struct {
 	// (strpNeedStale).
 	StrpStaleNeed bool
 	// PeerHeld is the bytes the peer held unsent then, with nothing in
-	// flight and the window open (RefTCP.peerHeld): only its next send
+	// flight and the window open (refTCP.peerHeld): only its next send
 	// without MSG_MORE transmits them.
 	PeerHeld int
 	// Readable: the recv was non-blocking and, when it began, the socket
@@ -212,7 +212,7 @@ type Stranded struct {
 // tcpReadable reports whether sk reads sk_receive_queue itself (no
 // sk_skb verdict takes its skbs) and holds bytes there at copied_seq,
 // which tcp_recvmsg returns.
-func (k *kernel) tcpReadable(sk *Sock) bool {
+func (k *kernel) tcpReadable(sk *sock) bool {
 	if p := skPsock(sk); p != nil && (p.Progs.StreamVerdict != nil || p.Progs.SkbVerdict != nil) {
 		return false
 	}
@@ -229,11 +229,11 @@ func (k *kernel) tcpReadable(sk *Sock) bool {
 // sk's ingress_msg or ring held bytes then, or when it began its stream
 // parser was stalled or sk_receive_queue held bytes it reads itself
 // (Stats.Stranded).
-func (k *kernel) noteStranded(i int, sk *Sock, t *Task) {
+func (k *kernel) noteStranded(i int, sk *sock, t *task) {
 	if sk == nil {
 		return
 	}
-	s := Stranded{Op: i, BeforePsock: t.recvPlain, RcvQueue: !sk.SkReceiveQueue.empty(), StrpStalled: t.recvStrpStalled,
+	s := stranded{Op: i, BeforePsock: t.recvPlain, RcvQueue: !sk.SkReceiveQueue.empty(), StrpStalled: t.recvStrpStalled,
 		StrpStaleNeed: t.recvStrpStale,
 		Readable:      t.recvQueueReadable}
 	if p := skPsock(sk); p != nil {
@@ -244,7 +244,7 @@ func (k *kernel) noteStranded(i int, sk *Sock, t *Task) {
 			s.Paired = sp.Peer != nil
 		}
 	}
-	if h, ok := k.tcp.(interface{ peerHeld(*Sock) int }); ok {
+	if h, ok := k.tcp.(interface{ peerHeld(*sock) int }); ok {
 		s.PeerHeld = h.peerHeld(sk)
 	}
 	if s.Ingress > 0 || s.Ring > 0 || s.StrpStalled || s.PeerHeld > 0 || s.Readable {
@@ -252,18 +252,18 @@ func (k *kernel) noteStranded(i int, sk *Sock, t *Task) {
 	}
 }
 
-// MsgVerdict is one run of a socket's sk_msg verdict program: during
+// msgVerdict is one run of a socket's sk_msg verdict program: during
 // trace op Op (-1: outside any op) on the sending socket Sock.
-type MsgVerdict struct {
+type msgVerdict struct {
 	Op   int
 	Sock string
 }
 
 // noteMsgVerdict records a run of sk's sk_msg verdict (Stats.MsgVerdicts).
-func (k *kernel) noteMsgVerdict(sk *Sock) {
+func (k *kernel) noteMsgVerdict(sk *sock) {
 	op := -1
 	if t := k.s.cur; t != nil && t.running {
 		op = t.op
 	}
-	k.stats.MsgVerdicts = append(k.stats.MsgVerdicts, MsgVerdict{Op: op, Sock: sk.Name})
+	k.stats.MsgVerdicts = append(k.stats.MsgVerdicts, msgVerdict{Op: op, Sock: sk.Name})
 }

@@ -13,9 +13,9 @@ import (
 // message (strp->skb_head); a complete message becomes its own skb (with
 // its own references) handed to the verdict.
 type strparser struct {
-	psock   *SkPsock
-	sk      *Sock
-	head    *SkBuff
+	psock   *psock
+	sk      *sock
+	head    *skBuff
 	fullLen int // the parser's answer for the message being assembled; 0 before
 	stopped bool
 	// timerGen invalidates the message timer when the message completes.
@@ -57,7 +57,7 @@ type strparser struct {
 // in the Debian 6.1.192 and 6.12.118 guests, never run on the host).
 // The model stops the run there with a "crash" at "strp_init"
 // (ErrKernelCrash): what the trace would observe next is a dead kernel.
-func (k *kernel) skPsockInitStrp(sk *Sock, p *SkPsock) {
+func (k *kernel) skPsockInitStrp(sk *sock, p *psock) {
 	k.reach(fnSkPsockInitStrp)
 	if old := p.strp; old != nil {
 		if old.timerPending {
@@ -76,7 +76,7 @@ func (k *kernel) skPsockInitStrp(sk *Sock, p *SkPsock) {
 }
 
 // skPsockStartStrp mirrors sk_psock_start_strp() (net/core/skmsg.c, v6.18).
-func (k *kernel) skPsockStartStrp(sk *Sock, p *SkPsock) {
+func (k *kernel) skPsockStartStrp(sk *sock, p *psock) {
 	k.reach(fnSkPsockStartStrp)
 	if p.SavedDataReady != nil {
 		return
@@ -87,7 +87,7 @@ func (k *kernel) skPsockStartStrp(sk *Sock, p *SkPsock) {
 }
 
 // skPsockStopStrp mirrors sk_psock_stop_strp() (net/core/skmsg.c, v6.18).
-func (k *kernel) skPsockStopStrp(sk *Sock, p *SkPsock) {
+func (k *kernel) skPsockStopStrp(sk *sock, p *psock) {
 	k.reach(fnSkPsockStopStrp)
 	p.Progs.StreamParser = nil
 	if p.SavedDataReady == nil {
@@ -126,7 +126,7 @@ var mutStrpNeedBytesOffByOne = registerMutation("strp-need-bytes-off-by-one",
 // (net/core/skmsg.c, v6.18) → strp_data_ready() (net/strparser/strparser.c,
 // v6.18): parse at once, or from the strparser work when a task owns the
 // socket.
-func (k *kernel) skPsockStrpDataReady(sk *Sock) {
+func (k *kernel) skPsockStrpDataReady(sk *sock) {
 	k.reach(fnSkPsockStrpDataReady)
 	p := skPsock(sk)
 	if p == nil || p.strp == nil {
@@ -164,8 +164,8 @@ func (k *kernel) strpReadSock(s *strparser) {
 	k.reach(fnStrpReadSock)
 	sk := s.sk
 	s.ingressBytes = 0
-	desc := &ReadDesc{Count: 1} // "give more than one skb per call"
-	copied := k.tcp.ReadSock(sk, &s.copiedSeq, desc, func(desc *ReadDesc, skb *SkBuff, off, n int) int {
+	desc := &readDesc{Count: 1} // "give more than one skb per call"
+	copied := k.tcp.ReadSock(sk, &s.copiedSeq, desc, func(desc *readDesc, skb *skBuff, off, n int) int {
 		return k.strpRecv(s, desc, skb, off, n)
 	})
 	if copied < 0 {
@@ -183,7 +183,7 @@ func (k *kernel) strpReadSock(s *strparser) {
 // than sk_rcvbuf: EMSGSIZE): strp_parser_err frees the message in
 // progress and aborts, and the bytes of this skb not yet part of a
 // complete message are not eaten, so they stay on sk_receive_queue.
-func (k *kernel) strpRecv(s *strparser, desc *ReadDesc, skb *SkBuff, off, n int) int {
+func (k *kernel) strpRecv(s *strparser, desc *readDesc, skb *skBuff, off, n int) int {
 	k.reach(fnStrpRecv)
 	if s.stopped {
 		// Unlike Linux, whose __strp_recv checks only strp->paused: a
@@ -379,7 +379,7 @@ func (k *kernel) strpAbort(s *strparser, err syscall.Errno) {
 
 // skPsockStrpRead mirrors sk_psock_strp_read() (net/core/skmsg.c, v6.18):
 // the verdict for one parsed message.
-func (k *kernel) skPsockStrpRead(s *strparser, skb *SkBuff) {
+func (k *kernel) skPsockStrpRead(s *strparser, skb *skBuff) {
 	k.reach(fnSkPsockStrpRead)
 	sk := s.sk
 	p := skPsock(sk)

@@ -8,7 +8,7 @@ package model
 // is unknown: a byte the model made itself, or one whose tag was lost.
 //
 // Tags are the simulator's, not the kernel's: they ride beside the bytes
-// (Page.Tags, iovIter.tags, the ring shadow, an external transport's
+// (page.Tags, iovIter.tags, the ring shadow, an external transport's
 // tagQueue) through every copy the model makes, and a page reference
 // handed on carries them with it. With provenance off every tag slice is
 // nil and no tag is made.

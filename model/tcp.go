@@ -2,74 +2,74 @@ package model
 
 import "syscall"
 
-// TCP is the model's transport: the operations of net/ipv4/tcp*.c that
+// tcp is the model's transport: the operations of net/ipv4/tcp*.c that
 // the socket layer, the sk_msg layer (skmsg.go, tcp_bpf.go) and splice
-// call. The in-model reference TCP (RefTCP) implements it; issue 8 puts
+// call. The in-model reference tcp (refTCP) implements it; issue 8 puts
 // gVisor netstack behind the same interface.
 //
-// Contract: the transport owns the per-socket TCP state (Sock.TCP), moves
+// Contract: the transport owns the per-socket tcp state (sock.tcp), moves
 // segments between the two sockets of a connection, and on arrival puts
-// in-order data on Sock.SkReceiveQueue (as skbs whose pages it
+// in-order data on sock.SkReceiveQueue (as skbs whose pages it
 // references) and calls the socket's callbacks (SkDataReady on data or
 // FIN, SkStateChange on state changes, SkErrorReport on errors) from
 // kernel contexts queued on the scheduler. Every method runs either on a
 // task (with the socket lock held where the name says Locked) or in a
-// kernel context; none blocks except where it takes a *Task and says so.
-type TCP interface {
+// kernel context; none blocks except where it takes a *task and says so.
+type tcp interface {
 	// Connect makes a an active and b a passive endpoint of one
 	// established loopback connection.
-	Connect(a, b *Sock)
+	Connect(a, b *sock)
 	// SendmsgLocked mirrors tcp_sendmsg_locked() (net/ipv4/tcp.c, v6.18):
 	// copy src into the send queue and transmit. It may block
 	// (sk_stream_wait_memory).
-	SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno)
+	SendmsgLocked(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno)
 	// SendPageLocked mirrors tcp_sendmsg_locked() (net/ipv4/tcp.c, v6.18)
 	// with MSG_SPLICE_PAGES: queue a reference to a page range instead of
 	// copying.
-	SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags int) (int, syscall.Errno)
+	SendPageLocked(t *task, sk *sock, p *page, off, n int, flags int) (int, syscall.Errno)
 	// Recvmsg mirrors tcp_recvmsg() (net/ipv4/tcp.c, v6.18). It may block.
-	Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno)
+	Recvmsg(t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno)
 	// ReadSock mirrors tcp_read_sock() (net/ipv4/tcp.c, v6.18): feed queued
 	// data to actor (which returns how much it used, or a negative errno,
 	// and decrements desc.Count by what it used). With a non-nil seq it
 	// mirrors tcp_read_sock_noack() (net/ipv4/tcp.c, v6.18): seq is the
 	// reader's own cursor and copied_seq is left alone.
-	ReadSock(sk *Sock, seq *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int
+	ReadSock(sk *sock, seq *uint32, desc *readDesc, actor func(desc *readDesc, skb *skBuff, off, n int) int) int
 	// ReadSkb mirrors tcp_read_skb() (net/ipv4/tcp.c, v6.18): unlink every
 	// queued skb and hand it to actor, which takes ownership.
-	ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
+	ReadSkb(sk *sock, actor func(sk *sock, skb *skBuff) int) int
 	// Inq mirrors tcp_inq() (include/net/tcp.h, v6.18): unread bytes by
 	// sequence numbers.
-	Inq(sk *Sock) int
+	Inq(sk *sock) int
 	// EpollinReady mirrors tcp_epollin_ready() (include/net/tcp.h, v6.18).
-	EpollinReady(sk *Sock, target int) bool
+	EpollinReady(sk *sock, target int) bool
 	// StreamIsWriteable mirrors __sk_stream_is_writeable(sk, 1)
 	// (include/net/sock.h, v6.18).
-	StreamIsWriteable(sk *Sock) bool
+	StreamIsWriteable(sk *sock) bool
 	// StreamMemoryFree mirrors sk_stream_memory_free() (include/net/sock.h,
 	// v6.18).
-	StreamMemoryFree(sk *Sock) bool
+	StreamMemoryFree(sk *sock) bool
 	// EatSkb mirrors the sequence update of tcp_eat_skb()
 	// (net/ipv4/tcp_bpf.c, v6.18): count skb as consumed (copied_seq) and
 	// let the window open.
-	EatSkb(sk *Sock, skb *SkBuff)
+	EatSkb(sk *sock, skb *skBuff)
 	// AdjustCopiedSeq sets copied_seq (tcp_bpf_recvmsg_parser's write of
 	// the sequence it computed, or strparser's).
-	CopiedSeq(sk *Sock) uint32
-	SetCopiedSeq(sk *Sock, seq uint32)
+	CopiedSeq(sk *sock) uint32
+	SetCopiedSeq(sk *sock, seq uint32)
 	// RcvSpaceAdjust mirrors tcp_rcv_space_adjust() (net/ipv4/tcp_input.c,
 	// v6.18): a reader copied bytes; the receive buffer may grow.
-	RcvSpaceAdjust(sk *Sock)
+	RcvSpaceAdjust(sk *sock)
 	// CleanupRbuf mirrors tcp_cleanup_rbuf() (net/ipv4/tcp.c, v6.18): after
 	// a read of copied bytes, announce the freed receive space to the peer.
-	CleanupRbuf(sk *Sock, copied int)
+	CleanupRbuf(sk *sock, copied int)
 	// DataReady mirrors tcp_data_ready() (net/ipv4/tcp_input.c, v6.18).
-	DataReady(sk *Sock)
+	DataReady(sk *sock)
 	// Shutdown mirrors tcp_shutdown() (net/ipv4/tcp.c, v6.18).
-	Shutdown(t *Task, sk *Sock, how int)
+	Shutdown(t *task, sk *sock, how int)
 	// Close mirrors tcp_close() (net/ipv4/tcp.c, v6.18), the base proto's
 	// close.
-	Close(t *Task, sk *Sock)
+	Close(t *task, sk *sock)
 	// ExpireOrphans does what the kernel's TCP timers eventually do to
 	// connections nobody holds any more: every orphaned socket (closed by
 	// its owner) that is not yet CLOSE is done with and its queues freed,
@@ -91,10 +91,10 @@ const (
 	tcpISN      = 1 // initial sequence number of both directions
 )
 
-// RefTCP is the in-model reference TCP: byte streams with explicit
+// refTCP is the in-model reference TCP: byte streams with explicit
 // in-flight segments delivered by kernel contexts, FIN, RST,
 // SO_LINGER{1,0} and the socket states, fully deterministic.
-type RefTCP struct {
+type refTCP struct {
 	k *kernel
 	// splitDataReady runs tcp_data_ready as its own kernel context after
 	// the rest of the segment's processing (as when the receiving task
@@ -104,9 +104,9 @@ type RefTCP struct {
 	timersQueued bool
 }
 
-// ReadDesc mirrors read_descriptor_t (include/linux/net.h, v6.18): Count is
+// readDesc mirrors read_descriptor_t (include/linux/net.h, v6.18): Count is
 // what the reader still wants; the actor decrements it.
-type ReadDesc struct {
+type readDesc struct {
 	Count int
 	Error int
 }
@@ -114,7 +114,7 @@ type ReadDesc struct {
 // tcpSock is the reference TCP's struct tcp_sock (with the
 // inet_connection_sock fields of its ACK machinery).
 type tcpSock struct {
-	sk   *Sock
+	sk   *sock
 	peer *tcpSock
 
 	RcvNxt    uint32
@@ -127,8 +127,8 @@ type tcpSock struct {
 	// rtxQueue the ones sent and not yet acknowledged (tcp_rtx_queue),
 	// whose heads the clones the peer received share. A FIN is the last
 	// skb's flag and counts one in WriteSeq, as in the kernel.
-	writeQueue []*SkBuff
-	rtxQueue   []*SkBuff
+	writeQueue []*skBuff
+	rtxQueue   []*skBuff
 	finQueued  bool
 	wmemQueued int // sk_wmem_queued: the truesize of both queues
 	packetsOut int // segments in flight (tcp_skb_pcount of rtxQueue)
@@ -179,16 +179,16 @@ type tcpSock struct {
 	pingpong     bool // inet_csk_in_pingpong_mode
 	rcvqSpace    int  // rcvq_space.space
 	rcvqSeq      uint32
-	rcvqTime     uint64 // rcvq_space.time, as Sched.opSeq
+	rcvqTime     uint64 // rcvq_space.time, as sched.opSeq
 	// rcv_rtt_est: a sample exists (rtt_us != 0), and the non-timestamp
-	// measurement's sequence; tsRecent is the timestamp (Sched.opSeq)
+	// measurement's sequence; tsRecent is the timestamp (sched.opSeq)
 	// of the peer's last segment, echoed in ours.
 	rcvRttStarted bool
 	rcvRttValid   bool
 	rcvRttSeq     uint32
 	tsRecent      uint64
 	// backlogTail is the pure ACK last put on the socket's backlog
-	// (while nothing was put there since: Sock.backlogAppends is still
+	// (while nothing was put there since: sock.backlogAppends is still
 	// backlogTailMark), which tcp_add_backlog may merge the next one
 	// into.
 	backlogTail     *segment
@@ -200,10 +200,10 @@ type tcpSock struct {
 	// tw is set when the socket became a timewait socket (tcp_time_wait);
 	// twSubstate is FIN_WAIT2 or TIME_WAIT.
 	tw         bool
-	twSubstate TCPState
+	twSubstate tcpState
 }
 
-func tcpSk(sk *Sock) *tcpSock { return sk.TCP.(*tcpSock) }
+func tcpSk(sk *sock) *tcpSock { return sk.TCP.(*tcpSock) }
 
 // segment is one TCP segment in flight: its sequence number, the ACK and
 // window it carries (win in bytes, scaled), the sequence number the
@@ -211,8 +211,8 @@ func tcpSk(sk *Sock) *tcpSock { return sk.TCP.(*tcpSock) }
 // skb (a clone of the sender's), or dupLen bytes a loss probe
 // retransmits that the peer already has.
 type segment struct {
-	skb    *SkBuff // payload and flags; nil for a pure ACK
-	tsval  uint64  // the timestamp option (Sched.opSeq when sent)
+	skb    *skBuff // payload and flags; nil for a pure ACK
+	tsval  uint64  // the timestamp option (sched.opSeq when sent)
 	tsecr  uint64  // and its echo
 	seq    uint32
 	ack    uint32
@@ -226,7 +226,7 @@ type segment struct {
 
 // Connect implements TCP: the three-way handshake of a loopback
 // connection, a the client, b the server (tcpEstablish).
-func (r *RefTCP) Connect(a, b *Sock) {
+func (r *refTCP) Connect(a, b *sock) {
 	ta := &tcpSock{sk: a}
 	tb := &tcpSock{sk: b}
 	ta.peer, tb.peer = tb, ta
@@ -234,7 +234,7 @@ func (r *RefTCP) Connect(a, b *Sock) {
 		tp.RcvNxt, tp.CopiedSeq = tcpISN, tcpISN
 		tp.SndUna, tp.SndNxt, tp.WriteSeq = tcpISN, tcpISN, tcpISN
 		tp.sk.TCP = tp
-		tp.sk.State = TCPEstablished
+		tp.sk.State = tcpEstablished
 		tp := tp
 		tp.sk.releaseCb = func() { r.releaseCb(tp) }
 	}
@@ -249,7 +249,7 @@ func (r *RefTCP) Connect(a, b *Sock) {
 // down to the MSS of the SYN (the client's) or of the SYN-ACK less the
 // timestamp (the server's), unscaled in the SYN-ACK; the client's third
 // ACK already carries a scaled window (tcp_select_window).
-func (r *RefTCP) tcpEstablish(a, b *tcpSock) {
+func (r *refTCP) tcpEstablish(a, b *tcpSock) {
 	r.k.reach(fnRefTCPTcpEstablish)
 	c := r.conf()
 	for _, tp := range []*tcpSock{a, b} {
@@ -291,7 +291,7 @@ func (r *RefTCP) tcpEstablish(a, b *tcpSock) {
 
 // xmit sends seg from tp to its peer through loopback: the NET_RX softirq
 // delivers it (tcp_v4_rcv), inline unless a softirq is already running.
-func (r *RefTCP) xmit(tp *tcpSock, seg segment) {
+func (r *refTCP) xmit(tp *tcpSock, seg segment) {
 	seg.tsval, seg.tsecr = r.k.s.opSeq, tp.tsRecent
 	to := tp.peer
 	r.k.s.raiseSoftirq("tcp_v4_rcv", func() { r.rcv(to, seg) })
@@ -299,7 +299,7 @@ func (r *RefTCP) xmit(tp *tcpSock, seg segment) {
 
 // sendReset mirrors tcp_send_active_reset() (net/ipv4/tcp_output.c, v6.18):
 // a RST at snd_nxt.
-func (r *RefTCP) sendReset(tp *tcpSock) {
+func (r *refTCP) sendReset(tp *tcpSock) {
 	r.k.reach(fnRefTCPSendReset)
 	if tp.peer == nil {
 		return
@@ -311,7 +311,7 @@ func (r *RefTCP) sendReset(tp *tcpSock) {
 // → tcp_rcv_state_process() / tcp_rcv_established() (net/ipv4/tcp_input.c,
 // v6.18), in softirq context. A segment for a socket that is unhashed
 // draws a RST (tcp_v4_send_reset), unless it is one.
-func (r *RefTCP) rcv(tp *tcpSock, seg segment) {
+func (r *refTCP) rcv(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPRcv)
 	sk := tp.sk
 	if tp.unhashed {
@@ -339,7 +339,7 @@ func (r *RefTCP) rcv(tp *tcpSock, seg segment) {
 // one still on the backlog with the same sequence number and options
 // (timestamps of the same op) is merged into it, its ACK and window
 // taken when not older.
-func (r *RefTCP) addBacklog(tp *tcpSock, seg segment) {
+func (r *refTCP) addBacklog(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPAddBacklog)
 	sk := tp.sk
 	pure := seg.skb == nil && seg.dupLen == 0 && !seg.rst
@@ -366,7 +366,7 @@ func (r *RefTCP) addBacklog(tp *tcpSock, seg segment) {
 
 // rcvTimewait mirrors tcp_timewait_state_process()
 // (net/ipv4/tcp_minisocks.c, v6.18).
-func (r *RefTCP) rcvTimewait(tp *tcpSock, seg segment) {
+func (r *refTCP) rcvTimewait(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPRcvTimewait)
 	if seg.skb != nil {
 		defer r.k.freeSkb(seg.skb)
@@ -378,9 +378,9 @@ func (r *RefTCP) rcvTimewait(tp *tcpSock, seg segment) {
 	if seg.skb == nil {
 		return // a pure ACK
 	}
-	if tp.twSubstate == TCPFinWait2 {
+	if tp.twSubstate == tcpFinWait2 {
 		if seg.skb.Len == 0 && seg.fin && seg.skb.EndSeq == tp.RcvNxt+1 {
-			tp.twSubstate = TCPTimeWait
+			tp.twSubstate = tcpTimeWait
 			tp.RcvNxt = seg.skb.EndSeq
 			r.twAck(tp)
 			return
@@ -400,7 +400,7 @@ func (r *RefTCP) rcvTimewait(tp *tcpSock, seg segment) {
 
 // twAck is the ACK of a timewait socket (tcp_timewait_state_process →
 // tcp_v4_timewait_ack): the window it had when it became one.
-func (r *RefTCP) twAck(tp *tcpSock) {
+func (r *refTCP) twAck(tp *tcpSock) {
 	r.xmit(tp, segment{seq: tp.SndNxt, ack: tp.RcvNxt, win: tp.rcvWnd >> tp.rcvWscale << tp.rcvWscale, wl: tp.SndNxt})
 }
 
@@ -409,14 +409,14 @@ func (r *RefTCP) twAck(tp *tcpSock) {
 // exercises: RST, ACK processing with the FIN_WAIT1/CLOSING/LAST_ACK
 // transitions, then the segment text (tcp_data_queue) with the FIN, what
 // the ACK lets the socket send and the ACK it owes.
-func (r *RefTCP) rcvStateProcess(tp *tcpSock, seg segment) {
+func (r *refTCP) rcvStateProcess(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPRcvStateProcess)
 	sk := tp.sk
 	if seg.rst {
 		if seg.skb != nil {
 			r.k.freeSkb(seg.skb)
 		}
-		if sk.State == TCPClose {
+		if sk.State == tcpClose {
 			return
 		}
 		r.tcpReset(tp)
@@ -431,14 +431,14 @@ func (r *RefTCP) rcvStateProcess(tp *tcpSock, seg segment) {
 	}
 	// Step 7 of tcp_rcv_state_process: the segment text.
 	switch sk.State {
-	case TCPCloseWait, TCPClosing, TCPLastAck:
+	case tcpCloseWait, tcpClosing, tcpLastAck:
 		// Data after the peer's FIN: not queued.
 		r.tcpAck(tp, seg)
 		if seg.skb != nil {
 			r.k.freeSkb(seg.skb)
 		}
 		return
-	case TCPFinWait1, TCPFinWait2:
+	case tcpFinWait1, tcpFinWait2:
 		if sk.SkShutdown&rcvShutdown != 0 && (seg.skb != nil && seg.skb.Len > 0 || seg.dupLen > 0) {
 			// RFC 1122: data after a close or shutdown(RD): reset.
 			if seg.skb != nil {
@@ -448,7 +448,7 @@ func (r *RefTCP) rcvStateProcess(tp *tcpSock, seg segment) {
 			r.xmit(tp, segment{rst: true, seq: tp.SndNxt})
 			return
 		}
-	case TCPEstablished:
+	case tcpEstablished:
 	default:
 		if seg.skb != nil {
 			r.k.freeSkb(seg.skb)
@@ -460,7 +460,7 @@ func (r *RefTCP) rcvStateProcess(tp *tcpSock, seg segment) {
 
 // DataReady implements TCP: tcp_data_ready() calls sk_data_ready when
 // there is data to read or a FIN.
-func (r *RefTCP) DataReady(sk *Sock) {
+func (r *refTCP) DataReady(sk *sock) {
 	if r.EpollinReady(sk, sk.SkRcvlowat) || sk.SockDone {
 		sk.SkDataReady(sk)
 	}
@@ -469,24 +469,24 @@ func (r *RefTCP) DataReady(sk *Sock) {
 // tcpFin mirrors tcp_fin() (net/ipv4/tcp_input.c, v6.18): an ACK is due
 // (delayed: a socket that got the FIN in ESTABLISHED enters ping-pong mode,
 // without quick ACKs); in FIN_WAIT1 and FIN_WAIT2 it goes at once.
-func (r *RefTCP) tcpFin(tp *tcpSock) {
+func (r *refTCP) tcpFin(tp *tcpSock) {
 	r.k.reach(fnRefTCPTcpFin)
 	sk := tp.sk
 	tp.ackPending |= icskAckSched
 	sk.SkShutdown |= rcvShutdown
 	sk.SockDone = true
 	switch sk.State {
-	case TCPSynRecv, TCPEstablished:
-		sk.State = TCPCloseWait
+	case tcpSynRecv, tcpEstablished:
+		sk.State = tcpCloseWait
 		tp.pingpong = true
-	case TCPCloseWait, TCPClosing, TCPLastAck:
-	case TCPFinWait1:
+	case tcpCloseWait, tcpClosing, tcpLastAck:
+	case tcpFinWait1:
 		// A simultaneous close: ACK the FIN, CLOSING.
 		r.sendAck(tp)
-		sk.State = TCPClosing
-	case TCPFinWait2:
+		sk.State = tcpClosing
+	case tcpFinWait2:
 		r.sendAck(tp)
-		r.timeWait(tp, TCPTimeWait)
+		r.timeWait(tp, tcpTimeWait)
 	}
 	if !sk.SockDead {
 		sk.SkStateChange(sk)
@@ -496,7 +496,7 @@ func (r *RefTCP) tcpFin(tp *tcpSock) {
 // timeWait mirrors tcp_time_wait() (net/ipv4/tcp_minisocks.c, v6.18): a
 // timewait socket takes over the connection and the full socket is done (a
 // user still holding it sees CLOSE).
-func (r *RefTCP) timeWait(tp *tcpSock, substate TCPState) {
+func (r *refTCP) timeWait(tp *tcpSock, substate tcpState) {
 	r.k.reach(fnRefTCPTimeWait)
 	tw := &tcpSock{sk: tp.sk, peer: tp.peer, RcvNxt: tp.RcvNxt, SndNxt: tp.SndNxt,
 		SndUna: tp.SndUna, WriteSeq: tp.WriteSeq, tw: true, twSubstate: substate,
@@ -507,13 +507,13 @@ func (r *RefTCP) timeWait(tp *tcpSock, substate TCPState) {
 	r.tcpDone(tp)
 }
 
-// ExpireOrphans implements TCP.
+// ExpireOrphans implements tcp.
 //
 // Unlike Linux, which gets there through timers the model lacks, it acts
 // at once.
-func (r *RefTCP) ExpireOrphans() {
+func (r *refTCP) ExpireOrphans() {
 	for _, sk := range r.k.sockSeq {
-		if tp, ok := sk.TCP.(*tcpSock); ok && sk.SockDead && sk.State != TCPClose {
+		if tp, ok := sk.TCP.(*tcpSock); ok && sk.SockDead && sk.State != tcpClose {
 			r.tcpDone(tp)
 		}
 	}
@@ -521,7 +521,7 @@ func (r *RefTCP) ExpireOrphans() {
 
 // tcpDone mirrors tcp_done() (net/ipv4/tcp.c, v6.18): CLOSE, SHUTDOWN_MASK,
 // wake the user (or destroy an orphan).
-func (r *RefTCP) tcpDone(tp *tcpSock) {
+func (r *refTCP) tcpDone(tp *tcpSock) {
 	r.k.reach(fnRefTCPTcpDone)
 	tp.unhashed = true
 	if tcpDoneSock(tp.sk) {
@@ -531,7 +531,7 @@ func (r *RefTCP) tcpDone(tp *tcpSock) {
 
 // destroy mirrors inet_csk_destroy_sock() (net/ipv4/inet_connection_sock.c,
 // v6.18): free what the socket holds.
-func (r *RefTCP) destroy(tp *tcpSock) {
+func (r *refTCP) destroy(tp *tcpSock) {
 	r.k.reach(fnRefTCPDestroy)
 	r.k.purgeReceiveQueue(tp.sk)
 	r.writeQueuePurge(tp)
@@ -539,7 +539,7 @@ func (r *RefTCP) destroy(tp *tcpSock) {
 
 // tcpReset mirrors tcp_reset() and tcp_done_with_error()
 // (net/ipv4/tcp_input.c, v6.18).
-func (r *RefTCP) tcpReset(tp *tcpSock) {
+func (r *refTCP) tcpReset(tp *tcpSock) {
 	r.k.reach(fnRefTCPTcpReset)
 	sk := tp.sk
 	err, ok := tcpResetErr(sk.State, errECONNRESET)
@@ -555,7 +555,7 @@ func (r *RefTCP) tcpReset(tp *tcpSock) {
 }
 
 // writeQueuePurge mirrors tcp_write_queue_purge() (net/ipv4/tcp.c, v6.18).
-func (r *RefTCP) writeQueuePurge(tp *tcpSock) {
+func (r *refTCP) writeQueuePurge(tp *tcpSock) {
 	r.k.reach(fnRefTCPWriteQueuePurge)
 	tp.sk.memUncharge(tp.wmemQueued)
 	for _, skb := range tp.rtxQueue {
@@ -572,7 +572,7 @@ func (r *RefTCP) writeQueuePurge(tp *tcpSock) {
 
 // EpollinReady implements TCP (tcp_epollin_ready with rcvlowat target):
 // enough bytes, or a window so closed that the peer cannot send more.
-func (r *RefTCP) EpollinReady(sk *Sock, target int) bool {
+func (r *refTCP) EpollinReady(sk *sock, target int) bool {
 	tp := tcpSk(sk)
 	avail := int32(tp.RcvNxt - tp.CopiedSeq)
 	if avail <= 0 {
@@ -586,7 +586,7 @@ func (r *RefTCP) EpollinReady(sk *Sock, target int) bool {
 // the peer's backlog) and the window open for the first of them: bytes
 // a push with MSG_MORE corked (TCP_NAGLE_CORK) that only a later send
 // without MSG_MORE will transmit. 0 when the peer is gone or owned.
-func (r *RefTCP) peerHeld(sk *Sock) int {
+func (r *refTCP) peerHeld(sk *sock) int {
 	p := tcpSk(sk).peer
 	if p == nil || p.tw || p.unhashed || p.sk.Owned || p.packetsOut > 0 || len(p.writeQueue) == 0 ||
 		!r.sndWndTest(p, p.writeQueue[0], p.mssCache) {
@@ -600,7 +600,7 @@ func (r *RefTCP) peerHeld(sk *Sock) int {
 }
 
 // Inq implements TCP (tcp_inq).
-func (r *RefTCP) Inq(sk *Sock) int {
+func (r *refTCP) Inq(sk *sock) int {
 	tp := tcpSk(sk)
 	answ := int(int32(tp.RcvNxt - tp.CopiedSeq))
 	if answ != 0 && sk.SockDone {
@@ -611,28 +611,28 @@ func (r *RefTCP) Inq(sk *Sock) int {
 
 // StreamMemoryFree implements TCP: sk_stream_memory_free(), the send
 // queue's truesize (sk_wmem_queued) below sk_sndbuf.
-func (r *RefTCP) StreamMemoryFree(sk *Sock) bool {
+func (r *refTCP) StreamMemoryFree(sk *sock) bool {
 	return tcpSk(sk).streamMemoryFree()
 }
 
 // StreamIsWriteable implements TCP: __sk_stream_is_writeable(sk, 1):
 // sk_stream_wspace() (sk_sndbuf less sk_wmem_queued) at least
 // sk_stream_min_wspace() (half of sk_wmem_queued), and the memory free.
-func (r *RefTCP) StreamIsWriteable(sk *Sock) bool {
+func (r *refTCP) StreamIsWriteable(sk *sock) bool {
 	tp := tcpSk(sk)
 	q := tp.wmemQueued
 	return sk.SkSndbuf-q >= q>>1 && tp.streamMemoryFree()
 }
 
-// CopiedSeq implements TCP.
-func (r *RefTCP) CopiedSeq(sk *Sock) uint32 { return tcpSk(sk).CopiedSeq }
+// CopiedSeq implements tcp.
+func (r *refTCP) CopiedSeq(sk *sock) uint32 { return tcpSk(sk).CopiedSeq }
 
-// SetCopiedSeq implements TCP.
-func (r *RefTCP) SetCopiedSeq(sk *Sock, seq uint32) { tcpSk(sk).CopiedSeq = seq }
+// SetCopiedSeq implements tcp.
+func (r *refTCP) SetCopiedSeq(sk *sock, seq uint32) { tcpSk(sk).CopiedSeq = seq }
 
 // EatSkb implements TCP: the copied_seq part of tcp_eat_skb() (6.4+),
 // then the window update of __tcp_cleanup_rbuf.
-func (r *RefTCP) EatSkb(sk *Sock, skb *SkBuff) {
+func (r *refTCP) EatSkb(sk *sock, skb *skBuff) {
 	if skb == nil || skb.Len == 0 || skb.BpfStrparser {
 		return
 	}
@@ -643,7 +643,7 @@ func (r *RefTCP) EatSkb(sk *Sock, skb *SkBuff) {
 }
 
 // CleanupRbuf implements TCP (__tcp_cleanup_rbuf, cleanupRbuf).
-func (r *RefTCP) CleanupRbuf(sk *Sock, copied int) {
+func (r *refTCP) CleanupRbuf(sk *sock, copied int) {
 	tp := tcpSk(sk)
 	if tp.unhashed || tp.tw || tp.peer == nil {
 		return
@@ -652,7 +652,7 @@ func (r *RefTCP) CleanupRbuf(sk *Sock, copied int) {
 }
 
 // skStreamError mirrors sk_stream_error() (net/core/stream.c, v6.18).
-func skStreamError(sk *Sock, err syscall.Errno) syscall.Errno {
+func skStreamError(sk *sock, err syscall.Errno) syscall.Errno {
 	sk.k.reach(fnSkStreamError)
 	if err == errEPIPE {
 		if e := sk.sockError(); e != 0 {
@@ -667,9 +667,9 @@ func skStreamError(sk *Sock, err syscall.Errno) syscall.Errno {
 // socket not (yet or any more) able to send waits in
 // sk_stream_wait_connect, which reports its error or -EPIPE; an error or a
 // send shutdown is -EPIPE.
-func (k *kernel) tcpSendPrologue(sk *Sock) syscall.Errno {
+func (k *kernel) tcpSendPrologue(sk *sock) syscall.Errno {
 	k.reach(fnTcpSendPrologue)
-	if sk.State != TCPEstablished && sk.State != TCPCloseWait {
+	if sk.State != tcpEstablished && sk.State != tcpCloseWait {
 		if sk.SkErr != 0 {
 			return sk.sockError()
 		}
@@ -683,8 +683,8 @@ func (k *kernel) tcpSendPrologue(sk *Sock) syscall.Errno {
 
 // SendmsgLocked implements TCP (tcp_sendmsg_locked, net/ipv4/tcp.c,
 // v6.18): copy into the task's page frag (sendLocked).
-func (r *RefTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
-	return r.sendLocked(t, sk, flags, src.left(), func(skb *SkBuff, max int) (int, bool) {
+func (r *refTCP) SendmsgLocked(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno) {
+	return r.sendLocked(t, sk, flags, src.left(), func(skb *skBuff, max int) (int, bool) {
 		pf := &t.frag
 		r.k.pages.refill(pf)
 		if !skb.canAppendFrag(pf.Page, pf.Offset) {
@@ -703,9 +703,9 @@ func (r *RefTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int,
 
 // SendPageLocked implements TCP (tcp_sendmsg_locked with
 // MSG_SPLICE_PAGES: skb_splice_from_iter takes page references).
-func (r *RefTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags int) (int, syscall.Errno) {
+func (r *refTCP) SendPageLocked(t *task, sk *sock, p *page, off, n int, flags int) (int, syscall.Errno) {
 	done := 0
-	return r.sendLocked(t, sk, flags, n, func(skb *SkBuff, max int) (int, bool) {
+	return r.sendLocked(t, sk, flags, n, func(skb *skBuff, max int) (int, bool) {
 		if !skb.canAppendFrag(p, off+done) {
 			return 0, false
 		}
@@ -724,7 +724,7 @@ func (r *RefTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags in
 // (tcp_push_one), and past half the largest window a push is forced.
 // Out of send space it pushes what it has and waits
 // (sk_stream_wait_memory).
-func (r *RefTCP) sendLocked(t *Task, sk *Sock, flags, size int, fill func(skb *SkBuff, max int) (int, bool)) (int, syscall.Errno) {
+func (r *refTCP) sendLocked(t *task, sk *sock, flags, size int, fill func(skb *skBuff, max int) (int, bool)) (int, syscall.Errno) {
 	r.k.reach(fnRefTCPSendLocked)
 	tp := tcpSk(sk)
 	to := maxTimeout
@@ -739,7 +739,7 @@ func (r *RefTCP) sendLocked(t *Task, sk *Sock, flags, size int, fill func(skb *S
 		return r.sendError(tp, copied, flags, mss, err)
 	}
 	for copied < size {
-		var skb *SkBuff
+		var skb *skBuff
 		copy := 0
 		if n := len(tp.writeQueue); n > 0 {
 			skb = tp.writeQueue[n-1]
@@ -814,7 +814,7 @@ func (r *RefTCP) sendLocked(t *Task, sk *Sock, flags, size int, fill func(skb *S
 
 // waitForSpace is tcp_sendmsg_locked's wait_for_space: SOCK_NOSPACE, the
 // empty skb dropped, what was copied pushed, then sk_stream_wait_memory.
-func (r *RefTCP) waitForSpace(t *Task, tp *tcpSock, flags, copied int, to *timeo) syscall.Errno {
+func (r *refTCP) waitForSpace(t *task, tp *tcpSock, flags, copied int, to *timeo) syscall.Errno {
 	tp.sk.nospace = true
 	r.removeEmptySkb(tp)
 	if copied > 0 {
@@ -826,7 +826,7 @@ func (r *RefTCP) waitForSpace(t *Task, tp *tcpSock, flags, copied int, to *timeo
 
 // sendError is tcp_sendmsg_locked's do_error: what was copied is pushed
 // and returned, else the error (sk_stream_error).
-func (r *RefTCP) sendError(tp *tcpSock, copied, flags, mss int, err syscall.Errno) (int, syscall.Errno) {
+func (r *refTCP) sendError(tp *tcpSock, copied, flags, mss int, err syscall.Errno) (int, syscall.Errno) {
 	r.removeEmptySkb(tp)
 	if copied > 0 {
 		r.tcpPush(tp, flags, mss, tp.nonagle)
@@ -836,7 +836,7 @@ func (r *RefTCP) sendError(tp *tcpSock, copied, flags, mss int, err syscall.Errn
 }
 
 // Recvmsg implements TCP (tcp_recvmsg → tcp_recvmsg_locked, v6.18).
-func (r *RefTCP) Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+func (r *refTCP) Recvmsg(t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	sk.lockSock(t)
 	n, err := r.k.tcpRecvmsgLocked(r, t, sk, dst, flags)
 	sk.releaseSock()
@@ -844,26 +844,26 @@ func (r *RefTCP) Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, sysca
 }
 
 // ReadSock implements TCP (tcp_read_sock, v6.18).
-func (r *RefTCP) ReadSock(sk *Sock, cursor *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
+func (r *refTCP) ReadSock(sk *sock, cursor *uint32, desc *readDesc, actor func(desc *readDesc, skb *skBuff, off, n int) int) int {
 	return r.k.tcpReadSock(r, sk, cursor, desc, actor)
 }
 
 // ReadSkb implements TCP (tcp_read_skb, v6.18).
-func (r *RefTCP) ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
+func (r *refTCP) ReadSkb(sk *sock, actor func(sk *sock, skb *skBuff) int) int {
 	return r.k.tcpReadSkb(sk, actor)
 }
 
 // copiedSeqPtr implements rcvTransport.
-func (r *RefTCP) copiedSeqPtr(sk *Sock) *uint32 { return &tcpSk(sk).CopiedSeq }
+func (r *refTCP) copiedSeqPtr(sk *sock) *uint32 { return &tcpSk(sk).CopiedSeq }
 
 // Shutdown implements TCP (tcp_shutdown): send a FIN for SEND_SHUTDOWN in
 // the states that allow it.
-func (r *RefTCP) Shutdown(t *Task, sk *Sock, how int) {
+func (r *refTCP) Shutdown(t *task, sk *sock, how int) {
 	if how&sendShutdown == 0 {
 		return
 	}
 	switch sk.State {
-	case TCPEstablished, TCPSynSent, TCPSynRecv, TCPCloseWait:
+	case tcpEstablished, tcpSynSent, tcpSynRecv, tcpCloseWait:
 		if r.closeState(sk) {
 			r.sendFin(tcpSk(sk))
 		}
@@ -872,11 +872,11 @@ func (r *RefTCP) Shutdown(t *Task, sk *Sock, how int) {
 
 // closeState mirrors tcp_close_state() (net/ipv4/tcp.c, v6.18): the state
 // after a close, and whether a FIN must be sent.
-func (r *RefTCP) closeState(sk *Sock) bool {
+func (r *refTCP) closeState(sk *sock) bool {
 	r.k.reach(fnRefTCPCloseState)
 	old := sk.State
 	fin := tcpCloseState(sk)
-	if sk.State == TCPClose && old != TCPClose {
+	if sk.State == tcpClose && old != tcpClose {
 		tcpSk(sk).unhashed = true
 	}
 	return fin
@@ -885,7 +885,7 @@ func (r *RefTCP) closeState(sk *Sock) bool {
 // sendFin mirrors tcp_send_fin() (net/ipv4/tcp_output.c, v6.18): the FIN
 // rides on the last unsent skb, or goes alone in a new skb (its head
 // charged to sk_wmem_queued).
-func (r *RefTCP) sendFin(tp *tcpSock) {
+func (r *refTCP) sendFin(tp *tcpSock) {
 	r.k.reach(fnRefTCPSendFin)
 	tp.finQueued = true
 	if n := len(tp.writeQueue); n > 0 {
@@ -893,7 +893,7 @@ func (r *RefTCP) sendFin(tp *tcpSock) {
 		tail.TCPFlags |= tcphdrFIN
 		tail.EndSeq++
 	} else {
-		skb := &SkBuff{Seq: tp.WriteSeq, EndSeq: tp.WriteSeq + 1, TCPFlags: tcphdrFIN, Truesize: r.conf().SkbHeadTruesize}
+		skb := &skBuff{Seq: tp.WriteSeq, EndSeq: tp.WriteSeq + 1, TCPFlags: tcphdrFIN, Truesize: r.conf().SkbHeadTruesize}
 		tp.writeQueue = append(tp.writeQueue, skb)
 		tp.wmemQueued += skb.Truesize
 		tp.sk.memSchedule(skb.Truesize)
@@ -912,16 +912,16 @@ var (
 )
 
 // Close implements TCP (tcp_close → __tcp_close, v6.18).
-func (r *RefTCP) Close(t *Task, sk *Sock) {
+func (r *refTCP) Close(t *task, sk *sock) {
 	tp := tcpSk(sk)
 	sk.lockSock(t)
 	sk.SkShutdown = shutdownMask
 	dataWasUnread := r.k.purgeReceiveQueue(sk)
 	state := sk.State
-	if sk.State != TCPClose {
+	if sk.State != tcpClose {
 		switch {
 		case dataWasUnread > 1 || dataWasUnread == 1 && !r.k.mutated(mutCloseUnreadOffByOne):
-			sk.State = TCPClose
+			sk.State = tcpClose
 			tp.unhashed = true
 			r.sendReset(tp)
 			r.writeQueuePurge(tp)
@@ -936,32 +936,32 @@ func (r *RefTCP) Close(t *Task, sk *Sock) {
 	// adjudge_to_death: orphan the socket.
 	sk.SockDead = true
 	sk.releaseSock()
-	if state != TCPClose && sk.State == TCPClose {
+	if state != tcpClose && sk.State == tcpClose {
 		r.destroy(tp)
 		return
 	}
-	if sk.State == TCPFinWait2 {
-		r.timeWait(tp, TCPFinWait2)
+	if sk.State == tcpFinWait2 {
+		r.timeWait(tp, tcpFinWait2)
 		return
 	}
-	if sk.State == TCPClose {
+	if sk.State == tcpClose {
 		r.destroy(tp)
 	}
 }
 
 // disconnect mirrors tcp_disconnect() (net/ipv4/tcp.c, v6.18) as
 // SO_LINGER{1,0} close uses it.
-func (r *RefTCP) disconnect(tp *tcpSock) {
+func (r *refTCP) disconnect(tp *tcpSock) {
 	r.k.reach(fnRefTCPDisconnect)
 	sk := tp.sk
 	old := sk.State
-	sk.State = TCPClose
+	sk.State = tcpClose
 	tp.unhashed = true
 	switch old {
-	case TCPEstablished, TCPCloseWait, TCPFinWait1, TCPFinWait2, TCPSynRecv:
+	case tcpEstablished, tcpCloseWait, tcpFinWait1, tcpFinWait2, tcpSynRecv:
 		r.sendReset(tp)
 		sk.SkErr = errECONNRESET
-	case TCPClosing, TCPLastAck:
+	case tcpClosing, tcpLastAck:
 		if tp.SndNxt != tp.WriteSeq {
 			r.sendReset(tp)
 			sk.SkErr = errECONNRESET
@@ -977,24 +977,24 @@ func (r *RefTCP) disconnect(tp *tcpSock) {
 }
 
 // tcpIoctl mirrors tcp_ioctl() (net/ipv4/tcp.c, v6.18) for SIOCINQ.
-func (k *kernel) tcpIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
+func (k *kernel) tcpIoctl(t *task, sk *sock, cmd int) (int, syscall.Errno) {
 	k.reach(fnTcpIoctl)
 	if cmd != siocinq {
 		return 0, errENOPROTOOPT
 	}
-	if sk.State == TCPListen {
+	if sk.State == tcpListen {
 		return 0, errEINVAL
 	}
 	return k.tcp.Inq(sk), errOK
 }
 
 // tcpPoll mirrors tcp_poll() (net/ipv4/tcp.c, v6.18).
-func (k *kernel) tcpPoll(sk *Sock) uint32 {
+func (k *kernel) tcpPoll(sk *sock) uint32 {
 	k.reach(fnTcpPoll)
 	var mask uint32
 	state := sk.State
 	shutdown := sk.SkShutdown
-	if shutdown == shutdownMask || state == TCPClose {
+	if shutdown == shutdownMask || state == tcpClose {
 		mask |= pollHUP
 	}
 	if shutdown&rcvShutdown != 0 {
@@ -1004,7 +1004,7 @@ func (k *kernel) tcpPoll(sk *Sock) uint32 {
 			mask |= pollIN | pollRDHUP
 		}
 	}
-	if state != TCPSynSent && state != TCPSynRecv {
+	if state != tcpSynSent && state != tcpSynRecv {
 		if k.tcpStreamIsReadable(sk, sk.SkRcvlowat) {
 			mask |= pollIN
 		}
@@ -1026,7 +1026,7 @@ func (k *kernel) tcpPoll(sk *Sock) uint32 {
 
 // tcpStreamIsReadable mirrors tcp_stream_is_readable() (net/ipv4/tcp.c,
 // v6.18).
-func (k *kernel) tcpStreamIsReadable(sk *Sock, target int) bool {
+func (k *kernel) tcpStreamIsReadable(sk *sock, target int) bool {
 	k.reach(fnTcpStreamIsReadable)
 	if k.tcp.EpollinReady(sk, target) {
 		return true
@@ -1035,20 +1035,20 @@ func (k *kernel) tcpStreamIsReadable(sk *Sock, target int) bool {
 }
 
 // tcpProt returns the base TCP proto (tcp_prot).
-func (k *kernel) tcpProt() *Proto {
-	return &Proto{
+func (k *kernel) tcpProt() *proto {
+	return &proto{
 		Name: "tcp",
-		Recvmsg: func(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+		Recvmsg: func(t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno) {
 			return k.tcp.Recvmsg(t, sk, dst, flags)
 		},
-		Sendmsg: func(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+		Sendmsg: func(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno) {
 			sk.lockSock(t)
 			n, err := k.tcp.SendmsgLocked(t, sk, src, flags)
 			sk.releaseSock()
 			return n, err
 		},
 		Ioctl:      k.tcpIoctl,
-		Close:      func(t *Task, sk *Sock) { k.tcp.Close(t, sk) },
+		Close:      func(t *task, sk *sock) { k.tcp.Close(t, sk) },
 		SpliceRead: k.tcpSpliceRead,
 	}
 }

@@ -16,7 +16,7 @@ var tcpBpfConfigNames = [...]string{"tcp_bpf_base", "tcp_bpf_tx", "tcp_bpf_rx", 
 // v6.18): the base proto with close, recvmsg, sock_is_readable and (6.18)
 // ioctl replaced; TX adds sendmsg; RX and TXRX read through the parser
 // variant of recvmsg.
-func (k *kernel) tcpBpfProto(base *Proto, config int) *Proto {
+func (k *kernel) tcpBpfProto(base *proto, config int) *proto {
 	k.reach(fnTcpBpfProto)
 	p := *base
 	p.Name = tcpBpfConfigNames[config]
@@ -47,7 +47,7 @@ func (k *kernel) tcpBpfProto(base *Proto, config int) *Proto {
 
 // tcpBpfUpdateProto mirrors tcp_bpf_update_proto(sk, psock, false)
 // (net/ipv4/tcp_bpf.c, v6.18): pick the proto by the psock's programs.
-func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
+func (k *kernel) tcpBpfUpdateProto(sk *sock, p *psock) {
 	k.reach(fnTcpBpfUpdateProto)
 	config := tcpBpfBase
 	if p.Progs.MsgParser != nil {
@@ -85,12 +85,12 @@ func (k *kernel) tcpBpfUpdateProto(sk *Sock, p *SkPsock) {
 // socket's ring are never counted: on the RFC's 6.12.118 kernel, FIONREAD
 // is 0 with "hello" in the ring, and 3617 (the TCP tail) with 16383 bytes
 // in the ring before it (testdata/traces/loopback/rfc_fionread_ring.trace).
-func (k *kernel) tcpBpfIoctl(t *Task, sk *Sock, cmd int) (int, syscall.Errno) {
+func (k *kernel) tcpBpfIoctl(t *task, sk *sock, cmd int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfIoctl)
 	if cmd != siocinq {
 		return k.tcpIoctl(t, sk, cmd)
 	}
-	if sk.State == TCPListen {
+	if sk.State == tcpListen {
 		return 0, errEINVAL
 	}
 	inq := 0
@@ -144,10 +144,10 @@ var (
 // apply_bytes (or all) of msg into a new message on sk's ingress_msg and
 // wake sk's readers. The pages move with the elements; an element split
 // between the two messages gets a second page reference.
-func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyBytes int) syscall.Errno {
+func (k *kernel) bpfTCPIngress(t *task, sk *sock, p *psock, msg *skMsg, applyBytes int) syscall.Errno {
 	k.reach(fnBpfTCPIngress)
 	apply := applyBytes != 0
-	tmp := &SkMsg{} // kzalloc: no end marker
+	tmp := &skMsg{} // kzalloc: no end marker
 	sk.lockSock(t)
 	tmp.Sg.Start = msg.Sg.Start
 	i := msg.Sg.Start
@@ -191,7 +191,7 @@ func (k *kernel) bpfTCPIngress(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, applyB
 // same function; its TCP copies the pieces instead (tcpBpfSendPiece).
 //
 // Precondition: the caller owns sk.
-func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, flags int) syscall.Errno {
+func (k *kernel) tcpBpfPushLocked(t *task, sk *sock, msg *skMsg, applyBytes, flags int) syscall.Errno {
 	k.reach(fnTcpBpfPushLocked)
 	apply := applyBytes != 0
 	for {
@@ -226,7 +226,7 @@ func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, fla
 		if sge.Length == 0 {
 			k.pages.putPage(page)
 			msg.Sg.Start = skMsgIterVarNext(msg.Sg.Start)
-			*sge = Scatterlist{}
+			*sge = scatterlist{}
 			if msg.Sg.Start == msg.Sg.End {
 				break
 			}
@@ -240,7 +240,7 @@ func (k *kernel) tcpBpfPushLocked(t *Task, sk *Sock, msg *SkMsg, applyBytes, fla
 
 // tcpBpfSendmsgRedir mirrors tcp_bpf_sendmsg_redir() (net/ipv4/tcp_bpf.c,
 // v6.18): ingress into the target's psock, or push out of the target.
-func (k *kernel) tcpBpfSendmsgRedir(t *Task, sk *Sock, ingress bool, msg *SkMsg, bytes, flags int) syscall.Errno {
+func (k *kernel) tcpBpfSendmsgRedir(t *task, sk *sock, ingress bool, msg *skMsg, bytes, flags int) syscall.Errno {
 	k.reach(fnTcpBpfSendmsgRedir)
 	p := skPsockGet(sk)
 	if p == nil {
@@ -263,7 +263,7 @@ func (k *kernel) tcpBpfSendmsgRedir(t *Task, sk *Sock, ingress bool, msg *SkMsg,
 // skPsockMsgVerdict mirrors sk_psock_msg_verdict() (net/core/skmsg.c,
 // v6.18): run the sk_msg verdict and record apply_bytes and the redirect
 // target in the psock.
-func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
+func (k *kernel) skPsockMsgVerdict(sk *sock, p *psock, msg *skMsg) int {
 	k.reach(fnSkPsockMsgVerdict)
 	prog := p.Progs.MsgParser
 	if prog == nil {
@@ -289,7 +289,7 @@ func (k *kernel) skPsockMsgVerdict(sk *Sock, p *SkPsock, msg *SkMsg) int {
 
 // skMsgApplyBytes mirrors sk_msg_apply_bytes() (include/linux/skmsg.h,
 // v6.18).
-func (k *kernel) skMsgApplyBytes(p *SkPsock, bytes int) {
+func (k *kernel) skMsgApplyBytes(p *psock, bytes int) {
 	k.reach(fnSkMsgApplyBytes)
 	if p.ApplyBytes != 0 {
 		if bytes > p.ApplyBytes {
@@ -306,7 +306,7 @@ func (k *kernel) skMsgApplyBytes(p *SkPsock, bytes int) {
 //
 // Precondition: the caller owns sk. The socket lock is dropped around a
 // redirect, as in the kernel.
-func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkMsg, copied *int, flags int) syscall.Errno {
+func (k *kernel) tcpBpfSendVerdictLocked(t *task, sk *sock, p *psock, msg *skMsg, copied *int, flags int) syscall.Errno {
 	k.reach(fnTcpBpfSendVerdictLocked)
 	enospc := msg.full()
 	delta := 0
@@ -320,7 +320,7 @@ func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkM
 		if msg.CorkBytes != 0 && msg.CorkBytes > msg.Sg.Size && !enospc {
 			p.CorkBytes = msg.CorkBytes - msg.Sg.Size
 			if p.Cork == nil {
-				p.Cork = &SkMsg{}
+				p.Cork = &skMsg{}
 			}
 			if p.Cork != msg {
 				*p.Cork = *msg // memcpy(psock->cork, msg, sizeof(*msg))
@@ -403,7 +403,7 @@ func (k *kernel) tcpBpfSendVerdictLocked(t *Task, sk *Sock, p *SkPsock, msg *SkM
 // tcpBpfSendmsg mirrors tcp_bpf_sendmsg() (net/ipv4/tcp_bpf.c, v6.18):
 // copy the user's data into an sk_msg (or the cork), account cork_bytes,
 // and hand it to the verdict.
-func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+func (k *kernel) tcpBpfSendmsg(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfSendmsg)
 	p := skPsockGet(sk)
 	if p != nil && k.mutated(mutSenderNoPsockRef) {
@@ -436,7 +436,7 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 			}
 			continue
 		}
-		var msgTx *SkMsg
+		var msgTx *skMsg
 		if p.Cork != nil {
 			msgTx = p.Cork
 		} else {
@@ -505,7 +505,7 @@ func (k *kernel) tcpBpfSendmsg(t *Task, sk *Sock, src *srcIter, flags int) (int,
 // the wait (1 at once when the socket is shut down for reading).
 //
 // Precondition: the caller owns sk.
-func (k *kernel) tcpMsgWaitDataLocked(t *Task, sk *Sock, p *SkPsock, to timeo) bool {
+func (k *kernel) tcpMsgWaitDataLocked(t *task, sk *sock, p *psock, to timeo) bool {
 	k.reach(fnTcpMsgWaitDataLocked)
 	if sk.SkShutdown&rcvShutdown != 0 {
 		return true
@@ -521,7 +521,7 @@ func (k *kernel) tcpMsgWaitDataLocked(t *Task, sk *Sock, p *SkPsock, to timeo) b
 // msgWaitWhy says what makes tcp_msg_wait_data's condition true, for a
 // lost-wakeup report: ingress_msg, or sk_receive_queue, behind a stream
 // parser ("strparser") or not.
-func msgWaitWhy(sk *Sock, p *SkPsock) string {
+func msgWaitWhy(sk *sock, p *psock) string {
 	switch {
 	case len(p.IngressMsg) > 0:
 		return "ingress_msg"
@@ -533,7 +533,7 @@ func msgWaitWhy(sk *Sock, p *SkPsock) string {
 
 // isNextMsgFin mirrors is_next_msg_fin() (net/ipv4/tcp_bpf.c, v6.18): the
 // next ingress message is the empty message of a FIN skb.
-func isNextMsgFin(p *SkPsock) bool {
+func isNextMsgFin(p *psock) bool {
 	p.Sk.k.reach(fnIsNextMsgFin)
 	m := p.skPsockPeekMsg()
 	if m == nil {
@@ -546,7 +546,7 @@ func isNextMsgFin(p *SkPsock) bool {
 // tcpBpfRecvmsgParser mirrors tcp_bpf_recvmsg_parser() (net/ipv4/tcp_bpf.c,
 // v6.18.y): the recvmsg of sockets with a stream verdict (tcpBpfReadParser
 // with the copy actor).
-func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+func (k *kernel) tcpBpfRecvmsgParser(t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfRecvmsgParser)
 	return k.tcpBpfReadParser(t, sk, dst, flags, flags&msgDontwait != 0, func() (int, syscall.Errno) {
 		return k.tcp.Recvmsg(t, sk, dst, flags)
@@ -561,7 +561,7 @@ func (k *kernel) tcpBpfRecvmsgParser(t *Task, sk *Sock, dst *iovIter, flags int)
 // back from the value read at entry plus the bytes that came from sk's
 // own stream. nonblock selects the timeout (sock_rcvtimeo); noPsock reads
 // a socket whose psock went away.
-func (k *kernel) tcpBpfReadParser(t *Task, sk *Sock, dst msgReader, flags int, nonblock bool, noPsock func() (int, syscall.Errno)) (int, syscall.Errno) {
+func (k *kernel) tcpBpfReadParser(t *task, sk *sock, dst msgReader, flags int, nonblock bool, noPsock func() (int, syscall.Errno)) (int, syscall.Errno) {
 	k.reach(fnTcpBpfReadParser)
 	peek := flags&msgPeek != 0
 	if dst.left() == 0 {
@@ -612,7 +612,7 @@ func (k *kernel) tcpBpfReadParser(t *Task, sk *Sock, dst msgReader, flags int, n
 		if sk.SkShutdown&rcvShutdown != 0 {
 			goto out
 		}
-		if sk.State == TCPClose {
+		if sk.State == tcpClose {
 			err = errENOTCONN
 			goto out
 		}
@@ -645,7 +645,7 @@ out:
 // recvmsg of sockets whose psock has no stream verdict (tcpBpfRead with the
 // copy actor, after the loopback splice RFC's receive path where that
 // profile applies).
-func (k *kernel) tcpBpfRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+func (k *kernel) tcpBpfRecvmsg(t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	k.reach(fnTcpBpfRecvmsg)
 	if dst.left() == 0 {
 		return 0, errOK
@@ -668,7 +668,7 @@ func (k *kernel) tcpBpfRecvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int,
 // or tcp_splice_read for splice) when ingress_msg is empty. It takes over
 // the caller's reference on p. nonblock selects the timeout
 // (sock_rcvtimeo).
-func (k *kernel) tcpBpfRead(t *Task, sk *Sock, p *SkPsock, dst msgReader, flags int, nonblock bool, tcpRead func() (int, syscall.Errno)) (int, syscall.Errno) {
+func (k *kernel) tcpBpfRead(t *task, sk *sock, p *psock, dst msgReader, flags int, nonblock bool, tcpRead func() (int, syscall.Errno)) (int, syscall.Errno) {
 	if !sk.SkReceiveQueue.empty() && skPsockQueueEmpty(p) {
 		k.skPsockPut(sk, p)
 		return tcpRead()

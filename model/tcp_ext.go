@@ -20,7 +20,7 @@ import (
 // frag, the way a NIC driver allocates receive buffers), queues them on
 // sk_receive_queue with the bridge's own rcv_nxt (gVisor exposes neither
 // sequence numbers nor copied_seq; the bridge numbers the stream from
-// tcpISN, as RefTCP does), turns the end of the stream into tcp_fin and a
+// tcpISN, as refTCP does), turns the end of the stream into tcp_fin and a
 // reset into tcp_reset, follows the endpoint's state, and calls
 // sk_data_ready, sk_state_change, sk_error_report and sk_write_space as
 // tcp_data_queue, tcp_fin, tcp_reset and tcp_check_space do. The shared
@@ -45,14 +45,14 @@ import (
 // calls sk_write_space.
 //
 // Time. The model's virtual clock drives the transport's clock
-// (Sched.onClock → Transport.Advance), so retransmission, delayed-ACK and
+// (sched.onClock → Transport.Advance), so retransmission, delayed-ACK and
 // TIME_WAIT timers fire when virtual time passes them; and the
-// transport's next timer is an event of the scheduler (Sched.extTimer),
+// transport's next timer is an event of the scheduler (sched.extTimer),
 // so that when nothing else can happen virtual time passes to it (gVisor
 // defers a sub-MSS send to a peer's small window to its retransmission
 // timer, where loopback Linux sends at once).
 //
-// Unlike Linux (and unlike RefTCP):
+// Unlike Linux (and unlike refTCP):
 //   - MSG_SPLICE_PAGES sends (SendPageLocked: splice into a socket, the
 //     psock backlog's skb_send_sock) copy the page's bytes into the
 //     endpoint: gVisor has no page-passing send. The receiver's skbs are
@@ -84,10 +84,10 @@ type extTCP struct {
 	tr Transport
 	// tagq holds, per receiving socket, the tags of the bytes its peer's
 	// endpoint accepted and it has not taken yet (pushTags).
-	tagq  map[*Sock][]Tag
+	tagq  map[*sock][]Tag
 	socks []*extSock // in creation order: rx runs in this order
 	// broken is set at the first transport failure: the run stops with
-	// ErrTransport (Sched.fatal) and the bridge calls the transport no
+	// ErrTransport (sched.fatal) and the bridge calls the transport no
 	// more.
 	broken bool
 	buf    []byte // scratch for reads and writes
@@ -97,9 +97,9 @@ type extTCP struct {
 	holding bool
 }
 
-// extSock is the bridge's per-socket TCP state (Sock.TCP).
+// extSock is the bridge's per-socket TCP state (sock.TCP).
 type extSock struct {
-	sk *Sock
+	sk *sock
 	ep Endpoint
 
 	// RcvNxt counts the bytes (and the FIN) taken off the endpoint,
@@ -122,10 +122,10 @@ type extSock struct {
 	uncorkAtRelease bool
 }
 
-func extSk(sk *Sock) *extSock { return sk.TCP.(*extSock) }
+func extSk(sk *sock) *extSock { return sk.TCP.(*extSock) }
 
 var (
-	_ TCP          = (*extTCP)(nil)
+	_ tcp          = (*extTCP)(nil)
 	_ rcvTransport = (*extTCP)(nil)
 )
 
@@ -143,8 +143,8 @@ func newExtTCP(k *kernel, tr Transport) *extTCP {
 
 // startHolding makes the transport hold its segments in flight, in
 // explore mode on a HoldingTransport, and makes them pending kernel
-// work of the scheduler (Sched.extHeld): the in-flight segments that
-// RefTCP keeps as raised NET_RX work (Sched.holdSoftirq) are real
+// work of the scheduler (sched.extHeld): the in-flight segments that
+// refTCP keeps as raised NET_RX work (sched.holdSoftirq) are real
 // segments on the transport's wire here, delivered one per "kworker"
 // pick (deliverOne).
 func (x *extTCP) startHolding() {
@@ -160,7 +160,7 @@ func (x *extTCP) startHolding() {
 	x.k.s.extDeliver = x.deliverOne
 }
 
-// heldSegments is the transport's held segments (Sched.extHeld).
+// heldSegments is the transport's held segments (sched.extHeld).
 func (x *extTCP) heldSegments() (segs, bytes int) {
 	if x.broken {
 		return 0, 0
@@ -171,7 +171,7 @@ func (x *extTCP) heldSegments() (segs, bytes int) {
 // heldFor returns the TCP segments (and their payload bytes) held in
 // flight to sk: none on the reference TCP, whose in-flight segments are
 // raised softirq work.
-func (k *kernel) heldFor(sk *Sock) (segs, bytes int) {
+func (k *kernel) heldFor(sk *sock) (segs, bytes int) {
 	if x, ok := k.tcp.(*extTCP); ok {
 		return x.heldFor(sk)
 	}
@@ -180,7 +180,7 @@ func (k *kernel) heldFor(sk *Sock) (segs, bytes int) {
 
 // heldFor returns the segments (and their payload bytes) held in flight
 // to sk.
-func (x *extTCP) heldFor(sk *Sock) (segs, bytes int) {
+func (x *extTCP) heldFor(sk *sock) (segs, bytes int) {
 	xs, ok := sk.TCP.(*extSock)
 	if x.hold == nil || !x.holding || x.broken || !ok || xs.ep == nil {
 		return 0, 0
@@ -188,7 +188,7 @@ func (x *extTCP) heldFor(sk *Sock) (segs, bytes int) {
 	return x.hold.HeldSegments(xs.ep)
 }
 
-// deliverOne is the arrival of the segment held longest (Sched.extDeliver):
+// deliverOne is the arrival of the segment held longest (sched.extDeliver):
 // the receiving NIC takes it, and the receive processing it sets off
 // (the socket's rx, tcp_v4_rcv) is raised as NET_RX work, which runs as
 // the next "kworker" picks. It mirrors the driver's receive and
@@ -247,7 +247,7 @@ func (x *extTCP) step() {
 	}
 }
 
-// onClock follows the model's virtual clock (Sched.onClock).
+// onClock follows the model's virtual clock (sched.onClock).
 func (x *extTCP) onClock(d time.Duration) {
 	if x.broken || len(x.socks) == 0 {
 		return
@@ -259,7 +259,7 @@ func (x *extTCP) onClock(d time.Duration) {
 	x.step()
 }
 
-// nextTimer is the transport's next timer (Sched.extTimer).
+// nextTimer is the transport's next timer (sched.extTimer).
 func (x *extTCP) nextTimer() (time.Duration, bool) {
 	if x.broken || len(x.socks) == 0 {
 		return 0, false
@@ -268,7 +268,7 @@ func (x *extTCP) nextTimer() (time.Duration, bool) {
 }
 
 // Connect implements TCP: Transport.Dial makes the connection.
-func (x *extTCP) Connect(a, b *Sock) {
+func (x *extTCP) Connect(a, b *sock) {
 	xa, xb := &extSock{sk: a}, &extSock{sk: b}
 	for _, xs := range []*extSock{xa, xb} {
 		xs.RcvNxt, xs.CopiedSeq, xs.WriteSeq = tcpISN, tcpISN, tcpISN
@@ -284,7 +284,7 @@ func (x *extTCP) Connect(a, b *Sock) {
 		return
 	}
 	xa.ep, xb.ep = ea, eb
-	a.State, b.State = TCPEstablished, TCPEstablished
+	a.State, b.State = tcpEstablished, tcpEstablished
 	x.socks = append(x.socks, xa, xb)
 	x.step()
 	x.startHolding()
@@ -292,7 +292,7 @@ func (x *extTCP) Connect(a, b *Sock) {
 
 // setBuf applies SO_RCVBUF or SO_SNDBUF (the program's value v) to the
 // endpoint as well as to the model's socket.
-func (x *extTCP) setBuf(sk *Sock, rcv bool, v int) {
+func (x *extTCP) setBuf(sk *sock, rcv bool, v int) {
 	xs, ok := sk.TCP.(*extSock)
 	if !ok || xs.ep == nil || x.broken || xs.closed {
 		return
@@ -321,20 +321,20 @@ func (x *extTCP) closeTransport() error {
 // pushTags queues the tags of bytes sk's endpoint accepted, for its peer
 // to take as they arrive (popTags): the endpoint carries bytes, not tags,
 // in order. Simulator state, with Config.Provenance only.
-func (x *extTCP) pushTags(sk *Sock, tags []Tag) {
+func (x *extTCP) pushTags(sk *sock, tags []Tag) {
 	peer := x.k.peerOf(sk)
 	if peer == nil {
 		return
 	}
 	if x.tagq == nil {
-		x.tagq = map[*Sock][]Tag{}
+		x.tagq = map[*sock][]Tag{}
 	}
 	x.tagq[peer] = append(x.tagq[peer], tags...)
 }
 
 // popTags fills dst with the tags of the next bytes sk receives (zero
 // when none are queued).
-func (x *extTCP) popTags(sk *Sock, dst []Tag) {
+func (x *extTCP) popTags(sk *sock, dst []Tag) {
 	q := x.tagq[sk]
 	n := copy(dst, q)
 	clear(dst[n:])

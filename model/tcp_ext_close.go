@@ -28,13 +28,13 @@ func (x *extTCP) destroy(xs *extSock) {
 // Shutdown implements TCP (tcp_shutdown): SEND_SHUTDOWN sends a FIN in
 // the states that allow it (tcp_close_state); RCV_SHUTDOWN is the
 // model's alone (see extTCP).
-func (x *extTCP) Shutdown(t *Task, sk *Sock, how int) {
+func (x *extTCP) Shutdown(t *task, sk *sock, how int) {
 	xs := extSk(sk)
 	if how&sendShutdown == 0 || x.broken || xs.ep == nil {
 		return
 	}
 	switch sk.State {
-	case TCPEstablished, TCPSynSent, TCPSynRecv, TCPCloseWait:
+	case tcpEstablished, tcpSynSent, tcpSynRecv, tcpCloseWait:
 	default:
 		return
 	}
@@ -60,26 +60,26 @@ func resetUnderneath(err error) bool {
 // Close implements TCP (tcp_close → __tcp_close, v6.18): unread data
 // makes it a reset, as does SO_LINGER{1,0} (tcp_disconnect); else a FIN
 // after the queued data. The endpoint is closed in the same way.
-func (x *extTCP) Close(t *Task, sk *Sock) {
+func (x *extTCP) Close(t *task, sk *sock) {
 	xs := extSk(sk)
 	sk.lockSock(t)
 	sk.SkShutdown = shutdownMask
 	unread := x.pending(xs) + x.k.purgeReceiveQueue(sk)
 	rst := false
-	if sk.State != TCPClose {
+	if sk.State != tcpClose {
 		switch {
 		case unread > 0:
-			sk.State = TCPClose
+			sk.State = tcpClose
 			rst = true
 		case sk.SockLinger && sk.Lingertime == 0:
 			// tcp_disconnect.
 			old := sk.State
-			sk.State = TCPClose
+			sk.State = tcpClose
 			switch old {
-			case TCPEstablished, TCPCloseWait, TCPFinWait1, TCPFinWait2, TCPSynRecv:
+			case tcpEstablished, tcpCloseWait, tcpFinWait1, tcpFinWait2, tcpSynRecv:
 				rst = true
 				sk.SkErr = errECONNRESET
-			case TCPClosing, TCPLastAck:
+			case tcpClosing, tcpLastAck:
 				rst = !xs.finSent
 			}
 			xs.CopiedSeq = xs.RcvNxt
@@ -101,7 +101,7 @@ func (x *extTCP) Close(t *Task, sk *Sock) {
 		x.step()
 	}
 	sk.releaseSock()
-	if sk.State == TCPClose {
+	if sk.State == tcpClose {
 		x.destroy(xs)
 	}
 }
@@ -112,7 +112,7 @@ func (x *extTCP) Close(t *Task, sk *Sock) {
 // the endpoints themselves go with the transport (Transport.Close).
 func (x *extTCP) ExpireOrphans() {
 	for _, xs := range x.socks {
-		if sk := xs.sk; sk.SockDead && sk.State != TCPClose {
+		if sk := xs.sk; sk.SockDead && sk.State != tcpClose {
 			x.tcpDone(xs)
 		}
 	}

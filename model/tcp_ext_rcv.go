@@ -30,7 +30,7 @@ func (x *extTCP) raiseRx(xs *extSock) {
 // extRcvLimit is the receive memory up to which rx takes bytes off the
 // endpoint: sk_rcvbuf, which bounds sk_rmem_alloc on Linux
 // (tcp_try_rmem_schedule).
-func extRcvLimit(sk *Sock) int { return sk.SkRcvbuf }
+func extRcvLimit(sk *sock) int { return sk.SkRcvbuf }
 
 // peerDone reports whether an endpoint in the state named has received
 // everything its peer will send: the peer's FIN (CLOSE_WAIT, CLOSING,
@@ -92,7 +92,7 @@ func (x *extTCP) rxLimit(xs *extSock, all bool) {
 		room = max(room, 1) // after the end: one byte, to see a reset
 		buf := x.scratch(room)
 		n, err := xs.ep.Read(buf, false)
-		if n > 0 && sk.SkShutdown&rcvShutdown != 0 && (sk.State == TCPFinWait1 || sk.State == TCPFinWait2) {
+		if n > 0 && sk.SkShutdown&rcvShutdown != 0 && (sk.State == tcpFinWait1 || sk.State == tcpFinWait2) {
 			x.abortOnData(xs)
 			return
 		}
@@ -185,7 +185,7 @@ func (x *extTCP) queueData(xs *extSock, p []byte) {
 	x.k.reach(fnExtTCPQueueData)
 	sk := xs.sk
 	pf := &x.k.s.kernelTask.frag
-	skb := &SkBuff{Seq: xs.RcvNxt}
+	skb := &skBuff{Seq: xs.RcvNxt}
 	for len(p) > 0 {
 		x.k.pages.refill(pf)
 		n := min(len(p), pf.Size-pf.Offset)
@@ -212,7 +212,7 @@ func (x *extTCP) queueData(xs *extSock, p []byte) {
 func (x *extTCP) tcpFin(xs *extSock) {
 	x.k.reach(fnExtTCPTcpFin)
 	sk := xs.sk
-	skb := &SkBuff{Seq: xs.RcvNxt, EndSeq: xs.RcvNxt + 1, TCPFlags: tcphdrFIN}
+	skb := &skBuff{Seq: xs.RcvNxt, EndSeq: xs.RcvNxt + 1, TCPFlags: tcphdrFIN}
 	xs.RcvNxt++
 	xs.eof = true
 	x.k.tcpQueueRcv(sk, skb)
@@ -252,16 +252,16 @@ func (x *extTCP) tcpReset(xs *extSock, e syscall.Errno) {
 // connection to a timewait socket (tcp_time_wait) and the full socket is
 // done (tcp_done: CLOSE); so is an orphan reaching FIN_WAIT2, which
 // tcp_rcv_state_process turns into a FIN_WAIT2 timewait socket.
-func linuxState(name string, dead bool) (TCPState, bool) {
+func linuxState(name string, dead bool) (tcpState, bool) {
 	for st, n := range tcpStateNames {
 		if n != name {
 			continue
 		}
 		switch {
-		case st == TCPTimeWait:
-			st = TCPClose
-		case st == TCPFinWait2 && dead:
-			st = TCPClose
+		case st == tcpTimeWait:
+			st = tcpClose
+		case st == tcpFinWait2 && dead:
+			st = tcpClose
 		}
 		return st, true
 	}
@@ -281,18 +281,18 @@ func (x *extTCP) syncState(xs *extSock) {
 	if st == sk.State {
 		return
 	}
-	if st == TCPClose && !xs.eof && !xs.reset && !xs.closed && xs.ep.ReadableBytes() > 0 {
+	if st == tcpClose && !xs.eof && !xs.reset && !xs.closed && xs.ep.ReadableBytes() > 0 {
 		// The endpoint ended while bytes before its end are not taken
 		// off yet; rx turns the end into tcp_fin or tcp_reset in
 		// stream order.
 		return
 	}
 	switch st {
-	case TCPEstablished, TCPSynSent, TCPSynRecv, TCPListen:
+	case tcpEstablished, tcpSynSent, tcpSynRecv, tcpListen:
 		return // never re-entered: the endpoint only moves forward
-	case TCPFinWait2:
+	case tcpFinWait2:
 		sk.SkShutdown |= sendShutdown
-	case TCPClose:
+	case tcpClose:
 		x.tcpDone(xs)
 		return
 	}
@@ -304,7 +304,7 @@ func (x *extTCP) syncState(xs *extSock) {
 
 // Recvmsg implements TCP (tcp_recvmsg → tcp_recvmsg_locked, v6.18, on the
 // shared receive path).
-func (x *extTCP) Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+func (x *extTCP) Recvmsg(t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	sk.lockSock(t)
 	x.rcvTopUp(sk)
 	n, err := x.k.tcpRecvmsgLocked(x, t, sk, dst, flags)
@@ -313,13 +313,13 @@ func (x *extTCP) Recvmsg(t *Task, sk *Sock, dst *iovIter, flags int) (int, sysca
 }
 
 // ReadSock implements TCP (tcp_read_sock, v6.18).
-func (x *extTCP) ReadSock(sk *Sock, cursor *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
+func (x *extTCP) ReadSock(sk *sock, cursor *uint32, desc *readDesc, actor func(desc *readDesc, skb *skBuff, off, n int) int) int {
 	x.rcvTopUp(sk)
 	return x.k.tcpReadSock(x, sk, cursor, desc, actor)
 }
 
 // ReadSkb implements TCP (tcp_read_skb, v6.18).
-func (x *extTCP) ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
+func (x *extTCP) ReadSkb(sk *sock, actor func(sk *sock, skb *skBuff) int) int {
 	return x.k.tcpReadSkb(sk, actor)
 }
 
@@ -328,14 +328,14 @@ func (x *extTCP) ReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
 // all that FIONREAD and poll count, as on Linux, where everything
 // received is on sk_receive_queue. The limit of rx only keeps bytes in
 // the endpoint, so that its window closes, while nobody reads.
-func (x *extTCP) rcvTopUp(sk *Sock) {
+func (x *extTCP) rcvTopUp(sk *sock) {
 	if xs := extSk(sk); x.pending(xs) > 0 {
 		x.rxLimit(xs, true)
 	}
 }
 
 // copiedSeqPtr implements rcvTransport.
-func (x *extTCP) copiedSeqPtr(sk *Sock) *uint32 { return &extSk(sk).CopiedSeq }
+func (x *extTCP) copiedSeqPtr(sk *sock) *uint32 { return &extSk(sk).CopiedSeq }
 
 // pending is what the endpoint holds beyond what rx took off it.
 func (x *extTCP) pending(xs *extSock) int {
@@ -347,7 +347,7 @@ func (x *extTCP) pending(xs *extSock) int {
 
 // Inq implements TCP (tcp_inq): the unread bytes of the queue and of the
 // endpoint.
-func (x *extTCP) Inq(sk *Sock) int {
+func (x *extTCP) Inq(sk *sock) int {
 	xs := extSk(sk)
 	answ := int(int32(xs.RcvNxt - xs.CopiedSeq))
 	if answ != 0 && sk.SockDone {
@@ -358,7 +358,7 @@ func (x *extTCP) Inq(sk *Sock) int {
 
 // EpollinReady implements TCP (tcp_epollin_ready): enough unread bytes,
 // or a receive memory so full that no more will come.
-func (x *extTCP) EpollinReady(sk *Sock, target int) bool {
+func (x *extTCP) EpollinReady(sk *sock, target int) bool {
 	xs := extSk(sk)
 	avail := int(int32(xs.RcvNxt-xs.CopiedSeq)) + x.pending(xs)
 	if avail <= 0 {
@@ -367,14 +367,14 @@ func (x *extTCP) EpollinReady(sk *Sock, target int) bool {
 	return avail >= target || sk.SkRmemAlloc >= extRcvLimit(sk)
 }
 
-// CopiedSeq implements TCP.
-func (x *extTCP) CopiedSeq(sk *Sock) uint32 { return extSk(sk).CopiedSeq }
+// CopiedSeq implements tcp.
+func (x *extTCP) CopiedSeq(sk *sock) uint32 { return extSk(sk).CopiedSeq }
 
-// SetCopiedSeq implements TCP.
-func (x *extTCP) SetCopiedSeq(sk *Sock, seq uint32) { extSk(sk).CopiedSeq = seq }
+// SetCopiedSeq implements tcp.
+func (x *extTCP) SetCopiedSeq(sk *sock, seq uint32) { extSk(sk).CopiedSeq = seq }
 
 // EatSkb implements TCP: the copied_seq part of tcp_eat_skb() (6.4+).
-func (x *extTCP) EatSkb(sk *Sock, skb *SkBuff) {
+func (x *extTCP) EatSkb(sk *sock, skb *skBuff) {
 	if skb == nil || skb.Len == 0 || skb.BpfStrparser {
 		return
 	}
@@ -383,12 +383,12 @@ func (x *extTCP) EatSkb(sk *Sock, skb *SkBuff) {
 }
 
 // RcvSpaceAdjust implements TCP: the transport tunes its own buffers.
-func (x *extTCP) RcvSpaceAdjust(sk *Sock) {}
+func (x *extTCP) RcvSpaceAdjust(sk *sock) {}
 
 // CleanupRbuf implements TCP: the reader freed receive memory, so rx may
 // take more bytes off the endpoint (through the backlog while the reader
 // owns the socket, as Linux's next segments arrive).
-func (x *extTCP) CleanupRbuf(sk *Sock, copied int) {
+func (x *extTCP) CleanupRbuf(sk *sock, copied int) {
 	xs := extSk(sk)
 	if x.pending(xs) > 0 {
 		x.raiseRx(xs)
@@ -396,7 +396,7 @@ func (x *extTCP) CleanupRbuf(sk *Sock, copied int) {
 }
 
 // DataReady implements TCP (tcp_data_ready).
-func (x *extTCP) DataReady(sk *Sock) {
+func (x *extTCP) DataReady(sk *sock) {
 	if x.EpollinReady(sk, sk.SkRcvlowat) || sk.SockDone {
 		sk.SkDataReady(sk)
 	}
@@ -410,12 +410,12 @@ func (x *extTCP) DataReady(sk *Sock) {
 // and nothing is coalesced into one: skb_try_coalesce would copy a small
 // segment into the tail's linear tailroom, or steal a page-backed head,
 // neither of which the model has.
-func (k *kernel) tcpQueueRcv(sk *Sock, skb *SkBuff) {
+func (k *kernel) tcpQueueRcv(sk *sock, skb *skBuff) {
 	k.reach(fnTcpQueueRcv)
 	if tail := sk.SkReceiveQueue.peekTail(); tail != nil &&
 		tail.EndSeq == skb.Seq && tail.TCPFlags&tcphdrFIN == 0 &&
 		!tail.BpfStrparser && !tail.hasLinear() && !skb.hasLinear() &&
-		len(tail.Frags)+len(skb.Frags) <= MaxSkbFrags {
+		len(tail.Frags)+len(skb.Frags) <= maxSkbFrags {
 		tail.Frags = append(tail.Frags, skb.Frags...)
 		tail.Len += skb.Len
 		tail.Truesize += skb.Truesize

@@ -16,7 +16,7 @@ const extSendChunk = tcpSizeGoal
 // SendmsgLocked implements TCP (tcp_sendmsg_locked, net/ipv4/tcp.c,
 // v6.18): copy from src into the endpoint, waiting for send space in
 // sk_stream_wait_memory unless MSG_DONTWAIT.
-func (x *extTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int, syscall.Errno) {
+func (x *extTCP) SendmsgLocked(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno) {
 	xs := extSk(sk)
 	to := maxTimeout
 	if flags&msgDontwait != 0 {
@@ -55,7 +55,7 @@ func (x *extTCP) SendmsgLocked(t *Task, sk *Sock, src *srcIter, flags int) (int,
 			// tcp_push: without MSG_MORE the bytes go out; with it,
 			// TCP_NAGLE_CORK holds the partial segment, until the ACK
 			// of what already went out in this system call, which
-			// release_sock processes (RefTCP.tcpPush).
+			// release_sock processes (refTCP.tcpPush).
 			if !more {
 				xs.sentOwned = true
 			} else if xs.sentOwned {
@@ -143,7 +143,7 @@ func (x *extTCP) releaseCb(xs *extSock) {
 // Unlike Linux, the page's bytes are copied into the endpoint (gVisor
 // takes no page references); the caller's page is untouched and keeps
 // its references.
-func (x *extTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags int) (int, syscall.Errno) {
+func (x *extTCP) SendPageLocked(t *task, sk *sock, p *page, off, n int, flags int) (int, syscall.Errno) {
 	b := append([]byte(nil), p.bytes(off, n)...)
 	var tags []Tag
 	if pt := p.tagsAt(off, n); pt != nil {
@@ -154,7 +154,7 @@ func (x *extTCP) SendPageLocked(t *Task, sk *Sock, p *Page, off, n int, flags in
 
 // writable reports what the endpoint says about send space; a socket
 // without a usable endpoint is "writable" so that the error surfaces.
-func (x *extTCP) writable(sk *Sock) bool {
+func (x *extTCP) writable(sk *sock) bool {
 	xs := extSk(sk)
 	if x.broken || xs.ep == nil || xs.closed {
 		return true
@@ -163,13 +163,13 @@ func (x *extTCP) writable(sk *Sock) bool {
 }
 
 // StreamMemoryFree implements TCP: the endpoint's send buffer has room.
-func (x *extTCP) StreamMemoryFree(sk *Sock) bool { return x.writable(sk) }
+func (x *extTCP) StreamMemoryFree(sk *sock) bool { return x.writable(sk) }
 
-// StreamIsWriteable implements TCP.
+// StreamIsWriteable implements tcp.
 //
 // Unlike Linux, whose sk_stream_is_writeable wants a third of the send
 // buffer free, it is gVisor's writability.
-func (x *extTCP) StreamIsWriteable(sk *Sock) bool { return x.writable(sk) }
+func (x *extTCP) StreamIsWriteable(sk *sock) bool { return x.writable(sk) }
 
 // WriteSeq returns write_seq (splice_seq.go's ring_seq boundary).
-func (x *extTCP) WriteSeq(sk *Sock) uint32 { return extSk(sk).WriteSeq }
+func (x *extTCP) WriteSeq(sk *sock) uint32 { return extSk(sk).WriteSeq }

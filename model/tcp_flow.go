@@ -11,13 +11,13 @@ package model
 // tcp_grow_window, window_clamp, scaling_ratio or tcp_adv_win_scale,
 // window scaling), the ACK policy (quick ACKs, delayed ACKs) and the
 // tail loss probe. Each function cites the v6.18 source it mirrors;
-// Behaviour.TCP switches what older kernels do otherwise.
+// behaviour.TCP switches what older kernels do otherwise.
 //
 // Time. The kernel backend waits after every op until no segment is
 // unacknowledged (kernelshim's settle, up to 100 ms), so a delayed ACK
 // (40 ms) and a tail loss probe (a few ms) fire before the next op, and
 // so do the ones they arm (80 ms). The model arms both as kernel work of
-// the op's settle (tcpTimers, Sched.deferSettleTimer) instead of in
+// the op's settle (tcpTimers, sched.deferSettleTimer) instead of in
 // virtual time; a probe with one packet out (200 ms and more) fires two
 // ops later. The retransmission and zero-window probe timers are not
 // modelled, nor SACK and the out-of-order queue.
@@ -54,7 +54,7 @@ const (
 	tcpRmemToWinScale = 8
 	// skbMaxOrder0 is SKB_MAX_ORDER(0, 0): the linear bytes of one
 	// page-sized skb, what tcp_collapse copies into each new skb.
-	skbMaxOrder0 = PageSize - skbSharedInfoSize
+	skbMaxOrder0 = pageSize - skbSharedInfoSize
 	// skbSharedInfoSize and skbStructSize are SKB_DATA_ALIGN(sizeof(struct
 	// skb_shared_info)) and SKB_DATA_ALIGN(sizeof(struct sk_buff)).
 	skbSharedInfoSize = 320
@@ -79,7 +79,7 @@ const (
 )
 
 // conf returns the profile's TCP configuration.
-func (r *RefTCP) conf() *TCPConf { return &r.k.prof.TCP }
+func (r *refTCP) conf() *tcpConf { return &r.k.prof.TCP }
 
 // skbAllocTruesize is the truesize alloc_skb(size) gives a linear skb
 // (__alloc_skb → kmalloc_reserve): its head is SKB_HEAD_ALIGN(size)
@@ -108,7 +108,7 @@ func skbAllocTruesize(size int) int {
 // winFromSpace mirrors tcp_win_from_space() (include/net/tcp.h, v6.18):
 // the window a receive space allows, by scaling_ratio; before v6.6, by
 // tcp_adv_win_scale (1: half of it).
-func (r *RefTCP) winFromSpace(tp *tcpSock, space int) int {
+func (r *refTCP) winFromSpace(tp *tcpSock, space int) int {
 	r.k.reach(fnRefTCPWinFromSpace)
 	if !r.conf().ScalingRatio {
 		return space - space>>1
@@ -118,13 +118,13 @@ func (r *RefTCP) winFromSpace(tp *tcpSock, space int) int {
 
 // tcpSpace mirrors tcp_space() (include/net/tcp.h, v6.18): the window of
 // the receive buffer not yet used (negative when over it).
-func (r *RefTCP) tcpSpace(tp *tcpSock) int {
+func (r *refTCP) tcpSpace(tp *tcpSock) int {
 	r.k.reach(fnRefTCPTcpSpace)
 	return r.winFromSpace(tp, tp.sk.SkRcvbuf-tp.sk.SkRmemAlloc)
 }
 
 // tcpFullSpace mirrors tcp_full_space() (include/net/tcp.h, v6.18).
-func (r *RefTCP) tcpFullSpace(tp *tcpSock) int {
+func (r *refTCP) tcpFullSpace(tp *tcpSock) int {
 	r.k.reach(fnRefTCPTcpFullSpace)
 	return r.winFromSpace(tp, tp.sk.SkRcvbuf)
 }
@@ -153,7 +153,7 @@ func ilog2(v int) int {
 // (net/ipv4/tcp_output.c, v6.18): the first window, a multiple of the
 // MSS, and the window scale of the largest receive buffer the socket may
 // get (tcp_rmem[2], rmem_max).
-func (r *RefTCP) selectInitialWindow(tp *tcpSock, space, mss int) {
+func (r *refTCP) selectInitialWindow(tp *tcpSock, space, mss int) {
 	r.k.reach(fnRefTCPSelectInitialWindow)
 	clamp := 65535 << tcpMaxWscale
 	space = min(max(space, 0), clamp)
@@ -171,7 +171,7 @@ func (r *RefTCP) selectInitialWindow(tp *tcpSock, space, mss int) {
 // sndbufExpand mirrors tcp_sndbuf_expand() (net/ipv4/tcp_input.c, v6.18):
 // room for twice (BBR: three times) the congestion window of
 // worst-case skbs (a power-of-two head per MSS), up to tcp_wmem[2].
-func (r *RefTCP) sndbufExpand(tp *tcpSock) {
+func (r *refTCP) sndbufExpand(tp *tcpSock) {
 	r.k.reach(fnRefTCPSndbufExpand)
 	perMSS := max(tcpMSSClamp, tp.mssCache) + 256 + skbSharedInfoSize
 	pow := 1
@@ -190,7 +190,7 @@ func (r *RefTCP) sndbufExpand(tp *tcpSock) {
 // v6.18) as a connection is established: the send buffer grows to its
 // autotuned size, the window clamp to the full space, less the
 // application's share (tcp_app_win).
-func (r *RefTCP) initBufferSpace(tp *tcpSock) {
+func (r *refTCP) initBufferSpace(tp *tcpSock) {
 	r.k.reach(fnRefTCPInitBufferSpace)
 	if tp.sk.userlocks&sockSndbufLock == 0 {
 		r.sndbufExpand(tp)
@@ -229,7 +229,7 @@ func (tp *tcpSock) boundToHalfWnd(pktsize int) int {
 // syncMSS mirrors tcp_sync_mss() (net/ipv4/tcp_output.c, v6.18) for the
 // loopback path MTU: the MSS less the options, bounded by half the
 // largest window.
-func (r *RefTCP) syncMSS(tp *tcpSock) {
+func (r *refTCP) syncMSS(tp *tcpSock) {
 	r.k.reach(fnRefTCPSyncMSS)
 	tp.mssCache = max(tp.boundToHalfWnd(tcpAdvMSS), 1)
 }
@@ -238,7 +238,7 @@ func (r *RefTCP) syncMSS(tp *tcpSock) {
 // (net/ipv4/tcp.c, v6.18): the MSS and the size an skb of sendmsg is
 // filled to, which on loopback (sk_gso_max_size below one unbounded MSS)
 // is one MSS.
-func (r *RefTCP) sendMSS(tp *tcpSock) (mss, sizeGoal int) {
+func (r *refTCP) sendMSS(tp *tcpSock) (mss, sizeGoal int) {
 	r.k.reach(fnRefTCPSendMSS)
 	mss = tp.mssCache
 	newGoal := tp.boundToHalfWnd(tcpGSOMaxSize)
@@ -252,7 +252,7 @@ func (r *RefTCP) sendMSS(tp *tcpSock) (mss, sizeGoal int) {
 
 // tsoSegs is tcp_skb_pcount() as tcp_set_skb_tso_segs() sets it: the
 // MSS-sized segments of skb.
-func tsoSegs(skb *SkBuff, mss int) int {
+func tsoSegs(skb *skBuff, mss int) int {
 	if skb.Len <= mss {
 		return 1
 	}
@@ -262,9 +262,9 @@ func tsoSegs(skb *SkBuff, mss int) int {
 // streamAllocSkb mirrors tcp_stream_alloc_skb() and tcp_skb_entail()
 // (net/ipv4/tcp.c, v6.18): a new skb at write_seq, its head's truesize
 // charged to sk_wmem_queued, at the tail of the write queue.
-func (r *RefTCP) streamAllocSkb(tp *tcpSock) *SkBuff {
+func (r *refTCP) streamAllocSkb(tp *tcpSock) *skBuff {
 	r.k.reach(fnRefTCPStreamAllocSkb)
-	skb := &SkBuff{Seq: tp.WriteSeq, EndSeq: tp.WriteSeq, Truesize: r.conf().SkbHeadTruesize}
+	skb := &skBuff{Seq: tp.WriteSeq, EndSeq: tp.WriteSeq, Truesize: r.conf().SkbHeadTruesize}
 	tp.writeQueue = append(tp.writeQueue, skb)
 	tp.wmemQueued += skb.Truesize
 	tp.sk.memSchedule(skb.Truesize)
@@ -273,7 +273,7 @@ func (r *RefTCP) streamAllocSkb(tp *tcpSock) *SkBuff {
 }
 
 // removeEmptySkb mirrors tcp_remove_empty_skb() (net/ipv4/tcp.c, v6.18).
-func (r *RefTCP) removeEmptySkb(tp *tcpSock) {
+func (r *refTCP) removeEmptySkb(tp *tcpSock) {
 	r.k.reach(fnRefTCPRemoveEmptySkb)
 	n := len(tp.writeQueue)
 	if n == 0 {
@@ -304,13 +304,13 @@ func (tp *tcpSock) forcedPush() bool {
 }
 
 // markPush is tcp_mark_push().
-func (tp *tcpSock) markPush(skb *SkBuff) {
+func (tp *tcpSock) markPush(skb *skBuff) {
 	skb.tcpPSH = true
 	tp.pushedSeq = tp.WriteSeq
 }
 
 // sendHead is tcp_send_head(): the first skb not yet sent.
-func (tp *tcpSock) sendHead() *SkBuff {
+func (tp *tcpSock) sendHead() *skBuff {
 	if len(tp.writeQueue) == 0 {
 		return nil
 	}
@@ -322,7 +322,7 @@ func (tp *tcpSock) sendHead() *SkBuff {
 // sk_wmem_alloc is back to its base as soon as it is sent): mark the
 // tail pushed unless MSG_MORE, which corks (TCP_NAGLE_CORK), then push
 // the pending frames.
-func (r *RefTCP) tcpPush(tp *tcpSock, flags, mss, nonagle int) {
+func (r *refTCP) tcpPush(tp *tcpSock, flags, mss, nonagle int) {
 	r.k.reach(fnRefTCPTcpPush)
 	n := len(tp.writeQueue)
 	if n == 0 {
@@ -339,9 +339,9 @@ func (r *RefTCP) tcpPush(tp *tcpSock, flags, mss, nonagle int) {
 
 // pushPendingFrames mirrors __tcp_push_pending_frames()
 // (net/ipv4/tcp_output.c, v6.18).
-func (r *RefTCP) pushPendingFrames(tp *tcpSock, mss, nonagle int) {
+func (r *refTCP) pushPendingFrames(tp *tcpSock, mss, nonagle int) {
 	r.k.reach(fnRefTCPPushPendingFrames)
-	if tp.sk.State == TCPClose {
+	if tp.sk.State == tcpClose {
 		return
 	}
 	r.writeXmit(tp, mss, nonagle, 0)
@@ -349,7 +349,7 @@ func (r *RefTCP) pushPendingFrames(tp *tcpSock, mss, nonagle int) {
 
 // pushOne mirrors tcp_push_one() (net/ipv4/tcp_output.c, v6.18): send
 // the full skb at the send head.
-func (r *RefTCP) pushOne(tp *tcpSock, mss int) {
+func (r *refTCP) pushOne(tp *tcpSock, mss int) {
 	r.k.reach(fnRefTCPPushOne)
 	r.writeXmit(tp, mss, tcpNaglePush, 1)
 }
@@ -362,14 +362,14 @@ func (tp *tcpSock) minshallCheck() bool {
 // nagleCheck mirrors tcp_nagle_check() (net/ipv4/tcp_output.c, v6.18):
 // a partial segment waits while corked, or (Nagle, with Minshall's
 // change) while a small segment is unacknowledged.
-func (r *RefTCP) nagleCheck(tp *tcpSock, partial bool, nonagle int) bool {
+func (r *refTCP) nagleCheck(tp *tcpSock, partial bool, nonagle int) bool {
 	r.k.reach(fnRefTCPNagleCheck)
 	return partial && (nonagle&tcpNagleCork != 0 ||
 		nonagle == 0 && tp.packetsOut > 0 && tp.minshallCheck())
 }
 
 // nagleTest mirrors tcp_nagle_test() (net/ipv4/tcp_output.c, v6.18).
-func (r *RefTCP) nagleTest(tp *tcpSock, skb *SkBuff, mss, nonagle int) bool {
+func (r *refTCP) nagleTest(tp *tcpSock, skb *skBuff, mss, nonagle int) bool {
 	r.k.reach(fnRefTCPNagleTest)
 	if nonagle&tcpNaglePush != 0 || skb.TCPFlags&tcphdrFIN != 0 {
 		return true
@@ -381,7 +381,7 @@ func (r *RefTCP) nagleTest(tp *tcpSock, skb *SkBuff, mss, nonagle int) bool {
 // the first MSS of skb fits the peer's window (the sender's silly window
 // avoidance: a segment shorter than the MSS is not cut to a small window
 // unless it is all the skb holds).
-func (r *RefTCP) sndWndTest(tp *tcpSock, skb *SkBuff, mss int) bool {
+func (r *refTCP) sndWndTest(tp *tcpSock, skb *skBuff, mss int) bool {
 	r.k.reach(fnRefTCPSndWndTest)
 	end := skb.EndSeq
 	if skb.Len > mss {
@@ -392,7 +392,7 @@ func (r *RefTCP) sndWndTest(tp *tcpSock, skb *SkBuff, mss int) bool {
 
 // cwndTest mirrors tcp_cwnd_test() (net/ipv4/tcp_output.c, v6.18): how
 // many segments the congestion window allows now, at most half of it.
-func (r *RefTCP) cwndTest(tp *tcpSock) int {
+func (r *refTCP) cwndTest(tp *tcpSock) int {
 	r.k.reach(fnRefTCPCwndTest)
 	if tp.packetsOut >= tp.sndCwnd {
 		return 0
@@ -403,7 +403,7 @@ func (r *RefTCP) cwndTest(tp *tcpSock) int {
 // mssSplitPoint mirrors tcp_mss_split_point() (net/ipv4/tcp_output.c,
 // v6.18): how much of skb to send now, within the window and maxSegs
 // segments, a partial last segment only if Nagle allows it.
-func (r *RefTCP) mssSplitPoint(tp *tcpSock, skb *SkBuff, mss, maxSegs, nonagle int) int {
+func (r *refTCP) mssSplitPoint(tp *tcpSock, skb *skBuff, mss, maxSegs, nonagle int) int {
 	r.k.reach(fnRefTCPMssSplitPoint)
 	window := int(tp.wndEnd() - skb.Seq)
 	maxLen := mss * maxSegs
@@ -430,7 +430,7 @@ func (r *RefTCP) mssSplitPoint(tp *tcpSock, skb *SkBuff, mss, maxSegs, nonagle i
 // only inside the sender's system call (its writes are recent) while
 // the ACK is overdue: it waits on the sender's own backlog, or the peer
 // delays it.
-func (r *RefTCP) tsoShouldDefer(tp *tcpSock, skb *SkBuff, maxSegs int) bool {
+func (r *refTCP) tsoShouldDefer(tp *tcpSock, skb *skBuff, maxSegs int) bool {
 	r.k.reach(fnRefTCPTsoShouldDefer)
 	if !tp.sk.Owned || len(tp.sk.Backlog) == 0 && !tp.delackPendingAtPeer() {
 		return false
@@ -470,7 +470,7 @@ func (tp *tcpSock) delackPendingAtPeer() bool {
 // growSkb mirrors tcp_grow_skb() (net/ipv4/tcp_output.c, v6.18): move up
 // to amount bytes of the next skb into skb, freeing the next one when
 // emptied.
-func (r *RefTCP) growSkb(tp *tcpSock, i, amount int) {
+func (r *refTCP) growSkb(tp *tcpSock, i, amount int) {
 	r.k.reach(fnRefTCPGrowSkb)
 	if i+1 >= len(tp.writeQueue) {
 		return
@@ -499,7 +499,7 @@ func (r *RefTCP) growSkb(tp *tcpSock, i, amount int) {
 // skbShift mirrors skb_shift() (net/core/skbuff.c, v6.18) for skbs of
 // page fragments: move the first n bytes of from's fragments to the end
 // of to, with their truesize, if MAX_SKB_FRAGS allows.
-func (a *pageAlloc) skbShift(to, from *SkBuff, n int) bool {
+func (a *pageAlloc) skbShift(to, from *skBuff, n int) bool {
 	reach(fnPageAllocSkbShift)
 	need := 0
 	left := n
@@ -518,7 +518,7 @@ func (a *pageAlloc) skbShift(to, from *SkBuff, n int) bool {
 		need++
 		left -= take
 	}
-	if len(to.Frags)+need > MaxSkbFrags {
+	if len(to.Frags)+need > maxSkbFrags {
 		return false
 	}
 	for n > 0 {
@@ -533,7 +533,7 @@ func (a *pageAlloc) skbShift(to, from *SkBuff, n int) bool {
 			to.addFrag(*f)
 		} else {
 			skbHeadGet(f.Page)
-			to.addFrag(SkbFrag{Page: f.Page, Off: f.Off, Size: take})
+			to.addFrag(skbFrag{Page: f.Page, Off: f.Off, Size: take})
 		}
 		if take == f.Size {
 			from.Frags = from.Frags[1:]
@@ -553,7 +553,7 @@ func (a *pageAlloc) skbShift(to, from *SkBuff, n int) bool {
 // tsoFragment mirrors tso_fragment() (net/ipv4/tcp_output.c, v6.18):
 // cut skb at len; the rest goes into a new skb (a fresh head, charged to
 // sk_wmem_queued) right after it, with the PSH and FIN.
-func (r *RefTCP) tsoFragment(tp *tcpSock, i, length int) {
+func (r *refTCP) tsoFragment(tp *tcpSock, i, length int) {
 	r.k.reach(fnRefTCPTsoFragment)
 	skb := tp.writeQueue[i]
 	nlen := skb.Len - length
@@ -584,7 +584,7 @@ func (r *RefTCP) tsoFragment(tp *tcpSock, i, length int) {
 // Unlike Linux, no pacing (BBR's EDT timer) delays a transmission: on
 // loopback its delays are microseconds, which the settle of every op
 // covers.
-func (r *RefTCP) writeXmit(tp *tcpSock, mss, nonagle, pushOne int) bool {
+func (r *refTCP) writeXmit(tp *tcpSock, mss, nonagle, pushOne int) bool {
 	r.k.reach(fnRefTCPWriteXmit)
 	if tp.peer == nil {
 		return false
@@ -647,7 +647,7 @@ func (r *RefTCP) writeXmit(tp *tcpSock, mss, nonagle, pushOne int) bool {
 // eventNewDataSent mirrors tcp_event_new_data_sent() and
 // tcp_minshall_update() (net/ipv4/tcp_output.c, v6.18): the skb moves to
 // the retransmission queue, snd_nxt and packets_out advance.
-func (r *RefTCP) eventNewDataSent(tp *tcpSock, skb *SkBuff, mss int) {
+func (r *refTCP) eventNewDataSent(tp *tcpSock, skb *skBuff, mss int) {
 	r.k.reach(fnRefTCPEventNewDataSent)
 	tp.SndNxt = skb.EndSeq
 	_, tp.writeQueue = popFront(tp.writeQueue)
@@ -666,7 +666,7 @@ func (r *RefTCP) eventNewDataSent(tp *tcpSock, skb *SkBuff, mss int) {
 // the original's truesize and, for a segment of several MSS, its
 // gso_size; the header carries the ACK and the window
 // (tcp_select_window), which counts as an ACK sent (tcp_event_ack_sent).
-func (r *RefTCP) transmitSkb(tp *tcpSock, skb *SkBuff, mss int) {
+func (r *refTCP) transmitSkb(tp *tcpSock, skb *skBuff, mss int) {
 	r.k.reach(fnRefTCPTransmitSkb)
 	if skb.Len > mss && skb.Len+tcpLoopbackHeaders >= tcpLoopbackGSOMax {
 		r.gsoSegment(tp, skb, mss)
@@ -694,7 +694,7 @@ func (r *RefTCP) transmitSkb(tp *tcpSock, skb *SkBuff, mss int) {
 // MSS-sized segments (tcp_gso_segment: PSH and FIN on the last), each
 // with a head of its own (truesize: a fresh head plus its payload), which
 // the peer receives as separate skbs, not sharing the sender's head.
-func (r *RefTCP) gsoSegment(tp *tcpSock, skb *SkBuff, mss int) {
+func (r *refTCP) gsoSegment(tp *tcpSock, skb *skBuff, mss int) {
 	r.k.reach(fnRefTCPGsoSegment)
 	win := r.selectWindow(tp)
 	var segs []segment
@@ -732,14 +732,14 @@ type skbShared struct{ dataref int }
 
 // skbCloned mirrors skb_cloned() (include/linux/skbuff.h, v6.18): the
 // skb's head is shared with another skb.
-func skbCloned(skb *SkBuff) bool {
+func skbCloned(skb *skBuff) bool {
 	reach(fnSkbCloned)
 	return skb.shared != nil && skb.shared.dataref > 1
 }
 
 // skbHeadRelease drops skb's share of its head (the original freed, or
 // the clone).
-func skbHeadRelease(skb *SkBuff) {
+func skbHeadRelease(skb *skBuff) {
 	if skb.shared != nil {
 		skb.shared.dataref--
 		skb.shared = nil
@@ -748,7 +748,7 @@ func skbHeadRelease(skb *SkBuff) {
 
 // checkSpace mirrors tcp_check_space() (net/ipv4/tcp_input.c, v6.18): a
 // writer that found no room (SOCK_NOSPACE) gets the new space.
-func (r *RefTCP) checkSpace(tp *tcpSock) {
+func (r *refTCP) checkSpace(tp *tcpSock) {
 	r.k.reach(fnRefTCPCheckSpace)
 	if tp.sk.nospace {
 		r.newSpace(tp)
@@ -758,7 +758,7 @@ func (r *RefTCP) checkSpace(tp *tcpSock) {
 // newSpace mirrors tcp_new_space() (net/ipv4/tcp_input.c, v6.18): grow
 // the send buffer (tcp_should_expand_sndbuf: not locked by SO_SNDBUF,
 // the congestion window not full), then sk_write_space.
-func (r *RefTCP) newSpace(tp *tcpSock) {
+func (r *refTCP) newSpace(tp *tcpSock) {
 	r.k.reach(fnRefTCPNewSpace)
 	if tp.sk.userlocks&sockSndbufLock == 0 && tp.packetsOut < tp.sndCwnd {
 		r.sndbufExpand(tp)
@@ -773,7 +773,7 @@ func (r *RefTCP) newSpace(tp *tcpSock) {
 // timeout is armed: 2 RTT and 2 jiffies (a few ms on loopback), the
 // model's next op boundary (tcpTimers); with one packet out 2 RTT and
 // TCP_RTO_MIN (200 ms), see tcpTimers.
-func (r *RefTCP) scheduleLossProbe(tp *tcpSock) {
+func (r *refTCP) scheduleLossProbe(tp *tcpSock) {
 	r.k.reach(fnRefTCPScheduleLossProbe)
 	if tp.packetsOut == 0 {
 		return
@@ -795,7 +795,7 @@ const tlpLongOps = 2
 // sendLossProbe mirrors tcp_send_loss_probe() (net/ipv4/tcp_output.c,
 // v6.18): send one new skb if the window allows, else retransmit the last
 // MSS of the last skb in flight.
-func (r *RefTCP) sendLossProbe(tp *tcpSock) {
+func (r *refTCP) sendLossProbe(tp *tcpSock) {
 	r.k.reach(fnRefTCPSendLossProbe)
 	mss := tp.mssCache
 	if tp.tlpHighSeq != 0 {
@@ -828,11 +828,11 @@ func (r *RefTCP) sendLossProbe(tp *tcpSock) {
 
 // armTimers queues, once, the work that fires the TCP timers due within
 // the kernel backend's settle (tcpTimers): at the next op boundary, later
-// in the settle it was armed in (Sched.deferSettleTimer: the runner waits
+// in the settle it was armed in (sched.deferSettleTimer: the runner waits
 // while a segment is unacknowledged), or when virtual time reaches the
 // delayed ACK timeout (TCP_DELACK_MIN) inside a long op: time passes in
 // that op (a thread waits), as it would before the kernel's timers fire.
-func (r *RefTCP) armTimers() {
+func (r *refTCP) armTimers() {
 	if r.timersQueued {
 		return
 	}
@@ -851,7 +851,7 @@ func (r *RefTCP) armTimers() {
 // probe waits for the next round, where that ACK has usually emptied the
 // flight), and otherwise it fires tlpLongOps ops after the one that armed
 // it (in runner time; the model's ops take none).
-func (r *RefTCP) tcpTimers() {
+func (r *refTCP) tcpTimers() {
 	r.timersQueued = false
 	waiting := false
 	for round := 0; round < 100; round++ {
@@ -896,7 +896,7 @@ func (r *RefTCP) tcpTimers() {
 
 // delackTimer mirrors tcp_delack_timer_handler() (net/ipv4/tcp_timer.c,
 // v6.18): send the ACK held back.
-func (r *RefTCP) delackTimer(tp *tcpSock) {
+func (r *refTCP) delackTimer(tp *tcpSock) {
 	r.k.reach(fnRefTCPDelackTimer)
 	if tp.ackPending&icskAckTimer == 0 {
 		return
@@ -914,7 +914,7 @@ func (r *RefTCP) delackTimer(tp *tcpSock) {
 // offered (the window is not shrunk: sysctl_tcp_shrink_window is 0), and
 // zero after a segment was dropped for lack of memory. It returns the
 // window in bytes, as the peer reads it (the header's field scaled back).
-func (r *RefTCP) selectWindow(tp *tcpSock) int {
+func (r *refTCP) selectWindow(tp *tcpSock) int {
 	r.k.reach(fnRefTCPSelectWindow)
 	if tp.ackPending&icskAckNomem != 0 && r.conf().NomemZeroWindow {
 		tp.predWnd = -1
@@ -941,7 +941,7 @@ func (r *RefTCP) selectWindow(tp *tcpSock) int {
 // v6.18): the free space, at most rcv_ssthresh, rounded to the window
 // scale; zero when the free space is below half the full space and less
 // than an MSS or a sixteenth of it.
-func (r *RefTCP) selectWindowRaw(tp *tcpSock) int {
+func (r *refTCP) selectWindowRaw(tp *tcpSock) int {
 	r.k.reach(fnRefTCPSelectWindowRaw)
 	mss := tp.rcvMss
 	free := r.tcpSpace(tp)
@@ -982,7 +982,7 @@ func (r *RefTCP) selectWindowRaw(tp *tcpSock) int {
 // eventAckSent mirrors tcp_event_ack_sent() (net/ipv4/tcp_output.c,
 // v6.18): an ACK went out (alone or on data): one quick ACK used, the
 // delayed ACK cancelled.
-func (r *RefTCP) eventAckSent(tp *tcpSock) {
+func (r *refTCP) eventAckSent(tp *tcpSock) {
 	r.k.reach(fnRefTCPEventAckSent)
 	if tp.ackQuick > 0 {
 		if tp.ackPending&icskAckSched != 0 {
@@ -995,9 +995,9 @@ func (r *RefTCP) eventAckSent(tp *tcpSock) {
 
 // sendAck mirrors tcp_send_ack() (net/ipv4/tcp_output.c, v6.18): a pure
 // ACK at snd_nxt with the window of tcp_select_window.
-func (r *RefTCP) sendAck(tp *tcpSock) {
+func (r *refTCP) sendAck(tp *tcpSock) {
 	r.k.reach(fnRefTCPSendAck)
-	if tp.peer == nil || tp.sk.State == TCPClose {
+	if tp.peer == nil || tp.sk.State == tcpClose {
 		return
 	}
 	seg := segment{seq: tp.SndNxt, ack: tp.RcvNxt, win: r.selectWindow(tp), wl: tp.SndNxt}
@@ -1008,7 +1008,7 @@ func (r *RefTCP) sendAck(tp *tcpSock) {
 // sendDelayedAck mirrors tcp_send_delayed_ack() (net/ipv4/tcp_output.c,
 // v6.18): arm the delayed ACK timer (fired at the next op boundary,
 // tcpTimers).
-func (r *RefTCP) sendDelayedAck(tp *tcpSock) {
+func (r *refTCP) sendDelayedAck(tp *tcpSock) {
 	r.k.reach(fnRefTCPSendDelayedAck)
 	tp.ackPending |= icskAckSched | icskAckTimer
 	r.armTimers()
@@ -1019,7 +1019,7 @@ func (tp *tcpSock) inQuickackMode() bool { return tp.ackQuick > 0 && !tp.pingpon
 
 // incrQuickack mirrors tcp_incr_quickack() (net/ipv4/tcp_input.c,
 // v6.18): quick ACKs for half the window's worth of segments.
-func (r *RefTCP) incrQuickack(tp *tcpSock, maxQuickacks int) {
+func (r *refTCP) incrQuickack(tp *tcpSock, maxQuickacks int) {
 	r.k.reach(fnRefTCPIncrQuickack)
 	q := tp.rcvWnd / (2 * tp.rcvMss)
 	if q == 0 {
@@ -1036,7 +1036,7 @@ func (r *RefTCP) incrQuickack(tp *tcpSock, maxQuickacks int) {
 // came since the last ACK and the window would grow, in quick ACK mode,
 // or when asked (ICSK_ACK_NOW); else delay it. From the owner's backlog
 // (tcp_backlog_ack_defer) the ACK waits for tcp_release_cb.
-func (r *RefTCP) ackSndCheck(tp *tcpSock) {
+func (r *refTCP) ackSndCheck(tp *tcpSock) {
 	r.k.reach(fnRefTCPAckSndCheck)
 	if tp.ackPending&icskAckSched == 0 {
 		return
@@ -1058,7 +1058,7 @@ func (r *RefTCP) ackSndCheck(tp *tcpSock) {
 // v6.18): the peer's MSS as the segments show it (a multi-segment skb by
 // its gso_size) and, when it changes, the len/truesize ratio the
 // windows are computed with (scaling_ratio, with window_clamp following).
-func (r *RefTCP) measureRcvMSS(tp *tcpSock, skb *SkBuff) {
+func (r *refTCP) measureRcvMSS(tp *tcpSock, skb *skBuff) {
 	r.k.reach(fnRefTCPMeasureRcvMSS)
 	lss := tp.lastSegSize
 	tp.lastSegSize = 0
@@ -1102,7 +1102,7 @@ func (r *RefTCP) measureRcvMSS(tp *tcpSock, skb *SkBuff) {
 // clamp and the free space, by twice the segment (or the MSS) when its
 // payload fills its truesize well enough (its page fragments: the head is
 // not counted), and ask for a quick ACK.
-func (r *RefTCP) growWindow(tp *tcpSock, skb *SkBuff) {
+func (r *refTCP) growWindow(tp *tcpSock, skb *skBuff) {
 	r.k.reach(fnRefTCPGrowWindow)
 	room := min(tp.windowClamp, r.tcpSpace(tp)) - tp.rcvSsthresh
 	if room <= 0 {
@@ -1141,7 +1141,7 @@ func (r *RefTCP) growWindow(tp *tcpSock, skb *SkBuff) {
 // Unlike Linux, the delayed-ACK timeout (ato) is not tracked (the model
 // fires a delayed ACK at the next op boundary whatever its timeout), nor
 // are the receiver's RTT samples.
-func (r *RefTCP) eventDataRecv(tp *tcpSock, skb *SkBuff) {
+func (r *refTCP) eventDataRecv(tp *tcpSock, skb *skBuff) {
 	r.k.reach(fnRefTCPEventDataRecv)
 	tp.ackPending |= icskAckSched
 	r.measureRcvMSS(tp, skb)
@@ -1158,7 +1158,7 @@ func (r *RefTCP) eventDataRecv(tp *tcpSock, skb *SkBuff) {
 // clampWindow mirrors tcp_clamp_window() (net/ipv4/tcp_input.c, v6.18):
 // receive memory hit its bound; an unlocked buffer grows to what is
 // used, else rcv_ssthresh drops to two MSS.
-func (r *RefTCP) clampWindow(tp *tcpSock) {
+func (r *refTCP) clampWindow(tp *tcpSock) {
 	r.k.reach(fnRefTCPClampWindow)
 	sk := tp.sk
 	tp.ackQuick = 0
@@ -1175,7 +1175,7 @@ func (r *RefTCP) clampWindow(tp *tcpSock) {
 // 6.18.y has): over sk_rcvbuf, clamp the window and collapse the receive
 // queue; -1 when that did not bring the memory under sk_rcvbuf. (The
 // out-of-order queue is always empty in the model.)
-func (r *RefTCP) pruneQueue(tp *tcpSock) int {
+func (r *refTCP) pruneQueue(tp *tcpSock) int {
 	r.k.reach(fnRefTCPPruneQueue)
 	sk := tp.sk
 	if sk.SkRmemAlloc >= sk.SkRcvbuf {
@@ -1199,7 +1199,7 @@ func (r *RefTCP) pruneQueue(tp *tcpSock) int {
 //
 // Unlike Linux, global TCP memory (sk_rmem_schedule against tcp_mem)
 // never runs short.
-func (r *RefTCP) tryRmemSchedule(tp *tcpSock, size int) int {
+func (r *refTCP) tryRmemSchedule(tp *tcpSock, size int) int {
 	r.k.reach(fnRefTCPTryRmemSchedule)
 	if tp.sk.SkRmemAlloc > tp.sk.SkRcvbuf {
 		if r.pruneQueue(tp) < 0 {
@@ -1215,7 +1215,7 @@ func (r *RefTCP) tryRmemSchedule(tp *tcpSock, size int) int {
 // scaled to a window exceeds its payload) or holds bytes already read,
 // copy the payload into new page-sized linear skbs and free the old ones,
 // stopping at a FIN.
-func (r *RefTCP) collapse(tp *tcpSock, start, end uint32) {
+func (r *refTCP) collapse(tp *tcpSock, start, end uint32) {
 	r.k.reach(fnRefTCPCollapse)
 	sk := tp.sk
 	q := &sk.SkReceiveQueue
@@ -1236,7 +1236,7 @@ func (r *RefTCP) collapse(tp *tcpSock, start, end uint32) {
 	if i >= q.len() || q.at(i).TCPFlags&tcphdrFIN != 0 {
 		return
 	}
-	var out []*SkBuff
+	var out []*skBuff
 	for int32(start-end) < 0 && i < q.len() {
 		skb := q.at(i)
 		if skb.TCPFlags&tcphdrFIN != 0 {
@@ -1244,7 +1244,7 @@ func (r *RefTCP) collapse(tp *tcpSock, start, end uint32) {
 		}
 		n := min(skbMaxOrder0, int(end-start))
 		head := r.k.pages.kmalloc(n)
-		nskb := &SkBuff{Seq: start, EndSeq: start, Truesize: skbAllocTruesize(n)}
+		nskb := &skBuff{Seq: start, EndSeq: start, Truesize: skbAllocTruesize(n)}
 		fill := 0
 		for fill < n && i < q.len() {
 			skb = q.at(i)
@@ -1271,7 +1271,7 @@ func (r *RefTCP) collapse(tp *tcpSock, start, end uint32) {
 				r.k.freeSkb(skb)
 			}
 		}
-		nskb.addFrag(SkbFrag{Page: head, Off: 0, Size: fill})
+		nskb.addFrag(skbFrag{Page: head, Off: 0, Size: fill})
 		nskb.Len = fill
 		nskb.EndSeq = nskb.Seq + uint32(fill)
 		out = append(out, nskb)
@@ -1280,7 +1280,7 @@ func (r *RefTCP) collapse(tp *tcpSock, start, end uint32) {
 		}
 	}
 	// The new skbs go where the collapsed ones were, in order.
-	rest := append([]*SkBuff(nil), q.skbs[i:]...)
+	rest := append([]*skBuff(nil), q.skbs[i:]...)
 	q.skbs = append(q.skbs[:i], out...)
 	q.skbs = append(q.skbs, rest...)
 	for _, nskb := range out {
@@ -1299,11 +1299,11 @@ func (r *RefTCP) collapse(tp *tcpSock, start, end uint32) {
 // never coalesced and nothing is coalesced into one: skb_try_coalesce
 // would copy a small segment into the tail's linear tailroom, or steal
 // a page-backed head, neither of which the model has.
-func (r *RefTCP) tryCoalesce(sk *Sock, to, from *SkBuff) bool {
+func (r *refTCP) tryCoalesce(sk *sock, to, from *skBuff) bool {
 	r.k.reach(fnRefTCPTryCoalesce)
 	if to.EndSeq != from.Seq || to.TCPFlags&tcphdrFIN != 0 || to.BpfStrparser ||
 		to.hasLinear() || from.hasLinear() || skbCloned(to) ||
-		len(to.Frags)+len(from.Frags) > MaxSkbFrags {
+		len(to.Frags)+len(from.Frags) > maxSkbFrags {
 		return false
 	}
 	delta := from.Truesize - r.conf().SkbHeadTruesize
@@ -1328,7 +1328,7 @@ func (r *RefTCP) tryCoalesce(sk *Sock, to, from *SkBuff) bool {
 // the peer's window is taken (tcp_ack_update_window, with max_window
 // and the MSS that follows it), a tail loss probe is answered; then the
 // state transitions of tcp_rcv_state_process's step 5.
-func (r *RefTCP) tcpAck(tp *tcpSock, seg segment) {
+func (r *refTCP) tcpAck(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPTcpAck)
 	sk := tp.sk
 	ack := seg.ack
@@ -1340,7 +1340,7 @@ func (r *RefTCP) tcpAck(tp *tcpSock, seg segment) {
 	if int32(ack-tp.SndUna) > 0 {
 		tp.SndUna = ack
 		for len(tp.rtxQueue) > 0 && int32(tp.rtxQueue[0].EndSeq-ack) <= 0 {
-			var skb *SkBuff
+			var skb *skBuff
 			skb, tp.rtxQueue = popFront(tp.rtxQueue)
 			acked += skb.pcount
 			tp.packetsOut -= skb.pcount
@@ -1377,24 +1377,24 @@ func (r *RefTCP) tcpAck(tp *tcpSock, seg segment) {
 		}
 	}
 	switch sk.State {
-	case TCPFinWait1:
+	case tcpFinWait1:
 		if tp.finQueued && tp.SndUna == tp.WriteSeq {
-			sk.State = TCPFinWait2
+			sk.State = tcpFinWait2
 			sk.SkShutdown |= sendShutdown
 			if !sk.SockDead {
 				sk.SkStateChange(sk)
 			} else {
 				// An orphan: tcp_time_wait(sk, TCP_FIN_WAIT2, tmo).
-				r.timeWait(tp, TCPFinWait2)
+				r.timeWait(tp, tcpFinWait2)
 				return
 			}
 		}
-	case TCPClosing:
+	case tcpClosing:
 		if tp.finQueued && tp.SndUna == tp.WriteSeq {
-			r.timeWait(tp, TCPTimeWait)
+			r.timeWait(tp, tcpTimeWait)
 			return
 		}
-	case TCPLastAck:
+	case tcpLastAck:
 		if tp.finQueued && tp.SndUna == tp.WriteSeq {
 			r.tcpDone(tp)
 			return
@@ -1404,8 +1404,8 @@ func (r *RefTCP) tcpAck(tp *tcpSock, seg segment) {
 
 // tcpMayUpdateWindow mirrors tcp_may_update_window()
 // (net/ipv4/tcp_input.c, v6.18): the ACK is new, or its segment is, or it
-// widens the window or (since v6.5, TCPConf.ZeroWindowUpdate) closes it.
-func (r *RefTCP) tcpMayUpdateWindow(tp *tcpSock, ack, priorUna, wl uint32, win int) bool {
+// widens the window or (since v6.5, tcpConf.ZeroWindowUpdate) closes it.
+func (r *refTCP) tcpMayUpdateWindow(tp *tcpSock, ack, priorUna, wl uint32, win int) bool {
 	r.k.reach(fnRefTCPTcpMayUpdateWindow)
 	return int32(ack-priorUna) > 0 || int32(wl-tp.sndWl1) > 0 ||
 		wl == tp.sndWl1 && (win > tp.sndWnd || win == 0 && r.conf().ZeroWindowUpdate)
@@ -1418,7 +1418,7 @@ func (r *RefTCP) tcpMayUpdateWindow(tp *tcpSock, ack, priorUna, wl uint32, win i
 //
 // Unlike Linux, BBR's target window (its bandwidth and RTT estimates) is
 // not modelled: the window keeps growing.
-func (r *RefTCP) congControl(tp *tcpSock, acked int) {
+func (r *refTCP) congControl(tp *tcpSock, acked int) {
 	r.k.reach(fnRefTCPCongControl)
 	if r.conf().CwndEveryAck || tp.cwndLimited {
 		tp.sndCwnd += acked
@@ -1428,7 +1428,7 @@ func (r *RefTCP) congControl(tp *tcpSock, acked int) {
 // dataSndCheck mirrors tcp_data_snd_check() (net/ipv4/tcp_input.c,
 // v6.18): after an ACK, send what the window now allows and give
 // writers the space freed.
-func (r *RefTCP) dataSndCheck(tp *tcpSock) {
+func (r *refTCP) dataSndCheck(tp *tcpSock) {
 	r.k.reach(fnRefTCPDataSndCheck)
 	r.pushPendingFrames(tp, tp.mssCache, tp.nonagle)
 	r.checkSpace(tp)
@@ -1446,7 +1446,7 @@ func (r *RefTCP) dataSndCheck(tp *tcpSock) {
 // the memory check Linux would make (tcp_data_queue_ofo); Linux would
 // keep it if that check passed. No retransmission fills the hole in the
 // model anyway.
-func (r *RefTCP) tcpDataQueue(tp *tcpSock, skb *SkBuff) {
+func (r *refTCP) tcpDataQueue(tp *tcpSock, skb *skBuff) {
 	r.k.reach(fnRefTCPTcpDataQueue)
 	sk := tp.sk
 	if skb.Seq == skb.EndSeq {
@@ -1513,7 +1513,7 @@ func (r *RefTCP) tcpDataQueue(tp *tcpSock, skb *SkBuff) {
 // v6.18): header prediction comes back on (pred_flags, predicting the
 // peer's window field as snd_wnd scaled) with the window open and the
 // receive memory under sk_rcvbuf.
-func (r *RefTCP) fastPathCheck(tp *tcpSock) {
+func (r *refTCP) fastPathCheck(tp *tcpSock) {
 	r.k.reach(fnRefTCPFastPathCheck)
 	if tp.rcvWnd != 0 && tp.sk.SkRmemAlloc < tp.sk.SkRcvbuf {
 		tp.predWnd = tp.sndWnd >> tp.sndWscale
@@ -1526,7 +1526,7 @@ func (r *RefTCP) fastPathCheck(tp *tcpSock) {
 // truesize the socket's forward-allocated memory covers is queued at
 // once, without tcp_data_queue's memory checks. It reports whether it
 // took the segment.
-func (r *RefTCP) fastPath(tp *tcpSock, seg segment) bool {
+func (r *refTCP) fastPath(tp *tcpSock, seg segment) bool {
 	r.k.reach(fnRefTCPFastPath)
 	skb := seg.skb
 	if tp.predWnd < 0 || skb == nil || seg.dupLen > 0 || seg.fin || skb.TCPFlags&tcphdrFIN != 0 ||
@@ -1553,7 +1553,7 @@ func (r *RefTCP) fastPath(tp *tcpSock, seg segment) bool {
 
 // dataReady calls tcp_data_ready unless the socket is orphaned (as
 // its own context with splitDataReady).
-func (r *RefTCP) dataReady(tp *tcpSock) {
+func (r *refTCP) dataReady(tp *tcpSock) {
 	sk := tp.sk
 	if sk.SockDead {
 		return
@@ -1567,7 +1567,7 @@ func (r *RefTCP) dataReady(tp *tcpSock) {
 
 // outOfWindow is tcp_data_queue's out_of_window: quick ACKs again
 // (tcp_enter_quickack_mode) and an ACK due.
-func (r *RefTCP) outOfWindow(tp *tcpSock) {
+func (r *refTCP) outOfWindow(tp *tcpSock) {
 	r.incrQuickack(tp, tcpMaxQuickacks)
 	tp.pingpong = false
 	tp.ackPending |= icskAckSched
@@ -1576,7 +1576,7 @@ func (r *RefTCP) outOfWindow(tp *tcpSock) {
 // tcpQueueRcv mirrors tcp_queue_rcv() (net/ipv4/tcp_input.c, v6.18):
 // coalesce into the tail skb when tcp_try_coalesce allows, else queue
 // the skb and charge its truesize; rcv_nxt advances either way.
-func (r *RefTCP) tcpQueueRcv(tp *tcpSock, skb *SkBuff) {
+func (r *refTCP) tcpQueueRcv(tp *tcpSock, skb *skBuff) {
 	r.k.reach(fnRefTCPTcpQueueRcv)
 	sk := tp.sk
 	tp.RcvNxt = skb.EndSeq
@@ -1594,7 +1594,7 @@ func (r *RefTCP) tcpQueueRcv(tp *tcpSock, skb *SkBuff) {
 // rcvEstablished mirrors tcp_rcv_established() (net/ipv4/tcp_input.c,
 // v6.18) past header prediction: the ACK, the segment's text, then what
 // the ACK lets the socket send and the ACK it owes.
-func (r *RefTCP) rcvEstablished(tp *tcpSock, seg segment) {
+func (r *refTCP) rcvEstablished(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPRcvEstablished)
 	if r.fastPath(tp, seg) {
 		return
@@ -1626,7 +1626,7 @@ func (r *RefTCP) rcvEstablished(tp *tcpSock, seg segment) {
 // cleanupRbuf mirrors __tcp_cleanup_rbuf() (net/ipv4/tcp.c, v6.18): after
 // a read of copied bytes, ACK what tcp_input held back, or advertise a
 // window the read at least doubled.
-func (r *RefTCP) cleanupRbuf(tp *tcpSock, copied int) {
+func (r *refTCP) cleanupRbuf(tp *tcpSock, copied int) {
 	r.k.reach(fnRefTCPCleanupRbuf)
 	sk := tp.sk
 	timeToAck := false
@@ -1653,7 +1653,7 @@ func (r *RefTCP) cleanupRbuf(tp *tcpSock, copied int) {
 // releaseCb mirrors tcp_release_cb() (net/ipv4/tcp_output.c, v6.18) as
 // release_sock runs it: an ACK deferred while the owner processed its
 // backlog (TCP_ACK_DEFERRED) goes out.
-func (r *RefTCP) releaseCb(tp *tcpSock) {
+func (r *refTCP) releaseCb(tp *tcpSock) {
 	r.k.reach(fnRefTCPReleaseCb)
 	if tp.ackDeferred {
 		tp.ackDeferred = false
@@ -1667,7 +1667,7 @@ func (r *RefTCP) releaseCb(tp *tcpSock) {
 // v6.18): the receiver's RTT without timestamps, the time to receive
 // one window's worth; what matters to the model is that a sample exists
 // (rcv_rtt_est.rtt_us != 0), once a window past the first data came.
-func (r *RefTCP) rcvRttMeasure(tp *tcpSock) {
+func (r *refTCP) rcvRttMeasure(tp *tcpSock) {
 	r.k.reach(fnRefTCPRcvRttMeasure)
 	if tp.rcvRttStarted && int32(tp.RcvNxt-tp.rcvRttSeq) < 0 {
 		return
@@ -1683,7 +1683,7 @@ func (r *RefTCP) rcvRttMeasure(tp *tcpSock) {
 // v6.18): a segment of at least rcv_mss echoing the timestamp of an ACK
 // sent a millisecond or more ago (one op ago in the kernel backend) is
 // an RTT sample.
-func (r *RefTCP) rcvRttMeasureTS(tp *tcpSock, seg segment) {
+func (r *refTCP) rcvRttMeasureTS(tp *tcpSock, seg segment) {
 	r.k.reach(fnRefTCPRcvRttMeasureTS)
 	if seg.skb == nil || seg.skb.Len < tp.rcvMss || seg.tsecr == 0 {
 		return
@@ -1695,10 +1695,10 @@ func (r *RefTCP) rcvRttMeasureTS(tp *tcpSock, seg segment) {
 
 // rcvSpaceAdjust mirrors tcp_rcv_space_adjust() (net/ipv4/tcp_input.c,
 // v6.18), which a reader runs as it copies: once per RTT (in the model:
-// once per op, see Sched.opSeq) the bytes copied since the last
+// once per op, see sched.opSeq) the bytes copied since the last
 // measurement, less those still queued, beyond the last measurement
 // grow the receive buffer (rcvbufGrow), unless SO_RCVBUF locked it.
-func (r *RefTCP) rcvSpaceAdjust(tp *tcpSock) {
+func (r *refTCP) rcvSpaceAdjust(tp *tcpSock) {
 	r.k.reach(fnRefTCPRcvSpaceAdjust)
 	if !tp.rcvRttValid || tp.rcvqTime == r.k.s.opSeq {
 		return
@@ -1719,7 +1719,7 @@ func (r *RefTCP) rcvSpaceAdjust(tp *tcpSock) {
 // by its growth, turned into receive space (tcp_space_from_win), becomes
 // sk_rcvbuf (up to tcp_rmem[2]) and the window clamp follows. The
 // profile's DRS gives 6.12's and 6.1's sizing instead.
-func (r *RefTCP) rcvbufGrow(tp *tcpSock, newval int) {
+func (r *refTCP) rcvbufGrow(tp *tcpSock, newval int) {
 	r.k.reach(fnRefTCPRcvbufGrow)
 	sk := tp.sk
 	old := tp.rcvqSpace
@@ -1755,7 +1755,7 @@ func (r *RefTCP) rcvbufGrow(tp *tcpSock, newval int) {
 }
 
 // RcvSpaceAdjust implements TCP (tcp_rcv_space_adjust, rcvSpaceAdjust).
-func (r *RefTCP) RcvSpaceAdjust(sk *Sock) {
+func (r *refTCP) RcvSpaceAdjust(sk *sock) {
 	tp := tcpSk(sk)
 	if tp.unhashed || tp.tw {
 		return

@@ -8,8 +8,8 @@ import (
 
 // The receive side of TCP that works on the socket's sk_receive_queue
 // alone: tcp_recvmsg, tcp_read_sock, tcp_recv_skb and tcp_read_skb
-// (net/ipv4/tcp.c, v6.18). Both transports (RefTCP and the bridge to an
-// external TCP, tcp_ext.go) queue in-order skbs on Sock.SkReceiveQueue
+// (net/ipv4/tcp.c, v6.18). Both transports (refTCP and the bridge to an
+// external TCP, tcp_ext.go) queue in-order skbs on sock.SkReceiveQueue
 // with their own rcv_nxt and copied_seq, so the code that consumes the
 // queue is shared: the transports differ only in where copied_seq lives
 // and in what tcp_cleanup_rbuf does.
@@ -17,16 +17,16 @@ import (
 // rcvTransport is what the shared receive paths need from a transport.
 type rcvTransport interface {
 	// copiedSeqPtr returns the socket's copied_seq.
-	copiedSeqPtr(sk *Sock) *uint32
+	copiedSeqPtr(sk *sock) *uint32
 	// CleanupRbuf mirrors tcp_cleanup_rbuf() (net/ipv4/tcp.c, v6.18); see
-	// TCP.
-	CleanupRbuf(sk *Sock, copied int)
+	// tcp.
+	CleanupRbuf(sk *sock, copied int)
 	// RcvSpaceAdjust mirrors tcp_rcv_space_adjust() (net/ipv4/tcp_input.c,
-	// v6.18); see TCP.
-	RcvSpaceAdjust(sk *Sock)
+	// v6.18); see tcp.
+	RcvSpaceAdjust(sk *sock)
 }
 
-func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIter, flags int) (int, syscall.Errno) {
+func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno) {
 	cs := tr.copiedSeqPtr(sk)
 	length := dst.left()
 	peek := flags&msgPeek != 0
@@ -48,7 +48,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 	}
 	copied := 0
 	for first := true; first || length > 0; first = false {
-		var found *SkBuff
+		var found *skBuff
 		var offset int
 		fin := false
 		last := sk.SkReceiveQueue.peekTail()
@@ -104,7 +104,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 			break
 		}
 		if copied > 0 {
-			if to == 0 || sk.SkErr != 0 || sk.State == TCPClose || sk.SkShutdown&rcvShutdown != 0 {
+			if to == 0 || sk.SkErr != 0 || sk.State == tcpClose || sk.SkShutdown&rcvShutdown != 0 {
 				break
 			}
 		} else {
@@ -117,7 +117,7 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 			if sk.SkShutdown&rcvShutdown != 0 {
 				break
 			}
-			if sk.State == TCPClose {
+			if sk.State == tcpClose {
 				return 0, errENOTCONN
 			}
 			if to == 0 {
@@ -140,15 +140,15 @@ func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *Task, sk *Sock, dst *iovIt
 
 // tcpEatRecvSkb mirrors tcp_eat_recv_skb() (net/ipv4/tcp.c, v6.18): unlink
 // and free a consumed skb.
-func (k *kernel) tcpEatRecvSkb(sk *Sock, skb *SkBuff) {
+func (k *kernel) tcpEatRecvSkb(sk *sock, skb *skBuff) {
 	k.reach(fnTcpEatRecvSkb)
 	sk.SkReceiveQueue.unlink(skb)
 	k.freeSkb(skb)
 }
 
 // tcpReadSock mirrors tcp_read_sock() (net/ipv4/tcp.c, v6.18) for
-// TCP.ReadSock.
-func (k *kernel) tcpReadSock(tr rcvTransport, sk *Sock, cursor *uint32, desc *ReadDesc, actor func(desc *ReadDesc, skb *SkBuff, off, n int) int) int {
+// tcp.ReadSock.
+func (k *kernel) tcpReadSock(tr rcvTransport, sk *sock, cursor *uint32, desc *readDesc, actor func(desc *readDesc, skb *skBuff, off, n int) int) int {
 	k.reach(fnTcpReadSock)
 	noack := cursor != nil
 	if cursor == nil {
@@ -156,7 +156,7 @@ func (k *kernel) tcpReadSock(tr rcvTransport, sk *Sock, cursor *uint32, desc *Re
 	}
 	seq := *cursor
 	copied := 0
-	if sk.State == TCPListen {
+	if sk.State == tcpListen {
 		return -int(errENOTCONN)
 	}
 	for {
@@ -212,7 +212,7 @@ func (k *kernel) tcpReadSock(tr rcvTransport, sk *Sock, cursor *uint32, desc *Re
 // tcpRecvSkb mirrors tcp_recv_skb() (net/ipv4/tcp.c, v6.18): the skb
 // holding seq, eating skbs that were fully consumed (or hold nothing but a
 // FIN before it).
-func (k *kernel) tcpRecvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
+func (k *kernel) tcpRecvSkb(sk *sock, seq uint32) (*skBuff, int) {
 	k.reach(fnTcpRecvSkb)
 	for {
 		skb := sk.SkReceiveQueue.peek()
@@ -234,10 +234,10 @@ func (k *kernel) tcpRecvSkb(sk *Sock, seq uint32) (*SkBuff, int) {
 // tcpReadSkb mirrors tcp_read_skb() (net/ipv4/tcp.c, v6.18): it unlinks every queued
 // skb, makes sk its owner without receive memory (skb_set_owner_sk_safe)
 // and hands it to actor, stopping after a FIN. An skb
-// a read has partly consumed goes whole, its read bytes too (a Rewind).
-func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int {
+// a read has partly consumed goes whole, its read bytes too (a rewind).
+func (k *kernel) tcpReadSkb(sk *sock, actor func(sk *sock, skb *skBuff) int) int {
 	k.reach(fnTcpReadSkb)
-	if sk.State == TCPListen {
+	if sk.State == tcpListen {
 		return -int(errENOTCONN)
 	}
 	copied := 0
@@ -251,7 +251,7 @@ func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
 		if back := int32(k.tcp.CopiedSeq(sk) - skb.Seq); back > 0 && int(back) < skb.Len {
 			// The whole skb goes to the actor, the bytes a read
 			// already returned from it too: they are delivered again.
-			k.stats.Rewinds = append(k.stats.Rewinds, Rewind{Sock: sk.Name, Fn: "tcp_read_skb", By: int(back)})
+			k.stats.Rewinds = append(k.stats.Rewinds, rewind{Sock: sk.Name, Fn: "tcp_read_skb", By: int(back)})
 		}
 		fin := skb.TCPFlags&tcphdrFIN != 0
 		used := actor(sk, skb)
@@ -280,7 +280,7 @@ func (k *kernel) tcpReadSkb(sk *Sock, actor func(sk *Sock, skb *SkBuff) int) int
 // rcv_nxt, so tcp_data_ready's tcp_epollin_ready sees nothing to read in
 // the skbs that arrive later and calls no sk_data_ready; the reader's
 // offset into them is past their end).
-func seqHoleWhy(sk *Sock, copiedSeq uint32) string {
+func seqHoleWhy(sk *sock, copiedSeq uint32) string {
 	if skb := sk.SkReceiveQueue.peek(); skb != nil && int32(skb.Seq-copiedSeq) > 0 {
 		return "copied_seq-hole"
 	}
@@ -300,6 +300,6 @@ func seqHoleWhy(sk *Sock, copiedSeq uint32) string {
 
 // selfRedirect reports whether verdict program prog redirects sk's bytes
 // to sk itself (the key it redirects to holds sk).
-func selfRedirect(sk *Sock, prog *Prog) bool {
+func selfRedirect(sk *sock, prog *prog) bool {
 	return prog != nil && prog.Spec.Verdict == trace.VerdictRedirect && prog.Map != nil && prog.Map.lookup(prog.Spec.Key) == sk
 }

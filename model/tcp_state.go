@@ -3,7 +3,7 @@ package model
 import "syscall"
 
 // The socket-level halves of TCP's state changes (net/ipv4/tcp.c and
-// tcp_input.c, v6.18) that both transports (RefTCP and the bridge to an
+// tcp_input.c, v6.18) that both transports (refTCP and the bridge to an
 // external TCP, tcp_ext.go) perform the same way on the struct sock; each
 // transport adds what it keeps of its own (unhashing, write queues,
 // endpoints).
@@ -11,14 +11,14 @@ import "syscall"
 // tcpResetErr mirrors the sk_err tcp_reset() (net/ipv4/tcp_input.c, v6.18)
 // sets by the state the reset finds: ECONNREFUSED in SYN_SENT, EPIPE in
 // CLOSE_WAIT, e otherwise. In CLOSE a reset does nothing (ok is false).
-func tcpResetErr(state TCPState, e syscall.Errno) (err syscall.Errno, ok bool) {
+func tcpResetErr(state tcpState, e syscall.Errno) (err syscall.Errno, ok bool) {
 	reach(fnTcpResetErr)
 	switch state {
-	case TCPSynSent:
+	case tcpSynSent:
 		return syscall.ECONNREFUSED, true
-	case TCPCloseWait:
+	case tcpCloseWait:
 		return errEPIPE, true
-	case TCPClose:
+	case tcpClose:
 		return 0, false
 	}
 	return e, true
@@ -27,11 +27,11 @@ func tcpResetErr(state TCPState, e syscall.Errno) (err syscall.Errno, ok bool) {
 // tcpDoneSock is tcp_done() on the socket: CLOSE, SHUTDOWN_MASK, and
 // sk_state_change for a socket someone holds. It reports an orphan, which
 // the caller destroys (inet_csk_destroy_sock).
-func tcpDoneSock(sk *Sock) (orphan bool) {
+func tcpDoneSock(sk *sock) (orphan bool) {
 	if sk.k.prof.SpliceSeq {
 		sk.k.spliceSeqUnhash(sk) // tcp_set_state(TCP_CLOSE) → sk_prot->unhash
 	}
-	sk.State = TCPClose
+	sk.State = tcpClose
 	sk.SkShutdown = shutdownMask
 	if sk.SockDead {
 		return true
@@ -42,17 +42,17 @@ func tcpDoneSock(sk *Sock) (orphan bool) {
 
 // tcpCloseState mirrors tcp_close_state() (net/ipv4/tcp.c, v6.18): the
 // state after a close or shutdown(SHUT_WR), and whether a FIN goes out.
-func tcpCloseState(sk *Sock) bool {
+func tcpCloseState(sk *sock) bool {
 	sk.k.reach(fnTcpCloseState)
 	switch sk.State {
-	case TCPEstablished, TCPSynRecv:
-		sk.State = TCPFinWait1
+	case tcpEstablished, tcpSynRecv:
+		sk.State = tcpFinWait1
 		return true
-	case TCPCloseWait:
-		sk.State = TCPLastAck
+	case tcpCloseWait:
+		sk.State = tcpLastAck
 		return true
-	case TCPSynSent, TCPTimeWait, TCPListen:
-		sk.State = TCPClose
+	case tcpSynSent, tcpTimeWait, tcpListen:
+		sk.State = tcpClose
 	}
 	return false
 }
@@ -65,7 +65,7 @@ func tcpCloseState(sk *Sock) bool {
 // Debian 6.1 guests: bytes a stream parser left behind a copied_seq it
 // pushed past rcv_nxt are not unread there, and the close sends a FIN),
 // and inet_csk_destroy_sock's purge.
-func (k *kernel) purgeReceiveQueue(sk *Sock) (unread int) {
+func (k *kernel) purgeReceiveQueue(sk *sock) (unread int) {
 	copied := k.tcp.CopiedSeq(sk)
 	for skb := sk.SkReceiveQueue.dequeue(); skb != nil; skb = sk.SkReceiveQueue.dequeue() {
 		end, from := skb.EndSeq, skb.Seq

@@ -44,8 +44,8 @@ type Transport interface {
 // exploring scheduler counts the held segments as pending kernel work:
 // a "kworker" pick with segments held delivers the oldest one (then the
 // receive contexts it sets off run as further picks), as a softirq
-// delivery of an in-flight segment is a candidate on RefTCP
-// (Sched.holdSoftirq). Outside explore mode holding stays off and
+// delivery of an in-flight segment is a candidate on refTCP
+// (sched.holdSoftirq). Outside explore mode holding stays off and
 // segments flow as they are sent.
 //
 // Contract, beyond Transport's: Dial completes its handshake whether or

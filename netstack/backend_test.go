@@ -166,10 +166,10 @@ func TestBackendTransportFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = trace.Run(context.Background(), be, tr, trace.Options{})
-	if !errors.Is(err, model.ErrTransport) || !errors.Is(err, ErrBadOption) {
-		t.Fatalf("run on a transport with MTU 100: %v, want ErrTransport wrapping ErrBadOption", err)
+	if !errors.Is(err, model.ErrTransport) || !errors.Is(err, errBadOption) {
+		t.Fatalf("run on a transport with MTU 100: %v, want ErrTransport wrapping errBadOption", err)
 	}
-	if _, err := NewTransport(TransportOptions{Options: Options{RealClock: true}}); !errors.Is(err, ErrBadOption) {
-		t.Fatalf("NewTransport(RealClock) = %v, want ErrBadOption", err)
+	if _, err := newTransport(TransportOptions{Options: Options{RealClock: true}}); !errors.Is(err, errBadOption) {
+		t.Fatalf("newTransport(RealClock) = %v, want errBadOption", err)
 	}
 }

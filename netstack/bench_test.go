@@ -38,7 +38,7 @@ func benchStream(b *testing.B, newEnv func(testing.TB) *env) {
 			n, err := dst.Read(buf)
 			got += n
 			if isEAGAIN(err) {
-				if _, err := dst.Wait(ctx, EventIn|EventErr|EventHup|EventRdHup); err != nil {
+				if _, err := dst.Wait(ctx, eventIn|eventErr|eventHup|eventRdHup); err != nil {
 					b.Fatal(err)
 				}
 				continue

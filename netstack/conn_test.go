@@ -67,12 +67,12 @@ func TestFIN(t *testing.T) {
 		if _, err := a.WriteAll(ctx, []byte("hello")); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.Shutdown(ShutWr); err != nil {
+		if err := a.Shutdown(shutWr); err != nil {
 			t.Fatal(err)
 		}
 		waitState(t, b, "CLOSE_WAIT")
 		waitState(t, a, "FIN_WAIT2")
-		if ev := b.Readiness(); ev&(EventIn|EventRdHup) != EventIn|EventRdHup {
+		if ev := b.Readiness(); ev&(eventIn|eventRdHup) != eventIn|eventRdHup {
 			t.Errorf("peer readiness after FIN = %s, want IN and RDHUP", ev)
 		}
 		buf := make([]byte, 16)
@@ -101,7 +101,7 @@ func TestFIN(t *testing.T) {
 
 // readErr waits until a Read on c stops returning EAGAIN and returns its
 // error.
-func readErr(t *testing.T, c *Conn) error {
+func readErr(t *testing.T, c *conn) error {
 	t.Helper()
 	buf := make([]byte, 64)
 	for {
@@ -109,7 +109,7 @@ func readErr(t *testing.T, c *Conn) error {
 		if !errors.Is(err, syscall.EAGAIN) {
 			return err
 		}
-		if _, err := c.Wait(testCtx(t), EventIn|EventErr|EventHup|EventRdHup); err != nil {
+		if _, err := c.Wait(testCtx(t), eventIn|eventErr|eventHup|eventRdHup); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -125,7 +125,7 @@ func TestAbort(t *testing.T) {
 			t.Fatalf("peer Read after RST = %v, want ECONNRESET", err)
 		}
 		waitState(t, b, "CLOSE")
-		if ev := b.Readiness(); ev&(EventErr|EventHup) != EventErr|EventHup {
+		if ev := b.Readiness(); ev&(eventErr|eventHup) != eventErr|eventHup {
 			t.Errorf("peer readiness after RST = %s, want ERR and HUP", ev)
 		}
 		if _, err := a.Write([]byte("x")); !errors.Is(err, syscall.EBADF) {
@@ -248,8 +248,8 @@ func TestBufferSizes(t *testing.T) {
 		if got := a.SndBuf(); got != 65536 {
 			t.Errorf("SndBuf = %d, want 65536", got)
 		}
-		if err := a.SetRcvBuf(-1); !errors.Is(err, ErrBadOption) {
-			t.Errorf("SetRcvBuf(-1) = %v, want ErrBadOption", err)
+		if err := a.SetRcvBuf(-1); !errors.Is(err, errBadOption) {
+			t.Errorf("SetRcvBuf(-1) = %v, want errBadOption", err)
 		}
 	})
 }
@@ -280,7 +280,7 @@ func TestWriteEAGAIN(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if ev := a.Readiness(); ev&EventOut != 0 {
+		if ev := a.Readiness(); ev&eventOut != 0 {
 			t.Errorf("readiness with a full send buffer = %s, want no OUT", ev)
 		}
 		// Draining the receiver makes room again.
@@ -288,7 +288,7 @@ func TestWriteEAGAIN(t *testing.T) {
 		if _, err := b.ReadFull(testCtx(t), got); err != nil {
 			t.Fatalf("ReadFull: %v", err)
 		}
-		if _, err := a.Wait(testCtx(t), EventOut); err != nil {
+		if _, err := a.Wait(testCtx(t), eventOut); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -310,8 +310,8 @@ func TestConnectRefused(t *testing.T) {
 func TestNotify(t *testing.T) {
 	both(t, Options{}, func(t *testing.T, e *env) {
 		a, b := e.dial(t)
-		got := make(chan Events, 16)
-		stop := b.Notify(EventIn, func(ev Events) {
+		got := make(chan events, 16)
+		stop := b.Notify(eventIn, func(ev events) {
 			select {
 			case got <- ev:
 			default:
@@ -323,7 +323,7 @@ func TestNotify(t *testing.T) {
 		}
 		select {
 		case ev := <-got:
-			if ev&EventIn == 0 {
+			if ev&eventIn == 0 {
 				t.Errorf("notified %s, want IN", ev)
 			}
 		case <-testCtx(t).Done():

@@ -84,7 +84,7 @@ func TestErrnoEveryEntry(t *testing.T) {
 			t.Errorf("errnoOf(%v) = %d, want %d (%v)", typ, got, c.want, c.want)
 		}
 		err := opError("op", c.err)
-		var oe *OpError
+		var oe *sockOpError
 		if !errors.As(err, &oe) || oe.Errno != c.want || oe.Op != "op" {
 			t.Errorf("opError(%v) = %#v", typ, err)
 		}

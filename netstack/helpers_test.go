@@ -40,15 +40,15 @@ type topo interface {
 type env struct {
 	name string
 	top  topo
-	a, b *Host
-	th   *TwoHost // nil on loopback
+	a, b *host
+	th   *twoHost // nil on loopback
 }
 
 func newLoopbackEnv(t testing.TB, opts Options) *env {
 	t.Helper()
-	lo, err := NewLoopback(opts)
+	lo, err := newLoopback(opts)
 	if err != nil {
-		t.Fatalf("NewLoopback: %v", err)
+		t.Fatalf("newLoopback: %v", err)
 	}
 	e := &env{name: "loopback", top: lo, a: lo.Host(), b: lo.Host()}
 	t.Cleanup(func() { e.shutdown(t) })
@@ -57,9 +57,9 @@ func newLoopbackEnv(t testing.TB, opts Options) *env {
 
 func newTwoHostEnv(t testing.TB, opts Options) *env {
 	t.Helper()
-	th, err := NewTwoHost(opts)
+	th, err := newTwoHost(opts)
 	if err != nil {
-		t.Fatalf("NewTwoHost: %v", err)
+		t.Fatalf("newTwoHost: %v", err)
 	}
 	e := &env{name: "twohost", top: th, a: th.A(), b: th.B(), th: th}
 	t.Cleanup(func() { e.shutdown(t) })
@@ -83,17 +83,17 @@ func both(t *testing.T, opts Options, f func(t *testing.T, e *env)) {
 	t.Run("twohost", func(t *testing.T) { f(t, newTwoHostEnv(t, opts)) })
 }
 
-func (e *env) dial(t testing.TB) (a, b *Conn) {
+func (e *env) dial(t testing.TB) (a, b *conn) {
 	t.Helper()
-	a, b, err := Dial(testCtx(t), e.a, e.b)
+	a, b, err := dial(testCtx(t), e.a, e.b)
 	if err != nil {
-		t.Fatalf("Dial: %v", err)
+		t.Fatalf("dial: %v", err)
 	}
 	return a, b
 }
 
 // waitState waits until c reaches state.
-func waitState(t testing.TB, c *Conn, state string) {
+func waitState(t testing.TB, c *conn, state string) {
 	t.Helper()
 	if _, err := c.WaitState(testCtx(t), state); err != nil {
 		t.Fatal(err)

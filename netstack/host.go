@@ -12,9 +12,9 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
-// Host is one gVisor stack of a topology, with one NIC and one IPv4
+// host is one gVisor stack of a topology, with one NIC and one IPv4
 // address. The topology owns it: it lives until the topology's Close.
-type Host struct {
+type host struct {
 	t    *topology
 	name string
 	s    *stack.Stack
@@ -22,23 +22,23 @@ type Host struct {
 }
 
 // Name returns the host's name ("lo", "a", "b").
-func (h *Host) Name() string { return h.name }
+func (h *host) Name() string { return h.name }
 
 // Addr returns the host's IPv4 address.
-func (h *Host) Addr() netip.Addr { return netip.AddrFrom4(h.addr.As4()) }
+func (h *host) Addr() netip.Addr { return netip.AddrFrom4(h.addr.As4()) }
 
 // NICDrops returns how many packets the host's NIC dropped for lack of
 // queue space (gVisor's TxPacketsDroppedNoBufferSpace): drops that no
-// Link saw. It must stay 0; a non-zero value means channelQueue is too
+// link saw. It must stay 0; a non-zero value means channelQueue is too
 // small.
-func (h *Host) NICDrops() uint64 {
+func (h *host) NICDrops() uint64 {
 	return h.s.Stats().NICs.TxPacketsDroppedNoBufferSpace.Value()
 }
 
 // newEndpoint creates a TCP endpoint on h with its own wait queue.
-func (h *Host) newEndpoint() (tcpip.Endpoint, *waiter.Queue, error) {
+func (h *host) newEndpoint() (tcpip.Endpoint, *waiter.Queue, error) {
 	if h.t.isClosed() {
-		return nil, nil, ErrClosed
+		return nil, nil, errClosed
 	}
 	wq := new(waiter.Queue)
 	ep, err := h.s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, wq)
@@ -50,9 +50,9 @@ func (h *Host) newEndpoint() (tcpip.Endpoint, *waiter.Queue, error) {
 
 // Listen makes a listening endpoint on h's address and port (0: an
 // ephemeral port) with the given accept backlog (0: a default of 16).
-func (h *Host) Listen(port uint16, backlog int) (*Listener, error) {
+func (h *host) Listen(port uint16, backlog int) (*listener, error) {
 	if backlog < 0 {
-		return nil, fmt.Errorf("%w: backlog %d", ErrBadOption, backlog)
+		return nil, fmt.Errorf("%w: backlog %d", errBadOption, backlog)
 	}
 	if backlog == 0 {
 		backlog = defaultBacklog
@@ -69,16 +69,16 @@ func (h *Host) Listen(port uint16, backlog int) (*Listener, error) {
 		ep.Close()
 		return nil, opError("listen", err)
 	}
-	return &Listener{host: h, ep: ep, wq: wq}, nil
+	return &listener{host: h, ep: ep, wq: wq}, nil
 }
 
 // Connect makes an endpoint on h and connects it to to, blocking until
 // the handshake completes, fails, or ctx ends (then the endpoint is
 // closed and ctx's error returned, wrapped). On the manual clock a lost
 // SYN is retransmitted only when the harness advances time.
-func (h *Host) Connect(ctx context.Context, to netip.AddrPort) (*Conn, error) {
+func (h *host) Connect(ctx context.Context, to netip.AddrPort) (*conn, error) {
 	if !to.Addr().Is4() {
-		return nil, fmt.Errorf("%w: %s is not IPv4", ErrBadOption, to)
+		return nil, fmt.Errorf("%w: %s is not IPv4", errBadOption, to)
 	}
 	ep, wq, err := h.newEndpoint()
 	if err != nil {
@@ -111,16 +111,16 @@ func (h *Host) Connect(ctx context.Context, to netip.AddrPort) (*Conn, error) {
 	return newConn(h, ep, wq), nil
 }
 
-// Listener is a listening TCP endpoint. Close it when done; the topology's
+// listener is a listening TCP endpoint. Close it when done; the topology's
 // Close also aborts it.
-type Listener struct {
-	host *Host
+type listener struct {
+	host *host
 	ep   tcpip.Endpoint
 	wq   *waiter.Queue
 }
 
 // Addr returns the address the listener is bound to.
-func (l *Listener) Addr() netip.AddrPort {
+func (l *listener) Addr() netip.AddrPort {
 	a, err := l.ep.GetLocalAddress()
 	if err != nil {
 		return netip.AddrPort{}
@@ -130,13 +130,13 @@ func (l *Listener) Addr() netip.AddrPort {
 
 // Accept returns the next established connection, blocking until one
 // completes its handshake or ctx ends.
-func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+func (l *listener) Accept(ctx context.Context) (*conn, error) {
 	entry, ch := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr)
 	l.wq.EventRegister(&entry)
 	defer l.wq.EventUnregister(&entry)
 	for {
 		if l.host.t.isClosed() {
-			return nil, fmt.Errorf("accept: %w", ErrClosed)
+			return nil, fmt.Errorf("accept: %w", errClosed)
 		}
 		ep, wq, err := l.ep.Accept(nil)
 		if err == nil {
@@ -154,19 +154,19 @@ func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 }
 
 // Close closes the listener; connections not yet accepted are reset.
-func (l *Listener) Close() error {
+func (l *listener) Close() error {
 	l.ep.Close()
 	return nil
 }
 
-// Dial builds one established connection from a to b, as the trace
+// dial builds one established connection from a to b, as the trace
 // language's `conn A B`: b listens on an ephemeral port, a connects, b
 // accepts, and the listener is closed. It returns a's end (the active
 // opener) and b's end. a and b may be the same host (loopback) and must
 // belong to the same topology. On error nothing is left open.
-func Dial(ctx context.Context, a, b *Host) (active, passive *Conn, err error) {
+func dial(ctx context.Context, a, b *host) (active, passive *conn, err error) {
 	if a.t != b.t {
-		return nil, nil, fmt.Errorf("%w: hosts of different topologies", ErrBadOption)
+		return nil, nil, fmt.Errorf("%w: hosts of different topologies", errBadOption)
 	}
 	ln, err := b.Listen(ephemeralListen, 1)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 )
 
 // The loopback-splice RFC's defect (a) with real TCP segments in flight:
-// the exploring scheduler holds the topology's Link segments and
+// the exploring scheduler holds the topology's link segments and
 // delivers them one per "kworker" pick (model.HoldingTransport), so the
 // 17 TCP bytes ts sends after the ring's 16383 can still be on the wire
 // (or a loopback backlog) when ts's "X" finds b's sk_receive_queue empty
@@ -212,7 +212,7 @@ func testRingOvertakesHeldSegments(t *testing.T, opts TransportOptions, shrink b
 // countingTransport counts the HoldSegments(true) calls and the
 // deliveries the model makes.
 type countingTransport struct {
-	*Transport
+	*transport
 	holds, delivered *int
 }
 
@@ -220,12 +220,12 @@ func (c countingTransport) HoldSegments(on bool) error {
 	if on {
 		*c.holds++
 	}
-	return c.Transport.HoldSegments(on)
+	return c.transport.HoldSegments(on)
 }
 
 func (c countingTransport) DeliverOne() error {
 	*c.delivered++
-	return c.Transport.DeliverOne()
+	return c.transport.DeliverOne()
 }
 
 // TestHoldingOnlyWhenExploring: outside explore mode the model never
@@ -237,7 +237,7 @@ func TestHoldingOnlyWhenExploring(t *testing.T) {
 	for _, topo := range inflightTopologies {
 		var holds, delivered int
 		be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: func() (model.Transport, error) {
-			tp, err := NewTransport(topo.opts)
+			tp, err := newTransport(topo.opts)
 			if err != nil {
 				return nil, err
 			}

@@ -33,16 +33,16 @@ func settleGoroutines(n int) int {
 func TestNoGoroutineSurvives(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for i := 0; i < 3; i++ {
-		lo, err := NewLoopback(Options{Pcap: &failWriter{ok: 1 << 20}})
+		lo, err := newLoopback(Options{Pcap: &failWriter{ok: 1 << 20}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, b, err := Dial(testCtx(t), lo.Host(), lo.Host())
+		a, b, err := dial(testCtx(t), lo.Host(), lo.Host())
 		if err != nil {
 			t.Fatal(err)
 		}
 		a.WriteAll(testCtx(t), pattern(10000))
-		c, d, err := Dial(testCtx(t), lo.Host(), lo.Host())
+		c, d, err := dial(testCtx(t), lo.Host(), lo.Host())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,11 +59,11 @@ func TestNoGoroutineSurvives(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		th, err := NewTwoHost(Options{})
+		th, err := newTwoHost(Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, b, err = Dial(testCtx(t), th.A(), th.B())
+		a, b, err = dial(testCtx(t), th.A(), th.B())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,8 +71,8 @@ func TestNoGoroutineSurvives(t *testing.T) {
 		a.Write([]byte("held"))
 		th.BtoA().SetDelay(time.Second)
 		b.Write([]byte("delayed"))
-		waitLink(t, th.AtoB(), "held", func(s LinkStats) bool { return s.Held == 1 })
-		waitLink(t, th.BtoA(), "delayed", func(s LinkStats) bool { return s.Delayed == 1 })
+		waitLink(t, th.AtoB(), "held", func(s linkStats) bool { return s.Held == 1 })
+		waitLink(t, th.BtoA(), "delayed", func(s linkStats) bool { return s.Delayed == 1 })
 		th.Close()
 		if err := th.Wait(); err != nil {
 			t.Fatal(err)
@@ -82,11 +82,11 @@ func TestNoGoroutineSurvives(t *testing.T) {
 		}
 
 		// Failing constructors clean up after themselves.
-		if _, err := NewTwoHost(Options{MTU: 100}); !errors.Is(err, ErrBadOption) {
-			t.Fatalf("NewTwoHost(MTU 100) = %v", err)
+		if _, err := newTwoHost(Options{MTU: 100}); !errors.Is(err, errBadOption) {
+			t.Fatalf("newTwoHost(MTU 100) = %v", err)
 		}
-		if _, err := NewLoopback(Options{Pcap: &failWriter{}}); !errors.Is(err, ErrCapture) {
-			t.Fatalf("NewLoopback(failing pcap) = %v", err)
+		if _, err := newLoopback(Options{Pcap: &failWriter{}}); !errors.Is(err, errCapture) {
+			t.Fatalf("newLoopback(failing pcap) = %v", err)
 		}
 	}
 	if after := settleGoroutines(before); after > before {
@@ -98,12 +98,12 @@ func TestNoGoroutineSurvives(t *testing.T) {
 // TestWaitBeforeClose: Wait refuses to block forever on a topology
 // nobody closed; Close and Wait may be repeated.
 func TestWaitBeforeClose(t *testing.T) {
-	th, err := NewTwoHost(Options{})
+	th, err := newTwoHost(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := th.Wait(); !errors.Is(err, ErrNotClosed) {
-		t.Fatalf("Wait before Close = %v, want ErrNotClosed", err)
+	if err := th.Wait(); !errors.Is(err, errNotClosed) {
+		t.Fatalf("Wait before Close = %v, want errNotClosed", err)
 	}
 	for range 2 {
 		if err := th.Close(); err != nil {
@@ -126,7 +126,7 @@ func TestRealClock(t *testing.T) {
 	if _, err := b.ReadFull(testCtx(t), make([]byte, 4)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.top.Advance(time.Second); !errors.Is(err, ErrRealClock) {
+	if err := e.top.Advance(time.Second); !errors.Is(err, errRealClock) {
 		t.Fatalf("Advance on the real clock = %v", err)
 	}
 }
@@ -134,13 +134,13 @@ func TestRealClock(t *testing.T) {
 // TestOptions: the MTU bounds are enforced; a custom MTU is used.
 func TestOptions(t *testing.T) {
 	for _, mtu := range []uint32{575, 65537} {
-		if _, err := NewLoopback(Options{MTU: mtu}); !errors.Is(err, ErrBadOption) {
-			t.Errorf("NewLoopback(MTU %d) = %v", mtu, err)
+		if _, err := newLoopback(Options{MTU: mtu}); !errors.Is(err, errBadOption) {
+			t.Errorf("newLoopback(MTU %d) = %v", mtu, err)
 		}
 	}
 	e := newTwoHostEnv(t, Options{MTU: 9000})
 	var maxLen int
-	e.th.AtoB().Observe(func(ev LinkEvent) { maxLen = max(maxLen, ev.Seg.Len) })
+	e.th.AtoB().Observe(func(ev linkEvent) { maxLen = max(maxLen, ev.Seg.Len) })
 	a, b := e.dial(t)
 	go a.WriteAll(testCtx(t), pattern(100_000))
 	if _, err := b.ReadFull(testCtx(t), make([]byte, 100_000)); err != nil {
@@ -156,20 +156,20 @@ func TestOptions(t *testing.T) {
 // TestEventsAndStates: the poll mask prints as the trace language does,
 // and gVisor's states map to Linux's names.
 func TestEventsAndStates(t *testing.T) {
-	for ev, want := range map[Events]string{
-		0: "0", EventIn | EventOut: "IN|OUT", AllEvents: "IN|OUT|RDHUP|HUP|ERR", EventHup | EventErr: "HUP|ERR",
+	for ev, want := range map[events]string{
+		0: "0", eventIn | eventOut: "IN|OUT", allEvents: "IN|OUT|RDHUP|HUP|ERR", eventHup | eventErr: "HUP|ERR",
 	} {
 		if got := ev.String(); got != want {
-			t.Errorf("Events(%#x) = %q, want %q", uint32(ev), got, want)
+			t.Errorf("events(%#x) = %q, want %q", uint32(ev), got, want)
 		}
 	}
-	if toWaiter(AllEvents) == 0 || fromWaiter(toWaiter(AllEvents)) != AllEvents {
-		t.Error("Events do not round-trip through waiter masks")
+	if toWaiter(allEvents) == 0 || fromWaiter(toWaiter(allEvents)) != allEvents {
+		t.Error("events do not round-trip through waiter masks")
 	}
 	if got := stateName(99); got != "UNKNOWN" {
 		t.Errorf("stateName(99) = %q", got)
 	}
-	if FlagSYN|FlagACK != 0x12 || (FlagSYN|FlagACK).String() != "S." {
-		t.Errorf("flags: %#x %s", uint8(FlagSYN|FlagACK), FlagSYN|FlagACK)
+	if flagSYN|flagACK != 0x12 || (flagSYN|flagACK).String() != "S." {
+		t.Errorf("flags: %#x %s", uint8(flagSYN|flagACK), flagSYN|flagACK)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// Link is one direction of a topology's wire (between two hosts a>b and
+// link is one direction of a topology's wire (between two hosts a>b and
 // b>a; on loopback lo, from the NIC back into it): it takes every packet
 // the sending stack writes to its channel endpoint and injects it into
 // the receiving stack's, under the harness's control.
@@ -49,12 +49,12 @@ import (
 // Injection hands a segment to the receiving stack, whose TCP processes
 // it on its own goroutines: Release returns once its segments are
 // injected, or are being injected by another deliverer (Flush waits for
-// that); a test then waits for the effect it expects (Conn.Wait,
-// Conn.WaitReadable, Conn.WaitState). A Link starts no goroutine.
+// that); a test then waits for the effect it expects (conn.Wait,
+// conn.WaitReadable, conn.WaitState). A link starts no goroutine.
 //
 // All methods are safe for concurrent use. After Close every method
-// returns ErrClosed or does nothing.
-type Link struct {
+// returns errClosed or does nothing.
+type link struct {
 	name  string
 	clock tcpip.Clock
 	from  *channel.Endpoint // the sender's NIC: packets are read from its queue
@@ -69,14 +69,14 @@ type Link struct {
 	closed     bool
 	hold       bool
 	dropNext   int
-	dropIf     func(Segment) bool
+	dropIf     func(segment) bool
 	delay      time.Duration
 	held       []*linkPacket
 	delayed    []*linkPacket // sorted by (due, arrival)
 	ready      []*linkPacket
 	delivering bool
-	observe    func(LinkEvent)
-	stats      LinkStats
+	observe    func(linkEvent)
+	stats      linkStats
 	arrivals   uint64
 	// order, if set, stamps every segment the link holds (heldAt) from a
 	// counter shared by the links of one topology, so that the oldest
@@ -88,18 +88,18 @@ type Link struct {
 // the link releases it when it delivers or discards the packet.
 type linkPacket struct {
 	buf   buffer.Buffer
-	seg   Segment // valid if tcp
+	seg   segment // valid if tcp
 	tcp   bool
 	due   time.Time
 	timer tcpip.Timer // the delay's timer, stopped if the link closes first
 	n     uint64      // arrival number
-	// heldAt orders the held segments of every link sharing Link.order.
+	// heldAt orders the held segments of every link sharing link.order.
 	heldAt uint64
 }
 
-// LinkStats counts what a link did with the packets it got, and what it
+// linkStats counts what a link did with the packets it got, and what it
 // holds now.
-type LinkStats struct {
+type linkStats struct {
 	Arrived   uint64 // written by the sender
 	Dropped   uint64 // by DropNext, DropIf or DropHeld
 	Delivered uint64 // injected into the receiver
@@ -110,16 +110,16 @@ type LinkStats struct {
 	Ready   int // waiting to be injected, or being injected
 }
 
-// LinkAction says what happened to a segment, for Observe.
-type LinkAction int
+// linkAction says what happened to a segment, for Observe.
+type linkAction int
 
 // The actions an observer sees.
 const (
-	ActArrive  LinkAction = iota // the sender wrote it
-	ActDrop                      // dropped by DropNext, DropIf or DropHeld
-	ActHold                      // queued by Hold
-	ActDelay                     // queued by Delay
-	ActDeliver                   // injected into the receiver
+	actArrive  linkAction = iota // the sender wrote it
+	actDrop                      // dropped by DropNext, DropIf or DropHeld
+	actHold                      // queued by Hold
+	actDelay                     // queued by Delay
+	actDeliver                   // injected into the receiver
 )
 
 // tcpMaxHeader is the largest TCP header (data offset 15 words).
@@ -128,37 +128,37 @@ const tcpMaxHeader = 60
 var actionNames = [...]string{"arrive", "drop", "hold", "delay", "deliver"}
 
 // String implements fmt.Stringer.
-func (a LinkAction) String() string {
+func (a linkAction) String() string {
 	if a >= 0 && int(a) < len(actionNames) {
 		return actionNames[a]
 	}
-	return fmt.Sprintf("LinkAction(%d)", int(a))
+	return fmt.Sprintf("linkAction(%d)", int(a))
 }
 
-// LinkEvent is one observation: Seg (with its payload copied) underwent
+// linkEvent is one observation: Seg (with its payload copied) underwent
 // Act on link Link at clock time At. N numbers the segment in arrival
 // order on its link, from 1.
-type LinkEvent struct {
+type linkEvent struct {
 	Link string
 	N    uint64
-	Act  LinkAction
+	Act  linkAction
 	At   time.Time
-	Seg  Segment
+	Seg  segment
 }
 
-func newLink(name string, clock tcpip.Clock, from, to *channel.Endpoint) *Link {
-	l := &Link{name: name, clock: clock, from: from, to: to}
+func newLink(name string, clock tcpip.Clock, from, to *channel.Endpoint) *link {
+	l := &link{name: name, clock: clock, from: from, to: to}
 	l.cond = sync.NewCond(&l.mu)
 	l.nh = from.AddNotify(notifier{l})
 	return l
 }
 
 // Name returns "a>b" or "b>a".
-func (l *Link) Name() string { return l.name }
+func (l *link) Name() string { return l.name }
 
 // notifier is the link's channel.Notification (unexported, so that the
-// hook is not part of Link's API).
-type notifier struct{ l *Link }
+// hook is not part of link's API).
+type notifier struct{ l *link }
 
 // WriteNotify implements channel.Notification: the sending stack wrote a
 // packet to its channel endpoint. It runs on the writer's goroutine and
@@ -177,8 +177,8 @@ func (n notifier) WriteNotify() {
 	}
 }
 
-// arrive takes ownership of buf and routes it (steps 1-5 of Link).
-func (l *Link) arrive(buf buffer.Buffer) {
+// arrive takes ownership of buf and routes it (steps 1-5 of link).
+func (l *link) arrive(buf buffer.Buffer) {
 	p := &linkPacket{buf: buf}
 	var hdr [header.IPv4MaximumHeaderSize + tcpMaxHeader]byte
 	n, _ := buf.ReadAt(hdr[:], 0)
@@ -198,7 +198,7 @@ func (l *Link) arrive(buf buffer.Buffer) {
 	l.arrivals++
 	p.n = l.arrivals
 	l.stats.Arrived++
-	l.emit(ActArrive, p)
+	l.emit(actArrive, p)
 	switch {
 	case l.dropNext > 0:
 		l.dropNext--
@@ -210,7 +210,7 @@ func (l *Link) arrive(buf buffer.Buffer) {
 			p.heldAt = l.order.Add(1)
 		}
 		l.held = append(l.held, p)
-		l.emit(ActHold, p)
+		l.emit(actHold, p)
 	case l.delay > 0:
 		p.due = l.clock.Now().Add(l.delay)
 		i, _ := slices.BinarySearchFunc(l.delayed, p, func(a, b *linkPacket) int {
@@ -220,7 +220,7 @@ func (l *Link) arrive(buf buffer.Buffer) {
 			return int(a.n) - int(b.n)
 		})
 		l.delayed = slices.Insert(l.delayed, i, p)
-		l.emit(ActDelay, p)
+		l.emit(actDelay, p)
 		p.timer = l.clock.AfterFunc(l.delay, l.releaseDue)
 	default:
 		l.readyLocked(p)
@@ -228,26 +228,26 @@ func (l *Link) arrive(buf buffer.Buffer) {
 }
 
 // withPayload returns p's segment with a copy of its payload.
-func (l *Link) withPayload(p *linkPacket) Segment {
+func (l *link) withPayload(p *linkPacket) segment {
 	b := p.buf.Flatten()
 	seg, _ := parseSegment(b, len(b), true)
 	return seg
 }
 
-func (l *Link) emit(a LinkAction, p *linkPacket) {
+func (l *link) emit(a linkAction, p *linkPacket) {
 	if l.observe == nil || !p.tcp {
 		return
 	}
-	l.observe(LinkEvent{Link: l.name, N: p.n, Act: a, At: l.clock.Now(), Seg: l.withPayload(p)})
+	l.observe(linkEvent{Link: l.name, N: p.n, Act: a, At: l.clock.Now(), Seg: l.withPayload(p)})
 }
 
-func (l *Link) dropLocked(p *linkPacket) {
+func (l *link) dropLocked(p *linkPacket) {
 	l.stats.Dropped++
-	l.emit(ActDrop, p)
+	l.emit(actDrop, p)
 	p.buf.Release()
 }
 
-func (l *Link) readyLocked(ps ...*linkPacket) {
+func (l *link) readyLocked(ps ...*linkPacket) {
 	if len(ps) == 0 {
 		return
 	}
@@ -257,7 +257,7 @@ func (l *Link) readyLocked(ps ...*linkPacket) {
 
 // signalLocked wakes everything waiting for a change of the link: Flush,
 // wait and WaitStats.
-func (l *Link) signalLocked() {
+func (l *link) signalLocked() {
 	l.cond.Broadcast()
 	if l.changed != nil {
 		close(l.changed)
@@ -267,7 +267,7 @@ func (l *Link) signalLocked() {
 
 // releaseDue runs from the clock when a delay ends: every delayed packet
 // whose time has come becomes ready, in (due, arrival) order.
-func (l *Link) releaseDue() {
+func (l *link) releaseDue() {
 	defer l.drain()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -287,7 +287,7 @@ func (l *Link) releaseDue() {
 // another goroutine is doing so (it will inject what this one added). It
 // must be called without l.mu held, after anything that may have made a
 // packet ready.
-func (l *Link) drain() {
+func (l *link) drain() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.delivering {
@@ -304,7 +304,7 @@ func (l *Link) drain() {
 		l.mu.Lock()
 		for _, p := range batch {
 			l.stats.Delivered++
-			l.emit(ActDeliver, p)
+			l.emit(actDeliver, p)
 			p.buf.Release()
 		}
 	}
@@ -314,26 +314,26 @@ func (l *Link) drain() {
 
 // inject hands a copy of p to the receiving stack, as a fresh inbound
 // packet (as gVisor's loopback link does).
-func (l *Link) inject(p *linkPacket) {
+func (l *link) inject(p *linkPacket) {
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: p.buf.Clone()})
 	l.to.InjectInbound(ipv4.ProtocolNumber, pkt)
 	pkt.DecRef()
 }
 
 // control runs f with the link's lock held, unless the link is closed
-// (ErrClosed): the shape of every Link control.
-func (l *Link) control(f func() error) error {
+// (errClosed): the shape of every link control.
+func (l *link) control(f func() error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return ErrClosed
+		return errClosed
 	}
 	return f()
 }
 
 // Hold makes the link queue arriving segments instead of delivering them,
 // until Release. Segments already ready or delayed are not affected.
-func (l *Link) Hold() error {
+func (l *link) Hold() error {
 	return l.control(func() error {
 		l.hold = true
 		return nil
@@ -342,7 +342,7 @@ func (l *Link) Hold() error {
 
 // Release turns Hold off and makes every held segment ready, in held
 // order. It returns how many it released.
-func (l *Link) Release() (int, error) {
+func (l *link) Release() (int, error) {
 	defer l.drain()
 	n := 0
 	err := l.control(func() error {
@@ -357,9 +357,9 @@ func (l *Link) Release() (int, error) {
 
 // Unhold turns Hold off and leaves the held segments where they are:
 // segments arriving from now on pass, the held ones wait for ReleaseN or
-// Release (Transport.Dial lets a handshake through this way while the
+// Release (transport.Dial lets a handshake through this way while the
 // model holds segments).
-func (l *Link) Unhold() error {
+func (l *link) Unhold() error {
 	return l.control(func() error {
 		l.hold = false
 		return nil
@@ -368,7 +368,7 @@ func (l *Link) Unhold() error {
 
 // heldHead returns the order stamp of the next held segment to be
 // released, and false if none is held.
-func (l *Link) heldHead() (uint64, bool) {
+func (l *link) heldHead() (uint64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.held) == 0 {
@@ -379,7 +379,7 @@ func (l *Link) heldHead() (uint64, bool) {
 
 // heldBytes returns the held segments to dst (all of them when dst is
 // the zero AddrPort) and their payload bytes.
-func (l *Link) heldBytes(dst netip.AddrPort) (segs, bytes int) {
+func (l *link) heldBytes(dst netip.AddrPort) (segs, bytes int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range l.held {
@@ -395,12 +395,12 @@ func (l *Link) heldBytes(dst netip.AddrPort) (segs, bytes int) {
 }
 
 // ReleaseN makes the first n held segments ready, in order, and leaves
-// Hold on. It fails with ErrNoSegment if fewer than n are held.
-func (l *Link) ReleaseN(n int) error {
+// Hold on. It fails with errNoSegment if fewer than n are held.
+func (l *link) ReleaseN(n int) error {
 	defer l.drain()
 	return l.control(func() error {
 		if n < 0 || n > len(l.held) {
-			return fmt.Errorf("%w: release %d of %d held", ErrNoSegment, n, len(l.held))
+			return fmt.Errorf("%w: release %d of %d held", errNoSegment, n, len(l.held))
 		}
 		l.readyLocked(l.held[:n]...)
 		l.held = slices.Delete(l.held, 0, n)
@@ -410,10 +410,10 @@ func (l *Link) ReleaseN(n int) error {
 
 // Held returns the held segments, first to be released first, with
 // copies of their payloads.
-func (l *Link) Held() []Segment {
+func (l *link) Held() []segment {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	segs := make([]Segment, 0, len(l.held))
+	segs := make([]segment, 0, len(l.held))
 	for _, p := range l.held {
 		segs = append(segs, l.withPayload(p))
 	}
@@ -423,10 +423,10 @@ func (l *Link) Held() []Segment {
 // Swap exchanges held segments i and j (0 is the next to be released).
 // TCP must cope with any reordering of segments in flight: the receiver
 // queues the out-of-order one and acknowledges the gap (with SACK).
-func (l *Link) Swap(i, j int) error {
+func (l *link) Swap(i, j int) error {
 	return l.control(func() error {
 		if i < 0 || j < 0 || i >= len(l.held) || j >= len(l.held) {
-			return fmt.Errorf("%w: swap %d, %d of %d held", ErrNoSegment, i, j, len(l.held))
+			return fmt.Errorf("%w: swap %d, %d of %d held", errNoSegment, i, j, len(l.held))
 		}
 		l.held[i], l.held[j] = l.held[j], l.held[i]
 		return nil
@@ -435,16 +435,16 @@ func (l *Link) Swap(i, j int) error {
 
 // Reorder permutes the held queue: the segment at perm[k] moves to
 // position k. perm must be a permutation of 0..len(Held())-1.
-func (l *Link) Reorder(perm []int) error {
+func (l *link) Reorder(perm []int) error {
 	return l.control(func() error {
 		if len(perm) != len(l.held) {
-			return fmt.Errorf("%w: permutation of %d for %d held", ErrBadOption, len(perm), len(l.held))
+			return fmt.Errorf("%w: permutation of %d for %d held", errBadOption, len(perm), len(l.held))
 		}
 		seen := make([]bool, len(perm))
 		next := make([]*linkPacket, len(perm))
 		for k, i := range perm {
 			if i < 0 || i >= len(perm) || seen[i] {
-				return fmt.Errorf("%w: %v is not a permutation", ErrBadOption, perm)
+				return fmt.Errorf("%w: %v is not a permutation", errBadOption, perm)
 			}
 			seen[i] = true
 			next[k] = l.held[i]
@@ -455,10 +455,10 @@ func (l *Link) Reorder(perm []int) error {
 }
 
 // DropHeld drops held segment i (0 is the next to be released).
-func (l *Link) DropHeld(i int) error {
+func (l *link) DropHeld(i int) error {
 	return l.control(func() error {
 		if i < 0 || i >= len(l.held) {
-			return fmt.Errorf("%w: drop %d of %d held", ErrNoSegment, i, len(l.held))
+			return fmt.Errorf("%w: drop %d of %d held", errNoSegment, i, len(l.held))
 		}
 		p := l.held[i]
 		l.held = slices.Delete(l.held, i, i+1)
@@ -471,10 +471,10 @@ func (l *Link) DropHeld(i int) error {
 // DropNext drops the next n segments that arrive (whatever they carry,
 // ACKs included), before Hold or Delay sees them. n replaces any count
 // left from an earlier call; 0 cancels.
-func (l *Link) DropNext(n int) error {
+func (l *link) DropNext(n int) error {
 	return l.control(func() error {
 		if n < 0 {
-			return fmt.Errorf("%w: DropNext(%d)", ErrBadOption, n)
+			return fmt.Errorf("%w: DropNext(%d)", errBadOption, n)
 		}
 		l.dropNext = n
 		return nil
@@ -482,9 +482,9 @@ func (l *Link) DropNext(n int) error {
 }
 
 // DropIf drops every arriving TCP segment for which pred returns true
-// (the Segment carries a copy of its payload); nil removes the predicate.
-// pred runs with the link's lock held and must not call the Link.
-func (l *Link) DropIf(pred func(Segment) bool) error {
+// (the segment carries a copy of its payload); nil removes the predicate.
+// pred runs with the link's lock held and must not call the link.
+func (l *link) DropIf(pred func(segment) bool) error {
 	return l.control(func() error {
 		l.dropIf = pred
 		return nil
@@ -494,10 +494,10 @@ func (l *Link) DropIf(pred func(Segment) bool) error {
 // SetDelay makes every segment arriving from now on wait d on the
 // topology's clock before it becomes ready (0: no delay). Changing the
 // delay may let later segments overtake earlier ones, which TCP allows.
-func (l *Link) SetDelay(d time.Duration) error {
+func (l *link) SetDelay(d time.Duration) error {
 	return l.control(func() error {
 		if d < 0 {
-			return fmt.Errorf("%w: negative delay %v", ErrBadOption, d)
+			return fmt.Errorf("%w: negative delay %v", errBadOption, d)
 		}
 		l.delay = d
 		return nil
@@ -507,9 +507,9 @@ func (l *Link) SetDelay(d time.Duration) error {
 // Observe makes f see every TCP segment's arrival and fate (arrive, then
 // drop, hold, delay or — when injected — deliver), in the order they
 // happen on this link; nil stops it. f runs with the link's lock held:
-// it must be quick and must not call the Link. Payloads are copied for
+// it must be quick and must not call the link. Payloads are copied for
 // f, which costs a copy per event.
-func (l *Link) Observe(f func(LinkEvent)) error {
+func (l *link) Observe(f func(linkEvent)) error {
 	return l.control(func() error {
 		l.observe = f
 		return nil
@@ -517,13 +517,13 @@ func (l *Link) Observe(f func(LinkEvent)) error {
 }
 
 // Stats returns the link's counters.
-func (l *Link) Stats() LinkStats {
+func (l *link) Stats() linkStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.statsLocked()
 }
 
-func (l *Link) statsLocked() LinkStats {
+func (l *link) statsLocked() linkStats {
 	st := l.stats
 	st.Held, st.Delayed, st.Ready = len(l.held), len(l.delayed), len(l.ready)
 	if l.delivering {
@@ -534,9 +534,9 @@ func (l *Link) statsLocked() LinkStats {
 
 // WaitStats blocks until cond holds for the link's stats, re-evaluating
 // it on every change of the link, and returns those stats; or returns
-// ctx's error, or ErrClosed if the link closes first. cond runs with the
-// link's lock held and must not call the Link.
-func (l *Link) WaitStats(ctx context.Context, cond func(LinkStats) bool) (LinkStats, error) {
+// ctx's error, or errClosed if the link closes first. cond runs with the
+// link's lock held and must not call the link.
+func (l *link) WaitStats(ctx context.Context, cond func(linkStats) bool) (linkStats, error) {
 	for {
 		l.mu.Lock()
 		st := l.statsLocked()
@@ -546,7 +546,7 @@ func (l *Link) WaitStats(ctx context.Context, cond func(LinkStats) bool) (LinkSt
 		}
 		if l.closed {
 			l.mu.Unlock()
-			return st, ErrClosed
+			return st, errClosed
 		}
 		if l.changed == nil {
 			l.changed = make(chan struct{})
@@ -564,21 +564,21 @@ func (l *Link) WaitStats(ctx context.Context, cond func(LinkStats) bool) (LinkSt
 // Flush blocks until every ready segment has been injected into the
 // receiver (held and delayed ones stay where they are). The receiver's
 // TCP may still be processing them when Flush returns.
-func (l *Link) Flush() error {
+func (l *link) Flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for (len(l.ready) > 0 || l.delivering) && !l.closed {
 		l.cond.Wait()
 	}
 	if l.closed {
-		return ErrClosed
+		return errClosed
 	}
 	return nil
 }
 
 // close stops the link: queued packets are freed and later arrivals
 // discarded (a delivery under way finishes its batch).
-func (l *Link) close() {
+func (l *link) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -600,7 +600,7 @@ func (l *Link) close() {
 
 // wait blocks until no delivery is under way, then detaches the link
 // from the sender's channel endpoint. Call it after close.
-func (l *Link) wait() {
+func (l *link) wait() {
 	l.mu.Lock()
 	for l.delivering {
 		l.cond.Wait()

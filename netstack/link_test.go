@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-func waitLink(t *testing.T, l *Link, what string, cond func(LinkStats) bool) LinkStats {
+func waitLink(t *testing.T, l *link, what string, cond func(linkStats) bool) linkStats {
 	t.Helper()
 	st, err := l.WaitStats(testCtx(t), cond)
 	if err != nil {
@@ -33,7 +33,7 @@ func TestHeldSegmentIsInFlight(t *testing.T) {
 	if _, err := a.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	waitLink(t, ab, "one held segment", func(s LinkStats) bool { return s.Held == 1 })
+	waitLink(t, ab, "one held segment", func(s linkStats) bool { return s.Held == 1 })
 	held := ab.Held()
 	if len(held) != 1 || string(held[0].Payload) != "hello" || held[0].Len != 5 {
 		t.Fatalf("held = %v", held)
@@ -45,7 +45,7 @@ func TestHeldSegmentIsInFlight(t *testing.T) {
 	if n, err := b.ReadableBytes(); err != nil || n != 0 {
 		t.Fatalf("receiver's ReadableBytes with the segment held = %d, %v; want 0", n, err)
 	}
-	if ev := b.Readiness(); ev&EventIn != 0 {
+	if ev := b.Readiness(); ev&eventIn != 0 {
 		t.Fatalf("receiver readable (%s) with the segment held", ev)
 	}
 	if n, err := ab.Release(); err != nil || n != 1 {
@@ -63,13 +63,13 @@ func TestDropRetransmitOnAdvance(t *testing.T) {
 	e := newTwoHostEnv(t, Options{})
 	ab := e.th.AtoB()
 	a, b := e.dial(t)
-	if err := ab.DropIf(func(s Segment) bool { return bytes.Equal(s.Payload, []byte("lost")) }); err != nil {
+	if err := ab.DropIf(func(s segment) bool { return bytes.Equal(s.Payload, []byte("lost")) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Write([]byte("lost")); err != nil {
 		t.Fatal(err)
 	}
-	st := waitLink(t, ab, "the drop", func(s LinkStats) bool { return s.Dropped == 1 })
+	st := waitLink(t, ab, "the drop", func(s linkStats) bool { return s.Dropped == 1 })
 	if err := ab.DropIf(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +119,12 @@ func TestDropNext(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := waitLink(t, ab, "three arrivals", func(s LinkStats) bool { return s.Arrived >= before.Arrived+3 })
+	st := waitLink(t, ab, "three arrivals", func(s linkStats) bool { return s.Arrived >= before.Arrived+3 })
 	if st.Dropped != before.Dropped+2 {
 		t.Fatalf("dropped %d, want 2", st.Dropped-before.Dropped)
 	}
-	if err := ab.DropNext(-1); !errors.Is(err, ErrBadOption) {
-		t.Fatalf("DropNext(-1) = %v, want ErrBadOption", err)
+	if err := ab.DropNext(-1); !errors.Is(err, errBadOption) {
+		t.Fatalf("DropNext(-1) = %v, want errBadOption", err)
 	}
 }
 
@@ -140,7 +140,7 @@ func TestDelay(t *testing.T) {
 	if _, err := a.Write([]byte("late")); err != nil {
 		t.Fatal(err)
 	}
-	st := waitLink(t, ab, "the delayed segment", func(s LinkStats) bool { return s.Delayed == 1 })
+	st := waitLink(t, ab, "the delayed segment", func(s linkStats) bool { return s.Delayed == 1 })
 	if err := e.top.Advance(99 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestDelay(t *testing.T) {
 	if n, err := b.WaitReadable(testCtx(t), 4); err != nil || n != 4 {
 		t.Fatalf("after 100 ms: ReadableBytes = %d, %v", n, err)
 	}
-	if err := ab.SetDelay(-1); !errors.Is(err, ErrBadOption) {
+	if err := ab.SetDelay(-1); !errors.Is(err, errBadOption) {
 		t.Fatalf("SetDelay(-1) = %v", err)
 	}
 }
@@ -167,7 +167,7 @@ func reorderRun(t *testing.T, seed uint64, perm []int) ([]string, string) {
 	ab := e.th.AtoB()
 	var mu sync.Mutex
 	var log []string
-	if err := ab.Observe(func(ev LinkEvent) {
+	if err := ab.Observe(func(ev linkEvent) {
 		mu.Lock()
 		defer mu.Unlock()
 		s := ev.Seg
@@ -184,7 +184,7 @@ func reorderRun(t *testing.T, seed uint64, perm []int) ([]string, string) {
 		if _, err := a.Write([]byte(m)); err != nil {
 			t.Fatal(err)
 		}
-		waitLink(t, ab, "the write's segment", func(s LinkStats) bool { return s.Held == i+1 })
+		waitLink(t, ab, "the write's segment", func(s linkStats) bool { return s.Held == i+1 })
 	}
 	if err := ab.Reorder(perm); err != nil {
 		t.Fatal(err)
@@ -197,8 +197,8 @@ func reorderRun(t *testing.T, seed uint64, perm []int) ([]string, string) {
 		if err := ab.ReleaseN(1); err != nil {
 			t.Fatal(err)
 		}
-		waitLink(t, ab, "delivery", func(s LinkStats) bool { return s.Delivered > sent })
-		waitLink(t, e.th.BtoA(), "b's ACK", func(s LinkStats) bool { return s.Arrived > back })
+		waitLink(t, ab, "delivery", func(s linkStats) bool { return s.Delivered > sent })
+		waitLink(t, e.th.BtoA(), "b's ACK", func(s linkStats) bool { return s.Arrived > back })
 	}
 	got := make([]byte, len("onetwothree"))
 	if _, err := b.ReadFull(testCtx(t), got); err != nil {
@@ -257,7 +257,7 @@ func toBytes(ss []string) [][]byte {
 }
 
 // TestSwapAndErrors: Swap exchanges held segments; bad indices fail
-// with ErrNoSegment, a bad permutation with ErrBadOption.
+// with errNoSegment, a bad permutation with errBadOption.
 func TestSwapAndErrors(t *testing.T) {
 	e := newTwoHostEnv(t, Options{})
 	ab := e.th.AtoB()
@@ -267,7 +267,7 @@ func TestSwapAndErrors(t *testing.T) {
 		if _, err := a.Write([]byte(m)); err != nil {
 			t.Fatal(err)
 		}
-		waitLink(t, ab, "held", func(s LinkStats) bool { return s.Held == i+1 })
+		waitLink(t, ab, "held", func(s linkStats) bool { return s.Held == i+1 })
 	}
 	if err := ab.Swap(0, 1); err != nil {
 		t.Fatal(err)
@@ -275,16 +275,16 @@ func TestSwapAndErrors(t *testing.T) {
 	if h := ab.Held(); string(h[0].Payload) != "y" || string(h[1].Payload) != "x" {
 		t.Fatalf("after Swap: %v", h)
 	}
-	if err := ab.Swap(0, 2); !errors.Is(err, ErrNoSegment) {
+	if err := ab.Swap(0, 2); !errors.Is(err, errNoSegment) {
 		t.Errorf("Swap(0, 2) = %v", err)
 	}
-	if err := ab.ReleaseN(3); !errors.Is(err, ErrNoSegment) {
+	if err := ab.ReleaseN(3); !errors.Is(err, errNoSegment) {
 		t.Errorf("ReleaseN(3) = %v", err)
 	}
-	if err := ab.Reorder([]int{0, 0}); !errors.Is(err, ErrBadOption) {
+	if err := ab.Reorder([]int{0, 0}); !errors.Is(err, errBadOption) {
 		t.Errorf("Reorder([0 0]) = %v", err)
 	}
-	if err := ab.DropHeld(5); !errors.Is(err, ErrNoSegment) {
+	if err := ab.DropHeld(5); !errors.Is(err, errNoSegment) {
 		t.Errorf("DropHeld(5) = %v", err)
 	}
 	ab.Release()
@@ -303,8 +303,8 @@ func TestHeldStates(t *testing.T) {
 		e := newTwoHostEnv(t, Options{})
 		a, b := e.dial(t)
 		e.th.AtoB().Hold()
-		a.Shutdown(ShutWr)
-		waitLink(t, e.th.AtoB(), "the FIN", func(s LinkStats) bool { return s.Held == 1 })
+		a.Shutdown(shutWr)
+		waitLink(t, e.th.AtoB(), "the FIN", func(s linkStats) bool { return s.Held == 1 })
 		if a.State() != "FIN_WAIT1" || b.State() != "ESTABLISHED" {
 			t.Fatalf("FIN held: %s, %s", a.State(), b.State())
 		}
@@ -317,10 +317,10 @@ func TestHeldStates(t *testing.T) {
 		a, b := e.dial(t)
 		e.th.AtoB().Hold()
 		e.th.BtoA().Hold()
-		a.Shutdown(ShutWr)
-		b.Shutdown(ShutWr)
-		waitLink(t, e.th.AtoB(), "a's FIN", func(s LinkStats) bool { return s.Held == 1 })
-		waitLink(t, e.th.BtoA(), "b's FIN", func(s LinkStats) bool { return s.Held == 1 })
+		a.Shutdown(shutWr)
+		b.Shutdown(shutWr)
+		waitLink(t, e.th.AtoB(), "a's FIN", func(s linkStats) bool { return s.Held == 1 })
+		waitLink(t, e.th.BtoA(), "b's FIN", func(s linkStats) bool { return s.Held == 1 })
 		if a.State() != "FIN_WAIT1" || b.State() != "FIN_WAIT1" {
 			t.Fatalf("both FINs held: %s, %s", a.State(), b.State())
 		}
@@ -341,7 +341,7 @@ func TestHeldStates(t *testing.T) {
 		waitState(t, b, "CLOSE_WAIT")
 		e.th.BtoA().Hold()
 		b.Close()
-		waitLink(t, e.th.BtoA(), "b's FIN", func(s LinkStats) bool { return s.Held == 1 })
+		waitLink(t, e.th.BtoA(), "b's FIN", func(s linkStats) bool { return s.Held == 1 })
 		if b.State() != "LAST_ACK" {
 			t.Fatalf("b's FIN held: b is %s", b.State())
 		}
@@ -351,9 +351,9 @@ func TestHeldStates(t *testing.T) {
 	})
 }
 
-// TestLinkClosed: after Close every control fails with ErrClosed.
+// TestLinkClosed: after Close every control fails with errClosed.
 func TestLinkClosed(t *testing.T) {
-	th, err := NewTwoHost(Options{})
+	th, err := newTwoHost(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,18 +366,18 @@ func TestLinkClosed(t *testing.T) {
 		"Hold": l.Hold(), "DropNext": l.DropNext(1), "SetDelay": l.SetDelay(0),
 		"Swap": l.Swap(0, 0), "Flush": l.Flush(), "Observe": l.Observe(nil),
 	} {
-		if !errors.Is(err, ErrClosed) {
-			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
+		if !errors.Is(err, errClosed) {
+			t.Errorf("%s after Close = %v, want errClosed", name, err)
 		}
 	}
-	if _, err := l.Release(); !errors.Is(err, ErrClosed) {
+	if _, err := l.Release(); !errors.Is(err, errClosed) {
 		t.Errorf("Release after Close = %v", err)
 	}
-	if err := th.Advance(time.Second); !errors.Is(err, ErrClosed) {
+	if err := th.Advance(time.Second); !errors.Is(err, errClosed) {
 		t.Errorf("Advance after Close = %v", err)
 	}
-	if _, _, err := Dial(testCtx(t), th.A(), th.B()); !errors.Is(err, ErrClosed) {
-		t.Errorf("Dial after Close = %v", err)
+	if _, _, err := dial(testCtx(t), th.A(), th.B()); !errors.Is(err, errClosed) {
+		t.Errorf("dial after Close = %v", err)
 	}
 }
 
@@ -389,7 +389,7 @@ func TestTwoHostNoSilentDrop(t *testing.T) {
 	ctx := testCtx(t)
 	a, b := e.dial(t)
 	const n = 4 << 20
-	for _, dir := range [][2]*Conn{{a, b}, {b, a}} {
+	for _, dir := range [][2]*conn{{a, b}, {b, a}} {
 		go dir[0].WriteAll(ctx, pattern(n))
 		got := make([]byte, n)
 		if _, err := dir[1].ReadFull(ctx, got); err != nil {
@@ -402,8 +402,8 @@ func TestTwoHostNoSilentDrop(t *testing.T) {
 	if d := e.a.NICDrops() + e.b.NICDrops(); d != 0 {
 		t.Fatalf("%d packets dropped by full channel endpoints", d)
 	}
-	for _, l := range []*Link{e.th.AtoB(), e.th.BtoA()} {
-		st := waitLink(t, l, "every arrival delivered", func(s LinkStats) bool { return s.Arrived == s.Delivered })
+	for _, l := range []*link{e.th.AtoB(), e.th.BtoA()} {
+		st := waitLink(t, l, "every arrival delivered", func(s linkStats) bool { return s.Arrived == s.Delivered })
 		if st.Dropped != 0 || st.Discarded != 0 {
 			t.Errorf("link %s: %+v", l.Name(), st)
 		}

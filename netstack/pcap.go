@@ -35,7 +35,7 @@ const (
 // order record is called: record holds mu while writing.
 //
 // The first write error stops the capture (the run goes on) and is
-// reported by err, wrapped in ErrCapture.
+// reported by err, wrapped in errCapture.
 type capture struct {
 	clock tcpip.Clock
 
@@ -57,7 +57,7 @@ func newCapture(w io.Writer, clock tcpip.Clock) (*capture, error) {
 	le.PutUint32(h[16:], pcapSnapLen)
 	le.PutUint32(h[20:], pcapLinkTypeRaw)
 	if _, err := w.Write(h[:]); err != nil {
-		return nil, fmt.Errorf("%w: header: %w", ErrCapture, err)
+		return nil, fmt.Errorf("%w: header: %w", errCapture, err)
 	}
 	return c, nil
 }
@@ -81,7 +81,7 @@ func (c *capture) record(pkt *stack.PacketBuffer, fixSum bool) {
 	}
 	b := c.buf[:pcapRecHdrLen+n]
 	if _, err := buf.ReadAt(b[pcapRecHdrLen:], 0); err != nil && err != io.EOF {
-		c.err = fmt.Errorf("%w: reading packet: %w", ErrCapture, err)
+		c.err = fmt.Errorf("%w: reading packet: %w", errCapture, err)
 		return
 	}
 	if fixSum {
@@ -94,7 +94,7 @@ func (c *capture) record(pkt *stack.PacketBuffer, fixSum bool) {
 	le.PutUint32(b[8:], uint32(n))
 	le.PutUint32(b[12:], uint32(size))
 	if _, err := c.w.Write(b); err != nil {
-		c.err = fmt.Errorf("%w: %w", ErrCapture, err)
+		c.err = fmt.Errorf("%w: %w", errCapture, err)
 	}
 }
 

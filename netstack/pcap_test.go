@@ -190,16 +190,16 @@ func (w *failWriter) Write(p []byte) (int, error) {
 
 // TestPcapWriteError: a capture that cannot write its file header fails
 // the constructor; one that fails later stops capturing, the run goes
-// on, and Wait reports it. Both errors match ErrCapture and the cause.
+// on, and Wait reports it. Both errors match errCapture and the cause.
 func TestPcapWriteError(t *testing.T) {
-	if _, err := NewTwoHost(Options{Pcap: &failWriter{}}); !errors.Is(err, ErrCapture) || !errors.Is(err, errDisk) {
-		t.Fatalf("NewTwoHost with a failing writer = %v", err)
+	if _, err := newTwoHost(Options{Pcap: &failWriter{}}); !errors.Is(err, errCapture) || !errors.Is(err, errDisk) {
+		t.Fatalf("newTwoHost with a failing writer = %v", err)
 	}
-	th, err := NewTwoHost(Options{Pcap: &failWriter{ok: 24 + 16 + 60}})
+	th, err := newTwoHost(Options{Pcap: &failWriter{ok: 24 + 16 + 60}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b, err := Dial(testCtx(t), th.A(), th.B())
+	a, b, err := dial(testCtx(t), th.A(), th.B())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,8 +210,8 @@ func TestPcapWriteError(t *testing.T) {
 		t.Fatal(err)
 	}
 	th.Close()
-	if err := th.Wait(); !errors.Is(err, ErrCapture) || !errors.Is(err, errDisk) {
-		t.Fatalf("Wait = %v, want ErrCapture wrapping the write error", err)
+	if err := th.Wait(); !errors.Is(err, errCapture) || !errors.Is(err, errDisk) {
+		t.Fatalf("Wait = %v, want errCapture wrapping the write error", err)
 	}
 	var _ io.Writer = (*failWriter)(nil)
 }

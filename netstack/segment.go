@@ -8,28 +8,28 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
-// Flags are the TCP header flags of a segment (the header's bit values).
-type Flags uint8
+// flags are the TCP header flags of a segment (the header's bit values).
+type flags uint8
 
 // The TCP flags (RFC 9293 3.1).
 const (
-	FlagFIN Flags = 1 << iota
-	FlagSYN
-	FlagRST
-	FlagPSH
-	FlagACK
-	FlagURG
+	flagFIN flags = 1 << iota
+	flagSYN
+	flagRST
+	flagPSH
+	flagACK
+	flagURG
 )
 
 var flagNames = []struct {
-	f    Flags
+	f    flags
 	name string
 }{
-	{FlagSYN, "S"}, {FlagFIN, "F"}, {FlagRST, "R"}, {FlagPSH, "P"}, {FlagURG, "U"}, {FlagACK, "."},
+	{flagSYN, "S"}, {flagFIN, "F"}, {flagRST, "R"}, {flagPSH, "P"}, {flagURG, "U"}, {flagACK, "."},
 }
 
 // String renders the flags as tcpdump does ("S", "S.", "P.", "F.", "R").
-func (f Flags) String() string {
+func (f flags) String() string {
 	var b strings.Builder
 	for _, n := range flagNames {
 		if f&n.f != 0 {
@@ -42,21 +42,21 @@ func (f Flags) String() string {
 	return b.String()
 }
 
-// Segment describes one IPv4 TCP segment on a link: its header fields
+// segment describes one IPv4 TCP segment on a link: its header fields
 // and payload length. Payload holds a copy of the payload only where a
-// method says so (Link.Held, Link.Observe); it is never shared with the
+// method says so (link.Held, link.Observe); it is never shared with the
 // stack.
-type Segment struct {
+type segment struct {
 	Src, Dst netip.AddrPort
 	Seq, Ack uint32
-	Flags    Flags
+	Flags    flags
 	Window   uint16
 	Len      int // payload bytes
 	Payload  []byte
 }
 
 // String renders the segment in tcpdump's style.
-func (s Segment) String() string {
+func (s segment) String() string {
 	return fmt.Sprintf("%s > %s [%s] seq %d ack %d win %d len %d", s.Src, s.Dst, s.Flags, s.Seq, s.Ack, s.Window, s.Len)
 }
 
@@ -65,39 +65,39 @@ func (s Segment) String() string {
 // whole packet's length. With withPayload, b must be the whole packet
 // and the payload is copied. ok is false for anything but an
 // unfragmented IPv4 TCP segment (which the links still carry, unparsed).
-func parseSegment(b []byte, size int, withPayload bool) (seg Segment, ok bool) {
+func parseSegment(b []byte, size int, withPayload bool) (seg segment, ok bool) {
 	if len(b) < header.IPv4MinimumSize {
-		return Segment{}, false
+		return segment{}, false
 	}
 	ip := header.IPv4(b)
 	hl, total := int(ip.HeaderLength()), int(ip.TotalLength())
 	if header.IPVersion(b) != header.IPv4Version || hl < header.IPv4MinimumSize || total > size || total < hl || hl > len(b) ||
 		ip.TransportProtocol() != header.TCPProtocolNumber || ip.FragmentOffset() != 0 || ip.More() {
-		return Segment{}, false
+		return segment{}, false
 	}
 	tl := b[hl:]
 	if len(tl) < header.TCPMinimumSize {
-		return Segment{}, false
+		return segment{}, false
 	}
 	t := header.TCP(tl)
 	off := int(t.DataOffset())
 	if off < header.TCPMinimumSize || off > len(tl) || hl+off > total {
-		return Segment{}, false
+		return segment{}, false
 	}
 	src, _ := netip.AddrFromSlice(ip.SourceAddressSlice())
 	dst, _ := netip.AddrFromSlice(ip.DestinationAddressSlice())
-	seg = Segment{
+	seg = segment{
 		Src:    netip.AddrPortFrom(src, t.SourcePort()),
 		Dst:    netip.AddrPortFrom(dst, t.DestinationPort()),
 		Seq:    t.SequenceNumber(),
 		Ack:    t.AckNumber(),
-		Flags:  Flags(t.Flags()),
+		Flags:  flags(t.Flags()),
 		Window: t.WindowSize(),
 		Len:    total - hl - off,
 	}
 	if withPayload {
 		if total > len(b) {
-			return Segment{}, false
+			return segment{}, false
 		}
 		seg.Payload = append([]byte{}, b[hl+off:total]...)
 	}

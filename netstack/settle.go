@@ -7,7 +7,7 @@ import (
 // Quiescence.
 //
 // gVisor does not process a segment where it arrives: a link (the
-// loopback NIC, a Link) delivers it inline into the receiving stack,
+// loopback NIC, a link) delivers it inline into the receiving stack,
 // whose TCP dispatcher (transport/tcp/dispatcher.go, queuePacket) counts
 // it (Stats().TCP.ValidSegmentsReceived), queues it on its endpoint and
 // wakes one of the stack's processor goroutines, which runs the TCP state
@@ -70,14 +70,14 @@ func (t *topology) fingerprint() fingerprint {
 }
 
 // settle blocks until the topology is quiescent (see above). It returns
-// ErrClosed after Close, and an error wrapping ErrNotQuiescent if the
+// errClosed after Close, and an error wrapping errNotQuiescent if the
 // stacks do not come to rest within maxSettleRounds pauses.
 //
 // Precondition: no other goroutine calls into the topology meanwhile
 // (the model's scheduler is its only caller).
 func (t *topology) settle() error {
 	if t.isClosed() {
-		return ErrClosed
+		return errClosed
 	}
 	t.mu.Lock()
 	stacks := t.stacks
@@ -99,5 +99,5 @@ func (t *topology) settle() error {
 		}
 		prev = f
 	}
-	return fmt.Errorf("%w after %d rounds", ErrNotQuiescent, maxSettleRounds)
+	return fmt.Errorf("%w after %d rounds", errNotQuiescent, maxSettleRounds)
 }

@@ -32,7 +32,7 @@ func TestSettle(t *testing.T) {
 		if got, _ := b.ReadableBytes(); got != n {
 			t.Fatalf("after Settle: %d readable, %d written", got, n)
 		}
-		if err := a.Shutdown(ShutWr); err != nil {
+		if err := a.Shutdown(shutWr); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.Settle(); err != nil {
@@ -99,9 +99,9 @@ func TestSettleHeld(t *testing.T) {
 	}
 }
 
-// TestSettleClosed: Settle after Close fails with ErrClosed.
+// TestSettleClosed: Settle after Close fails with errClosed.
 func TestSettleClosed(t *testing.T) {
-	lo, err := NewLoopback(Options{})
+	lo, err := newLoopback(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,8 +109,8 @@ func TestSettleClosed(t *testing.T) {
 	if err := lo.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if err := lo.Settle(); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Settle after Close = %v, want ErrClosed", err)
+	if err := lo.Settle(); !errors.Is(err, errClosed) {
+		t.Fatalf("Settle after Close = %v, want errClosed", err)
 	}
 	if _, ok := lo.NextTimer(); ok {
 		t.Fatal("NextTimer after Close reports a timer")

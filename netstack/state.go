@@ -40,58 +40,58 @@ func stateName(s uint32) string {
 	return "UNKNOWN"
 }
 
-// Events is a poll(2) mask with Linux's bit values: what Conn.Readiness
-// reports and Conn.Wait waits for.
-type Events uint32
+// events is a poll(2) mask with Linux's bit values: what conn.Readiness
+// reports and conn.Wait waits for.
+type events uint32
 
 // The poll bits the trace language's `poll S` op prints (Linux values).
 const (
-	EventIn    Events = trace.PollIn
-	EventOut   Events = trace.PollOut
-	EventErr   Events = trace.PollErr
-	EventHup   Events = trace.PollHup
-	EventRdHup Events = trace.PollRdHup
+	eventIn    events = trace.PollIn
+	eventOut   events = trace.PollOut
+	eventErr   events = trace.PollErr
+	eventHup   events = trace.PollHup
+	eventRdHup events = trace.PollRdHup
 
-	// AllEvents is every bit above.
-	AllEvents = EventIn | EventOut | EventErr | EventHup | EventRdHup
+	// allEvents is every bit above.
+	allEvents = eventIn | eventOut | eventErr | eventHup | eventRdHup
 )
 
 // eventBits pairs each bit with gVisor's.
 var eventBits = []struct {
-	ev Events
+	ev events
 	w  waiter.EventMask
 }{
-	{EventIn, waiter.EventIn},
-	{EventOut, waiter.EventOut},
-	{EventRdHup, waiter.EventRdHUp},
-	{EventHup, waiter.EventHUp},
-	{EventErr, waiter.EventErr},
+	{eventIn, waiter.EventIn},
+	{eventOut, waiter.EventOut},
+	{eventRdHup, waiter.EventRdHUp},
+	{eventHup, waiter.EventHUp},
+	{eventErr, waiter.EventErr},
 }
 
 // String renders the mask as the trace language does ("IN|OUT"), or "0"
 // when no bit is set (trace.PollWord).
-func (e Events) String() string { return trace.PollWord(uint32(e)) }
+func (e events) String() string { return trace.PollWord(uint32(e)) }
 
-// fromWaiter translates gVisor's waiter mask to Events (gVisor's
+// fromWaiter translates gVisor's waiter mask to events (gVisor's
 // EventRdNorm/EventWrNorm count as IN/OUT).
-func fromWaiter(m waiter.EventMask) Events {
-	var e Events
+func fromWaiter(m waiter.EventMask) events {
+	var e events
 	for _, b := range eventBits {
 		if m&b.w != 0 {
 			e |= b.ev
 		}
 	}
 	if m&waiter.EventRdNorm != 0 {
-		e |= EventIn
+		e |= eventIn
 	}
 	if m&waiter.EventWrNorm != 0 {
-		e |= EventOut
+		e |= eventOut
 	}
 	return e
 }
 
-// toWaiter translates Events to gVisor's waiter mask.
-func toWaiter(e Events) waiter.EventMask {
+// toWaiter translates events to gVisor's waiter mask.
+func toWaiter(e events) waiter.EventMask {
 	var m waiter.EventMask
 	for _, b := range eventBits {
 		if e&b.ev != 0 {

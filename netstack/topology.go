@@ -64,8 +64,8 @@ type topology struct {
 	mu     sync.Mutex
 	closed bool
 	stacks []*stack.Stack
-	links  []*Link
-	// order stamps the segments the links hold (Link.order), so that
+	links  []*link
+	// order stamps the segments the links hold (link.order), so that
 	// the oldest held segment of the topology can be told (releaseOldest).
 	order atomic.Uint64
 
@@ -79,7 +79,7 @@ func newTopology(opts Options, defaultMTU uint32) (*topology, uint32, error) {
 		mtu = defaultMTU
 	}
 	if mtu < minMTU || mtu > maxMTU {
-		return nil, 0, fmt.Errorf("%w: MTU %d not in [%d, %d]", ErrBadOption, mtu, minMTU, maxMTU)
+		return nil, 0, fmt.Errorf("%w: MTU %d not in [%d, %d]", errBadOption, mtu, minMTU, maxMTU)
 	}
 	t := &topology{seed: opts.Seed}
 	if opts.RealClock {
@@ -114,7 +114,7 @@ func (l *lockedRNG) Read(p []byte) (int, error) {
 // newHost builds a stack with one NIC on link, holding addr, with a route
 // to addr's subnet through it, and registers the stack with t first.
 // index distinguishes the stacks' random streams.
-func (t *topology) newHost(name string, index uint64, link stack.LinkEndpoint, addr tcpip.AddressWithPrefix) (*Host, error) {
+func (t *topology) newHost(name string, index uint64, link stack.LinkEndpoint, addr tcpip.AddressWithPrefix) (*host, error) {
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[0:], t.seed)
 	binary.LittleEndian.PutUint64(key[8:], index)
@@ -130,40 +130,40 @@ func (t *topology) newHost(name string, index uint64, link stack.LinkEndpoint, a
 
 	sack := tcpip.TCPSACKEnabled(true) // Linux's default (net.ipv4.tcp_sack=1)
 	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
-		return nil, fmt.Errorf("%w: %s: enable SACK: %w", ErrSetup, name, opError("setsockopt", err))
+		return nil, fmt.Errorf("%w: %s: enable SACK: %w", errSetup, name, opError("setsockopt", err))
 	}
 	if t.capture != nil {
 		link = newCaptureEndpoint(link, t.capture)
 	}
 	if err := s.CreateNICWithOptions(nicID, link, stack.NICOptions{Name: name}); err != nil {
-		return nil, fmt.Errorf("%w: %s: create NIC: %w", ErrSetup, name, opError("create nic", err))
+		return nil, fmt.Errorf("%w: %s: create NIC: %w", errSetup, name, opError("create nic", err))
 	}
 	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: addr}
 	if err := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
-		return nil, fmt.Errorf("%w: %s: add address %s: %w", ErrSetup, name, addr, opError("add address", err))
+		return nil, fmt.Errorf("%w: %s: add address %s: %w", errSetup, name, addr, opError("add address", err))
 	}
 	s.SetRouteTable([]tcpip.Route{{Destination: addr.Subnet(), NIC: nicID}})
-	return &Host{t: t, name: name, s: s, addr: addr.Address}, nil
+	return &host{t: t, name: name, s: s, addr: addr.Address}, nil
 }
 
-func (t *topology) addLink(l *Link) {
+func (t *topology) addLink(l *link) {
 	l.order = &t.order
 	t.mu.Lock()
 	t.links = append(t.links, l)
 	t.mu.Unlock()
 }
 
-// The segment holding of the model's explorer (Transport.HoldSegments),
-// over every Link of the topology.
+// The segment holding of the model's explorer (transport.HoldSegments),
+// over every link of the topology.
 
-// hold makes every link hold the segments arriving from now on (Link.Hold).
-func (t *topology) hold() error { return t.eachLink((*Link).Hold) }
+// hold makes every link hold the segments arriving from now on (link.Hold).
+func (t *topology) hold() error { return t.eachLink((*link).Hold) }
 
 // unhold makes every link pass the segments arriving from now on and
-// leaves the held ones held (Link.Unhold).
-func (t *topology) unhold() error { return t.eachLink((*Link).Unhold) }
+// leaves the held ones held (link.Unhold).
+func (t *topology) unhold() error { return t.eachLink((*link).Unhold) }
 
-func (t *topology) eachLink(f func(*Link) error) error {
+func (t *topology) eachLink(f func(*link) error) error {
 	for _, l := range t.linkList() {
 		if err := f(l); err != nil {
 			return err
@@ -172,7 +172,7 @@ func (t *topology) eachLink(f func(*Link) error) error {
 	return nil
 }
 
-func (t *topology) linkList() []*Link {
+func (t *topology) linkList() []*link {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.links
@@ -190,11 +190,11 @@ func (t *topology) held(dst netip.AddrPort) (segs, bytes int) {
 
 // releaseOldest makes the segment held longest ready (the one that
 // arrived at its link first, of all the held ones) and injects it into
-// its receiver; it leaves holding as it is. It fails with ErrNoSegment
-// when no link holds one. As with Link.Release, the receiving stack
+// its receiver; it leaves holding as it is. It fails with errNoSegment
+// when no link holds one. As with link.Release, the receiving stack
 // processes the segment on its own goroutines: Settle waits for that.
 func (t *topology) releaseOldest() error {
-	var oldest *Link
+	var oldest *link
 	var at uint64
 	for _, l := range t.linkList() {
 		if n, ok := l.heldHead(); ok && (oldest == nil || n < at) {
@@ -202,7 +202,7 @@ func (t *topology) releaseOldest() error {
 		}
 	}
 	if oldest == nil {
-		return fmt.Errorf("%w: release the oldest of none held", ErrNoSegment)
+		return fmt.Errorf("%w: release the oldest of none held", errNoSegment)
 	}
 	return oldest.ReleaseN(1)
 }
@@ -217,13 +217,13 @@ func (t *topology) isClosed() bool {
 // falls due, in time order, before it returns.
 func (t *topology) advance(d time.Duration) error {
 	if t.manual == nil {
-		return ErrRealClock
+		return errRealClock
 	}
 	if d < 0 {
-		return fmt.Errorf("%w: negative duration %v", ErrBadOption, d)
+		return fmt.Errorf("%w: negative duration %v", errBadOption, d)
 	}
 	if t.isClosed() {
-		return ErrClosed
+		return errClosed
 	}
 	t.manual.Advance(d)
 	return nil
@@ -253,14 +253,14 @@ func (t *topology) close() error {
 // wait blocks until every goroutine of the topology has ended (the
 // stacks' protocol workers, any link delivery under way) and the NICs
 // are removed.
-// It returns ErrNotClosed before close, else the capture's error if any.
+// It returns errNotClosed before close, else the capture's error if any.
 func (t *topology) wait() error {
 	t.mu.Lock()
 	closed := t.closed
 	links, stacks := t.links, t.stacks
 	t.mu.Unlock()
 	if !closed {
-		return ErrNotClosed
+		return errNotClosed
 	}
 	t.waitOnce.Do(func() {
 		for _, l := range links {

@@ -10,27 +10,27 @@ import (
 	"github.com/splicecheck/splicecheck/model"
 )
 
-// Transport is gVisor as the model's TCP layer: the model.Transport of
+// transport is gVisor as the model's TCP layer: the model.Transport of
 // splicecheck's `netstack` backend. Each `conn A B` of a trace is one
 // Dial on the topology; the model drives everything from its scheduler
 // (one call at a time), settles the stacks after every call that may
 // have moved segments, and moves the manual clock with its virtual time.
 //
-// Life cycle: NewTransport builds the topology; Close closes it and
+// Life cycle: newTransport builds the topology; Close closes it and
 // waits until no goroutine of it is left. The model's backend closes the
 // transport at the end of every run (model.Config.Transport).
-type Transport struct {
+type transport struct {
 	topo  topologyCtl
 	links *topology // the topology's Links, for holding segments
-	a, b  *Host
-	two   *TwoHost // nil on loopback
-	conns []*Conn
+	a, b  *host
+	two   *twoHost // nil on loopback
+	conns []*conn
 	// holding is set while the links hold arriving segments
 	// (HoldSegments).
 	holding bool
 }
 
-// topologyCtl is what Transport needs of a topology.
+// topologyCtl is what transport needs of a topology.
 type topologyCtl interface {
 	Settle() error
 	NextTimer() (time.Duration, bool)
@@ -39,13 +39,13 @@ type topologyCtl interface {
 	Wait() error
 }
 
-// TransportOptions configure a Transport.
+// TransportOptions configure a transport.
 type TransportOptions struct {
 	// Options configure the topology (MTU, seed, pcap). The transport
 	// always runs on the manual clock: Options.RealClock is refused.
 	Options
 	// TwoHost puts the connections between two stacks joined by Links
-	// (NewTwoHost) instead of on one loopback stack (NewLoopback).
+	// (newTwoHost) instead of on one loopback stack (newLoopback).
 	TwoHost bool
 }
 
@@ -55,44 +55,44 @@ type TransportOptions struct {
 // instead of a hang.
 const dialTimeout = 10 * time.Second
 
-var _ model.HoldingTransport = (*Transport)(nil)
+var _ model.HoldingTransport = (*transport)(nil)
 
-// NewTransport builds the topology opts selects. The caller owns the
+// newTransport builds the topology opts selects. The caller owns the
 // result and must Close it.
-func NewTransport(opts TransportOptions) (*Transport, error) {
+func newTransport(opts TransportOptions) (*transport, error) {
 	if opts.RealClock {
-		return nil, fmt.Errorf("%w: the model's transport runs on the manual clock", ErrBadOption)
+		return nil, fmt.Errorf("%w: the model's transport runs on the manual clock", errBadOption)
 	}
 	if opts.TwoHost {
-		th, err := NewTwoHost(opts.Options)
+		th, err := newTwoHost(opts.Options)
 		if err != nil {
 			return nil, err
 		}
-		return &Transport{topo: th, links: th.t, a: th.A(), b: th.B(), two: th}, nil
+		return &transport{topo: th, links: th.t, a: th.A(), b: th.B(), two: th}, nil
 	}
-	lo, err := NewLoopback(opts.Options)
+	lo, err := newLoopback(opts.Options)
 	if err != nil {
 		return nil, err
 	}
-	return &Transport{topo: lo, links: lo.t, a: lo.Host(), b: lo.Host()}, nil
+	return &transport{topo: lo, links: lo.t, a: lo.Host(), b: lo.Host()}, nil
 }
 
 // TransportFactory returns a model.Config.Transport that builds a fresh
-// Transport for every run.
+// transport for every run.
 func TransportFactory(opts TransportOptions) func() (model.Transport, error) {
-	return func() (model.Transport, error) { return NewTransport(opts) }
+	return func() (model.Transport, error) { return newTransport(opts) }
 }
 
 // TwoHost returns the two-host topology (for its Links), or nil on
 // loopback.
-func (t *Transport) TwoHost() *TwoHost { return t.two }
+func (t *transport) TwoHost() *twoHost { return t.two }
 
 // Dial implements model.Transport: a connects, b is accepted.
 //
 // While segments are held (HoldSegments) the handshake's segments pass:
 // the links stop holding for the Dial and hold again once the stacks
 // settled after it. Segments held before stay held.
-func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
+func (t *transport) Dial() (model.Endpoint, model.Endpoint, error) {
 	if t.holding {
 		if err := t.links.unhold(); err != nil {
 			return nil, nil, err
@@ -100,7 +100,7 @@ func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
-	a, b, err := Dial(ctx, t.a, t.b)
+	a, b, err := dial(ctx, t.a, t.b)
 	if t.holding {
 		err = errors.Join(err, t.topo.Settle(), t.links.hold())
 	}
@@ -112,8 +112,8 @@ func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 }
 
 // HoldSegments implements model.HoldingTransport: on, the topology's
-// Links hold every segment that arrives (Link.Hold); off, they pass
-// segments again and keep what they hold (Link.Unhold).
+// Links hold every segment that arrives (link.Hold); off, they pass
+// segments again and keep what they hold (link.Unhold).
 //
 // A held segment is one that left its sender and that the receiver's
 // NET_RX softirq has not processed yet: between two hosts it is on the
@@ -121,7 +121,7 @@ func (t *Transport) Dial() (model.Endpoint, model.Endpoint, error) {
 // (loopback_xmit → netif_rx → enqueue_to_backlog, net/core/dev.c,
 // v6.18) for net_rx_action, which runs later, on another CPU or from
 // ksoftirqd.
-func (t *Transport) HoldSegments(on bool) error {
+func (t *transport) HoldSegments(on bool) error {
 	if on == t.holding {
 		return nil
 	}
@@ -141,7 +141,7 @@ func (t *Transport) HoldSegments(on bool) error {
 // HeldSegments implements model.HoldingTransport: the segments the
 // topology's Links hold to the endpoint to (all of them when to is
 // nil) and their payload bytes.
-func (t *Transport) HeldSegments(to model.Endpoint) (segs, bytes int) {
+func (t *transport) HeldSegments(to model.Endpoint) (segs, bytes int) {
 	var dst netip.AddrPort
 	if to != nil {
 		e, ok := to.(endpoint)
@@ -156,14 +156,14 @@ func (t *Transport) HeldSegments(to model.Endpoint) (segs, bytes int) {
 // DeliverOne implements model.HoldingTransport: the segment held
 // longest (on either link, between two hosts) is injected into its
 // receiver (topology.releaseOldest); the model settles the stacks after it.
-func (t *Transport) DeliverOne() error { return t.links.releaseOldest() }
+func (t *transport) DeliverOne() error { return t.links.releaseOldest() }
 
-// Settle implements model.Transport (Loopback.Settle, TwoHost.Settle).
-func (t *Transport) Settle() error { return t.topo.Settle() }
+// Settle implements model.Transport (loopback.Settle, twoHost.Settle).
+func (t *transport) Settle() error { return t.topo.Settle() }
 
 // Advance implements model.Transport: the manual clock moves by d, its
 // due timers run, then the stacks settle.
-func (t *Transport) Advance(d time.Duration) error {
+func (t *transport) Advance(d time.Duration) error {
 	if err := t.topo.Advance(d); err != nil {
 		return err
 	}
@@ -171,18 +171,18 @@ func (t *Transport) Advance(d time.Duration) error {
 }
 
 // NextTimer implements model.Transport: the manual clock's next timer.
-func (t *Transport) NextTimer() (time.Duration, bool) { return t.topo.NextTimer() }
+func (t *transport) NextTimer() (time.Duration, bool) { return t.topo.NextTimer() }
 
 // Close implements model.Transport: it closes the topology (open
 // endpoints are aborted) and waits for every goroutine of it.
-func (t *Transport) Close() error {
+func (t *transport) Close() error {
 	return errors.Join(t.topo.Close(), t.topo.Wait())
 }
 
-// endpoint is a Conn as a model.Endpoint; local is its address, the
+// endpoint is a conn as a model.Endpoint; local is its address, the
 // destination of the segments to it.
 type endpoint struct {
-	c     *Conn
+	c     *conn
 	local netip.AddrPort
 }
 
@@ -212,15 +212,15 @@ func (e endpoint) ReadableBytes() int {
 	return n
 }
 
-func (e endpoint) Writable() bool { return e.c.Readiness()&EventOut != 0 }
+func (e endpoint) Writable() bool { return e.c.Readiness()&eventOut != 0 }
 
 func (e endpoint) Shutdown(how int) error {
-	var h How
+	var h shutHow
 	if how&model.ShutdownRead != 0 {
-		h |= ShutRd
+		h |= shutRd
 	}
 	if how&model.ShutdownWrite != 0 {
-		h |= ShutWr
+		h |= shutWr
 		if err := e.uncorkForFin(); err != nil {
 			return err
 		}

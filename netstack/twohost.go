@@ -8,27 +8,27 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 )
 
-// TwoHost is two stacks, A (10.0.0.1/24) and B (10.0.0.2/24), each with
+// twoHost is two stacks, A (10.0.0.1/24) and B (10.0.0.2/24), each with
 // one NIC, joined by a pair of channel endpoints the way a veth pair
-// joins a container to its host. Every segment crosses a Link the harness
+// joins a container to its host. Every segment crosses a link the harness
 // controls: AtoB carries what A sends, BtoA what B sends.
-type TwoHost struct {
+type twoHost struct {
 	t      *topology
-	a, b   *Host
-	ab, ba *Link
+	a, b   *host
+	ab, ba *link
 }
 
 // channelQueue is the capacity of each channel endpoint's outbound
-// queue. A full channel endpoint drops silently, so the Link empties it
+// queue. A full channel endpoint drops silently, so the link empties it
 // from the writer's own notification (notifier.WriteNotify) before the
 // writer returns: the queue only ever holds the packets of writers that
 // are between their write and their notification, at most one per
 // concurrent writer. TestTwoHostNoSilentDrop checks the NIC drop counter.
 const channelQueue = 1024
 
-// NewTwoHost builds the two-host topology. On error nothing is left
+// newTwoHost builds the two-host topology. On error nothing is left
 // running. The caller owns the result and must end with Close then Wait.
-func NewTwoHost(opts Options) (*TwoHost, error) {
+func newTwoHost(opts Options) (*twoHost, error) {
 	t, mtu, err := newTopology(opts, twoHostMTU)
 	if err != nil {
 		return nil, err
@@ -45,7 +45,7 @@ func NewTwoHost(opts Options) (*TwoHost, error) {
 	if err != nil {
 		return nil, teardown(t, fmt.Errorf("two-host: %w", err))
 	}
-	th := &TwoHost{t: t, a: a, b: b}
+	th := &twoHost{t: t, a: a, b: b}
 	th.ab = newLink("a>b", t.clock, chA, chB)
 	t.addLink(th.ab)
 	th.ba = newLink("b>a", t.clock, chB, chA)
@@ -53,21 +53,21 @@ func NewTwoHost(opts Options) (*TwoHost, error) {
 	return th, nil
 }
 
-// A returns host A (10.0.0.1), the side that connects in Dial(ctx, A, B).
-func (th *TwoHost) A() *Host { return th.a }
+// A returns host A (10.0.0.1), the side that connects in dial(ctx, A, B).
+func (th *twoHost) A() *host { return th.a }
 
 // B returns host B (10.0.0.2).
-func (th *TwoHost) B() *Host { return th.b }
+func (th *twoHost) B() *host { return th.b }
 
 // AtoB returns the link carrying the segments A sends to B.
-func (th *TwoHost) AtoB() *Link { return th.ab }
+func (th *twoHost) AtoB() *link { return th.ab }
 
 // BtoA returns the link carrying the segments B sends to A.
-func (th *TwoHost) BtoA() *Link { return th.ba }
+func (th *twoHost) BtoA() *link { return th.ba }
 
 // LinkFrom returns the link carrying what h sends, or nil if h is not a
 // host of th.
-func (th *TwoHost) LinkFrom(h *Host) *Link {
+func (th *twoHost) LinkFrom(h *host) *link {
 	switch h {
 	case th.a:
 		return th.ab
@@ -80,35 +80,35 @@ func (th *TwoHost) LinkFrom(h *Host) *Link {
 // Advance moves the manual clock, shared by both stacks and both links,
 // forward by d, running the timers that fall due (retransmissions,
 // TIME_WAIT, delayed link deliveries) in time order. It returns
-// ErrRealClock with Options.RealClock and ErrClosed after Close.
-func (th *TwoHost) Advance(d time.Duration) error { return th.t.advance(d) }
+// errRealClock with Options.RealClock and errClosed after Close.
+func (th *twoHost) Advance(d time.Duration) error { return th.t.advance(d) }
 
 // Settle blocks until the stacks are quiescent: every segment sent has
 // been processed by its receiver, with every reply it drew, so that
 // nothing happens until the caller acts or the clock moves (settle.go).
-// Held and delayed segments of a Link stay where they are. It returns
-// ErrClosed after Close, and an error wrapping ErrNotQuiescent if the
+// Held and delayed segments of a link stay where they are. It returns
+// errClosed after Close, and an error wrapping errNotQuiescent if the
 // stacks do not come to rest. It must not run concurrently with other
 // calls into the topology.
-func (th *TwoHost) Settle() error { return th.t.settle() }
+func (th *twoHost) Settle() error { return th.t.settle() }
 
 // NextTimer returns how long until the next timer of the manual clock
-// is due (a retransmission, a delayed ACK, TIME_WAIT's end, a Link
+// is due (a retransmission, a delayed ACK, TIME_WAIT's end, a link
 // delay), and false if none is pending, on the real clock, or after
 // Close.
-func (th *TwoHost) NextTimer() (time.Duration, bool) { return th.t.nextTimer() }
+func (th *twoHost) NextTimer() (time.Duration, bool) { return th.t.nextTimer() }
 
 // Now returns the topology's clock reading (the manual clock starts at
 // the Unix epoch).
-func (th *TwoHost) Now() time.Time { return th.t.now() }
+func (th *twoHost) Now() time.Time { return th.t.now() }
 
 // Close stops both links (held and delayed segments are discarded),
 // aborts every endpoint and stops both stacks. It does not wait; call
 // Wait. Close is idempotent and always returns nil.
-func (th *TwoHost) Close() error { return th.t.close() }
+func (th *twoHost) Close() error { return th.t.close() }
 
 // Wait blocks until every goroutine the topology started has ended (the
-// stacks' workers, any link delivery under way). It returns ErrNotClosed if Close
-// was not called, and the capture's error (wrapping ErrCapture) if
+// stacks' workers, any link delivery under way). It returns errNotClosed if Close
+// was not called, and the capture's error (wrapping errCapture) if
 // writing the pcap failed.
-func (th *TwoHost) Wait() error { return th.t.wait() }
+func (th *twoHost) Wait() error { return th.t.wait() }

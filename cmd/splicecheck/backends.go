@@ -29,7 +29,7 @@ type backendConfig struct {
 	// segments (--pcap).
 	pcap io.Writer
 	// twoHost puts the netstack backend's connections between two
-	// stacks over a Link instead of on one loopback stack (--two-host).
+	// stacks over a link instead of on one loopback stack (--two-host).
 	twoHost bool
 	// campaign: the backend serves `check`, whose properties need the
 	// model's liveness checks and byte provenance (model.Config).

@@ -41,7 +41,7 @@ type Func struct {
 }
 
 // Qual is the function's Go name qualified by its receiver type:
-// "Pipe.full", "tcpBpfRecvmsg" (methods of kernel are not qualified:
+// "pipe.full", "tcpBpfRecvmsg" (methods of kernel are not qualified:
 // kernel is the run, not a kernel object).
 func (f Func) Qual() string {
 	if f.Recv == "" || f.Recv == "kernel" {
@@ -263,9 +263,9 @@ func ReachExpr(fd *ast.FuncDecl) string {
 		switch id.Name {
 		case "kernel":
 			return v + ".reach"
-		case "Sock", "RefTCP", "extTCP":
+		case "sock", "refTCP", "extTCP":
 			return v + ".k.reach"
-		case "SkPsock":
+		case "psock":
 			return v + ".Sk.k.reach"
 		case "strparser":
 			return v + ".sk.k.reach"
