@@ -12,7 +12,7 @@ import (
 	"pgregory.net/rapid"
 )
 
-// spliceTrace generates the splice-path traces of issue 6: a1's bytes
+// spliceTrace generates splice-path traces: a1's bytes
 // reach a2's psock ingress queue (an sk_msg redirect from a1, or a2's own
 // sk_skb verdict, with or without rx copybreak, so some of them sit in
 // slab memory), and a random sequence of sends from a1, splices of a2

@@ -85,8 +85,8 @@
 // ...Locked functions); kernel contexts that find a socket owned go to
 // its backlog, run by release_sock. With the default scheduler a thread
 // holds no socket lock when it gives control back, so the backlog stays
-// empty; issue 7 adds yield points inside ops and must keep that rule or
-// rely on the backlog.
+// empty; the yield points inside ops (exploring policies) keep that rule
+// or rely on the backlog.
 //
 // Scheduling policy: the default is FIFO (ready threads run in the order
 // they became ready: op dispatch order, wait-queue wake order). A trace's

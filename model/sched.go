@@ -84,8 +84,8 @@ type sched struct {
 	holdSoftirq bool
 	// tasksFirst runs ready tasks before pending kernel contexts (see
 	// settle). The default (false) runs kernel contexts first, which is
-	// what a loopback run on an idle machine does; issue 7's schedule
-	// exploration turns interleavings like this into policies.
+	// what a loopback run on an idle machine does; the exploring
+	// policies (explore.go) turn interleavings like this into choices.
 	tasksFirst bool
 
 	// inKernel counts the kernel contexts running (runKernel), nested

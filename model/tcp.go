@@ -4,8 +4,9 @@ import "syscall"
 
 // tcp is the model's transport: the operations of net/ipv4/tcp*.c that
 // the socket layer, the sk_msg layer (skmsg.go, tcp_bpf.go) and splice
-// call. The in-model reference tcp (refTCP) implements it; issue 8 puts
-// gVisor netstack behind the same interface.
+// call. The in-model reference tcp (refTCP) implements it, and the
+// bridge (extTCP, tcp_ext*.go) puts an external transport (gVisor
+// netstack) behind the same interface.
 //
 // Contract: the transport owns the per-socket tcp state (sock.tcp), moves
 // segments between the two sockets of a connection, and on arrival puts

@@ -16,7 +16,7 @@ import (
 // BenchmarkCorpusModelVsKernel runs the whole kernel corpus on the model
 // and on this machine's kernel in the same run, and reports each
 // backend's time per corpus and the model's time as a percentage of the
-// kernel's (issue 4's target: under 1%).
+// kernel's (the target: under 1%).
 func BenchmarkCorpusModelVsKernel(b *testing.B) {
 	testenv.RequireKernel(b, kernelshim.Available)
 	files, err := filepath.Glob("../../testdata/traces/kernel/*.trace")

@@ -22,7 +22,7 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-// TestModelVsKernel is the differential campaign of issue 4 (`make
+// TestModelVsKernel is the model-vs-kernel differential campaign (`make
 // crosscheck`, build tag crosscheck: a campaign, not part of make test): random valid
 // traces (2-4 connections, 1-2 maps, random programs, every op) run on the
 // model (profile linux-6.18) and on this machine's kernel. Any divergence
