@@ -1,9 +1,6 @@
 package kernelshim
 
 import (
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -44,13 +41,14 @@ func TestConnIsNeverBlocked(t *testing.T) {
 	defer l.Close()
 
 	// The sockets must be created inside the cgroup: move the process in
-	// for the run (the package's tests do not run in parallel).
-	pid := []byte(strconv.Itoa(os.Getpid()))
-	if err := os.WriteFile(filepath.Join(cg.dir, "cgroup.procs"), pid, 0); err != nil {
+	// for the run (not within: conn takes sockCreate too; the package's
+	// tests do not run in parallel).
+	back, err := cg.enter()
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := os.WriteFile(filepath.Join(cg.orig, "cgroup.procs"), pid, 0); err != nil {
+		if err := back(); err != nil {
 			t.Error(err)
 		}
 	}()

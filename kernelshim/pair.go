@@ -362,16 +362,28 @@ var sockCreate sync.RWMutex
 func (c *cgroup) within(f func() error) (err error) {
 	sockCreate.Lock()
 	defer sockCreate.Unlock()
+	back, err := c.enter()
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, back()) }()
+	return f()
+}
+
+// enter moves the whole process into c and returns the function that
+// moves it back to c.orig. Callers keep every other socket creation out
+// meanwhile (within holds sockCreate).
+func (c *cgroup) enter() (back func() error, err error) {
 	pid := []byte(strconv.Itoa(os.Getpid()))
 	if err := os.WriteFile(filepath.Join(c.dir, "cgroup.procs"), pid, 0); err != nil {
-		return fmt.Errorf("%w: move into %s: %w", ErrCgroup, c.dir, err)
+		return nil, fmt.Errorf("%w: move into %s: %w", ErrCgroup, c.dir, err)
 	}
-	defer func() {
-		if werr := os.WriteFile(filepath.Join(c.orig, "cgroup.procs"), pid, 0); werr != nil {
-			err = errors.Join(err, fmt.Errorf("%w: move back to %s: %w", ErrCleanup, c.orig, werr))
+	return func() error {
+		if err := os.WriteFile(filepath.Join(c.orig, "cgroup.procs"), pid, 0); err != nil {
+			return fmt.Errorf("%w: move back to %s: %w", ErrCleanup, c.orig, err)
 		}
-	}()
-	return f()
+		return nil
+	}, nil
 }
 
 // remove removes the cgroup directory (it is empty: the process left it).

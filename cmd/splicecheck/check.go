@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -432,19 +431,6 @@ func progressLine(e *env, budget time.Duration) func(string, int, time.Duration)
 		}
 		fmt.Fprintf(f, "\r\033[K%s%s: %s, %s", bar, profile, plural(n, "trace"), elapsed.Round(time.Second))
 	}
-}
-
-// terminal returns stderr if it is a terminal, else nil: progress lines
-// are drawn only there.
-func (e *env) terminal() *os.File {
-	f, ok := e.stderr.(*os.File)
-	if !ok {
-		return nil
-	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return nil
-	}
-	return f
 }
 
 // table prints properties x profiles and returns errDiverged if a

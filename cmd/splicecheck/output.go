@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 )
@@ -52,6 +53,19 @@ func (f *formatFlags) resolve() error {
 	}
 	f.json = f.format == formatJSON
 	return nil
+}
+
+// terminal returns stderr if it is a terminal, else nil: progress lines
+// are drawn only there.
+func (e *env) terminal() *os.File {
+	f, ok := e.stderr.(*os.File)
+	if !ok {
+		return nil
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return f
 }
 
 // plural is "1 trace", "2 traces": n and noun, with an s unless n is 1.
