@@ -169,14 +169,10 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Execut
 func runOneScaled(ctx context.Context, sut, ref trace.Backend, refScale int, t *trace.Trace) *Execution {
 	r := &Execution{Trace: t}
 	defer func() { r.Skipped = ctx.Err() != nil }()
-	if mb, ok := sut.(*model.Backend); ok {
-		r.Obs, r.Stats, r.Err = mb.RunTraceStats(ctx, t, trace.Options{})
-	} else {
-		r.Obs, r.Err = trace.Run(ctx, sut, t, trace.Options{})
-	}
+	r.Obs, r.Stats, r.Err = runStats(ctx, sut, t)
 	r.runBase(ctx, sut)
 	if ref != nil {
-		r.Ref, r.RefErr = trace.Run(ctx, ref, t, trace.Options{TimeScale: refScale})
+		r.Ref, r.RefErr = trace.Observe(ctx, ref, t, trace.Options{TimeScale: refScale})
 		if r.Ref == nil && r.RefErr == nil {
 			r.Ref = []trace.Observation{}
 		}
@@ -199,11 +195,18 @@ func (r *Execution) runBase(ctx context.Context, sut trace.Backend) {
 	}
 	bt := *r.Trace
 	bt.Profile = base
-	if mb, ok := sut.(*model.Backend); ok {
-		r.Base, r.BaseStats, r.BaseErr = mb.RunTraceStats(ctx, &bt, trace.Options{})
-	} else {
-		r.Base, r.BaseErr = trace.Run(ctx, sut, &bt, trace.Options{})
+	r.Base, r.BaseStats, r.BaseErr = runStats(ctx, sut, &bt)
+}
+
+// runStats runs t on b with the run's account (model.Stats) when b keeps
+// one, else (trace.ErrNoStats: a kernel) without.
+func runStats(ctx context.Context, b trace.Backend, t *trace.Trace) ([]trace.Observation, *model.Stats, error) {
+	res, err := trace.Run(ctx, b, t, trace.Options{Stats: true})
+	if errors.Is(err, trace.ErrNoStats) {
+		res, err = trace.Run(ctx, b, t, trace.Options{})
 	}
+	st, _ := res.Stats.(*model.Stats)
+	return res.Obs, st, err
 }
 
 // NewCampaignModel returns the model backend as campaigns run it: the

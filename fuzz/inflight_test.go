@@ -17,8 +17,7 @@ import (
 func TestCampaignFindsInFlightForm(t *testing.T) {
 	pr, _ := PropertyByName(inFlightProperty)
 	for _, two := range []bool{false, true} {
-		be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: netstack.TransportFactory(netstack.TransportOptions{TwoHost: two}),
-			Liveness: true, Provenance: true})
+		be, err := netstack.NewBackend(netstack.TransportOptions{TwoHost: two}, model.Config{Liveness: true, Provenance: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -97,7 +97,7 @@ func (res *SearchResult) Header() Header {
 // property of cfg that cfg.Accept takes, or cfg.Runs runs are done.
 //
 // Every run is model.ExploreRun of t with the `schedule` directive of
-// the run's policy, which runs exactly as RunTraceStats (and so
+// the run's policy, which runs exactly as Backend.Run (and so
 // `splicecheck run`, Replay and a campaign) runs the trace with that
 // directive; it is judged as a campaign judges it (an Execution without a
 // reference). So the Counterexample, written out, replays the violation.

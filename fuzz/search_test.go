@@ -363,7 +363,7 @@ func TestSearchLostWakeupMutation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := trace.Run(context.Background(), b, ce2, trace.Options{}); !errors.Is(err, model.ErrLostWakeup) {
+	if _, err := trace.Observe(context.Background(), b, ce2, trace.Options{}); !errors.Is(err, model.ErrLostWakeup) {
 		t.Errorf("replay of\n%s: %v, want a lost wakeup", ce.Format(), err)
 	}
 	if _, v, err := Replay(context.Background(), b, ce2, "no-lost-wakeup"); err != nil || v == nil || v.Signature() != res.Violation.Signature() {

@@ -262,7 +262,7 @@ func zoo2Run(t *testing.T, profile, src string, muts ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := trace.Run(context.Background(), be, tr, trace.Options{})
+	obs, err := trace.Observe(context.Background(), be, tr, trace.Options{})
 	var b strings.Builder
 	for _, o := range obs {
 		fmt.Fprintln(&b, o.String())

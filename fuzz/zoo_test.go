@@ -115,7 +115,7 @@ func BenchmarkGenerated(b *testing.B) {
 	start := time.Now()
 	for range b.N {
 		for _, t := range traces {
-			trace.Run(context.Background(), be, t, trace.Options{})
+			trace.Observe(context.Background(), be, t, trace.Options{})
 		}
 	}
 	b.ReportMetric(float64(ops*b.N)/time.Since(start).Seconds(), "ops/s")

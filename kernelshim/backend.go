@@ -62,7 +62,10 @@ func (b *Backend) pairSupport() pairSupport {
 	return b.pairSup
 }
 
-var _ trace.Backend = (*Backend)(nil)
+var (
+	_ trace.Backend = (*Backend)(nil)
+	_ trace.Opener  = (*Backend)(nil)
+)
 
 // New returns the kernel backend. It does not touch the kernel; Open checks
 // privileges (see Available).
@@ -78,6 +81,11 @@ func New(cfg Config) *Backend {
 
 // Name returns "kernel".
 func (b *Backend) Name() string { return "kernel" }
+
+// Run runs t op by op (trace.RunOps) on executors Open prepares.
+func (b *Backend) Run(ctx context.Context, t *trace.Trace, opts trace.Options) (trace.RunResult, error) {
+	return trace.RunOps(ctx, b, t, opts)
+}
 
 // Open prepares one run of t: it checks privileges (errors wrap
 // ErrNoPrivilege or ErrNoBPF) and creates the run's network namespace with

@@ -80,7 +80,7 @@ func BenchmarkCorpus(b *testing.B) {
 	n := 0
 	for i := 0; i < b.N; i++ {
 		for _, k := range cases {
-			if _, err := trace.Run(context.Background(), be, k.Trace, trace.Options{}); err != nil {
+			if _, err := trace.Observe(context.Background(), be, k.Trace, trace.Options{}); err != nil {
 				b.Fatal(err)
 			}
 			n++

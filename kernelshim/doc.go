@@ -4,7 +4,7 @@
 //
 //	be := kernelshim.New(kernelshim.Config{})
 //	if err := kernelshim.Available(); err != nil { ... } // one line: what is missing
-//	obs, err := trace.Run(ctx, be, tr, trace.Options{})
+//	obs, err := trace.Observe(ctx, be, tr, trace.Options{})
 //
 // # What an op does
 //

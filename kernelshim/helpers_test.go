@@ -19,7 +19,7 @@ func run(t testing.TB, cfg Config, src string, opts trace.Options) ([]trace.Obse
 	if err != nil {
 		t.Fatal(err)
 	}
-	return trace.Run(context.Background(), New(cfg), tr, opts)
+	return trace.Observe(context.Background(), New(cfg), tr, opts)
 }
 
 // mustRun runs src and returns its rendered observations.

@@ -223,7 +223,7 @@ func TestNoLeaks(t *testing.T) {
 	// Warm up: cilium/ebpf's feature probes and the Go runtime's threads
 	// and netpoller are created once per process, not per run.
 	for _, tr := range parsed {
-		if _, err := trace.Run(context.Background(), be, tr, trace.Options{OpTimeout: 50 * time.Millisecond}); err != nil {
+		if _, err := trace.Observe(context.Background(), be, tr, trace.Options{OpTimeout: 50 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -237,7 +237,7 @@ func TestNoLeaks(t *testing.T) {
 		if i%100 == 99 {
 			tr, opts.OpTimeout = parsed[len(leakTraces)], 30*time.Millisecond
 		}
-		if _, err := trace.Run(context.Background(), be, tr, opts); err != nil {
+		if _, err := trace.Observe(context.Background(), be, tr, opts); err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
 	}

@@ -179,7 +179,7 @@ func TestConnPairMachinery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		obs, err := trace.Run(context.Background(), be, tr, trace.Options{OpTimeout: timeout})
+		obs, err := trace.Observe(context.Background(), be, tr, trace.Options{OpTimeout: timeout})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,8 +9,8 @@ import (
 )
 
 // Backend is the `model` backend: the faithful model on the in-model
-// reference TCP, run by the deterministic scheduler. It implements
-// trace.TraceRunner, so trace.Run hands it whole traces. It is safe for
+// reference TCP, run by the deterministic scheduler, which runs whole
+// traces (it owns every thread of a run). It is safe for
 // concurrent use; runs share nothing.
 type Backend struct {
 	cfg Config
@@ -42,10 +42,7 @@ type Config struct {
 	Name string
 }
 
-var (
-	_ trace.Backend     = (*Backend)(nil)
-	_ trace.TraceRunner = (*Backend)(nil)
-)
+var _ trace.Backend = (*Backend)(nil)
 
 // New returns the model backend, with no mutation.
 func New() *Backend { return &Backend{mut: map[*mutation]bool{}} }
@@ -68,35 +65,27 @@ func (b *Backend) Name() string {
 	return "model"
 }
 
-// Open always fails: the model runs whole traces (RunTrace); trace.Run
-// calls RunTrace for it.
-func (b *Backend) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
-	return nil, fmt.Errorf("%w: %w", errNoExecutor, trace.ErrUnsupported)
-}
-
-// RunTrace runs t on a fresh model and returns one observation per op, in
-// trace order. The scheduling policy is the trace's `schedule` directive
-// if any (a thread order, or a seed), else FIFO; a non-zero opts.Seed
-// without a directive selects the seeded policy. Same trace, options and
-// seed: same observations.
-func (b *Backend) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, error) {
-	obs, _, err := b.RunTraceStats(ctx, t, opts)
-	return obs, err
-}
-
-// RunTraceStats is RunTrace that also returns the run's account
-// (Stats): copy accounting, ring writes, read tags, completion order,
-// coverage (`splicecheck run --stats`, the campaigns' properties).
-func (b *Backend) RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, *Stats, error) {
-	opts, prof, err := resolveRun(t, opts)
+// Run runs t on a fresh model and returns one observation per op, in
+// trace order, with the run's account (Stats: copy accounting, ring
+// writes, read tags, completion order, coverage) when opts.Stats asks for
+// it. Opts are resolved (trace.Run). The scheduling policy is the trace's
+// `schedule` directive if any (a thread order, or a seed), else FIFO; a
+// non-zero opts.Seed without a directive selects the seeded policy. Same
+// trace, options and seed: same observations.
+func (b *Backend) Run(ctx context.Context, t *trace.Trace, opts trace.Options) (trace.RunResult, error) {
+	prof, err := ParseProfile(opts.Profile)
 	if err != nil {
-		return nil, nil, err
+		return trace.RunResult{}, err
 	}
 	o, err := b.runPolicy(ctx, t, opts, prof, tracePolicy(t, opts), true)
 	if err != nil {
-		return nil, nil, err
+		return trace.RunResult{}, err
 	}
-	return o.Obs, o.Stats, o.Err
+	res := trace.RunResult{Obs: o.Obs}
+	if opts.Stats && o.Stats != nil {
+		res.Stats = o.Stats
+	}
+	return res, o.Err
 }
 
 // resolveRun resolves opts for t (trace.ResolveOptions) and its profile.
@@ -127,7 +116,7 @@ func tracePolicy(t *trace.Trace, opts trace.Options) policy {
 }
 
 // runPolicy runs t on a fresh model under policy: the one execution
-// behind RunTraceStats and ExploreRun. An exploring policy is recorded
+// behind Run and ExploreRun. An exploring policy is recorded
 // (Outcome.Picks) and checks liveness whatever the Config; with
 // teardown (every caller but tests that inspect the state the trace
 // left), what the trace left is released and checked (teardown). It

@@ -25,7 +25,7 @@ func BenchmarkCorpus(b *testing.B) {
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
 		for _, tr := range traces {
-			if _, err := trace.Run(context.Background(), be, tr, opts); err != nil {
+			if _, err := trace.Observe(context.Background(), be, tr, opts); err != nil {
 				b.Fatalf("%s: %v", tr.File, err)
 			}
 		}

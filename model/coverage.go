@@ -148,7 +148,7 @@ func (k *kernel) reach(f Fn) { k.stats.Coverage.hit[f] = true }
 // leaf is where the functions with no *kernel at hand (pipe and sk_msg
 // ring helpers, page references, iterators) record their reaches. It is
 // shared by the process: a run owns it when no other run of
-// Backend.RunTraceStats was in flight at any time during it (the
+// Backend.Run was in flight at any time during it (the
 // campaign runs one trace at a time), and its reaches are then exactly
 // the run's; otherwise the run's coverage is Partial.
 var leaf struct {

@@ -103,7 +103,7 @@ func TestCoverageScopes(t *testing.T) {
 	for _, p := range []string{"linux-6.18", "linux-6.12", "linux-6.1", "linux-6.18+splice-copy", "linux-6.18+splice-zerocopy", "linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
 		var cov Coverage
 		for _, tr := range traces {
-			_, st, err := New().RunTraceStats(context.Background(), tr, trace.Options{Profile: p})
+			_, st, err := runWithStats(New(), context.Background(), tr, trace.Options{Profile: p})
 			if err != nil {
 				continue
 			}
@@ -129,7 +129,7 @@ func TestCoverageOfRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, st, err := New().RunTraceStats(context.Background(), tr, trace.Options{Profile: profile})
+		_, st, err := runWithStats(New(), context.Background(), tr, trace.Options{Profile: profile})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,11 +4,11 @@
 // use, on an in-model reference TCP. It is the `model` backend of
 // splicecheck (New), cross-checked byte for byte against real kernels.
 //
-//	obs, err := trace.Run(ctx, model.New(), tr, trace.Options{Profile: "linux-6.18"})
+//	obs, err := trace.Observe(ctx, model.New(), tr, trace.Options{Profile: "linux-6.18"})
 //
 // # Layout (one file per concern)
 //
-//	backend.go   Backend, RunTrace: trace dispatch and the model threads
+//	backend.go   Backend, Run: trace dispatch and the model threads
 //	ops.go       the system calls of each trace op (send, recv, splice, ...)
 //	sched.go     the cooperative deterministic scheduler, wait queues, virtual time
 //	sock.go      struct sock/socket/file: states, locks, callbacks, shutdown
@@ -47,7 +47,7 @@
 // # Threads, contexts and time
 //
 // A run has one model thread (task) per trace thread. Ops are dispatched
-// in trace order exactly as trace.Run does: op i goes to its thread's
+// in trace order exactly as trace.RunOps does: op i goes to its thread's
 // queue, then the scheduler runs until every thread is idle or blocked;
 // `join` waits for the target's earlier ops; `sleep` blocks only its
 // thread; every thread is joined at the end. Only one model thread runs at
@@ -136,7 +136,7 @@
 //     get_page, and it never reaches a pipe. An access to or put of freed
 //     memory, get_page on slab memory and a slab object in a pipe are
 //     page-ownership faults: the run stops with ErrPageOwnership.
-//   - Every run (RunTrace) ends with a teardown: what the trace left
+//   - Every run (Run) ends with a teardown: what the trace left
 //     open is closed, pipes freed, orphaned connections expired, threads
 //     exited; then every page and slab object must be free, else the run
 //     fails with a leak (ErrPageOwnership).

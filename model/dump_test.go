@@ -27,7 +27,7 @@ func TestDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: *dumpProfile})
+	obs, err := trace.Observe(context.Background(), New(), tr, trace.Options{Profile: *dumpProfile})
 	if err != nil {
 		t.Fatal(err)
 	}

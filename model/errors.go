@@ -37,9 +37,6 @@ var (
 	// errProfile marks a profile the model does not implement. It wraps
 	// trace.ErrUnsupported where returned to the runner.
 	errProfile = errors.New("model: profile not implemented")
-	// errNoExecutor is returned by Open: the model runs whole traces
-	// (trace.TraceRunner) and has no op-by-op executor.
-	errNoExecutor = errors.New("model: no op-by-op executor; use trace.Run")
 	// errMutation marks an unknown mutation name (Config.Mutations).
 	errMutation = errors.New("model: unknown mutation")
 	// errDeadlock marks a run in which every thread is asleep and no

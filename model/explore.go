@@ -307,20 +307,20 @@ func (t *task) waitEvent(wq *waitQueue, to timeo, what string, cond func() bool)
 	}
 }
 
-// Outcome is one run under a policy (ExploreRun; RunTraceStats makes
+// Outcome is one run under a policy (ExploreRun; Run makes
 // one for every run): what happened, for whoever judges it (package
 // fuzz). The model draws no conclusion from it beyond the run's error.
 //
 // Obs and Stats are set exactly when Err is nil: a run that fails
 // (a Fault: lost wakeup, livelock, leak, page ownership; an invariant;
-// a deadlock; at teardown) has no observations, as RunTraceStats
+// a deadlock; at teardown) has no observations, as Run
 // returns none. Picks, Decisions, Yields and RingWrites are set either
 // way: they are what ran up to the end or the failure.
 type Outcome struct {
 	Trace *trace.Trace
 	Obs   []trace.Observation
 	Err   error
-	// Stats is the run's account (RunTraceStats), with Config.Provenance
+	// Stats is the run's account (Run), with Config.Provenance
 	// the tags of what every read returned.
 	Stats *Stats
 	// Picks is the run written as `schedule picks`: the candidate taken
@@ -390,7 +390,7 @@ func (o *Outcome) NextPicks(maxBranch int) (picks []int, ok bool) {
 
 // ExploreRun runs t once under policy (which must be exploring: a
 // randomPolicy, pctPolicy or picksPolicy) and records the run's choices.
-// It runs t exactly as RunTraceStats runs it with the `schedule`
+// It runs t exactly as Run runs it with the `schedule`
 // directive of that policy (the backend's mutations, liveness, leak
 // and provenance settings, its transport if it has one, closed before
 // ExploreRun returns, and the teardown), so a run written down with its

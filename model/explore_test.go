@@ -39,7 +39,7 @@ func loadTrace(t *testing.T, path string) *trace.Trace {
 }
 
 // TestExploreRunIsTheDirective: ExploreRun under a policy runs the trace
-// as RunTraceStats does with that policy's `schedule` directive, and the
+// as Run does with that policy's `schedule` directive, and the
 // run's Picks replay it: same observations, same error, same account.
 // Schedule search (fuzz.SearchSchedules) relies on it: what it judges is
 // what `splicecheck run` replays.
@@ -62,7 +62,7 @@ func TestExploreRunIsTheDirective(t *testing.T) {
 				}
 				withDirective := *tr
 				withDirective.Schedule = s
-				obs, st, err := b.RunTraceStats(ctx, &withDirective, trace.Options{})
+				obs, st, err := runWithStats(b, ctx, &withDirective, trace.Options{})
 				picks := *tr
 				picks.Schedule = &trace.Schedule{Strategy: trace.StrategyPicks, Picks: o.Picks}
 				po, perr := b.ExploreRun(ctx, &picks, trace.Options{}, SchedulePolicy(picks.Schedule))
@@ -161,7 +161,7 @@ func TestReplayCounterexamples100(t *testing.T) {
 		tr := loadTrace(t, ceDir+name+".trace")
 		var first []trace.Observation
 		for i := 0; i < 100; i++ {
-			obs, err := trace.Run(context.Background(), New(), tr, trace.Options{})
+			obs, err := trace.Observe(context.Background(), New(), tr, trace.Options{})
 			if err != nil {
 				t.Fatalf("%s run %d: %v", name, i, err)
 			}
@@ -214,12 +214,12 @@ func TestRingRefKeepsRingAlive(t *testing.T) {
 // posted RFC does not spin.
 func TestSeqMergeSpinsOnTCPHole(t *testing.T) {
 	tr := loadTrace(t, "../testdata/traces/findings/seq_merge_spins_on_tcp_hole.trace")
-	if _, err := trace.Run(context.Background(), New(), tr, trace.Options{}); !errors.Is(err, ErrLivelock) {
+	if _, err := trace.Observe(context.Background(), New(), tr, trace.Options{}); !errors.Is(err, ErrLivelock) {
 		t.Fatalf("loopback-splice-seq: %v, want a livelock", err)
 	}
 	// The RFC's a1 keeps its psock (the rendezvous sockhash holds it)
 	// and reads "MSG1" from ingress_msg: no hole, no spin.
-	if _, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: "loopback-splice"}); err != nil {
+	if _, err := trace.Observe(context.Background(), New(), tr, trace.Options{Profile: "loopback-splice"}); err != nil {
 		t.Fatalf("loopback-splice: %v", err)
 	}
 }

@@ -36,7 +36,7 @@ iocopy a2 a1
 		if err != nil {
 			t.Fatal(err)
 		}
-		obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: "linux-6.18"})
+		obs, err := trace.Observe(context.Background(), New(), tr, trace.Options{Profile: "linux-6.18"})
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}

@@ -225,11 +225,11 @@ func TestDeterminism(t *testing.T) {
 	for _, tr := range traces {
 		for _, seed := range []uint64{0, 1, 42} {
 			opts := trace.Options{Profile: "linux-6.18", Seed: seed}
-			a, err := trace.Run(context.Background(), New(), tr, opts)
+			a, err := trace.Observe(context.Background(), New(), tr, opts)
 			if err != nil {
 				t.Fatalf("%s: %v", tr.File, err)
 			}
-			b, err := trace.Run(context.Background(), New(), tr, opts)
+			b, err := trace.Observe(context.Background(), New(), tr, opts)
 			if err != nil {
 				t.Fatalf("%s: %v", tr.File, err)
 			}
@@ -295,7 +295,7 @@ recv a1 100 dontwait
 		t.Fatal(err)
 	}
 	for _, profile := range []string{"linux-6.18", "linux-6.12", "linux-6.1"} {
-		obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
+		obs, err := trace.Observe(context.Background(), New(), tr, trace.Options{Profile: profile})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +328,7 @@ func TestCopiedSeqAheadLostWakeup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = trace.Run(context.Background(), b, tr, trace.Options{})
+	_, err = trace.Observe(context.Background(), b, tr, trace.Options{})
 	var f *Fault
 	if !errors.As(err, &f) || !errors.Is(err, ErrLostWakeup) || f.Site != "tcp_recvmsg_locked/copied_seq-ahead" {
 		t.Fatalf("run = %v, want a lost wakeup in tcp_recvmsg_locked/copied_seq-ahead", err)
@@ -356,7 +356,7 @@ func TestVerdictDropUnchargesBeforeVerdict(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		obs, err := trace.Run(context.Background(), New(), tr, trace.Options{})
+		obs, err := trace.Observe(context.Background(), New(), tr, trace.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,4 +367,12 @@ func TestVerdictDropUnchargesBeforeVerdict(t *testing.T) {
 			}
 		}
 	}
+}
+
+// runWithStats runs t on b (trace.Run) with the run's account.
+func runWithStats(b *Backend, ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, *Stats, error) {
+	opts.Stats = true
+	res, err := trace.Run(ctx, b, t, opts)
+	st, _ := res.Stats.(*Stats)
+	return res.Obs, st, err
 }

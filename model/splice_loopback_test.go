@@ -17,7 +17,7 @@ func runLines(t *testing.T, src string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := trace.Run(context.Background(), New(), tr, trace.Options{})
+	obs, err := trace.Observe(context.Background(), New(), tr, trace.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestPairedSocketBehaviours(t *testing.T) {
 	} {
 		tr := loadTrace(t, scenarioDir+c.file+".trace")
 		for _, profile := range []string{"linux-6.18+loopback-splice", "linux-6.18+loopback-splice-seq"} {
-			obs, err := trace.Run(context.Background(), New(), tr, trace.Options{Profile: profile})
+			obs, err := trace.Observe(context.Background(), New(), tr, trace.Options{Profile: profile})
 			if err != nil {
 				t.Fatalf("%s on %s: %v", c.file, profile, err)
 			}
@@ -206,7 +206,7 @@ func TestRedirectLoopClosedPair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := trace.Run(context.Background(), b, tr, trace.Options{}); err != nil {
+	if _, err := trace.Observe(context.Background(), b, tr, trace.Options{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -24,7 +24,7 @@ func runStats(t *testing.T, profile, src string, mutations ...string) ([]trace.O
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b.RunTraceStats(context.Background(), tr, trace.Options{Profile: profile})
+	return runWithStats(b, context.Background(), tr, trace.Options{Profile: profile})
 }
 
 // peerSplice is the KERNEL-FACTS "peer" topology with a splice of the

@@ -79,7 +79,7 @@ var plainTCPCorpus = corpus("plaintcp", "linux-6.18", map[string]string{
 
 func netstackBackend(tb testing.TB, opts TransportOptions) *model.Backend {
 	tb.Helper()
-	be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: TransportFactory(opts)})
+	be, err := NewBackend(opts, model.Config{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestBackendDeterministic(t *testing.T) {
 			tr := k.Trace
 			var first []trace.Observation
 			for run := 0; run < 3; run++ {
-				obs, err := trace.Run(context.Background(), be, tr, trace.Options{Profile: c.Profile})
+				obs, err := trace.Observe(context.Background(), be, tr, trace.Options{Profile: c.Profile})
 				if err != nil {
 					t.Fatalf("%s: %v", tr.File, err)
 				}
@@ -140,14 +140,14 @@ func TestBackendNoGoroutineSurvives(t *testing.T) {
 		be := netstackBackend(t, opts)
 		cases := corpustest.Load(t, plainTCPCorpus)
 		for _, k := range cases {
-			if _, err := trace.Run(context.Background(), be, k.Trace, trace.Options{Profile: "linux-6.18"}); err != nil {
+			if _, err := trace.Observe(context.Background(), be, k.Trace, trace.Options{Profile: "linux-6.18"}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// A run cut short: its context is already done.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := trace.Run(ctx, be, cases[0].Trace, trace.Options{Profile: "linux-6.18"}); !errors.Is(err, context.Canceled) {
+		if _, err := trace.Observe(ctx, be, cases[0].Trace, trace.Options{Profile: "linux-6.18"}); !errors.Is(err, context.Canceled) {
 			t.Fatalf("run with a cancelled context: %v", err)
 		}
 	}
@@ -165,7 +165,7 @@ func TestBackendTransportFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = trace.Run(context.Background(), be, tr, trace.Options{})
+	_, err = trace.Observe(context.Background(), be, tr, trace.Options{})
 	if !errors.Is(err, model.ErrTransport) || !errors.Is(err, errBadOption) {
 		t.Fatalf("run on a transport with MTU 100: %v, want ErrTransport wrapping errBadOption", err)
 	}

@@ -58,7 +58,8 @@ func TestConnPair(t *testing.T) {
 			{"linux-6.18", "-EOPNOTSUPP", "5", 0},
 		} {
 			name := be.Name() + "/" + c.profile
-			obs, st, err := be.RunTraceStats(context.Background(), tr, trace.Options{Profile: c.profile})
+			res, err := trace.Run(context.Background(), be, tr, trace.Options{Profile: c.profile, Stats: true})
+			obs, st := res.Obs, res.Stats.(*model.Stats)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}

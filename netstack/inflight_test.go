@@ -101,7 +101,7 @@ func render(obs []trace.Observation) string {
 // the search's properties judge.
 func campaignBackend(tb testing.TB, opts TransportOptions) *model.Backend {
 	tb.Helper()
-	be, err := model.NewWithConfig(model.Config{Name: "netstack", Transport: TransportFactory(opts), Liveness: true, Provenance: true})
+	be, err := NewBackend(opts, model.Config{Liveness: true, Provenance: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func testRingOvertakesHeldSegments(t *testing.T, opts TransportOptions, shrink b
 	}
 	// trace.Run (`splicecheck run --backend netstack`) replays the same
 	// observations.
-	obs, err := trace.Run(ctx, be, saved, trace.Options{})
+	obs, err := trace.Observe(ctx, be, saved, trace.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestHoldingOnlyWhenExploring(t *testing.T) {
 		}
 		plain := *tr
 		plain.Schedule = nil
-		if _, err := trace.Run(ctx, be, &plain, trace.Options{}); err != nil {
+		if _, err := trace.Observe(ctx, be, &plain, trace.Options{}); err != nil {
 			t.Fatalf("%s: FIFO run: %v", topo.name, err)
 		}
 		if holds != 0 || delivered != 0 {
@@ -274,11 +274,11 @@ func TestHoldingOnlyWhenExploring(t *testing.T) {
 func TestBacklogNotReentered(t *testing.T) {
 	tr := loadTraceFile(t, inflightCEDir+"backlog_reentered_at_yield.trace")
 	for _, topo := range inflightTopologies {
-		if _, err := trace.Run(context.Background(), netstackBackend(t, topo.opts), tr, trace.Options{}); err != nil {
+		if _, err := trace.Observe(context.Background(), netstackBackend(t, topo.opts), tr, trace.Options{}); err != nil {
 			t.Errorf("%s: %v", topo.name, err)
 		}
 	}
-	if _, err := trace.Run(context.Background(), model.New(), tr, trace.Options{}); err != nil {
+	if _, err := trace.Observe(context.Background(), model.New(), tr, trace.Options{}); err != nil {
 		t.Errorf("model: %v", err)
 	}
 }

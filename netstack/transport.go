@@ -77,10 +77,14 @@ func newTransport(opts TransportOptions) (*transport, error) {
 	return &transport{topo: lo, links: lo.t, a: lo.Host(), b: lo.Host()}, nil
 }
 
-// TransportFactory returns a model.Config.Transport that builds a fresh
-// transport for every run.
-func TransportFactory(opts TransportOptions) func() (model.Transport, error) {
-	return func() (model.Transport, error) { return newTransport(opts) }
+// NewBackend returns the `netstack` backend: the model (cfg: its
+// mutations, liveness and provenance settings) on a fresh gVisor
+// transport of the topology opts selects for every run. It is the one
+// way the netstack backend is built.
+func NewBackend(opts TransportOptions, cfg model.Config) (*model.Backend, error) {
+	cfg.Name = "netstack"
+	cfg.Transport = func() (model.Transport, error) { return newTransport(opts) }
+	return model.NewWithConfig(cfg)
 }
 
 // TwoHost returns the two-host topology (for its Links), or nil on

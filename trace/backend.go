@@ -25,6 +25,9 @@ type Options struct {
 	// kernel behaves the same at any K, only slower. Zero or one is real
 	// time; the model, on virtual time, ignores it.
 	TimeScale int
+	// Stats asks for the run's account (RunResult.Stats); a backend
+	// that keeps none refuses with an error wrapping ErrNoStats.
+	Stats bool
 }
 
 // Scale returns d on the backend's real clock: d times TimeScale.
@@ -38,21 +41,40 @@ func (o Options) Scale(d time.Duration) time.Duration {
 // DefaultOpTimeout is the per-op timeout when Options.OpTimeout is zero.
 const DefaultOpTimeout = 2 * time.Second
 
-// Backend executes traces. Open prepares one run of t; the runner then
-// drives the returned Executor op by op and closes it.
-//
-// A backend whose runs are not op-by-op (a deterministic scheduler that
-// owns every thread) implements TraceRunner instead, and Run defers to it.
+// Backend runs traces: the model, the live kernel, a kernel in a VM, a
+// recording (Golden). Run runs one trace under opts, which trace.Run has
+// resolved (ResolveOptions), and returns one observation per op, in
+// trace order. A backend that runs op by op implements Opener and makes
+// its Run RunOps, which gives it the runner's thread semantics.
 type Backend interface {
 	Name() string
-	Open(ctx context.Context, t *Trace, opts Options) (Executor, error)
+	Run(ctx context.Context, t *Trace, opts Options) (RunResult, error)
 }
 
-// TraceRunner is implemented by backends that execute a whole trace
-// themselves. Such a backend must still honour the thread semantics of the
-// language and return one observation per op, in trace order.
-type TraceRunner interface {
-	RunTrace(ctx context.Context, t *Trace, opts Options) ([]Observation, error)
+// RunResult is what one run of a trace produced.
+type RunResult struct {
+	// Obs are the observations, one per op in trace order (when the run
+	// was interrupted, those of the ops that had ended; see Run).
+	Obs []Observation
+	// Stats is the run's account beyond its observations when
+	// Options.Stats asked for it (the model's copy accounting): printed
+	// after the observations, and in JSON as itself. Nil otherwise.
+	Stats Stats
+	// Recorded: Obs are a recording (a golden file), whose long data is
+	// only its SHA-256, so Compare compares the other side's digests
+	// with it (DiffGolden) instead of its bytes.
+	Recorded bool
+}
+
+// Stats is a backend's account of a run beyond the observations.
+type Stats interface{ String() string }
+
+// Opener is a backend that runs traces op by op (the kernel): Open
+// prepares one run of t, which RunOps drives op by op through the
+// returned Executor and then closes.
+type Opener interface {
+	Name() string
+	Open(ctx context.Context, t *Trace, opts Options) (Executor, error)
 }
 
 // Executor runs the ops of one trace. The runner calls StartThread and Exec

@@ -3,10 +3,12 @@ package trace
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -69,6 +71,65 @@ func dataReason(a, b []byte) string {
 		}
 	}
 	return fmt.Sprintf("data lengths differ: %d vs %d", len(a), len(b))
+}
+
+// Compare compares two runs of one trace: byte for byte (Diff), or,
+// when one of them is a recording (RunResult.Recorded), through full
+// SHA-256 digests of long data (DiffGolden), the recording's lines on
+// its own side.
+func Compare(a, b RunResult) []Divergence {
+	switch {
+	case b.Recorded:
+		return DiffGolden(a.Obs, goldenLines(b.Obs))
+	case a.Recorded:
+		d := DiffGolden(b.Obs, goldenLines(a.Obs))
+		for i := range d {
+			d[i].A, d[i].B = d[i].B, d[i].A
+		}
+		return d
+	}
+	return Diff(a.Obs, b.Obs)
+}
+
+// goldenLines are a recording's lines, as ReadGolden read them.
+func goldenLines(obs []Observation) []string {
+	out := make([]string, len(obs))
+	for i, o := range obs {
+		out[i] = o.GoldenString()
+	}
+	return out
+}
+
+// Golden returns the backend of the observations recorded under dir
+// (GoldenPath): its Run reads the golden file of the trace for the
+// run's profile and returns a recording (RunResult.Recorded): one
+// observation per golden line `LINE: OP => RESULT`, RESULT as it was
+// rendered (Result.Word), so that GoldenString gives the line back.
+func Golden(dir string) Backend { return goldenBackend{dir} }
+
+type goldenBackend struct{ dir string }
+
+func (goldenBackend) Name() string { return "golden" }
+
+func (g goldenBackend) Run(_ context.Context, t *Trace, opts Options) (RunResult, error) {
+	if opts.Stats {
+		return RunResult{}, fmt.Errorf("golden: %w", ErrNoStats)
+	}
+	lines, err := ReadGolden(GoldenPath(g.dir, opts.Profile, t))
+	if err != nil {
+		return RunResult{}, err
+	}
+	obs := make([]Observation, len(lines))
+	for i, l := range lines {
+		head, result, ok1 := strings.Cut(l, " => ")
+		line, op, ok2 := strings.Cut(head, ": ")
+		n, err := strconv.Atoi(line)
+		if !ok1 || !ok2 || err != nil {
+			return RunResult{}, fmt.Errorf("%s:%d: %w: not LINE: OP => RESULT", GoldenPath(g.dir, opts.Profile, t), i+1, ErrSyntax)
+		}
+		obs[i] = Observation{Line: n, Op: op, Result: Word(result)}
+	}
+	return RunResult{Obs: obs, Recorded: true}, nil
 }
 
 // GoldenPath is where the golden observations of t for profile live

@@ -1,7 +1,9 @@
 // Package trace is splicecheck's trace language: the ops a test is written
 // in, their parser and printer, the observations a backend returns for them,
-// the Backend interface every executor implements, the threaded runner that
-// drives a backend through a trace, and the differ that compares two runs.
+// the Backend interface every backend implements (Run: a trace in, a
+// RunResult out), the threaded runner that drives an op-by-op backend
+// (Opener, RunOps) through a trace, recorded runs as a backend (Golden),
+// and the differ that compares two runs (Compare).
 //
 // The language is a contract (docs/design.md, "The trace language"):
 // it may be extended, never broken. A trace file is one op per line; `#`
@@ -14,7 +16,7 @@
 // runner read it and never modify it, so one trace may be run on several
 // backends concurrently. Observations own their Data slices; a backend must
 // not retain or reuse a slice it put in a Result. An Executor is opened per
-// run and closed by the runner on every exit path (Run defers Close).
+// run and closed by the runner on every exit path (RunOps closes it).
 //
 // # Threads
 //

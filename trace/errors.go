@@ -18,6 +18,9 @@ var (
 	// ErrUnsupported is returned by a backend that cannot run a trace as asked
 	// (for example a profile it does not implement).
 	ErrUnsupported = errors.New("unsupported by backend")
+	// ErrNoStats is returned by a backend asked for a run's account
+	// (Options.Stats) that keeps none.
+	ErrNoStats = errors.New("the backend keeps no copy accounting")
 	// ErrOpTimeout is the cause (context.Cause) of the context of an op
 	// the runner timed out; the run's own cancellation has another cause.
 	ErrOpTimeout = errors.New("op timed out (runner)")

@@ -28,6 +28,10 @@ type fakeBackend struct {
 
 func (f *fakeBackend) Name() string { return "fake" }
 
+func (f *fakeBackend) Run(ctx context.Context, t *Trace, opts Options) (RunResult, error) {
+	return RunOps(ctx, f, t, opts)
+}
+
 func (f *fakeBackend) Open(ctx context.Context, t *Trace, opts Options) (Executor, error) {
 	e := &fakeExec{f: f, peer: map[string]string{}, rq: map[string][]byte{}, eof: map[string]bool{}, blocked: map[string]bool{}, waiting: map[string]string{}}
 	e.cond = sync.NewCond(&e.mu)

@@ -15,13 +15,31 @@ import (
 // that tests can shorten it.
 var abandonGrace = 10 * time.Second
 
-// Run executes t on backend b and returns one observation per op, in trace
-// order. Opts.Profile is resolved first: the explicit value, else the
-// trace's `profile` directive, else DefaultBase.
+// Run runs t on backend b: it resolves opts (ResolveOptions: the
+// explicit profile, else the trace's `profile` directive, else
+// DefaultBase), once, and hands the resolved options to b.Run.
+func Run(ctx context.Context, b Backend, t *Trace, opts Options) (RunResult, error) {
+	opts, err := ResolveOptions(t, opts)
+	if err != nil {
+		return RunResult{}, err
+	}
+	return b.Run(ctx, t, opts)
+}
+
+// Observe is Run for callers that want only the observations.
+func Observe(ctx context.Context, b Backend, t *Trace, opts Options) ([]Observation, error) {
+	res, err := Run(ctx, b, t, opts)
+	return res.Obs, err
+}
+
+// RunOps is the Run of an op-by-op backend (Opener): it opens one run of
+// t, drives it op by op under the language's thread semantics, and closes
+// it. Opts are resolved (Run resolves them). An Opener keeps no account
+// of its runs: opts.Stats is refused (ErrNoStats).
 //
 // Thread semantics: ops are dispatched in trace order to their threads; each
 // thread runs its ops in order on its own locked OS thread. After each
-// dispatch Run waits until every thread is idle or blocked (Executor.Blocked),
+// dispatch RunOps waits until every thread is idle or blocked (Executor.Blocked),
 // so an op blocks only its own thread. At the end every thread is joined.
 // The runner handles `join` itself; every other op goes to the Executor.
 //
@@ -39,33 +57,25 @@ var abandonGrace = 10 * time.Second
 // A `join` has no timeout of its own: it waits for the target's earlier
 // ops, which their own timeouts bound, and reports ok.
 //
-// When ctx ends before the run does (an interrupted command), Run
+// When ctx ends before the run does (an interrupted command), RunOps
 // returns, with an error wrapping ctx's, the observations of the ops that
 // had ended before it did, in trace order (an op running then is absent),
 // so that the caller can print what the run saw so far. Any
-// other error comes with no observations. A TraceRunner backend returns
-// what it returns.
-func Run(ctx context.Context, b Backend, t *Trace, opts Options) ([]Observation, error) {
-	var err error
-	if opts, err = ResolveOptions(t, opts); err != nil {
-		return nil, err
+// other error comes with no observations.
+func RunOps(ctx context.Context, o Opener, t *Trace, opts Options) (RunResult, error) {
+	if opts.Stats {
+		return RunResult{}, fmt.Errorf("backend %s: %w", o.Name(), ErrNoStats)
 	}
-	if tr, ok := b.(TraceRunner); ok {
-		return tr.RunTrace(ctx, t, opts)
-	}
-	ex, err := b.Open(ctx, t, opts)
+	ex, err := o.Open(ctx, t, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open backend %s: %w", b.Name(), err)
+		return RunResult{}, fmt.Errorf("open backend %s: %w", o.Name(), err)
 	}
 	r := newRunner(t, ex, opts)
 	obs, runErr := r.run(ctx)
 	if cerr := ex.Close(); cerr != nil {
-		runErr = errors.Join(runErr, fmt.Errorf("close backend %s: %w", b.Name(), cerr))
+		runErr = errors.Join(runErr, fmt.Errorf("close backend %s: %w", o.Name(), cerr))
 	}
-	if runErr != nil {
-		return obs, runErr // the ops that ended before ctx did, if it did
-	}
-	return obs, nil
+	return RunResult{Obs: obs}, runErr // on an error, the ops that ended before ctx did, if it did
 }
 
 // ResolveOptions fills in the profile and timeout defaults and validates the

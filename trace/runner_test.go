@@ -20,7 +20,7 @@ func mustParse(t *testing.T, src string) *Trace {
 
 func runFake(t *testing.T, f *fakeBackend, src string, opts Options) ([]Observation, error) {
 	t.Helper()
-	return Run(context.Background(), f, mustParse(t, src), opts)
+	return Observe(context.Background(), f, mustParse(t, src), opts)
 }
 
 func render(obs []Observation) string {

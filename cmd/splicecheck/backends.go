@@ -20,6 +20,7 @@ type backendInfo struct {
 	name    string
 	summary string
 	open    func(cfg backendConfig) (trace.Backend, error)
+	stats   bool // keeps the model's copy accounting (trace.Options.Stats)
 }
 
 // backendConfig carries the flags a backend may need.
@@ -37,6 +38,9 @@ type backendConfig struct {
 	// vm: the kernel image, modules and guest binary of the vm backend
 	// (--kernel, --module, --guest-binary).
 	vm vmFlags
+	// goldenDir, when set, makes "golden" a backend: the observations
+	// recorded under it (trace.Golden; diff and vm --against).
+	goldenDir string
 }
 
 // goldenBackend names the recorded observations of a kernel
@@ -44,10 +48,20 @@ type backendConfig struct {
 const goldenBackend = "golden"
 
 var backends = []backendInfo{
-	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", openModel},
-	{"netstack", "the model with gVisor netstack as its TCP layer (loopback stack, manual clock)", openNetstack},
-	{"kernel", "the live kernel of this machine (root; a fresh network namespace per trace)", openKernel},
-	{"vm", "the kernel backend inside a VM booted from a kernel image (--kernel; one long-lived guest)", openVM},
+	{"model", "the faithful model on its in-model reference TCP (deterministic, replayable)", openModel, true},
+	{"netstack", "the model with gVisor netstack as its TCP layer (loopback stack, manual clock)", openNetstack, true},
+	{"kernel", "the live kernel of this machine (root; a fresh network namespace per trace)", openKernel, false},
+	{"vm", "the kernel backend inside a VM booted from a kernel image (--kernel; one long-lived guest)", openVM, false},
+}
+
+// keepsStats reports whether the named backend keeps copy accounting.
+func keepsStats(name string) bool {
+	for _, b := range backends {
+		if b.name == name {
+			return b.stats
+		}
+	}
+	return false
 }
 
 func openModel(cfg backendConfig) (trace.Backend, error) {
@@ -63,8 +77,7 @@ func openModel(cfg backendConfig) (trace.Backend, error) {
 // time moves.
 func openNetstack(cfg backendConfig) (trace.Backend, error) {
 	opts := netstack.TransportOptions{Options: netstack.Options{Pcap: cfg.pcap}, TwoHost: cfg.twoHost}
-	return model.NewWithConfig(model.Config{Name: "netstack", Transport: netstack.TransportFactory(opts),
-		Liveness: cfg.campaign, Provenance: cfg.campaign})
+	return netstack.NewBackend(opts, model.Config{Liveness: cfg.campaign, Provenance: cfg.campaign})
 }
 
 // openKernel checks privileges first, so a missing one is reported before
@@ -95,6 +108,9 @@ func builtBackends() []string {
 
 // openBackend returns the named backend; flag names the flag for errors.
 func openBackend(flag, name string, cfg backendConfig) (trace.Backend, error) {
+	if name == goldenBackend && cfg.goldenDir != "" {
+		return trace.Golden(cfg.goldenDir), nil
+	}
 	var known []string
 	for _, b := range backends {
 		known = append(known, b.name)

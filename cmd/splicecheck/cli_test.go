@@ -27,6 +27,9 @@ import (
 type blockBackend struct{ started chan struct{} }
 
 func (b blockBackend) Name() string { return "block" }
+func (b blockBackend) Run(ctx context.Context, t *trace.Trace, o trace.Options) (trace.RunResult, error) {
+	return trace.RunOps(ctx, b, t, o)
+}
 func (b blockBackend) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
 	return blockExec(b), nil
 }
@@ -56,7 +59,7 @@ func withBlockBackend(t *testing.T) chan struct{} {
 	saved := backends
 	t.Cleanup(func() { backends = saved })
 	backends = append(append([]backendInfo(nil), saved...),
-		backendInfo{"block", "test", func(backendConfig) (trace.Backend, error) { return blockBackend{started}, nil }})
+		backendInfo{"block", "test", func(backendConfig) (trace.Backend, error) { return blockBackend{started}, nil }, false})
 	return started
 }
 

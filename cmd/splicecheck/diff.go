@@ -59,18 +59,12 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 	}
 	sides := []*side{{flag: "--a", name: *a}, {flag: "--b", name: *b}}
 	for _, s := range sides {
-		if s.name == goldenBackend {
-			continue
-		}
-		if s.backend, err = openBackend(s.flag, s.name, backendConfig{vm: vf}); err != nil {
+		if s.backend, err = openBackend(s.flag, s.name, backendConfig{vm: vf, goldenDir: *goldenDir}); err != nil {
 			return err
 		}
 		defer closeBackend(s.backend)
 	}
 	for _, s := range sides {
-		if s.backend == nil {
-			continue
-		}
 		if err := startBackend(ctx, s.backend); err != nil {
 			return fmt.Errorf("%s %s: %w", s.flag, s.name, err)
 		}
@@ -82,7 +76,7 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.File, err)
 		}
-		d, err := diffOne(ctx, t, o, sides, *goldenDir)
+		d, err := diffOne(ctx, t, o, sides)
 		if err != nil && ctx.Err() != nil {
 			return dr.interrupt(ctx, err, traces[i:])
 		}
@@ -200,10 +194,10 @@ func ktapVerdict(file, verdict, reason, expectFile string, d []trace.Divergence,
 	return r
 }
 
-// side is one of the two things diff compares.
+// side is one of the two backends diff compares.
 type side struct {
 	flag, name string
-	backend    trace.Backend // nil for golden
+	backend    trace.Backend
 }
 
 func orNone(s string) string {
@@ -213,42 +207,20 @@ func orNone(s string) string {
 	return s
 }
 
-// diffOne runs t on both sides. A golden side is compared through
-// DiffGolden (full SHA-256 of long data); two live sides through Diff (full
-// bytes).
-func diffOne(ctx context.Context, t *trace.Trace, o trace.Options, sides []*side, goldenDir string) ([]trace.Divergence, error) {
-	var runs [2][]trace.Observation
-	var golden []string
-	goldenIdx := -1
+// diffOne runs t on both sides and compares the runs (trace.Compare).
+func diffOne(ctx context.Context, t *trace.Trace, o trace.Options, sides []*side) ([]trace.Divergence, error) {
+	var runs [2]trace.RunResult
 	for i, s := range sides {
-		if s.backend == nil {
-			g, err := trace.ReadGolden(trace.GoldenPath(goldenDir, o.Profile, t))
-			if err != nil {
-				return nil, fmt.Errorf("%s %s: %w", s.flag, s.name, err)
-			}
-			golden, goldenIdx = g, i
-			continue
-		}
-		obs, err := trace.Run(ctx, s.backend, t, o)
+		res, err := s.backend.Run(ctx, t, o)
 		if d, ok := faultDivergence(err, i); ok {
 			return []trace.Divergence{d}, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("run %s on %s: %w", t.File, s.name, err)
 		}
-		runs[i] = obs
+		runs[i] = res
 	}
-	switch goldenIdx {
-	case 0:
-		d := trace.DiffGolden(runs[1], golden)
-		for i := range d {
-			d[i].A, d[i].B = d[i].B, d[i].A
-		}
-		return d, nil
-	case 1:
-		return trace.DiffGolden(runs[0], golden), nil
-	}
-	return trace.Diff(runs[0], runs[1]), nil
+	return trace.Compare(runs[0], runs[1]), nil
 }
 
 // faultDivergence turns a model run stopped by a fault the model detects

@@ -152,6 +152,9 @@ type echoBackend struct {
 }
 
 func (b echoBackend) Name() string { return b.name }
+func (b echoBackend) Run(ctx context.Context, t *trace.Trace, o trace.Options) (trace.RunResult, error) {
+	return trace.RunOps(ctx, b, t, o)
+}
 func (b echoBackend) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
 	return echoExec{b}, nil
 }
@@ -181,8 +184,8 @@ func withEchoBackends(t *testing.T) {
 	saved := backends
 	t.Cleanup(func() { backends = saved })
 	backends = append(append([]backendInfo(nil), saved...),
-		backendInfo{"echo", "test", func(backendConfig) (trace.Backend, error) { return echoBackend{"echo", "hello"}, nil }},
-		backendInfo{"echo2", "test", func(backendConfig) (trace.Backend, error) { return echoBackend{"echo2", "hellO"}, nil }},
+		backendInfo{"echo", "test", func(backendConfig) (trace.Backend, error) { return echoBackend{"echo", "hello"}, nil }, false},
+		backendInfo{"echo2", "test", func(backendConfig) (trace.Backend, error) { return echoBackend{"echo2", "hellO"}, nil }, false},
 	)
 }
 
@@ -229,7 +232,7 @@ func TestDiffAgainstGolden(t *testing.T) {
 	p := writeTrace(t, "e.trace", echoTrace)
 	dir := t.TempDir()
 	tr, _ := trace.ParseFile(p)
-	obs, err := trace.Run(context.Background(), echoBackend{"echo", "hello"}, tr, trace.Options{})
+	obs, err := trace.Observe(context.Background(), echoBackend{"echo", "hello"}, tr, trace.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

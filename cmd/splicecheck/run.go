@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/splicecheck/splicecheck/fuzz"
-	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -52,19 +51,14 @@ func (f *runFlags) options() (trace.Options, error) {
 
 // jsonRun is one trace's run in --json output.
 type jsonRun struct {
-	Trace        string       `json:"trace"`
-	Backend      string       `json:"backend"`
-	Profile      string       `json:"profile"`
-	Observations []jsonObs    `json:"observations"`
-	Stats        *model.Stats `json:"stats,omitempty"`
+	Trace        string      `json:"trace"`
+	Backend      string      `json:"backend"`
+	Profile      string      `json:"profile"`
+	Observations []jsonObs   `json:"observations"`
+	Stats        trace.Stats `json:"stats,omitempty"`
 	// Interrupted: a signal stopped the run; Observations are those of
 	// the ops that had ended.
 	Interrupted bool `json:"interrupted,omitempty"`
-}
-
-// statsBackend is a backend with copy accounting (the model).
-type statsBackend interface {
-	RunTraceStats(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, *model.Stats, error)
 }
 
 type jsonObs struct {
@@ -134,13 +128,10 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeBackend(b)
-	sb, hasStats := b.(statsBackend)
-	if *stats && !hasStats {
+	if *stats && !keepsStats(*backend) {
 		return usagef("--stats: copy accounting is the model's; backend %q has none", *backend)
 	}
-	if !*stats {
-		sb = nil // runOne counts copies only when asked
-	}
+	opts.Stats = *stats
 	if err := startBackend(ctx, b); err != nil {
 		return err
 	}
@@ -160,7 +151,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 			}
 			continue
 		}
-		if err := rs.runOne(ctx, t, sb); err != nil {
+		if err := rs.runOne(ctx, t); err != nil {
 			return rs.stop(ctx, err)
 		}
 	}
@@ -187,22 +178,17 @@ type runState struct {
 	cut     string // the trace an interrupt cut short, and how far it got
 }
 
-// runOne runs t (with copy accounting when sr is set) and prints its
+// runOne runs t (with copy accounting under --stats) and prints its
 // observations, or keeps them for the JSON document. When ctx ends
 // during the run, the observations made so far are printed (kept) all
 // the same, marked interrupted, and the run's error is returned.
-func (rs *runState) runOne(ctx context.Context, t *trace.Trace, sr statsBackend) error {
+func (rs *runState) runOne(ctx context.Context, t *trace.Trace) error {
 	o, err := trace.ResolveOptions(t, rs.opts)
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.File, err)
 	}
-	var obs []trace.Observation
-	var st *model.Stats
-	if sr != nil {
-		obs, st, err = sr.RunTraceStats(ctx, t, o)
-	} else {
-		obs, err = trace.Run(ctx, rs.b, t, o)
-	}
+	res, err := rs.b.Run(ctx, t, o)
+	obs, st := res.Obs, res.Stats
 	cut := err != nil && ctx.Err() != nil
 	if err != nil && !cut {
 		return fmt.Errorf("run %s on %s: %w", t.File, rs.b.Name(), err)
@@ -220,7 +206,7 @@ func (rs *runState) runOne(ctx context.Context, t *trace.Trace, sr statsBackend)
 	return nil
 }
 
-func (rs *runState) printText(t *trace.Trace, o trace.Options, obs []trace.Observation, st *model.Stats, cut bool) {
+func (rs *runState) printText(t *trace.Trace, o trace.Options, obs []trace.Observation, st trace.Stats, cut bool) {
 	e := rs.e
 	if rs.many {
 		fmt.Fprintf(e.stdout, "== %s (backend %s, profile %s)\n", t.File, rs.b.Name(), o.Profile)

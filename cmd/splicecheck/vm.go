@@ -63,9 +63,9 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var model trace.Backend
-	if *against == "model" {
-		if model, err = openBackend("--against", "model", backendConfig{}); err != nil {
+	var ref trace.Backend // what the guest's runs are compared with
+	if *against != "none" {
+		if ref, err = openBackend("--against", *against, backendConfig{goldenDir: *goldenDir}); err != nil {
 			return err
 		}
 	}
@@ -106,37 +106,26 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 				return err
 			}
 		}
-		var d []trace.Divergence
-		switch {
-		case *against == "none":
+		if ref == nil {
 			vr.recorded(t)
 			continue
-		case model != nil:
-			o, err := trace.ResolveOptions(t, opts)
-			if err != nil {
-				return err
-			}
-			want, err := trace.Run(ctx, model, t, o)
-			if fd, ok := faultDivergence(err, 0); ok {
-				d = []trace.Divergence{fd}
-				break
-			}
-			if err != nil && ctx.Err() != nil {
-				return vr.interrupt(ctx, err, traces[i:])
-			}
-			if err != nil {
-				return fmt.Errorf("run %s on model: %w", t.File, err)
-			}
-			d = trace.Diff(want, run.Obs)
+		}
+		o, err := trace.ResolveOptions(t, opts)
+		if err != nil {
+			return err
+		}
+		want, err := ref.Run(ctx, t, o)
+		fd, fault := faultDivergence(err, 0)
+		var d []trace.Divergence
+		switch {
+		case fault:
+			d = []trace.Divergence{fd}
+		case err != nil && ctx.Err() != nil:
+			return vr.interrupt(ctx, err, traces[i:])
+		case err != nil:
+			return fmt.Errorf("--against %s: run %s: %w", *against, t.File, err)
 		default:
-			g, err := trace.ReadGolden(trace.GoldenPath(*goldenDir, profile, t))
-			if err != nil {
-				return fmt.Errorf("--against golden: %w", err)
-			}
-			d = trace.DiffGolden(run.Obs, g)
-			for i := range d {
-				d[i].A, d[i].B = d[i].B, d[i].A // A is what the guest is compared with, as for the model
-			}
+			d = trace.Compare(want, trace.RunResult{Obs: run.Obs}) // a: what the guest is compared with
 		}
 		vr.add(t, d)
 	}

@@ -118,7 +118,7 @@ func Check(t *testing.T, b trace.Backend, c Corpus) (agree int) {
 	}
 	for _, k := range cases {
 		t.Run(k.Name, func(t *testing.T) {
-			obs, err := trace.Run(context.Background(), b, k.Trace, opts)
+			obs, err := trace.Observe(context.Background(), b, k.Trace, opts)
 			if err != nil {
 				t.Fatal(err)
 			}

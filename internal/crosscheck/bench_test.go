@@ -39,7 +39,7 @@ func BenchmarkCorpusModelVsKernel(b *testing.B) {
 	timeCorpus := func(be trace.Backend) time.Duration {
 		start := time.Now()
 		for _, tr := range traces {
-			if _, err := trace.Run(context.Background(), be, tr, opts); err != nil {
+			if _, err := trace.Observe(context.Background(), be, tr, opts); err != nil {
 				b.Fatalf("%s on %s: %v", tr.File, be.Name(), err)
 			}
 		}

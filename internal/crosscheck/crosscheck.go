@@ -51,14 +51,14 @@ const stableRuns = 3
 // again (up to stableRuns times), it disagreed with its first run; divs
 // are then what made it flaky (a against b, or b against its re-run).
 func Compare(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace.Options) (divs []trace.Divergence, flaky bool, err error) {
-	ra, err := trace.Run(ctx, a, t, opts)
+	ra, err := trace.Observe(ctx, a, t, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, false, ctx.Err()
 		}
 		return nil, false, fmt.Errorf("%w: run on %s: %w", ErrRunA, a.Name(), err)
 	}
-	rb, err := trace.Run(ctx, b, t, opts)
+	rb, err := trace.Observe(ctx, b, t, opts)
 	if err != nil {
 		return nil, false, fmt.Errorf("run on %s: %w", b.Name(), err)
 	}
@@ -72,7 +72,7 @@ func Compare(ctx context.Context, a, b trace.Backend, t *trace.Trace, opts trace
 		return divs, true, nil
 	}
 	for i := 1; i < stableRuns; i++ {
-		rb2, err := trace.Run(ctx, b, t, opts)
+		rb2, err := trace.Observe(ctx, b, t, opts)
 		if err != nil {
 			return nil, false, fmt.Errorf("re-run on %s: %w", b.Name(), err)
 		}

@@ -21,6 +21,9 @@ type countBackend struct {
 }
 
 func (b countBackend) Name() string { return b.name }
+func (b countBackend) Run(ctx context.Context, t *trace.Trace, o trace.Options) (trace.RunResult, error) {
+	return trace.RunOps(ctx, b, t, o)
+}
 func (b countBackend) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
 	extra := int64(0)
 	if b.flip && b.runs.Add(1)%2 == 0 {
@@ -127,6 +130,9 @@ type failBackend struct{ countBackend }
 
 var errPlanted = errors.New("planted failure")
 
+func (b failBackend) Run(ctx context.Context, t *trace.Trace, o trace.Options) (trace.RunResult, error) {
+	return trace.RunOps(ctx, b, t, o)
+}
 func (b failBackend) Open(ctx context.Context, t *trace.Trace, o trace.Options) (trace.Executor, error) {
 	for _, op := range t.Ops {
 		if op.Kind == trace.OpPoll {

@@ -34,20 +34,16 @@ func newGuestPool(cfg vm.Config, n int) (*guestPool, error) {
 
 func (p *guestPool) Name() string { return "vm" }
 
-func (p *guestPool) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
-	return nil, fmt.Errorf("vm: %w: the vm backend runs whole traces (trace.Run)", trace.ErrUnsupported)
-}
-
-// RunTrace runs t on the first guest free.
-func (p *guestPool) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, error) {
+// Run runs t on the first guest free.
+func (p *guestPool) Run(ctx context.Context, t *trace.Trace, opts trace.Options) (trace.RunResult, error) {
 	var s *vm.Session
 	select {
 	case s = <-p.free:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return trace.RunResult{}, ctx.Err()
 	}
 	defer func() { p.free <- s }()
-	return s.RunTrace(ctx, t, opts)
+	return s.Run(ctx, t, opts)
 }
 
 // Close shuts every guest down.

@@ -65,7 +65,7 @@ func StreamTrace(tb testing.TB, size, chunk int, pair bool) *trace.Trace {
 func BenchStream(b *testing.B, be trace.Backend, tr *trace.Trace, opts trace.Options) {
 	b.SetBytes(StreamSize)
 	for b.Loop() {
-		obs, err := trace.Run(context.Background(), be, tr, opts)
+		obs, err := trace.Observe(context.Background(), be, tr, opts)
 		if err != nil {
 			b.Fatal(err)
 		}

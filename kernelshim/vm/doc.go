@@ -50,7 +50,7 @@
 // (Pdeathsig); only the directory can then be left behind.
 //
 // Within a session one call talks to the guest at a time (Start,
-// RunTrace; others wait, honouring their contexts). A guest lives until
+// Run; others wait, honouring their contexts). A guest lives until
 // it dies or is found stuck:
 //
 //   - it panics or powers off, or damages a frame: the trace in flight

@@ -143,7 +143,7 @@ func guestRun(backend trace.Backend, w io.Writer, files, names []string, setup g
 		t, err := trace.ParseFile(f)
 		if err == nil {
 			var obs []trace.Observation
-			if obs, err = trace.Run(context.Background(), backend, t, opts); err == nil {
+			if obs, err = trace.Observe(context.Background(), backend, t, opts); err == nil {
 				tp.Obs = toPayload(obs)
 			}
 		}
@@ -207,7 +207,7 @@ func serveOne(backend trace.Backend, rp runPayload) tracePayload {
 	if err == nil {
 		opts := trace.Options{Profile: rp.Profile, OpTimeout: rp.OpTimeout, Seed: rp.Seed, TimeScale: rp.TimeScale}
 		var obs []trace.Observation
-		if obs, err = trace.Run(context.Background(), backend, t, opts); err == nil {
+		if obs, err = trace.Observe(context.Background(), backend, t, opts); err == nil {
 			tp.Obs = toPayload(obs)
 		}
 	}

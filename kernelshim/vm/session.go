@@ -66,10 +66,7 @@ type SessionStats struct {
 	LostDeath string
 }
 
-var (
-	_ trace.Backend     = (*Session)(nil)
-	_ trace.TraceRunner = (*Session)(nil)
-)
+var _ trace.Backend = (*Session)(nil)
 
 // NewSession checks what a boot needs (the image, the guest binary, the
 // modules, QEMU) and returns a session that has not booted yet. Errors
@@ -91,11 +88,6 @@ func NewSession(cfg Config) (*Session, error) {
 // Name returns "vm".
 func (s *Session) Name() string { return "vm" }
 
-// Open is not how a session runs traces: trace.Run calls RunTrace.
-func (s *Session) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
-	return nil, fmt.Errorf("vm: %w: the vm backend runs whole traces (trace.Run)", trace.ErrUnsupported)
-}
-
 // Start boots the guest unless it is up, and waits until it takes
 // requests; it returns the boot's error (a bad image, a kernel without
 // sockmap, a module the kernel refuses, ...). Calling it is optional: the
@@ -109,10 +101,15 @@ func (s *Session) Start(ctx context.Context) error {
 	return err
 }
 
-// RunTrace runs t in the guest with opts (already resolved by trace.Run)
-// and returns its observations, with t's line numbers.
-func (s *Session) RunTrace(ctx context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, error) {
-	return s.run(ctx, t, opts, "")
+// Run runs t in the guest with opts (already resolved by trace.Run)
+// and returns its observations, with t's line numbers. The guest's
+// kernel backend keeps no account of a run (trace.ErrNoStats).
+func (s *Session) Run(ctx context.Context, t *trace.Trace, opts trace.Options) (trace.RunResult, error) {
+	if opts.Stats {
+		return trace.RunResult{}, fmt.Errorf("vm: %w", trace.ErrNoStats)
+	}
+	obs, err := s.run(ctx, t, opts, "")
+	return trace.RunResult{Obs: obs}, err
 }
 
 // Stats returns what the session has done so far.
@@ -156,7 +153,7 @@ func (s *Session) acquire(ctx context.Context) error {
 
 func (s *Session) release() { <-s.sem }
 
-// run is RunTrace with a fault planted in the guest (tests).
+// run is Run with a fault planted in the guest (tests).
 func (s *Session) run(ctx context.Context, t *trace.Trace, opts trace.Options, fault string) ([]trace.Observation, error) {
 	if err := s.acquire(ctx); err != nil {
 		return nil, err

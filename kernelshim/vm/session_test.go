@@ -21,16 +21,13 @@ import (
 type echoBackend struct{ opts []trace.Options }
 
 func (b *echoBackend) Name() string { return "echo" }
-func (b *echoBackend) Open(context.Context, *trace.Trace, trace.Options) (trace.Executor, error) {
-	return nil, errors.New("echo runs whole traces")
-}
-func (b *echoBackend) RunTrace(_ context.Context, t *trace.Trace, opts trace.Options) ([]trace.Observation, error) {
+func (b *echoBackend) Run(_ context.Context, t *trace.Trace, opts trace.Options) (trace.RunResult, error) {
 	b.opts = append(b.opts, opts)
 	obs := make([]trace.Observation, len(t.Ops))
 	for i := range t.Ops {
 		obs[i] = trace.Observation{Line: t.Ops[i].Pos.Line, Op: t.Ops[i].String(), Result: trace.OK()}
 	}
-	return obs, nil
+	return trace.RunResult{Obs: obs}, nil
 }
 
 // The guest side of a session, over pipes: hello, ready, then one trace
@@ -257,7 +254,7 @@ func TestSessionLongLivedGuest(t *testing.T) {
 		t.Helper()
 		// A generous op timeout: a guest under TCG on a busy machine is
 		// slow, and the results checked must not depend on it.
-		obs, err := trace.Run(ctx, s, tr, trace.Options{OpTimeout: time.Minute})
+		obs, err := trace.Observe(ctx, s, tr, trace.Options{OpTimeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +278,7 @@ func TestSessionLongLivedGuest(t *testing.T) {
 	// context ends; the next trace gets its own result.
 	sleepy := parseTrace(t, "sleep 1500\n")
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	_, err = s.RunTrace(short, sleepy, trace.Options{Profile: "linux-6.1", OpTimeout: 5 * time.Second})
+	_, err = s.Run(short, sleepy, trace.Options{Profile: "linux-6.1", OpTimeout: 5 * time.Second})
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("abandoned trace: %v", err)
@@ -325,7 +322,7 @@ func TestSessionLongLivedGuest(t *testing.T) {
 			t.Errorf("QEMU %d left behind: %v", pid, err)
 		}
 	}
-	if _, err := s.RunTrace(ctx, hi, opts); !errors.Is(err, ErrClosed) {
+	if _, err := s.Run(ctx, hi, opts); !errors.Is(err, ErrClosed) {
 		t.Errorf("after Close: %v", err)
 	}
 }
@@ -352,7 +349,7 @@ func TestSessionRefusedModule(t *testing.T) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
-	_, err2 := trace.Run(t.Context(), s, parseTrace(t, "conn a b\n"), trace.Options{})
+	_, err2 := trace.Observe(t.Context(), s, parseTrace(t, "conn a b\n"), trace.Options{})
 	if !errors.Is(err2, ErrModule) || s.Stats().Boots != 1 {
 		t.Errorf("second call: %v after %d boots", err2, s.Stats().Boots)
 	}
