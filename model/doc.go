@@ -162,16 +162,18 @@
 // (gVisor exposes neither seq nor copied_seq), turns the end of the
 // stream and resets into tcp_fin and tcp_reset, follows the endpoint's
 // state and calls the socket's callbacks; the receive paths of
-// tcp_rcv.go read the queue as on refTCP. The model's virtual clock
-// drives the transport's (sched.onClock → Transport.Advance) and the
+// tcp_rcv.go read the queue as on refTCP. The bridge is the
+// scheduler's external (sched.ext): the model's virtual clock drives
+// the transport's (external.onClock → Transport.Advance) and the
 // transport's next timer is one of the scheduler's events
-// (sched.extTimer), so a run stays deterministic though gVisor has
+// (external.nextTimer), so a run stays deterministic though gVisor has
 // goroutines. Schedule exploration runs on the transport too: on a
 // HoldingTransport (netstack's Links) the bridge holds every segment
 // in flight and the scheduler counts them as pending kernel work, so a
 // "kworker" pick delivers the oldest one, as it runs a held softirq
-// delivery on refTCP (sched.extHeld, tcp_ext.go's startHolding). What
-// the bridge does not do as Linux does is listed at extTCP.
+// delivery on refTCP (external.heldSegments, tcp_ext.go's
+// startHolding). What the bridge does not do as Linux does is listed at
+// extTCP.
 //
 // # Unlike Linux (deliberate, named gaps)
 //

@@ -98,20 +98,10 @@ type sched struct {
 
 	fatal error // first internal failure (a model panic)
 
-	// onClock, if set, is called after virtual time moved forward by d
-	// (an external transport's clock follows the model's: extTCP).
-	onClock func(d time.Duration)
-	// extTimer, if set, returns how long until the external
-	// transport's next timer is due: an event of nextEvent's, which
-	// onClock fires by moving the transport's clock.
-	extTimer func() (time.Duration, bool)
-	// extHeld, if set, returns the segments (and their payload bytes)
-	// the external transport holds in flight, and extDeliver hands the
-	// oldest of them to its receiver (explore mode on a
-	// HoldingTransport, tcp_ext.go). Held segments are pending kernel
-	// work: a "kworker" pick delivers one (drainOne).
-	extHeld    func() (segs, bytes int)
-	extDeliver func()
+	// ext is the external transport whose clock follows the model's
+	// and whose timers and held segments are the scheduler's events and
+	// kernel work (extTCP), nil on the reference TCP.
+	ext external
 
 	// explore is set for the exploring policies (explore.go): yield
 	// points inside ops are live and pending kernel contexts are one more
@@ -119,6 +109,28 @@ type sched struct {
 	explore   bool
 	decisions int // scheduling decisions with more than one candidate
 	yields    int // yield points reached
+}
+
+// external is what the scheduler asks of an external transport (extTCP,
+// tcp_ext.go). Only the scheduler calls it, on the goroutine that holds
+// control, one call at a time; a call may run kernel code (raise NET_RX
+// work, wake tasks) but never parks.
+type external interface {
+	// onClock is called after virtual time moved forward by d: the
+	// transport's clock follows the model's (moveClock).
+	onClock(d time.Duration)
+	// nextTimer returns how long until the transport's next timer is
+	// due, and false if none is armed: an event of nextEvent's, which
+	// onClock fires by moving the transport's clock.
+	nextTimer() (time.Duration, bool)
+	// heldSegments returns the segments (and their payload bytes) the
+	// transport holds in flight; 0, 0 until it holds segments (explore
+	// mode on a HoldingTransport). Held segments are pending kernel
+	// work: a "kworker" pick delivers one (drainOne).
+	heldSegments() (segs, bytes int)
+	// deliverOne hands the segment held longest to its receiver. The
+	// scheduler calls it only while heldSegments reports one.
+	deliverOne()
 }
 
 // kwork is one kernel context: a named closure run on the scheduler.
@@ -259,10 +271,10 @@ func (s *sched) runSoftirq(budget int) int {
 // heldSegments returns the segments the external transport holds in
 // flight and their payload bytes (0, 0 without one that holds).
 func (s *sched) heldSegments() (segs, bytes int) {
-	if s.extHeld == nil {
+	if s.ext == nil {
 		return 0, 0
 	}
-	return s.extHeld()
+	return s.ext.heldSegments()
 }
 
 // kernelPending reports whether kernel work is pending: a kernel
@@ -535,7 +547,7 @@ func (s *sched) drainOne(budget int) int {
 	if len(s.softirq) > 0 {
 		q = &s.softirq
 	} else if n, _ := s.heldSegments(); n > 0 {
-		s.runKernel(kwork{name: "segment_deliver", fn: s.extDeliver})
+		s.runKernel(kwork{name: "segment_deliver", fn: s.ext.deliverOne})
 		return budget - 1
 	}
 	var w kwork
@@ -615,10 +627,10 @@ func (s *sched) nextEvent() (event, bool) {
 			best, found = event{t.abortAt, t.abortSeq, t.abortStep}, true
 		}
 	}
-	if s.extTimer != nil {
+	if s.ext != nil {
 		// Seq 0: a transport timer due with a model event fires first
 		// (a segment retransmitted at a reader's deadline arrives).
-		if d, ok := s.extTimer(); ok && better(s.now+vtime(max(d, 0)), 0) {
+		if d, ok := s.ext.nextTimer(); ok && better(s.now+vtime(max(d, 0)), 0) {
 			best, found = event{s.now + vtime(max(d, 0)), 0, func() {}}, true
 		}
 	}
@@ -641,11 +653,11 @@ func (s *sched) nextSeq() uint64 {
 }
 
 // moveClock moves virtual time forward by d and tells the transport
-// (onClock), whose timers run on the same clock (tcp_ext.go).
+// (external.onClock), whose timers run on the same clock (tcp_ext.go).
 func (s *sched) moveClock(d vtime) {
 	s.now += d
-	if s.onClock != nil {
-		s.onClock(time.Duration(d))
+	if s.ext != nil {
+		s.ext.onClock(time.Duration(d))
 	}
 }
 
