@@ -39,10 +39,11 @@ const noDeadline vtime = math.MaxInt64
 // work, the runner's per-op timeout).
 //
 // Policy: kernel contexts run first, in FIFO order; then the ready task
-// chosen by the policy runs. The default policy is FIFO in the order tasks
-// became ready, which is the order of wake-ups (wait queue order) and of
-// op dispatch. Issue 7 replaces it with seeded random, PCT and exhaustive
-// policies and adds yield points inside ops.
+// chosen by the policy (sched_policy.go) runs. The default policy is FIFO
+// in the order tasks became ready, which is the order of wake-ups (wait
+// queue order) and of op dispatch. The exploring policies (seeded random,
+// PCT, explicit picks) turn on explore mode (explore.go), which makes
+// yield points inside ops live and pending kernel work a candidate.
 type sched struct {
 	now vtime
 
@@ -85,7 +86,8 @@ type sched struct {
 	// tasksFirst runs ready tasks before pending kernel contexts (see
 	// settle). The default (false) runs kernel contexts first, which is
 	// what a loopback run on an idle machine does; the exploring
-	// policies (explore.go) turn interleavings like this into choices.
+	// policies (sched_policy.go, explore.go) turn interleavings like this
+	// into choices.
 	tasksFirst bool
 
 	// inKernel counts the kernel contexts running (runKernel), nested
@@ -161,54 +163,6 @@ func popFront[T any](q []T) (T, []T) {
 	var zero T
 	q[n] = zero // drop the reference for the collector
 	return first, q[:n]
-}
-
-// policy chooses which of the ready tasks runs next. ready is never empty
-// and is sorted by the order in which the tasks became ready.
-type policy interface {
-	Pick(ready []*task) int
-}
-
-// fifoPolicy runs ready tasks in the order they became ready.
-type fifoPolicy struct{}
-
-// Pick returns 0: the task that became ready first.
-func (fifoPolicy) Pick([]*task) int { return 0 }
-
-// priorityPolicy runs the ready task that comes first in Order (a
-// `schedule T1 T2 main` directive); tasks not named come last, FIFO.
-type priorityPolicy struct{ Order []string }
-
-// Pick returns the ready task named earliest in p.Order.
-func (p priorityPolicy) Pick(ready []*task) int {
-	best, bestRank := 0, len(p.Order)
-	for i, t := range ready {
-		for r, name := range p.Order {
-			if name == t.Name && r < bestRank {
-				best, bestRank = i, r
-			}
-		}
-	}
-	return best
-}
-
-// seededPolicy picks a ready task pseudo-randomly from a seed (a `schedule
-// SEED` directive or Options.Seed); the same seed gives the same choices.
-type seededPolicy struct{ state uint64 }
-
-// newSeededPolicy returns a seededPolicy for seed.
-func newSeededPolicy(seed uint64) *seededPolicy {
-	return &seededPolicy{state: seed*0x9E3779B97F4A7C15 + 1}
-}
-
-// Pick returns a pseudo-random index (splitmix64).
-func (p *seededPolicy) Pick(ready []*task) int {
-	p.state += 0x9E3779B97F4A7C15
-	z := p.state
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	z ^= z >> 31
-	return int(z % uint64(len(ready)))
 }
 
 // newSched returns a scheduler using policy (FIFO when nil).
