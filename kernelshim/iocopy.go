@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/splicecheck/splicecheck/internal/lockcheck"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -138,6 +139,7 @@ func (e *executor) iocopy(ctx context.Context, th *thread, c *trace.Call) trace.
 // restoreFlagsLocked puts flags back on socket name's fd with F_SETFL if
 // the trace has not closed it meanwhile. The caller holds e.mu.
 func (e *executor) restoreFlagsLocked(name string, fd, flags int) {
+	lockcheck.Held(&e.mu, "kernelshim: executor.restoreFlagsLocked")
 	if s := e.socks[name]; s != nil && s.fd == fd {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags); err != nil && e.fatal == nil {
 			e.fatal = fmt.Errorf("%w: restore flags of %s: %w", ErrSocket, name, err)

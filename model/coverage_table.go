@@ -86,6 +86,7 @@ const (
 	fnSockDefErrorReport                  // sock_def_error_report
 	fnSkStreamWriteSpace                  // sk_stream_write_space
 	fnSockLockSock                        // lock_sock
+	fnSockSockOwnedByMe                   // sock_owned_by_me
 	fnSockReleaseSock                     // release_sock
 	fnSockFlushBacklog                    // sk_flush_backlog
 	fnSockSockError                       // sock_error
@@ -431,6 +432,7 @@ var fnTable = [numFn]fnInfo{
 	fnSockDefErrorReport:        {"sockDefErrorReport", "sock_def_error_report", "sock.go"},
 	fnSkStreamWriteSpace:        {"skStreamWriteSpace", "sk_stream_write_space", "sock.go"},
 	fnSockLockSock:              {"sock.lockSock", "lock_sock", "sock.go"},
+	fnSockSockOwnedByMe:         {"sock.sockOwnedByMe", "sock_owned_by_me", "sock.go"},
 	fnSockReleaseSock:           {"sock.releaseSock", "release_sock", "sock.go"},
 	fnSockFlushBacklog:          {"sock.flushBacklog", "sk_flush_backlog", "sock.go"},
 	fnSockSockError:             {"sock.sockError", "sock_error", "sock.go"},

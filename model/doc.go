@@ -11,6 +11,7 @@
 //	backend.go   Backend, Run: trace dispatch and the model threads
 //	ops.go       the system calls of each trace op (send, recv, splice, ...)
 //	sched.go     the cooperative deterministic scheduler, wait queues, virtual time
+//	sched_policy.go  the scheduler's policies: FIFO, priority, seeded, the exploring ones
 //	sock.go      struct sock/socket/file: states, locks, callbacks, shutdown
 //	tcp.go       the TCP interface and refTCP, the reference TCP
 //	tcp_flow.go  refTCP's flow control: Linux's loopback buffers, windows, ACKs
@@ -36,7 +37,7 @@
 //	profile.go   linux-6.18, linux-6.12 and linux-6.1
 //	splice_loopback.go  profile loopback-splice (Cong Wang's RFC, as posted)
 //	splice_seq.go       profile loopback-splice-seq (multikernel/tcp_splice's ordering fix)
-//	explore.go   exploring policies, yield points, waitEvent, ExploreRun and its Outcome
+//	explore.go   explore mode: yield points, waitEvent, ExploreRun and its Outcome
 //	coverage.go  which mirrored kernel functions a run reached (Stats.Coverage); the
 //	             registry coverage_table.go is generated (internal/mirrorgen), the
 //	             scopes by profile and transport are in coverage_scope.go
@@ -93,10 +94,11 @@
 // `schedule T1 T2 ...` gives thread priorities, `schedule SEED` (or
 // Options.Seed) a seeded random choice; same trace and seed, same output.
 // `schedule random SEED`, `schedule pct D SEED` and `schedule picks I ...`
-// select the exploring policies (explore.go): yield points inside ops
-// become live and pending kernel contexts (softirq delivery, works, and
-// on a HoldingTransport the segments held on its wire) are scheduled
-// like threads, so segments can stay in flight; each such run replays
+// select the exploring policies (sched_policy.go), which turn on explore
+// mode (explore.go): yield points inside ops become live and pending
+// kernel contexts (softirq delivery, works, and on a HoldingTransport
+// the segments held on its wire) are scheduled like threads, so
+// segments can stay in flight; each such run replays
 // exactly from its directive. Kernel contexts never yield, even when
 // one runs on a task's goroutine (sched.inKernel). ExploreRun runs a
 // trace under such a policy exactly as its directive would and returns
@@ -162,16 +164,18 @@
 // (gVisor exposes neither seq nor copied_seq), turns the end of the
 // stream and resets into tcp_fin and tcp_reset, follows the endpoint's
 // state and calls the socket's callbacks; the receive paths of
-// tcp_rcv.go read the queue as on refTCP. The model's virtual clock
-// drives the transport's (sched.onClock → Transport.Advance) and the
+// tcp_rcv.go read the queue as on refTCP. The bridge is the
+// scheduler's external (sched.ext): the model's virtual clock drives
+// the transport's (external.onClock → Transport.Advance) and the
 // transport's next timer is one of the scheduler's events
-// (sched.extTimer), so a run stays deterministic though gVisor has
+// (external.nextTimer), so a run stays deterministic though gVisor has
 // goroutines. Schedule exploration runs on the transport too: on a
 // HoldingTransport (netstack's Links) the bridge holds every segment
 // in flight and the scheduler counts them as pending kernel work, so a
 // "kworker" pick delivers the oldest one, as it runs a held softirq
-// delivery on refTCP (sched.extHeld, tcp_ext.go's startHolding). What
-// the bridge does not do as Linux does is listed at extTCP.
+// delivery on refTCP (external.heldSegments, tcp_ext.go's
+// startHolding). What the bridge does not do as Linux does is listed at
+// extTCP.
 //
 // # Unlike Linux (deliberate, named gaps)
 //

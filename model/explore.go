@@ -10,7 +10,7 @@ import (
 )
 
 // Schedule exploration. An exploring policy (randomPolicy, pctPolicy,
-// picksPolicy) turns on the scheduler's explore mode:
+// picksPolicy; sched_policy.go) turns on the scheduler's explore mode:
 //
 //   - yield points inside ops are live: a task at t.yieldPoint gives
 //     control back and the policy chooses who runs next. They sit where
@@ -30,132 +30,6 @@ import (
 // Op dispatch is unchanged (the runner settles after each op), so the
 // races explored are those among threads running at the same time.
 // Every run is replayed exactly by its `schedule` directive.
-
-// exploringPolicy marks the policies that turn on explore mode.
-type exploringPolicy interface {
-	policy
-	exploring()
-}
-
-// splitmix is a splitmix64 generator.
-type splitmix struct{ state uint64 }
-
-func (r *splitmix) next() uint64 {
-	r.state += 0x9E3779B97F4A7C15
-	z := r.state
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	return z ^ (z >> 31)
-}
-
-// randomPolicy is the seeded random explorer (`schedule random SEED`):
-// a uniform choice among the candidates of every decision.
-type randomPolicy struct{ rng splitmix }
-
-// NewRandomPolicy returns a randomPolicy for seed.
-func NewRandomPolicy(seed uint64) *randomPolicy {
-	return &randomPolicy{rng: splitmix{seed*0x9E3779B97F4A7C15 + 7}}
-}
-
-// Pick returns a uniformly chosen index.
-func (p *randomPolicy) Pick(c []*task) int { return int(p.rng.next() % uint64(len(c))) }
-func (p *randomPolicy) exploring()         {}
-
-// pctSteps is k of PCT: the number of decisions the change points are
-// drawn from (the traces explored here make fewer than this).
-const pctSteps = 48
-
-// pctPolicy is probabilistic concurrency testing (Burckhardt et al.,
-// ASPLOS 2010; `schedule pct D SEED`): every candidate (thread, or the
-// kernel contexts as one) gets a random priority of at least D when first
-// seen, the highest-priority candidate runs, and at D-1 decisions drawn
-// from the first pctSteps the chosen candidate's priority drops below all
-// initial ones. A bug of depth D is found with probability at least
-// 1/(n k^(D-1)).
-type pctPolicy struct {
-	rng     splitmix
-	depth   int
-	prio    map[string]uint64
-	changes []int
-	step    int
-}
-
-// newPCTPolicy returns a PCT policy of depth d for seed.
-func newPCTPolicy(d int, seed uint64) *pctPolicy {
-	p := &pctPolicy{rng: splitmix{seed*0x9E3779B97F4A7C15 + 11}, depth: d, prio: map[string]uint64{}}
-	for i := 1; i < d; i++ {
-		p.changes = append(p.changes, 1+int(p.rng.next()%pctSteps))
-	}
-	return p
-}
-
-func (p *pctPolicy) exploring() {}
-
-// Pick returns the highest-priority candidate after applying this
-// decision's change points.
-func (p *pctPolicy) Pick(c []*task) int {
-	p.step++
-	for _, t := range c {
-		if _, ok := p.prio[t.Name]; !ok {
-			p.prio[t.Name] = uint64(p.depth) + p.rng.next()%(1<<40)
-		}
-	}
-	best := p.highest(c)
-	for i, at := range p.changes {
-		if at == p.step {
-			p.prio[c[best].Name] = uint64(i + 1)
-			best = p.highest(c)
-		}
-	}
-	return best
-}
-
-func (p *pctPolicy) highest(c []*task) int {
-	best := 0
-	for i, t := range c {
-		if p.prio[t.Name] > p.prio[c[best].Name] {
-			best = i
-		}
-	}
-	return best
-}
-
-// picksPolicy replays explicit choices (`schedule picks I I ...`): the
-// i-th decision takes candidate Picks[i] (modulo the number of
-// candidates); decisions past the list take the first candidate.
-type picksPolicy struct {
-	Picks []int
-	i     int
-}
-
-func (p *picksPolicy) exploring() {}
-
-// Pick returns the next recorded choice.
-func (p *picksPolicy) Pick(c []*task) int {
-	v := 0
-	if p.i < len(p.Picks) {
-		v = p.Picks[p.i] % len(c)
-	}
-	p.i++
-	return v
-}
-
-// recorder wraps a policy and records every decision, so that any run
-// can be written down as `schedule picks`.
-type recorder struct {
-	inner policy
-	picks []int // the choice made at each decision
-	width []int // the number of candidates at each decision
-}
-
-func (r *recorder) exploring() {}
-
-func (r *recorder) Pick(c []*task) int {
-	v := r.inner.Pick(c)
-	r.picks = append(r.picks, v)
-	r.width = append(r.width, len(c))
-	return v
-}
 
 // SchedulePolicy returns the policy of an exploring `schedule`
 // directive (random, pct, picks), for ExploreRun; nil for any other

@@ -39,10 +39,11 @@ const noDeadline vtime = math.MaxInt64
 // work, the runner's per-op timeout).
 //
 // Policy: kernel contexts run first, in FIFO order; then the ready task
-// chosen by the policy runs. The default policy is FIFO in the order tasks
-// became ready, which is the order of wake-ups (wait queue order) and of
-// op dispatch. Issue 7 replaces it with seeded random, PCT and exhaustive
-// policies and adds yield points inside ops.
+// chosen by the policy (sched_policy.go) runs. The default policy is FIFO
+// in the order tasks became ready, which is the order of wake-ups (wait
+// queue order) and of op dispatch. The exploring policies (seeded random,
+// PCT, explicit picks) turn on explore mode (explore.go), which makes
+// yield points inside ops live and pending kernel work a candidate.
 type sched struct {
 	now vtime
 
@@ -85,7 +86,8 @@ type sched struct {
 	// tasksFirst runs ready tasks before pending kernel contexts (see
 	// settle). The default (false) runs kernel contexts first, which is
 	// what a loopback run on an idle machine does; the exploring
-	// policies (explore.go) turn interleavings like this into choices.
+	// policies (sched_policy.go, explore.go) turn interleavings like this
+	// into choices.
 	tasksFirst bool
 
 	// inKernel counts the kernel contexts running (runKernel), nested
@@ -98,20 +100,10 @@ type sched struct {
 
 	fatal error // first internal failure (a model panic)
 
-	// onClock, if set, is called after virtual time moved forward by d
-	// (an external transport's clock follows the model's: extTCP).
-	onClock func(d time.Duration)
-	// extTimer, if set, returns how long until the external
-	// transport's next timer is due: an event of nextEvent's, which
-	// onClock fires by moving the transport's clock.
-	extTimer func() (time.Duration, bool)
-	// extHeld, if set, returns the segments (and their payload bytes)
-	// the external transport holds in flight, and extDeliver hands the
-	// oldest of them to its receiver (explore mode on a
-	// HoldingTransport, tcp_ext.go). Held segments are pending kernel
-	// work: a "kworker" pick delivers one (drainOne).
-	extHeld    func() (segs, bytes int)
-	extDeliver func()
+	// ext is the external transport whose clock follows the model's
+	// and whose timers and held segments are the scheduler's events and
+	// kernel work (extTCP), nil on the reference TCP.
+	ext external
 
 	// explore is set for the exploring policies (explore.go): yield
 	// points inside ops are live and pending kernel contexts are one more
@@ -119,6 +111,28 @@ type sched struct {
 	explore   bool
 	decisions int // scheduling decisions with more than one candidate
 	yields    int // yield points reached
+}
+
+// external is what the scheduler asks of an external transport (extTCP,
+// tcp_ext.go). Only the scheduler calls it, on the goroutine that holds
+// control, one call at a time; a call may run kernel code (raise NET_RX
+// work, wake tasks) but never parks.
+type external interface {
+	// onClock is called after virtual time moved forward by d: the
+	// transport's clock follows the model's (moveClock).
+	onClock(d time.Duration)
+	// nextTimer returns how long until the transport's next timer is
+	// due, and false if none is armed: an event of nextEvent's, which
+	// onClock fires by moving the transport's clock.
+	nextTimer() (time.Duration, bool)
+	// heldSegments returns the segments (and their payload bytes) the
+	// transport holds in flight; 0, 0 until it holds segments (explore
+	// mode on a HoldingTransport). Held segments are pending kernel
+	// work: a "kworker" pick delivers one (drainOne).
+	heldSegments() (segs, bytes int)
+	// deliverOne hands the segment held longest to its receiver. The
+	// scheduler calls it only while heldSegments reports one.
+	deliverOne()
 }
 
 // kwork is one kernel context: a named closure run on the scheduler.
@@ -149,54 +163,6 @@ func popFront[T any](q []T) (T, []T) {
 	var zero T
 	q[n] = zero // drop the reference for the collector
 	return first, q[:n]
-}
-
-// policy chooses which of the ready tasks runs next. ready is never empty
-// and is sorted by the order in which the tasks became ready.
-type policy interface {
-	Pick(ready []*task) int
-}
-
-// fifoPolicy runs ready tasks in the order they became ready.
-type fifoPolicy struct{}
-
-// Pick returns 0: the task that became ready first.
-func (fifoPolicy) Pick([]*task) int { return 0 }
-
-// priorityPolicy runs the ready task that comes first in Order (a
-// `schedule T1 T2 main` directive); tasks not named come last, FIFO.
-type priorityPolicy struct{ Order []string }
-
-// Pick returns the ready task named earliest in p.Order.
-func (p priorityPolicy) Pick(ready []*task) int {
-	best, bestRank := 0, len(p.Order)
-	for i, t := range ready {
-		for r, name := range p.Order {
-			if name == t.Name && r < bestRank {
-				best, bestRank = i, r
-			}
-		}
-	}
-	return best
-}
-
-// seededPolicy picks a ready task pseudo-randomly from a seed (a `schedule
-// SEED` directive or Options.Seed); the same seed gives the same choices.
-type seededPolicy struct{ state uint64 }
-
-// newSeededPolicy returns a seededPolicy for seed.
-func newSeededPolicy(seed uint64) *seededPolicy {
-	return &seededPolicy{state: seed*0x9E3779B97F4A7C15 + 1}
-}
-
-// Pick returns a pseudo-random index (splitmix64).
-func (p *seededPolicy) Pick(ready []*task) int {
-	p.state += 0x9E3779B97F4A7C15
-	z := p.state
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	z ^= z >> 31
-	return int(z % uint64(len(ready)))
 }
 
 // newSched returns a scheduler using policy (FIFO when nil).
@@ -259,10 +225,10 @@ func (s *sched) runSoftirq(budget int) int {
 // heldSegments returns the segments the external transport holds in
 // flight and their payload bytes (0, 0 without one that holds).
 func (s *sched) heldSegments() (segs, bytes int) {
-	if s.extHeld == nil {
+	if s.ext == nil {
 		return 0, 0
 	}
-	return s.extHeld()
+	return s.ext.heldSegments()
 }
 
 // kernelPending reports whether kernel work is pending: a kernel
@@ -535,7 +501,7 @@ func (s *sched) drainOne(budget int) int {
 	if len(s.softirq) > 0 {
 		q = &s.softirq
 	} else if n, _ := s.heldSegments(); n > 0 {
-		s.runKernel(kwork{name: "segment_deliver", fn: s.extDeliver})
+		s.runKernel(kwork{name: "segment_deliver", fn: s.ext.deliverOne})
 		return budget - 1
 	}
 	var w kwork
@@ -615,10 +581,10 @@ func (s *sched) nextEvent() (event, bool) {
 			best, found = event{t.abortAt, t.abortSeq, t.abortStep}, true
 		}
 	}
-	if s.extTimer != nil {
+	if s.ext != nil {
 		// Seq 0: a transport timer due with a model event fires first
 		// (a segment retransmitted at a reader's deadline arrives).
-		if d, ok := s.extTimer(); ok && better(s.now+vtime(max(d, 0)), 0) {
+		if d, ok := s.ext.nextTimer(); ok && better(s.now+vtime(max(d, 0)), 0) {
 			best, found = event{s.now + vtime(max(d, 0)), 0, func() {}}, true
 		}
 	}
@@ -641,11 +607,11 @@ func (s *sched) nextSeq() uint64 {
 }
 
 // moveClock moves virtual time forward by d and tells the transport
-// (onClock), whose timers run on the same clock (tcp_ext.go).
+// (external.onClock), whose timers run on the same clock (tcp_ext.go).
 func (s *sched) moveClock(d vtime) {
 	s.now += d
-	if s.onClock != nil {
-		s.onClock(time.Duration(d))
+	if s.ext != nil {
+		s.ext.onClock(time.Duration(d))
 	}
 }
 

@@ -90,9 +90,10 @@ type kernel struct {
 // skbs' owners are not counted (the model never frees a struct sock).
 //
 // LOCKING: the model socket lock (lock_sock) is Owned; functions named
-// ...Locked require it held by the calling task. Kernel contexts that
-// find the socket owned queue their work on Backlog, which release_sock
-// runs (tcp_v4_rcv → sk_add_backlog).
+// ...Locked require it held by the calling task, and check that first
+// (sockOwnedByMe). Kernel contexts that find the socket owned queue
+// their work on Backlog, which release_sock runs (tcp_v4_rcv →
+// sk_add_backlog).
 type sock struct {
 	Name string
 	k    *kernel
@@ -260,6 +261,23 @@ func (sk *sock) lockSock(t *task) {
 	sk.Owned, sk.owner = true, t
 }
 
+// sockOwnedByMe mirrors sock_owned_by_me() (include/net/sock.h, v6.18):
+// the caller must own sk (lock_sock). Every ...Locked function checks
+// its precondition with it. Unlike Linux, where it is a lockdep warning
+// that the socket's spinlock (bh_lock_sock) satisfies as well, the model
+// has no spinlock to hold and panics when t does not own sk: the run
+// fails with an internal error.
+func (sk *sock) sockOwnedByMe(t *task) {
+	sk.k.reach(fnSockSockOwnedByMe)
+	if sk.Owned && sk.owner == t {
+		return
+	}
+	if !sk.Owned {
+		panic(fmt.Sprintf("model: sock_owned_by_me(%s) by %s while not owned", sk.Name, t.Name))
+	}
+	panic(fmt.Sprintf("model: sock_owned_by_me(%s) by %s while owned by %s", sk.Name, t.Name, sk.owner.Name))
+}
+
 // releaseSock mirrors release_sock() (net/core/sock.c, v6.18): run the
 // backlog queued while the socket was owned, then, under the socket's
 // spinlock (bottom halves off), the transport's release callback and the
@@ -338,6 +356,7 @@ func (sk *sock) sockRcvtimeo(noblock bool) timeo {
 // Precondition: the caller owns sk.
 func (sk *sock) skWaitEventLocked(t *task, to *timeo, what string, why func() string, cond func() bool) bool {
 	sk.k.reach(fnSockSkWaitEventLocked)
+	sk.sockOwnedByMe(t)
 	return sk.skWaitEventLiveLocked(t, to, what, why, cond, cond)
 }
 
@@ -347,6 +366,7 @@ func (sk *sock) skWaitEventLocked(t *task, to *timeo, what string, why func() st
 // tail != last holds once another reader emptied the queue, and no
 // wake-up is owed then).
 func (sk *sock) skWaitEventLiveLocked(t *task, to *timeo, what string, why func() string, cond, live func() bool) bool {
+	sk.sockOwnedByMe(t)
 	sk.releaseSock()
 	if !cond() {
 		*to = t.waitWokenCond(&sk.Wq, *to, what, why, live)
@@ -361,6 +381,7 @@ func (sk *sock) skWaitEventLiveLocked(t *task, to *timeo, what string, why func(
 // is owed only for a new skb on a non-empty queue.
 func (sk *sock) skWaitDataLocked(t *task, to *timeo, what string, why func() string, last *skBuff) bool {
 	sk.k.reach(fnSockSkWaitDataLocked)
+	sk.sockOwnedByMe(t)
 	cond := func() bool { return sk.SkReceiveQueue.peekTail() != last }
 	live := func() bool { return !sk.SkReceiveQueue.empty() && cond() }
 	return sk.skWaitEventLiveLocked(t, to, what, why, cond, live)
@@ -665,6 +686,7 @@ func (s *srcIter) revert(n int) {
 // error, a shutdown or the timeout.
 func (k *kernel) skStreamWaitMemoryLocked(t *task, sk *sock, to *timeo) syscall.Errno {
 	k.reach(fnSkStreamWaitMemoryLocked)
+	sk.sockOwnedByMe(t)
 	for {
 		if sk.SkErr != 0 || sk.SkShutdown&sendShutdown != 0 {
 			return errEPIPE

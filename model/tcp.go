@@ -685,6 +685,7 @@ func (k *kernel) tcpSendPrologue(sk *sock) syscall.Errno {
 // SendmsgLocked implements TCP (tcp_sendmsg_locked, net/ipv4/tcp.c,
 // v6.18): copy into the task's page frag (sendLocked).
 func (r *refTCP) SendmsgLocked(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno) {
+	sk.sockOwnedByMe(t)
 	return r.sendLocked(t, sk, flags, src.left(), func(skb *skBuff, max int) (int, bool) {
 		pf := &t.frag
 		r.k.pages.refill(pf)
@@ -705,6 +706,7 @@ func (r *refTCP) SendmsgLocked(t *task, sk *sock, src *srcIter, flags int) (int,
 // SendPageLocked implements TCP (tcp_sendmsg_locked with
 // MSG_SPLICE_PAGES: skb_splice_from_iter takes page references).
 func (r *refTCP) SendPageLocked(t *task, sk *sock, p *page, off, n int, flags int) (int, syscall.Errno) {
+	sk.sockOwnedByMe(t)
 	done := 0
 	return r.sendLocked(t, sk, flags, n, func(skb *skBuff, max int) (int, bool) {
 		if !skb.canAppendFrag(p, off+done) {
@@ -727,6 +729,7 @@ func (r *refTCP) SendPageLocked(t *task, sk *sock, p *page, off, n int, flags in
 // (sk_stream_wait_memory).
 func (r *refTCP) sendLocked(t *task, sk *sock, flags, size int, fill func(skb *skBuff, max int) (int, bool)) (int, syscall.Errno) {
 	r.k.reach(fnRefTCPSendLocked)
+	sk.sockOwnedByMe(t)
 	tp := tcpSk(sk)
 	to := maxTimeout
 	if flags&msgDontwait != 0 {

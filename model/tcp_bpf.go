@@ -193,6 +193,7 @@ func (k *kernel) bpfTCPIngress(t *task, sk *sock, p *psock, msg *skMsg, applyByt
 // Precondition: the caller owns sk.
 func (k *kernel) tcpBpfPushLocked(t *task, sk *sock, msg *skMsg, applyBytes, flags int) syscall.Errno {
 	k.reach(fnTcpBpfPushLocked)
+	sk.sockOwnedByMe(t)
 	apply := applyBytes != 0
 	for {
 		sge := msg.elem(msg.Sg.Start)
@@ -308,6 +309,7 @@ func (k *kernel) skMsgApplyBytes(p *psock, bytes int) {
 // redirect, as in the kernel.
 func (k *kernel) tcpBpfSendVerdictLocked(t *task, sk *sock, p *psock, msg *skMsg, copied *int, flags int) syscall.Errno {
 	k.reach(fnTcpBpfSendVerdictLocked)
+	sk.sockOwnedByMe(t)
 	enospc := msg.full()
 	delta := 0
 	eval := skNoneV
@@ -507,6 +509,7 @@ func (k *kernel) tcpBpfSendmsg(t *task, sk *sock, src *srcIter, flags int) (int,
 // Precondition: the caller owns sk.
 func (k *kernel) tcpMsgWaitDataLocked(t *task, sk *sock, p *psock, to timeo) bool {
 	k.reach(fnTcpMsgWaitDataLocked)
+	sk.sockOwnedByMe(t)
 	if sk.SkShutdown&rcvShutdown != 0 {
 		return true
 	}

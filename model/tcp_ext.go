@@ -45,9 +45,9 @@ import (
 // calls sk_write_space.
 //
 // Time. The model's virtual clock drives the transport's clock
-// (sched.onClock → Transport.Advance), so retransmission, delayed-ACK and
-// TIME_WAIT timers fire when virtual time passes them; and the
-// transport's next timer is an event of the scheduler (sched.extTimer),
+// (external.onClock → Transport.Advance), so retransmission, delayed-ACK
+// and TIME_WAIT timers fire when virtual time passes them; and the
+// transport's next timer is an event of the scheduler (external.nextTimer),
 // so that when nothing else can happen virtual time passes to it (gVisor
 // defers a sub-MSS send to a peer's small window to its retransmission
 // timer, where loopback Linux sends at once).
@@ -127,14 +127,14 @@ func extSk(sk *sock) *extSock { return sk.TCP.(*extSock) }
 var (
 	_ tcp          = (*extTCP)(nil)
 	_ rcvTransport = (*extTCP)(nil)
+	_ external     = (*extTCP)(nil)
 )
 
 // newExtTCP puts k on tr: k's TCP is the bridge and k's clock drives tr's.
 func newExtTCP(k *kernel, tr Transport) *extTCP {
 	x := &extTCP{k: k, tr: tr}
 	k.tcp = x
-	k.s.onClock = x.onClock
-	k.s.extTimer = x.nextTimer
+	k.s.ext = x
 	if h, ok := tr.(HoldingTransport); ok && k.s.explore {
 		x.hold = h
 	}
@@ -143,10 +143,10 @@ func newExtTCP(k *kernel, tr Transport) *extTCP {
 
 // startHolding makes the transport hold its segments in flight, in
 // explore mode on a HoldingTransport, and makes them pending kernel
-// work of the scheduler (sched.extHeld): the in-flight segments that
-// refTCP keeps as raised NET_RX work (sched.holdSoftirq) are real
-// segments on the transport's wire here, delivered one per "kworker"
-// pick (deliverOne).
+// work of the scheduler (heldSegments reports them from now on): the
+// in-flight segments that refTCP keeps as raised NET_RX work
+// (sched.holdSoftirq) are real segments on the transport's wire here,
+// delivered one per "kworker" pick (deliverOne).
 func (x *extTCP) startHolding() {
 	if x.hold == nil || x.holding || x.broken {
 		return
@@ -156,13 +156,12 @@ func (x *extTCP) startHolding() {
 		return
 	}
 	x.holding = true
-	x.k.s.extHeld = x.heldSegments
-	x.k.s.extDeliver = x.deliverOne
 }
 
-// heldSegments is the transport's held segments (sched.extHeld).
+// heldSegments is the transport's held segments (external.heldSegments):
+// none until startHolding made the transport hold them.
 func (x *extTCP) heldSegments() (segs, bytes int) {
-	if x.broken {
+	if !x.holding || x.broken {
 		return 0, 0
 	}
 	return x.hold.HeldSegments(nil)
@@ -188,11 +187,12 @@ func (x *extTCP) heldFor(sk *sock) (segs, bytes int) {
 	return x.hold.HeldSegments(xs.ep)
 }
 
-// deliverOne is the arrival of the segment held longest (sched.extDeliver):
-// the receiving NIC takes it, and the receive processing it sets off
-// (the socket's rx, tcp_v4_rcv) is raised as NET_RX work, which runs as
-// the next "kworker" picks. It mirrors the driver's receive and
-// napi_schedule() (include/linux/netdevice.h, v6.18) of one segment.
+// deliverOne is the arrival of the segment held longest
+// (external.deliverOne): the receiving NIC takes it, and the receive
+// processing it sets off (the socket's rx, tcp_v4_rcv) is raised as
+// NET_RX work, which runs as the next "kworker" picks. It mirrors the
+// driver's receive and napi_schedule() (include/linux/netdevice.h,
+// v6.18) of one segment.
 func (x *extTCP) deliverOne() {
 	x.k.reach(fnExtTCPDeliverOne)
 	if x.broken {
@@ -247,7 +247,7 @@ func (x *extTCP) step() {
 	}
 }
 
-// onClock follows the model's virtual clock (sched.onClock).
+// onClock follows the model's virtual clock (external.onClock).
 func (x *extTCP) onClock(d time.Duration) {
 	if x.broken || len(x.socks) == 0 {
 		return
@@ -259,7 +259,7 @@ func (x *extTCP) onClock(d time.Duration) {
 	x.step()
 }
 
-// nextTimer is the transport's next timer (sched.extTimer).
+// nextTimer is the transport's next timer (external.nextTimer).
 func (x *extTCP) nextTimer() (time.Duration, bool) {
 	if x.broken || len(x.socks) == 0 {
 		return 0, false

@@ -17,6 +17,7 @@ const extSendChunk = tcpSizeGoal
 // v6.18): copy from src into the endpoint, waiting for send space in
 // sk_stream_wait_memory unless MSG_DONTWAIT.
 func (x *extTCP) SendmsgLocked(t *task, sk *sock, src *srcIter, flags int) (int, syscall.Errno) {
+	sk.sockOwnedByMe(t)
 	xs := extSk(sk)
 	to := maxTimeout
 	if flags&msgDontwait != 0 {
@@ -144,6 +145,7 @@ func (x *extTCP) releaseCb(xs *extSock) {
 // takes no page references); the caller's page is untouched and keeps
 // its references.
 func (x *extTCP) SendPageLocked(t *task, sk *sock, p *page, off, n int, flags int) (int, syscall.Errno) {
+	sk.sockOwnedByMe(t)
 	b := append([]byte(nil), p.bytes(off, n)...)
 	var tags []Tag
 	if pt := p.tagsAt(off, n); pt != nil {

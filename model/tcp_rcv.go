@@ -27,6 +27,7 @@ type rcvTransport interface {
 }
 
 func (k *kernel) tcpRecvmsgLocked(tr rcvTransport, t *task, sk *sock, dst *iovIter, flags int) (int, syscall.Errno) {
+	sk.sockOwnedByMe(t)
 	cs := tr.copiedSeqPtr(sk)
 	length := dst.left()
 	peek := flags&msgPeek != 0

@@ -15,6 +15,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/splicecheck/splicecheck/internal/lockcheck"
 )
 
 // link is one direction of a topology's wire (between two hosts a>b and
@@ -242,12 +244,14 @@ func (l *link) emit(a linkAction, p *linkPacket) {
 }
 
 func (l *link) dropLocked(p *linkPacket) {
+	lockcheck.Held(&l.mu, "netstack: link.dropLocked")
 	l.stats.Dropped++
 	l.emit(actDrop, p)
 	p.buf.Release()
 }
 
 func (l *link) readyLocked(ps ...*linkPacket) {
+	lockcheck.Held(&l.mu, "netstack: link.readyLocked")
 	if len(ps) == 0 {
 		return
 	}
@@ -258,6 +262,7 @@ func (l *link) readyLocked(ps ...*linkPacket) {
 // signalLocked wakes everything waiting for a change of the link: Flush,
 // wait and WaitStats.
 func (l *link) signalLocked() {
+	lockcheck.Held(&l.mu, "netstack: link.signalLocked")
 	l.cond.Broadcast()
 	if l.changed != nil {
 		close(l.changed)
@@ -524,6 +529,7 @@ func (l *link) Stats() linkStats {
 }
 
 func (l *link) statsLocked() linkStats {
+	lockcheck.Held(&l.mu, "netstack: link.statsLocked")
 	st := l.stats
 	st.Held, st.Delayed, st.Ready = len(l.held), len(l.delayed), len(l.ready)
 	if l.delivering {

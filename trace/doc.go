@@ -26,5 +26,6 @@
 // its current op as its Executor reports. An op therefore blocks only its own
 // thread, and the interleaving is as deterministic as the backend allows.
 //
-// Package trace imports only the standard library.
+// Package trace imports only the standard library and internal/lockcheck
+// (the run-time check that a ...Locked function's mutex is held).
 package trace

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/splicecheck/splicecheck/internal/lockcheck"
 )
 
 // abandonGrace is how long past an op's timeout the runner waits for the
@@ -356,6 +358,7 @@ func (r *runner) exec(ctx context.Context, th *thread, i int) (res Result) {
 // lastDispatchedLocked returns the done channel of the last op of thread
 // name that precedes op index before in trace order, or nil if none.
 func (r *runner) lastDispatchedLocked(name string, before int) chan struct{} {
+	lockcheck.Held(&r.mu, "trace: runner.lastDispatchedLocked")
 	for j := before - 1; j >= 0; j-- {
 		if r.t.Ops[j].ThreadName() == name {
 			return r.done[j]
@@ -440,6 +443,7 @@ func (r *runner) settled(all bool) (bool, error) {
 
 // cancelLocked times out th's current op.
 func (r *runner) cancelLocked(th *thread, now time.Time) {
+	lockcheck.Held(&r.mu, "trace: runner.cancelLocked")
 	th.canceled = now
 	r.firing = th
 	th.cancel(ErrOpTimeout)
