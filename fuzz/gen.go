@@ -355,7 +355,7 @@ func (g *genState) op() {
 	if g.cfg.KernelSafe && (kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
 		// Kernel-safe traces keep the cross-check's weights: one thread
 		// op in about 25. They fill windows and buffers (MSG_DONTWAIT
-		// sends): refTCP runs Linux's flow control (model/tcp_flow.go).
+		// sends): refTCP runs Linux's flow control (model/tcp_ref_flow.go).
 		kind = "poll"
 	}
 	if g.cfg.KernelSafe && g.sendOwned[s] && kind == "send" {
@@ -834,7 +834,7 @@ func (g *genState) drawPlan() *plan {
 		pl.route.kind = rapid.IntRange(routePlain, numRouteKinds-1).Draw(t, "neverreadroute")
 		if g.cfg.KernelSafe && rapid.Bool().Draw(t, "neverreadplain") {
 			// Half of the kernel-safe never-read traces fill a plain
-			// TCP receiver: Linux's flow control (refTCP's tcp_flow.go)
+			// TCP receiver: Linux's flow control (refTCP's tcp_ref_flow.go)
 			// against the kernel's, with large sends and SO_RCVBUF/
 			// SO_SNDBUF small and large.
 			pl.route.kind = routePlain
@@ -1689,7 +1689,7 @@ func (g *genState) splitFrame(s1, s2 string, n int) {
 // tcp_close() (net/ipv4/tcp.c, v6.18) of a socket with unread data.
 // Kernel-safe traces send MSG_DONTWAIT only: a few KiB on a redirect
 // route, and on plain TCP up to megabytes, which fill the window and the
-// send buffer (refTCP's flow control is Linux's, model/tcp_flow.go).
+// send buffer (refTCP's flow control is Linux's, model/tcp_ref_flow.go).
 func (g *genState) neverReadSetup(r *route) {
 	t := g.t
 	g.routeSetup(r)

@@ -175,24 +175,8 @@ const (
 	fnStrparserStartTimer                 // strp_start_timer
 	fnStrpAbort                           // strp_abort_strp
 	fnSkPsockStrpRead                     // sk_psock_strp_read
-	fnRefTCPTcpEstablish                  // tcp_connect_init
-	fnRefTCPSendReset                     // tcp_send_active_reset
-	fnRefTCPRcv                           // tcp_v4_rcv
-	fnRefTCPAddBacklog                    // tcp_add_backlog
-	fnRefTCPRcvTimewait                   // tcp_timewait_state_process
-	fnRefTCPRcvStateProcess               // tcp_rcv_state_process
-	fnRefTCPTcpFin                        // tcp_fin
-	fnRefTCPTimeWait                      // tcp_time_wait
-	fnRefTCPTcpDone                       // tcp_done
-	fnRefTCPDestroy                       // inet_csk_destroy_sock
-	fnRefTCPTcpReset                      // tcp_reset
-	fnRefTCPWriteQueuePurge               // tcp_write_queue_purge
 	fnSkStreamError                       // sk_stream_error
 	fnTcpSendPrologue                     // tcp_sendmsg_locked
-	fnRefTCPSendLocked                    // tcp_sendmsg_locked
-	fnRefTCPCloseState                    // tcp_close_state
-	fnRefTCPSendFin                       // tcp_send_fin
-	fnRefTCPDisconnect                    // tcp_disconnect
 	fnTcpIoctl                            // tcp_ioctl
 	fnTcpPoll                             // tcp_poll
 	fnTcpStreamIsReadable                 // tcp_stream_is_readable
@@ -219,6 +203,20 @@ const (
 	fnExtTCPTcpFin                        // tcp_fin
 	fnExtTCPTcpReset                      // tcp_reset
 	fnTcpQueueRcv                         // tcp_queue_rcv
+	fnTcpEatRecvSkb                       // tcp_eat_recv_skb
+	fnTcpReadSock                         // tcp_read_sock
+	fnTcpRecvSkb                          // tcp_recv_skb
+	fnTcpReadSkb                          // tcp_read_skb
+	fnRefTCPTcpEstablish                  // tcp_connect_init
+	fnRefTCPSendReset                     // tcp_send_active_reset
+	fnRefTCPTimeWait                      // tcp_time_wait
+	fnRefTCPTcpDone                       // tcp_done
+	fnRefTCPDestroy                       // inet_csk_destroy_sock
+	fnRefTCPTcpReset                      // tcp_reset
+	fnRefTCPWriteQueuePurge               // tcp_write_queue_purge
+	fnRefTCPCloseState                    // tcp_close_state
+	fnRefTCPSendFin                       // tcp_send_fin
+	fnRefTCPDisconnect                    // tcp_disconnect
 	fnRefTCPWinFromSpace                  // tcp_win_from_space
 	fnRefTCPTcpSpace                      // tcp_space
 	fnRefTCPTcpFullSpace                  // tcp_full_space
@@ -227,34 +225,11 @@ const (
 	fnRefTCPSndbufExpand                  // tcp_sndbuf_expand
 	fnRefTCPInitBufferSpace               // tcp_init_buffer_space
 	fnTcpSockBoundToHalfWnd               // tcp_bound_to_half_wnd
-	fnRefTCPSyncMSS                       // tcp_sync_mss
-	fnRefTCPSendMSS                       // tcp_send_mss
-	fnRefTCPStreamAllocSkb                // tcp_stream_alloc_skb
-	fnRefTCPRemoveEmptySkb                // tcp_remove_empty_skb
-	fnTcpSockStreamMemoryFree             // __sk_stream_memory_free
-	fnTcpSockForcedPush                   // forced_push
-	fnRefTCPTcpPush                       // tcp_push
-	fnRefTCPPushPendingFrames             // __tcp_push_pending_frames
-	fnRefTCPPushOne                       // tcp_push_one
-	fnRefTCPNagleCheck                    // tcp_nagle_check
-	fnRefTCPNagleTest                     // tcp_nagle_test
-	fnRefTCPSndWndTest                    // tcp_snd_wnd_test
-	fnRefTCPCwndTest                      // tcp_cwnd_test
-	fnRefTCPMssSplitPoint                 // tcp_mss_split_point
-	fnRefTCPTsoShouldDefer                // tcp_tso_should_defer
-	fnRefTCPGrowSkb                       // tcp_grow_skb
-	fnPageAllocSkbShift                   // skb_shift
-	fnRefTCPTsoFragment                   // tso_fragment
-	fnRefTCPWriteXmit                     // tcp_write_xmit
-	fnRefTCPEventNewDataSent              // tcp_event_new_data_sent
-	fnRefTCPTransmitSkb                   // __tcp_transmit_skb
-	fnRefTCPGsoSegment                    // gso_features_check
-	fnSkbCloned                           // skb_cloned
-	fnRefTCPCheckSpace                    // tcp_check_space
-	fnRefTCPNewSpace                      // tcp_new_space
-	fnRefTCPScheduleLossProbe             // tcp_schedule_loss_probe
-	fnRefTCPSendLossProbe                 // tcp_send_loss_probe
-	fnRefTCPDelackTimer                   // tcp_delack_timer_handler
+	fnRefTCPRcv                           // tcp_v4_rcv
+	fnRefTCPAddBacklog                    // tcp_add_backlog
+	fnRefTCPRcvTimewait                   // tcp_timewait_state_process
+	fnRefTCPRcvStateProcess               // tcp_rcv_state_process
+	fnRefTCPTcpFin                        // tcp_fin
 	fnRefTCPSelectWindow                  // tcp_select_window
 	fnRefTCPSelectWindowRaw               // __tcp_select_window
 	fnRefTCPEventAckSent                  // tcp_event_ack_sent
@@ -285,10 +260,35 @@ const (
 	fnRefTCPRcvRttMeasureTS               // tcp_rcv_rtt_measure_ts
 	fnRefTCPRcvSpaceAdjust                // tcp_rcv_space_adjust
 	fnRefTCPRcvbufGrow                    // tcp_rcvbuf_grow
-	fnTcpEatRecvSkb                       // tcp_eat_recv_skb
-	fnTcpReadSock                         // tcp_read_sock
-	fnTcpRecvSkb                          // tcp_recv_skb
-	fnTcpReadSkb                          // tcp_read_skb
+	fnRefTCPSendLocked                    // tcp_sendmsg_locked
+	fnRefTCPSyncMSS                       // tcp_sync_mss
+	fnRefTCPSendMSS                       // tcp_send_mss
+	fnRefTCPStreamAllocSkb                // tcp_stream_alloc_skb
+	fnRefTCPRemoveEmptySkb                // tcp_remove_empty_skb
+	fnTcpSockStreamMemoryFree             // __sk_stream_memory_free
+	fnTcpSockForcedPush                   // forced_push
+	fnRefTCPTcpPush                       // tcp_push
+	fnRefTCPPushPendingFrames             // __tcp_push_pending_frames
+	fnRefTCPPushOne                       // tcp_push_one
+	fnRefTCPNagleCheck                    // tcp_nagle_check
+	fnRefTCPNagleTest                     // tcp_nagle_test
+	fnRefTCPSndWndTest                    // tcp_snd_wnd_test
+	fnRefTCPCwndTest                      // tcp_cwnd_test
+	fnRefTCPMssSplitPoint                 // tcp_mss_split_point
+	fnRefTCPTsoShouldDefer                // tcp_tso_should_defer
+	fnRefTCPGrowSkb                       // tcp_grow_skb
+	fnPageAllocSkbShift                   // skb_shift
+	fnRefTCPTsoFragment                   // tso_fragment
+	fnRefTCPWriteXmit                     // tcp_write_xmit
+	fnRefTCPEventNewDataSent              // tcp_event_new_data_sent
+	fnRefTCPTransmitSkb                   // __tcp_transmit_skb
+	fnRefTCPGsoSegment                    // gso_features_check
+	fnSkbCloned                           // skb_cloned
+	fnRefTCPCheckSpace                    // tcp_check_space
+	fnRefTCPNewSpace                      // tcp_new_space
+	fnRefTCPScheduleLossProbe             // tcp_schedule_loss_probe
+	fnRefTCPSendLossProbe                 // tcp_send_loss_probe
+	fnRefTCPDelackTimer                   // tcp_delack_timer_handler
 	fnTcpResetErr                         // tcp_reset
 	fnTcpCloseState                       // tcp_close_state
 
@@ -521,24 +521,8 @@ var fnTable = [numFn]fnInfo{
 	fnStrparserStartTimer:       {"strparser.startTimer", "strp_start_timer", "strparser.go"},
 	fnStrpAbort:                 {"strpAbort", "strp_abort_strp", "strparser.go"},
 	fnSkPsockStrpRead:           {"skPsockStrpRead", "sk_psock_strp_read", "strparser.go"},
-	fnRefTCPTcpEstablish:        {"refTCP.tcpEstablish", "tcp_connect_init", "tcp.go"},
-	fnRefTCPSendReset:           {"refTCP.sendReset", "tcp_send_active_reset", "tcp.go"},
-	fnRefTCPRcv:                 {"refTCP.rcv", "tcp_v4_rcv", "tcp.go"},
-	fnRefTCPAddBacklog:          {"refTCP.addBacklog", "tcp_add_backlog", "tcp.go"},
-	fnRefTCPRcvTimewait:         {"refTCP.rcvTimewait", "tcp_timewait_state_process", "tcp.go"},
-	fnRefTCPRcvStateProcess:     {"refTCP.rcvStateProcess", "tcp_rcv_state_process", "tcp.go"},
-	fnRefTCPTcpFin:              {"refTCP.tcpFin", "tcp_fin", "tcp.go"},
-	fnRefTCPTimeWait:            {"refTCP.timeWait", "tcp_time_wait", "tcp.go"},
-	fnRefTCPTcpDone:             {"refTCP.tcpDone", "tcp_done", "tcp.go"},
-	fnRefTCPDestroy:             {"refTCP.destroy", "inet_csk_destroy_sock", "tcp.go"},
-	fnRefTCPTcpReset:            {"refTCP.tcpReset", "tcp_reset", "tcp.go"},
-	fnRefTCPWriteQueuePurge:     {"refTCP.writeQueuePurge", "tcp_write_queue_purge", "tcp.go"},
 	fnSkStreamError:             {"skStreamError", "sk_stream_error", "tcp.go"},
 	fnTcpSendPrologue:           {"tcpSendPrologue", "tcp_sendmsg_locked", "tcp.go"},
-	fnRefTCPSendLocked:          {"refTCP.sendLocked", "tcp_sendmsg_locked", "tcp.go"},
-	fnRefTCPCloseState:          {"refTCP.closeState", "tcp_close_state", "tcp.go"},
-	fnRefTCPSendFin:             {"refTCP.sendFin", "tcp_send_fin", "tcp.go"},
-	fnRefTCPDisconnect:          {"refTCP.disconnect", "tcp_disconnect", "tcp.go"},
 	fnTcpIoctl:                  {"tcpIoctl", "tcp_ioctl", "tcp.go"},
 	fnTcpPoll:                   {"tcpPoll", "tcp_poll", "tcp.go"},
 	fnTcpStreamIsReadable:       {"tcpStreamIsReadable", "tcp_stream_is_readable", "tcp.go"},
@@ -565,76 +549,92 @@ var fnTable = [numFn]fnInfo{
 	fnExtTCPTcpFin:              {"extTCP.tcpFin", "tcp_fin", "tcp_ext_rcv.go"},
 	fnExtTCPTcpReset:            {"extTCP.tcpReset", "tcp_reset", "tcp_ext_rcv.go"},
 	fnTcpQueueRcv:               {"tcpQueueRcv", "tcp_queue_rcv", "tcp_ext_rcv.go"},
-	fnRefTCPWinFromSpace:        {"refTCP.winFromSpace", "tcp_win_from_space", "tcp_flow.go"},
-	fnRefTCPTcpSpace:            {"refTCP.tcpSpace", "tcp_space", "tcp_flow.go"},
-	fnRefTCPTcpFullSpace:        {"refTCP.tcpFullSpace", "tcp_full_space", "tcp_flow.go"},
-	fnTcpSockReceiveWindow:      {"tcpSock.receiveWindow", "tcp_receive_window", "tcp_flow.go"},
-	fnRefTCPSelectInitialWindow: {"refTCP.selectInitialWindow", "tcp_select_initial_window", "tcp_flow.go"},
-	fnRefTCPSndbufExpand:        {"refTCP.sndbufExpand", "tcp_sndbuf_expand", "tcp_flow.go"},
-	fnRefTCPInitBufferSpace:     {"refTCP.initBufferSpace", "tcp_init_buffer_space", "tcp_flow.go"},
-	fnTcpSockBoundToHalfWnd:     {"tcpSock.boundToHalfWnd", "tcp_bound_to_half_wnd", "tcp_flow.go"},
-	fnRefTCPSyncMSS:             {"refTCP.syncMSS", "tcp_sync_mss", "tcp_flow.go"},
-	fnRefTCPSendMSS:             {"refTCP.sendMSS", "tcp_send_mss", "tcp_flow.go"},
-	fnRefTCPStreamAllocSkb:      {"refTCP.streamAllocSkb", "tcp_stream_alloc_skb", "tcp_flow.go"},
-	fnRefTCPRemoveEmptySkb:      {"refTCP.removeEmptySkb", "tcp_remove_empty_skb", "tcp_flow.go"},
-	fnTcpSockStreamMemoryFree:   {"tcpSock.streamMemoryFree", "__sk_stream_memory_free", "tcp_flow.go"},
-	fnTcpSockForcedPush:         {"tcpSock.forcedPush", "forced_push", "tcp_flow.go"},
-	fnRefTCPTcpPush:             {"refTCP.tcpPush", "tcp_push", "tcp_flow.go"},
-	fnRefTCPPushPendingFrames:   {"refTCP.pushPendingFrames", "__tcp_push_pending_frames", "tcp_flow.go"},
-	fnRefTCPPushOne:             {"refTCP.pushOne", "tcp_push_one", "tcp_flow.go"},
-	fnRefTCPNagleCheck:          {"refTCP.nagleCheck", "tcp_nagle_check", "tcp_flow.go"},
-	fnRefTCPNagleTest:           {"refTCP.nagleTest", "tcp_nagle_test", "tcp_flow.go"},
-	fnRefTCPSndWndTest:          {"refTCP.sndWndTest", "tcp_snd_wnd_test", "tcp_flow.go"},
-	fnRefTCPCwndTest:            {"refTCP.cwndTest", "tcp_cwnd_test", "tcp_flow.go"},
-	fnRefTCPMssSplitPoint:       {"refTCP.mssSplitPoint", "tcp_mss_split_point", "tcp_flow.go"},
-	fnRefTCPTsoShouldDefer:      {"refTCP.tsoShouldDefer", "tcp_tso_should_defer", "tcp_flow.go"},
-	fnRefTCPGrowSkb:             {"refTCP.growSkb", "tcp_grow_skb", "tcp_flow.go"},
-	fnPageAllocSkbShift:         {"pageAlloc.skbShift", "skb_shift", "tcp_flow.go"},
-	fnRefTCPTsoFragment:         {"refTCP.tsoFragment", "tso_fragment", "tcp_flow.go"},
-	fnRefTCPWriteXmit:           {"refTCP.writeXmit", "tcp_write_xmit", "tcp_flow.go"},
-	fnRefTCPEventNewDataSent:    {"refTCP.eventNewDataSent", "tcp_event_new_data_sent", "tcp_flow.go"},
-	fnRefTCPTransmitSkb:         {"refTCP.transmitSkb", "__tcp_transmit_skb", "tcp_flow.go"},
-	fnRefTCPGsoSegment:          {"refTCP.gsoSegment", "gso_features_check", "tcp_flow.go"},
-	fnSkbCloned:                 {"skbCloned", "skb_cloned", "tcp_flow.go"},
-	fnRefTCPCheckSpace:          {"refTCP.checkSpace", "tcp_check_space", "tcp_flow.go"},
-	fnRefTCPNewSpace:            {"refTCP.newSpace", "tcp_new_space", "tcp_flow.go"},
-	fnRefTCPScheduleLossProbe:   {"refTCP.scheduleLossProbe", "tcp_schedule_loss_probe", "tcp_flow.go"},
-	fnRefTCPSendLossProbe:       {"refTCP.sendLossProbe", "tcp_send_loss_probe", "tcp_flow.go"},
-	fnRefTCPDelackTimer:         {"refTCP.delackTimer", "tcp_delack_timer_handler", "tcp_flow.go"},
-	fnRefTCPSelectWindow:        {"refTCP.selectWindow", "tcp_select_window", "tcp_flow.go"},
-	fnRefTCPSelectWindowRaw:     {"refTCP.selectWindowRaw", "__tcp_select_window", "tcp_flow.go"},
-	fnRefTCPEventAckSent:        {"refTCP.eventAckSent", "tcp_event_ack_sent", "tcp_flow.go"},
-	fnRefTCPSendAck:             {"refTCP.sendAck", "tcp_send_ack", "tcp_flow.go"},
-	fnRefTCPSendDelayedAck:      {"refTCP.sendDelayedAck", "tcp_send_delayed_ack", "tcp_flow.go"},
-	fnRefTCPIncrQuickack:        {"refTCP.incrQuickack", "tcp_incr_quickack", "tcp_flow.go"},
-	fnRefTCPAckSndCheck:         {"refTCP.ackSndCheck", "tcp_ack_snd_check", "tcp_flow.go"},
-	fnRefTCPMeasureRcvMSS:       {"refTCP.measureRcvMSS", "tcp_measure_rcv_mss", "tcp_flow.go"},
-	fnRefTCPGrowWindow:          {"refTCP.growWindow", "tcp_grow_window", "tcp_flow.go"},
-	fnRefTCPEventDataRecv:       {"refTCP.eventDataRecv", "tcp_event_data_recv", "tcp_flow.go"},
-	fnRefTCPClampWindow:         {"refTCP.clampWindow", "tcp_clamp_window", "tcp_flow.go"},
-	fnRefTCPPruneQueue:          {"refTCP.pruneQueue", "tcp_prune_queue", "tcp_flow.go"},
-	fnRefTCPTryRmemSchedule:     {"refTCP.tryRmemSchedule", "tcp_try_rmem_schedule", "tcp_flow.go"},
-	fnRefTCPCollapse:            {"refTCP.collapse", "tcp_collapse", "tcp_flow.go"},
-	fnRefTCPTryCoalesce:         {"refTCP.tryCoalesce", "tcp_try_coalesce", "tcp_flow.go"},
-	fnRefTCPTcpAck:              {"refTCP.tcpAck", "tcp_ack", "tcp_flow.go"},
-	fnRefTCPTcpMayUpdateWindow:  {"refTCP.tcpMayUpdateWindow", "tcp_may_update_window", "tcp_flow.go"},
-	fnRefTCPCongControl:         {"refTCP.congControl", "tcp_cong_control", "tcp_flow.go"},
-	fnRefTCPDataSndCheck:        {"refTCP.dataSndCheck", "tcp_data_snd_check", "tcp_flow.go"},
-	fnRefTCPTcpDataQueue:        {"refTCP.tcpDataQueue", "tcp_data_queue", "tcp_flow.go"},
-	fnRefTCPFastPathCheck:       {"refTCP.fastPathCheck", "tcp_fast_path_check", "tcp_flow.go"},
-	fnRefTCPFastPath:            {"refTCP.fastPath", "tcp_rcv_established", "tcp_flow.go"},
-	fnRefTCPTcpQueueRcv:         {"refTCP.tcpQueueRcv", "tcp_queue_rcv", "tcp_flow.go"},
-	fnRefTCPRcvEstablished:      {"refTCP.rcvEstablished", "tcp_rcv_established", "tcp_flow.go"},
-	fnRefTCPCleanupRbuf:         {"refTCP.cleanupRbuf", "__tcp_cleanup_rbuf", "tcp_flow.go"},
-	fnRefTCPReleaseCb:           {"refTCP.releaseCb", "tcp_release_cb", "tcp_flow.go"},
-	fnRefTCPRcvRttMeasure:       {"refTCP.rcvRttMeasure", "tcp_rcv_rtt_measure", "tcp_flow.go"},
-	fnRefTCPRcvRttMeasureTS:     {"refTCP.rcvRttMeasureTS", "tcp_rcv_rtt_measure_ts", "tcp_flow.go"},
-	fnRefTCPRcvSpaceAdjust:      {"refTCP.rcvSpaceAdjust", "tcp_rcv_space_adjust", "tcp_flow.go"},
-	fnRefTCPRcvbufGrow:          {"refTCP.rcvbufGrow", "tcp_rcvbuf_grow", "tcp_flow.go"},
-	fnTcpEatRecvSkb:             {"tcpEatRecvSkb", "tcp_eat_recv_skb", "tcp_rcv.go"},
-	fnTcpReadSock:               {"tcpReadSock", "tcp_read_sock", "tcp_rcv.go"},
-	fnTcpRecvSkb:                {"tcpRecvSkb", "tcp_recv_skb", "tcp_rcv.go"},
-	fnTcpReadSkb:                {"tcpReadSkb", "tcp_read_skb", "tcp_rcv.go"},
+	fnTcpEatRecvSkb:             {"tcpEatRecvSkb", "tcp_eat_recv_skb", "tcp_read.go"},
+	fnTcpReadSock:               {"tcpReadSock", "tcp_read_sock", "tcp_read.go"},
+	fnTcpRecvSkb:                {"tcpRecvSkb", "tcp_recv_skb", "tcp_read.go"},
+	fnTcpReadSkb:                {"tcpReadSkb", "tcp_read_skb", "tcp_read.go"},
+	fnRefTCPTcpEstablish:        {"refTCP.tcpEstablish", "tcp_connect_init", "tcp_ref.go"},
+	fnRefTCPSendReset:           {"refTCP.sendReset", "tcp_send_active_reset", "tcp_ref.go"},
+	fnRefTCPTimeWait:            {"refTCP.timeWait", "tcp_time_wait", "tcp_ref_close.go"},
+	fnRefTCPTcpDone:             {"refTCP.tcpDone", "tcp_done", "tcp_ref_close.go"},
+	fnRefTCPDestroy:             {"refTCP.destroy", "inet_csk_destroy_sock", "tcp_ref_close.go"},
+	fnRefTCPTcpReset:            {"refTCP.tcpReset", "tcp_reset", "tcp_ref_close.go"},
+	fnRefTCPWriteQueuePurge:     {"refTCP.writeQueuePurge", "tcp_write_queue_purge", "tcp_ref_close.go"},
+	fnRefTCPCloseState:          {"refTCP.closeState", "tcp_close_state", "tcp_ref_close.go"},
+	fnRefTCPSendFin:             {"refTCP.sendFin", "tcp_send_fin", "tcp_ref_close.go"},
+	fnRefTCPDisconnect:          {"refTCP.disconnect", "tcp_disconnect", "tcp_ref_close.go"},
+	fnRefTCPWinFromSpace:        {"refTCP.winFromSpace", "tcp_win_from_space", "tcp_ref_flow.go"},
+	fnRefTCPTcpSpace:            {"refTCP.tcpSpace", "tcp_space", "tcp_ref_flow.go"},
+	fnRefTCPTcpFullSpace:        {"refTCP.tcpFullSpace", "tcp_full_space", "tcp_ref_flow.go"},
+	fnTcpSockReceiveWindow:      {"tcpSock.receiveWindow", "tcp_receive_window", "tcp_ref_flow.go"},
+	fnRefTCPSelectInitialWindow: {"refTCP.selectInitialWindow", "tcp_select_initial_window", "tcp_ref_flow.go"},
+	fnRefTCPSndbufExpand:        {"refTCP.sndbufExpand", "tcp_sndbuf_expand", "tcp_ref_flow.go"},
+	fnRefTCPInitBufferSpace:     {"refTCP.initBufferSpace", "tcp_init_buffer_space", "tcp_ref_flow.go"},
+	fnTcpSockBoundToHalfWnd:     {"tcpSock.boundToHalfWnd", "tcp_bound_to_half_wnd", "tcp_ref_flow.go"},
+	fnRefTCPRcv:                 {"refTCP.rcv", "tcp_v4_rcv", "tcp_ref_rcv.go"},
+	fnRefTCPAddBacklog:          {"refTCP.addBacklog", "tcp_add_backlog", "tcp_ref_rcv.go"},
+	fnRefTCPRcvTimewait:         {"refTCP.rcvTimewait", "tcp_timewait_state_process", "tcp_ref_rcv.go"},
+	fnRefTCPRcvStateProcess:     {"refTCP.rcvStateProcess", "tcp_rcv_state_process", "tcp_ref_rcv.go"},
+	fnRefTCPTcpFin:              {"refTCP.tcpFin", "tcp_fin", "tcp_ref_rcv.go"},
+	fnRefTCPSelectWindow:        {"refTCP.selectWindow", "tcp_select_window", "tcp_ref_rcv.go"},
+	fnRefTCPSelectWindowRaw:     {"refTCP.selectWindowRaw", "__tcp_select_window", "tcp_ref_rcv.go"},
+	fnRefTCPEventAckSent:        {"refTCP.eventAckSent", "tcp_event_ack_sent", "tcp_ref_rcv.go"},
+	fnRefTCPSendAck:             {"refTCP.sendAck", "tcp_send_ack", "tcp_ref_rcv.go"},
+	fnRefTCPSendDelayedAck:      {"refTCP.sendDelayedAck", "tcp_send_delayed_ack", "tcp_ref_rcv.go"},
+	fnRefTCPIncrQuickack:        {"refTCP.incrQuickack", "tcp_incr_quickack", "tcp_ref_rcv.go"},
+	fnRefTCPAckSndCheck:         {"refTCP.ackSndCheck", "tcp_ack_snd_check", "tcp_ref_rcv.go"},
+	fnRefTCPMeasureRcvMSS:       {"refTCP.measureRcvMSS", "tcp_measure_rcv_mss", "tcp_ref_rcv.go"},
+	fnRefTCPGrowWindow:          {"refTCP.growWindow", "tcp_grow_window", "tcp_ref_rcv.go"},
+	fnRefTCPEventDataRecv:       {"refTCP.eventDataRecv", "tcp_event_data_recv", "tcp_ref_rcv.go"},
+	fnRefTCPClampWindow:         {"refTCP.clampWindow", "tcp_clamp_window", "tcp_ref_rcv.go"},
+	fnRefTCPPruneQueue:          {"refTCP.pruneQueue", "tcp_prune_queue", "tcp_ref_rcv.go"},
+	fnRefTCPTryRmemSchedule:     {"refTCP.tryRmemSchedule", "tcp_try_rmem_schedule", "tcp_ref_rcv.go"},
+	fnRefTCPCollapse:            {"refTCP.collapse", "tcp_collapse", "tcp_ref_rcv.go"},
+	fnRefTCPTryCoalesce:         {"refTCP.tryCoalesce", "tcp_try_coalesce", "tcp_ref_rcv.go"},
+	fnRefTCPTcpAck:              {"refTCP.tcpAck", "tcp_ack", "tcp_ref_rcv.go"},
+	fnRefTCPTcpMayUpdateWindow:  {"refTCP.tcpMayUpdateWindow", "tcp_may_update_window", "tcp_ref_rcv.go"},
+	fnRefTCPCongControl:         {"refTCP.congControl", "tcp_cong_control", "tcp_ref_rcv.go"},
+	fnRefTCPDataSndCheck:        {"refTCP.dataSndCheck", "tcp_data_snd_check", "tcp_ref_rcv.go"},
+	fnRefTCPTcpDataQueue:        {"refTCP.tcpDataQueue", "tcp_data_queue", "tcp_ref_rcv.go"},
+	fnRefTCPFastPathCheck:       {"refTCP.fastPathCheck", "tcp_fast_path_check", "tcp_ref_rcv.go"},
+	fnRefTCPFastPath:            {"refTCP.fastPath", "tcp_rcv_established", "tcp_ref_rcv.go"},
+	fnRefTCPTcpQueueRcv:         {"refTCP.tcpQueueRcv", "tcp_queue_rcv", "tcp_ref_rcv.go"},
+	fnRefTCPRcvEstablished:      {"refTCP.rcvEstablished", "tcp_rcv_established", "tcp_ref_rcv.go"},
+	fnRefTCPCleanupRbuf:         {"refTCP.cleanupRbuf", "__tcp_cleanup_rbuf", "tcp_ref_rcv.go"},
+	fnRefTCPReleaseCb:           {"refTCP.releaseCb", "tcp_release_cb", "tcp_ref_rcv.go"},
+	fnRefTCPRcvRttMeasure:       {"refTCP.rcvRttMeasure", "tcp_rcv_rtt_measure", "tcp_ref_rcv.go"},
+	fnRefTCPRcvRttMeasureTS:     {"refTCP.rcvRttMeasureTS", "tcp_rcv_rtt_measure_ts", "tcp_ref_rcv.go"},
+	fnRefTCPRcvSpaceAdjust:      {"refTCP.rcvSpaceAdjust", "tcp_rcv_space_adjust", "tcp_ref_rcv.go"},
+	fnRefTCPRcvbufGrow:          {"refTCP.rcvbufGrow", "tcp_rcvbuf_grow", "tcp_ref_rcv.go"},
+	fnRefTCPSendLocked:          {"refTCP.sendLocked", "tcp_sendmsg_locked", "tcp_ref_snd.go"},
+	fnRefTCPSyncMSS:             {"refTCP.syncMSS", "tcp_sync_mss", "tcp_ref_snd.go"},
+	fnRefTCPSendMSS:             {"refTCP.sendMSS", "tcp_send_mss", "tcp_ref_snd.go"},
+	fnRefTCPStreamAllocSkb:      {"refTCP.streamAllocSkb", "tcp_stream_alloc_skb", "tcp_ref_snd.go"},
+	fnRefTCPRemoveEmptySkb:      {"refTCP.removeEmptySkb", "tcp_remove_empty_skb", "tcp_ref_snd.go"},
+	fnTcpSockStreamMemoryFree:   {"tcpSock.streamMemoryFree", "__sk_stream_memory_free", "tcp_ref_snd.go"},
+	fnTcpSockForcedPush:         {"tcpSock.forcedPush", "forced_push", "tcp_ref_snd.go"},
+	fnRefTCPTcpPush:             {"refTCP.tcpPush", "tcp_push", "tcp_ref_snd.go"},
+	fnRefTCPPushPendingFrames:   {"refTCP.pushPendingFrames", "__tcp_push_pending_frames", "tcp_ref_snd.go"},
+	fnRefTCPPushOne:             {"refTCP.pushOne", "tcp_push_one", "tcp_ref_snd.go"},
+	fnRefTCPNagleCheck:          {"refTCP.nagleCheck", "tcp_nagle_check", "tcp_ref_snd.go"},
+	fnRefTCPNagleTest:           {"refTCP.nagleTest", "tcp_nagle_test", "tcp_ref_snd.go"},
+	fnRefTCPSndWndTest:          {"refTCP.sndWndTest", "tcp_snd_wnd_test", "tcp_ref_snd.go"},
+	fnRefTCPCwndTest:            {"refTCP.cwndTest", "tcp_cwnd_test", "tcp_ref_snd.go"},
+	fnRefTCPMssSplitPoint:       {"refTCP.mssSplitPoint", "tcp_mss_split_point", "tcp_ref_snd.go"},
+	fnRefTCPTsoShouldDefer:      {"refTCP.tsoShouldDefer", "tcp_tso_should_defer", "tcp_ref_snd.go"},
+	fnRefTCPGrowSkb:             {"refTCP.growSkb", "tcp_grow_skb", "tcp_ref_snd.go"},
+	fnPageAllocSkbShift:         {"pageAlloc.skbShift", "skb_shift", "tcp_ref_snd.go"},
+	fnRefTCPTsoFragment:         {"refTCP.tsoFragment", "tso_fragment", "tcp_ref_snd.go"},
+	fnRefTCPWriteXmit:           {"refTCP.writeXmit", "tcp_write_xmit", "tcp_ref_snd.go"},
+	fnRefTCPEventNewDataSent:    {"refTCP.eventNewDataSent", "tcp_event_new_data_sent", "tcp_ref_snd.go"},
+	fnRefTCPTransmitSkb:         {"refTCP.transmitSkb", "__tcp_transmit_skb", "tcp_ref_snd.go"},
+	fnRefTCPGsoSegment:          {"refTCP.gsoSegment", "gso_features_check", "tcp_ref_snd.go"},
+	fnSkbCloned:                 {"skbCloned", "skb_cloned", "tcp_ref_snd.go"},
+	fnRefTCPCheckSpace:          {"refTCP.checkSpace", "tcp_check_space", "tcp_ref_snd.go"},
+	fnRefTCPNewSpace:            {"refTCP.newSpace", "tcp_new_space", "tcp_ref_snd.go"},
+	fnRefTCPScheduleLossProbe:   {"refTCP.scheduleLossProbe", "tcp_schedule_loss_probe", "tcp_ref_timer.go"},
+	fnRefTCPSendLossProbe:       {"refTCP.sendLossProbe", "tcp_send_loss_probe", "tcp_ref_timer.go"},
+	fnRefTCPDelackTimer:         {"refTCP.delackTimer", "tcp_delack_timer_handler", "tcp_ref_timer.go"},
 	fnTcpResetErr:               {"tcpResetErr", "tcp_reset", "tcp_state.go"},
 	fnTcpCloseState:             {"tcpCloseState", "tcp_close_state", "tcp_state.go"},
 }

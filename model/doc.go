@@ -13,11 +13,16 @@
 //	sched.go     the cooperative deterministic scheduler, wait queues, virtual time
 //	sched_policy.go  the scheduler's policies: FIFO, priority, seeded, the exploring ones
 //	sock.go      struct sock/socket/file: states, locks, callbacks, shutdown
-//	tcp.go       the TCP interface and refTCP, the reference TCP
-//	tcp_flow.go  refTCP's flow control: Linux's loopback buffers, windows, ACKs
-//	tcp_rcv.go   the receive paths both transports share (tcp_recvmsg, tcp_read_sock, tcp_read_skb)
+//	tcp.go       the TCP interface and the socket-level TCP code both TCPs share
+//	             (send prologue, ioctl, poll, struct proto)
+//	tcp_read.go  the receive paths both TCPs share (tcp_recvmsg, tcp_read_sock, tcp_read_skb)
+//	tcp_ref.go   refTCP, the reference TCP: endpoint (connection, tcp_sock, segments);
+//	             tcp_ref_snd.go its send path, tcp_ref_rcv.go its receive path,
+//	             tcp_ref_close.go shutdown/close/reset/TIME_WAIT, tcp_ref_flow.go
+//	             Linux's loopback buffers and windows, tcp_ref_timer.go its timers
 //	transport.go Transport and Endpoint: an external TCP the model can run on (Config.Transport)
-//	tcp_ext.go   extTCP, the TCP interface on a Transport (the netstack backend's bridge)
+//	tcp_ext.go   extTCP, the TCP interface on a Transport (the netstack backend's bridge):
+//	             tcp_ext_snd.go, tcp_ext_rcv.go and tcp_ext_close.go likewise
 //	page.go      pages and slab objects (refcounted), page frags, the ownership faults
 //	skbuff.go    skbs (fragments; a slab head under rx copybreak)
 //	skmsg.go     struct sk_msg and its scatterlist ring
@@ -164,7 +169,7 @@
 // (gVisor exposes neither seq nor copied_seq), turns the end of the
 // stream and resets into tcp_fin and tcp_reset, follows the endpoint's
 // state and calls the socket's callbacks; the receive paths of
-// tcp_rcv.go read the queue as on refTCP. The bridge is the
+// tcp_read.go read the queue as on refTCP. The bridge is the
 // scheduler's external (sched.ext): the model's virtual clock drives
 // the transport's (external.onClock → Transport.Advance) and the
 // transport's next timer is one of the scheduler's events
@@ -179,7 +184,7 @@
 //
 // # Unlike Linux (deliberate, named gaps)
 //
-//   - TCP flow control is Linux's loopback flow control (tcp_flow.go):
+//   - TCP flow control is Linux's loopback flow control (tcp_ref_flow.go):
 //     truesize-based send and receive buffers with their autotuning,
 //     window selection and scaling, ACK policy, Nagle and TSO deferral,
 //     pruning and collapsing; what it leaves out is listed there. Its

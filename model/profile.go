@@ -107,7 +107,7 @@ type behaviour struct {
 	SpliceRead spliceReadKind
 
 	// TCP is the reference TCP's flow control as the kernel version and
-	// the machine the profile was measured on make it (tcp_flow.go).
+	// the machine the profile was measured on make it (tcp_ref_flow.go).
 	TCP tcpConf
 }
 
