@@ -52,7 +52,7 @@ vm-deps:
 
 # The kernel corpus in one boot of a Debian 6.1 guest, compared with the
 # recorded goldens of testdata/golden/linux-6.1 (the model's linux-6.1
-# profile is compared with the same goldens by model.TestCorpus). The
+# profile is compared with the same goldens by linux.TestCorpus). The
 # wall-clock limit (default 5 min) only stops a hung run: a TCG guest on
 # a loaded machine boots in minutes, so it is as kernel-test's.
 vm-test: vm-deps build

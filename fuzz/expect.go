@@ -30,7 +30,7 @@ var KnownFailures = map[string][]Known{
 	"linux-6.18+loopback-splice":     rfcFailures,
 	"linux-6.18+loopback-splice-seq": moduleFailures,
 	// 6.12.118 runs the same tcp_bpf.c and skmsg.c paths these failures
-	// come from (the differences, model/profile.go's linux612, are two
+	// come from (the differences, model/internal/linux/profile.go's linux612, are two
 	// counts: FIONREAD without a verdict and what sendmsg returns), and
 	// the RFC and the module are validated on it: the same known failures.
 	"linux-6.12":                     mainlineFailures,

@@ -355,7 +355,7 @@ func (g *genState) op() {
 	if g.cfg.KernelSafe && (kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
 		// Kernel-safe traces keep the cross-check's weights: one thread
 		// op in about 25. They fill windows and buffers (MSG_DONTWAIT
-		// sends): refTCP runs Linux's flow control (model/tcp_ref_flow.go).
+		// sends): refTCP runs Linux's flow control (model/internal/linux/tcp_ref_flow.go).
 		kind = "poll"
 	}
 	if g.cfg.KernelSafe && g.sendOwned[s] && kind == "send" {
@@ -515,7 +515,7 @@ func (g *genState) op() {
 		// callback pairs the two ends of one flow (the RFC's selftest
 		// looks the peer up by its 4-tuple); the kfunc itself does
 		// not check that they are peers, which
-		// model.TestPairedSocketBehaviours pins.
+		// linux.TestPairedSocketBehaviours pins.
 		g.line("pair %s %s", s, tcpPeer(s))
 	}
 }
@@ -1689,7 +1689,7 @@ func (g *genState) splitFrame(s1, s2 string, n int) {
 // tcp_close() (net/ipv4/tcp.c, v6.18) of a socket with unread data.
 // Kernel-safe traces send MSG_DONTWAIT only: a few KiB on a redirect
 // route, and on plain TCP up to megabytes, which fill the window and the
-// send buffer (refTCP's flow control is Linux's, model/tcp_ref_flow.go).
+// send buffer (refTCP's flow control is Linux's, model/internal/linux/tcp_ref_flow.go).
 func (g *genState) neverReadSetup(r *route) {
 	t := g.t
 	g.routeSetup(r)

@@ -143,7 +143,7 @@ func SearchSchedules(ctx context.Context, b *model.Backend, t *trace.Trace, opts
 		default:
 			return res, fmt.Errorf("search %s: strategy %q: %w", t.File, cfg.Strategy, ErrCampaign)
 		}
-		o, err := b.ExploreRun(ctx, &run, opts, model.SchedulePolicy(run.Schedule))
+		o, err := b.ExploreRun(ctx, &run, opts, run.Schedule)
 		if err != nil {
 			return res, err
 		}

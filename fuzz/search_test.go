@@ -94,7 +94,7 @@ var rfcDefects = []struct {
 // and judges it with SearchProperties: the first violation accept takes.
 func explore(t *testing.T, b *model.Backend, tr *trace.Trace, opts trace.Options, accept func(*model.Outcome, *Violation) bool) (*model.Outcome, *Violation) {
 	t.Helper()
-	o, err := b.ExploreRun(context.Background(), tr, opts, model.SchedulePolicy(tr.Schedule))
+	o, err := b.ExploreRun(context.Background(), tr, opts, tr.Schedule)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestSearchSeqOrderingFixed(t *testing.T) {
 // sending loses no ring byte on the module: its teardown marks the reader
 // unpaired, and splice_recvmsg_merge drains the ring before EOF (measured
 // on 6.12.118 with tcp_splice.ko: loopback/seq_close_drains_ring.trace;
-// model.TestSeqCloseDrainsRingBytes shows the read). The FIFO schedule
+// linux.TestSeqCloseDrainsRingBytes shows the read). The FIFO schedule
 // fails no property on either profile.
 func TestSearchSeqCloseDrainsRingBytes(t *testing.T) {
 	tr := mustParse(t, `profile loopback-splice

@@ -98,7 +98,7 @@ func BenchmarkZoo(b *testing.B) {
 // linux-6.18, the generator `splicecheck check` uses) on the model, one
 // at a time on one goroutine, and reports executed ops per second: the
 // model's throughput on what campaigns actually run, beside
-// model.BenchmarkCorpus's on the hand-written corpus.
+// linux.BenchmarkCorpus's on the hand-written corpus.
 func BenchmarkGenerated(b *testing.B) {
 	gen := Trace(GenConfig{Threads: true})
 	var traces []*trace.Trace

@@ -14,7 +14,7 @@ import (
 )
 
 // The netstack backend (the model on gVisor's TCP, transport.go and
-// model/tcp_ext.go) against the goldens recorded on real kernels.
+// model/internal/linux/tcp_ext.go) against the goldens recorded on real kernels.
 
 // corpus is testdata/traces/DIR with profile's goldens and the netstack
 // backend's known divergences there.

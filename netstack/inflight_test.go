@@ -175,7 +175,7 @@ func testRingOvertakesHeldSegments(t *testing.T, opts TransportOptions, shrink b
 	var first string
 	var firstW model.RingWrite
 	for i := 0; i < 2; i++ {
-		o, err := be.ExploreRun(ctx, saved, trace.Options{}, model.SchedulePolicy(saved.Schedule))
+		o, err := be.ExploreRun(ctx, saved, trace.Options{}, saved.Schedule)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func TestHoldingOnlyWhenExploring(t *testing.T) {
 		if holds != 0 || delivered != 0 {
 			t.Fatalf("%s: a FIFO run held segments: %d holds, %d deliveries", topo.name, holds, delivered)
 		}
-		o, err := be.ExploreRun(ctx, tr, trace.Options{}, model.NewRandomPolicy(1))
+		o, err := be.ExploreRun(ctx, tr, trace.Options{}, &trace.Schedule{Strategy: trace.StrategyRandom, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

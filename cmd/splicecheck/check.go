@@ -35,7 +35,7 @@ func modelProfiles() []string {
 		if p.Patch {
 			name = trace.DefaultBase + "+" + name
 		}
-		if _, err := model.ParseProfile(name); err == nil {
+		if model.Implements(name) == nil {
 			out = append(out, name)
 		}
 	}
@@ -100,7 +100,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 		profiles = modelProfiles()
 	}
 	for _, p := range profiles {
-		if _, err := model.ParseProfile(p); err != nil {
+		if err := model.Implements(p); err != nil {
 			return usagef("--profile: %v", err)
 		}
 	}

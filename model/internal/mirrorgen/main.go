@@ -1,8 +1,8 @@
-// Command mirrorgen writes model/coverage_table.go: the registry of the
-// model functions that mirror kernel functions (see package mirrors for
-// the rule), one Fn constant each, with its Go name, kernel name and
-// file. Run it with `go generate ./model` after adding, removing or
-// renaming a mirrored function; then put the reach call the registry
+// Command mirrorgen writes model/internal/linux/coverage_table.go: the
+// registry of the model functions that mirror kernel functions (see
+// package mirrors for the rule), one Fn constant each, with its Go name,
+// kernel name and file. Run it with `go generate ./model/internal/linux`
+// after adding, removing or renaming a mirrored function; then put the reach call the registry
 // test asks for as the function's first statement (-fix inserts it).
 //
 //	mirrorgen [-list] [-fix] [-o FILE] [DIR]
