@@ -2,7 +2,10 @@ package trace
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -128,5 +131,63 @@ func TestGoldenRoundTrip(t *testing.T) {
 	}
 	if d := DiffGolden(a[:2], g); len(d) != 1 || d[0].Index != 2 {
 		t.Fatalf("missing observation not caught: %+v", d)
+	}
+}
+
+// TestGoldenBackend: the recorded observations of a trace, read back as a
+// backend's run, compare equal to the run they were recorded from (on
+// either side of Compare), catch a change of long data through its full
+// digest with the recording on its own side, and a line that is not
+// `LINE: OP => RESULT` is a syntax error naming the file and line.
+func TestGoldenBackend(t *testing.T) {
+	tr, err := Parse("g.trace", []byte("conn a b\nsend a 1000\nrecv b 1000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := RunResult{Obs: []Observation{
+		{Line: 1, Op: "conn a b", Result: OK()},
+		{Line: 2, Op: "send a 1000", Result: Count(1000)},
+		{Line: 3, Op: "recv b 1000", Result: Count(1000).WithData(Pattern(0, 1000))},
+	}}
+	dir := t.TempDir()
+	path := GoldenPath(dir, "linux-6.18", tr)
+	var buf bytes.Buffer
+	if err := WriteGolden(&buf, live.Obs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(path, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := Run(context.Background(), Golden(dir), tr, Options{Profile: "linux-6.18"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Recorded || len(rec.Obs) != 3 || rec.Obs[2].Line != 3 || rec.Obs[2].Op != "recv b 1000" {
+		t.Fatalf("recording %+v", rec)
+	}
+	if d := Compare(live, rec); len(d) != 0 {
+		t.Fatalf("live vs its recording: %v", d)
+	}
+	if d := Compare(rec, live); len(d) != 0 {
+		t.Fatalf("recording vs live: %v", d)
+	}
+	changed := RunResult{Obs: append(append([]Observation(nil), live.Obs[:2]...),
+		Observation{Line: 3, Op: "recv b 1000", Result: Count(1000).WithData(Pattern(1, 1000))})}
+	d := Compare(rec, changed)
+	if len(d) != 1 || d[0].Index != 2 || !strings.Contains(d[0].A, rec.Obs[2].Result.Word) || d[0].B != changed.Obs[2].GoldenString() {
+		t.Fatalf("changed data, recording as a: %+v", d)
+	}
+	if _, err := Run(context.Background(), Golden(dir), tr, Options{Profile: "linux-6.18", Stats: true}); !errors.Is(err, ErrNoStats) {
+		t.Errorf("stats from a recording: %v", err)
+	}
+	if err := writeFile(path, []byte("1: conn a b => ok\nno arrow here\n")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), Golden(dir), tr, Options{Profile: "linux-6.18"})
+	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), path+":2:") {
+		t.Errorf("malformed golden: %v", err)
 	}
 }

@@ -256,3 +256,16 @@ func TestRunnerDispatchTakesNoTraceTime(t *testing.T) {
 		t.Errorf("recv = %s, want the byte sent last", got)
 	}
 }
+
+// TestRunOpsRefusesStats: an op-by-op backend keeps no account of a run,
+// so a run that asks for one is refused before the backend opens it.
+func TestRunOpsRefusesStats(t *testing.T) {
+	f := &fakeBackend{}
+	_, err := Run(context.Background(), f, mustParse(t, "conn a b\n"), Options{Stats: true})
+	if !errors.Is(err, ErrNoStats) {
+		t.Fatalf("got %v, want ErrNoStats", err)
+	}
+	if f.closed != 0 || len(f.threads) != 0 {
+		t.Errorf("the backend was opened: %d closes, threads %v", f.closed, f.threads)
+	}
+}
