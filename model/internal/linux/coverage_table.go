@@ -59,6 +59,8 @@ const (
 	fnSkPsockHandleSkb                    // sk_psock_handle_skb
 	fnSkbSendSock                         // skb_send_sock
 	fnTcpSendmsgCopyPage                  // tcp_sendmsg_locked
+	fnSchedLocalBhDisable                 // local_bh_disable
+	fnSchedLocalBhEnable                  // local_bh_enable
 	fnTaskWaitWoken                       // wait_woken
 	fnSkBuffSkbGet                        // skb_get
 	fnSkBuffCopyBitsInto                  // skb_copy_bits
@@ -99,6 +101,8 @@ const (
 	fnFreeSkb                             // kfree_skb
 	fnSkbOrphan                           // skb_orphan
 	fnSkbSetOwnerSkSafe                   // skb_set_owner_sk_safe
+	fnSockHold                            // sock_hold
+	fnSockPut                             // sock_put
 	fnSockInetRelease                     // inet_release
 	fnInetShutdown                        // inet_shutdown
 	fnIovIterCopyInTagged                 // copy_to_iter
@@ -202,6 +206,7 @@ const (
 	fnExtTCPQueueData                     // tcp_data_queue
 	fnExtTCPTcpFin                        // tcp_fin
 	fnExtTCPTcpReset                      // tcp_reset
+	fnExtTCPEatSkb                        // tcp_eat_skb
 	fnTcpQueueRcv                         // tcp_queue_rcv
 	fnTcpEatRecvSkb                       // tcp_eat_recv_skb
 	fnTcpReadSock                         // tcp_read_sock
@@ -209,6 +214,8 @@ const (
 	fnTcpReadSkb                          // tcp_read_skb
 	fnRefTCPTcpEstablish                  // tcp_connect_init
 	fnRefTCPSendReset                     // tcp_send_active_reset
+	fnRefTCPStreamMemoryFree              // sk_stream_memory_free
+	fnRefTCPStreamIsWriteable             // __sk_stream_is_writeable
 	fnRefTCPTimeWait                      // tcp_time_wait
 	fnRefTCPTcpDone                       // tcp_done
 	fnRefTCPDestroy                       // inet_csk_destroy_sock
@@ -221,6 +228,8 @@ const (
 	fnRefTCPTcpSpace                      // tcp_space
 	fnRefTCPTcpFullSpace                  // tcp_full_space
 	fnTcpSockReceiveWindow                // tcp_receive_window
+	fnTcpSockWndEnd                       // tcp_wnd_end
+	fnIlog2                               // ilog2
 	fnRefTCPSelectInitialWindow           // tcp_select_initial_window
 	fnRefTCPSndbufExpand                  // tcp_sndbuf_expand
 	fnRefTCPInitBufferSpace               // tcp_init_buffer_space
@@ -229,12 +238,15 @@ const (
 	fnRefTCPAddBacklog                    // tcp_add_backlog
 	fnRefTCPRcvTimewait                   // tcp_timewait_state_process
 	fnRefTCPRcvStateProcess               // tcp_rcv_state_process
+	fnRefTCPDataReady                     // tcp_data_ready
 	fnRefTCPTcpFin                        // tcp_fin
+	fnRefTCPEatSkb                        // tcp_eat_skb
 	fnRefTCPSelectWindow                  // tcp_select_window
 	fnRefTCPSelectWindowRaw               // __tcp_select_window
 	fnRefTCPEventAckSent                  // tcp_event_ack_sent
 	fnRefTCPSendAck                       // tcp_send_ack
 	fnRefTCPSendDelayedAck                // tcp_send_delayed_ack
+	fnTcpSockInQuickackMode               // tcp_in_quickack_mode
 	fnRefTCPIncrQuickack                  // tcp_incr_quickack
 	fnRefTCPAckSndCheck                   // tcp_ack_snd_check
 	fnRefTCPMeasureRcvMSS                 // tcp_measure_rcv_mss
@@ -263,13 +275,17 @@ const (
 	fnRefTCPSendLocked                    // tcp_sendmsg_locked
 	fnRefTCPSyncMSS                       // tcp_sync_mss
 	fnRefTCPSendMSS                       // tcp_send_mss
+	fnTsoSegs                             // tcp_set_skb_tso_segs
 	fnRefTCPStreamAllocSkb                // tcp_stream_alloc_skb
 	fnRefTCPRemoveEmptySkb                // tcp_remove_empty_skb
 	fnTcpSockStreamMemoryFree             // __sk_stream_memory_free
 	fnTcpSockForcedPush                   // forced_push
+	fnTcpSockMarkPush                     // tcp_mark_push
+	fnTcpSockSendHead                     // tcp_send_head
 	fnRefTCPTcpPush                       // tcp_push
 	fnRefTCPPushPendingFrames             // __tcp_push_pending_frames
 	fnRefTCPPushOne                       // tcp_push_one
+	fnTcpSockMinshallCheck                // tcp_minshall_check
 	fnRefTCPNagleCheck                    // tcp_nagle_check
 	fnRefTCPNagleTest                     // tcp_nagle_test
 	fnRefTCPSndWndTest                    // tcp_snd_wnd_test
@@ -290,6 +306,7 @@ const (
 	fnRefTCPSendLossProbe                 // tcp_send_loss_probe
 	fnRefTCPDelackTimer                   // tcp_delack_timer_handler
 	fnTcpResetErr                         // tcp_reset
+	fnTcpDoneSock                         // tcp_done
 	fnTcpCloseState                       // tcp_close_state
 
 	numFn // the number of mirrored functions
@@ -314,6 +331,8 @@ var leafFns = [...]Fn{
 	fnPipePipeSetSize,
 	fnSkPsockMapVerd,
 	fnSkbToSgvec,
+	fnSchedLocalBhDisable,
+	fnSchedLocalBhEnable,
 	fnTaskWaitWoken,
 	fnSkBuffSkbGet,
 	fnSkBuffCopyBitsInto,
@@ -341,9 +360,16 @@ var leafFns = [...]Fn{
 	fnPercpuRefKill,
 	fnSpliceRingHasData,
 	fnTcpSockReceiveWindow,
+	fnTcpSockWndEnd,
+	fnIlog2,
 	fnTcpSockBoundToHalfWnd,
+	fnTcpSockInQuickackMode,
+	fnTsoSegs,
 	fnTcpSockStreamMemoryFree,
 	fnTcpSockForcedPush,
+	fnTcpSockMarkPush,
+	fnTcpSockSendHead,
+	fnTcpSockMinshallCheck,
 	fnPageAllocSkbShift,
 	fnSkbCloned,
 	fnTcpResetErr,
@@ -405,6 +431,8 @@ var fnTable = [numFn]fnInfo{
 	fnSkPsockHandleSkb:          {"skPsockHandleSkb", "sk_psock_handle_skb", "psock.go"},
 	fnSkbSendSock:               {"skbSendSock", "skb_send_sock", "psock.go"},
 	fnTcpSendmsgCopyPage:        {"tcpSendmsgCopyPage", "tcp_sendmsg_locked", "push61.go"},
+	fnSchedLocalBhDisable:       {"sched.localBhDisable", "local_bh_disable", "sched.go"},
+	fnSchedLocalBhEnable:        {"sched.localBhEnable", "local_bh_enable", "sched.go"},
 	fnTaskWaitWoken:             {"task.waitWoken", "wait_woken", "sched.go"},
 	fnSkBuffSkbGet:              {"skBuff.skbGet", "skb_get", "skbuff.go"},
 	fnSkBuffCopyBitsInto:        {"skBuff.copyBitsInto", "skb_copy_bits", "skbuff.go"},
@@ -445,6 +473,8 @@ var fnTable = [numFn]fnInfo{
 	fnFreeSkb:                   {"freeSkb", "kfree_skb", "sock.go"},
 	fnSkbOrphan:                 {"skbOrphan", "skb_orphan", "sock.go"},
 	fnSkbSetOwnerSkSafe:         {"skbSetOwnerSkSafe", "skb_set_owner_sk_safe", "sock.go"},
+	fnSockHold:                  {"sockHold", "sock_hold", "sock.go"},
+	fnSockPut:                   {"sockPut", "sock_put", "sock.go"},
 	fnSockInetRelease:           {"sock.inetRelease", "inet_release", "sock.go"},
 	fnInetShutdown:              {"inetShutdown", "inet_shutdown", "sock.go"},
 	fnIovIterCopyInTagged:       {"iovIter.copyInTagged", "copy_to_iter", "sock.go"},
@@ -548,6 +578,7 @@ var fnTable = [numFn]fnInfo{
 	fnExtTCPQueueData:           {"extTCP.queueData", "tcp_data_queue", "tcp_ext_rcv.go"},
 	fnExtTCPTcpFin:              {"extTCP.tcpFin", "tcp_fin", "tcp_ext_rcv.go"},
 	fnExtTCPTcpReset:            {"extTCP.tcpReset", "tcp_reset", "tcp_ext_rcv.go"},
+	fnExtTCPEatSkb:              {"extTCP.EatSkb", "tcp_eat_skb", "tcp_ext_rcv.go"},
 	fnTcpQueueRcv:               {"tcpQueueRcv", "tcp_queue_rcv", "tcp_ext_rcv.go"},
 	fnTcpEatRecvSkb:             {"tcpEatRecvSkb", "tcp_eat_recv_skb", "tcp_read.go"},
 	fnTcpReadSock:               {"tcpReadSock", "tcp_read_sock", "tcp_read.go"},
@@ -555,6 +586,8 @@ var fnTable = [numFn]fnInfo{
 	fnTcpReadSkb:                {"tcpReadSkb", "tcp_read_skb", "tcp_read.go"},
 	fnRefTCPTcpEstablish:        {"refTCP.tcpEstablish", "tcp_connect_init", "tcp_ref.go"},
 	fnRefTCPSendReset:           {"refTCP.sendReset", "tcp_send_active_reset", "tcp_ref.go"},
+	fnRefTCPStreamMemoryFree:    {"refTCP.StreamMemoryFree", "sk_stream_memory_free", "tcp_ref.go"},
+	fnRefTCPStreamIsWriteable:   {"refTCP.StreamIsWriteable", "__sk_stream_is_writeable", "tcp_ref.go"},
 	fnRefTCPTimeWait:            {"refTCP.timeWait", "tcp_time_wait", "tcp_ref_close.go"},
 	fnRefTCPTcpDone:             {"refTCP.tcpDone", "tcp_done", "tcp_ref_close.go"},
 	fnRefTCPDestroy:             {"refTCP.destroy", "inet_csk_destroy_sock", "tcp_ref_close.go"},
@@ -567,6 +600,8 @@ var fnTable = [numFn]fnInfo{
 	fnRefTCPTcpSpace:            {"refTCP.tcpSpace", "tcp_space", "tcp_ref_flow.go"},
 	fnRefTCPTcpFullSpace:        {"refTCP.tcpFullSpace", "tcp_full_space", "tcp_ref_flow.go"},
 	fnTcpSockReceiveWindow:      {"tcpSock.receiveWindow", "tcp_receive_window", "tcp_ref_flow.go"},
+	fnTcpSockWndEnd:             {"tcpSock.wndEnd", "tcp_wnd_end", "tcp_ref_flow.go"},
+	fnIlog2:                     {"ilog2", "ilog2", "tcp_ref_flow.go"},
 	fnRefTCPSelectInitialWindow: {"refTCP.selectInitialWindow", "tcp_select_initial_window", "tcp_ref_flow.go"},
 	fnRefTCPSndbufExpand:        {"refTCP.sndbufExpand", "tcp_sndbuf_expand", "tcp_ref_flow.go"},
 	fnRefTCPInitBufferSpace:     {"refTCP.initBufferSpace", "tcp_init_buffer_space", "tcp_ref_flow.go"},
@@ -575,12 +610,15 @@ var fnTable = [numFn]fnInfo{
 	fnRefTCPAddBacklog:          {"refTCP.addBacklog", "tcp_add_backlog", "tcp_ref_rcv.go"},
 	fnRefTCPRcvTimewait:         {"refTCP.rcvTimewait", "tcp_timewait_state_process", "tcp_ref_rcv.go"},
 	fnRefTCPRcvStateProcess:     {"refTCP.rcvStateProcess", "tcp_rcv_state_process", "tcp_ref_rcv.go"},
+	fnRefTCPDataReady:           {"refTCP.DataReady", "tcp_data_ready", "tcp_ref_rcv.go"},
 	fnRefTCPTcpFin:              {"refTCP.tcpFin", "tcp_fin", "tcp_ref_rcv.go"},
+	fnRefTCPEatSkb:              {"refTCP.EatSkb", "tcp_eat_skb", "tcp_ref_rcv.go"},
 	fnRefTCPSelectWindow:        {"refTCP.selectWindow", "tcp_select_window", "tcp_ref_rcv.go"},
 	fnRefTCPSelectWindowRaw:     {"refTCP.selectWindowRaw", "__tcp_select_window", "tcp_ref_rcv.go"},
 	fnRefTCPEventAckSent:        {"refTCP.eventAckSent", "tcp_event_ack_sent", "tcp_ref_rcv.go"},
 	fnRefTCPSendAck:             {"refTCP.sendAck", "tcp_send_ack", "tcp_ref_rcv.go"},
 	fnRefTCPSendDelayedAck:      {"refTCP.sendDelayedAck", "tcp_send_delayed_ack", "tcp_ref_rcv.go"},
+	fnTcpSockInQuickackMode:     {"tcpSock.inQuickackMode", "tcp_in_quickack_mode", "tcp_ref_rcv.go"},
 	fnRefTCPIncrQuickack:        {"refTCP.incrQuickack", "tcp_incr_quickack", "tcp_ref_rcv.go"},
 	fnRefTCPAckSndCheck:         {"refTCP.ackSndCheck", "tcp_ack_snd_check", "tcp_ref_rcv.go"},
 	fnRefTCPMeasureRcvMSS:       {"refTCP.measureRcvMSS", "tcp_measure_rcv_mss", "tcp_ref_rcv.go"},
@@ -609,13 +647,17 @@ var fnTable = [numFn]fnInfo{
 	fnRefTCPSendLocked:          {"refTCP.sendLocked", "tcp_sendmsg_locked", "tcp_ref_snd.go"},
 	fnRefTCPSyncMSS:             {"refTCP.syncMSS", "tcp_sync_mss", "tcp_ref_snd.go"},
 	fnRefTCPSendMSS:             {"refTCP.sendMSS", "tcp_send_mss", "tcp_ref_snd.go"},
+	fnTsoSegs:                   {"tsoSegs", "tcp_set_skb_tso_segs", "tcp_ref_snd.go"},
 	fnRefTCPStreamAllocSkb:      {"refTCP.streamAllocSkb", "tcp_stream_alloc_skb", "tcp_ref_snd.go"},
 	fnRefTCPRemoveEmptySkb:      {"refTCP.removeEmptySkb", "tcp_remove_empty_skb", "tcp_ref_snd.go"},
 	fnTcpSockStreamMemoryFree:   {"tcpSock.streamMemoryFree", "__sk_stream_memory_free", "tcp_ref_snd.go"},
 	fnTcpSockForcedPush:         {"tcpSock.forcedPush", "forced_push", "tcp_ref_snd.go"},
+	fnTcpSockMarkPush:           {"tcpSock.markPush", "tcp_mark_push", "tcp_ref_snd.go"},
+	fnTcpSockSendHead:           {"tcpSock.sendHead", "tcp_send_head", "tcp_ref_snd.go"},
 	fnRefTCPTcpPush:             {"refTCP.tcpPush", "tcp_push", "tcp_ref_snd.go"},
 	fnRefTCPPushPendingFrames:   {"refTCP.pushPendingFrames", "__tcp_push_pending_frames", "tcp_ref_snd.go"},
 	fnRefTCPPushOne:             {"refTCP.pushOne", "tcp_push_one", "tcp_ref_snd.go"},
+	fnTcpSockMinshallCheck:      {"tcpSock.minshallCheck", "tcp_minshall_check", "tcp_ref_snd.go"},
 	fnRefTCPNagleCheck:          {"refTCP.nagleCheck", "tcp_nagle_check", "tcp_ref_snd.go"},
 	fnRefTCPNagleTest:           {"refTCP.nagleTest", "tcp_nagle_test", "tcp_ref_snd.go"},
 	fnRefTCPSndWndTest:          {"refTCP.sndWndTest", "tcp_snd_wnd_test", "tcp_ref_snd.go"},
@@ -636,5 +678,6 @@ var fnTable = [numFn]fnInfo{
 	fnRefTCPSendLossProbe:       {"refTCP.sendLossProbe", "tcp_send_loss_probe", "tcp_ref_timer.go"},
 	fnRefTCPDelackTimer:         {"refTCP.delackTimer", "tcp_delack_timer_handler", "tcp_ref_timer.go"},
 	fnTcpResetErr:               {"tcpResetErr", "tcp_reset", "tcp_state.go"},
+	fnTcpDoneSock:               {"tcpDoneSock", "tcp_done", "tcp_state.go"},
 	fnTcpCloseState:             {"tcpCloseState", "tcp_close_state", "tcp_state.go"},
 }

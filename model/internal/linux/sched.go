@@ -193,11 +193,17 @@ func (s *sched) raiseSoftirq(name string, fn func()) {
 	s.runSoftirq(softirqBudget)
 }
 
-// localBhDisable and localBhEnable mirror local_bh_disable() and
-// local_bh_enable(): the softirq work raised in between runs at the end.
-func (s *sched) localBhDisable() { s.bhDisabled++ }
+// localBhDisable mirrors local_bh_disable() (include/linux/bottom_half.h,
+// v6.18): the softirq work raised until localBhEnable runs then.
+func (s *sched) localBhDisable() {
+	reach(fnSchedLocalBhDisable)
+	s.bhDisabled++
+}
 
+// localBhEnable mirrors local_bh_enable() (include/linux/bottom_half.h,
+// v6.18): the last enable runs the softirq work raised in between.
 func (s *sched) localBhEnable() {
+	reach(fnSchedLocalBhEnable)
 	s.bhDisabled--
 	if s.bhDisabled == 0 && !s.inSoftirq && !s.holdSoftirq && len(s.softirq) > 0 {
 		s.runSoftirq(softirqBudget)

@@ -468,9 +468,18 @@ func skbSetOwnerSkSafe(skb *skBuff, sk *sock) {
 	skb.Sk, skb.efree = sk, true
 }
 
-// sockHold and sockPut mirror sock_hold()/sock_put().
-func sockHold(sk *sock) { sk.SkRefcnt++ }
-func sockPut(sk *sock)  { sk.SkRefcnt-- }
+// sockHold mirrors sock_hold() (include/net/sock.h, v6.18).
+func sockHold(sk *sock) {
+	sk.k.reach(fnSockHold)
+	sk.SkRefcnt++
+}
+
+// sockPut mirrors sock_put() (include/net/sock.h, v6.18) without the
+// free: the model never frees a struct sock.
+func sockPut(sk *sock) {
+	sk.k.reach(fnSockPut)
+	sk.SkRefcnt--
+}
 
 // fget takes a file reference for a syscall on the descriptor (fdget):
 // it fails with EBADF once the trace closed the descriptor.

@@ -373,8 +373,10 @@ func (x *extTCP) CopiedSeq(sk *sock) uint32 { return extSk(sk).CopiedSeq }
 // SetCopiedSeq implements tcp.
 func (x *extTCP) SetCopiedSeq(sk *sock, seq uint32) { extSk(sk).CopiedSeq = seq }
 
-// EatSkb implements TCP: the copied_seq part of tcp_eat_skb() (6.4+).
+// EatSkb implements TCP: it mirrors the copied_seq part of tcp_eat_skb()
+// (net/ipv4/tcp_bpf.c, v6.18; since 6.4).
 func (x *extTCP) EatSkb(sk *sock, skb *skBuff) {
+	x.k.reach(fnExtTCPEatSkb)
 	if skb == nil || skb.Len == 0 || skb.BpfStrparser {
 		return
 	}

@@ -254,16 +254,20 @@ func (r *refTCP) Inq(sk *sock) int {
 	return answ
 }
 
-// StreamMemoryFree implements TCP: sk_stream_memory_free(), the send
-// queue's truesize (sk_wmem_queued) below sk_sndbuf.
+// StreamMemoryFree implements TCP: it mirrors sk_stream_memory_free()
+// (include/net/sock.h, v6.18), the send queue's truesize
+// (sk_wmem_queued) below sk_sndbuf.
 func (r *refTCP) StreamMemoryFree(sk *sock) bool {
+	r.k.reach(fnRefTCPStreamMemoryFree)
 	return tcpSk(sk).streamMemoryFree()
 }
 
-// StreamIsWriteable implements TCP: __sk_stream_is_writeable(sk, 1):
+// StreamIsWriteable implements TCP: it mirrors __sk_stream_is_writeable()
+// (include/net/sock.h, v6.18) with wake 1:
 // sk_stream_wspace() (sk_sndbuf less sk_wmem_queued) at least
 // sk_stream_min_wspace() (half of sk_wmem_queued), and the memory free.
 func (r *refTCP) StreamIsWriteable(sk *sock) bool {
+	r.k.reach(fnRefTCPStreamIsWriteable)
 	tp := tcpSk(sk)
 	q := tp.wmemQueued
 	return sk.SkSndbuf-q >= q>>1 && tp.streamMemoryFree()

@@ -137,11 +137,16 @@ func (tp *tcpSock) receiveWindow() int {
 	return max(w, 0)
 }
 
-// wndEnd is tcp_wnd_end(): the right edge of the peer's window.
-func (tp *tcpSock) wndEnd() uint32 { return tp.SndUna + uint32(tp.sndWnd) }
+// wndEnd mirrors tcp_wnd_end() (include/net/tcp.h, v6.18): the right
+// edge of the peer's window.
+func (tp *tcpSock) wndEnd() uint32 {
+	reach(fnTcpSockWndEnd)
+	return tp.SndUna + uint32(tp.sndWnd)
+}
 
-// ilog2 is ilog2() of a positive int.
+// ilog2 mirrors ilog2() (include/linux/log2.h, v6.18) of a positive int.
 func ilog2(v int) int {
+	reach(fnIlog2)
 	n := -1
 	for ; v > 0; v >>= 1 {
 		n++

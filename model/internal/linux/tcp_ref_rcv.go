@@ -157,9 +157,11 @@ func (r *refTCP) rcvStateProcess(tp *tcpSock, seg segment) {
 	r.rcvEstablished(tp, seg)
 }
 
-// DataReady implements TCP: tcp_data_ready() calls sk_data_ready when
-// there is data to read or a FIN.
+// DataReady implements TCP: it mirrors tcp_data_ready()
+// (net/ipv4/tcp_input.c, v6.18), which calls sk_data_ready when there
+// is data to read or a FIN.
 func (r *refTCP) DataReady(sk *sock) {
+	r.k.reach(fnRefTCPDataReady)
 	if r.EpollinReady(sk, sk.SkRcvlowat) || sk.SockDone {
 		sk.SkDataReady(sk)
 	}
@@ -192,9 +194,11 @@ func (r *refTCP) tcpFin(tp *tcpSock) {
 	}
 }
 
-// EatSkb implements TCP: the copied_seq part of tcp_eat_skb() (6.4+),
-// then the window update of __tcp_cleanup_rbuf.
+// EatSkb implements TCP: it mirrors the copied_seq part of tcp_eat_skb()
+// (net/ipv4/tcp_bpf.c, v6.18; since 6.4), then the window update of
+// __tcp_cleanup_rbuf.
 func (r *refTCP) EatSkb(sk *sock, skb *skBuff) {
+	r.k.reach(fnRefTCPEatSkb)
 	if skb == nil || skb.Len == 0 || skb.BpfStrparser {
 		return
 	}
@@ -339,8 +343,12 @@ func (r *refTCP) sendDelayedAck(tp *tcpSock) {
 	r.armTimers()
 }
 
-// inQuickackMode is tcp_in_quickack_mode().
-func (tp *tcpSock) inQuickackMode() bool { return tp.ackQuick > 0 && !tp.pingpong }
+// inQuickackMode mirrors tcp_in_quickack_mode() (net/ipv4/tcp_input.c,
+// v6.18).
+func (tp *tcpSock) inQuickackMode() bool {
+	reach(fnTcpSockInQuickackMode)
+	return tp.ackQuick > 0 && !tp.pingpong
+}
 
 // incrQuickack mirrors tcp_incr_quickack() (net/ipv4/tcp_input.c,
 // v6.18): quick ACKs for half the window's worth of segments.

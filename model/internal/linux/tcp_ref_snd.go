@@ -186,9 +186,10 @@ func (r *refTCP) sendMSS(tp *tcpSock) (mss, sizeGoal int) {
 	return mss, max(goal, mss)
 }
 
-// tsoSegs is tcp_skb_pcount() as tcp_set_skb_tso_segs() sets it: the
-// MSS-sized segments of skb.
+// tsoSegs mirrors tcp_set_skb_tso_segs() (net/ipv4/tcp_output.c, v6.18),
+// returning the tcp_skb_pcount() it sets: the MSS-sized segments of skb.
 func tsoSegs(skb *skBuff, mss int) int {
+	reach(fnTsoSegs)
 	if skb.Len <= mss {
 		return 1
 	}
@@ -239,14 +240,17 @@ func (tp *tcpSock) forcedPush() bool {
 	return int32(tp.WriteSeq-(tp.pushedSeq+uint32(tp.maxWindow>>1))) > 0
 }
 
-// markPush is tcp_mark_push().
+// markPush mirrors tcp_mark_push() (net/ipv4/tcp.c, v6.18).
 func (tp *tcpSock) markPush(skb *skBuff) {
+	reach(fnTcpSockMarkPush)
 	skb.tcpPSH = true
 	tp.pushedSeq = tp.WriteSeq
 }
 
-// sendHead is tcp_send_head(): the first skb not yet sent.
+// sendHead mirrors tcp_send_head() (include/net/tcp.h, v6.18): the
+// first skb not yet sent.
 func (tp *tcpSock) sendHead() *skBuff {
+	reach(fnTcpSockSendHead)
 	if len(tp.writeQueue) == 0 {
 		return nil
 	}
@@ -290,8 +294,10 @@ func (r *refTCP) pushOne(tp *tcpSock, mss int) {
 	r.writeXmit(tp, mss, tcpNaglePush, 1)
 }
 
-// minshallCheck is tcp_minshall_check(): a small segment is in flight.
+// minshallCheck mirrors tcp_minshall_check() (net/ipv4/tcp_output.c,
+// v6.18): a small segment is in flight.
 func (tp *tcpSock) minshallCheck() bool {
+	reach(fnTcpSockMinshallCheck)
 	return int32(tp.sndSml-tp.SndUna) > 0 && int32(tp.sndSml-tp.SndNxt) <= 0
 }
 

@@ -24,10 +24,11 @@ func tcpResetErr(state tcpState, e syscall.Errno) (err syscall.Errno, ok bool) {
 	return e, true
 }
 
-// tcpDoneSock is tcp_done() on the socket: CLOSE, SHUTDOWN_MASK, and
+// tcpDoneSock mirrors tcp_done() (net/ipv4/tcp.c, v6.18) on the socket: CLOSE, SHUTDOWN_MASK, and
 // sk_state_change for a socket someone holds. It reports an orphan, which
 // the caller destroys (inet_csk_destroy_sock).
 func tcpDoneSock(sk *sock) (orphan bool) {
+	sk.k.reach(fnTcpDoneSock)
 	if sk.k.prof.SpliceSeq {
 		sk.k.spliceSeqUnhash(sk) // tcp_set_state(TCP_CLOSE) → sk_prot->unhash
 	}
