@@ -28,6 +28,20 @@ type Options struct {
 	// Stats asks for the run's account (RunResult.Stats); a backend
 	// that keeps none refuses with an error wrapping ErrNoStats.
 	Stats bool
+
+	// parsed is Profile parsed, set by ResolveOptions (see Parsed).
+	parsed Profile
+}
+
+// Parsed returns the profile the options name, parsed: the one
+// ResolveOptions parsed (trace.Run resolves the options once, so a
+// backend does not parse the name again), else, for options not resolved
+// or whose Profile changed since, Profile parsed now.
+func (o Options) Parsed() (Profile, error) {
+	if o.parsed.Base != "" && o.parsed.String() == o.Profile {
+		return o.parsed, nil
+	}
+	return ParseProfile(o.Profile)
 }
 
 // Scale returns d on the backend's real clock: d times TimeScale.

@@ -93,7 +93,7 @@ func ResolveOptions(t *Trace, opts Options) (Options, error) {
 	if err != nil {
 		return opts, err
 	}
-	opts.Profile = p.String()
+	opts.Profile, opts.parsed = p.String(), p
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = DefaultOpTimeout
 	}

@@ -269,3 +269,26 @@ func TestRunOpsRefusesStats(t *testing.T) {
 		t.Errorf("the backend was opened: %d closes, threads %v", f.closed, f.threads)
 	}
 }
+
+// TestResolvedOptionsCarryTheProfile: ResolveOptions parses the profile
+// once and the options carry it (Parsed); options whose Profile changed
+// since, or were never resolved, parse it when asked.
+func TestResolvedOptionsCarryTheProfile(t *testing.T) {
+	o, err := ResolveOptions(mustParse(t, "profile splice-copy\nconn a b\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.parsed.String() != "linux-6.18+splice-copy" {
+		t.Fatalf("resolved options carry %q", o.parsed)
+	}
+	if p, err := o.Parsed(); err != nil || !p.Has("splice-copy") {
+		t.Errorf("Parsed() = %v, %v", p, err)
+	}
+	o.Profile = "linux-6.1"
+	if p, err := o.Parsed(); err != nil || p.Base != "linux-6.1" || p.Has("splice-copy") {
+		t.Errorf("after a change of Profile, Parsed() = %v, %v", p, err)
+	}
+	if _, err := (Options{Profile: "linux-2.6"}).Parsed(); !errors.Is(err, ErrUnknownProfile) {
+		t.Errorf("unresolved unknown profile: %v", err)
+	}
+}

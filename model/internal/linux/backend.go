@@ -73,7 +73,7 @@ func (b *Backend) Name() string {
 // non-zero opts.Seed without a directive selects the seeded policy. Same
 // trace, options and seed: same observations.
 func (b *Backend) Run(ctx context.Context, t *trace.Trace, opts trace.Options) (trace.RunResult, error) {
-	prof, err := ParseProfile(opts.Profile)
+	prof, err := behaviourOf(opts.Parsed())
 	if err != nil {
 		return trace.RunResult{}, err
 	}
@@ -94,7 +94,7 @@ func resolveRun(t *trace.Trace, opts trace.Options) (trace.Options, behaviour, e
 	if err != nil {
 		return opts, behaviour{}, err
 	}
-	prof, err := ParseProfile(opts.Profile)
+	prof, err := behaviourOf(opts.Parsed())
 	return opts, prof, err
 }
 

@@ -250,7 +250,13 @@ var patches = map[string]func(*behaviour){}
 // A base or patch the model does not implement gives an error wrapping
 // errProfile and trace.ErrUnsupported.
 func ParseProfile(name string) (behaviour, error) {
-	p, err := trace.ParseProfile(name)
+	return behaviourOf(trace.ParseProfile(name))
+}
+
+// behaviourOf returns the model profile of p, a profile trace has parsed
+// (err is the parse's: behaviourOf(trace.ParseProfile(name)) or
+// behaviourOf(opts.Parsed())).
+func behaviourOf(p trace.Profile, err error) (behaviour, error) {
 	if err != nil {
 		return behaviour{}, err
 	}
