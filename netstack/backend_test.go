@@ -173,3 +173,29 @@ func TestBackendTransportFailure(t *testing.T) {
 		t.Fatalf("newTransport(RealClock) = %v, want errBadOption", err)
 	}
 }
+
+// TestCoverageOnNetstack: on the netstack backend no mirrored function is
+// reached outside its scope (model.Coverage.Applies): the reference TCP's
+// functions never run under gVisor's TCP. The model's TestCoverageScopes
+// checks the same on the reference TCP.
+func TestCoverageOnNetstack(t *testing.T) {
+	be := netstackBackend(t, TransportOptions{})
+	for _, p := range []string{"linux-6.18", "linux-6.1", "linux-6.18+loopback-splice-seq"} {
+		var cov model.Coverage
+		for _, k := range corpustest.Load(t, backendCorpora[0]) {
+			res, err := trace.Run(context.Background(), be, k.Trace, trace.Options{Profile: p, Stats: true})
+			if err != nil {
+				continue // a named gap; TestBackendCorpus judges the runs
+			}
+			cov.Merge(&res.Stats.(*model.Stats).Coverage)
+		}
+		if cov.Runs() == 0 {
+			t.Fatalf("%s: no run of the corpus succeeded", p)
+		}
+		for _, f := range cov.OutOfScope() {
+			t.Errorf("%s: %v was reached on netstack, but its scope says it cannot run there", p, f)
+		}
+		n, m := cov.Count()
+		t.Logf("%s: the corpus reaches %d/%d mirrored functions on netstack", p, n, m)
+	}
+}

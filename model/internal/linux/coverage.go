@@ -142,6 +142,18 @@ func (c *Coverage) Unreached() []Fn {
 	return out
 }
 
+// OutOfScope lists the reached functions whose scope says no merged run
+// could reach them: empty unless coverage_scope.go is wrong.
+func (c *Coverage) OutOfScope() []Fn {
+	var out []Fn
+	for f := range Fn(numFn) {
+		if c.Reached(f) && !c.Applies(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // reach records that the run reached f.
 func (k *kernel) reach(f Fn) { k.stats.Coverage.hit[f] = true }
 

@@ -55,6 +55,12 @@ var scopeByFile = map[string]scope{
 	"tcp_ext_rcv.go":     scopeExtTCP,
 	"tcp_ext_snd.go":     scopeExtTCP,
 	"tcp_ext_close.go":   scopeExtTCP,
+	"tcp_ref.go":         scopeRefTCP,
+	"tcp_ref_snd.go":     scopeRefTCP,
+	"tcp_ref_rcv.go":     scopeRefTCP,
+	"tcp_ref_close.go":   scopeRefTCP,
+	"tcp_ref_flow.go":    scopeRefTCP,
+	"tcp_ref_timer.go":   scopeRefTCP,
 	"push61.go":          scopeSplicePagesCopied,
 }
 
