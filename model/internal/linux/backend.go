@@ -227,7 +227,7 @@ func newRun(t *trace.Trace, opts trace.Options, prof behaviour, policy policy) *
 // errTaskKilled unwinds a task's coroutine at the end of a failed run.
 var errTaskKilled = errors.New("model: task killed")
 
-// execute dispatches the ops in trace order, as trace.Run does, and joins
+// execute dispatches the ops in trace order, as trace.RunOps does, and joins
 // every thread at the end; then it checks the state the trace left: the
 // rings' cursors (checkRings) and, with Config.Liveness, that every
 // closed pair was released (spliceLeaks).
@@ -448,7 +448,7 @@ func (r *run) runOp(t *task, i int) {
 	t.timedOut = false
 	t.abortAt = r.s.now + vtime(r.opts.OpTimeout)
 	if op.Kind == trace.OpJoin {
-		t.abortAt = noDeadline // a join has no timeout of its own (trace.Run)
+		t.abortAt = noDeadline // a join has no timeout of its own (trace.RunOps)
 	}
 	t.abortSeq = r.s.nextSeq()
 	t.abortSteps = r.abortSteps(op)
@@ -517,6 +517,6 @@ func (r *run) abortSteps(op *trace.Op) []func() {
 	return nil
 }
 
-// opTimeout is the per-op timeout trace.Run uses by default; the model
+// opTimeout is the per-op timeout the runner (trace.RunOps) uses by default; the model
 // applies opts.OpTimeout in virtual time.
 const opTimeout = trace.DefaultOpTimeout

@@ -391,7 +391,7 @@ func (r *run) set(t *task, op *trace.Op) trace.Result {
 }
 
 // join waits for the target thread's ops dispatched before op i. It has
-// no timeout of its own: the target's ops time out (trace.Run).
+// no timeout of its own: the target's ops time out (trace.RunOps).
 func (r *run) join(t *task, i int) trace.Result {
 	target := r.t.Ops[i].Target
 	j := -1

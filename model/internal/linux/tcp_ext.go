@@ -24,7 +24,7 @@ import (
 // reset into tcp_reset, follows the endpoint's state, and calls
 // sk_data_ready, sk_state_change, sk_error_report and sk_write_space as
 // tcp_data_queue, tcp_fin, tcp_reset and tcp_check_space do. The shared
-// receive paths (tcp_rcv.go) read the queue.
+// receive paths (tcp_read.go) read the queue.
 //
 // The bridge takes bytes off the endpoint only while the socket's
 // receive memory is under sk_rcvbuf (extRcvLimit): the rest waits in
