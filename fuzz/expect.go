@@ -25,8 +25,8 @@ var KnownFailures = map[string][]Known{
 	"linux-6.1":  mainlineFailures,
 	// The splice_read patches fix what splice(2) misses: EOF no longer
 	// comes before the ingress data.
-	"linux-6.18+splice-copy":         without(mainlineFailures, spliceEOF),
-	"linux-6.18+splice-zerocopy":     without(mainlineFailures, spliceEOF),
+	"linux-6.18+splice-copy":         append(without(mainlineFailures, spliceEOF), spliceTimeoutErr),
+	"linux-6.18+splice-zerocopy":     append(without(mainlineFailures, spliceEOF), spliceTimeoutErr),
 	"linux-6.18+loopback-splice":     rfcFailures,
 	"linux-6.18+loopback-splice-seq": moduleFailures,
 	// 6.12.118 runs the same tcp_bpf.c and skmsg.c paths these failures
@@ -38,9 +38,47 @@ var KnownFailures = map[string][]Known{
 	"linux-6.12+loopback-splice-seq": moduleFailures,
 }
 
+// zcPush is why a socket under an sk_msg program hands out MSG_ZEROCOPY
+// ids by push, not by send.
+const zcPush = "tcp_bpf_sendmsg keeps the sender's flags, MSG_ZEROCOPY among them, and tcp_bpf_push calls " +
+	"tcp_sendmsg_locked once per scatterlist element it pushes (per applied window; corked sends together), each " +
+	"call taking an id (msg_zerocopy_realloc): a 64 KiB send is two ids, a 50-byte send under apply 10 five, two " +
+	"sends corked into one push one (testdata/traces/kernel/zc_sockmap_pass.trace, zc_sockmap_apply.trace, " +
+	"zc_sockmap_cork.trace; the same on 6.1, 6.12 and 6.18)"
+
+// zerocopyFailures are mainline's MSG_ZEROCOPY failures: what the
+// kernel does to zero-copy sends on a socket in a sockmap with an sk_msg
+// program (zerocopy-completions).
+var zerocopyFailures = []Known{
+	{"zerocopy-completions", "extra-ids", "sk_msg/pass", zcPush},
+	{"zerocopy-completions", "extra-ids", "sk_msg/apply", zcPush},
+	{"zerocopy-completions", "never-completed", "sk_msg/apply", zcPush},
+	{"zerocopy-completions", "extra-ids", "sk_msg/cork", zcPush},
+	{"zerocopy-completions", "never-completed", "sk_msg/cork", zcPush},
+	{"zerocopy-completions", "never-completed", "sk_msg/drop",
+		"a drop verdict with an apply window drops the bytes it covers and lets the send return the rest, which no " +
+			"tcp_sendmsg_locked carries: a send that returned bytes takes no id (testdata/traces/kernel/zc_sockmap_drop_apply.trace)"},
+	{"zerocopy-completions", "never-completed", "sk_msg/redirect-ingress",
+		"bpf_tcp_ingress copies a redirected send into the target's ingress_msg without tcp_sendmsg_locked: the " +
+			"send takes no id and is never completed (testdata/traces/kernel/zc_sockmap_redirect_ingress.trace)"},
+	{"zerocopy-completions", "never-completed", "sk_msg/redirect-egress",
+		"tcp_bpf_sendmsg_redir pushes a redirected send through the target (tcp_bpf_push_locked), so the id is taken " +
+			"from the target's counter when it has SO_ZEROCOPY, never from the sender's (testdata/traces/kernel/zc_sockmap_redirect_egress.trace)"},
+	{"zerocopy-completions", "ids-without-sends", "sk_msg/redirect-target",
+		"the target of an egress redirect with SO_ZEROCOPY on gets the ids and completions of the sender's zero-copy " +
+			"sends (tcp_bpf_push_locked with the sender's flags; testdata/traces/kernel/zc_sockmap_redirect_egress.trace)"},
+}
+
+// zcRingKnown: MSG_ZEROCOPY sends through a loopback-splice ring.
+var zcRingKnown = Known{"zerocopy-completions", "never-completed", "ring",
+	"a paired socket's send that takes the ring is copied into it (splice_send_ring, the module's " +
+		"splice_prot_sendmsg) without tcp_sendmsg_locked: it takes no MSG_ZEROCOPY id and is never completed; only " +
+		"a send that falls back to TCP is (testdata/traces/loopback/rfc_zerocopy_ring_never_completes.trace, " +
+		"measured on 6.12.118 with the RFC and with the tcp_splice module)"}
+
 // rfcFailures are the known failures of Cong Wang's RFC as posted
 // (loopback-splice), on either base.
-var rfcFailures = with(mainlineFailures, join(ringUnlocked, rfcTransparency, rendezvousPsock, []Known{
+var rfcFailures = with(mainlineFailures, join(ringUnlocked, rfcTransparency, rendezvousPsock, []Known{zcRingKnown,
 	{"stream-integrity", "reordered", "ring/tcp",
 		"the posted RFC's defect (a): splice_send_ring checks the peer's sk_receive_queue while older TCP bytes are " +
 			"in flight (on netstack: segments held on the link), and its ring bytes overtake them; and " +
@@ -54,7 +92,7 @@ var rfcFailures = with(mainlineFailures, join(ringUnlocked, rfcTransparency, ren
 
 // moduleFailures are the known failures of the multikernel/tcp_splice
 // module's ordering fix (loopback-splice-seq), on either base.
-var moduleFailures = with(mainlineFailures, join(ringUnlocked, []Known{
+var moduleFailures = with(mainlineFailures, join(ringUnlocked, []Known{zcRingKnown,
 	{"no-lost-wakeup", "lost-wakeup", "splice_send_wait/concurrent-senders",
 		"the module's splice_prot_sendmsg takes no socket lock, so two threads sending on one paired socket are two " +
 			"producers on a single-producer ring: a sender waiting for space misses the wake-up the other's write consumed"},
@@ -237,11 +275,19 @@ var rfcTransparency = []Known{
 		"(see eof-after-data)"},
 }
 
+// spliceTimeoutErr: the splice_read patches read through tcp_bpf_recvmsg_parser.
+var spliceTimeoutErr = Known{"transparent", "eof-early", "splice/peer",
+	"model-only (the splice_read patches are not built here): on a socket with a stream parser the patches' " +
+		"splice_read reads through tcp_bpf_recvmsg_parser (copy_splice_read, tcp_bpf_splice_read_parser), which " +
+		"returns -EAGAIN when its wait times out without taking sk_err; the stream parser's message timeout (the " +
+		"same SO_RCVTIMEO) sets sk_err to ETIMEDOUT, which the base's tcp_splice_read returns, and under the patch " +
+		"the socket's next send fails with it instead, so its peer reads EOF where the base delivered the bytes"}
+
 var spliceEOF = Known{"eof-after-data", "eof-early", "splice",
 	"splice(2) on a socket with a psock never sees its ingress queue: tcp_splice_read returns 0 as if at EOF " +
 		"(the splice-copy and splice-zerocopy series fix it)"}
 
-var mainlineFailures = []Known{
+var mainlineFailures = append([]Known{
 	spliceEOF,
 	{"stream-integrity", "reordered", "tcp/ingress",
 		"tcp_bpf_recvmsg reads ingress_msg before sk_receive_queue: bytes that went by TCP (sent before the socket " +
@@ -363,7 +409,7 @@ var mainlineFailures = []Known{
 	{"reads-agree", "eagain-after-fionread", "psock-gone",
 		"after the socket leaves the map, FIONREAD (tcp_inq) still counts the bytes its psock took off " +
 			"sk_receive_queue and freed with it, while recv finds nothing"},
-}
+}, zerocopyFailures...)
 
 const selfRedirectReason = "a socket whose sk_skb verdict redirects into its own ingress queue stops seeing its " +
 	"later bytes after the first read: they stay on sk_receive_queue, reads return -EAGAIN (a blocking reader sleeps " +

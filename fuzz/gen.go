@@ -351,6 +351,7 @@ func (g *genState) op() {
 		"send", "send", "send", "send", "recv", "recv", "recv", "splice", "splice", "pipe",
 		"fionread", "fionread", "poll", "state", "shutdown", "close", "set", "insert", "delete",
 		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend", "probe", "probe", "lastbytes", "retarget",
+		"zerocopy", "errqueue",
 	}).Draw(t, "op")
 	if g.cfg.KernelSafe && (kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
 		// Kernel-safe traces keep the cross-check's weights: one thread
@@ -397,6 +398,7 @@ func (g *genState) op() {
 		if g.cfg.KernelSafe {
 			fl = " dontwait"
 		}
+		fl += g.flag("zerocopy") // MSG_ZEROCOPY: an id when SO_ZEROCOPY is on
 		g.line("send %s %s%s", s, data, fl)
 		if rapid.IntRange(0, 3).Draw(t, "sendprobe") == 0 {
 			// The receiver's view right after the bytes arrive.
@@ -418,6 +420,11 @@ func (g *genState) op() {
 		g.line("pipe %s %d", s, rapid.SampledFrom(sizes[1:]).Draw(t, "pipesize"))
 	case "fionread", "poll", "state":
 		g.line("%s %s", kind, s)
+	case "zerocopy":
+		// SO_ZEROCOPY, mostly on: zero-copy sends then take ids.
+		g.line("set %s zerocopy %s", s, rapid.SampledFrom([]string{"on", "on", "on", "off"}).Draw(t, "zc"))
+	case "errqueue":
+		g.line("errqueue %s %d", s, rapid.IntRange(1, 4).Draw(t, "errqueue"))
 	case "shutdown":
 		how := rapid.SampledFrom([]string{"wr", "rd", "rdwr"}).Draw(t, "how")
 		g.line("shutdown %s %s", s, how)

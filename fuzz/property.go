@@ -65,6 +65,7 @@ var Properties = []Property{
 	{"errno-contract", "no data op fails with an error its arguments rule out: EFAULT (every buffer is the caller's own), EIO", checkErrnos},
 	{"apply-windows", "an sk_msg verdict that calls bpf_msg_apply_bytes(N) holds for the next N bytes sent and runs again after them (a drop's window is given up by the sends it fails)", checkApplyWindows},
 	{"map-bounds", "a sockmap refuses keys at or past its size (insert and delete), as sock_map_update_common and sock_map_delete_elem do", checkMapBounds},
+	{"zerocopy-completions", "every MSG_ZEROCOPY send that returns bytes takes one id and is completed exactly once, in contiguous increasing ranges that name no send that never was", checkZerocopy},
 	{"transparent", "a patch profile gives every receiver the bytes its base profile gives (the patch claims to be invisible to applications)", checkTransparent},
 	{"agrees-with-reference", "the observations equal the reference run's (the unmutated profile, or the kernel)", checkReference},
 }

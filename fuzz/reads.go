@@ -624,8 +624,13 @@ func transparentDiff(r *Execution) *Violation {
 			if op.A == s && op.Kind == trace.OpRecv && op.Flags&trace.FlagPeek == 0 && op.Size > 0 &&
 				res.Err == 0 && res.N == 0 && res.Note == "" && bres.Err == 0 && bres.N > 0 {
 				site := ""
-				if ring {
+				switch {
+				case ring:
 					site = "ring"
+				case spliceProfile && splicesWithPsock(r.Trace, p.rt.peer[s]):
+					// The peer spliced: what the patch's splice_read
+					// left on it changed what it sent.
+					site = "splice/peer"
 				}
 				if t := r.BaseStats.ReadTags[i]; len(t) > 0 && t[0].Known() && t[0].Sock() < len(r.Stats.TagSocks) {
 					if p.inOtherRing(r.Stats.TagSocks[t[0].Sock()], s, -1) {

@@ -28,6 +28,7 @@ var Zoo = []ZooEntry{
 	{Mutation: "copied-seq-drift", Profile: "linux-6.1"},
 	{Mutation: "fin-msg-efault", Profile: "linux-6.18"},
 	{Mutation: "ingress-no-wakeup", Profile: "linux-6.18"},
+	{Mutation: "msgzc-abort-keeps-id", Profile: "linux-6.18"},
 	{Mutation: "peek-consumes", Profile: "linux-6.18"},
 	{Mutation: "poll-misses-ingress", Profile: "linux-6.18"},
 	{Mutation: "redirect-sock-put-twice", Profile: "linux-6.18"},

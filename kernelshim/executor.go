@@ -267,6 +267,8 @@ func (e *executor) do(ctx context.Context, th *thread, c *trace.Call) trace.Resu
 		return e.set(op)
 	case trace.OpSleep:
 		return e.sleep(ctx, th, op)
+	case trace.OpErrqueue:
+		return e.errqueue(op)
 	}
 	return e.internal(c, fmt.Errorf("%w: op kind %v not executable", ErrInternal, op.Kind))
 }

@@ -227,6 +227,9 @@ func (e *executor) send(ctx context.Context, th *thread, op *trace.Op, data [][]
 	if op.Flags&trace.FlagDontwait != 0 {
 		flags |= unix.MSG_DONTWAIT
 	}
+	if op.Flags&trace.FlagZerocopy != 0 {
+		flags |= unix.MSG_ZEROCOPY
+	}
 	var n int
 	if len(data) == 1 {
 		th.enterSyscall(unix.SYS_SENDTO)
@@ -573,6 +576,8 @@ func (e *executor) set(op *trace.Op) trace.Result {
 		}
 		return trace.Count(int64(n))
 	case trace.OptRxcopybreak:
+	case trace.OptZerocopy:
+		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ZEROCOPY, int(op.Size))
 	default:
 		return trace.Fail(syscall.ENOPROTOOPT)
 	}
@@ -581,3 +586,57 @@ func (e *executor) set(op *trace.Op) trace.Result {
 	}
 	return trace.OK()
 }
+
+// errqueue is `errqueue S [N]`: up to N recvmsg(2) calls with
+// MSG_ERRQUEUE|MSG_DONTWAIT, each reading one notification (a
+// sock_extended_err in an IP_RECVERR or IPV6_RECVERR control message),
+// until one finds the queue empty. -EAGAIN when the first does.
+func (e *executor) errqueue(op *trace.Op) trace.Result {
+	fd, err := e.sockFD(op.A)
+	if err != nil {
+		return fail(err)
+	}
+	var ns []trace.Notification
+	oob := make([]byte, unix.CmsgSpace(sizeofExtendedErr+unix.SizeofSockaddrInet6))
+	for range op.Size {
+		var oobn int
+		err := retryEINTR(func() (err error) {
+			_, oobn, _, _, err = unix.Recvmsg(fd, nil, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			return err
+		})
+		if errors.Is(err, unix.EAGAIN) && len(ns) > 0 {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+		n, err := parseExtendedErr(oob[:oobn])
+		if err != nil {
+			return fail(err)
+		}
+		ns = append(ns, n)
+	}
+	return trace.ErrqueueResult(ns)
+}
+
+// parseExtendedErr decodes the sock_extended_err of an error-queue
+// message's control data.
+func parseExtendedErr(oob []byte) (trace.Notification, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return trace.Notification{}, fmt.Errorf("errqueue: %w", err)
+	}
+	for _, m := range msgs {
+		ip4 := m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_RECVERR
+		ip6 := m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_RECVERR
+		if (!ip4 && !ip6) || len(m.Data) < sizeofExtendedErr {
+			continue
+		}
+		ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
+		return trace.Notification{Origin: ee.Origin, Code: ee.Code, Errno: ee.Errno, Info: ee.Info, Data: ee.Data}, nil
+	}
+	return trace.Notification{}, fmt.Errorf("errqueue: %w: a message without a sock_extended_err", ErrInternal)
+}
+
+// sizeofExtendedErr is sizeof(struct sock_extended_err).
+const sizeofExtendedErr = int(unsafe.Sizeof(unix.SockExtendedErr{}))

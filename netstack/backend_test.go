@@ -29,12 +29,28 @@ const strpRcvbufBridge = "the bridge: after SO_RCVBUF 1 (sk_rcvbuf 2304) the fra
 	"bytes that complete a frame and abort the parser on Linux stay there (no ERR, the frame is read); " +
 	"Linux and RefTCP queue them"
 
+// zerocopyBridge is why the MSG_ZEROCOPY traces that complete a send
+// diverge: the completion chain (model/internal/linux/zerocopy.go) hangs
+// on the reference TCP's skbs.
+const zerocopyBridge = "the bridge: gVisor has no MSG_ZEROCOPY, and the bridge keeps no skbs whose release " +
+	"would complete a send, so a zero-copy send is a copy: no id, no completion on the error queue, no POLLERR"
+
 // kernelCorpusGVisor is the same list for the kernel corpus on every
 // profile: the five flow-control traces pin Linux's buffer accounting,
 // and gVisor's TCP has its own (its send buffer is not counted in skb
 // truesize, its receive window is not tcp_select_window's).
 var kernelCorpusGVisor = map[string]string{
 	"strp_err_self_redirect_rcvbuf_shrunk": strpRcvbufBridge,
+	"zc_tcp_completions":                   zerocopyBridge,
+	"zc_tcp_abort_gives_id_back":           zerocopyBridge,
+	"zc_tcp_partial_send":                  zerocopyBridge,
+	"zc_tcp_split_skb":                     zerocopyBridge,
+	"zc_skskb_receiver":                    zerocopyBridge,
+	"zc_splice_receiver":                   zerocopyBridge,
+	"zc_sockmap_pass":                      zerocopyBridge,
+	"zc_sockmap_apply":                     zerocopyBridge,
+	"zc_sockmap_cork":                      zerocopyBridge,
+	"zc_sockmap_redirect_egress":           zerocopyBridge,
 	"tcp_sndbuf_small": "gVisor: a 4096-byte SO_SNDBUF does not stop a 100000-byte send (gVisor frees send " +
 		"buffer as ACKs arrive during the call); Linux's doubled 8192, counted in truesize, stops it at one skb (32741)",
 	"tcp_window_nonreading_fill": "gVisor: buffer sizes: gVisor's 1 MiB send buffer and receive window take " +

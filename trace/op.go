@@ -14,7 +14,7 @@ const (
 	OpInsert        // insert M KEY S
 	OpDelete        // delete M KEY
 	OpPair          // pair A B
-	OpSend          // send S DATA [dontwait]
+	OpSend          // send S DATA [dontwait] [zerocopy]
 	OpRecv          // recv S N [peek] [dontwait] [waitall]
 	OpSplice        // splice S N [nonblock]
 	OpPipe          // pipe S N
@@ -27,6 +27,7 @@ const (
 	OpSet           // set S OPT VALUE
 	OpSleep         // sleep MS
 	OpJoin          // join T
+	OpErrqueue      // errqueue S [N]
 	numKinds
 )
 
@@ -36,7 +37,7 @@ var kindNames = [numKinds]string{
 	OpSplice: "splice", OpPipe: "pipe", OpIOCopy: "iocopy",
 	OpFIONREAD: "fionread", OpPoll: "poll", OpState: "state",
 	OpShutdown: "shutdown", OpClose: "close", OpSet: "set",
-	OpSleep: "sleep", OpJoin: "join",
+	OpSleep: "sleep", OpJoin: "join", OpErrqueue: "errqueue",
 }
 
 // Kinds returns every valid op kind, in declaration order.
@@ -74,6 +75,7 @@ const (
 	FlagNonblock                   // splice: SPLICE_F_NONBLOCK
 	FlagRST                        // close: SO_LINGER{1,0} first, so close sends RST
 	FlagPair                       // conn: a sock_ops program pairs A and B at their ESTABLISHED callbacks
+	FlagZerocopy                   // send: MSG_ZEROCOPY (completions on S's error queue when SO_ZEROCOPY is on)
 )
 
 // flagWords lists flag words in canonical print order.
@@ -83,12 +85,13 @@ var flagWords = []struct {
 }{
 	{FlagPeek, "peek"}, {FlagDontwait, "dontwait"}, {FlagWaitall, "waitall"},
 	{FlagNonblock, "nonblock"}, {FlagRST, "rst"}, {FlagPair, "pair"},
+	{FlagZerocopy, "zerocopy"},
 }
 
 // allowedFlags is which flags each op accepts.
 var allowedFlags = map[Kind]Flags{
 	OpConn:   FlagPair,
-	OpSend:   FlagDontwait,
+	OpSend:   FlagDontwait | FlagZerocopy,
 	OpRecv:   FlagPeek | FlagDontwait | FlagWaitall,
 	OpSplice: FlagNonblock,
 	OpClose:  FlagRST,
@@ -197,12 +200,15 @@ const (
 	// kernel backend, on loopback, has no driver to set and accepts it
 	// as a no-op.
 	OptRxcopybreak
+	// OptZerocopy is SO_ZEROCOPY, on (1) or off (0): a send with the
+	// zerocopy flag takes the zero-copy path only while it is on.
+	OptZerocopy
 )
 
 var sockOptNames = map[SockOpt]string{
 	OptRcvtimeo: "rcvtimeo", OptNonblock: "nonblock", OptBusypoll: "busypoll",
 	OptRcvbuf: "rcvbuf", OptSndbuf: "sndbuf", OptPipesize: "pipesize",
-	OptRxcopybreak: "rxcopybreak",
+	OptRxcopybreak: "rxcopybreak", OptZerocopy: "zerocopy",
 }
 
 func (o SockOpt) String() string {
@@ -245,6 +251,7 @@ type Pos struct {
 //	set S OPT V           A, Opt, Size (the value)
 //	sleep MS              Size (milliseconds)
 //	join T                Target
+//	errqueue S [N]        A, Size (the most notifications to read; default 1)
 //
 // Unused operands are zero. Thread is the empty string for thread main.
 // The one-byte fields are together so that an Op is 152 bytes, not 184 (a

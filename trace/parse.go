@@ -457,6 +457,20 @@ func (p *parser) operands(op *Op, word token) error {
 	case OpFIONREAD, OpPoll, OpState:
 		op.A, err = p.socket()
 		return err
+	case OpErrqueue:
+		if op.A, err = p.socket(); err != nil {
+			return err
+		}
+		op.Size = 1
+		if p.i < len(p.toks) {
+			if op.Size, err = p.number("notification count", false); err != nil {
+				return err
+			}
+			if op.Size < 1 {
+				return p.errTok(p.toks[p.i-1], "errqueue reads at least 1 notification, not %d", op.Size)
+			}
+		}
+		return nil
 	case OpShutdown:
 		if op.A, err = p.socket(); err != nil {
 			return err
@@ -521,8 +535,8 @@ func (p *parser) set(op *Op) error {
 	}
 	switch op.Opt {
 	case 0:
-		return p.errTok(t, "unknown socket option %q (want rcvtimeo, nonblock, busypoll, rcvbuf, sndbuf, pipesize or rxcopybreak)", t.text)
-	case OptNonblock:
+		return p.errTok(t, "unknown socket option %q (want rcvtimeo, nonblock, busypoll, rcvbuf, sndbuf, pipesize, rxcopybreak or zerocopy)", t.text)
+	case OptNonblock, OptZerocopy:
 		v, err := p.word("on or off")
 		if err != nil {
 			return err

@@ -32,6 +32,8 @@ send a "hello\n\x00" dontwait
 send a x"0a0b0c"
 send a 1m
 send a ""
+send a 100 zerocopy
+send a "z" dontwait zerocopy
 @t1 recv b 10 peek dontwait waitall
 recv b 1k
 @t2 splice d 64k nonblock
@@ -50,6 +52,9 @@ set b nonblock off
 set b busypoll 50
 set b rcvbuf 64k
 set b sndbuf 1m
+set a zerocopy on
+errqueue a
+errqueue a 4
 sleep 10
 join t1
 @t2 join t1
@@ -245,7 +250,10 @@ func TestParseErrors(t *testing.T) {
 		{"join unknown", "join t1\n", "x.trace:1:6: unknown thread \"t1\""},
 		{"join main", "conn a b\n@t1 poll a\njoin main\n", "x.trace:3:6: cannot join thread main"},
 		{"join self", "conn a b\n@t1 join t1\n", "x.trace:2:10: thread \"t1\" cannot join itself"},
-		{"bad set", "conn a b\nset a nodelay 1\n", "x.trace:2:7: unknown socket option \"nodelay\" (want rcvtimeo, nonblock, busypoll, rcvbuf, sndbuf, pipesize or rxcopybreak)"},
+		{"bad set", "conn a b\nset a nodelay 1\n", "x.trace:2:7: unknown socket option \"nodelay\" (want rcvtimeo, nonblock, busypoll, rcvbuf, sndbuf, pipesize, rxcopybreak or zerocopy)"},
+		{"zerocopy on recv", "conn a b\nrecv a 1 zerocopy\n", "x.trace:2:10: unexpected \"zerocopy\" after recv"},
+		{"errqueue none", "conn a b\nerrqueue a 0\n", "x.trace:2:12: errqueue reads at least 1 notification, not 0"},
+		{"bad zerocopy", "conn a b\nset a zerocopy 1\n", "x.trace:2:16: want on or off, found \"1\""},
 		{"bad nonblock", "conn a b\nset a nonblock yes\n", "x.trace:2:16: want on or off, found \"yes\""},
 		{"bad shutdown", "conn a b\nshutdown a both\n", "x.trace:2:12: unknown shutdown \"both\" (want wr, rd or rdwr)"},
 		{"junk after quote", "conn a b\nsend a \"x\"y\n", "x.trace:2:11: unexpected 'y' after closing quote"},

@@ -59,11 +59,16 @@ func (o *Op) String() string {
 		w(o.A, o.Size)
 	case OpFIONREAD, OpPoll, OpState, OpClose:
 		w(o.A)
+	case OpErrqueue:
+		w(o.A)
+		if o.Size != 1 {
+			w(o.Size)
+		}
 	case OpShutdown:
 		w(o.A, o.How)
 	case OpSet:
 		w(o.A, o.Opt)
-		if o.Opt == OptNonblock {
+		if o.Opt == OptNonblock || o.Opt == OptZerocopy {
 			w(map[bool]string{true: "on", false: "off"}[o.Size != 0])
 		} else {
 			w(o.Size)

@@ -274,6 +274,14 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 	if err := r.k.checkRings(); err != nil {
 		return nil, fmt.Errorf("%s: at the end: %w", r.t.File, err)
 	}
+	for name, sk := range r.k.socks {
+		if sk.zckey > 0 {
+			if r.k.stats.ZerocopyIDs == nil {
+				r.k.stats.ZerocopyIDs = map[string]uint32{}
+			}
+			r.k.stats.ZerocopyIDs[name] = sk.zckey
+		}
+	}
 	if r.leaks {
 		// Every pair whose two sockets were closed is released.
 		if err := r.k.spliceLeaks(); err != nil {
@@ -360,6 +368,10 @@ func (r *run) teardown() (err error) {
 	}
 	if s := k.pages.leaked(); s != "" {
 		return &Fault{Err: ErrPageOwnership, Kind: "leak", Site: "pages", Msg: s}
+	}
+	if k.zcLive > 0 {
+		return &Fault{Err: ErrLeak, Kind: "leak", Site: "zerocopy",
+			Msg: fmt.Sprintf("%d MSG_ZEROCOPY ubuf_info(s) still referenced after teardown: their sends are never completed", k.zcLive)}
 	}
 	return nil
 }

@@ -4,310 +4,321 @@ package linux
 
 // The mirrored functions, by file and position (see coverage.go).
 const (
-	fnTaskWaitEvent             Fn = iota // wait_event_interruptible_timeout
-	fnPageAllocAllocPage                  // alloc_pages
-	fnPageAllocKmalloc                    // kmalloc
-	fnGetPage                             // get_page
-	fnPageAllocPutPage                    // put_page
-	fnPageAllocRefill                     // skb_page_frag_refill
-	fnPipeLock                            // pipe_lock
-	fnPipeUnlock                          // pipe_unlock
-	fnNewPipe                             // alloc_pipe_info
-	fnPipeOccupancy                       // pipe_occupancy
-	fnPipeFull                            // pipe_full
-	fnPipeEmpty                           // pipe_empty
-	fnAddToPipe                           // add_to_pipe
-	fnPipeBufRelease                      // pipe_buf_release
-	fnRoundPipeSize                       // round_pipe_size
-	fnPipePipeSetSize                     // pipe_set_size
-	fnPipeRead                            // pipe_read
-	fnPipeRelease                         // free_pipe_info
-	fnSockPoll                            // sock_poll
-	fnSockMapRedirectAllowed              // sock_map_redirect_allowed
-	fnSkPsock                             // sk_psock
-	fnSkPsockGet                          // sk_psock_get
-	fnSkPsockPut                          // sk_psock_put
-	fnSkPsockInit                         // sk_psock_init
-	fnSkPsockQueueMsg                     // sk_psock_queue_msg
-	fnPsockSkPsockDequeueMsg              // sk_psock_dequeue_msg
-	fnPsockSkPsockPeekMsg                 // sk_psock_peek_msg
-	fnSkPsockQueueEmpty                   // sk_psock_queue_empty
-	fnSkPsockDataReady                    // sk_psock_data_ready
-	fnKfreeSkMsg                          // kfree_sk_msg
-	fnSkMsgRecvmsg                        // __sk_msg_recvmsg
-	fnSkMsgIsReadable                     // sk_msg_is_readable
-	fnSkPsockStop                         // sk_psock_stop
-	fnSkPsockCorkFree                     // sk_psock_cork_free
-	fnSkPsockDrop                         // sk_psock_drop
-	fnSkPsockRestoreProto                 // sk_psock_restore_proto
-	fnSkPsockDestroy                      // sk_psock_destroy
-	fnSkPsockZapIngress                   // __sk_psock_zap_ingress
-	fnSkPsockMapVerd                      // sk_psock_map_verd
-	fnSkPsockStartVerdict                 // sk_psock_start_verdict
-	fnSkPsockStopVerdict                  // sk_psock_stop_verdict
-	fnSkPsockWriteSpace                   // sk_psock_write_space
-	fnSkPsockVerdictDataReady             // sk_psock_verdict_data_ready
-	fnSkPsockVerdictRecv                  // sk_psock_verdict_recv
-	fnSkPsockVerdictApply                 // sk_psock_verdict_apply
-	fnSkPsockSkbRedirect                  // sk_psock_skb_redirect
-	fnScheduleWork                        // schedule_delayed_work
-	fnSkPsockSkbIngressSelf               // sk_psock_skb_ingress_self
-	fnSkPsockSkbIngress                   // sk_psock_skb_ingress
-	fnSkPsockSkbIngressEnqueue            // sk_psock_skb_ingress_enqueue
-	fnSkbToSgvec                          // skb_to_sgvec
-	fnSkPsockBacklog                      // sk_psock_backlog
-	fnSkPsockHandleSkb                    // sk_psock_handle_skb
-	fnSkbSendSock                         // skb_send_sock
-	fnTcpSendmsgCopyPage                  // tcp_sendmsg_locked
-	fnSchedLocalBhDisable                 // local_bh_disable
-	fnSchedLocalBhEnable                  // local_bh_enable
-	fnTaskWaitWoken                       // wait_woken
-	fnSkBuffSkbGet                        // skb_get
-	fnSkBuffCopyBitsInto                  // skb_copy_bits
-	fnSkbLinearize                        // skb_linearize
-	fnRxCopybreak                         // napi_alloc_skb
-	fnSkMsgIterVarNext                    // sk_msg_iter_var_next
-	fnSkMsgIterVarPrev                    // sk_msg_iter_var_prev
-	fnSkMsgIterDist                       // sk_msg_iter_dist
-	fnSkMsgElemUsed                       // sk_msg_elem_used
-	fnSkMsgFull                           // sk_msg_full
-	fnSkMsgElem                           // sk_msg_elem
-	fnSkMsgInit                           // sk_msg_init
-	fnNewSkMsg                            // alloc_sk_msg
-	fnSkMsgXfer                           // sk_msg_xfer
-	fnSkMsgPageAdd                        // sk_msg_page_add
-	fnSkMsgTryCoalesceOK                  // sk_msg_try_coalesce_ok
-	fnSkMsgAlloc                          // sk_msg_alloc
-	fnSkMsgMemcopyFromIter                // sk_msg_memcopy_from_iter
-	fnSkMsgFreeElem                       // sk_msg_free_elem
-	fnSkMsgFree                           // sk_msg_free
-	fnSkMsgFreePartial                    // sk_msg_free_partial
-	fnSkMsgTrim                           // sk_msg_trim
-	fnSockDefReadable                     // sock_def_readable
-	fnSockDefWakeup                       // sock_def_wakeup
-	fnSockDefErrorReport                  // sock_def_error_report
-	fnSkStreamWriteSpace                  // sk_stream_write_space
-	fnSockLockSock                        // lock_sock
-	fnSockSockOwnedByMe                   // sock_owned_by_me
-	fnSockReleaseSock                     // release_sock
-	fnSockFlushBacklog                    // sk_flush_backlog
-	fnSockSockError                       // sock_error
-	fnSockSockRcvtimeo                    // sock_rcvtimeo
-	fnSockSkWaitEventLocked               // sk_wait_event
-	fnSockSkWaitDataLocked                // sk_wait_data
-	fnSkSetOwnerR                         // skb_set_owner_r
-	fnSockMemSchedule                     // __sk_mem_schedule
-	fnSockMemCharge                       // sk_mem_reclaim
-	fnFreeSkb                             // kfree_skb
-	fnSkbOrphan                           // skb_orphan
-	fnSkbSetOwnerSkSafe                   // skb_set_owner_sk_safe
-	fnSockHold                            // sock_hold
-	fnSockPut                             // sock_put
-	fnSockInetRelease                     // inet_release
-	fnInetShutdown                        // inet_shutdown
-	fnIovIterCopyInTagged                 // copy_to_iter
-	fnSrcIterLeft                         // msg_data_left
-	fnSrcIterRevert                       // iov_iter_revert
-	fnSkStreamWaitMemoryLocked            // sk_stream_wait_memory
-	fnMapCreate                           // sock_map_alloc
-	fnBpfMapLookup                        // __sock_map_lookup_elem
-	fnBpfMapProgAttach                    // sock_map_prog_update
-	fnMapUpdate                           // sock_map_update_elem_sys
-	fnMapUpdateCommon                     // sock_map_update_common
-	fnMapDelete                           // sock_map_delete_elem
-	fnSockMapLink                         // sock_map_link
-	fnSockMapUnref                        // sock_map_unref
-	fnSockMapDelLink                      // sock_map_del_link
-	fnSockMapRemoveLinks                  // sock_map_remove_links
-	fnSockMapClose                        // sock_map_close
-	fnFillPage                            // spd_fill_page
-	fnLinearToPage                        // linear_to_page
-	fnSkbSpliceBits                       // skb_splice_bits
-	fnSpliceToPipe                        // splice_to_pipe
-	fnTcpSpliceRead                       // tcp_splice_read
-	fnSpliceSockToPipe                    // do_splice
-	fnPercpuRefTryGetLive                 // percpu_ref_tryget_live
-	fnPercpuRefPut                        // percpu_ref_put
-	fnPercpuRefKill                       // percpu_ref_kill
-	fnSkPsockIsSpliced                    // sk_psock_is_spliced
-	fnSpliceRingRefRelease                // splice_ring_ref_release
-	fnSpliceGetOrAlloc                    // splice_get_or_alloc
-	fnSpliceRingAlloc                     // splice_ring_alloc
-	fnSpliceRingFree                      // splice_ring_free
-	fnSpliceWake                          // splice_wake
-	fnSpliceWakeSync                      // splice_wake_sync
-	fnTcpBpfSpliceSendmsg                 // tcp_bpf_splice_sendmsg
-	fnSpliceSendRing                      // splice_send_ring
-	fnSpliceRingWrite                     // splice_ring_write
-	fnSpliceRingRead                      // splice_ring_read
-	fnSpliceRingHasData                   // splice_ring_has_data
-	fnSpliceRecvReady                     // splice_recv_ready
-	fnSpliceBusyLoop                      // splice_busy_loop
-	fnTcpBpfIsReadable                    // tcp_bpf_is_readable
-	fnTcpBpfSpliceRecvmsg                 // tcp_bpf_splice_recvmsg
-	fnBpfSockSplicePair                   // bpf_sock_splice_pair
-	fnSpliceValidate                      // splice_validate
-	fnTcpBpfSpliceUnpair                  // tcp_bpf_splice_unpair
-	fnTcpBpfSpliceDestroy                 // tcp_bpf_splice_destroy
-	fnSockOpsSplicePair                   // tcp_init_transfer
-	fnCopySpliceRead                      // copy_splice_read
-	fnChanLookup                          // chan_lookup
-	fnChanGetOrAlloc                      // chan_get_or_alloc
-	fnChanRefRelease                      // chan_ref_release
-	fnChanRegisterAndPair                 // chan_register_and_pair
-	fnChanUnpair                          // chan_unpair
-	fnChanDestroy                         // chan_destroy
-	fnBpfTcpSplicePair                    // bpf_tcp_splice_pair
-	fnSpliceInstall                       // splice_install
-	fnSpliceSeqSendmsg                    // splice_prot_sendmsg
-	fnSpliceSeqSendRing                   // splice_send_ring
-	fnSpliceSendReady                     // splice_send_ready
-	fnSpliceSeqRingReady                  // splice_ring_ready
-	fnSpliceSeqDeliverable                // splice_recv_deliverable
-	fnSpliceSeqRecvmsg                    // splice_prot_recvmsg
-	fnSpliceSeqRecvReady                  // splice_recv_ready
-	fnSpliceSeqIsReadable                 // splice_prot_is_readable
-	fnSpliceTeardown                      // splice_teardown
-	fnSpliceSeqClose                      // splice_prot_close
-	fnSkPsockInitStrp                     // sk_psock_init_strp
-	fnSkPsockStartStrp                    // sk_psock_start_strp
-	fnSkPsockStopStrp                     // sk_psock_stop_strp
-	fnStrpDone                            // strp_done
-	fnSkPsockStrpDataReady                // sk_psock_strp_data_ready
-	fnStrpReadSock                        // strp_read_sock
-	fnStrpRecv                            // __strp_recv
-	fnStrparserStartTimer                 // strp_start_timer
-	fnStrpAbort                           // strp_abort_strp
-	fnSkPsockStrpRead                     // sk_psock_strp_read
-	fnSkStreamError                       // sk_stream_error
-	fnTcpSendPrologue                     // tcp_sendmsg_locked
-	fnTcpIoctl                            // tcp_ioctl
-	fnTcpPoll                             // tcp_poll
-	fnTcpStreamIsReadable                 // tcp_stream_is_readable
-	fnTcpBpfProto                         // tcp_bpf_rebuild_protos
-	fnTcpBpfUpdateProto                   // tcp_bpf_update_proto
-	fnTcpBpfIoctl                         // tcp_bpf_ioctl
-	fnBpfTCPIngress                       // bpf_tcp_ingress
-	fnTcpBpfPushLocked                    // tcp_bpf_push
-	fnTcpBpfSendmsgRedir                  // tcp_bpf_sendmsg_redir
-	fnSkPsockMsgVerdict                   // sk_psock_msg_verdict
-	fnSkMsgApplyBytes                     // sk_msg_apply_bytes
-	fnTcpBpfSendVerdictLocked             // tcp_bpf_send_verdict
-	fnTcpBpfSendmsg                       // tcp_bpf_sendmsg
-	fnTcpMsgWaitDataLocked                // tcp_msg_wait_data
-	fnIsNextMsgFin                        // is_next_msg_fin
-	fnTcpBpfRecvmsgParser                 // tcp_bpf_recvmsg_parser
-	fnTcpBpfReadParser                    // tcp_bpf_recvmsg_parser
-	fnTcpBpfRecvmsg                       // tcp_bpf_recvmsg
-	fnExtTCPDeliverOne                    // napi_schedule
-	fnExtTCPTcpDone                       // tcp_done
-	fnExtTCPDestroy                       // inet_csk_destroy_sock
-	fnExtTCPAbortOnData                   // tcp_rcv_state_process
-	fnExtTCPQueueData                     // tcp_data_queue
-	fnExtTCPTcpFin                        // tcp_fin
-	fnExtTCPTcpReset                      // tcp_reset
-	fnExtTCPEatSkb                        // tcp_eat_skb
-	fnTcpQueueRcv                         // tcp_queue_rcv
-	fnTcpEatRecvSkb                       // tcp_eat_recv_skb
-	fnTcpReadSock                         // tcp_read_sock
-	fnTcpRecvSkb                          // tcp_recv_skb
-	fnTcpReadSkb                          // tcp_read_skb
-	fnRefTCPTcpEstablish                  // tcp_connect_init
-	fnRefTCPSendReset                     // tcp_send_active_reset
-	fnRefTCPStreamMemoryFree              // sk_stream_memory_free
-	fnRefTCPStreamIsWriteable             // __sk_stream_is_writeable
-	fnRefTCPTimeWait                      // tcp_time_wait
-	fnRefTCPTcpDone                       // tcp_done
-	fnRefTCPDestroy                       // inet_csk_destroy_sock
-	fnRefTCPTcpReset                      // tcp_reset
-	fnRefTCPWriteQueuePurge               // tcp_write_queue_purge
-	fnRefTCPCloseState                    // tcp_close_state
-	fnRefTCPSendFin                       // tcp_send_fin
-	fnRefTCPDisconnect                    // tcp_disconnect
-	fnRefTCPWinFromSpace                  // tcp_win_from_space
-	fnRefTCPTcpSpace                      // tcp_space
-	fnRefTCPTcpFullSpace                  // tcp_full_space
-	fnTcpSockReceiveWindow                // tcp_receive_window
-	fnTcpSockWndEnd                       // tcp_wnd_end
-	fnIlog2                               // ilog2
-	fnRefTCPSelectInitialWindow           // tcp_select_initial_window
-	fnRefTCPSndbufExpand                  // tcp_sndbuf_expand
-	fnRefTCPInitBufferSpace               // tcp_init_buffer_space
-	fnTcpSockBoundToHalfWnd               // tcp_bound_to_half_wnd
-	fnRefTCPRcv                           // tcp_v4_rcv
-	fnRefTCPAddBacklog                    // tcp_add_backlog
-	fnRefTCPRcvTimewait                   // tcp_timewait_state_process
-	fnRefTCPRcvStateProcess               // tcp_rcv_state_process
-	fnRefTCPDataReady                     // tcp_data_ready
-	fnRefTCPTcpFin                        // tcp_fin
-	fnRefTCPEatSkb                        // tcp_eat_skb
-	fnRefTCPSelectWindow                  // tcp_select_window
-	fnRefTCPSelectWindowRaw               // __tcp_select_window
-	fnRefTCPEventAckSent                  // tcp_event_ack_sent
-	fnRefTCPSendAck                       // tcp_send_ack
-	fnRefTCPSendDelayedAck                // tcp_send_delayed_ack
-	fnTcpSockInQuickackMode               // tcp_in_quickack_mode
-	fnRefTCPIncrQuickack                  // tcp_incr_quickack
-	fnRefTCPAckSndCheck                   // tcp_ack_snd_check
-	fnRefTCPMeasureRcvMSS                 // tcp_measure_rcv_mss
-	fnRefTCPGrowWindow                    // tcp_grow_window
-	fnRefTCPEventDataRecv                 // tcp_event_data_recv
-	fnRefTCPClampWindow                   // tcp_clamp_window
-	fnRefTCPPruneQueue                    // tcp_prune_queue
-	fnRefTCPTryRmemSchedule               // tcp_try_rmem_schedule
-	fnRefTCPCollapse                      // tcp_collapse
-	fnRefTCPTryCoalesce                   // tcp_try_coalesce
-	fnRefTCPTcpAck                        // tcp_ack
-	fnRefTCPTcpMayUpdateWindow            // tcp_may_update_window
-	fnRefTCPCongControl                   // tcp_cong_control
-	fnRefTCPDataSndCheck                  // tcp_data_snd_check
-	fnRefTCPTcpDataQueue                  // tcp_data_queue
-	fnRefTCPFastPathCheck                 // tcp_fast_path_check
-	fnRefTCPFastPath                      // tcp_rcv_established
-	fnRefTCPTcpQueueRcv                   // tcp_queue_rcv
-	fnRefTCPRcvEstablished                // tcp_rcv_established
-	fnRefTCPCleanupRbuf                   // __tcp_cleanup_rbuf
-	fnRefTCPReleaseCb                     // tcp_release_cb
-	fnRefTCPRcvRttMeasure                 // tcp_rcv_rtt_measure
-	fnRefTCPRcvRttMeasureTS               // tcp_rcv_rtt_measure_ts
-	fnRefTCPRcvSpaceAdjust                // tcp_rcv_space_adjust
-	fnRefTCPRcvbufGrow                    // tcp_rcvbuf_grow
-	fnRefTCPSendLocked                    // tcp_sendmsg_locked
-	fnRefTCPSyncMSS                       // tcp_sync_mss
-	fnRefTCPSendMSS                       // tcp_send_mss
-	fnTsoSegs                             // tcp_set_skb_tso_segs
-	fnRefTCPStreamAllocSkb                // tcp_stream_alloc_skb
-	fnRefTCPRemoveEmptySkb                // tcp_remove_empty_skb
-	fnTcpSockStreamMemoryFree             // __sk_stream_memory_free
-	fnTcpSockForcedPush                   // forced_push
-	fnTcpSockMarkPush                     // tcp_mark_push
-	fnTcpSockSendHead                     // tcp_send_head
-	fnRefTCPTcpPush                       // tcp_push
-	fnRefTCPPushPendingFrames             // __tcp_push_pending_frames
-	fnRefTCPPushOne                       // tcp_push_one
-	fnTcpSockMinshallCheck                // tcp_minshall_check
-	fnRefTCPNagleCheck                    // tcp_nagle_check
-	fnRefTCPNagleTest                     // tcp_nagle_test
-	fnRefTCPSndWndTest                    // tcp_snd_wnd_test
-	fnRefTCPCwndTest                      // tcp_cwnd_test
-	fnRefTCPMssSplitPoint                 // tcp_mss_split_point
-	fnRefTCPTsoShouldDefer                // tcp_tso_should_defer
-	fnRefTCPGrowSkb                       // tcp_grow_skb
-	fnPageAllocSkbShift                   // skb_shift
-	fnRefTCPTsoFragment                   // tso_fragment
-	fnRefTCPWriteXmit                     // tcp_write_xmit
-	fnRefTCPEventNewDataSent              // tcp_event_new_data_sent
-	fnRefTCPTransmitSkb                   // __tcp_transmit_skb
-	fnRefTCPGsoSegment                    // gso_features_check
-	fnSkbCloned                           // skb_cloned
-	fnRefTCPCheckSpace                    // tcp_check_space
-	fnRefTCPNewSpace                      // tcp_new_space
-	fnRefTCPScheduleLossProbe             // tcp_schedule_loss_probe
-	fnRefTCPSendLossProbe                 // tcp_send_loss_probe
-	fnRefTCPDelackTimer                   // tcp_delack_timer_handler
-	fnTcpResetErr                         // tcp_reset
-	fnTcpDoneSock                         // tcp_done
-	fnTcpCloseState                       // tcp_close_state
+	fnTaskWaitEvent               Fn = iota // wait_event_interruptible_timeout
+	fnPageAllocAllocPage                    // alloc_pages
+	fnPageAllocKmalloc                      // kmalloc
+	fnGetPage                               // get_page
+	fnPageAllocPutPage                      // put_page
+	fnPageAllocRefill                       // skb_page_frag_refill
+	fnPipeLock                              // pipe_lock
+	fnPipeUnlock                            // pipe_unlock
+	fnNewPipe                               // alloc_pipe_info
+	fnPipeOccupancy                         // pipe_occupancy
+	fnPipeFull                              // pipe_full
+	fnPipeEmpty                             // pipe_empty
+	fnAddToPipe                             // add_to_pipe
+	fnPipeBufRelease                        // pipe_buf_release
+	fnRoundPipeSize                         // round_pipe_size
+	fnPipePipeSetSize                       // pipe_set_size
+	fnPipeRead                              // pipe_read
+	fnPipeRelease                           // free_pipe_info
+	fnSockPoll                              // sock_poll
+	fnSockMapRedirectAllowed                // sock_map_redirect_allowed
+	fnSkPsock                               // sk_psock
+	fnSkPsockGet                            // sk_psock_get
+	fnSkPsockPut                            // sk_psock_put
+	fnSkPsockInit                           // sk_psock_init
+	fnSkPsockQueueMsg                       // sk_psock_queue_msg
+	fnPsockSkPsockDequeueMsg                // sk_psock_dequeue_msg
+	fnPsockSkPsockPeekMsg                   // sk_psock_peek_msg
+	fnSkPsockQueueEmpty                     // sk_psock_queue_empty
+	fnSkPsockDataReady                      // sk_psock_data_ready
+	fnKfreeSkMsg                            // kfree_sk_msg
+	fnSkMsgRecvmsg                          // __sk_msg_recvmsg
+	fnSkMsgIsReadable                       // sk_msg_is_readable
+	fnSkPsockStop                           // sk_psock_stop
+	fnSkPsockCorkFree                       // sk_psock_cork_free
+	fnSkPsockDrop                           // sk_psock_drop
+	fnSkPsockRestoreProto                   // sk_psock_restore_proto
+	fnSkPsockDestroy                        // sk_psock_destroy
+	fnSkPsockZapIngress                     // __sk_psock_zap_ingress
+	fnSkPsockMapVerd                        // sk_psock_map_verd
+	fnSkPsockStartVerdict                   // sk_psock_start_verdict
+	fnSkPsockStopVerdict                    // sk_psock_stop_verdict
+	fnSkPsockWriteSpace                     // sk_psock_write_space
+	fnSkPsockVerdictDataReady               // sk_psock_verdict_data_ready
+	fnSkPsockVerdictRecv                    // sk_psock_verdict_recv
+	fnSkPsockVerdictApply                   // sk_psock_verdict_apply
+	fnSkPsockSkbRedirect                    // sk_psock_skb_redirect
+	fnScheduleWork                          // schedule_delayed_work
+	fnSkPsockSkbIngressSelf                 // sk_psock_skb_ingress_self
+	fnSkPsockSkbIngress                     // sk_psock_skb_ingress
+	fnSkPsockSkbIngressEnqueue              // sk_psock_skb_ingress_enqueue
+	fnSkbToSgvec                            // skb_to_sgvec
+	fnSkPsockBacklog                        // sk_psock_backlog
+	fnSkPsockHandleSkb                      // sk_psock_handle_skb
+	fnSkbSendSock                           // skb_send_sock
+	fnTcpSendmsgCopyPage                    // tcp_sendmsg_locked
+	fnSchedLocalBhDisable                   // local_bh_disable
+	fnSchedLocalBhEnable                    // local_bh_enable
+	fnTaskWaitWoken                         // wait_woken
+	fnSkBuffSkbGet                          // skb_get
+	fnSkBuffCopyBitsInto                    // skb_copy_bits
+	fnSkbLinearize                          // skb_linearize
+	fnRxCopybreak                           // napi_alloc_skb
+	fnSkMsgIterVarNext                      // sk_msg_iter_var_next
+	fnSkMsgIterVarPrev                      // sk_msg_iter_var_prev
+	fnSkMsgIterDist                         // sk_msg_iter_dist
+	fnSkMsgElemUsed                         // sk_msg_elem_used
+	fnSkMsgFull                             // sk_msg_full
+	fnSkMsgElem                             // sk_msg_elem
+	fnSkMsgInit                             // sk_msg_init
+	fnNewSkMsg                              // alloc_sk_msg
+	fnSkMsgXfer                             // sk_msg_xfer
+	fnSkMsgPageAdd                          // sk_msg_page_add
+	fnSkMsgTryCoalesceOK                    // sk_msg_try_coalesce_ok
+	fnSkMsgAlloc                            // sk_msg_alloc
+	fnSkMsgMemcopyFromIter                  // sk_msg_memcopy_from_iter
+	fnSkMsgFreeElem                         // sk_msg_free_elem
+	fnSkMsgFree                             // sk_msg_free
+	fnSkMsgFreePartial                      // sk_msg_free_partial
+	fnSkMsgTrim                             // sk_msg_trim
+	fnSockDefReadable                       // sock_def_readable
+	fnSockDefWakeup                         // sock_def_wakeup
+	fnSockDefErrorReport                    // sock_def_error_report
+	fnSkStreamWriteSpace                    // sk_stream_write_space
+	fnSockLockSock                          // lock_sock
+	fnSockSockOwnedByMe                     // sock_owned_by_me
+	fnSockReleaseSock                       // release_sock
+	fnSockFlushBacklog                      // sk_flush_backlog
+	fnSockSockError                         // sock_error
+	fnSockSockRcvtimeo                      // sock_rcvtimeo
+	fnSockSkWaitEventLocked                 // sk_wait_event
+	fnSockSkWaitDataLocked                  // sk_wait_data
+	fnSkSetOwnerR                           // skb_set_owner_r
+	fnSockMemSchedule                       // __sk_mem_schedule
+	fnSockMemCharge                         // sk_mem_reclaim
+	fnFreeSkb                               // kfree_skb
+	fnSkbOrphan                             // skb_orphan
+	fnSkbSetOwnerSkSafe                     // skb_set_owner_sk_safe
+	fnSockHold                              // sock_hold
+	fnSockPut                               // sock_put
+	fnSockInetRelease                       // inet_release
+	fnInetShutdown                          // inet_shutdown
+	fnIovIterCopyInTagged                   // copy_to_iter
+	fnSrcIterLeft                           // msg_data_left
+	fnSrcIterRevert                         // iov_iter_revert
+	fnSkStreamWaitMemoryLocked              // sk_stream_wait_memory
+	fnMapCreate                             // sock_map_alloc
+	fnBpfMapLookup                          // __sock_map_lookup_elem
+	fnBpfMapProgAttach                      // sock_map_prog_update
+	fnMapUpdate                             // sock_map_update_elem_sys
+	fnMapUpdateCommon                       // sock_map_update_common
+	fnMapDelete                             // sock_map_delete_elem
+	fnSockMapLink                           // sock_map_link
+	fnSockMapUnref                          // sock_map_unref
+	fnSockMapDelLink                        // sock_map_del_link
+	fnSockMapRemoveLinks                    // sock_map_remove_links
+	fnSockMapClose                          // sock_map_close
+	fnFillPage                              // spd_fill_page
+	fnLinearToPage                          // linear_to_page
+	fnSkbSpliceBits                         // skb_splice_bits
+	fnSpliceToPipe                          // splice_to_pipe
+	fnTcpSpliceRead                         // tcp_splice_read
+	fnSpliceSockToPipe                      // do_splice
+	fnPercpuRefTryGetLive                   // percpu_ref_tryget_live
+	fnPercpuRefPut                          // percpu_ref_put
+	fnPercpuRefKill                         // percpu_ref_kill
+	fnSkPsockIsSpliced                      // sk_psock_is_spliced
+	fnSpliceRingRefRelease                  // splice_ring_ref_release
+	fnSpliceGetOrAlloc                      // splice_get_or_alloc
+	fnSpliceRingAlloc                       // splice_ring_alloc
+	fnSpliceRingFree                        // splice_ring_free
+	fnSpliceWake                            // splice_wake
+	fnSpliceWakeSync                        // splice_wake_sync
+	fnTcpBpfSpliceSendmsg                   // tcp_bpf_splice_sendmsg
+	fnSpliceSendRing                        // splice_send_ring
+	fnSpliceRingWrite                       // splice_ring_write
+	fnSpliceRingRead                        // splice_ring_read
+	fnSpliceRingHasData                     // splice_ring_has_data
+	fnSpliceRecvReady                       // splice_recv_ready
+	fnSpliceBusyLoop                        // splice_busy_loop
+	fnTcpBpfIsReadable                      // tcp_bpf_is_readable
+	fnTcpBpfSpliceRecvmsg                   // tcp_bpf_splice_recvmsg
+	fnBpfSockSplicePair                     // bpf_sock_splice_pair
+	fnSpliceValidate                        // splice_validate
+	fnTcpBpfSpliceUnpair                    // tcp_bpf_splice_unpair
+	fnTcpBpfSpliceDestroy                   // tcp_bpf_splice_destroy
+	fnSockOpsSplicePair                     // tcp_init_transfer
+	fnCopySpliceRead                        // copy_splice_read
+	fnChanLookup                            // chan_lookup
+	fnChanGetOrAlloc                        // chan_get_or_alloc
+	fnChanRefRelease                        // chan_ref_release
+	fnChanRegisterAndPair                   // chan_register_and_pair
+	fnChanUnpair                            // chan_unpair
+	fnChanDestroy                           // chan_destroy
+	fnBpfTcpSplicePair                      // bpf_tcp_splice_pair
+	fnSpliceInstall                         // splice_install
+	fnSpliceSeqSendmsg                      // splice_prot_sendmsg
+	fnSpliceSeqSendRing                     // splice_send_ring
+	fnSpliceSendReady                       // splice_send_ready
+	fnSpliceSeqRingReady                    // splice_ring_ready
+	fnSpliceSeqDeliverable                  // splice_recv_deliverable
+	fnSpliceSeqRecvmsg                      // splice_prot_recvmsg
+	fnSpliceSeqRecvReady                    // splice_recv_ready
+	fnSpliceSeqIsReadable                   // splice_prot_is_readable
+	fnSpliceTeardown                        // splice_teardown
+	fnSpliceSeqClose                        // splice_prot_close
+	fnSkPsockInitStrp                       // sk_psock_init_strp
+	fnSkPsockStartStrp                      // sk_psock_start_strp
+	fnSkPsockStopStrp                       // sk_psock_stop_strp
+	fnStrpDone                              // strp_done
+	fnSkPsockStrpDataReady                  // sk_psock_strp_data_ready
+	fnStrpReadSock                          // strp_read_sock
+	fnStrpRecv                              // __strp_recv
+	fnStrparserStartTimer                   // strp_start_timer
+	fnStrpAbort                             // strp_abort_strp
+	fnSkPsockStrpRead                       // sk_psock_strp_read
+	fnSkStreamError                         // sk_stream_error
+	fnTcpSendPrologue                       // tcp_sendmsg_locked
+	fnTcpIoctl                              // tcp_ioctl
+	fnTcpPoll                               // tcp_poll
+	fnTcpStreamIsReadable                   // tcp_stream_is_readable
+	fnTcpBpfProto                           // tcp_bpf_rebuild_protos
+	fnTcpBpfUpdateProto                     // tcp_bpf_update_proto
+	fnTcpBpfIoctl                           // tcp_bpf_ioctl
+	fnBpfTCPIngress                         // bpf_tcp_ingress
+	fnTcpBpfPushLocked                      // tcp_bpf_push
+	fnTcpBpfSendmsgRedir                    // tcp_bpf_sendmsg_redir
+	fnSkPsockMsgVerdict                     // sk_psock_msg_verdict
+	fnSkMsgApplyBytes                       // sk_msg_apply_bytes
+	fnTcpBpfSendVerdictLocked               // tcp_bpf_send_verdict
+	fnTcpBpfSendmsg                         // tcp_bpf_sendmsg
+	fnTcpMsgWaitDataLocked                  // tcp_msg_wait_data
+	fnIsNextMsgFin                          // is_next_msg_fin
+	fnTcpBpfRecvmsgParser                   // tcp_bpf_recvmsg_parser
+	fnTcpBpfReadParser                      // tcp_bpf_recvmsg_parser
+	fnTcpBpfRecvmsg                         // tcp_bpf_recvmsg
+	fnExtTCPDeliverOne                      // napi_schedule
+	fnExtTCPTcpDone                         // tcp_done
+	fnExtTCPDestroy                         // inet_csk_destroy_sock
+	fnExtTCPAbortOnData                     // tcp_rcv_state_process
+	fnExtTCPQueueData                       // tcp_data_queue
+	fnExtTCPTcpFin                          // tcp_fin
+	fnExtTCPTcpReset                        // tcp_reset
+	fnExtTCPEatSkb                          // tcp_eat_skb
+	fnTcpQueueRcv                           // tcp_queue_rcv
+	fnTcpEatRecvSkb                         // tcp_eat_recv_skb
+	fnTcpReadSock                           // tcp_read_sock
+	fnTcpRecvSkb                            // tcp_recv_skb
+	fnTcpReadSkb                            // tcp_read_skb
+	fnRefTCPTcpEstablish                    // tcp_connect_init
+	fnRefTCPSendReset                       // tcp_send_active_reset
+	fnRefTCPStreamMemoryFree                // sk_stream_memory_free
+	fnRefTCPStreamIsWriteable               // __sk_stream_is_writeable
+	fnRefTCPTimeWait                        // tcp_time_wait
+	fnRefTCPTcpDone                         // tcp_done
+	fnRefTCPDestroy                         // inet_csk_destroy_sock
+	fnRefTCPTcpReset                        // tcp_reset
+	fnRefTCPWriteQueuePurge                 // tcp_write_queue_purge
+	fnRefTCPCloseState                      // tcp_close_state
+	fnRefTCPSendFin                         // tcp_send_fin
+	fnRefTCPDisconnect                      // tcp_disconnect
+	fnRefTCPWinFromSpace                    // tcp_win_from_space
+	fnRefTCPTcpSpace                        // tcp_space
+	fnRefTCPTcpFullSpace                    // tcp_full_space
+	fnTcpSockReceiveWindow                  // tcp_receive_window
+	fnTcpSockWndEnd                         // tcp_wnd_end
+	fnIlog2                                 // ilog2
+	fnRefTCPSelectInitialWindow             // tcp_select_initial_window
+	fnRefTCPSndbufExpand                    // tcp_sndbuf_expand
+	fnRefTCPInitBufferSpace                 // tcp_init_buffer_space
+	fnTcpSockBoundToHalfWnd                 // tcp_bound_to_half_wnd
+	fnRefTCPRcv                             // tcp_v4_rcv
+	fnRefTCPAddBacklog                      // tcp_add_backlog
+	fnRefTCPRcvTimewait                     // tcp_timewait_state_process
+	fnRefTCPRcvStateProcess                 // tcp_rcv_state_process
+	fnRefTCPDataReady                       // tcp_data_ready
+	fnRefTCPTcpFin                          // tcp_fin
+	fnRefTCPEatSkb                          // tcp_eat_skb
+	fnRefTCPSelectWindow                    // tcp_select_window
+	fnRefTCPSelectWindowRaw                 // __tcp_select_window
+	fnRefTCPEventAckSent                    // tcp_event_ack_sent
+	fnRefTCPSendAck                         // tcp_send_ack
+	fnRefTCPSendDelayedAck                  // tcp_send_delayed_ack
+	fnTcpSockInQuickackMode                 // tcp_in_quickack_mode
+	fnRefTCPIncrQuickack                    // tcp_incr_quickack
+	fnRefTCPAckSndCheck                     // tcp_ack_snd_check
+	fnRefTCPMeasureRcvMSS                   // tcp_measure_rcv_mss
+	fnRefTCPGrowWindow                      // tcp_grow_window
+	fnRefTCPEventDataRecv                   // tcp_event_data_recv
+	fnRefTCPClampWindow                     // tcp_clamp_window
+	fnRefTCPPruneQueue                      // tcp_prune_queue
+	fnRefTCPTryRmemSchedule                 // tcp_try_rmem_schedule
+	fnRefTCPCollapse                        // tcp_collapse
+	fnRefTCPTryCoalesce                     // tcp_try_coalesce
+	fnRefTCPTcpAck                          // tcp_ack
+	fnRefTCPTcpMayUpdateWindow              // tcp_may_update_window
+	fnRefTCPCongControl                     // tcp_cong_control
+	fnRefTCPDataSndCheck                    // tcp_data_snd_check
+	fnRefTCPTcpDataQueue                    // tcp_data_queue
+	fnRefTCPFastPathCheck                   // tcp_fast_path_check
+	fnRefTCPFastPath                        // tcp_rcv_established
+	fnRefTCPTcpQueueRcv                     // tcp_queue_rcv
+	fnRefTCPRcvEstablished                  // tcp_rcv_established
+	fnRefTCPCleanupRbuf                     // __tcp_cleanup_rbuf
+	fnRefTCPReleaseCb                       // tcp_release_cb
+	fnRefTCPRcvRttMeasure                   // tcp_rcv_rtt_measure
+	fnRefTCPRcvRttMeasureTS                 // tcp_rcv_rtt_measure_ts
+	fnRefTCPRcvSpaceAdjust                  // tcp_rcv_space_adjust
+	fnRefTCPRcvbufGrow                      // tcp_rcvbuf_grow
+	fnRefTCPSendLocked                      // tcp_sendmsg_locked
+	fnRefTCPSyncMSS                         // tcp_sync_mss
+	fnRefTCPSendMSS                         // tcp_send_mss
+	fnTsoSegs                               // tcp_set_skb_tso_segs
+	fnRefTCPStreamAllocSkb                  // tcp_stream_alloc_skb
+	fnRefTCPRemoveEmptySkb                  // tcp_remove_empty_skb
+	fnTcpSockStreamMemoryFree               // __sk_stream_memory_free
+	fnTcpSockForcedPush                     // forced_push
+	fnTcpSockMarkPush                       // tcp_mark_push
+	fnTcpSockSendHead                       // tcp_send_head
+	fnRefTCPTcpPush                         // tcp_push
+	fnRefTCPPushPendingFrames               // __tcp_push_pending_frames
+	fnRefTCPPushOne                         // tcp_push_one
+	fnTcpSockMinshallCheck                  // tcp_minshall_check
+	fnRefTCPNagleCheck                      // tcp_nagle_check
+	fnRefTCPNagleTest                       // tcp_nagle_test
+	fnRefTCPSndWndTest                      // tcp_snd_wnd_test
+	fnRefTCPCwndTest                        // tcp_cwnd_test
+	fnRefTCPMssSplitPoint                   // tcp_mss_split_point
+	fnRefTCPTsoShouldDefer                  // tcp_tso_should_defer
+	fnRefTCPGrowSkb                         // tcp_grow_skb
+	fnPageAllocSkbShift                     // skb_shift
+	fnRefTCPTsoFragment                     // tso_fragment
+	fnRefTCPWriteXmit                       // tcp_write_xmit
+	fnRefTCPEventNewDataSent                // tcp_event_new_data_sent
+	fnRefTCPTransmitSkb                     // __tcp_transmit_skb
+	fnRefTCPGsoSegment                      // gso_features_check
+	fnSkbCloned                             // skb_cloned
+	fnRefTCPCheckSpace                      // tcp_check_space
+	fnRefTCPNewSpace                        // tcp_new_space
+	fnRefTCPScheduleLossProbe               // tcp_schedule_loss_probe
+	fnRefTCPSendLossProbe                   // tcp_send_loss_probe
+	fnRefTCPDelackTimer                     // tcp_delack_timer_handler
+	fnTcpResetErr                           // tcp_reset
+	fnTcpDoneSock                           // tcp_done
+	fnTcpCloseState                         // tcp_close_state
+	fnMsgZerocopyRealloc                    // msg_zerocopy_realloc
+	fnMsgZerocopyAlloc                      // msg_zerocopy_alloc
+	fnNetZcopyGet                           // net_zcopy_get
+	fnNetZcopyPut                           // net_zcopy_put
+	fnNetZcopyPutAbort                      // net_zcopy_put_abort
+	fnSkbZcopySet                           // skb_zcopy_set
+	fnSkbZcopyClear                         // skb_zcopy_clear
+	fnSkbOrphanFragsRx                      // skb_orphan_frags_rx
+	fnUbufInfoMsgZerocopyComplete           // msg_zerocopy_complete
+	fnUbufInfoMsgZerocopyCallback           // __msg_zerocopy_callback
+	fnIpRecvError                           // ip_recv_error
 
 	numFn // the number of mirrored functions
 )
@@ -373,311 +384,330 @@ var leafFns = [...]Fn{
 	fnPageAllocSkbShift,
 	fnSkbCloned,
 	fnTcpResetErr,
+	fnNetZcopyGet,
+	fnNetZcopyPut,
+	fnNetZcopyPutAbort,
+	fnSkbZcopySet,
+	fnSkbZcopyClear,
+	fnSkbOrphanFragsRx,
+	fnUbufInfoMsgZerocopyComplete,
+	fnUbufInfoMsgZerocopyCallback,
 }
 
 var fnTable = [numFn]fnInfo{
-	fnTaskWaitEvent:             {"task.waitEvent", "wait_event_interruptible_timeout", "explore.go"},
-	fnPageAllocAllocPage:        {"pageAlloc.allocPage", "alloc_pages", "page.go"},
-	fnPageAllocKmalloc:          {"pageAlloc.kmalloc", "kmalloc", "page.go"},
-	fnGetPage:                   {"getPage", "get_page", "page.go"},
-	fnPageAllocPutPage:          {"pageAlloc.putPage", "put_page", "page.go"},
-	fnPageAllocRefill:           {"pageAlloc.refill", "skb_page_frag_refill", "page.go"},
-	fnPipeLock:                  {"pipe.lock", "pipe_lock", "pipe.go"},
-	fnPipeUnlock:                {"pipe.unlock", "pipe_unlock", "pipe.go"},
-	fnNewPipe:                   {"newPipe", "alloc_pipe_info", "pipe.go"},
-	fnPipeOccupancy:             {"pipe.occupancy", "pipe_occupancy", "pipe.go"},
-	fnPipeFull:                  {"pipe.full", "pipe_full", "pipe.go"},
-	fnPipeEmpty:                 {"pipe.empty", "pipe_empty", "pipe.go"},
-	fnAddToPipe:                 {"addToPipe", "add_to_pipe", "pipe.go"},
-	fnPipeBufRelease:            {"pipeBufRelease", "pipe_buf_release", "pipe.go"},
-	fnRoundPipeSize:             {"roundPipeSize", "round_pipe_size", "pipe.go"},
-	fnPipePipeSetSize:           {"pipe.pipeSetSize", "pipe_set_size", "pipe.go"},
-	fnPipeRead:                  {"pipeRead", "pipe_read", "pipe.go"},
-	fnPipeRelease:               {"pipeRelease", "free_pipe_info", "pipe.go"},
-	fnSockPoll:                  {"sockPoll", "sock_poll", "poll.go"},
-	fnSockMapRedirectAllowed:    {"sockMapRedirectAllowed", "sock_map_redirect_allowed", "progs.go"},
-	fnSkPsock:                   {"skPsock", "sk_psock", "psock.go"},
-	fnSkPsockGet:                {"skPsockGet", "sk_psock_get", "psock.go"},
-	fnSkPsockPut:                {"skPsockPut", "sk_psock_put", "psock.go"},
-	fnSkPsockInit:               {"skPsockInit", "sk_psock_init", "psock.go"},
-	fnSkPsockQueueMsg:           {"skPsockQueueMsg", "sk_psock_queue_msg", "psock.go"},
-	fnPsockSkPsockDequeueMsg:    {"psock.skPsockDequeueMsg", "sk_psock_dequeue_msg", "psock.go"},
-	fnPsockSkPsockPeekMsg:       {"psock.skPsockPeekMsg", "sk_psock_peek_msg", "psock.go"},
-	fnSkPsockQueueEmpty:         {"skPsockQueueEmpty", "sk_psock_queue_empty", "psock.go"},
-	fnSkPsockDataReady:          {"skPsockDataReady", "sk_psock_data_ready", "psock.go"},
-	fnKfreeSkMsg:                {"kfreeSkMsg", "kfree_sk_msg", "psock.go"},
-	fnSkMsgRecvmsg:              {"skMsgRecvmsg", "__sk_msg_recvmsg", "psock.go"},
-	fnSkMsgIsReadable:           {"skMsgIsReadable", "sk_msg_is_readable", "psock.go"},
-	fnSkPsockStop:               {"skPsockStop", "sk_psock_stop", "psock.go"},
-	fnSkPsockCorkFree:           {"skPsockCorkFree", "sk_psock_cork_free", "psock.go"},
-	fnSkPsockDrop:               {"skPsockDrop", "sk_psock_drop", "psock.go"},
-	fnSkPsockRestoreProto:       {"skPsockRestoreProto", "sk_psock_restore_proto", "psock.go"},
-	fnSkPsockDestroy:            {"skPsockDestroy", "sk_psock_destroy", "psock.go"},
-	fnSkPsockZapIngress:         {"skPsockZapIngress", "__sk_psock_zap_ingress", "psock.go"},
-	fnSkPsockMapVerd:            {"skPsockMapVerd", "sk_psock_map_verd", "psock.go"},
-	fnSkPsockStartVerdict:       {"skPsockStartVerdict", "sk_psock_start_verdict", "psock.go"},
-	fnSkPsockStopVerdict:        {"skPsockStopVerdict", "sk_psock_stop_verdict", "psock.go"},
-	fnSkPsockWriteSpace:         {"skPsockWriteSpace", "sk_psock_write_space", "psock.go"},
-	fnSkPsockVerdictDataReady:   {"skPsockVerdictDataReady", "sk_psock_verdict_data_ready", "psock.go"},
-	fnSkPsockVerdictRecv:        {"skPsockVerdictRecv", "sk_psock_verdict_recv", "psock.go"},
-	fnSkPsockVerdictApply:       {"skPsockVerdictApply", "sk_psock_verdict_apply", "psock.go"},
-	fnSkPsockSkbRedirect:        {"skPsockSkbRedirect", "sk_psock_skb_redirect", "psock.go"},
-	fnScheduleWork:              {"scheduleWork", "schedule_delayed_work", "psock.go"},
-	fnSkPsockSkbIngressSelf:     {"skPsockSkbIngressSelf", "sk_psock_skb_ingress_self", "psock.go"},
-	fnSkPsockSkbIngress:         {"skPsockSkbIngress", "sk_psock_skb_ingress", "psock.go"},
-	fnSkPsockSkbIngressEnqueue:  {"skPsockSkbIngressEnqueue", "sk_psock_skb_ingress_enqueue", "psock.go"},
-	fnSkbToSgvec:                {"skbToSgvec", "skb_to_sgvec", "psock.go"},
-	fnSkPsockBacklog:            {"skPsockBacklog", "sk_psock_backlog", "psock.go"},
-	fnSkPsockHandleSkb:          {"skPsockHandleSkb", "sk_psock_handle_skb", "psock.go"},
-	fnSkbSendSock:               {"skbSendSock", "skb_send_sock", "psock.go"},
-	fnTcpSendmsgCopyPage:        {"tcpSendmsgCopyPage", "tcp_sendmsg_locked", "push61.go"},
-	fnSchedLocalBhDisable:       {"sched.localBhDisable", "local_bh_disable", "sched.go"},
-	fnSchedLocalBhEnable:        {"sched.localBhEnable", "local_bh_enable", "sched.go"},
-	fnTaskWaitWoken:             {"task.waitWoken", "wait_woken", "sched.go"},
-	fnSkBuffSkbGet:              {"skBuff.skbGet", "skb_get", "skbuff.go"},
-	fnSkBuffCopyBitsInto:        {"skBuff.copyBitsInto", "skb_copy_bits", "skbuff.go"},
-	fnSkbLinearize:              {"skbLinearize", "skb_linearize", "skbuff.go"},
-	fnRxCopybreak:               {"rxCopybreak", "napi_alloc_skb", "skbuff.go"},
-	fnSkMsgIterVarNext:          {"skMsgIterVarNext", "sk_msg_iter_var_next", "skmsg.go"},
-	fnSkMsgIterVarPrev:          {"skMsgIterVarPrev", "sk_msg_iter_var_prev", "skmsg.go"},
-	fnSkMsgIterDist:             {"skMsgIterDist", "sk_msg_iter_dist", "skmsg.go"},
-	fnSkMsgElemUsed:             {"skMsg.elemUsed", "sk_msg_elem_used", "skmsg.go"},
-	fnSkMsgFull:                 {"skMsg.full", "sk_msg_full", "skmsg.go"},
-	fnSkMsgElem:                 {"skMsg.elem", "sk_msg_elem", "skmsg.go"},
-	fnSkMsgInit:                 {"skMsg.init", "sk_msg_init", "skmsg.go"},
-	fnNewSkMsg:                  {"newSkMsg", "alloc_sk_msg", "skmsg.go"},
-	fnSkMsgXfer:                 {"skMsgXfer", "sk_msg_xfer", "skmsg.go"},
-	fnSkMsgPageAdd:              {"skMsg.pageAdd", "sk_msg_page_add", "skmsg.go"},
-	fnSkMsgTryCoalesceOK:        {"skMsg.tryCoalesceOK", "sk_msg_try_coalesce_ok", "skmsg.go"},
-	fnSkMsgAlloc:                {"skMsgAlloc", "sk_msg_alloc", "skmsg.go"},
-	fnSkMsgMemcopyFromIter:      {"skMsg.memcopyFromIter", "sk_msg_memcopy_from_iter", "skmsg.go"},
-	fnSkMsgFreeElem:             {"skMsgFreeElem", "sk_msg_free_elem", "skmsg.go"},
-	fnSkMsgFree:                 {"skMsgFree", "sk_msg_free", "skmsg.go"},
-	fnSkMsgFreePartial:          {"skMsgFreePartial", "sk_msg_free_partial", "skmsg.go"},
-	fnSkMsgTrim:                 {"skMsgTrim", "sk_msg_trim", "skmsg.go"},
-	fnSockDefReadable:           {"sockDefReadable", "sock_def_readable", "sock.go"},
-	fnSockDefWakeup:             {"sockDefWakeup", "sock_def_wakeup", "sock.go"},
-	fnSockDefErrorReport:        {"sockDefErrorReport", "sock_def_error_report", "sock.go"},
-	fnSkStreamWriteSpace:        {"skStreamWriteSpace", "sk_stream_write_space", "sock.go"},
-	fnSockLockSock:              {"sock.lockSock", "lock_sock", "sock.go"},
-	fnSockSockOwnedByMe:         {"sock.sockOwnedByMe", "sock_owned_by_me", "sock.go"},
-	fnSockReleaseSock:           {"sock.releaseSock", "release_sock", "sock.go"},
-	fnSockFlushBacklog:          {"sock.flushBacklog", "sk_flush_backlog", "sock.go"},
-	fnSockSockError:             {"sock.sockError", "sock_error", "sock.go"},
-	fnSockSockRcvtimeo:          {"sock.sockRcvtimeo", "sock_rcvtimeo", "sock.go"},
-	fnSockSkWaitEventLocked:     {"sock.skWaitEventLocked", "sk_wait_event", "sock.go"},
-	fnSockSkWaitDataLocked:      {"sock.skWaitDataLocked", "sk_wait_data", "sock.go"},
-	fnSkSetOwnerR:               {"skSetOwnerR", "skb_set_owner_r", "sock.go"},
-	fnSockMemSchedule:           {"sock.memSchedule", "__sk_mem_schedule", "sock.go"},
-	fnSockMemCharge:             {"sock.memCharge", "sk_mem_reclaim", "sock.go"},
-	fnFreeSkb:                   {"freeSkb", "kfree_skb", "sock.go"},
-	fnSkbOrphan:                 {"skbOrphan", "skb_orphan", "sock.go"},
-	fnSkbSetOwnerSkSafe:         {"skbSetOwnerSkSafe", "skb_set_owner_sk_safe", "sock.go"},
-	fnSockHold:                  {"sockHold", "sock_hold", "sock.go"},
-	fnSockPut:                   {"sockPut", "sock_put", "sock.go"},
-	fnSockInetRelease:           {"sock.inetRelease", "inet_release", "sock.go"},
-	fnInetShutdown:              {"inetShutdown", "inet_shutdown", "sock.go"},
-	fnIovIterCopyInTagged:       {"iovIter.copyInTagged", "copy_to_iter", "sock.go"},
-	fnSrcIterLeft:               {"srcIter.left", "msg_data_left", "sock.go"},
-	fnSrcIterRevert:             {"srcIter.revert", "iov_iter_revert", "sock.go"},
-	fnSkStreamWaitMemoryLocked:  {"skStreamWaitMemoryLocked", "sk_stream_wait_memory", "sock.go"},
-	fnMapCreate:                 {"mapCreate", "sock_map_alloc", "sockmap.go"},
-	fnBpfMapLookup:              {"bpfMap.lookup", "__sock_map_lookup_elem", "sockmap.go"},
-	fnBpfMapProgAttach:          {"bpfMap.progAttach", "sock_map_prog_update", "sockmap.go"},
-	fnMapUpdate:                 {"mapUpdate", "sock_map_update_elem_sys", "sockmap.go"},
-	fnMapUpdateCommon:           {"mapUpdateCommon", "sock_map_update_common", "sockmap.go"},
-	fnMapDelete:                 {"mapDelete", "sock_map_delete_elem", "sockmap.go"},
-	fnSockMapLink:               {"sockMapLink", "sock_map_link", "sockmap.go"},
-	fnSockMapUnref:              {"sockMapUnref", "sock_map_unref", "sockmap.go"},
-	fnSockMapDelLink:            {"sockMapDelLink", "sock_map_del_link", "sockmap.go"},
-	fnSockMapRemoveLinks:        {"sockMapRemoveLinks", "sock_map_remove_links", "sockmap.go"},
-	fnSockMapClose:              {"sockMapClose", "sock_map_close", "sockmap.go"},
-	fnFillPage:                  {"fillPage", "spd_fill_page", "splice.go"},
-	fnLinearToPage:              {"linearToPage", "linear_to_page", "splice.go"},
-	fnSkbSpliceBits:             {"skbSpliceBits", "skb_splice_bits", "splice.go"},
-	fnSpliceToPipe:              {"spliceToPipe", "splice_to_pipe", "splice.go"},
-	fnTcpSpliceRead:             {"tcpSpliceRead", "tcp_splice_read", "splice.go"},
-	fnSpliceSockToPipe:          {"spliceSockToPipe", "do_splice", "splice.go"},
-	fnPercpuRefTryGetLive:       {"percpuRef.tryGetLive", "percpu_ref_tryget_live", "splice_loopback.go"},
-	fnPercpuRefPut:              {"percpuRef.put", "percpu_ref_put", "splice_loopback.go"},
-	fnPercpuRefKill:             {"percpuRef.kill", "percpu_ref_kill", "splice_loopback.go"},
-	fnSkPsockIsSpliced:          {"skPsockIsSpliced", "sk_psock_is_spliced", "splice_loopback.go"},
-	fnSpliceRingRefRelease:      {"spliceRingRefRelease", "splice_ring_ref_release", "splice_loopback.go"},
-	fnSpliceGetOrAlloc:          {"spliceGetOrAlloc", "splice_get_or_alloc", "splice_loopback.go"},
-	fnSpliceRingAlloc:           {"spliceRingAlloc", "splice_ring_alloc", "splice_loopback.go"},
-	fnSpliceRingFree:            {"spliceRingFree", "splice_ring_free", "splice_loopback.go"},
-	fnSpliceWake:                {"spliceWake", "splice_wake", "splice_loopback.go"},
-	fnSpliceWakeSync:            {"spliceWakeSync", "splice_wake_sync", "splice_loopback.go"},
-	fnTcpBpfSpliceSendmsg:       {"tcpBpfSpliceSendmsg", "tcp_bpf_splice_sendmsg", "splice_loopback.go"},
-	fnSpliceSendRing:            {"spliceSendRing", "splice_send_ring", "splice_loopback.go"},
-	fnSpliceRingWrite:           {"spliceRingWrite", "splice_ring_write", "splice_loopback.go"},
-	fnSpliceRingRead:            {"spliceRingRead", "splice_ring_read", "splice_loopback.go"},
-	fnSpliceRingHasData:         {"spliceRingHasData", "splice_ring_has_data", "splice_loopback.go"},
-	fnSpliceRecvReady:           {"spliceRecvReady", "splice_recv_ready", "splice_loopback.go"},
-	fnSpliceBusyLoop:            {"spliceBusyLoop", "splice_busy_loop", "splice_loopback.go"},
-	fnTcpBpfIsReadable:          {"tcpBpfIsReadable", "tcp_bpf_is_readable", "splice_loopback.go"},
-	fnTcpBpfSpliceRecvmsg:       {"tcpBpfSpliceRecvmsg", "tcp_bpf_splice_recvmsg", "splice_loopback.go"},
-	fnBpfSockSplicePair:         {"bpfSockSplicePair", "bpf_sock_splice_pair", "splice_loopback.go"},
-	fnSpliceValidate:            {"spliceValidate", "splice_validate", "splice_loopback.go"},
-	fnTcpBpfSpliceUnpair:        {"tcpBpfSpliceUnpair", "tcp_bpf_splice_unpair", "splice_loopback.go"},
-	fnTcpBpfSpliceDestroy:       {"tcpBpfSpliceDestroy", "tcp_bpf_splice_destroy", "splice_loopback.go"},
-	fnSockOpsSplicePair:         {"sockOpsSplicePair", "tcp_init_transfer", "splice_loopback.go"},
-	fnCopySpliceRead:            {"copySpliceRead", "copy_splice_read", "splice_read.go"},
-	fnChanLookup:                {"chanLookup", "chan_lookup", "splice_seq.go"},
-	fnChanGetOrAlloc:            {"chanGetOrAlloc", "chan_get_or_alloc", "splice_seq.go"},
-	fnChanRefRelease:            {"chanRefRelease", "chan_ref_release", "splice_seq.go"},
-	fnChanRegisterAndPair:       {"chanRegisterAndPair", "chan_register_and_pair", "splice_seq.go"},
-	fnChanUnpair:                {"chanUnpair", "chan_unpair", "splice_seq.go"},
-	fnChanDestroy:               {"chanDestroy", "chan_destroy", "splice_seq.go"},
-	fnBpfTcpSplicePair:          {"bpfTcpSplicePair", "bpf_tcp_splice_pair", "splice_seq.go"},
-	fnSpliceInstall:             {"spliceInstall", "splice_install", "splice_seq.go"},
-	fnSpliceSeqSendmsg:          {"spliceSeqSendmsg", "splice_prot_sendmsg", "splice_seq.go"},
-	fnSpliceSeqSendRing:         {"spliceSeqSendRing", "splice_send_ring", "splice_seq.go"},
-	fnSpliceSendReady:           {"spliceSendReady", "splice_send_ready", "splice_seq.go"},
-	fnSpliceSeqRingReady:        {"spliceSeqRingReady", "splice_ring_ready", "splice_seq.go"},
-	fnSpliceSeqDeliverable:      {"spliceSeqDeliverable", "splice_recv_deliverable", "splice_seq.go"},
-	fnSpliceSeqRecvmsg:          {"spliceSeqRecvmsg", "splice_prot_recvmsg", "splice_seq.go"},
-	fnSpliceSeqRecvReady:        {"spliceSeqRecvReady", "splice_recv_ready", "splice_seq.go"},
-	fnSpliceSeqIsReadable:       {"spliceSeqIsReadable", "splice_prot_is_readable", "splice_seq.go"},
-	fnSpliceTeardown:            {"spliceTeardown", "splice_teardown", "splice_seq.go"},
-	fnSpliceSeqClose:            {"spliceSeqClose", "splice_prot_close", "splice_seq.go"},
-	fnSkPsockInitStrp:           {"skPsockInitStrp", "sk_psock_init_strp", "strparser.go"},
-	fnSkPsockStartStrp:          {"skPsockStartStrp", "sk_psock_start_strp", "strparser.go"},
-	fnSkPsockStopStrp:           {"skPsockStopStrp", "sk_psock_stop_strp", "strparser.go"},
-	fnStrpDone:                  {"strpDone", "strp_done", "strparser.go"},
-	fnSkPsockStrpDataReady:      {"skPsockStrpDataReady", "sk_psock_strp_data_ready", "strparser.go"},
-	fnStrpReadSock:              {"strpReadSock", "strp_read_sock", "strparser.go"},
-	fnStrpRecv:                  {"strpRecv", "__strp_recv", "strparser.go"},
-	fnStrparserStartTimer:       {"strparser.startTimer", "strp_start_timer", "strparser.go"},
-	fnStrpAbort:                 {"strpAbort", "strp_abort_strp", "strparser.go"},
-	fnSkPsockStrpRead:           {"skPsockStrpRead", "sk_psock_strp_read", "strparser.go"},
-	fnSkStreamError:             {"skStreamError", "sk_stream_error", "tcp.go"},
-	fnTcpSendPrologue:           {"tcpSendPrologue", "tcp_sendmsg_locked", "tcp.go"},
-	fnTcpIoctl:                  {"tcpIoctl", "tcp_ioctl", "tcp.go"},
-	fnTcpPoll:                   {"tcpPoll", "tcp_poll", "tcp.go"},
-	fnTcpStreamIsReadable:       {"tcpStreamIsReadable", "tcp_stream_is_readable", "tcp.go"},
-	fnTcpBpfProto:               {"tcpBpfProto", "tcp_bpf_rebuild_protos", "tcp_bpf.go"},
-	fnTcpBpfUpdateProto:         {"tcpBpfUpdateProto", "tcp_bpf_update_proto", "tcp_bpf.go"},
-	fnTcpBpfIoctl:               {"tcpBpfIoctl", "tcp_bpf_ioctl", "tcp_bpf.go"},
-	fnBpfTCPIngress:             {"bpfTCPIngress", "bpf_tcp_ingress", "tcp_bpf.go"},
-	fnTcpBpfPushLocked:          {"tcpBpfPushLocked", "tcp_bpf_push", "tcp_bpf.go"},
-	fnTcpBpfSendmsgRedir:        {"tcpBpfSendmsgRedir", "tcp_bpf_sendmsg_redir", "tcp_bpf.go"},
-	fnSkPsockMsgVerdict:         {"skPsockMsgVerdict", "sk_psock_msg_verdict", "tcp_bpf.go"},
-	fnSkMsgApplyBytes:           {"skMsgApplyBytes", "sk_msg_apply_bytes", "tcp_bpf.go"},
-	fnTcpBpfSendVerdictLocked:   {"tcpBpfSendVerdictLocked", "tcp_bpf_send_verdict", "tcp_bpf.go"},
-	fnTcpBpfSendmsg:             {"tcpBpfSendmsg", "tcp_bpf_sendmsg", "tcp_bpf.go"},
-	fnTcpMsgWaitDataLocked:      {"tcpMsgWaitDataLocked", "tcp_msg_wait_data", "tcp_bpf.go"},
-	fnIsNextMsgFin:              {"isNextMsgFin", "is_next_msg_fin", "tcp_bpf.go"},
-	fnTcpBpfRecvmsgParser:       {"tcpBpfRecvmsgParser", "tcp_bpf_recvmsg_parser", "tcp_bpf.go"},
-	fnTcpBpfReadParser:          {"tcpBpfReadParser", "tcp_bpf_recvmsg_parser", "tcp_bpf.go"},
-	fnTcpBpfRecvmsg:             {"tcpBpfRecvmsg", "tcp_bpf_recvmsg", "tcp_bpf.go"},
-	fnExtTCPDeliverOne:          {"extTCP.deliverOne", "napi_schedule", "tcp_ext.go"},
-	fnExtTCPTcpDone:             {"extTCP.tcpDone", "tcp_done", "tcp_ext_close.go"},
-	fnExtTCPDestroy:             {"extTCP.destroy", "inet_csk_destroy_sock", "tcp_ext_close.go"},
-	fnExtTCPAbortOnData:         {"extTCP.abortOnData", "tcp_rcv_state_process", "tcp_ext_rcv.go"},
-	fnExtTCPQueueData:           {"extTCP.queueData", "tcp_data_queue", "tcp_ext_rcv.go"},
-	fnExtTCPTcpFin:              {"extTCP.tcpFin", "tcp_fin", "tcp_ext_rcv.go"},
-	fnExtTCPTcpReset:            {"extTCP.tcpReset", "tcp_reset", "tcp_ext_rcv.go"},
-	fnExtTCPEatSkb:              {"extTCP.EatSkb", "tcp_eat_skb", "tcp_ext_rcv.go"},
-	fnTcpQueueRcv:               {"tcpQueueRcv", "tcp_queue_rcv", "tcp_ext_rcv.go"},
-	fnTcpEatRecvSkb:             {"tcpEatRecvSkb", "tcp_eat_recv_skb", "tcp_read.go"},
-	fnTcpReadSock:               {"tcpReadSock", "tcp_read_sock", "tcp_read.go"},
-	fnTcpRecvSkb:                {"tcpRecvSkb", "tcp_recv_skb", "tcp_read.go"},
-	fnTcpReadSkb:                {"tcpReadSkb", "tcp_read_skb", "tcp_read.go"},
-	fnRefTCPTcpEstablish:        {"refTCP.tcpEstablish", "tcp_connect_init", "tcp_ref.go"},
-	fnRefTCPSendReset:           {"refTCP.sendReset", "tcp_send_active_reset", "tcp_ref.go"},
-	fnRefTCPStreamMemoryFree:    {"refTCP.StreamMemoryFree", "sk_stream_memory_free", "tcp_ref.go"},
-	fnRefTCPStreamIsWriteable:   {"refTCP.StreamIsWriteable", "__sk_stream_is_writeable", "tcp_ref.go"},
-	fnRefTCPTimeWait:            {"refTCP.timeWait", "tcp_time_wait", "tcp_ref_close.go"},
-	fnRefTCPTcpDone:             {"refTCP.tcpDone", "tcp_done", "tcp_ref_close.go"},
-	fnRefTCPDestroy:             {"refTCP.destroy", "inet_csk_destroy_sock", "tcp_ref_close.go"},
-	fnRefTCPTcpReset:            {"refTCP.tcpReset", "tcp_reset", "tcp_ref_close.go"},
-	fnRefTCPWriteQueuePurge:     {"refTCP.writeQueuePurge", "tcp_write_queue_purge", "tcp_ref_close.go"},
-	fnRefTCPCloseState:          {"refTCP.closeState", "tcp_close_state", "tcp_ref_close.go"},
-	fnRefTCPSendFin:             {"refTCP.sendFin", "tcp_send_fin", "tcp_ref_close.go"},
-	fnRefTCPDisconnect:          {"refTCP.disconnect", "tcp_disconnect", "tcp_ref_close.go"},
-	fnRefTCPWinFromSpace:        {"refTCP.winFromSpace", "tcp_win_from_space", "tcp_ref_flow.go"},
-	fnRefTCPTcpSpace:            {"refTCP.tcpSpace", "tcp_space", "tcp_ref_flow.go"},
-	fnRefTCPTcpFullSpace:        {"refTCP.tcpFullSpace", "tcp_full_space", "tcp_ref_flow.go"},
-	fnTcpSockReceiveWindow:      {"tcpSock.receiveWindow", "tcp_receive_window", "tcp_ref_flow.go"},
-	fnTcpSockWndEnd:             {"tcpSock.wndEnd", "tcp_wnd_end", "tcp_ref_flow.go"},
-	fnIlog2:                     {"ilog2", "ilog2", "tcp_ref_flow.go"},
-	fnRefTCPSelectInitialWindow: {"refTCP.selectInitialWindow", "tcp_select_initial_window", "tcp_ref_flow.go"},
-	fnRefTCPSndbufExpand:        {"refTCP.sndbufExpand", "tcp_sndbuf_expand", "tcp_ref_flow.go"},
-	fnRefTCPInitBufferSpace:     {"refTCP.initBufferSpace", "tcp_init_buffer_space", "tcp_ref_flow.go"},
-	fnTcpSockBoundToHalfWnd:     {"tcpSock.boundToHalfWnd", "tcp_bound_to_half_wnd", "tcp_ref_flow.go"},
-	fnRefTCPRcv:                 {"refTCP.rcv", "tcp_v4_rcv", "tcp_ref_rcv.go"},
-	fnRefTCPAddBacklog:          {"refTCP.addBacklog", "tcp_add_backlog", "tcp_ref_rcv.go"},
-	fnRefTCPRcvTimewait:         {"refTCP.rcvTimewait", "tcp_timewait_state_process", "tcp_ref_rcv.go"},
-	fnRefTCPRcvStateProcess:     {"refTCP.rcvStateProcess", "tcp_rcv_state_process", "tcp_ref_rcv.go"},
-	fnRefTCPDataReady:           {"refTCP.DataReady", "tcp_data_ready", "tcp_ref_rcv.go"},
-	fnRefTCPTcpFin:              {"refTCP.tcpFin", "tcp_fin", "tcp_ref_rcv.go"},
-	fnRefTCPEatSkb:              {"refTCP.EatSkb", "tcp_eat_skb", "tcp_ref_rcv.go"},
-	fnRefTCPSelectWindow:        {"refTCP.selectWindow", "tcp_select_window", "tcp_ref_rcv.go"},
-	fnRefTCPSelectWindowRaw:     {"refTCP.selectWindowRaw", "__tcp_select_window", "tcp_ref_rcv.go"},
-	fnRefTCPEventAckSent:        {"refTCP.eventAckSent", "tcp_event_ack_sent", "tcp_ref_rcv.go"},
-	fnRefTCPSendAck:             {"refTCP.sendAck", "tcp_send_ack", "tcp_ref_rcv.go"},
-	fnRefTCPSendDelayedAck:      {"refTCP.sendDelayedAck", "tcp_send_delayed_ack", "tcp_ref_rcv.go"},
-	fnTcpSockInQuickackMode:     {"tcpSock.inQuickackMode", "tcp_in_quickack_mode", "tcp_ref_rcv.go"},
-	fnRefTCPIncrQuickack:        {"refTCP.incrQuickack", "tcp_incr_quickack", "tcp_ref_rcv.go"},
-	fnRefTCPAckSndCheck:         {"refTCP.ackSndCheck", "tcp_ack_snd_check", "tcp_ref_rcv.go"},
-	fnRefTCPMeasureRcvMSS:       {"refTCP.measureRcvMSS", "tcp_measure_rcv_mss", "tcp_ref_rcv.go"},
-	fnRefTCPGrowWindow:          {"refTCP.growWindow", "tcp_grow_window", "tcp_ref_rcv.go"},
-	fnRefTCPEventDataRecv:       {"refTCP.eventDataRecv", "tcp_event_data_recv", "tcp_ref_rcv.go"},
-	fnRefTCPClampWindow:         {"refTCP.clampWindow", "tcp_clamp_window", "tcp_ref_rcv.go"},
-	fnRefTCPPruneQueue:          {"refTCP.pruneQueue", "tcp_prune_queue", "tcp_ref_rcv.go"},
-	fnRefTCPTryRmemSchedule:     {"refTCP.tryRmemSchedule", "tcp_try_rmem_schedule", "tcp_ref_rcv.go"},
-	fnRefTCPCollapse:            {"refTCP.collapse", "tcp_collapse", "tcp_ref_rcv.go"},
-	fnRefTCPTryCoalesce:         {"refTCP.tryCoalesce", "tcp_try_coalesce", "tcp_ref_rcv.go"},
-	fnRefTCPTcpAck:              {"refTCP.tcpAck", "tcp_ack", "tcp_ref_rcv.go"},
-	fnRefTCPTcpMayUpdateWindow:  {"refTCP.tcpMayUpdateWindow", "tcp_may_update_window", "tcp_ref_rcv.go"},
-	fnRefTCPCongControl:         {"refTCP.congControl", "tcp_cong_control", "tcp_ref_rcv.go"},
-	fnRefTCPDataSndCheck:        {"refTCP.dataSndCheck", "tcp_data_snd_check", "tcp_ref_rcv.go"},
-	fnRefTCPTcpDataQueue:        {"refTCP.tcpDataQueue", "tcp_data_queue", "tcp_ref_rcv.go"},
-	fnRefTCPFastPathCheck:       {"refTCP.fastPathCheck", "tcp_fast_path_check", "tcp_ref_rcv.go"},
-	fnRefTCPFastPath:            {"refTCP.fastPath", "tcp_rcv_established", "tcp_ref_rcv.go"},
-	fnRefTCPTcpQueueRcv:         {"refTCP.tcpQueueRcv", "tcp_queue_rcv", "tcp_ref_rcv.go"},
-	fnRefTCPRcvEstablished:      {"refTCP.rcvEstablished", "tcp_rcv_established", "tcp_ref_rcv.go"},
-	fnRefTCPCleanupRbuf:         {"refTCP.cleanupRbuf", "__tcp_cleanup_rbuf", "tcp_ref_rcv.go"},
-	fnRefTCPReleaseCb:           {"refTCP.releaseCb", "tcp_release_cb", "tcp_ref_rcv.go"},
-	fnRefTCPRcvRttMeasure:       {"refTCP.rcvRttMeasure", "tcp_rcv_rtt_measure", "tcp_ref_rcv.go"},
-	fnRefTCPRcvRttMeasureTS:     {"refTCP.rcvRttMeasureTS", "tcp_rcv_rtt_measure_ts", "tcp_ref_rcv.go"},
-	fnRefTCPRcvSpaceAdjust:      {"refTCP.rcvSpaceAdjust", "tcp_rcv_space_adjust", "tcp_ref_rcv.go"},
-	fnRefTCPRcvbufGrow:          {"refTCP.rcvbufGrow", "tcp_rcvbuf_grow", "tcp_ref_rcv.go"},
-	fnRefTCPSendLocked:          {"refTCP.sendLocked", "tcp_sendmsg_locked", "tcp_ref_snd.go"},
-	fnRefTCPSyncMSS:             {"refTCP.syncMSS", "tcp_sync_mss", "tcp_ref_snd.go"},
-	fnRefTCPSendMSS:             {"refTCP.sendMSS", "tcp_send_mss", "tcp_ref_snd.go"},
-	fnTsoSegs:                   {"tsoSegs", "tcp_set_skb_tso_segs", "tcp_ref_snd.go"},
-	fnRefTCPStreamAllocSkb:      {"refTCP.streamAllocSkb", "tcp_stream_alloc_skb", "tcp_ref_snd.go"},
-	fnRefTCPRemoveEmptySkb:      {"refTCP.removeEmptySkb", "tcp_remove_empty_skb", "tcp_ref_snd.go"},
-	fnTcpSockStreamMemoryFree:   {"tcpSock.streamMemoryFree", "__sk_stream_memory_free", "tcp_ref_snd.go"},
-	fnTcpSockForcedPush:         {"tcpSock.forcedPush", "forced_push", "tcp_ref_snd.go"},
-	fnTcpSockMarkPush:           {"tcpSock.markPush", "tcp_mark_push", "tcp_ref_snd.go"},
-	fnTcpSockSendHead:           {"tcpSock.sendHead", "tcp_send_head", "tcp_ref_snd.go"},
-	fnRefTCPTcpPush:             {"refTCP.tcpPush", "tcp_push", "tcp_ref_snd.go"},
-	fnRefTCPPushPendingFrames:   {"refTCP.pushPendingFrames", "__tcp_push_pending_frames", "tcp_ref_snd.go"},
-	fnRefTCPPushOne:             {"refTCP.pushOne", "tcp_push_one", "tcp_ref_snd.go"},
-	fnTcpSockMinshallCheck:      {"tcpSock.minshallCheck", "tcp_minshall_check", "tcp_ref_snd.go"},
-	fnRefTCPNagleCheck:          {"refTCP.nagleCheck", "tcp_nagle_check", "tcp_ref_snd.go"},
-	fnRefTCPNagleTest:           {"refTCP.nagleTest", "tcp_nagle_test", "tcp_ref_snd.go"},
-	fnRefTCPSndWndTest:          {"refTCP.sndWndTest", "tcp_snd_wnd_test", "tcp_ref_snd.go"},
-	fnRefTCPCwndTest:            {"refTCP.cwndTest", "tcp_cwnd_test", "tcp_ref_snd.go"},
-	fnRefTCPMssSplitPoint:       {"refTCP.mssSplitPoint", "tcp_mss_split_point", "tcp_ref_snd.go"},
-	fnRefTCPTsoShouldDefer:      {"refTCP.tsoShouldDefer", "tcp_tso_should_defer", "tcp_ref_snd.go"},
-	fnRefTCPGrowSkb:             {"refTCP.growSkb", "tcp_grow_skb", "tcp_ref_snd.go"},
-	fnPageAllocSkbShift:         {"pageAlloc.skbShift", "skb_shift", "tcp_ref_snd.go"},
-	fnRefTCPTsoFragment:         {"refTCP.tsoFragment", "tso_fragment", "tcp_ref_snd.go"},
-	fnRefTCPWriteXmit:           {"refTCP.writeXmit", "tcp_write_xmit", "tcp_ref_snd.go"},
-	fnRefTCPEventNewDataSent:    {"refTCP.eventNewDataSent", "tcp_event_new_data_sent", "tcp_ref_snd.go"},
-	fnRefTCPTransmitSkb:         {"refTCP.transmitSkb", "__tcp_transmit_skb", "tcp_ref_snd.go"},
-	fnRefTCPGsoSegment:          {"refTCP.gsoSegment", "gso_features_check", "tcp_ref_snd.go"},
-	fnSkbCloned:                 {"skbCloned", "skb_cloned", "tcp_ref_snd.go"},
-	fnRefTCPCheckSpace:          {"refTCP.checkSpace", "tcp_check_space", "tcp_ref_snd.go"},
-	fnRefTCPNewSpace:            {"refTCP.newSpace", "tcp_new_space", "tcp_ref_snd.go"},
-	fnRefTCPScheduleLossProbe:   {"refTCP.scheduleLossProbe", "tcp_schedule_loss_probe", "tcp_ref_timer.go"},
-	fnRefTCPSendLossProbe:       {"refTCP.sendLossProbe", "tcp_send_loss_probe", "tcp_ref_timer.go"},
-	fnRefTCPDelackTimer:         {"refTCP.delackTimer", "tcp_delack_timer_handler", "tcp_ref_timer.go"},
-	fnTcpResetErr:               {"tcpResetErr", "tcp_reset", "tcp_state.go"},
-	fnTcpDoneSock:               {"tcpDoneSock", "tcp_done", "tcp_state.go"},
-	fnTcpCloseState:             {"tcpCloseState", "tcp_close_state", "tcp_state.go"},
+	fnTaskWaitEvent:               {"task.waitEvent", "wait_event_interruptible_timeout", "explore.go"},
+	fnPageAllocAllocPage:          {"pageAlloc.allocPage", "alloc_pages", "page.go"},
+	fnPageAllocKmalloc:            {"pageAlloc.kmalloc", "kmalloc", "page.go"},
+	fnGetPage:                     {"getPage", "get_page", "page.go"},
+	fnPageAllocPutPage:            {"pageAlloc.putPage", "put_page", "page.go"},
+	fnPageAllocRefill:             {"pageAlloc.refill", "skb_page_frag_refill", "page.go"},
+	fnPipeLock:                    {"pipe.lock", "pipe_lock", "pipe.go"},
+	fnPipeUnlock:                  {"pipe.unlock", "pipe_unlock", "pipe.go"},
+	fnNewPipe:                     {"newPipe", "alloc_pipe_info", "pipe.go"},
+	fnPipeOccupancy:               {"pipe.occupancy", "pipe_occupancy", "pipe.go"},
+	fnPipeFull:                    {"pipe.full", "pipe_full", "pipe.go"},
+	fnPipeEmpty:                   {"pipe.empty", "pipe_empty", "pipe.go"},
+	fnAddToPipe:                   {"addToPipe", "add_to_pipe", "pipe.go"},
+	fnPipeBufRelease:              {"pipeBufRelease", "pipe_buf_release", "pipe.go"},
+	fnRoundPipeSize:               {"roundPipeSize", "round_pipe_size", "pipe.go"},
+	fnPipePipeSetSize:             {"pipe.pipeSetSize", "pipe_set_size", "pipe.go"},
+	fnPipeRead:                    {"pipeRead", "pipe_read", "pipe.go"},
+	fnPipeRelease:                 {"pipeRelease", "free_pipe_info", "pipe.go"},
+	fnSockPoll:                    {"sockPoll", "sock_poll", "poll.go"},
+	fnSockMapRedirectAllowed:      {"sockMapRedirectAllowed", "sock_map_redirect_allowed", "progs.go"},
+	fnSkPsock:                     {"skPsock", "sk_psock", "psock.go"},
+	fnSkPsockGet:                  {"skPsockGet", "sk_psock_get", "psock.go"},
+	fnSkPsockPut:                  {"skPsockPut", "sk_psock_put", "psock.go"},
+	fnSkPsockInit:                 {"skPsockInit", "sk_psock_init", "psock.go"},
+	fnSkPsockQueueMsg:             {"skPsockQueueMsg", "sk_psock_queue_msg", "psock.go"},
+	fnPsockSkPsockDequeueMsg:      {"psock.skPsockDequeueMsg", "sk_psock_dequeue_msg", "psock.go"},
+	fnPsockSkPsockPeekMsg:         {"psock.skPsockPeekMsg", "sk_psock_peek_msg", "psock.go"},
+	fnSkPsockQueueEmpty:           {"skPsockQueueEmpty", "sk_psock_queue_empty", "psock.go"},
+	fnSkPsockDataReady:            {"skPsockDataReady", "sk_psock_data_ready", "psock.go"},
+	fnKfreeSkMsg:                  {"kfreeSkMsg", "kfree_sk_msg", "psock.go"},
+	fnSkMsgRecvmsg:                {"skMsgRecvmsg", "__sk_msg_recvmsg", "psock.go"},
+	fnSkMsgIsReadable:             {"skMsgIsReadable", "sk_msg_is_readable", "psock.go"},
+	fnSkPsockStop:                 {"skPsockStop", "sk_psock_stop", "psock.go"},
+	fnSkPsockCorkFree:             {"skPsockCorkFree", "sk_psock_cork_free", "psock.go"},
+	fnSkPsockDrop:                 {"skPsockDrop", "sk_psock_drop", "psock.go"},
+	fnSkPsockRestoreProto:         {"skPsockRestoreProto", "sk_psock_restore_proto", "psock.go"},
+	fnSkPsockDestroy:              {"skPsockDestroy", "sk_psock_destroy", "psock.go"},
+	fnSkPsockZapIngress:           {"skPsockZapIngress", "__sk_psock_zap_ingress", "psock.go"},
+	fnSkPsockMapVerd:              {"skPsockMapVerd", "sk_psock_map_verd", "psock.go"},
+	fnSkPsockStartVerdict:         {"skPsockStartVerdict", "sk_psock_start_verdict", "psock.go"},
+	fnSkPsockStopVerdict:          {"skPsockStopVerdict", "sk_psock_stop_verdict", "psock.go"},
+	fnSkPsockWriteSpace:           {"skPsockWriteSpace", "sk_psock_write_space", "psock.go"},
+	fnSkPsockVerdictDataReady:     {"skPsockVerdictDataReady", "sk_psock_verdict_data_ready", "psock.go"},
+	fnSkPsockVerdictRecv:          {"skPsockVerdictRecv", "sk_psock_verdict_recv", "psock.go"},
+	fnSkPsockVerdictApply:         {"skPsockVerdictApply", "sk_psock_verdict_apply", "psock.go"},
+	fnSkPsockSkbRedirect:          {"skPsockSkbRedirect", "sk_psock_skb_redirect", "psock.go"},
+	fnScheduleWork:                {"scheduleWork", "schedule_delayed_work", "psock.go"},
+	fnSkPsockSkbIngressSelf:       {"skPsockSkbIngressSelf", "sk_psock_skb_ingress_self", "psock.go"},
+	fnSkPsockSkbIngress:           {"skPsockSkbIngress", "sk_psock_skb_ingress", "psock.go"},
+	fnSkPsockSkbIngressEnqueue:    {"skPsockSkbIngressEnqueue", "sk_psock_skb_ingress_enqueue", "psock.go"},
+	fnSkbToSgvec:                  {"skbToSgvec", "skb_to_sgvec", "psock.go"},
+	fnSkPsockBacklog:              {"skPsockBacklog", "sk_psock_backlog", "psock.go"},
+	fnSkPsockHandleSkb:            {"skPsockHandleSkb", "sk_psock_handle_skb", "psock.go"},
+	fnSkbSendSock:                 {"skbSendSock", "skb_send_sock", "psock.go"},
+	fnTcpSendmsgCopyPage:          {"tcpSendmsgCopyPage", "tcp_sendmsg_locked", "push61.go"},
+	fnSchedLocalBhDisable:         {"sched.localBhDisable", "local_bh_disable", "sched.go"},
+	fnSchedLocalBhEnable:          {"sched.localBhEnable", "local_bh_enable", "sched.go"},
+	fnTaskWaitWoken:               {"task.waitWoken", "wait_woken", "sched.go"},
+	fnSkBuffSkbGet:                {"skBuff.skbGet", "skb_get", "skbuff.go"},
+	fnSkBuffCopyBitsInto:          {"skBuff.copyBitsInto", "skb_copy_bits", "skbuff.go"},
+	fnSkbLinearize:                {"skbLinearize", "skb_linearize", "skbuff.go"},
+	fnRxCopybreak:                 {"rxCopybreak", "napi_alloc_skb", "skbuff.go"},
+	fnSkMsgIterVarNext:            {"skMsgIterVarNext", "sk_msg_iter_var_next", "skmsg.go"},
+	fnSkMsgIterVarPrev:            {"skMsgIterVarPrev", "sk_msg_iter_var_prev", "skmsg.go"},
+	fnSkMsgIterDist:               {"skMsgIterDist", "sk_msg_iter_dist", "skmsg.go"},
+	fnSkMsgElemUsed:               {"skMsg.elemUsed", "sk_msg_elem_used", "skmsg.go"},
+	fnSkMsgFull:                   {"skMsg.full", "sk_msg_full", "skmsg.go"},
+	fnSkMsgElem:                   {"skMsg.elem", "sk_msg_elem", "skmsg.go"},
+	fnSkMsgInit:                   {"skMsg.init", "sk_msg_init", "skmsg.go"},
+	fnNewSkMsg:                    {"newSkMsg", "alloc_sk_msg", "skmsg.go"},
+	fnSkMsgXfer:                   {"skMsgXfer", "sk_msg_xfer", "skmsg.go"},
+	fnSkMsgPageAdd:                {"skMsg.pageAdd", "sk_msg_page_add", "skmsg.go"},
+	fnSkMsgTryCoalesceOK:          {"skMsg.tryCoalesceOK", "sk_msg_try_coalesce_ok", "skmsg.go"},
+	fnSkMsgAlloc:                  {"skMsgAlloc", "sk_msg_alloc", "skmsg.go"},
+	fnSkMsgMemcopyFromIter:        {"skMsg.memcopyFromIter", "sk_msg_memcopy_from_iter", "skmsg.go"},
+	fnSkMsgFreeElem:               {"skMsgFreeElem", "sk_msg_free_elem", "skmsg.go"},
+	fnSkMsgFree:                   {"skMsgFree", "sk_msg_free", "skmsg.go"},
+	fnSkMsgFreePartial:            {"skMsgFreePartial", "sk_msg_free_partial", "skmsg.go"},
+	fnSkMsgTrim:                   {"skMsgTrim", "sk_msg_trim", "skmsg.go"},
+	fnSockDefReadable:             {"sockDefReadable", "sock_def_readable", "sock.go"},
+	fnSockDefWakeup:               {"sockDefWakeup", "sock_def_wakeup", "sock.go"},
+	fnSockDefErrorReport:          {"sockDefErrorReport", "sock_def_error_report", "sock.go"},
+	fnSkStreamWriteSpace:          {"skStreamWriteSpace", "sk_stream_write_space", "sock.go"},
+	fnSockLockSock:                {"sock.lockSock", "lock_sock", "sock.go"},
+	fnSockSockOwnedByMe:           {"sock.sockOwnedByMe", "sock_owned_by_me", "sock.go"},
+	fnSockReleaseSock:             {"sock.releaseSock", "release_sock", "sock.go"},
+	fnSockFlushBacklog:            {"sock.flushBacklog", "sk_flush_backlog", "sock.go"},
+	fnSockSockError:               {"sock.sockError", "sock_error", "sock.go"},
+	fnSockSockRcvtimeo:            {"sock.sockRcvtimeo", "sock_rcvtimeo", "sock.go"},
+	fnSockSkWaitEventLocked:       {"sock.skWaitEventLocked", "sk_wait_event", "sock.go"},
+	fnSockSkWaitDataLocked:        {"sock.skWaitDataLocked", "sk_wait_data", "sock.go"},
+	fnSkSetOwnerR:                 {"skSetOwnerR", "skb_set_owner_r", "sock.go"},
+	fnSockMemSchedule:             {"sock.memSchedule", "__sk_mem_schedule", "sock.go"},
+	fnSockMemCharge:               {"sock.memCharge", "sk_mem_reclaim", "sock.go"},
+	fnFreeSkb:                     {"freeSkb", "kfree_skb", "sock.go"},
+	fnSkbOrphan:                   {"skbOrphan", "skb_orphan", "sock.go"},
+	fnSkbSetOwnerSkSafe:           {"skbSetOwnerSkSafe", "skb_set_owner_sk_safe", "sock.go"},
+	fnSockHold:                    {"sockHold", "sock_hold", "sock.go"},
+	fnSockPut:                     {"sockPut", "sock_put", "sock.go"},
+	fnSockInetRelease:             {"sock.inetRelease", "inet_release", "sock.go"},
+	fnInetShutdown:                {"inetShutdown", "inet_shutdown", "sock.go"},
+	fnIovIterCopyInTagged:         {"iovIter.copyInTagged", "copy_to_iter", "sock.go"},
+	fnSrcIterLeft:                 {"srcIter.left", "msg_data_left", "sock.go"},
+	fnSrcIterRevert:               {"srcIter.revert", "iov_iter_revert", "sock.go"},
+	fnSkStreamWaitMemoryLocked:    {"skStreamWaitMemoryLocked", "sk_stream_wait_memory", "sock.go"},
+	fnMapCreate:                   {"mapCreate", "sock_map_alloc", "sockmap.go"},
+	fnBpfMapLookup:                {"bpfMap.lookup", "__sock_map_lookup_elem", "sockmap.go"},
+	fnBpfMapProgAttach:            {"bpfMap.progAttach", "sock_map_prog_update", "sockmap.go"},
+	fnMapUpdate:                   {"mapUpdate", "sock_map_update_elem_sys", "sockmap.go"},
+	fnMapUpdateCommon:             {"mapUpdateCommon", "sock_map_update_common", "sockmap.go"},
+	fnMapDelete:                   {"mapDelete", "sock_map_delete_elem", "sockmap.go"},
+	fnSockMapLink:                 {"sockMapLink", "sock_map_link", "sockmap.go"},
+	fnSockMapUnref:                {"sockMapUnref", "sock_map_unref", "sockmap.go"},
+	fnSockMapDelLink:              {"sockMapDelLink", "sock_map_del_link", "sockmap.go"},
+	fnSockMapRemoveLinks:          {"sockMapRemoveLinks", "sock_map_remove_links", "sockmap.go"},
+	fnSockMapClose:                {"sockMapClose", "sock_map_close", "sockmap.go"},
+	fnFillPage:                    {"fillPage", "spd_fill_page", "splice.go"},
+	fnLinearToPage:                {"linearToPage", "linear_to_page", "splice.go"},
+	fnSkbSpliceBits:               {"skbSpliceBits", "skb_splice_bits", "splice.go"},
+	fnSpliceToPipe:                {"spliceToPipe", "splice_to_pipe", "splice.go"},
+	fnTcpSpliceRead:               {"tcpSpliceRead", "tcp_splice_read", "splice.go"},
+	fnSpliceSockToPipe:            {"spliceSockToPipe", "do_splice", "splice.go"},
+	fnPercpuRefTryGetLive:         {"percpuRef.tryGetLive", "percpu_ref_tryget_live", "splice_loopback.go"},
+	fnPercpuRefPut:                {"percpuRef.put", "percpu_ref_put", "splice_loopback.go"},
+	fnPercpuRefKill:               {"percpuRef.kill", "percpu_ref_kill", "splice_loopback.go"},
+	fnSkPsockIsSpliced:            {"skPsockIsSpliced", "sk_psock_is_spliced", "splice_loopback.go"},
+	fnSpliceRingRefRelease:        {"spliceRingRefRelease", "splice_ring_ref_release", "splice_loopback.go"},
+	fnSpliceGetOrAlloc:            {"spliceGetOrAlloc", "splice_get_or_alloc", "splice_loopback.go"},
+	fnSpliceRingAlloc:             {"spliceRingAlloc", "splice_ring_alloc", "splice_loopback.go"},
+	fnSpliceRingFree:              {"spliceRingFree", "splice_ring_free", "splice_loopback.go"},
+	fnSpliceWake:                  {"spliceWake", "splice_wake", "splice_loopback.go"},
+	fnSpliceWakeSync:              {"spliceWakeSync", "splice_wake_sync", "splice_loopback.go"},
+	fnTcpBpfSpliceSendmsg:         {"tcpBpfSpliceSendmsg", "tcp_bpf_splice_sendmsg", "splice_loopback.go"},
+	fnSpliceSendRing:              {"spliceSendRing", "splice_send_ring", "splice_loopback.go"},
+	fnSpliceRingWrite:             {"spliceRingWrite", "splice_ring_write", "splice_loopback.go"},
+	fnSpliceRingRead:              {"spliceRingRead", "splice_ring_read", "splice_loopback.go"},
+	fnSpliceRingHasData:           {"spliceRingHasData", "splice_ring_has_data", "splice_loopback.go"},
+	fnSpliceRecvReady:             {"spliceRecvReady", "splice_recv_ready", "splice_loopback.go"},
+	fnSpliceBusyLoop:              {"spliceBusyLoop", "splice_busy_loop", "splice_loopback.go"},
+	fnTcpBpfIsReadable:            {"tcpBpfIsReadable", "tcp_bpf_is_readable", "splice_loopback.go"},
+	fnTcpBpfSpliceRecvmsg:         {"tcpBpfSpliceRecvmsg", "tcp_bpf_splice_recvmsg", "splice_loopback.go"},
+	fnBpfSockSplicePair:           {"bpfSockSplicePair", "bpf_sock_splice_pair", "splice_loopback.go"},
+	fnSpliceValidate:              {"spliceValidate", "splice_validate", "splice_loopback.go"},
+	fnTcpBpfSpliceUnpair:          {"tcpBpfSpliceUnpair", "tcp_bpf_splice_unpair", "splice_loopback.go"},
+	fnTcpBpfSpliceDestroy:         {"tcpBpfSpliceDestroy", "tcp_bpf_splice_destroy", "splice_loopback.go"},
+	fnSockOpsSplicePair:           {"sockOpsSplicePair", "tcp_init_transfer", "splice_loopback.go"},
+	fnCopySpliceRead:              {"copySpliceRead", "copy_splice_read", "splice_read.go"},
+	fnChanLookup:                  {"chanLookup", "chan_lookup", "splice_seq.go"},
+	fnChanGetOrAlloc:              {"chanGetOrAlloc", "chan_get_or_alloc", "splice_seq.go"},
+	fnChanRefRelease:              {"chanRefRelease", "chan_ref_release", "splice_seq.go"},
+	fnChanRegisterAndPair:         {"chanRegisterAndPair", "chan_register_and_pair", "splice_seq.go"},
+	fnChanUnpair:                  {"chanUnpair", "chan_unpair", "splice_seq.go"},
+	fnChanDestroy:                 {"chanDestroy", "chan_destroy", "splice_seq.go"},
+	fnBpfTcpSplicePair:            {"bpfTcpSplicePair", "bpf_tcp_splice_pair", "splice_seq.go"},
+	fnSpliceInstall:               {"spliceInstall", "splice_install", "splice_seq.go"},
+	fnSpliceSeqSendmsg:            {"spliceSeqSendmsg", "splice_prot_sendmsg", "splice_seq.go"},
+	fnSpliceSeqSendRing:           {"spliceSeqSendRing", "splice_send_ring", "splice_seq.go"},
+	fnSpliceSendReady:             {"spliceSendReady", "splice_send_ready", "splice_seq.go"},
+	fnSpliceSeqRingReady:          {"spliceSeqRingReady", "splice_ring_ready", "splice_seq.go"},
+	fnSpliceSeqDeliverable:        {"spliceSeqDeliverable", "splice_recv_deliverable", "splice_seq.go"},
+	fnSpliceSeqRecvmsg:            {"spliceSeqRecvmsg", "splice_prot_recvmsg", "splice_seq.go"},
+	fnSpliceSeqRecvReady:          {"spliceSeqRecvReady", "splice_recv_ready", "splice_seq.go"},
+	fnSpliceSeqIsReadable:         {"spliceSeqIsReadable", "splice_prot_is_readable", "splice_seq.go"},
+	fnSpliceTeardown:              {"spliceTeardown", "splice_teardown", "splice_seq.go"},
+	fnSpliceSeqClose:              {"spliceSeqClose", "splice_prot_close", "splice_seq.go"},
+	fnSkPsockInitStrp:             {"skPsockInitStrp", "sk_psock_init_strp", "strparser.go"},
+	fnSkPsockStartStrp:            {"skPsockStartStrp", "sk_psock_start_strp", "strparser.go"},
+	fnSkPsockStopStrp:             {"skPsockStopStrp", "sk_psock_stop_strp", "strparser.go"},
+	fnStrpDone:                    {"strpDone", "strp_done", "strparser.go"},
+	fnSkPsockStrpDataReady:        {"skPsockStrpDataReady", "sk_psock_strp_data_ready", "strparser.go"},
+	fnStrpReadSock:                {"strpReadSock", "strp_read_sock", "strparser.go"},
+	fnStrpRecv:                    {"strpRecv", "__strp_recv", "strparser.go"},
+	fnStrparserStartTimer:         {"strparser.startTimer", "strp_start_timer", "strparser.go"},
+	fnStrpAbort:                   {"strpAbort", "strp_abort_strp", "strparser.go"},
+	fnSkPsockStrpRead:             {"skPsockStrpRead", "sk_psock_strp_read", "strparser.go"},
+	fnSkStreamError:               {"skStreamError", "sk_stream_error", "tcp.go"},
+	fnTcpSendPrologue:             {"tcpSendPrologue", "tcp_sendmsg_locked", "tcp.go"},
+	fnTcpIoctl:                    {"tcpIoctl", "tcp_ioctl", "tcp.go"},
+	fnTcpPoll:                     {"tcpPoll", "tcp_poll", "tcp.go"},
+	fnTcpStreamIsReadable:         {"tcpStreamIsReadable", "tcp_stream_is_readable", "tcp.go"},
+	fnTcpBpfProto:                 {"tcpBpfProto", "tcp_bpf_rebuild_protos", "tcp_bpf.go"},
+	fnTcpBpfUpdateProto:           {"tcpBpfUpdateProto", "tcp_bpf_update_proto", "tcp_bpf.go"},
+	fnTcpBpfIoctl:                 {"tcpBpfIoctl", "tcp_bpf_ioctl", "tcp_bpf.go"},
+	fnBpfTCPIngress:               {"bpfTCPIngress", "bpf_tcp_ingress", "tcp_bpf.go"},
+	fnTcpBpfPushLocked:            {"tcpBpfPushLocked", "tcp_bpf_push", "tcp_bpf.go"},
+	fnTcpBpfSendmsgRedir:          {"tcpBpfSendmsgRedir", "tcp_bpf_sendmsg_redir", "tcp_bpf.go"},
+	fnSkPsockMsgVerdict:           {"skPsockMsgVerdict", "sk_psock_msg_verdict", "tcp_bpf.go"},
+	fnSkMsgApplyBytes:             {"skMsgApplyBytes", "sk_msg_apply_bytes", "tcp_bpf.go"},
+	fnTcpBpfSendVerdictLocked:     {"tcpBpfSendVerdictLocked", "tcp_bpf_send_verdict", "tcp_bpf.go"},
+	fnTcpBpfSendmsg:               {"tcpBpfSendmsg", "tcp_bpf_sendmsg", "tcp_bpf.go"},
+	fnTcpMsgWaitDataLocked:        {"tcpMsgWaitDataLocked", "tcp_msg_wait_data", "tcp_bpf.go"},
+	fnIsNextMsgFin:                {"isNextMsgFin", "is_next_msg_fin", "tcp_bpf.go"},
+	fnTcpBpfRecvmsgParser:         {"tcpBpfRecvmsgParser", "tcp_bpf_recvmsg_parser", "tcp_bpf.go"},
+	fnTcpBpfReadParser:            {"tcpBpfReadParser", "tcp_bpf_recvmsg_parser", "tcp_bpf.go"},
+	fnTcpBpfRecvmsg:               {"tcpBpfRecvmsg", "tcp_bpf_recvmsg", "tcp_bpf.go"},
+	fnExtTCPDeliverOne:            {"extTCP.deliverOne", "napi_schedule", "tcp_ext.go"},
+	fnExtTCPTcpDone:               {"extTCP.tcpDone", "tcp_done", "tcp_ext_close.go"},
+	fnExtTCPDestroy:               {"extTCP.destroy", "inet_csk_destroy_sock", "tcp_ext_close.go"},
+	fnExtTCPAbortOnData:           {"extTCP.abortOnData", "tcp_rcv_state_process", "tcp_ext_rcv.go"},
+	fnExtTCPQueueData:             {"extTCP.queueData", "tcp_data_queue", "tcp_ext_rcv.go"},
+	fnExtTCPTcpFin:                {"extTCP.tcpFin", "tcp_fin", "tcp_ext_rcv.go"},
+	fnExtTCPTcpReset:              {"extTCP.tcpReset", "tcp_reset", "tcp_ext_rcv.go"},
+	fnExtTCPEatSkb:                {"extTCP.EatSkb", "tcp_eat_skb", "tcp_ext_rcv.go"},
+	fnTcpQueueRcv:                 {"tcpQueueRcv", "tcp_queue_rcv", "tcp_ext_rcv.go"},
+	fnTcpEatRecvSkb:               {"tcpEatRecvSkb", "tcp_eat_recv_skb", "tcp_read.go"},
+	fnTcpReadSock:                 {"tcpReadSock", "tcp_read_sock", "tcp_read.go"},
+	fnTcpRecvSkb:                  {"tcpRecvSkb", "tcp_recv_skb", "tcp_read.go"},
+	fnTcpReadSkb:                  {"tcpReadSkb", "tcp_read_skb", "tcp_read.go"},
+	fnRefTCPTcpEstablish:          {"refTCP.tcpEstablish", "tcp_connect_init", "tcp_ref.go"},
+	fnRefTCPSendReset:             {"refTCP.sendReset", "tcp_send_active_reset", "tcp_ref.go"},
+	fnRefTCPStreamMemoryFree:      {"refTCP.StreamMemoryFree", "sk_stream_memory_free", "tcp_ref.go"},
+	fnRefTCPStreamIsWriteable:     {"refTCP.StreamIsWriteable", "__sk_stream_is_writeable", "tcp_ref.go"},
+	fnRefTCPTimeWait:              {"refTCP.timeWait", "tcp_time_wait", "tcp_ref_close.go"},
+	fnRefTCPTcpDone:               {"refTCP.tcpDone", "tcp_done", "tcp_ref_close.go"},
+	fnRefTCPDestroy:               {"refTCP.destroy", "inet_csk_destroy_sock", "tcp_ref_close.go"},
+	fnRefTCPTcpReset:              {"refTCP.tcpReset", "tcp_reset", "tcp_ref_close.go"},
+	fnRefTCPWriteQueuePurge:       {"refTCP.writeQueuePurge", "tcp_write_queue_purge", "tcp_ref_close.go"},
+	fnRefTCPCloseState:            {"refTCP.closeState", "tcp_close_state", "tcp_ref_close.go"},
+	fnRefTCPSendFin:               {"refTCP.sendFin", "tcp_send_fin", "tcp_ref_close.go"},
+	fnRefTCPDisconnect:            {"refTCP.disconnect", "tcp_disconnect", "tcp_ref_close.go"},
+	fnRefTCPWinFromSpace:          {"refTCP.winFromSpace", "tcp_win_from_space", "tcp_ref_flow.go"},
+	fnRefTCPTcpSpace:              {"refTCP.tcpSpace", "tcp_space", "tcp_ref_flow.go"},
+	fnRefTCPTcpFullSpace:          {"refTCP.tcpFullSpace", "tcp_full_space", "tcp_ref_flow.go"},
+	fnTcpSockReceiveWindow:        {"tcpSock.receiveWindow", "tcp_receive_window", "tcp_ref_flow.go"},
+	fnTcpSockWndEnd:               {"tcpSock.wndEnd", "tcp_wnd_end", "tcp_ref_flow.go"},
+	fnIlog2:                       {"ilog2", "ilog2", "tcp_ref_flow.go"},
+	fnRefTCPSelectInitialWindow:   {"refTCP.selectInitialWindow", "tcp_select_initial_window", "tcp_ref_flow.go"},
+	fnRefTCPSndbufExpand:          {"refTCP.sndbufExpand", "tcp_sndbuf_expand", "tcp_ref_flow.go"},
+	fnRefTCPInitBufferSpace:       {"refTCP.initBufferSpace", "tcp_init_buffer_space", "tcp_ref_flow.go"},
+	fnTcpSockBoundToHalfWnd:       {"tcpSock.boundToHalfWnd", "tcp_bound_to_half_wnd", "tcp_ref_flow.go"},
+	fnRefTCPRcv:                   {"refTCP.rcv", "tcp_v4_rcv", "tcp_ref_rcv.go"},
+	fnRefTCPAddBacklog:            {"refTCP.addBacklog", "tcp_add_backlog", "tcp_ref_rcv.go"},
+	fnRefTCPRcvTimewait:           {"refTCP.rcvTimewait", "tcp_timewait_state_process", "tcp_ref_rcv.go"},
+	fnRefTCPRcvStateProcess:       {"refTCP.rcvStateProcess", "tcp_rcv_state_process", "tcp_ref_rcv.go"},
+	fnRefTCPDataReady:             {"refTCP.DataReady", "tcp_data_ready", "tcp_ref_rcv.go"},
+	fnRefTCPTcpFin:                {"refTCP.tcpFin", "tcp_fin", "tcp_ref_rcv.go"},
+	fnRefTCPEatSkb:                {"refTCP.EatSkb", "tcp_eat_skb", "tcp_ref_rcv.go"},
+	fnRefTCPSelectWindow:          {"refTCP.selectWindow", "tcp_select_window", "tcp_ref_rcv.go"},
+	fnRefTCPSelectWindowRaw:       {"refTCP.selectWindowRaw", "__tcp_select_window", "tcp_ref_rcv.go"},
+	fnRefTCPEventAckSent:          {"refTCP.eventAckSent", "tcp_event_ack_sent", "tcp_ref_rcv.go"},
+	fnRefTCPSendAck:               {"refTCP.sendAck", "tcp_send_ack", "tcp_ref_rcv.go"},
+	fnRefTCPSendDelayedAck:        {"refTCP.sendDelayedAck", "tcp_send_delayed_ack", "tcp_ref_rcv.go"},
+	fnTcpSockInQuickackMode:       {"tcpSock.inQuickackMode", "tcp_in_quickack_mode", "tcp_ref_rcv.go"},
+	fnRefTCPIncrQuickack:          {"refTCP.incrQuickack", "tcp_incr_quickack", "tcp_ref_rcv.go"},
+	fnRefTCPAckSndCheck:           {"refTCP.ackSndCheck", "tcp_ack_snd_check", "tcp_ref_rcv.go"},
+	fnRefTCPMeasureRcvMSS:         {"refTCP.measureRcvMSS", "tcp_measure_rcv_mss", "tcp_ref_rcv.go"},
+	fnRefTCPGrowWindow:            {"refTCP.growWindow", "tcp_grow_window", "tcp_ref_rcv.go"},
+	fnRefTCPEventDataRecv:         {"refTCP.eventDataRecv", "tcp_event_data_recv", "tcp_ref_rcv.go"},
+	fnRefTCPClampWindow:           {"refTCP.clampWindow", "tcp_clamp_window", "tcp_ref_rcv.go"},
+	fnRefTCPPruneQueue:            {"refTCP.pruneQueue", "tcp_prune_queue", "tcp_ref_rcv.go"},
+	fnRefTCPTryRmemSchedule:       {"refTCP.tryRmemSchedule", "tcp_try_rmem_schedule", "tcp_ref_rcv.go"},
+	fnRefTCPCollapse:              {"refTCP.collapse", "tcp_collapse", "tcp_ref_rcv.go"},
+	fnRefTCPTryCoalesce:           {"refTCP.tryCoalesce", "tcp_try_coalesce", "tcp_ref_rcv.go"},
+	fnRefTCPTcpAck:                {"refTCP.tcpAck", "tcp_ack", "tcp_ref_rcv.go"},
+	fnRefTCPTcpMayUpdateWindow:    {"refTCP.tcpMayUpdateWindow", "tcp_may_update_window", "tcp_ref_rcv.go"},
+	fnRefTCPCongControl:           {"refTCP.congControl", "tcp_cong_control", "tcp_ref_rcv.go"},
+	fnRefTCPDataSndCheck:          {"refTCP.dataSndCheck", "tcp_data_snd_check", "tcp_ref_rcv.go"},
+	fnRefTCPTcpDataQueue:          {"refTCP.tcpDataQueue", "tcp_data_queue", "tcp_ref_rcv.go"},
+	fnRefTCPFastPathCheck:         {"refTCP.fastPathCheck", "tcp_fast_path_check", "tcp_ref_rcv.go"},
+	fnRefTCPFastPath:              {"refTCP.fastPath", "tcp_rcv_established", "tcp_ref_rcv.go"},
+	fnRefTCPTcpQueueRcv:           {"refTCP.tcpQueueRcv", "tcp_queue_rcv", "tcp_ref_rcv.go"},
+	fnRefTCPRcvEstablished:        {"refTCP.rcvEstablished", "tcp_rcv_established", "tcp_ref_rcv.go"},
+	fnRefTCPCleanupRbuf:           {"refTCP.cleanupRbuf", "__tcp_cleanup_rbuf", "tcp_ref_rcv.go"},
+	fnRefTCPReleaseCb:             {"refTCP.releaseCb", "tcp_release_cb", "tcp_ref_rcv.go"},
+	fnRefTCPRcvRttMeasure:         {"refTCP.rcvRttMeasure", "tcp_rcv_rtt_measure", "tcp_ref_rcv.go"},
+	fnRefTCPRcvRttMeasureTS:       {"refTCP.rcvRttMeasureTS", "tcp_rcv_rtt_measure_ts", "tcp_ref_rcv.go"},
+	fnRefTCPRcvSpaceAdjust:        {"refTCP.rcvSpaceAdjust", "tcp_rcv_space_adjust", "tcp_ref_rcv.go"},
+	fnRefTCPRcvbufGrow:            {"refTCP.rcvbufGrow", "tcp_rcvbuf_grow", "tcp_ref_rcv.go"},
+	fnRefTCPSendLocked:            {"refTCP.sendLocked", "tcp_sendmsg_locked", "tcp_ref_snd.go"},
+	fnRefTCPSyncMSS:               {"refTCP.syncMSS", "tcp_sync_mss", "tcp_ref_snd.go"},
+	fnRefTCPSendMSS:               {"refTCP.sendMSS", "tcp_send_mss", "tcp_ref_snd.go"},
+	fnTsoSegs:                     {"tsoSegs", "tcp_set_skb_tso_segs", "tcp_ref_snd.go"},
+	fnRefTCPStreamAllocSkb:        {"refTCP.streamAllocSkb", "tcp_stream_alloc_skb", "tcp_ref_snd.go"},
+	fnRefTCPRemoveEmptySkb:        {"refTCP.removeEmptySkb", "tcp_remove_empty_skb", "tcp_ref_snd.go"},
+	fnTcpSockStreamMemoryFree:     {"tcpSock.streamMemoryFree", "__sk_stream_memory_free", "tcp_ref_snd.go"},
+	fnTcpSockForcedPush:           {"tcpSock.forcedPush", "forced_push", "tcp_ref_snd.go"},
+	fnTcpSockMarkPush:             {"tcpSock.markPush", "tcp_mark_push", "tcp_ref_snd.go"},
+	fnTcpSockSendHead:             {"tcpSock.sendHead", "tcp_send_head", "tcp_ref_snd.go"},
+	fnRefTCPTcpPush:               {"refTCP.tcpPush", "tcp_push", "tcp_ref_snd.go"},
+	fnRefTCPPushPendingFrames:     {"refTCP.pushPendingFrames", "__tcp_push_pending_frames", "tcp_ref_snd.go"},
+	fnRefTCPPushOne:               {"refTCP.pushOne", "tcp_push_one", "tcp_ref_snd.go"},
+	fnTcpSockMinshallCheck:        {"tcpSock.minshallCheck", "tcp_minshall_check", "tcp_ref_snd.go"},
+	fnRefTCPNagleCheck:            {"refTCP.nagleCheck", "tcp_nagle_check", "tcp_ref_snd.go"},
+	fnRefTCPNagleTest:             {"refTCP.nagleTest", "tcp_nagle_test", "tcp_ref_snd.go"},
+	fnRefTCPSndWndTest:            {"refTCP.sndWndTest", "tcp_snd_wnd_test", "tcp_ref_snd.go"},
+	fnRefTCPCwndTest:              {"refTCP.cwndTest", "tcp_cwnd_test", "tcp_ref_snd.go"},
+	fnRefTCPMssSplitPoint:         {"refTCP.mssSplitPoint", "tcp_mss_split_point", "tcp_ref_snd.go"},
+	fnRefTCPTsoShouldDefer:        {"refTCP.tsoShouldDefer", "tcp_tso_should_defer", "tcp_ref_snd.go"},
+	fnRefTCPGrowSkb:               {"refTCP.growSkb", "tcp_grow_skb", "tcp_ref_snd.go"},
+	fnPageAllocSkbShift:           {"pageAlloc.skbShift", "skb_shift", "tcp_ref_snd.go"},
+	fnRefTCPTsoFragment:           {"refTCP.tsoFragment", "tso_fragment", "tcp_ref_snd.go"},
+	fnRefTCPWriteXmit:             {"refTCP.writeXmit", "tcp_write_xmit", "tcp_ref_snd.go"},
+	fnRefTCPEventNewDataSent:      {"refTCP.eventNewDataSent", "tcp_event_new_data_sent", "tcp_ref_snd.go"},
+	fnRefTCPTransmitSkb:           {"refTCP.transmitSkb", "__tcp_transmit_skb", "tcp_ref_snd.go"},
+	fnRefTCPGsoSegment:            {"refTCP.gsoSegment", "gso_features_check", "tcp_ref_snd.go"},
+	fnSkbCloned:                   {"skbCloned", "skb_cloned", "tcp_ref_snd.go"},
+	fnRefTCPCheckSpace:            {"refTCP.checkSpace", "tcp_check_space", "tcp_ref_snd.go"},
+	fnRefTCPNewSpace:              {"refTCP.newSpace", "tcp_new_space", "tcp_ref_snd.go"},
+	fnRefTCPScheduleLossProbe:     {"refTCP.scheduleLossProbe", "tcp_schedule_loss_probe", "tcp_ref_timer.go"},
+	fnRefTCPSendLossProbe:         {"refTCP.sendLossProbe", "tcp_send_loss_probe", "tcp_ref_timer.go"},
+	fnRefTCPDelackTimer:           {"refTCP.delackTimer", "tcp_delack_timer_handler", "tcp_ref_timer.go"},
+	fnTcpResetErr:                 {"tcpResetErr", "tcp_reset", "tcp_state.go"},
+	fnTcpDoneSock:                 {"tcpDoneSock", "tcp_done", "tcp_state.go"},
+	fnTcpCloseState:               {"tcpCloseState", "tcp_close_state", "tcp_state.go"},
+	fnMsgZerocopyRealloc:          {"msgZerocopyRealloc", "msg_zerocopy_realloc", "zerocopy.go"},
+	fnMsgZerocopyAlloc:            {"msgZerocopyAlloc", "msg_zerocopy_alloc", "zerocopy.go"},
+	fnNetZcopyGet:                 {"netZcopyGet", "net_zcopy_get", "zerocopy.go"},
+	fnNetZcopyPut:                 {"netZcopyPut", "net_zcopy_put", "zerocopy.go"},
+	fnNetZcopyPutAbort:            {"netZcopyPutAbort", "net_zcopy_put_abort", "zerocopy.go"},
+	fnSkbZcopySet:                 {"skbZcopySet", "skb_zcopy_set", "zerocopy.go"},
+	fnSkbZcopyClear:               {"skbZcopyClear", "skb_zcopy_clear", "zerocopy.go"},
+	fnSkbOrphanFragsRx:            {"skbOrphanFragsRx", "skb_orphan_frags_rx", "zerocopy.go"},
+	fnUbufInfoMsgZerocopyComplete: {"ubufInfo.msgZerocopyComplete", "msg_zerocopy_complete", "zerocopy.go"},
+	fnUbufInfoMsgZerocopyCallback: {"ubufInfo.msgZerocopyCallback", "__msg_zerocopy_callback", "zerocopy.go"},
+	fnIpRecvError:                 {"ipRecvError", "ip_recv_error", "zerocopy.go"},
 }

@@ -127,6 +127,8 @@ func (r *run) exec(t *task, i int) trace.Result {
 		return trace.OK()
 	case trace.OpJoin:
 		return r.join(t, i)
+	case trace.OpErrqueue:
+		return r.errqueue(t, op)
 	}
 	return trace.Fail(errEINVAL)
 }
@@ -209,11 +211,38 @@ func (r *run) send(t *task, op *trace.Op) trace.Result {
 	}
 	src.sock = sk.idx
 	flags := sendFlags(sk, op.Flags&trace.FlagDontwait != 0) | msgNosignal
+	if op.Flags&trace.FlagZerocopy != 0 {
+		flags |= msgZerocopy
+	}
 	n, err := sk.SkProt.Sendmsg(t, sk, src, flags)
 	if err != 0 {
 		return trace.Fail(err)
 	}
 	return trace.Count(int64(n))
+}
+
+// errqueue is up to N recvmsg(2) calls with MSG_ERRQUEUE: sock_recvmsg →
+// sk_prot->recvmsg, whose every TCP variant (tcp_recvmsg,
+// tcp_bpf_recvmsg) hands MSG_ERRQUEUE to ip_recv_error first, until one
+// finds the queue empty.
+func (r *run) errqueue(t *task, op *trace.Op) trace.Result {
+	sk := r.k.socks[op.A]
+	if err := sk.fget(); err != 0 {
+		return trace.Fail(err)
+	}
+	defer sk.fput(t)
+	var ns []trace.Notification
+	for range op.Size {
+		n, err := r.k.ipRecvError(sk)
+		if err != 0 && len(ns) > 0 {
+			break
+		}
+		if err != 0 {
+			return trace.Fail(err)
+		}
+		ns = append(ns, n)
+	}
+	return trace.ErrqueueResult(ns)
 }
 
 // recv is recvfrom(2) into an N-byte buffer: sock_recvmsg → sk_prot->recvmsg.
@@ -345,6 +374,9 @@ func (r *run) set(t *task, op *trace.Op) trace.Result {
 		}
 	case trace.OptNonblock:
 		sk.ONonblock = v != 0
+	case trace.OptZerocopy:
+		// sock_setsockopt SO_ZEROCOPY: SOCK_ZEROCOPY on a TCP socket.
+		sk.sockZerocopy = v != 0
 	case trace.OptBusypoll:
 		// sk_ll_usec: no effect on the mainline TCP paths modelled; the
 		// loopback splice receiver busy-polls its ring for it.

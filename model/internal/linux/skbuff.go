@@ -71,6 +71,13 @@ type skBuff struct {
 	users int
 	freed bool
 
+	// uarg is the zero-copy state whose completion waits for this skb's
+	// data to be released (skb_zcopy: skb_shinfo(skb)->destructor_arg
+	// with SKBFL_ZEROCOPY_ENABLE). The skb holds a reference on it; a
+	// clone in flight to the peer points to it without one, until the
+	// peer's receive path orphans it (skbOrphanFragsRx).
+	uarg *ubufInfo
+
 	// fragBuf holds the first fragment in the skb itself, so that the
 	// common skb of one fragment is one allocation (addFrag). An skBuff
 	// is never copied by value: Frags may point into it.
@@ -177,6 +184,9 @@ func (a *pageAlloc) kfreeSkb(skb *skBuff) {
 		panic("model: page-level free of an skb that still has references")
 	}
 	skb.freed = true
+	if skb.uarg != nil {
+		skbZcopyClear(skb, true) // skb_release_data
+	}
 	for _, f := range skb.Frags {
 		a.putPage(f.Page)
 	}

@@ -3,6 +3,8 @@ package linux
 import (
 	"fmt"
 	"syscall"
+
+	"github.com/splicecheck/splicecheck/trace"
 )
 
 // tcpState is sk_state with the values of include/net/tcp_states.h.
@@ -47,12 +49,13 @@ const (
 
 // msg flags the model honours.
 const (
-	msgPeek     = 0x2     // MSG_PEEK
-	msgDontwait = 0x40    // MSG_DONTWAIT
-	msgWaitall  = 0x100   // MSG_WAITALL
-	msgNosignal = 0x4000  // MSG_NOSIGNAL
-	msgMore     = 0x8000  // MSG_MORE
-	msgSplice   = 0x80000 // MSG_SPLICE_PAGES (internal)
+	msgPeek     = 0x2       // MSG_PEEK
+	msgDontwait = 0x40      // MSG_DONTWAIT
+	msgWaitall  = 0x100     // MSG_WAITALL
+	msgNosignal = 0x4000    // MSG_NOSIGNAL
+	msgMore     = 0x8000    // MSG_MORE
+	msgSplice   = 0x80000   // MSG_SPLICE_PAGES (internal)
+	msgZerocopy = 0x4000000 // MSG_ZEROCOPY
 )
 
 // kernel is the state of one run: the simulated machine.
@@ -61,8 +64,11 @@ type kernel struct {
 	prof  behaviour
 	tcp   tcp
 	pages pageAlloc
-	stats *Stats             // copy accounting (stats.go)
-	mut   map[*Mutation]bool // planted bugs (mutation.go)
+	stats *Stats // copy accounting (stats.go)
+	// zcLive counts the MSG_ZEROCOPY ubuf_infos still referenced
+	// (zerocopy.go): none may survive teardown.
+	zcLive int
+	mut    map[*Mutation]bool // planted bugs (mutation.go)
 
 	socks   map[string]*sock
 	sockSeq []*sock
@@ -103,10 +109,16 @@ type sock struct {
 	State      tcpState
 	SkShutdown uint8
 	SkErr      syscall.Errno
-	SockDone   bool // SOCK_DONE
-	SockDead   bool // SOCK_DEAD (orphaned)
-	SockLinger bool // SOCK_LINGER
-	Lingertime int
+	// MSG_ZEROCOPY (zerocopy.go): SOCK_ZEROCOPY, sk_zckey (the id the
+	// next zero-copy send gets), and sk_error_queue, whose skbs are the
+	// completions not yet read (one sock_extended_err each).
+	sockZerocopy bool
+	zckey        uint32
+	errorQueue   []trace.Notification
+	SockDone     bool // SOCK_DONE
+	SockDead     bool // SOCK_DEAD (orphaned)
+	SockLinger   bool // SOCK_LINGER
+	Lingertime   int
 
 	SkReceiveQueue skbQueue
 	SkRcvbuf       int

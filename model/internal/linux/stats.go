@@ -64,6 +64,11 @@ type Stats struct {
 	Done []int
 	// Coverage is the set of mirrored kernel functions the run reached.
 	Coverage Coverage
+	// ZerocopyIDs is, by socket, the MSG_ZEROCOPY ids the socket's
+	// counter (sk_zckey) had handed out when the trace's ops ended, for
+	// every socket that handed out any: what the completions on its
+	// error queue can name, [0, ZerocopyIDs).
+	ZerocopyIDs map[string]uint32
 }
 
 // InFlightRingWrite returns the first ring write made while TCP payload

@@ -179,7 +179,7 @@ func (k *kernel) tcpPoll(sk *sock) uint32 {
 			mask |= pollOUT
 		}
 	}
-	if sk.SkErr != 0 {
+	if sk.SkErr != 0 || len(sk.errorQueue) > 0 {
 		mask |= pollERR
 	}
 	return mask

@@ -202,7 +202,10 @@ func (r *refTCP) tcpEstablish(a, b *tcpSock) {
 func (r *refTCP) xmit(tp *tcpSock, seg segment) {
 	seg.tsval, seg.tsecr = r.k.s.opSeq, tp.tsRecent
 	to := tp.peer
-	r.k.s.raiseSoftirq("tcp_v4_rcv", func() { r.rcv(to, seg) })
+	r.k.s.raiseSoftirq("tcp_v4_rcv", func() {
+		skbOrphanFragsRx(seg.skb) // __netif_receive_skb_core
+		r.rcv(to, seg)
+	})
 }
 
 // sendReset mirrors tcp_send_active_reset() (net/ipv4/tcp_output.c, v6.18):

@@ -50,10 +50,28 @@ func (r *refTCP) SendPageLocked(t *task, sk *sock, p *page, off, n int, flags in
 // (tcp_push_one), and past half the largest window a push is forced.
 // Out of send space it pushes what it has and waits
 // (sk_stream_wait_memory).
-func (r *refTCP) sendLocked(t *task, sk *sock, flags, size int, fill func(skb *skBuff, max int) (int, bool)) (int, syscall.Errno) {
+func (r *refTCP) sendLocked(t *task, sk *sock, flags, size int, fill func(skb *skBuff, max int) (int, bool)) (sent int, serr syscall.Errno) {
 	r.k.reach(fnRefTCPSendLocked)
 	sk.sockOwnedByMe(t)
 	tp := tcpSk(sk)
+	// MSG_ZEROCOPY on a SOCK_ZEROCOPY socket: an id for the send, put
+	// back if it fails having sent nothing (out_err), else the sender's
+	// reference dropped (out). Loopback has NETIF_F_SG: zc is MSG_ZEROCOPY.
+	var uarg *ubufInfo
+	if flags&msgZerocopy != 0 && size > 0 && sk.sockZerocopy {
+		var tail *ubufInfo
+		if n := len(tp.writeQueue); n > 0 {
+			tail = tp.writeQueue[n-1].uarg
+		}
+		uarg = r.k.msgZerocopyRealloc(sk, size, tail)
+		defer func() {
+			if serr != 0 && sent == 0 {
+				netZcopyPutAbort(uarg, true)
+			} else {
+				netZcopyPut(uarg)
+			}
+		}()
+	}
 	to := maxTimeout
 	if flags&msgDontwait != 0 {
 		to = 0
@@ -99,6 +117,21 @@ func (r *refTCP) sendLocked(t *task, sk *sock, flags, size int, fill func(skb *s
 			copy = sizeGoal
 		}
 		copy = min(copy, size-copied)
+		if uarg != nil && skb.uarg != nil && skb.uarg != uarg {
+			// skb_zerocopy_iter_stream's -EEXIST: another send's
+			// zero-copy data; tcp_mark_push, then a new segment.
+			tp.markPush(skb)
+			if !tp.streamMemoryFree() {
+				if err = r.waitForSpace(t, tp, flags, copied, &to); err != 0 {
+					return r.sendError(tp, copied, flags, mss, err)
+				}
+				mss, sizeGoal = r.sendMSS(tp)
+				continue
+			}
+			r.streamAllocSkb(tp)
+			processBacklog++
+			continue
+		}
 		n, ok := fill(skb, copy)
 		if !ok {
 			// MAX_SKB_FRAGS: tcp_mark_push, then a new segment.
@@ -113,6 +146,9 @@ func (r *refTCP) sendLocked(t *task, sk *sock, flags, size int, fill func(skb *s
 			r.streamAllocSkb(tp)
 			processBacklog++
 			continue
+		}
+		if uarg != nil && skb.uarg == nil {
+			skbZcopySet(skb, uarg) // skb_zerocopy_iter_stream
 		}
 		tp.wmemQueued += n
 		sk.memSchedule(n) // tcp_wmem_schedule
@@ -616,6 +652,7 @@ func (r *refTCP) transmitSkb(tp *tcpSock, skb *skBuff, mss int) {
 	}
 	c := skb.cloneRange(0, skb.Len)
 	c.Seq, c.EndSeq, c.TCPFlags, c.Truesize = skb.Seq, skb.EndSeq, skb.TCPFlags, skb.Truesize
+	c.uarg = skb.uarg // the shared skb_shared_info's; no reference of its own
 	if skb.Len > mss {
 		c.gsoSize = mss
 	}
@@ -646,6 +683,7 @@ func (r *refTCP) gsoSegment(tp *tcpSock, skb *skBuff, mss int) {
 		c.Seq = skb.Seq + uint32(off)
 		c.EndSeq = c.Seq + uint32(n)
 		c.Truesize = r.conf().SkbHeadTruesize + n
+		c.uarg = skb.uarg // skb_segment's zerocopy clone, orphaned at the peer
 		last := off+n == skb.Len
 		seg := segment{skb: c, seq: c.Seq, ack: tp.RcvNxt, win: win, wl: tp.SndNxt}
 		if last {
