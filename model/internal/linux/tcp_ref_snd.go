@@ -117,24 +117,14 @@ func (r *refTCP) sendLocked(t *task, sk *sock, flags, size int, fill func(skb *s
 			copy = sizeGoal
 		}
 		copy = min(copy, size-copied)
-		if uarg != nil && skb.uarg != nil && skb.uarg != uarg {
-			// skb_zerocopy_iter_stream's -EEXIST: another send's
-			// zero-copy data; tcp_mark_push, then a new segment.
-			tp.markPush(skb)
-			if !tp.streamMemoryFree() {
-				if err = r.waitForSpace(t, tp, flags, copied, &to); err != 0 {
-					return r.sendError(tp, copied, flags, mss, err)
-				}
-				mss, sizeGoal = r.sendMSS(tp)
-				continue
-			}
-			r.streamAllocSkb(tp)
-			processBacklog++
-			continue
+		n, ok := 0, false
+		if uarg == nil || skb.uarg == nil || skb.uarg == uarg {
+			n, ok = fill(skb, copy)
 		}
-		n, ok := fill(skb, copy)
 		if !ok {
-			// MAX_SKB_FRAGS: tcp_mark_push, then a new segment.
+			// MAX_SKB_FRAGS, or skb_zerocopy_iter_stream's -EEXIST (the
+			// skb holds another send's zero-copy data): tcp_mark_push,
+			// then a new segment.
 			tp.markPush(skb)
 			if !tp.streamMemoryFree() {
 				if err = r.waitForSpace(t, tp, flags, copied, &to); err != 0 {
