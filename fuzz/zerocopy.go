@@ -18,9 +18,10 @@ import (
 // ever; a socket that made no such send hands out none
 // ("ids-without-sends": a redirect target's counter moved by another
 // socket's sends). The site is the path the socket's zero-copy sends
-// took (zcPath).
+// took (zcPath). A backend without MSG_ZEROCOPY (the netstack bridge,
+// Stats.NoZerocopy) is not judged.
 func checkZerocopy(r *Execution) error {
-	if len(r.Obs) != len(r.Trace.Ops) {
+	if len(r.Obs) != len(r.Trace.Ops) || r.Stats != nil && r.Stats.NoZerocopy {
 		return nil
 	}
 	paths := newZcPaths()

@@ -5,7 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/splicecheck/splicecheck/trace"
+	"github.com/splicecheck/splicecheck/model"
+	"github.com/splicecheck/splicecheck/netstack"
 )
 
 // TestZerocopyPropertyOnCorpus: the zerocopy-completions property on the
@@ -51,5 +52,28 @@ func TestZerocopyPropertyOnCorpus(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", name, got, sig)
 		}
 	}
-	_ = trace.OpErrqueue
+}
+
+// TestZerocopyPropertySkipsNetstack: the netstack bridge has no
+// MSG_ZEROCOPY (its sends take no id), so the property does not judge its
+// runs, where the model's own TCP fails the same trace.
+func TestZerocopyPropertySkipsNetstack(t *testing.T) {
+	pr, _ := PropertyByName("zerocopy-completions")
+	tr := loadTrace(t, "../testdata/traces/kernel/zc_tcp_completions.trace")
+	ns, err := netstack.NewBackend(netstack.TransportOptions{}, model.Config{Provenance: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runOne(context.Background(), ns, nil, tr)
+	if r.Err != nil || r.Stats == nil || !r.Stats.NoZerocopy {
+		t.Fatalf("netstack run: err %v, stats %v", r.Err, r.Stats != nil)
+	}
+	if err := pr.Check(r); err != nil {
+		t.Errorf("judged on netstack: %v", err)
+	}
+	// The same run with the counter moved as refTCP would: judged.
+	r.Stats.NoZerocopy = false
+	if err := pr.Check(r); err == nil {
+		t.Error("a run whose zero-copy sends took no id passed")
+	}
 }

@@ -274,6 +274,7 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 	if err := r.k.checkRings(); err != nil {
 		return nil, fmt.Errorf("%s: at the end: %w", r.t.File, err)
 	}
+	_, r.k.stats.NoZerocopy = r.k.tcp.(*extTCP)
 	for name, sk := range r.k.socks {
 		if sk.zckey > 0 {
 			if r.k.stats.ZerocopyIDs == nil {

@@ -69,6 +69,10 @@ type Stats struct {
 	// every socket that handed out any: what the completions on its
 	// error queue can name, [0, ZerocopyIDs).
 	ZerocopyIDs map[string]uint32
+	// NoZerocopy: the run's TCP has no MSG_ZEROCOPY (the bridge to an
+	// external TCP: gVisor has none), so its zero-copy sends are copies
+	// that take no id.
+	NoZerocopy bool
 }
 
 // InFlightRingWrite returns the first ring write made while TCP payload
