@@ -223,7 +223,7 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 	// forcing ops out, and pairs at establishment only.
 	_, modelSUT := sut.(*model.Backend)
 	kernelSafe := ref != nil || !modelSUT
-	gen := Trace(GenConfig{Threads: true, Pair: pair, EstablishedPairOnly: p.Has("loopback-splice-seq"), Splice: splice,
+	gen := Trace(GenConfig{Threads: true, Pair: pair, EstablishedPairOnly: p.Has("loopback-splice-seq"), Splice: splice, SoSplice: p.Base == trace.FreeBSDProfile,
 		KernelSafe: kernelSafe})
 	outs := make([]Verdict, len(props))
 	for i, pr := range props {

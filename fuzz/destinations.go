@@ -80,7 +80,7 @@ func newDestinations(r *Execution) *destinations {
 		if op.Kind == trace.OpSplice {
 			d.splices[op.A] = true
 		}
-		if op.Kind == trace.OpIOCopy { // it moves bytes even when it fails or is cut short
+		if op.Kind == trace.OpIOCopy || op.Kind == trace.OpSosplice { // it moves bytes even when it fails or is cut short (a splice: by its worker, from src to dst)
 			d.iocopy = append(d.iocopy, [2]string{op.A, op.B})
 		}
 		if op.Kind == trace.OpConn {

@@ -35,6 +35,11 @@ type GenConfig struct {
 	// socket with SO_RCVTIMEO or O_NONBLOCK, and iocopy sources carry an
 	// SO_RCVTIMEO.
 	KernelSafe bool
+	// SoSplice adds FreeBSD's SO_SPLICE ops (profile freebsd-so-splice):
+	// splices between any two sockets (chains, loops, a connection's two
+	// ends), with and without max and idle, unsplices and resplices, and
+	// reads of the counter.
+	SoSplice bool
 }
 
 func (c GenConfig) withDefaults() GenConfig {
@@ -353,6 +358,9 @@ func (g *genState) op() {
 		"sleep", "iocopy", "thread", "thread", "pair", "fill", "tsend", "probe", "probe", "lastbytes", "retarget",
 		"zerocopy", "errqueue",
 	}).Draw(t, "op")
+	if g.cfg.SoSplice && rapid.IntRange(0, 2).Draw(t, "sosplice") == 0 {
+		kind = rapid.SampledFrom([]string{"sosplice", "sosplice", "unsplice", "getsplice"}).Draw(t, "soop")
+	}
 	if g.cfg.KernelSafe && (kind == "tsend" || kind == "thread" && rapid.Bool().Draw(t, "thread2")) {
 		// Kernel-safe traces keep the cross-check's weights: one thread
 		// op in about 25. They fill windows and buffers (MSG_DONTWAIT
@@ -419,6 +427,32 @@ func (g *genState) op() {
 	case "pipe":
 		g.line("pipe %s %d", s, rapid.SampledFrom(sizes[1:]).Draw(t, "pipesize"))
 	case "fionread", "poll", "state":
+		g.line("%s %s", kind, s)
+	case "sosplice":
+		// Forward only: an accepted end (X2) into the connecting end
+		// of a later connection (Y1, Y > X), so that splices chain but
+		// never loop (loops are not judged yet: a byte that comes round
+		// again carries the tag of its first send).
+		if s[1] != '2' || s[0] == g.socks[len(g.socks)-1][0] {
+			g.line("getsplice %s", s)
+			return
+		}
+		var later []string
+		for _, c := range g.socks {
+			if c[1] == '1' && c[0] > s[0] {
+				later = append(later, c)
+			}
+		}
+		sink := rapid.SampledFrom(later).Draw(t, "sink")
+		opts := ""
+		if rapid.IntRange(0, 2).Draw(t, "max") == 0 {
+			opts += fmt.Sprintf(" max %d", rapid.SampledFrom([]int{1, 10, 129, 1000, 16384}).Draw(t, "maxn"))
+		}
+		if rapid.IntRange(0, 3).Draw(t, "idle") == 0 {
+			opts += fmt.Sprintf(" idle %d", rapid.SampledFrom([]int{1, 50, 500}).Draw(t, "idlems"))
+		}
+		g.line("sosplice %s %s%s", s, sink, opts)
+	case "unsplice", "getsplice":
 		g.line("%s %s", kind, s)
 	case "zerocopy":
 		// SO_ZEROCOPY, mostly on: zero-copy sends then take ids.

@@ -67,11 +67,26 @@ func TestTraceGeneratorCoversEveryOp(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range trace.Kinds() {
-		if !seen[k] {
-			t.Errorf("op %s never generated in 2 x 300 traces", k)
+	// FreeBSD's SO_SPLICE ops, on their profile only.
+	g := Trace(GenConfig{Threads: true, SoSplice: true})
+	spliced := 0
+	for seed := 0; seed < 300; seed++ {
+		for _, op := range g.Example(seed).Ops {
+			seen[op.Kind] = true
+			if op.Kind == trace.OpSosplice {
+				spliced++
+				if op.A[1] != '2' || op.B[1] != '1' || op.B[0] <= op.A[0] {
+					t.Errorf("seed %d: %s is not a forward splice (X2 into Y1, Y > X): it may close a loop", seed, op.String())
+				}
+			}
 		}
 	}
+	for _, k := range trace.Kinds() {
+		if !seen[k] {
+			t.Errorf("op %s never generated in 3 x 300 traces", k)
+		}
+	}
+	t.Logf("%d sosplice ops in 300 freebsd traces", spliced)
 }
 
 // Over seeds 0..999 of each config the campaign uses, every trace

@@ -78,6 +78,12 @@ func routesOf(t *trace.Trace) *routes {
 			}
 		case trace.OpIOCopy:
 			r.iocopySrc[op.A] = true
+		case trace.OpSosplice:
+			// A FreeBSD splice, like an iocopy, reads its source and
+			// sends the bytes on from its sink: the sink's peer gets
+			// bytes its own peer did not send.
+			r.iocopySrc[op.A] = true
+			r.foreign[r.peer[op.B]] = true
 		case trace.OpPair:
 			r.paired[op.A], r.paired[op.B] = true, true
 		case trace.OpMap:

@@ -269,6 +269,8 @@ func (e *executor) do(ctx context.Context, th *thread, c *trace.Call) trace.Resu
 		return e.sleep(ctx, th, op)
 	case trace.OpErrqueue:
 		return e.errqueue(op)
+	case trace.OpSosplice, trace.OpUnsplice, trace.OpGetsplice:
+		return e.soSplice(op)
 	}
 	return e.internal(c, fmt.Errorf("%w: op kind %v not executable", ErrInternal, op.Kind))
 }

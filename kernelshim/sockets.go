@@ -2,6 +2,7 @@ package kernelshim
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"syscall"
@@ -640,3 +641,40 @@ func parseExtendedErr(oob []byte) (trace.Notification, error) {
 
 // sizeofExtendedErr is sizeof(struct sock_extended_err).
 const sizeofExtendedErr = int(unsafe.Sizeof(unix.SockExtendedErr{}))
+
+// soSpliceOpt is FreeBSD's (and OpenBSD's) SO_SPLICE option number.
+const soSpliceOpt = 0x1023
+
+// soSplice performs the FreeBSD SO_SPLICE ops as a program would on this
+// kernel: setsockopt(SOL_SOCKET, SO_SPLICE, struct splice {fd, max,
+// idle}) for sosplice and unsplice (fd -1), getsockopt for getsplice.
+// Linux has no such option: it answers -ENOPROTOOPT.
+func (e *executor) soSplice(op *trace.Op) trace.Result {
+	fd, err := e.sockFD(op.A)
+	if err != nil {
+		return fail(err)
+	}
+	if op.Kind == trace.OpGetsplice {
+		n, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, soSpliceOpt)
+		if err != nil {
+			return fail(err)
+		}
+		return trace.Count(int64(n))
+	}
+	sink := -1
+	if op.Kind == trace.OpSosplice {
+		if sink, err = e.sockFD(op.B); err != nil {
+			return fail(err)
+		}
+	}
+	var sp [32]byte // struct splice on LP64: int sp_fd, off_t sp_max, struct timeval sp_idle
+	binary.NativeEndian.PutUint32(sp[0:], uint32(int32(sink)))
+	binary.NativeEndian.PutUint64(sp[8:], uint64(op.Size))
+	idle := time.Duration(op.Key) * time.Millisecond
+	binary.NativeEndian.PutUint64(sp[16:], uint64(idle/time.Second))
+	binary.NativeEndian.PutUint64(sp[24:], uint64(idle%time.Second/time.Microsecond))
+	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, soSpliceOpt, string(sp[:])); err != nil {
+		return fail(err)
+	}
+	return trace.OK()
+}

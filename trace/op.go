@@ -7,27 +7,30 @@ type Kind uint8
 
 // The op kinds of the trace language. Operand use per kind is documented on Op.
 const (
-	OpInvalid  Kind = iota
-	OpConn          // conn A B [pair]
-	OpMap           // map M sockmap|sockhash N
-	OpProg          // prog M sk_msg|sk_skb VERDICT [apply N] [cork N] [parser N|all]
-	OpInsert        // insert M KEY S
-	OpDelete        // delete M KEY
-	OpPair          // pair A B
-	OpSend          // send S DATA [dontwait] [zerocopy]
-	OpRecv          // recv S N [peek] [dontwait] [waitall]
-	OpSplice        // splice S N [nonblock]
-	OpPipe          // pipe S N
-	OpIOCopy        // iocopy SRC DST
-	OpFIONREAD      // fionread S
-	OpPoll          // poll S
-	OpState         // state S
-	OpShutdown      // shutdown S wr|rd|rdwr
-	OpClose         // close S [rst]
-	OpSet           // set S OPT VALUE
-	OpSleep         // sleep MS
-	OpJoin          // join T
-	OpErrqueue      // errqueue S [N]
+	OpInvalid   Kind = iota
+	OpConn           // conn A B [pair]
+	OpMap            // map M sockmap|sockhash N
+	OpProg           // prog M sk_msg|sk_skb VERDICT [apply N] [cork N] [parser N|all]
+	OpInsert         // insert M KEY S
+	OpDelete         // delete M KEY
+	OpPair           // pair A B
+	OpSend           // send S DATA [dontwait] [zerocopy]
+	OpRecv           // recv S N [peek] [dontwait] [waitall]
+	OpSplice         // splice S N [nonblock]
+	OpPipe           // pipe S N
+	OpIOCopy         // iocopy SRC DST
+	OpFIONREAD       // fionread S
+	OpPoll           // poll S
+	OpState          // state S
+	OpShutdown       // shutdown S wr|rd|rdwr
+	OpClose          // close S [rst]
+	OpSet            // set S OPT VALUE
+	OpSleep          // sleep MS
+	OpJoin           // join T
+	OpErrqueue       // errqueue S [N]
+	OpSosplice       // sosplice A B [max N] [idle MS] (FreeBSD SO_SPLICE)
+	OpUnsplice       // unsplice A (FreeBSD SO_SPLICE with fd -1)
+	OpGetsplice      // getsplice A (FreeBSD getsockopt SO_SPLICE)
 	numKinds
 )
 
@@ -38,7 +41,12 @@ var kindNames = [numKinds]string{
 	OpFIONREAD: "fionread", OpPoll: "poll", OpState: "state",
 	OpShutdown: "shutdown", OpClose: "close", OpSet: "set",
 	OpSleep: "sleep", OpJoin: "join", OpErrqueue: "errqueue",
+	OpSosplice: "sosplice", OpUnsplice: "unsplice", OpGetsplice: "getsplice",
 }
+
+// FreeBSDOnly reports whether k is an op of FreeBSD's SO_SPLICE, which
+// only profile FreeBSDProfile has (ResolveOptions refuses it elsewhere).
+func (k Kind) FreeBSDOnly() bool { return k == OpSosplice || k == OpUnsplice || k == OpGetsplice }
 
 // Kinds returns every valid op kind, in declaration order.
 func Kinds() []Kind {
@@ -252,6 +260,8 @@ type Pos struct {
 //	sleep MS              Size (milliseconds)
 //	join T                Target
 //	errqueue S [N]        A, Size (the most notifications to read; default 1)
+//	sosplice A B ...      A (source), B (sink), Size (max bytes; 0 unlimited), Key (idle, ms; 0 none)
+//	unsplice|getsplice A  A
 //
 // Unused operands are zero. Thread is the empty string for thread main.
 // The one-byte fields are together so that an Op is 152 bytes, not 184 (a
@@ -290,7 +300,7 @@ const MainThread = "main"
 // Sockets returns the socket names the op uses, in operand order.
 func (o *Op) Sockets() []string {
 	switch o.Kind {
-	case OpConn, OpPair, OpIOCopy:
+	case OpConn, OpPair, OpIOCopy, OpSosplice:
 		return []string{o.A, o.B}
 	case OpMap, OpProg, OpDelete, OpSleep, OpJoin:
 		return nil

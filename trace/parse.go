@@ -457,6 +457,11 @@ func (p *parser) operands(op *Op, word token) error {
 	case OpFIONREAD, OpPoll, OpState:
 		op.A, err = p.socket()
 		return err
+	case OpSosplice:
+		return p.sosplice(op)
+	case OpUnsplice, OpGetsplice:
+		op.A, err = p.socket()
+		return err
 	case OpErrqueue:
 		if op.A, err = p.socket(); err != nil {
 			return err
@@ -515,6 +520,35 @@ func (p *parser) operands(op *Op, word token) error {
 			return p.errTok(t, "unknown thread %q", t.text)
 		}
 		op.Target = th
+	}
+	return nil
+}
+
+// sosplice parses `sosplice A B [max N] [idle MS]`.
+func (p *parser) sosplice(op *Op) error {
+	var err error
+	if op.A, err = p.socket(); err != nil {
+		return err
+	}
+	if op.B, err = p.socket(); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for p.i < len(p.toks) {
+		t := p.toks[p.i]
+		if (t.text != "max" && t.text != "idle") || t.quoted || seen[t.text] {
+			return p.errTok(t, "unexpected %q after sosplice (want max N or idle MS, once each)", t.text)
+		}
+		seen[t.text] = true
+		p.i++
+		if t.text == "max" {
+			op.Size, err = p.number("max bytes", true)
+		} else {
+			op.Key, err = p.number("idle milliseconds", false)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

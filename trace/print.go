@@ -59,6 +59,18 @@ func (o *Op) String() string {
 		w(o.A, o.Size)
 	case OpFIONREAD, OpPoll, OpState, OpClose:
 		w(o.A)
+	case OpSosplice:
+		w(o.A, o.B)
+		if o.Size != 0 {
+			b.WriteString(" max")
+			w(o.Size)
+		}
+		if o.Key != 0 {
+			b.WriteString(" idle")
+			w(o.Key)
+		}
+	case OpUnsplice, OpGetsplice:
+		w(o.A)
 	case OpErrqueue:
 		w(o.A)
 		if o.Size != 1 {

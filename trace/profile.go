@@ -17,11 +17,16 @@ var profileInfos = []ProfileInfo{
 	{"linux-6.18", false, "mainline 6.18 as measured on the host: splice never sees psock ingress data; FIONREAD counts it"},
 	{"linux-6.12", false, "6.12.118 (Debian's linux-source-6.12) as measured in a guest: like 6.18, but FIONREAD without a verdict also counts sk_receive_queue and sendmsg counts the bytes it asked to copy (before v6.13)"},
 	{"linux-6.1", false, "mainline 6.1 as measured in a Debian guest: like 6.18, but FIONREAD ignores psock ingress data"},
+	{FreeBSDProfile, false, "FreeBSD's SO_SPLICE (uipc_socket.c at 4d0f7fdd) over the model's TCP: sosplice, unsplice, getsplice; no sockmap, no splice(2)"},
 	{"splice-copy", true, "splice_read for sockmap that copies (Whitchurch v3 / Jiayuan Chen patch 4)"},
 	{"splice-zerocopy", true, "Jiayuan Chen patch 5: fragment pages passed to the pipe with a shared reference"},
 	{"loopback-splice", true, "Cong Wang's RFC: per-direction 16 KiB ring for BPF-paired loopback sockets, as posted"},
 	{"loopback-splice-seq", true, "loopback-splice with the ordering fix of the out-of-tree tcp_splice module"},
 }
+
+// FreeBSDProfile is the profile of FreeBSD's SO_SPLICE, the only one
+// with the sosplice, unsplice and getsplice ops.
+const FreeBSDProfile = "freebsd-so-splice"
 
 // DefaultBase is the base a bare patch name is applied to.
 const DefaultBase = "linux-6.18"

@@ -94,6 +94,14 @@ func ResolveOptions(t *Trace, opts Options) (Options, error) {
 		return opts, err
 	}
 	opts.Profile, opts.parsed = p.String(), p
+	if p.Base != FreeBSDProfile {
+		for i := range t.Ops {
+			if op := &t.Ops[i]; op.Kind.FreeBSDOnly() {
+				return opts, fmt.Errorf("%s:%d:%d: %w: %s is FreeBSD's SO_SPLICE, only profile %s has it (the profile is %s)",
+					t.File, op.Pos.Line, op.Pos.Col, ErrUnsupported, op.Kind, FreeBSDProfile, opts.Profile)
+			}
+		}
+	}
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = DefaultOpTimeout
 	}

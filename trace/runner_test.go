@@ -292,3 +292,15 @@ func TestResolvedOptionsCarryTheProfile(t *testing.T) {
 		t.Errorf("unresolved unknown profile: %v", err)
 	}
 }
+
+// TestFreeBSDOpsNeedTheirProfile: the SO_SPLICE ops resolve only under
+// FreeBSDProfile; elsewhere the error names the op's position.
+func TestFreeBSDOpsNeedTheirProfile(t *testing.T) {
+	tr := mustParse(t, "conn a b\nconn c d\nsosplice b c max 10\n")
+	if _, err := ResolveOptions(tr, Options{}); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), ":3:1: ") {
+		t.Errorf("linux-6.18: %v", err)
+	}
+	if _, err := ResolveOptions(tr, Options{Profile: FreeBSDProfile}); err != nil {
+		t.Errorf("%s: %v", FreeBSDProfile, err)
+	}
+}

@@ -74,7 +74,7 @@ func cmdDiff(ctx context.Context, e *env, args []string) error {
 	for i, t := range traces {
 		o, err := trace.ResolveOptions(t, opts)
 		if err != nil {
-			return fmt.Errorf("%s: %w", t.File, err)
+			return inFile(t, err)
 		}
 		d, err := diffOne(ctx, t, o, sides)
 		if err != nil && ctx.Err() != nil {

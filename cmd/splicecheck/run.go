@@ -185,7 +185,7 @@ type runState struct {
 func (rs *runState) runOne(ctx context.Context, t *trace.Trace) error {
 	o, err := trace.ResolveOptions(t, rs.opts)
 	if err != nil {
-		return fmt.Errorf("%s: %w", t.File, err)
+		return inFile(t, err)
 	}
 	res, err := rs.b.Run(ctx, t, o)
 	obs, st := res.Obs, res.Stats
@@ -266,7 +266,7 @@ func replayCounterexample(ctx context.Context, e *env, t *trace.Trace, h fuzz.He
 	}
 	r, v, err := fuzz.Replay(ctx, b, t, h.Property)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", t.File, err)
+		return false, inFile(t, err)
 	}
 	if r.Err != nil && v == nil {
 		return false, fmt.Errorf("run %s on %s: %w", t.File, b.Name(), r.Err)
@@ -299,4 +299,13 @@ func writeJSON(e *env, v any) error {
 // backendNames lists the backends cmd can run, for its help.
 func backendNames(cmd string) string {
 	return strings.Join(backendsFor(cmd), ", ")
+}
+
+// inFile names t's file in err, unless err names it already (an error
+// at a position of the file: FILE:LINE:COL).
+func inFile(t *trace.Trace, err error) error {
+	if strings.HasPrefix(err.Error(), t.File+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", t.File, err)
 }

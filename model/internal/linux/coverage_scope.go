@@ -6,7 +6,7 @@ import "strings"
 // feature or a transport. A function of scope 0 belongs to every run;
 // any other function's scope is one bit, and it can run only in runs
 // that have it (Coverage.Applies).
-type scope uint8
+type scope uint16
 
 const (
 	scopeRefTCP            scope = 1 << iota // the reference TCP (no Config.Transport)
@@ -17,6 +17,7 @@ const (
 	scopeSpliceCopy                          // splice-copy (copy_splice_read)
 	scopeTCPBpfIoctl                         // tcp_bpf protos with .ioctl (linux-6.18)
 	scopeSplicePagesCopied                   // a TCP that copies MSG_SPLICE_PAGES sends (linux-6.1)
+	scopeSoSplice                            // FreeBSD's SO_SPLICE (freebsd-so-splice)
 )
 
 // runScopes returns the scopes of a run of profile p, on an external
@@ -43,6 +44,9 @@ func runScopes(p behaviour, ext bool) scope {
 	if p.SplicePagesCopied {
 		s |= scopeSplicePagesCopied
 	}
+	if p.SoSplice {
+		s |= scopeSoSplice
+	}
 	return s
 }
 
@@ -62,6 +66,7 @@ var scopeByFile = map[string]scope{
 	"tcp_ref_flow.go":    scopeRefTCP,
 	"tcp_ref_timer.go":   scopeRefTCP,
 	"push61.go":          scopeSplicePagesCopied,
+	"sosplice.go":        scopeSoSplice,
 }
 
 // scopeByRecv gives the methods of a receiver type its scope.

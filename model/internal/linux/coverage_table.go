@@ -120,6 +120,12 @@ const (
 	fnSockMapDelLink                        // sock_map_del_link
 	fnSockMapRemoveLinks                    // sock_map_remove_links
 	fnSockMapClose                          // sock_map_close
+	fnSoSpliceAlloc                         // so_splice_alloc
+	fnSoSplice                              // so_splice
+	fnSoSpliceDispatch                      // so_splice_dispatch
+	fnSoSpliceXfer                          // so_splice_xfer
+	fnSoSpliceTimeout                       // so_splice_timeout
+	fnSoUnsplice                            // so_unsplice
 	fnFillPage                              // spd_fill_page
 	fnLinearToPage                          // linear_to_page
 	fnSkbSpliceBits                         // skb_splice_bits
@@ -366,6 +372,7 @@ var leafFns = [...]Fn{
 	fnMapCreate,
 	fnBpfMapLookup,
 	fnBpfMapProgAttach,
+	fnSoSpliceAlloc,
 	fnPercpuRefTryGetLive,
 	fnPercpuRefPut,
 	fnPercpuRefKill,
@@ -511,6 +518,12 @@ var fnTable = [numFn]fnInfo{
 	fnSockMapDelLink:              {"sockMapDelLink", "sock_map_del_link", "sockmap.go"},
 	fnSockMapRemoveLinks:          {"sockMapRemoveLinks", "sock_map_remove_links", "sockmap.go"},
 	fnSockMapClose:                {"sockMapClose", "sock_map_close", "sockmap.go"},
+	fnSoSpliceAlloc:               {"soSpliceAlloc", "so_splice_alloc", "sosplice.go"},
+	fnSoSplice:                    {"soSplice", "so_splice", "sosplice.go"},
+	fnSoSpliceDispatch:            {"soSpliceDispatch", "so_splice_dispatch", "sosplice.go"},
+	fnSoSpliceXfer:                {"soSpliceXfer", "so_splice_xfer", "sosplice.go"},
+	fnSoSpliceTimeout:             {"soSpliceTimeout", "so_splice_timeout", "sosplice.go"},
+	fnSoUnsplice:                  {"soUnsplice", "so_unsplice", "sosplice.go"},
 	fnFillPage:                    {"fillPage", "spd_fill_page", "splice.go"},
 	fnLinearToPage:                {"linearToPage", "linear_to_page", "splice.go"},
 	fnSkbSpliceBits:               {"skbSpliceBits", "skb_splice_bits", "splice.go"},

@@ -39,6 +39,7 @@
 //	             (tcp_bpf_splice_read with the page-passing actor)
 //	stats.go     copy accounting per op kind (splicecheck run --stats)
 //	zerocopy.go  MSG_ZEROCOPY: ids, ubuf_info references on skbs, completions on the error queue
+//	sosplice.go  profile freebsd-so-splice: FreeBSD's SO_SPLICE over the model's sockets
 //	iocopy.go    Go's io.Copy (splice, then the generic copy on EINVAL)
 //	poll.go      poll masks
 //	profile.go   linux-6.18, linux-6.12 and linux-6.1

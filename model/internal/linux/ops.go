@@ -21,6 +21,10 @@ const (
 func (r *run) exec(t *task, i int) trace.Result {
 	op := &r.t.Ops[i]
 	k := r.k
+	if k.prof.SoSplice && linuxOnly(op) {
+		// FreeBSD has no bpf(2) sockmaps, no splice(2), no pairing.
+		return trace.Fail(errEOPNOTSUPP)
+	}
 	switch op.Kind {
 	case trace.OpConn:
 		return r.conn(op)
@@ -129,6 +133,8 @@ func (r *run) exec(t *task, i int) trace.Result {
 		return r.join(t, i)
 	case trace.OpErrqueue:
 		return r.errqueue(t, op)
+	case trace.OpSosplice, trace.OpUnsplice, trace.OpGetsplice:
+		return r.soSpliceOp(t, op)
 	}
 	return trace.Fail(errEINVAL)
 }
@@ -219,6 +225,40 @@ func (r *run) send(t *task, op *trace.Op) trace.Result {
 		return trace.Fail(err)
 	}
 	return trace.Count(int64(n))
+}
+
+// linuxOnly reports whether op needs an interface only Linux has.
+func linuxOnly(op *trace.Op) bool {
+	switch op.Kind {
+	case trace.OpMap, trace.OpProg, trace.OpInsert, trace.OpDelete, trace.OpPair, trace.OpSplice, trace.OpPipe:
+		return true
+	case trace.OpConn:
+		return op.Flags&trace.FlagPair != 0
+	}
+	return false
+}
+
+// soSpliceOp is setsockopt(SO_SPLICE) (sosplice: {B, max, idle};
+// unsplice: fd -1) and getsockopt(SO_SPLICE) (getsplice: the bytes A moved
+// as a source) of FreeBSD's sosetopt and sogetopt.
+func (r *run) soSpliceOp(t *task, op *trace.Op) trace.Result {
+	src := r.k.socks[op.A]
+	if err := src.fget(); err != 0 {
+		return trace.Fail(err)
+	}
+	defer src.fput(t)
+	switch op.Kind {
+	case trace.OpUnsplice:
+		return r.k.soUnsplice(src)
+	case trace.OpGetsplice:
+		return trace.Count(src.spliceSent)
+	}
+	dst := r.k.socks[op.B]
+	if err := dst.fget(); err != 0 {
+		return trace.Fail(err)
+	}
+	defer dst.fput(t)
+	return r.k.soSplice(t, src, dst, op.Size, time.Duration(op.Key)*time.Millisecond)
 }
 
 // errqueue is up to N recvmsg(2) calls with MSG_ERRQUEUE: sock_recvmsg →

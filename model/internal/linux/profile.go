@@ -109,6 +109,10 @@ type behaviour struct {
 	// TCP is the reference TCP's flow control as the kernel version and
 	// the machine the profile was measured on make it (tcp_ref_flow.go).
 	TCP tcpConf
+	// SoSplice: FreeBSD's SO_SPLICE (sosplice, unsplice, getsplice), and
+	// no Linux-only interface: bpf(2) sockmaps, splice(2) and pipes fail
+	// with -EOPNOTSUPP.
+	SoSplice bool
 }
 
 // tcpConf is what refTCP's buffer accounting and windows take from a
@@ -238,6 +242,11 @@ var (
 	// (SplicePagesCopied), the self-redirect fix (SelfRedirectPass), and
 	// the guest's TCP constants (tcpGuest61).
 	linux61 = behaviour{Name: "linux-6.1", SendmsgCountsAsked: true, SplicePagesCopied: true, SelfRedirectPass: true, TCP: tcpGuest61}
+	// freebsd is FreeBSD's SO_SPLICE (sosplice.go) over the model's TCP,
+	// 6.18's: Unlike FreeBSD, whose TCP sizes its buffers and windows
+	// its own way, so the FreeBSD traces keep to what both TCPs agree on
+	// (bytes and their order, not buffer-filling counts).
+	freebsd = behaviour{Name: trace.FreeBSDProfile, SoSplice: true, TCP: tcpHost618}
 )
 
 // patches applies each patch series the model implements to a base
@@ -268,6 +277,8 @@ func behaviourOf(p trace.Profile, err error) (behaviour, error) {
 		prof = linux612
 	case linux61.Name:
 		prof = linux61
+	case freebsd.Name:
+		prof = freebsd
 	default:
 		return behaviour{}, fmt.Errorf("%w %q: %w", errProfile, p.Base, trace.ErrUnsupported)
 	}

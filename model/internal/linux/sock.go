@@ -115,10 +115,16 @@ type sock struct {
 	sockZerocopy bool
 	zckey        uint32
 	errorQueue   []trace.Notification
-	SockDone     bool // SOCK_DONE
-	SockDead     bool // SOCK_DEAD (orphaned)
-	SockLinger   bool // SOCK_LINGER
-	Lingertime   int
+	// FreeBSD's SO_SPLICE (sosplice.go, profile freebsd-so-splice):
+	// the splice this socket is the source of (so_splice), the one it is
+	// the sink of (so_splice_back), and the bytes it moved as a source
+	// (so_splice_sent, getsockopt SO_SPLICE).
+	soSplice, soSpliceBack *soSplice
+	spliceSent             int64
+	SockDone               bool // SOCK_DONE
+	SockDead               bool // SOCK_DEAD (orphaned)
+	SockLinger             bool // SOCK_LINGER
+	Lingertime             int
 
 	SkReceiveQueue skbQueue
 	SkRcvbuf       int

@@ -1,0 +1,180 @@
+package linux
+
+import (
+	"time"
+
+	"github.com/splicecheck/splicecheck/trace"
+)
+
+// FreeBSD's SO_SPLICE (sys/kern/uipc_socket.c at freebsd-src 4d0f7fdd,
+// D46411 "socket: Implement SO_SPLICE"), profile freebsd-so-splice:
+// setsockopt(src, SO_SPLICE, {sink, max, idle}) makes a worker move every
+// byte arriving on src into the sink's send buffer, one direction per
+// call, until max bytes have moved, the idle timeout fires, src reaches
+// EOF, a transfer fails, or src is unspliced (fd -1). The source's
+// receive wake-ups and the sink's send wake-ups go to the worker instead
+// of readers, writers and pollers while spliced.
+//
+// Unlike FreeBSD:
+//   - the sockets are the model's, with Linux's TCP under them: the sink's
+//     room is Linux's send buffer (sk_wmem_queued against sk_sndbuf), and
+//     poll is tcp_poll with the splice's suppressions applied;
+//   - a transfer peeks at the source, sends what the sink takes, and
+//     consumes exactly that, where FreeBSD computes the room first and
+//     moves it atomically: the same bytes move;
+//   - the worker is kernel work of the model's scheduler, not a per-CPU
+//     kthread; a transfer runs whole, so there is no CLOSING state to
+//     wait for.
+
+// soSplice mirrors struct so_splice (sys/sys/socketvar.h, 4d0f7fdd).
+type soSplice struct {
+	src, dst *sock
+	max      int64 // bytes to move at most; -1: unlimited
+	state    soSpliceState
+	// saved are the callbacks the splice diverted (sorwakeup of src,
+	// sowwakeup of dst), given back at unsplice.
+	srcDataReady, srcStateChange, dstWriteSpace func(*sock)
+}
+
+// soSpliceState mirrors enum so_splice_state.
+type soSpliceState uint8
+
+const (
+	spliceIdle    soSpliceState = iota // waiting for work to arrive
+	spliceQueued                       // a wakeup queued the worker
+	spliceRunning                      // transferring
+	spliceClosed                       // unspliced
+)
+
+// soSpliceAlloc mirrors so_splice_alloc() (sys/kern/uipc_socket.c,
+// 4d0f7fdd): max 0 means unlimited.
+func soSpliceAlloc(max int64) *soSplice {
+	reach(fnSoSpliceAlloc)
+	if max <= 0 {
+		max = -1
+	}
+	return &soSplice{max: max, state: spliceIdle}
+}
+
+// soSplice mirrors so_splice() (sys/kern/uipc_socket.c, 4d0f7fdd): the
+// checks in FreeBSD's order (the counter is reset before the busy and
+// connected ones, so a refused re-splice zeroes it too), the callbacks
+// diverted, the idle timer armed once (a lifetime from now, not re-armed
+// by traffic), then a first transfer in the caller's context.
+func (k *kernel) soSplice(t *task, src, dst *sock, max int64, idle time.Duration) trace.Result {
+	k.reach(fnSoSplice)
+	sp := soSpliceAlloc(max)
+	src.spliceSent = 0
+	switch {
+	case src.State == tcpClose:
+		return trace.Fail(errENOTCONN)
+	case src.soSplice != nil:
+		return trace.Fail(errEBUSY)
+	case dst.State == tcpClose:
+		return trace.Fail(errENOTCONN)
+	case dst.soSpliceBack != nil:
+		return trace.Fail(errEBUSY)
+	}
+	sp.src, sp.dst = src, dst
+	src.soSplice, dst.soSpliceBack = sp, sp
+	sp.srcDataReady, sp.srcStateChange, sp.dstWriteSpace = src.SkDataReady, src.SkStateChange, dst.SkWriteSpace
+	push := func(*sock) { k.soSpliceDispatch(sp) } // splice_push / splice_pull
+	src.SkDataReady, src.SkStateChange, dst.SkWriteSpace = push, push, push
+	if idle > 0 {
+		k.s.addTimer("so_splice_timeout", idle, func() { k.soSpliceTimeout(sp) })
+	}
+	sp.state = spliceQueued
+	k.soSpliceXfer(t, sp)
+	return trace.OK()
+}
+
+// soSpliceDispatch mirrors so_splice_dispatch() (sys/kern/uipc_socket.c,
+// 4d0f7fdd): an idle splice is queued to the worker once.
+func (k *kernel) soSpliceDispatch(sp *soSplice) {
+	k.reach(fnSoSpliceDispatch)
+	if sp.state != spliceIdle {
+		return
+	}
+	sp.state = spliceQueued
+	k.s.queueWork("so_splice_xfer", func() {
+		if sp.state == spliceQueued {
+			k.soSpliceXfer(k.s.kernelTask, sp)
+		}
+	})
+}
+
+// soSpliceXfer mirrors so_splice_xfer() and so_splice_xfer_data()
+// (sys/kern/uipc_socket.c, 4d0f7fdd): one chunk of at most max - sent
+// bytes; the splice dissolves when max is reached, when the source is at
+// EOF with nothing to move, or when the sink cannot send; else it is
+// queued again while the source has bytes and the chunk moved some, and
+// goes idle otherwise.
+func (k *kernel) soSpliceXfer(t *task, sp *soSplice) {
+	k.reach(fnSoSpliceXfer)
+	sp.state = spliceRunning
+	src, dst := sp.src, sp.dst
+	want := int64(k.tcp.Inq(src))
+	if sp.max > 0 {
+		want = min(want, sp.max-src.spliceSent)
+	}
+	moved, failed := 0, false
+	switch {
+	case want == 0:
+		failed = src.SkShutdown&rcvShutdown != 0 // EOF: EPIPE
+	default:
+		peek := newIovIter(int(want))
+		if _, err := src.SkProt.Recvmsg(t, src, peek, msgDontwait|msgPeek); err != 0 {
+			failed = true
+			break
+		}
+		n, err := dst.SkProt.Sendmsg(t, dst, newSrcKernel(peek.buf, peek.tagsOf(0, len(peek.buf))), msgDontwait|msgNosignal)
+		if n > 0 {
+			if _, err := src.SkProt.Recvmsg(t, src, newIovIter(n), msgDontwait); err != 0 {
+				failed = true
+			}
+			moved = n
+			src.spliceSent += int64(n)
+		} else if err != errEAGAIN {
+			failed = true // the sink cannot send: EPIPE, ECONNRESET
+		}
+	}
+	switch {
+	case sp.state != spliceRunning:
+		// unspliced meanwhile
+	case failed || sp.max > 0 && src.spliceSent >= sp.max:
+		k.soUnsplice(src)
+	case moved > 0 && k.tcp.Inq(src) > 0:
+		sp.state = spliceIdle
+		k.soSpliceDispatch(sp)
+	default:
+		sp.state = spliceIdle
+	}
+}
+
+// soSpliceTimeout mirrors so_splice_timeout() (sys/kern/uipc_socket.c,
+// 4d0f7fdd): unsplice, no so_error, no shutdown.
+func (k *kernel) soSpliceTimeout(sp *soSplice) {
+	k.reach(fnSoSpliceTimeout)
+	if sp.state != spliceClosed && sp.src.soSplice == sp {
+		k.soUnsplice(sp.src)
+	}
+}
+
+// soUnsplice mirrors so_unsplice() (sys/kern/uipc_socket.c, 4d0f7fdd):
+// ENOTCONN unless src is a splice's source; else the splice is closed,
+// the diverted callbacks given back, and the source's readers and the
+// sink's writers woken (sorwakeup, sowwakeup), whatever is queued.
+func (k *kernel) soUnsplice(src *sock) trace.Result {
+	k.reach(fnSoUnsplice)
+	sp := src.soSplice
+	if sp == nil {
+		return trace.Fail(errENOTCONN)
+	}
+	dst := sp.dst
+	src.soSplice, dst.soSpliceBack = nil, nil
+	src.SkDataReady, src.SkStateChange, dst.SkWriteSpace = sp.srcDataReady, sp.srcStateChange, sp.dstWriteSpace
+	sp.state = spliceClosed
+	src.SkDataReady(src)
+	dst.SkWriteSpace(dst)
+	return trace.OK()
+}
