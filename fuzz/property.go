@@ -66,6 +66,7 @@ var Properties = []Property{
 	{"apply-windows", "an sk_msg verdict that calls bpf_msg_apply_bytes(N) holds for the next N bytes sent and runs again after them (a drop's window is given up by the sends it fails)", checkApplyWindows},
 	{"map-bounds", "a sockmap refuses keys at or past its size (insert and delete), as sock_map_update_common and sock_map_delete_elem do", checkMapBounds},
 	{"zerocopy-completions", "every MSG_ZEROCOPY send that returns bytes takes one id and is completed exactly once, in contiguous increasing ranges that name no send that never was", checkZerocopy},
+	{"so-splice-limits", "a FreeBSD splice moves at most its max, is dissolved by reaching it and only by it, and its counter never reports more than it moved", checkSoSplice},
 	{"transparent", "a patch profile gives every receiver the bytes its base profile gives (the patch claims to be invisible to applications)", checkTransparent},
 	{"agrees-with-reference", "the observations equal the reference run's (the unmutated profile, or the kernel)", checkReference},
 }

@@ -29,6 +29,7 @@ var Zoo = []ZooEntry{
 	{Mutation: "fin-msg-efault", Profile: "linux-6.18"},
 	{Mutation: "ingress-no-wakeup", Profile: "linux-6.18"},
 	{Mutation: "msgzc-abort-keeps-id", Profile: "linux-6.18"},
+	{Mutation: "so-splice-max-overrun", Profile: "freebsd-so-splice"},
 	{Mutation: "peek-consumes", Profile: "linux-6.18"},
 	{Mutation: "poll-misses-ingress", Profile: "linux-6.18"},
 	{Mutation: "redirect-sock-put-twice", Profile: "linux-6.18"},

@@ -134,7 +134,7 @@ func (r *run) exec(t *task, i int) trace.Result {
 	case trace.OpErrqueue:
 		return r.errqueue(t, op)
 	case trace.OpSosplice, trace.OpUnsplice, trace.OpGetsplice:
-		return r.soSpliceOp(t, op)
+		return r.soSpliceOp(t, op, i)
 	}
 	return trace.Fail(errEINVAL)
 }
@@ -241,7 +241,7 @@ func linuxOnly(op *trace.Op) bool {
 // soSpliceOp is setsockopt(SO_SPLICE) (sosplice: {B, max, idle};
 // unsplice: fd -1) and getsockopt(SO_SPLICE) (getsplice: the bytes A moved
 // as a source) of FreeBSD's sosetopt and sogetopt.
-func (r *run) soSpliceOp(t *task, op *trace.Op) trace.Result {
+func (r *run) soSpliceOp(t *task, op *trace.Op, i int) trace.Result {
 	src := r.k.socks[op.A]
 	if err := src.fget(); err != 0 {
 		return trace.Fail(err)
@@ -249,7 +249,7 @@ func (r *run) soSpliceOp(t *task, op *trace.Op) trace.Result {
 	defer src.fput(t)
 	switch op.Kind {
 	case trace.OpUnsplice:
-		return r.k.soUnsplice(src)
+		return r.k.soUnsplice(src, "unsplice")
 	case trace.OpGetsplice:
 		return trace.Count(src.spliceSent)
 	}
@@ -258,7 +258,7 @@ func (r *run) soSpliceOp(t *task, op *trace.Op) trace.Result {
 		return trace.Fail(err)
 	}
 	defer dst.fput(t)
-	return r.k.soSplice(t, src, dst, op.Size, time.Duration(op.Key)*time.Millisecond)
+	return r.k.soSplice(t, i, src, dst, op.Size, time.Duration(op.Key)*time.Millisecond)
 }
 
 // errqueue is up to N recvmsg(2) calls with MSG_ERRQUEUE: sock_recvmsg →

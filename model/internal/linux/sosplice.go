@@ -26,10 +26,16 @@ import (
 //     kthread; a transfer runs whole, so there is no CLOSING state to
 //     wait for.
 
+// mutSoSpliceMaxOverrun is a bug of the zoo (mutation.go).
+var mutSoSpliceMaxOverrun = registerMutation("so-splice-max-overrun",
+	"so_splice_xfer moves all the source has, not at most max - so_splice_sent, then dissolves at max: a splice "+
+		"moves bytes past its limit")
+
 // soSplice mirrors struct so_splice (sys/sys/socketvar.h, 4d0f7fdd).
 type soSplice struct {
 	src, dst *sock
 	max      int64 // bytes to move at most; -1: unlimited
+	rec      int   // its record in Stats.Splices
 	state    soSpliceState
 	// saved are the callbacks the splice diverted (sorwakeup of src,
 	// sowwakeup of dst), given back at unsplice.
@@ -61,7 +67,7 @@ func soSpliceAlloc(max int64) *soSplice {
 // connected ones, so a refused re-splice zeroes it too), the callbacks
 // diverted, the idle timer armed once (a lifetime from now, not re-armed
 // by traffic), then a first transfer in the caller's context.
-func (k *kernel) soSplice(t *task, src, dst *sock, max int64, idle time.Duration) trace.Result {
+func (k *kernel) soSplice(t *task, op int, src, dst *sock, max int64, idle time.Duration) trace.Result {
 	k.reach(fnSoSplice)
 	sp := soSpliceAlloc(max)
 	src.spliceSent = 0
@@ -76,6 +82,8 @@ func (k *kernel) soSplice(t *task, src, dst *sock, max int64, idle time.Duration
 		return trace.Fail(errEBUSY)
 	}
 	sp.src, sp.dst = src, dst
+	sp.rec = len(k.stats.Splices)
+	k.stats.Splices = append(k.stats.Splices, SpliceRecord{Op: op, Src: src.Name, Dst: dst.Name, Max: max})
 	src.soSplice, dst.soSpliceBack = sp, sp
 	sp.srcDataReady, sp.srcStateChange, sp.dstWriteSpace = src.SkDataReady, src.SkStateChange, dst.SkWriteSpace
 	push := func(*sock) { k.soSpliceDispatch(sp) } // splice_push / splice_pull
@@ -114,7 +122,7 @@ func (k *kernel) soSpliceXfer(t *task, sp *soSplice) {
 	sp.state = spliceRunning
 	src, dst := sp.src, sp.dst
 	want := int64(k.tcp.Inq(src))
-	if sp.max > 0 {
+	if sp.max > 0 && !k.mutated(mutSoSpliceMaxOverrun) {
 		want = min(want, sp.max-src.spliceSent)
 	}
 	moved, failed := 0, false
@@ -134,6 +142,7 @@ func (k *kernel) soSpliceXfer(t *task, sp *soSplice) {
 			}
 			moved = n
 			src.spliceSent += int64(n)
+			k.stats.Splices[sp.rec].Moved += int64(n)
 		} else if err != errEAGAIN {
 			failed = true // the sink cannot send: EPIPE, ECONNRESET
 		}
@@ -142,7 +151,14 @@ func (k *kernel) soSpliceXfer(t *task, sp *soSplice) {
 	case sp.state != spliceRunning:
 		// unspliced meanwhile
 	case failed || sp.max > 0 && src.spliceSent >= sp.max:
-		k.soUnsplice(src)
+		end := "max"
+		if failed {
+			end = "error"
+			if want == 0 {
+				end = "eof"
+			}
+		}
+		k.soUnsplice(src, end)
 	case moved > 0 && k.tcp.Inq(src) > 0:
 		sp.state = spliceIdle
 		k.soSpliceDispatch(sp)
@@ -156,20 +172,22 @@ func (k *kernel) soSpliceXfer(t *task, sp *soSplice) {
 func (k *kernel) soSpliceTimeout(sp *soSplice) {
 	k.reach(fnSoSpliceTimeout)
 	if sp.state != spliceClosed && sp.src.soSplice == sp {
-		k.soUnsplice(sp.src)
+		k.soUnsplice(sp.src, "timeout")
 	}
 }
 
 // soUnsplice mirrors so_unsplice() (sys/kern/uipc_socket.c, 4d0f7fdd):
 // ENOTCONN unless src is a splice's source; else the splice is closed,
 // the diverted callbacks given back, and the source's readers and the
-// sink's writers woken (sorwakeup, sowwakeup), whatever is queued.
-func (k *kernel) soUnsplice(src *sock) trace.Result {
+// sink's writers woken (sorwakeup, sowwakeup), whatever is queued. why
+// is recorded as the splice's end (Stats.Splices).
+func (k *kernel) soUnsplice(src *sock, why string) trace.Result {
 	k.reach(fnSoUnsplice)
 	sp := src.soSplice
 	if sp == nil {
 		return trace.Fail(errENOTCONN)
 	}
+	k.stats.Splices[sp.rec].End = why
 	dst := sp.dst
 	src.soSplice, dst.soSpliceBack = nil, nil
 	src.SkDataReady, src.SkStateChange, dst.SkWriteSpace = sp.srcDataReady, sp.srcStateChange, sp.dstWriteSpace

@@ -73,6 +73,21 @@ type Stats struct {
 	// external TCP: gVisor has none), so its zero-copy sends are copies
 	// that take no id.
 	NoZerocopy bool
+	// Splices lists FreeBSD's SO_SPLICE splices (profile
+	// freebsd-so-splice) in the order they were made, with what each
+	// moved and how it ended.
+	Splices []SpliceRecord
+}
+
+// SpliceRecord is one splice of a run: made by op Op (sosplice Src Dst
+// max Max; 0: unlimited), Moved bytes moved, and End how it dissolved:
+// "max", "eof", "error", "timeout", "unsplice", or "" while it lasts.
+type SpliceRecord struct {
+	Op       int
+	Src, Dst string
+	Max      int64
+	Moved    int64
+	End      string
 }
 
 // InFlightRingWrite returns the first ring write made while TCP payload
