@@ -1,5 +1,7 @@
 package fuzz
 
+import "github.com/splicecheck/splicecheck/trace"
+
 // Known is a known failure: the signature (property, kind and site of
 // the Violation) of a defect a profile has because the kernel or the
 // patch it models does, with the reason. A failure that matches no Known
@@ -36,6 +38,11 @@ var KnownFailures = map[string][]Known{
 	"linux-6.12":                     mainlineFailures,
 	"linux-6.12+loopback-splice":     rfcFailures,
 	"linux-6.12+loopback-splice-seq": moduleFailures,
+	trace.FreeBSDProfile: {{"so-splice-limits", "over-max", "counter-reset",
+		"model-only, read in uipc_socket.c at freebsd-src 4d0f7fdd: so_splice zeroes the source's so_splice_sent " +
+			"(L1670) before it refuses a second splice of a busy source (EBUSY, L1681), and so_splice_xfer limits a " +
+			"transfer to max less so_splice_sent (L606): after a refused re-splice the live splice moves up to max " +
+			"bytes more than it had (testdata/traces/freebsd/finding_counter_reset_overrun.trace)"}},
 }
 
 // zcPush is why a socket under an sk_msg program hands out MSG_ZEROCOPY

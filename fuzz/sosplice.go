@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -10,7 +11,10 @@ import (
 // next bytes stay on the source ("not-dissolved-at-max"); one dissolved
 // for its max moved exactly max ("early-dissolve"). A getsplice never
 // reports more than the socket's latest splice has moved by the end of
-// the run ("counter-overcounts"). The site is the way the splice ended.
+// the run ("counter-overcounts"). The site is the way the splice ended,
+// or "counter-reset" for an overrun after a refused sosplice on its source
+// (FreeBSD's so_splice zeroes so_splice_sent before its busy checks, and
+// so_splice_xfer's limit is max less that counter).
 func checkSoSplice(r *Execution) error {
 	if r.Stats == nil || len(r.Stats.Splices) == 0 || len(r.Obs) != len(r.Trace.Ops) {
 		return nil
@@ -24,7 +28,11 @@ func checkSoSplice(r *Execution) error {
 			op := &r.Trace.Ops[sp.Op]
 			switch {
 			case sp.Max > 0 && sp.Moved > sp.Max:
-				return violation(op, "over-max", site(sp.End), "the splice %s -> %s (max %d) moved %d bytes", sp.Src, sp.Dst, sp.Max, sp.Moved)
+				where := site(sp.End)
+				if refusedResplice(r, sp) {
+					where = "counter-reset"
+				}
+				return violation(op, "over-max", where, "the splice %s -> %s (max %d) moved %d bytes", sp.Src, sp.Dst, sp.Max, sp.Moved)
 			case sp.Max > 0 && sp.Moved == sp.Max && sp.End != "max":
 				return violation(op, "not-dissolved-at-max", site(sp.End), "the splice %s -> %s moved its max (%d) and was not dissolved by it (end: %s)", sp.Src, sp.Dst, sp.Max, site(sp.End))
 			case sp.End == "max" && sp.Moved != sp.Max:
@@ -38,6 +46,17 @@ func checkSoSplice(r *Execution) error {
 		}
 	}
 	return nil
+}
+
+// refusedResplice reports whether a sosplice on sp's source was refused
+// after sp was made (while it may have lasted).
+func refusedResplice(r *Execution, sp model.SpliceRecord) bool {
+	for i := sp.Op + 1; i < len(r.Trace.Ops); i++ {
+		if op := &r.Trace.Ops[i]; op.Kind == trace.OpSosplice && op.A == sp.Src && r.Obs[i].Result.Err != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func site(end string) string {

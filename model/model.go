@@ -64,6 +64,8 @@ type (
 	Coverage = linux.Coverage
 	// Fn is one mirrored kernel function (LookupFn).
 	Fn = linux.Fn
+	// SpliceRecord is one FreeBSD splice of a run (Stats.Splices).
+	SpliceRecord = linux.SpliceRecord
 	// Fault is a failure the model detects in the kernel it runs (a
 	// lost wakeup, a livelock, a leak, a page-ownership violation), with
 	// where it happened.
