@@ -24,7 +24,7 @@ func checkZerocopy(r *Execution) error {
 	if len(r.Obs) != len(r.Trace.Ops) || r.Stats != nil && r.Stats.NoZerocopy {
 		return nil
 	}
-	paths := newZcPaths()
+	d := newDestinations(r)
 	on := map[string]bool{}
 	sent := map[string]uint32{}  // ids the application is owed
 	next := map[string]uint32{}  // the next id a completion must start at
@@ -33,16 +33,15 @@ func checkZerocopy(r *Execution) error {
 	for i := range r.Trace.Ops {
 		op := &r.Trace.Ops[i]
 		res := r.Obs[i].Result
-		paths.step(op, res)
 		switch op.Kind {
 		case trace.OpSet:
 			if op.Opt == trace.OptZerocopy && res.Err == 0 {
 				on[op.A] = op.Size != 0
 			}
 		case trace.OpSend:
-			p := paths.of(op.A)
+			p, target := zcPathOf(d, op.A, i)
 			if p == zcEgress {
-				targets[paths.egressTarget(op.A)] = true
+				targets[target] = true
 			}
 			if op.Flags&trace.FlagZerocopy != 0 && on[op.A] && res.Err == 0 && res.N > 0 {
 				sent[op.A]++
@@ -119,103 +118,40 @@ var zcPathNames = [...]string{"tcp", "sk_msg/pass", "sk_msg/apply", "sk_msg/cork
 
 func (p zcPath) String() string { return zcPathNames[p] }
 
-// zcPaths follows, op by op, which maps hold which sockets and the sk_msg
-// program of each map.
-type zcPaths struct {
-	members map[string]map[int64]string // map → key → socket
-	prog    map[string]*trace.Prog      // map → its sk_msg program
-	paired  map[string]bool             // sockets paired for the loopback splice
-}
-
-func newZcPaths() *zcPaths {
-	return &zcPaths{members: map[string]map[int64]string{}, prog: map[string]*trace.Prog{}, paired: map[string]bool{}}
-}
-
-// step applies op (which returned res) to the maps.
-func (z *zcPaths) step(op *trace.Op, res trace.Result) {
-	if res.Err != 0 {
-		return
-	}
-	switch op.Kind {
-	case trace.OpConn:
-		if op.Flags&trace.FlagPair != 0 {
-			z.paired[op.A], z.paired[op.B] = true, true
-		}
-	case trace.OpPair:
-		z.paired[op.A], z.paired[op.B] = true, true
-	case trace.OpMap:
-		z.members[op.Map] = map[int64]string{}
-	case trace.OpProg:
-		if op.Prog.Type == trace.SkMsg {
-			z.prog[op.Map] = op.Prog
-		}
-	case trace.OpInsert:
-		if m := z.members[op.Map]; m != nil {
-			m[op.Key] = op.A
-		}
-	case trace.OpDelete:
-		delete(z.members[op.Map], op.Key)
-	case trace.OpClose:
-		for _, m := range z.members {
-			for k, s := range m {
-				if s == op.A {
-					delete(m, k)
-				}
-			}
-		}
-	}
-}
-
-// msgProg returns the sk_msg program and map s is under, if any.
-func (z *zcPaths) msgProg(s string) (*trace.Prog, string) {
-	names := make([]string, 0, len(z.members))
-	for name := range z.members {
+// zcPathOf returns the path a send on s by op i takes, as the maps
+// stand before it (destinations' map states; the last sk_msg program a
+// map got is its verdict), and for an egress redirect its target.
+func zcPathOf(d *destinations, s string, i int) (zcPath, string) {
+	st := d.state[d.pos[i]]
+	names := make([]string, 0, len(st))
+	for name := range st {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		p := z.prog[name]
-		if p == nil {
+		m := st[name]
+		progs := m.msgProgs()
+		if len(progs) == 0 || !inKeys(m.keys, s) {
 			continue
 		}
-		for _, m := range z.members[name] {
-			if m == s {
-				return p, name
-			}
+		switch p := progs[len(progs)-1]; {
+		case p.Verdict == trace.VerdictDrop:
+			return zcDrop, ""
+		case p.Verdict == trace.VerdictRedirect && p.Ingress:
+			return zcIngress, ""
+		case p.Verdict == trace.VerdictRedirect:
+			return zcEgress, m.keys[p.Key]
+		case p.HasCork:
+			return zcCork, ""
+		case p.HasApply:
+			return zcApply, ""
 		}
+		return zcPass, ""
 	}
-	return nil, ""
-}
-
-// of returns the path a send on s takes now.
-func (z *zcPaths) of(s string) zcPath {
-	p, _ := z.msgProg(s)
-	switch {
-	case p == nil && z.paired[s]:
+	if len(d.pairs[s]) > 0 {
 		// A paired socket in a map with an sk_msg program sends by
 		// tcp_bpf_sendmsg, not the ring (see rfcFailures).
-		return zcRing
-	case p == nil:
-		return zcTCP
-	case p.Verdict == trace.VerdictDrop:
-		return zcDrop
-	case p.Verdict == trace.VerdictRedirect && p.Ingress:
-		return zcIngress
-	case p.Verdict == trace.VerdictRedirect:
-		return zcEgress
-	case p.HasCork:
-		return zcCork
-	case p.HasApply:
-		return zcApply
+		return zcRing, ""
 	}
-	return zcPass
-}
-
-// egressTarget returns the socket s's egress redirect sends out of.
-func (z *zcPaths) egressTarget(s string) string {
-	p, name := z.msgProg(s)
-	if p == nil {
-		return ""
-	}
-	return z.members[name][p.Key]
+	return zcTCP, ""
 }
