@@ -124,6 +124,7 @@ const (
 	fnSoSplice                              // so_splice
 	fnSoSpliceDispatch                      // so_splice_dispatch
 	fnSoSpliceXfer                          // so_splice_xfer
+	fnSoSplicePoll                          // sopoll_generic
 	fnSoSpliceTimeout                       // so_splice_timeout
 	fnSoUnsplice                            // so_unsplice
 	fnFillPage                              // spd_fill_page
@@ -522,6 +523,7 @@ var fnTable = [numFn]fnInfo{
 	fnSoSplice:                    {"soSplice", "so_splice", "sosplice.go"},
 	fnSoSpliceDispatch:            {"soSpliceDispatch", "so_splice_dispatch", "sosplice.go"},
 	fnSoSpliceXfer:                {"soSpliceXfer", "so_splice_xfer", "sosplice.go"},
+	fnSoSplicePoll:                {"soSplicePoll", "sopoll_generic", "sosplice.go"},
 	fnSoSpliceTimeout:             {"soSpliceTimeout", "so_splice_timeout", "sosplice.go"},
 	fnSoUnsplice:                  {"soUnsplice", "so_unsplice", "sosplice.go"},
 	fnFillPage:                    {"fillPage", "spd_fill_page", "splice.go"},

@@ -20,5 +20,9 @@ const pollRequested = pollIN | pollOUT | pollRDHUP | pollERR | pollHUP
 // (net/ipv4/tcp.c, v6.18) with poll(2)'s event mask.
 func (k *kernel) sockPoll(sk *sock) uint32 {
 	k.reach(fnSockPoll)
-	return k.tcpPoll(sk) & pollRequested
+	mask := k.tcpPoll(sk)
+	if k.prof.SoSplice {
+		mask = soSplicePoll(sk, mask)
+	}
+	return mask & pollRequested
 }

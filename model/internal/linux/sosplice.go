@@ -167,6 +167,20 @@ func (k *kernel) soSpliceXfer(t *task, sp *soSplice) {
 	}
 }
 
+// soSplicePoll mirrors the splice gates of sopoll_generic()
+// (sys/kern/uipc_socket.c, 4d0f7fdd) to the socket's poll mask: no
+// POLLIN for a spliced source (but at EOF), no POLLOUT for a sink.
+func soSplicePoll(sk *sock, mask uint32) uint32 {
+	sk.k.reach(fnSoSplicePoll)
+	if sk.soSplice != nil && sk.SkShutdown&rcvShutdown == 0 {
+		mask &^= pollIN
+	}
+	if sk.soSpliceBack != nil {
+		mask &^= pollOUT
+	}
+	return mask
+}
+
 // soSpliceTimeout mirrors so_splice_timeout() (sys/kern/uipc_socket.c,
 // 4d0f7fdd): unsplice, no so_error, no shutdown.
 func (k *kernel) soSpliceTimeout(sp *soSplice) {

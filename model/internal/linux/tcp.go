@@ -182,14 +182,6 @@ func (k *kernel) tcpPoll(sk *sock) uint32 {
 	if sk.SkErr != 0 || len(sk.errorQueue) > 0 {
 		mask |= pollERR
 	}
-	// FreeBSD's sopoll_generic: no POLLIN for a spliced source (but at
-	// EOF), no POLLOUT for a splice's sink.
-	if sk.soSplice != nil && shutdown&rcvShutdown == 0 {
-		mask &^= pollIN
-	}
-	if sk.soSpliceBack != nil {
-		mask &^= pollOUT
-	}
 	return mask
 }
 
