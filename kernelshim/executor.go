@@ -87,6 +87,7 @@ type executor struct {
 	socks   map[string]*sock
 	maps    map[string]*sockMap
 	copies  map[*ioCopy]struct{} // iocopies in flight
+	goHolds map[string]*goHold   // per socket, the iocopies that hold it non-blocking
 	pair    *pairer              // nil unless the trace pairs and the kernel can
 	fatal   error                // first internal failure; Close returns it
 	closed  bool
@@ -103,6 +104,7 @@ func newExecutor(cfg Config, opts trace.Options, t *trace.Trace, ns *netns, pair
 		socks:   map[string]*sock{},
 		maps:    map[string]*sockMap{},
 		copies:  map[*ioCopy]struct{}{},
+		goHolds: map[string]*goHold{},
 
 		lastExec: lastExecs(t),
 	}

@@ -53,11 +53,12 @@ func fileConn(fd int) (*net.TCPConn, error) {
 	return tc, nil
 }
 
-// iocopy is `iocopy SRC DST`: Go's real io.Copy(dst, src) on *net.TCPConn
+// iocopy is `iocopy SRC DST [readwrite]`: Go's real io.Copy(dst, src) on *net.TCPConn
 // values built from the two sockets' fds. On Linux (Go 1.22+) it ends in
 // (*TCPConn).ReadFrom, which moves the bytes with splice(2) through a pipe
 // of Go's; that path never sees data a sockmap queued on SRC's psock
-// ingress queue, which is the bug KERNEL-FACTS.md records.
+// ingress queue, which is the bug KERNEL-FACTS.md records. With
+// `readwrite` it is read(2)/write(2) through a 32 KiB buffer instead.
 //
 // SRC's SO_RCVTIMEO (Go's netpoller makes the kernel's own timeout
 // irrelevant: the fd is non-blocking) is honoured as a read deadline for
@@ -65,9 +66,10 @@ func fileConn(fd int) (*net.TCPConn, error) {
 // without a FIN on SRC, the copy ends only when the op times out: the
 // watcher then expires both deadlines. The result is the byte count, plus
 // -ETIMEDOUT when io.Copy returned a deadline error or -ERRNO when it
-// returned a syscall error. Both fds get their original file status
-// flags (O_NONBLOCK) back afterwards. While the copy runs, SRC and DST are
-// non-blocking for every thread (the flag is shared), as in a Go program.
+// returned a syscall error. While the copy runs, SRC and DST are
+// non-blocking for every thread (the flag is shared), as in a Go program;
+// each fd gets its original file status flags back when the last iocopy
+// using it ends (holdLocked).
 func (e *executor) iocopy(ctx context.Context, th *thread, c *trace.Call) trace.Result {
 	op := c.Op
 	e.mu.Lock()
@@ -77,21 +79,27 @@ func (e *executor) iocopy(ctx context.Context, th *thread, c *trace.Call) trace.
 		return trace.Fail(syscall.EBADF)
 	}
 	srcFD, dstFD, timeo := src.fd, dst.fd, src.rcvtimeo
-	srcFlags, err1 := unix.FcntlInt(uintptr(srcFD), unix.F_GETFL, 0)
-	dstFlags, err2 := unix.FcntlInt(uintptr(dstFD), unix.F_GETFL, 0)
-	if err := errors.Join(err1, err2); err != nil {
+	if err := e.holdLocked(op.A, srcFD); err != nil {
 		e.mu.Unlock()
-		return e.internal(c, fmt.Errorf("%w: F_GETFL: %w", ErrSocket, err))
+		return e.internal(c, err)
+	}
+	if err := e.holdLocked(op.B, dstFD); err != nil {
+		e.releaseLocked(op.A, srcFD)
+		e.mu.Unlock()
+		return e.internal(c, err)
 	}
 	sc, err := fileConn(srcFD)
 	if err != nil {
+		e.releaseLocked(op.A, srcFD)
+		e.releaseLocked(op.B, dstFD)
 		e.mu.Unlock()
 		return e.internal(c, err)
 	}
 	dc, err := fileConn(dstFD)
 	if err != nil {
 		sc.Close()
-		e.restoreFlagsLocked(op.A, srcFD, srcFlags)
+		e.releaseLocked(op.A, srcFD)
+		e.releaseLocked(op.B, dstFD)
 		e.mu.Unlock()
 		return e.internal(c, err)
 	}
@@ -107,15 +115,22 @@ func (e *executor) iocopy(ctx context.Context, th *thread, c *trace.Call) trace.
 	th.parkSince = time.Time{}
 	th.parkMu.Unlock()
 	th.set(phaseGoWait)
-	n, err := io.Copy(dc, sc)
+	var n int64
+	if op.Flags&trace.FlagReadwrite != 0 {
+		// Hide ReadFrom and WriteTo: read(2)/write(2) through a buffer
+		// of io.Copy's size, as a proxy copying in user space does.
+		n, err = io.CopyBuffer(struct{ io.Writer }{dc}, struct{ io.Reader }{sc}, make([]byte, 32*1024))
+	} else {
+		n, err = io.Copy(dc, sc)
+	}
 	th.set(phaseBusy)
 	stop()
 
 	e.mu.Lock()
 	delete(e.copies, cp)
 	cerr := errors.Join(sc.Close(), dc.Close())
-	e.restoreFlagsLocked(op.A, srcFD, srcFlags)
-	e.restoreFlagsLocked(op.B, dstFD, dstFlags)
+	e.releaseLocked(op.A, srcFD)
+	e.releaseLocked(op.B, dstFD)
 	e.mu.Unlock()
 	if cerr != nil {
 		return e.internal(c, fmt.Errorf("%w: close iocopy connections: %w", ErrSocket, cerr))
@@ -136,12 +151,47 @@ func (e *executor) iocopy(ctx context.Context, th *thread, c *trace.Call) trace.
 	return res
 }
 
-// restoreFlagsLocked puts flags back on socket name's fd with F_SETFL if
-// the trace has not closed it meanwhile. The caller holds e.mu.
-func (e *executor) restoreFlagsLocked(name string, fd, flags int) {
-	lockcheck.Held(&e.mu, "kernelshim: executor.restoreFlagsLocked")
+// goHold is a socket some iocopies use: its fd and the file status flags
+// it had before the first of them made it non-blocking.
+type goHold struct {
+	fd, flags, n int
+}
+
+// holdLocked records one more iocopy using socket name (fd), saving its
+// flags if it is the first: O_NONBLOCK belongs to the open file
+// description, so two copies through one socket (the two directions of a
+// proxy) share it, and the flags go back only when the last one ends, as
+// a Go program's sockets stay non-blocking while any *net.TCPConn over
+// them is in use. The caller holds e.mu.
+func (e *executor) holdLocked(name string, fd int) error {
+	lockcheck.Held(&e.mu, "kernelshim: executor.holdLocked")
+	if h := e.goHolds[name]; h != nil && h.fd == fd {
+		h.n++
+		return nil
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("%w: F_GETFL of %s: %w", ErrSocket, name, err)
+	}
+	e.goHolds[name] = &goHold{fd: fd, flags: flags, n: 1}
+	return nil
+}
+
+// releaseLocked ends one iocopy's use of socket name (fd); the last use
+// puts the saved flags back with F_SETFL if the trace has not closed the
+// socket meanwhile. The caller holds e.mu.
+func (e *executor) releaseLocked(name string, fd int) {
+	lockcheck.Held(&e.mu, "kernelshim: executor.releaseLocked")
+	h := e.goHolds[name]
+	if h == nil || h.fd != fd {
+		return
+	}
+	if h.n--; h.n > 0 {
+		return
+	}
+	delete(e.goHolds, name)
 	if s := e.socks[name]; s != nil && s.fd == fd {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags); err != nil && e.fatal == nil {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, h.flags); err != nil && e.fatal == nil {
 			e.fatal = fmt.Errorf("%w: restore flags of %s: %w", ErrSocket, name, err)
 		}
 	}

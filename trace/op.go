@@ -77,13 +77,14 @@ func kindByName(s string) (Kind, bool) {
 type Flags uint8
 
 const (
-	FlagDontwait Flags = 1 << iota // send, recv: MSG_DONTWAIT
-	FlagPeek                       // recv: MSG_PEEK
-	FlagWaitall                    // recv: MSG_WAITALL
-	FlagNonblock                   // splice: SPLICE_F_NONBLOCK
-	FlagRST                        // close: SO_LINGER{1,0} first, so close sends RST
-	FlagPair                       // conn: a sock_ops program pairs A and B at their ESTABLISHED callbacks
-	FlagZerocopy                   // send: MSG_ZEROCOPY (completions on S's error queue when SO_ZEROCOPY is on)
+	FlagDontwait  Flags = 1 << iota // send, recv: MSG_DONTWAIT
+	FlagPeek                        // recv: MSG_PEEK
+	FlagWaitall                     // recv: MSG_WAITALL
+	FlagNonblock                    // splice: SPLICE_F_NONBLOCK
+	FlagRST                         // close: SO_LINGER{1,0} first, so close sends RST
+	FlagPair                        // conn: a sock_ops program pairs A and B at their ESTABLISHED callbacks
+	FlagZerocopy                    // send: MSG_ZEROCOPY (completions on S's error queue when SO_ZEROCOPY is on)
+	FlagReadwrite                   // iocopy: read(2)/write(2) through a buffer, never splice(2)
 )
 
 // flagWords lists flag words in canonical print order.
@@ -93,7 +94,7 @@ var flagWords = []struct {
 }{
 	{FlagPeek, "peek"}, {FlagDontwait, "dontwait"}, {FlagWaitall, "waitall"},
 	{FlagNonblock, "nonblock"}, {FlagRST, "rst"}, {FlagPair, "pair"},
-	{FlagZerocopy, "zerocopy"},
+	{FlagZerocopy, "zerocopy"}, {FlagReadwrite, "readwrite"},
 }
 
 // allowedFlags is which flags each op accepts.
@@ -103,6 +104,7 @@ var allowedFlags = map[Kind]Flags{
 	OpRecv:   FlagPeek | FlagDontwait | FlagWaitall,
 	OpSplice: FlagNonblock,
 	OpClose:  FlagRST,
+	OpIOCopy: FlagReadwrite,
 }
 
 // MapType is a BPF map type usable in a trace.
@@ -252,7 +254,7 @@ type Pos struct {
 //	recv S N              A, Size, Flags
 //	splice S N            A, Size, Flags
 //	pipe S N              A, Size
-//	iocopy SRC DST        A (source), B (destination)
+//	iocopy SRC DST [readwrite]  A (source), B (destination)
 //	fionread|poll|state S A
 //	shutdown S HOW        A, How
 //	close S               A, Flags

@@ -436,8 +436,10 @@ func (p *parser) operands(op *Op, word token) error {
 		if op.A, err = p.socket(); err != nil {
 			return err
 		}
-		op.B, err = p.socket()
-		return err
+		if op.B, err = p.socket(); err != nil {
+			return err
+		}
+		return p.flags(op)
 	case OpSend:
 		if op.A, err = p.socket(); err != nil {
 			return err

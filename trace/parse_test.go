@@ -40,6 +40,7 @@ recv b 1k
 splice b 10
 pipe b 10
 iocopy b c
+iocopy c b readwrite
 fionread b
 poll b
 state b
@@ -256,6 +257,7 @@ func TestParseErrors(t *testing.T) {
 		{"join self", "conn a b\n@t1 join t1\n", "x.trace:2:10: thread \"t1\" cannot join itself"},
 		{"bad set", "conn a b\nset a nodelay 1\n", "x.trace:2:7: unknown socket option \"nodelay\" (want rcvtimeo, nonblock, busypoll, rcvbuf, sndbuf, pipesize, rxcopybreak or zerocopy)"},
 		{"zerocopy on recv", "conn a b\nrecv a 1 zerocopy\n", "x.trace:2:10: unexpected \"zerocopy\" after recv"},
+		{"readwrite on pair", "conn a b\npair a b readwrite\n", "x.trace:2:10: unexpected \"readwrite\" after pair"},
 		{"sosplice junk", "conn a b\nsosplice a b max 1 max 2\n", "x.trace:2:20: unexpected \"max\" after sosplice (want max N or idle MS, once each)"},
 		{"errqueue none", "conn a b\nerrqueue a 0\n", "x.trace:2:12: errqueue reads at least 1 notification, not 0"},
 		{"bad zerocopy", "conn a b\nset a zerocopy 1\n", "x.trace:2:16: want on or off, found \"1\""},

@@ -30,11 +30,16 @@ type ioCopyResult struct {
 
 // ioCopy models io.Copy(dst, src) as the kernel backend runs it: src's
 // SO_RCVTIMEO (as set by the trace) becomes a read deadline for the whole
-// copy.
-func (k *kernel) ioCopy(t *task, src, dst *sock) ioCopyResult {
+// copy. With readwrite (`iocopy ... readwrite`: io.CopyBuffer over
+// wrappers that hide ReadFrom and WriteTo, a proxy copying in user space)
+// it is genericCopy from the start.
+func (k *kernel) ioCopy(t *task, src, dst *sock, readwrite bool) ioCopyResult {
 	deadline := noDeadline
 	if src.rcvtimeo != maxTimeout && src.rcvtimeo > 0 {
 		deadline = k.s.now + vtime(src.rcvtimeo)
+	}
+	if readwrite {
+		return k.genericCopy(t, src, dst, deadline)
 	}
 	pipe := newPipe(goPipeSlots)
 	defer k.pipeRelease(pipe)

@@ -342,8 +342,9 @@ func (r *run) splice(t *task, op *trace.Op) trace.Result {
 // puts each descriptor in non-blocking mode, and O_NONBLOCK belongs to the
 // open file description every thread shares: while the copy runs, a
 // blocking recv of SRC on another thread returns -EAGAIN at once. The
-// kernel backend puts the original flags back when the copy ends, and so
-// does the model.
+// kernel backend puts a socket's original flags back when the last copy
+// using it ends (two copies share a socket in a proxy's two directions),
+// and so does the model (goHold, goRelease).
 func (r *run) iocopy(t *task, op *trace.Op) trace.Result {
 	src, dst := r.k.socks[op.A], r.k.socks[op.B]
 	if src == nil || !src.fdOpen || dst == nil || !dst.fdOpen {
@@ -353,10 +354,11 @@ func (r *run) iocopy(t *task, op *trace.Op) trace.Result {
 	dst.fget()
 	defer src.fput(t)
 	defer dst.fput(t)
-	srcNB, dstNB := src.ONonblock, dst.ONonblock
-	src.ONonblock, dst.ONonblock = true, true
-	res := r.k.ioCopy(t, src, dst)
-	src.ONonblock, dst.ONonblock = srcNB, dstNB
+	goHold(src)
+	goHold(dst)
+	res := r.k.ioCopy(t, src, dst, op.Flags&trace.FlagReadwrite != 0)
+	goRelease(src)
+	goRelease(dst)
 	out := trace.Count(res.n)
 	switch {
 	case res.deadline:
@@ -365,6 +367,23 @@ func (r *run) iocopy(t *task, op *trace.Op) trace.Result {
 		out.Err = res.err
 	}
 	return out
+}
+
+// goHold makes sk non-blocking for one more iocopy, saving its flag at the
+// first.
+func goHold(sk *sock) {
+	if sk.goCopies == 0 {
+		sk.goNonblock = sk.ONonblock
+	}
+	sk.goCopies++
+	sk.ONonblock = true
+}
+
+// goRelease ends one iocopy's use of sk; the last puts the saved flag back.
+func goRelease(sk *sock) {
+	if sk.goCopies--; sk.goCopies == 0 {
+		sk.ONonblock = sk.goNonblock
+	}
 }
 
 // close is close(2), with SO_LINGER{1,0} first for `rst`. The socket's

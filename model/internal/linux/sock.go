@@ -178,8 +178,12 @@ type sock struct {
 	fileRefs  int
 	released  bool
 	ONonblock bool
-	rcvtimeo  timeo // for iocopy's read deadline (Go's SetReadDeadline)
-	pipe      *pipe // the socket's own splice pipe (kernel backend: one per socket)
+	// goCopies counts the iocopies using the socket; goNonblock is
+	// ONonblock from before the first of them (goHold).
+	goCopies   int
+	goNonblock bool
+	rcvtimeo   timeo // for iocopy's read deadline (Go's SetReadDeadline)
+	pipe       *pipe // the socket's own splice pipe (kernel backend: one per socket)
 	// rxCopybreak: segments of at most this many payload bytes arrive
 	// with a slab-backed linear head (`set S rxcopybreak N`; 0: never).
 	rxCopybreak int
