@@ -159,6 +159,21 @@ func Check(ctx context.Context, c Campaign) ([]Verdict, error) {
 // trace time and the timeouts are 150 ms apart on the kernel's clock.
 const DiffTimeScale = 10
 
+// proxySeed reports whether a campaign's trace of seed is a proxy trace
+// (ProxyTrace), for the proxy-parity property: one in sixteen. Campaigns
+// against a kernel write none: a copy form's threads live as long as
+// the proxy, and their end would race the runner's timeouts.
+func proxySeed(seed uint64) bool { return seed%16 == 15 }
+
+// proxyVia is the proxy form of a campaign's proxy trace on profile p:
+// SO_SPLICE on FreeBSD's, else one of the Linux forms by turns.
+func proxyVia(p trace.Profile, seed uint64) Mech {
+	if p.Base == trace.FreeBSDProfile {
+		return ViaSoSplice
+	}
+	return ViaSockmap + Mech(seed/16%3)
+}
+
 // runOne runs t on sut and, if set, on ref.
 func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Execution {
 	return runOneScaled(ctx, sut, ref, 0, t)
@@ -171,6 +186,7 @@ func runOneScaled(ctx context.Context, sut, ref trace.Backend, refScale int, t *
 	defer func() { r.Skipped = ctx.Err() != nil }()
 	r.Obs, r.Stats, r.Err = runStats(ctx, sut, t)
 	r.runBase(ctx, sut)
+	r.runVariants(ctx, sut)
 	if ref != nil {
 		r.Ref, r.RefErr = trace.Observe(ctx, ref, t, trace.Options{TimeScale: refScale})
 		if r.Ref == nil && r.RefErr == nil {
@@ -240,7 +256,12 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 			break
 		}
 		seed := c.Seed + uint64(n)
-		t := gen.Example(int(seed))
+		var t *trace.Trace
+		if proxySeed(seed) && !kernelSafe {
+			t = ProxyTrace(proxyVia(p, seed)).Example(int(seed))
+		} else {
+			t = gen.Example(int(seed))
+		}
 		t.Profile = p.String()
 		t.Schedule = &trace.Schedule{HasSeed: true, Seed: seed}
 		if pair && !kernelSafe {

@@ -37,6 +37,10 @@ type Execution struct {
 	Base      []trace.Observation
 	BaseStats *model.Stats
 	BaseErr   error
+	// Variants are the same workload through the other forms of the
+	// trace's proxy (FindProxy), for the proxy-parity property; nil when
+	// the trace has none.
+	Variants []ProxyVariant
 
 	streams *trace.Streams // computed on demand
 }
@@ -67,6 +71,7 @@ var Properties = []Property{
 	{"map-bounds", "a sockmap refuses keys at or past its size (insert and delete), as sock_map_update_common and sock_map_delete_elem do", checkMapBounds},
 	{"zerocopy-completions", "every MSG_ZEROCOPY send that returns bytes takes one id and is completed exactly once, in contiguous increasing ranges that name no send that never was", checkZerocopy},
 	{"so-splice-limits", "a FreeBSD splice moves at most its max, is dissolved by reaching it and only by it, and its counter never reports more than it moved", checkSoSplice},
+	{"proxy-parity", "a proxy built four ways (SO_SPLICE, an sk_skb egress redirect, splice(2), read/write) gives its far ends the same results, but for the differences it names: a FIN or RST passed on as EOF by the user-space proxies only", checkProxy},
 	{"transparent", "a patch profile gives every receiver the bytes its base profile gives (the patch claims to be invisible to applications)", checkTransparent},
 	{"agrees-with-reference", "the observations equal the reference run's (the unmutated profile, or the kernel)", checkReference},
 }

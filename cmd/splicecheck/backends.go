@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/splicecheck/splicecheck/fuzz"
 	"github.com/splicecheck/splicecheck/kernelshim"
 	"github.com/splicecheck/splicecheck/kernelshim/vm"
 	"github.com/splicecheck/splicecheck/model"
@@ -138,6 +139,7 @@ var badInput = []error{
 	trace.ErrSyntax, trace.ErrNotBuilt, trace.ErrUnknownBackend,
 	trace.ErrUnknownProfile, trace.ErrUnsupported, os.ErrNotExist, os.ErrPermission,
 	trace.ErrTooLarge, trace.ErrEmpty, trace.ErrRead, // trace input (ErrBinary is a syntax error)
+	fuzz.ErrNoProxy, // proxy: a trace without a proxy form
 	kernelshim.ErrNoPrivilege, kernelshim.ErrNoBPF,
 	// A VM's input: the image, its modules, the runner, the guest binary.
 	vm.ErrBadImage, vm.ErrNoSockmap, vm.ErrModule, vm.ErrNoRunner, vm.ErrBadBinary,

@@ -166,7 +166,9 @@ func TestLinux61Switches(t *testing.T) {
 // TestFreeBSDCorpus runs the ports of FreeBSD's own SO_SPLICE tests
 // (testdata/traces/freebsd, each naming its case and lines in
 // tests/sys/kern/socket_splice.c) under profile freebsd-so-splice and
-// compares them with goldens whose every asserted value is the test's.
+// compares them with goldens whose every asserted value is the test's;
+// proxy_so_splice is no port but the SO_SPLICE form of the four-way proxy
+// (fuzz/proxy.go), its golden the model's.
 func TestFreeBSDCorpus(t *testing.T) {
 	corpustest.Check(t, New(), corpustest.Corpus{Dir: "../../../testdata/traces/freebsd", Goldens: goldenDir, Profile: trace.FreeBSDProfile})
 }
