@@ -38,12 +38,27 @@ var KnownFailures = map[string][]Known{
 	"linux-6.12":                     mainlineFailures,
 	"linux-6.12+loopback-splice":     rfcFailures,
 	"linux-6.12+loopback-splice-seq": moduleFailures,
-	trace.FreeBSDProfile: {{"so-splice-limits", "over-max", "counter-reset",
-		"model-only, read in uipc_socket.c at freebsd-src 4d0f7fdd: so_splice zeroes the source's so_splice_sent " +
-			"(L1670) before it refuses a second splice of a busy source (EBUSY, L1681), and so_splice_xfer limits a " +
-			"transfer to max less so_splice_sent (L606): after a refused re-splice the live splice moves up to max " +
-			"bytes more than it had (testdata/traces/freebsd/finding_counter_reset_overrun.trace)"}},
+	trace.FreeBSDProfile: {{"so-splice-limits", "over-max", "counter-reset", counterReset},
+		{"so-splice-limits", "not-dissolved-at-max", "counter-reset", counterReset + "; its own tally then reaches max " +
+			"while the reset counter is short of it, and the splice goes on"},
+		{"no-lost-wakeup", "lost-wakeup", "tcp_recvmsg_locked/so-splice-source",
+			"FreeBSD's design, as the model has it: while a socket is a splice's source its data wake-ups go to the " +
+				"splice's worker (so_splice diverts the receive upcall; sorwakeup calls splice_push), not to its readers, " +
+				"so a reader blocked on it sleeps with bytes queued that the worker cannot move (the sink is full) until " +
+				"they move, the splice ends or its own timeout"},
+		{"reads-agree", "poll-misses-data", "splice-source",
+			"FreeBSD's own behaviour, read in uipc_socket.c at freebsd-src 4d0f7fdd: sopoll_generic reports no POLLIN " +
+				"for the data of a spliced source (L4403-4405), while soreceive_generic has no splice check and returns " +
+				"what is queued there (L2727-2730), the reader and the splice worker taking turns under " +
+				"SOCK_IO_RECV_LOCK: a poller sees nothing where a reader gets bytes"}},
 }
+
+// counterReset is FreeBSD's counter reset by a refused re-splice
+// (so-splice-limits' finding).
+const counterReset = "model-only, read in uipc_socket.c at freebsd-src 4d0f7fdd: so_splice zeroes the source's so_splice_sent " +
+	"(L1670) before it refuses a second splice of a busy source (EBUSY, L1681), and so_splice_xfer limits a " +
+	"transfer to max less so_splice_sent (L606): after a refused re-splice the live splice moves up to max " +
+	"bytes more than it had (testdata/traces/freebsd/finding_counter_reset_overrun.trace)"
 
 // zcPush is why a socket under an sk_msg program hands out MSG_ZEROCOPY
 // ids by push, not by send.

@@ -429,29 +429,47 @@ func (g *genState) op() {
 	case "fionread", "poll", "state":
 		g.line("%s %s", kind, s)
 	case "sosplice":
-		// Forward only: an accepted end (X2) into the connecting end
-		// of a later connection (Y1, Y > X), so that splices chain but
-		// never loop (loops are not judged yet: a byte that comes round
-		// again carries the tag of its first send).
-		if s[1] != '2' || s[0] == g.socks[len(g.socks)-1][0] {
-			g.line("getsplice %s", s)
-			return
-		}
-		var later []string
+		// Mostly forward, an accepted end (X2) into the connecting end
+		// of a later connection (Y1, Y > X), so that splices chain; a
+		// third of the time into any other socket, so that they may
+		// loop (X2 into X1 is FreeBSD's splice_loop). A loop moves its
+		// bytes round for as long as it lasts, so a splice that may
+		// close one has a max.
+		var sinks []string
 		for _, c := range g.socks {
-			if c[1] == '1' && c[0] > s[0] {
-				later = append(later, c)
+			if c[1] == '1' && c[0] > s[0] && s[1] == '2' {
+				sinks = append(sinks, c)
 			}
 		}
-		sink := rapid.SampledFrom(later).Draw(t, "sink")
+		loop := len(sinks) == 0 || rapid.IntRange(0, 2).Draw(t, "anysink") == 0
+		if loop {
+			sinks = slices.DeleteFunc(slices.Clone(g.socks), func(c string) bool { return c == s })
+		}
+		sink := rapid.SampledFrom(sinks).Draw(t, "sink")
 		opts := ""
-		if rapid.IntRange(0, 2).Draw(t, "max") == 0 {
+		hasMax := rapid.IntRange(0, 2).Draw(t, "max") == 0
+		hasIdle := rapid.IntRange(0, 3).Draw(t, "idle") == 0
+		hasMax = hasMax || loop
+		if hasMax {
 			opts += fmt.Sprintf(" max %d", rapid.SampledFrom([]int{1, 10, 129, 1000, 16384}).Draw(t, "maxn"))
 		}
-		if rapid.IntRange(0, 3).Draw(t, "idle") == 0 {
+		if hasIdle {
 			opts += fmt.Sprintf(" idle %d", rapid.SampledFrom([]int{1, 50, 500}).Draw(t, "idlems"))
 		}
 		g.line("sosplice %s %s%s", s, sink, opts)
+		switch rapid.IntRange(0, 3).Draw(t, "spliceload") {
+		case 0:
+			// More than the sink's buffers hold when its far end does
+			// not read (the smallest Linux allows): the splice's sosend
+			// takes part of a chunk.
+			g.line("set %s sndbuf 4608", sink)
+			g.line("set %s rcvbuf 2304", tcpPeer(sink))
+			g.line("send %s %d dontwait", tcpPeer(s), rapid.SampledFrom([]int{10000, 100000}).Draw(t, "bigsend"))
+		case 1:
+			// Traffic after a while, past a short idle timeout.
+			g.line("sleep %d", rapid.SampledFrom([]int{20, 60}).Draw(t, "splicesleep"))
+			g.line("send %s %d", tcpPeer(s), rapid.SampledFrom([]int{1, 100}).Draw(t, "latesend"))
+		}
 	case "unsplice", "getsplice":
 		g.line("%s %s", kind, s)
 	case "zerocopy":

@@ -69,24 +69,35 @@ func TestTraceGeneratorCoversEveryOp(t *testing.T) {
 	}
 	// FreeBSD's SO_SPLICE ops, on their profile only.
 	g := Trace(GenConfig{Threads: true, SoSplice: true})
-	spliced := 0
+	spliced, loops := 0, 0
 	for seed := 0; seed < 300; seed++ {
-		for _, op := range g.Example(seed).Ops {
+		tr := g.Example(seed)
+		for _, op := range tr.Ops {
 			seen[op.Kind] = true
 			if op.Kind == trace.OpSosplice {
 				spliced++
-				if op.A[1] != '2' || op.B[1] != '1' || op.B[0] <= op.A[0] {
-					t.Errorf("seed %d: %s is not a forward splice (X2 into Y1, Y > X): it may close a loop", seed, op.String())
+				forward := op.A[1] == '2' && op.B[1] == '1' && op.B[0] > op.A[0]
+				if !forward && op.Size == 0 {
+					t.Errorf("seed %d: %s may close a loop and has no max", seed, op.String())
 				}
 			}
 		}
+		for _, l := range routesOf(tr).looped {
+			if l {
+				loops++
+				break
+			}
+		}
+	}
+	if loops < 30 {
+		t.Errorf("%d of 300 freebsd traces have a splice loop, want at least 30", loops)
 	}
 	for _, k := range trace.Kinds() {
 		if !seen[k] {
 			t.Errorf("op %s never generated in 3 x 300 traces", k)
 		}
 	}
-	t.Logf("%d sosplice ops in 300 freebsd traces", spliced)
+	t.Logf("%d sosplice ops in 300 freebsd traces, %d with a loop", spliced, loops)
 }
 
 // Over seeds 0..999 of each config the campaign uses, every trace

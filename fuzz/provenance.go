@@ -228,8 +228,8 @@ func (p *provenance) follow(rcv string) *Violation {
 			if p.delivered(snd, off) {
 				return violation(op, "duplicated", p.dupSite(rcv, tag), "%s read %s's stream byte at offset %d, which was already read", rcv, snd, off)
 			}
-			if !oneThread {
-				continue
+			if !oneThread || p.rt.looped[snd] {
+				continue // a looped byte may come round after later ones
 			}
 			key := [2]string{rcv, snd}
 			switch next := p.next[key]; {

@@ -222,6 +222,9 @@ func checkReadsAgree(r *Execution) error {
 		case inMap[op.A]:
 			site = "psock"
 		}
+		if splicedAt(r, op.A, i-1) {
+			site = "splice-source" // FreeBSD: no psock, whatever map ops the trace tried
+		}
 		nonblock := op.Flags&trace.FlagDontwait != 0
 		got := res.Err == 0 && res.N > 0
 		// more: the recv may be held to have found no more than the op
@@ -765,6 +768,20 @@ func splicesWithPsock(t *trace.Trace, s string) bool {
 		case op.Kind == trace.OpConn && op.Flags&trace.FlagPair != 0 && (op.A == s || op.B == s):
 			inMap = true
 		case op.Kind == trace.OpSplice && op.A == s && inMap:
+			return true
+		}
+	}
+	return false
+}
+
+// splicedAt reports whether s was a FreeBSD splice's source while op i
+// ran (model.Stats.Splices).
+func splicedAt(r *Execution, s string, i int) bool {
+	if r.Stats == nil {
+		return false
+	}
+	for _, sp := range r.Stats.Splices {
+		if sp.Src == s && sp.LiveAt(i) {
 			return true
 		}
 	}

@@ -32,6 +32,13 @@ type routes struct {
 	skMsgAt []map[string]bool
 	// iocopySrc: an iocopy reads the socket (its bytes go on to another).
 	iocopySrc map[string]bool
+	// forward: the sockets whose received bytes an iocopy or a FreeBSD
+	// splice sends on, mapped to the sockets those bytes arrive at (the
+	// destinations' peers), over the whole trace.
+	forward map[string][]string
+	// looped: the sender's bytes may come round a forwarding cycle (a
+	// splice loop) and arrive again after later ones (loopedSenders).
+	looped map[string]bool
 	// selfRedirect: the socket was in a map whose sk_skb verdict
 	// redirects into its own ingress queue (the key holds it).
 	selfRedirect map[string]bool
@@ -65,6 +72,7 @@ func routesOf(t *trace.Trace) *routes {
 		peer: map[string]string{}, foreign: map[string]bool{}, diverted: map[string]bool{},
 		psockDrop: map[string]bool{}, psockDropAt: map[string]int{}, changes: map[string][]int{}, frame: map[string]int64{}, parser: map[string]bool{}, skb: map[string]bool{}, iocopySrc: map[string]bool{}, selfRedirect: map[string]bool{},
 		paired: map[string]bool{}, skMsgAt: make([]map[string]bool, len(t.Ops)),
+		forward: map[string][]string{},
 	}
 	maps := map[string]*mapInfo{}
 	// First pass: every program a map ever has (a program attached
@@ -78,12 +86,14 @@ func routesOf(t *trace.Trace) *routes {
 			}
 		case trace.OpIOCopy:
 			r.iocopySrc[op.A] = true
+			r.forward[op.A] = append(r.forward[op.A], r.peer[op.B])
 		case trace.OpSosplice:
 			// A FreeBSD splice, like an iocopy, reads its source and
 			// sends the bytes on from its sink: the sink's peer gets
 			// bytes its own peer did not send.
 			r.iocopySrc[op.A] = true
 			r.foreign[r.peer[op.B]] = true
+			r.forward[op.A] = append(r.forward[op.A], r.peer[op.B])
 		case trace.OpPair:
 			r.paired[op.A], r.paired[op.B] = true, true
 		case trace.OpMap:
@@ -174,7 +184,60 @@ func routesOf(t *trace.Trace) *routes {
 			r.skb[s] = r.skb[s] || m.skbProg
 		}
 	}
+	r.looped = r.loopedSenders()
 	return r
+}
+
+// loopedSenders returns the senders whose bytes, arriving at their peer,
+// can reach a forwarding cycle (forward): such bytes may go round again
+// and be read after bytes their sender sent later, or never.
+func (r *routes) loopedSenders() map[string]bool {
+	// cyclic[s]: a forwarding path from s comes back to a socket on it.
+	onCycle := map[string]bool{}
+	state := map[string]int{} // 0 unseen, 1 on the DFS stack, 2 done
+	var dfs func(s string)
+	dfs = func(s string) {
+		state[s] = 1
+		for _, n := range r.forward[s] {
+			switch state[n] {
+			case 0:
+				dfs(n)
+			case 1:
+				onCycle[n] = true
+			}
+		}
+		state[s] = 2
+	}
+	for s := range r.forward {
+		if state[s] == 0 {
+			dfs(s)
+		}
+	}
+	reaches := func(from string) bool {
+		seen := map[string]bool{}
+		stack := []string{from}
+		for len(stack) > 0 {
+			s := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if onCycle[s] {
+				return true
+			}
+			if seen[s] {
+				continue
+			}
+			seen[s] = true
+			stack = append(stack, r.forward[s]...)
+		}
+		return false
+	}
+	looped := map[string]bool{}
+	if len(onCycle) == 0 {
+		return looped
+	}
+	for snd, rcv := range r.peer {
+		looped[snd] = reaches(rcv)
+	}
+	return looped
 }
 
 // droppedBefore reports whether s left a map with an sk_skb program

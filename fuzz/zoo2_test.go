@@ -15,6 +15,40 @@ import (
 // run's error (a leak at teardown, a fault, a lost wakeup). Each runs on
 // the profile its Zoo entry names.
 var zoo2Traces = map[string]string{
+	// A splice that reaches its max leaves the rest on its source.
+	"so-splice-unsplice-flush": `
+conn a1 a2
+conn b1 b2
+sosplice a2 b1 max 3
+send a1 "abcdef"
+recv b2 3 waitall
+recv a2 3 dontwait
+`,
+	// The sink's buffers (the smallest Linux allows) take part of the
+	// chunk; unspliced, the source keeps the rest.
+	"so-splice-xfer-consumes-chunk": `
+conn a1 a2
+conn b1 b2
+set b1 sndbuf 4608
+set b2 rcvbuf 2304
+sosplice a2 b1
+send a1 100000 dontwait
+unsplice a2
+fionread a2
+`,
+	// Traffic at 30 ms does not extend a 50 ms timeout: "y", sent at
+	// 60 ms, stays on the source.
+	"so-splice-timeout-rearm": `
+conn a1 a2
+conn b1 b2
+sosplice a2 b1 idle 50
+sleep 30
+send a1 "x"
+recv b2 1
+sleep 30
+send a1 "y"
+recv a2 1 dontwait
+`,
 	// Two messages redirected to a2's ingress_msg read back in order.
 	"ingress-queue-head": `
 conn a1 a2

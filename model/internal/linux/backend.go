@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/splicecheck/splicecheck/trace"
 )
@@ -241,6 +242,7 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		op := &r.t.Ops[i]
 		t := r.task(op.ThreadName())
 		t.queue = append(t.queue, i)
+		r.k.dispatched = i
 		if !t.running {
 			r.s.makeReady(t)
 		}
@@ -275,6 +277,7 @@ func (r *run) execute(ctx context.Context) (obs []trace.Observation, err error) 
 		return nil, fmt.Errorf("%s: at the end: %w", r.t.File, err)
 	}
 	_, r.k.stats.NoZerocopy = r.k.tcp.(*extTCP)
+	r.k.stats.Elapsed = time.Duration(r.s.now)
 	for name, sk := range r.k.socks {
 		if sk.zckey > 0 {
 			if r.k.stats.ZerocopyIDs == nil {

@@ -310,6 +310,9 @@ func (r *run) recv(t *task, op *trace.Op) trace.Result {
 		return trace.Fail(err)
 	}
 	r.readTags(t, dst)
+	if flags&msgPeek == 0 {
+		r.k.departed(sk, dst.tagsOf(0, n), t.op)
+	}
 	return trace.Count(int64(n)).WithData(dst.buf[:n])
 }
 

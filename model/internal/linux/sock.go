@@ -65,6 +65,9 @@ type kernel struct {
 	tcp   tcp
 	pages pageAlloc
 	stats *Stats // copy accounting (stats.go)
+	// dispatched is the index of the op the runner dispatched last
+	// (SpliceRecord.EndOp).
+	dispatched int
 	// zcLive counts the MSG_ZEROCOPY ubuf_infos still referenced
 	// (zerocopy.go): none may survive teardown.
 	zcLive int

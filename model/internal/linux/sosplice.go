@@ -31,11 +31,27 @@ var mutSoSpliceMaxOverrun = registerMutation("so-splice-max-overrun",
 	"so_splice_xfer moves all the source has, not at most max - so_splice_sent, then dissolves at max: a splice "+
 		"moves bytes past its limit")
 
+// Bugs of the second zoo (mutation.go), each a way to get SO_SPLICE
+// wrong that FreeBSD's own tests do not exercise.
+var (
+	mutSoSpliceUnspliceFlush = registerMutation("so-splice-unsplice-flush",
+		"so_unsplice flushes the source's receive buffer (as sorflush does) instead of leaving its bytes to "+
+			"the application: what the splice had not moved yet is lost")
+	mutSoSpliceXferConsumesChunk = registerMutation("so-splice-xfer-consumes-chunk",
+		"so_splice_xfer drops the whole chunk from the source when the sink's sosend took only part of it: "+
+			"the rest is lost")
+	mutSoSpliceTimeoutRearm = registerMutation("so-splice-timeout-rearm",
+		"so_splice_xfer re-arms the splice's timeout at every transfer (OpenBSD's idle timeout), where "+
+			"FreeBSD arms it once, at the splice: a splice with traffic outlives its timeout")
+)
+
 // soSplice mirrors struct so_splice (sys/sys/socketvar.h, 4d0f7fdd).
 type soSplice struct {
 	src, dst *sock
 	max      int64 // bytes to move at most; -1: unlimited
 	rec      int   // its record in Stats.Splices
+	idle     time.Duration
+	timerGen int // the timer that may fire (so-splice-timeout-rearm re-arms it)
 	state    soSpliceState
 	// saved are the callbacks the splice diverted (sorwakeup of src,
 	// sowwakeup of dst), given back at unsplice.
@@ -83,14 +99,13 @@ func (k *kernel) soSplice(t *task, op int, src, dst *sock, max int64, idle time.
 	}
 	sp.src, sp.dst = src, dst
 	sp.rec = len(k.stats.Splices)
-	k.stats.Splices = append(k.stats.Splices, SpliceRecord{Op: op, Src: src.Name, Dst: dst.Name, Max: max})
+	k.stats.Splices = append(k.stats.Splices, SpliceRecord{Op: op, Src: src.Name, Dst: dst.Name, Max: max, Idle: idle, Made: time.Duration(k.s.now)})
 	src.soSplice, dst.soSpliceBack = sp, sp
 	sp.srcDataReady, sp.srcStateChange, sp.dstWriteSpace = src.SkDataReady, src.SkStateChange, dst.SkWriteSpace
 	push := func(*sock) { k.soSpliceDispatch(sp) } // splice_push / splice_pull
 	src.SkDataReady, src.SkStateChange, dst.SkWriteSpace = push, push, push
-	if idle > 0 {
-		k.s.addTimer("so_splice_timeout", idle, func() { k.soSpliceTimeout(sp) })
-	}
+	sp.idle = idle
+	k.soSpliceArm(sp)
 	sp.state = spliceQueued
 	k.soSpliceXfer(t, sp)
 	return trace.OK()
@@ -137,9 +152,17 @@ func (k *kernel) soSpliceXfer(t *task, sp *soSplice) {
 		}
 		n, err := dst.SkProt.Sendmsg(t, dst, newSrcKernel(peek.buf, peek.tagsOf(0, len(peek.buf))), msgDontwait|msgNosignal)
 		if n > 0 {
-			if _, err := src.SkProt.Recvmsg(t, src, newIovIter(n), msgDontwait); err != 0 {
+			drop := n
+			if k.mutated(mutSoSpliceXferConsumesChunk) {
+				drop = len(peek.buf)
+			}
+			if _, err := src.SkProt.Recvmsg(t, src, newIovIter(drop), msgDontwait); err != 0 {
 				failed = true
 			}
+			if k.mutated(mutSoSpliceTimeoutRearm) {
+				k.soSpliceArm(sp)
+			}
+			k.departed(src, peek.tagsOf(0, n), -1)
 			moved = n
 			src.spliceSent += int64(n)
 			k.stats.Splices[sp.rec].Moved += int64(n)
@@ -165,6 +188,21 @@ func (k *kernel) soSpliceXfer(t *task, sp *soSplice) {
 	default:
 		sp.state = spliceIdle
 	}
+}
+
+// soSpliceArm arms sp's timeout, if it has one, from now: so_splice's
+// callout_reset_sbt, once per splice.
+func (k *kernel) soSpliceArm(sp *soSplice) {
+	if sp.idle <= 0 {
+		return
+	}
+	sp.timerGen++
+	gen := sp.timerGen
+	k.s.addTimer("so_splice_timeout", sp.idle, func() {
+		if gen == sp.timerGen {
+			k.soSpliceTimeout(sp)
+		}
+	})
 }
 
 // soSplicePoll mirrors the splice gates of sopoll_generic()
@@ -202,11 +240,41 @@ func (k *kernel) soUnsplice(src *sock, why string) trace.Result {
 		return trace.Fail(errENOTCONN)
 	}
 	k.stats.Splices[sp.rec].End = why
+	k.stats.Splices[sp.rec].Ended = time.Duration(k.s.now)
+	k.stats.Splices[sp.rec].EndOp = k.dispatched
 	dst := sp.dst
 	src.soSplice, dst.soSpliceBack = nil, nil
 	src.SkDataReady, src.SkStateChange, dst.SkWriteSpace = sp.srcDataReady, sp.srcStateChange, sp.dstWriteSpace
 	sp.state = spliceClosed
+	if n := k.tcp.Inq(src); n > 0 && k.mutated(mutSoSpliceUnspliceFlush) {
+		src.SkProt.Recvmsg(k.s.kernelTask, src, newIovIter(n), msgDontwait)
+	}
 	src.SkDataReady(src)
 	dst.SkWriteSpace(dst)
 	return trace.OK()
+}
+
+// departed records, with Config.Provenance on a profile with SO_SPLICE,
+// the bytes (tags) that left the receive queue of src: moved by its
+// splice (op -1) or read by recv op (Stats.Departures).
+func (k *kernel) departed(src *sock, tags []Tag, op int) {
+	if !k.pages.prov || !k.prof.SoSplice {
+		return
+	}
+	for _, tag := range tags {
+		d := &k.stats.Departures
+		if n := len(*d); n > 0 {
+			last := &(*d)[n-1]
+			if last.Src == src.Name && last.Splice == (op < 0) && last.Op == op && tag.Known() &&
+				last.Sender == tag.Sock() && last.Off+last.Len == tag.Off() {
+				last.Len++
+				continue
+			}
+		}
+		sender, off := -1, int64(0)
+		if tag.Known() {
+			sender, off = tag.Sock(), tag.Off()
+		}
+		*d = append(*d, Departure{Src: src.Name, Sender: sender, Off: off, Len: 1, Splice: op < 0, Op: op})
+	}
 }

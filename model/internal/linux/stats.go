@@ -3,6 +3,7 @@ package linux
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/splicecheck/splicecheck/trace"
 )
@@ -77,17 +78,45 @@ type Stats struct {
 	// freebsd-so-splice) in the order they were made, with what each
 	// moved and how it ended.
 	Splices []SpliceRecord
+	// Departures lists, with Config.Provenance on a profile with
+	// SO_SPLICE, the bytes that left each socket's receive queue, in the
+	// order they left: moved by its splice or read by a recv.
+	Departures []Departure
+	// Elapsed is the run's virtual time when its ops had all ended.
+	Elapsed time.Duration
 }
 
 // SpliceRecord is one splice of a run: made by op Op (sosplice Src Dst
-// max Max; 0: unlimited), Moved bytes moved, and End how it dissolved:
-// "max", "eof", "error", "timeout", "unsplice", or "" while it lasts.
+// max Max idle Idle; 0: none) at virtual time Made, Moved bytes moved,
+// and End how it dissolved, at virtual time Ended, op EndOp being the
+// last dispatched then: "max", "eof", "error", "timeout", "unsplice",
+// or "" while it lasts.
 type SpliceRecord struct {
+	Op          int
+	Src, Dst    string
+	Max         int64
+	Idle        time.Duration
+	Moved       int64
+	End         string
+	Made, Ended time.Duration
+	EndOp       int
+}
+
+// LiveAt reports whether the splice lasted while op i ran: made before
+// it, not ended before it was dispatched.
+func (sp SpliceRecord) LiveAt(i int) bool {
+	return sp.Op < i && (sp.End == "" || sp.EndOp >= i)
+}
+
+// Departure is a run of bytes that left socket Src's receive queue: Len bytes of the stream of socket Sender (a Stats.TagSocks
+// index) from offset Off, moved by Src's splice (Splice) or read by a
+// recv op (Op, its index).
+type Departure struct {
+	Src      string
+	Sender   int
+	Off, Len int64
+	Splice   bool
 	Op       int
-	Src, Dst string
-	Max      int64
-	Moved    int64
-	End      string
 }
 
 // InFlightRingWrite returns the first ring write made while TCP payload

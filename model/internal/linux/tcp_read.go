@@ -282,6 +282,11 @@ func (k *kernel) tcpReadSkb(sk *sock, actor func(sk *sock, skb *skBuff) int) int
 // the skbs that arrive later and calls no sk_data_ready; the reader's
 // offset into them is past their end).
 func seqHoleWhy(sk *sock, copiedSeq uint32) string {
+	if sk.soSplice != nil {
+		// FreeBSD: a spliced source's data wake-ups go to its splice's
+		// worker, not to readers (soSplice diverts SkDataReady).
+		return "so-splice-source"
+	}
 	if skb := sk.SkReceiveQueue.peek(); skb != nil && int32(skb.Seq-copiedSeq) > 0 {
 		return "copied_seq-hole"
 	}
