@@ -18,6 +18,7 @@ const (
 	scopeTCPBpfIoctl                         // tcp_bpf protos with .ioctl (linux-6.18)
 	scopeSplicePagesCopied                   // a TCP that copies MSG_SPLICE_PAGES sends (linux-6.1)
 	scopeSoSplice                            // FreeBSD's SO_SPLICE (freebsd-so-splice)
+	scopeLinuxBPF                            // sockmap, psock, sk_msg, tcp_bpf, strparser, pipes, splice(2): every profile but FreeBSD's
 )
 
 // runScopes returns the scopes of a run of profile p, on an external
@@ -46,6 +47,8 @@ func runScopes(p behaviour, ext bool) scope {
 	}
 	if p.SoSplice {
 		s |= scopeSoSplice
+	} else {
+		s |= scopeLinuxBPF
 	}
 	return s
 }
@@ -67,6 +70,14 @@ var scopeByFile = map[string]scope{
 	"tcp_ref_timer.go":   scopeRefTCP,
 	"push61.go":          scopeSplicePagesCopied,
 	"sosplice.go":        scopeSoSplice,
+	"sockmap.go":         scopeLinuxBPF,
+	"psock.go":           scopeLinuxBPF,
+	"skmsg.go":           scopeLinuxBPF,
+	"tcp_bpf.go":         scopeLinuxBPF,
+	"strparser.go":       scopeLinuxBPF,
+	"progs.go":           scopeLinuxBPF,
+	"pipe.go":            scopeLinuxBPF,
+	"splice.go":          scopeLinuxBPF,
 }
 
 // scopeByRecv gives the methods of a receiver type its scope.

@@ -359,7 +359,10 @@ func (r *run) iocopy(t *task, op *trace.Op) trace.Result {
 	defer dst.fput(t)
 	goHold(src)
 	goHold(dst)
-	res := r.k.ioCopy(t, src, dst, op.Flags&trace.FlagReadwrite != 0)
+	// Unlike Linux: on FreeBSD Go's io.Copy between two TCP connections
+	// has no splice(2) (net/splice_stub.go) and copies with read/write.
+	readwrite := op.Flags&trace.FlagReadwrite != 0 || r.k.prof.SoSplice
+	res := r.k.ioCopy(t, src, dst, readwrite)
 	goRelease(src)
 	goRelease(dst)
 	out := trace.Count(res.n)
