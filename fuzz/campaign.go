@@ -63,6 +63,13 @@ type Campaign struct {
 	Version string
 	// Progress, if set, is called after every trace.
 	Progress func(profile string, traces int, elapsed time.Duration)
+	// Shard and Shards split the campaign over Shards processes or
+	// machines (Shards > 1): this one runs trace n of each profile only
+	// when ShardOfTrace(n, Shards) == Shard, keeps a log of each trace's judgments
+	// (Verdict.Log), and renders its counterexamples' files in memory
+	// (Verdict.FileText) for Merge, which combines the shards into the
+	// verdicts one campaign over the same traces gives.
+	Shard, Shards int
 }
 
 // Verdict is one cell of the properties × profiles table.
@@ -98,6 +105,14 @@ type Verdict struct {
 	// mirrored kernel functions they reached. Every Outcome of a profile
 	// shares it; Coverage.Runs is 0 on a backend that is not the model.
 	Coverage *model.Coverage
+	// Log is, for a sharded campaign (Campaign.Shards), the judgments of
+	// each trace the shard ran, shared by every Verdict of the profile;
+	// FailedAt and InFlightAt are the trace numbers of the NEW failure and
+	// the in-flight form, and FileText and InFlightText their
+	// counterexample files (also when OutDir is ""), for Merge.
+	Log                    *SeedLog `json:"-"`
+	FailedAt, InFlightAt   int      `json:"-"`
+	FileText, InFlightText []byte   `json:"-"`
 }
 
 // inFlightProperty is the property whose in-flight form a campaign on a
@@ -251,9 +266,25 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 	}
 	start := time.Now()
 	open := len(props)
-	for n := 0; open > 0 && ctx.Err() == nil; n++ {
+	var log *SeedLog
+	if c.Shards > 1 {
+		log = &SeedLog{}
+		for i := range outs {
+			outs[i].Log = log
+		}
+	}
+	n, done := 0, 0
+	defer func() {
+		if log != nil {
+			log.Ran = n // every trace of the shard before n was run (or skipped)
+		}
+	}()
+	for ; open > 0 && ctx.Err() == nil; n++ {
 		if (c.MaxTraces > 0 && n >= c.MaxTraces) || (c.Budget > 0 && time.Since(start) >= c.Budget) {
 			break
+		}
+		if log != nil && ShardOfTrace(n, c.Shards) != c.Shard {
+			continue
 		}
 		seed := c.Seed + uint64(n)
 		var t *trace.Trace
@@ -279,10 +310,20 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 		if ctx.Err() != nil {
 			break
 		}
+		sr := SeedResult{N: n, Skipped: r.Skipped}
+		if log != nil {
+			log.Seeds = append(log.Seeds, &sr)
+		}
+		done++
 		if r.Skipped {
 			continue
 		}
-		cov.Merge(coverageOf(r))
+		if rc := coverageOf(r); rc != nil {
+			if log != nil {
+				sr.Cov = rc.Without(cov)
+			}
+			cov.Merge(rc)
+		}
 		for i, pr := range props {
 			o := &outs[i]
 			if o.Failed {
@@ -298,14 +339,20 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 					o.Known = map[string]int{}
 				}
 				o.Known[k.Signature()]++
+				sr.Judged = append(sr.Judged, Judgment{Property: pr.Name, Known: k.Signature()})
 				if pair && o.InFlight == nil && pr.Name == inFlightProperty && !c.FirstOnly {
 					if err := c.inFlightForm(ctx, o, p, pr, sut, ref, r); err != nil {
 						return nil, err
 					}
+					if o.InFlight != nil {
+						o.InFlightAt = n
+					}
 				}
 				continue
 			}
+			sr.Judged = append(sr.Judged, Judgment{Property: pr.Name, New: true})
 			o.Failed, o.Detect, o.Detail, o.Violation, o.Counterexample = true, time.Since(start), v.Error(), v, t
+			o.FailedAt = n
 			open--
 			if c.FirstOnly {
 				open = 0
@@ -323,15 +370,20 @@ func checkProfile(ctx context.Context, c Campaign, p trace.Profile, sut, ref tra
 					o.Detail, o.Violation = v.Error(), v
 				}
 			}
-			if c.OutDir != "" {
-				o.File = filepath.Join(c.OutDir, fileName(p.String(), pr.Name))
-				if err := c.writeCounterexample(ctx, o.File, pr, p.String(), seed, o.Counterexample, o.Violation, sut); err != nil {
+			if c.OutDir != "" || log != nil {
+				file := filepath.Join(c.OutDir, fileName(p.String(), pr.Name))
+				text, err := c.writeCounterexample(ctx, file, pr, p.String(), seed, o.Counterexample, o.Violation, sut)
+				if err != nil {
 					return nil, err
+				}
+				o.FileText = text
+				if c.OutDir != "" {
+					o.File = file
 				}
 			}
 		}
 		if c.Progress != nil {
-			c.Progress(p.String(), n+1, time.Since(start))
+			c.Progress(p.String(), done, time.Since(start))
 		}
 	}
 	return outs, nil
@@ -361,11 +413,20 @@ func (c *Campaign) inFlightForm(ctx context.Context, o *Verdict, p trace.Profile
 	o.InFlight = ce
 	o.InFlightDetail = fmt.Sprintf("%v; %s's ring write of %d bytes was made while %d TCP segments (%d payload bytes) were held in flight",
 		cv, w.Sock, w.Bytes, w.HeldSegs, w.HeldBytes)
-	if c.OutDir == "" {
+	if c.OutDir == "" && c.Shards <= 1 {
 		return nil
 	}
-	o.InFlightFile = filepath.Join(c.OutDir, strings.TrimSuffix(fileName(p.String(), pr.Name), ".trace")+"_inflight.trace")
-	return c.writeCounterexample(ctx, o.InFlightFile, pr, p.String(), r.Trace.Schedule.Seed, ce, cv, sut)
+	file := filepath.Join(c.OutDir, inFlightName(p.String(), pr.Name))
+	text, err := c.writeCounterexample(ctx, file, pr, p.String(), r.Trace.Schedule.Seed, ce, cv, sut)
+	o.InFlightText = text
+	if c.OutDir != "" {
+		o.InFlightFile = file
+	}
+	return err
+}
+
+func inFlightName(profile, property string) string {
+	return strings.TrimSuffix(fileName(profile, property), ".trace") + "_inflight.trace"
 }
 
 // runOne is runOne within c.RunTimeout.

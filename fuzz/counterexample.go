@@ -99,15 +99,20 @@ func Replay(ctx context.Context, sut trace.Backend, t *trace.Trace, property str
 	return r, pr.Judge(r), nil
 }
 
-// writeCounterexample writes ce, a counterexample of pr, to file with its
-// header (CounterexampleFile).
-func (c *Campaign) writeCounterexample(ctx context.Context, file string, pr Property, profile string, seed uint64, ce *trace.Trace, v *Violation, sut trace.Backend) error {
+// writeCounterexample renders ce, a counterexample of pr, as the file
+// named file with its header (CounterexampleFile), writes it there when
+// c.OutDir is set, and returns it.
+func (c *Campaign) writeCounterexample(ctx context.Context, file string, pr Property, profile string, seed uint64, ce *trace.Trace, v *Violation, sut trace.Backend) ([]byte, error) {
 	h := Header{Property: pr.Name, Signature: v.Signature(), Profile: profile, Seed: seed,
 		Mutations: c.Mutations, Version: c.Version, Violation: v.Error()}
-	if err := os.WriteFile(file, CounterexampleFile(ctx, sut, file, h, "", ce), 0o644); err != nil {
-		return fmt.Errorf("%w: write counterexample: %w", ErrCampaign, err)
+	text := CounterexampleFile(ctx, sut, file, h, "", ce)
+	if c.OutDir == "" {
+		return text, nil
 	}
-	return nil
+	if err := os.WriteFile(file, text, 0o644); err != nil {
+		return nil, fmt.Errorf("%w: write counterexample: %w", ErrCampaign, err)
+	}
+	return text, nil
 }
 
 // CounterexampleFile renders ce as the counterexample file named file:

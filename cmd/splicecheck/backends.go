@@ -140,6 +140,7 @@ var badInput = []error{
 	trace.ErrUnknownProfile, trace.ErrUnsupported, os.ErrNotExist, os.ErrPermission,
 	trace.ErrTooLarge, trace.ErrEmpty, trace.ErrRead, // trace input (ErrBinary is a syntax error)
 	fuzz.ErrNoProxy, // proxy: a trace without a proxy form
+	fuzz.ErrShards,  // merge: results that are not the shards of one campaign
 	kernelshim.ErrNoPrivilege, kernelshim.ErrNoBPF,
 	// A VM's input: the image, its modules, the runner, the guest binary.
 	vm.ErrBadImage, vm.ErrNoSockmap, vm.ErrModule, vm.ErrNoRunner, vm.ErrBadBinary,

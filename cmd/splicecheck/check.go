@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -62,6 +63,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	ff.register(fs, formatText, formatJSON, formatKTAP)
 	runTimeout := fs.Duration("run-timeout", 2*time.Second, "skip a generated trace whose run takes longer (wall clock; a busy machine skips more; "+vmRunTimeout.String()+" when the vm backend runs the traces)")
 	coverage := fs.Bool("coverage", false, "also list, per profile, the mirrored kernel functions its campaign did not reach")
+	jobs := fs.Int("jobs", runtime.NumCPU(), "run the campaign as `N` worker processes on disjoint traces and merge their results: the same table as one\nprocess over the same traces (model and netstack backends without --diff; otherwise 1)")
+	shard := fs.String("shard", "", "run shard `K/N` of the campaign: its share (one in N, by a hash of the trace number) of each profile's traces; with --format json its\nresult carries what 'splicecheck merge' needs to combine N shards into one campaign's table")
+	worker := fs.Bool("worker", false, "internal: a worker of --jobs (progress lines on stderr)")
 	var vf vmFlags
 	vf.register(fs)
 	rest, err := parseFlags(fs, args)
@@ -108,6 +112,23 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 		Profiles: profiles, Budget: *budget, MaxTraces: *maxTraces, Seed: *seed,
 		Mutations: mutations, OutDir: *outDir, RunTimeout: *runTimeout, Version: versionString(),
 	}
+	if *shard != "" {
+		if c.Shard, c.Shards, err = parseShard(*shard); err != nil {
+			return err
+		}
+	}
+	parallel := (*backendName == "model" || *backendName == "netstack") && *diff == "" && *shard == ""
+	switch {
+	case *jobs < 1:
+		return usagef("--jobs: want at least 1, got %d", *jobs)
+	case *jobs > 1 && !parallel && flagSet(fs, "jobs"):
+		return usagef("--jobs: workers run model or netstack campaigns without --diff or --shard (use --shard to spread a kernel's)")
+	case !parallel:
+		*jobs = 1
+	}
+	if *jobs > 1 {
+		return checkJobs(ctx, e, fs, *jobs, ff.format, *outDir, *budget, *coverage, profiles)
+	}
 	if len(mutations) > 0 && *backendName != "model" {
 		return usagef("--mutate: mutations are of the model backend, not %q", *backendName)
 	}
@@ -143,6 +164,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 		defer reportBackend(e, s.b)
 	}
 	c.Progress = progressLine(e, *budget)
+	if *worker {
+		c.Progress = workerProgress(e)
+	}
 	outs, err := fuzz.Check(ctx, c)
 	if c.Progress != nil {
 		fmt.Fprint(e.stderr, "\r\033[K") // clear the progress line
@@ -153,6 +177,11 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	cr := &checkReport{
 		e: e, format: ff.format, profiles: profiles, outs: outs, withRef: len(mutations) > 0 || c.Reference != nil,
 		replay: replayer{backend: *backendName, diff: *diff, twoHost: *twoHost, vm: vf},
+	}
+	if c.Shards > 1 {
+		sh := fuzz.ShardOf(c, outs)
+		sh.Backend, sh.Diff = *backendName, *diff
+		cr.shard = &sh
 	}
 	if ctx.Err() != nil {
 		return cr.interrupt(ctx)
@@ -176,6 +205,7 @@ type checkReport struct {
 	outs     []fuzz.Verdict
 	withRef  bool // the agrees-with-reference property is checked
 	replay   replayer
+	shard    *fuzz.Shard // a shard's result, for merge (--format json)
 }
 
 // print prints the outcomes and returns errDiverged when a property
@@ -262,6 +292,8 @@ type jsonCheck struct {
 	Traces map[string]int `json:"traces"`
 	Cells  []jsonCell     `json:"cells"`
 	New    int            `json:"new"` // NEW failures: exit 1
+	// Shard is a shard's result (check --shard), what merge reads.
+	Shard *fuzz.Shard `json:"shard,omitempty"`
 }
 
 // jsonCell is one profile and property.
@@ -278,7 +310,7 @@ type jsonCell struct {
 }
 
 func (cr *checkReport) json() jsonCheck {
-	doc := jsonCheck{Traces: profileTraces(cr.outs), Cells: []jsonCell{}, New: cr.newFailures()}
+	doc := jsonCheck{Traces: profileTraces(cr.outs), Cells: []jsonCell{}, New: cr.newFailures(), Shard: cr.shard}
 	for _, o := range cr.outs {
 		if !cr.shown(o.Property) {
 			continue
@@ -514,4 +546,22 @@ func orInline(o fuzz.Verdict) string {
 		return o.File
 	}
 	return o.Detail
+}
+
+// checkJobs is check --jobs: the campaign as worker processes (runJobs),
+// merged and printed as one campaign.
+func checkJobs(ctx context.Context, e *env, fs *flag.FlagSet, jobs int, format, outDir string, budget time.Duration, coverage bool, profiles []string) error {
+	progress := progressLine(e, budget)
+	shards, err := runJobs(ctx, e, workerArgs(fs), jobs, progress)
+	if progress != nil {
+		fmt.Fprint(e.stderr, "\r\033[K")
+	}
+	if err != nil {
+		return err
+	}
+	outs, err := fuzz.Merge(shards, outDir)
+	if err != nil {
+		return err
+	}
+	return printMerged(ctx, e, format, profiles, outs, shards[0], coverage)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/splicecheck/splicecheck/trace"
 )
 
-func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func runCLI(t testing.TB, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e bytes.Buffer
 	code = mainWithArgs(context.Background(), args, &o, &e)

@@ -127,6 +127,13 @@ func TestMain(m *testing.M) {
 	if os.Getenv(signalHelperEnv) == "1" {
 		signalHelper()
 	}
+	if os.Getenv(asCLIEnv) == "1" {
+		// A worker of check --jobs, started by a test from this binary.
+		ctx, stop := signalContext()
+		code := mainWithArgs(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	code := m.Run()
 	if guestDir != "" {
 		os.RemoveAll(guestDir)

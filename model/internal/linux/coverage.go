@@ -1,6 +1,10 @@
 package linux
 
-import "sync/atomic"
+import (
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+)
 
 //go:generate go run ../mirrorgen
 
@@ -128,6 +132,56 @@ func (c *Coverage) Count() (reached, applicable int) {
 		}
 	}
 	return reached, applicable
+}
+
+// Without returns c less the functions o reached: the same runs and
+// configurations, only the reaches o lacks (what c adds to o). A nil o
+// takes nothing away.
+func (c *Coverage) Without(o *Coverage) *Coverage {
+	d := *c
+	if o != nil {
+		for f, hit := range o.hit {
+			d.hit[f] = d.hit[f] && !hit
+		}
+	}
+	return &d
+}
+
+// coverageJSON is Coverage's JSON form: the reached functions by Go name.
+type coverageJSON struct {
+	Reached []string `json:"reached,omitempty"`
+	Scopes  scope    `json:"scopes"`
+	Runs    int      `json:"runs"`
+	Partial int      `json:"partial,omitempty"`
+}
+
+// MarshalJSON writes c with its reached functions named.
+func (c *Coverage) MarshalJSON() ([]byte, error) {
+	j := coverageJSON{Scopes: c.scopes, Runs: c.runs, Partial: c.partial}
+	for f := range Fn(numFn) {
+		if c.hit[f] {
+			j.Reached = append(j.Reached, f.Go())
+		}
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote; a function name this
+// build does not register is an error.
+func (c *Coverage) UnmarshalJSON(b []byte) error {
+	var j coverageJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*c = Coverage{scopes: j.Scopes, runs: j.Runs, partial: j.Partial}
+	for _, name := range j.Reached {
+		f, ok := LookupFn(name)
+		if !ok {
+			return fmt.Errorf("coverage: no mirrored function %q in this build", name)
+		}
+		c.hit[f] = true
+	}
+	return nil
 }
 
 // Unreached returns the applicable functions no merged run reached, in
