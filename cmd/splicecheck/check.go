@@ -126,9 +126,6 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	case !parallel:
 		*jobs = 1
 	}
-	if *jobs > 1 {
-		return checkJobs(ctx, e, fs, *jobs, ff.format, *outDir, *budget, *coverage, profiles)
-	}
 	if len(mutations) > 0 && *backendName != "model" {
 		return usagef("--mutate: mutations are of the model backend, not %q", *backendName)
 	}
@@ -140,6 +137,11 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeBackend(b)
+	if *jobs > 1 {
+		// The flags are good (the backend opened): the workers open
+		// their own.
+		return checkJobs(ctx, e, fs, *jobs, ff.format, *outDir, *budget, *coverage, profiles)
+	}
 	if *backendName != "model" {
 		c.Backend = b
 	}
@@ -552,7 +554,7 @@ func orInline(o fuzz.Verdict) string {
 // merged and printed as one campaign.
 func checkJobs(ctx context.Context, e *env, fs *flag.FlagSet, jobs int, format, outDir string, budget time.Duration, coverage bool, profiles []string) error {
 	progress := progressLine(e, budget)
-	shards, err := runJobs(ctx, e, workerArgs(fs), jobs, progress)
+	shards, err := runJobs(ctx, e, workerArgs(fs), jobs, outDir, progress)
 	if progress != nil {
 		fmt.Fprint(e.stderr, "\r\033[K")
 	}

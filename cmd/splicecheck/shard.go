@@ -32,6 +32,12 @@ func parseShard(s string) (k, n int, err error) {
 	return k, n, nil
 }
 
+// workerEnv is set in the environment of check's --jobs workers. The
+// CLI ignores it; a test binary, which os.Executable names under go
+// test, runs the command line it is given instead of its tests
+// (TestMain).
+const workerEnv = "SPLICECHECK_WORKER"
+
 // progressPrefix marks a worker's progress lines on its stderr
 // (check --worker): "PREFIX PROFILE TRACES".
 const progressPrefix = "\x00progress "
@@ -65,7 +71,11 @@ func workerArgs(fs *flag.FlagSet) []string {
 // reaches the workers (the terminal's process group, or forwarded), each
 // reports what it ran, and the merge covers the traces every worker
 // reached.
-func runJobs(ctx context.Context, e *env, args []string, jobs int, progress func(string, int, time.Duration)) ([]fuzz.Shard, error) {
+//
+// Workers write the counterexamples they find to outDir at once, as one
+// process does; where two find one of the same profile and property, the
+// merge leaves the file of the first trace.
+func runJobs(ctx context.Context, e *env, args []string, jobs int, outDir string, progress func(string, int, time.Duration)) ([]fuzz.Shard, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("--jobs: %w", err)
@@ -84,13 +94,14 @@ func runJobs(ctx context.Context, e *env, args []string, jobs int, progress func
 		w := &worker{done: map[string]int{}}
 		ws[k] = w
 		w.cmd = exec.Command(exe, append([]string{"check"}, append(args,
-			"--shard", fmt.Sprintf("%d/%d", k, jobs), "--jobs", "1", "--format", "json", "--out", "", "--worker")...)...)
+			"--shard", fmt.Sprintf("%d/%d", k, jobs), "--jobs", "1", "--format", "json", "--out", outDir, "--worker")...)...)
 		w.cmd.Stdout = &w.stdout
+		w.cmd.Env = append(os.Environ(), workerEnv+"=1")
 		if os.Getenv("GOMAXPROCS") == "" {
 			// A model run is one coroutine at a time: a worker with
 			// every P would spend the others on scheduling and GC
 			// (measured: 1.26 cores for 1.0 core's work).
-			w.cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/jobs)))
+			w.cmd.Env = append(w.cmd.Env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/jobs)))
 		}
 		pipe, err := w.cmd.StderrPipe()
 		if err != nil {
@@ -148,7 +159,8 @@ func runJobs(ctx context.Context, e *env, args []string, jobs int, progress func
 			if werr == nil {
 				werr = err
 			}
-			errs = append(errs, fmt.Errorf("worker %d/%d: %w: %s", k, jobs, werr, strings.TrimSpace(w.stderr.String())))
+			msg := strings.TrimPrefix(strings.TrimSpace(w.stderr.String()), "splicecheck check: ")
+			errs = append(errs, fmt.Errorf("worker %d/%d (%w): %s", k, jobs, werr, msg))
 			continue
 		}
 		shards = append(shards, s)

@@ -10,10 +10,6 @@ import (
 	"testing"
 )
 
-// asCLIEnv makes the test binary run the command line it is given (as
-// check --jobs starts its workers: os.Executable is the test binary).
-const asCLIEnv = "SPLICECHECK_TEST_AS_CLI"
-
 // campaignArgs is a small campaign with a NEW failure (a planted bug)
 // and known failures, on two profiles.
 var campaignArgs = []string{"check", "--seed", "40", "--traces", "120", "--profile", "linux-6.18,freebsd-so-splice",
@@ -58,7 +54,7 @@ func TestShardsMergeLikeOneRun(t *testing.T) {
 	var results []string
 	for k := range 4 {
 		cmd := exec.Command(os.Args[0], append(campaignArgs, "--shard", []string{"0/4", "1/4", "2/4", "3/4"}[k], "--out", "")...)
-		cmd.Env = append(os.Environ(), asCLIEnv+"=1")
+		cmd.Env = append(os.Environ(), workerEnv+"=1")
 		b, err := cmd.Output()
 		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() > exitDivergence) {
 			t.Fatalf("shard %d: %v", k, err)
@@ -102,7 +98,6 @@ func TestShardsMergeLikeOneRun(t *testing.T) {
 // check --jobs 2 runs two worker processes and prints the table one
 // process prints over the same traces.
 func TestJobsLikeOneRun(t *testing.T) {
-	t.Setenv(asCLIEnv, "1") // the workers are this test binary
 	_, out1, _ := runCLI(t, append(campaignArgs, "--out", t.TempDir(), "--jobs", "1")...)
 	code, out2, errOut := runCLI(t, append(campaignArgs, "--out", t.TempDir(), "--jobs", "2")...)
 	if code != exitDivergence {
@@ -115,10 +110,9 @@ func TestJobsLikeOneRun(t *testing.T) {
 }
 
 // BenchmarkCheckJobs: traces per second of one campaign (two profiles,
-// 1000 traces each) run by one process and by --jobs workers; the
-// workers are this test binary.
+// 1000 traces each) run by one process and by --jobs workers (this test
+// binary, TestMain).
 func BenchmarkCheckJobs(b *testing.B) {
-	b.Setenv(asCLIEnv, "1")
 	for _, jobs := range []string{"1", "2"} {
 		b.Run("jobs="+jobs, func(b *testing.B) {
 			if jobs == "1" {

@@ -127,8 +127,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(signalHelperEnv) == "1" {
 		signalHelper()
 	}
-	if os.Getenv(asCLIEnv) == "1" {
-		// A worker of check --jobs, started by a test from this binary.
+	if os.Getenv(workerEnv) == "1" {
+		// A worker of check --jobs (or a shard a test starts): this
+		// binary is the CLI.
 		ctx, stop := signalContext()
 		code := mainWithArgs(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()
