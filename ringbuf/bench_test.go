@@ -23,7 +23,7 @@ const (
 var writeSizes = []struct {
 	name string
 	n    int
-}{{"4KiB", 4 << 10}, {"64B", 64}, {"1B", 1}}
+}{{"64KiB", 64 << 10}, {"4KiB", 4 << 10}, {"64B", 64}, {"1B", 1}}
 
 // A transport makes a fresh producer/consumer pair.
 type transport struct {

@@ -90,6 +90,17 @@ func TestReport(t *testing.T) {
 		return stream(transports[0], 4<<10, n)
 	}}
 	cases = append(cases, oneP)
+	var rrCases []*reportCase
+	for _, sz := range rrSizes {
+		for _, tr := range rrTransports {
+			c := &reportCase{name: "rr/" + tr.name + "/" + sz.name, bytes: 2 * sz.n, run: func(n int) (time.Duration, error) {
+				return rr(tr, sz.n, n)
+			}}
+			rrCases = append(rrCases, c)
+			byName[c.name] = c
+		}
+	}
+	cases = append(cases, rrCases...)
 	for _, c := range cases {
 		if err := c.calibrate(target); err != nil {
 			t.Fatal(err)
@@ -119,7 +130,7 @@ func TestReport(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "per-run MB/s of the ring cases (run order):\n")
 	for _, c := range cases {
-		if !strings.HasPrefix(c.name, "ring") {
+		if !strings.HasPrefix(c.name, "ring") || strings.HasPrefix(c.name, "rr/") {
 			continue
 		}
 		fmt.Fprintf(&b, "  %-14s", c.name)
@@ -155,5 +166,55 @@ func TestReport(t *testing.T) {
 		median(oneP.rates)*4096/1e6/mb("memmove"), mb("condring/4KiB")/mb("memmove"))
 	fmt.Fprintf(&b, "    spinring/4KiB / memmove = %.3f (a bare cross-core stream: the hardware's bound for two cores)\n",
 		mb("spinring/4KiB")/mb("memmove"))
+	fmt.Fprint(&b, againstUsersPicks(byName))
 	fmt.Print(b.String())
+}
+
+// againstUsersPicks is the report's second part: the ring against what a
+// Go user would pick (rrTransports, and the streaming transports of
+// compare_test.go), as ratios of medians, and the RFC's own claims for
+// its ring against loopback TCP at 1 KiB TCP_RR: 2.2x parked, 6.7x with
+// busy-polling.
+func againstUsersPicks(byName map[string]*reportCase) string {
+	var b strings.Builder
+	rate := func(name string) float64 { return median(byName[name].rates) }
+	fmt.Fprintf(&b, "request/response (TCP_RR between two goroutines), transactions/s:\n%-8s", "size")
+	for _, tr := range rrTransports {
+		fmt.Fprintf(&b, " %10s", tr.name)
+	}
+	fmt.Fprintf(&b, " %12s %12s\n", "ring/tcp", "spin/tcp")
+	for _, sz := range rrSizes {
+		fmt.Fprintf(&b, "%-8s", sz.name)
+		for _, tr := range rrTransports {
+			fmt.Fprintf(&b, " %10.0f", rate("rr/"+tr.name+"/"+sz.name))
+		}
+		tcp := rate("rr/tcp/" + sz.name)
+		fmt.Fprintf(&b, " %12.1f %12.1f\n", rate("rr/ring/"+sz.name)/tcp, rate("rr/ring-spin/"+sz.name)/tcp)
+	}
+	parked, spin := rate("rr/ring/1KiB")/rate("rr/tcp/1KiB"), rate("rr/ring-spin/1KiB")/rate("rr/tcp/1KiB")
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	fmt.Fprintf(&b, "  1KiB ring / loopback TCP, parked   = %.1fx (the RFC claims 2.2x: %s)\n", parked, verdict(parked >= 2.2))
+	fmt.Fprintf(&b, "  1KiB ring / loopback TCP, spinning = %.1fx (the RFC claims 6.7x with busy-poll: %s)\n", spin, verdict(spin >= 6.7))
+	fmt.Fprintf(&b, "streaming, the ring's MB/s over each alternative's:\n%-8s", "write")
+	others := []string{"tcp", "unix", "ospipe", "iopipe", "chan", "smallnest"}
+	for _, o := range others {
+		fmt.Fprintf(&b, " %10s", o)
+	}
+	fmt.Fprintln(&b)
+	for _, ws := range writeSizes {
+		if ws.n == 1 {
+			continue
+		}
+		fmt.Fprintf(&b, "%-8s", ws.name)
+		for _, o := range others {
+			fmt.Fprintf(&b, " %10.2f", rate("ring/"+ws.name)/rate(o+"/"+ws.name))
+		}
+		fmt.Fprintln(&b)
+	}
+	return b.String()
 }
