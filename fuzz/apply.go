@@ -42,7 +42,7 @@ func checkApplyWindows(r *Execution) error {
 		if runs[v.Op] == nil {
 			runs[v.Op] = map[string]int{}
 		}
-		runs[v.Op][v.Sock]++
+		runs[v.Op][v.Sock] += v.Runs
 	}
 	for _, s := range sockets(r.Trace) {
 		if v := applyWindow(r, s, runs); v != nil {

@@ -56,7 +56,7 @@ type Stats struct {
 	// no data (tcp_epollin_ready) and calls no sk_data_ready until
 	// rcv_nxt catches up.
 	Overshoots []rewind
-	// MsgVerdicts lists, in order, each run of an sk_msg verdict program
+	// MsgVerdicts lists, in order, the runs of sk_msg verdict programs
 	// (sk_psock_msg_verdict): what a BPF program that counts its own
 	// runs in a map would see.
 	MsgVerdicts []msgVerdict
@@ -310,13 +310,21 @@ func (k *kernel) noteStranded(i int, sk *sock, t *task) {
 type msgVerdict struct {
 	Op   int
 	Sock string
+	Runs int // consecutive runs of the same op and socket
 }
 
-// noteMsgVerdict records a run of sk's sk_msg verdict (Stats.MsgVerdicts).
+// noteMsgVerdict records a run of sk's sk_msg verdict (Stats.MsgVerdicts),
+// counting it into the last record when that is of the same op and
+// socket (a send under a 1-byte apply window runs the verdict per byte).
 func (k *kernel) noteMsgVerdict(sk *sock) {
 	op := -1
 	if t := k.s.cur; t != nil && t.running {
 		op = t.op
 	}
-	k.stats.MsgVerdicts = append(k.stats.MsgVerdicts, msgVerdict{Op: op, Sock: sk.Name})
+	v := k.stats.MsgVerdicts
+	if n := len(v); n > 0 && v[n-1].Op == op && v[n-1].Sock == sk.Name {
+		v[n-1].Runs++
+		return
+	}
+	k.stats.MsgVerdicts = append(v, msgVerdict{Op: op, Sock: sk.Name, Runs: 1})
 }
