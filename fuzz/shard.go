@@ -256,14 +256,9 @@ func (o *Verdict) takeFailure(vs []*ShardVerdict, n int, outDir string) error {
 		}
 		o.Failed, o.FailedAt, o.Detect, o.Detail, o.Violation = true, n, v.Detect, v.Detail, v.Violation
 		o.FileText = []byte(v.FileText)
-		o.Counterexample = parsedOrNil(fileName(o.Profile, o.Property), o.FileText)
-		if outDir != "" && v.FileText != "" {
-			o.File = filepath.Join(outDir, fileName(o.Profile, o.Property))
-			if err := os.WriteFile(o.File, o.FileText, 0o644); err != nil {
-				return fmt.Errorf("%w: write counterexample: %w", ErrCampaign, err)
-			}
-		}
-		return nil
+		var err error
+		o.Counterexample, o.File, err = counterexampleOf(outDir, fileName(o.Profile, o.Property), o.FileText)
+		return err
 	}
 	return fmt.Errorf("%w: no shard has the NEW failure of %s on %s at trace %d", ErrShards, o.Property, o.Profile, n)
 }
@@ -281,22 +276,22 @@ func (o *Verdict) takeInFlight(vs []*ShardVerdict, end int, outDir string) error
 		return nil
 	}
 	o.InFlightAt, o.InFlightDetail, o.InFlightText = best.InFlightAt, best.InFlightDetail, []byte(best.InFlightText)
-	o.InFlight = parsedOrNil(inFlightName(o.Profile, o.Property), o.InFlightText)
-	if outDir != "" && best.InFlightText != "" {
-		o.InFlightFile = filepath.Join(outDir, inFlightName(o.Profile, o.Property))
-		if err := os.WriteFile(o.InFlightFile, o.InFlightText, 0o644); err != nil {
-			return fmt.Errorf("%w: write counterexample: %w", ErrCampaign, err)
-		}
-	}
-	return nil
+	var err error
+	o.InFlight, o.InFlightFile, err = counterexampleOf(outDir, inFlightName(o.Profile, o.Property), o.InFlightText)
+	return err
 }
 
-// parsedOrNil is the trace of a counterexample file's text, nil if it
-// does not parse (it does: a shard wrote it).
-func parsedOrNil(name string, text []byte) *trace.Trace {
-	t, err := trace.Parse(name, text)
-	if err != nil {
-		return nil
+// counterexampleOf is a shard's counterexample file named name: its
+// trace (nil if it does not parse; it does, a shard wrote it), written
+// to outDir unless that is "" (file: where).
+func counterexampleOf(outDir, name string, text []byte) (t *trace.Trace, file string, err error) {
+	t, _ = trace.Parse(name, text)
+	if outDir == "" || len(text) == 0 {
+		return t, "", nil
 	}
-	return t
+	file = filepath.Join(outDir, name)
+	if err := os.WriteFile(file, text, 0o644); err != nil {
+		return t, "", fmt.Errorf("%w: write counterexample: %w", ErrCampaign, err)
+	}
+	return t, file, nil
 }
