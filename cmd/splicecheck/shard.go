@@ -89,10 +89,11 @@ func runJobs(ctx context.Context, e *env, args []string, jobs int, outDir string
 	var mu sync.Mutex // guards the workers' done counts
 	start := time.Now()
 	ws := make([]*worker, jobs)
-	var wg sync.WaitGroup
 	for k := range ws {
-		w := &worker{done: map[string]int{}}
-		ws[k] = w
+		ws[k] = &worker{done: map[string]int{}} // all made before any reader runs
+	}
+	var wg sync.WaitGroup
+	for k, w := range ws {
 		w.cmd = exec.Command(exe, append([]string{"check"}, append(args,
 			"--shard", fmt.Sprintf("%d/%d", k, jobs), "--jobs", "1", "--format", "json", "--out", outDir, "--worker")...)...)
 		w.cmd.Stdout = &w.stdout
@@ -131,9 +132,7 @@ func runJobs(ctx context.Context, e *env, args []string, jobs int, outDir string
 				w.done[profile] = v
 				total := 0
 				for _, o := range ws {
-					if o != nil {
-						total += o.done[profile]
-					}
+					total += o.done[profile]
 				}
 				mu.Unlock()
 				if progress != nil {
