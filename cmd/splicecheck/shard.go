@@ -67,10 +67,9 @@ func workerArgs(fs *flag.FlagSet) []string {
 
 // runJobs runs check as jobs worker processes, shards 0..jobs-1 of the
 // campaign, and merges their results into one campaign's (fuzz.Merge):
-// the same table as one process over the same traces. An interrupt
-// reaches the workers (the terminal's process group, or forwarded), each
-// reports what it ran, and the merge covers the traces every worker
-// reached.
+// the same table as one process over the same traces. An interrupt of
+// the parent is passed on to the workers, each reports what it ran, and
+// the merge covers the traces every worker reached.
 //
 // Workers write the counterexamples they find to outDir at once, as one
 // process does; where two find one of the same profile and property, the
@@ -97,6 +96,13 @@ func runJobs(ctx context.Context, e *env, args []string, jobs int, outDir string
 		w.cmd = exec.Command(exe, append([]string{"check"}, append(args,
 			"--shard", fmt.Sprintf("%d/%d", k, jobs), "--jobs", "1", "--format", "json", "--out", outDir, "--worker")...)...)
 		w.cmd.Stdout = &w.stdout
+		// A process group of its own: a terminal's Ctrl-C reaches the
+		// parent only, which passes it on once (a worker's second
+		// signal would kill it before it reports); and a worker dies
+		// with the parent, whatever kills that (Pdeathsig; a worker
+		// writing progress would also die of SIGPIPE, one shrinking
+		// would not).
+		w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		w.cmd.Env = append(os.Environ(), workerEnv+"=1")
 		if os.Getenv("GOMAXPROCS") == "" {
 			// A model run is one coroutine at a time: a worker with

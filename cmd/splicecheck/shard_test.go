@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -130,4 +135,81 @@ func BenchmarkCheckJobs(b *testing.B) {
 			b.ReportMetric(2000*float64(b.N)/b.Elapsed().Seconds(), "traces/s")
 		})
 	}
+}
+
+// A terminal's Ctrl-C to check --jobs's process group: the workers
+// report and the table so far is printed (exit 130). Killed outright,
+// the parent takes its workers with it (Pdeathsig, or SIGPIPE at a
+// worker's next progress line: the test tells neither apart).
+func TestJobsInterruptAndKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := guestBinary(t)
+	for _, how := range []string{"group SIGINT", "parent SIGKILL"} {
+		dir := t.TempDir()
+		cmd := exec.Command(bin, "check", "--profile", "linux-6.18,linux-6.1", "--time", "10m", "--jobs", "2",
+			"--mutate", "ingress-queue-head", "--out", dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		waitForFile(t, dir, cmd) // a worker has found the bug: both run
+		if how == "group SIGINT" {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted || !strings.Contains(out.String(), "NEW ") {
+				t.Fatalf("%s: exit %v\nstdout:\n%s\nstderr:\n%s", how, err, out.String(), errOut.String())
+			}
+			continue
+		}
+		workers := childrenOf(t, cmd.Process.Pid)
+		if len(workers) != 2 {
+			t.Fatalf("%d workers, want 2", len(workers))
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		for _, pid := range workers {
+			for alive(pid) { // Pdeathsig: each dies with the parent
+				runtime.Gosched()
+			}
+		}
+	}
+}
+
+// childrenOf lists the processes whose parent is pid (/proc).
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, not ')'.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			child, _ := strconv.Atoi(strings.Fields(string(b))[0])
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// alive reports whether pid runs: it exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
 }
