@@ -418,12 +418,12 @@ type proxyRun struct {
 
 // ProxyDiff is a named difference between two forms of one proxy: at
 // the workload op on Line, far end End read EOF through the user-space
-// form and timed out through the other, because of Why (proxyDiffs).
+// form User and timed out through Other, because of Why (proxyDiffs).
 type ProxyDiff struct {
-	Line int
-	End  string
-	Why  string
-	A, B Mech
+	Line        int
+	End         string
+	Why         string
+	User, Other Mech
 }
 
 // linesOf is the lines of t's ops at indexes w.
@@ -463,7 +463,11 @@ func compareProxies(a, b proxyRun, lines []int) ([]ProxyDiff, error) {
 				return diffs, v
 			}
 			split[op.A] = why
-			diffs = append(diffs, ProxyDiff{Line: lines[k], End: op.A, Why: why, A: a.p.Via, B: b.p.Via})
+			d := ProxyDiff{Line: lines[k], End: op.A, Why: why, User: a.p.Via, Other: b.p.Via}
+			if !d.User.userSpace() {
+				d.User, d.Other = d.Other, d.User
+			}
+			diffs = append(diffs, d)
 		}
 		switch {
 		case op.Kind == trace.OpClose && op.Flags&trace.FlagRST != 0:

@@ -188,9 +188,15 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	if ctx.Err() != nil {
 		return cr.interrupt(ctx)
 	}
-	err = cr.print()
-	if *coverage && ff.format == formatText {
-		if cerr := printUnreached(e.stdout, outs); cerr != nil {
+	return cr.finish(*coverage)
+}
+
+// finish prints the outcomes (print) and, with --coverage under text
+// output, the functions each profile did not reach.
+func (cr *checkReport) finish(coverage bool) error {
+	err := cr.print()
+	if coverage && cr.format == formatText {
+		if cerr := printUnreached(cr.e.stdout, cr.outs); cerr != nil {
 			return cerr
 		}
 	}

@@ -133,29 +133,13 @@ func printProxy(e *env, t *trace.Trace, backend string, rep *fuzz.ProxyReport) {
 	}
 	tw.Flush()
 	for _, d := range rep.Diffs {
-		fmt.Fprintf(e.stdout, "named: %s:%d: %s: %s (%s: EOF, %s: timeout)\n", t.File, d.Line, d.End, d.Why, userSide(d), kernelSide(d))
+		fmt.Fprintf(e.stdout, "named: %s:%d: %s: %s (%s: EOF, %s: timeout)\n", t.File, d.Line, d.End, d.Why, d.User, d.Other)
 	}
 	if v := rep.Violation; v != nil {
 		fmt.Fprintf(e.stdout, "proxy-parity fails: %s:%d: %s\n", t.File, v.Line, v)
 		return
 	}
 	fmt.Fprintf(e.stdout, "proxy-parity holds: %s\n", plural(len(rep.Diffs), "named difference"))
-}
-
-// userSide and kernelSide name, of a named difference's two forms, the
-// user-space one (the far end read EOF) and the other.
-func userSide(d fuzz.ProxyDiff) fuzz.Mech {
-	if d.A == fuzz.ViaSplice || d.A == fuzz.ViaReadwrite {
-		return d.A
-	}
-	return d.B
-}
-
-func kernelSide(d fuzz.ProxyDiff) fuzz.Mech {
-	if userSide(d) == d.A {
-		return d.B
-	}
-	return d.A
 }
 
 func toJSONProxy(t *trace.Trace, backend string, rep *fuzz.ProxyReport) jsonProxy {

@@ -254,11 +254,5 @@ func printMerged(ctx context.Context, e *env, format string, profiles []string, 
 	if ctx.Err() != nil {
 		return cr.interrupt(ctx)
 	}
-	err := cr.print()
-	if coverage && format == formatText {
-		if cerr := printUnreached(e.stdout, outs); cerr != nil {
-			return cerr
-		}
-	}
-	return err
+	return cr.finish(coverage)
 }
