@@ -1,15 +1,11 @@
 package kernelshim
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/splicecheck/splicecheck/internal/corpustest"
 	"github.com/splicecheck/splicecheck/internal/testenv"
@@ -22,25 +18,11 @@ const (
 	goldenRoot = "../testdata/golden"
 )
 
-// kernelProfile names the running kernel as a base profile: linux-MAJOR.MINOR.
-func kernelProfile(t testing.TB) string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		t.Fatal(err)
-	}
-	rel := string(u.Release[:bytes.IndexByte(u.Release[:], 0)])
-	parts := strings.SplitN(rel, ".", 3)
-	if len(parts) < 2 {
-		t.Fatalf("odd kernel release %q", rel)
-	}
-	return "linux-" + parts[0] + "." + strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' })
-}
-
 // kernelCorpus is the kernel corpus with this kernel's goldens. The
 // backend ignores the profile; the runner only checks that it is known.
 func kernelCorpus(t testing.TB) corpustest.Corpus {
 	return corpustest.Corpus{
-		Dir: corpusDir, Goldens: goldenRoot, Profile: kernelProfile(t),
+		Dir: corpusDir, Goldens: goldenRoot, Profile: corpustest.KernelProfile(t),
 		Options: trace.Options{Profile: trace.DefaultBase}, Records: true,
 	}
 }

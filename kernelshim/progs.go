@@ -184,3 +184,16 @@ func detachAll(mapFD int, progs []attached) error {
 	}
 	return first
 }
+
+// CannedPrograms returns the instructions of the programs a `prog` op
+// loads for p on a map of type mt (see Canned programs): the verdict, and
+// the stream parser when p has one (else nil). The verdict's map pointer
+// (an ld_imm64 of BPF_PSEUDO_MAP_FD) carries mapFD, which the caller
+// replaces with the map's fd at load time. The C reproducer writes them
+// out as they are (kernelshim/repro).
+func CannedPrograms(p *trace.Prog, mt trace.MapType, mapFD int) (verdict, parser asm.Instructions) {
+	if p.Type == trace.SkSkb && p.Parser != 0 {
+		parser = parserInsns(p.Parser)
+	}
+	return verdictInsns(p, mapFD, mt), parser
+}

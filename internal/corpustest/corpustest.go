@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/splicecheck/splicecheck/trace"
@@ -28,6 +29,27 @@ var update = flag.Bool("update", false, "record the corpus goldens from this ker
 
 // Updating reports whether -update was given.
 func Updating() bool { return *update }
+
+// KernelProfile names the running kernel as a base profile,
+// linux-MAJOR.MINOR: the profile of the goldens it records.
+func KernelProfile(tb testing.TB) string {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		tb.Fatal(err)
+	}
+	var rel []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	parts := strings.SplitN(string(rel), ".", 3)
+	if len(parts) < 2 {
+		tb.Fatalf("odd kernel release %q", rel)
+	}
+	return "linux-" + parts[0] + "." + strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' })
+}
 
 // Corpus is one set of traces with goldens for one profile.
 type Corpus struct {
