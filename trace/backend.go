@@ -28,6 +28,10 @@ type Options struct {
 	// Stats asks for the run's account (RunResult.Stats); a backend
 	// that keeps none refuses with an error wrapping ErrNoStats.
 	Stats bool
+	// Timeline asks for the run's event log (RunResult.Timeline); a
+	// backend that keeps none refuses with an error wrapping
+	// ErrNoTimeline.
+	Timeline bool
 
 	// parsed is Profile parsed, set by ResolveOptions (see Parsed).
 	parsed Profile
@@ -74,6 +78,9 @@ type RunResult struct {
 	// Options.Stats asked for it (the model's copy accounting): printed
 	// after the observations, and in JSON as itself. Nil otherwise.
 	Stats Stats
+	// Timeline is the run's event log when Options.Timeline asked for
+	// it, also of a run that failed; nil otherwise.
+	Timeline *Timeline
 	// Recorded: Obs are a recording (a golden file), whose long data is
 	// only its SHA-256, so Compare compares the other side's digests
 	// with it (DiffGolden) instead of its bytes.

@@ -115,6 +115,9 @@ func (g goldenBackend) Run(_ context.Context, t *Trace, opts Options) (RunResult
 	if opts.Stats {
 		return RunResult{}, fmt.Errorf("golden: %w", ErrNoStats)
 	}
+	if opts.Timeline {
+		return RunResult{}, fmt.Errorf("golden: %w", ErrNoTimeline)
+	}
 	lines, err := ReadGolden(GoldenPath(g.dir, opts.Profile, t))
 	if err != nil {
 		return RunResult{}, err

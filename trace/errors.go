@@ -21,6 +21,9 @@ var (
 	// ErrNoStats is returned by a backend asked for a run's account
 	// (Options.Stats) that keeps none.
 	ErrNoStats = errors.New("the backend keeps no copy accounting")
+	// ErrNoTimeline is returned by a backend asked for a run's event
+	// log (Options.Timeline) that keeps none.
+	ErrNoTimeline = errors.New("the backend keeps no timeline")
 	// ErrOpTimeout is the cause (context.Cause) of the context of an op
 	// the runner timed out; the run's own cancellation has another cause.
 	ErrOpTimeout = errors.New("op timed out (runner)")

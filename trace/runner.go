@@ -37,7 +37,8 @@ func Observe(ctx context.Context, b Backend, t *Trace, opts Options) ([]Observat
 // RunOps is the Run of an op-by-op backend (Opener): it opens one run of
 // t, drives it op by op under the language's thread semantics, and closes
 // it. Opts are resolved (Run resolves them). An Opener keeps no account
-// of its runs: opts.Stats is refused (ErrNoStats).
+// of its runs: opts.Stats is refused (ErrNoStats), and so is
+// opts.Timeline (ErrNoTimeline).
 //
 // Thread semantics: ops are dispatched in trace order to their threads; each
 // thread runs its ops in order on its own locked OS thread. After each
@@ -67,6 +68,9 @@ func Observe(ctx context.Context, b Backend, t *Trace, opts Options) ([]Observat
 func RunOps(ctx context.Context, o Opener, t *Trace, opts Options) (RunResult, error) {
 	if opts.Stats {
 		return RunResult{}, fmt.Errorf("backend %s: %w", o.Name(), ErrNoStats)
+	}
+	if opts.Timeline {
+		return RunResult{}, fmt.Errorf("backend %s: %w", o.Name(), ErrNoTimeline)
 	}
 	ex, err := o.Open(ctx, t, opts)
 	if err != nil {

@@ -103,10 +103,14 @@ func (s *Session) Start(ctx context.Context) error {
 
 // Run runs t in the guest with opts (already resolved by trace.Run)
 // and returns its observations, with t's line numbers. The guest's
-// kernel backend keeps no account of a run (trace.ErrNoStats).
+// kernel backend keeps no account of a run (trace.ErrNoStats) and no
+// timeline (trace.ErrNoTimeline).
 func (s *Session) Run(ctx context.Context, t *trace.Trace, opts trace.Options) (trace.RunResult, error) {
 	if opts.Stats {
 		return trace.RunResult{}, fmt.Errorf("vm: %w", trace.ErrNoStats)
+	}
+	if opts.Timeline {
+		return trace.RunResult{}, fmt.Errorf("vm: %w", trace.ErrNoTimeline)
 	}
 	obs, err := s.run(ctx, t, opts, "")
 	return trace.RunResult{Obs: obs}, err
