@@ -60,7 +60,17 @@ vm-test: vm-deps build
 	if [ -z "$$kernel" ]; then echo "vm-test: no Debian 6.1 kernel in /boot"; \
 	  if [ "$${SPLICECHECK_REQUIRE_KERNEL:-}" = 1 ]; then exit 1; fi; exit 0; fi; \
 	./$(BIN) vm --kernel $$kernel --vm-timeout 15m --against golden --profile linux-6.1 \
-	  --expect testdata/kernel-test/linux-6.1.expect $(KERNEL_TRACES)
+	  --expect testdata/kernel-test/linux-6.1.expect $(KERNEL_TRACES) && \
+	echo "== the C reproducers of $(words $(REPRO_VM_TRACES)) of them, static, in the same guest" && \
+	./$(BIN) vm --kernel $$kernel --repro --vm-timeout 15m --against golden --profile linux-6.1 $(REPRO_VM_TRACES)
+
+# The kernel-corpus traces whose C reproducers (splicecheck repro --c)
+# vm-test also runs in the 6.1 guest: one of each kind of op and runner
+# rule (sk_msg and sk_skb programs, a stream parser, forty threads,
+# iocopy, MSG_ZEROCOPY completions, timeouts).
+REPRO_VM_TRACES = $(addprefix testdata/traces/kernel/,kf_cork_apply_stale_bytes.trace runner_many_readers.trace \
+	iocopy_plain_tcp_copies_all.trace zc_tcp_completions.trace strp_err_timeout_partial_frame.trace \
+	peer_partial_reads_peek_waitall.trace skb_parser_frames.trace proxy_sockmap.trace)
 
 # The three kernels of the patch profiles (issue 18), built with
 # `splicecheck kernel build` or taken from its cache ($(KERNEL_CACHE)

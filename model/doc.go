@@ -22,7 +22,11 @@
 //     netstack).
 //   - What a run reports: Stats (copy accounting, ring writes, byte
 //     provenance Tags, completion order, Coverage of mirrored functions,
-//     by Fn), and the errors it stops with (Fault and the Err sentinels).
+//     by Fn), its event log when trace.Options.Timeline asks for it (a
+//     trace.Timeline: thread slices, ops, sleeps, kernel contexts and
+//     queue lengths on virtual time, bounded; RunResult.Timeline,
+//     Outcome.Timeline), and the errors it stops with (Fault and the Err
+//     sentinels).
 //   - Implements (which profiles the model has) and Mutations (the bug
 //     zoo's planted bugs, Config.Mutations).
 //

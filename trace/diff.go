@@ -122,17 +122,28 @@ func (g goldenBackend) Run(_ context.Context, t *Trace, opts Options) (RunResult
 	if err != nil {
 		return RunResult{}, err
 	}
+	obs, err := ParseRecorded(GoldenPath(g.dir, opts.Profile, t), lines)
+	if err != nil {
+		return RunResult{}, err
+	}
+	return RunResult{Obs: obs, Recorded: true}, nil
+}
+
+// ParseRecorded reads golden-form lines `LINE: OP => RESULT` (file names
+// them in errors) as a recording: each RESULT as it was rendered
+// (Result.Word), so that GoldenString gives the line back.
+func ParseRecorded(file string, lines []string) ([]Observation, error) {
 	obs := make([]Observation, len(lines))
 	for i, l := range lines {
 		head, result, ok1 := strings.Cut(l, " => ")
 		line, op, ok2 := strings.Cut(head, ": ")
 		n, err := strconv.Atoi(line)
 		if !ok1 || !ok2 || err != nil {
-			return RunResult{}, fmt.Errorf("%s:%d: %w: not LINE: OP => RESULT", GoldenPath(g.dir, opts.Profile, t), i+1, ErrSyntax)
+			return nil, fmt.Errorf("%s:%d: %w: not LINE: OP => RESULT", file, i+1, ErrSyntax)
 		}
 		obs[i] = Observation{Line: n, Op: op, Result: Word(result)}
 	}
-	return RunResult{Obs: obs, Recorded: true}, nil
+	return obs, nil
 }
 
 // GoldenPath is where the golden observations of t for profile live

@@ -35,6 +35,8 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 	expectFile := fs.String("expect", "", "`FILE` of known divergences, one 'TRACE: reason' per line (TRACE is the file's base name):\n"+
 		"they are reported as known; one that agrees, or a divergence not listed, is exit 1, except a\n"+
 		"reason that starts with 'race:' (the kernel's timing decides whether it diverges)")
+	reproC := fs.Bool("repro", false, "run each trace as its C reproducer (splicecheck repro --c), compiled -static with gcc\n"+
+		"on this machine and run in the guest instead of the kernel backend (qemu runner only)")
 	var in traceInput
 	in.register(fs)
 	paths, err := parseFlags(fs, args)
@@ -76,7 +78,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	progress := newVMProgress(e, len(paths))
-	res, err := vm.Run(ctx, vm.Config{Kernel: *kernel, Runner: *runner, GuestBinary: bin, Timeout: *limit, OpTimeout: rf.timeout, TimeScale: rf.timeScale, Modules: modules, Progress: progress}, paths)
+	res, err := vm.Run(ctx, vm.Config{Kernel: *kernel, Runner: *runner, GuestBinary: bin, Timeout: *limit, OpTimeout: rf.timeout, TimeScale: rf.timeScale, Modules: modules, Progress: progress, Repro: *reproC}, paths)
 	if f := e.terminal(); f != nil {
 		fmt.Fprint(f, "\r\033[K") // clear the progress line
 	}
@@ -125,7 +127,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 		case err != nil:
 			return fmt.Errorf("--against %s: run %s: %w", *against, t.File, err)
 		default:
-			d = trace.Compare(want, trace.RunResult{Obs: run.Obs}) // a: what the guest is compared with
+			d = trace.Compare(want, trace.RunResult{Obs: run.Obs, Recorded: *reproC}) // a: what the guest is compared with; a reproducer's lines are a recording
 		}
 		vr.add(t, d)
 	}

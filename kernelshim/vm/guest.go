@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
+	"github.com/splicecheck/splicecheck/kernelshim/repro"
 	"github.com/splicecheck/splicecheck/trace"
 	"golang.org/x/sys/unix"
 )
@@ -27,6 +29,9 @@ func IsGuestInit() bool {
 type guestSetup struct {
 	err    error        // mounts, the backend, the data port
 	module *moduleError // the first module the kernel refused
+	// repros: a batch of the qemu runner, whose traces may have their C
+	// reproducers beside them (Config.Repro).
+	repros bool
 }
 
 // GuestInit is /init in the VM: it sets the machine up, loads the modules
@@ -76,6 +81,7 @@ func GuestInit(open func() (trace.Backend, error)) int {
 		for i := range index {
 			files[i] = fmt.Sprintf("/traces/%04d.trace", i)
 		}
+		setup.repros = true
 		code = guestRun(backend, port, files, index, setup)
 	}
 	port.Sync()
@@ -143,7 +149,12 @@ func guestRun(backend trace.Backend, w io.Writer, files, names []string, setup g
 		t, err := trace.ParseFile(f)
 		if err == nil {
 			var obs []trace.Observation
-			if obs, err = trace.Observe(context.Background(), backend, t, opts); err == nil {
+			if bin := strings.TrimSuffix(f, ".trace") + ".bin"; setup.repros && fileExists(bin) {
+				obs, err = repro.Exec(context.Background(), bin, opts.TimeScale) // Config.Repro
+			} else {
+				obs, err = trace.Observe(context.Background(), backend, t, opts)
+			}
+			if err == nil {
 				tp.Obs = toPayload(obs)
 			}
 		}
@@ -158,6 +169,11 @@ func guestRun(backend trace.Backend, w io.Writer, files, names []string, setup g
 		return 1
 	}
 	return 0
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // guestServe is a session guest: after hello and ready it runs each trace

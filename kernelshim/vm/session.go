@@ -259,7 +259,7 @@ func (s *Session) boot() (*machine, error) {
 	}
 	if s.initrd == "" {
 		initrd := filepath.Join(s.tmp.path, "initramfs.gz")
-		if err := buildInitramfs(initrd, s.cfg.GuestBinary, nil, s.cfg.Modules); err != nil {
+		if err := buildInitramfs(initrd, s.cfg.GuestBinary, nil, nil, s.cfg.Modules); err != nil {
 			return nil, err
 		}
 		s.initrd = initrd

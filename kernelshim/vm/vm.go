@@ -60,6 +60,11 @@ type Config struct {
 	// deemed hung, killed, and booted again for the next trace. 0 = a
 	// minute plus twice the per-op timeout for each op.
 	TraceTimeout time.Duration
+	// Repro runs each trace of Run as its C reproducer
+	// (kernelshim/repro), compiled -static on the host and carried in
+	// the initramfs: the observations are what the C program printed,
+	// a recording. Run only (the qemu runner).
+	Repro bool
 
 	// fault plants a guest failure ("panic", "hang", "nosockmap")
 	// through the kernel command line; tests only.
@@ -129,6 +134,9 @@ func Run(ctx context.Context, cfg Config, paths []string) (*Result, error) {
 	case RunnerQEMU:
 		return runQEMU(ctx, cfg, paths)
 	case RunnerVng:
+		if cfg.Repro {
+			return nil, fmt.Errorf("--runner vng: %w: C reproducers run under the qemu runner only", ErrBadRunner)
+		}
 		return runVng(ctx, cfg, paths)
 	}
 	return nil, fmt.Errorf("--runner %q: %w (want qemu or vng)", cfg.Runner, ErrBadRunner)

@@ -69,10 +69,12 @@ func (b *Backend) Name() string {
 // Run runs t on a fresh model and returns one observation per op, in
 // trace order, with the run's account (Stats: copy accounting, ring
 // writes, read tags, completion order, coverage) when opts.Stats asks for
-// it. Opts are resolved (trace.Run). The scheduling policy is the trace's
-// `schedule` directive if any (a thread order, or a seed), else FIFO; a
-// non-zero opts.Seed without a directive selects the seeded policy. Same
-// trace, options and seed: same observations.
+// it, and its event log (RunResult.Timeline, timeline.go), of a failed
+// run too, when opts.Timeline does. Opts are resolved (trace.Run). The
+// scheduling policy is the trace's `schedule` directive if any (a thread
+// order, or a seed), else FIFO; a non-zero opts.Seed without a directive
+// selects the seeded policy. Same trace, options and seed: same
+// observations (and the same log).
 func (b *Backend) Run(ctx context.Context, t *trace.Trace, opts trace.Options) (trace.RunResult, error) {
 	prof, err := behaviourOf(opts.Parsed())
 	if err != nil {
@@ -82,7 +84,7 @@ func (b *Backend) Run(ctx context.Context, t *trace.Trace, opts trace.Options) (
 	if err != nil {
 		return trace.RunResult{}, err
 	}
-	res := trace.RunResult{Obs: o.Obs}
+	res := trace.RunResult{Obs: o.Obs, Timeline: o.Timeline}
 	if opts.Stats && o.Stats != nil {
 		res.Stats = o.Stats
 	}
@@ -130,6 +132,9 @@ func (b *Backend) runPolicy(ctx context.Context, t *trace.Trace, opts trace.Opti
 		policy = rec
 	}
 	r := newRun(t, opts, prof, policy)
+	if opts.Timeline {
+		r.s.tl = newTimeline(r.k, timelineCap)
+	}
 	defer r.k.coverEnd(r.k.coverStart())
 	r.k.mut = b.mut
 	closeTr, err := b.attachTransport(r)
@@ -151,11 +156,16 @@ func (b *Backend) runPolicy(ctx context.Context, t *trace.Trace, opts trace.Opti
 		}
 		o.Stats = r.k.stats
 		if teardown {
-			if err := r.teardown(); err != nil {
+			r.s.tl.teardownStart()
+			err := r.teardown()
+			r.s.tl.teardownEnd()
+			if err != nil {
 				o.Obs, o.Stats, o.Err = nil, nil, fmt.Errorf("%s: at teardown: %w", t.File, err)
 			}
 		}
 	}
+	r.s.tl.fault(o.Err)
+	o.Timeline = r.s.tl.finish()
 	if rec != nil {
 		o.Picks, o.widths = rec.picks, rec.width
 	}
@@ -471,6 +481,7 @@ func (r *run) runOp(t *task, i int) {
 	t.abortShut, t.abortTail = len(t.abortSteps) > 0, 0
 	t.acct = r.k.stats.opAcct(op.Kind)
 	t.op = i
+	r.s.tl.opStart(t, i)
 	res := r.exec(t, i)
 	t.op = -1
 	if t.timedOut {
@@ -500,6 +511,7 @@ func (r *run) runOp(t *task, i int) {
 	t.abortAt = noDeadline
 	t.abortSteps = nil
 	r.obs[i] = trace.Observation{Line: op.Pos.Line, Op: op.String(), Result: res}
+	r.s.tl.opEnd(t, i, &res)
 	r.done[i] = true
 	r.doneOrder = append(r.doneOrder, i)
 	r.doneWq[t].wakeUp()

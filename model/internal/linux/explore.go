@@ -202,6 +202,9 @@ type Outcome struct {
 	Yields    int
 	// RingWrites are the run's loopback-splice ring writes, in order.
 	RingWrites []RingWrite
+	// Timeline is the run's event log when trace.Options.Timeline
+	// asked for it (timeline.go), also of a failed run; else nil.
+	Timeline *trace.Timeline
 
 	widths []int // the number of candidates at each decision of Picks
 	r      *run

@@ -111,6 +111,10 @@ type sched struct {
 	explore   bool
 	decisions int // scheduling decisions with more than one candidate
 	yields    int // yield points reached
+
+	// tl records the run's events (trace.Options.Timeline), nil when
+	// nothing records them (timeline.go).
+	tl *timeline
 }
 
 // external is what the scheduler asks of an external transport (extTCP,
@@ -145,8 +149,12 @@ type kwork struct {
 	// settleTimer: a boundary work that may also run later in the
 	// settle it was armed in (deferSettleTimer).
 	settleTimer bool
-	seq         uint64
-	fn          func()
+	// softirq: raised NET_RX work (raiseSoftirq). abort and teardown
+	// name no work but the runner's op timeout and the teardown on a
+	// timeline (timeline.go).
+	softirq, abort, teardown bool
+	seq                      uint64
+	fn                       func()
 }
 
 // popFront returns q[0] and q without it. A short queue is shifted, so
@@ -186,7 +194,7 @@ func (s *sched) Now() time.Duration { return time.Duration(s.now) }
 // runs the receive path when it re-enables bottom halves (dev_queue_xmit
 // → netif_rx → do_softirq), inside its own system call.
 func (s *sched) raiseSoftirq(name string, fn func()) {
-	s.softirq = append(s.softirq, kwork{name: name, fn: fn})
+	s.softirq = append(s.softirq, kwork{name: name, softirq: true, fn: fn})
 	if s.inSoftirq || s.holdSoftirq || s.bhDisabled > 0 {
 		return
 	}
@@ -395,8 +403,10 @@ func (s *sched) drainKernel(budget int) int {
 // would otherwise run twice at once).
 func (s *sched) runKernel(w kwork) {
 	s.inKernel++
+	s.tl.kernelStart(&w, s.cur)
 	defer func() {
 		s.inKernel--
+		s.tl.kernelEnd(&w)
 		if p := recover(); p != nil {
 			s.setFatal(panicError("kernel context "+w.name, p))
 		}
@@ -520,7 +530,9 @@ func (s *sched) drainOne(budget int) int {
 func (s *sched) run(t *task) {
 	t.ready = false
 	s.cur = t
+	s.tl.slice(t)
 	t.switchTo()
+	s.tl.parked(t)
 	s.cur = nil
 }
 
@@ -899,6 +911,8 @@ func (t *task) syscallEnd() {
 
 // abortStep runs the next step of the runner's op-timeout escalation.
 func (t *task) abortStep() {
+	t.s.tl.abortStart(t)
+	defer t.s.tl.abortEnd(t)
 	t.timedOut = true
 	if len(t.abortSteps) == 0 {
 		// Nothing left to try: the wait itself ends (join, sleep and
