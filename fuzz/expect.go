@@ -38,6 +38,16 @@ var KnownFailures = map[string][]Known{
 	"linux-6.12":                     mainlineFailures,
 	"linux-6.12+loopback-splice":     rfcFailures,
 	"linux-6.12+loopback-splice-seq": moduleFailures,
+	// This project's fixes of two kernel findings (docs/findings/,
+	// model/internal/linux/fixes.go), each validated on 6.12.118: the
+	// base's known failures. fix-psock-delete-seq accounts the bytes of
+	// a stream parser's socket when the parser stops; the psock-drop and
+	// copied_seq-hole failures stay reachable through a stream verdict
+	// without a parser, whose path it does not change.
+	"linux-6.18+fix-cork-copybreak":   mainlineFailures,
+	"linux-6.18+fix-psock-delete-seq": mainlineFailures,
+	"linux-6.12+fix-cork-copybreak":   mainlineFailures,
+	"linux-6.12+fix-psock-delete-seq": mainlineFailures,
 	trace.FreeBSDProfile: {{"so-splice-limits", "over-max", "counter-reset", counterReset},
 		{"so-splice-limits", "not-dissolved-at-max", "counter-reset", counterReset + "; its own tally then reaches max " +
 			"while the reset counter is short of it, and the splice goes on"},

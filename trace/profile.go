@@ -22,6 +22,8 @@ var profileInfos = []ProfileInfo{
 	{"splice-zerocopy", true, "Jiayuan Chen patch 5: fragment pages passed to the pipe with a shared reference"},
 	{"loopback-splice", true, "Cong Wang's RFC: per-direction 16 KiB ring for BPF-paired loopback sockets, as posted"},
 	{"loopback-splice-seq", true, "loopback-splice with the ordering fix of the out-of-tree tcp_splice module"},
+	{"fix-cork-copybreak", true, "our fix of kf_cork_apply_stale_bytes: a cork's copy position follows its data (testdata/patches/bpf-sockmap-cork-copy-position.patch)"},
+	{"fix-psock-delete-seq", true, "our fix of psock_delete_strparser_seq_warn: a stopped stream parser accounts its ingress bytes in copied_seq (testdata/patches/bpf-sockmap-stop-strp-copied-seq.patch)"},
 }
 
 // FreeBSDProfile is the profile of FreeBSD's SO_SPLICE, the only one

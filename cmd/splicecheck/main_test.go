@@ -121,7 +121,8 @@ func TestProfilesAndVersion(t *testing.T) {
 	if code != 0 {
 		t.Fatal(code)
 	}
-	for _, name := range []string{"linux-6.18", "linux-6.12", "linux-6.1", "splice-copy", "splice-zerocopy", "loopback-splice", "loopback-splice-seq"} {
+	for _, name := range []string{"linux-6.18", "linux-6.12", "linux-6.1", "splice-copy", "splice-zerocopy", "loopback-splice", "loopback-splice-seq",
+		"fix-cork-copybreak", "fix-psock-delete-seq"} {
 		if !strings.Contains(out, name+" ") {
 			t.Errorf("profiles does not list %s:\n%s", name, out)
 		}

@@ -100,6 +100,17 @@ type behaviour struct {
 	LoopbackSplice bool
 	SpliceSeq      bool
 
+	// CorkCopyAtEnd and StopStrpSeq are this project's fixes of two
+	// kernel findings (fixes.go), patches fix-cork-copybreak and
+	// fix-psock-delete-seq: tcp_bpf_send_verdict puts a message's copy
+	// position past its last byte before keeping it as the cork
+	// (tcp_bpf_cork_copy_at_end, testdata/patches/
+	// bpf-sockmap-cork-copy-position.patch), and sk_psock_stop_strp
+	// moves copied_seq up to the stopped parser's cursor
+	// (testdata/patches/bpf-sockmap-stop-strp-copied-seq.patch).
+	CorkCopyAtEnd bool
+	StopStrpSeq   bool
+
 	// SpliceRead is the splice_read of the tcp_bpf protos: none on
 	// mainline (tcp_splice_read, blind to ingress_msg), or one of the
 	// posted fixes, profiles splice-copy and splice-zerocopy

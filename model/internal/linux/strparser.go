@@ -87,6 +87,11 @@ func (k *kernel) skPsockStartStrp(sk *sock, p *psock) {
 }
 
 // skPsockStopStrp mirrors sk_psock_stop_strp() (net/core/skmsg.c, v6.18).
+// With StopStrpSeq (patch fix-psock-delete-seq), as patched by
+// testdata/patches/bpf-sockmap-stop-strp-copied-seq.patch: copied_seq
+// moves up to the parser's cursor (psock->copied_seq), accounting the
+// bytes tcp_bpf_strp_read_sock passed to the socket's own ingress_msg,
+// which no tcp_bpf_recvmsg_parser will account now (fixes.go).
 func (k *kernel) skPsockStopStrp(sk *sock, p *psock) {
 	k.reach(fnSkPsockStopStrp)
 	p.Progs.StreamParser = nil
@@ -97,6 +102,12 @@ func (k *kernel) skPsockStopStrp(sk *sock, p *psock) {
 	p.SavedDataReady = nil
 	if p.strp != nil {
 		p.strp.stopped = true // strp_stop
+		// The patch: copied_seq = psock->copied_seq when the socket is
+		// TCP, SK_PSOCK_RX_STRP_ENABLED (psock->copied_seq was set by
+		// sk_psock_init_strp) and after(psock->copied_seq, copied_seq).
+		if k.prof.StopStrpSeq && p.testState(skPsockRxStrpEnabled) && int32(p.strp.copiedSeq-k.tcp.CopiedSeq(sk)) > 0 {
+			k.setCopiedSeq(sk, p.strp.copiedSeq, "sk_psock_stop_strp")
+		}
 	}
 }
 

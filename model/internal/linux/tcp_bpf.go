@@ -303,7 +303,9 @@ func (k *kernel) skMsgApplyBytes(p *psock, bytes int) {
 
 // tcpBpfSendVerdictLocked mirrors tcp_bpf_send_verdict() (net/ipv4/tcp_bpf.c,
 // v6.18): run the verdict (once per apply_bytes window), cork, then pass,
-// redirect or drop tosend bytes, looping while the message has data.
+// redirect or drop tosend bytes, looping while the message has data. With
+// CorkCopyAtEnd (patch fix-cork-copybreak), as patched by
+// testdata/patches/bpf-sockmap-cork-copy-position.patch.
 //
 // Precondition: the caller owns sk. The socket lock is dropped around a
 // redirect, as in the kernel.
@@ -323,6 +325,20 @@ func (k *kernel) tcpBpfSendVerdictLocked(t *task, sk *sock, p *psock, msg *skMsg
 			p.CorkBytes = msg.CorkBytes - msg.Sg.Size
 			if p.Cork == nil {
 				p.Cork = &skMsg{}
+			}
+			if k.prof.CorkCopyAtEnd {
+				// tcp_bpf_cork_copy_at_end() (net/ipv4/tcp_bpf.c,
+				// testdata/patches/bpf-sockmap-cork-copy-position.patch):
+				// every byte msg holds was copied in, so the next
+				// send copies after the last one, not at a copybreak
+				// that tcp_bpf_push's advance of the element left
+				// stale (fixes.go).
+				if msg.Sg.Size == 0 {
+					msg.Sg.Curr, msg.Sg.Copybreak = msg.Sg.Start, 0
+				} else {
+					last := skMsgIterVarPrev(msg.Sg.End)
+					msg.Sg.Curr, msg.Sg.Copybreak = last, msg.Sg.Data[last].Length
+				}
 			}
 			if p.Cork != msg {
 				*p.Cork = *msg // memcpy(psock->cork, msg, sizeof(*msg))
