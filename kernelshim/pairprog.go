@@ -283,3 +283,12 @@ func loadSockOps(name string, insns asm.Instructions, fdArray []int32) (int, err
 	}
 	return -1, fmt.Errorf("%w: load %s: %w (verifier: %s)", ErrProgram, name, err, strings.Join(lines, " | "))
 }
+
+// RFCPairProgram returns the sock_ops program of `conn A B pair` on a
+// kernel with the loopback-splice RFC (see above): rendezvousFD and
+// resultsFD stand for the two maps' fds and pairID for the BTF id of
+// bpf_sock_splice_pair, which the caller replaces at load time. The C
+// reproducer writes it out as it is (kernelshim/repro).
+func RFCPairProgram(rendezvousFD, resultsFD int, pairID uint32) asm.Instructions {
+	return rfcPairInsns(rendezvousFD, resultsFD, pairID)
+}

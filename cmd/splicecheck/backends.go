@@ -9,6 +9,7 @@ import (
 
 	"github.com/splicecheck/splicecheck/fuzz"
 	"github.com/splicecheck/splicecheck/kernelshim"
+	"github.com/splicecheck/splicecheck/kernelshim/repro"
 	"github.com/splicecheck/splicecheck/kernelshim/vm"
 	"github.com/splicecheck/splicecheck/model"
 	"github.com/splicecheck/splicecheck/netstack"
@@ -139,8 +140,9 @@ var badInput = []error{
 	trace.ErrSyntax, trace.ErrNotBuilt, trace.ErrUnknownBackend,
 	trace.ErrUnknownProfile, trace.ErrUnsupported, os.ErrNotExist, os.ErrPermission,
 	trace.ErrTooLarge, trace.ErrEmpty, trace.ErrRead, // trace input (ErrBinary is a syntax error)
-	fuzz.ErrNoProxy, // proxy: a trace without a proxy form
-	fuzz.ErrShards,  // merge: results that are not the shards of one campaign
+	fuzz.ErrNoProxy,      // proxy: a trace without a proxy form
+	fuzz.ErrShards,       // merge: results that are not the shards of one campaign
+	repro.ErrUnsupported, // repro: an op C cannot express
 	kernelshim.ErrNoPrivilege, kernelshim.ErrNoBPF,
 	// A VM's input: the image, its modules, the runner, the guest binary.
 	vm.ErrBadImage, vm.ErrNoSockmap, vm.ErrModule, vm.ErrNoRunner, vm.ErrBadBinary,

@@ -113,6 +113,7 @@ var commands = []command{
 	{"proxy", "run a trace's proxy four ways (SO_SPLICE, sk_skb egress, splice(2), read/write) and compare the far ends", cmdProxy, true},
 	{"check", "attack profiles with generated traces; a table of properties x profiles, shrunk counterexamples", cmdCheck, true},
 	{"merge", "combine the results of a campaign run as shards (check --shard K/N) into one campaign's table", cmdMerge, true},
+	{"repro", "write a trace as a standalone C reproducer (gcc, libc, raw bpf(2)) for the running kernel", cmdRepro, false},
 	{"profiles", "list the kernel behaviours (profiles) and the backends that implement them", cmdProfiles, false},
 	{"vm", "boot a kernel image in a VM, run traces there, compare with the model or goldens", cmdVM, true},
 	{"guest", "the guest side of vm under virtme-ng (writes framed results)", cmdGuest, false},

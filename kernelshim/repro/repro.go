@@ -148,6 +148,9 @@ func (g *gen) tables() error {
 	g.printf("};\n")
 	g.errnos()
 	g.printRanges()
+	if err := g.pairProg(); err != nil {
+		return err
+	}
 
 	mapTypes := map[string]trace.MapType{}
 	var progs []string
@@ -305,18 +308,30 @@ func printRanges() [][2]rune {
 	return out
 }
 
+// Placeholders of the values the C program fills in at load time: a
+// map's fd, the pairing program's two maps and its kfunc's BTF id.
+const (
+	holeMap        = 0x7fff_fffe
+	holeRendezvous = 0x7fff_fffd
+	holeResults    = 0x7fff_fffc
+	holeKfunc      = 0x7fff_fffb
+)
+
 // prog writes the instruction arrays of prog op i and returns its entry of
 // the progs table.
 func (g *gen) prog(i int, op *trace.Op, mt trace.MapType) (string, error) {
 	if mt == 0 {
-		mt = trace.SockMap // a prog on a map no op made: the load fails as on the kernel (EBADF first)
+		mt = trace.SockMap // a prog on a map no op made: it fails with EBADF first
 	}
-	const placeholder = 0x7fff_fffe
-	verdict, parser := kernelshim.CannedPrograms(op.Prog, mt, placeholder)
+	verdict, parser := kernelshim.CannedPrograms(op.Prog, mt, holeMap)
 	vname := fmt.Sprintf("prog_%d_verdict", i)
-	vn, mapInsn, err := g.insns(vname, verdict, placeholder)
+	vn, holes, err := g.insns(vname, verdict, map[int32]string{holeMap: "map"})
 	if err != nil {
 		return "", fmt.Errorf("%s:%d:%d: %w", g.t.File, op.Pos.Line, op.Pos.Col, err)
+	}
+	mapInsn := -1
+	if len(holes) > 0 {
+		mapInsn = holes[0].insn
 	}
 	typ, attach := "BPF_PROG_TYPE_SK_MSG", "BPF_SK_MSG_VERDICT"
 	if op.Prog.Type == trace.SkSkb {
@@ -325,7 +340,7 @@ func (g *gen) prog(i int, op *trace.Op, mt trace.MapType) (string, error) {
 	entry := fmt.Sprintf("{ %s, %s, %s, %d, %d", typ, attach, vname, vn, mapInsn)
 	if parser != nil {
 		pname := fmt.Sprintf("prog_%d_parser", i)
-		pn, _, err := g.insns(pname, parser, placeholder)
+		pn, _, err := g.insns(pname, parser, nil)
 		if err != nil {
 			return "", fmt.Errorf("%s:%d:%d: %w", g.t.File, op.Pos.Line, op.Pos.Col, err)
 		}
@@ -334,30 +349,51 @@ func (g *gen) prog(i int, op *trace.Op, mt trace.MapType) (string, error) {
 	return entry + " }", nil
 }
 
+// pairProg writes the sock_ops program of `conn A B pair` (the RFC's
+// bpf_sock_splice_pair) and where its holes are.
+func (g *gen) pairProg() error {
+	n, holes, err := g.insns("pair_prog", kernelshim.RFCPairProgram(holeRendezvous, holeResults, holeKfunc),
+		map[int32]string{holeRendezvous: "HOLE_RENDEZVOUS", holeResults: "HOLE_RESULTS", holeKfunc: "HOLE_KFUNC"})
+	if err != nil {
+		return err
+	}
+	g.printf("#define NPAIR %d\nstatic const struct { int insn, what; } pair_holes[] = {", n)
+	for i, h := range holes {
+		g.printf("%s{ %d, %s }", sep(i), h.insn, h.what)
+	}
+	g.printf("};\n")
+	return nil
+}
+
+// hole is an instruction whose imm the C program fills in.
+type hole struct {
+	insn int
+	what string
+}
+
 // insns writes insns as a struct bpf_insn array; it returns the number of
-// raw instructions and the index of the one whose imm is the map's fd
-// (placeholder), or -1.
-func (g *gen) insns(name string, insns asm.Instructions, placeholder int32) (n, mapInsn int, err error) {
+// raw instructions and the ones whose imm is one of holes' placeholders
+// (written as 0), in order.
+func (g *gen) insns(name string, insns asm.Instructions, holes map[int32]string) (int, []hole, error) {
 	var raw bytes.Buffer
 	if err := insns.Marshal(&raw, binary.LittleEndian); err != nil {
-		return 0, 0, fmt.Errorf("marshal %s: %w", name, err)
+		return 0, nil, fmt.Errorf("marshal %s: %w", name, err)
 	}
 	g.printf("static const struct bpf_insn %s[] = {\n", name)
-	mapInsn = -1
+	var found []hole
 	b := raw.Bytes()
 	for k := 0; k+8 <= len(b); k += 8 {
 		code, regs := b[k], b[k+1]
 		off := int16(binary.LittleEndian.Uint16(b[k+2:]))
 		imm := int32(binary.LittleEndian.Uint32(b[k+4:]))
-		src := regs >> 4
-		if code == 0x18 && src == 1 && imm == placeholder { // BPF_LD|BPF_DW|BPF_IMM of BPF_PSEUDO_MAP_FD
-			mapInsn = k / 8
+		if what, ok := holes[imm]; ok {
+			found = append(found, hole{k / 8, what})
 			imm = 0
 		}
-		g.printf("\t{ .code = 0x%02x, .dst_reg = %d, .src_reg = %d, .off = %d, .imm = %d },\n", code, regs&0xf, src, off, imm)
+		g.printf("\t{ .code = 0x%02x, .dst_reg = %d, .src_reg = %d, .off = %d, .imm = %d },\n", code, regs&0xf, regs>>4, off, imm)
 	}
 	g.printf("};\n")
-	return len(b) / 8, mapInsn, nil
+	return len(b) / 8, found, nil
 }
 
 // cString is s as a C string literal.

@@ -1,7 +1,6 @@
 package repro
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -23,26 +22,17 @@ const (
 	goldenRoot = "../../testdata/golden"
 )
 
-// build writes the reproducer of tr into dir and compiles it with
-// gcc -Wall -Werror (static when static); it returns the binary.
+// build writes the reproducer of tr into dir and compiles it (static when
+// static); it returns the binary.
 func build(t testing.TB, tr *trace.Trace, dir string, static bool) string {
 	t.Helper()
 	src, err := C(tr, Header{Generator: "repro_test", Profile: "linux-6.18", Notes: []string{"a note with */ in it"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := corpustest.Name(tr)
-	cfile := filepath.Join(dir, name+".c")
-	if err := os.WriteFile(cfile, src, 0o644); err != nil {
+	bin, err := Compile(context.Background(), src, dir, corpustest.Name(tr), static)
+	if err != nil {
 		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, name)
-	args := []string{"-Wall", "-Werror", "-O2", "-pthread", "-o", bin, cfile}
-	if static {
-		args = append([]string{"-static"}, args...)
-	}
-	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-		t.Fatalf("gcc %s: %v\n%s", cfile, err, out)
 	}
 	return bin
 }
@@ -89,48 +79,24 @@ func TestCorpus(t *testing.T) {
 	agree := 0
 	for i, k := range cases {
 		t.Run(k.Name, func(t *testing.T) {
-			got := runRepro(t, bins[i])
-			if d := diffLines(got, k.Golden); d != "" {
-				t.Errorf("the reproducer of %s differs from %s:\n%s", k.Trace.File, k.Path, d)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a trace runs for seconds
+			defer cancel()
+			obs, err := Exec(ctx, bins[i], 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if divs := trace.DiffGolden(obs, k.Golden); len(divs) > 0 {
+				var sb strings.Builder
+				for _, d := range divs {
+					sb.WriteString("\n" + d.String())
+				}
+				t.Errorf("the reproducer of %s differs from %s:%s", k.Trace.File, k.Path, sb.String())
 				return
 			}
 			agree++
 		})
 	}
 	t.Logf("%d/%d reproducers print their %s golden", agree, len(cases), profile)
-}
-
-// runRepro runs a reproducer (bounded: a trace runs for seconds) and
-// returns its lines.
-func runRepro(t *testing.T, bin string) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s: %v\n%s", bin, err, errb.String())
-	}
-	return strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-}
-
-// diffLines lists the lines where got and want differ, "" if none.
-func diffLines(got, want []string) string {
-	var b strings.Builder
-	for i := 0; i < max(len(got), len(want)); i++ {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			b.WriteString("  got  " + g + "\n  want " + w + "\n")
-		}
-	}
-	return b.String()
 }
 
 // TestUnsupported: a FreeBSD op is refused at generation time, naming its

@@ -62,10 +62,12 @@ func qemuArgs(cfg Config, accel, initrd, consoleLog string, session bool) []stri
 }
 
 // buildInitramfs writes the guest's initramfs to path: the guest binary as
-// /init, the traces under /traces with an index (none for a session), the
+// /init, the traces under /traces with an index (none for a session) and,
+// when repros is not nil, each trace's static C reproducer beside it
+// (NNNN.bin, which the guest runs instead of the trace: Config.Repro), the
 // modules under /modules (module.go), and the device nodes the kernel
 // opens before devtmpfs is mounted.
-func buildInitramfs(path, guestBinary string, traces, modules []string) error {
+func buildInitramfs(path, guestBinary string, traces, repros, modules []string) error {
 	bin, err := os.ReadFile(guestBinary)
 	if err != nil {
 		return fmt.Errorf("read guest binary: %w", err)
@@ -87,6 +89,13 @@ func buildInitramfs(path, guestBinary string, traces, modules []string) error {
 			return fmt.Errorf("read trace: %w", err)
 		}
 		a.AddFile(fmt.Sprintf("traces/%04d.trace", i), src, 0o644)
+		if repros != nil {
+			bin, err := os.ReadFile(repros[i])
+			if err != nil {
+				return fmt.Errorf("read reproducer: %w", err)
+			}
+			a.AddFile(fmt.Sprintf("traces/%04d.bin", i), bin, 0o755)
+		}
 		index = append(index, p)
 	}
 	if traces != nil {
@@ -117,7 +126,13 @@ func runQEMU(ctx context.Context, cfg Config, paths []string) (res *Result, err 
 	defer td.release()
 	tmp := td.path
 	initrd, consoleLog := filepath.Join(tmp, "initramfs.gz"), filepath.Join(tmp, "console.log")
-	if err := buildInitramfs(initrd, cfg.GuestBinary, paths, cfg.Modules); err != nil {
+	var repros []string
+	if cfg.Repro {
+		if repros, err = compileRepros(ctx, tmp, paths); err != nil {
+			return nil, err
+		}
+	}
+	if err := buildInitramfs(initrd, cfg.GuestBinary, paths, repros, cfg.Modules); err != nil {
 		return nil, err
 	}
 	accel := detectAccel()

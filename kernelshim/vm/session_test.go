@@ -147,7 +147,7 @@ func TestInitramfsModules(t *testing.T) {
 	os.WriteFile(a, []byte("first"), 0o644)
 	os.WriteFile(b, []byte("second"), 0o644)
 	out := filepath.Join(dir, "i.gz")
-	if err := buildInitramfs(out, bin, nil, []string{a, b}); err != nil {
+	if err := buildInitramfs(out, bin, nil, nil, []string{a, b}); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.Open(out)

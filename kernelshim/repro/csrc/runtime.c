@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,6 +98,9 @@ struct prog {
 	const struct bpf_insn *parser; /* NULL when none */
 	int nparser;
 };
+
+/* The values the pairing program's holes take at load time. */
+enum { HOLE_RENDEZVOUS = 1, HOLE_RESULTS, HOLE_KFUNC };
 
 /* @TABLES@ */
 
@@ -186,6 +191,9 @@ char *xstrdup(const char *s)
 		die("out of memory");
 	return p;
 }
+
+long bpf(int cmd, union bpf_attr *attr);
+int prog_attach(int cmd, int target, int prog, int type);
 
 /* ---- results ---- */
 
@@ -703,16 +711,271 @@ int abort_step_locked(struct thr *t, int k)
 	}
 }
 
+/* ---- `conn A B pair`: the loopback-splice RFC's sock_ops pairing ---- */
+
+/* The pairing machinery (kernelshim/pair.go): a sock_ops program attached
+ * to a cgroup of this process's own, which the process enters only while
+ * a `conn A B pair` creates its sockets. At both ESTABLISHED callbacks the
+ * program inserts the socket into a rendezvous sockhash, looks up its
+ * peer and calls bpf_sock_splice_pair(peer, skops), recording the stage
+ * it reached and the return value in the results hash by socket cookie. */
+static struct {
+	int prog_fd, rendezvous_fd, results_fd, cg_fd;
+	uint32_t kfunc_id;
+	char cg_dir[3100], cg_orig[3000];
+} pairing = { .prog_fd = -1, .rendezvous_fd = -1, .results_fd = -1, .cg_fd = -1 };
+
+/* btf_func_id returns the BTF type id of function name in the BTF file
+ * path (/sys/kernel/btf/vmlinux), or 0. */
+uint32_t btf_func_id(const char *path, const char *name)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t cap = 1 << 20, len = 0, n;
+	unsigned char *b = xcalloc(cap, 1);
+	while ((n = fread(b + len, 1, cap - len, f)) > 0)
+		if ((len += n) == cap && !(b = realloc(b, cap *= 2)))
+			die("out of memory");
+	fclose(f);
+	uint32_t id = 0, found = 0;
+	struct { uint16_t magic; uint8_t version, flags; uint32_t hdr_len, type_off, type_len, str_off, str_len; } h;
+	if (len < sizeof(h))
+		goto out;
+	memcpy(&h, b, sizeof(h));
+	if (h.magic != 0xeb9f || (size_t)h.hdr_len + h.str_off + h.str_len > len)
+		goto out;
+	const unsigned char *types = b + h.hdr_len + h.type_off, *end = types + h.type_len;
+	const char *strs = (const char *)b + h.hdr_len + h.str_off;
+	/* The bytes each kind has after its struct btf_type (12 bytes). */
+	for (const unsigned char *p = types; p + 12 <= end && !found;) {
+		uint32_t name_off, info;
+		memcpy(&name_off, p, 4);
+		memcpy(&info, p + 4, 4);
+		uint32_t kind = info >> 24 & 0x1f, vlen = info & 0xffff, extra = 0;
+		id++;
+		switch (kind) {
+		case 1: case 14: case 17: extra = 4; break;           /* INT, VAR, DECL_TAG */
+		case 3: extra = 12; break;                            /* ARRAY */
+		case 4: case 5: case 15: case 19: extra = 12 * vlen; break; /* STRUCT, UNION, DATASEC, ENUM64 */
+		case 6: case 13: extra = 8 * vlen; break;             /* ENUM, FUNC_PROTO */
+		}
+		if (kind == 12 && name_off < h.str_len && strcmp(strs + name_off, name) == 0) /* FUNC */
+			found = id;
+		p += 12 + extra;
+	}
+out:
+	free(b);
+	return found;
+}
+
+/* cgroup_move moves the whole process into the cgroup directory dir. */
+void cgroup_move(const char *dir)
+{
+	char path[3200], pid[32];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, pid, strlen(pid)) < 0)
+		die("move into cgroup %s: %s", dir, strerror(errno));
+	close(fd);
+}
+
+/* cgroup_paths finds the cgroup2 mount and this process's cgroup in it. */
+void cgroup_paths(char *orig, size_t len)
+{
+	char line[4096], mnt[2048] = "", root[2048] = "", self[2048] = "";
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - cgroup2 ");
+		char r[2048], m[2048];
+		if (sep && sscanf(line, "%*s %*s %*s %2047s %2047s", r, m) == 2) {
+			strcpy(root, r);
+			strcpy(mnt, m);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	f = fopen("/proc/self/cgroup", "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "0::", 3) == 0 && sscanf(line + 3, "%2047s", self) == 1)
+			break;
+	if (f)
+		fclose(f);
+	size_t rl = strcmp(root, "/") == 0 ? 0 : strlen(root);
+	if (!mnt[0] || !self[0] || strncmp(self, root, rl) != 0)
+		die("no cgroup2 mount, or this process is outside it (mount %s, root %s, cgroup %s)", mnt, root, self);
+	snprintf(orig, len, "%s%s", mnt, strcmp(self + rl, "/") == 0 ? "" : self + rl);
+}
+
+/* pairing_cleanup detaches the program and removes the cgroup; it is safe
+ * to call twice, and from a signal handler. */
+void pairing_cleanup(void)
+{
+	if (pairing.cg_fd >= 0) {
+		if (pairing.prog_fd >= 0)
+			prog_attach(BPF_PROG_DETACH, pairing.cg_fd, pairing.prog_fd, BPF_CGROUP_SOCK_OPS);
+		close(pairing.cg_fd);
+		pairing.cg_fd = -1;
+		rmdir(pairing.cg_dir);
+	}
+}
+
+void on_signal(int sig)
+{
+	(void)sig;
+	if (pairing.cg_orig[0]) {
+		char path[3200], pid[32];
+		snprintf(path, sizeof(path), "%s/cgroup.procs", pairing.cg_orig);
+		snprintf(pid, sizeof(pid), "%d", getpid());
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t w = write(fd, pid, strlen(pid));
+			(void)w; /* nothing more to do in a handler */
+			close(fd);
+		}
+	}
+	pairing_cleanup();
+	_exit(130);
+}
+
+int map_create(int type, int key, int value, int entries, const char *name)
+{
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.map_type = type;
+	a.key_size = key;
+	a.value_size = value;
+	a.max_entries = entries;
+	snprintf(a.map_name, sizeof(a.map_name), "%s", name);
+	return bpf(BPF_MAP_CREATE, &a);
+}
+
+/* pairing_setup loads and attaches the pairing program; id is the BTF id
+ * of bpf_sock_splice_pair. */
+void pairing_setup(uint32_t id)
+{
+	pairing.results_fd = map_create(BPF_MAP_TYPE_HASH, 8, 8, 256, "repro_pairres");
+	pairing.rendezvous_fd = map_create(BPF_MAP_TYPE_SOCKHASH, 16, 4, 256, "repro_rendez");
+	if (pairing.results_fd < 0 || pairing.rendezvous_fd < 0)
+		die("pairing maps: %s", strerror(errno));
+	struct bpf_insn insns[NPAIR];
+	memcpy(insns, pair_prog, sizeof(insns));
+	for (unsigned i = 0; i < sizeof(pair_holes) / sizeof(pair_holes[0]); i++)
+		insns[pair_holes[i].insn].imm = pair_holes[i].what == HOLE_RENDEZVOUS ? pairing.rendezvous_fd
+						: pair_holes[i].what == HOLE_RESULTS  ? pairing.results_fd
+										     : (int)id;
+	static char log[65536];
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.prog_type = BPF_PROG_TYPE_SOCK_OPS;
+	a.expected_attach_type = BPF_CGROUP_SOCK_OPS;
+	a.insns = (uintptr_t)insns;
+	a.insn_cnt = NPAIR;
+	a.license = (uintptr_t) "GPL";
+	a.log_buf = (uintptr_t)log, a.log_size = sizeof(log), a.log_level = 1;
+	snprintf(a.prog_name, sizeof(a.prog_name), "repro_pair");
+	if ((pairing.prog_fd = bpf(BPF_PROG_LOAD, &a)) < 0)
+		die("load the pairing program: %s\n%s", strerror(errno), log);
+	cgroup_paths(pairing.cg_orig, sizeof(pairing.cg_orig));
+	/* Leftovers of killed reproducers: rmdir fails on one in use. */
+	DIR *d = opendir(pairing.cg_orig);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int pid;
+		if (sscanf(e->d_name, "splicecheck-repro-%d", &pid) == 1 && kill(pid, 0) < 0 && errno == ESRCH) {
+			char path[3400];
+			snprintf(path, sizeof(path), "%s/%s", pairing.cg_orig, e->d_name);
+			rmdir(path);
+		}
+	}
+	if (d)
+		closedir(d);
+	snprintf(pairing.cg_dir, sizeof(pairing.cg_dir), "%s/splicecheck-repro-%d", pairing.cg_orig, getpid());
+	if (mkdir(pairing.cg_dir, 0755) < 0)
+		die("mkdir %s: %s", pairing.cg_dir, strerror(errno));
+	atexit(pairing_cleanup);
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	if ((pairing.cg_fd = open(pairing.cg_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    prog_attach(BPF_PROG_ATTACH, pairing.cg_fd, pairing.prog_fd, BPF_CGROUP_SOCK_OPS) < 0) {
+		int err = errno;
+		pairing_cleanup();
+		die("attach the pairing program to %s: %s", pairing.cg_dir, strerror(err));
+	}
+}
+
+/* pair_result waits until both ends' ESTABLISHED callbacks have recorded
+ * what they did (at most 10000 times 200 us) and returns the op's result:
+ * the first -errno of A's then B's record, else ok when the kfunc was
+ * called, else -ENOENT (the ends never found each other). */
+struct result pair_result(int afd, int bfd)
+{
+	struct { uint32_t stage; int32_t ret; } got[2] = { { 0, 0 }, { 0, 0 } };
+	uint64_t cookies[2];
+	int fds[2] = { afd, bfd };
+	for (int i = 0; i < 2; i++) {
+		socklen_t l = sizeof(cookies[i]);
+		if (getsockopt(fds[i], SOL_SOCKET, SO_COOKIE, &cookies[i], &l) < 0)
+			die("SO_COOKIE: %s", strerror(errno));
+	}
+	for (int try = 0;; try++) {
+		int all = 1;
+		for (int i = 0; i < 2; i++) {
+			if (got[i].stage)
+				continue;
+			union bpf_attr a;
+			memset(&a, 0, sizeof(a));
+			a.map_fd = pairing.results_fd;
+			a.key = (uintptr_t)&cookies[i];
+			a.value = (uintptr_t)&got[i];
+			if (bpf(BPF_MAP_LOOKUP_ELEM, &a) < 0) {
+				if (errno != ENOENT)
+					die("read the pairing result: %s", strerror(errno));
+				all = 0;
+			}
+		}
+		if (all)
+			break;
+		if (try == 10000)
+			return r_timeout();
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+	}
+	int called = 0;
+	for (int i = 0; i < 2; i++) {
+		union bpf_attr a;
+		memset(&a, 0, sizeof(a));
+		a.map_fd = pairing.results_fd;
+		a.key = (uintptr_t)&cookies[i];
+		bpf(BPF_MAP_DELETE_ELEM, &a);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (got[i].ret < 0)
+			return r_fail(-got[i].ret);
+		called |= got[i].stage == 3;
+	}
+	return called ? r_ok() : r_fail(ENOENT);
+}
+
 struct result do_conn(struct thr *t, const struct op *o)
 {
 	(void)t;
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
-		return r_fail(errno);
-	int afd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), bfd = -1, err = 0;
-	if (afd < 0) {
-		err = errno;
-		close(lfd);
+	int paired = (o->flags & F_PAIR) && pairing.prog_fd >= 0;
+	if (paired)
+		cgroup_move(pairing.cg_dir);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err = errno;
+	int afd = lfd < 0 ? -1 : socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), bfd = -1;
+	if (lfd >= 0)
+		err = afd < 0 ? errno : 0;
+	if (paired)
+		cgroup_move(pairing.cg_orig);
+	if (err) {
+		if (lfd >= 0)
+			close(lfd);
 		return r_fail(err);
 	}
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -735,9 +998,11 @@ struct result do_conn(struct thr *t, const struct op *o)
 	socks[o->a].fd = afd;
 	socks[o->b].fd = bfd;
 	pthread_mutex_unlock(&mu);
-	if (o->flags & F_PAIR)
-		return r_fail(EOPNOTSUPP); /* no pairing kfunc: checked at start */
-	return r_ok();
+	if (!(o->flags & F_PAIR))
+		return r_ok();
+	if (!paired)
+		return r_fail(EOPNOTSUPP); /* no pairing kfunc: nothing was inserted anywhere */
+	return pair_result(afd, bfd);
 }
 
 long bpf(int cmd, union bpf_attr *attr)
@@ -1559,37 +1824,6 @@ void netns_up(void)
 	close(s);
 }
 
-/* has_pairing_kfunc reports whether the kernel's BTF names a pairing
- * kfunc (the loopback-splice RFC's, or the tcp_splice module's). */
-int has_pairing_kfunc(void)
-{
-	static const char *const names[] = { "bpf_sock_splice_pair", "bpf_tcp_splice_pair" };
-	static const char *const files[] = { "/sys/kernel/btf/vmlinux", "/sys/kernel/btf/tcp_splice" };
-	for (int f = 0; f < 2; f++) {
-		FILE *fp = fopen(files[f], "re");
-		if (!fp)
-			continue;
-		char *buf = NULL;
-		size_t cap = 0, len = 0, n;
-		char chunk[65536];
-		while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
-			if (len + n > cap) {
-				cap = (len + n) * 2;
-				if (!(buf = realloc(buf, cap)))
-					die("out of memory");
-			}
-			memcpy(buf + len, chunk, n);
-			len += n;
-		}
-		fclose(fp);
-		int found = buf && memmem(buf, len, names[f], strlen(names[f]) + 1) != NULL;
-		free(buf);
-		if (found)
-			return 1;
-	}
-	return 0;
-}
-
 /* cleanup closes everything the run made: sockets (SO_LINGER {1, 0}, so
  * no orphan outlives the run), pipes, programs (detached) and maps. The
  * namespace goes with the process. */
@@ -1605,6 +1839,7 @@ void cleanup(void)
 			maps[i].fd = -1;
 		}
 	pthread_mutex_unlock(&mu);
+	pairing_cleanup();
 }
 
 int main(void)
@@ -1614,8 +1849,13 @@ int main(void)
 		time_scale = atoi(scale);
 	if (geteuid() != 0)
 		die("needs root (CAP_SYS_ADMIN for its network namespace, CAP_BPF and CAP_NET_ADMIN for sockmaps)");
-	if (uses_pair && has_pairing_kfunc())
-		die("this kernel has a pairing kfunc; `conn A B pair` is reproduced only on kernels without one (splicecheck run --backend kernel pairs)");
+	if (uses_pair) {
+		uint32_t id = btf_func_id("/sys/kernel/btf/vmlinux", "bpf_sock_splice_pair");
+		if (id)
+			pairing_setup(id);
+		else if (btf_func_id("/sys/kernel/btf/tcp_splice", "bpf_tcp_splice_pair"))
+			die("this kernel pairs through the tcp_splice module's kfunc, which the C reproducer does not call yet (splicecheck run --backend kernel does)");
+	}
 	netns_up();
 	pattern_buf = xcalloc(PATTERN_CHUNK + 251, 1);
 	for (int i = 0; i < PATTERN_CHUNK + 251; i++)
