@@ -197,9 +197,15 @@ func runOne(ctx context.Context, sut, ref trace.Backend, t *trace.Trace) *Execut
 // runOneScaled is runOne with TimeScale refScale on ref. A run cut short by ctx has
 // Skipped set.
 func runOneScaled(ctx context.Context, sut, ref trace.Backend, refScale int, t *trace.Trace) *Execution {
+	return runExecution(ctx, sut, ref, refScale, t, false)
+}
+
+// runExecution is runOneScaled, with sut's event log when timeline is
+// set.
+func runExecution(ctx context.Context, sut, ref trace.Backend, refScale int, t *trace.Trace, timeline bool) *Execution {
 	r := &Execution{Trace: t}
 	defer func() { r.Skipped = ctx.Err() != nil }()
-	r.Obs, r.Stats, r.Err = runStats(ctx, sut, t)
+	r.Obs, r.Stats, r.Timeline, r.Err = runStats(ctx, sut, t, timeline)
 	r.runBase(ctx, sut)
 	r.runVariants(ctx, sut)
 	if ref != nil {
@@ -226,18 +232,19 @@ func (r *Execution) runBase(ctx context.Context, sut trace.Backend) {
 	}
 	bt := *r.Trace
 	bt.Profile = base
-	r.Base, r.BaseStats, r.BaseErr = runStats(ctx, sut, &bt)
+	r.Base, r.BaseStats, _, r.BaseErr = runStats(ctx, sut, &bt, false)
 }
 
-// runStats runs t on b with the run's account (model.Stats) when b keeps
-// one, else (trace.ErrNoStats: a kernel) without.
-func runStats(ctx context.Context, b trace.Backend, t *trace.Trace) ([]trace.Observation, *model.Stats, error) {
-	res, err := trace.Run(ctx, b, t, trace.Options{Stats: true})
+// runStats runs t on b with the run's account (model.Stats), and its
+// event log when timeline is set, when b keeps them, else
+// (trace.ErrNoStats: a kernel) without.
+func runStats(ctx context.Context, b trace.Backend, t *trace.Trace, timeline bool) ([]trace.Observation, *model.Stats, *trace.Timeline, error) {
+	res, err := trace.Run(ctx, b, t, trace.Options{Stats: true, Timeline: timeline})
 	if errors.Is(err, trace.ErrNoStats) {
 		res, err = trace.Run(ctx, b, t, trace.Options{})
 	}
 	st, _ := res.Stats.(*model.Stats)
-	return res.Obs, st, err
+	return res.Obs, st, res.Timeline, err
 }
 
 // NewCampaignModel returns the model backend as campaigns run it: the

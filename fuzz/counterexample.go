@@ -88,11 +88,21 @@ func ReadHeader(src []byte) (h Header, ok bool) {
 // backend the campaign ran: a property that needs what such a backend
 // records (provenance tags, liveness) cannot fail on another.
 func Replay(ctx context.Context, sut trace.Backend, t *trace.Trace, property string) (*Execution, *Violation, error) {
+	return replay(ctx, sut, t, property, false)
+}
+
+// ReplayTimeline is Replay with the run's event log on a backend that
+// keeps one (Execution.Timeline; the model's), for the page that shows it.
+func ReplayTimeline(ctx context.Context, sut trace.Backend, t *trace.Trace, property string) (*Execution, *Violation, error) {
+	return replay(ctx, sut, t, property, true)
+}
+
+func replay(ctx context.Context, sut trace.Backend, t *trace.Trace, property string, timeline bool) (*Execution, *Violation, error) {
 	pr, ok := PropertyByName(property)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: unknown property %q", ErrCampaign, property)
 	}
-	r := runOne(ctx, sut, nil, t)
+	r := runExecution(ctx, sut, nil, 0, t, timeline)
 	if ctx.Err() != nil {
 		return nil, nil, ctx.Err()
 	}

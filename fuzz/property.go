@@ -32,6 +32,9 @@ type Execution struct {
 	// with the segments held in flight at each); nil on other backends
 	// and for a run that failed.
 	Stats *model.Stats
+	// Timeline is the run's event log (ReplayTimeline); nil when not
+	// asked for, and on a backend that keeps none.
+	Timeline *trace.Timeline
 	// Base is the same trace run on the base profile of a patch profile
 	// (Bases), for the transparent property; nil when there is none.
 	Base      []trace.Observation
