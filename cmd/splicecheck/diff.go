@@ -16,6 +16,9 @@ type jsonDiff struct {
 	Profile     string             `json:"profile"`
 	Agree       bool               `json:"agree"`
 	Divergences []trace.Divergence `json:"divergences,omitempty"`
+	// KernelWarnings (vm) are the warnings the guest's kernel logged
+	// while the trace ran.
+	KernelWarnings []string `json:"kernel_warnings,omitempty"`
 }
 
 func cmdDiff(ctx context.Context, e *env, args []string) error {

@@ -37,6 +37,8 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 		"reason that starts with 'race:' (the kernel's timing decides whether it diverges)")
 	reproC := fs.Bool("repro", false, "run each trace as its C reproducer (splicecheck repro --c), compiled -static with gcc\n"+
 		"on this machine and run in the guest instead of the kernel backend (qemu runner only)")
+	failOnWarn := fs.Bool("fail-on-warn", false, "exit 1 when the guest's kernel logs a warning (a WARN splat, a BUG, \"TCP recvmsg seq # bug\")\n"+
+		"while a trace runs; the warnings are reported either way")
 	var in traceInput
 	in.register(fs)
 	paths, err := parseFlags(fs, args)
@@ -110,6 +112,7 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 		}
 		if ref == nil {
 			vr.recorded(t)
+			vr.warnings(t, run.Warnings)
 			continue
 		}
 		o, err := trace.ResolveOptions(t, opts)
@@ -130,11 +133,21 @@ func cmdVM(ctx context.Context, e *env, args []string) error {
 			d = trace.Compare(want, trace.RunResult{Obs: run.Obs, Recorded: *reproC}) // a: what the guest is compared with; a reproducer's lines are a recording
 		}
 		vr.add(t, d)
+		vr.warnings(t, run.Warnings)
 	}
 	if runErr != nil {
 		return vr.interrupt(ctx, runErr, traces[len(res.Runs):])
 	}
-	return vr.finish(len(traces))
+	if vr.warned > 0 && vr.format == formatText {
+		fmt.Fprintf(e.stdout, "guest kernel warned during %s\n", plural(vr.warned, "trace"))
+	}
+	if err := vr.finish(len(traces)); err != nil {
+		return err
+	}
+	if *failOnWarn && vr.warned > 0 {
+		return errDiverged
+	}
+	return nil
 }
 
 // newVMProgress returns vm's Progress callback: a status line on stderr
@@ -157,6 +170,25 @@ type vmReport struct {
 	compareReport
 	against          string
 	release, profile string
+	warned           int // traces during which the guest's kernel warned
+}
+
+// warnings reports what the guest's kernel logged as warnings while t
+// ran: in text after t's line, in JSON on t's entry.
+func (vr *vmReport) warnings(t *trace.Trace, w []string) {
+	if len(w) == 0 {
+		return
+	}
+	vr.warned++
+	if n := len(vr.out); n > 0 {
+		vr.out[n-1].KernelWarnings = w
+	}
+	if vr.format != formatText {
+		return
+	}
+	for _, m := range w {
+		fmt.Fprintf(vr.e.stdout, "  %s: guest kernel warned: %s\n", t.File, m)
+	}
 }
 
 // header prints, in text, what the guest is and did.

@@ -234,3 +234,21 @@ func childQEMUs(t *testing.T) []int {
 	}
 	return out
 }
+
+// vm reports what the guest's kernel logged as warnings while each trace
+// ran, and --fail-on-warn makes them exit 1: on Debian's 6.1 the psock
+// delete finding trips "TCP recvmsg seq # bug" in tcp_recvmsg_locked
+// (testdata/traces/findings/psock_delete_strparser_seq_warn.trace), a
+// plain trace nothing.
+func TestVMReportsKernelWarnings(t *testing.T) {
+	kernel := requireVM(t)
+	t.Parallel() // the guests boot together: a TCG boot takes minutes on a loaded machine
+	plain := filepath.Join("..", "..", "testdata", "traces", "kernel", "close_and_closed_ops.trace")
+	warns := filepath.Join("..", "..", "testdata", "traces", "findings", "psock_delete_strparser_seq_warn.trace")
+	code, out, errOut := runCLI(t, "vm", "--kernel", kernel, "--guest-binary", guestBinary(t), "--against", "none",
+		"--record", t.TempDir(), "--fail-on-warn", plain, warns)
+	if code != exitDivergence || !strings.Contains(out, warns+": guest kernel warned: TCP recvmsg seq # bug") ||
+		strings.Contains(out, plain+": guest kernel warned") || !strings.Contains(out, "guest kernel warned during 1 trace\n") {
+		t.Fatalf("code %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}

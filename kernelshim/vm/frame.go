@@ -70,6 +70,10 @@ type tracePayload struct {
 	File  string       `json:"file"`
 	Obs   []obsPayload `json:"obs"`
 	Error string       `json:"error,omitempty"` // the run failed as a whole
+	// Warnings are the warnings the guest's kernel logged while the
+	// trace ran (kernelshim.Kmsg: WARN splats, BUGs, "TCP recvmsg seq
+	// # bug"), each as its message.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 type fatalPayload struct {

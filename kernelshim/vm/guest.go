@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
+	"github.com/splicecheck/splicecheck/kernelshim"
 	"github.com/splicecheck/splicecheck/kernelshim/repro"
 	"github.com/splicecheck/splicecheck/trace"
 	"golang.org/x/sys/unix"
@@ -144,6 +145,7 @@ func guestRun(backend trace.Backend, w io.Writer, files, names []string, setup g
 	if k, err := strconv.Atoi(os.Getenv("SPLICECHECK_TIME_SCALE")); err == nil {
 		opts.TimeScale = k
 	}
+	kl := openKmsg()
 	for i, f := range files {
 		tp := tracePayload{Index: i, File: names[i]}
 		t, err := trace.ParseFile(f)
@@ -161,6 +163,7 @@ func guestRun(backend trace.Backend, w io.Writer, files, names []string, setup g
 		if err != nil {
 			tp.Error = err.Error()
 		}
+		tp.Warnings = kernelWarnings(kl)
 		if err := fw.write(kindTrace, tp); err != nil {
 			return 1
 		}
@@ -189,6 +192,7 @@ func guestServe(backend trace.Backend, in io.Reader, out io.Writer, setup guestS
 		return 1
 	}
 	fr := newFrameReader(in)
+	kl := openKmsg()
 	for {
 		f, err := fr.read()
 		if err == nil && f.kind != kindRun {
@@ -204,7 +208,9 @@ func guestServe(backend trace.Backend, in io.Reader, out io.Writer, setup guestS
 			fw.write(kindFatal, fatalPayload{Kind: "transport", Error: err.Error()})
 			return 1
 		}
-		if err := fw.write(kindTrace, serveOne(backend, rp)); err != nil {
+		tp := serveOne(backend, rp)
+		tp.Warnings = kernelWarnings(kl)
+		if err := fw.write(kindTrace, tp); err != nil {
 			return 1
 		}
 	}
@@ -231,6 +237,26 @@ func serveOne(backend trace.Backend, rp runPayload) tracePayload {
 		tp.Error = err.Error()
 	}
 	return tp
+}
+
+// openKmsg follows the guest kernel's log from now on, or returns nil
+// when it cannot (no /dev/kmsg: the runs then report no warnings).
+func openKmsg() *kernelshim.Kmsg {
+	kl, err := kernelshim.OpenKmsg()
+	if err != nil {
+		return nil
+	}
+	return kl
+}
+
+// kernelWarnings returns the warnings kl's kernel logged since the last
+// call: the ones a trace that just ran made it log.
+func kernelWarnings(kl *kernelshim.Kmsg) []string {
+	if kl == nil {
+		return nil
+	}
+	w, _ := kl.Warnings()
+	return w
 }
 
 // makeRaw puts the data port into raw mode at 115200 baud: no echo (the
@@ -332,7 +358,7 @@ func toPayload(obs []trace.Observation) []obsPayload {
 }
 
 func (tp tracePayload) run() TraceRun {
-	tr := TraceRun{File: tp.File, Err: tp.Error}
+	tr := TraceRun{File: tp.File, Err: tp.Error, Warnings: tp.Warnings}
 	for _, p := range tp.Obs {
 		r := trace.Result{N: p.N, Err: syscall.Errno(p.Err), Word: p.Word, Note: p.Note}
 		if p.HasData {

@@ -108,6 +108,11 @@ type TraceRun struct {
 	File string
 	Obs  []trace.Observation
 	Err  string // the guest could not run the trace at all
+	// Warnings are what the guest's kernel logged as a warning or a bug
+	// while the trace ran (a WARN splat, "TCP recvmsg seq # bug", ...),
+	// each as its message; nil when it logged none (or the guest could
+	// not read /dev/kmsg).
+	Warnings []string
 }
 
 // Result is what a VM run brought back.
