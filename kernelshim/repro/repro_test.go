@@ -3,6 +3,7 @@ package repro
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,27 +23,45 @@ const (
 	goldenRoot = "../../testdata/golden"
 )
 
-// build writes the reproducer of tr into dir and compiles it (static when
-// static); it returns the binary.
-func build(t testing.TB, tr *trace.Trace, dir string, static bool) string {
-	t.Helper()
-	src, err := C(tr, Header{Generator: "repro_test", Profile: "linux-6.18", Notes: []string{"a note with */ in it"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := Compile(context.Background(), src, dir, corpustest.Name(tr), static)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+// corpus holds the reproducers of the kernel corpus, compiled once for
+// the package's tests (two gcc at a time) in a directory TestMain removes.
+var corpus struct {
+	once sync.Once
+	dir  string
+	bins map[string]string // trace file -> binary
+	err  error
 }
 
-// buildAll builds the reproducers of every case, two gcc at a time.
-func buildAll(t *testing.T, cases []corpustest.Case, dir string) []string {
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Fatalf("gcc: %v (the project assumes Go and gcc)", err)
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if corpus.dir != "" {
+		os.RemoveAll(corpus.dir)
 	}
+	os.Exit(code)
+}
+
+// corpusBinary returns the compiled reproducer of k's trace.
+func corpusBinary(t *testing.T, cases []corpustest.Case, k corpustest.Case) string {
+	t.Helper()
+	corpus.once.Do(func() { corpus.bins, corpus.err = buildAll(cases) })
+	if corpus.err != nil {
+		t.Fatal(corpus.err)
+	}
+	return corpus.bins[k.Trace.File]
+}
+
+// buildAll writes and compiles the reproducer of every case.
+func buildAll(cases []corpustest.Case) (map[string]string, error) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		return nil, fmt.Errorf("gcc: %w (the project assumes Go and gcc)", err)
+	}
+	dir, err := os.MkdirTemp("", "repro-test-")
+	if err != nil {
+		return nil, err
+	}
+	corpus.dir = dir
 	bins := make([]string, len(cases))
+	errs := make([]error, len(cases))
 	sem := make(chan struct{}, 2)
 	var wg sync.WaitGroup
 	for i, k := range cases {
@@ -51,18 +70,35 @@ func buildAll(t *testing.T, cases []corpustest.Case, dir string) []string {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			bins[i] = build(t, k.Trace, dir, false)
+			src, err := C(k.Trace, Header{Generator: "repro_test", Profile: "linux-6.18", Notes: []string{"a note with */ in it"}})
+			if err == nil {
+				bins[i], err = Compile(context.Background(), src, dir, k.Name, false)
+			}
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
-	return bins
+	out := map[string]string{}
+	for i, k := range cases {
+		out[k.Trace.File] = bins[i]
+	}
+	return out, errors.Join(errs...)
+}
+
+// corpusCases is the kernel corpus with its goldens for profile.
+func corpusCases(t *testing.T, profile string) []corpustest.Case {
+	return corpustest.Load(t, corpustest.Corpus{Dir: corpusDir, Goldens: goldenRoot, Profile: profile})
 }
 
 // TestCorpusCompiles: the reproducer of every trace of the kernel corpus
 // compiles with gcc -Wall -Werror.
 func TestCorpusCompiles(t *testing.T) {
-	cases := corpustest.Load(t, corpustest.Corpus{Dir: corpusDir, Goldens: goldenRoot, Profile: "linux-6.18"})
-	buildAll(t, cases, t.TempDir())
+	cases := corpusCases(t, "linux-6.18")
+	for _, k := range cases {
+		if bin := corpusBinary(t, cases, k); bin == "" {
+			t.Errorf("%s: no binary", k.Trace.File)
+		}
+	}
 }
 
 // TestCorpus runs the reproducer of every trace of the kernel corpus on
@@ -74,14 +110,13 @@ func TestCorpus(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(goldenRoot, profile)); err != nil {
 		t.Skipf("no goldens recorded for this kernel (%s)", profile)
 	}
-	cases := corpustest.Load(t, corpustest.Corpus{Dir: corpusDir, Goldens: goldenRoot, Profile: profile})
-	bins := buildAll(t, cases, t.TempDir())
+	cases := corpusCases(t, profile)
 	agree := 0
-	for i, k := range cases {
+	for _, k := range cases {
 		t.Run(k.Name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a trace runs for seconds
 			defer cancel()
-			obs, err := Exec(ctx, bins[i], 1)
+			obs, err := Exec(ctx, corpusBinary(t, cases, k), 1)
 			if err != nil {
 				t.Fatal(err)
 			}
