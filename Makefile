@@ -11,7 +11,7 @@ BENCHCOUNT ?= 1
 
 VM_KERNEL = $(lastword $(sort $(wildcard /boot/vmlinuz-6.1.*)))
 
-.PHONY: build run test lint bench fuzz clean vm-deps vm-test crosscheck kernels kernel-test
+.PHONY: build run test lint bench fuzz clean vm-deps html-deps vm-test crosscheck kernels kernel-test fix-kernels fix-validate
 
 # A static binary: it is also /init in the VM guests of `splicecheck vm`.
 # It carries the commit it was built from (`splicecheck --version`;
@@ -31,11 +31,11 @@ run: build
 	./$(BIN) check --time $(CHECKTIME) --out out/check
 
 # The whole suite: formatting, vet, every test with the race detector
-# (the VM boot tests included), the bug zoo's campaigns, the long
-# schedule searches and the generated traces' full run on the model
-# without it (ten times faster), then the kernel corpus in a Debian 6.1
-# guest.
-test: lint vm-deps
+# (the VM boot tests and the HTML timelines in headless Chromium
+# included), the bug zoo's campaigns, the long schedule searches and the
+# generated traces' full run on the model without it (ten times faster),
+# then the kernel corpus in a Debian 6.1 guest.
+test: lint vm-deps html-deps
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'TestZoo|TestSearch|TestGenTracesRunOnModel' ./fuzz
 	$(MAKE) --no-print-directory vm-test
@@ -48,6 +48,18 @@ vm-deps:
 	    echo "vm-deps: installing qemu-system-x86 and linux-image-amd64"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 linux-image-amd64 >/dev/null; \
 	  else echo "vm-deps: qemu-system-x86 and linux-image-amd64 are missing; run as root to install them"; fi; \
+	fi
+
+# Chromium, which opens the HTML timelines of `run --html` in
+# cmd/splicecheck's TestTimelineHTMLInChromium (headless: screenshots and
+# the DOM), installed when root and missing. Unprivileged, it only says
+# that it is missing (the test then skips).
+html-deps:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "html-deps: installing chromium"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+	  else echo "html-deps: chromium is missing; run as root to install it"; fi; \
 	fi
 
 # The kernel corpus in one boot of a Debian 6.1 guest, compared with the
@@ -114,6 +126,52 @@ kernel-test: vm-deps build
 	  echo "== $$p: $$img $$mods"; \
 	  ./$(BIN) vm --kernel $$img $$mods --profile $$p --vm-timeout 15m \
 	    --expect testdata/kernel-test/$$p.expect $(KTEST_TRACES) || rc=1; \
+	done; exit $$rc
+
+# This project's fixes of two kernel findings (docs/findings/): each a
+# patch of testdata/patches/ on the linux-6.12 of `make kernels`, built
+# from a copy of its cached tree (minutes) or taken from the cache by
+# name. fix-validate boots each fixed kernel twice. First, in one boot:
+# the finding's trace and testdata/traces/fixes/ against the fix's
+# profile, which must all agree with no kernel warning (vm
+# --fail-on-warn), and every trace of kernel-test against the same
+# profile (known divergences in testdata/kernel-test/PROFILE.expect); the
+# kernel corpus's outputs must then equal the unpatched 6.12.118's
+# goldens (testdata/golden/linux-6.12) except the traces listed in
+# testdata/kernel-test/PROFILE.changes, which the fix changes. Second, a
+# differential campaign of FIX_CAMPAIGN_TRACES generated traces: the
+# model's profile against the fixed kernel (check --diff vm), nothing NEW.
+FIX_PROFILES = linux-6.12+fix-cork-copybreak linux-6.12+fix-psock-delete-seq
+FIX_CAMPAIGN_TRACES ?= 40
+fix-kernels: build
+	@if [ -z "$(KERNEL_INPUTS)" ] || [ ! -f "$(KERNEL_INPUTS)/minimal-sockmap.config" ]; then \
+	  echo "fix-kernels: KERNEL_INPUTS=$(KERNEL_INPUTS) has no minimal-sockmap.config; set KERNEL_INPUTS to the kernel inputs directory" >&2; exit 2; fi
+	@echo "== linux-6.12 + btf fixes + fix-cork-copybreak"; $(KBUILD) --name linux-6.12+fix-cork-copybreak \
+	  --patch testdata/patches/bpf-sockmap-cork-copy-position.patch
+	@echo "== linux-6.12 + btf fixes + fix-psock-delete-seq"; $(KBUILD) --name linux-6.12+fix-psock-delete-seq \
+	  --patch testdata/patches/bpf-sockmap-stop-strp-copied-seq.patch
+fix-validate: vm-deps build
+	@if [ -n "$(KERNEL_INPUTS)" ]; then $(MAKE) --no-print-directory fix-kernels; fi
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; rc=0; \
+	for p in $(FIX_PROFILES); do \
+	  case $$p in \
+	    *fix-cork-copybreak) own="testdata/traces/kernel/kf_cork_apply_stale_bytes.trace $$(ls testdata/traces/fixes/cork_*.trace)";; \
+	    *fix-psock-delete-seq) own="testdata/traces/findings/psock_delete_strparser_seq_warn.trace $$(ls testdata/traces/fixes/psock_*.trace)";; \
+	  esac; \
+	  paths=$$(./$(BIN) kernel path $(if $(KERNEL_CACHE),--cache $(KERNEL_CACHE)) $$p) || exit 2; img=$$(head -1 <<<"$$paths"); \
+	  echo "== $$p: its finding, testdata/traces/fixes/ and the kernel-test traces against the model, one boot"; \
+	  ./$(BIN) vm --kernel $$img --profile $$p --vm-timeout 15m --fail-on-warn --record $$tmp \
+	    --expect testdata/kernel-test/$$p.expect $$own $(KTEST_TRACES) || rc=1; \
+	  echo "== $$p: the kernel corpus against the unpatched linux-6.12's goldens"; \
+	  same=0; for g in testdata/golden/linux-6.12/*.out; do \
+	    n=$$(basename $$g .out); why=$$(sed -n "s/^$$n\.trace: //p" testdata/kernel-test/$$p.changes); \
+	    if cmp -s $$g $$tmp/$$p/$$n.out; then \
+	      if [ -n "$$why" ] && [ "$${why#race:}" = "$$why" ]; then echo "UNCHANGED $$n, listed in $$p.changes: $$why"; rc=1; else same=$$((same+1)); fi; \
+	    elif [ -n "$$why" ]; then echo "changed   $$n: $$why"; \
+	    else echo "CHANGED   $$n, not in testdata/kernel-test/$$p.changes"; diff $$g $$tmp/$$p/$$n.out | head -6; rc=1; fi; \
+	  done; echo "$$same corpus traces unchanged"; \
+	  echo "== $$p: check --diff vm, $(FIX_CAMPAIGN_TRACES) generated traces, one boot"; \
+	  ./$(BIN) check --diff vm --kernel $$img --profile $$p --traces $(FIX_CAMPAIGN_TRACES) --out $$tmp/check || rc=1; \
 	done; exit $$rc
 
 lint:

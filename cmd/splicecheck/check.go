@@ -185,6 +185,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 		sh.Backend, sh.Diff = *backendName, *diff
 		cr.shard = &sh
 	}
+	if !*worker {
+		cr.writeTimelines(ctx) // a worker's parent writes them, after the merge
+	}
 	if ctx.Err() != nil {
 		return cr.interrupt(ctx)
 	}
@@ -214,6 +217,9 @@ type checkReport struct {
 	withRef  bool // the agrees-with-reference property is checked
 	replay   replayer
 	shard    *fuzz.Shard // a shard's result, for merge (--format json)
+	// timelines maps each counterexample file to the HTML timeline
+	// written beside it (writeTimelines).
+	timelines map[string]string
 }
 
 // print prints the outcomes and returns errDiverged when a property
@@ -313,8 +319,9 @@ type jsonCell struct {
 	Known     map[string]int `json:"known,omitempty"` // signature: traces that failed with it
 	Signature string         `json:"signature,omitempty"`
 	Detail    string         `json:"detail,omitempty"`
-	File      string         `json:"file,omitempty"`   // the counterexample
-	Replay    string         `json:"replay,omitempty"` // the command that replays it
+	File      string         `json:"file,omitempty"`     // the counterexample
+	Replay    string         `json:"replay,omitempty"`   // the command that replays it
+	Timeline  string         `json:"timeline,omitempty"` // its HTML timeline
 }
 
 func (cr *checkReport) json() jsonCheck {
@@ -327,7 +334,7 @@ func (cr *checkReport) json() jsonCheck {
 		switch {
 		case o.Failed:
 			c.Status, c.Signature, c.Detail, c.File = "NEW", o.Violation.Signature(), o.Detail, o.File
-			c.Replay = cr.replay.command(o)
+			c.Replay, c.Timeline = cr.replay.command(o), cr.timelines[o.File]
 		case len(o.Known) > 0:
 			c.Status = "known"
 		}
@@ -351,6 +358,9 @@ func (cr *checkReport) ktap(skipReason string) []ktapResult {
 			r.diag = []string{"NEW " + o.Violation.Signature() + ": " + o.Detail}
 			if o.File != "" {
 				r.diag = append(r.diag, "counterexample: "+o.File, "replay: "+cr.replay.command(o))
+			}
+			if html := cr.timelines[o.File]; html != "" {
+				r.diag = append(r.diag, "timeline: "+html)
 			}
 		case len(o.Known) > 0:
 			r.directive = "XFAIL known: " + knownCell(o)
@@ -539,6 +549,9 @@ func (cr *checkReport) table() error {
 	for _, o := range outs {
 		if o.Failed && cr.shown(o.Property) && o.File != "" {
 			fmt.Fprintf(e.stdout, "  %s, %s: replay: %s\n", o.Profile, o.Property, cr.replay.command(o))
+			if html := cr.timelines[o.File]; html != "" {
+				fmt.Fprintf(e.stdout, "  %s, %s: timeline: %s\n", o.Profile, o.Property, html)
+			}
 		}
 	}
 	if unexpected := cr.newFailures(); unexpected > 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/splicecheck/splicecheck/fuzz"
+	"github.com/splicecheck/splicecheck/internal/timeline"
 	"github.com/splicecheck/splicecheck/trace"
 )
 
@@ -86,12 +87,16 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	stats := fs.Bool("stats", false, "after each trace, print the model's copy accounting: per op kind, bytes moved, bytes the kernel copied, copies per byte")
 	pcap := fs.String("pcap", "", "netstack backend: write a pcap capture of the run's TCP segments to `FILE` (one trace only)")
 	twoHost := fs.Bool("two-host", false, "netstack backend: connections between two stacks over a 1500-byte link instead of one loopback stack")
+	html := fs.String("html", "", "model backends: write the run's timeline to `FILE`, one self-contained HTML page (threads, kernel contexts,\nqueue lengths; a counterexample's violation marked where it shows; one trace only)")
 	var vf vmFlags
 	vf.register(fs)
 	var in traceInput
 	in.register(fs)
 	paths, err := parseFlags(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := checkHTMLFlag(*html, *backend, len(paths)); err != nil {
 		return err
 	}
 	if err := vf.check(*backend == "vm"); err != nil {
@@ -136,12 +141,12 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer reportBackend(e, b)
-	rs := runState{e: e, b: b, opts: opts, json: rf.json, many: len(traces) > 1}
+	rs := runState{e: e, b: b, opts: opts, json: rf.json, many: len(traces) > 1, html: *html}
 	for _, t := range traces {
 		if h, ok := in.header(t); ok && (*backend == "model" || *backend == "netstack") && !*stats {
 			// A counterexample: run it as the campaign did and judge
 			// the property it names.
-			fails, err := replayCounterexample(ctx, e, t, h, *backend, cfg, opts, rf.json)
+			fails, err := replayCounterexample(ctx, e, t, h, *backend, cfg, opts, rf.json, *html)
 			if err != nil {
 				return rs.stop(ctx, err)
 			}
@@ -171,7 +176,8 @@ type runState struct {
 	b       trace.Backend
 	opts    trace.Options
 	json    bool
-	many    bool // more than one trace: text output heads each with its name
+	many    bool   // more than one trace: text output heads each with its name
+	html    string // --html: the file of the (one) trace's timeline
 	runs    []jsonRun
 	ran     int    // traces run to their end
 	failing int    // counterexamples that still fail
@@ -187,7 +193,14 @@ func (rs *runState) runOne(ctx context.Context, t *trace.Trace) error {
 	if err != nil {
 		return inFile(t, err)
 	}
+	o.Timeline = rs.html != ""
 	res, err := rs.b.Run(ctx, t, o)
+	if rs.html != "" && res.Timeline != nil {
+		// A run that failed too: its page marks where.
+		if werr := writeTimeline(rs.html, timeline.Page{Trace: t, Timeline: res.Timeline, Backend: rs.b.Name(), Profile: o.Profile}); werr != nil {
+			return fmt.Errorf("--html: %w", werr)
+		}
+	}
 	obs, st := res.Obs, res.Stats
 	cut := err != nil && ctx.Err() != nil
 	if err != nil && !cut {
@@ -251,25 +264,24 @@ func (rs *runState) stop(ctx context.Context, err error) error {
 // replayCounterexample runs counterexample t on the campaign's model (the
 // header's mutations planted, unless --mutate names others), prints its
 // observations and the verdict on the property it names, and reports
-// whether the property still fails.
-func replayCounterexample(ctx context.Context, e *env, t *trace.Trace, h fuzz.Header, backend string, cfg backendConfig, opts trace.Options, asJSON bool) (bool, error) {
-	if len(cfg.mutations) == 0 {
-		cfg.mutations = h.Mutations
-	}
-	cfg.campaign = true
-	b, err := openBackend("--backend", backend, cfg)
-	if err != nil {
-		return false, err
-	}
+// whether the property still fails. With html set it writes the run's
+// timeline there, the violation marked.
+func replayCounterexample(ctx context.Context, e *env, t *trace.Trace, h fuzz.Header, backend string, cfg backendConfig, opts trace.Options, asJSON bool, html string) (bool, error) {
 	if opts.Profile != "" {
 		t.Profile = opts.Profile
 	}
-	r, v, err := fuzz.Replay(ctx, b, t, h.Property)
+	r, v, name, err := replayRecorded(ctx, t, h, backend, cfg, html != "")
 	if err != nil {
-		return false, inFile(t, err)
+		return false, err
+	}
+	if html != "" {
+		if err := writeTimeline(html, timeline.Page{Trace: t, Timeline: r.Timeline, Backend: name, Profile: t.Profile,
+			Verdict: verdictOf(h.Property, v)}); err != nil {
+			return false, fmt.Errorf("--html: %w", err)
+		}
 	}
 	if r.Err != nil && v == nil {
-		return false, fmt.Errorf("run %s on %s: %w", t.File, b.Name(), r.Err)
+		return false, fmt.Errorf("run %s on %s: %w", t.File, name, r.Err)
 	}
 	verdict := map[string]any{"trace": t.File, "property": h.Property, "holds": v == nil}
 	if v != nil {

@@ -4,6 +4,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -37,4 +38,17 @@ func Unavailable(t testing.TB, reason string) {
 		return // Fatalf ends a real test; a recording fake needs the return
 	}
 	t.Skip(reason)
+}
+
+// RequireCommand returns the path of the program name, or makes the test
+// Unavailable (a skip, a failure under SPLICECHECK_REQUIRE_KERNEL=1)
+// with one line naming it and how to get it (hint: a make target).
+func RequireCommand(t testing.TB, name, hint string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Unavailable(t, name+" is not installed ("+hint+")")
+		return ""
+	}
+	return p
 }

@@ -43,3 +43,20 @@ func TestRequireKernel(t *testing.T) {
 		}
 	}
 }
+
+func TestRequireCommand(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for _, env := range []string{"", "1"} {
+		t.Setenv(RequireKernelEnv, env)
+		f := &fakeTB{}
+		if p := RequireCommand(f, "no-such-program", "make deps installs it"); p != "" {
+			t.Fatalf("found %q in an empty PATH", p)
+		}
+		if f.skipped == (env == "1") || f.failed != (env == "1") {
+			t.Errorf("env %q: skipped=%v failed=%v", env, f.skipped, f.failed)
+		}
+		if f.skipped && f.msg != "no-such-program is not installed (make deps installs it)" {
+			t.Errorf("skip message %q", f.msg)
+		}
+	}
+}
