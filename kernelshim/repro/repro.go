@@ -148,7 +148,7 @@ func (g *gen) tables() error {
 	g.printf("};\n")
 	g.errnos()
 	g.printRanges()
-	if err := g.pairProg(); err != nil {
+	if err := g.pairProg(usesPair == 1); err != nil {
 		return err
 	}
 
@@ -350,8 +350,13 @@ func (g *gen) prog(i int, op *trace.Op, mt trace.MapType) (string, error) {
 }
 
 // pairProg writes the sock_ops program of `conn A B pair` (the RFC's
-// bpf_sock_splice_pair) and where its holes are.
-func (g *gen) pairProg() error {
+// bpf_sock_splice_pair) and where its holes are; for a trace that pairs
+// nothing, an empty stand-in.
+func (g *gen) pairProg(pairs bool) error {
+	if !pairs {
+		g.printf("#define NPAIR 1\nstatic const struct bpf_insn pair_prog[NPAIR];\nstatic const struct { int insn, what; } pair_holes[1];\n")
+		return nil
+	}
 	n, holes, err := g.insns("pair_prog", kernelshim.RFCPairProgram(holeRendezvous, holeResults, holeKfunc),
 		map[int32]string{holeRendezvous: "HOLE_RENDEZVOUS", holeResults: "HOLE_RESULTS", holeKfunc: "HOLE_KFUNC"})
 	if err != nil {
