@@ -186,7 +186,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 		cr.shard = &sh
 	}
 	if !*worker {
-		cr.writeTimelines(ctx) // a worker's parent writes them, after the merge
+		cr.writeCompanions(ctx) // a worker's parent writes them, after the merge
 	}
 	if ctx.Err() != nil {
 		return cr.interrupt(ctx)
@@ -218,8 +218,9 @@ type checkReport struct {
 	replay   replayer
 	shard    *fuzz.Shard // a shard's result, for merge (--format json)
 	// timelines maps each counterexample file to the HTML timeline
-	// written beside it (writeTimelines).
-	timelines map[string]string
+	// written beside it (writeTimelines), reproducers to its C
+	// reproducer (writeReproducers).
+	timelines, reproducers map[string]string
 }
 
 // print prints the outcomes and returns errDiverged when a property
@@ -319,9 +320,10 @@ type jsonCell struct {
 	Known     map[string]int `json:"known,omitempty"` // signature: traces that failed with it
 	Signature string         `json:"signature,omitempty"`
 	Detail    string         `json:"detail,omitempty"`
-	File      string         `json:"file,omitempty"`     // the counterexample
-	Replay    string         `json:"replay,omitempty"`   // the command that replays it
-	Timeline  string         `json:"timeline,omitempty"` // its HTML timeline
+	File      string         `json:"file,omitempty"`       // the counterexample
+	Replay    string         `json:"replay,omitempty"`     // the command that replays it
+	Timeline  string         `json:"timeline,omitempty"`   // its HTML timeline
+	Repro     string         `json:"reproducer,omitempty"` // its C reproducer
 }
 
 func (cr *checkReport) json() jsonCheck {
@@ -334,7 +336,7 @@ func (cr *checkReport) json() jsonCheck {
 		switch {
 		case o.Failed:
 			c.Status, c.Signature, c.Detail, c.File = "NEW", o.Violation.Signature(), o.Detail, o.File
-			c.Replay, c.Timeline = cr.replay.command(o), cr.timelines[o.File]
+			c.Replay, c.Timeline, c.Repro = cr.replay.command(o), cr.timelines[o.File], cr.reproducers[o.File]
 		case len(o.Known) > 0:
 			c.Status = "known"
 		}
@@ -361,6 +363,9 @@ func (cr *checkReport) ktap(skipReason string) []ktapResult {
 			}
 			if html := cr.timelines[o.File]; html != "" {
 				r.diag = append(r.diag, "timeline: "+html)
+			}
+			if c := cr.reproducers[o.File]; c != "" {
+				r.diag = append(r.diag, "reproducer: "+c)
 			}
 		case len(o.Known) > 0:
 			r.directive = "XFAIL known: " + knownCell(o)
@@ -551,6 +556,9 @@ func (cr *checkReport) table() error {
 			fmt.Fprintf(e.stdout, "  %s, %s: replay: %s\n", o.Profile, o.Property, cr.replay.command(o))
 			if html := cr.timelines[o.File]; html != "" {
 				fmt.Fprintf(e.stdout, "  %s, %s: timeline: %s\n", o.Profile, o.Property, html)
+			}
+			if c := cr.reproducers[o.File]; c != "" {
+				fmt.Fprintf(e.stdout, "  %s, %s: reproducer: %s\n", o.Profile, o.Property, c)
 			}
 		}
 	}

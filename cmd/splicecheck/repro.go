@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 
+	"github.com/splicecheck/splicecheck/fuzz"
 	"github.com/splicecheck/splicecheck/kernelshim/repro"
 	"github.com/splicecheck/splicecheck/trace"
 )
@@ -78,4 +81,61 @@ func leadingComments(head []byte) []string {
 		notes = append(notes, strings.TrimSpace(strings.TrimPrefix(line, "#")))
 	}
 	return notes
+}
+
+// writeCompanions writes, beside each counterexample file the campaign
+// wrote, its timeline (writeTimelines) and its C reproducer
+// (writeReproducers).
+func (cr *checkReport) writeCompanions(ctx context.Context) {
+	cr.writeTimelines(ctx)
+	cr.writeReproducers()
+}
+
+// writeReproducers writes the C reproducer of each counterexample file
+// the campaign wrote beside it (FILE.trace's is FILE.c), when C can
+// express the trace (FreeBSD's SO_SPLICE cannot: no file); cr.reproducers
+// records them. A reproducer that cannot be written is reported on
+// stderr and skipped: the counterexample stands without it.
+func (cr *checkReport) writeReproducers() {
+	for _, o := range cr.outs {
+		for _, ce := range []struct {
+			file string
+			text []byte
+		}{{o.File, o.FileText}, {o.InFlightFile, o.InFlightText}} {
+			if ce.file == "" {
+				continue
+			}
+			c := strings.TrimSuffix(ce.file, ".trace") + ".c"
+			err := writeReproducer(ce.file, ce.text, c)
+			if errors.Is(err, repro.ErrUnsupported) {
+				continue
+			}
+			if err != nil {
+				fmt.Fprintf(cr.e.stderr, "splicecheck: no reproducer of %s: %s\n", ce.file, oneLine(err.Error()))
+				continue
+			}
+			if cr.reproducers == nil {
+				cr.reproducers = map[string]string{}
+			}
+			cr.reproducers[ce.file] = c
+		}
+	}
+}
+
+// writeReproducer writes the C reproducer of counterexample file (its
+// text) to c.
+func writeReproducer(file string, text []byte, c string) error {
+	t, err := trace.Parse(file, text)
+	if err != nil {
+		return err
+	}
+	h := repro.Header{Generator: "splicecheck " + versionString(), Profile: t.Profile, Notes: leadingComments(text)}
+	if ch, ok := fuzz.ReadHeader(text); ok && ch.Profile != "" {
+		h.Profile = ch.Profile
+	}
+	src, err := repro.C(t, h)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(c, src, 0o644)
 }

@@ -251,7 +251,7 @@ func printMerged(ctx context.Context, e *env, format string, profiles []string, 
 	}
 	cr := &checkReport{e: e, format: format, profiles: profiles, outs: outs,
 		withRef: len(s.Mutations) > 0 || s.Diff != "", replay: replayer{backend: backend, diff: s.Diff}}
-	cr.writeTimelines(ctx)
+	cr.writeCompanions(ctx)
 	if ctx.Err() != nil {
 		return cr.interrupt(ctx)
 	}

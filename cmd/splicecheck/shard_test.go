@@ -29,7 +29,7 @@ func tableOf(t *testing.T, out string) jsonCheck {
 	}
 	d.Shard = nil
 	for i := range d.Cells {
-		d.Cells[i].File, d.Cells[i].Replay, d.Cells[i].Timeline = "", "", "" // the directory differs
+		d.Cells[i].File, d.Cells[i].Replay, d.Cells[i].Timeline, d.Cells[i].Repro = "", "", "", "" // the directory differs
 	}
 	return d
 }
@@ -109,9 +109,10 @@ func TestJobsLikeOneRun(t *testing.T) {
 		t.Fatalf("--jobs 2: exit %d\n%s", code, errOut)
 	}
 	sameTable(t, "--jobs 2", tableOf(t, out2), tableOf(t, out1))
-	// Each counterexample has its timeline beside it, the merge's too.
-	checkTimelines(t, out1)
-	checkTimelines(t, out2)
+	// Each counterexample has its timeline and its C reproducer beside
+	// it, the merge's too.
+	checkCompanions(t, out1)
+	checkCompanions(t, out2)
 	if code, _, errOut := runCLI(t, "check", "--jobs", "2", "--diff", "kernel", "--traces", "1"); code != exitBadInput || !strings.Contains(errOut, "--jobs") {
 		t.Errorf("--jobs 2 --diff kernel: exit %d, %q", code, errOut)
 	}

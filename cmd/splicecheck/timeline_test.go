@@ -277,10 +277,12 @@ func TestRunHTMLBadInput(t *testing.T) {
 	}
 }
 
-// checkTimelines verifies what check's JSON document (out) says of its
-// timelines: each NEW cell's counterexample has its page beside it,
-// marked with the cell's property.
-func checkTimelines(t *testing.T, out string) {
+// checkCompanions verifies what check's JSON document (out) says of the
+// files beside its counterexamples: each NEW cell's counterexample has
+// its page beside it, marked with the cell's property, and its C
+// reproducer, which opens with the counterexample's verdict and holds
+// every op of the trace.
+func checkCompanions(t *testing.T, out string) {
 	t.Helper()
 	var d jsonCheck
 	if err := json.Unmarshal([]byte(out), &d); err != nil {
@@ -303,6 +305,24 @@ func checkTimelines(t *testing.T, out string) {
 		}
 		if !strings.Contains(string(page), `aria-label="violation of `+c.Property+` at step `) {
 			t.Errorf("%s does not mark %s", c.Timeline, c.Property)
+		}
+		if c.Repro != strings.TrimSuffix(c.File, ".trace")+".c" {
+			t.Errorf("%s %s: reproducer %q beside %q", c.Profile, c.Property, c.Repro, c.File)
+			continue
+		}
+		src, err := os.ReadFile(c.Repro)
+		tr, terr := trace.ParseFile(c.File)
+		if err != nil || terr != nil {
+			t.Error(err, terr)
+			continue
+		}
+		if !strings.Contains(string(src), "property: "+c.Property) {
+			t.Errorf("%s does not name %s", c.Repro, c.Property)
+		}
+		for i := range tr.Ops {
+			if op := tr.Ops[i].String(); !strings.Contains(string(src), "\""+op+"\"") {
+				t.Errorf("%s lacks op %q", c.Repro, op)
+			}
 		}
 	}
 	if n == 0 {
