@@ -139,7 +139,7 @@ struct thr {
 	_Atomic int phase;
 	_Atomic long sysno;
 	int efd;            /* eventfd: the runner's abort of a sleep or iocopy */
-	int queue[NOPS], qhead, qtail;
+	int *queue, qhead, qtail; /* its ops, as many as the trace gives it */
 	pthread_cond_t cond;
 	/* Guarded by mu. */
 	int dispatched, completed, running, joining, cur;
@@ -1864,10 +1864,14 @@ int main(void)
 		socks[i] = (struct sock){ .fd = -1, .pipe_r = -1, .pipe_w = -1, .hold_fd = -1 };
 	for (int i = 0; i < NMAPS; i++)
 		maps[i].fd = -1;
+	int nops[NTHREADS] = { 0 };
+	for (int i = 0; i < NOPS; i++)
+		nops[ops[i].thread]++;
 	for (int i = 0; i < NOPS; i++) {
 		struct thr *t = &thrs[ops[i].thread];
 		if (t->started)
 			continue;
+		t->queue = xcalloc(nops[ops[i].thread], sizeof(int));
 		t->started = 1;
 		t->dupfd = -1;
 		t->cur = -1;
