@@ -312,6 +312,9 @@ const (
 	fnRefTCPScheduleLossProbe               // tcp_schedule_loss_probe
 	fnRefTCPSendLossProbe                   // tcp_send_loss_probe
 	fnRefTCPDelackTimer                     // tcp_delack_timer_handler
+	fnRefTCPCheckProbeTimer                 // tcp_check_probe_timer
+	fnRefTCPProbeTimer                      // tcp_probe_timer
+	fnRefTCPWriteWakeup                     // tcp_write_wakeup
 	fnTcpResetErr                           // tcp_reset
 	fnTcpDoneSock                           // tcp_done
 	fnTcpCloseState                         // tcp_close_state
@@ -711,6 +714,9 @@ var fnTable = [numFn]fnInfo{
 	fnRefTCPScheduleLossProbe:     {"refTCP.scheduleLossProbe", "tcp_schedule_loss_probe", "tcp_ref_timer.go"},
 	fnRefTCPSendLossProbe:         {"refTCP.sendLossProbe", "tcp_send_loss_probe", "tcp_ref_timer.go"},
 	fnRefTCPDelackTimer:           {"refTCP.delackTimer", "tcp_delack_timer_handler", "tcp_ref_timer.go"},
+	fnRefTCPCheckProbeTimer:       {"refTCP.checkProbeTimer", "tcp_check_probe_timer", "tcp_ref_timer.go"},
+	fnRefTCPProbeTimer:            {"refTCP.probeTimer", "tcp_probe_timer", "tcp_ref_timer.go"},
+	fnRefTCPWriteWakeup:           {"refTCP.writeWakeup", "tcp_write_wakeup", "tcp_ref_timer.go"},
 	fnTcpResetErr:                 {"tcpResetErr", "tcp_reset", "tcp_state.go"},
 	fnTcpDoneSock:                 {"tcpDoneSock", "tcp_done", "tcp_state.go"},
 	fnTcpCloseState:               {"tcpCloseState", "tcp_close_state", "tcp_state.go"},

@@ -62,6 +62,10 @@ type tcpSock struct {
 	tlpLong bool
 	tlpOp   uint64
 	tlpAt   vtime
+	// probe0Armed: the zero-window probe timer (ICSK_TIME_PROBE0) is
+	// queued, probe0Backoff its icsk_backoff.
+	probe0Armed   bool
+	probe0Backoff uint
 
 	// The receive side: the window offered (rcv_wnd from rcv_wup), its
 	// scale, rcv_ssthresh and window_clamp, advmss, the peer's MSS as

@@ -19,8 +19,9 @@ package linux
 // so do the ones they arm (80 ms). The model arms both as kernel work of
 // the op's settle (tcpTimers, sched.deferSettleTimer) instead of in
 // virtual time; a probe with one packet out (200 ms and more) fires two
-// ops later. The retransmission and zero-window probe timers are not
-// modelled, nor SACK and the out-of-order queue.
+// ops later. The zero-window probe timer runs in virtual time
+// (checkProbeTimer); the retransmission timer is not modelled, nor SACK
+// and the out-of-order queue.
 
 import "time"
 
@@ -29,6 +30,7 @@ import "time"
 const (
 	tcpDelackMin    = 40 * time.Millisecond  // TCP_DELACK_MIN
 	tcpRTOMin       = 200 * time.Millisecond // TCP_RTO_MIN
+	tcpRTOMax       = 120 * time.Second      // TCP_RTO_MAX
 	tcpMSSDefault   = 536                    // TCP_MSS_DEFAULT
 	tcpMinMSS       = 88                     // TCP_MIN_MSS
 	tcpInitCwnd     = 10                     // TCP_INIT_CWND

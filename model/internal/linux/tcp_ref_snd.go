@@ -304,13 +304,17 @@ func (r *refTCP) tcpPush(tp *tcpSock, flags, mss, nonagle int) {
 }
 
 // pushPendingFrames mirrors __tcp_push_pending_frames()
-// (net/ipv4/tcp_output.c, v6.18).
+// (net/ipv4/tcp_output.c, v6.18): when tcp_write_xmit sends nothing and
+// leaves data queued with nothing in flight (a corked or Nagle-held
+// segment, a closed window), tcp_check_probe_timer.
 func (r *refTCP) pushPendingFrames(tp *tcpSock, mss, nonagle int) {
 	r.k.reach(fnRefTCPPushPendingFrames)
 	if tp.sk.State == tcpClose {
 		return
 	}
-	r.writeXmit(tp, mss, nonagle, 0)
+	if !r.writeXmit(tp, mss, nonagle, 0) && tp.packetsOut == 0 && len(tp.writeQueue) > 0 {
+		r.checkProbeTimer(tp)
+	}
 }
 
 // pushOne mirrors tcp_push_one() (net/ipv4/tcp_output.c, v6.18): send

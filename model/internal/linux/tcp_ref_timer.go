@@ -1,7 +1,8 @@
 package linux
 
 // The reference TCP's timers: the tail loss probe and the delayed ACK,
-// armed as kernel work of an op's settle (see tcp_ref_flow.go, "Time").
+// armed as kernel work of an op's settle (see tcp_ref_flow.go, "Time"),
+// and the zero-window probe timer, in virtual time.
 
 // scheduleLossProbe mirrors tcp_schedule_loss_probe()
 // (net/ipv4/tcp_output.c, v6.18): with segments in flight, a probe
@@ -142,4 +143,81 @@ func (r *refTCP) delackTimer(tp *tcpSock) {
 		tp.pingpong = false
 		r.sendAck(tp)
 	}
+}
+
+// checkProbeTimer mirrors tcp_check_probe_timer() (include/net/tcp.h,
+// v6.18): with data queued and nothing in flight, the probe timer
+// (ICSK_TIME_PROBE0) is armed for tcp_probe0_base, the RTO (TCP_RTO_MIN
+// on loopback), unless a timer is pending. On loopback it is what sends a
+// segment tcp_push corked (MSG_MORE: TCP_NAGLE_CORK) that no ACK will
+// release: after 200 ms, tcp_write_wakeup sends what the window allows,
+// and the ACK of it lets tcp_data_snd_check push the rest (measured on
+// 6.12.118: testdata/traces/kernel/kf_cork_apply_stale_bytes.trace with
+// the fix of testdata/patches/bpf-sockmap-cork-copy-position.patch, a
+// recv that waits for the 32760 bytes a cork's one element holds).
+//
+// Unlike Linux, the timer runs in virtual time only (sched.addTimer):
+// it fires while a thread waits or a sleep passes, not in an op's settle
+// (the kernel backend settles for at most 100 ms, and only while a
+// segment is unacknowledged).
+func (r *refTCP) checkProbeTimer(tp *tcpSock) {
+	r.k.reach(fnRefTCPCheckProbeTimer)
+	if tp.packetsOut > 0 || tp.probe0Armed || tp.tlpArmed {
+		return
+	}
+	tp.probe0Armed = true
+	sk := tp.sk
+	r.k.s.addTimer("tcp_probe0", min(tcpRTOMin<<tp.probe0Backoff, tcpRTOMax), func() {
+		r.k.s.raiseSoftirq("tcp_write_timer", func() { sk.bhRun(func() { r.probeTimer(tp) }) })
+	})
+}
+
+// probeTimer mirrors tcp_probe_timer() and tcp_send_probe0()
+// (net/ipv4/tcp_timer.c, net/ipv4/tcp_output.c, v6.18): with something in
+// flight or nothing queued the probe is over; else tcp_write_wakeup, and
+// the timer again, backed off, while nothing is in flight.
+//
+// Unlike Linux, no probe count limits it (tcp_retries2, the orphan
+// retries): a loopback peer always answers.
+func (r *refTCP) probeTimer(tp *tcpSock) {
+	r.k.reach(fnRefTCPProbeTimer)
+	tp.probe0Armed = false
+	if tp.unhashed || tp.tw || tp.packetsOut > 0 || len(tp.writeQueue) == 0 {
+		tp.probe0Backoff = 0
+		return
+	}
+	r.writeWakeup(tp)
+	if tp.packetsOut > 0 || len(tp.writeQueue) == 0 {
+		tp.probe0Backoff = 0
+		return
+	}
+	tp.probe0Backoff++
+	r.checkProbeTimer(tp)
+}
+
+// writeWakeup mirrors tcp_write_wakeup() (net/ipv4/tcp_output.c, v6.18):
+// send the send head, cut to the window and one MSS, with PSH.
+//
+// Unlike Linux, a closed window sends nothing (tcp_xmit_probe_skb's
+// out-of-window ACK): the model's peer announces its window when it opens.
+func (r *refTCP) writeWakeup(tp *tcpSock) {
+	r.k.reach(fnRefTCPWriteWakeup)
+	if tp.sk.State == tcpClose || tp.peer == nil {
+		return
+	}
+	skb := tp.sendHead()
+	if skb == nil || int32(skb.Seq-tp.wndEnd()) >= 0 {
+		return
+	}
+	mss, _ := r.sendMSS(tp)
+	segSize := int(tp.wndEnd() - skb.Seq)
+	if int32(tp.pushedSeq-skb.EndSeq) < 0 {
+		tp.pushedSeq = skb.EndSeq
+	}
+	if segSize < skb.Len || skb.Len > mss {
+		r.tsoFragment(tp, 0, min(segSize, mss))
+	}
+	skb.tcpPSH = true
+	r.transmitSkb(tp, skb, mss)
+	r.eventNewDataSent(tp, skb, mss)
 }
