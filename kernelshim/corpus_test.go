@@ -21,9 +21,11 @@ const (
 // kernelCorpus is the kernel corpus with this kernel's goldens. The
 // backend ignores the profile; the runner only checks that it is known.
 func kernelCorpus(t testing.TB) corpustest.Corpus {
+	profile := corpustest.KernelProfile(t)
 	return corpustest.Corpus{
-		Dir: corpusDir, Goldens: goldenRoot, Profile: corpustest.KernelProfile(t),
+		Dir: corpusDir, Goldens: goldenRoot, Profile: profile,
 		Options: trace.Options{Profile: trace.DefaultBase}, Records: true,
+		Races: corpustest.ReadRaces(t, "../testdata/kernel-test/"+profile+".expect"),
 	}
 }
 

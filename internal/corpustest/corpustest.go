@@ -14,6 +14,7 @@ package corpustest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -62,6 +63,11 @@ type Corpus struct {
 	// Gaps are the traces the backend is known to get wrong, name (the
 	// file name without .trace) to reason.
 	Gaps map[string]string
+	// Races are the traces whose outcome is the kernel's timing, name to
+	// reason (an expect file's `race:` entries, ReadRaces): one that
+	// diverges is run again, at most raceRuns times in all, and agrees
+	// when one run does.
+	Races map[string]string
 	// Partial: only the traces that have a golden are run (a profile
 	// whose kernel ran part of the corpus); otherwise a missing golden
 	// fails the test.
@@ -140,15 +146,23 @@ func Check(t *testing.T, b trace.Backend, c Corpus) (agree int) {
 	}
 	for _, k := range cases {
 		t.Run(k.Name, func(t *testing.T) {
-			obs, err := trace.Observe(context.Background(), b, k.Trace, opts)
-			if err != nil {
-				t.Fatal(err)
+			var divs []trace.Divergence
+			for run := 1; ; run++ {
+				obs, err := trace.Observe(context.Background(), b, k.Trace, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if *update {
+					record(t, k.Path, obs)
+					return
+				}
+				divs = trace.DiffGolden(obs, k.Golden)
+				race, isRace := c.Races[k.Name]
+				if len(divs) == 0 || !isRace || run == raceRuns {
+					break
+				}
+				t.Logf("run %d of %d diverges (%s): %s", run, raceRuns, race, divs[0])
 			}
-			if *update {
-				record(t, k.Path, obs)
-				return
-			}
-			divs := trace.DiffGolden(obs, k.Golden)
 			why, gap := c.Gaps[k.Name]
 			switch {
 			case gap && len(divs) == 0:
@@ -167,6 +181,31 @@ func Check(t *testing.T, b trace.Backend, c Corpus) (agree int) {
 	}
 	t.Logf("%s %s: %d/%d agree with the goldens, %d known gaps", c.Dir, c.Profile, agree, len(cases), len(c.Gaps))
 	return agree
+}
+
+// raceRuns is how many times Check runs a trace of Corpus.Races that
+// diverges before it reports the divergence.
+const raceRuns = 3
+
+// ReadRaces returns the `race:` entries of an expect file
+// (testdata/kernel-test/PROFILE.expect: `NAME.trace: reason` lines), name
+// to reason; none when the file does not exist.
+func ReadRaces(tb testing.TB, path string) map[string]string {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	races := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		file, why, ok := strings.Cut(l, ": ")
+		if ok && !strings.HasPrefix(l, "#") && strings.HasPrefix(why, "race:") {
+			races[strings.TrimSuffix(file, ".trace")] = why
+		}
+	}
+	return races
 }
 
 // record writes a golden.
