@@ -43,14 +43,7 @@ func cmdRepro(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	t := traces[0]
-	h := repro.Header{Generator: "splicecheck " + versionString(), Profile: *profile, Notes: leadingComments(in.heads[t])}
-	if h.Profile == "" {
-		if ch, ok := in.header(t); ok && ch.Profile != "" {
-			h.Profile = ch.Profile
-		} else if h.Profile = t.Profile; h.Profile == "" {
-			h.Profile = trace.DefaultBase
-		}
-	}
+	h := reproHeader(t, in.heads[t], *profile)
 	if _, err := trace.ParseProfile(h.Profile); err != nil {
 		return usagef("--profile: %v", err)
 	}
@@ -66,6 +59,22 @@ func cmdRepro(ctx context.Context, e *env, args []string) error {
 		return usagef("-o: %v", err)
 	}
 	return nil
+}
+
+// reproHeader is the opening comment of t's reproducer: the comments
+// that open its file (head, the file's start) and the profile: profile
+// when given, else the counterexample header's, else the trace's
+// directive's, else trace.DefaultBase.
+func reproHeader(t *trace.Trace, head []byte, profile string) repro.Header {
+	h := repro.Header{Generator: "splicecheck " + versionString(), Profile: profile, Notes: leadingComments(head)}
+	if h.Profile == "" {
+		if ch, ok := fuzz.ReadHeader(head); ok && ch.Profile != "" {
+			h.Profile = ch.Profile
+		} else if h.Profile = t.Profile; h.Profile == "" {
+			h.Profile = trace.DefaultBase
+		}
+	}
+	return h
 }
 
 // leadingComments returns the comment lines that open a trace file,
@@ -129,11 +138,7 @@ func writeReproducer(file string, text []byte, c string) error {
 	if err != nil {
 		return err
 	}
-	h := repro.Header{Generator: "splicecheck " + versionString(), Profile: t.Profile, Notes: leadingComments(text)}
-	if ch, ok := fuzz.ReadHeader(text); ok && ch.Profile != "" {
-		h.Profile = ch.Profile
-	}
-	src, err := repro.C(t, h)
+	src, err := repro.C(t, reproHeader(t, text, ""))
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/splicecheck/splicecheck/kernelshim/repro"
+	"github.com/splicecheck/splicecheck/trace"
 )
 
 // repro --c writes the reproducer with the counterexample's verdict and
@@ -51,6 +54,42 @@ func TestReproBadInput(t *testing.T) {
 		code, out, errOut := runCLI(t, c.args...)
 		if code != exitBadInput || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, stdout %d bytes, stderr %q; want exit %d and one line with %q", c.args, code, len(out), errOut, exitBadInput, c.want)
+		}
+	}
+}
+
+// The findings' reports carry their C reproducers
+// (docs/findings/NAME.repro.c): each is what repro --c writes for its
+// trace now, but for the generator's version (SPLICECHECK_UPDATE=1
+// rewrites them). A change of the runtime or of the trace must reach the
+// report.
+func TestFindingReproducersCurrent(t *testing.T) {
+	for doc, file := range map[string]string{
+		"cork-stale-bytes": "../../testdata/traces/kernel/kf_cork_apply_stale_bytes.trace",
+		"psock-delete-seq": "../../testdata/traces/findings/psock_delete_strparser_seq_warn.trace",
+	} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := trace.Parse(strings.TrimPrefix(file, "../../"), src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := reproHeader(tr, src, "")
+		h.Generator = "splicecheck repro --c"
+		want, err := repro.C(tr, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("../../docs/findings", doc+".repro.c")
+		if os.Getenv("SPLICECHECK_UPDATE") != "" {
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := os.ReadFile(path); err != nil || string(got) != string(want) {
+			t.Errorf("%s is not what repro --c writes for %s now (%v): SPLICECHECK_UPDATE=1 go test -run %s rewrites it", path, file, err, t.Name())
 		}
 	}
 }
