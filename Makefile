@@ -115,8 +115,9 @@ kernels: build
 # (built or cached), else from the names an earlier `make kernels` left
 # in the cache. The module is loaded with ring_kbytes=16: the 16 KiB
 # rings of the loopback-splice-seq profile (its default is 64). Then the
-# C reproducers of the counterexamples run in the RFC's guest, the kernel
-# they are about (vm --repro), against the same expectations.
+# C reproducers of the counterexamples run in the guests of the two
+# loopback-splice kernels (vm --repro: the RFC's kfunc, the module's),
+# against the same expectations.
 KTEST_TRACES = $(KERNEL_TRACES) $(sort $(wildcard testdata/traces/loopback/*.trace)) \
 	$(sort $(wildcard testdata/traces/counterexamples/*.trace))
 KTEST_PROFILES = linux-6.12 linux-6.12+loopback-splice linux-6.12+loopback-splice-seq
@@ -129,11 +130,13 @@ kernel-test: vm-deps build
 	  ./$(BIN) vm --kernel $$img $$mods --profile $$p --vm-timeout 15m \
 	    --expect testdata/kernel-test/$$p.expect $(KTEST_TRACES) || rc=1; \
 	done; \
-	p=linux-6.12+loopback-splice; img=$$(./$(BIN) kernel path $(if $(KERNEL_CACHE),--cache $(KERNEL_CACHE)) $$p | head -1) || exit 2; \
-	echo "== $$p: the counterexamples' C reproducers (splicecheck repro --c), static, in the guest"; \
-	./$(BIN) vm --kernel $$img --repro --profile $$p --vm-timeout 15m \
-	  --expect testdata/kernel-test/$$p.expect $(sort $(wildcard testdata/traces/counterexamples/*.trace)) || rc=1; \
-	exit $$rc
+	for p in linux-6.12+loopback-splice linux-6.12+loopback-splice-seq; do \
+	  paths=$$(./$(BIN) kernel path $(if $(KERNEL_CACHE),--cache $(KERNEL_CACHE)) $$p) || exit 2; \
+	  img=$$(head -1 <<<"$$paths"); mods=$$(tail -n +2 <<<"$$paths" | sed 's/^/--module /; s/$$/:ring_kbytes=16/'); \
+	  echo "== $$p: the counterexamples' C reproducers (splicecheck repro --c), static, in the guest"; \
+	  ./$(BIN) vm --kernel $$img $$mods --repro --profile $$p --vm-timeout 15m \
+	    --expect testdata/kernel-test/$$p.expect $(sort $(wildcard testdata/traces/counterexamples/*.trace)) || rc=1; \
+	done; exit $$rc
 
 # This project's fixes of two kernel findings (docs/findings/): each a
 # patch of testdata/patches/ on the linux-6.12 of `make kernels`, built

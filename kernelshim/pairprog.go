@@ -292,3 +292,12 @@ func loadSockOps(name string, insns asm.Instructions, fdArray []int32) (int, err
 func RFCPairProgram(rendezvousFD, resultsFD int, pairID uint32) asm.Instructions {
 	return rfcPairInsns(rendezvousFD, resultsFD, pairID)
 }
+
+// ModulePairProgram returns the sock_ops program of `conn A B pair` on a
+// kernel with the tcp_splice module (see above): resultsFD stands for the
+// results map's fd and pairID for the id of bpf_tcp_splice_pair in the
+// module's BTF, passed at fd_array[1], which the caller replaces at load
+// time. The C reproducer writes it out as it is (kernelshim/repro).
+func ModulePairProgram(resultsFD int, pairID uint32) asm.Instructions {
+	return modulePairInsns(resultsFD, pairID)
+}

@@ -349,24 +349,36 @@ func (g *gen) prog(i int, op *trace.Op, mt trace.MapType) (string, error) {
 	return entry + " }", nil
 }
 
-// pairProg writes the sock_ops program of `conn A B pair` (the RFC's
-// bpf_sock_splice_pair) and where its holes are; for a trace that pairs
-// nothing, an empty stand-in.
+// pairProg writes the sock_ops programs of `conn A B pair` (the RFC's
+// bpf_sock_splice_pair, the tcp_splice module's bpf_tcp_splice_pair; the
+// program picks the kernel's) and where their holes are; for a trace that
+// pairs nothing, an empty stand-in.
 func (g *gen) pairProg(pairs bool) error {
 	if !pairs {
-		g.printf("#define NPAIR 1\nstatic const struct bpf_insn pair_prog[NPAIR];\nstatic const struct { int insn, what; } pair_holes[1];\n")
+		g.printf("static const struct pairprog pair_progs[2];\n")
 		return nil
 	}
-	n, holes, err := g.insns("pair_prog", kernelshim.RFCPairProgram(holeRendezvous, holeResults, holeKfunc),
-		map[int32]string{holeRendezvous: "HOLE_RENDEZVOUS", holeResults: "HOLE_RESULTS", holeKfunc: "HOLE_KFUNC"})
-	if err != nil {
-		return err
+	holes := map[int32]string{holeRendezvous: "HOLE_RENDEZVOUS", holeResults: "HOLE_RESULTS", holeKfunc: "HOLE_KFUNC"}
+	var entries []string
+	for _, p := range []struct {
+		name  string
+		insns asm.Instructions
+	}{
+		{"pair_rfc", kernelshim.RFCPairProgram(holeRendezvous, holeResults, holeKfunc)},
+		{"pair_module", kernelshim.ModulePairProgram(holeResults, holeKfunc)},
+	} {
+		n, found, err := g.insns(p.name, p.insns, holes)
+		if err != nil {
+			return err
+		}
+		g.printf("static const struct hole %s_holes[] = {", p.name)
+		for i, h := range found {
+			g.printf("%s{ %d, %s }", sep(i), h.insn, h.what)
+		}
+		g.printf("};\n")
+		entries = append(entries, fmt.Sprintf("{ %s, %d, %s_holes, %d }", p.name, n, p.name, len(found)))
 	}
-	g.printf("#define NPAIR %d\nstatic const struct { int insn, what; } pair_holes[] = {", n)
-	for i, h := range holes {
-		g.printf("%s{ %d, %s }", sep(i), h.insn, h.what)
-	}
-	g.printf("};\n")
+	g.printf("static const struct pairprog pair_progs[2] = { %s };\n", strings.Join(entries, ", "))
 	return nil
 }
 
