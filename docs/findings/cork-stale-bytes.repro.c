@@ -133,8 +133,22 @@ struct prog {
 	int nparser;
 };
 
-/* The values the pairing program's holes take at load time. */
+/* The values the pairing programs' holes take at load time. */
 enum { HOLE_RENDEZVOUS = 1, HOLE_RESULTS, HOLE_KFUNC };
+
+/* A pairing program: PAIR_RFC calls bpf_sock_splice_pair (vmlinux),
+ * PAIR_MODULE bpf_tcp_splice_pair (the tcp_splice module's BTF, passed at
+ * fd_array[1]). */
+enum { PAIR_RFC, PAIR_MODULE };
+struct hole {
+	int insn, what;
+};
+struct pairprog {
+	const struct bpf_insn *insns;
+	int n;
+	const struct hole *holes;
+	int nholes;
+};
 
 #define NOPS 11
 #define NSOCKS 2
@@ -272,9 +286,7 @@ static const long print_ranges[][2] = {
 	{ 0x2a700, 0x2b739 }, { 0x2b740, 0x2b81d }, { 0x2b820, 0x2cea1 }, { 0x2ceb0, 0x2ebe0 }, { 0x2f800, 0x2fa1d }, { 0x30000, 0x3134a },
 	{ 0x31350, 0x323af }, { 0xe0100, 0xe01ef },
 };
-#define NPAIR 1
-static const struct bpf_insn pair_prog[NPAIR];
-static const struct { int insn, what; } pair_holes[1];
+static const struct pairprog pair_progs[2];
 static const struct bpf_insn prog_2_verdict[] = {
 	{ .code = 0xbf, .dst_reg = 6, .src_reg = 1, .off = 0, .imm = 0 },
 	{ .code = 0xbf, .dst_reg = 1, .src_reg = 6, .off = 0, .imm = 0 },
@@ -917,18 +929,22 @@ int abort_step_locked(struct thr *t, int k)
 /* The pairing machinery (kernelshim/pair.go): a sock_ops program attached
  * to a cgroup of this process's own, which the process enters only while
  * a `conn A B pair` creates its sockets. At both ESTABLISHED callbacks the
- * program inserts the socket into a rendezvous sockhash, looks up its
- * peer and calls bpf_sock_splice_pair(peer, skops), recording the stage
- * it reached and the return value in the results hash by socket cookie. */
+ * RFC's program inserts the socket into a rendezvous sockhash, looks up
+ * its peer and calls bpf_sock_splice_pair(peer, skops); the module's
+ * calls bpf_tcp_splice_pair(skops). Each records the stage it reached and
+ * the return value in the results hash by socket cookie. */
 static struct {
 	int prog_fd, rendezvous_fd, results_fd, cg_fd;
 	uint32_t kfunc_id;
 	char cg_dir[3100], cg_orig[3000];
 } pairing = { .prog_fd = -1, .rendezvous_fd = -1, .results_fd = -1, .cg_fd = -1 };
 
-/* btf_func_id returns the BTF type id of function name in the BTF file
- * path (/sys/kernel/btf/vmlinux), or 0. */
-uint32_t btf_func_id(const char *path, const char *name)
+/* btf_types walks the BTF file path: with name, it returns the type id of
+ * the function so named, or 0; base is vmlinux's BTF for a module's split
+ * BTF, whose ids go on from vmlinux's and whose string offsets past
+ * vmlinux's strings are its own (NULL for vmlinux). It returns the number
+ * of types and the length of the strings in *ntypes and *strlen. */
+uint32_t btf_types(const char *path, const char *name, const uint32_t base[2], uint32_t *ntypes, uint32_t *strlen_)
 {
 	FILE *f = fopen(path, "re");
 	if (!f)
@@ -939,7 +955,7 @@ uint32_t btf_func_id(const char *path, const char *name)
 		if ((len += n) == cap && !(b = realloc(b, cap *= 2)))
 			die("out of memory");
 	fclose(f);
-	uint32_t id = 0, found = 0;
+	uint32_t id = base ? base[0] : 0, found = 0, stroff = base ? base[1] : 0;
 	struct { uint16_t magic; uint8_t version, flags; uint32_t hdr_len, type_off, type_len, str_off, str_len; } h;
 	if (len < sizeof(h))
 		goto out;
@@ -949,7 +965,7 @@ uint32_t btf_func_id(const char *path, const char *name)
 	const unsigned char *types = b + h.hdr_len + h.type_off, *end = types + h.type_len;
 	const char *strs = (const char *)b + h.hdr_len + h.str_off;
 	/* The bytes each kind has after its struct btf_type (12 bytes). */
-	for (const unsigned char *p = types; p + 12 <= end && !found;) {
+	for (const unsigned char *p = types; p + 12 <= end;) {
 		uint32_t name_off, info;
 		memcpy(&name_off, p, 4);
 		memcpy(&info, p + 4, 4);
@@ -961,13 +977,48 @@ uint32_t btf_func_id(const char *path, const char *name)
 		case 4: case 5: case 15: case 19: extra = 12 * vlen; break; /* STRUCT, UNION, DATASEC, ENUM64 */
 		case 6: case 13: extra = 8 * vlen; break;             /* ENUM, FUNC_PROTO */
 		}
-		if (kind == 12 && name_off < h.str_len && strcmp(strs + name_off, name) == 0) /* FUNC */
+		if (name && !found && kind == 12 && name_off >= stroff && name_off - stroff < h.str_len && /* FUNC */
+		    strcmp(strs + (name_off - stroff), name) == 0)
 			found = id;
 		p += 12 + extra;
 	}
+	*ntypes = id;
+	*strlen_ = stroff + h.str_len;
 out:
 	free(b);
 	return found;
+}
+
+/* module_btf_fd returns an fd of the BTF object of kernel module name, or
+ * -1 (BPF_BTF_GET_NEXT_ID, BPF_BTF_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD). */
+int module_btf_fd(const char *name)
+{
+	union bpf_attr a;
+	uint32_t id = 0;
+	for (;;) {
+		memset(&a, 0, sizeof(a));
+		a.start_id = id;
+		if (bpf(BPF_BTF_GET_NEXT_ID, &a) < 0)
+			return -1;
+		id = a.next_id;
+		memset(&a, 0, sizeof(a));
+		a.btf_id = id;
+		int fd = bpf(BPF_BTF_GET_FD_BY_ID, &a);
+		if (fd < 0)
+			continue;
+		char got[64] = "";
+		struct bpf_btf_info info;
+		memset(&info, 0, sizeof(info));
+		info.name = (uintptr_t)got;
+		info.name_len = sizeof(got);
+		memset(&a, 0, sizeof(a));
+		a.info.bpf_fd = fd;
+		a.info.info_len = sizeof(info);
+		a.info.info = (uintptr_t)&info;
+		if (bpf(BPF_OBJ_GET_INFO_BY_FD, &a) == 0 && strcmp(got, name) == 0)
+			return fd;
+		close(fd);
+	}
 }
 
 /* cgroup_move moves the whole process into the cgroup directory dir. */
@@ -1053,32 +1104,40 @@ int map_create(int type, int key, int value, int entries, const char *name)
 	return bpf(BPF_MAP_CREATE, &a);
 }
 
-/* pairing_setup loads and attaches the pairing program; id is the BTF id
- * of bpf_sock_splice_pair. */
-void pairing_setup(uint32_t id)
+/* pairing_setup loads and attaches pairing program kind; id is the BTF id
+ * of its kfunc, btf_fd the module BTF's fd (PAIR_MODULE) or -1. */
+void pairing_setup(int kind, uint32_t id, int btf_fd)
 {
+	const struct pairprog *pp = &pair_progs[kind];
 	pairing.results_fd = map_create(BPF_MAP_TYPE_HASH, 8, 8, 256, "repro_pairres");
-	pairing.rendezvous_fd = map_create(BPF_MAP_TYPE_SOCKHASH, 16, 4, 256, "repro_rendez");
-	if (pairing.results_fd < 0 || pairing.rendezvous_fd < 0)
+	if (kind == PAIR_RFC)
+		pairing.rendezvous_fd = map_create(BPF_MAP_TYPE_SOCKHASH, 16, 4, 256, "repro_rendez");
+	if (pairing.results_fd < 0 || (kind == PAIR_RFC && pairing.rendezvous_fd < 0))
 		die("pairing maps: %s", strerror(errno));
-	struct bpf_insn insns[NPAIR];
-	memcpy(insns, pair_prog, sizeof(insns));
-	for (unsigned i = 0; i < sizeof(pair_holes) / sizeof(pair_holes[0]); i++)
-		insns[pair_holes[i].insn].imm = pair_holes[i].what == HOLE_RENDEZVOUS ? pairing.rendezvous_fd
-						: pair_holes[i].what == HOLE_RESULTS  ? pairing.results_fd
-										     : (int)id;
+	struct bpf_insn *insns = xcalloc(pp->n, sizeof(*insns));
+	memcpy(insns, pp->insns, pp->n * sizeof(*insns));
+	for (int i = 0; i < pp->nholes; i++)
+		insns[pp->holes[i].insn].imm = pp->holes[i].what == HOLE_RENDEZVOUS ? pairing.rendezvous_fd
+					       : pp->holes[i].what == HOLE_RESULTS  ? pairing.results_fd
+										    : (int)id;
+	int fd_array[2] = { 0, btf_fd };
 	static char log[65536];
 	union bpf_attr a;
 	memset(&a, 0, sizeof(a));
 	a.prog_type = BPF_PROG_TYPE_SOCK_OPS;
 	a.expected_attach_type = BPF_CGROUP_SOCK_OPS;
 	a.insns = (uintptr_t)insns;
-	a.insn_cnt = NPAIR;
+	a.insn_cnt = pp->n;
 	a.license = (uintptr_t) "GPL";
+	if (btf_fd >= 0)
+		a.fd_array = (uintptr_t)fd_array;
 	a.log_buf = (uintptr_t)log, a.log_size = sizeof(log), a.log_level = 1;
 	snprintf(a.prog_name, sizeof(a.prog_name), "repro_pair");
 	if ((pairing.prog_fd = bpf(BPF_PROG_LOAD, &a)) < 0)
 		die("load the pairing program: %s\n%s", strerror(errno), log);
+	free(insns);
+	if (btf_fd >= 0)
+		close(btf_fd);
 	cgroup_paths(pairing.cg_orig, sizeof(pairing.cg_orig));
 	/* Leftovers of killed reproducers: rmdir fails on one in use. */
 	DIR *d = opendir(pairing.cg_orig);
@@ -1644,7 +1703,13 @@ struct result do_errqueue(const struct op *o)
 	int got = 0;
 	for (long long i = 0; i < o->size; i++) {
 		union { char buf[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))]; struct cmsghdr align; } u;
-		struct msghdr m = { .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+		/* One byte of normal data asked for, as Go's unix.Recvmsg does on a
+		 * stream socket when it wants only control data: a reader that
+		 * returns at once for a zero-length read (the tcp_splice module's)
+		 * then answers as for the kernel backend. */
+		char dummy;
+		struct iovec iov = { &dummy, 1 };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
 		ssize_t n;
 		while ((n = recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT)) < 0 && errno == EINTR)
 			;
@@ -1658,7 +1723,7 @@ struct result do_errqueue(const struct op *o)
 			    (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
 				ee = (struct sock_extended_err *)CMSG_DATA(c);
 		if (!ee)
-			die("line %d: errqueue: a message without a sock_extended_err", o->line);
+			return r_fail(EIO); /* as the kernel backend: a message without one */
 		char one[128];
 		if (ee->ee_origin == SO_EE_ORIGIN_ZEROCOPY && ee->ee_errno == 0) {
 			int k = snprintf(one, sizeof(one), "[%u,%u]", ee->ee_info, ee->ee_data);
@@ -2051,11 +2116,18 @@ int main(void)
 	if (geteuid() != 0)
 		die("needs root (CAP_SYS_ADMIN for its network namespace, CAP_BPF and CAP_NET_ADMIN for sockmaps)");
 	if (uses_pair) {
-		uint32_t id = btf_func_id("/sys/kernel/btf/vmlinux", "bpf_sock_splice_pair");
-		if (id)
-			pairing_setup(id);
-		else if (btf_func_id("/sys/kernel/btf/tcp_splice", "bpf_tcp_splice_pair"))
-			die("this kernel pairs through the tcp_splice module's kfunc, which the C reproducer does not call yet (splicecheck run --backend kernel does)");
+		/* As kernelshim's detectPair: the RFC's kfunc in vmlinux, else
+		 * the tcp_splice module's in its split BTF, else none. */
+		uint32_t base[2] = { 0, 0 }, id;
+		id = btf_types("/sys/kernel/btf/vmlinux", "bpf_sock_splice_pair", NULL, &base[0], &base[1]);
+		if (id) {
+			pairing_setup(PAIR_RFC, id, -1);
+		} else if (base[0] && (id = btf_types("/sys/kernel/btf/tcp_splice", "bpf_tcp_splice_pair", base, &(uint32_t){ 0 }, &(uint32_t){ 0 }))) {
+			int fd = module_btf_fd("tcp_splice");
+			if (fd < 0)
+				die("the BTF object of module tcp_splice: %s", strerror(errno));
+			pairing_setup(PAIR_MODULE, id, fd);
+		}
 	}
 	netns_up();
 	pattern_buf = xcalloc(PATTERN_CHUNK + 251, 1);
