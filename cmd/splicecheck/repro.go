@@ -106,28 +106,20 @@ func (cr *checkReport) writeCompanions(ctx context.Context) {
 // records them. A reproducer that cannot be written is reported on
 // stderr and skipped: the counterexample stands without it.
 func (cr *checkReport) writeReproducers() {
-	for _, o := range cr.outs {
-		for _, ce := range []struct {
-			file string
-			text []byte
-		}{{o.File, o.FileText}, {o.InFlightFile, o.InFlightText}} {
-			if ce.file == "" {
-				continue
-			}
-			c := strings.TrimSuffix(ce.file, ".trace") + ".c"
-			err := writeReproducer(ce.file, ce.text, c)
-			if errors.Is(err, repro.ErrUnsupported) {
-				continue
-			}
-			if err != nil {
-				fmt.Fprintf(cr.e.stderr, "splicecheck: no reproducer of %s: %s\n", ce.file, oneLine(err.Error()))
-				continue
-			}
-			if cr.reproducers == nil {
-				cr.reproducers = map[string]string{}
-			}
-			cr.reproducers[ce.file] = c
+	for _, ce := range cr.counterexamples() {
+		c := strings.TrimSuffix(ce.file, ".trace") + ".c"
+		err := writeReproducer(ce.file, ce.text, c)
+		if errors.Is(err, repro.ErrUnsupported) {
+			continue
 		}
+		if err != nil {
+			fmt.Fprintf(cr.e.stderr, "splicecheck: no reproducer of %s: %s\n", ce.file, oneLine(err.Error()))
+			continue
+		}
+		if cr.reproducers == nil {
+			cr.reproducers = map[string]string{}
+		}
+		cr.reproducers[ce.file] = c
 	}
 }
 

@@ -76,29 +76,43 @@ func (cr *checkReport) writeTimelines(ctx context.Context) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx) // after an interrupt too: the counterexamples are written
+	for _, ce := range cr.counterexamples() {
+		html := timelineName(ce.file)
+		rctx, cancel := context.WithTimeout(ctx, timelineBudget)
+		err := cr.counterexampleTimeline(rctx, ce.file, ce.text, ce.v, html)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(cr.e.stderr, "splicecheck: no timeline of %s: %s\n", ce.file, oneLine(err.Error()))
+			continue
+		}
+		if cr.timelines == nil {
+			cr.timelines = map[string]string{}
+		}
+		cr.timelines[ce.file] = html
+	}
+}
+
+// counterexampleFile is one counterexample file a campaign wrote: its
+// name, its text and, for a cell's own counterexample, its violation
+// (nil for the in-flight form).
+type counterexampleFile struct {
+	file string
+	text []byte
+	v    *fuzz.Violation
+}
+
+// counterexamples lists the counterexample files the campaign wrote, in
+// the order of its cells: each cell's, then its in-flight form's.
+func (cr *checkReport) counterexamples() []counterexampleFile {
+	var out []counterexampleFile
 	for _, o := range cr.outs {
-		for _, ce := range []struct {
-			file string
-			text []byte
-			v    *fuzz.Violation
-		}{{o.File, o.FileText, o.Violation}, {o.InFlightFile, o.InFlightText, nil}} {
-			if ce.file == "" {
-				continue
+		for _, ce := range []counterexampleFile{{o.File, o.FileText, o.Violation}, {o.InFlightFile, o.InFlightText, nil}} {
+			if ce.file != "" {
+				out = append(out, ce)
 			}
-			html := timelineName(ce.file)
-			rctx, cancel := context.WithTimeout(ctx, timelineBudget)
-			err := cr.counterexampleTimeline(rctx, ce.file, ce.text, ce.v, html)
-			cancel()
-			if err != nil {
-				fmt.Fprintf(cr.e.stderr, "splicecheck: no timeline of %s: %s\n", ce.file, oneLine(err.Error()))
-				continue
-			}
-			if cr.timelines == nil {
-				cr.timelines = map[string]string{}
-			}
-			cr.timelines[ce.file] = html
 		}
 	}
+	return out
 }
 
 // counterexampleTimeline replays the counterexample file (its text)

@@ -887,6 +887,17 @@ void guard_end(struct thr *t)
 	pthread_mutex_unlock(&mu);
 }
 
+/* close_pipe_locked closes socket s's splice pipe; the next splice or
+ * pipe op makes a new one. Caller holds mu. */
+void close_pipe_locked(struct sock *s)
+{
+	if (s->pipe_r >= 0) {
+		close(s->pipe_r);
+		close(s->pipe_w);
+	}
+	s->pipe_r = s->pipe_w = -1;
+}
+
 /* abort_step runs step k of the abort of thread t's op (the runner timed
  * it out); it returns whether there is a later step. Caller holds mu. */
 int abort_step_locked(struct thr *t, int k)
@@ -903,14 +914,9 @@ int abort_step_locked(struct thr *t, int k)
 			shutdown(t->dupfd, k == 0 ? SHUT_RD : SHUT_RDWR);
 		return k == 0;
 	case K_SPLICE:
-		if (k == 1) {
-			struct sock *s = &socks[o->a];
-			if (s->pipe_r >= 0) {
-				close(s->pipe_r);
-				close(s->pipe_w);
-			}
-			s->pipe_r = s->pipe_w = -1;
-		} else if (t->dupfd >= 0) {
+		if (k == 1)
+			close_pipe_locked(&socks[o->a]); /* a splice waiting for pipe space gets -EPIPE */
+		else if (t->dupfd >= 0) {
 			shutdown(t->dupfd, k == 0 ? SHUT_RD : SHUT_RDWR);
 		}
 		return k < 2;
@@ -1611,11 +1617,7 @@ int close_sock_locked(struct sock *s, int rst)
 			err = errno;
 		s->fd = -1;
 	}
-	if (s->pipe_r >= 0) {
-		close(s->pipe_r);
-		close(s->pipe_w);
-		s->pipe_r = s->pipe_w = -1;
-	}
+	close_pipe_locked(s);
 	return err;
 }
 
